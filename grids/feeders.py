@@ -1,0 +1,293 @@
+"""Embedded feeders, loading pandapower nets from files, and feeder validation.
+
+Embedded feeders come from :mod:`pandapower.networks`:
+
+* ``case33bw`` -- IEEE 33-bus radial feeder of Baran & Wu (1989), 12.66 kV.
+* ``cigre_mv`` -- CIGRE MV benchmark (Task Force C6.04.02, 2014) without DER, switches as given.
+* ``mv_oberrhein`` -- 179-bus MV grid of the Oberrhein region (pandapower), switches as given.
+
+Files are read as pandapower JSON only; the JSON is checked before decoding so that it can only
+instantiate pandas/numpy/pandapower/shapely objects (never pickles, never arbitrary classes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from grids.errors import FeederError, check_problems
+
+DEFAULT_FEEDER = "case33bw"
+
+_SAFE_JSON_MODULE_PREFIXES = ("pandapower", "pandas", "numpy", "builtins", "shapely", "geopandas")
+
+
+def _case33bw():
+    import pandapower.networks as pn
+
+    return pn.case33bw()
+
+
+def _cigre_mv():
+    import pandapower.networks as pn
+
+    return pn.create_cigre_network_mv(with_der=False)
+
+
+def _mv_oberrhein():
+    import pandapower.networks as pn
+
+    return pn.mv_oberrhein()
+
+
+@dataclass(frozen=True)
+class EmbeddedFeeder:
+    """An embedded feeder: its name, a one-line description and the factory that builds it."""
+
+    name: str
+    description: str
+    factory: Callable
+
+
+EMBEDDED_FEEDERS: dict[str, EmbeddedFeeder] = {
+    f.name: f
+    for f in (
+        EmbeddedFeeder(
+            "case33bw", "IEEE 33-bus radial feeder (Baran & Wu 1989), 12.66 kV", _case33bw
+        ),
+        EmbeddedFeeder(
+            "cigre_mv", "CIGRE MV benchmark without DER (CIGRE TF C6.04.02), 20 kV", _cigre_mv
+        ),
+        EmbeddedFeeder(
+            "mv_oberrhein", "Oberrhein MV grid, 179 buses, two substations, 20 kV", _mv_oberrhein
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class FeederInfo:
+    """Element counts of a feeder, as listed by ``v2g-cosim feeders``."""
+
+    name: str
+    description: str
+    n_bus: int
+    n_line: int
+    n_trafo: int
+    n_load: int
+    n_sgen: int
+    n_ext_grid: int
+    radial: bool
+
+
+def feeder_names() -> list[str]:
+    """Names of the embedded feeders."""
+    return list(EMBEDDED_FEEDERS)
+
+
+def _check_json_is_safe(path: Path, text: str) -> None:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise FeederError(
+            f"{path}: not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}"
+        ) from None
+    bad: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            module = node.get("_module")
+            if isinstance(module, str) and not module.startswith(_SAFE_JSON_MODULE_PREFIXES):
+                bad.add(module)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+        elif isinstance(node, str) and node.startswith("{") and '"_module"' in node:
+            with contextlib.suppress(json.JSONDecodeError):
+                walk(json.loads(node))
+
+    walk(document)
+    if bad:
+        raise FeederError(
+            f"{path}: refusing to load a pandapower JSON that would instantiate objects from "
+            f"untrusted modules: {', '.join(sorted(bad))}"
+        )
+
+
+def load_feeder(name_or_path: str | Path, *, require_radial: bool = False, validate: bool = True):
+    """Load an embedded feeder by name, or a pandapower JSON file by path.
+
+    Parameters
+    ----------
+    name_or_path : str or path
+        An embedded feeder name (see :func:`feeder_names`) or a path to a pandapower JSON file.
+    require_radial : bool, keyword-only
+        Also require a radial topology (for LinDistFlow and other radial methods).
+    validate : bool, keyword-only
+        Run :func:`validate_feeder` (default). Every problem is reported at once.
+
+    Returns
+    -------
+    pandapowerNet
+
+    Raises
+    ------
+    FeederError
+        Unknown name, missing or unreadable file, or a feeder that fails validation.
+    """
+    key = str(name_or_path)
+    if key in EMBEDDED_FEEDERS:
+        net = EMBEDDED_FEEDERS[key].factory()
+        net.name = key
+    else:
+        path = Path(key)
+        if path.suffix.lower() in {".p", ".pkl", ".pickle"}:
+            raise FeederError(
+                f"{path}: pickle files are never loaded (they can run arbitrary code); "
+                "save the net with pandapower.to_json and pass the .json file"
+            )
+        if not path.exists():
+            raise FeederError(
+                f"feeder {key!r} is neither an embedded feeder "
+                f"({', '.join(feeder_names())}) nor an existing pandapower JSON file"
+            )
+        if path.suffix.lower() != ".json":
+            raise FeederError(
+                f"{path}: expected a pandapower JSON file (.json), got {path.suffix!r}"
+            )
+        text = path.read_text(encoding="utf-8")
+        _check_json_is_safe(path, text)
+        import pandapower as pp
+
+        try:
+            net = pp.from_json_string(text)
+        except Exception as error:  # pandapower raises many types for malformed nets
+            raise FeederError(f"{path}: not a readable pandapower net: {error}") from None
+        if not net.name:
+            net.name = path.stem
+    if validate:
+        validate_feeder(net, require_radial=require_radial, label=str(net.name or key))
+    return net
+
+
+def topology_graph(net) -> nx.Graph:
+    """Undirected graph of in-service buses and branches, respecting open switches.
+
+    Parallel branches become one edge with attribute ``n_parallel`` so that meshing through
+    parallel lines is still visible to :func:`is_radial`.
+    """
+    import pandapower.topology as top
+
+    multigraph = top.create_nxgraph(net, respect_switches=True, include_out_of_service=False)
+    graph = nx.Graph()
+    graph.add_nodes_from(multigraph.nodes)
+    for u, v in multigraph.edges():
+        if graph.has_edge(u, v):
+            graph[u][v]["n_parallel"] += 1
+        else:
+            graph.add_edge(u, v, n_parallel=1)
+    return graph
+
+
+def is_radial(net) -> bool:
+    """True if the in-service topology (open switches respected) has no loop."""
+    graph = topology_graph(net)
+    if any(d["n_parallel"] > 1 for _, _, d in graph.edges(data=True)):
+        return False
+    return nx.is_forest(graph)
+
+
+def _bad_values(table, column: str, *, allow_zero: bool) -> list[tuple[int, float]]:
+    if column not in table or len(table) == 0:
+        return []
+    values = table[column].to_numpy(dtype=float)
+    bad = np.isnan(values) | (values < 0 if allow_zero else values <= 0)
+    return [(int(i), float(v)) for i, v in zip(table.index[bad], values[bad], strict=True)]
+
+
+def validate_feeder(net, *, require_radial: bool = False, label: str = "feeder") -> None:
+    """Check a pandapower net and raise one :class:`FeederError` listing every problem.
+
+    Checks: at least one in-service external grid; no in-service bus without a path to an
+    external grid (isolated); line ratings and impedances and transformer ratings finite and
+    positive; loads finite; and, if ``require_radial``, a radial topology.
+    """
+    problems: list[str] = []
+    if len(net.bus) == 0:
+        problems.append("the net has no buses")
+    ext = net.ext_grid[net.ext_grid.in_service] if len(net.ext_grid) else net.ext_grid
+    if len(ext) == 0:
+        problems.append("no in-service external grid (ext_grid): nothing sets the slack voltage")
+    for column, allow_zero in (
+        ("max_i_ka", False),
+        ("r_ohm_per_km", True),
+        ("x_ohm_per_km", True),
+        ("length_km", False),
+    ):
+        for idx, value in _bad_values(net.line, column, allow_zero=allow_zero):
+            expected = ">= 0" if allow_zero else "> 0"
+            problems.append(f"line {idx}: {column} = {value} (expected a finite value {expected})")
+    for column in ("sn_mva", "vk_percent"):
+        for idx, value in _bad_values(net.trafo, column, allow_zero=False):
+            problems.append(f"trafo {idx}: {column} = {value} (expected a finite value > 0)")
+    for table_name in ("load", "sgen"):
+        table = net[table_name]
+        for column in ("p_mw", "q_mvar"):
+            if column in table and len(table):
+                values = table[column].to_numpy(dtype=float)
+                for idx in table.index[~np.isfinite(values)]:
+                    problems.append(f"{table_name} {idx}: {column} is NaN or infinite")
+    if len(ext) and len(net.bus):
+        graph = topology_graph(net)
+        in_service = set(net.bus.index[net.bus.in_service])
+        supplied: set = set()
+        for slack in ext.bus:
+            if slack in graph:
+                supplied |= nx.node_connected_component(graph, slack)
+        isolated = sorted(in_service - supplied)
+        if isolated:
+            shown = ", ".join(str(b) for b in isolated[:20])
+            more = f" and {len(isolated) - 20} more" if len(isolated) > 20 else ""
+            problems.append(
+                f"{len(isolated)} in-service bus(es) have no path to an external grid "
+                f"(isolated): {shown}{more}"
+            )
+        if require_radial and not is_radial(net):
+            cycles = nx.cycle_basis(graph)
+            detail = f"; e.g. loop through buses {sorted(cycles[0])}" if cycles else ""
+            problems.append(
+                "topology is not radial (a radial method was asked for): "
+                f"{len(cycles)} independent loop(s){detail}"
+            )
+    check_problems(problems, FeederError, f"{label}: invalid feeder")
+
+
+def feeder_info(name: str) -> FeederInfo:
+    """Element counts of an embedded feeder."""
+    net = load_feeder(name, validate=False)
+    return FeederInfo(
+        name=name,
+        description=EMBEDDED_FEEDERS[name].description,
+        n_bus=len(net.bus),
+        n_line=int(net.line.in_service.sum()),
+        n_trafo=len(net.trafo),
+        n_load=len(net.load),
+        n_sgen=len(net.sgen),
+        n_ext_grid=len(net.ext_grid),
+        radial=is_radial(net),
+    )
+
+
+def nominal_voltage_kv(net) -> float:
+    """Nominal voltage of the bus that most loads connect to [kV] (for reporting)."""
+    if len(net.load):
+        return float(net.bus.vn_kv.loc[net.load.bus].mode().iloc[0])
+    return float(net.bus.vn_kv.max())

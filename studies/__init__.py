@@ -1,0 +1,1 @@
+"""Study drivers (hosting capacity, contingencies, black start, resilience, sweeps) and reports."""
