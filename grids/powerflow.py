@@ -1,17 +1,33 @@
-"""AC power flow: pandapower ``runpp`` as the reference.
+"""AC power flow: pandapower ``runpp`` as the reference, and a fast batched path.
 
-(The fast batched path is added by the foundation work; this module is its one home.)
+:class:`ACPowerFlow` builds the bus admittance matrix of a pandapower net once (from
+pandapower's own internal model, so transformer taps and phase shifts, line charging, shunts,
+open line switches and fused bus-bus switches are modelled exactly as ``runpp`` models them)
+and then solves many injection scenarios in one call:
+
+1. a *chord* Newton stage for the whole batch at once: the Jacobian is factorized once (sparse
+   LU at the base solution) and every iteration is one sparse matrix product and one
+   triangular solve with all scenarios as right-hand sides;
+2. a full Newton-Raphson stage (fresh Jacobian every iteration) for the few scenarios the chord
+   stage did not bring under the tolerance.
+
+Both stages stop on the same mismatch criterion, so the result is the Newton-Raphson solution
+to ``tolerance_mva`` whichever stage finished it. See ``docs/powerflow.md``.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
-from grids.errors import ConvergenceError, ScenarioError, check_problems
+from grids.errors import ConvergenceError, FeederError, ScenarioError, check_problems
 from grids.feeders import load_feeder
 
 
@@ -45,16 +61,540 @@ def prepare_net(
     return net
 
 
+_RUNPP_OPTIONS = {"calculate_voltage_angles": True, "tolerance_mva": 1e-9, "max_iteration": 50}
+
+
 def run_reference(net) -> None:
     """Run pandapower's ``runpp`` (the reference); raise :class:`ConvergenceError` on failure."""
     import pandapower as pp
 
     try:
-        pp.runpp(net, calculate_voltage_angles=True, tolerance_mva=1e-9, max_iteration=50)
+        pp.runpp(net, **_RUNPP_OPTIONS)
     except pp.LoadflowNotConverged:
         raise ConvergenceError(
             f"{net.name or 'feeder'}: pandapower runpp did not converge"
         ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Fast batched AC power flow
+# --------------------------------------------------------------------------------------------
+
+# Elements whose steady-state model the fast path does not reproduce (runpp would treat them
+# with extra internal buses, controllers or voltage-dependent terms).
+_UNSUPPORTED_TABLES = (
+    "trafo3w",
+    "xward",
+    "dcline",
+    "svc",
+    "ssc",
+    "tcsc",
+    "vsc",
+    "motor",
+    "asymmetric_load",
+    "asymmetric_sgen",
+)
+_ZIP_COLUMNS = ("const_z_p_percent", "const_z_q_percent", "const_i_p_percent", "const_i_q_percent")
+
+# pandapower/pypower column indices in the internal bus and branch tables
+_BUS_VM, _BUS_VA, _BUS_BASE_KV = 7, 8, 9
+_BR_F_BUS, _BR_T_BUS = 0, 1
+
+
+@dataclass
+class ACResult:
+    """Results of a batch of AC power flows; every array has the scenario axis first.
+
+    Arrays over buses follow :attr:`ACPowerFlow.bus` (pandapower ``net.bus.index`` order);
+    over lines/transformers :attr:`ACPowerFlow.line` / :attr:`ACPowerFlow.trafo`. A batch
+    call always returns 2-D arrays ``(n_scenarios, ...)``, also for a single 1-D scenario.
+    Scenarios that did not converge hold NaN in every result array except ``converged``,
+    ``iterations``, ``worst_bus`` and ``max_mismatch_mva``.
+
+    Attributes
+    ----------
+    vm_pu : ndarray (S, n_bus)
+        Voltage magnitude [pu]; NaN for buses not connected to any slack.
+    va_degree : ndarray (S, n_bus)
+        Voltage angle [degree] (transformer phase shifts included, as ``runpp`` with
+        ``calculate_voltage_angles=True``).
+    converged : ndarray (S,) of bool
+    iterations : ndarray (S,) of int
+        Newton updates (chord and full) used.
+    p_loss_mw, q_loss_mvar : ndarray (S,)
+        Series losses of all lines and transformers [MW, Mvar]; same definition as
+        pandapower's ``res_line.pl_mw.sum() + res_trafo.pl_mw.sum()``.
+    p_slack_mw, q_slack_mvar : ndarray (S,)
+        Total power supplied by the external grids [MW, Mvar] (generator convention).
+    line_loading_percent : ndarray (S, n_line)
+        ``max(i_from_ka, i_to_ka) / (max_i_ka * df * parallel) * 100``.
+    trafo_loading_percent : ndarray (S, n_trafo)
+        ``max(i_hv_ka * vn_hv_kv, i_lv_ka * vn_lv_kv) * sqrt(3) / (sn_mva * df * parallel) * 100``.
+    worst_bus : ndarray (S,) of int
+        pandapower bus with the largest power mismatch at the last iteration.
+    max_mismatch_mva : ndarray (S,)
+        Largest power mismatch at the last iteration [MW or Mvar].
+    """
+
+    vm_pu: np.ndarray
+    va_degree: np.ndarray
+    converged: np.ndarray
+    iterations: np.ndarray
+    p_loss_mw: np.ndarray
+    q_loss_mvar: np.ndarray
+    p_slack_mw: np.ndarray
+    q_slack_mvar: np.ndarray
+    line_loading_percent: np.ndarray
+    trafo_loading_percent: np.ndarray
+    worst_bus: np.ndarray
+    max_mismatch_mva: np.ndarray
+
+    def failed(self) -> np.ndarray:
+        """Indices of the scenarios that did not converge."""
+        return np.flatnonzero(~self.converged)
+
+    def raise_if_failed(self, *, label: str = "AC power flow") -> None:
+        """Raise :class:`ConvergenceError` naming the first failed scenario and its worst bus."""
+        failed = self.failed()
+        if len(failed) == 0:
+            return
+        first = int(failed[0])
+        bus = int(self.worst_bus[first])
+        mismatch = float(self.max_mismatch_mva[first])
+        others = f" ({len(failed)} of {len(self.converged)} scenarios failed)"
+        raise ConvergenceError(
+            f"{label} did not converge for scenario {first}: largest mismatch "
+            f"{mismatch:.3g} MVA at bus {bus}{others}",
+            index=first,
+            worst_bus=bus,
+            max_mismatch=mismatch,
+        )
+
+
+def _check_supported(net) -> None:
+    problems = []
+    for table in _UNSUPPORTED_TABLES:
+        if table in net and len(net[table]) and net[table]["in_service"].any():
+            problems.append(f"{table}: in-service elements are not supported by the fast path")
+    if len(net.load):
+        for column in _ZIP_COLUMNS:
+            if column in net.load and (net.load[column].fillna(0) != 0).any():
+                problems.append(
+                    f"load.{column}: voltage-dependent loads are not supported by the fast path"
+                )
+    check_problems(problems, FeederError, f"{net.name or 'feeder'}: cannot build ACPowerFlow")
+
+
+def _element_injection(net, table: str, sign: float, *, p_col="p_mw", q_col="q_mvar"):
+    """(bus, p, q) of the in-service elements of one table, injection-positive."""
+    df = net.get(table, None)
+    if df is None or len(df) == 0:
+        return None
+    df = df[df["in_service"].astype(bool)]
+    scaling = df["scaling"].to_numpy(float) if "scaling" in df else np.ones(len(df))
+    p = sign * df[p_col].to_numpy(float) * scaling
+    q = sign * df[q_col].to_numpy(float) * scaling if q_col else np.zeros(len(df))
+    return df["bus"].to_numpy(int), p, q
+
+
+class ACPowerFlow:
+    """Fast AC power flow for many injection scenarios on one feeder.
+
+    Parameters
+    ----------
+    net : pandapowerNet
+        The feeder. Its admittance matrix, slack and PV buses are taken from pandapower's
+        internal model built by one ``runpp`` call on a copy of the net.
+    tolerance_mva : float, keyword-only
+        Convergence when every bus power mismatch is below this [MVA].
+    max_iteration : int, keyword-only
+        Maximum number of full Newton-Raphson iterations per scenario (after the chord stage).
+
+    Notes
+    -----
+    Unknowns are the voltage angles of PV and PQ buses and the magnitudes of PQ buses; the
+    mismatch is ``F = S_calc(V) - S_spec`` with ``S_calc = V * conj(Ybus V)`` (polar form).
+    Generators (PV buses) keep their voltage set-point without reactive limits, as ``runpp``
+    does by default. Constant-power loads only.
+
+    References
+    ----------
+    L. Thurner et al., "pandapower - an open-source Python tool for convenient modeling,
+    analysis, and optimization of electric power systems", IEEE Trans. Power Syst. 33(6),
+    2018. W. F. Tinney, C. E. Hart, "Power flow solution by Newton's method", IEEE Trans. PAS
+    86(11), 1967.
+    """
+
+    #: chord iterations before the remaining scenarios go to full Newton-Raphson
+    max_chord_iteration: int = 25
+    #: scenarios per chunk (bounds memory for very large batches)
+    chunk_size: int = 4096
+
+    def __init__(self, net, *, tolerance_mva: float = 1e-9, max_iteration: int = 30) -> None:
+        import pandapower as pp
+
+        problems = []
+        if not (math.isfinite(tolerance_mva) and tolerance_mva > 0):
+            problems.append(f"tolerance_mva: {tolerance_mva} (expected a finite number > 0)")
+        if int(max_iteration) < 1:
+            problems.append(f"max_iteration: {max_iteration} (expected >= 1)")
+        check_problems(problems, ScenarioError, "invalid ACPowerFlow arguments")
+        _check_supported(net)
+        self.name = str(net.name or "feeder")
+        self.tolerance_mva = float(tolerance_mva)
+        self.max_iteration = int(max_iteration)
+        self._net = net
+        work = copy.deepcopy(net)
+        try:
+            pp.runpp(work, **_RUNPP_OPTIONS)
+        except pp.LoadflowNotConverged:
+            # The admittance matrix does not depend on the injections: retry unloaded.
+            for table in ("load", "sgen", "storage"):
+                if len(work[table]):
+                    work[table]["scaling"] = 0.0
+            try:
+                pp.runpp(work, **_RUNPP_OPTIONS)
+            except pp.LoadflowNotConverged:
+                raise FeederError(
+                    f"{self.name}: pandapower could not solve even the unloaded feeder"
+                ) from None
+        self._build(net, work)
+
+    # ---- model -----------------------------------------------------------------------------
+    def _build(self, net, work) -> None:
+        ppci = work._ppc["internal"]
+        self.base_mva = float(ppci["baseMVA"])
+        self._ybus = sp.csr_matrix(ppci["Ybus"])
+        self._yf = sp.csr_matrix(ppci["Yf"])
+        self._yt = sp.csr_matrix(ppci["Yt"])
+        n_int = ppci["bus"].shape[0]
+        self._n_int = n_int
+        self._ref = np.asarray(ppci["ref"], dtype=int)
+        self._pv = np.asarray(ppci["pv"], dtype=int)
+        self._pq = np.asarray(ppci["pq"], dtype=int)
+        self._pvpq = np.r_[self._pv, self._pq]
+        self._v0 = np.asarray(ppci["V"], dtype=complex).copy()
+        self._base_kv = ppci["bus"][:, _BUS_BASE_KV].real.astype(float)
+        branch = ppci["branch"]
+        self._f_bus = branch[:, _BR_F_BUS].real.astype(int)
+        self._t_bus = branch[:, _BR_T_BUS].real.astype(int)
+
+        # pandapower bus -> internal bus (fused bus-bus switches share one internal bus;
+        # out-of-service or unsupplied buses have none)
+        self.bus = net.bus.index.to_numpy()
+        lookup = np.asarray(work._pd2ppc_lookups["bus"])
+        internal = np.full(len(self.bus), -1, dtype=int)
+        inside = self.bus < len(lookup)
+        internal[inside] = lookup[self.bus[inside]]
+        internal[(internal < 0) | (internal >= n_int)] = -1
+        internal[~net.bus.in_service.to_numpy(bool)] = -1
+        self._bus_internal = internal
+        connected = np.flatnonzero(internal >= 0)
+        self._connected = connected
+        # aggregation matrix (n_bus, n_int): S_int = S_bus @ C
+        self._aggregate = sp.csr_matrix(
+            (np.ones(len(connected)), (connected, internal[connected])),
+            shape=(len(self.bus), n_int),
+        )
+        self._is_slack_internal = np.zeros(n_int, dtype=bool)
+        self._is_slack_internal[self._ref] = True
+
+        # in-service branches: ppci branch k corresponds to the k-th in-service ppc branch
+        branch_is = np.asarray(ppci["branch_is"], dtype=bool)
+        position = np.cumsum(branch_is) - 1
+        ranges = work._pd2ppc_lookups["branch"]
+        self.line = np.array([], dtype=int)
+        self._line_rows = np.array([], dtype=int)
+        self._line_i_max_ka = np.array([])
+        if "line" in ranges:
+            f, t = ranges["line"]
+            mask = branch_is[f:t]
+            self.line = net.line.index.to_numpy()[mask]
+            self._line_rows = position[f:t][mask]
+            lines = net.line.loc[self.line]
+            self._line_i_max_ka = (
+                lines.max_i_ka.to_numpy(float)
+                * lines.df.to_numpy(float)
+                * lines.parallel.to_numpy(float)
+            )
+        self.trafo = np.array([], dtype=int)
+        self._trafo_rows = np.array([], dtype=int)
+        if "trafo" in ranges:
+            f, t = ranges["trafo"]
+            mask = branch_is[f:t]
+            self.trafo = net.trafo.index.to_numpy()[mask]
+            self._trafo_rows = position[f:t][mask]
+            trafos = net.trafo.loc[self.trafo]
+            self._trafo_vn_kv = np.c_[
+                trafos.vn_hv_kv.to_numpy(float), trafos.vn_lv_kv.to_numpy(float)
+            ]
+            self._trafo_rating_mva = (
+                trafos.sn_mva.to_numpy(float)
+                * trafos.df.to_numpy(float)
+                * trafos.parallel.to_numpy(float)
+            )
+            if work._options.get("trafo_loading", "current") == "power":
+                self._trafo_vn_kv = None  # loading from apparent power instead of current
+        self._series_rows = np.arange(branch.shape[0])
+
+        self._last_v: np.ndarray | None = None  # (S, n_int) previous solution, for warm starts
+        self._chord_lu = self._factorize_chord(self._v0)
+
+    def _factorize_chord(self, v: np.ndarray):
+        jacobian = self._jacobian(v)
+        return spla.splu(jacobian.tocsc())
+
+    def _jacobian(self, v: np.ndarray) -> sp.csr_matrix:
+        """Sparse Newton-Raphson Jacobian in polar form at voltage ``v`` (n_int,)."""
+        ybus = self._ybus
+        i_bus = ybus @ v
+        diag_v = sp.diags(v)
+        diag_i = sp.diags(i_bus)
+        diag_vnorm = sp.diags(v / np.abs(v))
+        ds_dvm = diag_v @ np.conj(ybus @ diag_vnorm) + np.conj(diag_i) @ diag_vnorm
+        ds_dva = 1j * diag_v @ np.conj(diag_i - ybus @ diag_v)
+        pvpq, pq = self._pvpq, self._pq
+        ds_dva = sp.csr_matrix(ds_dva)
+        ds_dvm = sp.csr_matrix(ds_dvm)
+        j11 = ds_dva[pvpq][:, pvpq].real
+        j12 = ds_dvm[pvpq][:, pq].real
+        j21 = ds_dva[pq][:, pvpq].imag
+        j22 = ds_dvm[pq][:, pq].imag
+        return sp.bmat([[j11, j12], [j21, j22]], format="csr")
+
+    # ---- injections -------------------------------------------------------------------------
+    def base_injection(self) -> tuple[np.ndarray, np.ndarray]:
+        """Net injection per bus from the net's own elements, as ``runpp`` sees them.
+
+        Returns
+        -------
+        p_mw, q_mvar : ndarray (n_bus,)
+            Loads and storages (consumption, times ``scaling``) count negative, static
+            generators and generators (active power only) positive, wards' constant-power
+            part negative [MW, Mvar].
+        """
+        net = self._net
+        position = {int(b): i for i, b in enumerate(self.bus)}
+        p = np.zeros(len(self.bus))
+        q = np.zeros(len(self.bus))
+        parts = [
+            _element_injection(net, "load", -1.0),
+            _element_injection(net, "sgen", 1.0),
+            _element_injection(net, "storage", -1.0),
+            _element_injection(net, "gen", 1.0, q_col=None),
+            _element_injection(net, "ward", -1.0, p_col="ps_mw", q_col="qs_mvar"),
+        ]
+        for part in parts:
+            if part is None:
+                continue
+            buses, p_el, q_el = part
+            rows = np.array([position[int(b)] for b in buses], dtype=int)
+            np.add.at(p, rows, p_el)
+            np.add.at(q, rows, q_el)
+        return p, q
+
+    def _check_injection(self, p_mw, q_mvar) -> tuple[np.ndarray, np.ndarray]:
+        p = np.asarray(p_mw, dtype=float)
+        q = np.asarray(q_mvar, dtype=float)
+        problems = []
+        n_bus = len(self.bus)
+        for name, arr in (("p_mw", p), ("q_mvar", q)):
+            if arr.ndim not in (1, 2) or arr.shape[-1] != n_bus:
+                problems.append(
+                    f"{name}: shape {arr.shape} (expected ({n_bus},) or (n_scenarios, {n_bus}))"
+                )
+            elif not np.all(np.isfinite(arr)):
+                bad = np.argwhere(~np.isfinite(np.atleast_2d(arr)))[0]
+                problems.append(
+                    f"{name}: scenario {bad[0]}, bus {self.bus[bad[1]]} is NaN or infinite"
+                )
+        if not problems and np.atleast_2d(p).shape != np.atleast_2d(q).shape:
+            problems.append(f"p_mw shape {p.shape} and q_mvar shape {q.shape} differ")
+        check_problems(problems, ScenarioError, f"{self.name}: invalid power-flow injections")
+        return np.atleast_2d(p), np.atleast_2d(q)
+
+    # ---- solve ------------------------------------------------------------------------------
+    def solve(self, p_mw, q_mvar, *, warm_start: bool = True) -> ACResult:
+        """Solve the AC power flow for one or many injection scenarios.
+
+        Parameters
+        ----------
+        p_mw, q_mvar : array_like (n_bus,) or (n_scenarios, n_bus)
+            TOTAL net injection per bus [MW, Mvar], injection positive (start from
+            :meth:`base_injection` to keep the net's own loads). Injections at slack buses
+            are balanced by the external grid; at PV buses the reactive power is free.
+        warm_start : bool, keyword-only
+            Start from the previous call's solution (per scenario if the batch size is the
+            same, else its last converged scenario, e.g. the previous time step); otherwise
+            from the base solution of the net.
+
+        Returns
+        -------
+        ACResult
+            Always 2-D ``(n_scenarios, ...)``. Never raises for non-convergence of single
+            scenarios: check ``converged`` or call :meth:`ACResult.raise_if_failed`.
+        """
+        p, q = self._check_injection(p_mw, q_mvar)
+        n_scen = p.shape[0]
+        s_spec = np.asarray((p + 1j * q) @ self._aggregate) / self.base_mva  # (S, n_int)
+        v_init = self._initial_voltage(n_scen, warm_start)
+        v = np.empty_like(s_spec)
+        converged = np.zeros(n_scen, dtype=bool)
+        iterations = np.zeros(n_scen, dtype=int)
+        mismatch = np.zeros((n_scen, self._n_int))
+        for start in range(0, n_scen, self.chunk_size):
+            chunk = slice(start, min(start + self.chunk_size, n_scen))
+            v[chunk], converged[chunk], iterations[chunk], mismatch[chunk] = self._solve_chunk(
+                s_spec[chunk], v_init[chunk]
+            )
+        self._remember(v, converged)
+        return self._results(v, s_spec, converged, iterations, mismatch)
+
+    def _initial_voltage(self, n_scen: int, warm_start: bool) -> np.ndarray:
+        last = self._last_v
+        if warm_start and last is not None:
+            if last.shape[0] == n_scen:
+                return last.copy()
+            return np.repeat(last[-1:], n_scen, axis=0)
+        return np.repeat(self._v0[None, :], n_scen, axis=0)
+
+    def _remember(self, v: np.ndarray, converged: np.ndarray) -> None:
+        if not converged.any():
+            return
+        remembered = v.copy()
+        # failed scenarios restart from the latest good solution next time
+        good = remembered[np.flatnonzero(converged)[-1]]
+        remembered[~converged] = good
+        self._last_v = remembered
+
+    def _mismatch(self, v: np.ndarray, s_spec: np.ndarray):
+        """Power mismatch per internal bus: (F vector (S, m), |mismatch| (S, n_int)) in pu."""
+        current = (self._ybus @ v.T).T
+        mis = v * np.conj(current) - s_spec
+        f = np.concatenate([mis.real[:, self._pvpq], mis.imag[:, self._pq]], axis=1)
+        per_bus = np.zeros(mis.shape)
+        per_bus[:, self._pvpq] = np.abs(mis.real[:, self._pvpq])
+        per_bus[:, self._pq] = np.maximum(per_bus[:, self._pq], np.abs(mis.imag[:, self._pq]))
+        return f, per_bus
+
+    def _update(self, v: np.ndarray, dx: np.ndarray) -> np.ndarray:
+        n_pvpq = len(self._pvpq)
+        va = np.angle(v)
+        vm = np.abs(v)
+        va[:, self._pvpq] -= dx[:, :n_pvpq]
+        vm[:, self._pq] -= dx[:, n_pvpq:]
+        return vm * np.exp(1j * va)
+
+    def _solve_chunk(self, s_spec: np.ndarray, v: np.ndarray):
+        tol_pu = self.tolerance_mva / self.base_mva
+        n_scen = s_spec.shape[0]
+        iterations = np.zeros(n_scen, dtype=int)
+        f, per_bus = self._mismatch(v, s_spec)
+        norm = np.max(np.abs(f), axis=1) if f.shape[1] else np.zeros(n_scen)
+        converged = norm < tol_pu
+        # stage 1: chord iterations, the whole batch at once with one factorized Jacobian
+        active = np.flatnonzero(~converged)
+        for _ in range(self.max_chord_iteration):
+            if len(active) == 0:
+                break
+            dx = self._chord_lu.solve(np.ascontiguousarray(f[active].T)).T
+            v_new = self._update(v[active], dx)
+            f_new, bus_new = self._mismatch(v_new, s_spec[active])
+            norm_new = np.max(np.abs(f_new), axis=1)
+            # keep the update only where it helped; scenarios that stall go to full Newton
+            better = np.isfinite(norm_new) & (norm_new < norm[active])
+            idx = active[better]
+            v[idx], f[idx], per_bus[idx], iterations[idx] = (
+                v_new[better],
+                f_new[better],
+                bus_new[better],
+                iterations[idx] + 1,
+            )
+            slow = better & (norm_new > 0.5 * norm[active])
+            norm[idx] = norm_new[better]
+            converged[idx] = norm_new[better] < tol_pu
+            keep = better & ~converged[active] & ~slow
+            active = active[keep]
+        # stage 2: full Newton-Raphson per remaining scenario (sparse LU each iteration)
+        for k in np.flatnonzero(~converged):
+            v[k], converged[k], its, per_bus[k] = self._newton(s_spec[k], v[k].copy(), tol_pu)
+            iterations[k] += its
+        return v, converged, iterations, per_bus
+
+    def _newton(self, s_spec: np.ndarray, v: np.ndarray, tol_pu: float):
+        f, per_bus = self._mismatch(v[None, :], s_spec[None, :])
+        best = (v.copy(), per_bus[0])
+        for iteration in range(1, self.max_iteration + 1):
+            try:
+                dx = spla.spsolve(self._jacobian(v).tocsc(), f[0])
+            except RuntimeError:  # singular Jacobian: voltage collapse
+                return best[0], False, iteration, best[1]
+            if not np.all(np.isfinite(dx)):
+                return best[0], False, iteration, best[1]
+            v = self._update(v[None, :], dx[None, :])[0]
+            f, per_bus = self._mismatch(v[None, :], s_spec[None, :])
+            norm = np.max(np.abs(f))
+            if not np.isfinite(norm):
+                return best[0], False, iteration, best[1]
+            best = (v.copy(), per_bus[0])
+            if norm < tol_pu:
+                return v, True, iteration, per_bus[0]
+        return best[0], False, self.max_iteration, best[1]
+
+    # ---- results ----------------------------------------------------------------------------
+    def _results(self, v, s_spec, converged, iterations, mismatch_pu) -> ACResult:
+        base = self.base_mva
+        n_scen = v.shape[0]
+        vc = np.where(converged[:, None], v, np.nan + 0j)
+        cols = self._bus_internal
+        vm_bus = np.full((n_scen, len(self.bus)), np.nan)
+        va_bus = np.full((n_scen, len(self.bus)), np.nan)
+        vm_bus[:, self._connected] = np.abs(vc[:, cols[self._connected]])
+        va_bus[:, self._connected] = np.degrees(np.angle(vc[:, cols[self._connected]]))
+
+        s_calc = vc * np.conj((self._ybus @ vc.T).T) * base
+        s_slack = (s_calc - s_spec * base)[:, self._ref].sum(axis=1)
+        s_from = vc[:, self._f_bus] * np.conj((self._yf @ vc.T).T) * base
+        s_to = vc[:, self._t_bus] * np.conj((self._yt @ vc.T).T) * base
+        s_loss = (s_from + s_to).sum(axis=1)
+
+        i_from_ka = np.abs(s_from) / (np.abs(vc[:, self._f_bus]) * self._base_kv[self._f_bus])
+        i_to_ka = np.abs(s_to) / (np.abs(vc[:, self._t_bus]) * self._base_kv[self._t_bus])
+        i_from_ka /= math.sqrt(3)
+        i_to_ka /= math.sqrt(3)
+        rows = self._line_rows
+        line_loading = (
+            np.maximum(i_from_ka[:, rows], i_to_ka[:, rows]) / self._line_i_max_ka * 100.0
+        )
+        rows = self._trafo_rows
+        if len(rows) and self._trafo_vn_kv is not None:
+            hv = i_from_ka[:, rows] * self._trafo_vn_kv[:, 0]
+            lv = i_to_ka[:, rows] * self._trafo_vn_kv[:, 1]
+            trafo_loading = np.maximum(hv, lv) * math.sqrt(3) / self._trafo_rating_mva * 100.0
+        elif len(rows):
+            s_max = np.maximum(np.abs(s_from[:, rows]), np.abs(s_to[:, rows]))
+            trafo_loading = s_max / self._trafo_rating_mva * 100.0
+        else:
+            trafo_loading = np.zeros((n_scen, 0))
+
+        # worst bus: largest mismatch among the pandapower buses (aux buses excluded)
+        per_pp_bus = np.full((n_scen, len(self.bus)), -1.0)
+        per_pp_bus[:, self._connected] = mismatch_pu[:, cols[self._connected]]
+        worst = self.bus[np.argmax(per_pp_bus, axis=1)]
+        return ACResult(
+            vm_pu=vm_bus,
+            va_degree=va_bus,
+            converged=converged.copy(),
+            iterations=iterations.copy(),
+            p_loss_mw=s_loss.real,
+            q_loss_mvar=s_loss.imag,
+            p_slack_mw=s_slack.real,
+            q_slack_mvar=s_slack.imag,
+            line_loading_percent=line_loading,
+            trafo_loading_percent=trafo_loading,
+            worst_bus=worst,
+            max_mismatch_mva=np.max(mismatch_pu, axis=1) * base,
+        )
 
 
 def summarize_powerflow(
