@@ -1,0 +1,329 @@
+"""IEEE 1547-2018 grid-support functions as pure, vectorized curve functions.
+
+Every function takes numpy arrays (any shape, broadcast) and returns arrays; none keeps
+state. The stateful combination of all of them for N inverters is
+:class:`vehicle_models.inverter.InverterBank` (also importable from here).
+
+Units: voltage per unit of nominal, frequency in Hz, active power per unit of the unit's
+rating, reactive power per unit of its apparent-power rating (positive = injected into the
+grid, capacitive / over-excited), times in seconds.
+
+References
+----------
+.. [1] IEEE Std 1547-2018, clauses 5.3 (reactive power), 5.4 (volt-watt), 6.5.2.7
+   (frequency droop), 4.10 (enter service).
+.. [2] EPRI, "IEEE 1547-2018 OpenDER Model", report 3002030962 (2023), sections 3.7-3.9.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from vehicle_models.settings import (
+    F_NOM_HZ,
+    ConstantPFSettings,
+    Excitation,
+    FreqWattSettings,
+    Priority,
+    VoltVarSettings,
+    VoltWattSettings,
+    WattVarSettings,
+)
+
+LN10 = math.log(10.0)
+
+
+def olrt_time_constant_s(olrt_s: float) -> float:
+    """Time constant [s] of a first-order lag whose 90 % time equals ``olrt_s``.
+
+    Notes
+    -----
+    A first-order lag reaches ``1 - exp(-t/tau)`` of a step; 90 % at ``t = tau ln 10``, so
+    ``tau = OLRT / ln 10`` (IEEE 1547-2018 clause 3.1 defines the open-loop response time as
+    the time to 90 % of the final change).
+    """
+    return olrt_s / LN10
+
+
+def lag_factor(dt_s: float, tau_s: float) -> float:
+    """Exact zero-order-hold discretization factor ``1 - exp(-dt/tau)`` of a first-order lag.
+
+    ``tau_s <= 0`` means no lag (factor 1).
+    """
+    if tau_s <= 0.0:
+        return 1.0
+    return -math.expm1(-dt_s / tau_s)
+
+
+def first_order_lag(
+    y_prev: Any, u: Any, *, dt_s: float, olrt_s: float | None = None, tau_s: float | None = None
+) -> np.ndarray:
+    """One exact step of the first-order lag ``tau dy/dt = u - y`` with ``u`` held over ``dt_s``.
+
+    Parameters
+    ----------
+    y_prev : array_like
+        Output at the start of the step.
+    u : array_like
+        Input (target), constant over the step.
+    dt_s : float
+        Step length [s].
+    olrt_s : float, optional
+        Open-loop response time [s] (90 % time); ``tau = olrt_s / ln 10``.
+    tau_s : float, optional
+        Time constant [s] instead of ``olrt_s``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Output at the end of the step.
+
+    Notes
+    -----
+    ``y(t + dt) = u + (y(t) - u) exp(-dt/tau)``: exact for a piecewise-constant input, stable
+    for every ``dt``, and after a step of duration OLRT the output has made exactly 90 % of
+    the change.
+    """
+    if tau_s is None:
+        if olrt_s is None:
+            raise TypeError("give olrt_s or tau_s")
+        tau_s = olrt_time_constant_s(olrt_s)
+    a = lag_factor(dt_s, tau_s)
+    y_prev = np.asarray(y_prev, dtype=float)
+    return y_prev + a * (np.asarray(u, dtype=float) - y_prev)
+
+
+# ---------------------------------------------------------------------------------- curves
+def volt_var_points(settings: VoltVarSettings, *, v_ref_pu: float | None = None):
+    """The four (V, Q) corner points of the applied volt-var curve (shifted by VRef - 1)."""
+    v_ref = settings.v_ref_pu if v_ref_pu is None else v_ref_pu
+    shift = v_ref - 1.0
+    v = np.array([settings.v1_pu, settings.v2_pu, settings.v3_pu, settings.v4_pu]) + shift
+    q = np.array([settings.q1_pu, settings.q2_pu, settings.q3_pu, settings.q4_pu])
+    return v, q
+
+
+def volt_var_q_pu(
+    vm_pu: Any, settings: VoltVarSettings, *, v_ref_pu: float | None = None
+) -> np.ndarray:
+    """Steady-state volt-var reactive power target [pu of S rating], positive = injection.
+
+    Parameters
+    ----------
+    vm_pu : array_like
+        Voltage at the point of connection [pu].
+    settings : VoltVarSettings
+        Curve (IEEE 1547-2018 Table 8).
+    v_ref_pu : float, optional
+        Reference voltage [pu] overriding ``settings.v_ref_pu``.
+
+    Notes
+    -----
+    Piecewise linear through ``(V1+dV, Q1) .. (V4+dV, Q4)`` with ``dV = VRef - 1``, flat
+    outside (clause 5.3.3, Figure H.4).
+    """
+    v, q = volt_var_points(settings, v_ref_pu=v_ref_pu)
+    return np.interp(vm_pu, v, q)
+
+
+def volt_watt_p_max_pu(vm_pu: Any, settings: VoltWattSettings) -> np.ndarray:
+    """Volt-watt active-power limit [pu of P rating] (IEEE 1547-2018 clause 5.4.2, Table 10).
+
+    Notes
+    -----
+    ``P_lim = 1`` for ``V <= V1``, linear to ``P2`` at ``V2``, ``P2`` above. The output
+    active power is ``min(P, P_lim)``; a negative ``P2`` (P'2 of a unit that can absorb
+    power) forces charging at high voltage.
+    """
+    return np.interp(vm_pu, [settings.v1_pu, settings.v2_pu], [1.0, settings.p2_pu])
+
+
+def freq_watt_p_pu(
+    f_hz: Any,
+    *,
+    p_pre_pu: Any,
+    settings: FreqWattSettings,
+    p_max_pu: Any = 1.0,
+    p_min_pu: Any = 0.0,
+    f_nom_hz: float = F_NOM_HZ,
+) -> np.ndarray:
+    """Frequency-droop active power [pu of P rating] (IEEE 1547-2018 clause 6.5.2.7).
+
+    Parameters
+    ----------
+    f_hz : array_like
+        (Measured) frequency [Hz].
+    p_pre_pu : array_like
+        Pre-disturbance active power [pu] (output before the frequency left the deadband).
+    settings : FreqWattSettings
+        Deadbands ``db_of_hz``/``db_uf_hz`` and droops ``k_of``/``k_uf`` (Tables 24, 25).
+    p_max_pu, p_min_pu : array_like
+        Available headroom: the highest and lowest feasible active power [pu] (for a V2G
+        charger ``p_min_pu`` is negative: maximum charging).
+    f_nom_hz : float
+        Nominal frequency [Hz].
+
+    Returns
+    -------
+    numpy.ndarray
+        Steady-state active power; equal to ``p_pre_pu`` inside the deadband.
+
+    Notes
+    -----
+    Over-frequency, ``f > f_N + db_OF``:
+    ``p = max(p_pre - (f - (f_N + db_OF)) / (f_N k_OF), p_min)``;
+    under-frequency, ``f < f_N - db_UF``:
+    ``p = min(p_pre + ((f_N - db_UF) - f) / (f_N k_UF), p_max)``.
+    """
+    f = np.asarray(f_hz, dtype=float)
+    p_pre = np.asarray(p_pre_pu, dtype=float)
+    over = (f - (f_nom_hz + settings.db_of_hz)) / (f_nom_hz * settings.k_of)
+    under = ((f_nom_hz - settings.db_uf_hz) - f) / (f_nom_hz * settings.k_uf)
+    p = p_pre - np.maximum(over, 0.0) + np.maximum(under, 0.0)
+    # Headroom applies to the droop response only; inside the deadband p_pre passes through.
+    p = np.where(over > 0.0, np.maximum(p, p_min_pu), p)
+    p = np.where(under > 0.0, np.minimum(p, p_max_pu), p)
+    return p
+
+
+def constant_pf_q_pu(p_pu: Any, settings: ConstantPFSettings) -> np.ndarray:
+    """Reactive power [pu] of the constant power factor mode (IEEE 1547-2018 clause 5.3.2).
+
+    Notes
+    -----
+    ``|Q| = |P| tan(arccos PF)``; absorbing: ``Q <= 0``, injecting: ``Q >= 0`` (for charging
+    as for discharging, as EPRI OpenDER does).
+    """
+    tan_phi = math.sqrt(max(1.0 - settings.pf**2, 0.0)) / settings.pf
+    sign = 1.0 if settings.excitation is Excitation.INJECT else -1.0
+    return sign * tan_phi * np.abs(np.asarray(p_pu, dtype=float))
+
+
+def watt_var_q_pu(p_pu: Any, settings: WattVarSettings) -> np.ndarray:
+    """Watt-var reactive power target [pu] (IEEE 1547-2018 clause 5.3.4, Table 9).
+
+    Piecewise linear in active power through the charging points ``P'3 < P'2 < P'1 <= 0``
+    and the generating points ``0 <= P1 < P2 < P3``; flat outside; Q = 0 between P'1 and P1
+    when Q'1 = Q1 = 0.
+    """
+    s = settings
+    xp = [s.p3_load_pu, s.p2_load_pu, s.p1_load_pu, s.p1_pu, s.p2_pu, s.p3_pu]
+    fp = [s.q3_load_pu, s.q2_load_pu, s.q1_load_pu, s.q1_pu, s.q2_pu, s.q3_pu]
+    return np.interp(p_pu, xp, fp)
+
+
+def limit_apparent_power(
+    p_pu: Any,
+    q_pu: Any,
+    *,
+    priority: Priority = Priority.REACTIVE,
+    s_max_pu: float = 1.0,
+    keep_power_factor: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Limit ``(P, Q)`` to the apparent-power rating ``sqrt(P^2 + Q^2) <= s_max_pu``.
+
+    Parameters
+    ----------
+    p_pu, q_pu : array_like
+        Desired active and reactive power [pu of S rating].
+    priority : Priority
+        ``REACTIVE`` keeps Q (clipped to the rating) and reduces |P| (the standard's default
+        for volt-var, as in EPRI OpenDER); ``ACTIVE`` keeps P and reduces |Q|.
+    keep_power_factor : bool
+        Scale P and Q together (constant power factor mode).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Limited P and Q; the reduced quantity keeps its sign.
+    """
+    p = np.asarray(p_pu, dtype=float)
+    q = np.asarray(q_pu, dtype=float)
+    if keep_power_factor:
+        s = np.hypot(p, q)
+        scale = np.minimum(1.0, s_max_pu / np.maximum(s, 1e-300))
+        return p * scale, q * scale
+    if priority is Priority.REACTIVE:
+        q = np.clip(q, -s_max_pu, s_max_pu)
+        p_lim = np.sqrt(np.maximum(s_max_pu**2 - q * q, 0.0))
+        return np.clip(p, -p_lim, p_lim), q
+    p = np.clip(p, -s_max_pu, s_max_pu)
+    q_lim = np.sqrt(np.maximum(s_max_pu**2 - p * p, 0.0))
+    return p, np.clip(q, -q_lim, q_lim)
+
+
+def steady_state_response(
+    function: str,
+    x: Any,
+    settings: Any,
+    *,
+    p_avail_pu: float = 1.0,
+    p_min_pu: float = -1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Steady-state ``(p_pu, q_pu)`` of one inverter with one function enabled.
+
+    Used by the ``inverter-curve`` CLI and by hosting-capacity screening.
+
+    Parameters
+    ----------
+    function : {"volt_var", "volt_watt", "freq_watt", "pf", "watt_var"}
+        The control function (``ControlFunction`` value).
+    x : array_like
+        Voltage [pu] (``volt_var``, ``volt_watt``, ``pf``, ``watt_var``) or frequency [Hz]
+        (``freq_watt``).
+    settings : InverterSettings
+        Curve settings and P/Q priority.
+    p_avail_pu : float
+        Available / scheduled active power [pu]; for ``freq_watt`` the pre-disturbance power
+        (headroom up to 1 pu and down to ``p_min_pu``).
+    p_min_pu : float
+        Lowest feasible active power [pu] (-1: full charging of a V2G charger).
+    """
+    x = np.asarray(x, dtype=float)
+    p = np.full_like(x, float(p_avail_pu))
+    q = np.zeros_like(x)
+    keep_pf = False
+    if function == "volt_var":
+        q = volt_var_q_pu(x, settings.volt_var)
+    elif function == "volt_watt":
+        p = np.minimum(p, volt_watt_p_max_pu(x, settings.volt_watt))
+    elif function == "freq_watt":
+        p = freq_watt_p_pu(
+            x, p_pre_pu=p, settings=settings.freq_watt, p_max_pu=1.0, p_min_pu=p_min_pu
+        )
+    elif function == "pf":
+        q = constant_pf_q_pu(p, settings.pf)
+        keep_pf = True
+    elif function == "watt_var":
+        q = watt_var_q_pu(p, settings.watt_var)
+    else:
+        raise ValueError(f"unknown function {function!r}")
+    return limit_apparent_power(p, q, priority=settings.priority, keep_power_factor=keep_pf)
+
+
+def __getattr__(name: str) -> Any:
+    # InverterBank lives in vehicle_models.inverter (it imports this module); re-export lazily.
+    if name in {"InverterBank", "InverterOutput"}:
+        from vehicle_models import inverter
+
+        return getattr(inverter, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "LN10",
+    "constant_pf_q_pu",
+    "first_order_lag",
+    "freq_watt_p_pu",
+    "lag_factor",
+    "limit_apparent_power",
+    "olrt_time_constant_s",
+    "steady_state_response",
+    "volt_var_points",
+    "volt_var_q_pu",
+    "volt_watt_p_max_pu",
+    "watt_var_q_pu",
+]

@@ -1,0 +1,820 @@
+"""IEEE 1547-2018 inverter settings: category defaults, allowed ranges and validation.
+
+Every grid-support function of a V2G charger (volt-var, volt-watt, constant power factor,
+watt-var, frequency-droop, trip/ride-through, enter service) is parameterised by one frozen
+dataclass here. :class:`InverterSettings` bundles them with the performance categories and is
+what a scenario's ``[fleet.control]`` table turns into (:meth:`InverterSettings.from_dict`).
+
+Voltages are per unit of nominal, frequencies in Hz (60 Hz system, as in IEEE 1547-2018),
+active power per unit of the unit's active-power rating, reactive power per unit of its
+apparent-power rating (the standard's bases), times in seconds.
+
+Defaults and ranges (clause / table of IEEE Std 1547-2018):
+
+- volt-var: Table 8 (clause 5.3.3), Category A and B defaults, one column of allowed ranges;
+- watt-var: Table 9 (clause 5.3.4); constant power factor: clause 5.3.2 (Table 7 capability);
+- volt-watt: Table 10 (clause 5.4.2);
+- voltage trip: Tables 11, 12, 13 (clause 6.4.1) for abnormal Categories I, II, III;
+- voltage ride-through and momentary cessation: Tables 14, 15, 16 (clause 6.4.2);
+- frequency trip: Table 19 (clause 6.5.1), frequency ride-through Table 20 (clause 6.5.2);
+- frequency droop: Tables 24 (defaults) and 25 (ranges) (clause 6.5.2.7);
+- enter service: Table 4 (clause 4.10.2) and clause 4.10.3 (delay, ramp).
+
+The stagger and VSM sections are this project's own (not in the standard); their ranges are
+engineering limits documented in ``docs/controls.md``.
+
+References
+----------
+.. [1] IEEE Std 1547-2018, "IEEE Standard for Interconnection and Interoperability of
+   Distributed Energy Resources with Associated Electric Power Systems Interfaces".
+.. [2] EPRI, "IEEE 1547-2018 OpenDER Model", report 3002030962 (2023); the ``opender``
+   package (``common_file_format.py``) uses the same defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar
+
+from grids.errors import ScenarioError, check_problems
+
+F_NOM_HZ = 60.0
+"""Nominal frequency [Hz]; IEEE 1547-2018 frequency settings are stated for 60 Hz systems."""
+
+
+class VoltageCategory(Enum):
+    """Normal (voltage-regulation) performance category, IEEE 1547-2018 clause 5."""
+
+    A = "A"
+    B = "B"
+
+
+class AbnormalCategory(Enum):
+    """Abnormal (ride-through) performance category, IEEE 1547-2018 clause 6."""
+
+    I = "I"  # noqa: E741 - the standard's name
+    II = "II"
+    III = "III"
+
+
+class ControlFunction(Enum):
+    """Grid-support functions an inverter can have enabled."""
+
+    VOLT_VAR = "volt_var"
+    VOLT_WATT = "volt_watt"
+    FREQ_WATT = "freq_watt"
+    CONSTANT_PF = "pf"
+    WATT_VAR = "watt_var"
+
+
+REACTIVE_FUNCTIONS = frozenset(
+    {ControlFunction.VOLT_VAR, ControlFunction.CONSTANT_PF, ControlFunction.WATT_VAR}
+)
+"""At most one reactive-power mode may be active at a time (IEEE 1547-2018 clause 5.3.1)."""
+
+
+class GridMode(Enum):
+    """Grid-following (current source, PLL) or grid-forming (virtual synchronous machine)."""
+
+    GRID_FOLLOWING = "grid_following"
+    GRID_FORMING = "grid_forming"
+
+
+class Priority(Enum):
+    """Which of P and Q is kept when the apparent-power rating binds."""
+
+    REACTIVE = "reactive"
+    ACTIVE = "active"
+
+
+class StaggerMode(Enum):
+    """How a fleet disconnects when a trip condition is met (see :mod:`vehicle_models.stagger`)."""
+
+    SIMULTANEOUS = "simultaneous"
+    RAMP = "ramp"
+    TIERED = "tiered"
+    RANDOM = "random"
+
+
+class Excitation(Enum):
+    """Sign of the reactive power of the constant power factor mode."""
+
+    ABSORB = "absorb"
+    INJECT = "inject"
+
+
+# --------------------------------------------------------------------------------------------
+# range checking helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def _check_range(problems: list[str], key: str, value: float, lo: float, hi: float) -> None:
+    """Append a message if ``value`` is outside ``[lo, hi]`` (message names both ends)."""
+    if not math.isfinite(value):
+        problems.append(f"{key}: {value!r} is not a finite number")
+    elif lo == hi and value != lo:
+        problems.append(f"{key}: {_fmt(value)} is not allowed; the standard fixes it at {_fmt(lo)}")
+    elif value < lo - 1e-12:
+        problems.append(
+            f"{key}: {_fmt(value)} is below the allowed minimum {_fmt(lo)} "
+            f"(allowed range {_fmt(lo)} .. {_fmt(hi)})"
+        )
+    elif value > hi + 1e-12:
+        problems.append(
+            f"{key}: {_fmt(value)} is above the allowed maximum {_fmt(hi)} "
+            f"(allowed range {_fmt(lo)} .. {_fmt(hi)})"
+        )
+
+
+class _Section:
+    """Mixin: ``ranges`` gives each numeric field's allowed ``(lo, hi)``; ``problems`` checks."""
+
+    def ranges(
+        self, vcat: VoltageCategory, acat: AbnormalCategory
+    ) -> dict[str, tuple[float, float]]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def problems(
+        self,
+        path: str,
+        *,
+        voltage_category: VoltageCategory = VoltageCategory.B,
+        abnormal_category: AbnormalCategory = AbnormalCategory.III,
+    ) -> list[str]:
+        """Every out-of-range value as ``"<path>.<field>: <value> ... (allowed range ..)"``."""
+        problems: list[str] = []
+        for name, (lo, hi) in self.ranges(voltage_category, abnormal_category).items():
+            _check_range(problems, f"{path}.{name}", float(getattr(self, name)), lo, hi)
+        return problems
+
+
+# --------------------------------------------------------------------------------------------
+# the sections
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VoltVarSettings(_Section):
+    """Volt-var Q(V) curve, IEEE 1547-2018 clause 5.3.3, Table 8.
+
+    ``v1_pu .. v4_pu`` are stated for ``v_ref_pu = 1``; the applied curve is shifted by
+    ``v_ref_pu - 1`` (Table 8 states Category B points relative to VRef; same convention as
+    EPRI OpenDER). ``q*_pu`` are per unit of apparent-power rating, positive = injection
+    (capacitive). ``olrt_s`` is the open-loop response time (90 % of a step).
+    """
+
+    v_ref_pu: float = 1.0
+    v1_pu: float = 0.92
+    v2_pu: float = 0.98
+    v3_pu: float = 1.02
+    v4_pu: float = 1.08
+    q1_pu: float = 0.44
+    q2_pu: float = 0.0
+    q3_pu: float = 0.0
+    q4_pu: float = -0.44
+    olrt_s: float = 5.0
+
+    @classmethod
+    def defaults(cls, category: VoltageCategory = VoltageCategory.B) -> VoltVarSettings:
+        """Table 8 defaults: Category A (0.9/1.0/1.0/1.1 pu, +-25 %, 10 s) or B."""
+        if category is VoltageCategory.A:
+            return cls(1.0, 0.90, 1.0, 1.0, 1.10, 0.25, 0.0, 0.0, -0.25, 10.0)
+        return cls()
+
+    def ranges(self, vcat, acat):
+        # Table 8 ranges (relative to VRef): V2 in [VRef-0.03, VRef], V3 in [VRef, VRef+0.03],
+        # V1 in [VRef-0.18, V2-0.02], V4 in [V3+0.02, VRef+0.18]; Q within 100 % of the
+        # reactive capability (here bounded by the apparent-power rating); Tr 1..90 s.
+        return {
+            "v_ref_pu": (0.95, 1.05),
+            "v2_pu": (0.97, 1.0),
+            "v3_pu": (1.0, 1.03),
+            "v1_pu": (0.82, self.v2_pu - 0.02),
+            "v4_pu": (self.v3_pu + 0.02, 1.18),
+            "q1_pu": (0.0, 1.0),
+            "q2_pu": (-1.0, 1.0),
+            "q3_pu": (-1.0, 1.0),
+            "q4_pu": (-1.0, 0.0),
+            "olrt_s": (1.0, 90.0),
+        }
+
+
+@dataclass(frozen=True)
+class VoltWattSettings(_Section):
+    """Volt-watt P(V) limit, IEEE 1547-2018 clause 5.4.2, Table 10 (same for A and B).
+
+    Full active power up to ``v1_pu``, falling linearly to ``p2_pu`` at ``v2_pu``. For a unit
+    that can absorb active power (a V2G charger) the default P'2 is 0; negative ``p2_pu``
+    (down to P'rated = -1) forces charging at high voltage.
+    """
+
+    v1_pu: float = 1.06
+    v2_pu: float = 1.10
+    p2_pu: float = 0.0
+    olrt_s: float = 10.0
+
+    @classmethod
+    def defaults(cls, category: VoltageCategory = VoltageCategory.B) -> VoltWattSettings:
+        """Table 10 defaults (identical for Category A and B)."""
+        return cls()
+
+    def ranges(self, vcat, acat):
+        return {
+            "v1_pu": (1.05, 1.09),
+            "v2_pu": (self.v1_pu + 0.01, 1.10),
+            "p2_pu": (-1.0, 1.0),
+            "olrt_s": (0.5, 60.0),
+        }
+
+
+@dataclass(frozen=True)
+class FreqWattSettings(_Section):
+    """Frequency droop (frequency-watt), IEEE 1547-2018 clause 6.5.2.7, Tables 24 and 25.
+
+    TOML section name ``droop``; ``db_hz`` and ``k`` set both directions at once.
+    ``k_of``/``k_uf`` are per-unit frequency change per per-unit power change (0.05 = 5 %
+    droop). ``f_meas_tau_s`` is the time constant of the first-order low-pass filter that
+    models the frequency measurement (PLL) of a grid-following unit (not in the standard;
+    a few cycles is typical).
+    """
+
+    db_of_hz: float = 0.036
+    db_uf_hz: float = 0.036
+    k_of: float = 0.05
+    k_uf: float = 0.05
+    olrt_s: float = 5.0
+    f_meas_tau_s: float = 0.02
+
+    aliases: ClassVar[dict[str, tuple[str, ...]]] = {
+        "db_hz": ("db_of_hz", "db_uf_hz"),
+        "k": ("k_of", "k_uf"),
+    }
+
+    @classmethod
+    def defaults(cls, category: AbnormalCategory = AbnormalCategory.III) -> FreqWattSettings:
+        """Table 24 defaults: 0.036 Hz deadband, 5 % droop, 5 s response for every category."""
+        return cls()
+
+    def ranges(self, vcat, acat):
+        # Table 25: db 0.017..1.0 Hz; k 0.03..0.05 (Cat I, II) or 0.02..0.05 (Cat III);
+        # open-loop response time 1..10 s (Cat I, II) or 0.2..10 s (Cat III).
+        k_lo = 0.02 if acat is AbnormalCategory.III else 0.03
+        t_lo = 0.2 if acat is AbnormalCategory.III else 1.0
+        return {
+            "db_of_hz": (0.017, 1.0),
+            "db_uf_hz": (0.017, 1.0),
+            "k_of": (k_lo, 0.05),
+            "k_uf": (k_lo, 0.05),
+            "olrt_s": (t_lo, 10.0),
+            "f_meas_tau_s": (0.0, 1.0),
+        }
+
+
+@dataclass(frozen=True)
+class ConstantPFSettings(_Section):
+    """Constant power factor mode, IEEE 1547-2018 clause 5.3.2 (default mode: unity PF).
+
+    Allowed: 0.90 injecting for both categories; absorbing down to 0.97 (Category A) or 0.90
+    (Category B), following the minimum reactive capability of Table 7.
+    """
+
+    pf: float = 1.0
+    excitation: Excitation = Excitation.ABSORB
+    olrt_s: float = 5.0
+
+    @classmethod
+    def defaults(cls, category: VoltageCategory = VoltageCategory.B) -> ConstantPFSettings:
+        return cls()
+
+    def ranges(self, vcat, acat):
+        lo = 0.97 if (vcat is VoltageCategory.A and self.excitation is Excitation.ABSORB) else 0.90
+        return {"pf": (lo, 1.0), "olrt_s": (0.0, 10.0)}
+
+
+@dataclass(frozen=True)
+class WattVarSettings(_Section):
+    """Watt-var Q(P) curve, IEEE 1547-2018 clause 5.3.4, Table 9.
+
+    Generating side points ``p1..p3`` with ``q1..q3``; charging side ``p1_load..p3_load``
+    (negative, P'), as in EPRI OpenDER. Q3 default: -0.25 (Category A) or -0.44 (B).
+    """
+
+    p1_pu: float = 0.2
+    p2_pu: float = 0.5
+    p3_pu: float = 1.0
+    q1_pu: float = 0.0
+    q2_pu: float = 0.0
+    q3_pu: float = -0.44
+    p1_load_pu: float = -0.2
+    p2_load_pu: float = -0.5
+    p3_load_pu: float = -1.0
+    q1_load_pu: float = 0.0
+    q2_load_pu: float = 0.0
+    q3_load_pu: float = 0.44
+    olrt_s: float = 5.0
+
+    @classmethod
+    def defaults(cls, category: VoltageCategory = VoltageCategory.B) -> WattVarSettings:
+        if category is VoltageCategory.A:
+            return cls(q3_pu=-0.25)
+        return cls()
+
+    def ranges(self, vcat, acat):
+        return {
+            "p2_pu": (0.4, 0.8),
+            "p1_pu": (0.0, self.p2_pu - 0.1),
+            "p3_pu": (self.p2_pu + 0.1, 1.0),
+            "q1_pu": (-1.0, 1.0),
+            "q2_pu": (-1.0, 1.0),
+            "q3_pu": (-1.0, 1.0),
+            "p2_load_pu": (-0.8, -0.4),
+            "p1_load_pu": (self.p2_load_pu + 0.1, 0.0),
+            "p3_load_pu": (-1.0, self.p2_load_pu - 0.1),
+            "q1_load_pu": (-1.0, 1.0),
+            "q2_load_pu": (-1.0, 1.0),
+            "q3_load_pu": (-1.0, 1.0),
+            "olrt_s": (0.0, 10.0),
+        }
+
+
+# Voltage trip defaults and ranges, Tables 11 (Cat I), 12 (Cat II), 13 (Cat III):
+# name -> (default, lo, hi) per category.
+_V_TRIP = {
+    AbnormalCategory.I: {
+        "ov2_v_pu": (1.20, 1.20, 1.20),
+        "ov2_t_s": (0.16, 0.16, 0.16),
+        "ov1_v_pu": (1.10, 1.10, 1.20),
+        "ov1_t_s": (2.0, 1.0, 13.0),
+        "uv1_v_pu": (0.70, 0.0, 0.88),
+        "uv1_t_s": (2.0, 2.0, 21.0),
+        "uv2_v_pu": (0.45, 0.0, 0.50),
+        "uv2_t_s": (0.16, 0.16, 2.0),
+    },
+    AbnormalCategory.II: {
+        "ov2_v_pu": (1.20, 1.20, 1.20),
+        "ov2_t_s": (0.16, 0.16, 0.16),
+        "ov1_v_pu": (1.10, 1.10, 1.20),
+        "ov1_t_s": (2.0, 1.0, 13.0),
+        "uv1_v_pu": (0.70, 0.0, 0.88),
+        "uv1_t_s": (10.0, 2.0, 21.0),
+        "uv2_v_pu": (0.45, 0.0, 0.50),
+        "uv2_t_s": (0.16, 0.16, 2.0),
+    },
+    AbnormalCategory.III: {
+        "ov2_v_pu": (1.20, 1.20, 1.20),
+        "ov2_t_s": (0.16, 0.16, 0.16),
+        "ov1_v_pu": (1.10, 1.10, 1.20),
+        "ov1_t_s": (13.0, 1.0, 13.0),
+        "uv1_v_pu": (0.88, 0.0, 0.88),
+        "uv1_t_s": (21.0, 2.0, 50.0),
+        "uv2_v_pu": (0.50, 0.0, 0.50),
+        "uv2_t_s": (2.0, 0.16, 21.0),
+    },
+}
+# Frequency trip, Table 19 (same defaults and ranges for all categories).
+_F_TRIP = {
+    "of2_f_hz": (62.0, 61.8, 66.0),
+    "of2_t_s": (0.16, 0.16, 1000.0),
+    "of1_f_hz": (61.2, 61.0, 66.0),
+    "of1_t_s": (300.0, 180.0, 1000.0),
+    "uf1_f_hz": (58.5, 50.0, 59.0),
+    "uf1_t_s": (300.0, 180.0, 1000.0),
+    "uf2_f_hz": (56.5, 50.0, 57.0),
+    "uf2_t_s": (0.16, 0.16, 1000.0),
+}
+# Momentary cessation thresholds (Tables 14-16): Cat III ceases below 0.50 pu and above
+# 1.10 pu; every category ceases to energize above 1.20 pu. Cat II may cease in its
+# permissive-operation region below 0.50 pu. 0.0 disables low-voltage cessation (Cat I).
+_MC = {
+    AbnormalCategory.I: {"mc_low_v_pu": (0.0, 0.0, 0.5), "mc_high_v_pu": (1.20, 1.10, 1.20)},
+    AbnormalCategory.II: {"mc_low_v_pu": (0.50, 0.0, 0.5), "mc_high_v_pu": (1.20, 1.10, 1.20)},
+    AbnormalCategory.III: {"mc_low_v_pu": (0.50, 0.0, 0.5), "mc_high_v_pu": (1.10, 1.10, 1.20)},
+}
+
+
+@dataclass(frozen=True)
+class TripSettings(_Section):
+    """Voltage and frequency trip settings with clearing times, plus momentary cessation.
+
+    Voltage: Tables 11-13 (clause 6.4.1); frequency: Table 19 (clause 6.5.1). A unit trips
+    when its condition (``v > ov*``, ``v < uv*``, ``f > of*``, ``f < uf*``) has lasted the
+    clearing time ``*_t_s``. Momentary cessation (Tables 14-16): zero current while
+    ``v < mc_low_v_pu`` or ``v > mc_high_v_pu``, resumes when back (``mc_low_v_pu = 0``
+    disables the low side). Defaults differ by abnormal category (Category III below).
+    """
+
+    ov2_v_pu: float = 1.20
+    ov2_t_s: float = 0.16
+    ov1_v_pu: float = 1.10
+    ov1_t_s: float = 13.0
+    uv1_v_pu: float = 0.88
+    uv1_t_s: float = 21.0
+    uv2_v_pu: float = 0.50
+    uv2_t_s: float = 2.0
+    of2_f_hz: float = 62.0
+    of2_t_s: float = 0.16
+    of1_f_hz: float = 61.2
+    of1_t_s: float = 300.0
+    uf1_f_hz: float = 58.5
+    uf1_t_s: float = 300.0
+    uf2_f_hz: float = 56.5
+    uf2_t_s: float = 0.16
+    mc_low_v_pu: float = 0.50
+    mc_high_v_pu: float = 1.10
+
+    @classmethod
+    def defaults(cls, category: AbnormalCategory = AbnormalCategory.III) -> TripSettings:
+        """Defaults of Table 11/12/13 (by category) and Table 19."""
+        values = {k: v[0] for k, v in _V_TRIP[category].items()}
+        values.update({k: v[0] for k, v in _F_TRIP.items()})
+        values.update({k: v[0] for k, v in _MC[category].items()})
+        return cls(**values)
+
+    @staticmethod
+    def standard_ranges(category: AbnormalCategory) -> dict[str, tuple[float, float]]:
+        """The allowed ``(lo, hi)`` of every field for ``category`` (Tables 11-13, 19)."""
+        table = {**_V_TRIP[category], **_F_TRIP, **_MC[category]}
+        return {k: (v[1], v[2]) for k, v in table.items()}
+
+    def ranges(self, vcat, acat):
+        return self.standard_ranges(acat)
+
+    def problems(self, path, *, voltage_category=VoltageCategory.B, abnormal_category=None):
+        acat = abnormal_category or AbnormalCategory.III
+        problems = super().problems(path, voltage_category=voltage_category, abnormal_category=acat)
+        # Ordering: the fast (2) stage must be further from nominal and not slower.
+        pairs = [("ov1_v_pu", "ov2_v_pu"), ("uv2_v_pu", "uv1_v_pu"), ("of1_f_hz", "of2_f_hz")]
+        pairs.append(("uf2_f_hz", "uf1_f_hz"))
+        for low, high in pairs:
+            if getattr(self, low) > getattr(self, high):
+                problems.append(
+                    f"{path}.{low}: {_fmt(getattr(self, low))} must not exceed "
+                    f"{path}.{high} = {_fmt(getattr(self, high))}"
+                )
+        if self.mc_low_v_pu > 0.0 and self.mc_low_v_pu > self.uv1_v_pu:
+            problems.append(
+                f"{path}.mc_low_v_pu: {_fmt(self.mc_low_v_pu)} must not exceed "
+                f"{path}.uv1_v_pu = {_fmt(self.uv1_v_pu)}"
+            )
+        return problems
+
+
+@dataclass(frozen=True)
+class EnterServiceSettings(_Section):
+    """Enter service after a trip, IEEE 1547-2018 clause 4.10 (Table 4).
+
+    The unit may re-enter when voltage is within ``[v_low_pu, v_high_pu]`` and frequency
+    within ``[f_low_hz, f_high_hz]`` continuously for ``delay_s``; it then ramps its active
+    power limit linearly from 0 to 1 over ``ramp_s`` (soft start).
+    """
+
+    v_low_pu: float = 0.917
+    v_high_pu: float = 1.05
+    f_low_hz: float = 59.5
+    f_high_hz: float = 60.1
+    delay_s: float = 300.0
+    ramp_s: float = 300.0
+
+    @classmethod
+    def defaults(cls) -> EnterServiceSettings:
+        return cls()
+
+    def ranges(self, vcat, acat):
+        return {
+            "v_low_pu": (0.88, 0.95),
+            "v_high_pu": (1.05, 1.06),
+            "f_low_hz": (59.0, 59.9),
+            "f_high_hz": (60.1, 61.0),
+            "delay_s": (0.0, 600.0),
+            "ramp_s": (1.0, 1000.0),
+        }
+
+
+@dataclass(frozen=True)
+class StaggerSettings(_Section):
+    """Staggered disconnection of a fleet (project option; see :mod:`vehicle_models.stagger`).
+
+    - ``simultaneous``: every unit uses the configured trip settings (the standard's model);
+    - ``ramp``: a unit whose trip timer expires ramps its output to zero over ``ramp_s``
+      instead of dropping it (not compliant with the clearing times; a study option);
+    - ``tiered``: ``n_tiers`` deterministic tiers spread thresholds by up to ``v_spread_pu``
+      / ``f_spread_hz`` and clearing times by up to ``t_spread_frac`` (relative) towards the
+      ride-through side, clipped to the standard's adjustable range;
+    - ``random``: the same intervals, sampled uniformly per unit with the bank's seed.
+    """
+
+    mode: StaggerMode = StaggerMode.SIMULTANEOUS
+    ramp_s: float = 5.0
+    n_tiers: int = 4
+    v_spread_pu: float = 0.05
+    f_spread_hz: float = 0.5
+    t_spread_frac: float = 1.0
+
+    @classmethod
+    def defaults(cls) -> StaggerSettings:
+        return cls()
+
+    def ranges(self, vcat, acat):
+        return {
+            "ramp_s": (0.1, 600.0),
+            "n_tiers": (1, 1000),
+            "v_spread_pu": (0.0, 0.5),
+            "f_spread_hz": (0.0, 5.0),
+            "t_spread_frac": (0.0, 10.0),
+        }
+
+
+@dataclass(frozen=True)
+class VsmSettings(_Section):
+    """Grid-forming virtual synchronous machine (project option; see :mod:`vehicle_models.vsm`).
+
+    ``h_s`` emulated inertia constant [s] and ``d_pu`` damping [pu power / pu frequency], both
+    on the fleet's own rating; ``x_pu`` the coupling reactance [pu] between the virtual EMF
+    and the grid. ``d_pu = 1/m_p`` of an equivalent droop (20 = 5 % droop).
+    """
+
+    h_s: float = 2.0
+    d_pu: float = 20.0
+    x_pu: float = 0.15
+
+    @classmethod
+    def defaults(cls) -> VsmSettings:
+        return cls()
+
+    def ranges(self, vcat, acat):
+        return {"h_s": (0.05, 20.0), "d_pu": (0.0, 200.0), "x_pu": (0.01, 1.0)}
+
+
+_SECTIONS: dict[str, str] = {
+    # TOML sub-table name -> InverterSettings attribute
+    "volt_var": "volt_var",
+    "volt_watt": "volt_watt",
+    "droop": "freq_watt",
+    "pf": "pf",
+    "watt_var": "watt_var",
+    "trip": "trip",
+    "enter_service": "enter_service",
+    "stagger": "stagger",
+    "vsm": "vsm",
+}
+_ENUM_FIELDS: dict[tuple[str, str], type[Enum]] = {
+    ("pf", "excitation"): Excitation,
+    ("stagger", "mode"): StaggerMode,
+}
+
+
+@dataclass(frozen=True)
+class InverterSettings:
+    """All settings of one inverter type (a fleet shares one).
+
+    Build with :meth:`defaults` or :meth:`from_dict` (which validates); direct construction
+    is not validated until :meth:`problems`/:meth:`validate` (``InverterBank`` validates).
+    """
+
+    voltage_category: VoltageCategory = VoltageCategory.B
+    abnormal_category: AbnormalCategory = AbnormalCategory.III
+    mode: GridMode = GridMode.GRID_FOLLOWING
+    priority: Priority = Priority.REACTIVE
+    functions: frozenset[ControlFunction] = frozenset(
+        {ControlFunction.VOLT_VAR, ControlFunction.FREQ_WATT}
+    )
+    volt_var: VoltVarSettings = field(default_factory=VoltVarSettings)
+    volt_watt: VoltWattSettings = field(default_factory=VoltWattSettings)
+    freq_watt: FreqWattSettings = field(default_factory=FreqWattSettings)
+    pf: ConstantPFSettings = field(default_factory=ConstantPFSettings)
+    watt_var: WattVarSettings = field(default_factory=WattVarSettings)
+    trip: TripSettings = field(default_factory=TripSettings)
+    enter_service: EnterServiceSettings = field(default_factory=EnterServiceSettings)
+    stagger: StaggerSettings = field(default_factory=StaggerSettings)
+    vsm: VsmSettings = field(default_factory=VsmSettings)
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def defaults(
+        cls,
+        *,
+        voltage_category: VoltageCategory | str = "B",
+        abnormal_category: AbnormalCategory | str = "III",
+        functions: frozenset[ControlFunction] | None = None,
+        mode: GridMode | str = GridMode.GRID_FOLLOWING,
+        priority: Priority | str = Priority.REACTIVE,
+    ) -> InverterSettings:
+        """The standard's defaults for the given categories.
+
+        Default functions: volt-var and frequency droop (both required of Category B /
+        III units; reactive priority is the standard's default for volt-var, clause 5.3).
+        """
+        vcat = VoltageCategory(voltage_category)
+        acat = AbnormalCategory(abnormal_category)
+        kwargs: dict[str, Any] = {}
+        if functions is not None:
+            kwargs["functions"] = frozenset(ControlFunction(f) for f in functions)
+        return cls(
+            voltage_category=vcat,
+            abnormal_category=acat,
+            mode=GridMode(mode),
+            priority=Priority(priority),
+            volt_var=VoltVarSettings.defaults(vcat),
+            volt_watt=VoltWattSettings.defaults(vcat),
+            freq_watt=FreqWattSettings.defaults(acat),
+            pf=ConstantPFSettings.defaults(vcat),
+            watt_var=WattVarSettings.defaults(vcat),
+            trip=TripSettings.defaults(acat),
+            enter_service=EnterServiceSettings.defaults(),
+            stagger=StaggerSettings.defaults(),
+            vsm=VsmSettings.defaults(),
+            **kwargs,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict, *, path: str = "fleet.control") -> InverterSettings:
+        """Build validated settings from a scenario's ``[fleet.control]`` table.
+
+        Missing keys take the defaults of the chosen categories. Raises
+        :class:`~grids.errors.ScenarioError` listing EVERY problem (unknown keys, wrong
+        types, out-of-range values with the allowed range), each named by its full key path.
+        """
+        problems: list[str] = []
+        if not isinstance(data, dict):
+            raise ScenarioError(f"{path}: expected a table, got {type(data).__name__}")
+        top_keys = {"mode", "voltage_category", "abnormal_category", "priority", "functions"}
+        for key in data:
+            if key not in top_keys and key not in _SECTIONS:
+                allowed = ", ".join(sorted(top_keys | set(_SECTIONS)))
+                problems.append(f"{path}.{key}: unknown key (allowed: {allowed})")
+
+        def enum_value(key: str, enum: type[Enum], default: Enum) -> Any:
+            if key not in data:
+                return default
+            raw = data[key]
+            try:
+                return enum(raw.upper() if enum in (VoltageCategory, AbnormalCategory) else raw)
+            except (ValueError, AttributeError):
+                allowed = ", ".join(repr(m.value) for m in enum)
+                problems.append(f"{path}.{key}: {raw!r} is not one of {allowed}")
+                return default
+
+        vcat = enum_value("voltage_category", VoltageCategory, VoltageCategory.B)
+        acat = enum_value("abnormal_category", AbnormalCategory, AbnormalCategory.III)
+        mode = enum_value("mode", GridMode, GridMode.GRID_FOLLOWING)
+        priority = enum_value("priority", Priority, Priority.REACTIVE)
+        base = cls.defaults(voltage_category=vcat, abnormal_category=acat)
+
+        functions = base.functions
+        if "functions" in data:
+            raw_functions = data["functions"]
+            if isinstance(raw_functions, str) or not isinstance(raw_functions, list | tuple):
+                problems.append(
+                    f"{path}.functions: expected a list such as ['volt_var', 'freq_watt'], "
+                    f"got {raw_functions!r}"
+                )
+            else:
+                parsed = set()
+                for item in raw_functions:
+                    try:
+                        parsed.add(ControlFunction(item))
+                    except ValueError:
+                        allowed = ", ".join(repr(m.value) for m in ControlFunction)
+                        problems.append(f"{path}.functions: {item!r} is not one of {allowed}")
+                functions = frozenset(parsed)
+
+        sections: dict[str, Any] = {}
+        for toml_name, attr in _SECTIONS.items():
+            default_section = getattr(base, attr)
+            raw = data.get(toml_name, {})
+            if not isinstance(raw, dict):
+                problems.append(f"{path}.{toml_name}: expected a table, got {raw!r}")
+                raw = {}
+            sections[attr] = _parse_section(default_section, raw, f"{path}.{toml_name}", problems)
+
+        settings = cls(
+            voltage_category=vcat,
+            abnormal_category=acat,
+            mode=mode,
+            priority=priority,
+            functions=functions,
+            **sections,
+        )
+        problems.extend(settings.problems(path))
+        check_problems(problems, ScenarioError, f"invalid inverter settings in {path}")
+        return settings
+
+    # ---------------------------------------------------------------- validation / export
+    def problems(self, path: str = "fleet.control") -> list[str]:
+        """Every out-of-range setting (full key path, value, allowed range)."""
+        problems: list[str] = []
+        reactive = sorted(f.value for f in self.functions & REACTIVE_FUNCTIONS)
+        if len(reactive) > 1:
+            problems.append(
+                f"{path}.functions: at most one reactive-power mode may be enabled "
+                f"(IEEE 1547-2018 clause 5.3.1), got {reactive}"
+            )
+        for toml_name, attr in _SECTIONS.items():
+            problems.extend(
+                getattr(self, attr).problems(
+                    f"{path}.{toml_name}",
+                    voltage_category=self.voltage_category,
+                    abnormal_category=self.abnormal_category,
+                )
+            )
+        return problems
+
+    def validate(self, path: str = "fleet.control") -> InverterSettings:
+        """Raise :class:`ScenarioError` listing every problem; return ``self`` if none."""
+        check_problems(self.problems(path), ScenarioError, f"invalid inverter settings in {path}")
+        return self
+
+    def to_dict(self) -> dict:
+        """The ``[fleet.control]`` table (TOML-ready: enums as strings, sorted function list).
+
+        ``InverterSettings.from_dict(s.to_dict()) == s`` for valid settings.
+        """
+        out: dict[str, Any] = {
+            "mode": self.mode.value,
+            "voltage_category": self.voltage_category.value,
+            "abnormal_category": self.abnormal_category.value,
+            "priority": self.priority.value,
+            "functions": sorted(f.value for f in self.functions),
+        }
+        for toml_name, attr in _SECTIONS.items():
+            section = getattr(self, attr)
+            table = {}
+            for f in dataclasses.fields(section):
+                value = getattr(section, f.name)
+                table[f.name] = value.value if isinstance(value, Enum) else value
+            out[toml_name] = table
+        return out
+
+    def has(self, function: ControlFunction) -> bool:
+        """Whether ``function`` is enabled."""
+        return function in self.functions
+
+
+def _parse_section(default: Any, raw: dict, path: str, problems: list[str]) -> Any:
+    """Override ``default`` (a section dataclass) with ``raw``; report unknown/bad keys."""
+    names = {f.name: f for f in dataclasses.fields(default)}
+    aliases: dict[str, tuple[str, ...]] = getattr(type(default), "aliases", {})
+    section_name = path.rsplit(".", 1)[-1]
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        targets = aliases.get(key, (key,))
+        if key in aliases:
+            clash = [t for t in targets if t in raw]
+            if clash:
+                problems.append(f"{path}.{key}: give either {key} or {', '.join(clash)}, not both")
+                continue
+        if targets[0] not in names:
+            allowed = ", ".join(sorted(set(names) | set(aliases)))
+            problems.append(f"{path}.{key}: unknown key (allowed: {allowed})")
+            continue
+        enum = _ENUM_FIELDS.get((section_name, key))
+        if enum is not None:
+            try:
+                parsed: Any = enum(value)
+            except ValueError:
+                allowed = ", ".join(repr(m.value) for m in enum)
+                problems.append(f"{path}.{key}: {value!r} is not one of {allowed}")
+                continue
+        elif key == "n_tiers":
+            if isinstance(value, bool) or not isinstance(value, int):
+                problems.append(f"{path}.{key}: expected an integer, got {value!r}")
+                continue
+            parsed = value
+        else:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                problems.append(f"{path}.{key}: expected a number, got {value!r}")
+                continue
+            parsed = float(value)
+        for target in targets:
+            values[target] = parsed
+    return dataclasses.replace(default, **values)
+
+
+__all__ = [
+    "F_NOM_HZ",
+    "REACTIVE_FUNCTIONS",
+    "AbnormalCategory",
+    "ConstantPFSettings",
+    "ControlFunction",
+    "EnterServiceSettings",
+    "Excitation",
+    "FreqWattSettings",
+    "GridMode",
+    "InverterSettings",
+    "Priority",
+    "StaggerMode",
+    "StaggerSettings",
+    "TripSettings",
+    "VoltVarSettings",
+    "VoltWattSettings",
+    "VoltageCategory",
+    "VsmSettings",
+    "WattVarSettings",
+]
