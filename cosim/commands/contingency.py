@@ -1,0 +1,61 @@
+"""``v2g-cosim contingency``: a frequency event with the fleet's behaviours compared."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cosim.clitools import add_json_flag, emit_json, format_table
+
+NAME = "contingency"
+HELP = "run a generation-loss/load-step event with fleet responses compared (nadir, RoCoF)"
+
+_COLUMNS = (
+    ("f_nadir_hz", "f_nadir_hz"),
+    ("delta_f_nadir_hz", "df_nadir_hz"),
+    ("t_nadir_s", "t_nadir_s"),
+    ("rocof_initial_hz_per_s", "rocof_hz_per_s"),
+    ("delta_f_steady_hz", "df_steady_hz"),
+    ("ufls_shed_mw", "ufls_shed_mw"),
+    ("fleet_tripped_mw", "tripped_mw"),
+    ("n_vehicles_tripped", "n_tripped"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scenario", type=Path, required=True, help="scenario TOML file (see docs/contingency.md)"
+    )
+    parser.add_argument(
+        "--compare",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="CASES",
+        help="compare fleet behaviours, comma-separated from none,droop,vsm,trip,staggered "
+        "(without a value: the scenario's [contingency] compare list, default all five)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="write report.html and data here")
+    add_json_flag(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from studies.contingency import load_contingency_scenario, run_contingency_study
+
+    scenario = load_contingency_scenario(args.scenario)
+    if args.compare is None:
+        cases = None
+    elif args.compare == "":
+        cases = [c.value for c in scenario.settings.compare]
+    else:
+        cases = args.compare
+    result = run_contingency_study(scenario, cases=cases, out_dir=args.out)
+    if args.json:
+        emit_json(result)
+        return 0
+    rows_in = result["cases"] if "cases" in result else [result]
+    rows = [[r["name"], *(r[key] for key, _ in _COLUMNS)] for r in rows_in]
+    print(format_table(rows, ["case", *(label for _, label in _COLUMNS)]))
+    if args.out is not None:
+        print(f"report: {args.out / 'report.html'}")
+    return 0

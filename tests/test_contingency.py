@@ -1,0 +1,222 @@
+"""Frequency-event contingency study (issue 7 items 1, 2, 5).
+
+References: the swing-equation closed forms of Kundur (1994) sec. 11.1 (RoCoF right after a
+loss ``-ΔP f0 / (2 H S)``, steady state ``-ΔP / (D + 1/R)``) and an independent
+``scipy.integrate.solve_ivp`` (Radau, rtol 1e-10) integration of the same equations for the
+nadir (tolerance 1e-3 Hz, issue 7).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from scipy.integrate import solve_ivp
+
+from cosim.cli import main
+from grids.errors import ScenarioError
+from studies.contingency import load_contingency_scenario, run_contingency_study
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "studies" / "scenarios"
+
+
+def bulk_scenario(
+    *,
+    h_s=5.0,
+    d_pu=1.0,
+    r_pu=0.05,
+    t_gov_s=0.5,
+    p_mw=500.0,
+    step_s=0.02,
+    duration_s=60.0,
+    t_event_s=1.0,
+    extra=None,
+):
+    freq = {
+        "f0_hz": 60.0,
+        "s_base_mw": 10000.0,
+        "h_s": h_s,
+        "d_pu": d_pu,
+        "r_pu": r_pu,
+        "t_gov_s": t_gov_s,
+    }
+    if extra:
+        freq.update(extra)
+    return {
+        "simulation": {"duration_s": duration_s, "step_s": step_s},
+        "frequency": freq,
+        "events": [{"t_s": t_event_s, "kind": "generation_loss", "p_mw": p_mw}],
+    }
+
+
+def reference_nadir(
+    *, h_s, d_pu, r_pu, t_gov_s, p_mw, f0_hz=60.0, s_base_mw=10000.0, f_hp=None, t_rh_s=None
+):
+    """Nadir [Hz] and its time after the event [s] from solve_ivp of the swing equation.
+
+    ``2H dΔf/dt = ΔPm − ΔP − DΔf``, ``Tg dPgv/dt = −Δf/R − Pgv`` (pu), optional reheat
+    ``Trh dPrh/dt = Pgv − Prh``, ``ΔPm = F_HP Pgv + (1 − F_HP) Prh``. The nadir is where
+    ``dΔf/dt = 0`` (terminal event).
+    """
+    u = -p_mw / s_base_mw
+    fhp = 1.0 if f_hp is None else f_hp
+    trh = 1.0 if t_rh_s is None else t_rh_s
+
+    def rhs(_t, x):
+        df, pgv, prh = x
+        pm = fhp * pgv + (1.0 - fhp) * prh
+        return [
+            (pm + u - d_pu * df) / (2.0 * h_s),
+            (-df / r_pu - pgv) / t_gov_s,
+            (pgv - prh) / trh,
+        ]
+
+    def turning(t, x):
+        return rhs(t, x)[0] if t > 0 else -1.0
+
+    turning.terminal = True
+    turning.direction = 1
+    sol = solve_ivp(
+        rhs, (0.0, 120.0), [0.0, 0.0, 0.0], method="Radau", rtol=1e-10, atol=1e-13, events=turning
+    )
+    t_nadir = float(sol.t_events[0][0])
+    return f0_hz * (1.0 + float(sol.y_events[0][0][0])), t_nadir
+
+
+def test_closed_forms_are_reproduced_exactly_without_fleet():
+    """DESIGN.md section 5: 500 MW on 10 GW, H = 5 s, 60 Hz gives -0.3 Hz/s exactly."""
+    result = run_contingency_study(bulk_scenario(duration_s=120.0))
+    assert result["name"] == "none"
+    assert result["rocof_initial_hz_per_s"] == pytest.approx(-0.3, rel=1e-12, abs=0)
+    expected_ss = -(500.0 / 10000.0) / (1.0 + 1.0 / 0.05) * 60.0
+    assert result["delta_f_steady_hz"] == pytest.approx(expected_ss, rel=1e-12, abs=0)
+    # and the simulation really settles there (end of the run)
+    assert result["delta_f_end_hz"] == pytest.approx(expected_ss, abs=1e-9)
+    assert result["ufls_shed_mw"] == 0.0 and result["n_vehicles_tripped"] == 0
+
+
+@pytest.mark.parametrize(
+    ("h_s", "d_pu", "r_pu", "t_gov_s", "step_s"),
+    [
+        (5.0, 1.0, 0.05, 0.5, 0.02),
+        (2.0, 0.0, 0.04, 0.3, 0.01),
+        (8.0, 2.0, 0.08, 1.5, 0.05),
+        (3.0, 1.5, 0.05, 4.0, 0.02),
+    ],
+)
+def test_nadir_matches_an_independent_solve_ivp(h_s, d_pu, r_pu, t_gov_s, step_s):
+    sc = bulk_scenario(h_s=h_s, d_pu=d_pu, r_pu=r_pu, t_gov_s=t_gov_s, step_s=step_s)
+    result = run_contingency_study(sc)
+    f_ref, t_ref = reference_nadir(h_s=h_s, d_pu=d_pu, r_pu=r_pu, t_gov_s=t_gov_s, p_mw=500.0)
+    assert result["f_nadir_hz"] == pytest.approx(f_ref, abs=1e-3)
+    assert result["delta_f_nadir_hz"] == pytest.approx(f_ref - 60.0, abs=1e-3)
+    assert result["t_nadir_s"] == pytest.approx(t_ref, abs=step_s)
+    assert result["rocof_initial_hz_per_s"] == pytest.approx(
+        -500.0 * 60.0 / (2 * h_s * 10000.0), rel=1e-12
+    )
+
+
+def test_nadir_with_reheat_turbine_matches_solve_ivp():
+    sc = bulk_scenario(h_s=4.0, t_gov_s=0.3, extra={"f_hp": 0.3, "t_rh_s": 7.0})
+    result = run_contingency_study(sc)
+    f_ref, t_ref = reference_nadir(
+        h_s=4.0, d_pu=1.0, r_pu=0.05, t_gov_s=0.3, p_mw=500.0, f_hp=0.3, t_rh_s=7.0
+    )
+    assert result["f_nadir_hz"] == pytest.approx(f_ref, abs=1e-3)
+    assert result["t_nadir_s"] == pytest.approx(t_ref, abs=0.02)
+
+
+def test_ufls_stage_sheds_load_and_lifts_the_nadir():
+    base = bulk_scenario(p_mw=1500.0, h_s=3.0)
+    plain = run_contingency_study(base)
+    stage = {"threshold_hz": 59.5, "delay_s": 0.1, "fraction": 0.05}
+    with_ufls = bulk_scenario(p_mw=1500.0, h_s=3.0, extra={"ufls": [stage]})
+    shed = run_contingency_study(with_ufls)
+    assert plain["f_nadir_hz"] < 59.5  # the stage is reached
+    assert shed["ufls_stages_triggered"] == 1
+    assert shed["ufls_shed_mw"] == pytest.approx(500.0)
+    assert shed["f_nadir_hz"] > plain["f_nadir_hz"]
+    # the steady state is the closed form of the net deficit after shedding
+    assert shed["delta_f_steady_hz"] == pytest.approx(-(1000.0 / 10000.0) / 21.0 * 60.0)
+
+
+def test_cli_json_single_case_from_shipped_scenario(capsys):
+    code = main(
+        ["contingency", "--scenario", str(SCENARIOS / "contingency_bulk_only.toml"), "--json"]
+    )
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    for key in (
+        "f_nadir_hz",
+        "delta_f_nadir_hz",
+        "t_nadir_s",
+        "rocof_initial_hz_per_s",
+        "delta_f_steady_hz",
+        "ufls_shed_mw",
+        "fleet_tripped_mw",
+        "n_vehicles_tripped",
+    ):
+        assert key in data
+    assert data["rocof_initial_hz_per_s"] == pytest.approx(-0.3, rel=1e-12)
+    assert data["delta_f_nadir_hz"] < 0
+
+
+def test_cli_compare_lists_cases_with_names(capsys, tmp_path):
+    code = main(
+        [
+            "contingency",
+            "--scenario",
+            str(SCENARIOS / "contingency_bulk_only.toml"),
+            "--compare",
+            "none,droop",
+            "--json",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [c["name"] for c in data["cases"]] == ["none", "droop"]
+    # no fleet: every behaviour is the bulk grid alone
+    assert data["cases"][0]["f_nadir_hz"] == data["cases"][1]["f_nadir_hz"]
+    assert (tmp_path / "report.html").is_file()
+    assert (tmp_path / "contingency_frequency.png").is_file()
+    assert (tmp_path / "metrics.csv").is_file()
+
+
+def test_unknown_case_is_rejected_with_the_allowed_list(capsys):
+    code = main(
+        [
+            "contingency",
+            "--scenario",
+            str(SCENARIOS / "contingency_bulk_only.toml"),
+            "--compare",
+            "none,wobble",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "unknown case 'wobble'" in err and "staggered" in err
+
+
+def test_bad_scenario_lists_every_problem():
+    bad = bulk_scenario(step_s=0.5)
+    bad["events"] = [{"t_s": 2.0, "kind": "island"}]
+    bad["contingency"] = {"dispatch_frac": 1.5, "colour": "red", "compare": ["vsm", "nope"]}
+    bad["frequency"]["h_s"] = -1.0
+    with pytest.raises(ScenarioError) as info:
+        load_contingency_scenario(bad)
+    text = str(info.value)
+    assert "simulation.step_s: 0.5 is outside the allowed 0.001 to 0.1 s" in text
+    assert "events: a contingency needs at least one [[events]] table" in text
+    assert "contingency.dispatch_frac: 1.5 is above the allowed 1.0" in text
+    assert "contingency.colour: unknown key" in text
+    assert "contingency.compare: unknown case 'nope'" in text
+    assert "frequency.h_s" in text
+
+
+def test_missing_scenario_file_is_a_clear_error(capsys, tmp_path):
+    code = main(["contingency", "--scenario", str(tmp_path / "nope.toml")])
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
