@@ -389,7 +389,7 @@ def plot_trapezoid(
         t_end = metrics.t_restored_h if metrics.t_restored_h is not None else float(t[-1])
         mask = (t >= metrics.t_disruption_h) & (t <= t_end)
         ax.fill_between(
-            t[mask], p[mask], p0, where=p[mask] < p0, color="C1", alpha=0.25, label="lost area"
+            t[mask], np.minimum(p[mask], p0), p0, color="C1", alpha=0.25, label="lost area"
         )
         corners = [
             (metrics.t_disruption_h, p0, "t_a disruption"),
