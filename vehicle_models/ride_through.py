@@ -1,0 +1,313 @@
+"""Trip, ride-through, momentary cessation and enter service of N inverters (vectorized).
+
+Model (IEEE 1547-2018 clauses 6.4, 6.5 and 4.10):
+
+- **Trip**: each element (OV2, OV1, UV1, UV2, OF2, OF1, UF1, UF2) has a timer per unit that
+  accumulates while its condition holds (``v > OV``, ``v < UV``, ``f > OF``, ``f < UF``) and
+  resets to zero as soon as it clears. The unit trips when a timer reaches the element's
+  clearing time. Inputs are held over a step (zero-order hold): with ``dt = 0.01 s`` and a
+  0.16 s clearing time the unit trips at the end of the 16th consecutive step.
+- **Momentary cessation** (Tables 14-16): while ``v < mc_low_v_pu`` or ``v > mc_high_v_pu``
+  the unit injects no current but stays connected; it resumes as soon as the voltage is back.
+- **Enter service** (clause 4.10): a tripped unit re-enters when voltage and frequency have
+  been inside the enter-service window continuously for ``delay_s``; its active-power limit
+  then ramps linearly from 0 to 1 pu over ``ramp_s``. A tripped unit injects nothing until
+  it re-enters.
+- **Stagger ramp** (project option): in ``ramp`` mode a unit whose timer expires ramps its
+  output down to zero over ``stagger.ramp_s`` (``disconnecting``), then counts as tripped.
+
+The must-ride-through durations of Tables 14-16 are available as :func:`must_ride_through_s`
+(used to check that trip settings respect them).
+
+References
+----------
+.. [1] IEEE Std 1547-2018, Tables 11-16 (voltage), 19-20 (frequency), clause 4.10.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vehicle_models.settings import (
+    AbnormalCategory,
+    EnterServiceSettings,
+    InverterSettings,
+    StaggerMode,
+)
+from vehicle_models.stagger import TRIP_ELEMENTS, staggered_trip_settings
+
+
+def must_ride_through_s(vm_pu, category: AbnormalCategory) -> np.ndarray:
+    """Minimum time [s] a unit must ride through a voltage ``vm_pu`` (Tables 14-16).
+
+    ``inf`` in the continuous-operation band (0.88-1.10 pu), ``0`` where ride-through is not
+    required; in permissive-operation and momentary-cessation bands the tabulated minimum
+    time (the unit must not trip earlier).
+
+    Notes
+    -----
+    Category I: 1.10-1.20 pu 0.2 s; 0.70-0.88 pu ``0.7 + 4 (V - 0.7)`` s; 0.50-0.70 pu 0.16 s.
+    Category II: 1.175-1.20 pu 0.2 s; 1.15-1.175 pu 0.5 s; 1.10-1.15 pu 1 s;
+    0.65-0.88 pu ``3 + 8.7 (V - 0.65)`` s; 0.45-0.65 pu 0.32 s; 0.30-0.45 pu 0.16 s.
+    Category III: 1.10-1.20 pu 12 s (momentary cessation); 0.70-0.88 pu 20 s;
+    0.50-0.70 pu 10 s; below 0.50 pu 1 s (momentary cessation).
+    Above 1.20 pu every category ceases to energize (0 s).
+    """
+    v = np.asarray(vm_pu, dtype=float)
+    t = np.zeros_like(v)
+    continuous = (v >= 0.88) & (v <= 1.10)
+    t[continuous] = np.inf
+    if category is AbnormalCategory.I:
+        t[(v > 1.10) & (v <= 1.20)] = 0.2
+        band = (v >= 0.70) & (v < 0.88)
+        t[band] = 0.7 + 4.0 * (v[band] - 0.7)
+        t[(v >= 0.50) & (v < 0.70)] = 0.16
+    elif category is AbnormalCategory.II:
+        t[(v > 1.175) & (v <= 1.20)] = 0.2
+        t[(v > 1.15) & (v <= 1.175)] = 0.5
+        t[(v > 1.10) & (v <= 1.15)] = 1.0
+        band = (v >= 0.65) & (v < 0.88)
+        t[band] = 3.0 + 8.7 * (v[band] - 0.65)
+        t[(v >= 0.45) & (v < 0.65)] = 0.32
+        t[(v >= 0.30) & (v < 0.45)] = 0.16
+    else:
+        t[(v > 1.10) & (v <= 1.20)] = 12.0
+        t[(v >= 0.70) & (v < 0.88)] = 20.0
+        t[(v >= 0.50) & (v < 0.70)] = 10.0
+        t[v < 0.50] = 1.0
+    return t
+
+
+def must_ride_through_frequency_s(f_hz, category: AbnormalCategory) -> np.ndarray:
+    """Minimum time [s] a unit must ride through frequency ``f_hz`` (IEEE 1547-2018 Table 20).
+
+    58.8-61.2 Hz continuous (``inf``); 61.2-61.8 Hz and 57.0-58.8 Hz mandatory operation for
+    299 s (all categories); outside, no requirement (0). Category III's wider bands are not
+    modelled (the defaults of Table 19 trip outside 56.5-62 Hz anyway).
+    """
+    f = np.asarray(f_hz, dtype=float)
+    t = np.zeros_like(f)
+    t[(f >= 58.8) & (f <= 61.2)] = np.inf
+    t[((f > 61.2) & (f <= 61.8)) | ((f >= 57.0) & (f < 58.8))] = 299.0
+    return t
+
+
+def trip_time_s(vm_pu: float, f_hz: float, settings: InverterSettings) -> float:
+    """Time [s] after which a unit with ``settings`` trips at constant ``vm_pu`` and ``f_hz``.
+
+    ``inf`` if no element picks up. The closed form of what :class:`RideThroughState` does.
+    """
+    t = settings.trip
+    times = []
+    if vm_pu > t.ov2_v_pu:
+        times.append(t.ov2_t_s)
+    if vm_pu > t.ov1_v_pu:
+        times.append(t.ov1_t_s)
+    if vm_pu < t.uv1_v_pu:
+        times.append(t.uv1_t_s)
+    if vm_pu < t.uv2_v_pu:
+        times.append(t.uv2_t_s)
+    if f_hz > t.of2_f_hz:
+        times.append(t.of2_t_s)
+    if f_hz > t.of1_f_hz:
+        times.append(t.of1_t_s)
+    if f_hz < t.uf1_f_hz:
+        times.append(t.uf1_t_s)
+    if f_hz < t.uf2_f_hz:
+        times.append(t.uf2_t_s)
+    return min(times) if times else float("inf")
+
+
+class RideThroughState:
+    """Trip timers, momentary cessation, enter service and stagger ramp for N units.
+
+    Parameters
+    ----------
+    settings : InverterSettings
+        Trip, enter-service and stagger settings are used.
+    n : int
+        Number of units.
+    seed : int
+        Seed of the ``random`` stagger mode.
+
+    Attributes
+    ----------
+    tripped : numpy.ndarray of bool, shape (n,)
+        Disconnected by a trip and not yet re-entered.
+    ceased : numpy.ndarray of bool, shape (n,)
+        In momentary cessation this step.
+    disconnecting : numpy.ndarray of bool, shape (n,)
+        Ramping down after a trip decision (``ramp`` stagger mode only).
+    p_limit_pu : numpy.ndarray, shape (n,)
+        Enter-service soft-start limit on |P| [pu] (1 when not ramping).
+    output_scale : numpy.ndarray, shape (n,)
+        Factor on P and Q of disconnecting units (1 otherwise).
+    timer_s : numpy.ndarray, shape (8, n)
+        Trip timers in the order of :data:`~vehicle_models.stagger.TRIP_ELEMENTS`.
+    es_timer_s : numpy.ndarray, shape (n,)
+        Time inside the enter-service window since the trip.
+    trip_count : numpy.ndarray of int, shape (n,)
+        Number of trips so far.
+    """
+
+    def __init__(self, settings: InverterSettings, *, n: int, seed: int = 0) -> None:
+        self.n = int(n)
+        self.settings = settings
+        per_unit = staggered_trip_settings(
+            settings.trip, settings.stagger, settings.abnormal_category, n=self.n, seed=seed
+        )
+        # Stack thresholds as signed values so one comparison covers over and under elements:
+        # over:  x > thr  <=>  +x > +thr;  under: x < thr  <=>  -x > -thr.
+        sign = np.array([+1.0, +1.0, -1.0, -1.0, +1.0, +1.0, -1.0, -1.0])[:, None]
+        names = [
+            f"{e}_v_pu" if e in ("ov2", "ov1", "uv1", "uv2") else f"{e}_f_hz" for e in TRIP_ELEMENTS
+        ]
+        thr = np.vstack([np.broadcast_to(per_unit[k], (self.n,)) for k in names])
+        t_clear = np.vstack(
+            [np.broadcast_to(per_unit[f"{e}_t_s"], (self.n,)) for e in TRIP_ELEMENTS]
+        )
+        self._sign_v = sign[:4]
+        self._sign_f = sign[4:]
+        self._sthr_v = sign[:4] * thr[:4]
+        self._sthr_f = sign[4:] * thr[4:]
+        # A tiny tolerance so that accumulated float steps (16 x 0.01) reach 0.16.
+        self._t_clear_v = t_clear[:4] - 1e-9
+        self._t_clear_f = t_clear[4:] - 1e-9
+        trip = settings.trip
+        self._mc_low = trip.mc_low_v_pu
+        self._mc_high = trip.mc_high_v_pu
+        # Guard band: if every voltage/frequency is inside it no element can pick up, so the
+        # whole trip logic is skipped (the common case, keeps a step cheap).
+        self._v_guard = (
+            float(np.max(thr[2:4])) if self.n else 0.0,
+            float(np.min(thr[0:2])) if self.n else 2.0,
+        )
+        self._v_guard = (max(self._v_guard[0], self._mc_low), min(self._v_guard[1], self._mc_high))
+        self._f_guard = (
+            float(np.max(thr[6:8])) if self.n else 0.0,
+            float(np.min(thr[4:6])) if self.n else 100.0,
+        )
+        self.timer_s = np.zeros((8, self.n))
+        self._v_timers_active = False
+        self._f_timers_active = False
+        self.tripped = np.zeros(self.n, dtype=bool)
+        self.ceased = np.zeros(self.n, dtype=bool)
+        self.disconnecting = np.zeros(self.n, dtype=bool)
+        self.output_scale = np.ones(self.n)
+        self.p_limit_pu = np.ones(self.n)
+        self.es_timer_s = np.zeros(self.n)
+        self.trip_count = np.zeros(self.n, dtype=np.int64)
+        self._n_tripped = 0
+        self._n_disconnecting = 0
+        self._n_ramping = 0
+        self._ramp_mode = settings.stagger.mode is StaggerMode.RAMP
+        self._ramp_down_s = settings.stagger.ramp_s
+
+    # ------------------------------------------------------------------------------------
+    def update(self, *, dt_s: float, vm_pu: np.ndarray, f_hz, connected: np.ndarray) -> None:
+        """Advance all timers by ``dt_s`` with ``vm_pu`` (n,), ``f_hz`` (scalar or (n,)).
+
+        Units that are not ``connected`` (unplugged) have their timers reset and cannot trip.
+        """
+        es = self.settings.enter_service
+        # --- enter service of tripped units (before new trips: a unit tripping this step
+        # starts counting its delay from the next step).
+        if self._n_tripped:
+            self._enter_service(dt_s, vm_pu, f_hz, es)
+        if self._n_ramping:
+            np.minimum(self.p_limit_pu + dt_s / es.ramp_s, 1.0, out=self.p_limit_pu)
+            self._n_ramping = int(np.count_nonzero(self.p_limit_pu < 1.0))
+        if self._n_disconnecting:
+            self._ramp_down(dt_s)
+
+        new_trip = None
+        v_lo, v_hi = self._v_guard
+        if self._v_timers_active or vm_pu.min() < v_lo or vm_pu.max() > v_hi:
+            cond = (self._sign_v * vm_pu) > self._sthr_v
+            cond &= connected
+            timers = self.timer_s[:4]
+            timers += dt_s
+            timers *= cond
+            self._v_timers_active = bool(cond.any())
+            new_trip = (timers >= self._t_clear_v).any(axis=0)
+            ceased = (vm_pu < self._mc_low) | (vm_pu > self._mc_high)
+            ceased &= connected
+            self.ceased = ceased
+        elif self.ceased.any():
+            self.ceased = np.zeros(self.n, dtype=bool)
+
+        f_lo, f_hi = self._f_guard
+        f_min = np.min(f_hz)
+        f_max = np.max(f_hz)
+        if self._f_timers_active or f_min < f_lo or f_max > f_hi:
+            f = np.asarray(f_hz, dtype=float)
+            f_col = f if f.ndim == 0 else f[None, :]
+            cond = (self._sign_f * f_col) > self._sthr_f
+            cond = cond & connected
+            timers = self.timer_s[4:]
+            timers += dt_s
+            timers *= cond
+            self._f_timers_active = bool(cond.any())
+            f_trip = (timers >= self._t_clear_f).any(axis=0)
+            new_trip = f_trip if new_trip is None else (new_trip | f_trip)
+
+        if new_trip is not None:
+            new_trip &= ~self.tripped
+            new_trip &= ~self.disconnecting
+            if new_trip.any():
+                if self._ramp_mode:
+                    self.disconnecting |= new_trip
+                    self._n_disconnecting = int(np.count_nonzero(self.disconnecting))
+                else:
+                    self._trip(new_trip)
+
+    # ------------------------------------------------------------------------------------
+    def _trip(self, mask: np.ndarray) -> None:
+        self.tripped |= mask
+        self.trip_count += mask
+        self.timer_s[:, mask] = 0.0
+        self.es_timer_s[mask] = 0.0
+        self._n_tripped = int(np.count_nonzero(self.tripped))
+
+    def _ramp_down(self, dt_s: float) -> None:
+        idx = self.disconnecting
+        self.output_scale[idx] -= dt_s / self._ramp_down_s
+        done = idx & (self.output_scale <= 1e-12)
+        if done.any():
+            self.disconnecting &= ~done
+            self.output_scale[done] = 1.0
+            self._trip(done)
+        self._n_disconnecting = int(np.count_nonzero(self.disconnecting))
+
+    def _enter_service(self, dt_s: float, vm_pu, f_hz, es: EnterServiceSettings) -> None:
+        window = (vm_pu >= es.v_low_pu) & (vm_pu <= es.v_high_pu)
+        window &= (np.asarray(f_hz) >= es.f_low_hz) & (np.asarray(f_hz) <= es.f_high_hz)
+        window &= self.tripped
+        self.es_timer_s += dt_s
+        self.es_timer_s *= window
+        enter = window & (self.es_timer_s >= es.delay_s - 1e-9)
+        if enter.any():
+            self.tripped &= ~enter
+            self.es_timer_s[enter] = 0.0
+            self.p_limit_pu[enter] = 0.0
+            self.timer_s[:, enter] = 0.0
+            self._n_tripped = int(np.count_nonzero(self.tripped))
+            self._n_ramping = int(np.count_nonzero(self.p_limit_pu < 1.0))
+
+    @property
+    def any_ramping(self) -> bool:
+        """Some unit is in its enter-service soft start."""
+        return self._n_ramping > 0
+
+    @property
+    def any_disconnecting(self) -> bool:
+        """Some unit is ramping down (``ramp`` stagger mode)."""
+        return self._n_disconnecting > 0
+
+
+__all__ = [
+    "RideThroughState",
+    "must_ride_through_frequency_s",
+    "must_ride_through_s",
+    "trip_time_s",
+]
