@@ -167,9 +167,12 @@ class ThermalParameters:
         return cls.from_dict({"cooling": cooling, **overrides}, path="transformer")
 
     @classmethod
-    def from_dict(cls, data: dict, *, path: str = "transformer") -> ThermalParameters:
+    def from_dict(
+        cls, data: dict, *, path: str = "transformer", extra_keys: tuple[str, ...] = ()
+    ) -> ThermalParameters:
         """Build from a mapping of IEC-symbol keys (as in a TOML file); unspecified keys take
         the IEC defaults of ``cooling`` (default ONAF). Every problem is reported at once.
+        ``extra_keys`` are keys the caller handles itself (listed as allowed, ignored here).
 
         Raises
         ------
@@ -177,7 +180,7 @@ class ThermalParameters:
             Unknown keys, wrong types, values out of range.
         """
         problems: list[str] = []
-        allowed = [f.name for f in fields(cls)]
+        allowed = [f.name for f in fields(cls)] + list(extra_keys)
         for key in data:
             if key not in allowed:
                 problems.append(f"{path}.{key}: unknown key (allowed: {', '.join(allowed)})")
