@@ -522,7 +522,9 @@ class ACPowerFlow:
         return v, converged, iterations, per_bus
 
     def _newton(self, s_spec: np.ndarray, v: np.ndarray, tol_pu: float):
+        """Full Newton-Raphson for one scenario; on failure returns the best iterate seen."""
         f, per_bus = self._mismatch(v[None, :], s_spec[None, :])
+        best_norm = np.max(np.abs(f))
         best = (v.copy(), per_bus[0])
         for iteration in range(1, self.max_iteration + 1):
             try:
@@ -536,7 +538,8 @@ class ACPowerFlow:
             norm = np.max(np.abs(f))
             if not np.isfinite(norm):
                 return best[0], False, iteration, best[1]
-            best = (v.copy(), per_bus[0])
+            if norm < best_norm:
+                best_norm, best = norm, (v.copy(), per_bus[0])
             if norm < tol_pu:
                 return v, True, iteration, per_bus[0]
         return best[0], False, self.max_iteration, best[1]
