@@ -1,0 +1,264 @@
+"""Incremental results files (HDF5 or Parquet) with run metadata, and reading them back.
+
+Results are stored in long ("tidy") form, one row per recorded value:
+
+==========  =======  ==================================================================
+column      type     meaning
+==========  =======  ==================================================================
+``t_s``     float64  simulated time since the start [s]
+``signal``  str      ``"<entity full id>.<attribute>"``, or ``"...<attribute>[<key>]"``
+                     for per-bus attributes (the key is the pandapower bus index)
+``value``   float64  the value, in the unit named by the attribute's suffix
+==========  =======  ==================================================================
+
+Rows are buffered and appended every ``flush_every`` rows:
+
+* **HDF5** (default, via ``h5py``): resizable datasets ``/t_s``, ``/signal_id``, ``/value``
+  plus ``/signals`` (the names); the file is flushed after every append, so a crash loses at
+  most the rows of the last flush interval. Metadata (scenario, versions, seed) are file
+  attributes (``metadata`` as JSON).
+* **Parquet** (via ``pyarrow``): one row group per flush; metadata in the schema's key-value
+  metadata. A Parquet footer is only written on close (normal end, error or Ctrl-C), so a hard
+  kill of the process loses the file: prefer HDF5 when that matters.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from grids.errors import InputDataError, SimulationError
+
+SUFFIX = {"hdf5": ".h5", "parquet": ".parquet"}
+
+
+def run_metadata(scenario_raw: Mapping[str, Any], *, seed: int, extra: Mapping | None = None):
+    """Metadata stored with every results file: scenario, seed, versions, creation time."""
+    import importlib.metadata as md
+
+    def version(name: str) -> str:
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:
+            return "not installed"
+
+    meta = {
+        "scenario": scenario_raw,
+        "seed": int(seed),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": {
+            "v2g-cosim": version("v2g-cosim"),
+            "mosaik": version("mosaik"),
+            "mosaik-api-v3": version("mosaik-api-v3"),
+            "numpy": version("numpy"),
+            "pandas": version("pandas"),
+            "pandapower": version("pandapower"),
+            "python": platform.python_version(),
+        },
+    }
+    if extra:
+        meta.update(extra)
+    return meta
+
+
+class ResultsWriter:
+    """Append ``(t_s, signal, value)`` rows to one results file, flushing every N rows.
+
+    Parameters
+    ----------
+    path : path
+        Results file (``.h5`` or ``.parquet``; the format follows ``fmt``).
+    metadata : mapping
+        JSON-serializable metadata stored with the results.
+    fmt : {"hdf5", "parquet"}, keyword-only
+    flush_every : int, keyword-only
+        Rows buffered before they are written (and the file flushed).
+    """
+
+    def __init__(
+        self, path: str | Path, metadata: Mapping, *, fmt: str = "hdf5", flush_every: int = 10_000
+    ) -> None:
+        if fmt not in SUFFIX:
+            raise SimulationError(f"output.format: {fmt!r} is not 'hdf5' or 'parquet'")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fmt = fmt
+        self.flush_every = max(1, int(flush_every))
+        self.metadata_json = json.dumps(metadata, default=str)
+        self._signals: dict[str, int] = {}
+        self._t: list[float] = []
+        self._sid: list[int] = []
+        self._v: list[float] = []
+        self.rows_written = 0
+        self.closed = False
+        self._h5 = None
+        self._pq = None
+        if fmt == "hdf5":
+            self._open_hdf5()
+
+    # -- public API ---------------------------------------------------------------------------
+    def signal_id(self, name: str) -> int:
+        """Integer id of a signal name (registered on first use)."""
+        sid = self._signals.get(name)
+        if sid is None:
+            sid = self._signals[name] = len(self._signals)
+        return sid
+
+    def append(self, t_s: float, signal: str, value: float) -> None:
+        """Buffer one value; writes when the buffer holds ``flush_every`` rows."""
+        self._t.append(t_s)
+        self._sid.append(self.signal_id(signal))
+        self._v.append(value)
+        if len(self._t) >= self.flush_every:
+            self.flush()
+
+    def append_many(self, t_s: float, signals: list[str], values) -> None:
+        """Buffer several values recorded at the same time."""
+        ids = [self.signal_id(s) for s in signals]
+        self._t.extend([t_s] * len(ids))
+        self._sid.extend(ids)
+        self._v.extend(float(v) for v in values)
+        if len(self._t) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered rows and flush the file to disk."""
+        if self.closed or not self._t:
+            return
+        t = np.asarray(self._t, dtype=np.float64)
+        sid = np.asarray(self._sid, dtype=np.int32)
+        v = np.asarray(self._v, dtype=np.float64)
+        self._t, self._sid, self._v = [], [], []
+        try:
+            if self.fmt == "hdf5":
+                self._write_hdf5(t, sid, v)
+            else:
+                self._write_parquet(t, sid, v)
+        except OSError as error:
+            raise SimulationError(f"{self.path}: cannot write results: {error}") from None
+        self.rows_written += len(t)
+
+    def close(self) -> None:
+        """Flush and close (idempotent)."""
+        if self.closed:
+            return
+        self.flush()
+        if self._h5 is not None:
+            self._write_signal_names()
+            self._h5.close()
+        if self._pq is not None:
+            self._pq.close()
+        elif self.fmt == "parquet":  # nothing recorded: still write an empty, valid file
+            self._write_parquet(np.empty(0), np.empty(0, np.int32), np.empty(0))
+            self._pq.close()
+        self.closed = True
+
+    # -- HDF5 ---------------------------------------------------------------------------------
+    def _open_hdf5(self) -> None:
+        import h5py
+
+        self._h5 = h5py.File(self.path, "w")
+        self._h5.attrs["metadata"] = self.metadata_json
+        self._h5.attrs["layout"] = "long: t_s, signal_id -> signals, value"
+        for name, dtype in (("t_s", "f8"), ("signal_id", "i4"), ("value", "f8")):
+            self._h5.create_dataset(name, (0,), maxshape=(None,), dtype=dtype, chunks=(65536,))
+        self._write_signal_names()
+
+    def _write_signal_names(self) -> None:
+        import h5py
+
+        names = list(self._signals)
+        if "signals" in self._h5:
+            del self._h5["signals"]
+        self._h5.create_dataset(
+            "signals", data=np.array(names, dtype=object), dtype=h5py.string_dtype()
+        )
+
+    def _write_hdf5(self, t, sid, v) -> None:
+        n0 = self._h5["t_s"].shape[0]
+        for name, arr in (("t_s", t), ("signal_id", sid), ("value", v)):
+            ds = self._h5[name]
+            ds.resize((n0 + len(arr),))
+            ds[n0:] = arr
+        self._write_signal_names()
+        self._h5.flush()
+
+    # -- Parquet ------------------------------------------------------------------------------
+    def _write_parquet(self, t, sid, v) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        names = list(self._signals)
+        dictionary = pa.array(names, type=pa.string())
+        signal = pa.DictionaryArray.from_arrays(pa.array(sid, type=pa.int32()), dictionary)
+        table = pa.table({"t_s": pa.array(t), "signal": signal, "value": pa.array(v)})
+        if self._pq is None:
+            schema = table.schema.with_metadata({"v2g_cosim_metadata": self.metadata_json})
+            self._pq = pq.ParquetWriter(self.path, schema)
+        self._pq.write_table(table.cast(self._pq.schema))
+
+
+def read_results(path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """Read a results file written by :class:`ResultsWriter`.
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+        Long form with columns ``t_s``, ``signal`` (categorical), ``value``.
+    metadata : dict
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputDataError(f"{p}: results file does not exist")
+    if p.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(p)
+        except Exception as error:  # pyarrow raises ArrowInvalid for truncated files
+            raise InputDataError(f"{p}: not a readable Parquet results file: {error}") from None
+        meta = json.loads(pf.schema_arrow.metadata[b"v2g_cosim_metadata"])
+        frame = pf.read().to_pandas()
+        frame["signal"] = frame["signal"].astype(str).astype("category")
+        return frame, meta
+    import h5py
+
+    try:
+        with h5py.File(p, "r") as h5:
+            meta = json.loads(h5.attrs["metadata"])
+            names = np.array([s.decode() if isinstance(s, bytes) else s for s in h5["signals"][:]])
+            t = h5["t_s"][:]
+            sid = h5["signal_id"][:]
+            v = h5["value"][:]
+    except (OSError, KeyError) as error:
+        raise InputDataError(f"{p}: not a readable HDF5 results file: {error}") from None
+    n = min(len(t), len(sid), len(v))
+    frame = pd.DataFrame(
+        {
+            "t_s": t[:n],
+            "signal": pd.Categorical.from_codes(sid[:n], categories=pd.Index(names)),
+            "value": v[:n],
+        }
+    )
+    return frame, meta
+
+
+def series(frame: pd.DataFrame, signal: str) -> pd.Series:
+    """One signal as a Series indexed by ``t_s``."""
+    sel = frame[frame["signal"] == signal]
+    return pd.Series(sel["value"].to_numpy(), index=sel["t_s"].to_numpy(), name=signal)
+
+
+def wide(frame: pd.DataFrame, pattern: str | None = None) -> pd.DataFrame:
+    """Pivot to one column per signal (rows: ``t_s``), optionally only signals containing
+    ``pattern``. Signals recorded at different rates are forward-filled."""
+    sel = frame if pattern is None else frame[frame["signal"].astype(str).str.contains(pattern)]
+    table = sel.pivot_table(index="t_s", columns="signal", values="value", observed=True)
+    return table.sort_index().ffill()

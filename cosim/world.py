@@ -1,0 +1,522 @@
+"""Scenario -> mosaik World: simulators, connections, multi-rate clocks; running and metrics.
+
+Time
+----
+The mosaik time resolution is ``simulation.fast_step_s`` if given, else ``simulation.step_s``:
+one integer mosaik step is that many seconds (``step_s = 0.01`` works). Each time-based
+simulator gets a clock (:class:`cosim.simulators.StepClock`): the feeder steps every
+``feeder.step_s`` (default ``simulation.step_s``); the fleet and the frequency model step every
+``simulation.step_s`` and, in windows ``simulation.window_s`` around each event, every
+``fast_step_s`` (multi-rate: e.g. 15-min quasi-static steps for a day, 20-ms steps around a
+generation loss).
+
+Data flow (see ``docs/architecture.md``)
+-----------------------------------------
+::
+
+    ProfileSim --load_pu--> FeederSim --bus_vm_pu (time-shifted)--> FleetSim
+    FleetSim --bus_p_mw, bus_q_mvar--> FeederSim
+    FleetSim --p_mw--> FrequencySim --f_hz (time-shifted)--> FleetSim
+    EventSim --p_event_mw, island--> FrequencySim;  EventSim --lines_out--> FeederSim
+    FeederSim --p_grid_import_mw--> FrequencySim (island events only)
+    every output --> Collector (results file)
+
+The two feedback loops are closed by ``time_shifted`` connections into the fleet: the fleet
+acts on the voltage and frequency of the previous step of their simulators (a measurement
+delay); ``fleet.latency_s`` lengthens that shift (communication latency) and
+``fleet.packet_loss`` drops measurements. With ``simulation.coupling = "group"`` the fleet and
+the frequency model run in a ``world.group()`` with a *weak* frequency connection instead, so
+they iterate to agreement at the same time step (no delay).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time as wall_clock
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cosim.results import SUFFIX, read_results, run_metadata
+from cosim.scenario import Coupling, RemoteSim, Scenario
+from grids.errors import SimulationError, V2GCosimError
+
+SIM_NAMES = {
+    "feeder": "FeederSim",
+    "fleet": "FleetSim",
+    "frequency": "FrequencySim",
+    "profile": "ProfileSim",
+    "events": "EventSim",
+    "collector": "Collector",
+}
+
+
+def sim_config(remote: RemoteSim = RemoteSim.NONE) -> dict:
+    """mosaik ``sim_config``: in-process simulators, or one of them in its own process."""
+    config: dict[str, dict] = {
+        name: {"python": f"cosim.simulators:{name}"} for name in SIM_NAMES.values()
+    }
+    if remote is not RemoteSim.NONE:
+        name = SIM_NAMES[remote.value]
+        config[name] = {"cmd": f"%(python)s -m cosim.simulators {name} %(addr)s"}
+    return config
+
+
+@dataclass
+class BuiltWorld:
+    """A mosaik World built from a scenario, ready to ``run(until)``."""
+
+    world: Any
+    entities: dict[str, Any]
+    until: int
+    results_path: Path
+    run_id: str
+
+
+def _fleet_buses(scenario: Scenario) -> list[int]:
+    """Buses to place sampled vehicles on: ``fleet.buses`` or every bus with a load."""
+    if scenario.fleet.buses is not None:
+        return list(scenario.fleet.buses)
+    from grids.feeders import load_feeder
+
+    net = load_feeder(scenario.feeder.name)
+    return sorted(int(b) for b in net.load.bus.unique())
+
+
+def build_world(
+    scenario: Scenario,
+    out_dir: str | Path,
+    *,
+    remote: RemoteSim | None = None,
+    record: bool = True,
+    run_id: str | None = None,
+) -> BuiltWorld:
+    """Assemble the mosaik World of a scenario (simulators, entities, connections).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    out_dir : path
+        Where the results file goes.
+    remote : RemoteSim, optional, keyword-only
+        Override ``simulation.remote`` (run the fleet or the feeder in its own process).
+    record : bool, keyword-only
+        Connect a Collector (default). Without it nothing is written.
+    run_id : str, optional, keyword-only
+        Key for progress hooks (:data:`cosim.simulators.PROGRESS_HOOKS`).
+    """
+    import mosaik
+
+    sim = scenario.simulation
+    remote = sim.remote if remote is None else remote
+    run_id = run_id or uuid.uuid4().hex
+    res = sim.time_resolution_s
+    slow = sim.to_steps(sim.step_s)
+    fast = 1 if sim.fast_step_s is not None else None
+    windows = [[sim.to_steps(a), sim.to_steps(b)] for a, b in scenario.event_windows_s()]
+    fast_clock = {"step_size": slow, "fast_step_size": fast, "windows": windows}
+    until = max(1, sim.to_steps(sim.duration_s))
+
+    world = mosaik.World(
+        sim_config(remote),
+        mosaik_config={"addr": ("127.0.0.1", None), "start_timeout": 60},
+        time_resolution=res,
+        skip_greetings=True,
+        configure_logging=False,
+    )
+    ents: dict[str, Any] = {}
+    try:
+        _populate(world, scenario, ents, slow, fast_clock)
+        _connect(world, scenario, ents, slow, fast_clock)
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        fmt = scenario.output.format.value
+        results_path = out / (scenario.output.filename or f"results{SUFFIX[fmt]}")
+        if record:
+            _record(world, scenario, ents, results_path, run_id, fast_clock)
+    except BaseException:
+        _safe_shutdown(world)
+        raise
+    return BuiltWorld(
+        world=world, entities=ents, until=until, results_path=results_path, run_id=run_id
+    )
+
+
+def _populate(world, scenario: Scenario, ents: dict, slow: int, fast_clock: dict) -> None:
+    sim = scenario.simulation
+    if scenario.feeder is not None:
+        fd = scenario.feeder
+        feeder_step = sim.to_steps(fd.step_s or sim.step_s)
+        feeder_sim = world.start("FeederSim", step_size=feeder_step)
+        transformer = {
+            "rating_mva": fd.transformer.rating_mva,
+            "cooling": fd.transformer.cooling,
+            "ambient_c": fd.transformer.ambient_c,
+            **fd.transformer.overrides,
+        }
+        ents["feeder"] = feeder_sim.Grid(
+            feeder=fd.name,
+            method=fd.method,
+            load_scale=fd.load_scale,
+            ext_grid_vm_pu=fd.ext_grid_vm_pu,
+            transformer=transformer,
+        )
+        if fd.load_profile is not None:
+            profile_sim = world.start("ProfileSim", datafile=fd.load_profile, start=sim.start)
+            ents["profile"] = profile_sim.Profile()
+    if scenario.has_fleet:
+        fl = scenario.fleet
+        f0 = (scenario.frequency.params.get("f0_hz") if scenario.frequency else None) or 60.0
+        group = world.group() if sim.coupling is Coupling.GROUP else contextlib.nullcontext()
+        with group:
+            fleet_sim = world.start("FleetSim", **fast_clock)
+            ents["fleet"] = fleet_sim.Fleet(
+                n_vehicles=fl.n_vehicles,
+                buses=None if fl.table else _fleet_buses(scenario),
+                preset=fl.preset,
+                seed=sim.seed,
+                control=fl.control,
+                table=fl.table,
+                f_nominal_hz=float(f0 if scenario.frequency else fl.f_nominal_hz),
+                packet_loss=fl.packet_loss,
+            )
+            if scenario.frequency is not None:
+                freq_sim = world.start("FrequencySim", **fast_clock)
+                ents["frequency"] = freq_sim.Grid(
+                    params=scenario.frequency.params, island_params=scenario.frequency.island
+                )
+    if scenario.frequency is not None and "frequency" not in ents:
+        freq_sim = world.start("FrequencySim", **fast_clock)
+        ents["frequency"] = freq_sim.Grid(
+            params=scenario.frequency.params, island_params=scenario.frequency.island
+        )
+    if scenario.events:
+        events_sim = world.start("EventSim", **fast_clock)
+        ents["events"] = events_sim.Events(
+            events=[
+                {"t_s": e.t_s, "kind": e.kind.value, "p_mw": e.p_mw, "line": e.line}
+                for e in scenario.events
+            ]
+        )
+
+
+def _connect(world, scenario: Scenario, ents: dict, slow: int, fast_clock: dict) -> None:
+    sim = scenario.simulation
+    feeder, fleet = ents.get("feeder"), ents.get("fleet")
+    freq, events, profile = ents.get("frequency"), ents.get("events"), ents.get("profile")
+    if profile is not None:
+        world.connect(profile, feeder, (scenario.feeder.load_column, "load_pu"))
+    shift = 1
+    if scenario.fleet is not None and scenario.fleet.latency_s > 0:
+        shift = max(1, sim.to_steps(scenario.fleet.latency_s))
+    if fleet is not None:
+        world.connect(fleet, feeder, "bus_p_mw", "bus_q_mvar")
+        # measurement channel into the fleet: previous step of the feeder (+ latency)
+        world.connect(
+            feeder, fleet, "bus_vm_pu", time_shifted=shift, initial_data={"bus_vm_pu": {}}
+        )
+        if freq is not None:
+            world.connect(fleet, freq, ("p_mw", "p_fleet_mw"))
+            f0 = float(scenario.frequency.params.get("f0_hz", 60.0))
+            if sim.coupling is Coupling.GROUP:
+                world.connect(freq, fleet, "f_hz", weak=True, initial_data={"f_hz": f0})
+            else:
+                world.connect(freq, fleet, "f_hz", time_shifted=shift, initial_data={"f_hz": f0})
+    if events is not None:
+        if freq is not None:
+            world.connect(events, freq, "p_event_mw", "island")
+            if feeder is not None and any(e.kind.value == "island" for e in scenario.events):
+                world.connect(feeder, freq, "p_grid_import_mw")
+        if feeder is not None and any(e.kind.value == "line_outage" for e in scenario.events):
+            world.connect(events, feeder, "lines_out")
+
+
+def _outputs(model_mock) -> list[str]:
+    return sorted(model_mock.output_attrs)
+
+
+# Outputs each simulator records (inputs excluded); vector outputs are per bus.
+RECORDED = {
+    "feeder": [
+        "bus_vm_pu",
+        "vm_min_pu",
+        "vm_max_pu",
+        "p_load_mw",
+        "p_extra_mw",
+        "p_loss_mw",
+        "q_loss_mvar",
+        "p_slack_mw",
+        "q_slack_mvar",
+        "max_line_loading_percent",
+        "transformer_load_pu",
+        "top_oil_c",
+        "hot_spot_c",
+        "ageing_h",
+    ],
+    "fleet": [
+        "p_mw",
+        "q_mvar",
+        "bus_p_mw",
+        "bus_q_mvar",
+        "n_plugged",
+        "n_tripped",
+        "soc_mean_frac",
+        "e_kwh",
+        "e_charged_kwh",
+        "e_discharged_kwh",
+        "e_loss_kwh",
+        "f_seen_hz",
+    ],
+    "frequency": [
+        "f_hz",
+        "delta_f_hz",
+        "rocof_hz_per_s",
+        "p_mech_mw",
+        "ufls_shed_mw",
+        "ufls_stages_tripped",
+        "p_imbalance_mw",
+    ],
+    "events": ["p_event_mw", "island", "n_events"],
+    "profile": [],
+}
+
+
+def _record(world, scenario: Scenario, ents: dict, path: Path, run_id: str, clock: dict) -> None:
+    meta = run_metadata(
+        scenario.raw,
+        seed=scenario.simulation.seed,
+        extra={"time_resolution_s": scenario.simulation.time_resolution_s},
+    )
+    collector_sim = world.start("Collector", **clock)
+    monitor = collector_sim.Monitor(
+        path=str(path),
+        fmt=scenario.output.format.value,
+        flush_every=scenario.output.flush_every,
+        metadata=meta,
+        run_id=run_id,
+    )
+    ents["collector"] = monitor
+    wanted = set(scenario.output.record)
+    for key, entity in ents.items():
+        if key == "collector":
+            continue
+        attrs = RECORDED.get(key) or [a for a in entity.model_mock.output_attrs if key == "profile"]
+        if key == "profile":
+            attrs = sorted(entity.model_mock.output_attrs)
+        if wanted:
+            attrs = [a for a in attrs if a in wanted]
+        if attrs:
+            world.connect(entity, monitor, *attrs)
+
+
+def _safe_shutdown(world) -> None:
+    # already shut down, or a remote process is gone
+    with contextlib.suppress(Exception):
+        world.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------
+# running
+
+
+@dataclass
+class RunResult:
+    """Outcome of :func:`run_scenario`."""
+
+    out_dir: Path
+    results_path: Path | None
+    metrics: dict[str, float]
+    wall_time_s: float
+    interrupted: bool = False
+    scenario: Scenario | None = field(default=None, repr=False)
+
+    def frame(self):
+        """The results in long form (see :func:`cosim.results.read_results`)."""
+        if self.results_path is None:
+            raise SimulationError("this run recorded no results")
+        return read_results(self.results_path)[0]
+
+
+def run_scenario(
+    scenario: Scenario,
+    out_dir: str | Path,
+    *,
+    progress: bool = True,
+    remote: RemoteSim | None = None,
+    record: bool = True,
+) -> RunResult:
+    """Run a validated scenario through mosaik; write results and return the key metrics.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        From :func:`cosim.scenario.load_scenario`.
+    out_dir : path
+        Directory for the results file (created).
+    progress : bool, keyword-only
+        Show a progress bar on stderr (simulated time and ETA).
+    remote : RemoteSim, optional, keyword-only
+        Run the fleet or the feeder as a separate process (overrides the scenario).
+    record : bool, keyword-only
+        Write the results file (default). Without it, ``metrics`` is empty.
+
+    Returns
+    -------
+    RunResult
+        ``metrics`` (see :func:`metrics_from_results`) for the ``run`` command and for sweeps.
+
+    Raises
+    ------
+    SimulationError
+        A simulator failed; the results written so far are kept. On Ctrl-C the results file
+        is closed properly and :class:`KeyboardInterrupt` is re-raised.
+    """
+    from cosim import simulators
+
+    out = Path(out_dir)
+    run_id = uuid.uuid4().hex
+    bar = _progress_bar(scenario, run_id) if progress else None
+    t0 = wall_clock.perf_counter()
+    built = build_world(scenario, out, remote=remote, record=record, run_id=run_id)
+    interrupted = False
+    try:
+        built.world.run(until=built.until, print_progress=False)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    except V2GCosimError:
+        raise
+    except Exception as error:  # a simulator raised inside mosaik
+        raise _as_simulation_error(error) from None
+    finally:
+        for collector in list(simulators.LIVE_COLLECTORS):
+            if getattr(collector, "run_id", None) == run_id:
+                collector.close()
+        _safe_shutdown(built.world)
+        simulators.PROGRESS_HOOKS.pop(run_id, None)
+        if bar is not None:
+            bar.close()
+        if interrupted:
+            print(f"results written so far: {built.results_path}")
+    wall = wall_clock.perf_counter() - t0
+    metrics = (
+        metrics_from_results(built.results_path, duration_s=scenario.simulation.duration_s)
+        if record
+        else {}
+    )
+    return RunResult(
+        out_dir=out,
+        results_path=built.results_path if record else None,
+        metrics=metrics,
+        wall_time_s=wall,
+        interrupted=interrupted,
+        scenario=scenario,
+    )
+
+
+def _as_simulation_error(error: Exception) -> V2GCosimError:
+    # mosaik wraps simulator exceptions; find one of ours in the chain
+    seen = error
+    while seen is not None:
+        if isinstance(seen, V2GCosimError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return SimulationError(f"the co-simulation failed: {type(error).__name__}: {error}")
+
+
+def _progress_bar(scenario: Scenario, run_id: str):
+    from tqdm import tqdm
+
+    from cosim import simulators
+
+    total = scenario.simulation.duration_s
+    bar = tqdm(
+        total=total,
+        unit="s",
+        unit_scale=True,
+        desc="simulated",
+        bar_format="{desc}: {n:.1f}/{total:.0f} s |{bar}| {percentage:3.0f}% "
+        "[{elapsed}<{remaining}]",
+        leave=True,
+    )
+
+    def hook(t_s: float) -> None:
+        if t_s > bar.n:
+            bar.update(t_s - bar.n)
+
+    simulators.PROGRESS_HOOKS[run_id] = hook
+    return bar
+
+
+def metrics_from_results(path: str | Path, *, duration_s: float | None = None) -> dict[str, float]:
+    """Key numbers of a run from its results file.
+
+    Keys (present when the simulator was part of the run): ``f_nadir_hz``, ``f_zenith_hz``,
+    ``max_abs_rocof_hz_per_s``, ``f_final_hz``, ``ufls_shed_mw``; ``min_vm_pu``, ``max_vm_pu``,
+    ``max_line_loading_percent``, ``max_transformer_load_pu``, ``max_hot_spot_c``,
+    ``max_top_oil_c``, ``ageing_h``, ``e_loss_feeder_kwh``; ``fleet_energy_kwh`` (net energy
+    delivered to the grid by the fleet), ``fleet_e_charged_kwh``, ``fleet_e_discharged_kwh``,
+    ``fleet_e_loss_kwh``, ``max_fleet_export_mw``, ``max_fleet_import_mw``,
+    ``max_n_tripped``, ``soc_min_frac``, ``soc_final_frac``.
+    """
+    frame, _meta = read_results(path)
+    names = frame["signal"].astype(str)
+    values = frame["value"].to_numpy()
+    t = frame["t_s"].to_numpy()
+
+    def sel(suffix: str):
+        mask = names.str.endswith(suffix).to_numpy()
+        return t[mask], values[mask]
+
+    metrics: dict[str, float] = {}
+    _, f = sel(".f_hz")
+    if f.size:
+        metrics["f_nadir_hz"] = float(f.min())
+        metrics["f_zenith_hz"] = float(f.max())
+        metrics["f_final_hz"] = float(f[-1])
+        _, rocof = sel(".rocof_hz_per_s")
+        metrics["max_abs_rocof_hz_per_s"] = float(np.abs(rocof).max())
+        _, shed = sel(".ufls_shed_mw")
+        metrics["ufls_shed_mw"] = float(shed.max()) if shed.size else 0.0
+    _, vmin = sel(".vm_min_pu")
+    if vmin.size:
+        metrics["min_vm_pu"] = float(vmin.min())
+        metrics["max_vm_pu"] = float(sel(".vm_max_pu")[1].max())
+        metrics["max_line_loading_percent"] = float(sel(".max_line_loading_percent")[1].max())
+        metrics["max_transformer_load_pu"] = float(sel(".transformer_load_pu")[1].max())
+        metrics["max_hot_spot_c"] = float(sel(".hot_spot_c")[1].max())
+        metrics["max_top_oil_c"] = float(sel(".top_oil_c")[1].max())
+        metrics["ageing_h"] = float(sel(".ageing_h")[1].max())
+        tl, loss = sel(".p_loss_mw")
+        metrics["e_loss_feeder_kwh"] = _energy_kwh(tl, loss, duration_s)
+    tp, p = sel("fleet.p_mw")
+    if p.size:
+        metrics["fleet_energy_kwh"] = _energy_kwh(tp, p, duration_s)
+        for key in ("e_charged_kwh", "e_discharged_kwh", "e_loss_kwh"):
+            metrics[f"fleet_{key}"] = float(sel(f"fleet.{key}")[1][-1])
+        metrics["max_fleet_export_mw"] = float(max(p.max(), 0.0))
+        metrics["max_fleet_import_mw"] = float(max(-p.min(), 0.0))
+        metrics["max_n_tripped"] = float(sel("fleet.n_tripped")[1].max())
+        _, soc = sel("fleet.soc_mean_frac")
+        metrics["soc_min_frac"] = float(soc.min())
+        metrics["soc_final_frac"] = float(soc[-1])
+    return metrics
+
+
+def _energy_kwh(t_s: np.ndarray, p_mw: np.ndarray, end_s: float | None) -> float:
+    """Energy of a zero-order-hold power series [kWh]: each sample is held until the next one,
+    the last until ``end_s`` (the run's duration; default: the median step)."""
+    if t_s.size == 0:
+        return 0.0
+    dt = np.diff(t_s)
+    if end_s is None:
+        last = float(np.median(dt)) if dt.size else 0.0
+    else:
+        last = max(0.0, float(end_s) - float(t_s[-1]))
+    dt = np.append(dt, last)
+    value = float(np.sum(p_mw * dt)) * 1000.0 / 3600.0
+    return value if math.isfinite(value) else float("nan")
