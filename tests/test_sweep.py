@@ -1,0 +1,443 @@
+"""Parameter sweeps (studies.sweep, studies.sweep_report, ``sweep`` / ``sweep-report`` CLI).
+
+The sweeps drive the real contingency study on a frequency-only scenario (bulk swing model, no
+fleet), whose metrics have closed forms (Kundur 1994, sec. 11.1): initial RoCoF
+``-ΔP f0 / (2 H S)`` and steady state ``-ΔP/(D + 1/R) · f0/S``; the tests check them exactly in
+the results table, so a mix-up of parameters and rows cannot pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import studies.sweep as sweep_module
+from cosim.cli import main
+from grids.errors import ScenarioError
+from studies.sweep import (
+    Axis,
+    Combine,
+    ResultsStore,
+    expand_axes,
+    latin_hypercube,
+    load_sweep,
+    read_results,
+    run_id_for,
+    run_sweep,
+)
+from studies.sweep_report import pareto_mask
+
+BASE = """
+[simulation]
+duration_s = 2.0
+step_s = 0.05
+
+[frequency]
+f0_hz = 60.0
+s_base_mw = 10000.0
+h_s = 5.0
+d_pu = 1.0
+r_pu = 0.05
+t_gov_s = 0.5
+
+[[events]]
+t_s = 0.5
+kind = "generation_loss"
+p_mw = 500.0
+"""
+
+METRICS = '["f_nadir_hz", "rocof_initial_hz_per_s", "delta_f_steady_hz"]'
+
+
+def write_sweep(tmp_path, axes: str, *, extra: str = "", name: str = "sweep.toml"):
+    (tmp_path / "base.toml").write_text(BASE)
+    path = tmp_path / name
+    path.write_text(
+        f'study = "contingency"\nbase = "base.toml"\nmetrics = {METRICS}\n{extra}\n{axes}'
+    )
+    return path
+
+
+GRID_AXES = """
+[[axis]]
+key = "frequency.h_s"
+values = [3.0, 4.0, 5.0]
+
+[[axis]]
+key = "frequency.r_pu"
+linspace = { start = 0.04, stop = 0.06, num = 2 }
+"""
+
+
+def expected_rocof(h_s):
+    return -500.0 * 60.0 / (2 * h_s * 10_000.0)
+
+
+def expected_steady(r_pu):
+    return -(500.0 / 10_000.0) / (1.0 + 1.0 / r_pu) * 60.0
+
+
+def check_closed_forms(frame):
+    ok = frame[frame.status == "ok"]
+    assert np.allclose(
+        ok["rocof_initial_hz_per_s"], expected_rocof(ok["frequency.h_s"]), rtol=1e-12
+    )
+    assert np.allclose(ok["delta_f_steady_hz"], expected_steady(ok["frequency.r_pu"]), rtol=1e-9)
+
+
+# ------------------------------------------------------------------------------- expansion
+def test_grid_expansion_is_the_cartesian_product_first_axis_slowest():
+    axes = [Axis("a", (1, 2)), Axis("b", ("x", "y", "z"))]
+    runs = expand_axes(axes, combine=Combine.GRID)
+    assert runs == [{"a": a, "b": b} for a in (1, 2) for b in ("x", "y", "z")]
+
+
+def test_zip_expansion_pairs_values_and_rejects_unequal_lengths():
+    axes = [Axis("a", (1, 2, 3)), Axis("b", (4, 5, 6))]
+    assert expand_axes(axes, combine=Combine.ZIP) == [
+        {"a": 1, "b": 4},
+        {"a": 2, "b": 5},
+        {"a": 3, "b": 6},
+    ]
+    with pytest.raises(ScenarioError, match=r"equal length \(got \[2, 3\]\)"):
+        expand_axes([Axis("a", (1, 2)), Axis("b", (1, 2, 3))], combine=Combine.ZIP)
+
+
+def test_linspace_and_logspace_axes(tmp_path):
+    path = write_sweep(
+        tmp_path,
+        """
+[[axis]]
+key = "frequency.h_s"
+linspace = { start = 2.0, stop = 6.0, num = 5 }
+[[axis]]
+key = "frequency.t_gov_s"
+logspace = { start = 0.1, stop = 10.0, num = 3 }
+""",
+    )
+    spec = load_sweep(path)
+    assert [a.values for a in spec.axes] == [(2.0, 3.0, 4.0, 5.0, 6.0), (0.1, 1.0, 10.0)]
+    assert len(spec.runs) == 15
+
+
+def test_latin_hypercube_is_seeded_stratified_and_within_bounds():
+    u = latin_hypercube(20, 3, seed=7)
+    assert np.array_equal(u, latin_hypercube(20, 3, seed=7))
+    assert not np.array_equal(u, latin_hypercube(20, 3, seed=8))
+    for d in range(3):  # exactly one point per stratum in every dimension
+        assert sorted(np.floor(u[:, d] * 20).astype(int)) == list(range(20))
+    axes = [
+        Axis("h", lhs_low=2.0, lhs_high=8.0, lhs_count=10),
+        Axis("k", lhs_low=0.01, lhs_high=1.0, lhs_count=10, lhs_log=True),
+        Axis("mode", ("a", "b")),
+    ]
+    runs = expand_axes(axes, combine=Combine.GRID, seed=3)
+    assert len(runs) == 20  # a 10-point hypercube times 2 modes
+    h = np.array([r["h"] for r in runs[::2]])
+    k = np.array([r["k"] for r in runs[::2]])
+    assert np.all((h >= 2) & (h < 8)) and np.all((k >= 0.01) & (k < 1.0))
+    assert sorted(np.floor((h - 2) / 6 * 10).astype(int)) == list(range(10))
+    assert sorted(np.floor(np.log(k / 0.01) / np.log(100) * 10).astype(int)) == list(range(10))
+
+
+def test_run_ids_are_stable_hashes_of_the_parameters():
+    rid = run_id_for({"frequency.h_s": 4.0, "fleet.control.droop.k": 0.05})
+    # the documented definition: SHA-256 of the sorted, compact JSON with numbers as floats;
+    # ids must never change between versions, or resumes would rerun everything
+    canonical = b'{"fleet.control.droop.k":0.05,"frequency.h_s":4.0}'
+    assert rid == hashlib.sha256(canonical).hexdigest()[:16] == "78f361c11e39a0c8"
+    assert run_id_for({"fleet.control.droop.k": 0.05, "frequency.h_s": 4}) == rid
+    assert run_id_for({"frequency.h_s": 4.5, "fleet.control.droop.k": 0.05}) != rid
+    assert len(rid) == 16
+
+
+# ------------------------------------------------------------------------------ validation
+def test_sweep_file_problems_are_all_listed(tmp_path):
+    (tmp_path / "base.toml").write_text(BASE)
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        """
+study = "nope"
+base = "missing.toml"
+combine = "diagonal"
+metrics = "f_nadir_hz"
+colour = 1
+[[axis]]
+key = "frequency.h_s"
+values = []
+[[axis]]
+values = [1]
+linspace = { start = 1, stop = 2, num = 0 }
+[[axis]]
+key = "x"
+lhs = { low = 2, high = 1, count = 5 }
+"""
+    )
+    with pytest.raises(ScenarioError) as info:
+        load_sweep(path)
+    text = str(info.value)
+    for fragment in (
+        "colour: unknown key",
+        "study: 'nope' is not one of run, contingency, hosting_capacity, black_start",
+        "base: 'missing.toml' does not exist",
+        "combine: 'diagonal' is not one of grid, zip",
+        "metrics: 'f_nadir_hz' must be a non-empty list of metric names",
+        "axis[0].values: [] must be a non-empty list",
+        "axis[1].key: None must be a dotted key path",
+        "axis[1]: give exactly one of values, linspace, logspace, lhs (got values, linspace)",
+        "axis[2].lhs: low 2 must be below high 1",
+    ):
+        assert fragment in text, fragment
+
+
+def test_every_run_scenario_is_validated_up_front(tmp_path):
+    path = write_sweep(
+        tmp_path,
+        """
+[[axis]]
+key = "frequency.h_s"
+values = [-1.0, 4.0, 0.0]
+[[axis]]
+key = "frequency.r_pu"
+values = [0.05, -0.05]
+""",
+    )
+    with pytest.raises(ScenarioError) as info:
+        load_sweep(path)
+    text = str(info.value)
+    assert "frequency.h_s=-1.0, frequency.r_pu=0.05" in text
+    assert "frequency.h_s: -1.0" in text and "frequency.r_pu: -0.05" in text
+    assert "frequency.h_s: 0.0" in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_rejects_a_bad_sweep_with_exit_2(tmp_path, capsys):
+    path = write_sweep(tmp_path, '[[axis]]\nkey = "frequency.h_s"\nvalues = [0.0]\n')
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "frequency.h_s: 0.0" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------- execution
+def test_sweep_runs_every_run_with_the_right_parameters(tmp_path, capsys):
+    path = write_sweep(tmp_path, GRID_AXES)
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["n_runs"] == 6 and doc["n_done"] == 6 and doc["n_failed"] == 0
+    frame = pd.read_parquet(out / "results.parquet")
+    assert list(frame.columns) == [
+        "run_id",
+        "status",
+        "error",
+        "wall_s",
+        "frequency.h_s",
+        "frequency.r_pu",
+        "f_nadir_hz",
+        "rocof_initial_hz_per_s",
+        "delta_f_steady_hz",
+    ]
+    assert (frame.status == "ok").all() and frame.run_id.is_unique
+    assert (frame.wall_s > 0).all()
+    check_closed_forms(frame)
+    ids = [
+        run_id_for({"frequency.h_s": h, "frequency.r_pu": r})
+        for h in (3, 4, 5)
+        for r in (0.04, 0.06)
+    ]
+    assert frame.run_id.tolist() == ids
+    # rerunning the complete sweep runs nothing
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_skipped"] == 6
+
+
+def _failing_on(value, exc=RuntimeError):
+    original = sweep_module.STUDY_RUNNERS[sweep_module.StudyKind.CONTINGENCY]
+
+    def runner(scenario, workdir):
+        if scenario["frequency"]["h_s"] == value:
+            raise exc("solver blew up (injected by the test)")
+        return original(scenario, workdir)
+
+    return runner
+
+
+def test_a_failing_run_is_recorded_and_the_others_complete(tmp_path, monkeypatch):
+    path = write_sweep(tmp_path, GRID_AXES)
+    out = tmp_path / "out"
+    runners = dict(sweep_module.STUDY_RUNNERS)
+    runners[sweep_module.StudyKind.CONTINGENCY] = _failing_on(4.0)
+    monkeypatch.setattr(sweep_module, "STUDY_RUNNERS", runners)
+    summary = run_sweep(load_sweep(path), out, workers=1, progress=False)
+    assert summary.n_done == 6 and summary.n_failed == 2
+    frame = read_results(out)
+    failed = frame[frame.status == "failed"]
+    assert set(failed["frequency.h_s"]) == {4.0}
+    assert failed.error.str.contains("RuntimeError: solver blew up").all()
+    assert failed.f_nadir_hz.isna().all()
+    check_closed_forms(frame)
+    # a plain rerun leaves the failed rows alone; --retry-failed runs them again
+    monkeypatch.setattr(sweep_module, "STUDY_RUNNERS", dict(sweep_module.STUDY_RUNNERS))
+    monkeypatch.undo()
+    again = run_sweep(load_sweep(path), out, workers=1, progress=False)
+    assert again.n_done == 0 and again.n_skipped == 6
+    retry = run_sweep(load_sweep(path), out, workers=1, progress=False, retry_failed=True)
+    assert retry.n_done == 2 and retry.n_failed == 0
+    frame = read_results(out)
+    assert (frame.status == "ok").all() and len(frame) == 6
+    check_closed_forms(frame)
+
+
+def test_a_missing_metric_fails_the_run_with_the_available_names(tmp_path):
+    (tmp_path / "base.toml").write_text(BASE)
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'study = "contingency"\nbase = "base.toml"\nmetrics = ["no_such_metric"]\n'
+        '[[axis]]\nkey = "frequency.h_s"\nvalues = [4.0]\n'
+    )
+    run_sweep(load_sweep(path), tmp_path / "out", workers=1, progress=False)
+    frame = read_results(tmp_path / "out")
+    assert frame.status.tolist() == ["failed"]
+    assert "metric 'no_such_metric' is not in the study output" in frame.error[0]
+    assert "f_nadir_hz" in frame.error[0]
+
+
+def test_resume_after_an_interrupt_keeps_completed_rows_and_runs_the_rest(
+    tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C during the 4th run: 3 rows kept, the cut-off run is not recorded at all."""
+    path = write_sweep(tmp_path, GRID_AXES)
+    out = tmp_path / "out"
+    original = sweep_module.STUDY_RUNNERS[sweep_module.StudyKind.CONTINGENCY]
+    calls = {"n": 0}
+
+    def interrupted(scenario, workdir):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return original(scenario, workdir)
+
+    runners = dict(sweep_module.STUDY_RUNNERS)
+    runners[sweep_module.StudyKind.CONTINGENCY] = interrupted
+    monkeypatch.setattr(sweep_module, "STUDY_RUNNERS", runners)
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "1"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    first = pd.read_parquet(out / "results.parquet")
+    assert len(first) == 3 and (first.status == "ok").all()
+    monkeypatch.undo()
+    assert main(["sweep", str(path), "--out", str(out), "--workers", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["n_skipped"] == 3 and doc["n_done"] == 3
+    final = pd.read_parquet(out / "results.parquet")
+    assert len(final) == 6 and final.run_id.is_unique and (final.status == "ok").all()
+    kept = final.set_index("run_id").loc[first.run_id]
+    assert np.array_equal(kept.wall_s.to_numpy(), first.wall_s.to_numpy())  # untouched
+    check_closed_forms(final)
+
+
+def test_journal_keeps_rows_completed_after_the_last_parquet_write(tmp_path):
+    """A kill between a run's completion and the next Parquet write loses nothing."""
+    store = ResultsStore(tmp_path, columns=["x", "m"])
+    store.add({"run_id": "a", "status": "ok", "error": None, "wall_s": 0.1, "x": 1.0, "m": 2.0})
+    store._last_write_s = math.inf  # no further Parquet writes: as if killed right after
+    store.add({"run_id": "b", "status": "ok", "error": None, "wall_s": 0.1, "x": 2.0, "m": 3.0})
+    assert pd.read_parquet(tmp_path / "results.parquet").run_id.tolist() == ["a"]
+    with (tmp_path / "results.journal.jsonl").open("a") as handle:
+        handle.write('{"run_id": "c", "sta')  # a line cut mid-write: not a completed run
+    frame = read_results(tmp_path)
+    assert sorted(frame.run_id) == ["a", "b"] and frame.run_id.is_unique
+
+
+def test_same_results_with_1_and_2_workers(tmp_path):
+    path = write_sweep(tmp_path, GRID_AXES)
+    spec = load_sweep(path)
+    one = run_sweep(spec, tmp_path / "w1", workers=1, progress=False)
+    two = run_sweep(spec, tmp_path / "w2", workers=2, progress=False)
+    assert one.n_done == two.n_done == 6
+    a, b = read_results(tmp_path / "w1"), read_results(tmp_path / "w2")
+    cols = ["run_id", "status", "frequency.h_s", "frequency.r_pu", "f_nadir_hz",
+            "rocof_initial_hz_per_s", "delta_f_steady_hz"]  # fmt: skip
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+
+
+def test_dask_local_cluster_through_the_scheduler_option(tmp_path, capsys):
+    from distributed import LocalCluster
+
+    path = write_sweep(tmp_path, GRID_AXES)
+    run_sweep(load_sweep(path), tmp_path / "local", workers=1, progress=False)
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=2,
+        processes=False,
+        host="127.0.0.1",
+        protocol="tcp",
+        dashboard_address=None,
+    ) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tcp://127.0.0.1:")
+        code = main(["sweep", str(path), "--out", str(tmp_path / "dask"), "--scheduler", address,
+                     "--json"])  # fmt: skip
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["n_done"] == 6
+    local, dask = read_results(tmp_path / "local"), read_results(tmp_path / "dask")
+    cols = ["run_id", "f_nadir_hz", "rocof_initial_hz_per_s", "delta_f_steady_hz"]
+    pd.testing.assert_frame_equal(local[cols], dask[cols])
+
+
+def test_an_output_directory_of_another_sweep_is_refused(tmp_path):
+    path = write_sweep(tmp_path, GRID_AXES)
+    run_sweep(load_sweep(path), tmp_path / "out", workers=1, progress=False)
+    other = tmp_path / "other.toml"
+    other.write_text(path.read_text().replace(METRICS, '["f_nadir_hz"]'))
+    with pytest.raises(ScenarioError, match="holds the results of a different sweep"):
+        run_sweep(load_sweep(other), tmp_path / "out", workers=1, progress=False)
+
+
+# -------------------------------------------------------------------------------- analysis
+def test_pareto_mask_on_a_known_set():
+    values = np.array([[1.0, 5.0], [2.0, 2.0], [3.0, 1.0], [3.0, 3.0], [np.nan, 0.0], [1.0, 6.0]])
+    assert pareto_mask(values, [False, False]).tolist() == [True, True, True, False, False, False]
+    # maximize the first, minimize the second
+    assert pareto_mask(values, [True, False]).tolist() == [False, False, True, False, False, False]
+
+
+def test_sweep_report_writes_sensitivity_heatmap_pareto_and_best(tmp_path, capsys):
+    path = write_sweep(tmp_path, GRID_AXES)
+    out = tmp_path / "out"
+    run_sweep(load_sweep(path), out, workers=1, progress=False)
+    code = main(
+        [
+            "sweep-report", str(out), "--pareto", "f_nadir_hz:max,frequency.h_s:min",
+            "--objective", "frequency.h_s:min", "--constraint", "f_nadir_hz>=59.8",
+            "--constraint", "delta_f_steady_hz > -0.13", "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    doc = json.loads(capsys.readouterr().out)
+    for name in ("report.html", "heatmap.png", "pareto.png", "sensitivity_f_nadir_hz.png"):
+        assert (out / name).is_file(), name
+    frame = read_results(out)
+    feasible = frame[(frame.f_nadir_hz >= 59.8) & (frame.delta_f_steady_hz > -0.13)]
+    best_h = feasible["frequency.h_s"].min()
+    assert doc["best"]["params"]["frequency.h_s"] == best_h
+    assert doc["best"]["metrics"]["f_nadir_hz"] >= 59.8
+    # the Pareto front of (max nadir, min inertia) holds the best nadir of each inertia
+    front = frame[frame.run_id.isin(doc["pareto_run_ids"])]
+    assert front.f_nadir_hz.max() == frame.f_nadir_hz.max()
+    html = (out / "report.html").read_text()
+    assert "Pareto front" in html and "Best settings" in html and "Heat map" in html
+
+
+def test_sweep_report_lists_bad_options(tmp_path, capsys):
+    path = write_sweep(tmp_path, GRID_AXES)
+    out = tmp_path / "out"
+    run_sweep(load_sweep(path), out, workers=1, progress=False)
+    code = main(["sweep-report", str(out), "--objective", "nope:max", "--constraint", "f >> 1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "objective: 'nope' is not a column of the results" in err
+    assert "constraint 'f >> 1': expected 'metric OP value'" in err
