@@ -122,7 +122,8 @@ class LinDistFlow:
     Attributes
     ----------
     bus : numpy.ndarray
-        pandapower indices of the in-service buses; the column order of every bus array.
+        pandapower indices of all buses (``net.bus.index``, as ``ACPowerFlow.bus``); the column
+        order of every bus array. Out-of-service buses get NaN voltages.
     line, trafo : numpy.ndarray
         pandapower indices of the in-service lines and transformers (column order of the
         line / transformer results). Lines opened by a switch stay listed with zero flow.
@@ -152,19 +153,25 @@ class LinDistFlow:
         validate_feeder(net, require_radial=True, label=str(net.name or "feeder"))
         self.net = net
         self.sn_mva = float(net.sn_mva)
-        self.bus = net.bus.index[net.bus.in_service.to_numpy(bool)].to_numpy(dtype=np.int64)
-        self.line = net.line.index[net.line.in_service.to_numpy(bool)].to_numpy(dtype=np.int64)
-        self.trafo = (
-            net.trafo.index[net.trafo.in_service.to_numpy(bool)].to_numpy(dtype=np.int64)
-            if len(net.trafo)
-            else np.zeros(0, dtype=np.int64)
-        )
+        # Same bus order as ACPowerFlow: every pandapower bus; out-of-service ones get NaN.
+        self.bus = net.bus.index.to_numpy(dtype=np.int64)
+        self._in_service_bus = set(int(b) for b in net.bus.index[net.bus.in_service.astype(bool)])
+        self.line = self._in_service_branches(net.line, ("from_bus", "to_bus"))
+        self.trafo = self._in_service_branches(net.trafo, ("hv_bus", "lv_bus"))
         self._position = {int(b): k for k, b in enumerate(self.bus)}
         branches = self._collect_branches()
         self._build_tree(branches)
         self._shunt_p_pu, self._shunt_q_pu = self._shunt_injection_pu()
 
     # ----------------------------------------------------------------------------- topology
+    def _in_service_branches(self, table, bus_columns) -> np.ndarray:
+        if len(table) == 0:
+            return np.zeros(0, dtype=np.int64)
+        keep = table.in_service.to_numpy(bool).copy()
+        for column in bus_columns:
+            keep &= table[column].isin(self._in_service_bus).to_numpy(bool)
+        return table.index[keep].to_numpy(dtype=np.int64)
+
     def _open_switch_sets(self):
         net = self.net
         sw = net.switch
@@ -184,7 +191,7 @@ class LinDistFlow:
         net = self.net
         open_trafo, open_line_ends, closed_bb = self._open_switch_sets()
         self._open_line_ends = open_line_ends
-        in_service = set(int(b) for b in self.bus)
+        in_service = self._in_service_bus
         branches: list[_Branch] = []
         for idx in self.line:
             row = net.line.loc[idx]
@@ -222,10 +229,12 @@ class LinDistFlow:
     def _build_tree(self, branches: list[_Branch]) -> None:
         net = self.net
         graph = nx.MultiGraph()
-        graph.add_nodes_from(int(b) for b in self.bus)
+        graph.add_nodes_from(sorted(self._in_service_bus))
         for k, branch in enumerate(branches):
             graph.add_edge(branch.bus_a, branch.bus_b, key=k)
-        ext = net.ext_grid[net.ext_grid.in_service.astype(bool)]
+        ext = net.ext_grid[
+            net.ext_grid.in_service.astype(bool) & net.ext_grid.bus.isin(self._in_service_bus)
+        ]
         slack_vm = {}
         for bus, vm in zip(ext.bus.astype(int), ext.vm_pu.astype(float), strict=True):
             slack_vm.setdefault(int(bus), float(vm))
@@ -249,7 +258,7 @@ class LinDistFlow:
         n_bus, n_branch = len(self.bus), len(branches)
         path = np.zeros((n_bus, n_branch))  # path[i, b] = 1 if branch b is on root->i
         gain = np.ones(n_bus)  # g_i: product of 1/ratio along the path
-        v0 = np.zeros(n_bus)
+        v0 = np.full(n_bus, np.nan)  # out-of-service buses stay NaN
         parent_of_branch = np.zeros(n_branch, dtype=np.int64)  # bus position upstream
         child_of_branch = np.zeros(n_branch, dtype=np.int64)
         for root in roots:
@@ -335,7 +344,7 @@ class LinDistFlow:
         if len(net.shunt):
             for _, row in net.shunt[net.shunt.in_service.astype(bool)].iterrows():
                 b = int(row.bus)
-                if b in self._position:
+                if b in self._in_service_bus:
                     step = float(row.get("step", 1) or 1)
                     p[self._position[b]] -= float(row.p_mw) * step
                     q[self._position[b]] -= float(row.q_mvar) * step
@@ -350,27 +359,29 @@ class LinDistFlow:
         p_mw, q_mvar : numpy.ndarray
             ``(n_bus,)`` [MW], [MVAr], positive into the grid; element ``p_mw``/``q_mvar``
             times ``scaling``, in-service elements only. Gens inject their ``p_mw`` and no
-            reactive power (LinDistFlow has no PV buses). Storages follow the load sign.
+            reactive power (LinDistFlow has no PV buses). Storages follow the load sign, wards
+            contribute their constant-power part (as in ``ACPowerFlow.base_injection``).
         """
         net = self.net
         p = np.zeros(len(self.bus))
         q = np.zeros(len(self.bus))
-        for table, sign, has_q in (
-            ("load", -1.0, True),
-            ("sgen", 1.0, True),
-            ("storage", -1.0, True),
-            ("gen", 1.0, False),
+        for table, sign, p_col, q_col in (
+            ("load", -1.0, "p_mw", "q_mvar"),
+            ("sgen", 1.0, "p_mw", "q_mvar"),
+            ("storage", -1.0, "p_mw", "q_mvar"),
+            ("gen", 1.0, "p_mw", None),
+            ("ward", -1.0, "ps_mw", "qs_mvar"),
         ):
-            frame = net[table]
-            if len(frame) == 0:
+            frame = net.get(table, None)
+            if frame is None or len(frame) == 0:
                 continue
             frame = frame[frame.in_service.astype(bool)]
             scaling = frame.scaling.to_numpy(float) if "scaling" in frame else 1.0
             pos = np.array([self._position.get(int(b), -1) for b in frame.bus], dtype=np.int64)
             keep = pos >= 0
-            np.add.at(p, pos[keep], (sign * frame.p_mw.to_numpy(float) * scaling)[keep])
-            if has_q:
-                np.add.at(q, pos[keep], (sign * frame.q_mvar.to_numpy(float) * scaling)[keep])
+            np.add.at(p, pos[keep], (sign * frame[p_col].to_numpy(float) * scaling)[keep])
+            if q_col is not None:
+                np.add.at(q, pos[keep], (sign * frame[q_col].to_numpy(float) * scaling)[keep])
         return p, q
 
     def _injection_pu(self, p_mw, q_mvar) -> tuple[np.ndarray, np.ndarray]:
