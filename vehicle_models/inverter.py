@@ -22,28 +22,176 @@ tightest thresholds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from vehicle_models.controls import (
-    constant_pf_q_pu,
-    freq_watt_p_pu,
-    lag_factor,
-    olrt_time_constant_s,
-    volt_var_points,
-    volt_watt_p_max_pu,
-    watt_var_q_pu,
-)
+from vehicle_models.controls import lag_factor, olrt_time_constant_s, volt_var_points
 from vehicle_models.ride_through import RideThroughState
 from vehicle_models.settings import (
     F_NOM_HZ,
     ControlFunction,
+    Excitation,
     GridMode,
     InverterSettings,
     Priority,
 )
 from vehicle_models.vsm import VirtualSynchronousMachine
+
+try:  # numba fuses the per-unit arithmetic into one pass; without it the same code runs as Python
+    from numba import njit
+except ImportError:  # pragma: no cover - numba is a dependency
+
+    def njit(*args, **kwargs):
+        def wrap(f):
+            return f
+
+        return wrap
+
+
+# indices into the flag and parameter vectors handed to the kernel
+(_F_VOLT_VAR, _F_VOLT_WATT, _F_FREQ_WATT, _F_PF, _F_WATT_VAR, _F_GFM, _F_Q_PRIORITY) = range(7)
+(_F_FIRST, _F_RAMPING, _F_DISCONNECTING) = range(7, 10)
+_N_FLAGS = 10
+(_P_A_VV, _P_A_VW, _P_A_FW, _P_A_WV, _P_VW_V1, _P_VW_INV_W, _P_VW_P2) = range(7)
+(_P_F_OF, _P_F_UF, _P_SLOPE_OF, _P_SLOPE_UF, _P_PF_TAN, _P_VV_BASE, _P_WV_BASE) = range(7, 14)
+_N_PARAMS = 14
+# Largest |P| allowed next to Q is sqrt(1 - Q^2) shrunk by this factor so that rounding can
+# never push P^2 + Q^2 above 1.
+_S_SHRINK = 1.0 - 1e-12
+
+
+def _pwl_table(xp, fp) -> np.ndarray:
+    """Coefficients of a piecewise-linear curve as a sum of clamped ramps, shape (3, m).
+
+    ``y(x) = fp[0] + sum_j dq_j clamp((x - x0_j) inv_w_j, 0, 1)`` equals ``np.interp(x, xp,
+    fp)`` and has no data-dependent branches (fast for many units with scattered voltages).
+    Rows: ``x0``, ``inv_w`` (a zero-width segment becomes a 1e-12 pu wide one), ``dq``.
+    """
+    xp = np.asarray(xp, dtype=float)
+    fp = np.asarray(fp, dtype=float)
+    width = np.diff(xp)
+    inv_w = 1.0 / np.maximum(width, 1e-12)
+    return np.vstack([xp[:-1], inv_w, np.diff(fp)])
+
+
+@njit(cache=True, inline="always")
+def _pwl(x, base, table):
+    y = base
+    for j in range(table.shape[1]):
+        y += table[2, j] * min(max((x - table[0, j]) * table[1, j], 0.0), 1.0)
+    return y
+
+
+@njit(cache=True)
+def _step_kernel(
+    vm, f_meas, f_stride, p_req, p_max, p_min, connected, tripped, ceased, p_limit,
+    out_scale, p_gfm, q_lag, vw_lim, dp, p_pre, event_prev, p_prev, flags, par,
+    vv_table, wv_table, p_out, q_out,
+):  # fmt: skip
+    """Active/reactive power of every unit for one step (see ``InverterBank.step``)."""
+    # Hoist every flag and parameter out of the loop (lets LLVM unswitch and vectorize).
+    first = flags[_F_FIRST]
+    gfm = flags[_F_GFM]
+    freq_watt = flags[_F_FREQ_WATT]
+    volt_watt = flags[_F_VOLT_WATT]
+    volt_var = flags[_F_VOLT_VAR]
+    watt_var = flags[_F_WATT_VAR]
+    const_pf = flags[_F_PF]
+    q_priority = flags[_F_Q_PRIORITY]
+    ramping = flags[_F_RAMPING]
+    disconnecting = flags[_F_DISCONNECTING]
+    a_vv = par[_P_A_VV]
+    a_vw = par[_P_A_VW]
+    a_fw = par[_P_A_FW]
+    a_wv = par[_P_A_WV]
+    f_of = par[_P_F_OF]
+    f_uf = par[_P_F_UF]
+    slope_of = par[_P_SLOPE_OF]
+    slope_uf = par[_P_SLOPE_UF]
+    vw_v1 = par[_P_VW_V1]
+    vw_inv_w = par[_P_VW_INV_W]
+    vw_p2 = par[_P_VW_P2]
+    pf_tan = par[_P_PF_TAN]
+    vv_base = par[_P_VV_BASE]
+    wv_base = par[_P_WV_BASE]
+    for i in range(vm.shape[0]):
+        lo = p_min[i]
+        hi = p_max[i]
+        p = min(max(p_req[i], lo), hi)
+        v = vm[i]
+        if gfm:
+            p = p_gfm[i]
+        elif freq_watt:
+            # IEEE 1547-2018 6.5.2.7: droop relative to the pre-disturbance power, limited
+            # by the headroom; its open-loop response time lags the droop's contribution.
+            f = f_meas[i * f_stride]
+            over = (f - f_of) * slope_of
+            under = (f_uf - f) * slope_uf
+            target = 0.0
+            if over > 0.0 or under > 0.0:
+                if not event_prev[i]:
+                    p_pre[i] = p if first else p_prev[i]
+                event_prev[i] = True
+                p_fw = max(p_pre[i] - over, lo) if over > 0.0 else min(p_pre[i] + under, hi)
+                target = p_fw - p
+            else:
+                event_prev[i] = False
+            if first:
+                dp[i] = target
+            else:
+                dp[i] += a_fw * (target - dp[i])
+            p = min(max(p + dp[i], lo), hi)
+        if volt_watt:
+            ramp = min(max((v - vw_v1) * vw_inv_w, 0.0), 1.0)
+            lim = 1.0 + (vw_p2 - 1.0) * ramp
+            if first:
+                vw_lim[i] = lim
+            else:
+                vw_lim[i] += a_vw * (lim - vw_lim[i])
+            p = min(p, vw_lim[i])
+        if ramping:
+            p = min(max(p, -p_limit[i]), p_limit[i])
+        q = 0.0
+        if volt_var:
+            target = _pwl(v, vv_base, vv_table)
+            if first:
+                q_lag[i] = target
+            else:
+                q_lag[i] += a_vv * (target - q_lag[i])
+            q = q_lag[i]
+        elif watt_var:
+            target = _pwl(p, wv_base, wv_table)
+            if first:
+                q_lag[i] = target
+            else:
+                q_lag[i] += a_wv * (target - q_lag[i])
+            q = q_lag[i]
+        elif const_pf:
+            q = pf_tan * abs(p)
+        # apparent-power limit |S| <= 1
+        if const_pf:
+            s2 = p * p + q * q
+            if s2 > 1.0:
+                scale = _S_SHRINK / np.sqrt(s2)
+                p *= scale
+                q *= scale
+        elif q_priority:
+            q = min(max(q, -1.0), 1.0)
+            lim = np.sqrt(max(1.0 - q * q, 0.0)) * _S_SHRINK
+            p = min(max(p, -lim), lim)
+        else:
+            p = min(max(p, -1.0), 1.0)
+            lim = np.sqrt(max(1.0 - p * p, 0.0)) * _S_SHRINK
+            q = min(max(q, -lim), lim)
+        if disconnecting:
+            p *= out_scale[i]
+            q *= out_scale[i]
+        # branch-free zeroing of unplugged, tripped and ceased units
+        on = connected[i] & ~tripped[i] & ~ceased[i]
+        p_out[i] = p * on
+        q_out[i] = q * on
 
 
 @dataclass
@@ -118,8 +266,38 @@ class InverterBank:
         self.p_pre_pu = np.zeros(self.n)
         self.p_pu = np.zeros(self.n)
         self.q_pu = np.zeros(self.n)
-        self._droop_event = np.zeros((), dtype=bool)
-        self._droop_lag_active = False
+        self._event_prev = np.zeros(self.n, dtype=np.bool_)
+        self._empty = np.zeros(0)
+        ws = settings.watt_var
+        self._wv_p = np.array(
+            [ws.p3_load_pu, ws.p2_load_pu, ws.p1_load_pu, ws.p1_pu, ws.p2_pu, ws.p3_pu]
+        )
+        self._wv_q = np.array(
+            [ws.q3_load_pu, ws.q2_load_pu, ws.q1_load_pu, ws.q1_pu, ws.q2_pu, ws.q3_pu]
+        )
+        self._flags = np.zeros(_N_FLAGS, dtype=np.bool_)
+        self._flags[_F_VOLT_VAR] = self._volt_var
+        self._flags[_F_VOLT_WATT] = self._volt_watt
+        self._flags[_F_FREQ_WATT] = self._freq_watt
+        self._flags[_F_PF] = self._pf
+        self._flags[_F_WATT_VAR] = self._watt_var
+        self._flags[_F_GFM] = self._gfm
+        self._flags[_F_Q_PRIORITY] = self._q_priority
+        fw, vw, pf = settings.freq_watt, settings.volt_watt, settings.pf
+        self._params = np.zeros(_N_PARAMS)
+        self._params[_P_VW_V1] = vw.v1_pu
+        self._params[_P_VW_INV_W] = 1.0 / (vw.v2_pu - vw.v1_pu)
+        self._params[_P_VV_BASE] = self._vv_q[0]
+        self._params[_P_WV_BASE] = self._wv_q[0]
+        self._vv_table = _pwl_table(self._vv_v, self._vv_q)
+        self._wv_table = _pwl_table(self._wv_p, self._wv_q)
+        self._params[_P_VW_P2] = vw.p2_pu
+        self._params[_P_F_OF] = F_NOM_HZ + fw.db_of_hz
+        self._params[_P_F_UF] = F_NOM_HZ - fw.db_uf_hz
+        self._params[_P_SLOPE_OF] = 1.0 / (F_NOM_HZ * fw.k_of)
+        self._params[_P_SLOPE_UF] = 1.0 / (F_NOM_HZ * fw.k_uf)
+        tan_phi = math.sqrt(max(1.0 - pf.pf**2, 0.0)) / pf.pf
+        self._params[_P_PF_TAN] = tan_phi if pf.excitation is Excitation.INJECT else -tan_phi
         self._initialized = False
         self._factor_cache: dict[float, dict[str, float]] = {}
 
@@ -200,104 +378,67 @@ class InverterBank:
         rt = self.ride_through
         rt.update(dt_s=dt_s, vm_pu=vm, f_hz=f_meas, connected=connected)
 
-        # 3. active power
-        p = np.clip(np.asarray(p_request_pu, dtype=float), p_min, p_max)
+        # 3-5. active and reactive power, limits and masks: one fused pass (numba)
+        n = self.n
+        p_req = np.broadcast_to(np.asarray(p_request_pu, dtype=float), (n,))
+        p_max = np.broadcast_to(p_max, (n,))
+        p_min = np.broadcast_to(p_min, (n,))
+        vm_b = np.broadcast_to(vm, (n,))
+        conn = np.broadcast_to(connected, (n,))
         if self._gfm:
-            p = self.vsm.step(dt_s=dt_s, f_hz=f_in, p_ref_pu=p, p_max_pu=p_max, p_min_pu=p_min)
-        elif self._freq_watt:
-            p = self._droop(p, f_meas, p_max, p_min, fac["fw"], first)
-        if self._volt_watt:
-            target = volt_watt_p_max_pu(vm, self.settings.volt_watt)
-            if first:
-                self.p_vw_limit_pu = target
-            else:
-                self.p_vw_limit_pu += fac["vw"] * (target - self.p_vw_limit_pu)
-            p = np.minimum(p, self.p_vw_limit_pu)
-
-        # 4. reactive power
-        keep_pf = False
-        if self._volt_var:
-            target = np.interp(vm, self._vv_v, self._vv_q)
-            if first:
-                self.q_lag_pu = target
-            else:
-                self.q_lag_pu += fac["vv"] * (target - self.q_lag_pu)
-            q = self.q_lag_pu.copy()
-        elif self._watt_var:
-            target = watt_var_q_pu(p, self.settings.watt_var)
-            if first:
-                self.q_lag_pu = target
-            else:
-                self.q_lag_pu += fac["wv"] * (target - self.q_lag_pu)
-            q = self.q_lag_pu.copy()
-        elif self._pf:
-            q = constant_pf_q_pu(p, self.settings.pf)
-            keep_pf = True
+            p_sched = np.clip(p_req, p_min, p_max)
+            p_gfm = self.vsm.step(
+                dt_s=dt_s, f_hz=f_in, p_ref_pu=p_sched, p_max_pu=p_max, p_min_pu=p_min
+            )
         else:
-            q = np.zeros(self.n)
-
-        # 5. limits and masks
-        if rt.any_ramping:
-            np.clip(p, -rt.p_limit_pu, rt.p_limit_pu, out=p)
-            if keep_pf:
-                q = constant_pf_q_pu(p, self.settings.pf)
-        if keep_pf:
-            s = np.hypot(p, q)
-            scale = np.minimum(1.0, 1.0 / np.maximum(s, 1e-300))
-            p *= scale
-            q *= scale
-        elif self._q_priority:
-            lim = np.sqrt(1.0 - q * q)
-            np.clip(p, -lim, lim, out=p)
-        else:
-            np.clip(p, -1.0, 1.0, out=p)
-            lim = np.sqrt(1.0 - p * p)
-            np.clip(q, -lim, lim, out=q)
-        if rt.any_disconnecting:
-            p *= rt.output_scale
-            q *= rt.output_scale
-        active = connected & ~rt.tripped
-        active &= ~rt.ceased
-        p *= active
-        q *= active
+            p_gfm = self._empty
+        f_arr = np.atleast_1d(np.asarray(f_meas, dtype=float))
+        f_stride = 0 if f_arr.size == 1 else 1
+        flags = self._flags
+        flags[_F_FIRST] = first
+        flags[_F_RAMPING] = rt.any_ramping
+        flags[_F_DISCONNECTING] = rt.any_disconnecting
+        params = self._params_for(fac)
+        p = np.empty(n)
+        q = np.empty(n)
+        _step_kernel(
+            vm_b,
+            f_arr,
+            f_stride,
+            p_req,
+            p_max,
+            p_min,
+            conn,
+            rt.tripped,
+            rt.ceased,
+            rt.p_limit_pu,
+            rt.output_scale,
+            p_gfm,
+            self.q_lag_pu,
+            self.p_vw_limit_pu,
+            self.dp_droop_pu,
+            self.p_pre_pu,
+            self._event_prev,
+            self.p_pu,
+            flags,
+            params,
+            self._vv_table,
+            self._wv_table,
+            p,
+            q,
+        )
         self.p_pu = p
         self.q_pu = q
         self._initialized = True
         return InverterOutput(p_pu=p, q_pu=q, tripped=rt.tripped.copy(), ceased=rt.ceased.copy())
 
-    def _droop(self, p, f_meas, p_max, p_min, factor, first):
-        """Frequency droop relative to the pre-disturbance power, lagged with its OLRT."""
-        fw = self.settings.freq_watt
-        event = (f_meas > F_NOM_HZ + fw.db_of_hz) | (f_meas < F_NOM_HZ - fw.db_uf_hz)
-        if np.any(event):
-            start = event & ~self._droop_event
-            if np.any(start):
-                # Pre-disturbance power: the output of the previous step (this step's schedule
-                # on the first step).
-                before = p if first else self.p_pu
-                self.p_pre_pu = np.where(start, before, self.p_pre_pu)
-            p_fw = freq_watt_p_pu(
-                f_meas, p_pre_pu=self.p_pre_pu, settings=fw, p_max_pu=p_max, p_min_pu=p_min
-            )
-            target = np.where(event, p_fw - p, 0.0)
-            self._droop_lag_active = True
-        else:
-            target = None
-        self._droop_event = np.asarray(event)
-        if self._droop_lag_active:
-            returning = target is None
-            if returning:
-                target = 0.0
-            if first:
-                self.dp_droop_pu = np.broadcast_to(target, (self.n,)).astype(float)
-            else:
-                self.dp_droop_pu += factor * (target - self.dp_droop_pu)
-            if returning and np.max(np.abs(self.dp_droop_pu)) < 1e-9:
-                self.dp_droop_pu[:] = 0.0
-                self._droop_lag_active = False
-            p = p + self.dp_droop_pu
-            np.clip(p, p_min, p_max, out=p)
-        return p
+    def _params_for(self, fac: dict[str, float]) -> np.ndarray:
+        params = self._params
+        params[_P_A_VV] = fac["vv"]
+        params[_P_A_VW] = fac["vw"]
+        params[_P_A_FW] = fac["fw"]
+        params[_P_A_WV] = fac["wv"]
+        return params
 
 
 __all__ = ["InverterBank", "InverterOutput"]
