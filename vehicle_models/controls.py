@@ -199,7 +199,8 @@ def constant_pf_q_pu(p_pu: Any, settings: ConstantPFSettings) -> np.ndarray:
     """
     tan_phi = math.sqrt(max(1.0 - settings.pf**2, 0.0)) / settings.pf
     sign = 1.0 if settings.excitation is Excitation.INJECT else -1.0
-    return sign * tan_phi * np.abs(np.asarray(p_pu, dtype=float))
+    # + 0.0 turns -0.0 (unity PF, absorbing) into 0.0
+    return sign * tan_phi * np.abs(np.asarray(p_pu, dtype=float)) + 0.0
 
 
 def watt_var_q_pu(p_pu: Any, settings: WattVarSettings) -> np.ndarray:
