@@ -231,18 +231,18 @@ def test_degradation_cost_equals_price_over_lifetime_throughput():
 
 
 def test_tracker_accumulates_calendar_and_cycle_fade():
-    tr = DegradationTracker(2, interval_s=3600.0, theta_c=25.0)
+    """Idle vehicle: calendar fade alpha t^0.75 exactly; cycling vehicle: throughput counted
+    (|delta soc| x capacity) and a depth of discharge equal to its swing."""
+    tr = DegradationTracker(2, interval_s=1e9, theta_c=25.0)
     cap = np.array([60.0, 60.0])
+    soc = np.array([0.5, 0.5])
     for k in range(48):
-        tr.accumulate(
-            soc_frac=np.array([0.5, 0.5]),
-            e_throughput_kwh=np.array([0.0, 10.0]),
-            dt_s=3600.0,
-            direction=np.array([0, (-1) ** k], dtype=np.int8),
-            e_capacity_kwh=cap,
-        )
+        new = np.array([0.5, 0.5 + (10.0 / 60.0 if k % 2 == 0 else 0.0)])
+        tr.accumulate(soc_before_frac=soc, soc_after_frac=new, e_capacity_kwh=cap, dt_s=1800.0)
+        soc = new
+    assert tr.dod_frac[1] == pytest.approx(10.0 / 60.0)  # swing of the last half-cycle
     tr.flush()
     alpha = calendar_alpha_per_day(0.5, 25.0)
-    np.testing.assert_allclose(tr.fade_calendar_frac, alpha * 2.0**0.75, rtol=1e-9)
+    np.testing.assert_allclose(tr.fade_calendar_frac[0], alpha * 1.0**0.75, rtol=1e-9)
     assert tr.fade_cycle_frac[0] == 0 and tr.fade_cycle_frac[1] > 0
     np.testing.assert_allclose(tr.throughput_kwh, [0.0, 480.0])

@@ -228,13 +228,14 @@ class DegradationTracker:
         self.fade_calendar_frac = np.zeros(n)
         self.fade_cycle_frac = np.zeros(n)
         self.throughput_kwh = np.zeros(n)  # lifetime charged + discharged (battery side)
-        self._soc_time_s = np.zeros(n)
-        self._time_s = 0.0
-        self._throughput_kwh = np.zeros(n)
-        self._soc_start = None
-        self._soc_turn = None
-        self._direction = np.zeros(n, dtype=np.int8)
-        self.dod_frac = np.zeros(n)
+        # stress accumulated since the last power-law update (fast kernels write these)
+        self.soc_time_s = np.zeros(n)  # integral of SoC dt
+        self.pending_throughput_kwh = np.zeros(n)
+        self.soc_turn_frac = np.full(n, np.nan)  # SoC at the start of the present half-cycle
+        self.direction = np.zeros(n, dtype=np.int8)  # +1 discharging, -1 charging, 0 not yet
+        self.dod_frac = np.zeros(n)  # largest half-cycle depth since the last update
+        self.e_capacity_kwh = np.ones(n)
+        self.elapsed_s = 0.0
 
     @property
     def fade_frac(self) -> np.ndarray:
@@ -244,47 +245,50 @@ class DegradationTracker:
     def accumulate(
         self,
         *,
-        soc_frac: np.ndarray,
-        e_throughput_kwh: np.ndarray,
-        dt_s: float,
-        direction=None,
+        soc_before_frac: np.ndarray,
+        soc_after_frac: np.ndarray,
         e_capacity_kwh: np.ndarray,
+        dt_s: float,
     ) -> None:
-        """Record one step: SoC during the step [-], battery throughput [kWh] (>= 0).
+        """Record one step from the SoC [-] before and after it.
 
-        ``direction`` (int8 -1/0/+1 per vehicle, charge/idle/discharge) tracks half-cycles for
-        the depth of discharge; ``e_capacity_kwh`` converts throughput to cell Ah.
+        The battery-side throughput is ``|delta soc| * e_capacity_kwh``; a change of the sign of
+        ``delta soc`` starts a new half-cycle at ``soc_before_frac``; the depth of discharge is
+        the largest ``|soc - soc_turn|`` since the last update.
         """
-        if self._soc_turn is None:
-            self._soc_turn = np.array(soc_frac, dtype=float)
-        self._soc_time_s += soc_frac * dt_s
-        self._time_s += dt_s
-        self._throughput_kwh += e_throughput_kwh
-        self._e_capacity_kwh = e_capacity_kwh
-        if direction is not None:
-            turned = (direction != 0) & (direction != self._direction)
-            if turned.any():
-                self._soc_turn[turned] = soc_frac[turned]
-                self._direction[turned] = direction[turned]
-            self.dod_frac = np.maximum(self.dod_frac, np.abs(soc_frac - self._soc_turn))
-        if self._time_s >= self.interval_s:
+        delta = soc_before_frac - soc_after_frac
+        self.e_capacity_kwh = e_capacity_kwh
+        self.soc_time_s += soc_after_frac * dt_s
+        self.pending_throughput_kwh += np.abs(delta) * e_capacity_kwh
+        direction = np.sign(delta).astype(np.int8)
+        fresh = np.isnan(self.soc_turn_frac)
+        turned = ((direction != 0) & (direction != self.direction)) | fresh
+        self.soc_turn_frac[turned] = soc_before_frac[turned]
+        self.direction[turned & (direction != 0)] = direction[turned & (direction != 0)]
+        np.maximum(self.dod_frac, np.abs(soc_after_frac - self.soc_turn_frac), out=self.dod_frac)
+        self.add_elapsed(dt_s)
+
+    def add_elapsed(self, dt_s: float) -> None:
+        """Advance the tracker's clock; apply the power laws when ``interval_s`` is reached."""
+        self.elapsed_s += dt_s
+        if self.elapsed_s >= self.interval_s:
             self.flush()
 
     def flush(self) -> None:
         """Apply the power laws to the stress accumulated since the last update."""
-        if self._time_s <= 0:
+        if self.elapsed_s <= 0:
             return
         p = self.params
-        soc_mean = self._soc_time_s / self._time_s
+        soc_mean = self.soc_time_s / self.elapsed_s
         alpha = calendar_alpha_per_day(soc_mean, self.theta_c, params=p)
         self.fade_calendar_frac = advance_power_law(
-            self.fade_calendar_frac, alpha, self._time_s / S_PER_DAY, p.cal_time_exp
+            self.fade_calendar_frac, alpha, self.elapsed_s / S_PER_DAY, p.cal_time_exp
         )
-        q_ah = self._throughput_kwh / self._e_capacity_kwh * p.cell_ah
+        q_ah = self.pending_throughput_kwh / self.e_capacity_kwh * p.cell_ah
         beta = cycle_beta_per_sqrt_ah(cell_voltage_v(soc_mean), self.dod_frac, params=p)
         self.fade_cycle_frac = advance_power_law(self.fade_cycle_frac, beta, q_ah, p.cyc_q_exp)
-        self.throughput_kwh += self._throughput_kwh
-        self._soc_time_s[:] = 0.0
-        self._throughput_kwh[:] = 0.0
-        self._time_s = 0.0
+        self.throughput_kwh += self.pending_throughput_kwh
+        self.soc_time_s[:] = 0.0
+        self.pending_throughput_kwh[:] = 0.0
+        self.elapsed_s = 0.0
         self.dod_frac[:] = 0.0

@@ -1,0 +1,1269 @@
+"""A fleet of N plug-in vehicles stepped as one vectorized object, aggregated per bus.
+
+:class:`Fleet` owns the availability (plug-in sessions), the batteries and chargers
+(:class:`~vehicle_models.battery.BatteryBank`), the degradation tracker and one
+:class:`~vehicle_models.inverter.InverterBank` (IEEE 1547 controls, engineer D). A
+co-simulation adapter steps it with per-bus voltages and the frequency and receives per-bus
+P, Q, counts and mean SoC (:class:`FleetStepResult`).
+
+One step ``Fleet.step(t_s=t, dt_s=dt, ...)`` covers the interval ``[t, t + dt)``:
+
+1. availability at ``t``: a vehicle is plugged in while ``arrival <= t < departure``
+   (daily-periodic sessions for sampled fleets); arrival and departure events are applied;
+2. feasible power range of every plugged vehicle from its SoC bounds and its departure need
+   (:meth:`BatteryBank.power_bounds_kw`);
+3. scheduled power: the charging policy (``IMMEDIATE``, ``LATEST`` or ``UNIFORM``), or, on
+   buses with a set-point, the set-point shared pro rata to each vehicle's feasible range;
+4. the inverter controls (volt-var, volt-watt, frequency droop, VSM, trip, ...) act on top,
+   inside the feasible range and the kVA rating;
+5. the batteries are updated (any power outside the SoC bounds is limited and reported) and
+   everything is summed per bus with ``np.add.reduceat`` over bus-sorted vehicles.
+
+Departure: the vehicle is unplugged (zero power) and the missing energy ``max(0, target - E)``
+is added to ``e_shortfall_kwh`` (per vehicle, cumulative, and per step in the result). In
+periodic mode, at the next arrival the trip energy is taken from the battery (``e_driven_kwh``;
+what the battery could not supply is ``e_stranded_kwh``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numba
+import numpy as np
+import pandas as pd
+
+from grids.errors import InputDataError, ScenarioError, check_problems
+from vehicle_models.battery import S_PER_H, BatteryBank, TheveninParameters
+from vehicle_models.degradation import DegradationTracker
+from vehicle_models.presets import (
+    S_PER_DAY,
+    FleetPreset,
+    preset_parameters,
+    sample_sessions,
+)
+
+if TYPE_CHECKING:
+    from vehicle_models.settings import InverterSettings
+
+__all__ = [
+    "TABLE_COLUMNS_OPTIONAL",
+    "TABLE_COLUMNS_REQUIRED",
+    "ChargingPolicy",
+    "Fleet",
+    "FleetPreset",
+    "FleetStepResult",
+]
+
+
+class ChargingPolicy(Enum):
+    """Baseline charging schedule of plugged vehicles without a set-point.
+
+    ``IMMEDIATE``: full charger power from arrival until the departure target is reached.
+    ``LATEST``: as late as possible - charge only when the target would otherwise be missed
+    (then at the rate that keeps it just reachable at full power).
+    ``UNIFORM``: the missing energy spread evenly over the remaining plug-in time.
+    """
+
+    IMMEDIATE = "immediate"
+    LATEST = "latest"
+    UNIFORM = "uniform"
+
+
+TABLE_COLUMNS_REQUIRED = (
+    "bus",
+    "arrival_s",
+    "departure_s",
+    "e_capacity_kwh",
+    "soc_arrival_frac",
+    "p_charge_max_kw",
+)
+TABLE_COLUMNS_OPTIONAL = {
+    "vehicle_id": None,
+    "soc_target_frac": None,  # default: soc_max_frac
+    "p_discharge_max_kw": None,  # default: p_charge_max_kw
+    "s_max_kva": None,  # default: max of the two kW ratings
+    "eta_charge": 0.95,
+    "eta_discharge": 0.95,
+    "soc_min_frac": 0.0,
+    "soc_max_frac": 1.0,
+    "soc_reserve_frac": 0.0,
+}
+
+
+@dataclass
+class FleetStepResult:
+    """Per-bus outcome of one :meth:`Fleet.step` (arrays in ``Fleet.buses`` order).
+
+    Attributes
+    ----------
+    bus : pandapower bus indices (n_bus,)
+    p_mw, q_mvar : injection into the grid [MW], [Mvar] (charging < 0)
+    n_plugged, n_tripped : vehicles plugged in / tripped (ceased by protection)
+    soc_mean_frac : mean SoC of all vehicles assigned to the bus [-]
+    p_setpoint_unmet_mw : set-point minus the feasible value it was limited to [MW]
+        (0 where no set-point was given or it was feasible)
+    n_limited : vehicles whose inverter output was limited by the battery's SoC bounds
+    e_charged_kwh, e_discharged_kwh : grid-side energy drawn / delivered by the fleet [kWh]
+    e_loss_kwh : charger and battery losses [kWh]
+    e_driven_kwh : energy taken by trips (periodic sessions, at arrival) [kWh]
+    e_shortfall_kwh : energy missing from departure targets of vehicles leaving this step
+    """
+
+    bus: np.ndarray
+    p_mw: np.ndarray
+    q_mvar: np.ndarray
+    n_plugged: np.ndarray
+    n_tripped: np.ndarray
+    soc_mean_frac: np.ndarray
+    p_setpoint_unmet_mw: np.ndarray
+    n_limited: np.ndarray
+    e_charged_kwh: float
+    e_discharged_kwh: float
+    e_loss_kwh: float
+    e_driven_kwh: float
+    e_shortfall_kwh: float
+
+
+def _as_float(x: Any) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------- fast kernels
+# One fused pass over the vehicles before and one after the inverter step (simple battery
+# model, no equivalent circuit). They implement exactly the equations of the numpy path
+# (BatteryBank.power_bounds_kw / BatteryBank.step and Fleet._baseline_kw); a test checks the
+# two paths agree. Numba is a project dependency (pandapower uses it too).
+_POLICY_CODE = {ChargingPolicy.LATEST: 0, ChargingPolicy.IMMEDIATE: 1, ChargingPolicy.UNIFORM: 2}
+
+
+_NJIT = {"cache": True, "nogil": True, "error_model": "numpy"}  # no zero-division checks
+
+
+@numba.njit(**_NJIT)
+def _ac_from_chem(pc, eta_d, inv_eta_c):  # pragma: no cover - compiled
+    return pc * eta_d if pc >= 0.0 else pc * inv_eta_c
+
+
+@numba.njit(**_NJIT)
+def _kernel_before(  # pragma: no cover - compiled
+    t_s,
+    dt_s,
+    period_s,
+    started,
+    policy,
+    bus_start,
+    arrival_s,
+    dwell_s,
+    e_kwh,
+    e_trip_kwh,
+    e_target_kwh,
+    e_floor_kwh,
+    e_ceiling_kwh,
+    e_capacity_kwh,
+    p_ch_kw,
+    p_dis_kw,
+    eta_c,
+    eta_d,
+    inv_eta_c,
+    inv_s,
+    plugged,
+    e_shortfall_kwh,
+    e_stranded_kwh,
+    vm_bus,
+    vm_out,
+    p_min_pu,
+    p_max_pu,
+    p_req_pu,
+    lo_bus_kw,
+    hi_bus_kw,
+):
+    inv_dt_h = 3600.0 / dt_s
+    inv_period = 1.0 / period_s if period_s > 0.0 else 0.0
+    driven = 0.0
+    short = 0.0
+    for b in range(bus_start.size - 1):
+        lo_sum = 0.0
+        hi_sum = 0.0
+        vm = vm_bus[b]
+        for i in range(bus_start[b], bus_start[b + 1]):
+            vm_out[i] = vm
+            if period_s > 0.0:
+                x = t_s - arrival_s[i]
+                phase = x - period_s * math.floor(x * inv_period)  # numba's % is ~30x slower
+                now = phase < dwell_s[i]
+            else:
+                phase = t_s - arrival_s[i]
+                now = phase >= 0.0 and phase < dwell_s[i]
+            e = e_kwh[i]
+            was = plugged[i]
+            if period_s > 0.0:
+                if not started:
+                    if not now:
+                        e = min(e + e_trip_kwh[i], e_capacity_kwh[i])
+                elif now and not was:
+                    d = min(e, e_trip_kwh[i])
+                    driven += d
+                    e_stranded_kwh[i] += e_trip_kwh[i] - d
+                    e -= d
+                    e_kwh[i] = e
+            if started and was and not now:
+                gap = e_target_kwh[i] - e
+                if gap > 0.0:
+                    e_shortfall_kwh[i] += gap
+                    short += gap
+            if not started:
+                e_kwh[i] = e
+            plugged[i] = now
+            if not now:
+                p_min_pu[i] = 0.0
+                p_max_pu[i] = 0.0
+                p_req_pu[i] = 0.0
+                continue
+            remaining = dwell_s[i] - phase
+            still = max(remaining - dt_s, 0.0)
+            e_end_min = e_target_kwh[i] - eta_c[i] * p_ch_kw[i] * still * (1.0 / 3600.0)
+            e_hi = max(e_ceiling_kwh[i], e)
+            e_lo = min(max(min(e_floor_kwh[i], e), e_end_min), e_hi)
+            ic = inv_eta_c[i]
+            p_max = min(_ac_from_chem((e - e_lo) * inv_dt_h, eta_d[i], ic), p_dis_kw[i])
+            p_min = max(-(e_hi - e) * inv_dt_h * ic, -p_ch_kw[i])
+            p_min = min(p_min, 0.0)
+            p_max = max(p_max, -p_ch_kw[i])
+            p_max = max(p_max, p_min)
+            if policy == 0:
+                p = min(p_max, 0.0)
+            elif policy == 1:
+                p = -max(e_target_kwh[i] - e, 0.0) * ic * inv_dt_h
+            else:
+                p = -max(e_target_kwh[i] - e, 0.0) * ic * 3600.0 / max(remaining, dt_s)
+            p = min(max(p, p_min), p_max)
+            lo_sum += p_min
+            hi_sum += p_max
+            si = inv_s[i]
+            p_min_pu[i] = p_min * si
+            p_max_pu[i] = p_max * si
+            p_req_pu[i] = p * si
+        lo_bus_kw[b] = lo_sum
+        hi_bus_kw[b] = hi_sum
+    return driven, short
+
+
+@numba.njit(**_NJIT)
+def _kernel_setpoint(has_sp, lam, bus_start, p_min_pu, p_max_pu, p_req_pu):  # pragma: no cover
+    for b in range(bus_start.size - 1):
+        if has_sp[b]:
+            for i in range(bus_start[b], bus_start[b + 1]):
+                p_req_pu[i] = p_min_pu[i] + lam[b] * (p_max_pu[i] - p_min_pu[i])
+
+
+@numba.njit(**_NJIT)
+def _kernel_after(  # pragma: no cover - compiled
+    dt_s,
+    bus_start,
+    p_pu,
+    q_pu,
+    tripped,
+    plugged,
+    s_kva,
+    e_kwh,
+    e_floor_kwh,
+    e_ceiling_kwh,
+    inv_cap,
+    p_ch_kw,
+    p_dis_kw,
+    eta_c,
+    eta_d,
+    inv_eta_c,
+    inv_eta_d,
+    p_kw,
+    q_kvar,
+    limited,
+    p_bus,
+    q_bus,
+    n_plug_bus,
+    n_trip_bus,
+    soc_bus,
+    n_lim_bus,
+    track,
+    soc_time_s,
+    pending_kwh,
+    soc_turn,
+    direction,
+    dod,
+):
+    dt_h = dt_s * (1.0 / 3600.0)
+    inv_dt_h = 3600.0 / dt_s
+    e_in = 0.0
+    e_out = 0.0
+    e_loss = 0.0
+    for b in range(bus_start.size - 1):
+        p_sum = 0.0
+        q_sum = 0.0
+        soc_sum = 0.0
+        n_plug = 0
+        n_trip = 0
+        n_lim = 0
+        for i in range(bus_start[b], bus_start[b + 1]):
+            e = e_kwh[i]
+            s = s_kva[i]
+            req = p_pu[i] * s
+            lo = min(e_floor_kwh[i], e)
+            hi = max(e_ceiling_kwh[i], e)
+            if plugged[i]:
+                n_plug += 1
+                p_max = min((e - lo) * inv_dt_h * eta_d[i], p_dis_kw[i])
+                p_min = max(-(hi - e) * inv_dt_h * inv_eta_c[i], -p_ch_kw[i])
+                p_min = min(p_min, 0.0)
+                p_max = max(p_max, p_min)
+            else:
+                p_min = 0.0
+                p_max = 0.0
+            p = min(max(req, p_min), p_max)
+            lim = abs(req - p) > 1e-9 * max(s, 1.0)
+            limited[i] = lim
+            if lim:
+                n_lim += 1
+            if p >= 0.0:
+                p_dc = p * inv_eta_d[i]
+                e_out += p * dt_h
+            else:
+                p_dc = p * eta_c[i]
+                e_in -= p * dt_h
+            e_loss += (p_dc - p) * dt_h
+            e_new = min(max(e - p_dc * dt_h, lo), hi)
+            e_kwh[i] = e_new
+            p_kw[i] = p
+            q = q_pu[i] * s
+            q_kvar[i] = q
+            p_sum += p
+            q_sum += q
+            if tripped[i]:
+                n_trip += 1
+            ic = inv_cap[i]
+            soc = e_new * ic
+            soc_sum += soc
+            if track:
+                soc_before = e * ic
+                delta = soc_before - soc
+                soc_time_s[i] += soc * dt_s
+                pending_kwh[i] += abs(e - e_new)
+                d = 1 if delta > 0.0 else (-1 if delta < 0.0 else 0)
+                if np.isnan(soc_turn[i]) or (d != 0 and d != direction[i]):
+                    soc_turn[i] = soc_before
+                    if d != 0:
+                        direction[i] = d
+                swing = abs(soc - soc_turn[i])
+                if swing > dod[i]:
+                    dod[i] = swing
+        p_bus[b] = p_sum
+        q_bus[b] = q_sum
+        soc_bus[b] = soc_sum
+        n_plug_bus[b] = n_plug
+        n_trip_bus[b] = n_trip
+        n_lim_bus[b] = n_lim
+    return e_in, e_out, e_loss
+
+
+class Fleet:
+    """N vehicles with batteries, chargers, plug-in sessions and inverter controls.
+
+    Build with :meth:`sample` or :meth:`from_table`. All per-vehicle arrays are stored sorted by
+    bus (stable, so vehicles of one bus keep their input order); ``vehicle_id`` maps back.
+
+    Parameters
+    ----------
+    bus : array_like of int (N,)
+        pandapower bus index of each vehicle's charger.
+    arrival_s : array_like (N,)
+        Plug-in time [s] (time of day in periodic mode).
+    dwell_s : array_like (N,)
+        Plug-in duration [s] (> 0; below ``period_s`` in periodic mode).
+    e_target_kwh : array_like (N,)
+        Energy wanted at departure [kWh].
+    battery : BatteryBank
+        Battery and charger state (its initial energy is the arrival energy).
+    e_trip_kwh : array_like (N,), optional
+        Energy used between departure and the next arrival (periodic mode) [kWh].
+    period_s : float or None
+        Sessions repeat every ``period_s`` seconds (86400 for sampled fleets); None = one
+        session per vehicle.
+    settings : InverterSettings, optional
+        Inverter settings (default: ``InverterSettings.defaults()``).
+    policy : ChargingPolicy
+        Baseline charging schedule.
+    seed : int
+        Seed of the inverter bank (staggered thresholds).
+    vehicle_id : array_like (N,), optional
+        Identifiers (default 0..N-1).
+    ageing_interval_s : float or None
+        Simulated time between degradation updates; None disables degradation tracking.
+    theta_c : float
+        Battery temperature for calendar ageing [°C].
+    fast : bool
+        Use the fused numba kernels (simple battery model only; the equivalent-circuit
+        model always takes the numpy path). Both paths give the same results.
+
+    Notes
+    -----
+    Battery and charger parameters are fixed after construction (the fast path caches the
+    energy floor and ceiling).
+    """
+
+    def __init__(
+        self,
+        *,
+        bus,
+        arrival_s,
+        dwell_s,
+        e_target_kwh,
+        battery: BatteryBank,
+        e_trip_kwh=0.0,
+        period_s: float | None = None,
+        settings: InverterSettings | None = None,
+        policy: ChargingPolicy | str = ChargingPolicy.LATEST,
+        seed: int = 0,
+        vehicle_id=None,
+        ageing_interval_s: float | None = 900.0,
+        theta_c: float = 25.0,
+        fast: bool = True,
+    ) -> None:
+        bus = np.asarray(bus)
+        n = bus.size
+        problems: list[str] = []
+        if n == 0:
+            raise ScenarioError("fleet: a fleet needs at least one vehicle")
+        if battery.n != n:
+            raise ScenarioError(f"fleet: battery has {battery.n} vehicles, bus has {n}")
+        try:
+            policy = ChargingPolicy(policy.value if isinstance(policy, Enum) else policy)
+        except ValueError:
+            allowed = ", ".join(p.value for p in ChargingPolicy)
+            problems.append(f"fleet.policy: {policy!r} is not one of {allowed}")
+        if period_s is not None and not period_s > 0:
+            problems.append(f"fleet.period_s: {period_s} must be positive")
+        dwell = np.broadcast_to(_as_float(dwell_s), (n,))
+        if np.any(~np.isfinite(dwell) | (dwell <= 0)):
+            problems.append("fleet.dwell_s: every plug-in duration must be positive")
+        if period_s is not None and np.any(dwell >= period_s):
+            problems.append(f"fleet.dwell_s: plug-in durations must be below period_s {period_s}")
+        check_problems(problems, ScenarioError, "invalid fleet")
+
+        order = np.argsort(bus, kind="stable")
+        self.vehicle_id = (np.arange(n) if vehicle_id is None else np.asarray(vehicle_id))[order]
+        self.bus_of_vehicle = bus[order].astype(np.int64)
+        self.buses, self._bus_start, counts = np.unique(
+            self.bus_of_vehicle, return_index=True, return_counts=True
+        )
+        self.n_vehicles_per_bus = counts
+        self._bus_pos = np.repeat(np.arange(self.buses.size), counts)
+        take = lambda a: np.broadcast_to(_as_float(a), (n,))[order].copy()  # noqa: E731
+        self.arrival_s = take(arrival_s)
+        self.dwell_s = take(dwell_s)
+        self.e_target_kwh = take(e_target_kwh)
+        self.e_trip_kwh = take(e_trip_kwh)
+        self.period_s = None if period_s is None else float(period_s)
+        self.policy = policy
+        b = battery
+        self.battery = BatteryBank.create(
+            e_capacity_kwh=b.e_capacity_kwh[order],
+            e_kwh=b.e_kwh[order],
+            p_charge_max_kw=b.p_charge_max_kw[order],
+            p_discharge_max_kw=b.p_discharge_max_kw[order],
+            s_max_kva=b.s_max_kva[order],
+            eta_charge=b.eta_charge[order],
+            eta_discharge=b.eta_discharge[order],
+            soc_min_frac=b.soc_min_frac[order],
+            soc_max_frac=b.soc_max_frac[order],
+            soc_reserve_frac=b.soc_reserve_frac[order],
+            thevenin=b.thevenin,
+        )
+        self.e_target_kwh = np.minimum(self.e_target_kwh, self.battery.e_ceiling_kwh)
+
+        from vehicle_models.inverter import InverterBank  # D's module (imports settings)
+        from vehicle_models.settings import InverterSettings
+
+        self.settings = InverterSettings.defaults() if settings is None else settings
+        self.inverter = InverterBank(self.settings, n=n, seed=seed)
+
+        self.degradation = (
+            None
+            if ageing_interval_s is None
+            else DegradationTracker(n, interval_s=ageing_interval_s, theta_c=theta_c)
+        )
+        # per-vehicle state for reports
+        self.plugged = np.zeros(n, dtype=bool)
+        self.tripped = np.zeros(n, dtype=bool)
+        self.p_kw = np.zeros(n)
+        self.q_kvar = np.zeros(n)
+        self.e_shortfall_kwh = np.zeros(n)
+        self.e_stranded_kwh = np.zeros(n)
+        self._started = False
+        self._inv_s = 1.0 / self.battery.s_max_kva
+        # fused numba kernels for the simple battery model; numpy path otherwise (reference)
+        self.fast = bool(fast) and self.battery.thevenin is None
+        if self.fast:
+            n_bus = self.buses.size
+            self._e_floor = self.battery.e_floor_kwh
+            self._e_ceiling = self.battery.e_ceiling_kwh
+            self._inv_eta_c = 1.0 / self.battery.eta_charge
+            self._inv_eta_d = 1.0 / self.battery.eta_discharge
+            self._inv_cap = 1.0 / self.battery.e_capacity_kwh
+            self._bus_bounds = np.append(self._bus_start, n).astype(np.int64)
+            self._scratch = {
+                name: np.zeros(n) for name in ("vm", "p_min_pu", "p_max_pu", "p_req_pu")
+            }
+            self._limited = np.zeros(n, dtype=bool)
+            self._bus_scratch = {
+                name: np.zeros(n_bus, dtype=dtype)
+                for name, dtype in (
+                    ("lo", float),
+                    ("hi", float),
+                    ("p", float),
+                    ("q", float),
+                    ("soc", float),
+                    ("n_plug", np.int64),
+                    ("n_trip", np.int64),
+                    ("n_lim", np.int64),
+                )
+            }
+        # cumulative fleet totals (energy accounting)
+        self.totals_kwh = dict.fromkeys(
+            ("charged", "discharged", "loss", "driven", "shortfall"), 0.0
+        )
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def sample(
+        cls,
+        n_vehicles: int,
+        *,
+        buses,
+        preset: FleetPreset | str = FleetPreset.HOME,
+        seed: int = 0,
+        settings: InverterSettings | None = None,
+        policy: ChargingPolicy | str = ChargingPolicy.LATEST,
+        bus_weights=None,
+        thevenin: TheveninParameters | None = None,
+        ageing_interval_s: float | None = 900.0,
+        **overrides,
+    ) -> Fleet:
+        """A random fleet of daily-repeating sessions from a preset, reproducible by seed.
+
+        Parameters
+        ----------
+        n_vehicles : int
+            Number of vehicles (>= 1).
+        buses : array_like of int
+            Candidate pandapower bus indices; each vehicle gets one at random (uniformly, or
+            with ``bus_weights``).
+        preset : FleetPreset
+            ``HOME``, ``WORK`` or ``DEPOT`` (see :mod:`vehicle_models.presets`).
+        seed : int
+            Seed of every random draw (same seed, same fleet).
+        overrides
+            Any :class:`~vehicle_models.presets.PresetParameters` field, e.g.
+            ``p_charge_max_kw=11.0, soc_target_frac=0.8``.
+        """
+        if not (isinstance(n_vehicles, int | np.integer) and n_vehicles >= 1):
+            raise ScenarioError(f"fleet.n_vehicles: {n_vehicles!r} must be a positive integer")
+        params = preset_parameters(preset, **overrides)
+        candidates = np.atleast_1d(np.asarray(buses))
+        problems = []
+        if candidates.size == 0:
+            problems.append("fleet.buses: no bus given")
+        elif not np.issubdtype(candidates.dtype, np.integer):
+            problems.append(f"fleet.buses: bus indices must be integers, got {candidates.dtype}")
+        weights = None
+        if bus_weights is not None:
+            weights = _as_float(bus_weights)
+            if weights.shape != candidates.shape or np.any(weights < 0) or weights.sum() <= 0:
+                problems.append("fleet.bus_weights: need one non-negative weight per bus")
+            else:
+                weights = weights / weights.sum()
+        check_problems(problems, ScenarioError, "invalid fleet")
+        rng = np.random.default_rng(seed)
+        bus = rng.choice(candidates, size=n_vehicles, p=weights)
+        s = sample_sessions(n_vehicles, params, rng)
+        battery = BatteryBank.create(
+            e_capacity_kwh=s["e_capacity_kwh"],
+            soc_frac=s["soc_arrival_frac"],
+            p_charge_max_kw=params.p_charge_max_kw,
+            p_discharge_max_kw=params.p_discharge_max_kw,
+            s_max_kva=params.s_max_kva,
+            eta_charge=params.eta_charge,
+            eta_discharge=params.eta_discharge,
+            soc_min_frac=params.soc_min_frac,
+            soc_max_frac=params.soc_max_frac,
+            soc_reserve_frac=params.soc_reserve_frac,
+            thevenin=thevenin,
+        )
+        return cls(
+            bus=bus,
+            arrival_s=s["arrival_s"],
+            dwell_s=s["dwell_s"],
+            e_target_kwh=params.soc_target_frac * s["e_capacity_kwh"],
+            e_trip_kwh=s["e_trip_kwh"],
+            battery=battery,
+            period_s=S_PER_DAY,
+            settings=settings,
+            policy=policy,
+            seed=seed,
+            ageing_interval_s=ageing_interval_s,
+        )
+
+    @classmethod
+    def from_table(
+        cls,
+        path,
+        *,
+        settings: InverterSettings | None = None,
+        policy: ChargingPolicy | str = ChargingPolicy.LATEST,
+        period_s: float | None = None,
+        thevenin: TheveninParameters | None = None,
+        seed: int = 0,
+        ageing_interval_s: float | None = 900.0,
+    ) -> Fleet:
+        """A fleet from a CSV or Parquet table, one row per vehicle (one session each).
+
+        Required columns: ``bus, arrival_s, departure_s, e_capacity_kwh, soc_arrival_frac,
+        p_charge_max_kw``; optional: ``vehicle_id, soc_target_frac, p_discharge_max_kw,
+        s_max_kva, eta_charge, eta_discharge, soc_min_frac, soc_max_frac, soc_reserve_frac``.
+        With ``period_s`` the sessions repeat (arrival taken modulo the period) and the trip
+        energy is ``(soc_target - soc_arrival) * capacity``.
+
+        Raises :class:`InputDataError` naming the file, the (1-based data) row and the column
+        of every problem found.
+        """
+        data = read_fleet_table(path)
+        name = Path(path).name
+        n = len(data)
+        cap = data["e_capacity_kwh"]
+        soc_max = data["soc_max_frac"]
+        target = np.where(np.isnan(data["soc_target_frac"]), soc_max, data["soc_target_frac"])
+        p_dis = np.where(
+            np.isnan(data["p_discharge_max_kw"]),
+            data["p_charge_max_kw"],
+            data["p_discharge_max_kw"],
+        )
+        s_max = np.where(
+            np.isnan(data["s_max_kva"]),
+            np.maximum(data["p_charge_max_kw"], p_dis),
+            data["s_max_kva"],
+        )
+        problems: list[str] = []
+        _row_check(
+            problems,
+            name,
+            p_dis > s_max * (1 + 1e-12),
+            "p_discharge_max_kw",
+            p_dis,
+            "exceeds s_max_kva",
+        )
+        _row_check(
+            problems,
+            name,
+            data["p_charge_max_kw"] > s_max * (1 + 1e-12),
+            "p_charge_max_kw",
+            data["p_charge_max_kw"],
+            "exceeds s_max_kva",
+        )
+        _row_check(
+            problems,
+            name,
+            (target < data["soc_min_frac"]) | (target > soc_max),
+            "soc_target_frac",
+            target,
+            "is outside soc_min_frac..soc_max_frac",
+        )
+        dwell = data["departure_s"] - data["arrival_s"]
+        if period_s is not None:
+            if not period_s > 0:
+                problems.append(f"{name}: period_s {period_s} must be positive")
+            else:
+                _row_check(
+                    problems,
+                    name,
+                    dwell >= period_s,
+                    "departure_s",
+                    data["departure_s"],
+                    f"is a period ({period_s} s) or more after arrival_s",
+                )
+        check_problems(problems, InputDataError, f"{name}: invalid fleet table")
+        arrival = data["arrival_s"] if period_s is None else np.mod(data["arrival_s"], period_s)
+        battery = BatteryBank.create(
+            e_capacity_kwh=cap,
+            soc_frac=data["soc_arrival_frac"],
+            p_charge_max_kw=data["p_charge_max_kw"],
+            p_discharge_max_kw=p_dis,
+            s_max_kva=s_max,
+            eta_charge=data["eta_charge"],
+            eta_discharge=data["eta_discharge"],
+            soc_min_frac=data["soc_min_frac"],
+            soc_max_frac=soc_max,
+            soc_reserve_frac=data["soc_reserve_frac"],
+            thevenin=thevenin,
+        )
+        vid = data["vehicle_id"] if "vehicle_id" in data else np.arange(n)
+        return cls(
+            bus=data["bus"].astype(np.int64),
+            arrival_s=arrival,
+            dwell_s=dwell,
+            e_target_kwh=target * cap,
+            e_trip_kwh=np.maximum(target - data["soc_arrival_frac"], 0.0) * cap,
+            battery=battery,
+            period_s=period_s,
+            settings=settings,
+            policy=policy,
+            seed=seed,
+            vehicle_id=vid,
+            ageing_interval_s=ageing_interval_s,
+        )
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_vehicles(self) -> int:
+        """Number of vehicles."""
+        return self.battery.n
+
+    @property
+    def energy_kwh(self) -> np.ndarray:
+        """Stored energy per vehicle [kWh] (bus-sorted order)."""
+        return self.battery.e_kwh
+
+    @property
+    def soc_frac(self) -> np.ndarray:
+        """State of charge per vehicle [-] (bus-sorted order)."""
+        return self.battery.soc_frac
+
+    # ------------------------------------------------------------------ availability
+    def _availability(self, t_s: float):
+        """Plugged mask, time to departure [s] and the stored energy after arrival events.
+
+        Does not change the state; :meth:`step` commits the events.
+        """
+        if self.period_s is None:
+            phase = t_s - self.arrival_s
+            plugged = (phase >= 0) & (phase < self.dwell_s)
+        else:
+            x = t_s - self.arrival_s
+            phase = x - self.period_s * np.floor(x / self.period_s)  # as the fast kernel
+            plugged = phase < self.dwell_s
+        remaining_s = self.dwell_s - phase
+        e = self.battery.e_kwh.copy()
+        driven = stranded = None
+        if self.period_s is not None:
+            if not self._started:
+                # before the first step, vehicles on the road left with their target energy
+                # and will arrive with target - trip (the sampled arrival energy)
+                away = ~plugged
+                e[away] = np.minimum(
+                    e[away] + self.e_trip_kwh[away], self.battery.e_capacity_kwh[away]
+                )
+            else:
+                arrived = plugged & ~self.plugged
+                if arrived.any():
+                    idx = np.flatnonzero(arrived)
+                    driven = np.minimum(e[idx], self.e_trip_kwh[idx])
+                    stranded = self.e_trip_kwh[idx] - driven
+                    e[idx] -= driven
+                    driven = (idx, driven, stranded)
+        return plugged, remaining_s, e, driven
+
+    def _bounds(self, plugged, remaining_s, dt_s):
+        """Feasible power range per vehicle [kW] including the departure need."""
+        b = self.battery
+        still_s = np.maximum(remaining_s - dt_s, 0.0)
+        e_end_min = self.e_target_kwh - b.eta_charge * b.p_charge_max_kw * still_s / S_PER_H
+        return b.power_bounds_kw(dt_s, e_end_min_kwh=e_end_min, active=plugged)
+
+    def _baseline_kw(self, plugged, remaining_s, dt_s, p_min, p_max):
+        """Scheduled power per vehicle from the charging policy [kW]."""
+        b = self.battery
+        missing = np.maximum(self.e_target_kwh - b.e_kwh, 0.0)
+        if self.policy is ChargingPolicy.LATEST:
+            p = np.minimum(p_max, 0.0)
+        elif self.policy is ChargingPolicy.IMMEDIATE:
+            p = -missing / (b.eta_charge * dt_s / S_PER_H)
+        else:
+            p = -missing / (b.eta_charge * np.maximum(remaining_s, dt_s) / S_PER_H)
+        return np.clip(p, p_min, p_max)
+
+    def _per_bus(self, x: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(x, self._bus_start)
+
+    # ------------------------------------------------------------------ step
+    def step(
+        self, *, t_s: float, dt_s: float, vm_pu, f_hz: float, p_setpoint_mw=None
+    ) -> FleetStepResult:
+        """Advance the fleet over ``[t_s, t_s + dt_s)``.
+
+        Parameters
+        ----------
+        t_s : float
+            Simulation time at the start of the step [s].
+        dt_s : float
+            Step length [s] (> 0).
+        vm_pu : array_like (n_bus,)
+            Voltage magnitude at each bus of :attr:`buses` [pu].
+        f_hz : float
+            System frequency [Hz].
+        p_setpoint_mw : array_like (n_bus,), optional
+            Per-bus active-power set-point [MW] (injection > 0); NaN = follow the charging
+            policy on that bus. Infeasible set-points are limited to the bus's feasible range
+            and the difference is reported in ``p_setpoint_unmet_mw``.
+
+        Returns
+        -------
+        FleetStepResult
+        """
+        n_bus = self.buses.size
+        vm = _as_float(vm_pu)
+        problems = []
+        if not dt_s > 0:
+            problems.append(f"fleet.step: dt_s {dt_s} must be positive")
+        if vm.shape != (n_bus,):
+            problems.append(f"fleet.step: vm_pu has shape {vm.shape}, expected ({n_bus},)")
+        elif not np.all(np.isfinite(vm)):
+            problems.append("fleet.step: vm_pu contains NaN or infinite values")
+        if not np.isfinite(f_hz):
+            problems.append(f"fleet.step: f_hz {f_hz} is not finite")
+        sp = None
+        if p_setpoint_mw is not None:
+            sp = np.broadcast_to(_as_float(p_setpoint_mw), (n_bus,))
+            if np.any(np.isinf(sp)):
+                problems.append("fleet.step: p_setpoint_mw contains infinite values")
+        check_problems(problems, ScenarioError, "invalid fleet step input")
+
+        if self.fast:
+            return self._step_fast(t_s, dt_s, vm, f_hz, sp)
+        return self._step_numpy(t_s, dt_s, vm, f_hz, sp)
+
+    def _inverter_step(self, dt_s, vm_vehicle, f_hz, p_req_pu, p_max_pu, p_min_pu, plugged):
+        return self.inverter.step(
+            dt_s=dt_s,
+            vm_pu=vm_vehicle,
+            f_hz=f_hz,
+            p_request_pu=p_req_pu,
+            p_max_pu=p_max_pu,
+            p_min_pu=p_min_pu,
+            connected=plugged,
+        )
+
+    @staticmethod
+    def _allocate(sp, lo_kw, hi_kw):
+        """Set-point per bus limited to the feasible range; lambda of the pro-rata split."""
+        has_sp = np.isfinite(sp)
+        sp_kw = np.where(has_sp, sp * 1000.0, 0.0)
+        target_kw = np.clip(sp_kw, lo_kw, hi_kw)
+        unmet_mw = np.where(has_sp, (sp_kw - target_kw) / 1000.0, 0.0)
+        span = hi_kw - lo_kw
+        lam = np.where(span > 0, (target_kw - lo_kw) / np.where(span > 0, span, 1.0), 0.0)
+        return has_sp, lam, unmet_mw
+
+    def _step_fast(self, t_s, dt_s, vm, f_hz, sp) -> FleetStepResult:
+        b = self.battery
+        sc = self._scratch
+        bs = self._bus_scratch
+        period = 0.0 if self.period_s is None else self.period_s
+        driven, short = _kernel_before(
+            float(t_s),
+            float(dt_s),
+            period,
+            self._started,
+            _POLICY_CODE[self.policy],
+            self._bus_bounds,
+            self.arrival_s,
+            self.dwell_s,
+            b.e_kwh,
+            self.e_trip_kwh,
+            self.e_target_kwh,
+            self._e_floor,
+            self._e_ceiling,
+            b.e_capacity_kwh,
+            b.p_charge_max_kw,
+            b.p_discharge_max_kw,
+            b.eta_charge,
+            b.eta_discharge,
+            self._inv_eta_c,
+            self._inv_s,
+            self.plugged,
+            self.e_shortfall_kwh,
+            self.e_stranded_kwh,
+            vm,
+            sc["vm"],
+            sc["p_min_pu"],
+            sc["p_max_pu"],
+            sc["p_req_pu"],
+            bs["lo"],
+            bs["hi"],
+        )
+        self._started = True
+        unmet_mw = np.zeros(self.buses.size)
+        if sp is not None and np.isfinite(sp).any():
+            has_sp, lam, unmet_mw = self._allocate(sp, bs["lo"], bs["hi"])
+            _kernel_setpoint(
+                has_sp, lam, self._bus_bounds, sc["p_min_pu"], sc["p_max_pu"], sc["p_req_pu"]
+            )
+        out = self._inverter_step(
+            dt_s, sc["vm"], f_hz, sc["p_req_pu"], sc["p_max_pu"], sc["p_min_pu"], self.plugged
+        )
+        tripped = np.asarray(out.tripped, dtype=bool)
+        self.tripped = tripped
+        deg = self.degradation
+        track = deg is not None
+        if track:
+            deg.e_capacity_kwh = b.e_capacity_kwh
+            arrays = (
+                deg.soc_time_s,
+                deg.pending_throughput_kwh,
+                deg.soc_turn_frac,
+                deg.direction,
+                deg.dod_frac,
+            )
+        else:
+            arrays = (sc["vm"], sc["vm"], sc["vm"], np.zeros(1, np.int8), sc["vm"])
+        e_in, e_out, e_loss = _kernel_after(
+            float(dt_s),
+            self._bus_bounds,
+            np.asarray(out.p_pu, dtype=float),
+            np.asarray(out.q_pu, dtype=float),
+            tripped,
+            self.plugged,
+            b.s_max_kva,
+            b.e_kwh,
+            self._e_floor,
+            self._e_ceiling,
+            self._inv_cap,
+            b.p_charge_max_kw,
+            b.p_discharge_max_kw,
+            b.eta_charge,
+            b.eta_discharge,
+            self._inv_eta_c,
+            self._inv_eta_d,
+            self.p_kw,
+            self.q_kvar,
+            self._limited,
+            bs["p"],
+            bs["q"],
+            bs["n_plug"],
+            bs["n_trip"],
+            bs["soc"],
+            bs["n_lim"],
+            track,
+            *arrays,
+        )
+        if track:
+            deg.add_elapsed(dt_s)
+        return self._result(
+            p_kw_bus=bs["p"],
+            q_kvar_bus=bs["q"],
+            n_plug=bs["n_plug"],
+            n_trip=bs["n_trip"],
+            soc_sum=bs["soc"],
+            n_lim=bs["n_lim"],
+            unmet_mw=unmet_mw,
+            energies=(e_in, e_out, e_loss, driven, short),
+        )
+
+    def _result(
+        self, *, p_kw_bus, q_kvar_bus, n_plug, n_trip, soc_sum, n_lim, unmet_mw, energies
+    ) -> FleetStepResult:
+        for key, value in zip(
+            ("charged", "discharged", "loss", "driven", "shortfall"), energies, strict=True
+        ):
+            self.totals_kwh[key] += value
+        e_in, e_out, e_loss, e_driven, e_short = energies
+        return FleetStepResult(
+            bus=self.buses,
+            p_mw=p_kw_bus / 1000.0,
+            q_mvar=q_kvar_bus / 1000.0,
+            n_plugged=n_plug.copy(),
+            n_tripped=n_trip.copy(),
+            soc_mean_frac=soc_sum / self.n_vehicles_per_bus,
+            p_setpoint_unmet_mw=unmet_mw,
+            n_limited=n_lim.copy(),
+            e_charged_kwh=float(e_in),
+            e_discharged_kwh=float(e_out),
+            e_loss_kwh=float(e_loss),
+            e_driven_kwh=float(e_driven),
+            e_shortfall_kwh=float(e_short),
+        )
+
+    def _step_numpy(self, t_s, dt_s, vm, f_hz, sp) -> FleetStepResult:
+        n_bus = self.buses.size
+        b = self.battery
+        plugged, remaining_s, e_after, arrivals = self._availability(t_s)
+        e_driven = 0.0
+        if arrivals is not None:
+            idx, driven, stranded = arrivals
+            e_driven = float(driven.sum())
+            self.e_stranded_kwh[idx] += stranded
+        b.e_kwh = e_after
+        departed = self.plugged & ~plugged
+        e_short = 0.0
+        if self._started and departed.any():
+            gap = np.maximum(self.e_target_kwh[departed] - b.e_kwh[departed], 0.0)
+            self.e_shortfall_kwh[departed] += gap
+            e_short = float(gap.sum())
+        self._started = True
+        self.plugged = plugged
+
+        p_min, p_max = self._bounds(plugged, remaining_s, dt_s)
+        p_req = self._baseline_kw(plugged, remaining_s, dt_s, p_min, p_max)
+        unmet_mw = np.zeros(n_bus)
+        if sp is not None and np.isfinite(sp).any():
+            has_sp, lam, unmet_mw = self._allocate(sp, self._per_bus(p_min), self._per_bus(p_max))
+            p_sp = p_min + lam[self._bus_pos] * (p_max - p_min)
+            p_req = np.where(has_sp[self._bus_pos], p_sp, p_req)
+
+        inv_s = self._inv_s
+        out = self._inverter_step(
+            dt_s, vm[self._bus_pos], f_hz, p_req * inv_s, p_max * inv_s, p_min * inv_s, plugged
+        )
+        s_kva = b.s_max_kva
+        soc_before = b.soc_frac
+        res = b.step(np.asarray(out.p_pu) * s_kva, dt_s, active=plugged)
+        self.p_kw = res.p_ac_kw
+        self.q_kvar = np.asarray(out.q_pu) * s_kva
+        self.tripped = np.asarray(out.tripped, dtype=bool)
+        if self.degradation is not None:
+            self.degradation.accumulate(
+                soc_before_frac=soc_before,
+                soc_after_frac=b.soc_frac,
+                e_capacity_kwh=b.e_capacity_kwh,
+                dt_s=dt_s,
+            )
+        return self._result(
+            p_kw_bus=self._per_bus(self.p_kw),
+            q_kvar_bus=self._per_bus(self.q_kvar),
+            n_plug=self._per_bus(plugged.astype(np.int64)),
+            n_trip=self._per_bus(self.tripped.astype(np.int64)),
+            soc_sum=self._per_bus(b.soc_frac),
+            n_lim=self._per_bus(res.limited.astype(np.int64)),
+            unmet_mw=unmet_mw,
+            energies=(
+                res.e_in_kwh.sum(),
+                res.e_out_kwh.sum(),
+                res.e_loss_kwh.sum(),
+                e_driven,
+                e_short,
+            ),
+        )
+
+    # ------------------------------------------------------------------ reports
+    def headroom(self, *, t_s: float, dt_s: float = 60.0) -> pd.DataFrame:
+        """Per-bus flexibility over the next ``dt_s`` seconds (state is not changed).
+
+        Columns: ``p_min_mw, p_max_mw`` (the Minkowski sum of the vehicles' feasible power
+        intervals, i.e. the sums of their bounds), ``p_baseline_mw`` (charging policy),
+        ``p_up_mw = p_max - p_baseline`` and ``p_down_mw = p_baseline - p_min`` (>= 0),
+        ``q_up_mvar``/``q_down_mvar`` (reactive capability ``sum sqrt(S^2 - p_baseline^2)``
+        of plugged, non-tripped vehicles; symmetric), ``n_plugged``. Index: bus.
+        """
+        plugged, remaining_s, e_after, _ = self._availability(t_s)
+        saved = self.battery.e_kwh
+        try:
+            self.battery.e_kwh = e_after
+            p_min, p_max = self._bounds(plugged, remaining_s, dt_s)
+            p_base = self._baseline_kw(plugged, remaining_s, dt_s, p_min, p_max)
+        finally:
+            self.battery.e_kwh = saved
+        s = self.battery.s_max_kva
+        q_cap = np.where(plugged & ~self.tripped, np.sqrt(np.maximum(s * s - p_base**2, 0.0)), 0)
+        to_mw = lambda x: self._per_bus(x) / 1000.0  # noqa: E731
+        base = to_mw(p_base)
+        lo = to_mw(p_min)
+        hi = to_mw(p_max)
+        q = to_mw(q_cap)
+        return pd.DataFrame(
+            {
+                "p_min_mw": lo,
+                "p_max_mw": hi,
+                "p_baseline_mw": base,
+                "p_up_mw": np.maximum(hi - base, 0.0),
+                "p_down_mw": np.maximum(base - lo, 0.0),
+                "q_up_mvar": q,
+                "q_down_mvar": q,
+                "n_plugged": self._per_bus(plugged.astype(np.int64)),
+            },
+            index=pd.Index(self.buses, name="bus"),
+        )
+
+    def vehicle_table(self) -> pd.DataFrame:
+        """Per-vehicle state for reports (one row per vehicle, bus-sorted order)."""
+        b = self.battery
+        table = {
+            "vehicle_id": self.vehicle_id,
+            "bus": self.bus_of_vehicle,
+            "arrival_s": self.arrival_s,
+            "departure_s": self.arrival_s + self.dwell_s,
+            "plugged": self.plugged,
+            "tripped": self.tripped,
+            "p_kw": self.p_kw,
+            "q_kvar": self.q_kvar,
+            "e_capacity_kwh": b.e_capacity_kwh,
+            "e_kwh": b.e_kwh,
+            "soc_frac": b.soc_frac,
+            "e_target_kwh": self.e_target_kwh,
+            "e_shortfall_kwh": self.e_shortfall_kwh,
+            "e_stranded_kwh": self.e_stranded_kwh,
+        }
+        if self.degradation is not None:
+            self.degradation.flush()
+            table["fade_calendar_frac"] = self.degradation.fade_calendar_frac
+            table["fade_cycle_frac"] = self.degradation.fade_cycle_frac
+            table["throughput_kwh"] = self.degradation.throughput_kwh
+        return pd.DataFrame(table)
+
+
+# ---------------------------------------------------------------------- table input
+def _row_check(problems, name, mask, column, values, what, limit: int = 5) -> None:
+    bad = np.flatnonzero(mask)
+    for i in bad[:limit]:
+        problems.append(f"{name}: row {i + 1}: {column} ({values[i]:g}) {what}")
+    if bad.size > limit:
+        problems.append(f"{name}: {column}: {bad.size - limit} more rows with the same problem")
+
+
+def read_fleet_table(path) -> dict[str, np.ndarray]:
+    """Read and validate a fleet table (CSV or Parquet) into float arrays per column.
+
+    Rows are numbered from 1 (the first data row, below the CSV header). Every problem is
+    collected and raised as one :class:`InputDataError`.
+    """
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        raise InputDataError(f"{path}: fleet table not found")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        elif path.suffix.lower() in (".csv", ".txt"):
+            frame = pd.read_csv(path)
+        else:
+            raise InputDataError(f"{name}: unsupported fleet table format (use .csv or .parquet)")
+    except InputDataError:
+        raise
+    except Exception as exc:  # pandas/pyarrow parse errors: report, never a traceback
+        raise InputDataError(f"{name}: cannot be read as a table: {exc}") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    problems: list[str] = []
+    missing = [c for c in TABLE_COLUMNS_REQUIRED if c not in frame.columns]
+    if missing:
+        problems.append(f"{name}: missing column(s): {', '.join(missing)}")
+    known = set(TABLE_COLUMNS_REQUIRED) | set(TABLE_COLUMNS_OPTIONAL)
+    unknown = [c for c in frame.columns if c not in known]
+    if unknown:
+        problems.append(
+            f"{name}: unknown column(s): {', '.join(unknown)} (allowed: {', '.join(sorted(known))})"
+        )
+    if len(frame) == 0:
+        problems.append(f"{name}: the table has no rows")
+    check_problems(problems, InputDataError, f"{name}: invalid fleet table")
+
+    data: dict[str, np.ndarray] = {}
+    n = len(frame)
+    for col in (*TABLE_COLUMNS_REQUIRED, *TABLE_COLUMNS_OPTIONAL):
+        if col == "vehicle_id":
+            if col in frame.columns:
+                data[col] = frame[col].to_numpy()
+                dup = frame[col].duplicated().to_numpy()
+                _row_check_text(problems, name, dup, col, data[col], "is a duplicate")
+            continue
+        if col not in frame.columns:
+            default = TABLE_COLUMNS_OPTIONAL[col]
+            data[col] = np.full(n, np.nan if default is None else default)
+            continue
+        raw = frame[col]
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+        not_number = np.isnan(values) & raw.notna().to_numpy()
+        _row_check_text(problems, name, not_number, col, raw.to_numpy(), "is not a number")
+        required = col in TABLE_COLUMNS_REQUIRED
+        if required:
+            missing_value = raw.isna().to_numpy()
+            _row_check_text(problems, name, missing_value, col, raw.to_numpy(), "is missing")
+        elif TABLE_COLUMNS_OPTIONAL[col] is not None:
+            values = np.where(raw.isna().to_numpy(), TABLE_COLUMNS_OPTIONAL[col], values)
+        _row_check(problems, name, np.isinf(values), col, values, "is infinite")
+        data[col] = values
+    check_problems(problems, InputDataError, f"{name}: invalid fleet table")
+
+    ok = lambda a: np.nan_to_num(a, nan=0.5)  # noqa: E731  (NaN defaults checked later)
+    bus = data["bus"]
+    _row_check(
+        problems,
+        name,
+        (bus < 0) | (bus != np.round(bus)),
+        "bus",
+        bus,
+        "is not a non-negative integer",
+    )
+    _row_check(
+        problems,
+        name,
+        data["departure_s"] <= data["arrival_s"],
+        "departure_s",
+        data["departure_s"],
+        "is not after arrival_s",
+    )
+    _row_check(
+        problems,
+        name,
+        data["e_capacity_kwh"] <= 0,
+        "e_capacity_kwh",
+        data["e_capacity_kwh"],
+        "must be positive",
+    )
+    for col in ("p_charge_max_kw", "p_discharge_max_kw"):
+        _row_check(problems, name, ok(data[col]) < 0, col, data[col], "must not be negative")
+    _row_check(
+        problems,
+        name,
+        ok(data["s_max_kva"]) <= 0,
+        "s_max_kva",
+        data["s_max_kva"],
+        "must be positive",
+    )
+    for col in ("eta_charge", "eta_discharge"):
+        _row_check(
+            problems,
+            name,
+            (data[col] <= 0) | (data[col] > 1),
+            col,
+            data[col],
+            "is outside the allowed (0, 1]",
+        )
+    for col in (
+        "soc_arrival_frac",
+        "soc_target_frac",
+        "soc_min_frac",
+        "soc_max_frac",
+        "soc_reserve_frac",
+    ):
+        v = ok(data[col])
+        _row_check(
+            problems, name, (v < 0) | (v > 1), col, data[col], "is outside the allowed [0, 1]"
+        )
+    _row_check(
+        problems,
+        name,
+        data["soc_min_frac"] > data["soc_max_frac"],
+        "soc_min_frac",
+        data["soc_min_frac"],
+        "is above soc_max_frac",
+    )
+    check_problems(problems, InputDataError, f"{name}: invalid fleet table")
+    return data
+
+
+def _row_check_text(problems, name, mask, column, values, what, limit: int = 5) -> None:
+    bad = np.flatnonzero(mask)
+    for i in bad[:limit]:
+        problems.append(f"{name}: row {i + 1}: {column} ({values[i]!r}) {what}")
+    if bad.size > limit:
+        problems.append(f"{name}: {column}: {bad.size - limit} more rows with the same problem")
