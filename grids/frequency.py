@@ -394,6 +394,8 @@ class SwingModel:
         self._timer_s = np.zeros(n)
         self._tripped = np.zeros(n, dtype=bool)
         self._trip_times: list[float | None] = [None] * n
+        self._fractions = np.array([s.fraction for s in params.ufls])
+        self._shed_mw = 0.0
 
     # -- discretization -------------------------------------------------------------------
     def _discrete(self, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -444,10 +446,7 @@ class SwingModel:
 
     @property
     def ufls_shed_mw(self) -> float:
-        if not self._tripped.any():
-            return 0.0
-        fractions = np.array([s.fraction for s in self.params.ufls])
-        return float(fractions[self._tripped].sum() * self.params.shed_base_mw)
+        return self._shed_mw
 
     @property
     def ufls_stages_tripped(self) -> int:
@@ -492,6 +491,7 @@ class SwingModel:
             for i in stages:
                 self._tripped[i] = True
                 self._trip_times[i] = self.t_s
+            self._shed_mw = float(self._fractions[self._tripped].sum() * self.params.shed_base_mw)
             self._u_last = (p_imbalance_mw + self.ufls_shed_mw) / self.params.s_base_mw
             if remaining <= 1e-12 * dt_s:
                 return

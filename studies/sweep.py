@@ -38,7 +38,6 @@ same sweep again resumes it.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import itertools
@@ -149,6 +148,7 @@ def _run_module():
 
 
 def _run_cosim(scenario: dict, workdir: Path) -> dict:
+    workdir.mkdir(parents=True, exist_ok=True)  # the co-simulation writes its results file
     runner = getattr(_run_module(), "run_scenario_metrics", None)
     if runner is None:
         raise _missing(StudyKind.RUN, "cosim.run.run_scenario_metrics")
@@ -168,7 +168,10 @@ STUDY_RUNNERS: dict[StudyKind, Callable[[dict, Path], dict]] = {
     StudyKind.HOSTING_CAPACITY: _run_hosting_capacity,
     StudyKind.BLACK_START: _run_black_start,
 }
-"""Study -> ``runner(scenario dict, work directory) -> JSON metrics dict``."""
+"""Study -> ``runner(scenario dict, work directory) -> JSON metrics dict``.
+
+The work directory ``DIR/runs/<run_id>`` is not created for the runner; a study that writes
+files creates it."""
 
 STUDY_VALIDATORS: dict[StudyKind, Callable[[dict], None]] = {
     StudyKind.RUN: _validate_cosim,
@@ -635,10 +638,9 @@ def execute_run(
     row.update(params)
     for name in metrics:
         row[name] = None
-    run_dir = Path(workdir) / run_id
+    run_dir = Path(workdir) / run_id  # created by the study if it writes anything
     start = time.perf_counter()
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
         doc = STUDY_RUNNERS[StudyKind(study)](copy.deepcopy(scenario), run_dir)
         for name in metrics:
             row[name] = _metric_value(_lookup_metric(doc, name))
@@ -648,8 +650,6 @@ def execute_run(
         for name in metrics:
             row[name] = None
     row["wall_s"] = time.perf_counter() - start
-    with contextlib.suppress(OSError):  # keep the run directory only if the study wrote to it
-        run_dir.rmdir()
     return row
 
 
@@ -661,17 +661,21 @@ class ResultsStore:
 
     The journal gets every completed row at once (one JSON line, flushed), so a kill loses no
     completed run; the Parquet file is rewritten atomically (temp file + ``os.replace``) after
-    completed runs, at most as often as keeps its cost below ~10 % of the sweep's time, and at
-    the end. :meth:`load` merges both (the journal wins), so nothing is duplicated.
+    a completed run once ``min_interval_s`` has passed since the last write (and at least 20
+    times the last write's duration, which keeps its cost below ~5 %), and at the end.
+    :meth:`load` merges both (the journal wins), so nothing is duplicated.
     """
 
-    def __init__(self, out_dir: str | Path, *, columns: Sequence[str] = ()) -> None:
+    def __init__(
+        self, out_dir: str | Path, *, columns: Sequence[str] = (), min_interval_s: float = 1.0
+    ) -> None:
         self.out_dir = Path(out_dir)
         self.columns = list(dict.fromkeys([*FIXED_COLUMNS, *columns]))
         self.rows: dict[str, dict[str, Any]] = {}
         self._last_write_end = 0.0
         self._last_write_s = 0.0
         self._dirty = False
+        self.min_interval_s = min_interval_s
 
     @property
     def results_path(self) -> Path:
@@ -713,7 +717,8 @@ class ResultsStore:
             handle.flush()
         self.rows[str(row["run_id"])] = dict(row)
         self._dirty = True
-        if time.perf_counter() - self._last_write_end >= 10.0 * self._last_write_s:
+        since_s = time.perf_counter() - self._last_write_end
+        if since_s >= max(20.0 * self._last_write_s, self.min_interval_s):
             self.write()
 
     def frame(self, order: Sequence[str] | None = None):
@@ -803,14 +808,14 @@ def _ignore_sigint() -> None:
 
 def _local_executor(workers: int):
     import multiprocessing as mp
+    import sys
     from concurrent.futures import ProcessPoolExecutor
 
-    methods = mp.get_all_start_methods()
-    if "forkserver" in methods:
-        ctx = mp.get_context("forkserver")
-        # the fork server imports the heavy modules once; every worker forks from it
-        ctx.set_forkserver_preload(["numpy", "pandas", "scipy.linalg", "studies.sweep"])
-    else:  # pragma: no cover - Windows / macOS
+    if sys.platform.startswith("linux"):
+        # fork: workers start at once with every module the parent imported while validating
+        # the runs (a fresh interpreter would pay seconds of numpy/pandas/scipy imports each)
+        ctx = mp.get_context("fork")
+    else:  # pragma: no cover - macOS / Windows
         ctx = mp.get_context("spawn")
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
 
@@ -818,6 +823,7 @@ def _local_executor(workers: int):
 def _progress(total: int, enabled: bool):
     from tqdm import tqdm
 
+    tqdm.monitor_interval = 0  # no monitor thread: workers are forked from this process
     return tqdm(total=total, desc="sweep", unit="run", disable=not enabled, dynamic_ncols=True)
 
 
@@ -897,8 +903,6 @@ def run_sweep(
     finally:
         bar.close()
         store.write(order)
-        with contextlib.suppress(OSError):  # no study wrote anything: no clutter
-            (out / "runs").rmdir()
     return SweepSummary(
         n_runs=len(spec.runs),
         n_skipped=n_skipped,

@@ -39,6 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    # Parallelism comes from processes: one BLAS thread each. Many-threaded BLAS on the tiny
+    # matrices of a study (e.g. the swing model's 5x5 matrix exponential) is up to 100x slower
+    # when the cores are already busy. Effective for libraries not loaded yet (scipy's BLAS).
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+
     from grids.errors import ScenarioError
     from studies.sweep import load_sweep, run_sweep
 
