@@ -156,15 +156,19 @@ class ThermalParameters:
     paper: Paper = Paper.NORMAL
 
     @classmethod
-    def for_cooling(cls, cooling: CoolingMode | str, **overrides) -> ThermalParameters:
+    def for_cooling(
+        cls, cooling: CoolingMode | str, *, path: str = "transformer", **overrides
+    ) -> ThermalParameters:
         """IEC default parameters for a cooling mode, with keyword overrides.
+
+        ``path`` prefixes the problem messages (e.g. ``"feeder.transformer"``).
 
         Raises
         ------
         ScenarioError
             Unknown cooling mode or override name, or invalid values (all listed at once).
         """
-        return cls.from_dict({"cooling": cooling, **overrides}, path="transformer")
+        return cls.from_dict({"cooling": cooling, **overrides}, path=path)
 
     @classmethod
     def from_dict(
