@@ -30,6 +30,7 @@ rate (``feeder_step_s``) to give the inverters their terminal voltages.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from grids.errors import ScenarioError, check_problems
+from grids.errors import ScenarioError, SimulationError, check_problems
 from grids.frequency import (
     SwingModel,
     SwingParameters,
@@ -118,6 +119,9 @@ class ContingencySettings:
     stagger : dict
         ``[fleet.control.stagger]`` keys of the ``staggered`` case (default
         ``mode = "ramp"``).
+    time_of_day_h : float
+        Time of day at the start of the run [h] (when vehicles are plugged in; default 21 h,
+        evening, when home fleets are at home).
     """
 
     case: FleetResponse | None = None
@@ -130,6 +134,7 @@ class ContingencySettings:
     sag_duration_s: float = 0.25
     trip: dict[str, Any] = field(default_factory=dict)
     stagger: dict[str, Any] = field(default_factory=lambda: {"mode": "ramp"})
+    time_of_day_h: float = 21.0
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, path: str = _STUDY_SECTION):
@@ -144,6 +149,7 @@ class ContingencySettings:
             "sag_vm_pu": (0.0, 1.0, True),
             "sag_start_s": (0.0, 1e7, True),
             "sag_duration_s": (0.0, 600.0, False),
+            "time_of_day_h": (0.0, 24.0, True),
         }
         for key, value in data.items():
             where = f"{path}.{key}"
@@ -380,7 +386,10 @@ def _parabolic_extremum(t: np.ndarray, f: np.ndarray, k: int) -> tuple[float, fl
 
 
 def simulate_case(
-    scenario: ContingencyScenario, case: FleetResponse | str = FleetResponse.NONE
+    scenario: ContingencyScenario,
+    case: FleetResponse | str = FleetResponse.NONE,
+    *,
+    response: Any = None,
 ) -> CaseResult:
     """Run one case of the contingency and return its time series and metrics.
 
@@ -390,6 +399,12 @@ def simulate_case(
         From :func:`load_contingency_scenario`.
     case : FleetResponse or str
         Fleet behaviour. Without a fleet every case is the bulk grid alone.
+    response : object, optional
+        A custom frequency responder used instead of the scenario's fleet (for tests and
+        users' own controllers): ``step(*, t_s, dt_s, f_hz)`` advances it over one step,
+        ``last_delta_mw`` is its injection change since the start [MW], ``grid_forming`` says
+        whether it sees the predicted end-of-step frequency; optional ``soc_mean_frac``,
+        ``mark_event()`` and ``summary()``.
 
     Notes
     -----
@@ -407,10 +422,13 @@ def simulate_case(
     case = FleetResponse(case) if isinstance(case, str) else case
     params = scenario.params
     dt_s = scenario.step_s
-    n_steps = int(round(scenario.duration_s / dt_s))
+    n_steps = round(scenario.duration_s / dt_s)
     eps_s = 1e-9 * dt_s
     swing = SwingModel(params)
-    fleet = _FleetDriver.build(scenario, case) if scenario.has_fleet else None
+    if response is not None:
+        fleet = response
+    else:
+        fleet = _FleetDriver.build(scenario, case) if scenario.has_fleet else None
 
     t_abs = np.arange(n_steps + 1) * dt_s
     f_hz = np.empty(n_steps + 1)
@@ -424,10 +442,15 @@ def simulate_case(
     u_pre = 0.0
     u_prev = 0.0
     rocof_initial = math.nan
+    event_marked = False
     for k in range(n_steps):
         t_k = t_abs[k]
         u_mw = _event_imbalance_mw(scenario.events, t_k, eps_s)
         if fleet is not None:
+            if not event_marked and t_k + eps_s >= t_event:
+                event_marked = True
+                if hasattr(fleet, "mark_event"):
+                    fleet.mark_event()
             if fleet.grid_forming:
                 probe = copy.deepcopy(swing)
                 probe.step(dt_s=dt_s, p_imbalance_mw=u_mw + fleet.last_delta_mw)
@@ -435,8 +458,13 @@ def simulate_case(
             else:
                 f_seen = swing.f_hz
             fleet.step(t_s=t_k, dt_s=dt_s, f_hz=f_seen)
+            if not math.isfinite(fleet.last_delta_mw):
+                raise SimulationError(
+                    f"case {case.value}: the fleet returned a non-finite injection at "
+                    f"t = {t_k:.3f} s (after the start of the run)"
+                )
             p_fleet[k] = fleet.last_delta_mw
-            soc[k] = fleet.soc_mean_frac
+            soc[k] = getattr(fleet, "soc_mean_frac", math.nan)
             u_mw += fleet.last_delta_mw
         if math.isnan(rocof_initial) and t_k + eps_s >= t_event:
             # derivative just before the event plus the jump of the input at the event
@@ -450,7 +478,7 @@ def simulate_case(
         shed[k + 1] = swing.ufls_shed_mw
     if fleet is not None:
         p_fleet[-1] = p_fleet[-2]
-        soc[-1] = fleet.soc_mean_frac
+        soc[-1] = getattr(fleet, "soc_mean_frac", math.nan)
 
     t_rel = t_abs - t_event
     after = t_rel >= -eps_s
@@ -463,10 +491,7 @@ def simulate_case(
     # quasi-steady state: the equilibrium of the swing model for the final net input (exact
     # for the model when the fleet has settled); the end-of-run value is reported beside it
     u_final = p_event_total + p_fleet[-1] + shed[-1]
-    if params.agc_ki_per_s:
-        delta_f_steady = 0.0
-    else:
-        delta_f_steady = steady_state_deviation_hz(params, -u_final)
+    delta_f_steady = 0.0 if params.agc_ki_per_s else steady_state_deviation_hz(params, -u_final)
     i_500 = np.searchsorted(t_rel, 0.5 - eps_s)
     rocof_500 = (f_hz[i_500] - f_hz[idx_after[0]]) / (t_rel[i_500] - t_rel[idx_after[0]])
     metrics: dict[str, Any] = {
@@ -486,7 +511,7 @@ def simulate_case(
         "soc_change_frac": 0.0,
         "fleet_p_max_mw": float(np.max(p_fleet)) if fleet is not None else 0.0,
     }
-    if fleet is not None:
+    if fleet is not None and hasattr(fleet, "summary"):
         metrics.update(fleet.summary())
     return CaseResult(
         name=case.value,
@@ -498,6 +523,95 @@ def simulate_case(
         soc_mean_frac=soc,
         metrics=metrics,
     )
+
+
+def control_for_case(
+    control: Mapping[str, Any], settings: ContingencySettings, case: FleetResponse
+):
+    """Inverter settings of one case: the fleet's ``[fleet.control]`` with the case's changes.
+
+    ``none``: no frequency function; ``droop``: ``freq_watt`` on (grid-following);
+    ``vsm``: grid-forming (the ``[fleet.control.vsm]`` inertia and damping), no freq-watt;
+    ``trip``: no frequency function, the ``[contingency.trip]`` common threshold, simultaneous
+    disconnection; ``staggered``: as ``trip`` with ``[contingency.stagger]`` (default ramp).
+    Validated by :meth:`vehicle_models.settings.InverterSettings.from_dict` (engineer D).
+    """
+    from vehicle_models.settings import ControlFunction, GridMode, InverterSettings
+
+    data = copy.deepcopy(dict(control))
+    if "functions" in data and isinstance(data["functions"], list):
+        functions = [str(f) for f in data["functions"]]
+    else:
+        functions = sorted(f.value for f in InverterSettings.defaults().functions)
+    freq_watt = ControlFunction.FREQ_WATT.value
+    functions = [f for f in functions if f != freq_watt]
+    mode = GridMode.GRID_FOLLOWING.value
+    if case is FleetResponse.DROOP:
+        functions.append(freq_watt)
+    elif case is FleetResponse.VSM:
+        mode = GridMode.GRID_FORMING.value
+    if case in (FleetResponse.TRIP, FleetResponse.STAGGERED):
+        trip = dict(data.get("trip", {}) or {})
+        trip.update(settings.trip)
+        data["trip"] = trip
+        stagger = dict(data.get("stagger", {}) or {})
+        if case is FleetResponse.TRIP:
+            stagger["mode"] = "simultaneous"
+        else:
+            stagger.update(settings.stagger)
+            if stagger.get("mode", "simultaneous") == "simultaneous":
+                stagger["mode"] = "ramp"
+        data["stagger"] = stagger
+    data["functions"] = functions
+    data["mode"] = mode
+    return InverterSettings.from_dict(data, path=f"fleet.control (case {case.value})")
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_net(name: str, load_scale: float, ext_grid_vm_pu: float | None):
+    """Loading a pandapower feeder takes seconds; every case of a study shares one copy."""
+    from grids.powerflow import prepare_net
+
+    return prepare_net(name, load_scale=load_scale, ext_grid_vm_pu=ext_grid_vm_pu)
+
+
+def build_fleet(fleet_config: Any, feeder_config: Any, seed: int, settings: Any):
+    """The fleet (engineer E's :class:`~vehicle_models.fleet.Fleet`) and its feeder net.
+
+    Vehicles are sampled from the preset on ``fleet.buses`` (default: every bus with a load)
+    or read from ``fleet.table``.
+    """
+    from vehicle_models.fleet import Fleet, FleetPreset
+
+    net = None
+    if feeder_config is not None:
+        net = copy.deepcopy(
+            _cached_net(
+                str(feeder_config.name), feeder_config.load_scale, feeder_config.ext_grid_vm_pu
+            )
+        )
+    if fleet_config.table is not None:
+        fleet = Fleet.from_table(fleet_config.table, settings=settings)
+    else:
+        if fleet_config.buses is not None:
+            buses = np.asarray(fleet_config.buses, dtype=np.int64)
+        elif net is not None:
+            buses = np.unique(net.load.bus.to_numpy(dtype=np.int64))
+        else:
+            raise ScenarioError("fleet: a sampled fleet needs fleet.buses or a [feeder]")
+        if net is not None:
+            unknown = sorted(set(buses.tolist()) - set(net.bus.index.tolist()))
+            if unknown:
+                raise ScenarioError(f"fleet.buses: {unknown} are not buses of the feeder")
+        fleet = Fleet.sample(
+            int(fleet_config.n_vehicles),
+            buses=buses,
+            preset=FleetPreset(fleet_config.preset),
+            seed=seed,
+            settings=settings,
+            ageing_interval_s=None,  # seconds-long event: ageing is negligible, skip its cost
+        )
+    return fleet, net
 
 
 class _FleetDriver:
@@ -514,88 +628,98 @@ class _FleetDriver:
         self.net = net
         self.replicas = scenario.settings.feeder_replicas
         self.grid_forming = case is FleetResponse.VSM
+        self.t0_s = scenario.settings.time_of_day_h * 3600.0
         self.last_delta_mw = 0.0
         self.p_base_mw: float | None = None
         self.setpoint_mw: np.ndarray | None = None
         self.vm_pu = np.ones(len(fleet.buses))
-        self.e_start_kwh = float(np.sum(fleet.energy_kwh))
-        self.soc_start = float(np.mean(fleet.soc_frac))
-        self.max_tripped = 0
+        self.e_start_kwh: float | None = None
+        self.p_event_kw: np.ndarray | None = None
+        self.soc_start: float | None = None
+        self.ever_tripped = np.zeros(fleet.n_vehicles, dtype=bool)
         self.tripped_mw = 0.0
-        self._p_prev_bus: np.ndarray | None = None
+        self._p_bus_mw: np.ndarray | None = None
         self._powerflow = None
         self._next_pf_s = 0.0
+        sag = scenario.settings
+        self.sag_window_s = None
+        if sag.sag_vm_pu is not None:
+            start = sag.sag_start_s if sag.sag_start_s is not None else scenario.event_t_s
+            self.sag_window_s = (start, start + sag.sag_duration_s)
 
     @classmethod
     def build(cls, scenario: ContingencyScenario, case: FleetResponse) -> _FleetDriver:
-        from studies._fleet_setup import build_fleet, control_for_case
-
-        settings = control_for_case(scenario, case)
-        fleet, net = build_fleet(scenario.fleet or {}, scenario.feeder, scenario.seed, settings)
+        settings = control_for_case(scenario.fleet.control, scenario.settings, case)
+        fleet, net = build_fleet(scenario.fleet, scenario.feeder, scenario.seed, settings)
         return cls(scenario, case, fleet, net)
+
+    def _voltages(self, t_s: float) -> np.ndarray:
+        """Fleet-bus voltages: feeder AC power flow every ``feeder_step_s``, times the sag."""
+        step = self.scenario.settings.feeder_step_s
+        if step > 0 and self.net is not None and t_s + 1e-9 >= self._next_pf_s:
+            from grids.powerflow import ACPowerFlow
+
+            if self._powerflow is None:
+                self._powerflow = ACPowerFlow(self.net)
+                self._pf_index = np.searchsorted(self._powerflow.bus, self.fleet.buses)
+            p0, q0 = self._powerflow.base_injection()
+            p = p0.copy()
+            if self._p_bus_mw is not None:
+                p[self._pf_index] += self._p_bus_mw
+            result = self._powerflow.solve(p, q0)
+            result.raise_if_failed()
+            self.vm_pu = result.vm_pu[0, self._pf_index]
+            self._next_pf_s = t_s + step
+        if self.sag_window_s is not None and self.sag_window_s[0] <= t_s < self.sag_window_s[1]:
+            # during the fault the feeder voltage is set by the fault, not by the loads: the
+            # pre-fault profile scaled by the substation's retained voltage (documented)
+            return self.vm_pu * float(self.scenario.settings.sag_vm_pu)
+        return self.vm_pu
+
+    def step(self, *, t_s: float, dt_s: float, f_hz: float) -> None:
+        t_fleet = self.t0_s + t_s
+        if self.setpoint_mw is None:
+            head = self.fleet.headroom(t_s=t_fleet, dt_s=dt_s)
+            self.setpoint_mw = self.scenario.settings.dispatch_frac * np.maximum(
+                head["p_max_mw"].to_numpy(dtype=float), 0.0
+            )
+        vm = self._voltages(t_s)
+        res = self.fleet.step(
+            t_s=t_fleet, dt_s=dt_s, vm_pu=vm, f_hz=f_hz, p_setpoint_mw=self.setpoint_mw
+        )
+        self._p_bus_mw = np.asarray(res.p_mw, dtype=float)
+        total = float(self._p_bus_mw.sum())
+        if self.p_base_mw is None:
+            self.p_base_mw = total
+        self.last_delta_mw = self.replicas * (total - self.p_base_mw)
+        tripped = np.asarray(self.fleet.tripped, dtype=bool)
+        newly = tripped & ~self.ever_tripped
+        if newly.any():
+            # injection lost by the units that tripped: their pre-event output (the last
+            # output may already be zero from momentary cessation during a sag)
+            p_ref_kw = self.p_event_kw if self.p_event_kw is not None else self.fleet.p_kw
+            self.tripped_mw += self.replicas * float(np.asarray(p_ref_kw)[newly].sum()) / 1000.0
+            self.ever_tripped |= tripped
 
     @property
     def soc_mean_frac(self) -> float:
         return float(np.mean(self.fleet.soc_frac))
 
-    def _voltages(self, t_s: float, p_bus_mw: np.ndarray | None) -> np.ndarray:
-        step = self.scenario.settings.feeder_step_s
-        if step <= 0 or self.net is None:
-            return self.vm_pu
-        if t_s + 1e-12 < self._next_pf_s:
-            return self.vm_pu
-        from grids.powerflow import ACPowerFlow
-
-        if self._powerflow is None:
-            self._powerflow = ACPowerFlow(self.net)
-            self._pf_index = np.searchsorted(self._powerflow.bus, self.fleet.buses)
-        p0, q0 = self._powerflow.base_injection()
-        p = p0.copy()
-        if p_bus_mw is not None:
-            p[self._pf_index] += p_bus_mw
-        result = self._powerflow.solve(p, q0)
-        result.raise_if_failed()
-        self.vm_pu = result.vm_pu[0, self._pf_index]
-        self._next_pf_s = t_s + step
-        return self.vm_pu
-
-    def step(self, *, t_s: float, dt_s: float, f_hz: float) -> None:
-        if self.setpoint_mw is None:
-            head = self.fleet.headroom(t_s=t_s)
-            up = head["p_up_mw"].to_numpy(dtype=float)
-            self.setpoint_mw = self.scenario.settings.dispatch_frac * up
-        vm = self._voltages(t_s, self._p_prev_bus)
-        res = self.fleet.step(
-            t_s=t_s, dt_s=dt_s, vm_pu=vm, f_hz=f_hz, p_setpoint_mw=self.setpoint_mw
-        )
-        p_bus = np.asarray(res.p_mw, dtype=float)
-        total = float(p_bus.sum())
-        if self.p_base_mw is None:
-            self.p_base_mw = total
-        self.last_delta_mw = self.replicas * (total - self.p_base_mw)
-        n_tripped = int(np.sum(res.n_tripped))
-        if n_tripped > self.max_tripped:
-            # injection lost by the trips in this step (before the trip, from the last step)
-            if self._p_prev_bus is not None:
-                per_unit = np.where(
-                    np.asarray(res.n_plugged) > 0,
-                    self._p_prev_bus / np.maximum(np.asarray(res.n_plugged), 1),
-                    0.0,
-                )
-                self.tripped_mw += self.replicas * float(
-                    np.sum(per_unit * np.maximum(np.asarray(res.n_tripped) - self._n_prev, 0))
-                )
-            self.max_tripped = n_tripped
-        self._n_prev = np.asarray(res.n_tripped)
-        self._p_prev_bus = p_bus
+    def mark_event(self) -> None:
+        """Remember energy and SoC at the event (the energy/SoC metrics are from here on)."""
+        self.e_start_kwh = float(np.sum(self.fleet.energy_kwh))
+        self.soc_start = self.soc_mean_frac
+        self.p_event_kw = np.asarray(self.fleet.p_kw, dtype=float).copy()
 
     def summary(self) -> dict[str, Any]:
         e_now = float(np.sum(self.fleet.energy_kwh))
+        soc_start = self.soc_start if self.soc_start is not None else self.soc_mean_frac
+        e_start = self.e_start_kwh if self.e_start_kwh is not None else e_now
         return {
             "fleet_tripped_mw": self.tripped_mw,
-            "n_vehicles_tripped": int(round(self.max_tripped * self.replicas)),
-            "fleet_energy_kwh": (self.e_start_kwh - e_now) * self.replicas,
-            "soc_change_frac": self.soc_mean_frac - self.soc_start,
+            "n_vehicles_tripped": round(int(self.ever_tripped.sum()) * self.replicas),
+            "fleet_energy_kwh": (e_start - e_now) * self.replicas,
+            "soc_change_frac": self.soc_mean_frac - soc_start,
         }
 
 
@@ -780,62 +904,33 @@ def write_contingency_report(
 
 
 def _resilience_section(report, scenario: ContingencyScenario, results) -> None:
-    """Resilience-trapezoid metrics (engineer C's ``studies.resilience``) of the frequency."""
-    import matplotlib.pyplot as plt
+    """Resilience-trapezoid metrics (engineer C's :mod:`studies.resilience`) of the frequency.
 
-    report.heading("Resilience")
-    try:
-        from studies.resilience import resilience_metrics
-    except ImportError:
-        report.paragraph("Resilience metrics are not available in this installation.")
-        return
+    Performance curve: the system frequency [Hz] from the event on, in hours; acceptable level
+    ``f0 − 0.5 Hz`` (the normal operating band). The table covers every case; the trapezoid
+    figure shows the case with the deepest nadir.
+    """
+    from studies.resilience import add_resilience_section, resilience_metrics
+
     rows = []
-    fig, ax = plt.subplots(figsize=(8, 4))
     for r in results:
         t_h, perf, acceptable = frequency_performance(r, scenario)
-        try:
-            m = resilience_metrics(t_h, perf, acceptable=acceptable)
-        except Exception as exc:  # a curve the trapezoid cannot describe: say so, go on
-            rows.append({"case": r.name, "note": str(exc).splitlines()[0]})
-            continue
-        row = {"case": r.name, **_metrics_dict(m)}
-        rows.append(row)
-        (line,) = ax.plot(t_h * 3600.0, perf, label=r.name)
-        corners = _trapezoid_corners(m)
-        if corners is not None:
-            ax.plot(
-                np.asarray(corners[0]) * 3600.0, corners[1], "o--", color=line.get_color(), ms=4
-            )
-    ax.axhline(acceptable, color="grey", ls=":", lw=1, label="acceptable level")
-    ax.set_xlabel("time after the event [s]")
-    ax.set_ylabel("frequency [Hz]")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    report.paragraph(
-        "Performance curve: system frequency in Hz from the event on; acceptable level "
-        f"{acceptable:g} Hz. Φ is in Hz per hour, Λ in Hz, the area in Hz·h and M_D in Hz·h "
-        "below the acceptable level (Panteli et al. 2017 trapezoid, absolute units)."
+        m = resilience_metrics(t_h, perf, acceptable=acceptable, name=f"case {r.name}")
+        d = m.to_dict()
+        rows.append({"case": r.name, **{k: d[k] for k in list(d)[:7]}})
+    worst = min(results, key=lambda r: r.metrics["f_nadir_hz"])
+    t_h, perf, acceptable = frequency_performance(worst, scenario)
+    add_resilience_section(
+        report,
+        t_h,
+        perf,
+        acceptable=acceptable,
+        unit="Hz",
+        name="contingency_resilience",
+        heading=f"Resilience (frequency as performance; trapezoid of case '{worst.name}')",
     )
-    report.table(pd.DataFrame(rows), "Resilience-trapezoid metrics of the frequency")
-    report.figure(fig, "contingency_resilience", "Frequency with the resilience trapezoid marked")
-
-
-def _metrics_dict(metrics: Any) -> dict[str, Any]:
-    keys = ("phi_per_h", "lambda_", "e_h", "pi_per_h", "area", "t_recovery_h", "m_d")
-    out = {}
-    for key in keys:
-        if hasattr(metrics, key):
-            value = getattr(metrics, key)
-            out[key.rstrip("_")] = float(value) if value is not None else math.nan
-    return out
-
-
-def _trapezoid_corners(metrics: Any) -> tuple[list[float], list[float]] | None:
-    """``(t_h, performance)`` of the trapezoid corners, if the metrics object exposes them."""
-    corners = getattr(metrics, "corners", None)
-    if corners is not None:
-        try:
-            return [float(c[0]) for c in corners], [float(c[1]) for c in corners]
-        except (TypeError, IndexError):
-            return None
-    return None
+    report.table(
+        pd.DataFrame(rows),
+        f"Resilience-trapezoid metrics of the frequency per case (Hz, h; acceptable "
+        f"{acceptable:g} Hz)",
+    )

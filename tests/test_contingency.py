@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
@@ -220,3 +221,67 @@ def test_missing_scenario_file_is_a_clear_error(capsys, tmp_path):
     code = main(["contingency", "--scenario", str(tmp_path / "nope.toml")])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+class _GridFormingUnit:
+    """Closed-loop responder wrapping one of engineer D's grid-forming models (rating s_mw)."""
+
+    grid_forming = True
+
+    def __init__(self, machine, s_mw):
+        self.machine = machine
+        self.s_mw = s_mw
+        self.last_delta_mw = 0.0
+
+    def step(self, *, t_s, dt_s, f_hz):
+        p_pu = self.machine.step(dt_s=dt_s, f_hz=np.array([f_hz]), p_ref_pu=np.zeros(1))
+        self.last_delta_mw = float(np.asarray(p_pu)[0]) * self.s_mw
+
+
+def test_droop_with_low_pass_equals_vsm_in_the_closed_loop():
+    """D'Arco & Suul (2014): droop m_p with a power low-pass tau is a VSM with 2H = tau/m_p,
+    D = 1/m_p. Coupled to the bulk swing model in the study's loop, both give the same
+    frequency (to round-off), and both lift the nadir above the no-fleet case."""
+    from studies.contingency import simulate_case
+    from vehicle_models.vsm import DroopLowPassFilter, VirtualSynchronousMachine
+
+    scenario = load_contingency_scenario(bulk_scenario(duration_s=15.0, p_mw=500.0))
+    droop = DroopLowPassFilter(m_p=0.05, tau_s=0.4, x_pu=0.15, n=1)
+    vsm = VirtualSynchronousMachine(droop.equivalent_vsm_settings(), n=1)
+    assert vsm.settings.h_s == pytest.approx(4.0) and vsm.settings.d_pu == pytest.approx(20.0)
+    a = simulate_case(scenario, "vsm", response=_GridFormingUnit(droop, 300.0))
+    b = simulate_case(scenario, "vsm", response=_GridFormingUnit(vsm, 300.0))
+    none = simulate_case(scenario, "none")
+    np.testing.assert_allclose(a.f_hz, b.f_hz, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(a.p_fleet_mw, b.p_fleet_mw, rtol=0, atol=1e-6)
+    assert a.metrics["f_nadir_hz"] > none.metrics["f_nadir_hz"] + 0.005
+    # in steady state the unit behaves as a droop of 1/m_p on its rating
+    df_pu = b.metrics["delta_f_end_hz"] / 60.0
+    assert b.p_fleet_mw[-1] == pytest.approx(-df_pu / 0.05 * 300.0, rel=1e-3)
+
+
+@pytest.fixture(scope="module")
+def reference_trip_cases():
+    return run_contingency_study(SCENARIOS / "contingency_reference.toml", cases="trip,staggered")[
+        "cases"
+    ]
+
+
+def test_staggered_does_not_deepen_the_nadir_of_the_reference_case(reference_trip_cases):
+    trip, staggered = reference_trip_cases
+    assert trip["name"] == "trip" and staggered["name"] == "staggered"
+    # the fault sag trips the same vehicles in both cases ...
+    assert trip["n_vehicles_tripped"] == staggered["n_vehicles_tripped"] > 0
+    assert trip["fleet_tripped_mw"] == pytest.approx(staggered["fleet_tripped_mw"])
+    assert trip["fleet_tripped_mw"] > 10.0
+    # ... but ramping the loss out keeps the nadir shallower and avoids load shedding
+    assert staggered["f_nadir_hz"] >= trip["f_nadir_hz"]
+    assert trip["ufls_shed_mw"] > 0 and staggered["ufls_shed_mw"] == 0
+    # same final fleet loss: same quasi-steady state without UFLS
+    assert staggered["delta_f_steady_hz"] == pytest.approx(
+        steady_state_after(220.0 + staggered["fleet_tripped_mw"]), rel=1e-6
+    )
+
+
+def steady_state_after(p_deficit_mw, *, s_base_mw=2000.0, d_pu=1.0, r_pu=0.05, f0_hz=60.0):
+    return -(p_deficit_mw / s_base_mw) / (d_pu + 1.0 / r_pu) * f0_hz

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result)
         return 0
-    rows_in = result["cases"] if "cases" in result else [result]
+    rows_in = result.get("cases", [result])
     rows = [[r["name"], *(r[key] for key, _ in _COLUMNS)] for r in rows_in]
     print(format_table(rows, ["case", *(label for _, label in _COLUMNS)]))
     if args.out is not None:
