@@ -441,3 +441,16 @@ def test_sweep_report_lists_bad_options(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "objective: 'nope' is not a column of the results" in err
     assert "constraint 'f >> 1': expected 'metric OP value'" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "n_runs"), [("sweep_inertia_droop.toml", 35), ("sweep_fleet_droop_lhs.toml", 48)]
+)
+def test_example_sweep_files_are_valid(name, n_runs):
+    from pathlib import Path
+
+    import studies.scenarios
+
+    path = Path(studies.scenarios.__file__).parent / name
+    spec = load_sweep(path)
+    assert len(spec.runs) == n_runs and len({r.run_id for r in spec.runs}) == n_runs
