@@ -1,0 +1,628 @@
+"""Per-bus hosting capacity of V2G export or EV-charging import, two-tier and control-aware.
+
+The study answers, for every chosen bus, "how many MW can be added here before a planner's
+limit is violated, and which limit binds where". Two tiers (see ``docs/hosting_capacity.md``):
+
+1. **Screen** -- B's LinDistFlow evaluates all candidate buses together; all buses are bisected
+   simultaneously on the linear model (each iteration is one matrix product over all buses).
+2. **AC confirmation** -- the screen value ``s`` gives the bracket ``[s (1 - margin) - tol,
+   s (1 + margin) + tol]``; one batched call of A's fast AC power flow verifies it for every bus
+   (a bracket that does not hold is widened: lower bound to 0, upper bound doubled), then all
+   buses are bisected simultaneously on the AC model to ``tolerance_mw`` (default 1 kW).
+
+``hosting_capacity_mw`` is the AC value whenever AC ran (``screen_mw`` keeps the screen value).
+Control-aware HC (volt-var Category A/B, volt-watt) solves every trial point as a fixed point of
+D's inverter curves and the power flow. Stochastic HC lives in
+:mod:`studies.hosting_capacity_stochastic`, figures and the report in
+:mod:`studies.hosting_capacity_report`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from grids.errors import ConvergenceError, FeederError, ScenarioError, check_problems
+from studies.hosting_capacity_engine import (
+    AcSolver,
+    Binding,
+    BisectionResult,
+    Cases,
+    ControlLoop,
+    HostingCapacityCriteria,
+    HotSpot,
+    Injection,
+    Limits,
+    LinDistFlowSolver,
+    base_of,
+    bisect,
+)
+
+__all__ = [
+    "Binding",
+    "Control",
+    "ControlLoop",
+    "HostingCapacityCriteria",
+    "HostingCapacityResult",
+    "HostingCapacityStudy",
+    "Method",
+    "Mode",
+    "hosting_capacity_metrics",
+    "run_hosting_capacity_study",
+]
+
+
+class Mode(Enum):
+    """What is added at a bus: V2G/DER export (injection > 0) or EV charging import (< 0)."""
+
+    EXPORT = "export"
+    IMPORT = "import"
+
+
+class Method(Enum):
+    """Screen only (LinDistFlow), AC only (bisection from 0), or screen then AC confirmation."""
+
+    SCREEN = "screen"
+    AC = "ac"
+    SCREEN_AC = "screen+ac"
+
+
+class Control(Enum):
+    """Inverter control of the added units (IEEE 1547-2018 settings of :mod:`vehicle_models`)."""
+
+    NONE = "none"
+    VOLT_VAR_A = "volt_var_a"
+    VOLT_VAR_B = "volt_var_b"
+    VOLT_WATT = "volt_watt"
+
+
+DEFAULT_TOLERANCE_MW = 0.001
+DEFAULT_SCREEN_MARGIN = 0.25
+
+
+def q_per_p_from_pf(pf: float) -> float:
+    """Reactive per active power [Mvar/MW] of a fixed power factor (D's constant-PF mode).
+
+    ``pf > 0`` absorbs reactive power (inductive, lowers the voltage), ``pf < 0`` injects it;
+    ``|pf| = 1`` is unity. Evaluated with :func:`vehicle_models.controls.constant_pf_q_pu`.
+    """
+    from vehicle_models.controls import constant_pf_q_pu
+    from vehicle_models.settings import ConstantPFSettings, Excitation
+
+    excitation = Excitation.ABSORB if pf > 0 else Excitation.INJECT
+    settings = ConstantPFSettings(pf=min(1.0, abs(pf)), excitation=excitation)
+    return float(constant_pf_q_pu(1.0, settings))
+
+
+def _control_function(control: Control, settings: dict | None, sign: float):
+    """Steady-state P/Q response of D's inverter curves, vectorized over cases and buses.
+
+    Returns ``f(vm_pu, sign) -> (p_pu, q_pu)``: ``p_pu`` the fraction of each unit's rated
+    active power it delivers (volt-watt curtails export; volt-var with reactive priority may
+    curtail it too), ``q_pu`` its reactive power per unit of rating (+ injected). Uses
+    :func:`vehicle_models.controls.steady_state_response` with the IEEE 1547-2018 defaults of
+    the category (or the given ``[fleet.control]`` settings).
+    """
+    from vehicle_models.controls import steady_state_response
+    from vehicle_models.settings import InverterSettings
+
+    if settings:
+        inv = InverterSettings.from_dict(settings, path="fleet.control")
+    else:
+        category = "A" if control is Control.VOLT_VAR_A else "B"
+        inv = InverterSettings.defaults(voltage_category=category)
+    function = "volt_watt" if control is Control.VOLT_WATT else "volt_var"
+
+    def respond(vm_pu: np.ndarray, _sign: np.ndarray):
+        p_pu, q_pu = steady_state_response(function, vm_pu, inv, p_avail_pu=sign)
+        return np.abs(np.asarray(p_pu, dtype=float)), np.asarray(q_pu, dtype=float)
+
+    return respond
+
+
+@dataclass
+class HostingCapacityResult:
+    """Result of :func:`run_hosting_capacity_study`.
+
+    ``table`` has one row per bus: ``bus``, ``hosting_capacity_mw`` (AC when AC ran),
+    ``screen_mw`` (LinDistFlow, NaN when not run), ``difference_mw`` (AC - screen),
+    ``binding``, ``where`` (``"bus 17"``, ``"line 3"``, ``"trafo 0"``), ``base_case_criterion``
+    (the pre-existing violation when ``binding == "base_case"``), ``within_screen_bracket``,
+    ``control_converged``.
+    """
+
+    feeder: str
+    mode: Mode
+    method: Method
+    control: Control
+    criteria: HostingCapacityCriteria
+    table: pd.DataFrame
+    tolerance_mw: float
+    screen_margin: float
+    base_case_violations: list[str] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    n_ac_solves: int = 0
+    distribution: object | None = None  # StochasticResult when samples were drawn
+
+    def to_json(self) -> dict:
+        """The CLI's JSON document (see ``v2g-cosim hosting-capacity --json``)."""
+        results = []
+        for row in self.table.itertuples(index=False):
+            item = {
+                "bus": int(row.bus),
+                "hosting_capacity_mw": float(row.hosting_capacity_mw),
+                "screen_mw": None if np.isnan(row.screen_mw) else float(row.screen_mw),
+                "binding": row.binding,
+                "where": row.where,
+            }
+            if row.binding == Binding.BASE_CASE.value:
+                item["base_case_criterion"] = row.base_case_criterion
+            if self.control is not Control.NONE:
+                item["control_converged"] = bool(row.control_converged)
+            results.append(item)
+        doc = {
+            "feeder": self.feeder,
+            "method": self.method.value,
+            "mode": self.mode.value,
+            "control": self.control.value,
+            "tolerance_mw": self.tolerance_mw,
+            "criteria": {
+                "v_min_pu": self.criteria.v_min_pu,
+                "v_max_pu": self.criteria.v_max_pu,
+                "dv_max_pu": self.criteria.dv_max_pu,
+                "max_line_loading_percent": self.criteria.max_line_loading_percent,
+                "max_trafo_loading_percent": self.criteria.max_trafo_loading_percent,
+                "max_hot_spot_c": self.criteria.max_hot_spot_c,
+            },
+            "base_case_violations": self.base_case_violations,
+            "results": results,
+        }
+        if self.distribution is not None:
+            doc["distribution"] = self.distribution.summary()
+        return doc
+
+
+class HostingCapacityStudy:
+    """A feeder prepared for hosting-capacity questions (solvers built once, reused).
+
+    Parameters
+    ----------
+    feeder : str or path
+        Embedded feeder name or pandapower JSON path.
+    load_scale : float
+        Scale of every load [-] (as in ``v2g-cosim powerflow``).
+    ext_grid_vm_pu : float or None
+        Slack voltage set-point [pu].
+    criteria : HostingCapacityCriteria
+        Planner limits.
+    need_screen : bool
+        Build the LinDistFlow screen (requires a radial feeder).
+    need_ac : bool
+        Build the fast AC path.
+    """
+
+    def __init__(
+        self,
+        feeder,
+        *,
+        load_scale: float = 1.0,
+        ext_grid_vm_pu: float | None = None,
+        criteria: HostingCapacityCriteria | None = None,
+        need_screen: bool = True,
+        need_ac: bool = True,
+    ) -> None:
+        from grids.powerflow import prepare_net
+
+        self.criteria = criteria or HostingCapacityCriteria()
+        self.criteria.validate()
+        self.net = prepare_net(feeder, load_scale=load_scale, ext_grid_vm_pu=ext_grid_vm_pu)
+        self.feeder = (
+            str(self.net.name or feeder) if not Path(str(feeder)).exists() else str(feeder)
+        )
+        if isinstance(feeder, str) and not Path(feeder).exists():
+            self.feeder = feeder
+        net = self.net
+        self.ac = AcSolver(net) if need_ac else None
+        self.screen = LinDistFlowSolver(net) if need_screen else None
+        ref = self.ac or self.screen
+        self.bus, self.line, self.trafo = ref.bus, ref.line, ref.trafo
+        if self.ac is not None and self.screen is not None:
+            for name in ("bus", "line", "trafo"):
+                if not np.array_equal(getattr(self.ac, name), getattr(self.screen, name)):
+                    raise FeederError(
+                        f"{self.feeder}: AC and LinDistFlow order the {name}s differently"
+                    )
+        self.slack_bus = set(int(b) for b in net.ext_grid.bus[net.ext_grid.in_service.astype(bool)])
+        self.slack_bus |= (
+            set(int(b) for b in net.gen.bus[net.gen.in_service.astype(bool)])
+            if len(net.gen)
+            else set()
+        )
+        hot = None
+        if self.criteria.max_hot_spot_c is not None and len(self.trafo):
+            hot = HotSpot(self.criteria)
+        self.limits = Limits(self.criteria, hot)
+        load_p = np.abs(net.load.p_mw * net.load.scaling)[net.load.in_service.astype(bool)].sum()
+        self.default_cap_mw = float(max(5.0 * load_p, 5.0))
+
+    # ----------------------------------------------------------------- buses and inputs
+    def candidate_buses(self) -> np.ndarray:
+        """All in-service buses that can host an injection (every bus but slack/PV buses)."""
+        in_service = self.net.bus.in_service.reindex(self.bus).fillna(False).astype(bool)
+        return np.array(
+            [
+                b
+                for b, ok in zip(self.bus, in_service, strict=True)
+                if ok and b not in self.slack_bus
+            ]
+        )
+
+    def resolve_buses(self, buses) -> np.ndarray:
+        """Validate requested buses (``None``/``"all"`` = every candidate)."""
+        if buses is None or (isinstance(buses, str) and buses == "all"):
+            return self.candidate_buses()
+        if isinstance(buses, int | np.integer):
+            buses = [buses]
+        problems = []
+        out = []
+        known = set(int(b) for b in self.bus)
+        for b in buses:
+            if isinstance(b, str) and b == "all":
+                return self.candidate_buses()
+            try:
+                value = int(b)
+            except (TypeError, ValueError):
+                problems.append(f"bus: {b!r} is not a bus index")
+                continue
+            if value not in known:
+                problems.append(
+                    f"bus: {value} is not a bus of {self.feeder} "
+                    f"(valid indices {min(known)}..{max(known)}, see `v2g-cosim feeders`)"
+                )
+            elif value in self.slack_bus:
+                problems.append(f"bus: {value} is the slack (external grid) bus of {self.feeder}")
+            else:
+                out.append(value)
+        check_problems(problems, ScenarioError, "invalid hosting-capacity buses")
+        if not out:
+            raise ScenarioError("bus: no bus given")
+        return np.array(sorted(set(out)))
+
+    def _cases(self, solver, buses, mode: Mode, q_per_p: float, control) -> Cases:
+        p0, q0 = solver.base_injection()
+        col = {int(b): i for i, b in enumerate(solver.bus)}
+        n = len(buses)
+        direction = np.zeros((n, len(solver.bus)))
+        direction[np.arange(n), [col[int(b)] for b in buses]] = 1.0 if mode is Mode.EXPORT else -1.0
+        return Cases(
+            np.tile(p0, (n, 1)),
+            np.tile(q0, (n, 1)),
+            Injection(direction, q_per_p=q_per_p, control=control),
+        )
+
+    def where(self, solver, element: str, position: int) -> str:
+        if position < 0 or not element:
+            return ""
+        index = {"bus": solver.bus, "line": self.line, "trafo": self.trafo}[element][position]
+        return f"{element} {int(index)}"
+
+    def base_case_violations(self) -> list[str]:
+        """Limits violated before any injection (AC if available, else the screen)."""
+        solver = self.ac or self.screen
+        p0, q0 = solver.base_injection()
+        flows = solver.solve(p0[None, :], q0[None, :])
+        if not flows.converged.all():
+            raise ConvergenceError(f"{self.feeder}: the base case power flow did not converge")
+        c = self.criteria
+        out = []
+        vm = flows.vm_pu[0]
+        for i in np.flatnonzero(vm > c.v_max_pu):
+            out.append(f"overvoltage at bus {int(solver.bus[i])}: {vm[i]:.4f} pu > {c.v_max_pu}")
+        for i in np.flatnonzero(vm < c.v_min_pu):
+            out.append(f"undervoltage at bus {int(solver.bus[i])}: {vm[i]:.4f} pu < {c.v_min_pu}")
+        for name, load, index, limit in (
+            ("line", flows.line_loading_percent[0], self.line, c.max_line_loading_percent),
+            ("trafo", flows.trafo_loading_percent[0], self.trafo, c.max_trafo_loading_percent),
+        ):
+            for i in np.flatnonzero(np.nan_to_num(load) > limit):
+                out.append(f"{name} {int(index[i])} loading {load[i]:.1f} % > {limit}")
+        return out
+
+    # ----------------------------------------------------------------- the study
+    def run(
+        self,
+        buses=None,
+        *,
+        mode: Mode = Mode.EXPORT,
+        method: Method = Method.SCREEN_AC,
+        pf: float = 1.0,
+        control: Control = Control.NONE,
+        control_settings: dict | None = None,
+        loop: ControlLoop | None = None,
+        tolerance_mw: float = DEFAULT_TOLERANCE_MW,
+        screen_margin: float = DEFAULT_SCREEN_MARGIN,
+        cap_mw: float | None = None,
+    ) -> HostingCapacityResult:
+        """Per-bus hosting capacity (see the module docstring for the two tiers)."""
+        mode, method, control = Mode(mode), Method(method), Control(control)
+        problems = []
+        if not (math.isfinite(tolerance_mw) and tolerance_mw > 0):
+            problems.append(f"tolerance_mw: {tolerance_mw} must be a finite number above 0")
+        if not (math.isfinite(screen_margin) and 0 < screen_margin < 1):
+            problems.append(f"screen_margin: {screen_margin} must be between 0 and 1")
+        if not (math.isfinite(pf) and 0.1 <= abs(pf) <= 1):
+            problems.append(f"pf: {pf} must satisfy 0.1 <= |pf| <= 1")
+        if cap_mw is not None and not (math.isfinite(cap_mw) and cap_mw > tolerance_mw):
+            problems.append(f"cap_mw: {cap_mw} must be a finite number above tolerance_mw")
+        if control is Control.VOLT_WATT and mode is Mode.IMPORT:
+            problems.append("control: volt_watt curtails export only; use it with mode export")
+        if control is not Control.NONE and abs(pf) < 1:
+            problems.append(
+                "pf: a fixed power factor cannot be combined with a volt-var/watt control"
+            )
+        if method is not Method.AC and self.screen is None:
+            problems.append(f"method: {method.value!r} needs the LinDistFlow screen")
+        if method is not Method.SCREEN and self.ac is None:
+            problems.append(f"method: {method.value!r} needs the AC power flow")
+        check_problems(problems, ScenarioError, "invalid hosting-capacity study")
+        bus_list = self.resolve_buses(buses)
+        cap = float(cap_mw or self.default_cap_mw)
+        q_per_p = q_per_p_from_pf(pf)
+        respond = (
+            _control_function(control, control_settings, 1.0 if mode is Mode.EXPORT else -1.0)
+            if control is not Control.NONE
+            else None
+        )
+        timings: dict[str, float] = {}
+        n = len(bus_list)
+        screen: BisectionResult | None = None
+        if method is not Method.AC:
+            t0 = time.perf_counter()
+            cases = self._cases(self.screen, bus_list, mode, q_per_p, respond)
+            base = base_of(self.screen, cases, self.limits)
+            screen = bisect(
+                self.screen,
+                cases,
+                base,
+                self.limits,
+                lower_mw=np.zeros(n),
+                upper_mw=np.full(n, cap),
+                tolerance_mw=tolerance_mw,
+                cap_mw=cap,
+                loop=loop,
+            )
+            timings["screen_s"] = time.perf_counter() - t0
+        final, solver = screen, self.screen
+        ac_solves0 = self.ac.n_solves if self.ac else 0
+        if method is not Method.SCREEN:
+            t0 = time.perf_counter()
+            cases = self._cases(self.ac, bus_list, mode, q_per_p, respond)
+            base = base_of(self.ac, cases, self.limits)
+            if not base.flows.converged.all():
+                raise ConvergenceError(
+                    f"{self.feeder}: the base case AC power flow did not converge"
+                )
+            if screen is None:
+                lower, upper = np.zeros(n), np.full(n, cap)
+            else:
+                s = screen.hosting_capacity_mw
+                lower = s * (1 - screen_margin) - tolerance_mw
+                upper = np.where(np.isfinite(screen.upper_mw), s * (1 + screen_margin), cap)
+                upper = upper + tolerance_mw
+            final = bisect(
+                self.ac,
+                cases,
+                base,
+                self.limits,
+                lower_mw=lower,
+                upper_mw=upper,
+                tolerance_mw=tolerance_mw,
+                cap_mw=cap,
+                loop=loop,
+            )
+            solver = self.ac
+            timings["ac_s"] = time.perf_counter() - t0
+        table = self._table(
+            bus_list, final, solver, screen, mode, method, screen_margin, tolerance_mw
+        )
+        return HostingCapacityResult(
+            feeder=self.feeder,
+            mode=mode,
+            method=method,
+            control=control,
+            criteria=self.criteria,
+            table=table,
+            tolerance_mw=tolerance_mw,
+            screen_margin=screen_margin,
+            base_case_violations=self.base_case_violations(),
+            timings_s=timings,
+            n_ac_solves=(self.ac.n_solves - ac_solves0) if self.ac else 0,
+        )
+
+    def _table(self, bus_list, final, solver, screen, mode, method, margin, tol) -> pd.DataFrame:
+        rows = []
+        for i, b in enumerate(bus_list):
+            binding = final.binding[i]
+            where = self.where(solver, final.element[i], final.position[i])
+            base_criterion = ""
+            if binding is Binding.BASE_CASE:
+                # The pre-existing violation the injection worsens (the kind found at the bound).
+                base_criterion = final.raw_binding[i].value
+            if binding is Binding.NONE:
+                where = ""
+            s = screen.hosting_capacity_mw[i] if screen is not None else np.nan
+            hc = final.hosting_capacity_mw[i]
+            within = (
+                bool(s * (1 - margin) - tol <= hc <= s * (1 + margin) + tol)
+                if screen is not None and final is not screen
+                else True
+            )
+            rows.append(
+                {
+                    "bus": int(b),
+                    "mode": mode.value,
+                    "method": method.value,
+                    "hosting_capacity_mw": float(hc),
+                    "screen_mw": float(s),
+                    "difference_mw": float(hc - s) if screen is not None else np.nan,
+                    "binding": binding.value,
+                    "where": where,
+                    "base_case_criterion": base_criterion,
+                    "within_screen_bracket": within,
+                    "control_converged": bool(final.control_settled[i]),
+                }
+            )
+        return pd.DataFrame(rows)
+
+
+def run_hosting_capacity_study(
+    feeder="case33bw",
+    *,
+    buses=None,
+    mode: Mode | str = Mode.EXPORT,
+    method: Method | str = Method.SCREEN_AC,
+    criteria: HostingCapacityCriteria | None = None,
+    load_scale: float = 1.0,
+    ext_grid_vm_pu: float | None = None,
+    pf: float = 1.0,
+    control: Control | str = Control.NONE,
+    control_settings: dict | None = None,
+    tolerance_mw: float = DEFAULT_TOLERANCE_MW,
+    screen_margin: float = DEFAULT_SCREEN_MARGIN,
+    cap_mw: float | None = None,
+    samples: int | None = None,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+) -> HostingCapacityResult:
+    """Run a hosting-capacity study end to end (the function behind the CLI).
+
+    Parameters
+    ----------
+    feeder : str or path
+        Embedded feeder name or pandapower JSON path.
+    buses : None, "all", int or list of int
+        pandapower bus indices (default: every non-slack bus).
+    mode : Mode
+        ``export`` (V2G/DER injection) or ``import`` (EV charging).
+    method : Method
+        ``screen``, ``ac`` or ``screen+ac`` (default).
+    criteria : HostingCapacityCriteria
+        Planner limits (voltage band, optional voltage change, loading, hot spot).
+    load_scale, ext_grid_vm_pu : float
+        Operating point of the feeder.
+    pf : float
+        Fixed power factor of the added injection (``> 0`` absorbs reactive power).
+    control : Control
+        Inverter control of the added units (fixed point with the power flow).
+    control_settings : dict or None
+        ``[fleet.control]`` settings for :class:`vehicle_models.settings.InverterSettings`.
+    tolerance_mw : float
+        Bisection tolerance [MW] (default 0.001 = 1 kW).
+    screen_margin : float
+        Relative half-width of the AC bracket around the screen value (default 0.25).
+    cap_mw : float or None
+        Largest size searched [MW] (default 5 x total feeder load, at least 5 MW).
+    samples, seed : int
+        With ``samples``, also run the stochastic study (Monte Carlo over plug-in locations
+        and sizes, see :mod:`studies.hosting_capacity_stochastic`).
+    out_dir : path or None
+        Write ``hosting_capacity.csv`` (+ Parquet), figures and ``report.html`` there.
+
+    Returns
+    -------
+    HostingCapacityResult
+    """
+    method = Method(method)
+    if samples is not None and (not isinstance(samples, int | np.integer) or samples < 1):
+        raise ScenarioError(f"samples: {samples} must be a positive whole number of scenarios")
+    study = HostingCapacityStudy(
+        feeder,
+        load_scale=load_scale,
+        ext_grid_vm_pu=ext_grid_vm_pu,
+        criteria=criteria,
+        need_screen=method is not Method.AC or samples is not None,
+        need_ac=method is not Method.SCREEN or samples is not None,
+    )
+    result = study.run(
+        buses,
+        mode=mode,
+        method=method,
+        pf=pf,
+        control=control,
+        control_settings=control_settings,
+        tolerance_mw=tolerance_mw,
+        screen_margin=screen_margin,
+        cap_mw=cap_mw,
+    )
+    if samples is not None:
+        from studies.hosting_capacity_stochastic import run_stochastic
+
+        result.distribution = run_stochastic(
+            study,
+            n_samples=int(samples),
+            seed=seed,
+            mode=result.mode,
+            pf=pf,
+            tolerance_mw=tolerance_mw,
+            screen_margin=screen_margin,
+        )
+    if out_dir is not None:
+        from studies.hosting_capacity_report import write_outputs
+
+        write_outputs(study, result, out_dir)
+    return result
+
+
+def hosting_capacity_metrics(scenario: dict) -> dict:
+    """Run a study from a scenario dictionary and return its JSON metrics (for sweeps).
+
+    ``scenario`` keys (all optional): ``feeder``, ``buses``, ``mode``, ``method``, ``load_scale``,
+    ``ext_grid_vm_pu``, ``pf``, ``control``, ``control_settings`` (a ``[fleet.control]`` dict),
+    ``tolerance_mw``, ``samples``, ``seed``, ``criteria`` (a dict of
+    :class:`HostingCapacityCriteria` fields) or the criteria fields at top level. Returns the
+    CLI JSON document plus summary metrics ``hc_min_mw``, ``hc_median_mw``, ``hc_mean_mw``,
+    ``hc_max_mw``, ``binding_counts``.
+    """
+    if not isinstance(scenario, dict):
+        raise ScenarioError(f"scenario: expected a dictionary, got {type(scenario).__name__}")
+    fields = set(HostingCapacityCriteria.__dataclass_fields__)
+    known = {
+        "feeder", "buses", "mode", "method", "load_scale", "ext_grid_vm_pu", "pf", "control",
+        "control_settings", "tolerance_mw", "samples", "seed", "criteria", "cap_mw",
+        "screen_margin",
+    } | fields  # fmt: skip
+    unknown = sorted(set(scenario) - known)
+    crit = dict(scenario.get("criteria") or {})
+    crit.update({k: v for k, v in scenario.items() if k in fields})
+    problems = [f"scenario.{k}: unknown key" for k in unknown]
+    problems += [f"scenario.criteria.{k}: unknown key" for k in sorted(set(crit) - fields)]
+    check_problems(problems, ScenarioError, "invalid hosting-capacity scenario")
+    kwargs = {
+        k: scenario[k]
+        for k in (
+            "buses", "mode", "method", "load_scale", "ext_grid_vm_pu", "pf", "control",
+            "control_settings", "tolerance_mw", "samples", "seed", "cap_mw", "screen_margin",
+        )
+        if k in scenario
+    }  # fmt: skip
+    result = run_hosting_capacity_study(
+        scenario.get("feeder", "case33bw"), criteria=HostingCapacityCriteria(**crit), **kwargs
+    )
+    doc = result.to_json()
+    hc = result.table.hosting_capacity_mw.to_numpy()
+    doc.update(
+        {
+            "hc_min_mw": float(np.min(hc)),
+            "hc_median_mw": float(np.median(hc)),
+            "hc_mean_mw": float(np.mean(hc)),
+            "hc_max_mw": float(np.max(hc)),
+            "binding_counts": result.table.binding.value_counts().to_dict(),
+        }
+    )
+    return doc
