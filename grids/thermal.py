@@ -192,7 +192,7 @@ class ThermalParameters:
         raw_cooling = data.get("cooling", CoolingMode.ONAF)
         try:
             cooling = CoolingMode(raw_cooling)
-        except ValueError:
+        except (ValueError, TypeError):
             choices = ", ".join(repr(c.value) for c in CoolingMode)
             problems.append(f"{path}.cooling: {raw_cooling!r} is not one of {choices}")
         x, y, k11, k21, k22, tau_o, tau_w = _IEC_CONSTANTS[cooling]
@@ -204,7 +204,7 @@ class ThermalParameters:
         raw_paper = data.get("paper", Paper.NORMAL)
         try:
             values["paper"] = Paper(raw_paper)
-        except ValueError:
+        except (ValueError, TypeError):
             choices = ", ".join(repr(p.value) for p in Paper)
             problems.append(f"{path}.paper: {raw_paper!r} is not one of {choices}")
         for name in _BOUNDS:
