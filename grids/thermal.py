@@ -44,7 +44,8 @@ References
 .. [1] IEC 60076-7:2018, Power transformers - Part 7: Loading guide for mineral-oil-immersed
    power transformers. Clause 8.2.2 (differential equations), Annex with the difference
    equations and the worked example (ONAF, load steps), eqs. (2)-(3) for ageing.
-.. [2] Alliander, transformer-thermal-model 0.6 (MPL-2.0), https://github.com/alliander-opensource/transformer-thermal-model
+.. [2] Alliander, transformer-thermal-model 0.6 (MPL-2.0),
+   https://github.com/alliander-opensource/transformer-thermal-model
 """
 
 from __future__ import annotations
