@@ -24,8 +24,6 @@ from enum import Enum
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from grids.errors import ConvergenceError, FeederError, ScenarioError, check_problems
 from grids.feeders import load_feeder
@@ -197,6 +195,48 @@ def _element_injection(net, table: str, sign: float, *, p_col="p_mw", q_col="q_m
     return df["bus"].to_numpy(int), p, q
 
 
+class _SparseRows:
+    """A CSR matrix applied to a batch of vectors with numpy only: ``dot(v) = v @ M.T``."""
+
+    def __init__(self, matrix) -> None:
+        csr = matrix.tocsr()
+        csr.sum_duplicates()
+        self.shape = csr.shape
+        self._data = np.asarray(csr.data, dtype=complex)
+        self._indices = np.asarray(csr.indices, dtype=np.int64)
+        indptr = np.asarray(csr.indptr, dtype=np.int64)
+        self._starts = indptr[:-1]
+        self._empty = indptr[:-1] == indptr[1:]
+        self._dense = np.asarray(csr.toarray(), dtype=complex)
+
+    def dot(self, v: np.ndarray) -> np.ndarray:
+        """``(S, n_col)`` -> ``(S, n_row)``."""
+        products = v[:, self._indices] * self._data
+        # one zero column so that reduceat start indices of trailing empty rows stay valid
+        products = np.concatenate([products, np.zeros((v.shape[0], 1), complex)], axis=1)
+        out = np.add.reduceat(products, self._starts, axis=1)
+        out[:, self._empty] = 0.0
+        return out
+
+    def toarray(self) -> np.ndarray:
+        return self._dense
+
+
+def _solve_stacked(jacobians: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Solve ``J_k dx_k = f_k`` for a stack; singular systems give zeros and ``ok=False``."""
+    dx = np.zeros(rhs.shape)
+    ok = np.isfinite(jacobians).all(axis=(1, 2))
+    try:
+        dx[ok] = np.linalg.solve(jacobians[ok], rhs[ok, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:  # at least one singular (voltage collapse): one by one
+        for k in np.flatnonzero(ok):
+            try:
+                dx[k] = np.linalg.solve(jacobians[k], rhs[k])
+            except np.linalg.LinAlgError:
+                ok[k] = False
+    return dx, ok
+
+
 class ACPowerFlow:
     """Fast AC power flow for many injection scenarios on one feeder.
 
@@ -229,6 +269,8 @@ class ACPowerFlow:
     max_chord_iteration: int = 25
     #: scenarios per chunk (bounds memory for very large batches)
     chunk_size: int = 4096
+    #: memory budget of one batch of stacked Newton-Raphson Jacobians [bytes]
+    newton_memory_bytes: int = 64 * 2**20
 
     def __init__(self, net, *, tolerance_mva: float = 1e-9, max_iteration: int = 30) -> None:
         import pandapower as pp
@@ -264,9 +306,12 @@ class ACPowerFlow:
     def _build(self, net, work) -> None:
         ppci = work._ppc["internal"]
         self.base_mva = float(ppci["baseMVA"])
-        self._ybus = sp.csr_matrix(ppci["Ybus"])
-        self._yf = sp.csr_matrix(ppci["Yf"])
-        self._yt = sp.csr_matrix(ppci["Yt"])
+        # Row-sparse products for the batch (O(nnz) per scenario); the dense Ybus only for
+        # Jacobians. Plain numpy keeps this module free of scipy (not allowed under cosim).
+        self._ybus_rows = _SparseRows(ppci["Ybus"])
+        self._yf_rows = _SparseRows(ppci["Yf"])
+        self._yt_rows = _SparseRows(ppci["Yt"])
+        self._ybus = self._ybus_rows.toarray()
         n_int = ppci["bus"].shape[0]
         self._n_int = n_int
         self._ref = np.asarray(ppci["ref"], dtype=int)
@@ -292,10 +337,8 @@ class ACPowerFlow:
         connected = np.flatnonzero(internal >= 0)
         self._connected = connected
         # aggregation matrix (n_bus, n_int): S_int = S_bus @ C
-        self._aggregate = sp.csr_matrix(
-            (np.ones(len(connected)), (connected, internal[connected])),
-            shape=(len(self.bus), n_int),
-        )
+        self._aggregate = np.zeros((len(self.bus), n_int))
+        self._aggregate[connected, internal[connected]] = 1.0
         self._is_slack_internal = np.zeros(n_int, dtype=bool)
         self._is_slack_internal[self._ref] = True
 
@@ -338,29 +381,34 @@ class ACPowerFlow:
         self._series_rows = np.arange(branch.shape[0])
 
         self._last_v: np.ndarray | None = None  # (S, n_int) previous solution, for warm starts
-        self._chord_lu = self._factorize_chord(self._v0)
+        # chord stage: inverse of the Jacobian at the base solution (only the convergence
+        # rate depends on it, never the solution, which is fixed by the exact mismatch)
+        self._chord_inverse_t = np.linalg.inv(self._jacobian(self._v0[None, :])[0]).T
 
-    def _factorize_chord(self, v: np.ndarray):
-        jacobian = self._jacobian(v)
-        return spla.splu(jacobian.tocsc())
+    def _jacobian(self, v: np.ndarray) -> np.ndarray:
+        """Newton-Raphson Jacobians in polar form for a batch of voltages ``v`` (S, n_int).
 
-    def _jacobian(self, v: np.ndarray) -> sp.csr_matrix:
-        """Sparse Newton-Raphson Jacobian in polar form at voltage ``v`` (n_int,)."""
+        Returns ``(S, m, m)`` with ``m = n_pv + 2 n_pq``: derivatives of ``[P(pvpq), Q(pq)]``
+        with respect to ``[va(pvpq), vm(pq)]``.
+        """
         ybus = self._ybus
-        i_bus = ybus @ v
-        diag_v = sp.diags(v)
-        diag_i = sp.diags(i_bus)
-        diag_vnorm = sp.diags(v / np.abs(v))
-        ds_dvm = diag_v @ np.conj(ybus @ diag_vnorm) + np.conj(diag_i) @ diag_vnorm
-        ds_dva = 1j * diag_v @ np.conj(diag_i - ybus @ diag_v)
+        current = self._ybus_rows.dot(v)
+        v_norm = v / np.abs(v)
+        # dS/dva = j diag(V) conj(diag(I) - Y diag(V));
+        # dS/dvm = diag(V) conj(Y diag(V/|V|)) + conj(diag(I)) diag(V/|V|)
+        ds_dva = -1j * v[:, :, None] * np.conj(ybus[None, :, :] * v[:, None, :])
+        ds_dvm = v[:, :, None] * np.conj(ybus[None, :, :] * v_norm[:, None, :])
+        diag = np.arange(v.shape[1])
+        ds_dva[:, diag, diag] += 1j * v * np.conj(current)
+        ds_dvm[:, diag, diag] += np.conj(current) * v_norm
         pvpq, pq = self._pvpq, self._pq
-        ds_dva = sp.csr_matrix(ds_dva)
-        ds_dvm = sp.csr_matrix(ds_dvm)
-        j11 = ds_dva[pvpq][:, pvpq].real
-        j12 = ds_dvm[pvpq][:, pq].real
-        j21 = ds_dva[pq][:, pvpq].imag
-        j22 = ds_dvm[pq][:, pq].imag
-        return sp.bmat([[j11, j12], [j21, j22]], format="csr")
+        top = np.concatenate(
+            [ds_dva[:, pvpq][:, :, pvpq].real, ds_dvm[:, pvpq][:, :, pq].real], axis=2
+        )
+        bottom = np.concatenate(
+            [ds_dva[:, pq][:, :, pvpq].imag, ds_dvm[:, pq][:, :, pq].imag], axis=2
+        )
+        return np.concatenate([top, bottom], axis=1)
 
     # ---- injections -------------------------------------------------------------------------
     def base_injection(self) -> tuple[np.ndarray, np.ndarray]:
@@ -436,7 +484,7 @@ class ACPowerFlow:
         """
         p, q = self._check_injection(p_mw, q_mvar)
         n_scen = p.shape[0]
-        s_spec = np.asarray((p + 1j * q) @ self._aggregate) / self.base_mva  # (S, n_int)
+        s_spec = ((p + 1j * q) @ self._aggregate) / self.base_mva  # (S, n_int)
         v_init = self._initial_voltage(n_scen, warm_start)
         v = np.empty_like(s_spec)
         converged = np.zeros(n_scen, dtype=bool)
@@ -469,7 +517,7 @@ class ACPowerFlow:
 
     def _mismatch(self, v: np.ndarray, s_spec: np.ndarray):
         """Power mismatch per internal bus: (F vector (S, m), |mismatch| (S, n_int)) in pu."""
-        current = (self._ybus @ v.T).T
+        current = self._ybus_rows.dot(v)
         mis = v * np.conj(current) - s_spec
         f = np.concatenate([mis.real[:, self._pvpq], mis.imag[:, self._pq]], axis=1)
         per_bus = np.zeros(mis.shape)
@@ -497,7 +545,7 @@ class ACPowerFlow:
         for _ in range(self.max_chord_iteration):
             if len(active) == 0:
                 break
-            dx = self._chord_lu.solve(np.ascontiguousarray(f[active].T)).T
+            dx = f[active] @ self._chord_inverse_t
             v_new = self._update(v[active], dx)
             f_new, bus_new = self._mismatch(v_new, s_spec[active])
             norm_new = np.max(np.abs(f_new), axis=1)
@@ -515,34 +563,50 @@ class ACPowerFlow:
             converged[idx] = norm_new[better] < tol_pu
             keep = better & ~converged[active] & ~slow
             active = active[keep]
-        # stage 2: full Newton-Raphson per remaining scenario (sparse LU each iteration)
-        for k in np.flatnonzero(~converged):
-            v[k], converged[k], its, per_bus[k] = self._newton(s_spec[k], v[k].copy(), tol_pu)
-            iterations[k] += its
+        # stage 2: full Newton-Raphson, batched, for the scenarios the chord stage left
+        remaining = np.flatnonzero(~converged)
+        m = f.shape[1]
+        batch = max(1, int(self.newton_memory_bytes // max(1, 8 * m * m + 48 * m * v.shape[1])))
+        for start in range(0, len(remaining), batch):
+            idx = remaining[start : start + batch]
+            v[idx], converged[idx], its, per_bus[idx] = self._newton(
+                s_spec[idx], v[idx].copy(), tol_pu
+            )
+            iterations[idx] += its
         return v, converged, iterations, per_bus
 
     def _newton(self, s_spec: np.ndarray, v: np.ndarray, tol_pu: float):
-        """Full Newton-Raphson for one scenario; on failure returns the best iterate seen."""
-        f, per_bus = self._mismatch(v[None, :], s_spec[None, :])
-        best_norm = np.max(np.abs(f))
-        best = (v.copy(), per_bus[0])
-        for iteration in range(1, self.max_iteration + 1):
-            try:
-                dx = spla.spsolve(self._jacobian(v).tocsc(), f[0])
-            except RuntimeError:  # singular Jacobian: voltage collapse
-                return best[0], False, iteration, best[1]
-            if not np.all(np.isfinite(dx)):
-                return best[0], False, iteration, best[1]
-            v = self._update(v[None, :], dx[None, :])[0]
-            f, per_bus = self._mismatch(v[None, :], s_spec[None, :])
-            norm = np.max(np.abs(f))
-            if not np.isfinite(norm):
-                return best[0], False, iteration, best[1]
-            if norm < best_norm:
-                best_norm, best = norm, (v.copy(), per_bus[0])
-            if norm < tol_pu:
-                return v, True, iteration, per_bus[0]
-        return best[0], False, self.max_iteration, best[1]
+        """Batched full Newton-Raphson; failed scenarios return their best iterate."""
+        n_scen = v.shape[0]
+        f, per_bus = self._mismatch(v, s_spec)
+        norm = np.max(np.abs(f), axis=1)
+        best_norm, best_v, best_bus = norm.copy(), v.copy(), per_bus.copy()
+        converged = norm < tol_pu
+        iterations = np.zeros(n_scen, dtype=int)
+        active = np.flatnonzero(~converged)
+        for _ in range(self.max_iteration):
+            if len(active) == 0:
+                break
+            dx, ok = _solve_stacked(self._jacobian(v[active]), f[active])
+            v_new = self._update(v[active], dx)
+            f_new, bus_new = self._mismatch(v_new, s_spec[active])
+            norm_new = np.max(np.abs(f_new), axis=1)
+            finite = ok & np.isfinite(norm_new) & np.all(np.isfinite(dx), axis=1)
+            idx = active[finite]
+            v[idx], f[idx], iterations[idx] = v_new[finite], f_new[finite], iterations[idx] + 1
+            improved = finite & (norm_new < best_norm[active])
+            k = active[improved]
+            best_norm[k], best_v[k], best_bus[k] = (
+                norm_new[improved],
+                v_new[improved],
+                bus_new[improved],
+            )
+            converged[idx] = norm_new[finite] < tol_pu
+            active = active[finite & ~converged[active]]
+        failed = ~converged
+        v[failed], per_bus[failed] = best_v[failed], best_bus[failed]
+        per_bus[converged] = best_bus[converged]
+        return v, converged, iterations, per_bus
 
     # ---- results ----------------------------------------------------------------------------
     def _results(self, v, s_spec, converged, iterations, mismatch_pu) -> ACResult:
@@ -555,10 +619,10 @@ class ACPowerFlow:
         vm_bus[:, self._connected] = np.abs(vc[:, cols[self._connected]])
         va_bus[:, self._connected] = np.degrees(np.angle(vc[:, cols[self._connected]]))
 
-        s_calc = vc * np.conj((self._ybus @ vc.T).T) * base
+        s_calc = vc * np.conj(self._ybus_rows.dot(vc)) * base
         s_slack = (s_calc - s_spec * base)[:, self._ref].sum(axis=1)
-        s_from = vc[:, self._f_bus] * np.conj((self._yf @ vc.T).T) * base
-        s_to = vc[:, self._t_bus] * np.conj((self._yt @ vc.T).T) * base
+        s_from = vc[:, self._f_bus] * np.conj(self._yf_rows.dot(vc)) * base
+        s_to = vc[:, self._t_bus] * np.conj(self._yt_rows.dot(vc)) * base
         s_loss = (s_from + s_to).sum(axis=1)
 
         i_from_ka = np.abs(s_from) / (np.abs(vc[:, self._f_bus]) * self._base_kv[self._f_bus])
@@ -607,22 +671,64 @@ def summarize_powerflow(
     load_scale: float = 1.0,
     ext_grid_vm_pu: float | None = None,
 ) -> dict:
-    """Run one power flow and return the CLI summary dictionary (see ``v2g-cosim powerflow``)."""
-    if method is not PowerFlowMethod.AC:
-        raise ScenarioError(f"method: {method.value!r} is not available yet")
-    net = prepare_net(feeder, load_scale=load_scale, ext_grid_vm_pu=ext_grid_vm_pu)
-    run_reference(net)
-    vm = net.res_bus.vm_pu
-    p_loss = float(net.res_line.pl_mw.sum() + (net.res_trafo.pl_mw.sum() if len(net.trafo) else 0))
+    """Run one power flow and return the CLI summary dictionary (see ``v2g-cosim powerflow``).
+
+    Parameters
+    ----------
+    feeder : str or path
+        Embedded feeder name or pandapower JSON file.
+    method : PowerFlowMethod, keyword-only
+        ``AC``: :class:`ACPowerFlow` (same solution as ``runpp``; a non-converged case raises
+        :class:`ConvergenceError` naming the worst-mismatch bus). ``LINDISTFLOW``:
+        :class:`grids.lindistflow.LinDistFlow` (linear form; radial feeders only). LinDistFlow
+        neglects losses, so its ``p_loss_mw`` is ``None``/NaN.
+    load_scale : float, keyword-only
+        Factor on every load's P and Q.
+    ext_grid_vm_pu : float, keyword-only
+        Slack voltage set-point [pu]; default as in the feeder.
+
+    Returns
+    -------
+    dict
+        Keys ``feeder``, ``method``, ``converged``, ``bus``, ``vm_pu`` (in ``bus`` order),
+        ``p_loss_mw`` [MW], ``min_vm_pu``, ``min_vm_bus``, ``max_vm_pu``,
+        ``max_line_loading_percent``.
+    """
+    method = PowerFlowMethod(method)
+    net = prepare_net(
+        feeder,
+        load_scale=load_scale,
+        ext_grid_vm_pu=ext_grid_vm_pu,
+        require_radial=method is PowerFlowMethod.LINDISTFLOW,
+    )
+    label = str(net.name or feeder)
+    if method is PowerFlowMethod.LINDISTFLOW:
+        from grids.lindistflow import LinDistFlow
+
+        model = LinDistFlow(net)
+        p, q = model.base_injection()
+        bus = model.bus
+        vm = model.vm_pu(p, q)[0]
+        loading = model.line_loading_percent(p, q)[0]
+        p_loss = math.nan  # LinDistFlow is lossless by construction
+    else:
+        solver = ACPowerFlow(net)
+        result = solver.solve(*solver.base_injection(), warm_start=False)
+        result.raise_if_failed(label=f"{label}: AC power flow")
+        bus = solver.bus
+        vm = result.vm_pu[0]
+        loading = result.line_loading_percent[0]
+        p_loss = float(result.p_loss_mw[0])
+    k_min = int(np.nanargmin(vm))
     return {
-        "feeder": str(net.name or feeder),
+        "feeder": label,
         "method": method.value,
         "converged": True,
-        "bus": [int(b) for b in vm.index],
-        "vm_pu": vm.to_numpy(),
+        "bus": [int(b) for b in bus],
+        "vm_pu": vm,
         "p_loss_mw": p_loss,
-        "min_vm_pu": float(vm.min()),
-        "min_vm_bus": int(vm.idxmin()),
-        "max_vm_pu": float(vm.max()),
-        "max_line_loading_percent": float(np.nanmax(net.res_line.loading_percent.to_numpy())),
+        "min_vm_pu": float(vm[k_min]),
+        "min_vm_bus": int(bus[k_min]),
+        "max_vm_pu": float(np.nanmax(vm)),
+        "max_line_loading_percent": float(np.nanmax(loading)) if loading.size else 0.0,
     }
