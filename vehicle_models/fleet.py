@@ -550,6 +550,7 @@ class Fleet:
         bus_weights=None,
         thevenin: TheveninParameters | None = None,
         ageing_interval_s: float | None = 900.0,
+        fast: bool = True,
         **overrides,
     ) -> Fleet:
         """A random fleet of daily-repeating sessions from a preset, reproducible by seed.
@@ -614,6 +615,7 @@ class Fleet:
             policy=policy,
             seed=seed,
             ageing_interval_s=ageing_interval_s,
+            fast=fast,
         )
 
     @classmethod
@@ -627,6 +629,7 @@ class Fleet:
         thevenin: TheveninParameters | None = None,
         seed: int = 0,
         ageing_interval_s: float | None = 900.0,
+        fast: bool = True,
     ) -> Fleet:
         """A fleet from a CSV or Parquet table, one row per vehicle (one session each).
 
@@ -722,6 +725,7 @@ class Fleet:
             seed=seed,
             vehicle_id=vid,
             ageing_interval_s=ageing_interval_s,
+            fast=fast,
         )
 
     # ------------------------------------------------------------------ properties
@@ -1264,6 +1268,8 @@ def read_fleet_table(path) -> dict[str, np.ndarray]:
 def _row_check_text(problems, name, mask, column, values, what, limit: int = 5) -> None:
     bad = np.flatnonzero(mask)
     for i in bad[:limit]:
-        problems.append(f"{name}: row {i + 1}: {column} ({values[i]!r}) {what}")
+        v = values[i]
+        shown = f"{v:g}" if isinstance(v, float | np.floating) else repr(v)
+        problems.append(f"{name}: row {i + 1}: {column} ({shown}) {what}")
     if bad.size > limit:
         problems.append(f"{name}: {column}: {bad.size - limit} more rows with the same problem")
