@@ -16,8 +16,9 @@ speed as in D'Arco & Suul.
 
 A droop controller with a first-order low-pass filter on the measured power,
 ``Delta omega = m_p (p_ref - p_f)``, ``tau dp_f/dt = p_e - p_f``, obeys exactly the same
-equations with ``2H = tau / m_p`` and ``D = 1/m_p`` ([1], eq. 10-12): :class:`DroopLowPassFilter`
-implements that form so the equivalence can be checked.
+equations with ``2H = tau / m_p`` and ``D = 1/m_p`` ([1]) for a constant set-point (a set-point
+step moves the droop's speed at once but the VSM's only through its inertia):
+:class:`DroopLowPassFilter` implements that form so the equivalence can be checked.
 
 Both are linear time-invariant two-state systems and are stepped with their exact
 zero-order-hold discretization (matrix exponential, cached per ``dt``), stable for any step.
