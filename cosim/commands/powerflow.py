@@ -16,7 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="case33bw",
         help="embedded feeder name or pandapower JSON path (default case33bw)",
     )
-    parser.add_argument("--method", choices=["ac", "lindistflow"], default="ac")
+    parser.add_argument(
+        "--method",
+        choices=["ac", "lindistflow"],
+        default="ac",
+        help="ac: Newton-Raphson (same solution as pandapower runpp); lindistflow: linear "
+        "radial approximation, lossless (p_loss_mw is null)",
+    )
     parser.add_argument(
         "--load-scale",
         type=float,
@@ -30,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="slack voltage set-point [pu] (default: as in the feeder)",
     )
     add_json_flag(parser)
+
+
+def _format_loss(p_loss_mw: float) -> str:
+    if p_loss_mw != p_loss_mw:  # NaN: LinDistFlow neglects losses
+        return "n/a (LinDistFlow is lossless)"
+    return f"{p_loss_mw:.5f}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         ("buses", len(summary["bus"])),
         ("min vm [pu] (bus)", f"{summary['min_vm_pu']:.5f} ({summary['min_vm_bus']})"),
         ("max vm [pu]", f"{summary['max_vm_pu']:.5f}"),
-        ("losses [MW]", f"{summary['p_loss_mw']:.5f}"),
+        ("losses [MW]", _format_loss(summary["p_loss_mw"])),
         ("max line loading [%]", f"{summary['max_line_loading_percent']:.2f}"),
     ]
     print(format_table(rows, ["quantity", "value"]))

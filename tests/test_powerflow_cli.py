@@ -1,0 +1,99 @@
+"""``v2g-cosim powerflow``: JSON keys, both methods, and bad input.
+
+Reference for the AC numbers: pandapower ``runpp`` on the same feeder (1e-6 pu); for the
+LinDistFlow numbers: ``grids.lindistflow.LinDistFlow`` called directly.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cosim.cli import main
+from grids.lindistflow import LinDistFlow
+from grids.powerflow import PowerFlowMethod, prepare_net, run_reference, summarize_powerflow
+
+KEYS = {
+    "feeder",
+    "method",
+    "converged",
+    "bus",
+    "vm_pu",
+    "p_loss_mw",
+    "min_vm_pu",
+    "min_vm_bus",
+    "max_vm_pu",
+    "max_line_loading_percent",
+}
+
+
+def _run_json(capsys, *argv) -> dict:
+    assert main(["powerflow", *argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_powerflow_json_ac_matches_runpp(capsys):
+    out = _run_json(
+        capsys, "--feeder", "cigre_mv", "--load-scale", "1.2", "--ext-grid-vm-pu", "1.0"
+    )
+    assert set(out) == KEYS
+    assert out["method"] == "ac" and out["converged"] is True and out["feeder"] == "cigre_mv"
+    net = prepare_net("cigre_mv", load_scale=1.2, ext_grid_vm_pu=1.0)
+    run_reference(net)
+    assert out["bus"] == [int(b) for b in net.bus.index]
+    np.testing.assert_allclose(out["vm_pu"], net.res_bus.vm_pu.to_numpy(), atol=1e-6)
+    loss = net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum()
+    assert out["p_loss_mw"] == pytest.approx(loss, abs=1e-6)
+    assert out["min_vm_bus"] == int(net.res_bus.vm_pu.idxmin())
+    assert out["max_line_loading_percent"] == pytest.approx(
+        net.res_line.loading_percent.max(), abs=1e-5
+    )
+
+
+def test_powerflow_json_lindistflow(capsys):
+    out = _run_json(capsys, "--feeder", "case33bw", "--method", "lindistflow")
+    assert set(out) == KEYS
+    assert out["method"] == "lindistflow"
+    assert out["p_loss_mw"] is None  # LinDistFlow is lossless: reported as null
+    model = LinDistFlow(prepare_net("case33bw"))
+    vm = model.vm_pu(*model.base_injection())[0]
+    np.testing.assert_allclose(out["vm_pu"], vm, atol=1e-12)
+    assert out["min_vm_pu"] == pytest.approx(vm.min())
+    # DESIGN.md: the linear form is within about 0.01 pu of AC on case33bw at nominal load
+    ac = summarize_powerflow("case33bw", method=PowerFlowMethod.AC)
+    assert np.max(np.abs(np.array(out["vm_pu"]) - ac["vm_pu"])) < 0.01
+
+
+def test_powerflow_table_output(capsys):
+    assert main(["powerflow", "--feeder", "case33bw"]) == 0
+    text = capsys.readouterr().out
+    assert "min vm [pu] (bus)" in text and "0.91" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--load-scale", "-1"], "load_scale: -1.0 (expected a finite number >= 0)"),
+        (["--ext-grid-vm-pu", "2"], "ext_grid_vm_pu: 2.0 (expected 0.8 to 1.2 pu)"),
+        (["--feeder", "no/such/feeder.json"], "neither an embedded feeder"),
+        (["--load-scale", "10"], "did not converge for scenario 0: largest mismatch"),
+    ],
+)
+def test_powerflow_bad_input_exits_2_with_message(capsys, argv, message):
+    assert main(["powerflow", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_powerflow_lindistflow_refuses_meshed_feeder(capsys, tmp_path):
+    import pandapower as pp
+
+    net = prepare_net("case33bw")
+    net.line["in_service"] = True  # close the five tie lines
+    path = tmp_path / "meshed.json"
+    pp.to_json(net, str(path))
+    assert main(["powerflow", "--feeder", str(path), "--method", "lindistflow"]) == 2
+    assert "not radial" in capsys.readouterr().err
