@@ -162,6 +162,7 @@ class LinDistFlow:
         branches = self._collect_branches()
         self._build_tree(branches)
         self._shunt_p_pu, self._shunt_q_pu = self._shunt_injection_pu()
+        self._precompute_ratings()
 
     # ----------------------------------------------------------------------------- topology
     def _in_service_branches(self, table, bus_columns) -> np.ndarray:
@@ -310,6 +311,21 @@ class LinDistFlow:
         self._trafo_branches = np.array(
             [k for k, b in enumerate(branches) if b.kind is _BranchKind.TRAFO], dtype=np.int64
         )
+
+    def _precompute_ratings(self) -> None:
+        """Line/transformer ratings in column order (no pandas work in the batch methods)."""
+        net = self.net
+        lines = net.line.loc[self.line[self._line_cols]]
+        self._line_vn_kv = net.bus.vn_kv.loc[lines.from_bus].to_numpy(float)
+        self._line_i_max_ka = (lines.max_i_ka * lines.df * lines.parallel).to_numpy(float)
+        trafos = net.trafo.loc[self.trafo[self._trafo_cols]] if len(self.trafo) else net.trafo
+        self._trafo_lv_pos = np.array(
+            [self._position[int(b)] for b in trafos.lv_bus], dtype=np.int64
+        )
+        self._trafo_lv_ratio = net.bus.vn_kv.loc[trafos.lv_bus].to_numpy(
+            float
+        ) / trafos.vn_lv_kv.to_numpy(float)
+        self._trafo_rating_mva = (trafos.sn_mva * trafos.df * trafos.parallel).to_numpy(float)
 
     def _shunt_injection_pu(self) -> tuple[np.ndarray, np.ndarray]:
         """Line charging, transformer no-load losses and shunts as injections at 1 pu [pu]."""
@@ -463,13 +479,10 @@ class LinDistFlow:
         out = np.zeros((p.shape[0], len(self.line)))
         if len(self._line_cols) == 0:
             return out
-        net = self.net
         k = self._line_branches
         s_mva = np.hypot(fp[:, k], fq[:, k]) * self.sn_mva
         vm_end = np.minimum(vm[:, self._branch_parent[k]], vm[:, self._branch_child[k]])
-        rows = net.line.loc[self.line[self._line_cols]]
-        vn_kv = net.bus.vn_kv.loc[rows.from_bus].to_numpy(float)
-        i_max_ka = (rows.max_i_ka * rows.df * rows.parallel).to_numpy(float)
+        vn_kv, i_max_ka = self._line_vn_kv, self._line_i_max_ka
         out[:, self._line_cols] = s_mva / (math.sqrt(3.0) * vn_kv * vm_end) / i_max_ka * 100.0
         return out
 
@@ -485,15 +498,10 @@ class LinDistFlow:
         out = np.zeros((p.shape[0], len(self.trafo)))
         if len(self._trafo_cols) == 0:
             return out
-        net = self.net
         k = self._trafo_branches
-        rows = net.trafo.loc[self.trafo[self._trafo_cols]]
         s_mva = np.hypot(fp[:, k], fq[:, k]) * self.sn_mva
-        lv_pos = np.array([self._position[int(b)] for b in rows.lv_bus], dtype=np.int64)
-        vm_rated = vm[:, lv_pos] * (
-            net.bus.vn_kv.loc[rows.lv_bus].to_numpy(float) / rows.vn_lv_kv.to_numpy(float)
-        )
-        rating = (rows.sn_mva * rows.df * rows.parallel).to_numpy(float)
+        vm_rated = vm[:, self._trafo_lv_pos] * self._trafo_lv_ratio
+        rating = self._trafo_rating_mva
         out[:, self._trafo_cols] = s_mva / (rating * vm_rated) * 100.0
         return out
 
