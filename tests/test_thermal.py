@@ -308,6 +308,20 @@ def test_iec_defaults_per_cooling_mode():
     assert dist.r == 8.0
 
 
+@pytest.mark.parametrize("cooling", list(CoolingMode))
+def test_default_rated_rises_give_reference_hot_spot(cooling):
+    """Every default set reaches the IEC reference hot spot of 98 degC at rated load and
+    20 degC ambient (20 + delta_theta_or + H g_r = 98), i.e. V = 1 for normal paper.
+
+    Reference: IEC 60076-7 ageing reference temperature 98 degC (eq. (2)); closed form.
+    """
+    params = ThermalParameters.for_cooling(cooling)
+    theta_o, gradient = steady_state(params, load_pu=1.0, ambient_c=20.0)
+    assert theta_o + gradient == pytest.approx(98.0, abs=1e-9)
+    model = TransformerThermalModel(params, load_pu0=1.0, ambient_c0=20.0)
+    assert model.ageing_rate()[0] == pytest.approx(1.0, rel=1e-9)
+
+
 # ----------------------------------------------------------------------------- bad input
 def test_bad_parameters_list_every_problem():
     with pytest.raises(ScenarioError) as info:
