@@ -231,18 +231,20 @@ def test_degradation_cost_equals_price_over_lifetime_throughput():
 
 
 def test_tracker_accumulates_calendar_and_cycle_fade():
-    """Idle vehicle: calendar fade alpha t^0.75 exactly; cycling vehicle: throughput counted
-    (|delta soc| x capacity) and a depth of discharge equal to its swing."""
-    tr = DegradationTracker(2, interval_s=1e9, theta_c=25.0)
+    """Closed forms: idle vehicle at 0.5 SoC -> calendar fade alpha(0.5) t^0.75; cycling vehicle
+    (one 10 kWh up-and-down per hourly interval, DOD 1/6) -> cycle fade beta(V(0.5), 1/6)
+    sqrt(Q) with Q = 480 kWh / 60 kWh * 2.05 Ah per cell."""
+    tr = DegradationTracker(2, interval_s=3600.0, theta_c=25.0)
     cap = np.array([60.0, 60.0])
     soc = np.array([0.5, 0.5])
     for k in range(48):
         new = np.array([0.5, 0.5 + (10.0 / 60.0 if k % 2 == 0 else 0.0)])
         tr.accumulate(soc_before_frac=soc, soc_after_frac=new, e_capacity_kwh=cap, dt_s=1800.0)
         soc = new
-    assert tr.dod_frac[1] == pytest.approx(10.0 / 60.0)  # swing of the last half-cycle
-    tr.flush()
+    np.testing.assert_allclose(tr.dod_frac, [0.0, 1.0 / 6.0], rtol=1e-12)
     alpha = calendar_alpha_per_day(0.5, 25.0)
-    np.testing.assert_allclose(tr.fade_calendar_frac[0], alpha * 1.0**0.75, rtol=1e-9)
-    assert tr.fade_cycle_frac[0] == 0 and tr.fade_cycle_frac[1] > 0
+    np.testing.assert_allclose(tr.fade_calendar_frac, alpha * 1.0**0.75, rtol=1e-9)
+    beta = cycle_beta_per_sqrt_ah(cell_voltage_v(0.5), 1.0 / 6.0)
+    assert tr.fade_cycle_frac[0] == 0
+    assert tr.fade_cycle_frac[1] == pytest.approx(beta * np.sqrt(480 / 60 * 2.05), rel=1e-9)
     np.testing.assert_allclose(tr.throughput_kwh, [0.0, 480.0])

@@ -181,6 +181,8 @@ def _kernel_before(  # pragma: no cover - compiled
     p_req_pu,
     lo_bus_kw,
     hi_bus_kw,
+    track,
+    pending_kwh,
 ):
     inv_dt_h = 3600.0 / dt_s
     inv_period = 1.0 / period_s if period_s > 0.0 else 0.0
@@ -211,6 +213,8 @@ def _kernel_before(  # pragma: no cover - compiled
                     e_stranded_kwh[i] += e_trip_kwh[i] - d
                     e -= d
                     e_kwh[i] = e
+                    if track:
+                        pending_kwh[i] += d  # driving cycles the battery too
             if started and was and not now:
                 gap = e_target_kwh[i] - e
                 if gap > 0.0:
@@ -290,11 +294,7 @@ def _kernel_after(  # pragma: no cover - compiled
     soc_bus,
     n_lim_bus,
     track,
-    soc_time_s,
     pending_kwh,
-    soc_turn,
-    direction,
-    dod,
 ):
     dt_h = dt_s * (1.0 / 3600.0)
     inv_dt_h = 3600.0 / dt_s
@@ -348,18 +348,7 @@ def _kernel_after(  # pragma: no cover - compiled
             soc = e_new * ic
             soc_sum += soc
             if track:
-                soc_before = e * ic
-                delta = soc_before - soc
-                soc_time_s[i] += soc * dt_s
                 pending_kwh[i] += abs(e - e_new)
-                d = 1 if delta > 0.0 else (-1 if delta < 0.0 else 0)
-                if np.isnan(soc_turn[i]) or (d != 0 and d != direction[i]):
-                    soc_turn[i] = soc_before
-                    if d != 0:
-                        direction[i] = d
-                swing = abs(soc - soc_turn[i])
-                if swing > dod[i]:
-                    dod[i] = swing
         p_bus[b] = p_sum
         q_bus[b] = q_sum
         soc_bus[b] = soc_sum
@@ -874,6 +863,12 @@ class Fleet:
         sc = self._scratch
         bs = self._bus_scratch
         period = 0.0 if self.period_s is None else self.period_s
+        deg = self.degradation
+        track = deg is not None
+        if track:
+            pending = deg.pending_throughput_kwh
+        else:
+            pending = sc["vm"]  # unused by the kernels
         driven, short = _kernel_before(
             float(t_s),
             float(dt_s),
@@ -905,7 +900,11 @@ class Fleet:
             sc["p_req_pu"],
             bs["lo"],
             bs["hi"],
+            track and self._started,
+            pending,
         )
+        if track and deg.soc_start_frac is None:
+            deg.start(soc_frac=b.soc_frac, e_capacity_kwh=b.e_capacity_kwh)
         self._started = True
         unmet_mw = np.zeros(self.buses.size)
         if sp is not None and np.isfinite(sp).any():
@@ -918,19 +917,6 @@ class Fleet:
         )
         tripped = np.asarray(out.tripped, dtype=bool)
         self.tripped = tripped
-        deg = self.degradation
-        track = deg is not None
-        if track:
-            deg.e_capacity_kwh = b.e_capacity_kwh
-            arrays = (
-                deg.soc_time_s,
-                deg.pending_throughput_kwh,
-                deg.soc_turn_frac,
-                deg.direction,
-                deg.dod_frac,
-            )
-        else:
-            arrays = (sc["vm"], sc["vm"], sc["vm"], np.zeros(1, np.int8), sc["vm"])
         e_in, e_out, e_loss = _kernel_after(
             float(dt_s),
             self._bus_bounds,
@@ -959,10 +945,12 @@ class Fleet:
             bs["soc"],
             bs["n_lim"],
             track,
-            *arrays,
+            pending,
         )
         if track:
-            deg.add_elapsed(dt_s)
+            deg.elapsed_s += dt_s
+            if deg.due:
+                deg.flush(b.soc_frac)
         return self._result(
             p_kw_bus=bs["p"],
             q_kvar_bus=bs["q"],
@@ -1007,6 +995,9 @@ class Fleet:
             idx, driven, stranded = arrivals
             e_driven = float(driven.sum())
             self.e_stranded_kwh[idx] += stranded
+            if self.degradation is not None:
+                self.degradation.start(soc_frac=b.soc_frac, e_capacity_kwh=b.e_capacity_kwh)
+                self.degradation.pending_throughput_kwh[idx] += driven
         b.e_kwh = e_after
         departed = self.plugged & ~plugged
         e_short = 0.0
@@ -1118,7 +1109,7 @@ class Fleet:
             "e_stranded_kwh": self.e_stranded_kwh,
         }
         if self.degradation is not None:
-            self.degradation.flush()
+            self.degradation.flush(b.soc_frac)
             table["fade_calendar_frac"] = self.degradation.fade_calendar_frac
             table["fade_cycle_frac"] = self.degradation.fade_cycle_frac
             table["throughput_kwh"] = self.degradation.throughput_kwh
