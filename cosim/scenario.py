@@ -117,6 +117,7 @@ class FeederConfig:
     step_s: float | None = None
     load_profile: str | None = None
     load_column: str = "load_pu"
+    ambient_column: str | None = None
     load_scale: float = 1.0
     ext_grid_vm_pu: float | None = None
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
@@ -128,6 +129,7 @@ class FleetConfig:
 
     n_vehicles: int = 0
     preset: str = "home"
+    policy: str = "latest"
     buses: tuple[int, ...] | None = None
     table: str | None = None
     control: dict = field(default_factory=dict)
@@ -406,6 +408,9 @@ def _feeder(table: dict, base_dir: Path, sim: SimulationConfig | None, problems:
     if profile is not None:
         profile = _file(base_dir, profile, "feeder.load_profile", problems)
     column = r.string("load_column", "load_pu")
+    ambient_column = r.string("ambient_column")
+    if ambient_column is not None and profile is None and "load_profile" not in table:
+        problems.append("feeder.ambient_column: needs feeder.load_profile (the file it is in)")
     load_scale = r.number("load_scale", 1.0, lo=0.0, hi=10.0)
     ext_vm = r.number("ext_grid_vm_pu", lo=0.8, hi=1.2)
     tr = _Reader(r.table_("transformer"), "feeder.transformer", problems)
@@ -445,6 +450,7 @@ def _feeder(table: dict, base_dir: Path, sim: SimulationConfig | None, problems:
         step_s=None if step_s is None else float(step_s),
         load_profile=profile,
         load_column=column or "load_pu",
+        ambient_column=ambient_column,
         load_scale=float(load_scale if load_scale is not None else 1.0),
         ext_grid_vm_pu=ext_vm,
         transformer=TransformerConfig(
@@ -479,6 +485,7 @@ def _fleet(table: dict, base_dir: Path, problems: list[str]) -> FleetConfig:
     r = _Reader(table, "fleet", problems)
     n = r.number("n_vehicles", 0, integer=True, lo=0, hi=10_000_000)
     preset = r.string("preset", "home", choices=["home", "work", "depot"])
+    policy = r.string("policy", "latest", choices=["immediate", "latest", "uniform"])
     buses_raw = r.raw("buses")
     buses = None
     if buses_raw is not None:
@@ -513,6 +520,7 @@ def _fleet(table: dict, base_dir: Path, problems: list[str]) -> FleetConfig:
     return FleetConfig(
         n_vehicles=int(n or 0),
         preset=preset or "home",
+        policy=policy or "latest",
         buses=buses,
         table=table_path,
         control=copy.deepcopy(control),

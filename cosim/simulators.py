@@ -733,6 +733,8 @@ FLEET_ATTRS = [
     "e_charged_kwh",
     "e_discharged_kwh",
     "e_loss_kwh",
+    "e_driven_kwh",
+    "e_shortfall_kwh",
     "f_seen_hz",
 ]
 FLEET_META = {
@@ -744,6 +746,7 @@ FLEET_META = {
                 "n_vehicles",
                 "buses",
                 "preset",
+                "policy",
                 "seed",
                 "control",
                 "table",
@@ -767,6 +770,7 @@ class FleetSim(_Base):
     Model ``Fleet`` (one entity; children ``FleetBus`` entities ``bus_<index>``, one per bus
     with vehicles). Params: ``n_vehicles``, ``buses`` (list of bus indices; default all load
     buses is chosen by the scenario builder), ``preset`` (``home``/``work``/``depot``),
+    ``policy`` (baseline charging: ``immediate``/``latest``/``uniform``),
     ``seed``, ``control`` (the ``[fleet.control]`` dict), ``table`` (CSV/Parquet vehicle table
     instead of sampling), ``f_nominal_hz`` (frequency assumed until one is received),
     ``packet_loss`` (probability that a step's new measurements are lost on the channel to the
@@ -789,7 +793,13 @@ class FleetSim(_Base):
         self.vm_pu = None
         self.packet_loss = 0.0
         self.rng = None
-        self.cumulative = {"e_charged_kwh": 0.0, "e_discharged_kwh": 0.0, "e_loss_kwh": 0.0}
+        self.cumulative = {
+            "e_charged_kwh": 0.0,
+            "e_discharged_kwh": 0.0,
+            "e_loss_kwh": 0.0,
+            "e_driven_kwh": 0.0,
+            "e_shortfall_kwh": 0.0,
+        }
 
     def create(
         self,
@@ -798,6 +808,7 @@ class FleetSim(_Base):
         n_vehicles=0,
         buses=None,
         preset="home",
+        policy="latest",
         seed=0,
         control=None,
         table=None,
@@ -806,7 +817,7 @@ class FleetSim(_Base):
     ):
         if num != 1 or self.fleet is not None or model != "Fleet":
             raise ScenarioError("FleetSim: create exactly one Fleet entity")
-        from vehicle_models.fleet import Fleet, FleetPreset
+        from vehicle_models.fleet import ChargingPolicy, Fleet, FleetPreset
         from vehicle_models.settings import InverterSettings
 
         settings = InverterSettings.from_dict(control or {}, path="fleet.control")
@@ -819,6 +830,7 @@ class FleetSim(_Base):
                 int(n_vehicles),
                 buses=np.asarray(buses, dtype=int),
                 preset=FleetPreset(preset),
+                policy=ChargingPolicy(policy),
                 seed=int(seed),
                 settings=settings,
             )

@@ -32,6 +32,7 @@ they iterate to agreement at the same time step (no delay).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time as wall_clock
 import uuid
@@ -81,10 +82,15 @@ def _fleet_buses(scenario: Scenario) -> list[int]:
     """Buses to place sampled vehicles on: ``fleet.buses`` or every bus with a load."""
     if scenario.fleet.buses is not None:
         return list(scenario.fleet.buses)
+    return list(_load_buses(scenario.feeder.name))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_buses(feeder: str) -> tuple[int, ...]:
     from grids.feeders import load_feeder
 
-    net = load_feeder(scenario.feeder.name)
-    return sorted(int(b) for b in net.load.bus.unique())
+    net = load_feeder(feeder)
+    return tuple(sorted(int(b) for b in net.load.bus.unique()))
 
 
 def build_world(
@@ -125,6 +131,10 @@ def build_world(
         sim_config(remote),
         mosaik_config={"addr": ("127.0.0.1", None), "start_timeout": 60},
         time_resolution=res,
+        # mosaik's output cache is pruned to the oldest step of any simulator: with slow
+        # (15-min) simulators beside 20-ms ones it grows and is re-scanned every step. Without
+        # it, outputs are requested from the source when needed.
+        cache=False,
         skip_greetings=True,
         configure_logging=False,
     )
@@ -178,6 +188,7 @@ def _populate(world, scenario: Scenario, ents: dict, slow: int, fast_clock: dict
                 n_vehicles=fl.n_vehicles,
                 buses=None if fl.table else _fleet_buses(scenario),
                 preset=fl.preset,
+                policy=fl.policy,
                 seed=sim.seed,
                 control=fl.control,
                 table=fl.table,
@@ -210,6 +221,8 @@ def _connect(world, scenario: Scenario, ents: dict, slow: int, fast_clock: dict)
     freq, events, profile = ents.get("frequency"), ents.get("events"), ents.get("profile")
     if profile is not None:
         world.connect(profile, feeder, (scenario.feeder.load_column, "load_pu"))
+        if scenario.feeder.ambient_column is not None:
+            world.connect(profile, feeder, (scenario.feeder.ambient_column, "ambient_c"))
     shift = 1
     if scenario.fleet is not None and scenario.fleet.latency_s > 0:
         shift = max(1, sim.to_steps(scenario.fleet.latency_s))
@@ -269,6 +282,8 @@ RECORDED = {
         "e_charged_kwh",
         "e_discharged_kwh",
         "e_loss_kwh",
+        "e_driven_kwh",
+        "e_shortfall_kwh",
         "f_seen_hz",
     ],
     "frequency": [
