@@ -38,6 +38,7 @@ same sweep again resumes it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import itertools
@@ -799,11 +800,24 @@ class SweepSummary:
     results_path: Path
 
 
-def _ignore_sigint() -> None:
-    # Workers leave Ctrl-C to the parent, which stops them; a cut-off run is not recorded.
+def _init_worker() -> None:
+    """Worker start: leave Ctrl-C to the parent, and die with it.
+
+    The parent stops the workers on Ctrl-C (a cut-off run is not recorded). If the parent is
+    killed outright, Linux's parent-death signal ends the worker too, instead of leaving an
+    orphan blocked on its task queue.
+    """
     import signal
+    import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
 def _local_executor(workers: int):
@@ -817,7 +831,7 @@ def _local_executor(workers: int):
         ctx = mp.get_context("fork")
     else:  # pragma: no cover - macOS / Windows
         ctx = mp.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
 
 
 def _progress(total: int, enabled: bool):

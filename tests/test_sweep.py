@@ -454,3 +454,46 @@ def test_example_sweep_files_are_valid(name, n_runs):
     path = Path(studies.scenarios.__file__).parent / name
     spec = load_sweep(path)
     assert len(spec.runs) == n_runs and len({r.run_id for r in spec.runs}) == n_runs
+
+
+def test_sigkill_of_the_sweep_process_loses_no_completed_run(tmp_path):
+    """A real ``kill -9`` of the CLI mid-sweep; the resume keeps every completed row."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "base.toml").write_text(BASE.replace("duration_s = 2.0", "duration_s = 20.0"))
+    path = tmp_path / "sweep.toml"
+    path.write_text(
+        'study = "contingency"\nbase = "base.toml"\nmetrics = ["f_nadir_hz"]\n'
+        '[[axis]]\nkey = "frequency.h_s"\nlinspace = { start = 2.0, stop = 8.0, num = 80 }\n'
+    )
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "cosim.cli", "sweep", str(path), "--out", str(out),
+               "--workers", "1", "--no-progress"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    before = None
+    try:
+        for _ in range(6000):  # poll (at most ~10 min on a very busy machine), never sleep blind
+            if process.poll() is not None:
+                break
+            if (out / "results.journal.jsonl").is_file() or (out / "results.parquet").is_file():
+                rows = read_results(out)
+                if len(rows) >= 2:
+                    process.send_signal(signal.SIGKILL)
+                    process.wait()
+                    before = read_results(out)
+                    break
+            time.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert before is not None and 2 <= len(before) < 80, "the sweep was not killed mid-way"
+    summary = run_sweep(load_sweep(path), out, workers=1, progress=False)
+    assert summary.n_skipped == len(before) and summary.n_done == 80 - len(before)
+    final = read_results(out)
+    assert len(final) == 80 and final.run_id.is_unique and (final.status == "ok").all()
+    kept = final.set_index("run_id").loc[before.run_id]
+    assert np.array_equal(kept.wall_s.to_numpy(), before.wall_s.to_numpy())
