@@ -92,21 +92,36 @@ def _as_2d(values, n_bus: int, name: str) -> np.ndarray:
     return array
 
 
+def _as_float(value) -> float:
+    """float(value), NaN for None / pandas NA / non-numbers."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _trafo_ratio(net, trafo_row) -> float:
-    """No-load voltage ratio v_hv/v_lv in bus per-unit (rated voltages and ratio taps)."""
+    """No-load voltage ratio v_hv/v_lv in bus per-unit (rated voltages and ratio taps).
+
+    Only ratio tap changers count (``tap_changer_type`` "Ratio" or unset, not a phase
+    shifter); the tap raises the winding voltage of ``tap_side``.
+    """
     vn_hv_bus = float(net.bus.at[int(trafo_row.hv_bus), "vn_kv"])
     vn_lv_bus = float(net.bus.at[int(trafo_row.lv_bus), "vn_kv"])
     ratio = (float(trafo_row.vn_hv_kv) / vn_hv_bus) / (float(trafo_row.vn_lv_kv) / vn_lv_bus)
-    tap_pos = getattr(trafo_row, "tap_pos", np.nan)
-    tap_step = getattr(trafo_row, "tap_step_percent", np.nan)
-    changer = getattr(trafo_row, "tap_changer_type", None)
-    is_ratio_changer = changer is None or changer != changer or str(changer) == "Ratio"
-    if is_ratio_changer and np.isfinite(tap_pos) and np.isfinite(tap_step):
-        neutral = getattr(trafo_row, "tap_neutral", 0.0)
-        neutral = 0.0 if not np.isfinite(neutral) else float(neutral)
-        factor = 1.0 + (float(tap_pos) - neutral) * float(tap_step) / 100.0
-        # A tap on the HV side raises the HV winding voltage; on the LV side the LV one.
-        ratio = ratio * factor if str(trafo_row.tap_side) == "hv" else ratio / factor
+    tap_pos = _as_float(getattr(trafo_row, "tap_pos", None))
+    tap_step = _as_float(getattr(trafo_row, "tap_step_percent", None))
+    tap_side = str(getattr(trafo_row, "tap_side", None))
+    # unset (None / NaN / NA) counts as a ratio changer, as in pandapower's older nets
+    changer = str(getattr(trafo_row, "tap_changer_type", None))
+    is_ratio_changer = changer in ("Ratio", "None", "nan", "<NA>")
+    if bool(getattr(trafo_row, "tap_phase_shifter", False) is True):
+        is_ratio_changer = False
+    if is_ratio_changer and tap_side in ("hv", "lv") and np.isfinite(tap_pos * tap_step):
+        neutral = _as_float(getattr(trafo_row, "tap_neutral", 0.0))
+        neutral = neutral if np.isfinite(neutral) else 0.0
+        factor = 1.0 + (tap_pos - neutral) * tap_step / 100.0
+        ratio = ratio * factor if tap_side == "hv" else ratio / factor
     return ratio
 
 
