@@ -497,3 +497,21 @@ def test_sigkill_of_the_sweep_process_loses_no_completed_run(tmp_path):
     assert len(final) == 80 and final.run_id.is_unique and (final.status == "ok").all()
     kept = final.set_index("run_id").loc[before.run_id]
     assert np.array_equal(kept.wall_s.to_numpy(), before.wall_s.to_numpy())
+
+
+def test_hosting_capacity_sweeps_are_validated_up_front(tmp_path):
+    """Typos and out-of-range criteria are caught before any (long) hosting-capacity run."""
+    (tmp_path / "base.toml").write_text('feeder = "case33bw"\nmode = "export"\nbuses = [5]\n')
+    path = tmp_path / "sweep.toml"
+    path.write_text(
+        'study = "hosting_capacity"\nbase = "base.toml"\nmetrics = ["hc_min_mw"]\n'
+        '[[axis]]\nkey = "load_scal"\nvalues = [0.5]\n'
+        '[[axis]]\nkey = "mode"\nvalues = ["export", "sideways"]\n'
+        '[[axis]]\nkey = "v_max_pu"\nvalues = [1.05, 0.5]\n'
+    )
+    with pytest.raises(ScenarioError) as info:
+        load_sweep(path)
+    text = str(info.value)
+    assert "and 3 more run(s): load_scal: unknown key" in text
+    assert "mode: 'sideways' is not one of export, import" in text
+    assert "criteria.v_min_pu: 0.95 must be below v_max_pu (0.5)" in text
