@@ -662,6 +662,14 @@ def _take_base(base: BaseState, rows: np.ndarray) -> BaseState:
 
 
 def base_of(solver, cases: Cases, limits: Limits) -> BaseState:
-    """Solve every case at size 0 (one batched call) and record its base state."""
-    flows = solver.solve(cases.p_base_mw, cases.q_base_mvar)
-    return base_state(flows, limits)
+    """Solve every case at size 0 and record its base state (one solve when all share a base)."""
+    p, q = cases.p_base_mw, cases.q_base_mvar
+    if (
+        len(cases) > 1
+        and np.array_equal(p, np.broadcast_to(p[0], p.shape))
+        and np.array_equal(q, np.broadcast_to(q[0], q.shape))
+    ):
+        one = solver.solve(p[:1], q[:1])
+        rows = np.zeros(len(cases), dtype=int)
+        return base_state(one.take(rows), limits)
+    return base_state(solver.solve(p, q), limits)

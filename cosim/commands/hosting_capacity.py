@@ -1,0 +1,133 @@
+"""``v2g-cosim hosting-capacity``: per-bus hosting capacity (two-tier, control-aware)."""
+
+from __future__ import annotations
+
+import argparse
+
+from cosim.clitools import add_json_flag, emit_json, format_table
+
+NAME = "hosting-capacity"
+HELP = "per-bus hosting capacity of V2G export or EV charging (LinDistFlow screen + AC)"
+
+
+def _bus(text: str):
+    if text == "all":
+        return "all"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a bus index or 'all'") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--feeder", default="case33bw", help="embedded feeder name or pandapower JSON path"
+    )
+    parser.add_argument(
+        "--bus",
+        action="append",
+        type=_bus,
+        default=None,
+        help="pandapower bus index (repeatable) or 'all' (default: all non-slack buses)",
+    )
+    parser.add_argument("--mode", choices=["export", "import"], default="export")
+    parser.add_argument("--method", choices=["screen", "ac", "screen+ac"], default="screen+ac")
+    parser.add_argument("--load-scale", type=float, default=1.0, help="scale every load")
+    parser.add_argument(
+        "--ext-grid-vm-pu", type=float, default=None, help="slack voltage set-point [pu]"
+    )
+    parser.add_argument("--v-max-pu", type=float, default=1.05, help="upper voltage limit [pu]")
+    parser.add_argument("--v-min-pu", type=float, default=0.95, help="lower voltage limit [pu]")
+    parser.add_argument(
+        "--dv-max-pu",
+        type=float,
+        default=None,
+        help="largest voltage change caused by the injection [pu] (checked only when given)",
+    )
+    parser.add_argument(
+        "--max-loading-percent",
+        type=float,
+        default=100.0,
+        help="line and transformer loading limit [%% of rating] (default 100)",
+    )
+    parser.add_argument(
+        "--pf",
+        type=float,
+        default=1.0,
+        help="fixed power factor of the added units (> 0 absorbs reactive power, < 0 injects)",
+    )
+    parser.add_argument(
+        "--control",
+        choices=["none", "volt_var_a", "volt_var_b", "volt_watt"],
+        default="none",
+        help="IEEE 1547-2018 control of the added units (default curves of the category)",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=None, help="Monte Carlo scenarios (stochastic HC)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the Monte Carlo draws")
+    parser.add_argument("--out", default=None, help="write table, figures and report.html here")
+    add_json_flag(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from grids.errors import ScenarioError
+    from studies.hosting_capacity import HostingCapacityCriteria, run_hosting_capacity_study
+
+    if args.samples is not None and args.samples < 1:
+        raise ScenarioError(
+            f"--samples: {args.samples} must be a positive whole number of scenarios"
+        )
+    buses = args.bus
+    if buses is not None and "all" in buses:
+        buses = "all"
+    criteria = HostingCapacityCriteria(
+        v_min_pu=args.v_min_pu,
+        v_max_pu=args.v_max_pu,
+        dv_max_pu=args.dv_max_pu,
+        max_line_loading_percent=args.max_loading_percent,
+        max_trafo_loading_percent=args.max_loading_percent,
+    )
+    result = run_hosting_capacity_study(
+        args.feeder,
+        buses=buses,
+        mode=args.mode,
+        method=args.method,
+        criteria=criteria,
+        load_scale=args.load_scale,
+        ext_grid_vm_pu=args.ext_grid_vm_pu,
+        pf=args.pf,
+        control=args.control,
+        samples=args.samples,
+        seed=args.seed,
+        out_dir=args.out,
+    )
+    doc = result.to_json()
+    if args.json:
+        emit_json(doc)
+        return 0
+    rows = [
+        (
+            r["bus"],
+            r["hosting_capacity_mw"],
+            "-" if r["screen_mw"] is None else r["screen_mw"],
+            r["binding"],
+            r["where"],
+        )
+        for r in doc["results"]
+    ]
+    print(f"{doc['feeder']}: {doc['mode']} hosting capacity, method {doc['method']}")
+    print(format_table(rows, ["bus", "hosting_capacity_mw", "screen_mw", "binding", "where"]))
+    if doc["base_case_violations"]:
+        print("limits violated before any injection:")
+        for text in doc["base_case_violations"]:
+            print(f"  {text}")
+    if "distribution" in doc:
+        d = doc["distribution"]
+        print(
+            f"stochastic ({d['n_samples']} scenarios, seed {d['seed']}): "
+            f"P5 {d['p5_mw']:.3f} MW, P50 {d['p50_mw']:.3f} MW, P95 {d['p95_mw']:.3f} MW"
+        )
+    if args.out:
+        print(f"report: {args.out}/report.html")
+    return 0
