@@ -350,3 +350,24 @@ def test_bank_invariants(scenario, functions, priority, mode, stagger, acat):
         in_window_s = np.where(was_tripped & inside, in_window_s + dt, 0.0)
         was_tripped = out.tripped.copy()
         assert np.all(np.isfinite(out.p_pu)) and np.all(np.isfinite(out.q_pu))
+
+
+def test_bank_rejects_non_finite_inputs():
+    from grids.errors import SimulationError
+
+    bank = InverterBank(InverterSettings.defaults(), n=3)
+    with pytest.raises(SimulationError, match="voltage input is not finite at unit 1"):
+        _step(bank, vm=np.array([1.0, np.nan, 1.0]))
+    with pytest.raises(SimulationError, match="frequency input is not finite"):
+        _step(bank, vm=1.0, f=float("nan"))
+
+
+def test_bank_rejects_invalid_settings():
+    from grids.errors import ScenarioError
+
+    bad = dataclasses.replace(
+        InverterSettings.defaults(),
+        freq_watt=dataclasses.replace(FreqWattSettings(), k_of=0.5),
+    )
+    with pytest.raises(ScenarioError, match=r"droop\.k_of: 0\.5 is above the allowed maximum"):
+        InverterBank(bad, n=2)

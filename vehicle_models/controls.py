@@ -261,8 +261,8 @@ def steady_state_response(
     x: Any,
     settings: Any,
     *,
-    p_avail_pu: float = 1.0,
-    p_min_pu: float = -1.0,
+    p_avail_pu: Any = 1.0,
+    p_min_pu: Any = -1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Steady-state ``(p_pu, q_pu)`` of one inverter with one function enabled.
 
@@ -277,14 +277,15 @@ def steady_state_response(
         (``freq_watt``).
     settings : InverterSettings
         Curve settings and P/Q priority.
-    p_avail_pu : float
-        Available / scheduled active power [pu]; for ``freq_watt`` the pre-disturbance power
-        (headroom up to 1 pu and down to ``p_min_pu``).
-    p_min_pu : float
+    p_avail_pu : float or array_like
+        Available / scheduled active power [pu], broadcast against ``x``; for ``freq_watt``
+        the pre-disturbance power (headroom up to 1 pu and down to ``p_min_pu``).
+    p_min_pu : float or array_like
         Lowest feasible active power [pu] (-1: full charging of a V2G charger).
     """
-    x = np.asarray(x, dtype=float)
-    p = np.full_like(x, float(p_avail_pu))
+    x, p = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(p_avail_pu, dtype=float))
+    x = np.array(x)
+    p = np.array(p)
     q = np.zeros_like(x)
     keep_pf = False
     if function == "volt_var":

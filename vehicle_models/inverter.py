@@ -60,6 +60,9 @@ _N_PARAMS = 14
 # Largest |P| allowed next to Q is sqrt(1 - Q^2) shrunk by this factor so that rounding can
 # never push P^2 + Q^2 above 1.
 _S_SHRINK = 1.0 - 1e-12
+# A lagged droop contribution below this [pu] is dropped once the frequency is back inside
+# the deadband (the lag would take forever to reach exactly zero).
+_DROOP_IDLE_PU = 1e-9
 
 
 def _pwl_table(xp, fp) -> np.ndarray:
@@ -76,7 +79,7 @@ def _pwl_table(xp, fp) -> np.ndarray:
     return np.vstack([xp[:-1], inv_w, np.diff(fp)])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", fastmath=True)
 def _pwl(x, base, table):
     y = base
     for j in range(table.shape[1]):
@@ -84,7 +87,8 @@ def _pwl(x, base, table):
     return y
 
 
-@njit(cache=True)
+# fastmath lets LLVM use vector min/max; inputs are checked finite in RideThroughState.update
+@njit(cache=True, fastmath=True)
 def _step_kernel(
     vm, f_meas, f_stride, p_req, p_max, p_min, connected, tripped, ceased, p_limit,
     out_scale, p_gfm, q_lag, vw_lim, dp, p_pre, event_prev, p_prev, flags, par,
@@ -116,6 +120,7 @@ def _step_kernel(
     pf_tan = par[_P_PF_TAN]
     vv_base = par[_P_VV_BASE]
     wv_base = par[_P_WV_BASE]
+    dp_max = 0.0
     for i in range(vm.shape[0]):
         lo = p_min[i]
         hi = p_max[i]
@@ -142,6 +147,7 @@ def _step_kernel(
                 dp[i] = target
             else:
                 dp[i] += a_fw * (target - dp[i])
+            dp_max = max(dp_max, abs(dp[i]))
             p = min(max(p + dp[i], lo), hi)
         if volt_watt:
             ramp = min(max((v - vw_v1) * vw_inv_w, 0.0), 1.0)
@@ -192,6 +198,7 @@ def _step_kernel(
         on = connected[i] & ~tripped[i] & ~ceased[i]
         p_out[i] = p * on
         q_out[i] = q * on
+    return dp_max
 
 
 @dataclass
@@ -267,6 +274,7 @@ class InverterBank:
         self.p_pu = np.zeros(self.n)
         self.q_pu = np.zeros(self.n)
         self._event_prev = np.zeros(self.n, dtype=np.bool_)
+        self._droop_idle = False
         self._empty = np.zeros(0)
         ws = settings.watt_var
         self._wv_p = np.array(
@@ -395,13 +403,21 @@ class InverterBank:
         f_arr = np.atleast_1d(np.asarray(f_meas, dtype=float))
         f_stride = 0 if f_arr.size == 1 else 1
         flags = self._flags
+        # Frequency droop idles (skipped: no per-unit work) while the measured frequency is
+        # a scalar inside the deadband and every unit's lagged droop contribution has decayed.
+        fw = self.settings.freq_watt
+        in_deadband = f_stride == 0 and (
+            F_NOM_HZ - fw.db_uf_hz <= f_arr[0] <= F_NOM_HZ + fw.db_of_hz
+        )
+        droop_on = self._freq_watt and not (in_deadband and self._droop_idle)
+        flags[_F_FREQ_WATT] = droop_on
         flags[_F_FIRST] = first
         flags[_F_RAMPING] = rt.any_ramping
         flags[_F_DISCONNECTING] = rt.any_disconnecting
         params = self._params_for(fac)
         p = np.empty(n)
         q = np.empty(n)
-        _step_kernel(
+        dp_max = _step_kernel(
             vm_b,
             f_arr,
             f_stride,
@@ -427,6 +443,11 @@ class InverterBank:
             p,
             q,
         )
+        if droop_on:
+            self._droop_idle = in_deadband and dp_max < _DROOP_IDLE_PU
+            if self._droop_idle:
+                self.dp_droop_pu[:] = 0.0
+                self._event_prev[:] = False
         self.p_pu = p
         self.q_pu = q
         self._initialized = True

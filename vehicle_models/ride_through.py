@@ -26,8 +26,11 @@ References
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from grids.errors import SimulationError
 from vehicle_models.settings import (
     AbnormalCategory,
     EnterServiceSettings,
@@ -222,7 +225,16 @@ class RideThroughState:
 
         new_trip = None
         v_lo, v_hi = self._v_guard
-        if self._v_timers_active or vm_pu.min() < v_lo or vm_pu.max() > v_hi:
+        v_min = float(vm_pu.min()) if self.n else 1.0
+        v_max = float(vm_pu.max()) if self.n else 1.0
+        f_min = float(np.min(f_hz))
+        f_max = float(np.max(f_hz))
+        if not (math.isfinite(v_min) and math.isfinite(v_max)):
+            bad = int(np.flatnonzero(~np.isfinite(vm_pu))[0])
+            raise SimulationError(f"inverter voltage input is not finite at unit {bad}")
+        if not (math.isfinite(f_min) and math.isfinite(f_max)):
+            raise SimulationError("inverter frequency input is not finite")
+        if self._v_timers_active or v_min < v_lo or v_max > v_hi:
             cond = (self._sign_v * vm_pu) > self._sthr_v
             cond &= connected
             timers = self.timer_s[:4]
@@ -237,8 +249,6 @@ class RideThroughState:
             self.ceased = np.zeros(self.n, dtype=bool)
 
         f_lo, f_hi = self._f_guard
-        f_min = np.min(f_hz)
-        f_max = np.max(f_hz)
         if self._f_timers_active or f_min < f_lo or f_max > f_hi:
             f = np.asarray(f_hz, dtype=float)
             f_col = f if f.ndim == 0 else f[None, :]
