@@ -86,12 +86,6 @@ class Combine(Enum):
 # Study registry: each study owner's public "scenario dict -> JSON metrics dict" function,
 # imported lazily (workers import only the study they run).
 # --------------------------------------------------------------------------------------------
-def _missing(kind: StudyKind, what: str) -> ScenarioError:
-    return ScenarioError(
-        f"study {kind.value!r} is not available in this installation ({what} is missing)"
-    )
-
-
 def _run_contingency(scenario: dict, workdir: Path) -> dict:
     from studies.contingency import run_contingency_study
 
@@ -151,48 +145,28 @@ def _validate_hosting_capacity(scenario: dict) -> None:
     check_problems(problems, ScenarioError, "invalid hosting-capacity scenario")
 
 
-def _black_start_module():
-    try:
-        import studies.black_start as module
-    except ImportError:
-        raise _missing(StudyKind.BLACK_START, "studies.black_start") from None
-    return module
-
-
 def _run_black_start(scenario: dict, workdir: Path) -> dict:
-    module = _black_start_module()
-    runner = getattr(module, "run_black_start_study", None)
-    if runner is None:
-        raise _missing(StudyKind.BLACK_START, "studies.black_start.run_black_start_study")
-    return runner(scenario)
+    from studies.black_start import run_black_start_study
+
+    return run_black_start_study(scenario)
 
 
 def _validate_black_start(scenario: dict) -> None:
-    module = _black_start_module()
-    loader = getattr(module, "load_black_start_scenario", None)
-    if loader is None:
-        raise _missing(StudyKind.BLACK_START, "studies.black_start.load_black_start_scenario")
-    loader(scenario)
+    from studies.black_start import load_black_start_scenario
 
-
-def _run_module():
-    try:
-        import cosim.run as module
-    except ImportError:
-        raise _missing(StudyKind.RUN, "cosim.run") from None
-    return module
+    load_black_start_scenario(scenario)
 
 
 def _run_cosim(scenario: dict, workdir: Path) -> dict:
-    workdir.mkdir(parents=True, exist_ok=True)  # the co-simulation writes its results file
-    runner = getattr(_run_module(), "run_scenario_metrics", None)
-    if runner is None:
-        raise _missing(StudyKind.RUN, "cosim.run.run_scenario_metrics")
-    return runner(scenario, workdir)
+    from cosim.scenario import validate_scenario
+    from cosim.world import run_scenario
+
+    # the co-simulation writes its results file into the run's own directory
+    result = run_scenario(validate_scenario(scenario), workdir, progress=False)
+    return result.metrics
 
 
 def _validate_cosim(scenario: dict) -> None:
-    _run_module()
     from cosim.scenario import validate_scenario
 
     validate_scenario(scenario)
