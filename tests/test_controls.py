@@ -371,3 +371,45 @@ def test_bank_rejects_invalid_settings():
     )
     with pytest.raises(ScenarioError, match=r"droop\.k_of: 0\.5 is above the allowed maximum"):
         InverterBank(bad, n=2)
+
+
+def test_bank_dynamics_match_opender_time_series():
+    """Volt-var step (1.0 -> 0.95 pu at 1 s) then a frequency step (60 -> 59.5 Hz at 12 s),
+    10 ms steps: the bank's P and Q follow OpenDER's time-domain model (trapezoidal lag with
+    tau = OLRT/2.3, ours exact with OLRT/ln 10) within 1 % of rating at every step."""
+    from opender import DER
+
+    s = InverterSettings.defaults(functions=["volt_var", "freq_watt"])
+    s = dataclasses.replace(s, freq_watt=dataclasses.replace(s.freq_watt, f_meas_tau_s=0.0))
+    bank = InverterBank(s, n=1)
+    der = _opender_bess("B", QV_MODE_ENABLE=True)
+    one = np.ones(1)
+    dt = 0.01
+    old_t_s = DER.t_s
+    DER.t_s = dt  # OpenDER's time step is a class attribute
+    logging.disable(logging.CRITICAL)
+    worst = 0.0
+    try:
+        for k in range(2500):
+            t = k * dt
+            vm = 1.0 if t < 1.0 else 0.95
+            f = 60.0 if t < 12.0 else 59.5
+            der.update_der_input(v_pu=vm, f=f, p_dem_pu=0.2)
+            der.run()
+            p_ref, q_ref = der.get_der_output("PQ_pu")
+            out = bank.step(
+                dt_s=dt,
+                vm_pu=vm * one,
+                f_hz=f,
+                p_request_pu=0.2 * one,
+                p_max_pu=one,
+                p_min_pu=-one,
+                connected=one > 0,
+            )
+            worst = max(worst, abs(out.p_pu[0] - p_ref), abs(out.q_pu[0] - q_ref))
+    finally:
+        DER.t_s = old_t_s
+        logging.disable(logging.NOTSET)
+    assert worst <= TOL_RATING
+    # and both have moved: Q to the curve, P along the droop
+    assert out.q_pu[0] == pytest.approx(0.22, abs=1e-3) and out.p_pu[0] > 0.33
