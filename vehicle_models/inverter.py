@@ -15,9 +15,10 @@ One step (``dt_s``) for every unit, in this order:
    configured priority; zero output for tripped, ceased or unplugged units.
 
 All arrays are per unit of each unit's apparent-power rating; injection positive.
-The common case (no voltage or frequency excursion) costs a handful of numpy operations on
-(N,) arrays: the trip logic is skipped while every voltage and frequency is inside the
-tightest thresholds.
+Steps 3-5 are one fused numba pass over the units (branch-free curves, no temporaries); the
+trip logic (numpy on (8, N) timers) is skipped while every voltage and frequency is inside the
+tightest thresholds, and the droop while the frequency is inside its deadband and every
+unit's droop contribution has decayed. 100,000 units take about 1 ms per step.
 """
 
 from __future__ import annotations
@@ -263,7 +264,6 @@ class InverterBank:
         self._gfm = settings.mode is GridMode.GRID_FORMING
         self._q_priority = settings.priority is Priority.REACTIVE
         self._vv_v, self._vv_q = volt_var_points(settings.volt_var)
-        # q targets are within [-1, 1] by validation, so only P needs the S-limit clip.
         self.ride_through = RideThroughState(settings, n=self.n, seed=seed)
         self.vsm = VirtualSynchronousMachine(settings.vsm, n=self.n) if self._gfm else None
         self.f_meas_hz: float | np.ndarray | None = None
