@@ -409,7 +409,7 @@ def read_profile(
         bad = np.flatnonzero(~np.isfinite(numeric.to_numpy(dtype=float)))
         if bad.size:
             raise InputDataError(
-                f"{name}: row {bad[0] + row0}: {col} is {values[col].iloc[bad[0]]!r} "
+                f"{name}: row {bad[0] + row0}: {col} is {values[col].iloc[bad[0]]} "
                 "(not a finite number)"
             )
         values[col] = numeric.astype(float)
@@ -489,7 +489,7 @@ FEEDER_GRID_ATTRS = [
     "top_oil_c",
     "hot_spot_c",
     "ageing_h",
-    "iterations",
+    "n_iterations",
 ]
 FEEDER_META = {
     "type": "time-based",
@@ -529,7 +529,7 @@ class FeederSim(_Base):
     ``p_extra_mw`` (sum of extra injections received), ``p_loss_mw``, ``q_loss_mvar``,
     ``p_slack_mw``, ``q_slack_mvar``, ``p_grid_import_mw`` [MW], ``max_line_loading_percent``,
     ``line_loading_percent`` ({line: %}), ``transformer_load_pu`` [-], ``top_oil_c``,
-    ``hot_spot_c`` [°C], ``ageing_h`` [h], ``iterations`` [-]. Bus outputs: ``vm_pu``,
+    ``hot_spot_c`` [°C], ``ageing_h`` [h], ``n_iterations`` [-]. Bus outputs: ``vm_pu``,
     ``va_degree``.
     """
 
@@ -679,7 +679,7 @@ class FeederSim(_Base):
                 "q_loss_mvar": float(res.q_loss_mvar[0]),
                 "p_slack_mw": float(res.p_slack_mw[0]),
                 "q_slack_mvar": float(res.q_slack_mvar[0]),
-                "iterations": int(res.iterations[0]),
+                "n_iterations": int(res.iterations[0]),
             }
         else:
             vm = self.solver.vm_pu(p_mw, q_mvar)[0]
@@ -691,7 +691,7 @@ class FeederSim(_Base):
                 "q_loss_mvar": 0.0,
                 "p_slack_mw": float(-p_mw.sum()),
                 "q_slack_mvar": float(-q_mvar.sum()),
-                "iterations": 0,
+                "n_iterations": 0,
             }
         line_idx = getattr(self.solver, "line", np.arange(len(line_loading)))
         out["bus_vm_pu"] = _vector(bus, vm)

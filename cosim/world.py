@@ -67,15 +67,49 @@ def sim_config(remote: RemoteSim = RemoteSim.NONE) -> dict:
     return config
 
 
+@dataclass(frozen=True)
+class Connection:
+    """One data-flow connection of a built world (for inspection and graph tests)."""
+
+    src: str
+    src_attr: str
+    dest: str
+    dest_attr: str
+    time_shifted: int = 0
+    weak: bool = False
+
+
 @dataclass
 class BuiltWorld:
-    """A mosaik World built from a scenario, ready to ``run(until)``."""
+    """A mosaik World built from a scenario, ready to ``run(until)``.
+
+    ``entities`` maps ``feeder``/``fleet``/``frequency``/``events``/``profile``/``collector``
+    to mosaik entities; ``connections`` lists every connection made (``world.entity_graph``
+    holds mosaik's own view of them).
+    """
 
     world: Any
     entities: dict[str, Any]
     until: int
     results_path: Path
     run_id: str
+    connections: list[Connection] = field(default_factory=list)
+
+
+class _Connector:
+    """``world.connect`` that also records each connection."""
+
+    def __init__(self, world) -> None:
+        self.world = world
+        self.log: list[Connection] = []
+
+    def __call__(self, src, dest, *pairs, time_shifted: int = 0, weak: bool = False, **kw):
+        self.world.connect(src, dest, *pairs, time_shifted=time_shifted, weak=weak, **kw)
+        for pair in pairs:
+            a, b = (pair, pair) if isinstance(pair, str) else pair
+            self.log.append(
+                Connection(src.full_id, a, dest.full_id, b, int(time_shifted), bool(weak))
+            )
 
 
 def _fleet_buses(scenario: Scenario) -> list[int]:
@@ -139,20 +173,26 @@ def build_world(
         configure_logging=False,
     )
     ents: dict[str, Any] = {}
+    connect = _Connector(world)
     try:
         _populate(world, scenario, ents, slow, fast_clock)
-        _connect(world, scenario, ents, slow, fast_clock)
+        _connect(connect, scenario, ents)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         fmt = scenario.output.format.value
         results_path = out / (scenario.output.filename or f"results{SUFFIX[fmt]}")
         if record:
-            _record(world, scenario, ents, results_path, run_id, fast_clock)
+            _record(world, connect, scenario, ents, results_path, run_id, fast_clock)
     except BaseException:
         _safe_shutdown(world)
         raise
     return BuiltWorld(
-        world=world, entities=ents, until=until, results_path=results_path, run_id=run_id
+        world=world,
+        entities=ents,
+        until=until,
+        results_path=results_path,
+        run_id=run_id,
+        connections=connect.log,
     )
 
 
@@ -215,37 +255,35 @@ def _populate(world, scenario: Scenario, ents: dict, slow: int, fast_clock: dict
         )
 
 
-def _connect(world, scenario: Scenario, ents: dict, slow: int, fast_clock: dict) -> None:
+def _connect(connect: _Connector, scenario: Scenario, ents: dict) -> None:
     sim = scenario.simulation
     feeder, fleet = ents.get("feeder"), ents.get("fleet")
     freq, events, profile = ents.get("frequency"), ents.get("events"), ents.get("profile")
     if profile is not None:
-        world.connect(profile, feeder, (scenario.feeder.load_column, "load_pu"))
+        connect(profile, feeder, (scenario.feeder.load_column, "load_pu"))
         if scenario.feeder.ambient_column is not None:
-            world.connect(profile, feeder, (scenario.feeder.ambient_column, "ambient_c"))
+            connect(profile, feeder, (scenario.feeder.ambient_column, "ambient_c"))
     shift = 1
     if scenario.fleet is not None and scenario.fleet.latency_s > 0:
         shift = max(1, sim.to_steps(scenario.fleet.latency_s))
     if fleet is not None:
-        world.connect(fleet, feeder, "bus_p_mw", "bus_q_mvar")
+        connect(fleet, feeder, "bus_p_mw", "bus_q_mvar")
         # measurement channel into the fleet: previous step of the feeder (+ latency)
-        world.connect(
-            feeder, fleet, "bus_vm_pu", time_shifted=shift, initial_data={"bus_vm_pu": {}}
-        )
+        connect(feeder, fleet, "bus_vm_pu", time_shifted=shift, initial_data={"bus_vm_pu": {}})
         if freq is not None:
-            world.connect(fleet, freq, ("p_mw", "p_fleet_mw"))
+            connect(fleet, freq, ("p_mw", "p_fleet_mw"))
             f0 = float(scenario.frequency.params.get("f0_hz", 60.0))
             if sim.coupling is Coupling.GROUP:
-                world.connect(freq, fleet, "f_hz", weak=True, initial_data={"f_hz": f0})
+                connect(freq, fleet, "f_hz", weak=True, initial_data={"f_hz": f0})
             else:
-                world.connect(freq, fleet, "f_hz", time_shifted=shift, initial_data={"f_hz": f0})
+                connect(freq, fleet, "f_hz", time_shifted=shift, initial_data={"f_hz": f0})
     if events is not None:
         if freq is not None:
-            world.connect(events, freq, "p_event_mw", "island")
+            connect(events, freq, "p_event_mw", "island")
             if feeder is not None and any(e.kind.value == "island" for e in scenario.events):
-                world.connect(feeder, freq, "p_grid_import_mw")
+                connect(feeder, freq, "p_grid_import_mw")
         if feeder is not None and any(e.kind.value == "line_outage" for e in scenario.events):
-            world.connect(events, feeder, "lines_out")
+            connect(events, feeder, "lines_out")
 
 
 def _outputs(model_mock) -> list[str]:
@@ -300,7 +338,9 @@ RECORDED = {
 }
 
 
-def _record(world, scenario: Scenario, ents: dict, path: Path, run_id: str, clock: dict) -> None:
+def _record(
+    world, connect, scenario: Scenario, ents: dict, path: Path, run_id: str, clock: dict
+) -> None:
     meta = run_metadata(
         scenario.raw,
         seed=scenario.simulation.seed,
@@ -325,7 +365,7 @@ def _record(world, scenario: Scenario, ents: dict, path: Path, run_id: str, cloc
         if wanted:
             attrs = [a for a in attrs if a in wanted]
         if attrs:
-            world.connect(entity, monitor, *attrs)
+            connect(entity, monitor, *attrs)
 
 
 def _safe_shutdown(world) -> None:

@@ -1,0 +1,248 @@
+"""The mosaik simulators as plain objects (no mosaik world), profiles and the results writer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cosim.results import ResultsWriter, read_results, series, wide
+from cosim.simulators import (
+    FEEDER_META,
+    FLEET_META,
+    FREQUENCY_META,
+    EventSim,
+    FeederSim,
+    FrequencySim,
+    ProfileSim,
+    StepClock,
+    read_profile,
+)
+from grids.errors import InputDataError
+
+
+def test_step_clock_multi_rate():
+    clock = StepClock(100, 1, [[250, 260]])
+    assert clock.next_time(0) == 100
+    assert clock.next_time(200) == 250  # lands on the window start
+    assert clock.next_time(250) == 251 and clock.next_time(259) == 260
+    assert clock.next_time(260) == 300  # back on the quasi-static grid
+    assert clock.in_window(255) and not clock.in_window(260)
+    single = StepClock(7)
+    assert single.next_time(14) == 21 and not single.windows
+
+
+def test_metas_declare_units_in_every_attribute_name():
+    for meta in (FEEDER_META, FLEET_META, FREQUENCY_META):
+        for model in meta["models"].values():
+            for attr in model["attrs"]:
+                assert attr in ("island", "lines_out") or "_" in attr, attr
+
+
+def test_event_sim_accumulates_events():
+    sim = EventSim()
+    sim.init("Events-0", time_resolution=0.5, step_size=1)
+    sim.create(
+        1,
+        "Events",
+        events=[
+            {"t_s": 1.0, "kind": "generation_loss", "p_mw": 100.0},
+            {"t_s": 1.0, "kind": "load_step", "p_mw": 20.0},
+            {"t_s": 2.0, "kind": "line_outage", "line": 4},
+            {"t_s": 3.0, "kind": "island"},
+        ],
+    )
+    out = []
+    for t in range(8):
+        assert sim.step(t, {}, 100) == t + 1
+        out.append(sim.get_data({"events": ["p_event_mw", "lines_out", "island", "n_events"]}))
+    assert out[1]["events"]["p_event_mw"] == 0.0  # t = 0.5 s
+    assert out[2]["events"]["p_event_mw"] == -120.0  # both events at t = 1 s
+    assert out[4]["events"]["lines_out"] == "[4]"
+    assert out[6]["events"] == {
+        "p_event_mw": -120.0,
+        "lines_out": "[4]",
+        "island": True,
+        "n_events": 4,
+    }
+
+
+def test_frequency_sim_matches_the_swing_model_and_closed_form_rocof():
+    """RoCoF right after a 500 MW loss on 10 GW, H = 5 s, 60 Hz: -0.3 Hz/s exactly
+    (DESIGN.md section 5); the adapter must give the SwingModel's values step by step."""
+    from grids.frequency import SwingModel, SwingParameters
+
+    params = {"f0_hz": 60.0, "s_base_mw": 10000.0, "h_s": 5.0}
+    sim = FrequencySim()
+    sim.init("F-0", time_resolution=0.01, step_size=2)
+    sim.create(1, "Grid", params=params)
+    ref = SwingModel(SwingParameters(**params))
+    for t in range(0, 400, 2):
+        p_event = -500.0 if t >= 100 else 0.0
+        sim.step(t, {"grid": {"p_event_mw": {"E.e": p_event}}}, 10**6)
+        data = sim.get_data({"grid": ["f_hz", "rocof_hz_per_s"]})["grid"]
+        assert data["f_hz"] == ref.f_hz
+        ref.step(dt_s=0.02, p_imbalance_mw=p_event)
+        if t == 100:
+            rocof_after = None
+        if t == 102:
+            rocof_after = data["rocof_hz_per_s"]
+    assert rocof_after is not None
+    assert ref.rocof_hz_per_s < 0
+    # the first step after the loss starts at -0.3 Hz/s and is already relaxing
+    assert -0.3 <= rocof_after < -0.25
+
+
+def test_frequency_sim_fleet_term_is_the_deviation_from_the_reference():
+    sim = FrequencySim()
+    sim.init("F-0", time_resolution=1.0, step_size=10, fast_step_size=1, windows=[[20, 30]])
+    sim.create(1, "Grid", params={})
+    imbalance = {}
+    for t, p_fleet in [(0, -1.0), (10, -2.0), (20, -3.0), (21, 5.0), (22, 7.0)]:
+        sim.step(t, {"grid": {"p_fleet_mw": {"fleet": p_fleet}}}, 100)
+        imbalance[t] = sim.get_data({"grid": ["p_imbalance_mw"]})["grid"]["p_imbalance_mw"]
+    # quasi-static steps and the window start reset the reference: only changes inside count
+    assert imbalance[0] == imbalance[10] == imbalance[20] == 0.0
+    assert imbalance[21] == 8.0 and imbalance[22] == 10.0
+
+
+def test_feeder_sim_matches_pandapower_runpp():
+    """The adapter's voltages equal pandapower's runpp on the same net with the same extra
+    injection (1e-6 pu, the fast path's contract)."""
+    import pandapower as pp
+
+    from grids.powerflow import prepare_net
+
+    sim = FeederSim()
+    sim.init("Feeder-0", time_resolution=900.0, step_size=1)
+    sim.create(1, "Grid", feeder="case33bw", method="ac")
+    inputs = {
+        "grid": {
+            "load_pu": {"P.p": 0.8},
+            "bus_p_mw": {"Fleet-0.fleet": {"17": 0.2}},
+            "bus_q_mvar": {"Fleet-0.fleet": {"17": -0.1}},
+        },
+        "bus_5": {"p_mw": {"x.y": 0.05}},
+    }
+    sim.step(0, inputs, 10)
+    out = sim.get_data({"grid": ["bus_vm_pu", "p_extra_mw", "hot_spot_c"], "bus_5": ["vm_pu"]})
+    net = prepare_net("case33bw", load_scale=0.8)
+    pp.create_sgen(net, 17, p_mw=0.2, q_mvar=-0.1)
+    pp.create_sgen(net, 5, p_mw=0.05)
+    pp.runpp(net, tolerance_mva=1e-10)
+    vm = np.array([out["grid"]["bus_vm_pu"][str(b)] for b in net.bus.index])
+    assert np.max(np.abs(vm - net.res_bus.vm_pu.to_numpy())) < 1e-6
+    assert out["bus_5"]["vm_pu"] == pytest.approx(net.res_bus.vm_pu[5], abs=1e-6)
+    assert out["grid"]["p_extra_mw"] == pytest.approx(0.25)
+
+
+def test_feeder_sim_rejects_an_unknown_bus():
+    from grids.errors import SimulationError
+
+    sim = FeederSim()
+    sim.init("Feeder-0", time_resolution=1.0)
+    sim.create(1, "Grid", feeder="case33bw")
+    with pytest.raises(SimulationError, match="bus 999 is not a bus of the feeder"):
+        sim.step(0, {"grid": {"bus_p_mw": {"f": {"999": 1.0}}}}, 10)
+
+
+def test_read_profile_timezones_and_mosaik_csv_format(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "Profile\n"  # mosaik-csv: the first line is the model name
+        "Date,load_pu\n"
+        "2024-07-01 00:00:00+02:00,0.5\n"
+        "2024-07-01 00:15:00+02:00,0.6\n"
+        "2024-07-01 00:30:00+02:00,0.7\n"
+    )
+    steps, values = read_profile(path, start="2024-06-30T22:15:00Z", time_resolution=60.0)
+    assert steps.tolist() == [-15, 0, 15]  # 22:15 UTC = 00:15 +02:00
+    assert values["load_pu"].tolist() == [0.5, 0.6, 0.7]
+    sim = ProfileSim()
+    meta = sim.init("P-0", time_resolution=60.0, datafile=str(path), start="2024-06-30T22:15:00Z")
+    assert meta["models"]["Profile"]["attrs"] == ["load_pu"]
+    sim.create(1, "Profile")
+    assert sim.step(0, {}, 100) == 15
+    assert sim.get_data({"profile": ["load_pu"]}) == {"profile": {"load_pu": 0.6}}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("t_s,load_pu\n0,1.0\n60,nan\n", "p.csv: row 3: load_pu is nan (not a finite number)"),
+        ("t_s,load_pu\n0,1.0\n0,1.0\n", "p.csv: row 3: times are not strictly increasing"),
+        ("time,load_pu\nyesterday,1.0\n", "p.csv: row 2: time 'yesterday' is not a timestamp"),
+        ("t_s\n0\n", "p.csv: expected a time column and at least one value column"),
+    ],
+)
+def test_read_profile_bad_rows(tmp_path, text, message):
+    path = tmp_path / "p.csv"
+    path.write_text(text)
+    with pytest.raises(InputDataError) as info:
+        read_profile(path)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "parquet"])
+def test_results_writer_round_trip_with_metadata(tmp_path, fmt):
+    path = tmp_path / f"r.{fmt}"
+    writer = ResultsWriter(path, {"seed": 7, "scenario": {"a": 1}}, fmt=fmt, flush_every=3)
+    for k in range(10):
+        writer.append_many(0.5 * k, ["s.x", "s.y"], [k, -k])
+    writer.close()
+    frame, meta = read_results(path)
+    assert meta == {"seed": 7, "scenario": {"a": 1}}
+    assert len(frame) == 20
+    assert series(frame, "s.y").tolist() == [-k for k in range(10)]
+    assert wide(frame).shape == (10, 2)
+
+
+def test_a_crash_loses_at_most_the_last_flush_interval(tmp_path):
+    """Kill the writing process without closing the file: the flushed rows are readable."""
+    path = tmp_path / "r.h5"
+    code = (
+        "import os\n"
+        "from cosim.results import ResultsWriter\n"
+        f"w = ResultsWriter({str(path)!r}, {{'seed': 1}}, fmt='hdf5', flush_every=100)\n"
+        "for k in range(250):\n"
+        "    w.append(float(k), 'a.b', float(k))\n"
+        "os._exit(1)\n"  # a crash: no close, no finalizers
+    )
+    subprocess.run([sys.executable, "-c", code], check=False, timeout=120)
+    frame, meta = read_results(path)
+    assert meta == {"seed": 1}
+    assert frame["value"].tolist() == [float(k) for k in range(200)]
+
+
+def test_read_results_errors(tmp_path):
+    with pytest.raises(InputDataError, match="results file does not exist"):
+        read_results(tmp_path / "none.h5")
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet")
+    with pytest.raises(InputDataError, match="not a readable Parquet results file"):
+        read_results(bad)
+
+
+def test_collector_stores_vectors_per_bus_and_json_lists(tmp_path):
+    from cosim.simulators import Collector
+
+    col = Collector()
+    col.init("C-0", time_resolution=2.0, step_size=1)
+    col.create(1, "Monitor", path=str(tmp_path / "c.h5"), metadata={"x": 1})
+    col.step(
+        3,
+        {"monitor": {"bus_vm_pu": {"F.grid": {"1": 1.0, "2": 0.98}}, "lines_out": {"E.e": "[3]"}}},
+        10,
+    )
+    col.finalize()
+    frame, meta = read_results(tmp_path / "c.h5")
+    assert meta == {"x": 1}
+    got = dict(zip(frame["signal"].astype(str), frame["value"], strict=True))
+    assert got == {"F.grid.bus_vm_pu[1]": 1.0, "F.grid.bus_vm_pu[2]": 0.98, "E.e.lines_out": 1.0}
+    assert frame["t_s"].tolist() == [6.0, 6.0, 6.0]
+    assert json.loads("[3]") == [3]
+    assert pd.api.types.is_float_dtype(frame["value"])
