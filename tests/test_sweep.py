@@ -444,7 +444,12 @@ def test_sweep_report_lists_bad_options(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    ("name", "n_runs"), [("sweep_inertia_droop.toml", 35), ("sweep_fleet_droop_lhs.toml", 48)]
+    ("name", "n_runs"),
+    [
+        ("sweep_inertia_droop.toml", 35),
+        ("sweep_fleet_droop_lhs.toml", 48),
+        ("sweep_black_start.toml", 12),
+    ],
 )
 def test_example_sweep_files_are_valid(name, n_runs):
     from pathlib import Path
