@@ -300,6 +300,9 @@ class LinDistFlow:
         self.x_pu = gain[:, None] * ((path * (x_branch / g_child)) @ path.T)
         self._r2_pu = (gain**2)[:, None] * ((path * (r_branch / g_child**2)) @ path.T)
         self._x2_pu = (gain**2)[:, None] * ((path * (x_branch / g_child**2)) @ path.T)
+        # Stacked [R X]^T so that a batch is ONE product: [p q] (S, 2n) @ (2n, n).
+        self._rx_t = np.vstack([self.r_pu.T, self.x_pu.T])
+        self._rx2_t = np.vstack([self._r2_pu.T, self._x2_pu.T])
         self.v0_pu = v0
         self._path = path
         self._branches = branches
@@ -447,8 +450,8 @@ class LinDistFlow:
         p, q = self._injection_pu(p_mw, q_mvar)
         form = VoltageForm(form)
         if form is VoltageForm.LINEAR:
-            return self.v0_pu + p @ self.r_pu.T + q @ self.x_pu.T
-        radicand = self.v0_pu**2 + 2.0 * (p @ self._r2_pu.T + q @ self._x2_pu.T)
+            return self.v0_pu + np.hstack([p, q]) @ self._rx_t
+        radicand = self.v0_pu**2 + 2.0 * (np.hstack([p, q]) @ self._rx2_t)
         with np.errstate(invalid="ignore"):
             return np.sqrt(np.where(radicand >= 0.0, radicand, np.nan))
 
@@ -489,7 +492,7 @@ class LinDistFlow:
         form), divided by ``max_i_ka * df * parallel``; shape ``(n_scenarios, n_line)``.
         """
         p, q = self._injection_pu(p_mw, q_mvar)
-        vm = self.v0_pu + p @ self.r_pu.T + q @ self.x_pu.T
+        vm = self.v0_pu + np.hstack([p, q]) @ self._rx_t
         fp, fq = self._flows_pu(p, q)
         out = np.zeros((p.shape[0], len(self.line)))
         if len(self._line_cols) == 0:
@@ -508,7 +511,7 @@ class LinDistFlow:
         ``(n_scenarios, n_trafo)``.
         """
         p, q = self._injection_pu(p_mw, q_mvar)
-        vm = self.v0_pu + p @ self.r_pu.T + q @ self.x_pu.T
+        vm = self.v0_pu + np.hstack([p, q]) @ self._rx_t
         fp, fq = self._flows_pu(p, q)
         out = np.zeros((p.shape[0], len(self.trafo)))
         if len(self._trafo_cols) == 0:
