@@ -399,3 +399,30 @@ def test_hundred_thousand_vehicles_step_without_python_loops():
     f = Fleet.sample(100_000, buses=np.arange(100), seed=0, settings=FULL)
     r = _run(f, 2, 1.0, vm=1.03, f_hz=60.2)[-1]
     assert r.n_plugged.sum() > 50_000 and f.vehicle_table().shape[0] == 100_000
+
+
+def test_degradation_is_tracked_and_costed():
+    """Two days of a home fleet. The calendar fade must lie between alpha(SoC_min) t^0.75 and
+    alpha(SoC_max) t^0.75 (alpha rises with SoC and the equivalent-time stepping is monotone in
+    the stress); vehicles that cycled have cycle fade; cost = price C fade / 0.2."""
+    from vehicle_models.degradation import calendar_alpha_per_day
+
+    f = Fleet.sample(200, buses=[0], seed=1, settings=NO_CONTROLS, policy="uniform")
+    f.step(t_s=0.0, dt_s=900.0, vm_pu=np.ones(1), f_hz=60.0)
+    soc_lo = soc_hi = f.soc_frac.copy()
+    for k in range(1, 2 * 96):
+        f.step(t_s=k * 900.0, dt_s=900.0, vm_pu=np.ones(1), f_hz=60.0)
+        soc_lo = np.minimum(soc_lo, f.soc_frac)
+        soc_hi = np.maximum(soc_hi, f.soc_frac)
+    v = f.vehicle_table()
+    fade = v.fade_calendar_frac.to_numpy()
+    assert np.all(fade >= calendar_alpha_per_day(soc_lo, 25.0) * 2.0**0.75 * (1 - 1e-9))
+    assert np.all(fade <= calendar_alpha_per_day(soc_hi, 25.0) * 2.0**0.75 * (1 + 1e-9))
+    assert np.any(soc_hi - soc_lo > 0.05)  # the SoC did vary
+    assert np.all(v.fade_cycle_frac[v.throughput_kwh > 0] > 0)
+    cost = f.degradation_cost(battery_price_per_kwh=150.0)
+    np.testing.assert_allclose(
+        cost, 150.0 * v.e_capacity_kwh * (v.fade_calendar_frac + v.fade_cycle_frac) / 0.2
+    )
+    with pytest.raises(ScenarioError, match="must not be negative"):
+        f.degradation_cost(battery_price_per_kwh=-1.0)

@@ -865,10 +865,7 @@ class Fleet:
         period = 0.0 if self.period_s is None else self.period_s
         deg = self.degradation
         track = deg is not None
-        if track:
-            pending = deg.pending_throughput_kwh
-        else:
-            pending = sc["vm"]  # unused by the kernels
+        pending = deg.pending_throughput_kwh if track else sc["vm"]  # (unused if not track)
         driven, short = _kernel_before(
             float(t_s),
             float(dt_s),
@@ -1088,6 +1085,25 @@ class Fleet:
             },
             index=pd.Index(self.buses, name="bus"),
         )
+
+    def degradation_cost(self, *, battery_price_per_kwh: float) -> np.ndarray:
+        """Cost of the capacity fade so far per vehicle (currency; bus-sorted order).
+
+        ``price * e_capacity_kwh * fade / fade_end_of_life``: the share of the battery's value
+        used up, with the end of life at ``AgeingParameters.fade_end_of_life_frac`` (20 %).
+        See :func:`vehicle_models.degradation.degradation_cost_per_kwh` for the marginal cost
+        per kWh of V2G throughput.
+        """
+        if self.degradation is None:
+            raise ScenarioError("fleet: degradation tracking is off (ageing_interval_s=None)")
+        if not battery_price_per_kwh >= 0:
+            raise ScenarioError(
+                f"fleet.battery_price_per_kwh: {battery_price_per_kwh} must not be negative"
+            )
+        deg = self.degradation
+        deg.flush(self.battery.soc_frac)
+        eol = deg.params.fade_end_of_life_frac
+        return battery_price_per_kwh * self.battery.e_capacity_kwh * deg.fade_frac / eol
 
     def vehicle_table(self) -> pd.DataFrame:
         """Per-vehicle state for reports (one row per vehicle, bus-sorted order)."""
