@@ -575,11 +575,14 @@ def _cached_net(name: str, load_scale: float, ext_grid_vm_pu: float | None):
     return prepare_net(name, load_scale=load_scale, ext_grid_vm_pu=ext_grid_vm_pu)
 
 
-def build_fleet(fleet_config: Any, feeder_config: Any, seed: int, settings: Any):
+def build_fleet(
+    fleet_config: Any, feeder_config: Any, seed: int, settings: Any, **preset_overrides: Any
+):
     """The fleet (engineer E's :class:`~vehicle_models.fleet.Fleet`) and its feeder net.
 
     Vehicles are sampled from the preset on ``fleet.buses`` (default: every bus with a load)
-    or read from ``fleet.table``.
+    or read from ``fleet.table``; ``preset_overrides`` are preset fields (e.g.
+    ``soc_reserve_frac``) for sampled fleets.
     """
     from vehicle_models.fleet import Fleet, FleetPreset
 
@@ -610,6 +613,7 @@ def build_fleet(fleet_config: Any, feeder_config: Any, seed: int, settings: Any)
             seed=seed,
             settings=settings,
             ageing_interval_s=None,  # seconds-long event: ageing is negligible, skip its cost
+            **preset_overrides,
         )
     return fleet, net
 
