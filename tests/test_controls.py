@@ -413,3 +413,58 @@ def test_bank_dynamics_match_opender_time_series():
     assert worst <= TOL_RATING
     # and both have moved: Q to the curve, P along the droop
     assert out.q_pu[0] == pytest.approx(0.22, abs=1e-3) and out.p_pu[0] > 0.33
+
+
+def test_volt_var_autonomous_reference_voltage_matches_opender():
+    """Clause 5.3.3 autonomous VRef (time constant 300 s): after a step to 1.04 pu the unit
+    first absorbs, then VRef follows the voltage and Q returns to zero; OpenDER's time-domain
+    model (trapezoidal filters) agrees within 1 % of rating at every 0.2 s step."""
+    from opender import DER
+
+    s = InverterSettings.from_dict(
+        {"functions": ["volt_var"], "volt_var": {"v_ref_auto": True, "v_ref_tau_s": 300.0}}
+    )
+    bank = InverterBank(s, n=1)
+    der = _opender_bess("B", QV_MODE_ENABLE=True, QV_VREF_AUTO_MODE=True, QV_VREF_TIME=300)
+    one = np.ones(1)
+    dt = 0.2
+    old_t_s = DER.t_s
+    DER.t_s = dt
+    logging.disable(logging.CRITICAL)
+    worst, q_min = 0.0, 0.0
+    try:
+        for k in range(7500):
+            vm = 1.0 if k < 50 else 1.04
+            der.update_der_input(v_pu=vm, f=60.0, p_dem_pu=0.2)
+            der.run()
+            _, q_ref = der.get_der_output("PQ_pu")
+            out = bank.step(
+                dt_s=dt,
+                vm_pu=vm * one,
+                f_hz=60.0,
+                p_request_pu=0.2 * one,
+                p_max_pu=one,
+                p_min_pu=-one,
+                connected=one > 0,
+            )
+            worst = max(worst, abs(out.q_pu[0] - q_ref))
+            q_min = min(q_min, out.q_pu[0])
+    finally:
+        DER.t_s = old_t_s
+        logging.disable(logging.NOTSET)
+    assert worst <= TOL_RATING
+    assert q_min < -0.1 and abs(out.q_pu[0]) < 1e-6
+
+
+def test_volt_var_autonomous_reference_steady_state():
+    s = InverterSettings.from_dict({"functions": ["volt_var"], "volt_var": {"v_ref_auto": True}})
+    # VRef settles at the voltage, limited to 0.95-1.05 pu: at 1.09 pu the curve is read at
+    # 1.04 pu, at 0.90 pu at 0.95 pu
+    _, q = steady_state_response("volt_var", [1.0, 1.04, 1.09, 0.9], s, p_avail_pu=0.0)
+    np.testing.assert_allclose(q, [0.0, 0.0, -0.44 * 0.02 / 0.06, 0.44 * 0.03 / 0.06], atol=1e-12)
+    from grids.errors import ScenarioError
+
+    with pytest.raises(ScenarioError) as info:
+        InverterSettings.from_dict({"volt_var": {"v_ref_auto": "yes", "v_ref_tau_s": 100}})
+    assert "volt_var.v_ref_auto: expected true or false, got 'yes'" in str(info.value)
+    assert "volt_var.v_ref_tau_s: 100 is below the allowed minimum 300" in str(info.value)

@@ -34,6 +34,8 @@ from vehicle_models.settings import (
 )
 
 LN10 = math.log(10.0)
+V_REF_LIMITS_PU = (0.95, 1.05)
+"""Limits of the autonomously adjusted volt-var reference voltage [pu] (clause 5.3.3)."""
 
 
 def olrt_time_constant_s(olrt_s: float) -> float:
@@ -106,9 +108,7 @@ def volt_var_points(settings: VoltVarSettings, *, v_ref_pu: float | None = None)
     return v, q
 
 
-def volt_var_q_pu(
-    vm_pu: Any, settings: VoltVarSettings, *, v_ref_pu: float | None = None
-) -> np.ndarray:
+def volt_var_q_pu(vm_pu: Any, settings: VoltVarSettings, *, v_ref_pu: Any = None) -> np.ndarray:
     """Steady-state volt-var reactive power target [pu of S rating], positive = injection.
 
     Parameters
@@ -117,16 +117,29 @@ def volt_var_q_pu(
         Voltage at the point of connection [pu].
     settings : VoltVarSettings
         Curve (IEEE 1547-2018 Table 8).
-    v_ref_pu : float, optional
-        Reference voltage [pu] overriding ``settings.v_ref_pu``.
+    v_ref_pu : float or array_like, optional
+        Reference voltage [pu] overriding ``settings.v_ref_pu`` (broadcast against ``vm_pu``).
 
     Notes
     -----
     Piecewise linear through ``(V1+dV, Q1) .. (V4+dV, Q4)`` with ``dV = VRef - 1``, flat
     outside (clause 5.3.3, Figure H.4).
     """
-    v, q = volt_var_points(settings, v_ref_pu=v_ref_pu)
-    return np.interp(vm_pu, v, q)
+    v, q = volt_var_points(settings, v_ref_pu=1.0)
+    v_ref = settings.v_ref_pu if v_ref_pu is None else np.asarray(v_ref_pu, dtype=float)
+    return np.interp(np.asarray(vm_pu, dtype=float) - (v_ref - 1.0), v, q)
+
+
+def volt_var_v_ref_steady_pu(vm_pu: Any, settings: VoltVarSettings) -> np.ndarray:
+    """Reference voltage [pu] the volt-var curve settles at (clause 5.3.3).
+
+    ``settings.v_ref_pu`` normally; with ``v_ref_auto`` the low-pass filtered voltage
+    converges to the voltage itself, limited to ``V_REF_LIMITS_PU`` (0.95-1.05 pu).
+    """
+    vm = np.asarray(vm_pu, dtype=float)
+    if settings.v_ref_auto:
+        return np.clip(vm, *V_REF_LIMITS_PU)
+    return np.full_like(vm, settings.v_ref_pu)
 
 
 def volt_watt_p_max_pu(vm_pu: Any, settings: VoltWattSettings) -> np.ndarray:
@@ -289,7 +302,8 @@ def steady_state_response(
     q = np.zeros_like(x)
     keep_pf = False
     if function == "volt_var":
-        q = volt_var_q_pu(x, settings.volt_var)
+        v_ref = volt_var_v_ref_steady_pu(x, settings.volt_var)
+        q = volt_var_q_pu(x, settings.volt_var, v_ref_pu=v_ref)
     elif function == "volt_watt":
         p = np.minimum(p, volt_watt_p_max_pu(x, settings.volt_watt))
     elif function == "freq_watt":
@@ -317,6 +331,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "LN10",
+    "V_REF_LIMITS_PU",
     "constant_pf_q_pu",
     "first_order_lag",
     "freq_watt_p_pu",
@@ -326,6 +341,7 @@ __all__ = [
     "steady_state_response",
     "volt_var_points",
     "volt_var_q_pu",
+    "volt_var_v_ref_steady_pu",
     "volt_watt_p_max_pu",
     "watt_var_q_pu",
 ]

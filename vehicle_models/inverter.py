@@ -28,7 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vehicle_models.controls import lag_factor, olrt_time_constant_s, volt_var_points
+from vehicle_models.controls import (
+    V_REF_LIMITS_PU,
+    lag_factor,
+    olrt_time_constant_s,
+    volt_var_points,
+)
 from vehicle_models.ride_through import RideThroughState
 from vehicle_models.settings import (
     F_NOM_HZ,
@@ -53,11 +58,12 @@ except ImportError:  # pragma: no cover - numba is a dependency
 
 # indices into the flag and parameter vectors handed to the kernel
 (_F_VOLT_VAR, _F_VOLT_WATT, _F_FREQ_WATT, _F_PF, _F_WATT_VAR, _F_GFM, _F_Q_PRIORITY) = range(7)
-(_F_FIRST, _F_RAMPING, _F_DISCONNECTING) = range(7, 10)
-_N_FLAGS = 10
+(_F_FIRST, _F_RAMPING, _F_DISCONNECTING, _F_VREF_AUTO) = range(7, 11)
+_N_FLAGS = 11
 (_P_A_VV, _P_A_VW, _P_A_FW, _P_A_WV, _P_VW_V1, _P_VW_INV_W, _P_VW_P2) = range(7)
 (_P_F_OF, _P_F_UF, _P_SLOPE_OF, _P_SLOPE_UF, _P_PF_TAN, _P_VV_BASE, _P_WV_BASE) = range(7, 14)
-_N_PARAMS = 14
+(_P_VV_SHIFT, _P_A_VREF, _P_VREF_MIN, _P_VREF_MAX) = range(14, 18)
+_N_PARAMS = 18
 # Largest |P| allowed next to Q is sqrt(1 - Q^2) shrunk by this factor so that rounding can
 # never push P^2 + Q^2 above 1.
 _S_SHRINK = 1.0 - 1e-12
@@ -92,7 +98,7 @@ def _pwl(x, base, table):
 @njit(cache=True, fastmath=True)
 def _step_kernel(
     vm, f_meas, f_stride, p_req, p_max, p_min, connected, tripped, ceased, p_limit,
-    out_scale, p_gfm, q_lag, vw_lim, dp, p_pre, event_prev, p_prev, flags, par,
+    out_scale, p_gfm, q_lag, vw_lim, dp, p_pre, event_prev, p_prev, v_ref, flags, par,
     vv_table, wv_table, p_out, q_out,
 ):  # fmt: skip
     """Active/reactive power of every unit for one step (see ``InverterBank.step``)."""
@@ -107,6 +113,11 @@ def _step_kernel(
     q_priority = flags[_F_Q_PRIORITY]
     ramping = flags[_F_RAMPING]
     disconnecting = flags[_F_DISCONNECTING]
+    vref_auto = flags[_F_VREF_AUTO]
+    vv_shift = par[_P_VV_SHIFT]
+    a_vref = par[_P_A_VREF]
+    vref_min = par[_P_VREF_MIN]
+    vref_max = par[_P_VREF_MAX]
     a_vv = par[_P_A_VV]
     a_vw = par[_P_A_VW]
     a_fw = par[_P_A_FW]
@@ -162,7 +173,15 @@ def _step_kernel(
             p = min(max(p, -p_limit[i]), p_limit[i])
         q = 0.0
         if volt_var:
-            target = _pwl(v, vv_base, vv_table)
+            shift = vv_shift
+            if vref_auto:
+                # clause 5.3.3: VRef follows a low-pass of the voltage, within its limits
+                if first:
+                    v_ref[i] = v
+                else:
+                    v_ref[i] += a_vref * (v - v_ref[i])
+                shift = min(max(v_ref[i], vref_min), vref_max) - 1.0
+            target = _pwl(v - shift, vv_base, vv_table)
             if first:
                 q_lag[i] = target
             else:
@@ -236,6 +255,8 @@ class InverterBank:
         Measured (filtered) frequency [Hz].
     q_lag_pu : numpy.ndarray (n,)
         Lagged reactive-power command (volt-var / watt-var).
+    v_ref_pu : numpy.ndarray (n,)
+        Volt-var reference voltage state (low-pass of the voltage when ``v_ref_auto``).
     p_vw_limit_pu : numpy.ndarray (n,)
         Lagged volt-watt active power limit.
     dp_droop_pu : numpy.ndarray (n,)
@@ -263,7 +284,9 @@ class InverterBank:
         self._watt_var = ControlFunction.WATT_VAR in fs
         self._gfm = settings.mode is GridMode.GRID_FORMING
         self._q_priority = settings.priority is Priority.REACTIVE
-        self._vv_v, self._vv_q = volt_var_points(settings.volt_var)
+        vv = settings.volt_var
+        self._vv_v, self._vv_q = volt_var_points(vv, v_ref_pu=1.0)
+        self.v_ref_pu = np.full(self.n, vv.v_ref_pu)
         self.ride_through = RideThroughState(settings, n=self.n, seed=seed)
         self.vsm = VirtualSynchronousMachine(settings.vsm, n=self.n) if self._gfm else None
         self.f_meas_hz: float | np.ndarray | None = None
@@ -291,6 +314,7 @@ class InverterBank:
         self._flags[_F_WATT_VAR] = self._watt_var
         self._flags[_F_GFM] = self._gfm
         self._flags[_F_Q_PRIORITY] = self._q_priority
+        self._flags[_F_VREF_AUTO] = vv.v_ref_auto
         fw, vw, pf = settings.freq_watt, settings.volt_watt, settings.pf
         self._params = np.zeros(_N_PARAMS)
         self._params[_P_VW_V1] = vw.v1_pu
@@ -300,6 +324,8 @@ class InverterBank:
         self._vv_table = _pwl_table(self._vv_v, self._vv_q)
         self._wv_table = _pwl_table(self._wv_p, self._wv_q)
         self._params[_P_VW_P2] = vw.p2_pu
+        self._params[_P_VV_SHIFT] = vv.v_ref_pu - 1.0
+        self._params[_P_VREF_MIN], self._params[_P_VREF_MAX] = V_REF_LIMITS_PU
         self._params[_P_F_OF] = F_NOM_HZ + fw.db_of_hz
         self._params[_P_F_UF] = F_NOM_HZ - fw.db_uf_hz
         self._params[_P_SLOPE_OF] = 1.0 / (F_NOM_HZ * fw.k_of)
@@ -330,6 +356,7 @@ class InverterBank:
                 "vw": lag_factor(dt_s, olrt_time_constant_s(s.volt_watt.olrt_s)),
                 "fw": lag_factor(dt_s, olrt_time_constant_s(s.freq_watt.olrt_s)),
                 "wv": lag_factor(dt_s, olrt_time_constant_s(s.watt_var.olrt_s)),
+                "vref": lag_factor(dt_s, s.volt_var.v_ref_tau_s),
             }
             self._factor_cache[dt_s] = f
         return f
@@ -436,6 +463,7 @@ class InverterBank:
             self.p_pre_pu,
             self._event_prev,
             self.p_pu,
+            self.v_ref_pu,
             flags,
             params,
             self._vv_table,
@@ -459,6 +487,7 @@ class InverterBank:
         params[_P_A_VW] = fac["vw"]
         params[_P_A_FW] = fac["fw"]
         params[_P_A_WV] = fac["wv"]
+        params[_P_A_VREF] = fac["vref"]
         return params
 
 

@@ -168,6 +168,9 @@ class VoltVarSettings(_Section):
     ``v_ref_pu - 1`` (Table 8 states Category B points relative to VRef; same convention as
     EPRI OpenDER). ``q*_pu`` are per unit of apparent-power rating, positive = injection
     (capacitive). ``olrt_s`` is the open-loop response time (90 % of a step).
+    ``v_ref_auto`` enables the autonomously adjusting reference voltage (clause 5.3.3): VRef
+    follows a first-order low-pass of the measured voltage with time constant
+    ``v_ref_tau_s`` (300-5000 s), limited to 0.95-1.05 pu.
     """
 
     v_ref_pu: float = 1.0
@@ -180,6 +183,8 @@ class VoltVarSettings(_Section):
     q3_pu: float = 0.0
     q4_pu: float = -0.44
     olrt_s: float = 5.0
+    v_ref_auto: bool = False
+    v_ref_tau_s: float = 300.0
 
     @classmethod
     def defaults(cls, category: VoltageCategory = VoltageCategory.B) -> VoltVarSettings:
@@ -203,6 +208,7 @@ class VoltVarSettings(_Section):
             "q3_pu": (-1.0, 1.0),
             "q4_pu": (-1.0, 0.0),
             "olrt_s": (1.0, 90.0),
+            "v_ref_tau_s": (300.0, 5000.0),
         }
 
 
@@ -782,6 +788,11 @@ def _parse_section(default: Any, raw: dict, path: str, problems: list[str]) -> A
                 allowed = ", ".join(repr(m.value) for m in enum)
                 problems.append(f"{path}.{key}: {value!r} is not one of {allowed}")
                 continue
+        elif isinstance(getattr(default, targets[0]), bool):
+            if not isinstance(value, bool):
+                problems.append(f"{path}.{key}: expected true or false, got {value!r}")
+                continue
+            parsed = value
         elif key == "n_tiers":
             if isinstance(value, bool) or not isinstance(value, int):
                 problems.append(f"{path}.{key}: expected an integer, got {value!r}")
