@@ -769,16 +769,21 @@ def write_black_start_report(scenario, island: _Island, timeline, metrics, out_d
     ax.grid(alpha=0.3)
     report.figure(fig, "black_start_soc", "Energy-weighted state of charge of the plugged fleet")
 
-    # resilience: load served in the island, from before the outage to the end of the run
+    # resilience: diversified load restored in the island (the inrush is not extra service),
+    # from just before the outage (full load) through the blackout to the end of the run
     planned = metrics["planned_load_mw"]
-    t_h = np.concatenate([[-0.01, -1e-6], timeline["t_s"] / 3600.0])
-    served = np.concatenate([[planned, 0.0], timeline["p_served_mw"]])
-    served = np.minimum(served, planned)  # inrush above the normal level is not "more service"
+    served = np.zeros_like(timeline["t_s"])
+    for step in metrics["steps"]:
+        if step["accepted"]:
+            served += np.where(timeline["t_s"] >= step["t_s"], step["p_mw"], 0.0)
+    t_outage_h = 1e-6  # the outage is instantaneous at this scale
+    t_h = np.concatenate([[0.0, t_outage_h], t_outage_h + timeline["t_s"] / 3600.0])
+    served = np.concatenate([[planned, 0.0], served])
     add_resilience_section(
         report,
-        t_h + 0.01,
+        t_h,
         served,
-        unit="MW served",
+        unit="MW restored",
         name="black_start_resilience",
         heading="Resilience (load served in the island)",
     )
