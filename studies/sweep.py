@@ -778,6 +778,9 @@ def _tidy_column(series):
     values = [v for v in series if v is not None and not _is_nan(v)]
     if all(isinstance(v, bool | np.bool_) for v in values) and values:
         return series.astype(object)
+    complete = len(values) == len(series)
+    if complete and values and all(isinstance(v, int | np.integer) for v in values):
+        return series.astype("int64")  # e.g. a swept vehicle count stays an integer
     if all(isinstance(v, int | float | np.integer | np.floating) for v in values):
         return pd.to_numeric(series, errors="coerce").astype(float)
     if all(isinstance(v, str) for v in values):

@@ -135,7 +135,7 @@ def _sensitivity_figure(frame: pd.DataFrame, metric: str, axes: Sequence[str]):
     import matplotlib.pyplot as plt
 
     n = max(len(axes), 1)
-    fig, ax_list = plt.subplots(1, n, figsize=(4.0 * n, 3.4), squeeze=False)
+    fig, ax_list = plt.subplots(1, n, figsize=(4.0 * n, 3.4), squeeze=False, layout="constrained")
     y = _numeric(frame, metric)
     for ax, key in zip(ax_list[0], axes, strict=False):
         x = _numeric(frame, key)
@@ -154,14 +154,15 @@ def _sensitivity_figure(frame: pd.DataFrame, metric: str, axes: Sequence[str]):
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
     fig.suptitle(f"Sensitivity of {metric}")
-    fig.tight_layout()
     return fig
 
 
 def _binned(series: pd.Series, max_levels: int = 12) -> pd.Series:
+    """Continuous (e.g. LHS) axes binned into 8 intervals, labelled by their midpoints."""
     numeric = pd.to_numeric(series, errors="coerce")
     if numeric.notna().all() and numeric.nunique() > max_levels:
-        return pd.cut(numeric, bins=8).astype(str)
+        bins = pd.cut(numeric, bins=8)
+        return pd.Series([interval.mid for interval in bins], index=series.index, dtype=float)
     return series
 
 
@@ -171,7 +172,7 @@ def _heatmap_figure(table: pd.DataFrame, metric: str, x_key: str, y_key: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 5))
+    fig, ax = plt.subplots(figsize=(6.5, 5), layout="constrained")
     image = ax.imshow(table.to_numpy(dtype=float), origin="lower", aspect="auto", cmap="viridis")
     ax.set_xticks(range(len(table.columns)), [_label(c) for c in table.columns], rotation=30)
     ax.set_yticks(range(len(table.index)), [_label(i) for i in table.index])
@@ -179,7 +180,6 @@ def _heatmap_figure(table: pd.DataFrame, metric: str, x_key: str, y_key: str):
     ax.set_ylabel(y_key)
     fig.colorbar(image, ax=ax, label=metric)
     ax.set_title(f"{metric} (mean over other axes)")
-    fig.tight_layout()
     return fig
 
 
@@ -197,7 +197,7 @@ def _pareto_figure(frame: pd.DataFrame, objectives: Sequence[Objective], mask: n
 
     a, b = objectives
     x, y = _numeric(frame, a.metric), _numeric(frame, b.metric)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
     ax.scatter(x, y, s=14, color="0.6", label="runs")
     front = frame[mask].assign(_x=x[mask], _y=y[mask]).sort_values("_x")
     ax.plot(front["_x"], front["_y"], "o-", color="C3", label="Pareto front")
@@ -205,7 +205,6 @@ def _pareto_figure(frame: pd.DataFrame, objectives: Sequence[Objective], mask: n
     ax.set_ylabel(f"{b.metric} ({'max' if b.maximize else 'min'})")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
     return fig
 
 
@@ -250,9 +249,10 @@ def write_sweep_report(
     problems: list[str] = []
 
     objective_text = objective or defaults.get("objective") or (f"{metrics[0]}:min")
-    pareto_texts = list(pareto or defaults.get("pareto") or [f"{m}:min" for m in metrics[:2]])
+    default_pareto = [f"{m}:min" for m in metrics[:2]] if len(metrics) >= 2 else []
+    pareto_texts = list(pareto or defaults.get("pareto") or default_pareto)
     constraint_texts = list(constraints or defaults.get("constraints") or [])
-    heat_axes = list(heatmap or defaults.get("heatmap") or axes[:2])
+    heat_axes = list(heatmap or defaults.get("heatmap") or (axes[:2] if len(axes) >= 2 else []))
     parsed_constraints: list[Constraint] = []
     for text in constraint_texts:
         try:

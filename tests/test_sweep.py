@@ -54,11 +54,13 @@ p_mw = 500.0
 METRICS = '["f_nadir_hz", "rocof_initial_hz_per_s", "delta_f_steady_hz"]'
 
 
-def write_sweep(tmp_path, axes: str, *, extra: str = "", name: str = "sweep.toml"):
+def write_sweep(
+    tmp_path, axes: str, *, extra: str = "", name: str = "sweep.toml", metrics: str = METRICS
+):
     (tmp_path / "base.toml").write_text(BASE)
     path = tmp_path / name
     path.write_text(
-        f'study = "contingency"\nbase = "base.toml"\nmetrics = {METRICS}\n{extra}\n{axes}'
+        f'study = "contingency"\nbase = "base.toml"\nmetrics = {metrics}\n{extra}\n{axes}'
     )
     return path
 
@@ -546,3 +548,31 @@ def test_run_study_sweep_through_mosaik(tmp_path):
         ref = simulate(params, dt_s=0.02, p_imbalance_mw=np.full(125, -500.0))["f_hz"].min()
         assert row.f_nadir_hz == pytest.approx(ref, abs=1e-6)
         assert any((tmp_path / "out" / "runs" / row.run_id).iterdir())  # its results file
+
+
+def test_sweep_report_bins_latin_hypercube_axes_for_the_heat_map(tmp_path, capsys):
+    path = write_sweep(
+        tmp_path,
+        """
+[[axis]]
+key = "frequency.h_s"
+lhs = { low = 2.0, high = 8.0, count = 16 }
+[[axis]]
+key = "frequency.r_pu"
+lhs = { low = 0.03, high = 0.08, count = 16 }
+""",
+        extra="seed = 5",
+        metrics='["f_nadir_hz"]',
+    )
+    out = tmp_path / "out"
+    run_sweep(load_sweep(path), out, workers=1, progress=False)
+    assert main(["sweep-report", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["n_ok"] == 16
+    heat = pd.read_csv(out / "heatmap.csv")
+    rows = heat["frequency.r_pu"].to_numpy()
+    assert len(rows) == 8 and np.all(np.diff(rows) > 0)  # 8 bins, numerically ordered
+    assert rows.min() > 0.03 and rows.max() < 0.08
+    # default objective: the first metric minimized
+    frame = read_results(out)
+    assert doc["best"]["metrics"]["f_nadir_hz"] == frame.f_nadir_hz.min()
