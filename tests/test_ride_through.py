@@ -1,7 +1,7 @@
 """Trip timers, ride-through, momentary cessation, enter service and staggered disconnection.
 
 Reference: the trip tables of IEEE Std 1547-2018, typed here independently of the settings
-module: Tables 11 (Category I), 12 (II), 13 (III) for voltage and Table 19 for frequency
+module: Tables 11 (Category I), 12 (II), 13 (III) for voltage and Table 18 for frequency
 (default thresholds and clearing times). Each threshold is checked just beyond it (trips at
 the clearing time, to one time step) and just inside it (does not trip).
 """
@@ -34,7 +34,7 @@ VOLTAGE_TABLES = {
     "II": [("OV2", 1.20, 0.16), ("OV1", 1.10, 2.0), ("UV1", 0.70, 10.0), ("UV2", 0.45, 0.16)],
     "III": [("OV2", 1.20, 0.16), ("OV1", 1.10, 13.0), ("UV1", 0.88, 21.0), ("UV2", 0.50, 2.0)],
 }
-# Table 19 (all categories).
+# Table 18 (all categories).
 FREQUENCY_TABLE = [
     ("OF2", 62.0, 0.16),
     ("OF1", 61.2, 300.0),
@@ -102,7 +102,7 @@ def test_voltage_trip_times_match_tables(acat):
                 assert closed_form > rows[i // 2][2]
 
 
-def test_frequency_trip_times_match_table_19():
+def test_frequency_trip_times_match_table_18():
     s = InverterSettings.defaults(functions=["freq_watt"])
     s = dataclasses.replace(s, freq_watt=dataclasses.replace(s.freq_watt, f_meas_tau_s=0.0))
     dt = 0.01
@@ -147,7 +147,7 @@ def test_timer_resets_when_condition_clears():
 
 @pytest.mark.parametrize("acat", ["I", "II", "III"])
 def test_default_trip_settings_respect_must_ride_through(acat):
-    """Tables 14-16 / 20: a unit with default settings never trips before the ride-through
+    """Tables 14-16 / 19: a unit with default settings never trips before the ride-through
     time of the voltage (or frequency) band."""
     s = InverterSettings.defaults(abnormal_category=acat)
     cat = AbnormalCategory(acat)

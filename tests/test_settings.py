@@ -1,7 +1,7 @@
 """IEEE 1547-2018 inverter settings: defaults, ranges and validation messages.
 
 Independent reference for the defaults: EPRI OpenDER's settings file (``opender``,
-``DERCommonFileFormat``), which encodes IEEE 1547-2018 Tables 8, 10, 11-13, 19, 24 and the
+``DERCommonFileFormat``), which encodes IEEE 1547-2018 Tables 8, 10, 11-13, 18, 24 and the
 enter-service defaults of clause 4.10; compared exactly.
 """
 
@@ -97,7 +97,7 @@ def test_defaults_match_opender(vcat, acat):
 
 
 def test_standard_tables_spot_values():
-    """Spot values typed from IEEE 1547-2018 Tables 8, 11-13, 19, 24, 25 (not via OpenDER)."""
+    """Spot values typed from IEEE 1547-2018 Tables 8, 11-13, 18, 24, 25 (not via OpenDER)."""
     a = InverterSettings.defaults(voltage_category="A")
     assert (a.volt_var.v1_pu, a.volt_var.q1_pu, a.volt_var.olrt_s) == (0.90, 0.25, 10.0)
     cat1 = TripSettings.defaults(AbnormalCategory.I)

@@ -21,7 +21,7 @@ The must-ride-through durations of Tables 14-16 are available as :func:`must_rid
 
 References
 ----------
-.. [1] IEEE Std 1547-2018, Tables 11-16 (voltage), 19-20 (frequency), clause 4.10.
+.. [1] IEEE Std 1547-2018, Tables 11-16 (voltage), 18-19 (frequency), clause 4.10.
 """
 
 from __future__ import annotations
@@ -82,11 +82,11 @@ def must_ride_through_s(vm_pu, category: AbnormalCategory) -> np.ndarray:
 
 
 def must_ride_through_frequency_s(f_hz, category: AbnormalCategory) -> np.ndarray:
-    """Minimum time [s] a unit must ride through frequency ``f_hz`` (IEEE 1547-2018 Table 20).
+    """Minimum time [s] a unit must ride through frequency ``f_hz`` (IEEE 1547-2018 Table 19).
 
     58.8-61.2 Hz continuous (``inf``); 61.2-61.8 Hz and 57.0-58.8 Hz mandatory operation for
     299 s (all categories); outside, no requirement (0). Category III's wider bands are not
-    modelled (the defaults of Table 19 trip outside 56.5-62 Hz anyway).
+    modelled (the defaults of Table 18 trip outside 56.5-62 Hz anyway).
     """
     f = np.asarray(f_hz, dtype=float)
     t = np.zeros_like(f)

@@ -16,7 +16,7 @@ Defaults and ranges (clause / table of IEEE Std 1547-2018):
 - volt-watt: Table 10 (clause 5.4.2);
 - voltage trip: Tables 11, 12, 13 (clause 6.4.1) for abnormal Categories I, II, III;
 - voltage ride-through and momentary cessation: Tables 14, 15, 16 (clause 6.4.2);
-- frequency trip: Table 19 (clause 6.5.1), frequency ride-through Table 20 (clause 6.5.2);
+- frequency trip: Table 18 (clause 6.5.1), frequency ride-through Table 19 (clause 6.5.2);
 - frequency droop: Tables 24 (defaults) and 25 (ranges) (clause 6.5.2.7);
 - enter service: Table 4 (clause 4.10.2) and clause 4.10.3 (delay, ramp).
 
@@ -384,7 +384,7 @@ _V_TRIP = {
         "uv2_t_s": (2.0, 0.16, 21.0),
     },
 }
-# Frequency trip, Table 19 (same defaults and ranges for all categories).
+# Frequency trip, Table 18 (same defaults and ranges for all categories).
 _F_TRIP = {
     "of2_f_hz": (62.0, 61.8, 66.0),
     "of2_t_s": (0.16, 0.16, 1000.0),
@@ -409,7 +409,7 @@ _MC = {
 class TripSettings(_Section):
     """Voltage and frequency trip settings with clearing times, plus momentary cessation.
 
-    Voltage: Tables 11-13 (clause 6.4.1); frequency: Table 19 (clause 6.5.1). A unit trips
+    Voltage: Tables 11-13 (clause 6.4.1); frequency: Table 18 (clause 6.5.1). A unit trips
     when its condition (``v > ov*``, ``v < uv*``, ``f > of*``, ``f < uf*``) has lasted the
     clearing time ``*_t_s``. Momentary cessation (Tables 14-16): zero current while
     ``v < mc_low_v_pu`` or ``v > mc_high_v_pu``, resumes when back (``mc_low_v_pu = 0``
@@ -437,7 +437,7 @@ class TripSettings(_Section):
 
     @classmethod
     def defaults(cls, category: AbnormalCategory = AbnormalCategory.III) -> TripSettings:
-        """Defaults of Table 11/12/13 (by category) and Table 19."""
+        """Defaults of Table 11/12/13 (by category) and Table 18."""
         values = {k: v[0] for k, v in _V_TRIP[category].items()}
         values.update({k: v[0] for k, v in _F_TRIP.items()})
         values.update({k: v[0] for k, v in _MC[category].items()})
@@ -445,7 +445,7 @@ class TripSettings(_Section):
 
     @staticmethod
     def standard_ranges(category: AbnormalCategory) -> dict[str, tuple[float, float]]:
-        """The allowed ``(lo, hi)`` of every field for ``category`` (Tables 11-13, 19)."""
+        """The allowed ``(lo, hi)`` of every field for ``category`` (Tables 11-13, 18)."""
         table = {**_V_TRIP[category], **_F_TRIP, **_MC[category]}
         return {k: (v[1], v[2]) for k, v in table.items()}
 

@@ -3,7 +3,7 @@
 If every charger of a fleet uses the same trip setting, the whole fleet drops at the same
 instant: for a frequency event that is a second, sudden loss of generation that can deepen
 the nadir and cascade. The standard lets each trip setting be adjusted within a range
-(IEEE 1547-2018 Tables 11-13 and 19); spreading the settings across units, always towards
+(IEEE 1547-2018 Tables 11-13 and 18); spreading the settings across units, always towards
 the ride-through side so every unit stays compliant, turns one large step into many small
 ones. A fleet can also ramp its injection down instead of stepping it (``ramp`` mode, done
 in :class:`vehicle_models.ride_through.RideThroughState`).
