@@ -468,3 +468,16 @@ def test_volt_var_autonomous_reference_steady_state():
         InverterSettings.from_dict({"volt_var": {"v_ref_auto": "yes", "v_ref_tau_s": 100}})
     assert "volt_var.v_ref_auto: expected true or false, got 'yes'" in str(info.value)
     assert "volt_var.v_ref_tau_s: 100 is below the allowed minimum 300" in str(info.value)
+
+
+def test_bank_state_for_reports():
+    bank = InverterBank(InverterSettings.defaults(), n=4)
+    _step(bank, vm=np.array([1.0, 0.95, 1.3, 1.0]), p_req=0.5)
+    state = bank.state()
+    assert set(state) >= {"tripped", "ceased", "trip_count", "q_lag_pu", "p_pu"}
+    assert all(v.shape == (4,) for v in state.values())
+    assert state["tripped"].tolist() == [False, False, True, False]  # OV2 within 1 s
+    assert state["trip_count"].tolist() == [0, 0, 1, 0]
+    assert state["q_lag_pu"][1] == pytest.approx(0.22)
+    state["tripped"][:] = False  # a copy: the bank is unchanged
+    assert bank.tripped[2]

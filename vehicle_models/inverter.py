@@ -346,6 +346,30 @@ class InverterBank:
         """Units in momentary cessation at the last step."""
         return self.ride_through.ceased
 
+    def state(self) -> dict[str, np.ndarray]:
+        """Per-unit state for reports (copies; every array has shape (n,)).
+
+        Keys: ``p_pu``, ``q_pu`` (last output), ``tripped``, ``ceased``, ``disconnecting``,
+        ``trip_count``, ``enter_service_timer_s``, ``soft_start_limit_pu``, ``q_lag_pu``,
+        ``dp_droop_pu``, ``p_pre_pu``, ``volt_watt_limit_pu``, ``v_ref_pu``.
+        """
+        rt = self.ride_through
+        return {
+            "p_pu": self.p_pu.copy(),
+            "q_pu": self.q_pu.copy(),
+            "tripped": rt.tripped.copy(),
+            "ceased": rt.ceased.copy(),
+            "disconnecting": rt.disconnecting.copy(),
+            "trip_count": rt.trip_count.copy(),
+            "enter_service_timer_s": rt.es_timer_s.copy(),
+            "soft_start_limit_pu": rt.p_limit_pu.copy(),
+            "q_lag_pu": self.q_lag_pu.copy(),
+            "dp_droop_pu": self.dp_droop_pu.copy(),
+            "p_pre_pu": self.p_pre_pu.copy(),
+            "volt_watt_limit_pu": self.p_vw_limit_pu.copy(),
+            "v_ref_pu": self.v_ref_pu.copy(),
+        }
+
     def _factors(self, dt_s: float) -> dict[str, float]:
         f = self._factor_cache.get(dt_s)
         if f is None:
