@@ -395,7 +395,11 @@ class SwingModel:
         self._tripped = np.zeros(n, dtype=bool)
         self._trip_times: list[float | None] = [None] * n
         self._fractions = np.array([s.fraction for s in params.ufls])
+        self._thresholds_hz = np.array([s.threshold_hz for s in params.ufls])
+        self._delays_s = np.array([s.delay_s for s in params.ufls])
         self._shed_mw = 0.0
+        # highest threshold of the stages not tripped yet: above it UFLS has nothing to do
+        self._armed_max_hz = float(self._thresholds_hz.max()) if n else -math.inf
 
     # -- discretization -------------------------------------------------------------------
     def _discrete(self, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -475,6 +479,15 @@ class SwingModel:
         while remaining > 0.0:
             u_pu = (p_imbalance_mw + self.ufls_shed_mw) / self.params.s_base_mw
             x_end = self._advance(self._x, remaining, u_pu)
+            f0 = self.params.f0_hz
+            if min(self._x[_I_F], x_end[_I_F]) * f0 + f0 >= self._armed_max_hz:
+                # fast path: above every armed threshold, pick-up timers are reset
+                if self.params.ufls:
+                    self._timer_s[:] = 0.0
+                self._x = x_end
+                self._u_last = u_pu
+                self.t_s += remaining
+                return
             trip = self._first_trip_within(self._x, x_end, remaining)
             if trip is None:
                 self._update_timers(self._x, x_end, remaining)
@@ -492,12 +505,14 @@ class SwingModel:
                 self._tripped[i] = True
                 self._trip_times[i] = self.t_s
             self._shed_mw = float(self._fractions[self._tripped].sum() * self.params.shed_base_mw)
+            armed = self._thresholds_hz[~self._tripped]
+            self._armed_max_hz = float(armed.max()) if armed.size else -math.inf
             self._u_last = (p_imbalance_mw + self.ufls_shed_mw) / self.params.s_base_mw
             if remaining <= 1e-12 * dt_s:
                 return
 
     def _delays(self) -> np.ndarray:
-        return np.array([s.delay_s for s in self.params.ufls])
+        return self._delays_s
 
     def _below_time(
         self, x0: np.ndarray, x1: np.ndarray, dt_s: float
@@ -505,7 +520,7 @@ class SwingModel:
         """Time [s] at the end of a step spent below each threshold (linear interpolation)."""
         f_a = self.params.f0_hz * (1.0 + x0[_I_F])
         f_b = self.params.f0_hz * (1.0 + x1[_I_F])
-        thr = np.array([s.threshold_hz for s in self.params.ufls])
+        thr = self._thresholds_hz
         below = np.zeros(len(thr))
         both = (f_a < thr) & (f_b < thr)
         below[both] = dt_s
