@@ -58,8 +58,9 @@ FAR_FUTURE = 2**62
 class StepClock:
     """Next-step rule of a multi-rate simulator (all times in integer mosaik steps).
 
-    Outside the windows the simulator steps on the grid ``k * step_size``; inside a window
-    ``[start, end)`` it steps every ``fast_step_size``, and it always lands on the window start.
+    Outside the windows the simulator steps on the grid ``k * step_size``; in a window it steps
+    at ``start, start + fast_step_size, ..., end`` (it always lands on the window start and
+    end), then continues on the quasi-static grid.
     """
 
     def __init__(
