@@ -157,7 +157,7 @@ def test_energy_is_conserved_across_simulators(coupled_run):
     """Fleet: stored-energy change = -(energy injected) - losses - driving energy (each step);
     feeder: what the feeder received from the fleet is what the fleet injected, and the slack
     supplies load - fleet injection + losses (AC power balance, 1e-6 MW)."""
-    scenario, result, frame, _ = coupled_run
+    scenario, _result, frame, _ = coupled_run
     table = wide(frame)
     col = {
         name: table.filter(like=f"FleetSim-0.fleet.{name}").iloc[:, 0]
@@ -197,7 +197,7 @@ def direct_loop_times(scenario) -> list[float]:
 
 
 def test_results_carry_the_scenario_seed_and_versions(coupled_run):
-    scenario, result, _frame, meta = coupled_run
+    _scenario, _result, _frame, meta = coupled_run
     assert meta["seed"] == 3
     assert meta["scenario"]["fleet"]["n_vehicles"] == 40
     assert {"mosaik", "numpy", "pandapower", "v2g-cosim", "python"} <= set(meta["versions"])
