@@ -561,15 +561,26 @@ def parse_sweep(
     validate = STUDY_VALIDATORS[study]
     runs: list[SweepRun] = []
     run_problems: dict[str, list[str]] = {}
+    seen: dict[str, dict[str, Any]] = {}
     for params in param_sets:
         rid = run_id_for(params)
         label = f"run {rid} ({_summary_of_params(params)})"
+        if rid in seen:
+            problems.append(
+                f"axis: {label} appears twice (the same parameters as "
+                f"{_summary_of_params(seen[rid])}); remove the duplicate value"
+            )
+            continue
+        seen[rid] = params
         try:
             scenario = apply_overrides(base, params)
             validate(scenario)
         except V2GCosimError as error:
             for p in error.problems or [error.summary]:
                 run_problems.setdefault(p, []).append(label)
+            continue
+        except Exception as error:  # a validator tripped over a value of the wrong type
+            run_problems.setdefault(f"{type(error).__name__}: {error}", []).append(label)
             continue
         runs.append(SweepRun(rid, params, scenario))
     for problem, labels in run_problems.items():

@@ -576,3 +576,15 @@ lhs = { low = 0.03, high = 0.08, count = 16 }
     # default objective: the first metric minimized
     frame = read_results(out)
     assert doc["best"]["metrics"]["f_nadir_hz"] == frame.f_nadir_hz.min()
+
+
+def test_duplicate_and_wrongly_typed_values_are_reported(tmp_path):
+    path = write_sweep(
+        tmp_path,
+        '[[axis]]\nkey = "frequency.h_s"\nvalues = [3, 3.0, "fast"]\n',
+    )
+    with pytest.raises(ScenarioError) as info:
+        load_sweep(path)
+    text = str(info.value)
+    assert "frequency.h_s=3.0) appears twice (the same parameters as frequency.h_s=3)" in text
+    assert "run " in text and "frequency.h_s='fast'" in text
