@@ -510,6 +510,8 @@ def simulate_case(
         "fleet_energy_kwh": 0.0,
         "soc_change_frac": 0.0,
         "fleet_p_max_mw": float(np.max(p_fleet)) if fleet is not None else 0.0,
+        # energy of the response itself: the injection change integrated from the event on
+        "fleet_response_energy_kwh": float(np.sum(p_fleet[after]) * dt_s * 1000.0 / 3600.0),
     }
     if fleet is not None and hasattr(fleet, "summary"):
         metrics.update(fleet.summary())
