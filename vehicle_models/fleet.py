@@ -286,6 +286,8 @@ def _kernel_after(  # pragma: no cover - compiled
     inv_eta_d,
     p_kw,
     q_kvar,
+    p_min_pu,
+    p_max_pu,
     limited,
     p_bus,
     q_bus,
@@ -314,7 +316,14 @@ def _kernel_after(  # pragma: no cover - compiled
             req = p_pu[i] * s
             lo = min(e_floor_kwh[i], e)
             hi = max(e_ceiling_kwh[i], e)
-            if plugged[i]:
+            x = p_pu[i]
+            if plugged[i] and x >= p_min_pu[i] and x <= max(p_max_pu[i], 0.0):
+                # inside the schedule's range (a subset of the SoC-feasible range that
+                # contains 0): feasible, no need to recompute the SoC bounds
+                n_plug += 1
+                p_min = req
+                p_max = req
+            elif plugged[i]:
                 n_plug += 1
                 p_max = min((e - lo) * inv_dt_h * eta_d[i], p_dis_kw[i])
                 p_min = max(-(hi - e) * inv_dt_h * inv_eta_c[i], -p_ch_kw[i])
@@ -328,12 +337,12 @@ def _kernel_after(  # pragma: no cover - compiled
             limited[i] = lim
             if lim:
                 n_lim += 1
-            if p >= 0.0:
-                p_dc = p * inv_eta_d[i]
-                e_out += p * dt_h
-            else:
-                p_dc = p * eta_c[i]
-                e_in -= p * dt_h
+            # branch-free split (the sign of p varies between vehicles)
+            pos = max(p, 0.0)
+            neg = min(p, 0.0)
+            p_dc = pos * inv_eta_d[i] + neg * eta_c[i]
+            e_out += pos * dt_h
+            e_in -= neg * dt_h
             e_loss += (p_dc - p) * dt_h
             e_new = min(max(e - p_dc * dt_h, lo), hi)
             e_kwh[i] = e_new
@@ -934,6 +943,8 @@ class Fleet:
             self._inv_eta_d,
             self.p_kw,
             self.q_kvar,
+            sc["p_min_pu"],
+            sc["p_max_pu"],
             self._limited,
             bs["p"],
             bs["q"],
