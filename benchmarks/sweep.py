@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         assert one.n_done == two.n_done == n and (frame2.status == "ok").all()
 
     efficiency = one.wall_s / (2.0 * two.wall_s)
+    # other processes on the machine during the run: an efficiency below the target on
+    # a busy machine says more about the machine than about the sweep runner
+    load_1min = os.getloadavg()[0]
     overhead_ms = (one.wall_s - study_s) / n * 1000.0
     result = {
         "n_runs": n,
@@ -96,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         "parallel_efficiency": efficiency,
         "overhead_per_run_ms": overhead_ms,
         "validation_per_run_ms": validation_s / n * 1000.0,
+        "load_average_1min": load_1min,
+        "cpu_count": os.cpu_count(),
     }
     if args.json:
         json.dump(result, sys.stdout, indent=2)
@@ -109,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"overhead per run        {overhead_ms:.2f} ms (target < 50 ms)")
         print(f"validation per run      {result['validation_per_run_ms']:.1f} ms (up front)")
+        print(f"load average (1 min)    {load_1min:.1f} on {os.cpu_count()} cores")
     return 0
 
 
