@@ -193,8 +193,9 @@ class HostingCapacityStudy:
 
     Parameters
     ----------
-    feeder : str or path
-        Embedded feeder name or pandapower JSON path.
+    feeder : str, path or pandapowerNet
+        Embedded feeder name or pandapower JSON path (loaded with ``prepare_net``), or an
+        already prepared net (then ``load_scale`` and ``ext_grid_vm_pu`` are not applied).
     load_scale : float
         Scale of every load [-] (as in ``v2g-cosim powerflow``).
     ext_grid_vm_pu : float or None
@@ -221,12 +222,12 @@ class HostingCapacityStudy:
 
         self.criteria = criteria or HostingCapacityCriteria()
         self.criteria.validate()
-        self.net = prepare_net(feeder, load_scale=load_scale, ext_grid_vm_pu=ext_grid_vm_pu)
-        self.feeder = (
-            str(self.net.name or feeder) if not Path(str(feeder)).exists() else str(feeder)
-        )
-        if isinstance(feeder, str) and not Path(feeder).exists():
-            self.feeder = feeder
+        if isinstance(feeder, str | Path):
+            self.net = prepare_net(feeder, load_scale=load_scale, ext_grid_vm_pu=ext_grid_vm_pu)
+            self.feeder = str(feeder)
+        else:  # an already prepared pandapower net (used as is)
+            self.net = feeder
+            self.feeder = str(feeder.name or "feeder")
         net = self.net
         self.ac = AcSolver(net) if need_ac else None
         self.screen = LinDistFlowSolver(net) if need_screen else None
