@@ -468,13 +468,22 @@ class SwingModel:
         + fleet injection change, - generation lost, - load added (500 MW lost => -500).
         Load shed by UFLS is added by the model itself.
         """
-        if not (isinstance(dt_s, int | float) and math.isfinite(dt_s) and dt_s > 0):
+        try:  # numpy scalars are welcome; strings and arrays are not
+            if isinstance(dt_s, str | bytes) or isinstance(p_imbalance_mw, str | bytes):
+                raise TypeError
+            dt_s, p_imbalance_mw = float(dt_s), float(p_imbalance_mw)
+        except (TypeError, ValueError):
+            raise ScenarioError(
+                f"frequency step: dt_s = {dt_s!r} and p_imbalance_mw = {p_imbalance_mw!r} "
+                "must be numbers"
+            ) from None
+        if not (math.isfinite(dt_s) and dt_s > 0):
             raise ScenarioError(f"frequency step: dt_s = {dt_s!r} must be a finite number > 0")
         if not math.isfinite(p_imbalance_mw):
             raise ScenarioError(
                 f"frequency step: p_imbalance_mw = {p_imbalance_mw!r} is not finite"
             )
-        remaining = float(dt_s)
+        remaining = dt_s
         # Each UFLS trip splits the step at the trip instant; at most one split per stage.
         while remaining > 0.0:
             u_pu = (p_imbalance_mw + self.ufls_shed_mw) / self.params.s_base_mw

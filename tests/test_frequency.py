@@ -277,7 +277,18 @@ def test_from_dict_builds_stages_and_reports_unknown_keys_and_types():
 
 def test_step_rejects_bad_inputs():
     model = SwingModel(SwingParameters())
-    with pytest.raises(ScenarioError, match="dt_s = 0 must be"):
+    with pytest.raises(ScenarioError, match=r"dt_s = 0\.0 must be"):
         model.step(dt_s=0, p_imbalance_mw=0.0)
     with pytest.raises(ScenarioError, match="p_imbalance_mw = nan is not finite"):
         model.step(dt_s=0.01, p_imbalance_mw=float("nan"))
+
+
+def test_step_accepts_numpy_scalars_and_rejects_non_numbers():
+    a, b = SwingModel(SwingParameters()), SwingModel(SwingParameters())
+    a.step(dt_s=np.float32(0.02), p_imbalance_mw=np.float64(-500.0))
+    b.step(dt_s=float(np.float32(0.02)), p_imbalance_mw=-500.0)
+    assert a.f_hz == b.f_hz
+    with pytest.raises(ScenarioError, match="must be numbers"):
+        a.step(dt_s="0.02", p_imbalance_mw=-500.0)
+    with pytest.raises(ScenarioError, match="must be numbers"):
+        a.step(dt_s=0.02, p_imbalance_mw=np.zeros(3))
