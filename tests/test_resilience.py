@@ -176,3 +176,17 @@ def test_cli_bad_curve_exits_2_with_message(tmp_path, capsys):
     path = _write(tmp_path, "t_h,performance\n0,1\n1,nan\n")
     assert main(["resilience", "--curve", str(path)]) == 2
     assert "curve.csv: row 2: performance is NaN" in capsys.readouterr().err
+
+
+def test_tolerance_makes_noisy_measured_curves_usable():
+    """Measurement noise (±0.01 MW) around the levels: corners found with tolerance = 0.05."""
+    t, p = trapezoid_curve(0.25)
+    noise = 0.01 * np.sin(np.arange(t.size) * 1.7)
+    noisy = p + noise
+    strict = resilience_metrics(t, noisy)
+    assert strict.t_disruption_h < 1.0  # a noise wiggle is taken for the disruption
+    m = resilience_metrics(t, noisy, tolerance=0.05)
+    assert m.t_disruption_h == pytest.approx(1.0)
+    assert m.t_degraded_h == pytest.approx(3.0) and m.t_recovery_start_h == pytest.approx(7.0)
+    assert m.lambda_ == pytest.approx(60.0, abs=0.02)
+    assert m.area == pytest.approx(390.0, rel=1e-3)
