@@ -1031,7 +1031,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     name = args.pop(0)
     sys.argv = [f"cosim.simulators:{name}", *args]
-    return mosaik_api_v3.start_simulation(SIMULATORS[name](), f"v2g-cosim {name}") or 0
+    simulator = SIMULATORS[name]()
+    return (
+        mosaik_api_v3.start_simulation(simulator, f"v2g-cosim {name}", configure_logging=False)
+        or 0
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover - exercised through the remote test

@@ -553,8 +553,8 @@ def metrics_from_results(path: str | Path, *, duration_s: float | None = None) -
         metrics["fleet_energy_kwh"] = _energy_kwh(tp, p, duration_s)
         for key in ("e_charged_kwh", "e_discharged_kwh", "e_loss_kwh"):
             metrics[f"fleet_{key}"] = float(sel(f"fleet.{key}")[1][-1])
-        metrics["max_fleet_export_mw"] = float(max(p.max(), 0.0))
-        metrics["max_fleet_import_mw"] = float(max(-p.min(), 0.0))
+        metrics["max_fleet_export_mw"] = float(max(p.max(), 0.0)) + 0.0
+        metrics["max_fleet_import_mw"] = float(max(-p.min(), 0.0)) + 0.0
         metrics["max_n_tripped"] = float(sel("fleet.n_tripped")[1].max())
         _, soc = sel("fleet.soc_mean_frac")
         metrics["soc_min_frac"] = float(soc.min())

@@ -1,0 +1,41 @@
+"""Simulators in separate processes (mosaik ``cmd`` start on 127.0.0.1) give the same results
+as in-process ones."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from cosim.results import read_results
+from cosim.scenario import RemoteSim, load_scenario
+from cosim.world import build_world, run_scenario, sim_config
+
+SCENARIOS = Path(str(resources.files("studies.scenarios")))
+
+
+def test_sim_config_starts_one_simulator_as_a_process():
+    config = sim_config(RemoteSim.FLEET)
+    assert config["FleetSim"] == {"cmd": "%(python)s -m cosim.simulators FleetSim %(addr)s"}
+    assert config["FeederSim"] == {"python": "cosim.simulators:FeederSim"}
+
+
+def test_remote_fleet_equals_in_process(tmp_path):
+    scenario = load_scenario(SCENARIOS / "remote.toml")
+    assert scenario.simulation.remote is RemoteSim.FLEET
+    remote = run_scenario(scenario, tmp_path / "remote", progress=False)
+    local = run_scenario(scenario, tmp_path / "local", progress=False, remote=RemoteSim.NONE)
+    a, _ = read_results(remote.results_path)
+    b, _ = read_results(local.results_path)
+    pd.testing.assert_frame_equal(a, b)
+    assert remote.metrics == local.metrics
+    assert remote.metrics["max_fleet_import_mw"] > 0  # the fleet did something
+
+
+def test_the_world_listens_on_localhost_only(tmp_path):
+    built = build_world(load_scenario(SCENARIOS / "frequency_only.toml"), tmp_path, record=False)
+    try:
+        assert built.world.config["addr"][0] == "127.0.0.1"
+    finally:
+        built.world.shutdown()
