@@ -39,6 +39,48 @@ from vehicle_models.settings import (
 )
 from vehicle_models.stagger import TRIP_ELEMENTS, staggered_trip_settings
 
+try:  # the timers of 100,000 units in one pass; without numba the same code runs as Python
+    from numba import njit
+except ImportError:  # pragma: no cover - numba is a dependency
+
+    def njit(*args, **kwargs):
+        def wrap(f):
+            return f
+
+        return wrap
+
+
+@njit(cache=True)
+def _timer_kernel(
+    x, x_stride, connected, sign, sthr, t_clear, thr_stride, timers, dt, new_trip, e0,
+    ceased, mc_low, mc_high,
+):  # fmt: skip
+    """Advance the four timers ``e0 .. e0+3`` with input ``x`` (voltage or frequency).
+
+    A timer accumulates ``dt`` while its condition holds for a connected unit and resets to
+    zero otherwise; ``new_trip[i]`` is set when a timer reaches its clearing time. With
+    finite ``mc_low``/``mc_high`` also writes the momentary-cessation flags. Returns the
+    number of running timers.
+    """
+    active = 0
+    for i in range(connected.shape[0]):
+        xi = x[i * x_stride]
+        j = i * thr_stride
+        c = connected[i]
+        for k in range(4):
+            e = e0 + k
+            if c and sign[e] * xi > sthr[e, j]:
+                t = timers[e, i] + dt
+                timers[e, i] = t
+                active += 1
+                if t >= t_clear[e, j]:
+                    new_trip[i] = True
+            elif timers[e, i] != 0.0:  # read, not write, in the common case
+                timers[e, i] = 0.0
+        if c and (xi < mc_low or xi > mc_high):
+            ceased[i] = True
+    return active
+
 
 def must_ride_through_s(vm_pu, category: AbnormalCategory) -> np.ndarray:
     """Minimum time [s] a unit must ride through a voltage ``vm_pu`` (Tables 14-16).
@@ -159,36 +201,36 @@ class RideThroughState:
         per_unit = staggered_trip_settings(
             settings.trip, settings.stagger, settings.abnormal_category, n=self.n, seed=seed
         )
-        # Stack thresholds as signed values so one comparison covers over and under elements:
+        # Signed thresholds so one comparison covers over and under elements:
         # over:  x > thr  <=>  +x > +thr;  under: x < thr  <=>  -x > -thr.
-        sign = np.array([+1.0, +1.0, -1.0, -1.0, +1.0, +1.0, -1.0, -1.0])[:, None]
+        # Shape (8, 1) when every unit shares the settings, (8, n) when staggered.
+        self._sign = np.array([+1.0, +1.0, -1.0, -1.0, +1.0, +1.0, -1.0, -1.0])
         names = [
             f"{e}_v_pu" if e in ("ov2", "ov1", "uv1", "uv2") else f"{e}_f_hz" for e in TRIP_ELEMENTS
         ]
-        thr = np.vstack([np.broadcast_to(per_unit[k], (self.n,)) for k in names])
+        staggered = any(np.ndim(v) > 0 for v in per_unit.values())
+        width = self.n if staggered else 1
+        thr = np.vstack([np.broadcast_to(per_unit[k], (width,)) for k in names])
         t_clear = np.vstack(
-            [np.broadcast_to(per_unit[f"{e}_t_s"], (self.n,)) for e in TRIP_ELEMENTS]
+            [np.broadcast_to(per_unit[f"{e}_t_s"], (width,)) for e in TRIP_ELEMENTS]
         )
-        self._sign_v = sign[:4]
-        self._sign_f = sign[4:]
-        self._sthr_v = sign[:4] * thr[:4]
-        self._sthr_f = sign[4:] * thr[4:]
+        self._thr_stride = 1 if staggered else 0
+        self._sthr = np.ascontiguousarray(self._sign[:, None] * thr)
         # A tiny tolerance so that accumulated float steps (16 x 0.01) reach 0.16.
-        self._t_clear_v = t_clear[:4] - 1e-9
-        self._t_clear_f = t_clear[4:] - 1e-9
+        self._t_clear = np.ascontiguousarray(t_clear - 1e-9)
         trip = settings.trip
         self._mc_low = trip.mc_low_v_pu
         self._mc_high = trip.mc_high_v_pu
         # Guard band: if every voltage/frequency is inside it no element can pick up, so the
         # whole trip logic is skipped (the common case, keeps a step cheap).
+        has_units = self.n > 0 and thr.size > 0
         self._v_guard = (
-            float(np.max(thr[2:4])) if self.n else 0.0,
-            float(np.min(thr[0:2])) if self.n else 2.0,
+            max(float(np.max(thr[2:4])) if has_units else 0.0, self._mc_low),
+            min(float(np.min(thr[0:2])) if has_units else 2.0, self._mc_high),
         )
-        self._v_guard = (max(self._v_guard[0], self._mc_low), min(self._v_guard[1], self._mc_high))
         self._f_guard = (
-            float(np.max(thr[6:8])) if self.n else 0.0,
-            float(np.min(thr[4:6])) if self.n else 100.0,
+            float(np.max(thr[6:8])) if has_units else 0.0,
+            float(np.min(thr[4:6])) if has_units else 100.0,
         )
         self.timer_s = np.zeros((8, self.n))
         self._v_timers_active = False
@@ -223,7 +265,6 @@ class RideThroughState:
         if self._n_disconnecting:
             self._ramp_down(dt_s)
 
-        new_trip = None
         v_lo, v_hi = self._v_guard
         v_min = float(vm_pu.min()) if self.n else 1.0
         v_max = float(vm_pu.max()) if self.n else 1.0
@@ -234,42 +275,40 @@ class RideThroughState:
             raise SimulationError(f"inverter voltage input is not finite at unit {bad}")
         if not (math.isfinite(f_min) and math.isfinite(f_max)):
             raise SimulationError("inverter frequency input is not finite")
-        if self._v_timers_active or v_min < v_lo or v_max > v_hi:
-            cond = (self._sign_v * vm_pu) > self._sthr_v
-            cond &= connected
-            timers = self.timer_s[:4]
-            timers += dt_s
-            timers *= cond
-            self._v_timers_active = bool(cond.any())
-            new_trip = (timers >= self._t_clear_v).any(axis=0)
-            ceased = (vm_pu < self._mc_low) | (vm_pu > self._mc_high)
-            ceased &= connected
+        check_v = self._v_timers_active or v_min < v_lo or v_max > v_hi
+        f_lo, f_hi = self._f_guard
+        check_f = self._f_timers_active or f_min < f_lo or f_max > f_hi
+        if not (check_v or check_f):
+            if self.ceased.any():
+                self.ceased = np.zeros(self.n, dtype=bool)
+            return
+        new_trip = np.zeros(self.n, dtype=np.bool_)
+        if check_v:
+            ceased = np.zeros(self.n, dtype=np.bool_)
+            active = _timer_kernel(
+                vm_pu, 1, connected, self._sign, self._sthr, self._t_clear, self._thr_stride,
+                self.timer_s, float(dt_s), new_trip, 0, ceased, self._mc_low, self._mc_high,
+            )  # fmt: skip
+            self._v_timers_active = active > 0
             self.ceased = ceased
         elif self.ceased.any():
             self.ceased = np.zeros(self.n, dtype=bool)
-
-        f_lo, f_hi = self._f_guard
-        if self._f_timers_active or f_min < f_lo or f_max > f_hi:
-            f = np.asarray(f_hz, dtype=float)
-            f_col = f if f.ndim == 0 else f[None, :]
-            cond = (self._sign_f * f_col) > self._sthr_f
-            cond = cond & connected
-            timers = self.timer_s[4:]
-            timers += dt_s
-            timers *= cond
-            self._f_timers_active = bool(cond.any())
-            f_trip = (timers >= self._t_clear_f).any(axis=0)
-            new_trip = f_trip if new_trip is None else (new_trip | f_trip)
-
-        if new_trip is not None:
-            new_trip &= ~self.tripped
-            new_trip &= ~self.disconnecting
-            if new_trip.any():
-                if self._ramp_mode:
-                    self.disconnecting |= new_trip
-                    self._n_disconnecting = int(np.count_nonzero(self.disconnecting))
-                else:
-                    self._trip(new_trip)
+        if check_f:
+            f_arr = np.atleast_1d(np.asarray(f_hz, dtype=float))
+            active = _timer_kernel(
+                f_arr, 0 if f_arr.size == 1 else 1, connected, self._sign, self._sthr,
+                self._t_clear, self._thr_stride, self.timer_s, float(dt_s), new_trip, 4,
+                self.ceased, -np.inf, np.inf,
+            )  # fmt: skip
+            self._f_timers_active = active > 0
+        new_trip &= ~self.tripped
+        new_trip &= ~self.disconnecting
+        if new_trip.any():
+            if self._ramp_mode:
+                self.disconnecting |= new_trip
+                self._n_disconnecting = int(np.count_nonzero(self.disconnecting))
+            else:
+                self._trip(new_trip)
 
     # ------------------------------------------------------------------------------------
     def _trip(self, mask: np.ndarray) -> None:
