@@ -108,3 +108,15 @@ def test_bad_settings_files(capsys, tmp_path):
     argv = ["inverter-curve", "--function", "volt_var", "--category", "B", "--settings", str(clash)]
     assert main(argv) == 2
     assert "contradicts --category B" in capsys.readouterr().err
+
+
+def test_category_taken_from_settings_file_when_not_given(capsys, tmp_path):
+    path = tmp_path / "scenario.toml"
+    path.write_text('[fleet.control]\nvoltage_category = "A"\nabnormal_category = "I"\n')
+    argv = "inverter-curve --function volt_var --json --at 0.9 --settings"
+    data = _json(capsys, [*argv.split(), str(path)])
+    assert data["category"] == "A"
+    assert data["points"][0]["q_pu"] == pytest.approx(0.25)  # Table 8 Category A Q1
+    argv = "inverter-curve --function freq_watt --json --at 60 --settings"
+    data = _json(capsys, [*argv.split(), str(path)])
+    assert data["category"] == "I"

@@ -3,7 +3,8 @@
 Categories: ``A``/``B`` (normal performance) select the defaults of the voltage functions
 (``volt_var``, ``volt_watt``, ``pf``, ``watt_var``); ``I``/``II``/``III`` (abnormal
 performance) select those of ``freq_watt``. A voltage function with I/II/III (or freq_watt with
-A/B) is an error. Without ``--category``: B for voltage functions, III for freq_watt.
+A/B) is an error. Without ``--category``: the settings file's category, else B for voltage
+functions and III for freq_watt.
 
 ``x`` is the voltage [pu] for the voltage functions and the frequency [Hz] for ``freq_watt``.
 P and Q are per unit of the apparent-power rating (``q_pu > 0``: injected, capacitive), after
@@ -63,34 +64,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json_flag(parser)
 
 
-def _category(function: str, category: str | None) -> str:
+def _check_category(function: str, category: str | None) -> None:
+    """A mismatched function/category pair is an error (None: not given, decided later)."""
+    if category is None:
+        return
     if function == "freq_watt":
-        if category is None:
-            return "III"
         if category not in ABNORMAL_CATEGORIES:
             raise ScenarioError(
                 f"--category {category} is a normal-performance (voltage) category; "
                 "freq_watt uses the abnormal-performance categories I, II or III"
             )
-        return category
-    if category is None:
-        return "B"
-    if category not in VOLTAGE_CATEGORIES:
+    elif category not in VOLTAGE_CATEGORIES:
         raise ScenarioError(
             f"--category {category} is an abnormal-performance category; "
             f"{function} uses the normal-performance categories A or B"
         )
-    return category
 
 
-def _load_settings(path: Path | None, function: str, category: str):
+def _load_settings(path: Path | None, function: str, category: str | None):
+    """Settings and the category used: --category, else the file's, else B / III."""
     import tomllib
 
     from vehicle_models.settings import InverterSettings
 
     key = "abnormal_category" if function == "freq_watt" else "voltage_category"
+    default = "III" if function == "freq_watt" else "B"
     if path is None:
-        return InverterSettings.from_dict({key: category}, path="settings")
+        category = category or default
+        return InverterSettings.from_dict({key: category}, path="settings"), category
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
@@ -107,10 +108,13 @@ def _load_settings(path: Path | None, function: str, category: str):
         raise ScenarioError(f"{path}: {where} must be a table")
     table = dict(table)
     given = table.get(key)
-    if given is not None and str(given).upper() != category:
+    if category is not None and given is not None and str(given).upper() != category:
         raise ScenarioError(f"{path}: {where}.{key} = {given!r} contradicts --category {category}")
-    table[key] = category
-    return InverterSettings.from_dict(table, path=where)
+    if category is not None:
+        table[key] = category
+    settings = InverterSettings.from_dict(table, path=where)
+    used = settings.abnormal_category if function == "freq_watt" else settings.voltage_category
+    return settings, used.value
 
 
 def _sweep(function: str, settings) -> list[float]:
@@ -136,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     from vehicle_models.controls import steady_state_response
 
     function = args.function
-    category = _category(function, args.category)
+    _check_category(function, args.category)
     problems = []
     p_avail = args.p_avail_pu
     if p_avail is None:
@@ -151,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
                 problems.append(f"--at: {x} is outside the allowed range {lo:g} .. {hi:g} {unit}")
     if problems:
         raise ScenarioError("invalid inverter-curve arguments", problems=problems)
-    settings = _load_settings(args.settings, function, category)
+    settings, category = _load_settings(args.settings, function, args.category)
     xs = list(args.at) if args.at is not None else _sweep(function, settings)
     p, q = steady_state_response(function, np.asarray(xs), settings, p_avail_pu=p_avail)
     points = [
