@@ -206,8 +206,6 @@ class SwingParameters:
             out.append(f"{path}.f_hp: {self.f_hp} is outside the allowed (0, 1]")
         if not self.has_governor and self.agc_ki_per_s is not None:
             out.append(f"{path}.agc_ki_per_s: AGC needs a governor (r_pu is infinite)")
-        if not self.has_governor and isinstance(self.d_pu, int | float) and self.d_pu == 0:
-            out.append(f"{path}.d_pu: 0 with no governor leaves the frequency undamped")
         total = 0.0
         for i, stage in enumerate(self.ufls):
             where = f"{path}.ufls[{i}]"
@@ -343,7 +341,8 @@ def steady_state_deviation_hz(params: SwingParameters, p_step_mw: float) -> floa
     Notes
     -----
     ``Δf_ss = -ΔP / (D + 1/R)`` in pu, times ``f0``; ``1/R = 0`` in island mode. The reheat
-    turbine does not change it; AGC would bring it back to zero.
+    turbine does not change it; AGC would bring it back to zero. An island with neither
+    damping nor governor (``D = 0``, ``R = inf``) has no steady state: ``-inf`` for a deficit.
 
     References
     ----------
@@ -351,6 +350,8 @@ def steady_state_deviation_hz(params: SwingParameters, p_step_mw: float) -> floa
     """
     inv_r = 1.0 / params.r_pu if params.has_governor else 0.0
     beta = params.d_pu + inv_r
+    if beta == 0.0:  # an undamped island without governor drifts without bound
+        return 0.0 if p_step_mw == 0 else -math.copysign(math.inf, p_step_mw)
     return -(p_step_mw / params.s_base_mw) / beta * params.f0_hz
 
 

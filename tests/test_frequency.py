@@ -292,3 +292,13 @@ def test_step_accepts_numpy_scalars_and_rejects_non_numbers():
         a.step(dt_s="0.02", p_imbalance_mw=-500.0)
     with pytest.raises(ScenarioError, match="must be numbers"):
         a.step(dt_s=0.02, p_imbalance_mw=np.zeros(3))
+
+
+def test_undamped_island_drifts_with_the_inertia_alone():
+    """D = 0, no governor: Δf(t) = -ΔP f0 t / (2 H S) exactly; no steady state."""
+    params = SwingParameters.island(s_base_mw=5.0, h_s=2.0, d_pu=0.0, f0_hz=50.0)
+    model = SwingModel(params)
+    for _ in range(100):
+        model.step(dt_s=0.01, p_imbalance_mw=-0.5)
+    assert model.delta_f_hz == pytest.approx(-0.5 * 50.0 * 1.0 / (2 * 2.0 * 5.0), rel=1e-12)
+    assert steady_state_deviation_hz(params, 0.5) == -math.inf
