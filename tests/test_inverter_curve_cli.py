@@ -120,3 +120,13 @@ def test_category_taken_from_settings_file_when_not_given(capsys, tmp_path):
     argv = "inverter-curve --function freq_watt --json --at 60 --settings"
     data = _json(capsys, [*argv.split(), str(path)])
     assert data["category"] == "I"
+
+
+def test_warns_about_ride_through_conflicts(capsys, tmp_path):
+    path = tmp_path / "fast_trip.toml"
+    path.write_text("[fleet.control.trip]\nuv1_t_s = 2.0\n")
+    argv = "inverter-curve --function volt_var --json --at 1.0 --settings"
+    assert main([*argv.split(), str(path)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["points"][0]["q_pu"] == 0.0
+    assert "warning: fleet.control.trip.uv1_t_s: 2 s" in captured.err

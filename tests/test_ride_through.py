@@ -308,3 +308,20 @@ def test_random_stagger_is_seeded():
     a = staggered_trip_settings(s.trip, st, AbnormalCategory.III, n=10, seed=1)
     b = staggered_trip_settings(s.trip, st, AbnormalCategory.III, n=10, seed=2)
     assert not np.array_equal(a["uf1_f_hz"], b["uf1_f_hz"])
+
+
+def test_ride_through_conflicts():
+    """Defaults are coordinated with Tables 14-16/19; an in-range but too-fast UV1 is not."""
+    from vehicle_models.ride_through import ride_through_conflicts
+
+    for acat in ("I", "II", "III"):
+        assert ride_through_conflicts(InverterSettings.defaults(abnormal_category=acat)) == []
+    fast = InverterSettings.from_dict({"trip": {"uv1_t_s": 2.0}})  # in range for Cat III
+    (message,) = ride_through_conflicts(fast)
+    assert message == (
+        "fleet.control.trip.uv1_t_s: 2 s (with uv1_v_pu = 0.88) trips between 0.5 and "
+        "0.879 pu, where Category III must ride through for up to 20 s"
+    )
+    # lowering the threshold below the mandatory band removes the conflict
+    low = InverterSettings.from_dict({"trip": {"uv1_t_s": 2.0, "uv1_v_pu": 0.5}})
+    assert ride_through_conflicts(low) == []

@@ -163,6 +163,51 @@ def trip_time_s(vm_pu: float, f_hz: float, settings: InverterSettings) -> float:
     return min(times) if times else float("inf")
 
 
+def ride_through_conflicts(
+    settings: InverterSettings, *, path: str = "fleet.control.trip"
+) -> list[str]:
+    """Voltage and frequency bands where the trip settings would trip before the unit has
+    ridden through as long as Tables 14-16 and 19 require (empty list: coordinated).
+
+    The allowed ranges of Tables 11-13 and 18 do not by themselves guarantee coordination
+    (e.g. Category III ``uv1_t_s = 2`` with ``uv1_v_pu = 0.88`` trips inside the 20 s
+    mandatory-operation band); this scans 0-1.3 pu in 1 mV steps and 50-70 Hz in 1 mHz steps
+    and reports each conflicting band once, naming the element's keys.
+    """
+    trip = settings.trip
+    category = settings.abnormal_category
+    problems: list[str] = []
+    elements = [
+        ("ov2", "v", trip.ov2_v_pu, trip.ov2_t_s, +1),
+        ("ov1", "v", trip.ov1_v_pu, trip.ov1_t_s, +1),
+        ("uv1", "v", trip.uv1_v_pu, trip.uv1_t_s, -1),
+        ("uv2", "v", trip.uv2_v_pu, trip.uv2_t_s, -1),
+        ("of2", "f", trip.of2_f_hz, trip.of2_t_s, +1),
+        ("of1", "f", trip.of1_f_hz, trip.of1_t_s, +1),
+        ("uf1", "f", trip.uf1_f_hz, trip.uf1_t_s, -1),
+        ("uf2", "f", trip.uf2_f_hz, trip.uf2_t_s, -1),
+    ]
+    v_grid = np.round(np.arange(0.0, 1.3 + 1e-9, 0.001), 3)
+    f_grid = np.round(np.arange(50.0, 70.0 + 1e-9, 0.001), 3)
+    v_need = must_ride_through_s(v_grid, category)
+    f_need = must_ride_through_frequency_s(f_grid, category)
+    for name, kind, threshold, t_clear, sign in elements:
+        grid, need = (v_grid, v_need) if kind == "v" else (f_grid, f_need)
+        picks_up = sign * grid > sign * threshold
+        bad = picks_up & (t_clear < need - 1e-9)
+        if bad.any():
+            unit = "pu" if kind == "v" else "Hz"
+            key = f"{name}_{'v_pu' if kind == 'v' else 'f_hz'}"
+            lo, hi = float(grid[bad].min()), float(grid[bad].max())
+            worst = float(need[bad].max())
+            problems.append(
+                f"{path}.{name}_t_s: {t_clear:g} s (with {key} = {threshold:g}) trips between "
+                f"{lo:g} and {hi:g} {unit}, where Category {category.value} must ride through "
+                f"for up to {worst:g} s"
+            )
+    return problems
+
+
 class RideThroughState:
     """Trip timers, momentary cessation, enter service and stagger ramp for N units.
 
@@ -358,5 +403,6 @@ __all__ = [
     "RideThroughState",
     "must_ride_through_frequency_s",
     "must_ride_through_s",
+    "ride_through_conflicts",
     "trip_time_s",
 ]

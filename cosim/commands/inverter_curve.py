@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 from cosim.clitools import add_json_flag, emit_json, format_table
@@ -156,6 +157,11 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         raise ScenarioError("invalid inverter-curve arguments", problems=problems)
     settings, category = _load_settings(args.settings, function, args.category)
+    from vehicle_models.ride_through import ride_through_conflicts
+
+    # in range but not coordinated with the must-ride-through tables: warn, do not fail
+    for message in ride_through_conflicts(settings):
+        print(f"warning: {message}", file=sys.stderr)
     xs = list(args.at) if args.at is not None else _sweep(function, settings)
     p, q = steady_state_response(function, np.asarray(xs), settings, p_avail_pu=p_avail)
     points = [
