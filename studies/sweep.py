@@ -898,7 +898,12 @@ def run_sweep(
         If ``out_dir`` holds the results of a different sweep.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ScenarioError(f"--out {out}: exists and is not a directory") from None
+    except OSError as error:
+        raise ScenarioError(f"--out {out}: cannot be created ({error.strerror})") from None
     _check_same_sweep(spec, out)
     store = ResultsStore(out, columns=[*spec.param_keys, *spec.metrics])
     store.load()
