@@ -446,6 +446,149 @@ class HostingCapacityStudy:
             n_ac_solves=(self.ac.n_solves - ac_solves0) if self.ac else 0,
         )
 
+    def load_injection(self, solver) -> tuple[np.ndarray, np.ndarray]:
+        """Injection of the net's loads alone per bus (negative), as scaled in the net."""
+        net = self.net
+        loads = net.load[net.load.in_service.astype(bool)]
+        p = (-loads.p_mw * loads.scaling).groupby(loads.bus).sum()
+        q = (-loads.q_mvar * loads.scaling).groupby(loads.bus).sum()
+        bus = pd.Index(solver.bus)
+        return (
+            p.reindex(bus, fill_value=0.0).to_numpy(float),
+            q.reindex(bus, fill_value=0.0).to_numpy(float),
+        )
+
+    def time_series(
+        self,
+        load_scale_profile,
+        buses=None,
+        *,
+        mode: Mode = Mode.EXPORT,
+        pf: float = 1.0,
+        tolerance_mw: float = DEFAULT_TOLERANCE_MW,
+        screen_margin: float = DEFAULT_SCREEN_MARGIN,
+        cap_mw: float | None = None,
+    ) -> pd.DataFrame:
+        """Time-series hosting capacity: the largest injection violating no limit at any step.
+
+        Parameters
+        ----------
+        load_scale_profile : array_like (n_steps,)
+            Multiplier [-] of every load at each step (e.g. a day of 15-min load in pu of the
+            feeder's nominal load); the net's other injections stay as they are.
+        buses, mode, pf, tolerance_mw, screen_margin, cap_mw
+            As in :meth:`run`. Every (step, bus) pair is one case: screened together with
+            LinDistFlow, then AC-bisected together.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per bus: ``hosting_capacity_mw`` (minimum over steps, AC), ``binding``,
+            ``where``, ``binding_step`` (index of the step that sets the minimum) and
+            ``binding_load_scale``.
+        """
+        mode = Mode(mode)
+        profile = np.asarray(load_scale_profile, dtype=float).ravel()
+        problems = []
+        if profile.size == 0:
+            problems.append("load_scale_profile: empty")
+        elif not np.all(np.isfinite(profile)) or np.any(profile < 0):
+            bad = int(np.flatnonzero(~np.isfinite(profile) | (profile < 0))[0])
+            problems.append(
+                f"load_scale_profile: step {bad}: {profile[bad]} is not a finite number >= 0"
+            )
+        if self.ac is None or self.screen is None:
+            problems.append("time-series hosting capacity needs both LinDistFlow and AC")
+        check_problems(problems, ScenarioError, "invalid time-series hosting-capacity study")
+        bus_list = self.resolve_buses(buses)
+        cap = float(cap_mw or self.default_cap_mw)
+        q_per_p = q_per_p_from_pf(pf)
+        n_step, n = profile.size, len(bus_list)
+        results = []
+        for solver in (self.screen, self.ac):
+            one = self._cases(solver, bus_list, mode, q_per_p, None)
+            p_load, q_load = self.load_injection(solver)
+            shift = (profile - 1.0)[:, None, None]
+            p_base = (one.p_base_mw[None] + shift * p_load).reshape(n_step * n, -1)
+            q_base = (one.q_base_mvar[None] + shift * q_load).reshape(n_step * n, -1)
+            direction = np.tile(one.injection.direction_mw, (n_step, 1))
+            cases = Cases(p_base, q_base, Injection(direction, q_per_p=q_per_p))
+            base = base_of(solver, cases, self.limits)
+            if solver is self.ac and not base.flows.converged.all():
+                bad = int(np.flatnonzero(~base.flows.converged)[0]) // n
+                raise ConvergenceError(
+                    f"{self.feeder}: base-case AC power flow failed at step {bad}", index=bad
+                )
+            if solver is self.screen:
+                lower, upper = np.zeros(n_step * n), np.full(n_step * n, cap)
+            else:
+                s = results[0].hosting_capacity_mw
+                lower = s * (1 - screen_margin) - tolerance_mw
+                upper = np.where(np.isfinite(results[0].upper_mw), s * (1 + screen_margin), cap)
+                upper = upper + tolerance_mw
+            results.append(
+                bisect(
+                    solver,
+                    cases,
+                    base,
+                    self.limits,
+                    lower_mw=lower,
+                    upper_mw=upper,
+                    tolerance_mw=tolerance_mw,
+                    cap_mw=cap,
+                )
+            )
+        ac = results[1]
+        hc = ac.hosting_capacity_mw.reshape(n_step, n)
+        step = np.argmin(hc, axis=0)
+        rows = []
+        for j, b in enumerate(bus_list):
+            k = step[j] * n + j
+            binding = ac.binding[k]
+            rows.append(
+                {
+                    "bus": int(b),
+                    "mode": mode.value,
+                    "hosting_capacity_mw": float(hc[step[j], j]),
+                    "screen_mw": float(results[0].hosting_capacity_mw[k]),
+                    "binding": binding.value,
+                    "where": ""
+                    if binding is Binding.NONE
+                    else self.where(self.ac, ac.element[k], ac.position[k]),
+                    "binding_step": int(step[j]),
+                    "binding_load_scale": float(profile[step[j]]),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def control_gain(
+        self, buses=None, *, mode: Mode = Mode.EXPORT, pf_absorbing: float = 0.95, **kwargs
+    ) -> pd.DataFrame:
+        """Hosting capacity per bus for unity PF, a fixed absorbing PF, volt-var A/B and
+        volt-watt (IEEE 1547-2018 defaults), with the gain over unity PF [MW and %]."""
+        mode = Mode(mode)
+        settings = [
+            ("unity_pf", Control.NONE, 1.0),
+            (f"pf_{pf_absorbing}", Control.NONE, pf_absorbing),
+        ]
+        settings += [
+            (c.value, c, 1.0)
+            for c in (Control.VOLT_VAR_A, Control.VOLT_VAR_B, Control.VOLT_WATT)
+            if not (c is Control.VOLT_WATT and mode is Mode.IMPORT)
+        ]
+        frames = []
+        for label, control, pf in settings:
+            table = self.run(buses, mode=mode, control=control, pf=pf, **kwargs).table
+            frames.append(table.assign(setting=label))
+        out = pd.concat(frames, ignore_index=True)
+        unity = out[out.setting == "unity_pf"].set_index("bus").hosting_capacity_mw
+        out["gain_mw"] = out.hosting_capacity_mw - out.bus.map(unity)
+        out["gain_percent"] = 100.0 * out.gain_mw / out.bus.map(unity).replace(0.0, np.nan)
+        return out[
+            ["bus", "setting", "hosting_capacity_mw", "gain_mw", "gain_percent", "binding",
+             "where", "control_converged"]
+        ]  # fmt: skip
+
     def _table(self, bus_list, final, solver, screen, mode, method, margin, tol) -> pd.DataFrame:
         rows = []
         for i, b in enumerate(bus_list):

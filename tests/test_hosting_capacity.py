@@ -225,3 +225,25 @@ def test_metrics_from_scenario_dict():
     assert doc["criteria"]["v_max_pu"] == 1.06
     assert doc["hc_min_mw"] <= doc["hc_median_mw"] <= doc["hc_max_mw"]
     assert doc["binding_counts"] == {"overvoltage": 2}
+
+
+def test_time_series_is_min_over_steps_of_static_hc(case33):
+    """Export HC over a load profile = the static HC at the lightest-load step (case33bw is
+    voltage-limited: less load, higher voltage); checked against a static study at that step."""
+    profile = np.array([1.0, 0.55, 1.2, 0.8])
+    ts = case33.time_series(profile, [17, 32], mode=Mode.EXPORT)
+    assert (ts.binding_step == 1).all() and (ts.binding_load_scale == 0.55).all()
+    static = HostingCapacityStudy("case33bw", load_scale=0.55).run([17, 32], mode=Mode.EXPORT)
+    assert np.allclose(ts.hosting_capacity_mw, static.table.hosting_capacity_mw, atol=TOL_MW)
+    with pytest.raises(ScenarioError, match="step 1: nan is not a finite number"):
+        case33.time_series([1.0, np.nan], [17])
+
+
+def test_control_gain_table(case33):
+    gain = case33.control_gain([17], mode=Mode.EXPORT)
+    by = gain.set_index("setting")
+    assert by.loc["unity_pf", "gain_mw"] == 0.0
+    assert by.loc["volt_var_b", "gain_mw"] > by.loc["volt_var_a", "gain_mw"] > 0
+    assert by.loc["pf_0.95", "gain_mw"] > 0
+    # Default volt-watt starts at 1.06 pu, above the 1.05 pu limit: no gain (within tolerance)
+    assert abs(by.loc["volt_watt", "gain_mw"]) <= TOL_MW
