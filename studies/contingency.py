@@ -645,6 +645,7 @@ class _FleetDriver:
         self.ever_tripped = np.zeros(fleet.n_vehicles, dtype=bool)
         self.tripped_mw = 0.0
         self._p_bus_mw: np.ndarray | None = None
+        self._q_bus_mvar: np.ndarray | None = None
         self._powerflow = None
         self._next_pf_s = 0.0
         sag = scenario.settings
@@ -669,10 +670,11 @@ class _FleetDriver:
                 self._powerflow = ACPowerFlow(self.net)
                 self._pf_index = np.searchsorted(self._powerflow.bus, self.fleet.buses)
             p0, q0 = self._powerflow.base_injection()
-            p = p0.copy()
+            p, q = p0.copy(), q0.copy()
             if self._p_bus_mw is not None:
                 p[self._pf_index] += self._p_bus_mw
-            result = self._powerflow.solve(p, q0)
+                q[self._pf_index] += self._q_bus_mvar
+            result = self._powerflow.solve(p, q)
             result.raise_if_failed()
             self.vm_pu = result.vm_pu[0, self._pf_index]
             self._next_pf_s = t_s + step
@@ -694,6 +696,7 @@ class _FleetDriver:
             t_s=t_fleet, dt_s=dt_s, vm_pu=vm, f_hz=f_hz, p_setpoint_mw=self.setpoint_mw
         )
         self._p_bus_mw = np.asarray(res.p_mw, dtype=float)
+        self._q_bus_mvar = np.asarray(res.q_mvar, dtype=float)
         total = float(self._p_bus_mw.sum())
         if self.p_base_mw is None:
             self.p_base_mw = total

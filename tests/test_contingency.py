@@ -285,3 +285,28 @@ def test_staggered_does_not_deepen_the_nadir_of_the_reference_case(reference_tri
 
 def steady_state_after(p_deficit_mw, *, s_base_mw=2000.0, d_pu=1.0, r_pu=0.05, f0_hz=60.0):
     return -(p_deficit_mw / s_base_mw) / (d_pu + 1.0 / r_pu) * f0_hz
+
+
+def test_fleet_droop_and_vsm_lift_the_nadir_and_none_holds_its_dispatch():
+    """The fleet path (E's Fleet with D's InverterBank) in the three ride-through cases."""
+    sc = {
+        "simulation": {"duration_s": 6.0, "step_s": 0.02, "seed": 2},
+        "frequency": {"s_base_mw": 2000.0, "h_s": 4.0, "d_pu": 1.0, "r_pu": 0.05, "t_gov_s": 0.5},
+        "events": [{"t_s": 0.5, "kind": "generation_loss", "p_mw": 150.0}],
+        "feeder": {"name": "case33bw"},
+        "fleet": {
+            "n_vehicles": 40,
+            "preset": "home",
+            "control": {"droop": {"db_hz": 0.017, "k": 0.05, "olrt_s": 0.5}},
+        },
+        "contingency": {"feeder_replicas": 200.0},
+    }
+    result = run_contingency_study(sc, cases="none,droop,vsm")["cases"]
+    none, droop, vsm = result
+    assert none["fleet_p_max_mw"] == 0.0 and none["fleet_response_energy_kwh"] == 0.0
+    assert droop["f_nadir_hz"] > none["f_nadir_hz"] + 0.005
+    assert vsm["f_nadir_hz"] > none["f_nadir_hz"] + 0.005
+    assert droop["fleet_response_energy_kwh"] > 0 and vsm["fleet_response_energy_kwh"] > 0
+    # under-frequency support discharges the batteries a little more than the dispatch alone
+    assert droop["soc_change_frac"] < none["soc_change_frac"] <= 0
+    assert all(c["n_vehicles_tripped"] == 0 for c in result)
