@@ -52,14 +52,14 @@ class OutputFormat(Enum):
 class Coupling(Enum):
     """How the fleet <-> frequency feedback loop is closed (``[simulation] coupling``).
 
-    ``time_shifted``: the fleet sees the frequency of the previous step (a one-step
-    measurement delay, where communication latency also lives). ``group``: the fleet and the
-    frequency model iterate inside a ``world.group()`` at the same time step until their
-    exchanged values stop changing (no delay).
+    ``time_shifted`` (the only one so far): the fleet sees the voltage and frequency of the
+    previous step of their simulators (a one-step measurement delay, where communication
+    latency also lives). Same-time iteration in a ``world.group()`` with weak connections
+    would need simulators that can repeat a step at the same time (roll their state back);
+    ours advance their physics once per step, so it is not offered.
     """
 
     TIME_SHIFTED = "time_shifted"
-    GROUP = "group"
 
 
 class RemoteSim(Enum):
@@ -686,8 +686,6 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
             f"fleet.latency_s: {fleet.latency_s} is not an integer multiple of the time "
             f"resolution ({sim.time_resolution_s} s)"
         )
-    if sim is not None and sim.coupling is Coupling.GROUP and fleet is not None and fleet.latency_s:
-        problems.append("fleet.latency_s: a latency needs simulation.coupling = 'time_shifted'")
     check_problems(problems, ScenarioError, "invalid scenario")
     assert sim is not None
     return Scenario(

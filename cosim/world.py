@@ -24,9 +24,8 @@ Data flow (see ``docs/architecture.md``)
 The two feedback loops are closed by ``time_shifted`` connections into the fleet: the fleet
 acts on the voltage and frequency of the previous step of their simulators (a measurement
 delay); ``fleet.latency_s`` lengthens that shift (communication latency) and
-``fleet.packet_loss`` drops measurements. With ``simulation.coupling = "group"`` the fleet and
-the frequency model run in a ``world.group()`` with a *weak* frequency connection instead, so
-they iterate to agreement at the same time step (no delay).
+``fleet.packet_loss`` drops measurements. (Same-time iteration in a ``world.group()`` is not
+used: our simulators advance their physics exactly once per step.)
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from cosim.results import SUFFIX, read_results, run_metadata
-from cosim.scenario import Coupling, RemoteSim, Scenario
+from cosim.scenario import RemoteSim, Scenario
 from grids.errors import SimulationError, V2GCosimError
 
 SIM_NAMES = {
@@ -221,25 +220,23 @@ def _populate(world, scenario: Scenario, ents: dict, slow: int, fast_clock: dict
     if scenario.has_fleet:
         fl = scenario.fleet
         f0 = (scenario.frequency.params.get("f0_hz") if scenario.frequency else None) or 60.0
-        group = world.group() if sim.coupling is Coupling.GROUP else contextlib.nullcontext()
-        with group:
-            fleet_sim = world.start("FleetSim", **fast_clock)
-            ents["fleet"] = fleet_sim.Fleet(
-                n_vehicles=fl.n_vehicles,
-                buses=None if fl.table else _fleet_buses(scenario),
-                preset=fl.preset,
-                policy=fl.policy,
-                seed=sim.seed,
-                control=fl.control,
-                table=fl.table,
-                f_nominal_hz=float(f0 if scenario.frequency else fl.f_nominal_hz),
-                packet_loss=fl.packet_loss,
+        fleet_sim = world.start("FleetSim", **fast_clock)
+        ents["fleet"] = fleet_sim.Fleet(
+            n_vehicles=fl.n_vehicles,
+            buses=None if fl.table else _fleet_buses(scenario),
+            preset=fl.preset,
+            policy=fl.policy,
+            seed=sim.seed,
+            control=fl.control,
+            table=fl.table,
+            f_nominal_hz=float(f0 if scenario.frequency else fl.f_nominal_hz),
+            packet_loss=fl.packet_loss,
+        )
+        if scenario.frequency is not None:
+            freq_sim = world.start("FrequencySim", **fast_clock)
+            ents["frequency"] = freq_sim.Grid(
+                params=scenario.frequency.params, island_params=scenario.frequency.island
             )
-            if scenario.frequency is not None:
-                freq_sim = world.start("FrequencySim", **fast_clock)
-                ents["frequency"] = freq_sim.Grid(
-                    params=scenario.frequency.params, island_params=scenario.frequency.island
-                )
     if scenario.frequency is not None and "frequency" not in ents:
         freq_sim = world.start("FrequencySim", **fast_clock)
         ents["frequency"] = freq_sim.Grid(
@@ -273,10 +270,7 @@ def _connect(connect: _Connector, scenario: Scenario, ents: dict) -> None:
         if freq is not None:
             connect(fleet, freq, ("p_mw", "p_fleet_mw"))
             f0 = float(scenario.frequency.params.get("f0_hz", 60.0))
-            if sim.coupling is Coupling.GROUP:
-                connect(freq, fleet, "f_hz", weak=True, initial_data={"f_hz": f0})
-            else:
-                connect(freq, fleet, "f_hz", time_shifted=shift, initial_data={"f_hz": f0})
+            connect(freq, fleet, "f_hz", time_shifted=shift, initial_data={"f_hz": f0})
     if events is not None:
         if freq is not None:
             connect(events, freq, "p_event_mw", "island")
