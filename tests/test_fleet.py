@@ -426,3 +426,19 @@ def test_degradation_is_tracked_and_costed():
     )
     with pytest.raises(ScenarioError, match="must not be negative"):
         f.degradation_cost(battery_price_per_kwh=-1.0)
+
+
+def test_table_sessions_can_repeat_daily(tmp_path):
+    """period_s=86400: the 08:00-16:00 session repeats. The vehicle is away at t = 0, so it
+    starts with its target energy; at each of the two arrivals the trip energy (target -
+    arrival) x capacity = 36 kWh leaves the battery, and the target is met at each departure."""
+    path = _one_vehicle(tmp_path, arrival_s=8 * 3600.0, departure_s=16 * 3600.0)
+    f = Fleet.from_table(path, settings=NO_CONTROLS, period_s=86400.0)
+    res = _run(f, 2 * 96, 900.0)
+    assert sum(r.e_driven_kwh for r in res) == pytest.approx(72.0, rel=1e-12)
+    assert f.e_shortfall_kwh[0] == pytest.approx(0.0, abs=1e-9)
+    assert f.soc_frac[0] == pytest.approx(0.8, abs=1e-12)
+    plugged = [r.n_plugged[0] for r in res]
+    assert plugged[32] == 1 and plugged[64] == 0 and plugged[96 + 32] == 1
+    with pytest.raises(InputDataError, match="is a period"):
+        Fleet.from_table(_one_vehicle(tmp_path, departure_s=90000.0), period_s=86400.0)
