@@ -481,3 +481,17 @@ def test_bank_state_for_reports():
     assert state["q_lag_pu"][1] == pytest.approx(0.22)
     state["tripped"][:] = False  # a copy: the bank is unchanged
     assert bank.tripped[2]
+
+
+def test_bank_checks_input_shapes_and_broadcasts_scalars():
+    bank = InverterBank(InverterSettings.defaults(), n=3)
+    out = bank.step(
+        dt_s=1.0, vm_pu=0.95, f_hz=60.0, p_request_pu=0.5, p_max_pu=1.0, p_min_pu=-1.0,
+        connected=True,
+    )  # fmt: skip
+    assert out.p_pu.shape == (3,) and out.q_pu[0] == pytest.approx(0.22)
+    with pytest.raises(ValueError, match=r"vm_pu has shape \(2,\), expected \(3,\)"):
+        bank.step(
+            dt_s=1.0, vm_pu=np.ones(2), f_hz=60.0, p_request_pu=0.5, p_max_pu=1.0,
+            p_min_pu=-1.0, connected=True,
+        )  # fmt: skip

@@ -221,6 +221,16 @@ def _step_kernel(
     return dp_max
 
 
+def _per_unit(values, n: int, name: str, dtype) -> np.ndarray:
+    """``values`` as an (n,) array (scalars broadcast); a wrong shape is a clear error."""
+    array = np.asarray(values, dtype=dtype)
+    if array.shape == (n,):
+        return array
+    if array.ndim == 0:
+        return np.broadcast_to(array, (n,))
+    raise ValueError(f"InverterBank.step: {name} has shape {array.shape}, expected ({n},)")
+
+
 @dataclass
 class InverterOutput:
     """Result of one :meth:`InverterBank.step` (arrays of shape (N,), pu of S rating).
@@ -419,11 +429,13 @@ class InverterBank:
         InverterOutput
         """
         fac = self._factors(float(dt_s))
-        vm = np.asarray(vm_pu, dtype=float)
-        p_max = np.asarray(p_max_pu, dtype=float)
-        p_min = np.asarray(p_min_pu, dtype=float)
-        connected = np.asarray(connected, dtype=bool)
-        f_in = f_hz if np.ndim(f_hz) == 0 else np.asarray(f_hz, dtype=float)
+        n = self.n
+        vm_b = _per_unit(vm_pu, n, "vm_pu", float)
+        p_req = _per_unit(p_request_pu, n, "p_request_pu", float)
+        p_max = _per_unit(p_max_pu, n, "p_max_pu", float)
+        p_min = _per_unit(p_min_pu, n, "p_min_pu", float)
+        conn = _per_unit(connected, n, "connected", np.bool_)
+        f_in = f_hz if np.ndim(f_hz) == 0 else _per_unit(f_hz, n, "f_hz", float)
         first = not self._initialized
 
         # 1. frequency measurement (PLL low-pass) of grid-following units
@@ -435,15 +447,9 @@ class InverterBank:
 
         # 2. protection
         rt = self.ride_through
-        rt.update(dt_s=dt_s, vm_pu=vm, f_hz=f_meas, connected=connected)
+        rt.update(dt_s=dt_s, vm_pu=vm_b, f_hz=f_meas, connected=conn)
 
         # 3-5. active and reactive power, limits and masks: one fused pass (numba)
-        n = self.n
-        p_req = np.broadcast_to(np.asarray(p_request_pu, dtype=float), (n,))
-        p_max = np.broadcast_to(p_max, (n,))
-        p_min = np.broadcast_to(p_min, (n,))
-        vm_b = np.broadcast_to(vm, (n,))
-        conn = np.broadcast_to(connected, (n,))
         if self._gfm:
             p_sched = np.clip(p_req, p_min, p_max)
             p_gfm = self.vsm.step(
