@@ -198,3 +198,14 @@ def test_missing_black_start_section_is_reported(capsys, tmp_path):
     assert main(["black-start", "--scenario", str(path)]) == 2
     err = capsys.readouterr().err
     assert "black_start: missing" in err and "fleet: missing" in err
+
+
+def test_cli_prints_the_sequence_without_json(capsys, tmp_path):
+    import tomli_w
+
+    path = tmp_path / "one.toml"
+    path.write_bytes(tomli_w.dumps(one_block(0.05)).encode())
+    assert main(["black-start", "--scenario", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:3] == ["block", "t_s", "p_mw"]
+    assert "feasible: True" in out and "restored 0.050 MW" in out

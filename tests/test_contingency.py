@@ -310,3 +310,11 @@ def test_fleet_droop_and_vsm_lift_the_nadir_and_none_holds_its_dispatch():
     # under-frequency support discharges the batteries a little more than the dispatch alone
     assert droop["soc_change_frac"] < none["soc_change_frac"] <= 0
     assert all(c["n_vehicles_tripped"] == 0 for c in result)
+
+
+def test_cli_prints_a_table_without_json(capsys):
+    code = main(["contingency", "--scenario", str(SCENARIOS / "contingency_bulk_only.toml")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:3] == ["case", "f_nadir_hz", "df_nadir_hz"]
+    assert "none" in out and "59.8155" in out
