@@ -472,7 +472,11 @@ def _summary_of_params(params: Mapping[str, Any]) -> str:
 
 
 def parse_sweep(
-    data: Mapping[str, Any], *, base_dir: str | Path, source: str = "<sweep>"
+    data: Mapping[str, Any],
+    *,
+    base_dir: str | Path,
+    source: str = "<sweep>",
+    progress: bool = False,
 ) -> SweepSpec:
     """Validate a parsed sweep table, expand its runs and validate every run's scenario.
 
@@ -562,7 +566,10 @@ def parse_sweep(
     runs: list[SweepRun] = []
     run_problems: dict[str, list[str]] = {}
     seen: dict[str, dict[str, Any]] = {}
+    # validating thousands of scenarios takes a while: show it (CLI only)
+    bar = _progress(len(param_sets), progress and len(param_sets) >= 200, desc="validate")
     for params in param_sets:
+        bar.update(1)
         rid = run_id_for(params)
         label = f"run {rid} ({_summary_of_params(params)})"
         if rid in seen:
@@ -583,6 +590,7 @@ def parse_sweep(
             run_problems.setdefault(f"{type(error).__name__}: {error}", []).append(label)
             continue
         runs.append(SweepRun(rid, params, scenario))
+    bar.close()
     for problem, labels in run_problems.items():
         extra = f" and {len(labels) - 1} more run(s)" if len(labels) > 1 else ""
         problems.append(f"{labels[0]}{extra}: {problem}")
@@ -604,8 +612,11 @@ def parse_sweep(
     )
 
 
-def load_sweep(path: str | Path) -> SweepSpec:
-    """Read, validate and expand a sweep file (see the module docstring)."""
+def load_sweep(path: str | Path, *, progress: bool = False) -> SweepSpec:
+    """Read, validate and expand a sweep file (see the module docstring).
+
+    ``progress`` shows a progress bar while the runs' scenarios are validated (large sweeps).
+    """
     p = Path(path)
     if not p.is_file():
         raise ScenarioError(f"{p}: sweep file does not exist")
@@ -614,7 +625,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(f"{p}: not valid TOML: {error}") from None
-    return parse_sweep(data, base_dir=p.resolve().parent, source=str(p))
+    return parse_sweep(data, base_dir=p.resolve().parent, source=str(p), progress=progress)
 
 
 # --------------------------------------------------------------------------------------------
@@ -857,11 +868,11 @@ def _local_executor(workers: int):
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
 
 
-def _progress(total: int, enabled: bool):
+def _progress(total: int, enabled: bool, *, desc: str = "sweep"):
     from tqdm import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread: workers are forked from this process
-    return tqdm(total=total, desc="sweep", unit="run", disable=not enabled, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit="run", disable=not enabled, dynamic_ncols=True)
 
 
 def run_sweep(

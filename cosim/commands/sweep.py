@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise ScenarioError(f"--workers: {args.workers} must be >= 1")
     if args.workers is not None and args.scheduler:
         raise ScenarioError("--workers and --scheduler cannot be combined")
-    spec = load_sweep(args.sweep_file)
+    spec = load_sweep(args.sweep_file, progress=not args.no_progress)
     if args.validate_only:
         doc = {"n_runs": len(spec.runs), "study": spec.study.value, "valid": True}
         if args.json:
