@@ -25,6 +25,7 @@ import numpy as np
 from vehicle_models.settings import (
     F_NOM_HZ,
     ConstantPFSettings,
+    ControlFunction,
     Excitation,
     FreqWattSettings,
     Priority,
@@ -270,7 +271,7 @@ def limit_apparent_power(
 
 
 def steady_state_response(
-    function: str,
+    function: str | ControlFunction,
     x: Any,
     settings: Any,
     *,
@@ -295,7 +296,16 @@ def steady_state_response(
         the pre-disturbance power (headroom up to 1 pu and down to ``p_min_pu``).
     p_min_pu : float or array_like
         Lowest feasible active power [pu] (-1: full charging of a V2G charger).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        ``p_pu`` and ``q_pu`` (Q > 0 injected) after the apparent-power limit with the
+        settings' priority (constant PF keeps the power factor); shape of ``x`` broadcast
+        against ``p_avail_pu``.
     """
+    if isinstance(function, ControlFunction):
+        function = function.value
     x, p = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(p_avail_pu, dtype=float))
     x = np.array(x)
     p = np.array(p)
