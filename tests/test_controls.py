@@ -315,8 +315,9 @@ _FUNCTION_SETS = [
 )
 @settings(max_examples=60, deadline=None)
 def test_bank_invariants(scenario, functions, priority, mode, stagger, acat):
-    """|S| <= 1; unplugged, tripped and ceased units inject nothing; tripped units stay at
-    zero until they re-enter, which needs the enter-service delay inside the window."""
+    """|S| <= 1; P within the SoC bounds; unplugged, tripped and ceased units inject nothing;
+    tripped units stay at zero until they re-enter, which needs the enter-service delay
+    inside the window."""
     n, seq = scenario
     s = InverterSettings.from_dict(
         {
@@ -339,6 +340,8 @@ def test_bank_invariants(scenario, functions, priority, mode, stagger, acat):
         )
         s2 = out.p_pu**2 + out.q_pu**2
         assert np.all(s2 <= 1.0 + 1e-12)
+        # the SoC/energy bounds hold (they contain 0 here, and limits only move P towards 0)
+        assert np.all(out.p_pu <= np.array(hi) + 1e-12) and np.all(out.p_pu >= np.array(lo) - 1e-12)
         off = out.tripped | out.ceased | ~np.array(conn)
         assert np.all(out.p_pu[off] == 0.0) and np.all(out.q_pu[off] == 0.0)
         # re-entry only after delay_s inside the enter-service window (measured after trip)
