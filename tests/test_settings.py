@@ -230,3 +230,16 @@ def test_validate_direct_construction():
         ScenarioError, match=r"volt_var\.olrt_s: 0\.1 is below the allowed minimum 1"
     ):
         bad.validate()
+
+
+def test_to_dict_is_toml_serializable():
+    import tomllib
+
+    import tomli_w
+
+    s = InverterSettings.from_dict(
+        {"functions": [], "volt_var": {"v_ref_auto": True}, "stagger": {"mode": "random"}}
+    )
+    text = tomli_w.dumps({"fleet": {"control": s.to_dict()}})
+    again = InverterSettings.from_dict(tomllib.loads(text)["fleet"]["control"])
+    assert again == s and again.functions == frozenset()
