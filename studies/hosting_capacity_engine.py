@@ -582,6 +582,7 @@ def bisect(
 
     # 2. narrow every bracket to the tolerance, all cases in one batched solve per iteration
     slow = np.zeros(n, dtype=int)  # consecutive steps that did not halve the bracket
+    secant = np.full(n, np.nan)  # local secant estimate from the last pair that missed
     active = np.flatnonzero(np.isfinite(hi) & (hi - lo > tolerance_mw))
     while active.size:
         width = hi[active] - lo[active]
@@ -598,6 +599,15 @@ def bisect(
         )
         frac = np.where(usable, -gl / np.where(usable, gh - gl, 1.0), 0.5)
         x = lo[active] + frac * width
+        # A pair that missed gives the margin's local slope: its secant step is far better
+        # than the false position over the whole bracket (near-quadratic convergence).
+        sec = secant[active]
+        use_sec = (
+            np.isfinite(sec) & (sec > lo[active]) & (sec < hi[active]) & (width > 2 * tolerance_mw)
+        )
+        x = np.where(use_sec, sec, x)
+        usable = usable | use_sec
+        secant[active] = np.nan
         half = 0.5 * tolerance_mw
         x = np.clip(x, lo[active] + half, hi[active] - half)
         pair_rows = active[usable]
@@ -625,6 +635,17 @@ def bisect(
             elif size < hi[case]:
                 hi[case] = size
                 mark_hi(np.array([case]), res, np.array([j]))
+        n_single, n_pair = single_rows.size, pair_rows.size
+        if n_pair:
+            ja = n_single + np.arange(n_pair)
+            jb = ja + n_pair
+            e = f_hi[pair_rows]
+            ga = res.all_severity[ja, e]
+            gb = res.all_severity[jb, e]
+            xa, xb = sizes[ja], sizes[jb]
+            ok = np.isfinite(ga) & np.isfinite(gb) & (gb > ga)
+            step = np.where(ok, gb * (xb - xa) / np.where(ok, gb - ga, 1.0), np.nan)
+            secant[pair_rows] = xb - step
         # Two steps in a row that did not halve the bracket are followed by a bisection step.
         halved = (hi[active] - lo[active]) <= 0.5 * old_width[active]
         slow[active] = np.where(halved, 0, slow[active] + 1)
