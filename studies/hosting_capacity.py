@@ -83,6 +83,17 @@ class Control(Enum):
 
 
 DEFAULT_TOLERANCE_MW = 0.001
+
+
+def _enum(cls, value, name: str):
+    """``cls(value)`` with a clear :class:`ScenarioError` naming the allowed values."""
+    try:
+        return cls(value)
+    except ValueError:
+        allowed = ", ".join(e.value for e in cls)
+        raise ScenarioError(f"{name}: {value!r} is not one of {allowed}") from None
+
+
 DEFAULT_SCREEN_MARGIN = 0.25
 
 
@@ -351,7 +362,9 @@ class HostingCapacityStudy:
         cap_mw: float | None = None,
     ) -> HostingCapacityResult:
         """Per-bus hosting capacity (see the module docstring for the two tiers)."""
-        mode, method, control = Mode(mode), Method(method), Control(control)
+        mode = _enum(Mode, mode, "mode")
+        method = _enum(Method, method, "method")
+        control = _enum(Control, control, "control")
         problems = []
         if not (math.isfinite(tolerance_mw) and tolerance_mw > 0):
             problems.append(f"tolerance_mw: {tolerance_mw} must be a finite number above 0")
@@ -487,7 +500,7 @@ class HostingCapacityStudy:
             ``where``, ``binding_step`` (index of the step that sets the minimum) and
             ``binding_load_scale``.
         """
-        mode = Mode(mode)
+        mode = _enum(Mode, mode, "mode")
         profile = np.asarray(load_scale_profile, dtype=float).ravel()
         problems = []
         if profile.size == 0:
@@ -566,7 +579,7 @@ class HostingCapacityStudy:
     ) -> pd.DataFrame:
         """Hosting capacity per bus for unity PF, a fixed absorbing PF, volt-var A/B and
         volt-watt (IEEE 1547-2018 defaults), with the gain over unity PF [MW and %]."""
-        mode = Mode(mode)
+        mode = _enum(Mode, mode, "mode")
         settings = [
             ("unity_pf", Control.NONE, 1.0),
             (f"pf_{pf_absorbing}", Control.NONE, pf_absorbing),
@@ -682,7 +695,7 @@ def run_hosting_capacity_study(
     -------
     HostingCapacityResult
     """
-    method = Method(method)
+    method = _enum(Method, method, "method")
     if samples is not None and (not isinstance(samples, int | np.integer) or samples < 1):
         raise ScenarioError(f"samples: {samples} must be a positive whole number of scenarios")
     study = HostingCapacityStudy(

@@ -136,9 +136,9 @@ def run_stochastic(
     confirm : {"near", "all", "none"}
         Which scenarios the AC path confirms.
     """
-    from studies.hosting_capacity import Binding, Mode, q_per_p_from_pf
+    from studies.hosting_capacity import Binding, Mode, _enum, q_per_p_from_pf
 
-    mode = Mode(mode)
+    mode = _enum(Mode, mode, "mode")
     problems = []
     if not isinstance(n_samples, int | np.integer) or n_samples < 1:
         problems.append(f"samples: {n_samples} must be a positive whole number of scenarios")

@@ -218,6 +218,8 @@ def test_function_bad_inputs():
         run_hosting_capacity_study("case33bw", buses=[17], samples=-1)
     with pytest.raises(ScenarioError, match=r"scenario\.bogus: unknown key"):
         hosting_capacity_metrics({"feeder": "case33bw", "bogus": 1})
+    with pytest.raises(ScenarioError, match="mode: 'sideways' is not one of export, import"):
+        hosting_capacity_metrics({"buses": [17], "mode": "sideways"})
 
 
 def test_metrics_from_scenario_dict():
