@@ -540,8 +540,13 @@ class ACPowerFlow:
         f, per_bus = self._mismatch(v, s_spec)
         norm = np.max(np.abs(f), axis=1) if f.shape[1] else np.zeros(n_scen)
         converged = norm < tol_pu
-        # stage 1: chord iterations, the whole batch at once with one factorized Jacobian
+        # stage 1: chord iterations, the whole batch at once with one inverted Jacobian.
+        # The max-norm may grow on the first steps of a large change before contracting,
+        # so a scenario only leaves for full Newton-Raphson when it stalls or diverges.
         active = np.flatnonzero(~converged)
+        best_norm = norm.copy()
+        previous = np.full(n_scen, np.inf)
+        v_best, bus_best = v.copy(), per_bus.copy()
         for _ in range(self.max_chord_iteration):
             if len(active) == 0:
                 break
@@ -549,24 +554,32 @@ class ACPowerFlow:
             v_new = self._update(v[active], dx)
             f_new, bus_new = self._mismatch(v_new, s_spec[active])
             norm_new = np.max(np.abs(f_new), axis=1)
-            # keep the update only where it helped; scenarios that stall go to full Newton
-            better = np.isfinite(norm_new) & (norm_new < norm[active])
-            idx = active[better]
-            v[idx], f[idx], per_bus[idx], iterations[idx] = (
-                v_new[better],
-                f_new[better],
-                bus_new[better],
-                iterations[idx] + 1,
+            finite = np.isfinite(norm_new)
+            idx = active[finite]
+            v[idx], f[idx], per_bus[idx] = v_new[finite], f_new[finite], bus_new[finite]
+            iterations[idx] += 1
+            improved = finite & (norm_new < best_norm[active])
+            k = active[improved]
+            best_norm[k], v_best[k], bus_best[k] = (
+                norm_new[improved],
+                v_new[improved],
+                bus_new[improved],
             )
-            slow = better & (norm_new > 0.5 * norm[active])
-            norm[idx] = norm_new[better]
-            converged[idx] = norm_new[better] < tol_pu
-            keep = better & ~converged[active] & ~slow
-            active = active[keep]
+            converged[active[finite]] = norm_new[finite] < tol_pu
+            # stalled: no halving over two iterations; diverged: far above the best seen
+            stalled = norm_new > 0.5 * previous[active]
+            diverged = ~finite | (norm_new > 1e3 * best_norm[active])
+            previous[active] = np.where(finite, norm[active], np.inf)
+            norm[idx] = norm_new[finite]
+            active = active[~converged[active] & ~stalled & ~diverged]
+        left = ~converged
+        v[left], per_bus[left] = v_best[left], bus_best[left]
         # stage 2: full Newton-Raphson, batched, for the scenarios the chord stage left
         remaining = np.flatnonzero(~converged)
         m = f.shape[1]
-        batch = max(1, int(self.newton_memory_bytes // max(1, 8 * m * m + 48 * m * v.shape[1])))
+        n = v.shape[1]
+        per_scenario_bytes = 4 * 16 * n * n + 3 * 8 * m * m  # complex dS/dV blocks + J
+        batch = max(1, int(self.newton_memory_bytes // per_scenario_bytes))
         for start in range(0, len(remaining), batch):
             idx = remaining[start : start + batch]
             v[idx], converged[idx], its, per_bus[idx] = self._newton(
