@@ -661,8 +661,15 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
     if feeder is not None:
         _thermal_problems(feeder.transformer, problems)
     fleet = _fleet(data["fleet"], base, problems) if isinstance(data.get("fleet"), dict) else None
-    if fleet is not None and (fleet.n_vehicles > 0 or fleet.table) and feeder is None:
-        problems.append("fleet: a fleet needs a [feeder] to connect to")
+    if (
+        fleet is not None
+        and fleet.n_vehicles > 0
+        and not fleet.table
+        and feeder is None
+        and fleet.buses is None
+    ):
+        # without a feeder the fleet sees 1.0 pu everywhere (frequency-response studies)
+        problems.append("fleet.buses: needed without a [feeder] (the buses to put vehicles on)")
     frequency = (
         _frequency(data["frequency"], problems) if isinstance(data.get("frequency"), dict) else None
     )

@@ -119,7 +119,32 @@ def _sum_vectors(values: dict | None) -> dict[int, float]:
 
 
 def _vector(keys: np.ndarray, values: np.ndarray) -> dict[str, float]:
-    return {str(int(k)): float(v) for k, v in zip(keys, values, strict=True)}
+    return dict(zip(map(str, np.asarray(keys).tolist()), np.asarray(values).tolist(), strict=True))
+
+
+class _LazyOutputs:
+    """Outputs of one step: scalars, plus per-bus vectors and child-entity values that are
+    only turned into dicts when mosaik asks for them (most runs never ask for all)."""
+
+    def __init__(self, scalars: dict, vectors: dict, children) -> None:
+        self.scalars = scalars
+        self.vectors = vectors  # attr -> (keys, values)
+        self.children = children  # callable eid -> dict, or None
+        self._cache: dict = {}
+
+    def get(self, eid: str, attrs, own_eid: str) -> dict:
+        if eid == own_eid:
+            out = {}
+            for a in attrs:
+                if a in self.scalars:
+                    out[a] = self.scalars[a]
+                elif a in self.vectors:
+                    if a not in self._cache:
+                        self._cache[a] = _vector(*self.vectors[a])
+                    out[a] = self._cache[a]
+            return out
+        child = self.children(eid) if self.children is not None else {}
+        return {a: child[a] for a in attrs if a in child}
 
 
 class _Base(mosaik_api_v3.Simulator):
@@ -445,6 +470,8 @@ class ProfileSim(_Base):
             "params": [],
             "attrs": list(self.values.columns),
         }
+        # plain arrays: a pandas row lookup per step would dominate the cost of this simulator
+        self.columns = {c: self.values[c].to_numpy(dtype=float) for c in self.values.columns}
         return self.meta
 
     def create(self, num, model):
@@ -459,8 +486,9 @@ class ProfileSim(_Base):
         return int(later[0]) if later.size else FAR_FUTURE
 
     def get_data(self, outputs):
-        row = self.values.iloc[self.row]
-        return {eid: {a: float(row[a]) for a in attrs} for eid, attrs in outputs.items()}
+        row = self.row
+        cols = self.columns
+        return {eid: {a: float(cols[a][row]) for a in attrs} for eid, attrs in outputs.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -645,7 +673,7 @@ class FeederSim(_Base):
         out["top_oil_c"] = float(self.thermal.top_oil_c[0])
         out["hot_spot_c"] = float(self.thermal.hot_spot_c[0])
         out["ageing_h"] = float(self.thermal.ageing_h[0])
-        self._out = out
+        self._lazy = _LazyOutputs(out, self._vectors, self._child)
         self.thermal.step(
             load_pu=np.array([out["transformer_load_pu"]]),
             ambient_c=np.array([ambient_c]),
@@ -695,24 +723,21 @@ class FeederSim(_Base):
                 "n_iterations": 0,
             }
         line_idx = getattr(self.solver, "line", np.arange(len(line_loading)))
-        out["bus_vm_pu"] = _vector(bus, vm)
+        self._vectors = {"bus_vm_pu": (bus, vm), "line_loading_percent": (line_idx, line_loading)}
         out["vm_min_pu"] = float(np.min(vm))
         out["vm_max_pu"] = float(np.max(vm))
-        out["line_loading_percent"] = _vector(line_idx, line_loading)
         out["max_line_loading_percent"] = float(np.max(line_loading)) if len(line_loading) else 0.0
         out["p_grid_import_mw"] = out["p_slack_mw"]
-        self._bus_out = {
-            f"bus_{int(b)}": {"vm_pu": float(v), "va_degree": float(a)}
-            for b, v, a in zip(bus, vm, va, strict=True)
-        }
+        self._bus_arrays = (vm, va)
         return out
 
+    def _child(self, eid: str) -> dict:
+        i = self._pos(int(eid[4:]))
+        vm, va = self._bus_arrays
+        return {"vm_pu": float(vm[i]), "va_degree": float(va[i])}
+
     def get_data(self, outputs):
-        data = {}
-        for eid, attrs in outputs.items():
-            source = self._out if eid == "grid" else self._bus_out[eid]
-            data[eid] = {a: source[a] for a in attrs if a in source}
-        return data
+        return {eid: self._lazy.get(eid, attrs, "grid") for eid, attrs in outputs.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -840,6 +865,8 @@ class FleetSim(_Base):
         self.rng = np.random.default_rng([int(seed), 0x5EED])
         self.buses = np.asarray(self.fleet.buses, dtype=int)
         self.vm_pu = np.ones(len(self.buses))
+        self._bus_keys = [str(b) for b in self.buses.tolist()]
+        self._bus_index = {f"bus_{b}": i for i, b in enumerate(self.buses.tolist())}
         self.e_kwh = float(np.sum(self.fleet.energy_kwh))
         children = [{"eid": f"bus_{int(b)}", "type": "FleetBus", "rel": []} for b in self.buses]
         self.entities["fleet"] = {}
@@ -855,13 +882,11 @@ class FleetSim(_Base):
         vectors = data.get("bus_vm_pu")
         if vectors:
             vm = _latest(vectors)
-            self.vm_pu = np.array(
-                [float(vm.get(str(int(b)), self.vm_pu[i])) for i, b in enumerate(self.buses)]
-            )
-        for i, b in enumerate(self.buses):
-            bus_inputs = inputs.get(f"bus_{int(b)}")
-            if bus_inputs and bus_inputs.get("vm_pu"):
-                self.vm_pu[i] = float(_latest(bus_inputs["vm_pu"]))
+            old = self.vm_pu
+            self.vm_pu = np.array([vm.get(k, old[i]) for i, k in enumerate(self._bus_keys)])
+        for eid, bus_inputs in inputs.items():
+            if eid != "fleet" and bus_inputs.get("vm_pu"):
+                self.vm_pu[self._bus_index[eid]] = float(_latest(bus_inputs["vm_pu"]))
 
     def step(self, time, inputs, max_advance):
         self._measurements(inputs)
@@ -875,11 +900,9 @@ class FleetSim(_Base):
         n_plugged = np.asarray(res.n_plugged)
         n_tripped = np.asarray(res.n_tripped)
         soc = np.asarray(res.soc_mean_frac, dtype=float)
-        self._out = {
+        scalars = {
             "p_mw": float(p.sum()),
             "q_mvar": float(q.sum()),
-            "bus_p_mw": _vector(buses, p),
-            "bus_q_mvar": _vector(buses, q),
             "n_plugged": int(n_plugged.sum()),
             "n_tripped": int(n_tripped.sum()),
             "soc_mean_frac": float(np.mean(self.fleet.soc_frac)),
@@ -887,24 +910,26 @@ class FleetSim(_Base):
             "f_seen_hz": self.f_hz,
             **self.cumulative,
         }
-        self._bus_out = {
-            f"bus_{int(b)}": {
+        index = {f"bus_{b}": i for i, b in enumerate(buses.tolist())}
+
+        def child(eid: str) -> dict:
+            i = index.get(eid)
+            if i is None:
+                return {}
+            return {
                 "p_mw": float(p[i]),
                 "q_mvar": float(q[i]),
                 "n_plugged": int(n_plugged[i]),
                 "n_tripped": int(n_tripped[i]),
                 "soc_mean_frac": float(soc[i]) if np.isfinite(soc[i]) else 0.0,
             }
-            for i, b in enumerate(buses)
-        }
+
+        vectors = {"bus_p_mw": (buses, p), "bus_q_mvar": (buses, q)}
+        self._lazy = _LazyOutputs(scalars, vectors, child)
         return self.clock.next_time(time)
 
     def get_data(self, outputs):
-        data = {}
-        for eid, attrs in outputs.items():
-            source = self._out if eid == "fleet" else self._bus_out.get(eid, {})
-            data[eid] = {a: source[a] for a in attrs if a in source}
-        return data
+        return {eid: self._lazy.get(eid, attrs, "fleet") for eid, attrs in outputs.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1033,8 +1058,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.argv = [f"cosim.simulators:{name}", *args]
     simulator = SIMULATORS[name]()
     return (
-        mosaik_api_v3.start_simulation(simulator, f"v2g-cosim {name}", configure_logging=False)
-        or 0
+        mosaik_api_v3.start_simulation(simulator, f"v2g-cosim {name}", configure_logging=False) or 0
     )
 
 

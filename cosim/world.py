@@ -264,9 +264,10 @@ def _connect(connect: _Connector, scenario: Scenario, ents: dict) -> None:
     if scenario.fleet is not None and scenario.fleet.latency_s > 0:
         shift = max(1, sim.to_steps(scenario.fleet.latency_s))
     if fleet is not None:
-        connect(fleet, feeder, "bus_p_mw", "bus_q_mvar")
-        # measurement channel into the fleet: previous step of the feeder (+ latency)
-        connect(feeder, fleet, "bus_vm_pu", time_shifted=shift, initial_data={"bus_vm_pu": {}})
+        if feeder is not None:
+            connect(fleet, feeder, "bus_p_mw", "bus_q_mvar")
+            # measurement channel into the fleet: previous step of the feeder (+ latency)
+            connect(feeder, fleet, "bus_vm_pu", time_shifted=shift, initial_data={"bus_vm_pu": {}})
         if freq is not None:
             connect(fleet, freq, ("p_mw", "p_fleet_mw"))
             f0 = float(scenario.frequency.params.get("f0_hz", 60.0))

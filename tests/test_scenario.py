@@ -143,7 +143,7 @@ def test_fleet_needs_a_feeder_and_remote_needs_its_simulator():
         }
     )
     assert problems == [
-        "fleet: a fleet needs a [feeder] to connect to",
+        "fleet.buses: needed without a [feeder] (the buses to put vehicles on)",
         "simulation.remote: 'feeder' but the scenario has no [feeder]",
     ]
 
@@ -151,6 +151,11 @@ def test_fleet_needs_a_feeder_and_remote_needs_its_simulator():
 def test_fleet_with_zero_vehicles_is_fine_without_feeder():
     s = load_scenario({**MINIMAL, "fleet": {"n_vehicles": 0}})
     assert not s.has_fleet
+
+
+def test_fleet_without_feeder_needs_buses():
+    s = load_scenario({**MINIMAL, "fleet": {"n_vehicles": 5, "buses": [1, 2]}})
+    assert s.has_fleet and s.feeder is None
 
 
 def test_latency_must_be_a_multiple_of_the_resolution():

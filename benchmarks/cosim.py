@@ -1,0 +1,269 @@
+"""Co-simulation benchmark: mosaik overhead, speed against pandapower's time series, and a
+100,000-vehicle frequency event.
+
+1. **One year** (8,760 hourly steps) of ``case33bw`` with a seeded hourly load profile and a
+   1,000-vehicle fleet (volt-var), run
+   (a) as a plain Python loop over the physics (fleet -> fast AC power flow -> transformer
+       thermal, the fleet seeing the previous hour's voltages: the coupling rules of the
+       co-simulation), and
+   (b) through mosaik (:func:`cosim.world.run_scenario`, in-process simulators, no results
+       file so that both do the same work).
+   ``mosaik_overhead_frac = (t_b - t_a) / t_b`` (target <= 0.20).
+2. pandapower's ``run_timeseries`` (``ConstControl`` over ``DFData``) on the same load profile
+   **without** a fleet. ``ratio_vs_pandapower_timeseries = t_pandapower / t_b`` (target >= 10).
+3. A **100,000-vehicle, 60-s frequency event** at 20-ms steps through mosaik: the fleet
+   (frequency droop, spread over 32 buses, voltages 1.0 pu: 100,000 chargers do not fit on one
+   distribution feeder, so no feeder is solved), the swing model and a 500 MW generation loss
+   at 5 s; results are recorded. ``frequency_event_100k_s`` is its wall time (target < 30 s).
+
+One-off set-up (imports, pandapower/numba JIT compilation, loading the feeder, building the
+fleet and the solvers, building the mosaik world) is excluded: a warm-up run precedes the timed
+ones, and (a), (b) and pandapower are timed over their time loops only. The frequency event is
+timed end to end (set-up included, with a results file). ``--quick`` times 30 days
+(720 hourly steps) instead of a year and 10,000 vehicles for the event, and says so.
+
+Usage: ``python benchmarks/cosim.py [--quick] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+# This script is named like the package it benchmarks: keep its folder off the import path so
+# that ``import cosim`` finds the package, not this file.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+N_HOURS = 8760
+N_VEHICLES = 1000
+N_EVENT_VEHICLES = 100_000
+
+
+def hourly_load_pu(n_hours: int, *, seed: int = 0) -> np.ndarray:
+    """Hourly load multiplier: daily shape x seasonal factor x 3 % noise (seeded)."""
+    rng = np.random.default_rng(seed)
+    h = np.arange(n_hours)
+    hod = h % 24
+    daily = (
+        0.45
+        + 0.35 * np.exp(-(((hod - 8.0) / 2.0) ** 2))
+        + 0.55 * np.exp(-(((hod - 19.0) / 2.5) ** 2))
+    )
+    seasonal = 1.0 + 0.15 * np.cos(2 * np.pi * h / 8760.0)
+    return np.round(daily * seasonal * (1.0 + 0.03 * rng.standard_normal(n_hours)), 6)
+
+
+def year_scenario(profile_csv: Path, n_hours: int, n_vehicles: int) -> dict:
+    return {
+        "simulation": {"duration_s": n_hours * 3600.0, "step_s": 3600.0, "seed": 0},
+        "feeder": {"name": "case33bw", "method": "ac", "load_profile": str(profile_csv)},
+        "fleet": {
+            "n_vehicles": n_vehicles,
+            "preset": "home",
+            "policy": "uniform",
+            "control": {"functions": ["volt_var"]},
+        },
+    }
+
+
+def plain_loop(load_pu: np.ndarray, n_vehicles: int) -> tuple[float, dict]:
+    """The year as a plain loop over the physics; returns (wall time [s], summary)."""
+    from grids.feeders import load_feeder
+    from grids.powerflow import ACPowerFlow, prepare_net
+    from grids.thermal import CoolingMode, ThermalParameters, TransformerThermalModel
+    from vehicle_models.fleet import ChargingPolicy, Fleet, FleetPreset
+    from vehicle_models.settings import InverterSettings
+
+    buses = np.array(sorted(int(b) for b in load_feeder("case33bw").load.bus.unique()))
+    settings = InverterSettings.from_dict({"functions": ["volt_var"]})
+    pf = ACPowerFlow(prepare_net("case33bw"))
+    base_p, base_q = pf.base_injection()
+    pos = np.array([int(np.flatnonzero(pf.bus == b)[0]) for b in buses])
+    fleet = Fleet.sample(
+        n_vehicles,
+        buses=buses,
+        preset=FleetPreset.HOME,
+        policy=ChargingPolicy.UNIFORM,
+        seed=0,
+        settings=settings,
+    )
+    fleet_pos = np.array([int(np.flatnonzero(pf.bus == b)[0]) for b in fleet.buses])
+    thermal = None
+    vm_seen = np.ones(len(fleet.buses))
+    min_vm = np.inf
+    max_hot = -np.inf
+    del pos
+    t0 = time.perf_counter()  # set-up (feeder, solver, fleet sampling) excluded, as in (b)
+    for k, scale in enumerate(load_pu):
+        r = fleet.step(t_s=k * 3600.0, dt_s=3600.0, vm_pu=vm_seen, f_hz=60.0)
+        p = base_p * scale
+        q = base_q * scale
+        np.add.at(p, fleet_pos, r.p_mw)
+        np.add.at(q, fleet_pos, r.q_mvar)
+        ac = pf.solve(p, q)
+        vm = ac.vm_pu[0]
+        load = float(np.hypot(ac.p_slack_mw[0], ac.q_slack_mvar[0])) / 5.0
+        if thermal is None:
+            thermal = TransformerThermalModel(
+                ThermalParameters.for_cooling(CoolingMode.ONAN), n=1, load_pu0=load, ambient_c0=20
+            )
+        max_hot = max(max_hot, float(thermal.hot_spot_c[0]))
+        thermal.step(load_pu=np.array([load]), ambient_c=np.array([20.0]), dt_s=3600.0)
+        vm_seen = vm[fleet_pos]
+        min_vm = min(min_vm, float(vm.min()))
+    return time.perf_counter() - t0, {"min_vm_pu": min_vm, "max_hot_spot_c": max_hot}
+
+
+def mosaik_run(scenario_dict: dict, base_dir: Path) -> tuple[float, dict]:
+    """Build the world (set-up, not timed), then time ``world.run`` over all steps."""
+    from cosim.scenario import load_scenario
+    from cosim.world import build_world
+
+    scenario = load_scenario(scenario_dict, base_dir=base_dir)
+    with tempfile.TemporaryDirectory() as out:
+        built = build_world(scenario, out, record=False)
+        t0 = time.perf_counter()
+        built.world.run(until=built.until, print_progress=False)
+        return time.perf_counter() - t0, {}
+
+
+def pandapower_timeseries(load_pu: np.ndarray) -> float:
+    """pandapower ``run_timeseries`` over the same hourly load multipliers (no fleet)."""
+    import pandapower.control as control
+    import pandapower.timeseries as ts
+    import pandas as pd
+
+    from grids.powerflow import prepare_net
+
+    net = prepare_net("case33bw")
+    p0 = net.load.p_mw.to_numpy()
+    q0 = net.load.q_mvar.to_numpy()
+    n = len(load_pu)
+    df_p = pd.DataFrame(np.outer(load_pu, p0), columns=[f"p{i}" for i in range(len(p0))])
+    df_q = pd.DataFrame(np.outer(load_pu, q0), columns=[f"q{i}" for i in range(len(q0))])
+    ds = ts.DFData(pd.concat([df_p, df_q], axis=1))
+    control.ConstControl(
+        net,
+        "load",
+        "p_mw",
+        element_index=net.load.index,
+        data_source=ds,
+        profile_name=list(df_p.columns),
+    )
+    control.ConstControl(
+        net,
+        "load",
+        "q_mvar",
+        element_index=net.load.index,
+        data_source=ds,
+        profile_name=list(df_q.columns),
+    )
+    ts.OutputWriter(net, output_path=None, output_file_type=".json")
+    t0 = time.perf_counter()
+    ts.run_timeseries(net, time_steps=range(n), verbose=False)
+    return time.perf_counter() - t0
+
+
+def frequency_event(n_vehicles: int) -> tuple[float, dict]:
+    """60 s at 20-ms steps, a 500 MW loss at 5 s, n vehicles with frequency droop."""
+    data = {
+        "simulation": {"duration_s": 60.0, "step_s": 0.02, "seed": 0},
+        "fleet": {
+            "n_vehicles": n_vehicles,
+            "buses": list(range(1, 33)),
+            "preset": "home",
+            "policy": "uniform",
+            "control": {"functions": ["freq_watt"]},
+        },
+        "frequency": {"f0_hz": 60.0, "s_base_mw": 10000.0, "h_s": 5.0},
+        "events": [{"t_s": 5.0, "kind": "generation_loss", "p_mw": 500.0}],
+    }
+    from cosim.scenario import load_scenario
+    from cosim.world import run_scenario
+
+    scenario = load_scenario(data)
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        result = run_scenario(scenario, out, progress=False)
+        wall = time.perf_counter() - t0
+    return wall, {
+        "f_nadir_hz": result.metrics["f_nadir_hz"],
+        "max_fleet_export_mw": result.metrics["max_fleet_export_mw"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="30 days, 10,000-vehicle event")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    args = parser.parse_args(argv)
+    logging.disable(logging.WARNING)
+    warnings.simplefilter("ignore")
+
+    n_hours = 720 if args.quick else N_HOURS
+    n_event = 10_000 if args.quick else N_EVENT_VEHICLES
+    load_pu = hourly_load_pu(n_hours)
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "load.csv"
+        csv.write_text(
+            "t_s,load_pu\n" + "".join(f"{k * 3600},{v}\n" for k, v in enumerate(load_pu))
+        )
+        scen = year_scenario(csv, n_hours, N_VEHICLES)
+        # warm-up: imports, numba/pandapower JIT, feeder loading (not timed)
+        plain_loop(load_pu[:24], N_VEHICLES)
+        warm = year_scenario(csv, 24, N_VEHICLES)
+        mosaik_run(warm, Path(tmp))
+        t_plain, plain_summary = plain_loop(load_pu, N_VEHICLES)
+        t_mosaik, _ = mosaik_run(scen, Path(tmp))
+    pandapower_timeseries(load_pu[:24])  # warm-up
+    t_pp = pandapower_timeseries(load_pu)
+    frequency_event(1000)  # warm-up
+    t_event, event_summary = frequency_event(n_event)
+
+    result = {
+        "quick": bool(args.quick),
+        "n_hours": n_hours,
+        "n_vehicles": N_VEHICLES,
+        "plain_loop_s": t_plain,
+        "mosaik_s": t_mosaik,
+        "pandapower_timeseries_s": t_pp,
+        "mosaik_overhead_frac": (t_mosaik - t_plain) / t_mosaik,
+        "ratio_vs_pandapower_timeseries": t_pp / t_mosaik,
+        "frequency_event_vehicles": n_event,
+        "frequency_event_100k_s": t_event,
+        "frequency_event_f_nadir_hz": event_summary["f_nadir_hz"],
+        "plain_loop_min_vm_pu": plain_summary["min_vm_pu"],
+    }
+    if args.json:
+        json.dump(result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    label = "30 days (--quick)" if args.quick else "one year"
+    print(f"{label}: {n_hours} hourly steps, case33bw + {N_VEHICLES} vehicles")
+    print(f"  (a) plain loop over the physics   {t_plain:8.2f} s")
+    print(f"  (b) through mosaik                {t_mosaik:8.2f} s")
+    overhead = result["mosaik_overhead_frac"]
+    print(f"  mosaik overhead fraction          {overhead:8.3f}  (target <= 0.20)")
+    print(f"  pandapower run_timeseries, no fleet {t_pp:6.2f} s")
+    print(
+        f"  ratio pandapower / mosaik run     {result['ratio_vs_pandapower_timeseries']:8.2f}x"
+        " (target >= 10x)"
+    )
+    print(
+        f"frequency event: {n_event} vehicles, 60 s at 20 ms: {t_event:.2f} s (target < 30 s); "
+        f"nadir {event_summary['f_nadir_hz']:.4f} Hz"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
