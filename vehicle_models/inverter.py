@@ -98,8 +98,8 @@ def _pwl(x, base, table):
 @njit(cache=True, fastmath=True)
 def _step_kernel(
     vm, f_meas, f_stride, p_req, p_max, p_min, connected, tripped, ceased, p_limit,
-    out_scale, p_gfm, q_lag, vw_lim, dp, p_pre, event_prev, p_prev, v_ref, flags, par,
-    vv_table, wv_table, p_out, q_out,
+    out_scale, p_gfm, q_lag, vw_lim, dp, p_pre, event_prev, p_prev, ceased_prev, v_ref, flags,
+    par, vv_table, wv_table, p_out, q_out,
 ):  # fmt: skip
     """Active/reactive power of every unit for one step (see ``InverterBank.step``)."""
     # Hoist every flag and parameter out of the loop (lets LLVM unswitch and vectorize).
@@ -149,7 +149,14 @@ def _step_kernel(
             target = 0.0
             if over > 0.0 or under > 0.0:
                 if not event_prev[i]:
-                    p_pre[i] = p if first else p_prev[i]
+                    # Pre-disturbance power: the output of the previous step, as OpenDER 2.2
+                    # (EPRI 3002030962 Eq. 3.7.1-12, opender/active_power_support_funcs/
+                    # frequency_droop.py: p_pf_pre_pu = p_out_w_prev / NP_P_MAX). If that
+                    # output was zeroed by momentary cessation it is not the unit's
+                    # pre-disturbance power (after the sag the unit restores its output,
+                    # clause 6.4.2), so the dispatch clipped to the feasible range is latched
+                    # instead. Deliberate difference: OpenDER latches the ceased 0 here.
+                    p_pre[i] = p if (first or ceased_prev[i]) else p_prev[i]
                 event_prev[i] = True
                 p_fw = max(p_pre[i] - over, lo) if over > 0.0 else min(p_pre[i] + under, hi)
                 target = p_fw - p
@@ -218,6 +225,7 @@ def _step_kernel(
         on = connected[i] & ~tripped[i] & ~ceased[i]
         p_out[i] = p * on
         q_out[i] = q * on
+        ceased_prev[i] = ceased[i]
     return dp_max
 
 
@@ -272,7 +280,9 @@ class InverterBank:
     dp_droop_pu : numpy.ndarray (n,)
         Lagged frequency-droop contribution to P.
     p_pre_pu : numpy.ndarray (n,)
-        Pre-disturbance active power latched when the frequency left the deadband.
+        Pre-disturbance active power latched when the frequency left the deadband: the
+        previous step's output, or the clipped dispatch if that output was zeroed by
+        momentary cessation.
     p_pu, q_pu : numpy.ndarray (n,)
         Last output.
     ride_through : RideThroughState
@@ -307,6 +317,8 @@ class InverterBank:
         self.p_pu = np.zeros(self.n)
         self.q_pu = np.zeros(self.n)
         self._event_prev = np.zeros(self.n, dtype=np.bool_)
+        # momentary cessation at the previous step (its output 0 is no pre-disturbance power)
+        self._ceased_prev = np.zeros(self.n, dtype=np.bool_)
         self._droop_idle = False
         self._empty = np.zeros(0)
         ws = settings.watt_var
@@ -493,6 +505,7 @@ class InverterBank:
             self.p_pre_pu,
             self._event_prev,
             self.p_pu,
+            self._ceased_prev,
             self.v_ref_pu,
             flags,
             params,
