@@ -267,6 +267,9 @@ class ACPowerFlow:
 
     #: chord iterations before the remaining scenarios go to full Newton-Raphson
     max_chord_iteration: int = 25
+    #: re-invert the chord Jacobian at the latest solution when a call needed more iterations
+    #: than this on average (time series drift away from the base operating point)
+    chord_refresh_iterations: float = 4.0
     #: scenarios per chunk (bounds memory for very large batches)
     chunk_size: int = 4096
     #: memory budget of one batch of stacked Newton-Raphson Jacobians [bytes]
@@ -383,7 +386,15 @@ class ACPowerFlow:
         self._last_v: np.ndarray | None = None  # (S, n_int) previous solution, for warm starts
         # chord stage: inverse of the Jacobian at the base solution (only the convergence
         # rate depends on it, never the solution, which is fixed by the exact mismatch)
-        self._chord_inverse_t = np.linalg.inv(self._jacobian(self._v0[None, :])[0]).T
+        self._set_chord_point(self._v0)
+
+    def _set_chord_point(self, v: np.ndarray) -> None:
+        """Invert the Jacobian at ``v`` (n_int,) for the chord stage (kept if singular)."""
+        try:
+            self._chord_inverse_t = np.linalg.inv(self._jacobian(v[None, :])[0]).T
+        except np.linalg.LinAlgError:
+            if not hasattr(self, "_chord_inverse_t"):
+                raise FeederError(f"{self.name}: singular power-flow Jacobian") from None
 
     def _jacobian(self, v: np.ndarray) -> np.ndarray:
         """Newton-Raphson Jacobians in polar form for a batch of voltages ``v`` (S, n_int).
@@ -484,7 +495,8 @@ class ACPowerFlow:
         """
         p, q = self._check_injection(p_mw, q_mvar)
         n_scen = p.shape[0]
-        s_spec = ((p + 1j * q) @ self._aggregate) / self.base_mva  # (S, n_int)
+        # two real products: a complex @ real product would cast the matrix on every call
+        s_spec = (p @ self._aggregate + 1j * (q @ self._aggregate)) / self.base_mva  # (S, n_int)
         v_init = self._initial_voltage(n_scen, warm_start)
         v = np.empty_like(s_spec)
         converged = np.zeros(n_scen, dtype=bool)
@@ -496,6 +508,8 @@ class ACPowerFlow:
                 s_spec[chunk], v_init[chunk]
             )
         self._remember(v, converged)
+        if converged.any() and iterations[converged].mean() > self.chord_refresh_iterations:
+            self._set_chord_point(v[np.flatnonzero(converged)[-1]])
         return self._results(v, s_spec, converged, iterations, mismatch)
 
     def _initial_voltage(self, n_scen: int, warm_start: bool) -> np.ndarray:
