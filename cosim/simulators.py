@@ -280,7 +280,8 @@ class FrequencySim(_Base):
             self.p_fleet_ref_mw = p_fleet
         imbalance = p_fleet - self.p_fleet_ref_mw + p_event
         if self.islanded:
-            imbalance += self.p_import_at_island_mw  # the bulk grid no longer supplies it
+            # the supply the feeder imported from the bulk grid is gone: a loss of generation
+            imbalance -= self.p_import_at_island_mw
         # outputs describe the state at `time`; then advance over [time, time + dt)
         m = self.model
         self._out = {

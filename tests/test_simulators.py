@@ -246,3 +246,57 @@ def test_collector_stores_vectors_per_bus_and_json_lists(tmp_path):
     assert frame["t_s"].tolist() == [6.0, 6.0, 6.0]
     assert json.loads("[3]") == [3]
     assert pd.api.types.is_float_dtype(frame["value"])
+
+
+def test_fleet_sim_equals_the_fleet_and_drops_measurements_with_packet_loss():
+    """FleetSim's outputs are Fleet.step's; with packet loss the fleet holds the last
+    frequency it received (seeded, about the configured fraction of steps)."""
+    from cosim.simulators import FleetSim
+    from vehicle_models.fleet import Fleet, FleetPreset
+    from vehicle_models.settings import InverterSettings
+
+    control = {"functions": ["freq_watt"]}
+    sim = FleetSim()
+    sim.init("Fleet-0", time_resolution=1.0, step_size=1)
+    sim.create(1, "Fleet", n_vehicles=30, buses=[3, 7], seed=4, control=control, packet_loss=0.5)
+    ref = Fleet.sample(
+        30,
+        buses=np.array([3, 7]),
+        preset=FleetPreset.HOME,
+        seed=4,
+        settings=InverterSettings.from_dict(control),
+    )
+    seen_prev = 60.0
+    held = 0
+    for t in range(200):
+        f_sent = 60.0 - 0.001 * t
+        sim.step(t, {"fleet": {"f_hz": {"F.grid": f_sent}}}, 1000)
+        out = sim.get_data({"fleet": ["p_mw", "f_seen_hz"], "bus_7": ["p_mw"]})
+        seen = out["fleet"]["f_seen_hz"]
+        assert seen in (f_sent, seen_prev)
+        held += seen != f_sent
+        r = ref.step(t_s=float(t), dt_s=1.0, vm_pu=np.ones(2), f_hz=seen)
+        assert out["fleet"]["p_mw"] == float(np.sum(r.p_mw))
+        assert out["bus_7"]["p_mw"] == float(r.p_mw[1])
+        seen_prev = seen
+    assert 70 < held < 130
+
+
+def test_frequency_sim_island_uses_the_island_parameters_and_lost_import():
+    from grids.frequency import SwingModel, SwingParameters
+
+    sim = FrequencySim()
+    sim.init("F-0", time_resolution=0.1, step_size=1)
+    island = {"s_base_mw": 5.0, "h_s": 2.0, "d_pu": 10.0}
+    sim.create(1, "Grid", params={"f0_hz": 60.0}, island_params=island)
+    ref = SwingModel(SwingParameters.island(f0_hz=60.0, **island))
+    sim.step(0, {"grid": {"island": {"E.e": False}, "p_grid_import_mw": {"G.g": 2.0}}}, 100)
+    for t in range(1, 50):
+        data = {"island": {"E.e": True}, "p_grid_import_mw": {"G.g": 2.0}}
+        sim.step(t, {"grid": data}, 100)
+        out = sim.get_data({"grid": ["f_hz", "p_imbalance_mw"]})["grid"]
+        assert out["f_hz"] == ref.f_hz
+        assert out["p_imbalance_mw"] == -2.0  # the feeder's import is now missing
+        ref.step(dt_s=0.1, p_imbalance_mw=-2.0)
+    # no governor in the island: the frequency falls towards f0 (1 - ΔP/(D S)) = 57.6 Hz
+    assert 57.6 < ref.f_hz < 60.0
