@@ -129,9 +129,11 @@ class ACResult:
     trafo_loading_percent : ndarray (S, n_trafo)
         ``max(i_hv_ka * vn_hv_kv, i_lv_ka * vn_lv_kv) * sqrt(3) / (sn_mva * df * parallel) * 100``.
     worst_bus : ndarray (S,) of int
-        pandapower bus with the largest power mismatch at the last iteration.
+        Failed scenarios: pandapower bus with the largest power mismatch at the best iterate;
+        -1 where converged.
     max_mismatch_mva : ndarray (S,)
-        Largest power mismatch at the last iteration [MW or Mvar].
+        Failed scenarios: largest bus power mismatch at the best iterate [MW or Mvar]; NaN
+        where converged (below ``tolerance_mva``).
     """
 
     vm_pu: np.ndarray
@@ -501,12 +503,15 @@ class ACPowerFlow:
         v = np.empty_like(s_spec)
         converged = np.zeros(n_scen, dtype=bool)
         iterations = np.zeros(n_scen, dtype=int)
-        mismatch = np.zeros((n_scen, self._n_int))
         for start in range(0, n_scen, self.chunk_size):
             chunk = slice(start, min(start + self.chunk_size, n_scen))
-            v[chunk], converged[chunk], iterations[chunk], mismatch[chunk] = self._solve_chunk(
+            v[chunk], converged[chunk], iterations[chunk] = self._solve_chunk(
                 s_spec[chunk], v_init[chunk]
             )
+        mismatch = np.zeros((n_scen, self._n_int))
+        if not converged.all():  # worst-mismatch buses of the failed scenarios
+            failed = ~converged
+            mismatch[failed] = self._mismatch_per_bus(v[failed], s_spec[failed])
         self._remember(v, converged)
         if converged.any() and iterations[converged].mean() > self.chord_refresh_iterations:
             self._set_chord_point(v[np.flatnonzero(converged)[-1]])
@@ -529,20 +534,22 @@ class ACPowerFlow:
         remembered[~converged] = good
         self._last_v = remembered
 
-    def _mismatch(self, v: np.ndarray, s_spec: np.ndarray):
-        """Power mismatch per internal bus: (F vector (S, m), |mismatch| (S, n_int)) in pu."""
-        current = self._ybus_rows.dot(v)
-        mis = v * np.conj(current) - s_spec
-        f = np.concatenate([mis.real[:, self._pvpq], mis.imag[:, self._pq]], axis=1)
+    def _mismatch(self, v: np.ndarray, s_spec: np.ndarray) -> np.ndarray:
+        """Mismatch vector ``F`` (S, m) [pu]: P of PV and PQ buses, then Q of PQ buses."""
+        mis = v * np.conj(self._ybus_rows.dot(v)) - s_spec
+        return np.concatenate([mis.real[:, self._pvpq], mis.imag[:, self._pq]], axis=1)
+
+    def _mismatch_per_bus(self, v: np.ndarray, s_spec: np.ndarray) -> np.ndarray:
+        """Largest of |dP| (PV, PQ buses) and |dQ| (PQ buses) per internal bus (S, n_int) [pu]."""
+        mis = v * np.conj(self._ybus_rows.dot(v)) - s_spec
         per_bus = np.zeros(mis.shape)
         per_bus[:, self._pvpq] = np.abs(mis.real[:, self._pvpq])
         per_bus[:, self._pq] = np.maximum(per_bus[:, self._pq], np.abs(mis.imag[:, self._pq]))
-        return f, per_bus
+        return np.where(np.isfinite(per_bus), per_bus, np.inf)
 
-    def _update(self, v: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    def _step(self, va: np.ndarray, vm: np.ndarray, dx: np.ndarray):
+        """Apply ``x <- x - dx`` in place to angles/magnitudes; return the complex voltages."""
         n_pvpq = len(self._pvpq)
-        va = np.angle(v)
-        vm = np.abs(v)
         va[:, self._pvpq] -= dx[:, :n_pvpq]
         vm[:, self._pq] -= dx[:, n_pvpq:]
         return vm * np.exp(1j * va)
@@ -550,45 +557,43 @@ class ACPowerFlow:
     def _solve_chunk(self, s_spec: np.ndarray, v: np.ndarray):
         tol_pu = self.tolerance_mva / self.base_mva
         n_scen = s_spec.shape[0]
+        va, vm = np.angle(v), np.abs(v)
         iterations = np.zeros(n_scen, dtype=int)
-        f, per_bus = self._mismatch(v, s_spec)
+        f = self._mismatch(v, s_spec)
         norm = np.max(np.abs(f), axis=1) if f.shape[1] else np.zeros(n_scen)
         converged = norm < tol_pu
-        # stage 1: chord iterations, the whole batch at once with one inverted Jacobian.
-        # The max-norm may grow on the first steps of a large change before contracting,
-        # so a scenario only leaves for full Newton-Raphson when it stalls or diverges.
-        active = np.flatnonzero(~converged)
-        best_norm = norm.copy()
+        # Stage 1: chord iterations for the whole batch with one inverted Jacobian. The
+        # max-norm may grow on the first steps of a large change before it contracts, so a
+        # scenario leaves for full Newton-Raphson only when it stalls (no halving over two
+        # iterations) or diverges; it then restarts from the best iterate it reached.
+        initial_norm = norm.copy()
+        best_norm, best_v = norm.copy(), v.copy()
         previous = np.full(n_scen, np.inf)
-        v_best, bus_best = v.copy(), per_bus.copy()
+        diverged = np.zeros(n_scen, dtype=bool)
+        active = np.flatnonzero(~converged)
         for _ in range(self.max_chord_iteration):
             if len(active) == 0:
                 break
             dx = f[active] @ self._chord_inverse_t
-            v_new = self._update(v[active], dx)
-            f_new, bus_new = self._mismatch(v_new, s_spec[active])
-            norm_new = np.max(np.abs(f_new), axis=1)
-            finite = np.isfinite(norm_new)
-            idx = active[finite]
-            v[idx], f[idx], per_bus[idx] = v_new[finite], f_new[finite], bus_new[finite]
-            iterations[idx] += 1
-            improved = finite & (norm_new < best_norm[active])
-            k = active[improved]
-            best_norm[k], v_best[k], bus_best[k] = (
-                norm_new[improved],
-                v_new[improved],
-                bus_new[improved],
-            )
-            converged[active[finite]] = norm_new[finite] < tol_pu
-            # stalled: no halving over two iterations; diverged: far above the best seen
-            stalled = norm_new > 0.5 * previous[active]
-            diverged = ~finite | (norm_new > 1e3 * best_norm[active])
-            previous[active] = np.where(finite, norm[active], np.inf)
-            norm[idx] = norm_new[finite]
-            active = active[~converged[active] & ~stalled & ~diverged]
+            va_a, vm_a = va[active], vm[active]
+            v_a = self._step(va_a, vm_a, dx)
+            f_a = self._mismatch(v_a, s_spec[active])
+            norm_a = np.max(np.abs(f_a), axis=1)
+            va[active], vm[active], v[active], f[active] = va_a, vm_a, v_a, f_a
+            iterations[active] += 1
+            finite = np.isfinite(norm_a)
+            improved = finite & (norm_a < best_norm[active])
+            best_norm[active[improved]] = norm_a[improved]
+            best_v[active[improved]] = v_a[improved]
+            converged[active] = finite & (norm_a < tol_pu)
+            stalled = norm_a > 0.5 * previous[active]
+            diverged[active] = ~finite | (norm_a > 1e3 * np.maximum(initial_norm[active], 1.0))
+            previous[active] = norm[active]
+            norm[active] = norm_a
+            active = active[~converged[active] & ~stalled & ~diverged[active]]
         left = ~converged
-        v[left], per_bus[left] = v_best[left], bus_best[left]
-        # stage 2: full Newton-Raphson, batched, for the scenarios the chord stage left
+        v[left] = best_v[left]
+        # Stage 2: full Newton-Raphson, batched, for the scenarios the chord stage left.
         remaining = np.flatnonzero(~converged)
         m = f.shape[1]
         n = v.shape[1]
@@ -596,18 +601,17 @@ class ACPowerFlow:
         batch = max(1, int(self.newton_memory_bytes // per_scenario_bytes))
         for start in range(0, len(remaining), batch):
             idx = remaining[start : start + batch]
-            v[idx], converged[idx], its, per_bus[idx] = self._newton(
-                s_spec[idx], v[idx].copy(), tol_pu
-            )
+            v[idx], converged[idx], its = self._newton(s_spec[idx], v[idx].copy(), tol_pu)
             iterations[idx] += its
-        return v, converged, iterations, per_bus
+        return v, converged, iterations
 
     def _newton(self, s_spec: np.ndarray, v: np.ndarray, tol_pu: float):
         """Batched full Newton-Raphson; failed scenarios return their best iterate."""
         n_scen = v.shape[0]
-        f, per_bus = self._mismatch(v, s_spec)
+        va, vm = np.angle(v), np.abs(v)
+        f = self._mismatch(v, s_spec)
         norm = np.max(np.abs(f), axis=1)
-        best_norm, best_v, best_bus = norm.copy(), v.copy(), per_bus.copy()
+        best_norm, best_v = norm.copy(), v.copy()
         converged = norm < tol_pu
         iterations = np.zeros(n_scen, dtype=int)
         active = np.flatnonzero(~converged)
@@ -615,25 +619,23 @@ class ACPowerFlow:
             if len(active) == 0:
                 break
             dx, ok = _solve_stacked(self._jacobian(v[active]), f[active])
-            v_new = self._update(v[active], dx)
-            f_new, bus_new = self._mismatch(v_new, s_spec[active])
-            norm_new = np.max(np.abs(f_new), axis=1)
-            finite = ok & np.isfinite(norm_new) & np.all(np.isfinite(dx), axis=1)
+            va_a, vm_a = va[active], vm[active]
+            v_a = self._step(va_a, vm_a, dx)
+            f_a = self._mismatch(v_a, s_spec[active])
+            norm_a = np.max(np.abs(f_a), axis=1)
+            finite = ok & np.isfinite(norm_a)
             idx = active[finite]
-            v[idx], f[idx], iterations[idx] = v_new[finite], f_new[finite], iterations[idx] + 1
-            improved = finite & (norm_new < best_norm[active])
-            k = active[improved]
-            best_norm[k], best_v[k], best_bus[k] = (
-                norm_new[improved],
-                v_new[improved],
-                bus_new[improved],
-            )
-            converged[idx] = norm_new[finite] < tol_pu
+            va[idx], vm[idx], v[idx], f[idx] = va_a[finite], vm_a[finite], v_a[finite], f_a[finite]
+            iterations[idx] += 1
+            improved = finite & (norm_a < best_norm[active])
+            best_norm[active[improved]] = norm_a[improved]
+            best_v[active[improved]] = v_a[improved]
+            converged[idx] = norm_a[finite] < tol_pu
+            # a singular Jacobian or an overflow (voltage collapse) ends only that scenario
             active = active[finite & ~converged[active]]
         failed = ~converged
-        v[failed], per_bus[failed] = best_v[failed], best_bus[failed]
-        per_bus[converged] = best_bus[converged]
-        return v, converged, iterations, per_bus
+        v[failed] = best_v[failed]
+        return v, converged, iterations
 
     # ---- results ----------------------------------------------------------------------------
     def _results(self, v, s_spec, converged, iterations, mismatch_pu) -> ACResult:
@@ -674,7 +676,7 @@ class ACPowerFlow:
         # worst bus: largest mismatch among the pandapower buses (aux buses excluded)
         per_pp_bus = np.full((n_scen, len(self.bus)), -1.0)
         per_pp_bus[:, self._connected] = mismatch_pu[:, cols[self._connected]]
-        worst = self.bus[np.argmax(per_pp_bus, axis=1)]
+        worst = np.where(converged, -1, self.bus[np.argmax(per_pp_bus, axis=1)])
         return ACResult(
             vm_pu=vm_bus,
             va_degree=va_bus,
@@ -687,7 +689,7 @@ class ACPowerFlow:
             line_loading_percent=line_loading,
             trafo_loading_percent=trafo_loading,
             worst_bus=worst,
-            max_mismatch_mva=np.max(mismatch_pu, axis=1) * base,
+            max_mismatch_mva=np.where(converged, np.nan, np.max(mismatch_pu, axis=1) * base),
         )
 
 
