@@ -15,7 +15,8 @@ fast solvers) is excluded from the per-profile times and printed separately. ``-
 ``runpp`` and the time series on 25 evenly spaced steps (and the warm-started fast AC on the
 first 200) and extrapolates their per-step time to 1,000 steps (the output says so); the
 batched fast AC and LinDistFlow always solve all 1,000 steps.
-Voltage differences are measured against ``runpp`` on the steps it solved.
+Voltage differences are measured against ``runpp`` on the steps it solved. BLAS runs with one
+thread for all methods (``OPENBLAS_NUM_THREADS=1`` unless already set).
 
 Usage: ``python benchmarks/powerflow.py [--quick] [--json]``.
 """
@@ -26,11 +27,17 @@ import argparse
 import copy
 import json
 import logging
+import os
 import sys
 import time
 import warnings
 
-import numpy as np
+# One BLAS thread for every method (set before numpy loads): on a small shared machine
+# OpenBLAS' thread pool makes a 360x360 inverse ~20x slower instead of faster.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import numpy as np  # noqa: E402
 
 N_STEPS = 1000
 FEEDERS = ("case33bw", "mv_oberrhein")

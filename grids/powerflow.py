@@ -274,6 +274,10 @@ class ACPowerFlow:
     chord_refresh_iterations: float = 4.0
     #: scenarios per chunk (bounds memory for very large batches)
     chunk_size: int = 4096
+    #: large batches are split into at most this many groups of similar total load ...
+    max_groups: int = 8
+    #: ... of at least this many scenarios, each with its own chord Jacobian
+    group_min_scenarios: int = 128
     #: memory budget of one batch of stacked Newton-Raphson Jacobians [bytes]
     newton_memory_bytes: int = 64 * 2**20
 
@@ -392,11 +396,18 @@ class ACPowerFlow:
 
     def _set_chord_point(self, v: np.ndarray) -> None:
         """Invert the Jacobian at ``v`` (n_int,) for the chord stage (kept if singular)."""
+        previous = getattr(self, "_chord_inverse_t", None)
+        inverse_t = self._chord_inverse_at(v, fallback=previous)
+        if inverse_t is None:
+            raise FeederError(f"{self.name}: singular power-flow Jacobian at the base solution")
+        self._chord_inverse_t = inverse_t
+
+    def _chord_inverse_at(self, v: np.ndarray, *, fallback):
+        """Transposed inverse Jacobian at ``v`` (n_int,), or ``fallback`` if singular."""
         try:
-            self._chord_inverse_t = np.linalg.inv(self._jacobian(v[None, :])[0]).T
+            return np.linalg.inv(self._jacobian(v[None, :])[0]).T
         except np.linalg.LinAlgError:
-            if not hasattr(self, "_chord_inverse_t"):
-                raise FeederError(f"{self.name}: singular power-flow Jacobian") from None
+            return fallback
 
     def _jacobian(self, v: np.ndarray) -> np.ndarray:
         """Newton-Raphson Jacobians in polar form for a batch of voltages ``v`` (S, n_int).
@@ -499,15 +510,27 @@ class ACPowerFlow:
         n_scen = p.shape[0]
         # two real products: a complex @ real product would cast the matrix on every call
         s_spec = (p @ self._aggregate + 1j * (q @ self._aggregate)) / self.base_mva  # (S, n_int)
-        v_init = self._initial_voltage(n_scen, warm_start)
+        v_init, per_scenario_start = self._initial_voltage(n_scen, warm_start)
         v = np.empty_like(s_spec)
         converged = np.zeros(n_scen, dtype=bool)
         iterations = np.zeros(n_scen, dtype=int)
-        for start in range(0, n_scen, self.chunk_size):
-            chunk = slice(start, min(start + self.chunk_size, n_scen))
-            v[chunk], converged[chunk], iterations[chunk] = self._solve_chunk(
-                s_spec[chunk], v_init[chunk]
-            )
+        for group in self._groups(s_spec):
+            inverse_t = self._chord_inverse_t
+            if len(group) >= self.group_min_scenarios:
+                # anchor: the middle scenario of the group, solved first; its Jacobian drives
+                # the chord stage of the group and (without per-scenario warm starts) its
+                # solution is the group's initial guess
+                anchor = group[len(group) // 2 : len(group) // 2 + 1]
+                v_a, ok_a, _ = self._solve_chunk(s_spec[anchor], v_init[anchor], inverse_t)
+                if ok_a[0]:
+                    inverse_t = self._chord_inverse_at(v_a[0], fallback=inverse_t)
+                    if not per_scenario_start:
+                        v_init[group] = v_a[0]
+            for start in range(0, len(group), self.chunk_size):
+                idx = group[start : start + self.chunk_size]
+                v[idx], converged[idx], iterations[idx] = self._solve_chunk(
+                    s_spec[idx], v_init[idx], inverse_t
+                )
         mismatch = np.zeros((n_scen, self._n_int))
         if not converged.all():  # worst-mismatch buses of the failed scenarios
             failed = ~converged
@@ -517,13 +540,24 @@ class ACPowerFlow:
             self._set_chord_point(v[np.flatnonzero(converged)[-1]])
         return self._results(v, s_spec, converged, iterations, mismatch)
 
-    def _initial_voltage(self, n_scen: int, warm_start: bool) -> np.ndarray:
+    def _initial_voltage(self, n_scen: int, warm_start: bool) -> tuple[np.ndarray, bool]:
+        """Initial voltages (S, n_int) and whether they are per-scenario warm starts."""
         last = self._last_v
         if warm_start and last is not None:
             if last.shape[0] == n_scen:
-                return last.copy()
-            return np.repeat(last[-1:], n_scen, axis=0)
-        return np.repeat(self._v0[None, :], n_scen, axis=0)
+                return last.copy(), True
+            return np.repeat(last[-1:], n_scen, axis=0), False
+        return np.repeat(self._v0[None, :], n_scen, axis=0), False
+
+    def _groups(self, s_spec: np.ndarray) -> list[np.ndarray]:
+        """Split a large batch into groups of similar total load (each gets its own chord
+        Jacobian: the chord contraction improves with the distance to its operating point)."""
+        n_scen = s_spec.shape[0]
+        n_groups = min(self.max_groups, n_scen // self.group_min_scenarios)
+        if n_groups <= 1:
+            return [np.arange(n_scen)]
+        order = np.argsort(s_spec.real.sum(axis=1), kind="stable")
+        return np.array_split(order, n_groups)
 
     def _remember(self, v: np.ndarray, converged: np.ndarray) -> None:
         if not converged.any():
@@ -554,7 +588,7 @@ class ACPowerFlow:
         vm[:, self._pq] -= dx[:, n_pvpq:]
         return vm * np.exp(1j * va)
 
-    def _solve_chunk(self, s_spec: np.ndarray, v: np.ndarray):
+    def _solve_chunk(self, s_spec: np.ndarray, v: np.ndarray, inverse_t: np.ndarray):
         tol_pu = self.tolerance_mva / self.base_mva
         n_scen = s_spec.shape[0]
         va, vm = np.angle(v), np.abs(v)
@@ -574,7 +608,7 @@ class ACPowerFlow:
         for _ in range(self.max_chord_iteration):
             if len(active) == 0:
                 break
-            dx = f[active] @ self._chord_inverse_t
+            dx = f[active] @ inverse_t
             va_a, vm_a = va[active], vm[active]
             v_a = self._step(va_a, vm_a, dx)
             f_a = self._mismatch(v_a, s_spec[active])
