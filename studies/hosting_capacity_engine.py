@@ -164,6 +164,7 @@ class AcSolver:
         self.trafo = np.asarray(self.pf.trafo)
         self.n_solves = 0
         self.n_cases = 0
+        self._base = self.base_injection()
 
     def base_injection(self) -> tuple[np.ndarray, np.ndarray]:
         p_mw, q_mvar = self.pf.base_injection()
@@ -174,12 +175,19 @@ class AcSolver:
         # previous call is still close; A's solver falls back per scenario when it is not.
         self.n_solves += 1
         self.n_cases += p_mw.shape[0]
-        res = self.pf.solve(p_mw, q_mvar, warm_start=False)
+        # The batch ends with the base case: ACPowerFlow may re-centre its chord Jacobian on
+        # the last converged scenario of a call, and the base point suits every next batch
+        # (cases spread over many buses) better than whichever case happened to be last.
+        n = p_mw.shape[0]
+        p0, q0 = self._base
+        res = self.pf.solve(
+            np.vstack([p_mw, p0[None, :]]), np.vstack([q_mvar, q0[None, :]]), warm_start=False
+        )
         return Flows(
-            np.atleast_2d(res.vm_pu),
-            np.atleast_2d(res.line_loading_percent),
-            np.atleast_2d(res.trafo_loading_percent),
-            np.atleast_1d(res.converged).astype(bool),
+            np.atleast_2d(res.vm_pu)[:n],
+            np.atleast_2d(res.line_loading_percent)[:n],
+            np.atleast_2d(res.trafo_loading_percent)[:n],
+            np.atleast_1d(res.converged).astype(bool)[:n],
         )
 
 
