@@ -253,3 +253,54 @@ def test_control_gain_table(case33):
     assert by.loc["pf_0.95", "gain_mw"] > 0
     # Default volt-watt starts at 1.06 pu, above the 1.05 pu limit: no gain (within tolerance)
     assert abs(by.loc["volt_watt", "gain_mw"]) <= TOL_MW
+
+
+class _QuadraticFeeder:
+    """Synthetic solver with a closed-form threshold: every bus at V = 1 + a P + b P^2 where P
+    is the total added injection [MW]; no lines or transformers."""
+
+    name = "synthetic"
+
+    def __init__(self, a=0.01, b=0.001, n_bus=3):
+        self.a, self.b = a, b
+        self.bus = np.arange(n_bus)
+        self.line = np.zeros(0, dtype=int)
+        self.trafo = np.zeros(0, dtype=int)
+        self.n_solves = 0
+        self.n_cases = 0
+
+    def solve(self, p_mw, q_mvar):
+        from studies.hosting_capacity_engine import Flows
+
+        self.n_solves += 1
+        total = p_mw.sum(axis=1, keepdims=True)
+        vm = np.repeat(1.0 + self.a * total + self.b * total**2, len(self.bus), axis=1)
+        s = p_mw.shape[0]
+        return Flows(vm, np.zeros((s, 0)), np.zeros((s, 0)), np.ones(s, dtype=bool))
+
+
+@pytest.mark.parametrize(("lower", "upper"), [(3.0, 4.0), (0.5, 1.0), (5.0, 9.0), (0.0, 50.0)])
+def test_bracketing_search_finds_closed_form_threshold(lower, upper):
+    """V = 1 + 0.01 P + 0.001 P^2 = 1.05  =>  P* = (-0.01 + sqrt(0.0003)) / 0.002 (exact),
+    from a good bracket, one entirely below, one entirely above and a wide one."""
+    from studies.hosting_capacity_engine import Cases, Injection, Limits, base_of, bisect
+
+    solver = _QuadraticFeeder()
+    threshold = (-0.01 + np.sqrt(0.0003)) / 0.002
+    direction = np.array([[1.0, 0.0, 0.0]])
+    cases = Cases(np.zeros((1, 3)), np.zeros((1, 3)), Injection(direction))
+    limits = Limits(HostingCapacityCriteria())
+    base = base_of(solver, cases, limits)
+    res = bisect(
+        solver,
+        cases,
+        base,
+        limits,
+        lower_mw=np.array([lower]),
+        upper_mw=np.array([upper]),
+        tolerance_mw=TOL_MW,
+        cap_mw=100.0,
+    )
+    assert res.hosting_capacity_mw[0] <= threshold < res.upper_mw[0]
+    assert res.upper_mw[0] - res.hosting_capacity_mw[0] <= TOL_MW
+    assert res.binding[0] is Binding.OVERVOLTAGE
