@@ -235,3 +235,24 @@ def test_unsupported_elements_raise_feeder_error():
         ACPowerFlow(net)
     assert "trafo3w: in-service elements are not supported" in str(info.value)
     assert "load.const_z_p_percent: voltage-dependent loads" in str(info.value)
+
+
+def test_large_batch_with_grouped_chord_jacobians_matches_runpp():
+    """>= 256 scenarios take the grouped path (one chord Jacobian per load-sorted group)."""
+    net = _net("mv_oberrhein")
+    ac = ACPowerFlow(net)
+    p, q = ac.base_injection()
+    factors = np.random.default_rng(5).uniform(0.3, 1.6, (300, len(ac.bus)))
+    grouped = ac.solve(p * factors, q * factors, warm_start=False)
+    assert ac.max_groups > 1 and len(ac._groups(np.zeros((300, 1)))) > 1
+    single = ACPowerFlow(net)
+    single.max_groups = 1
+    plain = single.solve(p * factors, q * factors, warm_start=False)
+    assert grouped.converged.all() and plain.converged.all()
+    np.testing.assert_allclose(grouped.vm_pu, plain.vm_pu, atol=1e-9)
+    zeros = np.zeros(len(ac.bus))
+    for k in (0, 150, 299):
+        ref = _reference(net, ac, factors[k], zeros, zeros)
+        np.testing.assert_allclose(
+            grouped.vm_pu[k], ref.res_bus.vm_pu.loc[ac.bus].to_numpy(), atol=VM_TOL_PU
+        )
