@@ -169,6 +169,7 @@ class HostingCapacityResult:
                 "bus": int(row.bus),
                 "hosting_capacity_mw": float(row.hosting_capacity_mw),
                 "screen_mw": None if np.isnan(row.screen_mw) else float(row.screen_mw),
+                "difference_mw": None if np.isnan(row.difference_mw) else float(row.difference_mw),
                 "binding": row.binding,
                 "where": row.where,
             }
