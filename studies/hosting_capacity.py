@@ -688,7 +688,8 @@ def run_hosting_capacity_study(
         Largest size searched [MW] (default 5 x total feeder load, at least 5 MW).
     samples, seed : int
         With ``samples``, also run the stochastic study (Monte Carlo over plug-in locations
-        and sizes, see :mod:`studies.hosting_capacity_stochastic`).
+        and sizes, see :mod:`studies.hosting_capacity_stochastic`); AC-confirmed near the
+        percentiles unless ``method`` is ``screen``.
     out_dir : path or None
         Write ``hosting_capacity.csv`` (+ Parquet), figures and ``report.html`` there.
 
@@ -705,7 +706,7 @@ def run_hosting_capacity_study(
         ext_grid_vm_pu=ext_grid_vm_pu,
         criteria=criteria,
         need_screen=method is not Method.AC or samples is not None,
-        need_ac=method is not Method.SCREEN or samples is not None,
+        need_ac=method is not Method.SCREEN,
     )
     result = study.run(
         buses,
@@ -729,6 +730,7 @@ def run_hosting_capacity_study(
             pf=pf,
             tolerance_mw=tolerance_mw,
             screen_margin=screen_margin,
+            confirm="none" if method is Method.SCREEN else "near",
         )
     if out_dir is not None:
         from studies.hosting_capacity_report import write_outputs
