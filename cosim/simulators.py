@@ -109,15 +109,6 @@ def _latest(values: dict | None, default: Any = None) -> Any:
     return list(values.values())[-1]
 
 
-def _sum_vectors(values: dict | None) -> dict[int, float]:
-    """Sum several ``{bus: value}`` vector inputs into one dict keyed by int bus."""
-    out: dict[int, float] = {}
-    for vector in (values or {}).values():
-        for key, val in vector.items():
-            out[int(key)] = out.get(int(key), 0.0) + float(val)
-    return out
-
-
 def _vector(keys: np.ndarray, values: np.ndarray) -> dict[str, float]:
     return dict(zip(map(str, np.asarray(keys).tolist()), np.asarray(values).tolist(), strict=True))
 
@@ -482,9 +473,9 @@ class ProfileSim(_Base):
         return [{"eid": "profile", "type": model}]
 
     def step(self, time, inputs, max_advance):
-        self.row = max(0, int(np.searchsorted(self.steps, time, side="right")) - 1)
-        later = self.steps[self.steps > time]
-        return int(later[0]) if later.size else FAR_FUTURE
+        nxt = int(np.searchsorted(self.steps, time, side="right"))
+        self.row = max(0, nxt - 1)
+        return int(self.steps[nxt]) if nxt < len(self.steps) else FAR_FUTURE
 
     def get_data(self, outputs):
         row = self.row
@@ -615,6 +606,7 @@ class FeederSim(_Base):
             self.solver = LinDistFlow(self.net)
         self.base_p_mw, self.base_q_mvar = self.solver.base_injection()
         self.bus_pos = {int(b): i for i, b in enumerate(self.solver.bus)}
+        self._key_pos = {str(b): i for b, i in self.bus_pos.items()}
 
     def _apply_outages(self, lines: list[int]) -> None:
         missing = [ln for ln in lines if ln not in self.net.line.index]
@@ -645,18 +637,18 @@ class FeederSim(_Base):
 
     def step(self, time, inputs, max_advance):
         data = inputs.get("grid", {})
-        lines = json.loads(_latest(data.get("lines_out"), "[]"))
-        if sorted(lines) != sorted(self.lines_out):
-            self._apply_outages(lines)
+        lines_json = _latest(data.get("lines_out"))
+        if lines_json is not None:
+            lines = json.loads(lines_json)
+            if sorted(lines) != sorted(self.lines_out):
+                self._apply_outages(lines)
         load_pu = float(_latest(data.get("load_pu"), 1.0))
         ambient_c = float(_latest(data.get("ambient_c"), self.transformer["ambient_c"]))
         n_bus = len(self.solver.bus)
         extra_p = np.zeros(n_bus)
         extra_q = np.zeros(n_bus)
-        for bus, val in _sum_vectors(data.get("bus_p_mw")).items():
-            extra_p[self._pos(bus)] += val
-        for bus, val in _sum_vectors(data.get("bus_q_mvar")).items():
-            extra_q[self._pos(bus)] += val
+        self._add_vectors(extra_p, data.get("bus_p_mw"))
+        self._add_vectors(extra_q, data.get("bus_q_mvar"))
         for eid, bus_inputs in inputs.items():
             if eid.startswith("bus_"):
                 i = self._pos(int(eid[4:]))
@@ -681,6 +673,16 @@ class FeederSim(_Base):
             dt_s=self.dt_s(time),
         )
         return self.clock.next_time(time)
+
+    def _add_vectors(self, target: np.ndarray, sources: dict | None) -> None:
+        """Add ``{source: {bus: value}}`` vector inputs into ``target`` (bus array order)."""
+        for vector in (sources or {}).values():
+            try:
+                idx = [self._key_pos[k] for k in vector]
+            except KeyError:
+                bad = next(k for k in vector if k not in self._key_pos)
+                raise SimulationError(f"FeederSim: bus {bad} is not a bus of the feeder") from None
+            np.add.at(target, idx, np.fromiter(vector.values(), float, len(idx)))
 
     def _pos(self, bus: int) -> int:
         try:
