@@ -256,3 +256,23 @@ def test_large_batch_with_grouped_chord_jacobians_matches_runpp():
         np.testing.assert_allclose(
             grouped.vm_pu[k], ref.res_bus.vm_pu.loc[ac.bus].to_numpy(), atol=VM_TOL_PU
         )
+
+
+def test_shunt_storage_and_ward_match_runpp_and_balance():
+    """A capacitor bank, a shunt reactor with losses, a storage and a ward on cigre_mv."""
+    net = _net("cigre_mv")
+    pp.create_shunt(net, 5, q_mvar=-1.0, p_mw=0.0)  # capacitor: generator convention q < 0
+    pp.create_shunt(net, 9, q_mvar=0.3, p_mw=0.02)
+    pp.create_storage(net, 11, p_mw=0.5, max_e_mwh=2.0, q_mvar=0.1)  # charging: consumption
+    pp.create_ward(net, 13, ps_mw=0.2, qs_mvar=0.05, pz_mw=0.1, qz_mvar=0.02)
+    ac = ACPowerFlow(net)
+    p, q = ac.base_injection()
+    result = ac.solve(p, q, warm_start=False)
+    run_reference(net)
+    np.testing.assert_allclose(result.vm_pu[0], net.res_bus.vm_pu.loc[ac.bus], atol=VM_TOL_PU)
+    assert result.p_slack_mw[0] == pytest.approx(net.res_ext_grid.p_mw.sum(), abs=1e-6)
+    # balance: slack + injections = series losses + shunt and ward-impedance consumption
+    shunt_p = net.res_shunt.p_mw.sum() + (net.res_ward.p_mw.sum() - 0.2)
+    assert result.p_slack_mw[0] + p.sum() == pytest.approx(result.p_loss_mw[0] + shunt_p, abs=1e-8)
+    load_at_11_mw = (net.load.p_mw * net.load.scaling)[net.load.bus == 11].sum()
+    assert p[list(ac.bus).index(11)] == pytest.approx(-0.5 - load_at_11_mw)
