@@ -9,7 +9,10 @@ runs with 1 worker and with 2 worker processes into fresh directories.
 * overhead per run = (T(1 worker) − Σ study time) / n_runs: everything outside the study call
   (dispatch, deep copies, results journal and atomic Parquet writes, progress) (target < 50 ms);
 * the up-front validation of every run's scenario is reported separately
-  (``validation_per_run_ms``).
+  (``validation_per_run_ms``);
+* baseline in the same run: the same study calls in a bare ``multiprocessing`` pool of 2
+  (no sweep runner at all) against a bare loop give ``baseline_parallel_efficiency``, what the
+  machine allows at that moment; ``efficiency_vs_baseline`` is the runner's share of it.
 
 Usage: ``python benchmarks/sweep.py [--json] [--quick]`` (``--quick``: 40 runs, 20 s events).
 """
@@ -23,6 +26,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+# `python benchmarks/sweep.py` puts benchmarks/ first on the path, where benchmarks/cosim.py
+# would shadow the cosim package: import the project from the installed packages instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 BASE = """
 [simulation]
@@ -58,6 +66,28 @@ linspace = {{ start = 0.03, stop = 0.08, num = 10 }}
 """
 
 
+def _bare_call(scenario: dict) -> float:
+    from studies.contingency import run_contingency_study
+
+    return float(run_contingency_study(scenario)["f_nadir_hz"])
+
+
+def _baseline_efficiency(scenarios: list[dict]) -> tuple[float, float, float]:
+    """(T serial, T pool of 2, efficiency) of the bare study calls, without the sweep runner."""
+    import multiprocessing as mp
+
+    t0 = time.perf_counter()
+    serial = [_bare_call(s) for s in scenarios]
+    t_serial = time.perf_counter() - t0
+    ctx = mp.get_context("fork")
+    t0 = time.perf_counter()
+    with ctx.Pool(2) as pool:
+        parallel = pool.map(_bare_call, scenarios, chunksize=1)
+    t_pool = time.perf_counter() - t0
+    assert serial == parallel
+    return t_serial, t_pool, t_serial / (2.0 * t_pool)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON results")
@@ -85,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         study_s = float(pd.read_parquet(root / "w1" / "results.parquet")["wall_s"].sum())
         frame2 = pd.read_parquet(root / "w2" / "results.parquet")
         assert one.n_done == two.n_done == n and (frame2.status == "ok").all()
+        t_bare_serial, t_bare_pool, baseline = _baseline_efficiency([r.scenario for r in spec.runs])
 
     efficiency = one.wall_s / (2.0 * two.wall_s)
     # other processes on the machine during the run: an efficiency below the target on
@@ -97,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         "wall_2_workers_s": two.wall_s,
         "study_time_per_run_ms": study_s / n * 1000.0,
         "parallel_efficiency": efficiency,
+        "baseline_parallel_efficiency": baseline,
+        "efficiency_vs_baseline": efficiency / baseline,
+        "bare_serial_s": t_bare_serial,
+        "bare_pool_2_s": t_bare_pool,
         "overhead_per_run_ms": overhead_ms,
         "validation_per_run_ms": validation_s / n * 1000.0,
         "load_average_1min": load_1min,
@@ -111,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"parallel efficiency     {efficiency:.3f}   (target >= 0.8; speed-up "
             f"{one.wall_s / two.wall_s:.2f}x)"
+        )
+        print(
+            f"baseline efficiency     {baseline:.3f}   (bare study calls in a pool of 2: "
+            "what the machine allows now)"
         )
         print(f"overhead per run        {overhead_ms:.2f} ms (target < 50 ms)")
         print(f"validation per run      {result['validation_per_run_ms']:.1f} ms (up front)")
