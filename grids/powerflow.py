@@ -172,6 +172,13 @@ class ACResult:
 
 
 def _check_supported(net) -> None:
+    check_problems(
+        _unsupported(net), FeederError, f"{net.name or 'feeder'}: cannot build ACPowerFlow"
+    )
+
+
+def _unsupported(net) -> list[str]:
+    """Elements of ``net`` that the fast path does not model (empty if it can be built)."""
     problems = []
     for table in _UNSUPPORTED_TABLES:
         if table in net and len(net[table]) and net[table]["in_service"].any():
@@ -182,7 +189,7 @@ def _check_supported(net) -> None:
                 problems.append(
                     f"load.{column}: voltage-dependent loads are not supported by the fast path"
                 )
-    check_problems(problems, FeederError, f"{net.name or 'feeder'}: cannot build ACPowerFlow")
+    return problems
 
 
 def _element_injection(net, table: str, sign: float, *, p_col="p_mw", q_col="q_mvar"):
@@ -742,9 +749,10 @@ def summarize_powerflow(
         Embedded feeder name or pandapower JSON file.
     method : PowerFlowMethod, keyword-only
         ``AC``: :class:`ACPowerFlow` (same solution as ``runpp``; a non-converged case raises
-        :class:`ConvergenceError` naming the worst-mismatch bus). ``LINDISTFLOW``:
-        :class:`grids.lindistflow.LinDistFlow` (linear form; radial feeders only). LinDistFlow
-        neglects losses, so its ``p_loss_mw`` is ``None``/NaN.
+        :class:`ConvergenceError` naming the worst-mismatch bus); nets with elements the fast
+        path does not model (e.g. ZIP loads, three-winding transformers) use ``runpp``.
+        ``LINDISTFLOW``: :class:`grids.lindistflow.LinDistFlow` (linear form; radial feeders
+        only). LinDistFlow neglects losses, so its ``p_loss_mw`` is ``None``/NaN.
     load_scale : float, keyword-only
         Factor on every load's P and Q.
     ext_grid_vm_pu : float, keyword-only
@@ -774,6 +782,13 @@ def summarize_powerflow(
         vm = model.vm_pu(p, q)[0]
         loading = model.line_loading_percent(p, q)[0]
         p_loss = math.nan  # LinDistFlow is lossless by construction
+    elif _unsupported(net):
+        # elements the fast path does not model: pandapower's runpp alone
+        run_reference(net)
+        bus = net.bus.index.to_numpy()
+        vm = net.res_bus.vm_pu.to_numpy(float)
+        loading = net.res_line.loading_percent.to_numpy(float)
+        p_loss = float(net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum())
     else:
         solver = ACPowerFlow(net)
         result = solver.solve(*solver.base_injection(), warm_start=False)

@@ -97,3 +97,17 @@ def test_powerflow_lindistflow_refuses_meshed_feeder(capsys, tmp_path):
     pp.to_json(net, str(path))
     assert main(["powerflow", "--feeder", str(path), "--method", "lindistflow"]) == 2
     assert "not radial" in capsys.readouterr().err
+
+
+def test_powerflow_falls_back_to_runpp_for_elements_the_fast_path_lacks(capsys, tmp_path):
+    """A voltage-dependent load: the summary comes from runpp (same numbers as runpp)."""
+    import pandapower as pp
+
+    net = prepare_net("case33bw")
+    net.load.loc[3, "const_z_p_percent"] = 100.0
+    path = tmp_path / "zip.json"
+    pp.to_json(net, str(path))
+    out = _run_json(capsys, "--feeder", str(path))
+    run_reference(net)
+    np.testing.assert_allclose(out["vm_pu"], net.res_bus.vm_pu.to_numpy(), atol=1e-9)
+    assert out["p_loss_mw"] == pytest.approx(net.res_line.pl_mw.sum(), abs=1e-9)
