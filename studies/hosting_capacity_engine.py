@@ -205,17 +205,36 @@ class LinDistFlowSolver:
         self.trafo = np.asarray(self.ldf.trafo)
         self.n_solves = 0
         self.n_cases = 0
+        self.vm_offset_pu = 0.0
+        self.line_factor = 1.0
+        self.trafo_factor = 1.0
 
     def base_injection(self) -> tuple[np.ndarray, np.ndarray]:
         p_mw, q_mvar = self.ldf.base_injection()
         return np.asarray(p_mw, dtype=float), np.asarray(q_mvar, dtype=float)
 
+    def calibrate(self, ac_base: Flows) -> None:
+        """Anchor the screen on the AC base case: voltages shifted by the base-case error,
+        loadings scaled by the base-case ratio AC/LinDistFlow (losses and reactive losses that
+        LinDistFlow ignores), per bus / line / transformer."""
+        p0, q0 = self.base_injection()
+        self.vm_offset_pu, self.line_factor, self.trafo_factor = 0.0, 1.0, 1.0
+        own = self.solve(p0[None, :], q0[None, :])
+        self.vm_offset_pu = ac_base.vm_pu[0] - own.vm_pu[0]
+
+        def ratio(ac, ldf):
+            ok = (ldf > 1.0) & np.isfinite(ac)  # only where the base flow is meaningful
+            return np.where(ok, ac / np.where(ok, ldf, 1.0), 1.0)
+
+        self.line_factor = ratio(ac_base.line_loading_percent[0], own.line_loading_percent[0])
+        self.trafo_factor = ratio(ac_base.trafo_loading_percent[0], own.trafo_loading_percent[0])
+
     def solve(self, p_mw: np.ndarray, q_mvar: np.ndarray) -> Flows:
         self.n_solves += 1
         self.n_cases += p_mw.shape[0]
-        vm = np.atleast_2d(self.ldf.vm_pu(p_mw, q_mvar))
-        line = np.atleast_2d(self.ldf.line_loading_percent(p_mw, q_mvar))
-        trafo = np.atleast_2d(self.ldf.trafo_loading_percent(p_mw, q_mvar))
+        vm = np.atleast_2d(self.ldf.vm_pu(p_mw, q_mvar)) + self.vm_offset_pu
+        line = np.atleast_2d(self.ldf.line_loading_percent(p_mw, q_mvar)) * self.line_factor
+        trafo = np.atleast_2d(self.ldf.trafo_loading_percent(p_mw, q_mvar)) * self.trafo_factor
         return Flows(vm, line, trafo, np.ones(vm.shape[0], dtype=bool))
 
 
