@@ -355,8 +355,6 @@ class ACPowerFlow:
         # aggregation matrix (n_bus, n_int): S_int = S_bus @ C
         self._aggregate = np.zeros((len(self.bus), n_int))
         self._aggregate[connected, internal[connected]] = 1.0
-        self._is_slack_internal = np.zeros(n_int, dtype=bool)
-        self._is_slack_internal[self._ref] = True
 
         # in-service branches: ppci branch k corresponds to the k-th in-service ppc branch
         branch_is = np.asarray(ppci["branch_is"], dtype=bool)
@@ -378,6 +376,7 @@ class ACPowerFlow:
             )
         self.trafo = np.array([], dtype=int)
         self._trafo_rows = np.array([], dtype=int)
+        self._trafo_vn_kv = None
         if "trafo" in ranges:
             f, t = ranges["trafo"]
             mask = branch_is[f:t]
@@ -394,7 +393,6 @@ class ACPowerFlow:
             )
             if work._options.get("trafo_loading", "current") == "power":
                 self._trafo_vn_kv = None  # loading from apparent power instead of current
-        self._series_rows = np.arange(branch.shape[0])
 
         self._last_v: np.ndarray | None = None  # (S, n_int) previous solution, for warm starts
         # chord stage: inverse of the Jacobian at the base solution (only the convergence
@@ -557,8 +555,8 @@ class ACPowerFlow:
         return np.repeat(self._v0[None, :], n_scen, axis=0), False
 
     def _groups(self, s_spec: np.ndarray) -> list[np.ndarray]:
-        """Split a large batch into groups of similar total load (each gets its own chord
-        Jacobian: the chord contraction improves with the distance to its operating point)."""
+        """Split a large batch into groups of similar total injection, each with its own chord
+        Jacobian (the chord stage contracts faster the closer its Jacobian's point is)."""
         n_scen = s_spec.shape[0]
         n_groups = min(self.max_groups, n_scen // self.group_min_scenarios)
         if n_groups <= 1:
