@@ -217,9 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             "max_dv_lindistflow_pu",
         )
         out = {
-            "feeders": {
-                name: {**{k: fig[k] for k in keys}, "details": fig} for name, fig in results.items()
-            },
+            "feeders": {name: {k: fig[k] for k in keys} for name, fig in results.items()},
+            "details": results,
             "quick": args.quick,
             "total_s": total_s,
         }
