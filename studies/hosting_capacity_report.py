@@ -119,7 +119,13 @@ def write_outputs(study, result, out_dir) -> Path:
                 f"{c.max_line_loading_percent} / {c.max_trafo_loading_percent}"
             ),
             "tolerance [MW]": result.tolerance_mw,
+            "screen": "LinDistFlow anchored on the AC base case"
+            if getattr(study, "screen_calibrated", False)
+            else "LinDistFlow",
             "screen bracket": f"screen x (1 +- {result.screen_margin}) +- tolerance",
+            "buses where the screen bracket held": (
+                f"{int(table.within_screen_bracket.sum())} of {len(table)}"
+            ),
             "AC batched solves": result.n_ac_solves,
         },
         "Criteria and method",
