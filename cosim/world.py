@@ -281,10 +281,6 @@ def _connect(connect: _Connector, scenario: Scenario, ents: dict) -> None:
             connect(events, feeder, "lines_out")
 
 
-def _outputs(model_mock) -> list[str]:
-    return sorted(model_mock.output_attrs)
-
-
 # Outputs each simulator records (inputs excluded); vector outputs are per bus.
 RECORDED = {
     "feeder": [
@@ -354,9 +350,8 @@ def _record(
     for key, entity in ents.items():
         if key == "collector":
             continue
-        attrs = RECORDED.get(key) or [a for a in entity.model_mock.output_attrs if key == "profile"]
-        if key == "profile":
-            attrs = sorted(entity.model_mock.output_attrs)
+        # a profile's attributes are its file's columns
+        attrs = sorted(entity.model_mock.output_attrs) if key == "profile" else RECORDED[key]
         if wanted:
             attrs = [a for a in attrs if a in wanted]
         if attrs:
