@@ -518,37 +518,34 @@ def metrics_from_results(path: str | Path, *, duration_s: float | None = None) -
         return t[mask], values[mask]
 
     metrics: dict[str, float] = {}
-    _, f = sel(".f_hz")
-    if f.size:
-        metrics["f_nadir_hz"] = float(f.min())
-        metrics["f_zenith_hz"] = float(f.max())
-        metrics["f_final_hz"] = float(f[-1])
-        _, rocof = sel(".rocof_hz_per_s")
-        metrics["max_abs_rocof_hz_per_s"] = float(np.abs(rocof).max())
-        _, shed = sel(".ufls_shed_mw")
-        metrics["ufls_shed_mw"] = float(shed.max()) if shed.size else 0.0
-    _, vmin = sel(".vm_min_pu")
-    if vmin.size:
-        metrics["min_vm_pu"] = float(vmin.min())
-        metrics["max_vm_pu"] = float(sel(".vm_max_pu")[1].max())
-        metrics["max_line_loading_percent"] = float(sel(".max_line_loading_percent")[1].max())
-        metrics["max_transformer_load_pu"] = float(sel(".transformer_load_pu")[1].max())
-        metrics["max_hot_spot_c"] = float(sel(".hot_spot_c")[1].max())
-        metrics["max_top_oil_c"] = float(sel(".top_oil_c")[1].max())
-        metrics["ageing_h"] = float(sel(".ageing_h")[1].max())
-        tl, loss = sel(".p_loss_mw")
-        metrics["e_loss_feeder_kwh"] = _energy_kwh(tl, loss, duration_s)
-    tp, p = sel("fleet.p_mw")
-    if p.size:
-        metrics["fleet_energy_kwh"] = _energy_kwh(tp, p, duration_s)
-        for key in ("e_charged_kwh", "e_discharged_kwh", "e_loss_kwh"):
-            metrics[f"fleet_{key}"] = float(sel(f"fleet.{key}")[1][-1])
-        metrics["max_fleet_export_mw"] = float(max(p.max(), 0.0)) + 0.0
-        metrics["max_fleet_import_mw"] = float(max(-p.min(), 0.0)) + 0.0
-        metrics["max_n_tripped"] = float(sel("fleet.n_tripped")[1].max())
-        _, soc = sel("fleet.soc_mean_frac")
-        metrics["soc_min_frac"] = float(soc.min())
-        metrics["soc_final_frac"] = float(soc[-1])
+
+    def put(name: str, suffix: str, reduce) -> None:
+        """Set ``metrics[name] = reduce(values)`` when the signal was recorded."""
+        tt, vv = sel(suffix)
+        if vv.size:
+            metrics[name] = float(reduce(tt, vv)) + 0.0  # + 0.0: no negative zero
+
+    put("f_nadir_hz", ".f_hz", lambda t, v: v.min())
+    put("f_zenith_hz", ".f_hz", lambda t, v: v.max())
+    put("f_final_hz", ".f_hz", lambda t, v: v[-1])
+    put("max_abs_rocof_hz_per_s", ".rocof_hz_per_s", lambda t, v: np.abs(v).max())
+    put("ufls_shed_mw", ".ufls_shed_mw", lambda t, v: v.max())
+    put("min_vm_pu", ".vm_min_pu", lambda t, v: v.min())
+    put("max_vm_pu", ".vm_max_pu", lambda t, v: v.max())
+    put("max_line_loading_percent", ".max_line_loading_percent", lambda t, v: v.max())
+    put("max_transformer_load_pu", ".transformer_load_pu", lambda t, v: v.max())
+    put("max_hot_spot_c", ".hot_spot_c", lambda t, v: v.max())
+    put("max_top_oil_c", ".top_oil_c", lambda t, v: v.max())
+    put("ageing_h", ".ageing_h", lambda t, v: v.max())
+    put("e_loss_feeder_kwh", ".p_loss_mw", lambda t, v: _energy_kwh(t, v, duration_s))
+    put("fleet_energy_kwh", "fleet.p_mw", lambda t, v: _energy_kwh(t, v, duration_s))
+    for key in ("e_charged_kwh", "e_discharged_kwh", "e_loss_kwh"):
+        put(f"fleet_{key}", f"fleet.{key}", lambda t, v: v[-1])
+    put("max_fleet_export_mw", "fleet.p_mw", lambda t, v: max(v.max(), 0.0))
+    put("max_fleet_import_mw", "fleet.p_mw", lambda t, v: max(-v.min(), 0.0))
+    put("max_n_tripped", "fleet.n_tripped", lambda t, v: v.max())
+    put("soc_min_frac", "fleet.soc_mean_frac", lambda t, v: v.min())
+    put("soc_final_frac", "fleet.soc_mean_frac", lambda t, v: v[-1])
     return metrics
 
 

@@ -287,3 +287,25 @@ def test_ctrl_c_keeps_what_was_written(tmp_path):
     frame, meta = read_results(tmp_path / "results.h5")
     assert meta["seed"] == 0
     assert 9.0 < frame["t_s"].max() < 10.0
+
+
+def test_output_record_selects_attributes_and_parquet_metadata(tmp_path):
+    scenario = load_scenario(
+        SCENARIOS / "frequency_only.toml",
+        overrides={
+            "simulation.duration_s": 2.0,
+            "output.record": ["f_hz", "p_event_mw"],
+            "output.format": "parquet",
+            "output.filename": "freq.parquet",
+            "output.flush_every": 7,
+        },
+    )
+    result = run_scenario(scenario, tmp_path, progress=False)
+    frame, meta = read_results(tmp_path / "freq.parquet")
+    assert set(frame["signal"].astype(str)) == {
+        "FrequencySim-0.grid.f_hz",
+        "EventSim-0.events.p_event_mw",
+    }
+    assert len(frame) == 2 * 100  # 2 s at 20 ms, both signals at every step
+    assert meta["scenario"]["output"]["record"] == ["f_hz", "p_event_mw"]
+    assert result.metrics["f_nadir_hz"] < 60.0
