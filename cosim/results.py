@@ -37,6 +37,7 @@ import pandas as pd
 from grids.errors import InputDataError, SimulationError
 
 SUFFIX = {"hdf5": ".h5", "parquet": ".parquet"}
+_HOLE = -1.0e308  # marks a recorded NaN while forward-filling (see :func:`wide`)
 
 
 def run_metadata(scenario_raw: Mapping[str, Any], *, seed: int, extra: Mapping | None = None):
@@ -260,5 +261,10 @@ def wide(frame: pd.DataFrame, pattern: str | None = None) -> pd.DataFrame:
     """Pivot to one column per signal (rows: ``t_s``), optionally only signals containing
     ``pattern``. Signals recorded at different rates are forward-filled."""
     sel = frame if pattern is None else frame[frame["signal"].astype(str).str.contains(pattern)]
-    table = sel.pivot_table(index="t_s", columns="signal", values="value", observed=True)
-    return table.sort_index().ffill()
+    sel = sel.assign(signal=sel["signal"].astype(str))
+    table = sel.pivot(index="t_s", columns="signal", values="value").sort_index()
+    recorded = sel.assign(value=1.0).pivot(index="t_s", columns="signal", values="value")
+    recorded = recorded.sort_index().notna()
+    # forward-fill only what was not recorded: a recorded NaN stays NaN
+    marked = table.mask(recorded & table.isna(), _HOLE).ffill()
+    return marked.mask(marked == _HOLE)

@@ -497,6 +497,7 @@ FEEDER_GRID_ATTRS = [
     "bus_vm_pu",
     "vm_min_pu",
     "vm_max_pu",
+    "n_deenergized_buses",
     "p_load_mw",
     "p_extra_mw",
     "p_loss_mw",
@@ -546,7 +547,8 @@ class FeederSim(_Base):
 
     Grid inputs: ``load_pu`` [-], ``ambient_c`` [°C], ``bus_p_mw``/``bus_q_mvar``
     ({bus: MW/Mvar}, summed), ``lines_out`` (JSON list). Bus inputs: ``p_mw``, ``q_mvar``.
-    Grid outputs: ``bus_vm_pu`` ({bus: pu}), ``vm_min_pu``, ``vm_max_pu`` [pu], ``p_load_mw``,
+    Grid outputs: ``bus_vm_pu`` ({bus: pu}; 0 for buses cut off by a line outage),
+    ``vm_min_pu``, ``vm_max_pu`` [pu] (energized buses), ``n_deenergized_buses``, ``p_load_mw``,
     ``p_extra_mw`` (sum of extra injections received), ``p_loss_mw``, ``q_loss_mvar``,
     ``p_slack_mw``, ``q_slack_mvar``, ``p_grid_import_mw`` [MW], ``max_line_loading_percent``,
     ``line_loading_percent`` ({line: %}), ``transformer_load_pu`` [-], ``top_oil_c``,
@@ -726,9 +728,17 @@ class FeederSim(_Base):
                 "n_iterations": 0,
             }
         line_idx = getattr(self.solver, "line", np.arange(len(line_loading)))
+        # buses cut off by an outage have no voltage: they report 0 pu (so that inverters
+        # there see a dead bus) and are left out of the min/max over energized buses
+        energized = np.isfinite(vm)
+        if not energized.all():
+            vm = np.where(energized, vm, 0.0)
+            va = np.where(energized, va, 0.0)
+            line_loading = np.nan_to_num(line_loading, nan=0.0)
         self._vectors = {"bus_vm_pu": (bus, vm), "line_loading_percent": (line_idx, line_loading)}
-        out["vm_min_pu"] = float(np.min(vm))
-        out["vm_max_pu"] = float(np.max(vm))
+        out["vm_min_pu"] = float(np.min(vm[energized]))
+        out["vm_max_pu"] = float(np.max(vm[energized]))
+        out["n_deenergized_buses"] = int(np.count_nonzero(~energized))
         out["max_line_loading_percent"] = float(np.max(line_loading)) if len(line_loading) else 0.0
         out["p_grid_import_mw"] = out["p_slack_mw"]
         self._bus_arrays = (vm, va)

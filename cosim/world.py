@@ -287,6 +287,7 @@ RECORDED = {
         "bus_vm_pu",
         "vm_min_pu",
         "vm_max_pu",
+        "n_deenergized_buses",
         "p_load_mw",
         "p_extra_mw",
         "p_loss_mw",

@@ -309,3 +309,38 @@ def test_output_record_selects_attributes_and_parquet_metadata(tmp_path):
     assert len(frame) == 2 * 100  # 2 s at 20 ms, both signals at every step
     assert meta["scenario"]["output"]["record"] == ["f_hz", "p_event_mw"]
     assert result.metrics["f_nadir_hz"] < 60.0
+
+
+def test_line_outage_deenergizes_the_branch_and_trips_its_vehicles(tmp_path):
+    """case33bw line 16 feeds bus 17 only: after the outage bus 17 reports 0 pu, is left out
+    of the voltage range, and the vehicles there trip (from the next step: measurement delay)."""
+    data = {
+        "simulation": {"duration_s": 3600.0, "step_s": 300.0},
+        "feeder": {"name": "case33bw"},
+        "fleet": {"n_vehicles": 20, "buses": [17, 5], "policy": "uniform"},
+        "events": [{"t_s": 1800.0, "kind": "line_outage", "line": 16}],
+    }
+    result = run_scenario(load_scenario(data), tmp_path, progress=False)
+    table = wide(result.frame())
+    vm17 = table["FeederSim-0.grid.bus_vm_pu[17]"]
+    assert vm17.loc[1500.0] > 0.9 and vm17.loc[1800.0] == 0.0
+    assert table["FeederSim-0.grid.n_deenergized_buses"].loc[1800.0] == 1.0
+    assert table["FeederSim-0.grid.vm_min_pu"].loc[1800.0] > 0.9
+    tripped = table["FleetSim-0.fleet.n_tripped"]
+    assert tripped.loc[1800.0] == 0.0 and tripped.loc[2100.0] > 0.0
+    assert table["FleetSim-0.fleet.bus_p_mw[17]"].loc[2100.0] == 0.0
+
+
+def test_wide_keeps_recorded_nans_and_fills_only_missing_samples():
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "t_s": [0.0, 0.0, 1.0, 2.0, 2.0, 3.0],
+            "signal": pd.Categorical(["a", "b", "a", "a", "b", "a"]),
+            "value": [1.0, 5.0, np.nan, 3.0, 6.0, 4.0],
+        }
+    )
+    table = wide(frame)
+    assert np.isnan(table.loc[1.0, "a"]) and table.loc[1.0, "b"] == 5.0
+    assert table["a"].tolist()[2:] == [3.0, 4.0] and table.loc[3.0, "b"] == 6.0
