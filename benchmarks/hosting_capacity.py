@@ -15,12 +15,19 @@ Usage: ``python benchmarks/hosting_capacity.py [--quick] [--json]``
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-import time
+import os
 
-import numpy as np
+# One BLAS thread for both sides: on a small shared machine multi-threaded BLAS makes the
+# timings of large batched matrix products erratic (thread start-up and contention).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 FEEDERS = ("case33bw", "mv_oberrhein")
 
