@@ -507,6 +507,7 @@ FEEDER_GRID_ATTRS = [
     "p_grid_import_mw",
     "max_line_loading_percent",
     "line_loading_percent",
+    "max_trafo_loading_percent",
     "transformer_load_pu",
     "top_oil_c",
     "hot_spot_c",
@@ -551,7 +552,8 @@ class FeederSim(_Base):
     ``vm_min_pu``, ``vm_max_pu`` [pu] (energized buses), ``n_deenergized_buses``, ``p_load_mw``,
     ``p_extra_mw`` (sum of extra injections received), ``p_loss_mw``, ``q_loss_mvar``,
     ``p_slack_mw``, ``q_slack_mvar``, ``p_grid_import_mw`` [MW], ``max_line_loading_percent``,
-    ``line_loading_percent`` ({line: %}), ``transformer_load_pu`` [-], ``top_oil_c``,
+    ``line_loading_percent`` ({line: %}), ``max_trafo_loading_percent`` (the feeder's own
+    transformers, 0 without), ``transformer_load_pu`` [-], ``top_oil_c``,
     ``hot_spot_c`` [°C], ``ageing_h`` [h], ``n_iterations`` [-]. Bus outputs: ``vm_pu``,
     ``va_degree``.
     """
@@ -708,6 +710,7 @@ class FeederSim(_Base):
             vm = res.vm_pu[0]
             va = res.va_degree[0]
             line_loading = res.line_loading_percent[0]
+            trafo_loading = res.trafo_loading_percent[0]
             out = {
                 "p_loss_mw": float(res.p_loss_mw[0]),
                 "q_loss_mvar": float(res.q_loss_mvar[0]),
@@ -719,6 +722,7 @@ class FeederSim(_Base):
             vm = self.solver.vm_pu(p_mw, q_mvar)[0]
             va = np.zeros_like(vm)
             line_loading = self.solver.line_loading_percent(p_mw, q_mvar)[0]
+            trafo_loading = self.solver.trafo_loading_percent(p_mw, q_mvar)[0]
             # LinDistFlow is lossless: the slack supplies the net load
             out = {
                 "p_loss_mw": 0.0,
@@ -740,6 +744,10 @@ class FeederSim(_Base):
         out["vm_max_pu"] = float(np.max(vm[energized]))
         out["n_deenergized_buses"] = int(np.count_nonzero(~energized))
         out["max_line_loading_percent"] = float(np.max(line_loading)) if len(line_loading) else 0.0
+        trafo_loading = np.nan_to_num(np.asarray(trafo_loading, dtype=float), nan=0.0)
+        out["max_trafo_loading_percent"] = (
+            float(np.max(trafo_loading)) if trafo_loading.size else 0.0
+        )
         out["p_grid_import_mw"] = out["p_slack_mw"]
         self._bus_arrays = (vm, va)
         return out

@@ -295,6 +295,7 @@ RECORDED = {
         "p_slack_mw",
         "q_slack_mvar",
         "max_line_loading_percent",
+        "max_trafo_loading_percent",
         "transformer_load_pu",
         "top_oil_c",
         "hot_spot_c",
@@ -534,6 +535,7 @@ def metrics_from_results(path: str | Path, *, duration_s: float | None = None) -
     put("min_vm_pu", ".vm_min_pu", lambda t, v: v.min())
     put("max_vm_pu", ".vm_max_pu", lambda t, v: v.max())
     put("max_line_loading_percent", ".max_line_loading_percent", lambda t, v: v.max())
+    put("max_trafo_loading_percent", ".max_trafo_loading_percent", lambda t, v: v.max())
     put("max_transformer_load_pu", ".transformer_load_pu", lambda t, v: v.max())
     put("max_hot_spot_c", ".hot_spot_c", lambda t, v: v.max())
     put("max_top_oil_c", ".top_oil_c", lambda t, v: v.max())

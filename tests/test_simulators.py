@@ -300,3 +300,14 @@ def test_frequency_sim_island_uses_the_island_parameters_and_lost_import():
         ref.step(dt_s=0.1, p_imbalance_mw=-2.0)
     # no governor in the island: the frequency falls towards f0 (1 - ΔP/(D S)) = 57.6 Hz
     assert 57.6 < ref.f_hz < 60.0
+
+
+def test_read_profile_parquet_with_timezone_aware_index_column(tmp_path):
+    stamps = pd.date_range("2024-01-01 00:00", periods=4, freq="h", tz="America/Chicago")
+    frame = pd.DataFrame({"timestamp": stamps, "pv_pu": [0.0, 0.1, 0.3, 0.2]})
+    path = tmp_path / "pv.parquet"
+    frame.to_parquet(path)
+    steps, values = read_profile(path, start="2024-01-01T07:00:00Z", time_resolution=1800.0)
+    # 00:00 Chicago (UTC-6) = 06:00 UTC, one hour before the start
+    assert steps.tolist() == [-2, 0, 2, 4]
+    assert values["pv_pu"].tolist() == [0.0, 0.1, 0.3, 0.2]
