@@ -85,6 +85,15 @@ class Control(Enum):
 DEFAULT_TOLERANCE_MW = 0.001
 
 
+def _number(value) -> bool:
+    """A finite real number (not a bool or a string)."""
+    return (
+        isinstance(value, int | float | np.integer | np.floating)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
 def _enum(cls, value, name: str):
     """``cls(value)`` with a clear :class:`ScenarioError` naming the allowed values."""
     try:
@@ -381,13 +390,13 @@ class HostingCapacityStudy:
         method = _enum(Method, method, "method")
         control = _enum(Control, control, "control")
         problems = []
-        if not (math.isfinite(tolerance_mw) and tolerance_mw > 0):
+        if not (_number(tolerance_mw) and tolerance_mw > 0):
             problems.append(f"tolerance_mw: {tolerance_mw} must be a finite number above 0")
-        if not (math.isfinite(screen_margin) and 0 < screen_margin < 1):
+        if not (_number(screen_margin) and 0 < screen_margin < 1):
             problems.append(f"screen_margin: {screen_margin} must be between 0 and 1")
-        if not (math.isfinite(pf) and 0.1 <= abs(pf) <= 1):
+        if not (_number(pf) and 0.1 <= abs(pf) <= 1):
             problems.append(f"pf: {pf} must satisfy 0.1 <= |pf| <= 1")
-        if cap_mw is not None and not (math.isfinite(cap_mw) and cap_mw > tolerance_mw):
+        if cap_mw is not None and not (_number(cap_mw) and cap_mw > tolerance_mw):
             problems.append(f"cap_mw: {cap_mw} must be a finite number above tolerance_mw")
         if control is Control.VOLT_WATT and mode is Mode.IMPORT:
             problems.append("control: volt_watt curtails export only; use it with mode export")
@@ -712,6 +721,14 @@ def run_hosting_capacity_study(
     HostingCapacityResult
     """
     method = _enum(Method, method, "method")
+    problems = [
+        f"{name}: {value!r} is not a finite number"
+        for name, value in (("load_scale", load_scale), ("ext_grid_vm_pu", ext_grid_vm_pu))
+        if value is not None and not _number(value)
+    ]
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
+        problems.append(f"seed: {seed!r} must be a whole number >= 0")
+    check_problems(problems, ScenarioError, "invalid hosting-capacity study")
     if samples is not None and (not isinstance(samples, int | np.integer) or samples < 1):
         raise ScenarioError(f"samples: {samples} must be a positive whole number of scenarios")
     study = HostingCapacityStudy(

@@ -93,20 +93,22 @@ class HostingCapacityCriteria:
         out = []
 
         def finite(name: str, value) -> bool:
-            if value is None or not np.isfinite(value):
-                out.append(f"{path}.{name}: {value} is not a finite number")
-                return False
-            return True
+            ok = (
+                isinstance(value, int | float | np.integer | np.floating)
+                and not isinstance(value, bool)
+                and bool(np.isfinite(value))
+            )
+            if not ok:
+                out.append(f"{path}.{name}: {value!r} is not a finite number")
+            return ok
 
-        if finite("v_min_pu", self.v_min_pu) and not 0.5 <= self.v_min_pu <= 1.5:
+        v_min_ok = finite("v_min_pu", self.v_min_pu)
+        v_max_ok = finite("v_max_pu", self.v_max_pu)
+        if v_min_ok and not 0.5 <= self.v_min_pu <= 1.5:
             out.append(f"{path}.v_min_pu: {self.v_min_pu} is outside the allowed 0.5 to 1.5")
-        if finite("v_max_pu", self.v_max_pu) and not 0.5 <= self.v_max_pu <= 1.5:
+        if v_max_ok and not 0.5 <= self.v_max_pu <= 1.5:
             out.append(f"{path}.v_max_pu: {self.v_max_pu} is outside the allowed 0.5 to 1.5")
-        if (
-            np.isfinite(self.v_min_pu)
-            and np.isfinite(self.v_max_pu)
-            and self.v_min_pu >= self.v_max_pu
-        ):
+        if v_min_ok and v_max_ok and self.v_min_pu >= self.v_max_pu:
             out.append(f"{path}.v_min_pu: {self.v_min_pu} must be below v_max_pu ({self.v_max_pu})")
         dv = self.dv_max_pu
         if dv is not None and finite("dv_max_pu", dv) and not 0 < dv <= 0.5:
