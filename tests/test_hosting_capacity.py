@@ -9,6 +9,7 @@ same AC model, each to within 1 kW.
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -313,3 +314,28 @@ def test_bracketing_search_finds_closed_form_threshold(lower, upper):
     assert res.hosting_capacity_mw[0] <= threshold < res.upper_mw[0]
     assert res.upper_mw[0] - res.hosting_capacity_mw[0] <= TOL_MW
     assert res.binding[0] is Binding.OVERVOLTAGE
+
+
+def test_feeder_positions_fall_back_to_networkx_layout(case33):
+    from studies.hosting_capacity_report import bus_positions
+
+    net = copy.deepcopy(case33.net)
+    with_geo = bus_positions(net)
+    assert with_geo[17] == tuple(json.loads(net.bus.geo.loc[17])["coordinates"][:2])
+    net.bus["geo"] = None
+    layout = bus_positions(net)
+    assert set(layout) == set(int(b) for b in net.bus.index)
+    assert all(np.isfinite(xy).all() for xy in layout.values())
+
+
+def test_violation_probability_is_empirical_cdf():
+    """P(violation at x) = share of scenarios with HC < x (closed form on 4 scenarios)."""
+    import pandas as pd
+
+    from studies.hosting_capacity_stochastic import StochasticResult
+
+    table = pd.DataFrame({"hosting_capacity_mw": [1.0, 2.0, 3.0, 4.0], "ac_confirmed": True})
+    result = StochasticResult(table, pd.DataFrame(), mean_vehicle_kw=7.0, seed=0)
+    assert list(result.violation_probability([0.5, 1.0, 2.5, 4.0, 5.0])) == [
+        0.0, 0.0, 0.5, 0.75, 1.0,
+    ]  # fmt: skip
