@@ -133,6 +133,8 @@ class FleetConfig:
     buses: tuple[int, ...] | None = None
     table: str | None = None
     control: dict = field(default_factory=dict)
+    setpoint_profile: str | None = None
+    setpoint_column: str = "p_setpoint_mw"
     latency_s: float = 0.0
     packet_loss: float = 0.0
     f_nominal_hz: float = 60.0
@@ -503,10 +505,21 @@ def _fleet(table: dict, base_dir: Path, problems: list[str]) -> FleetConfig:
     if table_path is not None:
         table_path = _file(base_dir, table_path, "fleet.table", problems)
     control = r.table_("control")
+    setpoint_profile = r.string("setpoint_profile")
+    if setpoint_profile is not None:
+        setpoint_profile = _file(base_dir, setpoint_profile, "fleet.setpoint_profile", problems)
+    setpoint_column = r.string("setpoint_column", "p_setpoint_mw")
     latency = r.number("latency_s", 0.0, lo=0.0, hi=3600.0)
     loss = r.number("packet_loss", 0.0, lo=0.0, hi=0.99)
     f_nom = r.number("f_nominal_hz", 60.0, lo=45.0, hi=65.0)
     r.unknown()
+    if "setpoint_profile" not in table:
+        for key in ("latency_s", "packet_loss", "setpoint_column"):
+            if key in table:
+                problems.append(
+                    f"fleet.{key}: applies to the set-point channel, which needs "
+                    "fleet.setpoint_profile"
+                )
     if control:
         try:
             from vehicle_models.settings import InverterSettings
@@ -524,6 +537,8 @@ def _fleet(table: dict, base_dir: Path, problems: list[str]) -> FleetConfig:
         buses=buses,
         table=table_path,
         control=copy.deepcopy(control),
+        setpoint_profile=setpoint_profile,
+        setpoint_column=setpoint_column or "p_setpoint_mw",
         latency_s=float(latency or 0.0),
         packet_loss=float(loss or 0.0),
         f_nominal_hz=float(f_nom or 60.0),

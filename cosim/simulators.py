@@ -768,6 +768,8 @@ FLEET_ATTRS = [
     # inputs
     "f_hz",  # frequency seen by the fleet [Hz]
     "bus_vm_pu",  # voltage per bus {bus: pu}
+    "p_setpoint_mw",  # total active-power set-point [MW] (NaN: follow the charging policy)
+    "bus_p_setpoint_mw",  # set-point per bus {bus: MW}
     # outputs
     "p_mw",
     "q_mvar",
@@ -783,6 +785,8 @@ FLEET_ATTRS = [
     "e_driven_kwh",
     "e_shortfall_kwh",
     "f_seen_hz",
+    "p_setpoint_seen_mw",
+    "p_setpoint_unmet_mw",
 ]
 FLEET_META = {
     "type": "time-based",
@@ -827,8 +831,9 @@ class FleetSim(_Base):
     Outputs: totals ``p_mw``, ``q_mvar`` [MW, Mvar], ``bus_p_mw``/``bus_q_mvar`` ({bus: ...}),
     ``n_plugged``, ``n_tripped`` [-], ``soc_mean_frac`` [-], ``e_kwh`` stored energy at the end
     of the step [kWh], cumulative ``e_charged_kwh``, ``e_discharged_kwh``, ``e_loss_kwh``
-    [kWh], ``f_seen_hz`` [Hz]; FleetBus: ``p_mw``, ``q_mvar``, ``n_plugged``, ``n_tripped``,
-    ``soc_mean_frac``.
+    [kWh], ``f_seen_hz`` [Hz], ``p_setpoint_seen_mw`` [MW] (set-point in force, NaN if none),
+    ``p_setpoint_unmet_mw`` [MW] (set-point minus what was feasible); FleetBus: ``p_mw``,
+    ``q_mvar``, ``n_plugged``, ``n_tripped``, ``soc_mean_frac``.
     """
 
     def __init__(self) -> None:
@@ -888,14 +893,15 @@ class FleetSim(_Base):
         self.vm_pu = np.ones(len(self.buses))
         self._bus_keys = [str(b) for b in self.buses.tolist()]
         self._bus_index = {f"bus_{b}": i for i, b in enumerate(self.buses.tolist())}
+        counts = np.asarray(self.fleet.n_vehicles_per_bus, dtype=float)
+        self._vehicle_share = counts / counts.sum()
+        self.setpoint_mw = np.full(len(self.buses), np.nan)
         self.e_kwh = float(np.sum(self.fleet.energy_kwh))
         children = [{"eid": f"bus_{int(b)}", "type": "FleetBus", "rel": []} for b in self.buses]
         self.entities["fleet"] = {}
         return [{"eid": "fleet", "type": model, "rel": [], "children": children}]
 
     def _measurements(self, inputs) -> None:
-        if self.packet_loss > 0 and self.rng.random() < self.packet_loss:
-            return  # this step's new measurements are lost: hold the last received values
         data = inputs.get("fleet", {})
         f = _latest(data.get("f_hz"))
         if f is not None:
@@ -909,10 +915,32 @@ class FleetSim(_Base):
             if eid != "fleet" and bus_inputs.get("vm_pu"):
                 self.vm_pu[self._bus_index[eid]] = float(_latest(bus_inputs["vm_pu"]))
 
+    def _setpoints(self, inputs) -> None:
+        data = inputs.get("fleet", {})
+        total = _latest(data.get("p_setpoint_mw"))
+        vectors = data.get("bus_p_setpoint_mw")
+        if total is None and not vectors:
+            return
+        if self.packet_loss > 0 and self.rng.random() < self.packet_loss:
+            return  # this step's set-point is lost: keep the last one received
+        setpoint = np.full(len(self.buses), np.nan)
+        if total is not None and np.isfinite(float(total)):
+            setpoint = float(total) * self._vehicle_share
+        if vectors:
+            for key, value in _latest(vectors).items():
+                i = self._bus_index.get(f"bus_{key}")
+                if i is not None:
+                    setpoint[i] = float(value)
+        self.setpoint_mw = setpoint
+
     def step(self, time, inputs, max_advance):
         self._measurements(inputs)
+        self._setpoints(inputs)
         t_s = time * self.time_resolution
-        res = self.fleet.step(t_s=t_s, dt_s=self.dt_s(time), vm_pu=self.vm_pu, f_hz=self.f_hz)
+        setpoint = None if np.all(np.isnan(self.setpoint_mw)) else self.setpoint_mw
+        res = self.fleet.step(
+            t_s=t_s, dt_s=self.dt_s(time), vm_pu=self.vm_pu, f_hz=self.f_hz, p_setpoint_mw=setpoint
+        )
         for key in self.cumulative:
             self.cumulative[key] += float(getattr(res, key))
         p = np.asarray(res.p_mw, dtype=float)
@@ -929,6 +957,10 @@ class FleetSim(_Base):
             "soc_mean_frac": float(np.mean(self.fleet.soc_frac)),
             "e_kwh": float(np.sum(self.fleet.energy_kwh)),
             "f_seen_hz": self.f_hz,
+            "p_setpoint_seen_mw": float(np.nansum(self.setpoint_mw))
+            if setpoint is not None
+            else float("nan"),
+            "p_setpoint_unmet_mw": float(np.sum(res.p_setpoint_unmet_mw)),
             **self.cumulative,
         }
         index = {f"bus_{b}": i for i, b in enumerate(buses.tolist())}

@@ -232,6 +232,9 @@ def _populate(world, scenario: Scenario, ents: dict, slow: int, fast_clock: dict
             f_nominal_hz=float(f0 if scenario.frequency else fl.f_nominal_hz),
             packet_loss=fl.packet_loss,
         )
+        if fl.setpoint_profile is not None:
+            setpoint_sim = world.start("ProfileSim", datafile=fl.setpoint_profile, start=sim.start)
+            ents["setpoints"] = setpoint_sim.Profile()
         if scenario.frequency is not None:
             freq_sim = world.start("FrequencySim", **fast_clock)
             ents["frequency"] = freq_sim.Grid(
@@ -260,18 +263,31 @@ def _connect(connect: _Connector, scenario: Scenario, ents: dict) -> None:
         connect(profile, feeder, (scenario.feeder.load_column, "load_pu"))
         if scenario.feeder.ambient_column is not None:
             connect(profile, feeder, (scenario.feeder.ambient_column, "ambient_c"))
-    shift = 1
-    if scenario.fleet is not None and scenario.fleet.latency_s > 0:
-        shift = max(1, sim.to_steps(scenario.fleet.latency_s))
     if fleet is not None:
         if feeder is not None:
             connect(fleet, feeder, "bus_p_mw", "bus_q_mvar")
-            # measurement channel into the fleet: previous step of the feeder (+ latency)
-            connect(feeder, fleet, "bus_vm_pu", time_shifted=shift, initial_data={"bus_vm_pu": {}})
+            # local measurement: the voltage of the feeder's previous step
+            connect(feeder, fleet, "bus_vm_pu", time_shifted=1, initial_data={"bus_vm_pu": {}})
         if freq is not None:
             connect(fleet, freq, ("p_mw", "p_fleet_mw"))
             f0 = float(scenario.frequency.params.get("f0_hz", 60.0))
-            connect(freq, fleet, "f_hz", time_shifted=shift, initial_data={"f_hz": f0})
+            connect(freq, fleet, "f_hz", time_shifted=1, initial_data={"f_hz": f0})
+        setpoints = ents.get("setpoints")
+        if setpoints is not None:
+            # communication channel of the aggregator's set-points: latency (and packet loss,
+            # applied in the FleetSim)
+            latency = sim.to_steps(scenario.fleet.latency_s)
+            pair = (scenario.fleet.setpoint_column, "p_setpoint_mw")
+            if latency > 0:
+                connect(
+                    setpoints,
+                    fleet,
+                    pair,
+                    time_shifted=latency,
+                    initial_data={pair[0]: float("nan")},  # keyed by the source attribute
+                )
+            else:
+                connect(setpoints, fleet, pair)
     if events is not None:
         if freq is not None:
             connect(events, freq, "p_event_mw", "island")
@@ -316,6 +332,8 @@ RECORDED = {
         "e_driven_kwh",
         "e_shortfall_kwh",
         "f_seen_hz",
+        "p_setpoint_seen_mw",
+        "p_setpoint_unmet_mw",
     ],
     "frequency": [
         "f_hz",
@@ -353,7 +371,8 @@ def _record(
         if key == "collector":
             continue
         # a profile's attributes are its file's columns
-        attrs = sorted(entity.model_mock.output_attrs) if key == "profile" else RECORDED[key]
+        profile = key in ("profile", "setpoints")
+        attrs = sorted(entity.model_mock.output_attrs) if profile else RECORDED[key]
         if wanted:
             attrs = [a for a in attrs if a in wanted]
         if attrs:

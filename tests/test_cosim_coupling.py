@@ -206,28 +206,61 @@ def test_results_carry_the_scenario_seed_and_versions(coupled_run):
 
 def test_world_graph(tmp_path):
     """assert_graph: the entities and connections mosaik holds for the built world."""
-    data = {**COUPLED, "fleet": {**COUPLED["fleet"], "latency_s": 2.0}}
-    built = build_world(load_scenario(data), tmp_path, record=False)
+    (tmp_path / "sp.csv").write_text("t_s,dispatch_mw\n0,0.1\n")
+    fleet = {**COUPLED["fleet"], "latency_s": 2.0, "setpoint_profile": "sp.csv"}
+    fleet["setpoint_column"] = "dispatch_mw"
+    data = {**COUPLED, "fleet": fleet}
+    built = build_world(load_scenario(data, base_dir=tmp_path), tmp_path, record=False)
     try:
         edges = {tuple(sorted(e)) for e in built.world.entity_graph.edges()}
         assert edges == {
             ("FeederSim-0.grid", "FleetSim-0.fleet"),
             ("FleetSim-0.fleet", "FrequencySim-0.grid"),
             ("EventSim-0.events", "FrequencySim-0.grid"),
+            ("FleetSim-0.fleet", "ProfileSim-0.profile"),
         }
         assert set(built.connections) == {
             Connection("FleetSim-0.fleet", "bus_p_mw", "FeederSim-0.grid", "bus_p_mw"),
             Connection("FleetSim-0.fleet", "bus_q_mvar", "FeederSim-0.grid", "bus_q_mvar"),
-            # measurement channel: shifted by the latency (2 s = 4 steps of 0.5 s)
-            Connection("FeederSim-0.grid", "bus_vm_pu", "FleetSim-0.fleet", "bus_vm_pu", 4),
+            # local measurements: one step of the source
+            Connection("FeederSim-0.grid", "bus_vm_pu", "FleetSim-0.fleet", "bus_vm_pu", 1),
             Connection("FleetSim-0.fleet", "p_mw", "FrequencySim-0.grid", "p_fleet_mw"),
-            Connection("FrequencySim-0.grid", "f_hz", "FleetSim-0.fleet", "f_hz", 4),
+            Connection("FrequencySim-0.grid", "f_hz", "FleetSim-0.fleet", "f_hz", 1),
+            # set-point channel: the latency (2 s = 4 steps of 0.5 s)
+            Connection(
+                "ProfileSim-0.profile", "dispatch_mw", "FleetSim-0.fleet", "p_setpoint_mw", 4
+            ),
             Connection("EventSim-0.events", "p_event_mw", "FrequencySim-0.grid", "p_event_mw"),
             Connection("EventSim-0.events", "island", "FrequencySim-0.grid", "island"),
         }
         assert built.until == 3600
     finally:
         built.world.shutdown()
+
+
+def test_setpoint_channel_latency(tmp_path):
+    """An aggregator's dispatch reaches the fleet after fleet.latency_s; infeasible parts are
+    reported as unmet."""
+    (tmp_path / "sp.csv").write_text("t_s,p_setpoint_mw\n0,-0.05\n600,0.05\n")
+    data = {
+        "simulation": {"duration_s": 1200.0, "step_s": 60.0},
+        "feeder": {"name": "case33bw"},
+        "fleet": {
+            "n_vehicles": 40,
+            "buses": [5, 17],
+            "setpoint_profile": "sp.csv",
+            "latency_s": 120.0,
+        },
+    }
+    result = run_scenario(load_scenario(data, base_dir=tmp_path), tmp_path, progress=False)
+    table = wide(result.frame())
+    seen = table["FleetSim-0.fleet.p_setpoint_seen_mw"]
+    p = table["FleetSim-0.fleet.p_mw"]
+    unmet = table["FleetSim-0.fleet.p_setpoint_unmet_mw"]
+    assert np.isnan(seen.loc[60.0])  # nothing received yet: the charging policy applies
+    assert seen.loc[120.0] == pytest.approx(-0.05) and seen.loc[660.0] == pytest.approx(-0.05)
+    assert seen.loc[720.0] == pytest.approx(0.05)  # 600 s + 120 s latency
+    np.testing.assert_allclose((p + unmet).loc[120.0:], seen.loc[120.0:], atol=1e-9)
 
 
 def test_frequency_only_scenario_runs_through_the_cli(tmp_path, capsys):

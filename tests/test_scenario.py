@@ -158,17 +158,34 @@ def test_fleet_without_feeder_needs_buses():
     assert s.has_fleet and s.feeder is None
 
 
-def test_latency_must_be_a_multiple_of_the_resolution():
+def test_latency_must_be_a_multiple_of_the_resolution(tmp_path):
+    (tmp_path / "sp.csv").write_text("t_s,p_setpoint_mw\n0,0.1\n")
     problems = problems_of(
         {
             "simulation": {"duration_s": 10, "step_s": 0.02},
             "feeder": {},
-            "fleet": {"n_vehicles": 2, "latency_s": 0.03, "packet_loss": 1.5},
-        }
+            "fleet": {
+                "n_vehicles": 2,
+                "setpoint_profile": "sp.csv",
+                "latency_s": 0.03,
+                "packet_loss": 1.5,
+            },
+        },
+        base_dir=tmp_path,
     )
     assert problems == [
         "fleet.packet_loss: 1.5 is above the allowed 0.99",
         "fleet.latency_s: 0.03 is not an integer multiple of the time resolution (0.02 s)",
+    ]
+
+
+def test_latency_and_packet_loss_need_the_setpoint_channel():
+    problems = problems_of(
+        {**MINIMAL, "feeder": {}, "fleet": {"n_vehicles": 2, "latency_s": 1.0, "packet_loss": 0.1}}
+    )
+    assert problems == [
+        "fleet.latency_s: applies to the set-point channel, which needs fleet.setpoint_profile",
+        "fleet.packet_loss: applies to the set-point channel, which needs fleet.setpoint_profile",
     ]
 
 

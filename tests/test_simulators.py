@@ -248,9 +248,9 @@ def test_collector_stores_vectors_per_bus_and_json_lists(tmp_path):
     assert pd.api.types.is_float_dtype(frame["value"])
 
 
-def test_fleet_sim_equals_the_fleet_and_drops_measurements_with_packet_loss():
-    """FleetSim's outputs are Fleet.step's; with packet loss the fleet holds the last
-    frequency it received (seeded, about the configured fraction of steps)."""
+def test_fleet_sim_equals_the_fleet_and_drops_setpoints_with_packet_loss():
+    """FleetSim's outputs are Fleet.step's; with packet loss the fleet keeps the last
+    set-point it received (seeded, about the configured fraction of steps)."""
     from cosim.simulators import FleetSim
     from vehicle_models.fleet import Fleet, FleetPreset
     from vehicle_models.settings import InverterSettings
@@ -266,18 +266,22 @@ def test_fleet_sim_equals_the_fleet_and_drops_measurements_with_packet_loss():
         seed=4,
         settings=InverterSettings.from_dict(control),
     )
-    seen_prev = 60.0
+    share = ref.n_vehicles_per_bus / ref.n_vehicles_per_bus.sum()
+    seen_prev = float("nan")  # nothing received yet
     held = 0
     for t in range(200):
-        f_sent = 60.0 - 0.001 * t
-        sim.step(t, {"fleet": {"f_hz": {"F.grid": f_sent}}}, 1000)
-        out = sim.get_data({"fleet": ["p_mw", "f_seen_hz"], "bus_7": ["p_mw"]})
-        seen = out["fleet"]["f_seen_hz"]
-        assert seen in (f_sent, seen_prev)
-        held += seen != f_sent
-        r = ref.step(t_s=float(t), dt_s=1.0, vm_pu=np.ones(2), f_hz=seen)
-        assert out["fleet"]["p_mw"] == float(np.sum(r.p_mw))
-        assert out["bus_7"]["p_mw"] == float(r.p_mw[1])
+        sent = -0.01 - 0.0001 * t
+        inputs = {"fleet": {"f_hz": {"F.grid": 59.9}, "p_setpoint_mw": {"D.d": sent}}}
+        sim.step(t, inputs, 1000)
+        out = sim.get_data({"fleet": ["p_mw", "p_setpoint_seen_mw"], "bus_7": ["p_mw"]})
+        seen = out["fleet"]["p_setpoint_seen_mw"]
+        both_nan = bool(np.isnan([seen, seen_prev]).all())
+        assert seen == pytest.approx(sent) or seen == seen_prev or both_nan
+        held += seen != pytest.approx(sent)
+        setpoint = None if np.isnan(seen) else seen * share
+        r = ref.step(t_s=float(t), dt_s=1.0, vm_pu=np.ones(2), f_hz=59.9, p_setpoint_mw=setpoint)
+        assert out["fleet"]["p_mw"] == pytest.approx(float(np.sum(r.p_mw)), abs=1e-15)
+        assert out["bus_7"]["p_mw"] == pytest.approx(float(r.p_mw[1]), abs=1e-15)
         seen_prev = seen
     assert 70 < held < 130
 
