@@ -696,6 +696,27 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
         and not (fleet is not None and (fleet.n_vehicles > 0 or fleet.table))
     ):
         problems.append("simulation.remote: 'fleet' but the scenario has no fleet")
+    if any(e.kind is EventKind.ISLAND for e in events) and frequency is not None:
+        missing = [k for k in ("s_base_mw", "h_s", "d_pu") if k not in frequency.island]
+        if missing:
+            problems.append(
+                f"frequency.island: {', '.join(missing)} missing (the island's grid-forming "
+                "fleet, needed for 'island' events)"
+            )
+    if output.record:
+        from cosim.world import RECORDED
+
+        known = {a for attrs in RECORDED.values() for a in attrs}
+        if feeder is not None:
+            known |= {feeder.load_column, feeder.ambient_column or ""}
+        if fleet is not None and fleet.setpoint_profile:
+            known.add(fleet.setpoint_column)
+        for name in output.record:
+            if name not in known:
+                problems.append(
+                    f"output.record: {name!r} is not a recorded attribute "
+                    f"(known: {', '.join(sorted(a for a in known if a))})"
+                )
     if sim is not None and sim.remote is RemoteSim.FEEDER and feeder is None:
         problems.append("simulation.remote: 'feeder' but the scenario has no [feeder]")
     if (

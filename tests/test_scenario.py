@@ -260,3 +260,20 @@ def test_apply_overrides_reports_bad_paths():
 def test_load_scenario_with_overrides_is_validated():
     problems = problems_of(MINIMAL, overrides={"simulation.step_s": -1})
     assert problems == ["simulation.step_s: -1 is below the allowed range (above 0.0)"]
+
+
+def test_island_events_need_the_island_parameters_and_record_names_are_checked():
+    problems = problems_of(
+        {
+            **MINIMAL,
+            "frequency": {"island": {"h_s": 2.0}},
+            "events": [{"t_s": 1.0, "kind": "island"}],
+            "output": {"record": ["f_hz", "colour"]},
+        }
+    )
+    assert problems[0] == (
+        "frequency.island: s_base_mw, d_pu missing (the island's grid-forming fleet, needed "
+        "for 'island' events)"
+    )
+    assert problems[1].startswith("output.record: 'colour' is not a recorded attribute (known: ")
+    assert len(problems) == 2
