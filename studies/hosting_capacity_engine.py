@@ -465,9 +465,11 @@ def solve_injection(
     flows = None
     for _ in range(loop.max_iterations):
         flows = solver.solve(p_base_mw + sign * rating_mva * p_pu, q_base_mvar + rating_mva * q_pu)
-        p_new, q_new = injection.control(flows.vm_pu, sign)
-        p_new = np.where(units, p_new, 0.0)
-        q_new = np.where(units, q_new, 0.0)
+        # A case whose power flow failed keeps its last output (it is infeasible anyway).
+        vm = np.where(flows.converged[:, None], flows.vm_pu, 1.0)
+        p_new, q_new = injection.control(np.nan_to_num(vm, nan=1.0), sign)
+        p_new = np.where(units & flows.converged[:, None], p_new, p_pu)
+        q_new = np.where(units & flows.converged[:, None], q_new, q_pu)
         change = np.max(np.abs(p_new - p_pu) + np.abs(q_new - q_pu), axis=1, initial=0.0)
         settled = change < loop.tolerance_pu
         if settled.all():

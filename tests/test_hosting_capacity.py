@@ -339,3 +339,14 @@ def test_violation_probability_is_empirical_cdf():
     assert list(result.violation_probability([0.5, 1.0, 2.5, 4.0, 5.0])) == [
         0.0, 0.0, 0.5, 0.75, 1.0,
     ]  # fmt: skip
+
+
+def test_ac_only_method_matches_two_tier_with_control(case33):
+    """--method ac (bisection from [0, cap], trial points where AC fails included) gives the
+    two-tier answer, also with a volt-var fixed point at every trial."""
+    two_tier = case33.run([17], control=Control.VOLT_VAR_B)
+    ac_only = case33.run([17], control=Control.VOLT_VAR_B, method="ac")
+    assert ac_only.table.screen_mw.isna().all()
+    assert abs(ac_only.table.hosting_capacity_mw[0] - two_tier.table.hosting_capacity_mw[0]) <= (
+        TOL_MW
+    )
