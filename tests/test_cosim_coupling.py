@@ -377,3 +377,24 @@ def test_wide_keeps_recorded_nans_and_fills_only_missing_samples():
     table = wide(frame)
     assert np.isnan(table.loc[1.0, "a"]) and table.loc[1.0, "b"] == 5.0
     assert table["a"].tolist()[2:] == [3.0, 4.0] and table.loc[3.0, "b"] == 6.0
+
+
+def test_island_and_reconnect_through_the_world(tmp_path):
+    """Islanding loses the feeder's import P from the bulk grid; the island (no governor,
+    H = 2 s, D = 20 on 5 MW) settles at f0 (1 - P / (D S)) (closed form; time constant
+    2H/D = 0.2 s, so settled long before 30 s). Reconnection restores f0."""
+    data = {
+        "simulation": {"duration_s": 60.0, "step_s": 0.1},
+        "feeder": {"name": "case33bw", "step_s": 1.0},
+        "frequency": {"island": {"s_base_mw": 5.0, "h_s": 2.0, "d_pu": 20.0}},
+        "events": [{"t_s": 10.0, "kind": "island"}, {"t_s": 40.0, "kind": "reconnect"}],
+    }
+    result = run_scenario(load_scenario(data), tmp_path, progress=False)
+    table = wide(result.frame())
+    f = table["FrequencySim-0.grid.f_hz"]
+    p_import = table["FeederSim-0.grid.p_slack_mw"].iloc[0]
+    expected = 60.0 * (1.0 - p_import / (20.0 * 5.0))
+    near = lambda t: f.iloc[int(np.argmin(np.abs(f.index - t)))]  # noqa: E731
+    assert near(9.9) == 60.0
+    assert near(39.9) == pytest.approx(expected, abs=1e-6)
+    assert near(40.0) == 60.0 and near(59.9) == 60.0
