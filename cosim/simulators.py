@@ -364,14 +364,20 @@ class EventSim(_Base):
 
 
 def read_profile(
-    path: str | Path, *, start: str | None = None, time_resolution: float = 1.0
+    path: str | Path,
+    *,
+    start: str | None = None,
+    time_resolution: float = 1.0,
+    allow_empty: bool = False,
 ) -> tuple[np.ndarray, Any]:
     """Read a CSV/Parquet time series into ``(steps, frame)``.
 
     The first column (or a column named ``time``/``timestamp``/``t_s``) holds timezone-aware
     ISO timestamps (naive ones are taken as UTC) or, for ``t_s``, seconds since the start. A
     ``mosaik-csv`` file (first line: the model name) is accepted. ``start`` is the scenario's
-    start (default: the first timestamp). ``steps`` are integer mosaik steps of each row.
+    start (default: the first timestamp). ``steps`` are integer mosaik steps of each row. With
+    ``allow_empty``, empty cells are NaN ("no value", e.g. no set-point); otherwise every value
+    must be a finite number.
 
     Raises
     ------
@@ -424,7 +430,10 @@ def read_profile(
     values = frame.drop(columns=[tcol])
     for col in values.columns:
         numeric = pd.to_numeric(values[col], errors="coerce")
-        bad = np.flatnonzero(~np.isfinite(numeric.to_numpy(dtype=float)))
+        finite = np.isfinite(numeric.to_numpy(dtype=float))
+        if allow_empty:
+            finite |= values[col].isna().to_numpy()  # empty cells only, not bad text
+        bad = np.flatnonzero(~finite)
         if bad.size:
             raise InputDataError(
                 f"{name}: row {bad[0] + row0}: {col} is {values[col].iloc[bad[0]]} "
@@ -439,7 +448,8 @@ class ProfileSim(_Base):
     """Load / PV / price time series from CSV or Parquet (interoperable with ``mosaik-csv``).
 
     ``init`` params: ``datafile`` (path), ``start`` (ISO timestamp of simulated time 0,
-    optional). Model ``Profile`` (one entity) whose attributes are the file's value columns,
+    optional), ``allow_empty`` (empty cells are NaN, e.g. "no set-point"; default False).
+    Model ``Profile`` (one entity) whose attributes are the file's value columns,
     e.g. ``load_pu``; the value of the last row at or before ``t`` is output (zero-order hold;
     before the first row, the first row's value). The simulator steps at each row's time.
     """
@@ -450,12 +460,12 @@ class ProfileSim(_Base):
         self.values = None
         self.row = 0
 
-    def init(self, sid, time_resolution=1.0, datafile=None, start=None, **clock):
+    def init(self, sid, time_resolution=1.0, datafile=None, start=None, allow_empty=False, **clock):
         super().init(sid, time_resolution, **clock)
         if datafile is None:
             raise ScenarioError("ProfileSim: the 'datafile' parameter is required")
         self.steps, self.values = read_profile(
-            datafile, start=start, time_resolution=time_resolution
+            datafile, start=start, time_resolution=time_resolution, allow_empty=allow_empty
         )
         self.meta["models"]["Profile"] = {
             "public": True,

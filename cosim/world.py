@@ -233,7 +233,9 @@ def _populate(world, scenario: Scenario, ents: dict, slow: int, fast_clock: dict
             packet_loss=fl.packet_loss,
         )
         if fl.setpoint_profile is not None:
-            setpoint_sim = world.start("ProfileSim", datafile=fl.setpoint_profile, start=sim.start)
+            setpoint_sim = world.start(
+                "ProfileSim", datafile=fl.setpoint_profile, start=sim.start, allow_empty=True
+            )
             ents["setpoints"] = setpoint_sim.Profile()
         if scenario.frequency is not None:
             freq_sim = world.start("FrequencySim", **fast_clock)

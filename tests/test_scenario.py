@@ -42,6 +42,7 @@ def test_demo_scenario_contents():
     assert s.feeder.name == "case33bw" and s.feeder.ambient_column == "ambient_c"
     assert Path(s.feeder.load_profile).name == "demo_load.csv"
     assert s.fleet.n_vehicles == 300 and s.fleet.control["functions"] == ["volt_var", "freq_watt"]
+    assert Path(s.fleet.setpoint_profile).name == "demo_dispatch.csv" and s.fleet.latency_s == 60
     assert s.events[0].kind is EventKind.GENERATION_LOSS and s.events[0].p_mw == 500.0
     assert s.event_windows_s() == [(64795.0, 64855.0)]
     assert s.output.format is OutputFormat.HDF5

@@ -315,3 +315,15 @@ def test_read_profile_parquet_with_timezone_aware_index_column(tmp_path):
     # 00:00 Chicago (UTC-6) = 06:00 UTC, one hour before the start
     assert steps.tolist() == [-2, 0, 2, 4]
     assert values["pv_pu"].tolist() == [0.0, 0.1, 0.3, 0.2]
+
+
+def test_read_profile_allows_empty_cells_only_when_asked(tmp_path):
+    path = tmp_path / "sp.csv"
+    path.write_text("t_s,p_setpoint_mw\n0,\n60,0.2\n120,abc\n")
+    with pytest.raises(InputDataError, match=r"sp\.csv: row 2: p_setpoint_mw is nan"):
+        read_profile(path)
+    with pytest.raises(InputDataError, match=r"sp\.csv: row 4: p_setpoint_mw is abc"):
+        read_profile(path, allow_empty=True)
+    path.write_text("t_s,p_setpoint_mw\n0,\n60,0.2\n")
+    _, values = read_profile(path, allow_empty=True)
+    assert np.isnan(values["p_setpoint_mw"][0]) and values["p_setpoint_mw"][1] == 0.2
