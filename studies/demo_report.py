@@ -93,6 +93,12 @@ def demo_report(
             else ""
         )
     )
+    if fleet.get("setpoint_profile"):
+        rep.paragraph(
+            f"An aggregator dispatches the fleet from {Path(fleet['setpoint_profile']).name} "
+            f"(total MW, empty = follow the charging policy); its set-points arrive "
+            f"{fleet.get('latency_s', 0):g} s late and are applied at the fleet's next step."
+        )
     rep.paragraph(
         "case33bw has no transformer: the substation transformer is modelled thermally "
         f"(IEC 60076-7, {feeder.get('transformer', {}).get('cooling', 'ONAN')} default "

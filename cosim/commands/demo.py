@@ -1,10 +1,11 @@
 """``v2g-cosim demo``: the main job on the embedded default feeder.
 
-A day on ``case33bw`` with a few hundred V2G vehicles (volt-var and frequency droop) and the
-loss of a 500 MW unit at 18:00, co-simulated through mosaik (15-min steps for the day, 20-ms
-steps around the event); writes ``DIR/report.html`` with the voltage envelope, the transformer
-temperatures, the fleet's power and state of charge, the frequency around the event and the key
-numbers. The scenario is ``studies/scenarios/demo.toml``.
+A day on ``case33bw`` with a few hundred V2G vehicles (volt-var and frequency droop, V2G export
+dispatched by an aggregator at the evening peak) and the loss of a 500 MW unit at 18:00,
+co-simulated through mosaik (15-min steps for the day, 20-ms steps around the event). Writes
+``DIR/report.html`` with the voltage envelope, the transformer temperatures, the fleet's power
+and state of charge, the frequency around the event and the key numbers. The scenario is
+``studies/scenarios/demo.toml``.
 """
 
 from __future__ import annotations
