@@ -398,3 +398,13 @@ def test_island_and_reconnect_through_the_world(tmp_path):
     assert near(9.9) == 60.0
     assert near(39.9) == pytest.approx(expected, abs=1e-6)
     assert near(40.0) == 60.0 and near(59.9) == 60.0
+
+
+def test_cli_run_shows_progress_with_simulated_time(tmp_path, capsys):
+    from cosim.cli import main
+
+    scenario = str(SCENARIOS / "frequency_only.toml")
+    assert main(["run", scenario, "--out", str(tmp_path), "--set", "simulation.duration_s=2"]) == 0
+    captured = capsys.readouterr()
+    assert "simulated:" in captured.err and "/2 s" in captured.err
+    assert "f_nadir_hz" in captured.out and "results:" in captured.out
