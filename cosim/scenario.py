@@ -607,10 +607,15 @@ def _events(
         kind = EventKind(kind_raw) if kind_raw is not None else None
         p_mw = 0.0
         line = None
-        if kind in (EventKind.GENERATION_LOSS, EventKind.LOAD_STEP):
+        if kind is EventKind.GENERATION_LOSS:
             p_mw = r.number("p_mw", required=True, lo=0.0, lo_open=True)
-            if not has_frequency:
-                problems.append(f"{path}.kind: {kind.value!r} needs a [frequency] section")
+        elif kind is EventKind.LOAD_STEP:
+            # A negative step is a load drop: an over-frequency event.
+            p_mw = r.number("p_mw", required=True)
+            if p_mw == 0:
+                problems.append(f"{path}.p_mw: 0 is not a load step (expected a nonzero MW value)")
+        if kind in (EventKind.GENERATION_LOSS, EventKind.LOAD_STEP) and not has_frequency:
+            problems.append(f"{path}.kind: {kind.value!r} needs a [frequency] section")
         if kind is EventKind.LINE_OUTAGE:
             line = r.number("line", required=True, integer=True, lo=0)
             if not has_feeder:
@@ -647,6 +652,10 @@ def _output(table: dict, problems: list[str]) -> OutputConfig:
 
 
 _SECTIONS = ("simulation", "feeder", "fleet", "frequency", "events", "output")
+# Sections that belong to a study (validated by that study: ``studies.contingency``,
+# ``studies.black_start``); a plain co-simulation run accepts and ignores them so that one
+# scenario file serves both ``v2g-cosim run`` and the study command.
+STUDY_SECTIONS = ("contingency", "black_start")
 
 
 def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = None) -> Scenario:
@@ -662,8 +671,9 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
     if not isinstance(data, Mapping):
         raise ScenarioError(f"scenario: expected a table of sections, got {type(data).__name__}")
     for key in data:
-        if key not in _SECTIONS:
-            problems.append(f"{key}: unknown section (allowed: {', '.join(_SECTIONS)})")
+        if key not in _SECTIONS and key not in STUDY_SECTIONS:
+            allowed = ", ".join(_SECTIONS + STUDY_SECTIONS)
+            problems.append(f"{key}: unknown section (allowed: {allowed})")
     for key in ("feeder", "fleet", "frequency", "output"):
         if key in data and not isinstance(data[key], dict):
             problems.append(f"{key}: expected a table [{key}], got {data[key]!r}")

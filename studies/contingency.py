@@ -243,24 +243,21 @@ class ContingencyScenario:
 # --------------------------------------------------------------------------------------------
 # Scenario reading
 # --------------------------------------------------------------------------------------------
-STUDY_SECTIONS = ("contingency", "black_start")
-
-
 def split_scenario(
     scenario: Mapping[str, Any] | str | Path, *, own_section: str
 ) -> tuple[Any, dict[str, Any], str, list[str], dict[str, Any]]:
     """Validate the shared sections with the co-simulation loader; return the study's own.
 
-    The shared validator (:func:`cosim.scenario.validate_scenario`) rejects sections it does
-    not know, so the study sections (``[contingency]``, ``[black_start]``) are taken out
-    first and validated by the study.
+    The shared validator (:func:`cosim.scenario.validate_scenario`) accepts but does not check
+    the study sections (``cosim.scenario.STUDY_SECTIONS``: ``[contingency]``,
+    ``[black_start]``), so they are taken out first and validated here by the study.
 
     Returns
     -------
     (Scenario or None, own section dict, source name, problems, raw shared dict)
         ``Scenario`` is None when the shared sections have problems (they are in the list).
     """
-    from cosim.scenario import read_toml, validate_scenario
+    from cosim.scenario import STUDY_SECTIONS, read_toml, validate_scenario
 
     if isinstance(scenario, Mapping):
         raw = copy.deepcopy(dict(scenario))
