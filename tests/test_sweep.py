@@ -588,3 +588,127 @@ def test_duplicate_and_wrongly_typed_values_are_reported(tmp_path):
     text = str(info.value)
     assert "frequency.h_s=3.0) appears twice (the same parameters as frequency.h_s=3)" in text
     assert "run " in text and "frequency.h_s='fast'" in text
+
+
+def _metrics_of(frame: pd.DataFrame, run_id: str, names: list[str]) -> list:
+    row = frame.set_index("run_id").loc[run_id]
+    return [row[name] for name in names]
+
+
+def test_hosting_capacity_runs_sharing_a_feeder_match_fresh_per_run_studies(tmp_path):
+    """Runs of one worker share the prepared feeder (once per load scale), with the same results.
+
+    Reference: the study's own scenario entry point, ``hosting_capacity_metrics``, called per
+    run on a fresh feeder (no shared objects). Tolerance: none (exactly equal values).
+    """
+    from studies.hosting_capacity import hosting_capacity_metrics
+
+    (tmp_path / "base.toml").write_text('feeder = "case33bw"\nbuses = [5, 17]\n')
+    path = tmp_path / "sweep.toml"
+    path.write_text(
+        'study = "hosting_capacity"\nbase = "base.toml"\n'
+        'metrics = ["hc_min_mw", "hc_max_mw", "results.1.hosting_capacity_mw", "feeder"]\n'
+        '[[axis]]\nkey = "load_scale"\nvalues = [0.5, 1]\n'
+        '[[axis]]\nkey = "v_max_pu"\nvalues = [1.04, 1.05]\n'
+    )
+    spec = load_sweep(path)
+    sweep_module.clear_shared_cache()
+    run_sweep(spec, tmp_path / "out", workers=1, progress=False)
+    # one prepared feeder per load scale, reused by the other criteria value
+    assert sweep_module._SHARED_CACHE_STATS == {"hits": 2, "misses": 2}
+    frame = read_results(tmp_path / "out")
+    assert (frame.status == "ok").all(), frame.error.tolist()
+    names = list(spec.metrics)
+    for run in spec.runs:
+        sweep_module.clear_shared_cache()
+        doc = hosting_capacity_metrics(json.loads(json.dumps(run.scenario)))
+        fresh = [doc["hc_min_mw"], doc["hc_max_mw"], doc["results"][1]["hosting_capacity_mw"]]
+        assert _metrics_of(frame, run.run_id, names) == [*fresh, "case33bw"]
+    # the criteria matter (the cache did not freeze the first run's): 1.04 pu binds lower
+    by = frame.set_index(["load_scale", "v_max_pu"]).hc_max_mw
+    assert by[(0.5, 1.04)] < by[(0.5, 1.05)]
+
+
+def test_hosting_capacity_cache_falls_back_for_unusual_feeder_arguments(tmp_path):
+    """A load scale the feeder cannot take is reported exactly as by the study itself."""
+    from studies.hosting_capacity import hosting_capacity_metrics
+
+    scenario = {"feeder": "case33bw", "load_scale": -1.0, "buses": [5]}
+    runner = sweep_module.STUDY_RUNNERS[sweep_module.StudyKind.HOSTING_CAPACITY]
+    with pytest.raises(ScenarioError) as cached:
+        runner(dict(scenario), tmp_path)
+    with pytest.raises(ScenarioError) as fresh:
+        hosting_capacity_metrics(dict(scenario))
+    assert str(cached.value) == str(fresh.value)
+    assert "load_scale: -1.0 (expected a finite number >= 0)" in str(cached.value)
+
+
+CONTINGENCY_FLEET_BASE = """
+[simulation]
+duration_s = 3.0
+step_s = 0.05
+seed = 3
+
+[frequency]
+s_base_mw = 2000.0
+h_s = 4.0
+
+[[events]]
+t_s = 1.0
+kind = "generation_loss"
+p_mw = 220.0
+
+[feeder]
+name = "case33bw"
+
+[fleet]
+n_vehicles = 20
+preset = "home"
+
+[fleet.control]
+functions = ["volt_var", "freq_watt"]
+
+[contingency]
+feeder_replicas = 75.0
+dispatch_frac = 0.5
+feeder_step_s = 1.0
+time_of_day_h = 21.0
+"""
+
+
+def test_contingency_runs_in_shared_workers_match_fresh_per_run_studies(tmp_path):
+    """Feeder contingency runs in 2 long-lived workers (3 runs: one worker runs two, on the
+    feeder it already loaded) equal fresh per-run studies exactly.
+
+    Reference: ``run_contingency_study`` called per run in this process. Tolerance: none.
+    """
+    import studies.contingency as contingency
+
+    (tmp_path / "base.toml").write_text(CONTINGENCY_FLEET_BASE)
+    path = tmp_path / "sweep.toml"
+    path.write_text(
+        'study = "contingency"\nbase = "base.toml"\n'
+        'metrics = ["f_nadir_hz", "fleet_energy_kwh", "n_vehicles_tripped"]\n'
+        '[[axis]]\nkey = "fleet.control.droop.k"\nvalues = [0.02, 0.035, 0.05]\n'
+    )
+    spec = load_sweep(path)
+    run_sweep(spec, tmp_path / "out", workers=2, progress=False)
+    frame = read_results(tmp_path / "out")
+    assert (frame.status == "ok").all(), frame.error.tolist()
+    names = list(spec.metrics)
+    for run in spec.runs:
+        if hasattr(contingency._cached_net, "cache_clear"):
+            contingency._cached_net.cache_clear()
+        doc = contingency.run_contingency_study(json.loads(json.dumps(run.scenario)))
+        assert _metrics_of(frame, run.run_id, names) == [float(doc[n]) for n in names]
+    # each run got its own droop gain (a shared object did not freeze the first run's)
+    assert frame.f_nadir_hz.nunique() == 3
+
+
+def test_first_run_warms_up_in_the_parent_only_where_it_pays():
+    """Hosting capacity always (per-process JIT start-up); others from 8 runs per worker."""
+    kind = sweep_module.StudyKind
+    assert sweep_module._warm_up_in_parent(kind.HOSTING_CAPACITY, 3, 2)
+    assert not sweep_module._warm_up_in_parent(kind.CONTINGENCY, 15, 2)
+    assert sweep_module._warm_up_in_parent(kind.CONTINGENCY, 16, 2)
+    assert not sweep_module._warm_up_in_parent(kind.HOSTING_CAPACITY, 1, 2)
