@@ -784,13 +784,14 @@ class ResultsStore:
 
     The journal gets every completed row at once (one JSON line, flushed), so a kill loses no
     completed run; the Parquet file is rewritten atomically (temp file + ``os.replace``) after
-    a completed run once ``min_interval_s`` has passed since the last write (and at least 20
-    times the last write's duration, which keeps its cost below ~5 %), and at the end.
+    a completed run once ``min_interval_s`` (default 5 s) has passed since the last write and
+    at least 50 times the last write's duration (which keeps the parent's share of the CPU,
+    which the workers need, below ~2 %), and at the end.
     :meth:`load` merges both (the journal wins), so nothing is duplicated.
     """
 
     def __init__(
-        self, out_dir: str | Path, *, columns: Sequence[str] = (), min_interval_s: float = 1.0
+        self, out_dir: str | Path, *, columns: Sequence[str] = (), min_interval_s: float = 5.0
     ) -> None:
         self.out_dir = Path(out_dir)
         self.columns = list(dict.fromkeys([*FIXED_COLUMNS, *columns]))
@@ -841,7 +842,7 @@ class ResultsStore:
         self.rows[str(row["run_id"])] = dict(row)
         self._dirty = True
         since_s = time.perf_counter() - self._last_write_end
-        if since_s >= max(20.0 * self._last_write_s, self.min_interval_s):
+        if since_s >= max(50.0 * self._last_write_s, self.min_interval_s):
             self.write()
 
     def frame(self, order: Sequence[str] | None = None):
