@@ -37,6 +37,7 @@ and translate attributes.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import weakref
 from collections.abc import Callable, Iterable
@@ -109,8 +110,19 @@ def _latest(values: dict | None, default: Any = None) -> Any:
     return list(values.values())[-1]
 
 
+_KEY_CACHE: dict[tuple, list[str]] = {}
+
+
 def _vector(keys: np.ndarray, values: np.ndarray) -> dict[str, float]:
-    return dict(zip(map(str, np.asarray(keys).tolist()), np.asarray(values).tolist(), strict=True))
+    """``{str(bus): value}``: the bus keys' strings are cached (the same few arrays every step)."""
+    keys = np.asarray(keys)
+    token = (keys.dtype.str, keys.shape, keys.tobytes())
+    names = _KEY_CACHE.get(token)
+    if names is None:
+        if len(_KEY_CACHE) > 64:
+            _KEY_CACHE.clear()
+        names = _KEY_CACHE[token] = [str(k) for k in keys.tolist()]
+    return dict(zip(names, np.asarray(values).tolist(), strict=True))
 
 
 class _LazyOutputs:
@@ -508,6 +520,8 @@ FEEDER_GRID_ATTRS = [
     "vm_min_pu",
     "vm_max_pu",
     "n_deenergized_buses",
+    "load_pu_used",  # load multiplier applied this step [-] (input, own profile or 1)
+    "ambient_c_used",  # transformer ambient temperature used this step [°C]
     "p_load_mw",
     "p_extra_mw",
     "p_loss_mw",
@@ -535,6 +549,10 @@ FEEDER_META = {
                 "load_scale",
                 "ext_grid_vm_pu",
                 "transformer",
+                "load_profile",
+                "load_column",
+                "ambient_column",
+                "start",
             ],
             "attrs": FEEDER_GRID_ATTRS,
         },
@@ -550,7 +568,14 @@ class FeederSim(_Base):
     Model ``Grid`` (one entity, children ``Bus`` entities ``bus_<index>``). Params:
     ``feeder`` (embedded name or pandapower JSON path), ``method`` (``"ac"`` or
     ``"lindistflow"``), ``load_scale`` [-], ``ext_grid_vm_pu`` [pu], ``transformer`` (dict:
-    ``rating_mva``, ``cooling``, ``ambient_c`` and optional IEC 60076-7 overrides).
+    ``rating_mva``, ``cooling``, ``ambient_c`` and optional IEC 60076-7 overrides),
+    ``load_profile`` (optional CSV/Parquet file read as by :class:`ProfileSim`), with
+    ``load_column`` (default ``"load_pu"``), ``ambient_column`` (optional) and ``start`` (ISO
+    timestamp of simulated time 0): the feeder then looks up its own load multiplier (and
+    ambient temperature) each step, zero-order hold as a ``ProfileSim`` would give it. This is
+    the same data without a third simulator on the hot path of the mosaik scheduler (a profile
+    simulator costs about as much scheduling per step as the power flow's adapter). Values
+    received on the ``load_pu``/``ambient_c`` inputs take precedence over the file.
 
     The transformer thermal model is loaded with the apparent power drawn from the external
     grid, ``|S_slack| / rating_mva``: feeders such as ``case33bw`` have no transformer, so the
@@ -564,7 +589,8 @@ class FeederSim(_Base):
     ``p_slack_mw``, ``q_slack_mvar``, ``p_grid_import_mw`` [MW], ``max_line_loading_percent``,
     ``line_loading_percent`` ({line: %}), ``max_trafo_loading_percent`` (the feeder's own
     transformers, 0 without), ``transformer_load_pu`` [-], ``top_oil_c``,
-    ``hot_spot_c`` [°C], ``ageing_h`` [h], ``n_iterations`` [-]. Bus outputs: ``vm_pu``,
+    ``hot_spot_c`` [°C], ``ageing_h`` [h], ``n_iterations`` [-], ``load_pu_used`` [-] and
+    ``ambient_c_used`` [°C] (the values applied this step). Bus outputs: ``vm_pu``,
     ``va_degree``.
     """
 
@@ -578,6 +604,9 @@ class FeederSim(_Base):
         self.transformer: dict = {}
         self._out: dict[str, Any] = {}
         self._bus_out: dict[str, dict] = {}
+        self._profile_steps: np.ndarray | None = None
+        self._profile_load: np.ndarray | None = None
+        self._profile_ambient: np.ndarray | None = None
 
     def create(
         self,
@@ -588,9 +617,15 @@ class FeederSim(_Base):
         load_scale=1.0,
         ext_grid_vm_pu=None,
         transformer=None,
+        load_profile=None,
+        load_column="load_pu",
+        ambient_column=None,
+        start=None,
     ):
         if num != 1 or self.net is not None or model != "Grid":
             raise ScenarioError("FeederSim: create exactly one Grid entity")
+        if load_profile is not None:
+            self._read_profile(load_profile, load_column, ambient_column, start)
         from grids.powerflow import prepare_net
 
         self.method = str(method)
@@ -609,6 +644,24 @@ class FeederSim(_Base):
         self.entities["grid"] = {}
         return [{"eid": "grid", "type": model, "rel": [], "children": children}]
 
+    def _read_profile(self, path, load_column: str, ambient_column: str | None, start) -> None:
+        steps, frame = read_profile(path, start=start, time_resolution=self.time_resolution)
+        missing = [c for c in (load_column, ambient_column) if c and c not in frame.columns]
+        if missing:
+            raise ScenarioError(
+                f"feeder: column {missing[0]!r} is not in {Path(path).name} "
+                f"(columns: {', '.join(map(str, frame.columns))})"
+            )
+        self._profile_steps = steps
+        self._profile_load = frame[load_column].to_numpy(dtype=float)
+        self._profile_ambient = (
+            frame[ambient_column].to_numpy(dtype=float) if ambient_column else None
+        )
+
+    def _profile_row(self, time: int) -> int:
+        """Row of the profile in force at ``time`` (zero-order hold, first row before it)."""
+        return max(0, int(np.searchsorted(self._profile_steps, time, side="right")) - 1)
+
     def _build_solver(self) -> None:
         if self.method == "ac":
             from grids.powerflow import ACPowerFlow
@@ -621,6 +674,7 @@ class FeederSim(_Base):
         self.base_p_mw, self.base_q_mvar = self.solver.base_injection()
         self.bus_pos = {int(b): i for i, b in enumerate(self.solver.bus)}
         self._key_pos = {str(b): i for b, i in self.bus_pos.items()}
+        self._idx_cache: dict[tuple, np.ndarray] = {}
 
     def _apply_outages(self, lines: list[int]) -> None:
         missing = [ln for ln in lines if ln not in self.net.line.index]
@@ -656,8 +710,15 @@ class FeederSim(_Base):
             lines = json.loads(lines_json)
             if sorted(lines) != sorted(self.lines_out):
                 self._apply_outages(lines)
-        load_pu = float(_latest(data.get("load_pu"), 1.0))
-        ambient_c = float(_latest(data.get("ambient_c"), self.transformer["ambient_c"]))
+        load_default = 1.0
+        ambient_default = self.transformer["ambient_c"]
+        if self._profile_steps is not None:
+            row = self._profile_row(time)
+            load_default = self._profile_load[row]
+            if self._profile_ambient is not None:
+                ambient_default = self._profile_ambient[row]
+        load_pu = float(_latest(data.get("load_pu"), load_default))
+        ambient_c = float(_latest(data.get("ambient_c"), ambient_default))
         n_bus = len(self.solver.bus)
         extra_p = np.zeros(n_bus)
         extra_q = np.zeros(n_bus)
@@ -671,9 +732,11 @@ class FeederSim(_Base):
         p_mw = self.base_p_mw * load_pu + extra_p
         q_mvar = self.base_q_mvar * load_pu + extra_q
         out = self._solve(p_mw, q_mvar, time)
+        out["load_pu_used"] = load_pu
+        out["ambient_c_used"] = ambient_c
         out["p_load_mw"] = float(-self.base_p_mw.sum() * load_pu)
         out["p_extra_mw"] = float(extra_p.sum())
-        s_mva = float(np.hypot(out["p_slack_mw"], out["q_slack_mvar"]))
+        s_mva = math.hypot(out["p_slack_mw"], out["q_slack_mvar"])
         out["transformer_load_pu"] = s_mva / float(self.transformer["rating_mva"])
         if self.thermal is None:
             self.thermal = self._thermal_model(out["transformer_load_pu"], ambient_c)
@@ -690,13 +753,25 @@ class FeederSim(_Base):
 
     def _add_vectors(self, target: np.ndarray, sources: dict | None) -> None:
         """Add ``{source: {bus: value}}`` vector inputs into ``target`` (bus array order)."""
-        for vector in (sources or {}).values():
-            try:
-                idx = [self._key_pos[k] for k in vector]
-            except KeyError:
-                bad = next(k for k in vector if k not in self._key_pos)
-                raise SimulationError(f"FeederSim: bus {bad} is not a bus of the feeder") from None
-            np.add.at(target, idx, np.fromiter(vector.values(), float, len(idx)))
+        if not sources:
+            return
+        for vector in sources.values():
+            # a source sends the same buses every step: their positions are looked up once
+            keys = tuple(vector)
+            idx = self._idx_cache.get(keys)
+            if idx is None:
+                try:
+                    idx = np.array([self._key_pos[k] for k in keys], dtype=np.intp)
+                except KeyError:
+                    bad = next(k for k in keys if k not in self._key_pos)
+                    raise SimulationError(
+                        f"FeederSim: bus {bad} is not a bus of the feeder"
+                    ) from None
+                if len(self._idx_cache) > 32:
+                    self._idx_cache.clear()
+                self._idx_cache[keys] = idx
+            # distinct keys are distinct buses: a plain fancy-index add is exact
+            target[idx] += np.fromiter(vector.values(), float, len(idx))
 
     def _pos(self, bus: int) -> int:
         try:
@@ -745,18 +820,22 @@ class FeederSim(_Base):
         # buses cut off by an outage have no voltage: they report 0 pu (so that inverters
         # there see a dead bus) and are left out of the min/max over energized buses
         energized = np.isfinite(vm)
-        if not energized.all():
+        if energized.all():  # the usual case: no masking (this runs every step)
+            vm_energized = vm
+            out["n_deenergized_buses"] = 0
+        else:
+            vm_energized = vm[energized]
+            out["n_deenergized_buses"] = int(np.count_nonzero(~energized))
             vm = np.where(energized, vm, 0.0)
             va = np.where(energized, va, 0.0)
             line_loading = np.nan_to_num(line_loading, nan=0.0)
         self._vectors = {"bus_vm_pu": (bus, vm), "line_loading_percent": (line_idx, line_loading)}
-        out["vm_min_pu"] = float(np.min(vm[energized]))
-        out["vm_max_pu"] = float(np.max(vm[energized]))
-        out["n_deenergized_buses"] = int(np.count_nonzero(~energized))
-        out["max_line_loading_percent"] = float(np.max(line_loading)) if len(line_loading) else 0.0
-        trafo_loading = np.nan_to_num(np.asarray(trafo_loading, dtype=float), nan=0.0)
+        out["vm_min_pu"] = float(vm_energized.min())
+        out["vm_max_pu"] = float(vm_energized.max())
+        out["max_line_loading_percent"] = float(line_loading.max()) if len(line_loading) else 0.0
+        trafo_loading = np.asarray(trafo_loading, dtype=float)
         out["max_trafo_loading_percent"] = (
-            float(np.max(trafo_loading)) if trafo_loading.size else 0.0
+            float(np.nan_to_num(trafo_loading, nan=0.0).max()) if trafo_loading.size else 0.0
         )
         out["p_grid_import_mw"] = out["p_slack_mw"]
         self._bus_arrays = (vm, va)
@@ -902,6 +981,7 @@ class FleetSim(_Base):
         self.buses = np.asarray(self.fleet.buses, dtype=int)
         self.vm_pu = np.ones(len(self.buses))
         self._bus_keys = [str(b) for b in self.buses.tolist()]
+        self._vm_maps: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._bus_index = {f"bus_{b}": i for i, b in enumerate(self.buses.tolist())}
         counts = np.asarray(self.fleet.n_vehicles_per_bus, dtype=float)
         self._vehicle_share = counts / counts.sum()
@@ -919,8 +999,23 @@ class FleetSim(_Base):
         vectors = data.get("bus_vm_pu")
         if vectors:
             vm = _latest(vectors)
-            old = self.vm_pu
-            self.vm_pu = np.array([vm.get(k, old[i]) for i, k in enumerate(self._bus_keys)])
+            if vm:
+                # the feeder sends the same buses every step: map them once
+                keys = tuple(vm)
+                mapping = self._vm_maps.get(keys)
+                if mapping is None:
+                    pos = {k: i for i, k in enumerate(keys)}
+                    dst = [i for i, k in enumerate(self._bus_keys) if k in pos]
+                    src = [pos[self._bus_keys[i]] for i in dst]
+                    if len(self._vm_maps) > 32:
+                        self._vm_maps.clear()
+                    mapping = (np.array(src, dtype=np.intp), np.array(dst, dtype=np.intp))
+                    self._vm_maps[keys] = mapping
+                src, dst = mapping
+                values = np.fromiter(vm.values(), float, len(keys))
+                new = self.vm_pu.copy()
+                new[dst] = values[src]
+                self.vm_pu = new
         for eid, bus_inputs in inputs.items():
             if eid != "fleet" and bus_inputs.get("vm_pu"):
                 self.vm_pu[self._bus_index[eid]] = float(_latest(bus_inputs["vm_pu"]))
@@ -973,7 +1068,10 @@ class FleetSim(_Base):
             "p_setpoint_unmet_mw": float(np.sum(res.p_setpoint_unmet_mw)),
             **self.cumulative,
         }
-        index = {f"bus_{b}": i for i, b in enumerate(buses.tolist())}
+        if np.array_equal(buses, self.buses):
+            index = self._bus_index  # the usual case: built once in create
+        else:
+            index = {f"bus_{b}": i for i, b in enumerate(buses.tolist())}
 
         def child(eid: str) -> dict:
             i = index.get(eid)

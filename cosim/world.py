@@ -14,7 +14,7 @@ Data flow (see ``docs/architecture.md``)
 -----------------------------------------
 ::
 
-    ProfileSim --load_pu--> FeederSim --bus_vm_pu (time-shifted)--> FleetSim
+    load profile file --> FeederSim --bus_vm_pu (time-shifted)--> FleetSim
     FleetSim --bus_p_mw, bus_q_mvar--> FeederSim
     FleetSim --p_mw--> FrequencySim --f_hz (time-shifted)--> FleetSim
     EventSim --p_event_mw, island--> FrequencySim;  EventSim --lines_out--> FeederSim
@@ -213,10 +213,13 @@ def _populate(world, scenario: Scenario, ents: dict, slow: int, fast_clock: dict
             load_scale=fd.load_scale,
             ext_grid_vm_pu=fd.ext_grid_vm_pu,
             transformer=transformer,
+            # the feeder reads its own load profile: a ProfileSim would be a third simulator
+            # that mosaik schedules every step for one number (see docs/architecture.md)
+            load_profile=fd.load_profile,
+            load_column=fd.load_column,
+            ambient_column=fd.ambient_column,
+            start=sim.start,
         )
-        if fd.load_profile is not None:
-            profile_sim = world.start("ProfileSim", datafile=fd.load_profile, start=sim.start)
-            ents["profile"] = profile_sim.Profile()
     if scenario.has_fleet:
         fl = scenario.fleet
         f0 = (scenario.frequency.params.get("f0_hz") if scenario.frequency else None) or 60.0
@@ -260,11 +263,7 @@ def _populate(world, scenario: Scenario, ents: dict, slow: int, fast_clock: dict
 def _connect(connect: _Connector, scenario: Scenario, ents: dict) -> None:
     sim = scenario.simulation
     feeder, fleet = ents.get("feeder"), ents.get("fleet")
-    freq, events, profile = ents.get("frequency"), ents.get("events"), ents.get("profile")
-    if profile is not None:
-        connect(profile, feeder, (scenario.feeder.load_column, "load_pu"))
-        if scenario.feeder.ambient_column is not None:
-            connect(profile, feeder, (scenario.feeder.ambient_column, "ambient_c"))
+    freq, events = ents.get("frequency"), ents.get("events")
     if fleet is not None:
         if feeder is not None:
             connect(fleet, feeder, "bus_p_mw", "bus_q_mvar")
@@ -306,6 +305,8 @@ RECORDED = {
         "vm_min_pu",
         "vm_max_pu",
         "n_deenergized_buses",
+        "load_pu_used",
+        "ambient_c_used",
         "p_load_mw",
         "p_extra_mw",
         "p_loss_mw",
@@ -347,7 +348,6 @@ RECORDED = {
         "p_imbalance_mw",
     ],
     "events": ["p_event_mw", "island", "n_events"],
-    "profile": [],
 }
 
 
@@ -373,9 +373,13 @@ def _record(
         if key == "collector":
             continue
         # a profile's attributes are its file's columns
-        profile = key in ("profile", "setpoints")
+        profile = key == "setpoints"
         attrs = sorted(entity.model_mock.output_attrs) if profile else RECORDED[key]
         if wanted:
+            if key == "feeder" and scenario.feeder.load_column in wanted:
+                wanted.add("load_pu_used")  # the profile's column is recorded as used
+            if key == "feeder" and scenario.feeder.ambient_column in wanted:
+                wanted.add("ambient_c_used")
             attrs = [a for a in attrs if a in wanted]
         if attrs:
             connect(entity, monitor, *attrs)

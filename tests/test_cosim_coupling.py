@@ -293,7 +293,7 @@ def test_feeder_only_scenario_with_profile_and_parquet(tmp_path):
     result = run_scenario(scenario, tmp_path, progress=False)
     frame, _ = read_results(result.results_path)
     assert result.results_path.suffix == ".parquet"
-    load = wide(frame).filter(like="ProfileSim-0.profile.load_pu").iloc[:, 0]
+    load = wide(frame).filter(like="FeederSim-0.grid.load_pu_used").iloc[:, 0]
     # 12:00 .. 17:45 local time from demo_load.csv (15-min rows, 0.74 at 12:00)
     assert load.iloc[0] == pytest.approx(0.74)
     assert len(load) == 24
