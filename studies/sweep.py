@@ -52,6 +52,7 @@ import itertools
 import json
 import math
 import os
+import threading
 import time
 import tomllib
 from collections import OrderedDict
@@ -111,6 +112,7 @@ def _validate_contingency(scenario: dict) -> None:
 _SHARED_CACHE: OrderedDict[str, Any] = OrderedDict()
 SHARED_CACHE_SIZE = 8
 _SHARED_CACHE_STATS = {"hits": 0, "misses": 0}
+_SHARED_CACHE_LOCK = threading.Lock()
 
 
 def shared_object(parts: Mapping[str, Any], build: Callable[[], Any]) -> Any:
@@ -120,22 +122,25 @@ def shared_object(parts: Mapping[str, Any], build: Callable[[], Any]) -> Any:
     every later run of this worker with the same ``parts``.
     """
     key = _hash(dict(parts))
-    if key in _SHARED_CACHE:
-        _SHARED_CACHE.move_to_end(key)
-        _SHARED_CACHE_STATS["hits"] += 1
-        return _SHARED_CACHE[key]
-    value = build()
-    _SHARED_CACHE_STATS["misses"] += 1
-    _SHARED_CACHE[key] = value
-    while len(_SHARED_CACHE) > SHARED_CACHE_SIZE:
-        _SHARED_CACHE.popitem(last=False)
+    with _SHARED_CACHE_LOCK:  # Dask workers may run several runs in threads
+        if key in _SHARED_CACHE:
+            _SHARED_CACHE.move_to_end(key)
+            _SHARED_CACHE_STATS["hits"] += 1
+            return _SHARED_CACHE[key]
+    value = build()  # outside the lock: two threads may both build it once, harmlessly
+    with _SHARED_CACHE_LOCK:
+        _SHARED_CACHE_STATS["misses"] += 1
+        _SHARED_CACHE[key] = value
+        while len(_SHARED_CACHE) > SHARED_CACHE_SIZE:
+            _SHARED_CACHE.popitem(last=False)
     return value
 
 
 def clear_shared_cache() -> None:
     """Forget every shared object of this process (tests; fresh per-run behaviour)."""
-    _SHARED_CACHE.clear()
-    _SHARED_CACHE_STATS.update(hits=0, misses=0)
+    with _SHARED_CACHE_LOCK:
+        _SHARED_CACHE.clear()
+        _SHARED_CACHE_STATS.update(hits=0, misses=0)
 
 
 _HC_FEEDER_KEYS = ("feeder", "load_scale", "ext_grid_vm_pu")

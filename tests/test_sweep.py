@@ -627,6 +627,10 @@ def test_hosting_capacity_runs_sharing_a_feeder_match_fresh_per_run_studies(tmp_
     # the criteria matter (the cache did not freeze the first run's): 1.04 pu binds lower
     by = frame.set_index(["load_scale", "v_max_pu"]).hc_max_mw
     assert by[(0.5, 1.04)] < by[(0.5, 1.05)]
+    # 2 forked workers (first run warmed up in the parent, cache inherited): the same table
+    run_sweep(spec, tmp_path / "out2", workers=2, progress=False)
+    frame2 = read_results(tmp_path / "out2").set_index("run_id").loc[frame.run_id]
+    assert frame2[names].equals(frame.set_index("run_id")[names])
 
 
 def test_hosting_capacity_cache_falls_back_for_unusual_feeder_arguments(tmp_path):
