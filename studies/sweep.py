@@ -1089,11 +1089,16 @@ def _warm_up_in_parent(study: StudyKind, n_runs: int, workers: int) -> bool:
     Worth it when the workers inherit the warm-up (fork) and either the study has a known
     per-process start-up (the hosting-capacity study's first AC power flow compiles
     pandapower's numba kernels, ~4-10 s, against ~0.1 s per later run) or the sweep is long
-    enough that one run done serially costs at most 1/8 of a run per worker.
+    enough that one run done serially costs at most 1/8 of a run per worker. Never for
+    ``run`` sweeps (mosaik co-simulations).
     """
     import sys
 
     if n_runs < 2 or not sys.platform.startswith("linux"):  # spawned workers inherit nothing
+        return False
+    if study is StudyKind.RUN:
+        # a co-simulation run starts mosaik (event loop, simulator connections): keep that
+        # out of the process the workers are forked from
         return False
     return study in _STARTUP_HEAVY_STUDIES or n_runs >= WARM_UP_MIN_RUNS_PER_WORKER * workers
 

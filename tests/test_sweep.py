@@ -710,9 +710,11 @@ def test_contingency_runs_in_shared_workers_match_fresh_per_run_studies(tmp_path
 
 
 def test_first_run_warms_up_in_the_parent_only_where_it_pays():
-    """Hosting capacity always (per-process JIT start-up); others from 8 runs per worker."""
+    """Hosting capacity always (per-process JIT start-up); others from 8 runs per worker,
+    co-simulation runs never."""
     kind = sweep_module.StudyKind
     assert sweep_module._warm_up_in_parent(kind.HOSTING_CAPACITY, 3, 2)
     assert not sweep_module._warm_up_in_parent(kind.CONTINGENCY, 15, 2)
     assert sweep_module._warm_up_in_parent(kind.CONTINGENCY, 16, 2)
     assert not sweep_module._warm_up_in_parent(kind.HOSTING_CAPACITY, 1, 2)
+    assert not sweep_module._warm_up_in_parent(kind.RUN, 100, 2)  # never a mosaik world
