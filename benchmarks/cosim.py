@@ -134,7 +134,7 @@ def mosaik_run(scenario_dict: dict, base_dir: Path) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as out:
         built = build_world(scenario, out, record=False)
         t0 = time.perf_counter()
-        built.world.run(until=built.until, print_progress=False)
+        built.run()  # mosaik World.run with cosim.world.RUN_OPTIONS, as run_scenario does
         return time.perf_counter() - t0, {}
 
 

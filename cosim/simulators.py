@@ -140,7 +140,10 @@ class _LazyOutputs:
             out = {}
             for a in attrs:
                 if a in self.scalars:
-                    out[a] = self.scalars[a]
+                    value = self.scalars[a]
+                    if callable(value):  # a reduction computed only when asked for
+                        value = self.scalars[a] = value()
+                    out[a] = value
                 elif a in self.vectors:
                     if a not in self._cache:
                         self._cache[a] = _vector(*self.vectors[a])
@@ -1054,18 +1057,20 @@ class FleetSim(_Base):
         n_plugged = np.asarray(res.n_plugged)
         n_tripped = np.asarray(res.n_tripped)
         soc = np.asarray(res.soc_mean_frac, dtype=float)
+        setpoint_seen = float(np.nansum(setpoint)) if setpoint is not None else float("nan")
+        unmet = res.p_setpoint_unmet_mw
+        # reductions of this step's result arrays are evaluated only if an output is requested
+        # (the arrays are not touched again); the fleet's state is summed now, before it moves
         scalars = {
-            "p_mw": float(p.sum()),
-            "q_mvar": float(q.sum()),
-            "n_plugged": int(n_plugged.sum()),
-            "n_tripped": int(n_tripped.sum()),
+            "p_mw": lambda: float(p.sum()),
+            "q_mvar": lambda: float(q.sum()),
+            "n_plugged": lambda: int(n_plugged.sum()),
+            "n_tripped": lambda: int(n_tripped.sum()),
             "soc_mean_frac": float(np.mean(self.fleet.soc_frac)),
             "e_kwh": float(np.sum(self.fleet.energy_kwh)),
             "f_seen_hz": self.f_hz,
-            "p_setpoint_seen_mw": float(np.nansum(self.setpoint_mw))
-            if setpoint is not None
-            else float("nan"),
-            "p_setpoint_unmet_mw": float(np.sum(res.p_setpoint_unmet_mw)),
+            "p_setpoint_seen_mw": setpoint_seen,
+            "p_setpoint_unmet_mw": lambda: float(np.sum(unmet)),
             **self.cumulative,
         }
         if np.array_equal(buses, self.buses):
