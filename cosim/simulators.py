@@ -36,6 +36,7 @@ and translate attributes.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import sys
@@ -163,6 +164,9 @@ class _Base(mosaik_api_v3.Simulator):
         self.clock = StepClock(1)
         self.entities: dict[str, dict] = {}
 
+    #: Trigger inputs of the main model in same-time-loop mode (empty: no loop mode).
+    LOOP_TRIGGERS: tuple[str, ...] = ()
+
     def init(
         self,
         sid,
@@ -170,6 +174,9 @@ class _Base(mosaik_api_v3.Simulator):
         step_size: int = 1,
         fast_step_size: int | None = None,
         windows: Iterable = (),
+        same_time_loop: bool = False,
+        loop_tolerance_pu: float = 1e-6,
+        loop_max_iterations: int = 50,
         **sim_params,
     ):
         if sim_params:
@@ -179,7 +186,37 @@ class _Base(mosaik_api_v3.Simulator):
         self.sid = sid
         self.time_resolution = float(time_resolution)
         self.clock = _clock_from_params(step_size, fast_step_size, windows)
+        self.same_time_loop = bool(same_time_loop)
+        self.loop_tolerance_pu = float(loop_tolerance_pu)
+        self.loop_max_iterations = int(loop_max_iterations)
+        if self.same_time_loop:
+            if not self.LOOP_TRIGGERS:
+                raise ScenarioError(f"{type(self).__name__}: no same-time loop mode")
+            if not (self.loop_tolerance_pu > 0 and self.loop_max_iterations >= 1):
+                raise ScenarioError(
+                    "same-time loop: loop_tolerance_pu must be > 0 and loop_max_iterations >= 1"
+                )
+            # mosaik re-steps a simulator at the same time only through *trigger* inputs, which
+            # time-based simulators cannot have: in loop mode the simulator is hybrid (its own
+            # clock plus steps triggered by the loop's inputs; mosaik async_scenario
+            # parse_attrs / scheduler trigger_successors)
+            meta = copy.deepcopy(self.meta)
+            meta["type"] = "hybrid"
+            main = next(iter(meta["models"]))
+            meta["models"][main]["trigger"] = list(self.LOOP_TRIGGERS)
+            self.meta = meta
+        self._loop_time: int | None = None  # time of the last step (a repeat is a loop pass)
+        self._loop_pass = 0
         return self.meta
+
+    def _loop_repeat(self, time: int) -> bool:
+        """In loop mode: True if this step repeats the last one's time (a loop iteration)."""
+        if not self.same_time_loop:
+            return False
+        repeat = time == self._loop_time
+        self._loop_pass = self._loop_pass + 1 if repeat else 0
+        self._loop_time = time
+        return repeat
 
     def dt_s(self, t: int) -> float:
         return (self.clock.next_time(t) - t) * self.time_resolution
@@ -540,6 +577,9 @@ FEEDER_GRID_ATTRS = [
     "hot_spot_c",
     "ageing_h",
     "n_iterations",
+    "bus_vm_loop_pu",  # same-time loop: voltages sent back while not converged {bus: pu}
+    "loop_passes",  # same-time loop: re-solves at this time so far [-]
+    "loop_residual_pu",  # same-time loop: max |vm - vm the fleet used| [pu]
 ]
 FEEDER_META = {
     "type": "time-based",
@@ -597,6 +637,8 @@ class FeederSim(_Base):
     ``va_degree``.
     """
 
+    LOOP_TRIGGERS = ("bus_p_mw", "bus_q_mvar")
+
     def __init__(self) -> None:
         super().__init__(FEEDER_META)
         self.net = None
@@ -610,6 +652,7 @@ class FeederSim(_Base):
         self._profile_steps: np.ndarray | None = None
         self._profile_load: np.ndarray | None = None
         self._profile_ambient: np.ndarray | None = None
+        self._vm_sent: np.ndarray | None = None  # same-time loop: last voltages sent
 
     def create(
         self,
@@ -708,20 +751,17 @@ class FeederSim(_Base):
 
     def step(self, time, inputs, max_advance):
         data = inputs.get("grid", {})
-        lines_json = _latest(data.get("lines_out"))
-        if lines_json is not None:
-            lines = json.loads(lines_json)
-            if sorted(lines) != sorted(self.lines_out):
-                self._apply_outages(lines)
-        load_default = 1.0
-        ambient_default = self.transformer["ambient_c"]
-        if self._profile_steps is not None:
-            row = self._profile_row(time)
-            load_default = self._profile_load[row]
-            if self._profile_ambient is not None:
-                ambient_default = self._profile_ambient[row]
-        load_pu = float(_latest(data.get("load_pu"), load_default))
-        ambient_c = float(_latest(data.get("ambient_c"), ambient_default))
+        repeat = self._loop_repeat(time)
+        if repeat:
+            # a pass of the same-time loop: the same time step again with the fleet's new
+            # injections; the thermal state goes back to the start of the step
+            self.thermal = copy.deepcopy(self._loop_thermal)
+            load_pu, ambient_c = self._loop_load
+        else:
+            load_pu, ambient_c = self._load_and_ambient(time, data)
+            if self.same_time_loop:
+                self._loop_thermal = copy.deepcopy(self.thermal)
+                self._loop_load = (load_pu, ambient_c)
         n_bus = len(self.solver.bus)
         extra_p = np.zeros(n_bus)
         extra_q = np.zeros(n_bus)
@@ -746,6 +786,8 @@ class FeederSim(_Base):
         out["top_oil_c"] = float(self.thermal.top_oil_c[0])
         out["hot_spot_c"] = float(self.thermal.hot_spot_c[0])
         out["ageing_h"] = float(self.thermal.ageing_h[0])
+        if self.same_time_loop:
+            self._loop_outputs(out)
         self._lazy = _LazyOutputs(out, self._vectors, self._child)
         self.thermal.step(
             load_pu=np.array([out["transformer_load_pu"]]),
@@ -753,6 +795,38 @@ class FeederSim(_Base):
             dt_s=self.dt_s(time),
         )
         return self.clock.next_time(time)
+
+    def _load_and_ambient(self, time: int, data: dict) -> tuple[float, float]:
+        """Apply outage inputs; the load multiplier and ambient temperature of this step."""
+        lines_json = _latest(data.get("lines_out"))
+        if lines_json is not None:
+            lines = json.loads(lines_json)
+            if sorted(lines) != sorted(self.lines_out):
+                self._apply_outages(lines)
+        load_default = 1.0
+        ambient_default = self.transformer["ambient_c"]
+        if self._profile_steps is not None:
+            row = self._profile_row(time)
+            load_default = self._profile_load[row]
+            if self._profile_ambient is not None:
+                ambient_default = self._profile_ambient[row]
+        load_pu = float(_latest(data.get("load_pu"), load_default))
+        ambient_c = float(_latest(data.get("ambient_c"), ambient_default))
+        return load_pu, ambient_c
+
+    def _loop_outputs(self, out: dict) -> None:
+        """Same-time loop: send the voltages back (``bus_vm_loop_pu``) unless they equal, within
+        ``loop_tolerance_pu``, the ones the fleet used, or the pass limit is reached. Without
+        that output mosaik does not trigger the fleet again and the time step ends."""
+        bus, vm = self._vectors["bus_vm_pu"]
+        sent = self._vm_sent
+        residual = float(np.max(np.abs(vm - sent))) if sent is not None else float("inf")
+        out["loop_passes"] = self._loop_pass
+        out["loop_residual_pu"] = residual
+        self._vectors.pop("bus_vm_loop_pu", None)
+        if residual > self.loop_tolerance_pu and self._loop_pass < self.loop_max_iterations:
+            self._vectors["bus_vm_loop_pu"] = (bus, vm)
+            self._vm_sent = vm.copy()
 
     def _add_vectors(self, target: np.ndarray, sources: dict | None) -> None:
         """Add ``{source: {bus: value}}`` vector inputs into ``target`` (bus array order)."""
@@ -928,6 +1002,8 @@ class FleetSim(_Base):
     ``q_mvar``, ``n_plugged``, ``n_tripped``, ``soc_mean_frac``.
     """
 
+    LOOP_TRIGGERS = ("bus_vm_pu",)
+
     def __init__(self) -> None:
         super().__init__(FLEET_META)
         self.fleet = None
@@ -1042,8 +1118,20 @@ class FleetSim(_Base):
         self.setpoint_mw = setpoint
 
     def step(self, time, inputs, max_advance):
-        self._measurements(inputs)
-        self._setpoints(inputs)
+        if self._loop_repeat(time):
+            # a pass of the same-time loop: back to the state at the start of this step (with
+            # the frequency and set-point received then), only the voltages are new
+            self.fleet, self.cumulative, self.rng, self.f_hz, self.setpoint_mw = copy.deepcopy(
+                self._loop_state
+            )
+            self._measurements(inputs)
+        else:
+            self._measurements(inputs)
+            self._setpoints(inputs)
+            if self.same_time_loop:
+                self._loop_state = copy.deepcopy(
+                    (self.fleet, self.cumulative, self.rng, self.f_hz, self.setpoint_mw)
+                )
         t_s = time * self.time_resolution
         setpoint = None if np.all(np.isnan(self.setpoint_mw)) else self.setpoint_mw
         res = self.fleet.step(

@@ -146,6 +146,9 @@ def build_world(
     remote: RemoteSim | None = None,
     record: bool = True,
     run_id: str | None = None,
+    same_time_loop: bool = False,
+    loop_tolerance_pu: float = 1e-6,
+    loop_max_iterations: int = 50,
 ) -> BuiltWorld:
     """Assemble the mosaik World of a scenario (simulators, entities, connections).
 
@@ -160,6 +163,15 @@ def build_world(
         Connect a Collector (default). Without it nothing is written.
     run_id : str, optional, keyword-only
         Key for progress hooks (:data:`cosim.simulators.PROGRESS_HOOKS`).
+    same_time_loop : bool, keyword-only
+        Close the voltage -> fleet (volt-var Q) -> voltage loop within each time step instead
+        of with a one-step measurement delay: the feeder and the fleet run in a mosaik
+        ``world.group()`` as hybrid simulators, the feeder's voltages go back to the fleet on a
+        *weak* connection, and the pair re-solves the same step until the voltages the fleet
+        used and the resulting ones differ by at most ``loop_tolerance_pu`` [pu] (at most
+        ``loop_max_iterations`` passes; ``loop_passes`` and ``loop_residual_pu`` are recorded).
+        Each pass restarts the fleet and the transformer thermal state from the beginning of
+        the step, so the result is the fixed point of that step. Needs a feeder and a fleet.
     """
     import mosaik
 
@@ -173,6 +185,15 @@ def build_world(
     fast_clock = {"step_size": slow, "fast_step_size": fast, "windows": windows}
     until = max(1, sim.to_steps(sim.duration_s))
 
+    loop = None
+    if same_time_loop:
+        if scenario.feeder is None or not scenario.has_fleet:
+            raise SimulationError("same_time_loop needs a [feeder] and a [fleet]")
+        loop = {
+            "same_time_loop": True,
+            "loop_tolerance_pu": float(loop_tolerance_pu),
+            "loop_max_iterations": int(loop_max_iterations),
+        }
     world = mosaik.World(
         sim_config(remote),
         mosaik_config={"addr": ("127.0.0.1", None), "start_timeout": 60},
@@ -187,8 +208,8 @@ def build_world(
     ents: dict[str, Any] = {}
     connect = _Connector(world)
     try:
-        _populate(world, scenario, ents, slow, fast_clock)
-        _connect(connect, scenario, ents)
+        _populate(world, scenario, ents, slow, fast_clock, loop)
+        _connect(connect, scenario, ents, loop is not None)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         fmt = scenario.output.format.value
@@ -208,12 +229,21 @@ def build_world(
     )
 
 
-def _populate(world, scenario: Scenario, ents: dict, slow: int, fast_clock: dict) -> None:
+def _populate(
+    world, scenario: Scenario, ents: dict, slow: int, fast_clock: dict, loop: dict | None
+) -> None:
     sim = scenario.simulation
+    feeder_step = sim.to_steps((scenario.feeder and scenario.feeder.step_s) or sim.step_s)
+    started = {}
+    if loop is not None:
+        # the same-time loop's members share a group: mosaik iterates weak connections only
+        # inside a group (tiered time), and the other simulators see the loop's final values
+        with world.group():
+            started["feeder"] = world.start("FeederSim", step_size=feeder_step, **loop)
+            started["fleet"] = world.start("FleetSim", **fast_clock, **loop)
     if scenario.feeder is not None:
         fd = scenario.feeder
-        feeder_step = sim.to_steps(fd.step_s or sim.step_s)
-        feeder_sim = world.start("FeederSim", step_size=feeder_step)
+        feeder_sim = started.get("feeder") or world.start("FeederSim", step_size=feeder_step)
         transformer = {
             "rating_mva": fd.transformer.rating_mva,
             "cooling": fd.transformer.cooling,
@@ -236,7 +266,7 @@ def _populate(world, scenario: Scenario, ents: dict, slow: int, fast_clock: dict
     if scenario.has_fleet:
         fl = scenario.fleet
         f0 = (scenario.frequency.params.get("f0_hz") if scenario.frequency else None) or 60.0
-        fleet_sim = world.start("FleetSim", **fast_clock)
+        fleet_sim = started.get("fleet") or world.start("FleetSim", **fast_clock)
         ents["fleet"] = fleet_sim.Fleet(
             n_vehicles=fl.n_vehicles,
             buses=None if fl.table else _fleet_buses(scenario),
@@ -273,15 +303,19 @@ def _populate(world, scenario: Scenario, ents: dict, slow: int, fast_clock: dict
         )
 
 
-def _connect(connect: _Connector, scenario: Scenario, ents: dict) -> None:
+def _connect(connect: _Connector, scenario: Scenario, ents: dict, loop: bool = False) -> None:
     sim = scenario.simulation
     feeder, fleet = ents.get("feeder"), ents.get("fleet")
     freq, events = ents.get("frequency"), ents.get("events")
     if fleet is not None:
         if feeder is not None:
             connect(fleet, feeder, "bus_p_mw", "bus_q_mvar")
-            # local measurement: the voltage of the feeder's previous step
-            connect(feeder, fleet, "bus_vm_pu", time_shifted=1, initial_data={"bus_vm_pu": {}})
+            if loop:
+                # same-time loop: the voltages of this step, on a weak connection (a loop pass)
+                connect(feeder, fleet, ("bus_vm_loop_pu", "bus_vm_pu"), weak=True)
+            else:
+                # local measurement: the voltage of the feeder's previous step
+                connect(feeder, fleet, "bus_vm_pu", time_shifted=1, initial_data={"bus_vm_pu": {}})
         if freq is not None:
             connect(fleet, freq, ("p_mw", "p_fleet_mw"))
             f0 = float(scenario.frequency.params.get("f0_hz", 60.0))
@@ -332,6 +366,8 @@ RECORDED = {
         "top_oil_c",
         "hot_spot_c",
         "ageing_h",
+        "loop_passes",
+        "loop_residual_pu",
     ],
     "fleet": [
         "p_mw",
@@ -433,6 +469,7 @@ def run_scenario(
     progress: bool = True,
     remote: RemoteSim | None = None,
     record: bool = True,
+    same_time_loop: bool = False,
 ) -> RunResult:
     """Run a validated scenario through mosaik; write results and return the key metrics.
 
@@ -448,6 +485,8 @@ def run_scenario(
         Run the fleet or the feeder as a separate process (overrides the scenario).
     record : bool, keyword-only
         Write the results file (default). Without it, ``metrics`` is empty.
+    same_time_loop : bool, keyword-only
+        Close the voltage -> fleet -> voltage loop within each step (see :func:`build_world`).
 
     Returns
     -------
@@ -466,7 +505,14 @@ def run_scenario(
     run_id = uuid.uuid4().hex
     bar = _progress_bar(scenario, run_id) if progress else None
     t0 = wall_clock.perf_counter()
-    built = build_world(scenario, out, remote=remote, record=record, run_id=run_id)
+    built = build_world(
+        scenario,
+        out,
+        remote=remote,
+        record=record,
+        run_id=run_id,
+        same_time_loop=same_time_loop,
+    )
     interrupted = False
     try:
         built.run()
