@@ -6,8 +6,10 @@
    (a) as a plain Python loop over the physics (fleet -> fast AC power flow -> transformer
        thermal, the fleet seeing the previous hour's voltages: the coupling rules of the
        co-simulation), and
-   (b) through mosaik (:func:`cosim.world.run_scenario`, in-process simulators, no results
-       file so that both do the same work).
+   (b) through mosaik (:func:`cosim.world.build_world` + ``BuiltWorld.run``, as
+       :func:`cosim.world.run_scenario` runs it: in-process simulators, the feeder reading the
+       load profile file itself, mosaik ``lazy_stepping=False``; no results file so that both
+       do the same work).
    ``mosaik_overhead_frac = (t_b - t_a) / t_b`` (target <= 0.20).
 2. pandapower's ``run_timeseries`` (``ConstControl`` over ``DFData``) on the same load profile
    **without** a fleet. ``ratio_vs_pandapower_timeseries = t_pandapower / t_b`` (target >= 10).

@@ -1133,7 +1133,7 @@ class FleetSim(_Base):
                     (self.fleet, self.cumulative, self.rng, self.f_hz, self.setpoint_mw)
                 )
         t_s = time * self.time_resolution
-        setpoint = None if np.all(np.isnan(self.setpoint_mw)) else self.setpoint_mw
+        setpoint = self.setpoint_mw if not np.isnan(self.setpoint_mw).all() else None
         res = self.fleet.step(
             t_s=t_s, dt_s=self.dt_s(time), vm_pu=self.vm_pu, f_hz=self.f_hz, p_setpoint_mw=setpoint
         )
@@ -1154,8 +1154,8 @@ class FleetSim(_Base):
             "q_mvar": lambda: float(q.sum()),
             "n_plugged": lambda: int(n_plugged.sum()),
             "n_tripped": lambda: int(n_tripped.sum()),
-            "soc_mean_frac": float(np.mean(self.fleet.soc_frac)),
-            "e_kwh": float(np.sum(self.fleet.energy_kwh)),
+            "soc_mean_frac": float(self.fleet.soc_frac.mean()),
+            "e_kwh": float(self.fleet.energy_kwh.sum()),
             "f_seen_hz": self.f_hz,
             "p_setpoint_seen_mw": setpoint_seen,
             "p_setpoint_unmet_mw": lambda: float(np.sum(unmet)),
