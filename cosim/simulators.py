@@ -20,6 +20,13 @@ Conventions
   time-based simulators take a *clock* at ``init``: ``step_size`` (the quasi-static step, in
   integer steps), optional ``fast_step_size`` and ``windows`` (``[[start, end], ...]`` in integer
   steps) in which they step at the fast rate (multi-rate runs).
+* Same-time loop (``FeederSim`` and ``FleetSim`` only): ``init(..., same_time_loop=True,
+  loop_tolerance_pu=1e-6, loop_max_iterations=50)`` makes the simulator hybrid with trigger
+  inputs (fleet: ``bus_vm_pu``; feeder: ``bus_p_mw``, ``bus_q_mvar``). Put both in one
+  ``world.group()`` and connect the feeder's ``bus_vm_loop_pu`` to the fleet's ``bus_vm_pu``
+  with ``weak=True``: a repeated step at the same time restarts that step from its initial
+  state, and the feeder stops sending voltages once they reproduce themselves within the
+  tolerance (see ``docs/architecture.md``).
 * Outputs at time ``t`` describe the interval ``[t, t + dt)``: states (voltages, frequency,
   temperatures, stored energy) are the values at ``t``; powers are held over the interval.
   Each simulator then advances its physics to ``t + dt``.
