@@ -937,13 +937,14 @@ class FeederSim(_Base):
 # ---------------------------------------------------------------------------------------------
 # FleetSim
 
-FLEET_ATTRS = [
-    # inputs
+FLEET_INPUTS = [
     "f_hz",  # frequency seen by the fleet [Hz]
     "bus_vm_pu",  # voltage per bus {bus: pu}
     "p_setpoint_mw",  # total active-power set-point [MW] (NaN: follow the charging policy)
     "bus_p_setpoint_mw",  # set-point per bus {bus: MW}
-    # outputs
+]
+#: outputs, also what a run records for the fleet (``cosim.world.RECORDED``)
+FLEET_OUTPUTS = [
     "p_mw",
     "q_mvar",
     "bus_p_mw",
@@ -961,6 +962,7 @@ FLEET_ATTRS = [
     "p_setpoint_seen_mw",
     "p_setpoint_unmet_mw",
 ]
+FLEET_ATTRS = FLEET_INPUTS + FLEET_OUTPUTS
 FLEET_META = {
     "type": "time-based",
     "models": {

@@ -43,6 +43,7 @@ import numpy as np
 
 from cosim.results import SUFFIX, read_results, run_metadata
 from cosim.scenario import RemoteSim, Scenario
+from cosim.simulators import FLEET_OUTPUTS
 from grids.errors import SimulationError, V2GCosimError
 
 SIM_NAMES = {
@@ -369,24 +370,7 @@ RECORDED = {
         "loop_passes",
         "loop_residual_pu",
     ],
-    "fleet": [
-        "p_mw",
-        "q_mvar",
-        "bus_p_mw",
-        "bus_q_mvar",
-        "n_plugged",
-        "n_tripped",
-        "soc_mean_frac",
-        "e_kwh",
-        "e_charged_kwh",
-        "e_discharged_kwh",
-        "e_loss_kwh",
-        "e_driven_kwh",
-        "e_shortfall_kwh",
-        "f_seen_hz",
-        "p_setpoint_seen_mw",
-        "p_setpoint_unmet_mw",
-    ],
+    "fleet": list(FLEET_OUTPUTS),
     "frequency": [
         "f_hz",
         "delta_f_hz",
