@@ -27,6 +27,7 @@ import numpy as np
 
 from grids.errors import ConvergenceError, FeederError, ScenarioError, check_problems
 from grids.feeders import load_feeder
+from grids.powerflow_kernels import chord_solve, single_results
 
 
 class PowerFlowMethod(Enum):
@@ -215,6 +216,7 @@ class _SparseRows:
         self._indices = np.asarray(csr.indices, dtype=np.int64)
         indptr = np.asarray(csr.indptr, dtype=np.int64)
         self._starts = indptr[:-1]
+        self.csr = (self._data, self._indices, indptr)  # for the one-scenario kernels
         self._empty = indptr[:-1] == indptr[1:]
         self._dense = np.asarray(csr.toarray(), dtype=complex)
 
@@ -287,6 +289,10 @@ class ACPowerFlow:
     group_min_scenarios: int = 128
     #: memory budget of one batch of stacked Newton-Raphson Jacobians [bytes]
     newton_memory_bytes: int = 64 * 2**20
+    #: one-scenario calls (time series): compiled chord kernel; re-invert the chord Jacobian
+    #: at the solution when a call needed more updates than this (a chord update costs about
+    #: 1/50 of an inversion, so the refresh is rarer than for batches)
+    single_refresh_iterations: int = 10
 
     def __init__(self, net, *, tolerance_mva: float = 1e-9, max_iteration: int = 30) -> None:
         import pandapower as pp
@@ -377,6 +383,8 @@ class ACPowerFlow:
         self.trafo = np.array([], dtype=int)
         self._trafo_rows = np.array([], dtype=int)
         self._trafo_vn_kv = None
+        self._trafo_rating_mva = np.array([])
+        self._no_trafo_vn_kv = np.zeros((len(self._trafo_rows), 2))
         if "trafo" in ranges:
             f, t = ranges["trafo"]
             mask = branch_is[f:t]
@@ -393,6 +401,7 @@ class ACPowerFlow:
             )
             if work._options.get("trafo_loading", "current") == "power":
                 self._trafo_vn_kv = None  # loading from apparent power instead of current
+                self._no_trafo_vn_kv = np.zeros((len(self._trafo_rows), 2))
 
         self._last_v: np.ndarray | None = None  # (S, n_int) previous solution, for warm starts
         # chord stage: inverse of the Jacobian at the base solution (only the convergence
@@ -410,7 +419,7 @@ class ACPowerFlow:
     def _chord_inverse_at(self, v: np.ndarray, *, fallback):
         """Transposed inverse Jacobian at ``v`` (n_int,), or ``fallback`` if singular."""
         try:
-            return np.linalg.inv(self._jacobian(v[None, :])[0]).T
+            return np.ascontiguousarray(np.linalg.inv(self._jacobian(v[None, :])[0]).T)
         except np.linalg.LinAlgError:
             return fallback
 
@@ -516,6 +525,10 @@ class ACPowerFlow:
         # two real products: a complex @ real product would cast the matrix on every call
         s_spec = (p @ self._aggregate + 1j * (q @ self._aggregate)) / self.base_mva  # (S, n_int)
         v_init, per_scenario_start = self._initial_voltage(n_scen, warm_start)
+        if n_scen == 1:
+            single = self._solve_single(s_spec[0], v_init[0])
+            if single is not None:
+                return single
         v = np.empty_like(s_spec)
         converged = np.zeros(n_scen, dtype=bool)
         iterations = np.zeros(n_scen, dtype=int)
@@ -544,6 +557,63 @@ class ACPowerFlow:
         if converged.any() and iterations[converged].mean() > self.chord_refresh_iterations:
             self._set_chord_point(v[np.flatnonzero(converged)[-1]])
         return self._results(v, s_spec, converged, iterations, mismatch)
+
+    def _solve_single(self, s_spec: np.ndarray, v_init: np.ndarray) -> ACResult | None:
+        """One scenario with the compiled chord kernel; ``None`` if it did not converge there
+        (the caller then runs the batched path: chord stage, then full Newton-Raphson)."""
+        v = v_init.copy()
+        converged, iterations, _ = chord_solve(
+            *self._ybus_rows.csr,
+            s_spec,
+            v,
+            self._chord_inverse_t,
+            self._pvpq,
+            self._pq,
+            self.tolerance_mva / self.base_mva,
+            self.max_chord_iteration,
+        )
+        if not converged:
+            return None
+        v = v[None, :]
+        ok = np.ones(1, dtype=bool)
+        self._remember(v, ok)
+        if iterations > self.single_refresh_iterations:
+            self._set_chord_point(v[0])
+        trafo_vn_kv = self._trafo_vn_kv
+        by_current = trafo_vn_kv is not None
+        vm, va, s_loss, s_slack, line_loading, trafo_loading = single_results(
+            self._ybus_rows.csr,
+            self._yf_rows.csr,
+            self._yt_rows.csr,
+            v[0],
+            s_spec,
+            self.base_mva,
+            self._ref,
+            self._f_bus,
+            self._t_bus,
+            self._base_kv,
+            self._bus_internal,
+            self._line_rows,
+            self._line_i_max_ka,
+            self._trafo_rows,
+            trafo_vn_kv if by_current else self._no_trafo_vn_kv,
+            by_current,
+            self._trafo_rating_mva,
+        )
+        return ACResult(
+            vm_pu=vm[None],
+            va_degree=va[None],
+            converged=ok,
+            iterations=np.array([iterations]),
+            p_loss_mw=np.array([s_loss.real]),
+            q_loss_mvar=np.array([s_loss.imag]),
+            p_slack_mw=np.array([s_slack.real]),
+            q_slack_mvar=np.array([s_slack.imag]),
+            line_loading_percent=line_loading[None],
+            trafo_loading_percent=trafo_loading[None],
+            worst_bus=np.array([-1]),
+            max_mismatch_mva=np.array([np.nan]),
+        )
 
     def _initial_voltage(self, n_scen: int, warm_start: bool) -> tuple[np.ndarray, bool]:
         """Initial voltages (S, n_int) and whether they are per-scenario warm starts."""
@@ -688,9 +758,9 @@ class ACPowerFlow:
         va_bus[:, self._connected] = np.degrees(np.angle(vc[:, cols[self._connected]]))
 
         s_calc = vc * np.conj(self._ybus_rows.dot(vc)) * base
-        s_slack = (s_calc - s_spec * base)[:, self._ref].sum(axis=1)
         s_from = vc[:, self._f_bus] * np.conj(self._yf_rows.dot(vc)) * base
         s_to = vc[:, self._t_bus] * np.conj(self._yt_rows.dot(vc)) * base
+        s_slack = (s_calc - s_spec * base)[:, self._ref].sum(axis=1)
         s_loss = (s_from + s_to).sum(axis=1)
 
         i_from_ka = np.abs(s_from) / (np.abs(vc[:, self._f_bus]) * self._base_kv[self._f_bus])

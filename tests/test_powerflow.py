@@ -181,6 +181,56 @@ def test_warm_started_time_series_equals_batch():
     assert warm <= cold
 
 
+@pytest.mark.parametrize("name", FEEDERS)
+def test_one_scenario_kernel_equals_batched_path_in_every_result(name):
+    """One-scenario calls run the compiled chord kernel (``grids.powerflow_kernels``); every
+    result array equals the batched numpy path's (same solution, tolerance 1e-9 MVA), and the
+    kernel path is the one taken (no Newton-Raphson fallback needed on these scenarios)."""
+    net = _net(name)
+    ac = ACPowerFlow(net)
+    p_base, q_base = ac.base_injection()
+    scale, extra_p, extra_q = _scenarios(ac, seed=7, n_random=2)
+    p = scale * p_base + extra_p
+    q = scale * q_base + extra_q
+    batch = ACPowerFlow(net).solve(p, q, warm_start=False)
+    calls = []
+    original = ac._solve_single
+    ac._solve_single = lambda *a: calls.append(original(*a)) or calls[-1]
+    for k in range(len(p)):
+        one = ac.solve(p[k], q[k])
+        assert calls[-1] is not None  # the compiled path solved it
+        assert one.converged.tolist() == [True] and one.worst_bus.tolist() == [-1]
+        for field in (
+            "vm_pu",
+            "va_degree",
+            "p_loss_mw",
+            "q_loss_mvar",
+            "p_slack_mw",
+            "q_slack_mvar",
+            "line_loading_percent",
+            "trafo_loading_percent",
+        ):
+            got = getattr(one, field)
+            want = getattr(batch, field)[k : k + 1]
+            assert got.shape == want.shape, field
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-7, err_msg=field)
+
+
+def test_one_infeasible_scenario_falls_back_and_reports_the_worst_bus():
+    """The compiled chord kernel gives up on a collapsing case; the batched path (chord, then
+    full Newton-Raphson) then reports it as failed with its worst bus, and the next feasible
+    call solves again."""
+    ac = ACPowerFlow(_net("case33bw"))
+    p, q = ac.base_injection()
+    failed = ac.solve(p * 10.0, q * 10.0)
+    assert failed.converged.tolist() == [False]
+    assert int(failed.worst_bus[0]) in set(ac.bus.tolist())
+    assert np.isnan(failed.vm_pu).all() and failed.max_mismatch_mva[0] > 1e-9
+    again = ac.solve(p, q)
+    reference = ACPowerFlow(_net("case33bw")).solve(p, q, warm_start=False)
+    np.testing.assert_allclose(again.vm_pu, reference.vm_pu, rtol=0, atol=1e-9)
+
+
 def test_infeasible_scenario_is_reported_and_others_converge():
     """A huge load (10x, beyond the voltage-collapse point that runpp also cannot pass)."""
     net = _net("case33bw")
