@@ -16,8 +16,14 @@ from grids.frequency import SwingParameters, rocof_initial_hz_per_s, steady_stat
 SCENARIOS = Path(__file__).resolve().parents[1] / "studies" / "scenarios"
 BULK = {
     "simulation": {"duration_s": 30.0, "step_s": 0.02},
-    "frequency": {"f0_hz": 60.0, "s_base_mw": 10000.0, "h_s": 5.0, "d_pu": 1.0, "r_pu": 0.05,
-                  "t_gov_s": 0.5},
+    "frequency": {
+        "f0_hz": 60.0,
+        "s_base_mw": 10000.0,
+        "h_s": 5.0,
+        "d_pu": 1.0,
+        "r_pu": 0.05,
+        "t_gov_s": 0.5,
+    },
     "events": [{"t_s": 1.0, "kind": "load_step", "p_mw": -500.0}],
 }
 
@@ -58,16 +64,19 @@ def test_load_drop_gives_the_closed_form_over_frequency_response(tmp_path, capsy
         "[simulation]\nduration_s = 30.0\nstep_s = 0.02\n"
         "[frequency]\nf0_hz = 60.0\ns_base_mw = 10000.0\nh_s = 5.0\nd_pu = 1.0\n"
         "r_pu = 0.05\nt_gov_s = 0.5\n"
-        "[[events]]\nt_s = 1.0\nkind = \"load_step\"\np_mw = -500.0\n"
+        '[[events]]\nt_s = 1.0\nkind = "load_step"\np_mw = -500.0\n'
     )
     assert main(["contingency", "--scenario", str(path), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    params = SwingParameters(f0_hz=60.0, s_base_mw=10000.0, h_s=5.0, d_pu=1.0, r_pu=0.05,
-                             t_gov_s=0.5)
+    params = SwingParameters(
+        f0_hz=60.0, s_base_mw=10000.0, h_s=5.0, d_pu=1.0, r_pu=0.05, t_gov_s=0.5
+    )
     assert result["rocof_initial_hz_per_s"] == pytest.approx(0.3, rel=1e-12)
     assert result["rocof_initial_hz_per_s"] == pytest.approx(
-        rocof_initial_hz_per_s(params, -500.0), rel=1e-12)
+        rocof_initial_hz_per_s(params, -500.0), rel=1e-12
+    )
     assert result["delta_f_steady_hz"] == pytest.approx(0.05 / 21 * 60, rel=1e-12)
     assert result["delta_f_steady_hz"] == pytest.approx(
-        steady_state_deviation_hz(params, -500.0), rel=1e-12)
+        steady_state_deviation_hz(params, -500.0), rel=1e-12
+    )
     assert result["delta_f_nadir_hz"] > result["delta_f_steady_hz"] > 0
