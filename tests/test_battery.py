@@ -248,3 +248,51 @@ def test_tracker_accumulates_calendar_and_cycle_fade():
     assert tr.fade_cycle_frac[0] == 0
     assert tr.fade_cycle_frac[1] == pytest.approx(beta * np.sqrt(480 / 60 * 2.05), rel=1e-9)
     np.testing.assert_allclose(tr.throughput_kwh, [0.0, 480.0])
+
+
+@pytest.mark.parametrize("exponents", [(0.75, 0.5), (0.8, 0.55)])
+def test_degradation_flush_kernel_equals_the_reference_formulas(exponents):
+    """``DegradationTracker.flush`` (one compiled pass) equals the composition of the documented
+    numpy functions (Schmalstieg et al. 2014, eqs. (6)-(7), equivalent-time method) on random
+    states, including zero stress (alpha clipped at 0 below 3.149 V) and fresh batteries; with
+    the paper's exponents (0.75, 0.5: pow-free branches) and others (general branches)."""
+    from vehicle_models.degradation import (
+        S_PER_DAY,
+        AgeingParameters,
+        DegradationTracker,
+        advance_power_law,
+        calendar_alpha_per_day,
+        cell_voltage_v,
+        cycle_beta_per_sqrt_ah,
+    )
+
+    rng = np.random.default_rng(3)
+    n = 500
+    params = AgeingParameters(cal_time_exp=exponents[0], cyc_q_exp=exponents[1])
+    tracker = DegradationTracker(
+        n, params=params, interval_s=3600.0, theta_c=rng.uniform(-10, 45, n)
+    )
+    cap = rng.uniform(40, 90, n)
+    soc0 = rng.uniform(0, 1, n)
+    soc1 = np.clip(soc0 + rng.normal(0, 0.2, n), 0, 1)
+    soc0[:20] = soc1[:20] = 0.0  # cell voltage below 3.149 V: no calendar stress
+    fade_cal = rng.uniform(0, 0.05, n)
+    fade_cal[20:40] = 0.0
+    fade_cyc = rng.uniform(0, 0.05, n)
+    tracker.fade_calendar_frac = fade_cal.copy()
+    tracker.fade_cycle_frac = fade_cyc.copy()
+    tracker.accumulate(soc_before_frac=soc0, soc_after_frac=soc1, e_capacity_kwh=cap, dt_s=3600.0)
+
+    throughput = np.abs(soc1 - soc0) * cap
+    soc_mean = 0.5 * (soc0 + soc1)
+    alpha = calendar_alpha_per_day(soc_mean, tracker.theta_c, params=params)
+    want_cal = advance_power_law(fade_cal, alpha, 3600.0 / S_PER_DAY, exponents[0])
+    dod = np.minimum(np.maximum(np.abs(soc1 - soc0), throughput / (2 * cap)), 1.0)
+    beta = cycle_beta_per_sqrt_ah(cell_voltage_v(soc_mean), dod, params=params)
+    want_cyc = advance_power_law(fade_cyc, beta, throughput / cap * 2.05, exponents[1])
+    assert (alpha[:20] == 0).all() and (want_cal[:20] == fade_cal[:20]).all()
+    np.testing.assert_allclose(tracker.fade_calendar_frac, want_cal, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(tracker.fade_cycle_frac, want_cyc, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(tracker.dod_frac, dod, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(tracker.throughput_kwh, throughput, rtol=1e-12)
+    assert (tracker.pending_throughput_kwh == 0).all() and tracker.elapsed_s == 0.0

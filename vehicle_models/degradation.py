@@ -30,9 +30,20 @@ References
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+try:  # numba fuses the per-vehicle update into one pass; without it the same code runs as Python
+    from numba import njit
+except ImportError:  # pragma: no cover - numba is a dependency
+
+    def njit(*args, **kwargs):
+        if args and callable(args[0]):
+            return args[0]
+        return lambda f: f
+
 
 from vehicle_models.battery import NMC_OCV_SOC_FRAC, NMC_OCV_V
 
@@ -195,6 +206,82 @@ def degradation_cost_per_kwh(
     return battery_price_per_kwh * params.cell_ah * beta**2 / params.fade_end_of_life_frac**2
 
 
+_OCV_SOC_FRAC = np.asarray(NMC_OCV_SOC_FRAC, dtype=float)
+_OCV_V = np.asarray(NMC_OCV_V, dtype=float)
+
+
+@njit(cache=True, inline="always")
+def _interp(x, xp, fp):  # pragma: no cover - compiled
+    """``np.interp(x, xp, fp)`` for one ``x`` inside ``[xp[0], xp[-1]]`` (binary search)."""
+    lo = 0
+    hi = xp.shape[0] - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if xp[mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    return fp[lo] + (fp[hi] - fp[lo]) * (x - xp[lo]) / (xp[hi] - xp[lo])
+
+
+@njit(cache=True)
+def _flush_kernel(
+    fade_cal,
+    fade_cyc,
+    soc_start,
+    soc_end,
+    throughput_kwh,
+    e_capacity_kwh,
+    theta_c,
+    days,
+    ocv_soc,
+    ocv_v,
+    cal,
+    cyc,
+    cell_ah,
+):  # pragma: no cover - compiled
+    """One interval of :meth:`DegradationTracker.flush` for every battery, fused: the same
+    formulas as :func:`calendar_alpha_per_day`, :func:`cycle_beta_per_sqrt_ah` and
+    :func:`advance_power_law` (``tests/test_battery.py`` checks the two agree).
+
+    Returns the new calendar fade, cycle fade and depth of discharge (new arrays).
+    """
+    cal_v, cal_off, cal_scale, cal_ea, cal_exp = cal
+    cyc_v, cyc_vref, cyc_off, cyc_dod, cyc_exp = cyc
+    n = soc_end.shape[0]
+    new_cal = np.empty(n)
+    new_cyc = np.empty(n)
+    dod = np.empty(n)
+    for i in range(n):
+        soc_mean = min(max(0.5 * (soc_start[i] + soc_end[i]), 0.0), 1.0)
+        v = _interp(soc_mean, ocv_soc, ocv_v)
+        alpha = (
+            max(cal_v * v + cal_off, 0.0) * cal_scale * math.exp(-cal_ea / (theta_c[i] + KELVIN))
+        )
+        if alpha > 0 and cal_exp == 0.75:  # the usual t^0.75 law, without pow
+            ratio = fade_cal[i] / alpha
+            root = math.sqrt(ratio * np.cbrt(ratio) + days)  # (x_eq + dt)^(1/2)
+            new_cal[i] = alpha * root * math.sqrt(root)
+        elif alpha > 0:
+            x_eq = (fade_cal[i] / alpha) ** (1.0 / cal_exp)
+            new_cal[i] = alpha * (x_eq + days) ** cal_exp
+        else:
+            new_cal[i] = fade_cal[i]
+        half_cycles = throughput_kwh[i] / (2.0 * e_capacity_kwh[i])
+        dod[i] = min(max(abs(soc_end[i] - soc_start[i]), half_cycles), 1.0)
+        q_ah = throughput_kwh[i] / e_capacity_kwh[i] * cell_ah
+        beta = cyc_v * (v - cyc_vref) ** 2 + cyc_off + cyc_dod * dod[i]
+        if beta > 0 and cyc_exp == 0.5:  # the usual square-root law, without pow
+            q_eq = (fade_cyc[i] / beta) ** 2
+            new_cyc[i] = beta * math.sqrt(q_eq + q_ah)
+        elif beta > 0:
+            q_eq = (fade_cyc[i] / beta) ** (1.0 / cyc_exp)
+            new_cyc[i] = beta * (q_eq + q_ah) ** cyc_exp
+        else:
+            new_cyc[i] = fade_cyc[i]
+    return new_cal, new_cyc, dod
+
+
 class DegradationTracker:
     """Calendar and cycle capacity fade of N batteries, advanced step by step.
 
@@ -276,19 +363,22 @@ class DegradationTracker:
         if self.elapsed_s <= 0 or self.soc_start_frac is None:
             return
         p = self.params
-        soc_end = np.asarray(soc_frac, dtype=float)
-        soc_mean = 0.5 * (self.soc_start_frac + soc_end)
-        alpha = calendar_alpha_per_day(soc_mean, self.theta_c, params=p)
-        self.fade_calendar_frac = advance_power_law(
-            self.fade_calendar_frac, alpha, self.elapsed_s / S_PER_DAY, p.cal_time_exp
+        soc_end = np.ascontiguousarray(soc_frac, dtype=float)
+        self.fade_calendar_frac, self.fade_cycle_frac, self.dod_frac = _flush_kernel(
+            self.fade_calendar_frac,
+            self.fade_cycle_frac,
+            self.soc_start_frac,
+            soc_end,
+            self.pending_throughput_kwh,
+            np.broadcast_to(np.asarray(self.e_capacity_kwh, dtype=float), soc_end.shape),
+            self.theta_c,
+            self.elapsed_s / S_PER_DAY,
+            _OCV_SOC_FRAC,
+            _OCV_V,
+            (p.cal_v_coeff, p.cal_offset, p.cal_scale, p.cal_ea_over_r_k, p.cal_time_exp),
+            (p.cyc_v_coeff, p.cyc_v_ref_v, p.cyc_offset, p.cyc_dod_coeff, p.cyc_q_exp),
+            p.cell_ah,
         )
-        half_cycles = self.pending_throughput_kwh / (2.0 * self.e_capacity_kwh)
-        self.dod_frac = np.minimum(
-            np.maximum(np.abs(soc_end - self.soc_start_frac), half_cycles), 1.0
-        )
-        q_ah = self.pending_throughput_kwh / self.e_capacity_kwh * p.cell_ah
-        beta = cycle_beta_per_sqrt_ah(cell_voltage_v(soc_mean), self.dod_frac, params=p)
-        self.fade_cycle_frac = advance_power_law(self.fade_cycle_frac, beta, q_ah, p.cyc_q_exp)
         self.throughput_kwh += self.pending_throughput_kwh
         self.pending_throughput_kwh[:] = 0.0
         self.soc_start_frac = soc_end.copy()
