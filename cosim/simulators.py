@@ -706,6 +706,7 @@ class FeederSim(_Base):
                 f"(columns: {', '.join(map(str, frame.columns))})"
             )
         self._profile_steps = steps
+        self._profile_cursor = 0
         self._profile_load = frame[load_column].to_numpy(dtype=float)
         self._profile_ambient = (
             frame[ambient_column].to_numpy(dtype=float) if ambient_column else None
@@ -713,7 +714,20 @@ class FeederSim(_Base):
 
     def _profile_row(self, time: int) -> int:
         """Row of the profile in force at ``time`` (zero-order hold, first row before it)."""
-        return max(0, int(np.searchsorted(self._profile_steps, time, side="right")) - 1)
+        steps = self._profile_steps
+        row = self._profile_cursor  # time only moves forward: usually this row or the next
+        n_rows = len(steps)
+        for candidate in (row, row + 1):
+            if (
+                candidate < n_rows
+                and steps[candidate] <= time
+                and (candidate + 1 == n_rows or time < steps[candidate + 1])
+            ):
+                self._profile_cursor = candidate
+                return candidate
+        row = max(0, int(np.searchsorted(steps, time, side="right")) - 1)
+        self._profile_cursor = row
+        return row
 
     def _build_solver(self) -> None:
         if self.method == "ac":
@@ -725,6 +739,7 @@ class FeederSim(_Base):
 
             self.solver = LinDistFlow(self.net)
         self.base_p_mw, self.base_q_mvar = self.solver.base_injection()
+        self._base_p_sum_mw = float(self.base_p_mw.sum())
         self.bus_pos = {int(b): i for i, b in enumerate(self.solver.bus)}
         self._key_pos = {str(b): i for b, i in self.bus_pos.items()}
         self._idx_cache: dict[tuple, np.ndarray] = {}
@@ -784,7 +799,7 @@ class FeederSim(_Base):
         out = self._solve(p_mw, q_mvar, time)
         out["load_pu_used"] = load_pu
         out["ambient_c_used"] = ambient_c
-        out["p_load_mw"] = float(-self.base_p_mw.sum() * load_pu)
+        out["p_load_mw"] = -self._base_p_sum_mw * load_pu
         out["p_extra_mw"] = float(extra_p.sum())
         s_mva = math.hypot(out["p_slack_mw"], out["q_slack_mvar"])
         out["transformer_load_pu"] = s_mva / float(self.transformer["rating_mva"])
@@ -796,12 +811,13 @@ class FeederSim(_Base):
         if self.same_time_loop:
             self._loop_outputs(out)
         self._lazy = _LazyOutputs(out, self._vectors, self._child)
+        next_time = self.clock.next_time(time)
         self.thermal.step(
             load_pu=np.array([out["transformer_load_pu"]]),
             ambient_c=np.array([ambient_c]),
-            dt_s=self.dt_s(time),
+            dt_s=(next_time - time) * self.time_resolution,
         )
-        return self.clock.next_time(time)
+        return next_time
 
     def _load_and_ambient(self, time: int, data: dict) -> tuple[float, float]:
         """Apply outage inputs; the load multiplier and ambient temperature of this step."""
@@ -900,27 +916,32 @@ class FeederSim(_Base):
                 "q_slack_mvar": float(-q_mvar.sum()),
                 "n_iterations": 0,
             }
-        line_idx = getattr(self.solver, "line", np.arange(len(line_loading)))
+        line_idx = getattr(self.solver, "line", None)
+        if line_idx is None:
+            line_idx = np.arange(len(line_loading))
         # buses cut off by an outage have no voltage: they report 0 pu (so that inverters
         # there see a dead bus) and are left out of the min/max over energized buses
-        energized = np.isfinite(vm)
-        if energized.all():  # the usual case: no masking (this runs every step)
-            vm_energized = vm
+        vm_min = float(vm.min())
+        if not math.isnan(vm_min):  # the usual case: every bus energized, no masking
+            vm_max = float(vm.max())
             out["n_deenergized_buses"] = 0
         else:
-            vm_energized = vm[energized]
+            energized = np.isfinite(vm)
             out["n_deenergized_buses"] = int(np.count_nonzero(~energized))
+            vm_min = float(vm[energized].min())
+            vm_max = float(vm[energized].max())
             vm = np.where(energized, vm, 0.0)
             va = np.where(energized, va, 0.0)
             line_loading = np.nan_to_num(line_loading, nan=0.0)
         self._vectors = {"bus_vm_pu": (bus, vm), "line_loading_percent": (line_idx, line_loading)}
-        out["vm_min_pu"] = float(vm_energized.min())
-        out["vm_max_pu"] = float(vm_energized.max())
+        out["vm_min_pu"] = vm_min
+        out["vm_max_pu"] = vm_max
         out["max_line_loading_percent"] = float(line_loading.max()) if len(line_loading) else 0.0
         trafo_loading = np.asarray(trafo_loading, dtype=float)
-        out["max_trafo_loading_percent"] = (
-            float(np.nan_to_num(trafo_loading, nan=0.0).max()) if trafo_loading.size else 0.0
-        )
+        trafo_max = float(trafo_loading.max()) if trafo_loading.size else 0.0
+        if math.isnan(trafo_max):  # transformers cut off by an outage carry nothing
+            trafo_max = float(np.nan_to_num(trafo_loading, nan=0.0).max())
+        out["max_trafo_loading_percent"] = trafo_max
         out["p_grid_import_mw"] = out["p_slack_mw"]
         self._bus_arrays = (vm, va)
         return out

@@ -482,8 +482,10 @@ class ACPowerFlow:
     def _check_injection(self, p_mw, q_mvar) -> tuple[np.ndarray, np.ndarray]:
         p = np.asarray(p_mw, dtype=float)
         q = np.asarray(q_mvar, dtype=float)
-        problems = []
         n_bus = len(self.bus)
+        if p.shape == q.shape == (n_bus,) and math.isfinite(p.sum() + q.sum()):
+            return p[None, :], q[None, :]  # one valid scenario (a time-series step)
+        problems = []
         for name, arr in (("p_mw", p), ("q_mvar", q)):
             if arr.ndim not in (1, 2) or arr.shape[-1] != n_bus:
                 problems.append(
@@ -524,11 +526,13 @@ class ACPowerFlow:
         n_scen = p.shape[0]
         # two real products: a complex @ real product would cast the matrix on every call
         s_spec = (p @ self._aggregate + 1j * (q @ self._aggregate)) / self.base_mva  # (S, n_int)
-        v_init, per_scenario_start = self._initial_voltage(n_scen, warm_start)
         if n_scen == 1:
-            single = self._solve_single(s_spec[0], v_init[0])
+            last = self._last_v
+            start = last[-1] if warm_start and last is not None else self._v0
+            single = self._solve_single(s_spec[0], start)
             if single is not None:
                 return single
+        v_init, per_scenario_start = self._initial_voltage(n_scen, warm_start)
         v = np.empty_like(s_spec)
         converged = np.zeros(n_scen, dtype=bool)
         iterations = np.zeros(n_scen, dtype=int)
@@ -576,7 +580,7 @@ class ACPowerFlow:
             return None
         v = v[None, :]
         ok = np.ones(1, dtype=bool)
-        self._remember(v, ok)
+        self._last_v = v  # a fresh array: the warm start of the next call
         if iterations > self.single_refresh_iterations:
             self._set_chord_point(v[0])
         trafo_vn_kv = self._trafo_vn_kv

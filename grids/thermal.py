@@ -450,10 +450,15 @@ class TransformerThermalModel:
 
     # ------------------------------------------------------------------------------ helpers
     def _check_inputs(self, load_pu, ambient_c, *, what: str) -> tuple[np.ndarray, np.ndarray]:
-        load = np.broadcast_to(np.asarray(load_pu, dtype=float), (self.n,))
-        ambient = np.broadcast_to(np.asarray(ambient_c, dtype=float), (self.n,))
-        if np.isfinite(ambient).all() and (load >= 0).all() and np.isfinite(load).all():
-            return load, ambient  # the usual case, checked in three calls
+        load = np.asarray(load_pu, dtype=float)
+        ambient = np.asarray(ambient_c, dtype=float)
+        if load.shape != (self.n,):
+            load = np.broadcast_to(load, (self.n,))
+        if ambient.shape != (self.n,):
+            ambient = np.broadcast_to(ambient, (self.n,))
+        # the usual case in two reductions: a NaN or an infinity makes the sum non-finite
+        if math.isfinite(load.sum() + ambient.sum()) and load.min() >= 0:
+            return load, ambient
         problems = []
         for k in np.flatnonzero(~np.isfinite(load) | (load < 0)):
             problems.append(f"transformer {k}: {what} load_pu = {load[k]} (expected finite >= 0)")
