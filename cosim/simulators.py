@@ -1095,6 +1095,7 @@ class FleetSim(_Base):
         counts = np.asarray(self.fleet.n_vehicles_per_bus, dtype=float)
         self._vehicle_share = counts / counts.sum()
         self.setpoint_mw = np.full(len(self.buses), np.nan)
+        self._has_setpoint = False
         self.e_kwh = float(np.sum(self.fleet.energy_kwh))
         children = [{"eid": f"bus_{int(b)}", "type": "FleetBus", "rel": []} for b in self.buses]
         self.entities["fleet"] = {}
@@ -1146,6 +1147,7 @@ class FleetSim(_Base):
                 if i is not None:
                     setpoint[i] = float(value)
         self.setpoint_mw = setpoint
+        self._has_setpoint = not np.isnan(setpoint).all()
 
     def step(self, time, inputs, max_advance):
         if self._loop_repeat(time):
@@ -1154,6 +1156,7 @@ class FleetSim(_Base):
             self.fleet, self.cumulative, self.rng, self.f_hz, self.setpoint_mw = copy.deepcopy(
                 self._loop_state
             )
+            self._has_setpoint = not np.isnan(self.setpoint_mw).all()
             self._measurements(inputs)
         else:
             self._measurements(inputs)
@@ -1163,9 +1166,14 @@ class FleetSim(_Base):
                     (self.fleet, self.cumulative, self.rng, self.f_hz, self.setpoint_mw)
                 )
         t_s = time * self.time_resolution
-        setpoint = self.setpoint_mw if not np.isnan(self.setpoint_mw).all() else None
+        setpoint = self.setpoint_mw if self._has_setpoint else None
+        next_time = self.clock.next_time(time)
         res = self.fleet.step(
-            t_s=t_s, dt_s=self.dt_s(time), vm_pu=self.vm_pu, f_hz=self.f_hz, p_setpoint_mw=setpoint
+            t_s=t_s,
+            dt_s=(next_time - time) * self.time_resolution,
+            vm_pu=self.vm_pu,
+            f_hz=self.f_hz,
+            p_setpoint_mw=setpoint,
         )
         for key in self.cumulative:
             self.cumulative[key] += float(getattr(res, key))
@@ -1191,7 +1199,7 @@ class FleetSim(_Base):
             "p_setpoint_unmet_mw": lambda: float(np.sum(unmet)),
             **self.cumulative,
         }
-        if np.array_equal(buses, self.buses):
+        if buses is self.fleet.buses or np.array_equal(buses, self.buses):
             index = self._bus_index  # the usual case: built once in create
         else:
             index = {f"bus_{b}": i for i, b in enumerate(buses.tolist())}
@@ -1210,7 +1218,7 @@ class FleetSim(_Base):
 
         vectors = {"bus_p_mw": (buses, p), "bus_q_mvar": (buses, q)}
         self._lazy = _LazyOutputs(scalars, vectors, child)
-        return self.clock.next_time(time)
+        return next_time
 
     def get_data(self, outputs):
         return {eid: self._lazy.get(eid, attrs, "fleet") for eid, attrs in outputs.items()}

@@ -296,3 +296,17 @@ def test_degradation_flush_kernel_equals_the_reference_formulas(exponents):
     np.testing.assert_allclose(tracker.dod_frac, dod, rtol=1e-12, atol=0)
     np.testing.assert_allclose(tracker.throughput_kwh, throughput, rtol=1e-12)
     assert (tracker.pending_throughput_kwh == 0).all() and tracker.elapsed_s == 0.0
+
+
+def test_ocv_uniform_table_is_the_same_curve_and_rejects_off_grid_knots():
+    """The flush kernel's OCV lookup (uniform grid, index instead of search) is the reference
+    piecewise-linear OCV curve itself: equal to ``np.interp`` on the knots everywhere."""
+    from vehicle_models.battery import NMC_OCV_SOC_FRAC, NMC_OCV_V
+    from vehicle_models.degradation import _OCV_GRID_V, _OCV_PER_SOC, _uniform_table
+
+    soc = np.linspace(0.0, 1.0, 10_001)
+    k = np.minimum((soc * _OCV_PER_SOC).astype(int), len(_OCV_GRID_V) - 2)
+    lookup = _OCV_GRID_V[k] + (_OCV_GRID_V[k + 1] - _OCV_GRID_V[k]) * (soc * _OCV_PER_SOC - k)
+    np.testing.assert_allclose(lookup, np.interp(soc, NMC_OCV_SOC_FRAC, NMC_OCV_V), atol=1e-12)
+    with pytest.raises(ValueError, match="uniform grid"):
+        _uniform_table([0.0, 0.3, 0.45, 1.0], [3.0, 3.6, 3.7, 4.2])

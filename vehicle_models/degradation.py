@@ -206,22 +206,30 @@ def degradation_cost_per_kwh(
     return battery_price_per_kwh * params.cell_ah * beta**2 / params.fade_end_of_life_frac**2
 
 
-_OCV_SOC_FRAC = np.asarray(NMC_OCV_SOC_FRAC, dtype=float)
-_OCV_V = np.asarray(NMC_OCV_V, dtype=float)
+def _uniform_table(xp, fp) -> tuple[float, np.ndarray]:
+    """The piecewise-linear curve ``(xp, fp)`` on a uniform grid ``0, h, 2h, ... 1`` whose step
+    ``h`` divides every knot: the same function (each knot is a grid point), looked up by index
+    instead of a search."""
+    xp = np.asarray(xp, dtype=float)
+    steps = np.diff(xp)
+    h = float(steps.min())
+    n = round(1.0 / h)
+    if not (xp[0] == 0.0 and xp[-1] == 1.0 and np.allclose(xp / h, np.round(xp / h), atol=1e-9)):
+        raise ValueError("OCV table: the SoC knots must lie on a uniform grid from 0 to 1")
+    grid = np.linspace(0.0, 1.0, n + 1)
+    return float(n), np.interp(grid, xp, np.asarray(fp, dtype=float))
+
+
+#: reference NMC open-circuit voltage on a uniform SoC grid (knots every 0.05)
+_OCV_PER_SOC, _OCV_GRID_V = _uniform_table(NMC_OCV_SOC_FRAC, NMC_OCV_V)
 
 
 @njit(cache=True, inline="always")
-def _interp(x, xp, fp):  # pragma: no cover - compiled
-    """``np.interp(x, xp, fp)`` for one ``x`` inside ``[xp[0], xp[-1]]`` (binary search)."""
-    lo = 0
-    hi = xp.shape[0] - 1
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if xp[mid] <= x:
-            lo = mid
-        else:
-            hi = mid
-    return fp[lo] + (fp[hi] - fp[lo]) * (x - xp[lo]) / (xp[hi] - xp[lo])
+def _interp_uniform(x, per_x, fp):  # pragma: no cover - compiled
+    """``np.interp(x, grid, fp)`` for ``x`` in [0, 1] on the grid ``k / per_x``."""
+    position = x * per_x
+    k = min(int(position), fp.shape[0] - 2)
+    return fp[k] + (fp[k + 1] - fp[k]) * (position - k)
 
 
 @njit(cache=True)
@@ -234,7 +242,7 @@ def _flush_kernel(
     e_capacity_kwh,
     theta_c,
     days,
-    ocv_soc,
+    ocv_per_soc,
     ocv_v,
     cal,
     cyc,
@@ -254,7 +262,7 @@ def _flush_kernel(
     dod = np.empty(n)
     for i in range(n):
         soc_mean = min(max(0.5 * (soc_start[i] + soc_end[i]), 0.0), 1.0)
-        v = _interp(soc_mean, ocv_soc, ocv_v)
+        v = _interp_uniform(soc_mean, ocv_per_soc, ocv_v)
         alpha = (
             max(cal_v * v + cal_off, 0.0) * cal_scale * math.exp(-cal_ea / (theta_c[i] + KELVIN))
         )
@@ -373,8 +381,8 @@ class DegradationTracker:
             np.broadcast_to(np.asarray(self.e_capacity_kwh, dtype=float), soc_end.shape),
             self.theta_c,
             self.elapsed_s / S_PER_DAY,
-            _OCV_SOC_FRAC,
-            _OCV_V,
+            _OCV_PER_SOC,
+            _OCV_GRID_V,
             (p.cal_v_coeff, p.cal_offset, p.cal_scale, p.cal_ea_over_r_k, p.cal_time_exp),
             (p.cyc_v_coeff, p.cyc_v_ref_v, p.cyc_offset, p.cyc_dod_coeff, p.cyc_q_exp),
             p.cell_ah,
