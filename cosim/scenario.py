@@ -50,16 +50,18 @@ class OutputFormat(Enum):
 
 
 class Coupling(Enum):
-    """How the fleet <-> frequency feedback loop is closed (``[simulation] coupling``).
+    """How the feeder <-> fleet voltage loop is closed (``[simulation] coupling``).
 
-    ``time_shifted`` (the only one so far): the fleet sees the voltage and frequency of the
-    previous step of their simulators (a one-step measurement delay, where communication
-    latency also lives). Same-time iteration in a ``world.group()`` with weak connections
-    would need simulators that can repeat a step at the same time (roll their state back);
-    ours advance their physics once per step, so it is not offered.
+    ``time_shifted`` (default): the fleet sees the voltages of the previous feeder step (a
+    one-step measurement delay, where communication latency also lives). ``same_time_loop``:
+    the feeder and the fleet iterate within each step (a mosaik ``world.group()`` with a weak
+    connection) to the fixed point of that step, within ``loop_tolerance_pu`` and at most
+    ``loop_max_iterations`` passes (see ``cosim.world.build_world``). The frequency loop is
+    always time-shifted (its 10-50 ms steps are the delay of a frequency measurement).
     """
 
     TIME_SHIFTED = "time_shifted"
+    SAME_TIME_LOOP = "same_time_loop"
 
 
 class RemoteSim(Enum):
@@ -87,6 +89,8 @@ class SimulationConfig:
     window_s: tuple[float, float] = (5.0, 55.0)
     coupling: Coupling = Coupling.TIME_SHIFTED
     remote: RemoteSim = RemoteSim.NONE
+    loop_tolerance_pu: float = 1e-6
+    loop_max_iterations: int = 50
 
     @property
     def time_resolution_s(self) -> float:
@@ -349,6 +353,8 @@ def _simulation(table: Any, problems: list[str]) -> SimulationConfig | None:
             window_s = (float(window[0]), float(window[1]))
     coupling = r.string("coupling", "time_shifted", choices=[c.value for c in Coupling])
     remote = r.string("remote", "none", choices=[c.value for c in RemoteSim])
+    loop_tolerance_pu = r.number("loop_tolerance_pu", 1e-6, lo=0.0, lo_open=True, hi=0.1)
+    loop_max_iterations = r.number("loop_max_iterations", 50, integer=True, lo=1, hi=1000)
     r.unknown()
     if start is not None:
         import pandas as pd
@@ -386,6 +392,8 @@ def _simulation(table: Any, problems: list[str]) -> SimulationConfig | None:
         window_s=window_s,
         coupling=Coupling(coupling),
         remote=RemoteSim(remote),
+        loop_tolerance_pu=float(loop_tolerance_pu),
+        loop_max_iterations=int(loop_max_iterations),
     )
 
 
@@ -729,6 +737,13 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
                 )
     if sim is not None and sim.remote is RemoteSim.FEEDER and feeder is None:
         problems.append("simulation.remote: 'feeder' but the scenario has no [feeder]")
+    if sim is not None and sim.coupling is Coupling.SAME_TIME_LOOP:
+        has_fleet = fleet is not None and (fleet.n_vehicles > 0 or fleet.table)
+        if feeder is None or not has_fleet:
+            problems.append(
+                "simulation.coupling: 'same_time_loop' needs a [feeder] and a [fleet] "
+                "(it iterates the feeder's voltages and the fleet's injections within a step)"
+            )
     if (
         sim is not None
         and fleet is not None

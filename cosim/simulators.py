@@ -813,8 +813,8 @@ class FeederSim(_Base):
         self._lazy = _LazyOutputs(out, self._vectors, self._child)
         next_time = self.clock.next_time(time)
         self.thermal.step(
-            load_pu=np.array([out["transformer_load_pu"]]),
-            ambient_c=np.array([ambient_c]),
+            load_pu=out["transformer_load_pu"],
+            ambient_c=ambient_c,
             dt_s=(next_time - time) * self.time_resolution,
         )
         return next_time

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from cosim.results import SUFFIX, read_results, run_metadata
-from cosim.scenario import RemoteSim, Scenario
+from cosim.scenario import Coupling, RemoteSim, Scenario
 from cosim.simulators import FLEET_OUTPUTS
 from grids.errors import SimulationError, V2GCosimError
 
@@ -173,6 +173,8 @@ def build_world(
         ``loop_max_iterations`` passes; ``loop_passes`` and ``loop_residual_pu`` are recorded).
         Each pass restarts the fleet and the transformer thermal state from the beginning of
         the step, so the result is the fixed point of that step. Needs a feeder and a fleet.
+        ``[simulation] coupling = "same_time_loop"`` in the scenario does the same, with its
+        ``loop_tolerance_pu`` and ``loop_max_iterations``.
     """
     import mosaik
 
@@ -187,6 +189,10 @@ def build_world(
     until = max(1, sim.to_steps(sim.duration_s))
 
     loop = None
+    if sim.coupling is Coupling.SAME_TIME_LOOP:  # [simulation] coupling = "same_time_loop"
+        same_time_loop = True
+        loop_tolerance_pu = sim.loop_tolerance_pu
+        loop_max_iterations = sim.loop_max_iterations
     if same_time_loop:
         if scenario.feeder is None or not scenario.has_fleet:
             raise SimulationError("same_time_loop needs a [feeder] and a [fleet]")

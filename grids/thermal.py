@@ -450,6 +450,14 @@ class TransformerThermalModel:
 
     # ------------------------------------------------------------------------------ helpers
     def _check_inputs(self, load_pu, ambient_c, *, what: str) -> tuple[np.ndarray, np.ndarray]:
+        if (
+            self.n == 1
+            and isinstance(load_pu, float | int)
+            and isinstance(ambient_c, float | int)
+            and math.isfinite(load_pu + ambient_c)
+            and load_pu >= 0
+        ):  # one transformer stepped with plain numbers (the co-simulation's feeder)
+            return np.array([float(load_pu)]), np.array([float(ambient_c)])
         load = np.asarray(load_pu, dtype=float)
         ambient = np.asarray(ambient_c, dtype=float)
         if load.shape != (self.n,):

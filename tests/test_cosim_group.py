@@ -157,3 +157,47 @@ def test_loop_needs_a_feeder_and_a_fleet(tmp_path):
     data = {"simulation": {"duration_s": 10.0, "step_s": 1.0}, "feeder": {"name": "case33bw"}}
     with pytest.raises(SimulationError, match="same_time_loop needs a \\[feeder\\] and a"):
         build_world(load_scenario(data), tmp_path, same_time_loop=True)
+
+
+def test_scenario_key_runs_the_same_loop(runs, tmp_path):
+    """``[simulation] coupling = "same_time_loop"`` (with its tolerance) gives the run of the
+    Python flag: the same fixed point in every recorded value."""
+    tables, _ = runs
+    data = copy.deepcopy(SCENARIO)
+    data["simulation"].update(
+        {"coupling": "same_time_loop", "loop_tolerance_pu": LOOP_TOLERANCE_PU}
+    )
+    scenario = load_scenario(data)
+    assert scenario.simulation.loop_tolerance_pu == LOOP_TOLERANCE_PU
+    table = wide(run_scenario(scenario, tmp_path, progress=False).frame())
+    for column in (
+        "FeederSim-0.grid.vm_min_pu",
+        "FeederSim-0.grid.loop_passes",
+        "FleetSim-0.fleet.q_mvar",
+        "FleetSim-0.fleet.e_kwh",
+    ):
+        np.testing.assert_array_equal(table[column].to_numpy(), tables[True][column].to_numpy())
+
+
+def test_scenario_loop_keys_are_validated():
+    from grids.errors import ScenarioError
+
+    data = {
+        "simulation": {
+            "duration_s": 10.0,
+            "step_s": 1.0,
+            "coupling": "same_time_loop",
+            "loop_tolerance_pu": 0.0,
+            "loop_max_iterations": 1.5,
+        },
+        "feeder": {"name": "case33bw"},
+    }
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(data)
+    message = str(info.value)
+    assert "simulation.loop_tolerance_pu: 0.0 is below the allowed range (above 0.0)" in message
+    assert "simulation.loop_max_iterations: 1.5 is not an integer" in message
+    assert "simulation.coupling: 'same_time_loop' needs a [feeder] and a [fleet]" in message
+    data["simulation"]["coupling"] = "iterate"
+    with pytest.raises(ScenarioError, match="'iterate' is not one of 'time_shifted', 'same_t"):
+        load_scenario(data)

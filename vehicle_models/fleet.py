@@ -830,7 +830,7 @@ class Fleet:
             problems.append(f"fleet.step: dt_s {dt_s} must be positive")
         if vm.shape != (n_bus,):
             problems.append(f"fleet.step: vm_pu has shape {vm.shape}, expected ({n_bus},)")
-        elif not np.all(np.isfinite(vm)):
+        elif not math.isfinite(vm.sum()) and not np.all(np.isfinite(vm)):
             problems.append("fleet.step: vm_pu contains NaN or infinite values")
         if not np.isfinite(f_hz):
             problems.append(f"fleet.step: f_hz {f_hz} is not finite")

@@ -313,8 +313,11 @@ class RideThroughState:
         v_lo, v_hi = self._v_guard
         v_min = float(vm_pu.min()) if self.n else 1.0
         v_max = float(vm_pu.max()) if self.n else 1.0
-        f_min = float(np.min(f_hz))
-        f_max = float(np.max(f_hz))
+        if np.ndim(f_hz) == 0:  # one system frequency (the usual case): no array reductions
+            f_min = f_max = float(f_hz)
+        else:
+            f_min = float(np.min(f_hz))
+            f_max = float(np.max(f_hz))
         if not (math.isfinite(v_min) and math.isfinite(v_max)):
             bad = int(np.flatnonzero(~np.isfinite(vm_pu))[0])
             raise SimulationError(f"inverter voltage input is not finite at unit {bad}")
