@@ -234,8 +234,8 @@ def _interp_uniform(x, per_x, fp):  # pragma: no cover - compiled
 
 @njit(cache=True)
 def _flush_kernel(
-    fade_cal,
-    fade_cyc,
+    cal_x,
+    cyc_x,
     soc_start,
     soc_end,
     throughput_kwh,
@@ -247,47 +247,38 @@ def _flush_kernel(
     cal,
     cyc,
     cell_ah,
+    dod,
 ):  # pragma: no cover - compiled
-    """One interval of :meth:`DegradationTracker.flush` for every battery, fused: the same
-    formulas as :func:`calendar_alpha_per_day`, :func:`cycle_beta_per_sqrt_ah` and
-    :func:`advance_power_law` (``tests/test_battery.py`` checks the two agree).
+    """One interval of :meth:`DegradationTracker.flush` for every battery, fused and in place.
 
-    Returns the new calendar fade, cycle fade and depth of discharge (new arrays).
+    The power laws ``fade = k x^e`` are advanced in the variable ``X = fade^(1/e) = k^(1/e) x``,
+    where the equivalent-time method of :func:`advance_power_law` is a plain sum:
+    ``fade_new^(1/e) = k^(1/e) (x_eq + dx) = fade^(1/e) + k^(1/e) dx``. ``cal_x`` holds
+    ``fade_cal^(1/cal_exp)``, ``cyc_x`` holds ``fade_cyc^(1/cyc_exp)``; the stress factors are
+    those of :func:`calendar_alpha_per_day` and :func:`cycle_beta_per_sqrt_ah`
+    (``tests/test_battery.py`` checks the kernel against those functions). ``dod`` receives
+    the interval's depth of discharge.
     """
     cal_v, cal_off, cal_scale, cal_ea, cal_exp = cal
     cyc_v, cyc_vref, cyc_off, cyc_dod, cyc_exp = cyc
-    n = soc_end.shape[0]
-    new_cal = np.empty(n)
-    new_cyc = np.empty(n)
-    dod = np.empty(n)
-    for i in range(n):
+    for i in range(soc_end.shape[0]):
         soc_mean = min(max(0.5 * (soc_start[i] + soc_end[i]), 0.0), 1.0)
         v = _interp_uniform(soc_mean, ocv_per_soc, ocv_v)
         alpha = (
             max(cal_v * v + cal_off, 0.0) * cal_scale * math.exp(-cal_ea / (theta_c[i] + KELVIN))
         )
-        if alpha > 0 and cal_exp == 0.75:  # the usual t^0.75 law, without pow
-            ratio = fade_cal[i] / alpha
-            root = math.sqrt(ratio * np.cbrt(ratio) + days)  # (x_eq + dt)^(1/2)
-            new_cal[i] = alpha * root * math.sqrt(root)
+        if alpha > 0 and cal_exp == 0.75:  # the paper's t^0.75: alpha^(4/3) without pow
+            cal_x[i] += alpha * np.cbrt(alpha) * days
         elif alpha > 0:
-            x_eq = (fade_cal[i] / alpha) ** (1.0 / cal_exp)
-            new_cal[i] = alpha * (x_eq + days) ** cal_exp
-        else:
-            new_cal[i] = fade_cal[i]
+            cal_x[i] += alpha ** (1.0 / cal_exp) * days
         half_cycles = throughput_kwh[i] / (2.0 * e_capacity_kwh[i])
         dod[i] = min(max(abs(soc_end[i] - soc_start[i]), half_cycles), 1.0)
         q_ah = throughput_kwh[i] / e_capacity_kwh[i] * cell_ah
         beta = cyc_v * (v - cyc_vref) ** 2 + cyc_off + cyc_dod * dod[i]
-        if beta > 0 and cyc_exp == 0.5:  # the usual square-root law, without pow
-            q_eq = (fade_cyc[i] / beta) ** 2
-            new_cyc[i] = beta * math.sqrt(q_eq + q_ah)
+        if beta > 0 and cyc_exp == 0.5:  # the paper's sqrt(Q): beta^2
+            cyc_x[i] += beta * beta * q_ah
         elif beta > 0:
-            q_eq = (fade_cyc[i] / beta) ** (1.0 / cyc_exp)
-            new_cyc[i] = beta * (q_eq + q_ah) ** cyc_exp
-        else:
-            new_cyc[i] = fade_cyc[i]
-    return new_cal, new_cyc, dod
+            cyc_x[i] += beta ** (1.0 / cyc_exp) * q_ah
 
 
 class DegradationTracker:
@@ -326,14 +317,35 @@ class DegradationTracker:
         self.params = params
         self.interval_s = float(interval_s)
         self.theta_c = np.broadcast_to(np.asarray(theta_c, dtype=float), (n,)).copy()
-        self.fade_calendar_frac = np.zeros(n)
-        self.fade_cycle_frac = np.zeros(n)
+        # the fades in the additive variable X = fade^(1/exponent) (see _flush_kernel)
+        self._cal_x = np.zeros(n)
+        self._cyc_x = np.zeros(n)
         self.throughput_kwh = np.zeros(n)  # lifetime charged + discharged (battery side)
         self.pending_throughput_kwh = np.zeros(n)  # since the last update (kernels add here)
         self.soc_start_frac: np.ndarray | None = None  # SoC at the start of the interval
         self.e_capacity_kwh = np.ones(n)
         self.elapsed_s = 0.0
         self.dod_frac = np.zeros(n)  # depth used at the last update (for reports)
+
+    @property
+    def fade_calendar_frac(self) -> np.ndarray:
+        """Calendar capacity fade [-] (a new array)."""
+        return self._cal_x**self.params.cal_time_exp
+
+    @fade_calendar_frac.setter
+    def fade_calendar_frac(self, value) -> None:
+        fade = np.broadcast_to(np.asarray(value, dtype=float), self._cal_x.shape)
+        self._cal_x = fade ** (1.0 / self.params.cal_time_exp)
+
+    @property
+    def fade_cycle_frac(self) -> np.ndarray:
+        """Cycle capacity fade [-] (a new array)."""
+        return self._cyc_x**self.params.cyc_q_exp
+
+    @fade_cycle_frac.setter
+    def fade_cycle_frac(self, value) -> None:
+        fade = np.broadcast_to(np.asarray(value, dtype=float), self._cyc_x.shape)
+        self._cyc_x = fade ** (1.0 / self.params.cyc_q_exp)
 
     @property
     def fade_frac(self) -> np.ndarray:
@@ -372,9 +384,10 @@ class DegradationTracker:
             return
         p = self.params
         soc_end = np.ascontiguousarray(soc_frac, dtype=float)
-        self.fade_calendar_frac, self.fade_cycle_frac, self.dod_frac = _flush_kernel(
-            self.fade_calendar_frac,
-            self.fade_cycle_frac,
+        dod = np.empty(soc_end.shape)
+        _flush_kernel(
+            self._cal_x,
+            self._cyc_x,
             self.soc_start_frac,
             soc_end,
             self.pending_throughput_kwh,
@@ -386,7 +399,9 @@ class DegradationTracker:
             (p.cal_v_coeff, p.cal_offset, p.cal_scale, p.cal_ea_over_r_k, p.cal_time_exp),
             (p.cyc_v_coeff, p.cyc_v_ref_v, p.cyc_offset, p.cyc_dod_coeff, p.cyc_q_exp),
             p.cell_ah,
+            dod,
         )
+        self.dod_frac = dod
         self.throughput_kwh += self.pending_throughput_kwh
         self.pending_throughput_kwh[:] = 0.0
         self.soc_start_frac = soc_end.copy()
