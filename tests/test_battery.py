@@ -310,3 +310,24 @@ def test_ocv_uniform_table_is_the_same_curve_and_rejects_off_grid_knots():
     np.testing.assert_allclose(lookup, np.interp(soc, NMC_OCV_SOC_FRAC, NMC_OCV_V), atol=1e-12)
     with pytest.raises(ValueError, match="uniform grid"):
         _uniform_table([0.0, 0.3, 0.45, 1.0], [3.0, 3.6, 3.7, 4.2])
+
+
+def test_degradation_temperature_is_reassigned_not_mutated():
+    """The Arrhenius factor is evaluated when ``theta_c`` is set: assigning a new temperature
+    changes the calendar ageing (hotter ages faster, eq. (6)); in-place edits are refused."""
+    from vehicle_models.degradation import DegradationTracker
+
+    def fade_after(theta_c: float) -> float:
+        tracker = DegradationTracker(1, interval_s=3600.0)
+        tracker.theta_c = theta_c
+        soc = np.array([0.8])
+        tracker.accumulate(
+            soc_before_frac=soc, soc_after_frac=soc, e_capacity_kwh=np.array([60.0]), dt_s=3600.0
+        )
+        return float(tracker.fade_calendar_frac[0])
+
+    cool, hot = fade_after(15.0), fade_after(35.0)
+    # alpha ratio exp(6976 (1/288.15 - 1/308.15)), fade ~ alpha at equal time (fresh battery)
+    assert hot / cool == pytest.approx(np.exp(6976.0 * (1 / 288.15 - 1 / 308.15)), rel=1e-12)
+    with pytest.raises(ValueError, match="read-only"):
+        DegradationTracker(2).theta_c[0] = 40.0

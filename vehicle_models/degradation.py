@@ -30,7 +30,6 @@ References
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -240,7 +239,7 @@ def _flush_kernel(
     soc_end,
     throughput_kwh,
     e_capacity_kwh,
-    theta_c,
+    arrhenius,
     days,
     ocv_per_soc,
     ocv_v,
@@ -257,16 +256,15 @@ def _flush_kernel(
     ``fade_cal^(1/cal_exp)``, ``cyc_x`` holds ``fade_cyc^(1/cyc_exp)``; the stress factors are
     those of :func:`calendar_alpha_per_day` and :func:`cycle_beta_per_sqrt_ah`
     (``tests/test_battery.py`` checks the kernel against those functions). ``dod`` receives
-    the interval's depth of discharge.
+    the interval's depth of discharge. ``arrhenius`` is ``cal_scale exp(-Ea/R / T)`` per
+    battery (it changes only with the temperature).
     """
-    cal_v, cal_off, cal_scale, cal_ea, cal_exp = cal
+    cal_v, cal_off, cal_exp = cal
     cyc_v, cyc_vref, cyc_off, cyc_dod, cyc_exp = cyc
     for i in range(soc_end.shape[0]):
         soc_mean = min(max(0.5 * (soc_start[i] + soc_end[i]), 0.0), 1.0)
         v = _interp_uniform(soc_mean, ocv_per_soc, ocv_v)
-        alpha = (
-            max(cal_v * v + cal_off, 0.0) * cal_scale * math.exp(-cal_ea / (theta_c[i] + KELVIN))
-        )
+        alpha = max(cal_v * v + cal_off, 0.0) * arrhenius[i]
         if alpha > 0 and cal_exp == 0.75:  # the paper's t^0.75: alpha^(4/3) without pow
             cal_x[i] += alpha * np.cbrt(alpha) * days
         elif alpha > 0:
@@ -316,7 +314,8 @@ class DegradationTracker:
     ) -> None:
         self.params = params
         self.interval_s = float(interval_s)
-        self.theta_c = np.broadcast_to(np.asarray(theta_c, dtype=float), (n,)).copy()
+        self._n = n
+        self.theta_c = theta_c
         # the fades in the additive variable X = fade^(1/exponent) (see _flush_kernel)
         self._cal_x = np.zeros(n)
         self._cyc_x = np.zeros(n)
@@ -326,6 +325,20 @@ class DegradationTracker:
         self.e_capacity_kwh = np.ones(n)
         self.elapsed_s = 0.0
         self.dod_frac = np.zeros(n)  # depth used at the last update (for reports)
+
+    @property
+    def theta_c(self) -> np.ndarray:
+        """Cell temperature per battery [°C] (read-only; assign a new value to change it)."""
+        return self._theta_c
+
+    @theta_c.setter
+    def theta_c(self, value) -> None:
+        theta = np.broadcast_to(np.asarray(value, dtype=float), (self._n,)).copy()
+        theta.flags.writeable = False
+        self._theta_c = theta
+        p = self.params
+        # the temperature factor of alpha_cap, evaluated once per temperature change
+        self._arrhenius = p.cal_scale * np.exp(-p.cal_ea_over_r_k / (theta + KELVIN))
 
     @property
     def fade_calendar_frac(self) -> np.ndarray:
@@ -392,11 +405,11 @@ class DegradationTracker:
             soc_end,
             self.pending_throughput_kwh,
             np.broadcast_to(np.asarray(self.e_capacity_kwh, dtype=float), soc_end.shape),
-            self.theta_c,
+            self._arrhenius,
             self.elapsed_s / S_PER_DAY,
             _OCV_PER_SOC,
             _OCV_GRID_V,
-            (p.cal_v_coeff, p.cal_offset, p.cal_scale, p.cal_ea_over_r_k, p.cal_time_exp),
+            (p.cal_v_coeff, p.cal_offset, p.cal_time_exp),
             (p.cyc_v_coeff, p.cyc_v_ref_v, p.cyc_offset, p.cyc_dod_coeff, p.cyc_q_exp),
             p.cell_ah,
             dod,
