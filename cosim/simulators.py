@@ -1094,6 +1094,8 @@ class FleetSim(_Base):
         self._bus_index = {f"bus_{b}": i for i, b in enumerate(self.buses.tolist())}
         counts = np.asarray(self.fleet.n_vehicles_per_bus, dtype=float)
         self._vehicle_share = counts / counts.sum()
+        self._vehicles_per_bus = counts
+        self._n_total = float(counts.sum())
         self.setpoint_mw = np.full(len(self.buses), np.nan)
         self._has_setpoint = False
         self.e_kwh = float(np.sum(self.fleet.energy_kwh))
@@ -1192,7 +1194,11 @@ class FleetSim(_Base):
             "q_mvar": lambda: float(q.sum()),
             "n_plugged": lambda: int(n_plugged.sum()),
             "n_tripped": lambda: int(n_tripped.sum()),
-            "soc_mean_frac": float(self.fleet.soc_frac.mean()),
+            # mean over all vehicles = per-bus means weighted by the vehicles per bus
+            "soc_mean_frac": lambda: float(
+                np.dot(np.where(self._vehicles_per_bus > 0, soc, 0.0), self._vehicles_per_bus)
+                / self._n_total
+            ),
             "e_kwh": float(self.fleet.energy_kwh.sum()),
             "f_seen_hz": self.f_hz,
             "p_setpoint_seen_mw": setpoint_seen,
