@@ -197,7 +197,9 @@ def test_scenario_loop_keys_are_validated():
     message = str(info.value)
     assert "simulation.loop_tolerance_pu: 0.0 is below the allowed range (above 0.0)" in message
     assert "simulation.loop_max_iterations: 1.5 is not an integer" in message
-    assert "simulation.coupling: 'same_time_loop' needs a [feeder] and a [fleet]" in message
+    data["simulation"].update({"loop_tolerance_pu": 1e-6, "loop_max_iterations": 20})
+    with pytest.raises(ScenarioError, match=r"'same_time_loop' needs a \[feeder\] and a \[fleet\]"):
+        load_scenario(data)  # a feeder without a fleet
     data["simulation"]["coupling"] = "iterate"
     with pytest.raises(ScenarioError, match="'iterate' is not one of 'time_shifted', 'same_t"):
         load_scenario(data)
