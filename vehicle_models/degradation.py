@@ -237,6 +237,7 @@ def _flush_kernel(
     cyc_x,
     soc_start,
     soc_end,
+    pending_kwh,
     throughput_kwh,
     e_capacity_kwh,
     arrhenius,
@@ -256,7 +257,8 @@ def _flush_kernel(
     ``fade_cal^(1/cal_exp)``, ``cyc_x`` holds ``fade_cyc^(1/cyc_exp)``; the stress factors are
     those of :func:`calendar_alpha_per_day` and :func:`cycle_beta_per_sqrt_ah`
     (``tests/test_battery.py`` checks the kernel against those functions). ``dod`` receives
-    the interval's depth of discharge. ``arrhenius`` is ``cal_scale exp(-Ea/R / T)`` per
+    the interval's depth of discharge; the interval's throughput ``pending_kwh`` moves into the
+    lifetime ``throughput_kwh``. ``arrhenius`` is ``cal_scale exp(-Ea/R / T)`` per
     battery (it changes only with the temperature).
     """
     cal_v, cal_off, cal_exp = cal
@@ -269,9 +271,12 @@ def _flush_kernel(
             cal_x[i] += alpha * np.cbrt(alpha) * days
         elif alpha > 0:
             cal_x[i] += alpha ** (1.0 / cal_exp) * days
-        half_cycles = throughput_kwh[i] / (2.0 * e_capacity_kwh[i])
+        pending = pending_kwh[i]
+        throughput_kwh[i] += pending  # lifetime throughput; the interval's is cleared
+        pending_kwh[i] = 0.0
+        half_cycles = pending / (2.0 * e_capacity_kwh[i])
         dod[i] = min(max(abs(soc_end[i] - soc_start[i]), half_cycles), 1.0)
-        q_ah = throughput_kwh[i] / e_capacity_kwh[i] * cell_ah
+        q_ah = pending / e_capacity_kwh[i] * cell_ah
         beta = cyc_v * (v - cyc_vref) ** 2 + cyc_off + cyc_dod * dod[i]
         if beta > 0 and cyc_exp == 0.5:  # the paper's sqrt(Q): beta^2
             cyc_x[i] += beta * beta * q_ah
@@ -397,6 +402,9 @@ class DegradationTracker:
             return
         p = self.params
         soc_end = np.ascontiguousarray(soc_frac, dtype=float)
+        capacity = self.e_capacity_kwh
+        if not (isinstance(capacity, np.ndarray) and capacity.shape == soc_end.shape):
+            capacity = np.broadcast_to(np.asarray(capacity, dtype=float), soc_end.shape)
         dod = np.empty(soc_end.shape)
         _flush_kernel(
             self._cal_x,
@@ -404,7 +412,8 @@ class DegradationTracker:
             self.soc_start_frac,
             soc_end,
             self.pending_throughput_kwh,
-            np.broadcast_to(np.asarray(self.e_capacity_kwh, dtype=float), soc_end.shape),
+            self.throughput_kwh,
+            capacity,
             self._arrhenius,
             self.elapsed_s / S_PER_DAY,
             _OCV_PER_SOC,
@@ -415,7 +424,5 @@ class DegradationTracker:
             dod,
         )
         self.dod_frac = dod
-        self.throughput_kwh += self.pending_throughput_kwh
-        self.pending_throughput_kwh[:] = 0.0
         self.soc_start_frac = soc_end.copy()
         self.elapsed_s = 0.0
