@@ -16,7 +16,13 @@
    ``*_all_s`` keys list every repetition's wall time.
 2. pandapower's ``run_timeseries`` (``ConstControl`` over ``DFData``) on the same load profile
    **without** a fleet. ``ratio_vs_pandapower_timeseries = t_pandapower / t_b`` (target >= 10).
-3. A **100,000-vehicle, 60-s frequency event** at 20-ms steps through mosaik: the fleet
+3. The **mosaik floor**: two no-op in-process simulators on the same coupling (the same
+   per-bus dicts each way, the voltages time-shifted), hourly, with ``build_world``'s world
+   options: what mosaik alone costs per step. ``mosaik_floor_ms_per_step``, and
+   ``max_ratio_with_overhead_at_most_20pct = t_pandapower / (5 t_floor)``: since
+   ``t_b - t_a >= t_floor``, an overhead fraction <= 0.20 needs ``t_b >= 5 t_floor``, so no
+   run can have both that fraction and a ratio above this bound.
+4. A **100,000-vehicle, 60-s frequency event** at 20-ms steps through mosaik: the fleet
    (frequency droop, spread over 32 buses, voltages 1.0 pu: 100,000 chargers do not fit on one
    distribution feeder, so no feeder is solved), the swing model and a 500 MW generation loss
    at 5 s; results are recorded. ``frequency_event_100k_s`` is its wall time (target < 30 s).
@@ -25,7 +31,8 @@ One-off set-up (imports, pandapower/numba JIT compilation, loading the feeder, b
 fleet and the solvers, building the mosaik world) is excluded: a warm-up run precedes the timed
 ones, and (a), (b) and pandapower are timed over their time loops only. The frequency event is
 timed end to end (set-up included, with a results file). The machine may be shared: every
-measurement is repeated ``--repeat`` times ((a) and (b) alternating) and the fastest is kept.
+measurement is repeated ``--repeat`` times ((a), (b), pandapower and the floor in the same
+round) and the fastest is kept.
 ``--quick`` times 30 days (720 hourly steps) instead of a year and 10,000 vehicles for the
 event, and says so.
 
