@@ -321,6 +321,7 @@ class InverterBank:
         self._ceased_prev = np.zeros(self.n, dtype=np.bool_)
         self._droop_idle = False
         self._empty = np.zeros(0)
+        self._f_scalar = np.zeros(1)  # the measured frequency when it is one number
         ws = settings.watt_var
         self._wv_p = np.array(
             [ws.p3_load_pu, ws.p2_load_pu, ws.p1_load_pu, ws.p1_pu, ws.p2_pu, ws.p3_pu]
@@ -447,7 +448,8 @@ class InverterBank:
         p_max = _per_unit(p_max_pu, n, "p_max_pu", float)
         p_min = _per_unit(p_min_pu, n, "p_min_pu", float)
         conn = _per_unit(connected, n, "connected", np.bool_)
-        f_in = f_hz if np.ndim(f_hz) == 0 else _per_unit(f_hz, n, "f_hz", float)
+        scalar_f = isinstance(f_hz, float | int | np.number) or np.ndim(f_hz) == 0
+        f_in = f_hz if scalar_f else _per_unit(f_hz, n, "f_hz", float)
         first = not self._initialized
 
         # 1. frequency measurement (PLL low-pass) of grid-following units
@@ -469,7 +471,11 @@ class InverterBank:
             )
         else:
             p_gfm = self._empty
-        f_arr = np.atleast_1d(np.asarray(f_meas, dtype=float))
+        if isinstance(f_meas, float | int | np.number):  # one system frequency
+            f_arr = self._f_scalar
+            f_arr[0] = f_meas
+        else:
+            f_arr = np.atleast_1d(np.asarray(f_meas, dtype=float))
         f_stride = 0 if f_arr.size == 1 else 1
         flags = self._flags
         # Frequency droop idles (skipped: no per-unit work) while the measured frequency is

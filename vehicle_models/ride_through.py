@@ -313,7 +313,8 @@ class RideThroughState:
         v_lo, v_hi = self._v_guard
         v_min = float(vm_pu.min()) if self.n else 1.0
         v_max = float(vm_pu.max()) if self.n else 1.0
-        if np.ndim(f_hz) == 0:  # one system frequency (the usual case): no array reductions
+        if isinstance(f_hz, float | int | np.number) or np.ndim(f_hz) == 0:
+            # one system frequency (the usual case): no array reductions
             f_min = f_max = float(f_hz)
         else:
             f_min = float(np.min(f_hz))
