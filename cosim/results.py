@@ -17,15 +17,22 @@ Rows are buffered and appended every ``flush_every`` rows:
   plus ``/signals`` (the names); the file is flushed after every append, so a crash loses at
   most the rows of the last flush interval. Metadata (scenario, versions, seed) are file
   attributes (``metadata`` as JSON).
-* **Parquet** (via ``pyarrow``): one row group per flush; metadata in the schema's key-value
-  metadata. A Parquet footer is only written on close (normal end, error or Ctrl-C), so a hard
-  kill of the process loses the file: prefer HDF5 when that matters.
+* **Parquet** (via ``pyarrow``): a Parquet file is only readable once its footer is written,
+  so every flush writes one complete part file ``<name>.parts/part-000000.parquet``, ... (to a
+  temporary name, then renamed: a part is whole or absent). On close (normal end, error or
+  Ctrl-C) the parts are streamed into the one results file (one row group per part) and
+  removed. After a hard kill the parts stay: :func:`read_results` on the results path reads
+  them (with a warning), so a crash loses at most the rows of the last flush interval here too.
+  Metadata are in the schema's key-value metadata of the file and of every part.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
+import shutil
+import warnings
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,9 +107,13 @@ class ResultsWriter:
         self.rows_written = 0
         self.closed = False
         self._h5 = None
-        self._pq = None
+        self._n_parts = 0
         if fmt == "hdf5":
             self._open_hdf5()
+        else:
+            # a new run replaces an older file at this path, and the parts a crash left
+            self.path.unlink(missing_ok=True)
+            shutil.rmtree(parts_dir(self.path), ignore_errors=True)
 
     # -- public API ---------------------------------------------------------------------------
     def signal_id(self, name: str) -> int:
@@ -154,11 +165,13 @@ class ResultsWriter:
         if self._h5 is not None:
             self._write_signal_names()
             self._h5.close()
-        if self._pq is not None:
-            self._pq.close()
-        elif self.fmt == "parquet":  # nothing recorded: still write an empty, valid file
-            self._write_parquet(np.empty(0), np.empty(0, np.int32), np.empty(0))
-            self._pq.close()
+        if self.fmt == "parquet":
+            if self._n_parts == 0:  # nothing recorded: still write an empty, valid file
+                self._write_parquet(np.empty(0), np.empty(0, np.int32), np.empty(0))
+            try:
+                self._merge_parts()
+            except OSError as error:
+                raise SimulationError(f"{self.path}: cannot write results: {error}") from None
         self.closed = True
 
     # -- HDF5 ---------------------------------------------------------------------------------
@@ -193,17 +206,69 @@ class ResultsWriter:
 
     # -- Parquet ------------------------------------------------------------------------------
     def _write_parquet(self, t, sid, v) -> None:
+        """One flush = one complete part file (temporary name, then an atomic rename)."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         names = list(self._signals)
         dictionary = pa.array(names, type=pa.string())
         signal = pa.DictionaryArray.from_arrays(pa.array(sid, type=pa.int32()), dictionary)
-        table = pa.table({"t_s": pa.array(t), "signal": signal, "value": pa.array(v)})
-        if self._pq is None:
-            schema = table.schema.with_metadata({"v2g_cosim_metadata": self.metadata_json})
-            self._pq = pq.ParquetWriter(self.path, schema)
-        self._pq.write_table(table.cast(self._pq.schema))
+        table = pa.table({"t_s": pa.array(t, type=pa.float64()), "signal": signal, "value": v})
+        table = table.replace_schema_metadata({"v2g_cosim_metadata": self.metadata_json})
+        folder = parts_dir(self.path)
+        folder.mkdir(parents=True, exist_ok=True)
+        part = folder / f"part-{self._n_parts:06d}.parquet"
+        temporary = part.with_suffix(".tmp")
+        pq.write_table(table, temporary)
+        os.replace(temporary, part)
+        self._n_parts += 1
+
+    def _merge_parts(self) -> None:
+        """Stream the parts into the one results file (a row group each), then remove them."""
+        import pyarrow.parquet as pq
+
+        folder = parts_dir(self.path)
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        writer = None
+        try:
+            for part in sorted(folder.glob("part-*.parquet")):
+                table = pq.read_table(part)
+                if writer is None:
+                    writer = pq.ParquetWriter(temporary, table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+        os.replace(temporary, self.path)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def parts_dir(path: str | Path) -> Path:
+    """Folder of the per-flush part files of a Parquet results file (see the module text)."""
+    path = Path(path)
+    return path.with_name(path.name + ".parts")
+
+
+def _read_parquet(source) -> tuple[pd.DataFrame, dict]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = [source] if not isinstance(source, list) else source
+    tables, meta = [], None
+    for file in files:
+        try:
+            table = pq.read_table(file)
+        except Exception as error:  # pyarrow raises ArrowInvalid for truncated files
+            raise InputDataError(f"{file}: not a readable Parquet results file: {error}") from None
+        metadata = table.schema.metadata or {}
+        if b"v2g_cosim_metadata" not in metadata:
+            raise InputDataError(f"{file}: not a v2g-cosim results file (no run metadata)")
+        meta = json.loads(metadata[b"v2g_cosim_metadata"])
+        # each part has its own signal dictionary: compare by name
+        tables.append(table.set_column(1, "signal", table["signal"].cast(pa.string())))
+    frame = pa.concat_tables(tables).to_pandas()
+    frame["signal"] = frame["signal"].astype("category")
+    return frame, meta
 
 
 def read_results(path: str | Path) -> tuple[pd.DataFrame, dict]:
@@ -216,19 +281,19 @@ def read_results(path: str | Path) -> tuple[pd.DataFrame, dict]:
     metadata : dict
     """
     p = Path(path)
+    if p.suffix == ".parquet" and not p.exists():
+        parts = sorted(parts_dir(p).glob("part-*.parquet"))
+        if parts:  # the writing run was killed before it could merge its parts
+            warnings.warn(
+                f"{p}: the run did not finish; reading the {len(parts)} flushed parts in "
+                f"{parts_dir(p).name}",
+                stacklevel=2,
+            )
+            return _read_parquet(parts)
     if not p.exists():
         raise InputDataError(f"{p}: results file does not exist")
     if p.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            pf = pq.ParquetFile(p)
-        except Exception as error:  # pyarrow raises ArrowInvalid for truncated files
-            raise InputDataError(f"{p}: not a readable Parquet results file: {error}") from None
-        meta = json.loads(pf.schema_arrow.metadata[b"v2g_cosim_metadata"])
-        frame = pf.read().to_pandas()
-        frame["signal"] = frame["signal"].astype(str).astype("category")
-        return frame, meta
+        return _read_parquet(p)
     import h5py
 
     try:

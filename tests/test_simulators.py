@@ -201,21 +201,51 @@ def test_results_writer_round_trip_with_metadata(tmp_path, fmt):
     assert wide(frame).shape == (10, 2)
 
 
-def test_a_crash_loses_at_most_the_last_flush_interval(tmp_path):
-    """Kill the writing process without closing the file: the flushed rows are readable."""
-    path = tmp_path / "r.h5"
+@pytest.mark.parametrize("fmt", ["hdf5", "parquet"])
+def test_a_crash_loses_at_most_the_last_flush_interval(tmp_path, fmt):
+    """Kill the writing process without closing the file: the flushed rows are readable (for
+    Parquet from the per-flush parts, with a warning that the run did not finish)."""
+    path = tmp_path / ("r.h5" if fmt == "hdf5" else "r.parquet")
     code = (
         "import os\n"
         "from cosim.results import ResultsWriter\n"
-        f"w = ResultsWriter({str(path)!r}, {{'seed': 1}}, fmt='hdf5', flush_every=100)\n"
+        f"w = ResultsWriter({str(path)!r}, {{'seed': 1}}, fmt={fmt!r}, flush_every=100)\n"
         "for k in range(250):\n"
-        "    w.append(float(k), 'a.b', float(k))\n"
+        "    w.append(float(k), 'a.b' if k % 2 else 'c.d', float(k))\n"
         "os._exit(1)\n"  # a crash: no close, no finalizers
     )
     subprocess.run([sys.executable, "-c", code], check=False, timeout=120)
-    frame, meta = read_results(path)
+    if fmt == "parquet":
+        with pytest.warns(UserWarning, match="the run did not finish; reading the 2 flushed"):
+            frame, meta = read_results(path)
+    else:
+        frame, meta = read_results(path)
     assert meta == {"seed": 1}
     assert frame["value"].tolist() == [float(k) for k in range(200)]
+    assert series(frame, "a.b").tolist() == [float(k) for k in range(1, 200, 2)]
+
+
+def test_parquet_results_end_as_one_file_and_replace_an_older_run(tmp_path):
+    """On close the parts are merged into the one results file (a row group per flush) and
+    removed; a new run at the same path starts clean (no parts of a crashed run mixed in)."""
+    import pyarrow.parquet as pq
+
+    from cosim.results import parts_dir
+
+    path = tmp_path / "r.parquet"
+    stale = parts_dir(path)
+    stale.mkdir()
+    (stale / "part-000000.parquet").write_bytes(b"left by a crashed run")
+    writer = ResultsWriter(path, {"seed": 3}, fmt="parquet", flush_every=4)
+    for k in range(10):
+        writer.append(float(k), f"s{k % 3}.x", float(k))
+    writer.close()
+    assert not stale.exists() and path.is_file()
+    assert pq.ParquetFile(path).num_row_groups == 3  # 4 + 4 + 2 rows
+    frame, meta = read_results(path)
+    assert meta == {"seed": 3}
+    assert frame["value"].tolist() == [float(k) for k in range(10)]
+    assert series(frame, "s1.x").tolist() == [1.0, 4.0, 7.0]
 
 
 def test_read_results_errors(tmp_path):
