@@ -226,7 +226,12 @@ class _Base(mosaik_api_v3.Simulator):
         return repeat
 
     def dt_s(self, t: int) -> float:
-        return (self.clock.next_time(t) - t) * self.time_resolution
+        return self.advance(t)[1]
+
+    def advance(self, t: int) -> tuple[int, float]:
+        """The next step time after ``t`` [mosaik steps] and the step length [s]."""
+        next_time = self.clock.next_time(t)
+        return next_time, (next_time - t) * self.time_resolution
 
 
 # ---------------------------------------------------------------------------------------------
@@ -811,12 +816,8 @@ class FeederSim(_Base):
         if self.same_time_loop:
             self._loop_outputs(out)
         self._lazy = _LazyOutputs(out, self._vectors, self._child)
-        next_time = self.clock.next_time(time)
-        self.thermal.step(
-            load_pu=out["transformer_load_pu"],
-            ambient_c=ambient_c,
-            dt_s=(next_time - time) * self.time_resolution,
-        )
+        next_time, dt_s = self.advance(time)
+        self.thermal.step(load_pu=out["transformer_load_pu"], ambient_c=ambient_c, dt_s=dt_s)
         return next_time
 
     def _load_and_ambient(self, time: int, data: dict) -> tuple[float, float]:
@@ -1097,11 +1098,20 @@ class FleetSim(_Base):
         self._vehicles_per_bus = counts
         self._n_total = float(counts.sum())
         self.setpoint_mw = np.full(len(self.buses), np.nan)
-        self._has_setpoint = False
         self.e_kwh = float(np.sum(self.fleet.energy_kwh))
         children = [{"eid": f"bus_{int(b)}", "type": "FleetBus", "rel": []} for b in self.buses]
         self.entities["fleet"] = {}
         return [{"eid": "fleet", "type": model, "rel": [], "children": children}]
+
+    @property
+    def setpoint_mw(self) -> np.ndarray:
+        """Active-power set-point per bus [MW] (NaN: follow the charging policy)."""
+        return self._setpoint_mw
+
+    @setpoint_mw.setter
+    def setpoint_mw(self, value: np.ndarray) -> None:
+        self._setpoint_mw = value
+        self._has_setpoint = not np.isnan(value).all()  # checked once, not every step
 
     def _measurements(self, inputs) -> None:
         data = inputs.get("fleet", {})
@@ -1149,7 +1159,6 @@ class FleetSim(_Base):
                 if i is not None:
                     setpoint[i] = float(value)
         self.setpoint_mw = setpoint
-        self._has_setpoint = not np.isnan(setpoint).all()
 
     def step(self, time, inputs, max_advance):
         if self._loop_repeat(time):
@@ -1158,7 +1167,6 @@ class FleetSim(_Base):
             self.fleet, self.cumulative, self.rng, self.f_hz, self.setpoint_mw = copy.deepcopy(
                 self._loop_state
             )
-            self._has_setpoint = not np.isnan(self.setpoint_mw).all()
             self._measurements(inputs)
         else:
             self._measurements(inputs)
@@ -1169,10 +1177,10 @@ class FleetSim(_Base):
                 )
         t_s = time * self.time_resolution
         setpoint = self.setpoint_mw if self._has_setpoint else None
-        next_time = self.clock.next_time(time)
+        next_time, dt_s = self.advance(time)
         res = self.fleet.step(
             t_s=t_s,
-            dt_s=(next_time - time) * self.time_resolution,
+            dt_s=dt_s,
             vm_pu=self.vm_pu,
             f_hz=self.f_hz,
             p_setpoint_mw=setpoint,

@@ -384,7 +384,6 @@ class ACPowerFlow:
         self._trafo_rows = np.array([], dtype=int)
         self._trafo_vn_kv = None
         self._trafo_rating_mva = np.array([])
-        self._no_trafo_vn_kv = np.zeros((len(self._trafo_rows), 2))
         if "trafo" in ranges:
             f, t = ranges["trafo"]
             mask = branch_is[f:t]
@@ -401,7 +400,12 @@ class ACPowerFlow:
             )
             if work._options.get("trafo_loading", "current") == "power":
                 self._trafo_vn_kv = None  # loading from apparent power instead of current
-                self._no_trafo_vn_kv = np.zeros((len(self._trafo_rows), 2))
+        # the one-scenario kernel takes an array either way (unused for loading by power)
+        self._trafo_vn_kernel = (
+            self._trafo_vn_kv
+            if self._trafo_vn_kv is not None
+            else np.zeros((len(self._trafo_rows), 2))
+        )
 
         self._last_v: np.ndarray | None = None  # (S, n_int) previous solution, for warm starts
         # chord stage: inverse of the Jacobian at the base solution (only the convergence
@@ -583,8 +587,6 @@ class ACPowerFlow:
         self._last_v = v  # a fresh array: the warm start of the next call
         if iterations > self.single_refresh_iterations:
             self._set_chord_point(v[0])
-        trafo_vn_kv = self._trafo_vn_kv
-        by_current = trafo_vn_kv is not None
         vm, va, s_loss, s_slack, line_loading, trafo_loading = single_results(
             self._ybus_rows.csr,
             self._yf_rows.csr,
@@ -600,8 +602,8 @@ class ACPowerFlow:
             self._line_rows,
             self._line_i_max_ka,
             self._trafo_rows,
-            trafo_vn_kv if by_current else self._no_trafo_vn_kv,
-            by_current,
+            self._trafo_vn_kernel,
+            self._trafo_vn_kv is not None,
             self._trafo_rating_mva,
         )
         return ACResult(
@@ -762,9 +764,9 @@ class ACPowerFlow:
         va_bus[:, self._connected] = np.degrees(np.angle(vc[:, cols[self._connected]]))
 
         s_calc = vc * np.conj(self._ybus_rows.dot(vc)) * base
+        s_slack = (s_calc - s_spec * base)[:, self._ref].sum(axis=1)
         s_from = vc[:, self._f_bus] * np.conj(self._yf_rows.dot(vc)) * base
         s_to = vc[:, self._t_bus] * np.conj(self._yt_rows.dot(vc)) * base
-        s_slack = (s_calc - s_spec * base)[:, self._ref].sum(axis=1)
         s_loss = (s_from + s_to).sum(axis=1)
 
         i_from_ka = np.abs(s_from) / (np.abs(vc[:, self._f_bus]) * self._base_kv[self._f_bus])

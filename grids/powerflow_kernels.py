@@ -16,15 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-try:  # numba compiles the loops; without it the same code runs as (slow) Python
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency
-
-    def njit(*args, **kwargs):
-        if args and callable(args[0]):
-            return args[0]
-        return lambda f: f
+from numba import njit
 
 
 @njit(cache=True)

@@ -55,16 +55,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from enum import Enum
 
 import numpy as np
-
-try:  # numba compiles the per-step loop; without it the same code runs as Python
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency
-
-    def njit(*args, **kwargs):
-        if args and callable(args[0]):
-            return args[0]
-        return lambda f: f
-
+from numba import njit
 
 from grids.errors import ScenarioError, SimulationError, check_problems
 

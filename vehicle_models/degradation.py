@@ -33,16 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-try:  # numba fuses the per-vehicle update into one pass; without it the same code runs as Python
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency
-
-    def njit(*args, **kwargs):
-        if args and callable(args[0]):
-            return args[0]
-        return lambda f: f
-
+from numba import njit
 
 from vehicle_models.battery import NMC_OCV_SOC_FRAC, NMC_OCV_V
 
