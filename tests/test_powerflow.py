@@ -184,8 +184,9 @@ def test_warm_started_time_series_equals_batch():
 @pytest.mark.parametrize("name", FEEDERS)
 def test_one_scenario_kernel_equals_batched_path_in_every_result(name):
     """One-scenario calls run the compiled chord kernel (``grids.powerflow_kernels``); every
-    result array equals the batched numpy path's (same solution, tolerance 1e-9 MVA), and the
-    kernel path is the one taken (no Newton-Raphson fallback needed on these scenarios)."""
+    result array equals the batched numpy path's (same solution, tolerance 1e-9 MVA) and
+    pandapower ``runpp``'s (voltages 1e-6 pu, losses and slack 1e-6 MW, loadings 1e-5 %), and
+    the kernel path is the one taken (no Newton-Raphson fallback needed on these scenarios)."""
     net = _net(name)
     ac = ACPowerFlow(net)
     p_base, q_base = ac.base_injection()
@@ -214,6 +215,27 @@ def test_one_scenario_kernel_equals_batched_path_in_every_result(name):
             want = getattr(batch, field)[k : k + 1]
             assert got.shape == want.shape, field
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-7, err_msg=field)
+        # and directly against pandapower runpp (the independent reference)
+        ref = _reference(net, ac, scale[k], extra_p[k], extra_q[k])
+        np.testing.assert_allclose(
+            one.vm_pu[0], ref.res_bus.vm_pu.loc[ac.bus].to_numpy(), rtol=0, atol=VM_TOL_PU
+        )
+        loss_ref = ref.res_line.pl_mw.sum() + (ref.res_trafo.pl_mw.sum() if len(ref.trafo) else 0)
+        assert one.p_loss_mw[0] == pytest.approx(loss_ref, abs=1e-6)
+        assert one.p_slack_mw[0] == pytest.approx(ref.res_ext_grid.p_mw.sum(), abs=1e-6)
+        np.testing.assert_allclose(
+            one.line_loading_percent[0],
+            ref.res_line.loading_percent.loc[ac.line].to_numpy(),
+            rtol=0,
+            atol=1e-5,
+        )
+        if len(ac.trafo):
+            np.testing.assert_allclose(
+                one.trafo_loading_percent[0],
+                ref.res_trafo.loading_percent.loc[ac.trafo].to_numpy(),
+                rtol=0,
+                atol=1e-5,
+            )
 
 
 def test_one_infeasible_scenario_falls_back_and_reports_the_worst_bus():
