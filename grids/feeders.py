@@ -13,10 +13,12 @@ instantiate pandas/numpy/pandapower/shapely objects (never pickles, never arbitr
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -122,6 +124,10 @@ def _check_json_is_safe(path: Path, text: str) -> None:
         )
 
 
+#: embedded nets as their factories built them, by name (copied out by :func:`load_feeder`)
+_EMBEDDED_NETS: dict[str, Any] = {}
+
+
 def load_feeder(name_or_path: str | Path, *, require_radial: bool = False, validate: bool = True):
     """Load an embedded feeder by name, or a pandapower JSON file by path.
 
@@ -145,8 +151,11 @@ def load_feeder(name_or_path: str | Path, *, require_radial: bool = False, valid
     """
     key = str(name_or_path)
     if key in EMBEDDED_FEEDERS:
-        net = EMBEDDED_FEEDERS[key].factory()
-        net.name = key
+        built = _EMBEDDED_NETS.get(key)
+        if built is None:  # pandapower builds it from JSON (about 0.4 s): once per process
+            built = _EMBEDDED_NETS[key] = EMBEDDED_FEEDERS[key].factory()
+            built.name = key
+        net = copy.deepcopy(built)  # callers change their net (loads, outages); never ours
     else:
         path = Path(key)
         if path.suffix.lower() in {".p", ".pkl", ".pickle"}:

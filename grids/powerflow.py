@@ -61,6 +61,10 @@ def prepare_net(
 
 
 _RUNPP_OPTIONS = {"calculate_voltage_angles": True, "tolerance_mva": 1e-9, "max_iteration": 50}
+# ACPowerFlow needs only pandapower's internal model (Ybus, Yf, Yt, bus types) from one runpp:
+# without numba that call takes milliseconds, with it pandapower compiles its kernels first
+# (about 3-5 s in every new process; they are not cached). The model is the same either way.
+_BUILD_OPTIONS = {**_RUNPP_OPTIONS, "numba": False}
 
 
 def run_reference(net) -> None:
@@ -310,14 +314,14 @@ class ACPowerFlow:
         self._net = net
         work = copy.deepcopy(net)
         try:
-            pp.runpp(work, **_RUNPP_OPTIONS)
+            pp.runpp(work, **_BUILD_OPTIONS)
         except pp.LoadflowNotConverged:
             # The admittance matrix does not depend on the injections: retry unloaded.
             for table in ("load", "sgen", "storage"):
                 if len(work[table]):
                     work[table]["scaling"] = 0.0
             try:
-                pp.runpp(work, **_RUNPP_OPTIONS)
+                pp.runpp(work, **_BUILD_OPTIONS)
             except pp.LoadflowNotConverged:
                 raise FeederError(
                     f"{self.name}: pandapower could not solve even the unloaded feeder"
