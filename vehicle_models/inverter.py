@@ -34,7 +34,7 @@ from vehicle_models.controls import (
     olrt_time_constant_s,
     volt_var_points,
 )
-from vehicle_models.ride_through import RideThroughState
+from vehicle_models.ride_through import RideThroughState, is_scalar
 from vehicle_models.settings import (
     F_NOM_HZ,
     ControlFunction,
@@ -448,8 +448,7 @@ class InverterBank:
         p_max = _per_unit(p_max_pu, n, "p_max_pu", float)
         p_min = _per_unit(p_min_pu, n, "p_min_pu", float)
         conn = _per_unit(connected, n, "connected", np.bool_)
-        scalar_f = isinstance(f_hz, float | int | np.number) or np.ndim(f_hz) == 0
-        f_in = f_hz if scalar_f else _per_unit(f_hz, n, "f_hz", float)
+        f_in = f_hz if is_scalar(f_hz) else _per_unit(f_hz, n, "f_hz", float)
         first = not self._initialized
 
         # 1. frequency measurement (PLL low-pass) of grid-following units
@@ -471,7 +470,7 @@ class InverterBank:
             )
         else:
             p_gfm = self._empty
-        if isinstance(f_meas, float | int | np.number):  # one system frequency
+        if is_scalar(f_meas):  # one system frequency
             f_arr = self._f_scalar
             f_arr[0] = f_meas
         else:

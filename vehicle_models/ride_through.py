@@ -208,6 +208,12 @@ def ride_through_conflicts(
     return problems
 
 
+def is_scalar(value) -> bool:
+    """True for one number (Python, numpy scalar or 0-d array): one system frequency rather
+    than one per unit. The ``isinstance`` test first spares numpy's dispatch on the hot path."""
+    return isinstance(value, float | int | np.number) or np.ndim(value) == 0
+
+
 class RideThroughState:
     """Trip timers, momentary cessation, enter service and stagger ramp for N units.
 
@@ -313,8 +319,7 @@ class RideThroughState:
         v_lo, v_hi = self._v_guard
         v_min = float(vm_pu.min()) if self.n else 1.0
         v_max = float(vm_pu.max()) if self.n else 1.0
-        if isinstance(f_hz, float | int | np.number) or np.ndim(f_hz) == 0:
-            # one system frequency (the usual case): no array reductions
+        if is_scalar(f_hz):  # one system frequency (the usual case): no array reductions
             f_min = f_max = float(f_hz)
         else:
             f_min = float(np.min(f_hz))
