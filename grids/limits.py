@@ -1,0 +1,253 @@
+"""Named operating limits and the ``violations`` every run and study reports.
+
+A :class:`Violation` says which named limit was broken, where (the worst element), how badly
+(worst value against the limit value), when first and for how long. Runs and studies put the
+list in their JSON under ``violations`` and at the top of their reports; an element whose
+rating is missing is reported through :func:`missing_rating` rather than as "0 % loading".
+
+References
+----------
+ANSI C84.1-2020, *American National Standard for Electric Power Systems and Equipment —
+Voltage Ratings (60 Hz)*, Table 1: service voltage range A 0.95–1.05 pu, range B
+0.917–1.058 pu (the 120 V base: 110–126 V and 110–127 V at the service).
+IEC 60076-7:2018, clause 6.3, Table 4: hot-spot 120 °C (normal cyclic loading) and 140 °C
+(long-time emergency) for normal paper; relative ageing rate.
+EN 50160:2010 clause 4.2.2: 230 V ±10 % (0.90–1.10 pu) for 95 % of 10-min means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from enum import Enum
+
+import numpy as np
+
+
+class Limit(Enum):
+    """Named limits (the ``limit`` field of a violation)."""
+
+    ANSI_C84_1_RANGE_A_LOW = "ANSI C84.1 range A (low)"
+    ANSI_C84_1_RANGE_A_HIGH = "ANSI C84.1 range A (high)"
+    ANSI_C84_1_RANGE_B_LOW = "ANSI C84.1 range B (low)"
+    ANSI_C84_1_RANGE_B_HIGH = "ANSI C84.1 range B (high)"
+    EN_50160_LOW = "EN 50160 (low)"
+    EN_50160_HIGH = "EN 50160 (high)"
+    LINE_LOADING = "line loading"
+    TRANSFORMER_LOADING = "transformer loading"
+    IEC_60076_7_HOT_SPOT_CYCLIC = "IEC 60076-7 hot-spot, normal cyclic loading"
+    IEC_60076_7_HOT_SPOT_EMERGENCY = "IEC 60076-7 hot-spot, long-time emergency loading"
+    IEC_60076_7_LOSS_OF_LIFE = "IEC 60076-7 loss of life"
+    IEEE_1547_TRIP = "IEEE 1547 trip"
+    FREQUENCY_MODEL_RANGE = "frequency model validity range"
+
+
+#: Voltage bands [pu] per limit family: (low limit, low name, high limit, high name).
+ANSI_C84_1_RANGE_A_PU = (0.95, 1.05)
+ANSI_C84_1_RANGE_B_PU = (0.917, 1.058)
+EN_50160_PU = (0.90, 1.10)
+#: IEC 60076-7 Table 4 hot-spot limits for normal paper [°C].
+HOT_SPOT_CYCLIC_C = 120.0
+HOT_SPOT_EMERGENCY_C = 140.0
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken limit.
+
+    Attributes
+    ----------
+    limit : str
+        The named limit (a :class:`Limit` value).
+    element : str
+        Where the limit is broken worst (``"bus 17"``, ``"line 4"``, ``"transformer"``).
+    quantity : str
+        The quantity with its unit suffix (``"vm_pu"``, ``"loading_percent"``,
+        ``"hot_spot_c"``).
+    worst_value : float
+        The worst value over time and elements.
+    limit_value : float
+        The limit it is compared with.
+    first_time_s : float or None
+        Time of the first sample outside the limit [s from the start]; ``None`` for a
+        snapshot.
+    duration_s : float or None
+        Total time any element is outside the limit [s] (samples × step); ``None`` for a
+        snapshot.
+    n_elements : int
+        How many elements break the limit at some time.
+    """
+
+    limit: str
+    element: str
+    quantity: str
+    worst_value: float
+    limit_value: float
+    first_time_s: float | None = None
+    duration_s: float | None = None
+    n_elements: int = 1
+
+    def to_dict(self) -> dict:
+        """Plain dictionary for JSON."""
+        return asdict(self)
+
+    def describe(self) -> str:
+        """One line for reports, e.g. ``"ANSI C84.1 range A (low): bus 17 at 0.924 pu ..."``."""
+        unit = self.quantity.rsplit("_", 1)[-1]
+        text = (
+            f"{self.limit}: {self.element} at {self.worst_value:.4g} {unit} "
+            f"(limit {self.limit_value:.4g} {unit})"
+        )
+        if self.n_elements > 1:
+            text += f", {self.n_elements} elements"
+        if self.duration_s is not None and self.first_time_s is not None:
+            text += (
+                f", first at t = {self.first_time_s:g} s, "
+                f"for {self.duration_s / 3600.0:.3g} h in all"
+            )
+        return text
+
+
+def missing_rating(element: str, quantity: str) -> str:
+    """The sentence reports print when a limit cannot be checked for lack of a rating."""
+    return f"{element}: no rating given, {quantity} not checked"
+
+
+def _exceedance(
+    values: np.ndarray,
+    limit_value: float,
+    *,
+    below: bool,
+    limit: str,
+    quantity: str,
+    names: Sequence[str],
+    t_s: np.ndarray | None,
+    step_s: float | None,
+) -> Violation | None:
+    bad = values < limit_value if below else values > limit_value
+    bad &= np.isfinite(values)
+    if not bad.any():
+        return None
+    masked = np.where(bad, values, np.inf if below else -np.inf)
+    flat = int(np.argmin(masked) if below else np.argmax(masked))
+    t_index, element_index = np.unravel_index(flat, values.shape)
+    any_bad = bad.any(axis=1)
+    first = duration = None
+    if t_s is not None:
+        first = float(t_s[int(np.argmax(any_bad))])
+        if step_s is not None:
+            duration = float(any_bad.sum()) * float(step_s)
+    return Violation(
+        limit=limit,
+        element=str(names[element_index]),
+        quantity=quantity,
+        worst_value=float(values[t_index, element_index]),
+        limit_value=float(limit_value),
+        first_time_s=first,
+        duration_s=duration,
+        n_elements=int(bad.any(axis=0).sum()),
+    )
+
+
+def _as_2d(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=float)
+    return values[None, :] if values.ndim == 1 else values
+
+
+def voltage_violations(
+    vm_pu: np.ndarray,
+    *,
+    bus_names: Sequence[str],
+    t_s: np.ndarray | None = None,
+    step_s: float | None = None,
+    standard: str = "ansi",
+) -> list[Violation]:
+    """Violations of the service-voltage ranges.
+
+    Parameters
+    ----------
+    vm_pu : numpy.ndarray
+        Bus voltage magnitudes [pu], shape ``(n_t, n_bus)`` or ``(n_bus,)`` for a snapshot.
+    bus_names : sequence of str
+        Element name per column (``"bus 17"``).
+    t_s : numpy.ndarray, optional
+        Sample times [s], one per row.
+    step_s : float, optional
+        Time each sample stands for [s] (for the duration).
+    standard : {"ansi", "en50160"}
+        ANSI C84.1 ranges A and B (North America) or EN 50160 ±10 % (Europe).
+
+    Returns
+    -------
+    list of Violation
+        At most one per limit and side (the worst bus is named, ``n_elements`` counts all).
+    """
+    values = _as_2d(vm_pu)
+    if standard == "ansi":
+        bands = [
+            (ANSI_C84_1_RANGE_A_PU, Limit.ANSI_C84_1_RANGE_A_LOW, Limit.ANSI_C84_1_RANGE_A_HIGH),
+            (ANSI_C84_1_RANGE_B_PU, Limit.ANSI_C84_1_RANGE_B_LOW, Limit.ANSI_C84_1_RANGE_B_HIGH),
+        ]
+    elif standard == "en50160":
+        bands = [(EN_50160_PU, Limit.EN_50160_LOW, Limit.EN_50160_HIGH)]
+    else:
+        raise ValueError(f"standard must be 'ansi' or 'en50160', got {standard!r}")
+    out: list[Violation] = []
+    for (low, high), low_name, high_name in bands:
+        for limit_value, below, name in ((low, True, low_name), (high, False, high_name)):
+            found = _exceedance(
+                values,
+                limit_value,
+                below=below,
+                limit=name.value,
+                quantity="vm_pu",
+                names=bus_names,
+                t_s=t_s,
+                step_s=step_s,
+            )
+            if found is not None:
+                out.append(found)
+    return out
+
+
+def upper_limit_violation(
+    values: np.ndarray,
+    limit_value: float,
+    *,
+    limit: Limit,
+    quantity: str,
+    names: Sequence[str],
+    t_s: np.ndarray | None = None,
+    step_s: float | None = None,
+) -> Violation | None:
+    """A violation if any value exceeds ``limit_value`` (loading, hot-spot temperature).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Shape ``(n_t, n_elements)`` or ``(n_elements,)``; NaN (no rating) is ignored.
+    limit_value : float
+        Upper limit in the unit of ``quantity``.
+    limit : Limit
+        The named limit.
+    quantity : str
+        Quantity with unit suffix (``"loading_percent"``).
+    names : sequence of str
+        Element name per column.
+    t_s, step_s : optional
+        Sample times [s] and the time each sample stands for [s].
+
+    Returns
+    -------
+    Violation or None
+    """
+    return _exceedance(
+        _as_2d(values),
+        limit_value,
+        below=False,
+        limit=limit.value,
+        quantity=quantity,
+        names=names,
+        t_s=t_s,
+        step_s=step_s,
+    )
