@@ -8,10 +8,54 @@ to its PNGs by relative path, and the data behind each figure can be saved next 
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+
+from grids.limits import Violation
+
+
+def as_violation(item: Violation | Mapping[str, Any]) -> Violation:
+    """A :class:`grids.limits.Violation` from itself or from its ``to_dict()`` form.
+
+    Parameters
+    ----------
+    item : Violation or mapping
+        A violation, or the dictionary a study JSON holds.
+
+    Returns
+    -------
+    Violation
+    """
+    if isinstance(item, Violation):
+        return item
+    fields = Violation.__dataclass_fields__
+    return Violation(**{k: v for k, v in dict(item).items() if k in fields})
+
+
+def violation_lines(
+    violations: Iterable[Violation | Mapping[str, Any]], *, notes: Iterable[str] = ()
+) -> list[str]:
+    """One sentence per broken limit (worst first as given), then the notes (missing ratings).
+
+    Parameters
+    ----------
+    violations : iterable of Violation or mapping
+        The ``violations`` list of a run or study.
+    notes : iterable of str
+        Further lines, e.g. :func:`grids.limits.missing_rating` sentences.
+
+    Returns
+    -------
+    list of str
+        ``["No limit is broken."]`` when there is nothing to say.
+    """
+    lines = [as_violation(v).describe() for v in violations]
+    lines += list(notes)
+    return lines or ["No limit is broken."]
 
 
 @dataclass
@@ -36,6 +80,21 @@ class Report:
     title: str
     items: list[_Item] = field(default_factory=list)
     _figures: dict[str, object] = field(default_factory=dict)
+    _limits: list[str] | None = None
+
+    def violations(
+        self, violations: Iterable[Violation | Mapping[str, Any]], *, notes: Iterable[str] = ()
+    ) -> None:
+        """Say which limits are broken; shown at the top of the report, under the title.
+
+        Parameters
+        ----------
+        violations : iterable of Violation or mapping
+            The run's or study's ``violations``.
+        notes : iterable of str
+            Further lines (a missing rating is said as such).
+        """
+        self._limits = violation_lines(violations, notes=notes)
 
     def heading(self, text: str) -> None:
         """Start a new section."""
@@ -84,6 +143,10 @@ class Report:
             "figcaption,caption{color:#555;font-size:90%}</style></head><body>",
             f"<h1>{html.escape(self.title)}</h1>",
         ]
+        if self._limits is not None:
+            parts.append("<h2>Limits</h2><ul class='violations'>")
+            parts += [f"<li>{html.escape(line)}</li>" for line in self._limits]
+            parts.append("</ul>")
         for item in self.items:
             if item.kind == "heading":
                 parts.append(f"<h2>{html.escape(str(item.payload))}</h2>")

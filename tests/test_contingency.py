@@ -211,7 +211,7 @@ def test_bad_scenario_lists_every_problem():
     text = str(info.value)
     assert "simulation.step_s: 0.5 is outside the allowed 0.001 to 0.1 s" in text
     assert "events: a contingency needs at least one [[events]] table" in text
-    assert "contingency.dispatch_frac: 1.5 is above the allowed 1.0" in text
+    assert "contingency.dispatch_frac: 1.5 is out of range: expected a number in [0, 1]" in text
     assert "contingency.colour: unknown key" in text
     assert "contingency.compare: unknown case 'nope'" in text
     assert "frequency.h_s" in text
