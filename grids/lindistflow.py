@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import networkx as nx
 import numpy as np
@@ -52,8 +52,14 @@ import numpy as np
 from grids.errors import FeederError, check_problems
 from grids.feeders import validate_feeder
 
-if TYPE_CHECKING:  # pragma: no cover
-    from grids.powerflow import ACPowerFlow
+
+class _BatchSolver(Protocol):
+    """What :meth:`LinDistFlow.error_vs_ac` needs of an AC solver (``ACPowerFlow`` has it);
+    a protocol, so that this module does not import the AC power flow."""
+
+    bus: np.ndarray
+
+    def solve(self, p_mw, q_mvar): ...
 
 
 class VoltageForm(Enum):
@@ -525,7 +531,7 @@ class LinDistFlow:
 
     # ---------------------------------------------------------------------------- vs. AC
     def error_vs_ac(
-        self, p_mw, q_mvar, ac: ACPowerFlow, *, form: VoltageForm = VoltageForm.LINEAR
+        self, p_mw, q_mvar, ac: _BatchSolver, *, form: VoltageForm = VoltageForm.LINEAR
     ) -> np.ndarray:
         """Per-bus voltage error of LinDistFlow against the AC power flow [pu].
 

@@ -178,12 +178,26 @@ class ACResult:
 
 def _check_supported(net) -> None:
     check_problems(
-        _unsupported(net), FeederError, f"{net.name or 'feeder'}: cannot build ACPowerFlow"
+        unsupported_elements(net),
+        FeederError,
+        f"{net.name or 'feeder'}: cannot build ACPowerFlow",
     )
 
 
-def _unsupported(net) -> list[str]:
-    """Elements of ``net`` that the fast path does not model (empty if it can be built)."""
+def unsupported_elements(net) -> list[str]:
+    """Elements of ``net`` that the fast path does not model.
+
+    Parameters
+    ----------
+    net : pandapowerNet
+        The feeder.
+
+    Returns
+    -------
+    list of str
+        One line per unsupported element table or load model; empty if :class:`ACPowerFlow`
+        can be built (then it gives the same solution as ``runpp``).
+    """
     problems = []
     for table in _UNSUPPORTED_TABLES:
         if table in net and len(net[table]) and net[table]["in_service"].any():
@@ -195,6 +209,43 @@ def _unsupported(net) -> list[str]:
                     f"load.{column}: voltage-dependent loads are not supported by the fast path"
                 )
     return problems
+
+
+def net_injection(net, bus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Net injection per bus of a net's own elements, as ``runpp`` sees them.
+
+    Parameters
+    ----------
+    net : pandapowerNet
+        The feeder.
+    bus : numpy.ndarray of int
+        pandapower bus indices: the order of the result (every element's bus must be in it).
+
+    Returns
+    -------
+    p_mw, q_mvar : numpy.ndarray (n_bus,)
+        Loads and storages (consumption, times ``scaling``) count negative, static generators
+        and generators (active power only) positive, wards' constant-power part negative
+        [MW, Mvar]; in-service elements only.
+    """
+    position = {int(b): i for i, b in enumerate(bus)}
+    p = np.zeros(len(bus))
+    q = np.zeros(len(bus))
+    parts = [
+        _element_injection(net, "load", -1.0),
+        _element_injection(net, "sgen", 1.0),
+        _element_injection(net, "storage", -1.0),
+        _element_injection(net, "gen", 1.0, q_col=None),
+        _element_injection(net, "ward", -1.0, p_col="ps_mw", q_col="qs_mvar"),
+    ]
+    for part in parts:
+        if part is None:
+            continue
+        buses, p_el, q_el = part
+        rows = np.array([position[int(b)] for b in buses], dtype=int)
+        np.add.at(p, rows, p_el)
+        np.add.at(q, rows, q_el)
+    return p, q
 
 
 def _element_injection(net, table: str, sign: float, *, p_col="p_mw", q_col="q_mvar"):
@@ -467,25 +518,7 @@ class ACPowerFlow:
             generators and generators (active power only) positive, wards' constant-power
             part negative [MW, Mvar].
         """
-        net = self._net
-        position = {int(b): i for i, b in enumerate(self.bus)}
-        p = np.zeros(len(self.bus))
-        q = np.zeros(len(self.bus))
-        parts = [
-            _element_injection(net, "load", -1.0),
-            _element_injection(net, "sgen", 1.0),
-            _element_injection(net, "storage", -1.0),
-            _element_injection(net, "gen", 1.0, q_col=None),
-            _element_injection(net, "ward", -1.0, p_col="ps_mw", q_col="qs_mvar"),
-        ]
-        for part in parts:
-            if part is None:
-                continue
-            buses, p_el, q_el = part
-            rows = np.array([position[int(b)] for b in buses], dtype=int)
-            np.add.at(p, rows, p_el)
-            np.add.at(q, rows, q_el)
-        return p, q
+        return net_injection(self._net, self.bus)
 
     def _check_injection(self, p_mw, q_mvar) -> tuple[np.ndarray, np.ndarray]:
         p = np.asarray(p_mw, dtype=float)
@@ -812,79 +845,11 @@ class ACPowerFlow:
         )
 
 
-def summarize_powerflow(
-    feeder: str | Path,
-    *,
-    method: PowerFlowMethod = PowerFlowMethod.AC,
-    load_scale: float = 1.0,
-    ext_grid_vm_pu: float | None = None,
-) -> dict:
-    """Run one power flow and return the CLI summary dictionary (see ``v2g-cosim powerflow``).
+def __getattr__(name: str):
+    """``summarize_powerflow`` moved to :mod:`grids.feeder_model` (it runs on the feeder model,
+    which imports this module); the old import path still works while callers switch."""
+    if name == "summarize_powerflow":
+        import importlib
 
-    Parameters
-    ----------
-    feeder : str or path
-        Embedded feeder name or pandapower JSON file.
-    method : PowerFlowMethod, keyword-only
-        ``AC``: :class:`ACPowerFlow` (same solution as ``runpp``; a non-converged case raises
-        :class:`ConvergenceError` naming the worst-mismatch bus); nets with elements the fast
-        path does not model (e.g. ZIP loads, three-winding transformers) use ``runpp``.
-        ``LINDISTFLOW``: :class:`grids.lindistflow.LinDistFlow` (linear form; radial feeders
-        only). LinDistFlow neglects losses, so its ``p_loss_mw`` is ``None``/NaN.
-    load_scale : float, keyword-only
-        Factor on every load's P and Q.
-    ext_grid_vm_pu : float, keyword-only
-        Slack voltage set-point [pu]; default as in the feeder.
-
-    Returns
-    -------
-    dict
-        Keys ``feeder``, ``method``, ``converged``, ``bus``, ``vm_pu`` (in ``bus`` order),
-        ``p_loss_mw`` [MW], ``min_vm_pu``, ``min_vm_bus``, ``max_vm_pu``,
-        ``max_line_loading_percent``.
-    """
-    method = PowerFlowMethod(method)
-    net = prepare_net(
-        feeder,
-        load_scale=load_scale,
-        ext_grid_vm_pu=ext_grid_vm_pu,
-        require_radial=method is PowerFlowMethod.LINDISTFLOW,
-    )
-    label = str(net.name or feeder)
-    if method is PowerFlowMethod.LINDISTFLOW:
-        from grids.lindistflow import LinDistFlow
-
-        model = LinDistFlow(net)
-        p, q = model.base_injection()
-        bus = model.bus
-        vm = model.vm_pu(p, q)[0]
-        loading = model.line_loading_percent(p, q)[0]
-        p_loss = math.nan  # LinDistFlow is lossless by construction
-    elif _unsupported(net):
-        # elements the fast path does not model: pandapower's runpp alone
-        run_reference(net)
-        bus = net.bus.index.to_numpy()
-        vm = net.res_bus.vm_pu.to_numpy(float)
-        loading = net.res_line.loading_percent.to_numpy(float)
-        p_loss = float(net.res_line.pl_mw.sum() + net.res_trafo.pl_mw.sum())
-    else:
-        solver = ACPowerFlow(net)
-        result = solver.solve(*solver.base_injection(), warm_start=False)
-        result.raise_if_failed(label=f"{label}: AC power flow")
-        bus = solver.bus
-        vm = result.vm_pu[0]
-        loading = result.line_loading_percent[0]
-        p_loss = float(result.p_loss_mw[0])
-    k_min = int(np.nanargmin(vm))
-    return {
-        "feeder": label,
-        "method": method.value,
-        "converged": True,
-        "bus": [int(b) for b in bus],
-        "vm_pu": vm,
-        "p_loss_mw": p_loss,
-        "min_vm_pu": float(vm[k_min]),
-        "min_vm_bus": int(bus[k_min]),
-        "max_vm_pu": float(np.nanmax(vm)),
-        "max_line_loading_percent": float(np.nanmax(loading)) if loading.size else 0.0,
-    }
+        return importlib.import_module("grids.feeder_model").summarize_powerflow
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
