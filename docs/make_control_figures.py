@@ -17,13 +17,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from vehicle_models.controls import (
-    InverterBank,
     constant_pf_q_pu,
     freq_watt_p_pu,
     volt_var_q_pu,
     volt_watt_p_max_pu,
     watt_var_q_pu,
 )
+from vehicle_models.inverter import InverterBank
 from vehicle_models.ride_through import must_ride_through_s
 from vehicle_models.settings import (
     AbnormalCategory,

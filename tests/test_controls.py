@@ -21,7 +21,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vehicle_models.controls import (
-    InverterBank,
     constant_pf_q_pu,
     first_order_lag,
     freq_watt_p_pu,
@@ -31,6 +30,7 @@ from vehicle_models.controls import (
     volt_watt_p_max_pu,
     watt_var_q_pu,
 )
+from vehicle_models.inverter import InverterBank
 from vehicle_models.settings import (
     ConstantPFSettings,
     Excitation,

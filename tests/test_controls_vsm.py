@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from vehicle_models.controls import InverterBank
+from vehicle_models.inverter import InverterBank
 from vehicle_models.settings import InverterSettings, VsmSettings
 from vehicle_models.vsm import DroopLowPassFilter, VirtualSynchronousMachine
 

@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from vehicle_models.controls import InverterBank
+from vehicle_models.inverter import InverterBank
 from vehicle_models.ride_through import (
     must_ride_through_frequency_s,
     must_ride_through_s,

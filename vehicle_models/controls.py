@@ -2,7 +2,8 @@
 
 Every function takes numpy arrays (any shape, broadcast) and returns arrays; none keeps
 state. The stateful combination of all of them for N inverters is
-:class:`vehicle_models.inverter.InverterBank` (also importable from here).
+:class:`vehicle_models.inverter.InverterBank`; the lags and curve points both use live in
+:mod:`vehicle_models.primitives` (re-exported here).
 
 Units: voltage per unit of nominal, frequency in Hz, active power per unit of the unit's
 rating, reactive power per unit of its apparent-power rating (positive = injected into the
@@ -22,6 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from vehicle_models.primitives import (
+    LN10,
+    V_REF_LIMITS_PU,
+    first_order_lag,
+    lag_factor,
+    olrt_time_constant_s,
+    volt_var_points,
+)
 from vehicle_models.settings import (
     F_NOM_HZ,
     ConstantPFSettings,
@@ -34,81 +43,8 @@ from vehicle_models.settings import (
     WattVarSettings,
 )
 
-LN10 = math.log(10.0)
-V_REF_LIMITS_PU = (0.95, 1.05)
-"""Limits of the autonomously adjusted volt-var reference voltage [pu] (clause 5.3.3)."""
-
-
-def olrt_time_constant_s(olrt_s: float) -> float:
-    """Time constant [s] of a first-order lag whose 90 % time equals ``olrt_s``.
-
-    Notes
-    -----
-    A first-order lag reaches ``1 - exp(-t/tau)`` of a step; 90 % at ``t = tau ln 10``, so
-    ``tau = OLRT / ln 10`` (IEEE 1547-2018 clause 3.1 defines the open-loop response time as
-    the time to 90 % of the final change).
-    """
-    return olrt_s / LN10
-
-
-def lag_factor(dt_s: float, tau_s: float) -> float:
-    """Exact zero-order-hold discretization factor ``1 - exp(-dt/tau)`` of a first-order lag.
-
-    ``tau_s <= 0`` means no lag (factor 1).
-    """
-    if tau_s <= 0.0:
-        return 1.0
-    return -math.expm1(-dt_s / tau_s)
-
-
-def first_order_lag(
-    y_prev: Any, u: Any, *, dt_s: float, olrt_s: float | None = None, tau_s: float | None = None
-) -> np.ndarray:
-    """One exact step of the first-order lag ``tau dy/dt = u - y`` with ``u`` held over ``dt_s``.
-
-    Parameters
-    ----------
-    y_prev : array_like
-        Output at the start of the step.
-    u : array_like
-        Input (target), constant over the step.
-    dt_s : float
-        Step length [s].
-    olrt_s : float, optional
-        Open-loop response time [s] (90 % time); ``tau = olrt_s / ln 10``.
-    tau_s : float, optional
-        Time constant [s] instead of ``olrt_s``.
-
-    Returns
-    -------
-    numpy.ndarray
-        Output at the end of the step.
-
-    Notes
-    -----
-    ``y(t + dt) = u + (y(t) - u) exp(-dt/tau)``: exact for a piecewise-constant input, stable
-    for every ``dt``, and after a step of duration OLRT the output has made exactly 90 % of
-    the change.
-    """
-    if tau_s is None:
-        if olrt_s is None:
-            raise TypeError("give olrt_s or tau_s")
-        tau_s = olrt_time_constant_s(olrt_s)
-    a = lag_factor(dt_s, tau_s)
-    y_prev = np.asarray(y_prev, dtype=float)
-    return y_prev + a * (np.asarray(u, dtype=float) - y_prev)
-
 
 # ---------------------------------------------------------------------------------- curves
-def volt_var_points(settings: VoltVarSettings, *, v_ref_pu: float | None = None):
-    """The four (V, Q) corner points of the applied volt-var curve (shifted by VRef - 1)."""
-    v_ref = settings.v_ref_pu if v_ref_pu is None else v_ref_pu
-    shift = v_ref - 1.0
-    v = np.array([settings.v1_pu, settings.v2_pu, settings.v3_pu, settings.v4_pu]) + shift
-    q = np.array([settings.q1_pu, settings.q2_pu, settings.q3_pu, settings.q4_pu])
-    return v, q
-
-
 def volt_var_q_pu(vm_pu: Any, settings: VoltVarSettings, *, v_ref_pu: Any = None) -> np.ndarray:
     """Steady-state volt-var reactive power target [pu of S rating], positive = injection.
 
@@ -162,7 +98,7 @@ def freq_watt_p_pu(
     settings: FreqWattSettings,
     p_max_pu: Any = 1.0,
     p_min_pu: Any = 0.0,
-    f_nom_hz: float = F_NOM_HZ,
+    f_nominal_hz: float = F_NOM_HZ,
 ) -> np.ndarray:
     """Frequency-droop active power [pu of P rating] (IEEE 1547-2018 clause 6.5.2.7).
 
@@ -177,8 +113,8 @@ def freq_watt_p_pu(
     p_max_pu, p_min_pu : array_like
         Available headroom: the highest and lowest feasible active power [pu] (for a V2G
         charger ``p_min_pu`` is negative: maximum charging).
-    f_nom_hz : float
-        Nominal frequency [Hz].
+    f_nominal_hz : float
+        System nominal frequency [Hz] (60: IEEE 1547-2018; 50: EN 50549-1 style preset).
 
     Returns
     -------
@@ -194,8 +130,8 @@ def freq_watt_p_pu(
     """
     f = np.asarray(f_hz, dtype=float)
     p_pre = np.asarray(p_pre_pu, dtype=float)
-    over = (f - (f_nom_hz + settings.db_of_hz)) / (f_nom_hz * settings.k_of)
-    under = ((f_nom_hz - settings.db_uf_hz) - f) / (f_nom_hz * settings.k_uf)
+    over = (f - (f_nominal_hz + settings.db_of_hz)) / (f_nominal_hz * settings.k_of)
+    under = ((f_nominal_hz - settings.db_uf_hz) - f) / (f_nominal_hz * settings.k_uf)
     p = p_pre - np.maximum(over, 0.0) + np.maximum(under, 0.0)
     # Headroom applies to the droop response only; inside the deadband p_pre passes through.
     p = np.where(over > 0.0, np.maximum(p, p_min_pu), p)
@@ -318,7 +254,12 @@ def steady_state_response(
         p = np.minimum(p, volt_watt_p_max_pu(x, settings.volt_watt))
     elif function == "freq_watt":
         p = freq_watt_p_pu(
-            x, p_pre_pu=p, settings=settings.freq_watt, p_max_pu=1.0, p_min_pu=p_min_pu
+            x,
+            p_pre_pu=p,
+            settings=settings.freq_watt,
+            p_max_pu=1.0,
+            p_min_pu=p_min_pu,
+            f_nominal_hz=settings.f_nominal_hz,
         )
     elif function == "pf":
         q = constant_pf_q_pu(p, settings.pf)
@@ -328,15 +269,6 @@ def steady_state_response(
     else:
         raise ValueError(f"unknown function {function!r}")
     return limit_apparent_power(p, q, priority=settings.priority, keep_power_factor=keep_pf)
-
-
-def __getattr__(name: str) -> Any:
-    # InverterBank lives in vehicle_models.inverter (it imports this module); re-export lazily.
-    if name in {"InverterBank", "InverterOutput"}:
-        from vehicle_models import inverter
-
-        return getattr(inverter, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+from numba import njit
 
-from vehicle_models.controls import (
+from vehicle_models.primitives import (
     V_REF_LIMITS_PU,
     lag_factor,
     olrt_time_constant_s,
@@ -36,7 +38,6 @@ from vehicle_models.controls import (
 )
 from vehicle_models.ride_through import RideThroughState, is_scalar
 from vehicle_models.settings import (
-    F_NOM_HZ,
     ControlFunction,
     Excitation,
     GridMode,
@@ -45,25 +46,140 @@ from vehicle_models.settings import (
 )
 from vehicle_models.vsm import VirtualSynchronousMachine
 
-try:  # numba fuses the per-unit arithmetic into one pass; without it the same code runs as Python
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency
 
-    def njit(*args, **kwargs):
-        def wrap(f):
-            return f
+class KernelInputs(NamedTuple):
+    """Per-unit inputs of one step of the fused kernel (arrays of shape (n,) unless noted).
 
-        return wrap
+    Parameters
+    ----------
+    vm_pu : numpy.ndarray
+        Voltage at the point of connection [pu].
+    f_meas_hz : numpy.ndarray
+        Measured frequency [Hz], shape (1,) for one system frequency or (n,).
+    f_stride : int
+        0 when ``f_meas_hz`` has one element, 1 when it has one per unit.
+    p_request_pu, p_max_pu, p_min_pu : numpy.ndarray
+        Scheduled active power and its feasible bounds [pu].
+    connected, tripped, ceased : numpy.ndarray of bool
+        Plugged in; disconnected by a trip; in momentary cessation.
+    p_limit_pu : numpy.ndarray
+        Enter-service soft-start limit on |P| [pu].
+    output_scale : numpy.ndarray
+        Factor on P and Q of units ramping down (``ramp`` stagger mode) [-].
+    p_gfm_pu : numpy.ndarray
+        Grid-forming (VSM) active power [pu]; empty for grid-following units.
+    """
+
+    vm_pu: np.ndarray
+    f_meas_hz: np.ndarray
+    f_stride: int
+    p_request_pu: np.ndarray
+    p_max_pu: np.ndarray
+    p_min_pu: np.ndarray
+    connected: np.ndarray
+    tripped: np.ndarray
+    ceased: np.ndarray
+    p_limit_pu: np.ndarray
+    output_scale: np.ndarray
+    p_gfm_pu: np.ndarray
 
 
-# indices into the flag and parameter vectors handed to the kernel
-(_F_VOLT_VAR, _F_VOLT_WATT, _F_FREQ_WATT, _F_PF, _F_WATT_VAR, _F_GFM, _F_Q_PRIORITY) = range(7)
-(_F_FIRST, _F_RAMPING, _F_DISCONNECTING, _F_VREF_AUTO) = range(7, 11)
-_N_FLAGS = 11
-(_P_A_VV, _P_A_VW, _P_A_FW, _P_A_WV, _P_VW_V1, _P_VW_INV_W, _P_VW_P2) = range(7)
-(_P_F_OF, _P_F_UF, _P_SLOPE_OF, _P_SLOPE_UF, _P_PF_TAN, _P_VV_BASE, _P_WV_BASE) = range(7, 14)
-(_P_VV_SHIFT, _P_A_VREF, _P_VREF_MIN, _P_VREF_MAX) = range(14, 18)
-_N_PARAMS = 18
+class KernelState(NamedTuple):
+    """Per-unit state the kernel reads and updates in place (arrays of shape (n,)).
+
+    Parameters
+    ----------
+    q_lag_pu : numpy.ndarray
+        Lagged volt-var / watt-var reactive power [pu].
+    p_vw_limit_pu : numpy.ndarray
+        Lagged volt-watt limit [pu].
+    dp_droop_pu : numpy.ndarray
+        Lagged frequency-droop contribution [pu].
+    p_pre_pu : numpy.ndarray
+        Pre-disturbance active power latched at the start of a frequency event [pu].
+    event_prev : numpy.ndarray of bool
+        Frequency outside the deadband at the previous step.
+    p_prev_pu : numpy.ndarray
+        Active power output of the previous step [pu].
+    ceased_prev : numpy.ndarray of bool
+        Momentary cessation at the previous step.
+    v_ref_pu : numpy.ndarray
+        Volt-var reference voltage [pu].
+    """
+
+    q_lag_pu: np.ndarray
+    p_vw_limit_pu: np.ndarray
+    dp_droop_pu: np.ndarray
+    p_pre_pu: np.ndarray
+    event_prev: np.ndarray
+    p_prev_pu: np.ndarray
+    ceased_prev: np.ndarray
+    v_ref_pu: np.ndarray
+
+
+class KernelParams(NamedTuple):
+    """Settings and step factors of the fused kernel, one value for every unit.
+
+    Parameters
+    ----------
+    first : bool
+        First step (lags start at their targets).
+    gfm, freq_watt, volt_watt, volt_var, watt_var, const_pf, q_priority, vref_auto : bool
+        Enabled functions and modes.
+    ramping, disconnecting : bool
+        Some unit is in its soft start / ramping down.
+    a_vv, a_vw, a_fw, a_wv, a_vref : float
+        Lag factors ``1 - exp(-dt/tau)`` of volt-var, volt-watt, droop, watt-var and the
+        volt-var reference voltage [-].
+    vw_v1_pu, vw_inv_width_per_pu, vw_p2_pu : float
+        Volt-watt start voltage [pu], ``1/(V2 - V1)`` [1/pu] and end power [pu].
+    f_of_hz, f_uf_hz : float
+        Droop thresholds ``f_N + db_OF`` and ``f_N - db_UF`` [Hz].
+    slope_of_pu_per_hz, slope_uf_pu_per_hz : float
+        ``1/(f_N k)`` of the two droop directions [pu/Hz].
+    pf_tan : float
+        Signed ``tan(arccos PF)`` of the constant power factor mode [-].
+    vv_base_pu, wv_base_pu : float
+        First Q value of the volt-var / watt-var curves [pu].
+    vv_shift_pu, vref_min_pu, vref_max_pu : float
+        Volt-var curve shift ``VRef - 1`` and the reference-voltage limits [pu].
+    vv_table, wv_table : numpy.ndarray, shape (3, m)
+        Volt-var / watt-var curves as clamped ramps (see ``_pwl_table``).
+    """
+
+    first: bool
+    gfm: bool
+    freq_watt: bool
+    volt_watt: bool
+    volt_var: bool
+    watt_var: bool
+    const_pf: bool
+    q_priority: bool
+    vref_auto: bool
+    ramping: bool
+    disconnecting: bool
+    a_vv: float
+    a_vw: float
+    a_fw: float
+    a_wv: float
+    a_vref: float
+    vw_v1_pu: float
+    vw_inv_width_per_pu: float
+    vw_p2_pu: float
+    f_of_hz: float
+    f_uf_hz: float
+    slope_of_pu_per_hz: float
+    slope_uf_pu_per_hz: float
+    pf_tan: float
+    vv_base_pu: float
+    wv_base_pu: float
+    vv_shift_pu: float
+    vref_min_pu: float
+    vref_max_pu: float
+    vv_table: np.ndarray
+    wv_table: np.ndarray
+
+
 # Largest |P| allowed next to Q is sqrt(1 - Q^2) shrunk by this factor so that rounding can
 # never push P^2 + Q^2 above 1.
 _S_SHRINK = 1.0 - 1e-12
@@ -96,42 +212,65 @@ def _pwl(x, base, table):
 
 # fastmath lets LLVM use vector min/max; inputs are checked finite in RideThroughState.update
 @njit(cache=True, fastmath=True)
-def _step_kernel(
-    vm, f_meas, f_stride, p_req, p_max, p_min, connected, tripped, ceased, p_limit,
-    out_scale, p_gfm, q_lag, vw_lim, dp, p_pre, event_prev, p_prev, ceased_prev, v_ref, flags,
-    par, vv_table, wv_table, p_out, q_out,
-):  # fmt: skip
-    """Active/reactive power of every unit for one step (see ``InverterBank.step``)."""
-    # Hoist every flag and parameter out of the loop (lets LLVM unswitch and vectorize).
-    first = flags[_F_FIRST]
-    gfm = flags[_F_GFM]
-    freq_watt = flags[_F_FREQ_WATT]
-    volt_watt = flags[_F_VOLT_WATT]
-    volt_var = flags[_F_VOLT_VAR]
-    watt_var = flags[_F_WATT_VAR]
-    const_pf = flags[_F_PF]
-    q_priority = flags[_F_Q_PRIORITY]
-    ramping = flags[_F_RAMPING]
-    disconnecting = flags[_F_DISCONNECTING]
-    vref_auto = flags[_F_VREF_AUTO]
-    vv_shift = par[_P_VV_SHIFT]
-    a_vref = par[_P_A_VREF]
-    vref_min = par[_P_VREF_MIN]
-    vref_max = par[_P_VREF_MAX]
-    a_vv = par[_P_A_VV]
-    a_vw = par[_P_A_VW]
-    a_fw = par[_P_A_FW]
-    a_wv = par[_P_A_WV]
-    f_of = par[_P_F_OF]
-    f_uf = par[_P_F_UF]
-    slope_of = par[_P_SLOPE_OF]
-    slope_uf = par[_P_SLOPE_UF]
-    vw_v1 = par[_P_VW_V1]
-    vw_inv_w = par[_P_VW_INV_W]
-    vw_p2 = par[_P_VW_P2]
-    pf_tan = par[_P_PF_TAN]
-    vv_base = par[_P_VV_BASE]
-    wv_base = par[_P_WV_BASE]
+def _step_kernel(inp, st, par, p_out, q_out):
+    """Active/reactive power of every unit for one step (see ``InverterBank.step``).
+
+    ``inp`` is a :class:`KernelInputs`, ``st`` a :class:`KernelState` (updated in place),
+    ``par`` a :class:`KernelParams`; writes ``p_out`` and ``q_out`` and returns the largest
+    |droop contribution| [pu].
+    """
+    # Hoist every array, flag and parameter out of the loop (lets LLVM unswitch and vectorize).
+    vm = inp.vm_pu
+    f_meas = inp.f_meas_hz
+    f_stride = inp.f_stride
+    p_req = inp.p_request_pu
+    p_max = inp.p_max_pu
+    p_min = inp.p_min_pu
+    connected = inp.connected
+    tripped = inp.tripped
+    ceased = inp.ceased
+    p_limit = inp.p_limit_pu
+    out_scale = inp.output_scale
+    p_gfm = inp.p_gfm_pu
+    q_lag = st.q_lag_pu
+    vw_lim = st.p_vw_limit_pu
+    dp = st.dp_droop_pu
+    p_pre = st.p_pre_pu
+    event_prev = st.event_prev
+    p_prev = st.p_prev_pu
+    ceased_prev = st.ceased_prev
+    v_ref = st.v_ref_pu
+    vv_table = par.vv_table
+    wv_table = par.wv_table
+    first = par.first
+    gfm = par.gfm
+    freq_watt = par.freq_watt
+    volt_watt = par.volt_watt
+    volt_var = par.volt_var
+    watt_var = par.watt_var
+    const_pf = par.const_pf
+    q_priority = par.q_priority
+    ramping = par.ramping
+    disconnecting = par.disconnecting
+    vref_auto = par.vref_auto
+    vv_shift = par.vv_shift_pu
+    a_vref = par.a_vref
+    vref_min = par.vref_min_pu
+    vref_max = par.vref_max_pu
+    a_vv = par.a_vv
+    a_vw = par.a_vw
+    a_fw = par.a_fw
+    a_wv = par.a_wv
+    f_of = par.f_of_hz
+    f_uf = par.f_uf_hz
+    slope_of = par.slope_of_pu_per_hz
+    slope_uf = par.slope_uf_pu_per_hz
+    vw_v1 = par.vw_v1_pu
+    vw_inv_w = par.vw_inv_width_per_pu
+    vw_p2 = par.vw_p2_pu
+    pf_tan = par.pf_tan
+    vv_base = par.vv_base_pu
+    wv_base = par.wv_base_pu
     dp_max = 0.0
     for i in range(vm.shape[0]):
         lo = p_min[i]
@@ -308,7 +447,12 @@ class InverterBank:
         self._vv_v, self._vv_q = volt_var_points(vv, v_ref_pu=1.0)
         self.v_ref_pu = np.full(self.n, vv.v_ref_pu)
         self.ride_through = RideThroughState(settings, n=self.n, seed=seed)
-        self.vsm = VirtualSynchronousMachine(settings.vsm, n=self.n) if self._gfm else None
+        self.f_nominal_hz = float(settings.f_nominal_hz)
+        self.vsm = (
+            VirtualSynchronousMachine(settings.vsm, n=self.n, f_nominal_hz=self.f_nominal_hz)
+            if self._gfm
+            else None
+        )
         self.f_meas_hz: float | np.ndarray | None = None
         self.q_lag_pu = np.zeros(self.n)
         self.p_vw_limit_pu = np.ones(self.n)
@@ -329,34 +473,46 @@ class InverterBank:
         self._wv_q = np.array(
             [ws.q3_load_pu, ws.q2_load_pu, ws.q1_load_pu, ws.q1_pu, ws.q2_pu, ws.q3_pu]
         )
-        self._flags = np.zeros(_N_FLAGS, dtype=np.bool_)
-        self._flags[_F_VOLT_VAR] = self._volt_var
-        self._flags[_F_VOLT_WATT] = self._volt_watt
-        self._flags[_F_FREQ_WATT] = self._freq_watt
-        self._flags[_F_PF] = self._pf
-        self._flags[_F_WATT_VAR] = self._watt_var
-        self._flags[_F_GFM] = self._gfm
-        self._flags[_F_Q_PRIORITY] = self._q_priority
-        self._flags[_F_VREF_AUTO] = vv.v_ref_auto
         fw, vw, pf = settings.freq_watt, settings.volt_watt, settings.pf
-        self._params = np.zeros(_N_PARAMS)
-        self._params[_P_VW_V1] = vw.v1_pu
-        self._params[_P_VW_INV_W] = 1.0 / (vw.v2_pu - vw.v1_pu)
-        self._params[_P_VV_BASE] = self._vv_q[0]
-        self._params[_P_WV_BASE] = self._wv_q[0]
-        self._vv_table = _pwl_table(self._vv_v, self._vv_q)
-        self._wv_table = _pwl_table(self._wv_p, self._wv_q)
-        self._params[_P_VW_P2] = vw.p2_pu
-        self._params[_P_VV_SHIFT] = vv.v_ref_pu - 1.0
-        self._params[_P_VREF_MIN], self._params[_P_VREF_MAX] = V_REF_LIMITS_PU
-        self._params[_P_F_OF] = F_NOM_HZ + fw.db_of_hz
-        self._params[_P_F_UF] = F_NOM_HZ - fw.db_uf_hz
-        self._params[_P_SLOPE_OF] = 1.0 / (F_NOM_HZ * fw.k_of)
-        self._params[_P_SLOPE_UF] = 1.0 / (F_NOM_HZ * fw.k_uf)
+        f_nom = self.f_nominal_hz
         tan_phi = math.sqrt(max(1.0 - pf.pf**2, 0.0)) / pf.pf
-        self._params[_P_PF_TAN] = tan_phi if pf.excitation is Excitation.INJECT else -tan_phi
+        # step-dependent fields (first, ramping, lag factors, ...) are set in step()
+        self._params = KernelParams(
+            first=True,
+            gfm=self._gfm,
+            freq_watt=self._freq_watt,
+            volt_watt=self._volt_watt,
+            volt_var=self._volt_var,
+            watt_var=self._watt_var,
+            const_pf=self._pf,
+            q_priority=self._q_priority,
+            vref_auto=bool(vv.v_ref_auto),
+            ramping=False,
+            disconnecting=False,
+            a_vv=1.0,
+            a_vw=1.0,
+            a_fw=1.0,
+            a_wv=1.0,
+            a_vref=1.0,
+            vw_v1_pu=float(vw.v1_pu),
+            vw_inv_width_per_pu=1.0 / (vw.v2_pu - vw.v1_pu),
+            vw_p2_pu=float(vw.p2_pu),
+            f_of_hz=f_nom + fw.db_of_hz,
+            f_uf_hz=f_nom - fw.db_uf_hz,
+            slope_of_pu_per_hz=1.0 / (f_nom * fw.k_of),
+            slope_uf_pu_per_hz=1.0 / (f_nom * fw.k_uf),
+            pf_tan=tan_phi if pf.excitation is Excitation.INJECT else -tan_phi,
+            vv_base_pu=float(self._vv_q[0]),
+            wv_base_pu=float(self._wv_q[0]),
+            vv_shift_pu=vv.v_ref_pu - 1.0,
+            vref_min_pu=V_REF_LIMITS_PU[0],
+            vref_max_pu=V_REF_LIMITS_PU[1],
+            vv_table=_pwl_table(self._vv_v, self._vv_q),
+            wv_table=_pwl_table(self._wv_p, self._wv_q),
+        )
         self._initialized = False
         self._factor_cache: dict[float, dict[str, float]] = {}
+        self._params_cache: dict[float, KernelParams] = {}
 
     # ------------------------------------------------------------------ convenience
     @property
@@ -476,49 +632,45 @@ class InverterBank:
         else:
             f_arr = np.atleast_1d(np.asarray(f_meas, dtype=float))
         f_stride = 0 if f_arr.size == 1 else 1
-        flags = self._flags
         # Frequency droop idles (skipped: no per-unit work) while the measured frequency is
         # a scalar inside the deadband and every unit's lagged droop contribution has decayed.
         fw = self.settings.freq_watt
-        in_deadband = f_stride == 0 and (
-            F_NOM_HZ - fw.db_uf_hz <= f_arr[0] <= F_NOM_HZ + fw.db_of_hz
-        )
+        f_nom = self.f_nominal_hz
+        in_deadband = f_stride == 0 and (f_nom - fw.db_uf_hz <= f_arr[0] <= f_nom + fw.db_of_hz)
         droop_on = self._freq_watt and not (in_deadband and self._droop_idle)
-        flags[_F_FREQ_WATT] = droop_on
-        flags[_F_FIRST] = first
-        flags[_F_RAMPING] = rt.any_ramping
-        flags[_F_DISCONNECTING] = rt.any_disconnecting
-        params = self._params_for(fac)
+        params = self._params_for(float(dt_s), fac)._replace(
+            first=first,
+            freq_watt=droop_on,
+            ramping=rt.any_ramping,
+            disconnecting=rt.any_disconnecting,
+        )
+        inputs = KernelInputs(
+            vm_pu=vm_b,
+            f_meas_hz=f_arr,
+            f_stride=f_stride,
+            p_request_pu=p_req,
+            p_max_pu=p_max,
+            p_min_pu=p_min,
+            connected=conn,
+            tripped=rt.tripped,
+            ceased=rt.ceased,
+            p_limit_pu=rt.p_limit_pu,
+            output_scale=rt.output_scale,
+            p_gfm_pu=p_gfm,
+        )
+        state = KernelState(
+            q_lag_pu=self.q_lag_pu,
+            p_vw_limit_pu=self.p_vw_limit_pu,
+            dp_droop_pu=self.dp_droop_pu,
+            p_pre_pu=self.p_pre_pu,
+            event_prev=self._event_prev,
+            p_prev_pu=self.p_pu,
+            ceased_prev=self._ceased_prev,
+            v_ref_pu=self.v_ref_pu,
+        )
         p = np.empty(n)
         q = np.empty(n)
-        dp_max = _step_kernel(
-            vm_b,
-            f_arr,
-            f_stride,
-            p_req,
-            p_max,
-            p_min,
-            conn,
-            rt.tripped,
-            rt.ceased,
-            rt.p_limit_pu,
-            rt.output_scale,
-            p_gfm,
-            self.q_lag_pu,
-            self.p_vw_limit_pu,
-            self.dp_droop_pu,
-            self.p_pre_pu,
-            self._event_prev,
-            self.p_pu,
-            self._ceased_prev,
-            self.v_ref_pu,
-            flags,
-            params,
-            self._vv_table,
-            self._wv_table,
-            p,
-            q,
-        )
+        dp_max = _step_kernel(inputs, state, params, p, q)
         if droop_on:
             self._droop_idle = in_deadband and dp_max < _DROOP_IDLE_PU
             if self._droop_idle:
@@ -529,14 +681,15 @@ class InverterBank:
         self._initialized = True
         return InverterOutput(p_pu=p, q_pu=q, tripped=rt.tripped.copy(), ceased=rt.ceased.copy())
 
-    def _params_for(self, fac: dict[str, float]) -> np.ndarray:
-        params = self._params
-        params[_P_A_VV] = fac["vv"]
-        params[_P_A_VW] = fac["vw"]
-        params[_P_A_FW] = fac["fw"]
-        params[_P_A_WV] = fac["wv"]
-        params[_P_A_VREF] = fac["vref"]
+    def _params_for(self, dt_s: float, fac: dict[str, float]) -> KernelParams:
+        """The kernel parameters with the lag factors of step ``dt_s`` (cached per step)."""
+        params = self._params_cache.get(dt_s)
+        if params is None:
+            params = self._params._replace(
+                a_vv=fac["vv"], a_vw=fac["vw"], a_fw=fac["fw"], a_wv=fac["wv"], a_vref=fac["vref"]
+            )
+            self._params_cache[dt_s] = params
         return params
 
 
-__all__ = ["InverterBank", "InverterOutput"]
+__all__ = ["InverterBank", "InverterOutput", "KernelInputs", "KernelParams", "KernelState"]

@@ -29,25 +29,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 from grids.errors import SimulationError
 from vehicle_models.settings import (
+    F_NOM_HZ,
     AbnormalCategory,
     EnterServiceSettings,
+    GridCode,
     InverterSettings,
     StaggerMode,
 )
 from vehicle_models.stagger import TRIP_ELEMENTS, staggered_trip_settings
-
-try:  # the timers of 100,000 units in one pass; without numba the same code runs as Python
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency
-
-    def njit(*args, **kwargs):
-        def wrap(f):
-            return f
-
-        return wrap
 
 
 @njit(cache=True)
@@ -123,15 +116,47 @@ def must_ride_through_s(vm_pu, category: AbnormalCategory) -> np.ndarray:
     return t
 
 
-def must_ride_through_frequency_s(f_hz, category: AbnormalCategory) -> np.ndarray:
-    """Minimum time [s] a unit must ride through frequency ``f_hz`` (IEEE 1547-2018 Table 19).
+def must_ride_through_frequency_s(
+    f_hz, category: AbnormalCategory, *, f_nominal_hz: float = F_NOM_HZ
+) -> np.ndarray:
+    """Minimum time [s] a unit must ride through frequency ``f_hz``.
 
-    58.8-61.2 Hz continuous (``inf``); 61.2-61.8 Hz and 57.0-58.8 Hz mandatory operation for
-    299 s (all categories); outside, no requirement (0). Category III's wider bands are not
+    Parameters
+    ----------
+    f_hz : array_like
+        Frequency [Hz].
+    category : AbnormalCategory
+        Abnormal performance category.
+    f_nominal_hz : float
+        System nominal frequency [Hz], 60 or 50.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``inf`` in the continuous band, the mandatory operating time in the limited bands,
+        0 outside (no requirement).
+
+    Notes
+    -----
+    60 Hz (IEEE 1547-2018 Table 19): 58.8-61.2 Hz continuous; 61.2-61.8 Hz and 57.0-58.8 Hz
+    mandatory operation for 299 s (all categories). Category III's wider bands are not
     modelled (the defaults of Table 18 trip outside 56.5-62 Hz anyway).
+
+    50 Hz (EN 50549-1 clause 4.4.2, with the Continental Europe times of Regulation (EU)
+    2016/631 Table 2): 49.0-51.0 Hz unlimited; 47.5-49.0 Hz and 51.0-51.5 Hz at least 30 min
+    (1800 s).
+
+    References
+    ----------
+    .. [1] IEEE Std 1547-2018, Table 19.
+    .. [2] EN 50549-1:2019, clause 4.4.2; Regulation (EU) 2016/631, Table 2.
     """
     f = np.asarray(f_hz, dtype=float)
     t = np.zeros_like(f)
+    if GridCode.for_frequency(f_nominal_hz) is GridCode.EN_50549_1:
+        t[(f >= 49.0) & (f <= 51.0)] = np.inf
+        t[((f > 51.0) & (f <= 51.5)) | ((f >= 47.5) & (f < 49.0))] = 1800.0
+        return t
     t[(f >= 58.8) & (f <= 61.2)] = np.inf
     t[((f > 61.2) & (f <= 61.8)) | ((f >= 57.0) & (f < 58.8))] = 299.0
     return t
@@ -171,8 +196,20 @@ def ride_through_conflicts(
 
     The allowed ranges of Tables 11-13 and 18 do not by themselves guarantee coordination
     (e.g. Category III ``uv1_t_s = 2`` with ``uv1_v_pu = 0.88`` trips inside the 20 s
-    mandatory-operation band); this scans 0-1.3 pu in 1 mV steps and 50-70 Hz in 1 mHz steps
-    and reports each conflicting band once, naming the element's keys.
+    mandatory-operation band); this scans 0-1.3 pu in 1 mV steps and the nominal frequency
+    +-10 Hz in 1 mHz steps and reports each conflicting band once, naming the element's keys.
+
+    Parameters
+    ----------
+    settings : InverterSettings
+        Trip settings, abnormal category and nominal frequency.
+    path : str
+        Key path of the trip table in messages.
+
+    Returns
+    -------
+    list of str
+        One message per conflicting element.
     """
     trip = settings.trip
     category = settings.abnormal_category
@@ -188,9 +225,10 @@ def ride_through_conflicts(
         ("uf2", "f", trip.uf2_f_hz, trip.uf2_t_s, -1),
     ]
     v_grid = np.round(np.arange(0.0, 1.3 + 1e-9, 0.001), 3)
-    f_grid = np.round(np.arange(50.0, 70.0 + 1e-9, 0.001), 3)
+    f_nom = settings.f_nominal_hz
+    f_grid = np.round(np.arange(f_nom - 10.0, f_nom + 10.0 + 1e-9, 0.001), 3)
     v_need = must_ride_through_s(v_grid, category)
-    f_need = must_ride_through_frequency_s(f_grid, category)
+    f_need = must_ride_through_frequency_s(f_grid, category, f_nominal_hz=settings.f_nominal_hz)
     for name, kind, threshold, t_clear, sign in elements:
         grid, need = (v_grid, v_need) if kind == "v" else (f_grid, f_need)
         picks_up = sign * grid > sign * threshold
@@ -250,7 +288,12 @@ class RideThroughState:
         self.n = int(n)
         self.settings = settings
         per_unit = staggered_trip_settings(
-            settings.trip, settings.stagger, settings.abnormal_category, n=self.n, seed=seed
+            settings.trip,
+            settings.stagger,
+            settings.abnormal_category,
+            n=self.n,
+            seed=seed,
+            f_nominal_hz=settings.f_nominal_hz,
         )
         # Signed thresholds so one comparison covers over and under elements:
         # over:  x > thr  <=>  +x > +thr;  under: x < thr  <=>  -x > -thr.

@@ -5,9 +5,16 @@ watt-var, frequency-droop, trip/ride-through, enter service) is parameterised by
 dataclass here. :class:`InverterSettings` bundles them with the performance categories and is
 what a scenario's ``[fleet.control]`` table turns into (:meth:`InverterSettings.from_dict`).
 
-Voltages are per unit of nominal, frequencies in Hz (60 Hz system, as in IEEE 1547-2018),
-active power per unit of the unit's active-power rating, reactive power per unit of its
-apparent-power rating (the standard's bases), times in seconds.
+Voltages are per unit of nominal, frequencies in Hz, active power per unit of the unit's
+active-power rating, reactive power per unit of its apparent-power rating (the standard's
+bases), times in seconds.
+
+Nominal frequency: every frequency setting follows the system's nominal frequency
+``f_nominal_hz`` (:class:`GridCode`): at 60 Hz the IEEE 1547-2018 defaults and ranges below;
+at 50 Hz a preset in the style of EN 50549-1:2019 (frequency droop LFSM-O/LFSM-U above
+50.2 Hz / below 49.8 Hz with 5 % droop, settable 2-12 %; frequency trip outside 47.5-51.5 Hz;
+reconnection window 49.5-50.2 Hz), documented in ``docs/controls.md``. Voltage functions are
+per unit and keep the IEEE 1547-2018 defaults at both frequencies.
 
 Defaults and ranges (clause / table of IEEE Std 1547-2018):
 
@@ -29,6 +36,12 @@ References
    Distributed Energy Resources with Associated Electric Power Systems Interfaces".
 .. [2] EPRI, "IEEE 1547-2018 OpenDER Model", report 3002030962 (2023); the ``opender``
    package (``common_file_format.py``) uses the same defaults.
+.. [3] EN 50549-1:2019, "Requirements for generating plants to be connected in parallel with
+   distribution networks - Part 1: Connection to a LV distribution network", clauses 4.4.2
+   (operating frequency range), 4.6.1 / 4.6.2 (power response to over- / under-frequency),
+   4.9.3 (interface protection) and 4.10 (connection and reconnection).
+.. [4] Commission Regulation (EU) 2016/631 (RfG), Article 13 and Table 2: minimum time
+   periods of operation for a 50 Hz (Continental Europe) system.
 """
 
 from __future__ import annotations
@@ -42,7 +55,49 @@ from typing import Any, ClassVar
 from grids.errors import ScenarioError, check_problems
 
 F_NOM_HZ = 60.0
-"""Nominal frequency [Hz]; IEEE 1547-2018 frequency settings are stated for 60 Hz systems."""
+"""Default nominal frequency [Hz] (IEEE 1547-2018 states its frequency settings for 60 Hz)."""
+
+
+class GridCode(Enum):
+    """Which standard's frequency settings a fleet follows (chosen by the nominal frequency).
+
+    ``IEEE_1547_2018`` for 60 Hz systems; ``EN_50549_1`` (a preset in the style of
+    EN 50549-1:2019, see ``docs/controls.md``) for 50 Hz systems.
+    """
+
+    IEEE_1547_2018 = "ieee_1547_2018"
+    EN_50549_1 = "en_50549_1"
+
+    @classmethod
+    def for_frequency(cls, f_nominal_hz: float, *, path: str = "f_nominal_hz") -> GridCode:
+        """The grid code of a system with nominal frequency ``f_nominal_hz``.
+
+        Parameters
+        ----------
+        f_nominal_hz : float
+            System nominal frequency [Hz]: 50 or 60.
+        path : str
+            Key path named in the error message.
+
+        Returns
+        -------
+        GridCode
+            ``IEEE_1547_2018`` at 60 Hz, ``EN_50549_1`` at 50 Hz.
+
+        Raises
+        ------
+        ScenarioError
+            For any other frequency (no preset exists for it).
+        """
+        if isinstance(f_nominal_hz, int | float) and not isinstance(f_nominal_hz, bool):
+            if f_nominal_hz == 60.0:
+                return cls.IEEE_1547_2018
+            if f_nominal_hz == 50.0:
+                return cls.EN_50549_1
+        raise ScenarioError(
+            f"{path}: {f_nominal_hz!r} Hz has no inverter-settings preset; the nominal "
+            "frequency must be 50 (EN 50549-1 style) or 60 (IEEE 1547-2018)"
+        )
 
 
 class VoltageCategory(Enum):
@@ -133,11 +188,29 @@ def _check_range(problems: list[str], key: str, value: float, lo: float, hi: flo
         )
 
 
+def _other_system_problem(
+    key: str, value: float, lo: float, hi: float, f_nominal_hz: float
+) -> str | None:
+    """A clear message for a frequency setting that belongs to the other nominal frequency.
+
+    50 Hz and 60 Hz settings are told apart by which side of 55 Hz they lie on (no setting of
+    either standard comes near it).
+    """
+    other = 60.0 if f_nominal_hz == 50.0 else 50.0
+    if (other > f_nominal_hz and value > 55.0) or (other < f_nominal_hz and value < 55.0):
+        return (
+            f"{key}: {_fmt(value)} Hz is a setting for a {_fmt(other)} Hz system, but the "
+            f"system's nominal frequency is {_fmt(f_nominal_hz)} Hz "
+            f"(allowed range {_fmt(lo)} .. {_fmt(hi)})"
+        )
+    return None
+
+
 class _Section:
     """Mixin: ``ranges`` gives each numeric field's allowed ``(lo, hi)``; ``problems`` checks."""
 
     def ranges(
-        self, vcat: VoltageCategory, acat: AbnormalCategory
+        self, vcat: VoltageCategory, acat: AbnormalCategory, f_nominal_hz: float = F_NOM_HZ
     ) -> dict[str, tuple[float, float]]:  # pragma: no cover - overridden
         raise NotImplementedError
 
@@ -147,11 +220,35 @@ class _Section:
         *,
         voltage_category: VoltageCategory = VoltageCategory.B,
         abnormal_category: AbnormalCategory = AbnormalCategory.III,
+        f_nominal_hz: float = F_NOM_HZ,
     ) -> list[str]:
-        """Every out-of-range value as ``"<path>.<field>: <value> ... (allowed range ..)"``."""
+        """Every out-of-range value of the section.
+
+        Parameters
+        ----------
+        path : str
+            Key path of the section (``"fleet.control.droop"``).
+        voltage_category, abnormal_category : VoltageCategory, AbnormalCategory
+            Categories that select the allowed ranges.
+        f_nominal_hz : float
+            System nominal frequency [Hz] (selects the frequency ranges, :class:`GridCode`).
+
+        Returns
+        -------
+        list of str
+            ``"<path>.<field>: <value> ... (allowed range ..)"`` per problem.
+        """
         problems: list[str] = []
-        for name, (lo, hi) in self.ranges(voltage_category, abnormal_category).items():
-            _check_range(problems, f"{path}.{name}", float(getattr(self, name)), lo, hi)
+        ranges = self.ranges(voltage_category, abnormal_category, f_nominal_hz)
+        for name, (lo, hi) in ranges.items():
+            key = f"{path}.{name}"
+            value = float(getattr(self, name))
+            if name.endswith("_f_hz") and math.isfinite(value):
+                message = _other_system_problem(key, value, lo, hi, f_nominal_hz)
+                if message is not None:
+                    problems.append(message)
+                    continue
+            _check_range(problems, key, value, lo, hi)
         return problems
 
 
@@ -193,7 +290,7 @@ class VoltVarSettings(_Section):
             return cls(1.0, 0.90, 1.0, 1.0, 1.10, 0.25, 0.0, 0.0, -0.25, 10.0)
         return cls()
 
-    def ranges(self, vcat, acat):
+    def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
         # Table 8 ranges (relative to VRef): V2 in [VRef-0.03, VRef], V3 in [VRef, VRef+0.03],
         # V1 in [VRef-0.18, V2-0.02], V4 in [V3+0.02, VRef+0.18]; Q within 100 % of the
         # reactive capability (here bounded by the apparent-power rating); Tr 1..90 s.
@@ -231,7 +328,7 @@ class VoltWattSettings(_Section):
         """Table 10 defaults (identical for Category A and B)."""
         return cls()
 
-    def ranges(self, vcat, acat):
+    def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
         return {
             "v1_pu": (1.05, 1.09),
             "v2_pu": (self.v1_pu + 0.01, 1.10),
@@ -264,15 +361,48 @@ class FreqWattSettings(_Section):
     }
 
     @classmethod
-    def defaults(cls, category: AbnormalCategory = AbnormalCategory.III) -> FreqWattSettings:
-        """Table 24 defaults: 0.036 Hz deadband, 5 % droop, 5 s response for every category."""
+    def defaults(
+        cls,
+        category: AbnormalCategory = AbnormalCategory.III,
+        *,
+        f_nominal_hz: float = F_NOM_HZ,
+    ) -> FreqWattSettings:
+        """Default droop for the abnormal category and the system's nominal frequency.
+
+        Parameters
+        ----------
+        category : AbnormalCategory
+            Abnormal performance category (the defaults are the same for every category).
+        f_nominal_hz : float
+            System nominal frequency [Hz].
+
+        Returns
+        -------
+        FreqWattSettings
+            60 Hz: IEEE 1547-2018 Table 24, 0.036 Hz deadband, 5 % droop, 5 s response.
+            50 Hz: EN 50549-1 style LFSM-O / LFSM-U, thresholds 50.2 / 49.8 Hz (0.2 Hz
+            deadband), 5 % droop, 2 s response (clauses 4.6.1, 4.6.2).
+        """
+        if GridCode.for_frequency(f_nominal_hz) is GridCode.EN_50549_1:
+            return cls(db_of_hz=0.2, db_uf_hz=0.2, k_of=0.05, k_uf=0.05, olrt_s=2.0)
         return cls()
 
-    def ranges(self, vcat, acat):
+    def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
+        t_lo = 0.2 if acat is AbnormalCategory.III else 1.0
+        if GridCode.for_frequency(f_nominal_hz) is GridCode.EN_50549_1:
+            # EN 50549-1 4.6.1: LFSM-O threshold 50.2..52 Hz, droop 2..12 %; 4.6.2: LFSM-U
+            # threshold 49.8..49.0 Hz (this preset's range), droop 2..12 %.
+            return {
+                "db_of_hz": (0.2, 2.0),
+                "db_uf_hz": (0.2, 1.0),
+                "k_of": (0.02, 0.12),
+                "k_uf": (0.02, 0.12),
+                "olrt_s": (t_lo, 10.0),
+                "f_meas_tau_s": (0.0, 1.0),
+            }
         # Table 25: db 0.017..1.0 Hz; k 0.03..0.05 (Cat I, II) or 0.02..0.05 (Cat III);
         # open-loop response time 1..10 s (Cat I, II) or 0.2..10 s (Cat III).
         k_lo = 0.02 if acat is AbnormalCategory.III else 0.03
-        t_lo = 0.2 if acat is AbnormalCategory.III else 1.0
         return {
             "db_of_hz": (0.017, 1.0),
             "db_uf_hz": (0.017, 1.0),
@@ -299,7 +429,7 @@ class ConstantPFSettings(_Section):
     def defaults(cls, category: VoltageCategory = VoltageCategory.B) -> ConstantPFSettings:
         return cls()
 
-    def ranges(self, vcat, acat):
+    def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
         lo = 0.97 if (vcat is VoltageCategory.A and self.excitation is Excitation.ABSORB) else 0.90
         return {"pf": (lo, 1.0), "olrt_s": (0.0, 10.0)}
 
@@ -332,7 +462,7 @@ class WattVarSettings(_Section):
             return cls(q3_pu=-0.25)
         return cls()
 
-    def ranges(self, vcat, acat):
+    def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
         return {
             "p2_pu": (0.4, 0.8),
             "p1_pu": (0.0, self.p2_pu - 0.1),
@@ -395,6 +525,28 @@ _F_TRIP = {
     "uf2_f_hz": (56.5, 50.0, 57.0),
     "uf2_t_s": (0.16, 0.16, 1000.0),
 }
+# Frequency trip of the 50 Hz preset (EN 50549-1 style interface protection, clause 4.9.3):
+# the unit stays connected inside 47.5-51.5 Hz (the operating range of clause 4.4.2) and
+# trips 0.1 s after leaving it; the second stages sit at the ends of the adjustable range.
+_F_TRIP_50HZ = {
+    "of2_f_hz": (52.0, 50.2, 52.0),
+    "of2_t_s": (0.1, 0.1, 100.0),
+    "of1_f_hz": (51.5, 50.2, 52.0),
+    "of1_t_s": (0.1, 0.1, 100.0),
+    "uf1_f_hz": (47.5, 47.0, 49.8),
+    "uf1_t_s": (0.1, 0.1, 100.0),
+    "uf2_f_hz": (47.0, 47.0, 49.8),
+    "uf2_t_s": (0.1, 0.1, 100.0),
+}
+
+
+def _frequency_trip_table(f_nominal_hz: float) -> dict[str, tuple[float, float, float]]:
+    """``name -> (default, lo, hi)`` of the frequency trip settings at ``f_nominal_hz``."""
+    if GridCode.for_frequency(f_nominal_hz) is GridCode.EN_50549_1:
+        return _F_TRIP_50HZ
+    return _F_TRIP
+
+
 # Momentary cessation thresholds (Tables 14-16): Cat III ceases below 0.50 pu and above
 # 1.10 pu; every category ceases to energize above 1.20 pu. Cat II may cease in its
 # permissive-operation region below 0.50 pu. 0.0 disables low-voltage cessation (Cat I).
@@ -436,25 +588,65 @@ class TripSettings(_Section):
     mc_high_v_pu: float = 1.10
 
     @classmethod
-    def defaults(cls, category: AbnormalCategory = AbnormalCategory.III) -> TripSettings:
-        """Defaults of Table 11/12/13 (by category) and Table 18."""
+    def defaults(
+        cls, category: AbnormalCategory = AbnormalCategory.III, *, f_nominal_hz: float = F_NOM_HZ
+    ) -> TripSettings:
+        """Default trip settings.
+
+        Parameters
+        ----------
+        category : AbnormalCategory
+            Selects the voltage trip defaults of Table 11/12/13.
+        f_nominal_hz : float
+            System nominal frequency [Hz]: frequency trip of Table 18 at 60 Hz, the
+            EN 50549-1 style preset (47.5 / 51.5 Hz, 0.1 s) at 50 Hz.
+
+        Returns
+        -------
+        TripSettings
+        """
         values = {k: v[0] for k, v in _V_TRIP[category].items()}
-        values.update({k: v[0] for k, v in _F_TRIP.items()})
+        values.update({k: v[0] for k, v in _frequency_trip_table(f_nominal_hz).items()})
         values.update({k: v[0] for k, v in _MC[category].items()})
         return cls(**values)
 
     @staticmethod
-    def standard_ranges(category: AbnormalCategory) -> dict[str, tuple[float, float]]:
-        """The allowed ``(lo, hi)`` of every field for ``category`` (Tables 11-13, 18)."""
-        table = {**_V_TRIP[category], **_F_TRIP, **_MC[category]}
+    def standard_ranges(
+        category: AbnormalCategory, *, f_nominal_hz: float = F_NOM_HZ
+    ) -> dict[str, tuple[float, float]]:
+        """The allowed ``(lo, hi)`` of every field.
+
+        Parameters
+        ----------
+        category : AbnormalCategory
+            Abnormal performance category (Tables 11-13).
+        f_nominal_hz : float
+            System nominal frequency [Hz] (Table 18 at 60 Hz, the 50 Hz preset at 50 Hz).
+
+        Returns
+        -------
+        dict
+            ``name -> (lo, hi)`` in the field's unit.
+        """
+        table = {**_V_TRIP[category], **_frequency_trip_table(f_nominal_hz), **_MC[category]}
         return {k: (v[1], v[2]) for k, v in table.items()}
 
-    def ranges(self, vcat, acat):
-        return self.standard_ranges(acat)
+    def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
+        return self.standard_ranges(acat, f_nominal_hz=f_nominal_hz)
 
-    def problems(self, path, *, voltage_category=VoltageCategory.B, abnormal_category=None):
+    def problems(
+        self,
+        path,
+        *,
+        voltage_category=VoltageCategory.B,
+        abnormal_category=None,
+        f_nominal_hz=F_NOM_HZ,
+    ):
         acat = abnormal_category or AbnormalCategory.III
-        problems = super().problems(path, voltage_category=voltage_category, abnormal_category=acat)
+        problems = super().problems(
+            path, voltage_category=voltage_category, abnormal_category=acat,
+            f_nominal_hz=f_nominal_hz,
+        )  # fmt: skip
         # Ordering: the fast (2) stage must be further from nominal and not slower.
         pairs = [("ov1_v_pu", "ov2_v_pu"), ("uv2_v_pu", "uv1_v_pu"), ("of1_f_hz", "of2_f_hz")]
         pairs.append(("uf2_f_hz", "uf1_f_hz"))
@@ -489,15 +681,36 @@ class EnterServiceSettings(_Section):
     ramp_s: float = 300.0
 
     @classmethod
-    def defaults(cls) -> EnterServiceSettings:
+    def defaults(cls, *, f_nominal_hz: float = F_NOM_HZ) -> EnterServiceSettings:
+        """Default enter-service window.
+
+        Parameters
+        ----------
+        f_nominal_hz : float
+            System nominal frequency [Hz].
+
+        Returns
+        -------
+        EnterServiceSettings
+            60 Hz: IEEE 1547-2018 Table 4 (59.5-60.1 Hz, 300 s delay, 300 s ramp).
+            50 Hz: EN 50549-1 style reconnection (clause 4.10): 49.5-50.2 Hz observed for
+            60 s, then at most 10 % of the rating per minute (600 s ramp); the voltage window
+            stays the IEEE 1547-2018 one.
+        """
+        if GridCode.for_frequency(f_nominal_hz) is GridCode.EN_50549_1:
+            return cls(f_low_hz=49.5, f_high_hz=50.2, delay_s=60.0, ramp_s=600.0)
         return cls()
 
-    def ranges(self, vcat, acat):
+    def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
+        if GridCode.for_frequency(f_nominal_hz) is GridCode.EN_50549_1:
+            f_low, f_high = (47.5, 50.0), (50.0, 51.5)
+        else:
+            f_low, f_high = (59.0, 59.9), (60.1, 61.0)
         return {
             "v_low_pu": (0.88, 0.95),
             "v_high_pu": (1.05, 1.06),
-            "f_low_hz": (59.0, 59.9),
-            "f_high_hz": (60.1, 61.0),
+            "f_low_hz": f_low,
+            "f_high_hz": f_high,
             "delay_s": (0.0, 600.0),
             "ramp_s": (1.0, 1000.0),
         }
@@ -527,7 +740,7 @@ class StaggerSettings(_Section):
     def defaults(cls) -> StaggerSettings:
         return cls()
 
-    def ranges(self, vcat, acat):
+    def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
         return {
             "ramp_s": (0.1, 600.0),
             "n_tiers": (1, 1000),
@@ -554,7 +767,7 @@ class VsmSettings(_Section):
     def defaults(cls) -> VsmSettings:
         return cls()
 
-    def ranges(self, vcat, acat):
+    def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
         return {"h_s": (0.05, 20.0), "d_pu": (0.0, 200.0), "x_pu": (0.01, 1.0)}
 
 
@@ -582,6 +795,29 @@ class InverterSettings:
 
     Build with :meth:`defaults` or :meth:`from_dict` (which validates); direct construction
     is not validated until :meth:`problems`/:meth:`validate` (``InverterBank`` validates).
+
+    Parameters
+    ----------
+    voltage_category, abnormal_category : VoltageCategory, AbnormalCategory
+        Performance categories (IEEE 1547-2018 clauses 5 and 6).
+    mode : GridMode
+        Grid-following or grid-forming.
+    priority : Priority
+        Which of P and Q is kept at the apparent-power limit.
+    functions : frozenset of ControlFunction
+        Enabled grid-support functions.
+    volt_var, volt_watt, freq_watt, pf, watt_var, trip, enter_service, stagger, vsm
+        The sections (see their classes).
+    f_nominal_hz : float
+        System nominal frequency [Hz], 50 or 60. Every frequency setting (droop deadbands,
+        trip thresholds, enter-service window, VSM base speed) is read against it, and the
+        defaults and ranges follow its :class:`GridCode`.
+
+    Examples
+    --------
+    >>> s = InverterSettings.defaults(f_nominal_hz=50.0)
+    >>> s.grid_code.value, s.freq_watt.db_of_hz, s.trip.uf1_f_hz
+    ('en_50549_1', 0.2, 47.5)
     """
 
     voltage_category: VoltageCategory = VoltageCategory.B
@@ -600,6 +836,12 @@ class InverterSettings:
     enter_service: EnterServiceSettings = field(default_factory=EnterServiceSettings)
     stagger: StaggerSettings = field(default_factory=StaggerSettings)
     vsm: VsmSettings = field(default_factory=VsmSettings)
+    f_nominal_hz: float = F_NOM_HZ
+
+    @property
+    def grid_code(self) -> GridCode:
+        """The standard whose frequency defaults and ranges apply (from ``f_nominal_hz``)."""
+        return GridCode.for_frequency(self.f_nominal_hz)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -611,12 +853,34 @@ class InverterSettings:
         functions: frozenset[ControlFunction] | None = None,
         mode: GridMode | str = GridMode.GRID_FOLLOWING,
         priority: Priority | str = Priority.REACTIVE,
+        f_nominal_hz: float = F_NOM_HZ,
     ) -> InverterSettings:
-        """The standard's defaults for the given categories.
+        """The standard's defaults for the given categories and nominal frequency.
 
-        Default functions: volt-var and frequency droop (both required of Category B /
-        III units; reactive priority is the standard's default for volt-var, clause 5.3).
+        Parameters
+        ----------
+        voltage_category : VoltageCategory or str
+            Normal performance category, ``"A"`` or ``"B"``.
+        abnormal_category : AbnormalCategory or str
+            Abnormal performance category, ``"I"``, ``"II"`` or ``"III"``.
+        functions : iterable of ControlFunction, optional
+            Enabled functions; default volt-var and frequency droop (both required of
+            Category B / III units; reactive priority is the default for volt-var, clause 5.3).
+        mode : GridMode or str
+            Grid-following or grid-forming.
+        priority : Priority or str
+            P or Q priority at the apparent-power limit.
+        f_nominal_hz : float
+            System nominal frequency [Hz]: 60 gives the IEEE 1547-2018 frequency defaults,
+            50 the EN 50549-1 style preset (:class:`GridCode`); anything else is a
+            :class:`~grids.errors.ScenarioError`.
+
+        Returns
+        -------
+        InverterSettings
         """
+        GridCode.for_frequency(f_nominal_hz)
+        f_nominal_hz = float(f_nominal_hz)
         vcat = VoltageCategory(voltage_category)
         acat = AbnormalCategory(abnormal_category)
         kwargs: dict[str, Any] = {}
@@ -629,24 +893,47 @@ class InverterSettings:
             priority=Priority(priority),
             volt_var=VoltVarSettings.defaults(vcat),
             volt_watt=VoltWattSettings.defaults(vcat),
-            freq_watt=FreqWattSettings.defaults(acat),
+            freq_watt=FreqWattSettings.defaults(acat, f_nominal_hz=f_nominal_hz),
             pf=ConstantPFSettings.defaults(vcat),
             watt_var=WattVarSettings.defaults(vcat),
-            trip=TripSettings.defaults(acat),
-            enter_service=EnterServiceSettings.defaults(),
+            trip=TripSettings.defaults(acat, f_nominal_hz=f_nominal_hz),
+            enter_service=EnterServiceSettings.defaults(f_nominal_hz=f_nominal_hz),
             stagger=StaggerSettings.defaults(),
             vsm=VsmSettings.defaults(),
+            f_nominal_hz=f_nominal_hz,
             **kwargs,
         )
 
     @classmethod
-    def from_dict(cls, data: dict, *, path: str = "fleet.control") -> InverterSettings:
+    def from_dict(
+        cls, data: dict, *, path: str = "fleet.control", f_nominal_hz: float = F_NOM_HZ
+    ) -> InverterSettings:
         """Build validated settings from a scenario's ``[fleet.control]`` table.
 
-        Missing keys take the defaults of the chosen categories. Raises
-        :class:`~grids.errors.ScenarioError` listing EVERY problem (unknown keys, wrong
-        types, out-of-range values with the allowed range), each named by its full key path.
+        Parameters
+        ----------
+        data : dict
+            The ``[fleet.control]`` table (TOML types).
+        path : str
+            Key path used in messages.
+        f_nominal_hz : float
+            System nominal frequency [Hz] (the scenario's ``frequency.f0_hz`` /
+            ``fleet.f_nominal_hz``): missing keys take the defaults of the chosen categories
+            at this frequency, and frequency settings are checked against its ranges.
+
+        Returns
+        -------
+        InverterSettings
+
+        Raises
+        ------
+        ScenarioError
+            Listing EVERY problem (unknown keys, wrong types, out-of-range values with the
+            allowed range, frequency settings of the other nominal frequency), each named by
+            its full key path.
         """
+        GridCode.for_frequency(f_nominal_hz, path=f"{path} (nominal frequency)")
+        f_nominal_hz = float(f_nominal_hz)
         problems: list[str] = []
         if not isinstance(data, dict):
             raise ScenarioError(f"{path}: expected a table, got {type(data).__name__}")
@@ -671,7 +958,9 @@ class InverterSettings:
         acat = enum_value("abnormal_category", AbnormalCategory, AbnormalCategory.III)
         mode = enum_value("mode", GridMode, GridMode.GRID_FOLLOWING)
         priority = enum_value("priority", Priority, Priority.REACTIVE)
-        base = cls.defaults(voltage_category=vcat, abnormal_category=acat)
+        base = cls.defaults(
+            voltage_category=vcat, abnormal_category=acat, f_nominal_hz=f_nominal_hz
+        )
 
         functions = base.functions
         if "functions" in data:
@@ -706,6 +995,7 @@ class InverterSettings:
             mode=mode,
             priority=priority,
             functions=functions,
+            f_nominal_hz=f_nominal_hz,
             **sections,
         )
         problems.extend(settings.problems(path))
@@ -714,8 +1004,23 @@ class InverterSettings:
 
     # ---------------------------------------------------------------- validation / export
     def problems(self, path: str = "fleet.control") -> list[str]:
-        """Every out-of-range setting (full key path, value, allowed range)."""
+        """Every out-of-range setting.
+
+        Parameters
+        ----------
+        path : str
+            Key path of the table.
+
+        Returns
+        -------
+        list of str
+            One message per problem: full key path, value, allowed range.
+        """
         problems: list[str] = []
+        try:
+            GridCode.for_frequency(self.f_nominal_hz, path=f"{path} (nominal frequency)")
+        except ScenarioError as error:
+            return [str(error)]
         reactive = sorted(f.value for f in self.functions & REACTIVE_FUNCTIONS)
         if len(reactive) > 1:
             problems.append(
@@ -728,19 +1033,42 @@ class InverterSettings:
                     f"{path}.{toml_name}",
                     voltage_category=self.voltage_category,
                     abnormal_category=self.abnormal_category,
+                    f_nominal_hz=self.f_nominal_hz,
                 )
             )
         return problems
 
     def validate(self, path: str = "fleet.control") -> InverterSettings:
-        """Raise :class:`ScenarioError` listing every problem; return ``self`` if none."""
+        """Check every setting.
+
+        Parameters
+        ----------
+        path : str
+            Key path used in messages.
+
+        Returns
+        -------
+        InverterSettings
+            ``self`` when valid.
+
+        Raises
+        ------
+        ScenarioError
+            Listing every problem.
+        """
         check_problems(self.problems(path), ScenarioError, f"invalid inverter settings in {path}")
         return self
 
     def to_dict(self) -> dict:
         """The ``[fleet.control]`` table (TOML-ready: enums as strings, sorted function list).
 
-        ``InverterSettings.from_dict(s.to_dict()) == s`` for valid settings.
+        The nominal frequency is the system's, not part of the table:
+        ``InverterSettings.from_dict(s.to_dict(), f_nominal_hz=s.f_nominal_hz) == s``.
+
+        Returns
+        -------
+        dict
+            Nested tables by TOML section name.
         """
         out: dict[str, Any] = {
             "mode": self.mode.value,
@@ -759,7 +1087,17 @@ class InverterSettings:
         return out
 
     def has(self, function: ControlFunction) -> bool:
-        """Whether ``function`` is enabled."""
+        """Whether ``function`` is enabled.
+
+        Parameters
+        ----------
+        function : ControlFunction
+            The function asked about.
+
+        Returns
+        -------
+        bool
+        """
         return function in self.functions
 
 
@@ -817,6 +1155,7 @@ __all__ = [
     "EnterServiceSettings",
     "Excitation",
     "FreqWattSettings",
+    "GridCode",
     "GridMode",
     "InverterSettings",
     "Priority",

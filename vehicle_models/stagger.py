@@ -25,7 +25,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from vehicle_models.settings import AbnormalCategory, StaggerMode, StaggerSettings, TripSettings
+from vehicle_models.settings import (
+    F_NOM_HZ,
+    AbnormalCategory,
+    StaggerMode,
+    StaggerSettings,
+    TripSettings,
+)
 
 # Direction towards "more ride-through" for each threshold (+1: higher trips later).
 _THRESHOLD_SIGN = {
@@ -45,7 +51,23 @@ TRIP_ELEMENTS = ("ov2", "ov1", "uv1", "uv2", "of2", "of1", "uf1", "uf2")
 def stagger_fractions(
     stagger: StaggerSettings, *, n: int, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per-unit fractions ``(u_threshold, u_time)`` in ``[0, 1]``, or ``None`` (no spread)."""
+    """Per-unit spread fractions of the ``tiered`` and ``random`` modes.
+
+    Parameters
+    ----------
+    stagger : StaggerSettings
+        Mode and number of tiers.
+    n : int
+        Number of units.
+    seed : int
+        Seed of the ``random`` mode.
+
+    Returns
+    -------
+    tuple of numpy.ndarray or None
+        ``(u_threshold, u_time)``, each of shape ``(n,)`` in ``[0, 1]``; ``None`` when the
+        mode does not spread (``simultaneous``, ``ramp``).
+    """
     if stagger.mode is StaggerMode.TIERED:
         if stagger.n_tiers <= 1:
             u = np.zeros(n)
@@ -66,6 +88,7 @@ def staggered_trip_settings(
     *,
     n: int,
     seed: int = 0,
+    f_nominal_hz: float = F_NOM_HZ,
 ) -> dict[str, float | np.ndarray]:
     """Trip thresholds and clearing times per unit.
 
@@ -81,6 +104,8 @@ def staggered_trip_settings(
         Number of units.
     seed : int
         Seed of the random mode.
+    f_nominal_hz : float
+        System nominal frequency [Hz] (selects the frequency ranges).
 
     Returns
     -------
@@ -90,7 +115,7 @@ def staggered_trip_settings(
     """
     fractions = stagger_fractions(stagger, n=n, seed=seed)
     out: dict[str, float | np.ndarray] = {}
-    ranges = TripSettings.standard_ranges(category)
+    ranges = TripSettings.standard_ranges(category, f_nominal_hz=f_nominal_hz)
     for element in TRIP_ELEMENTS:
         thr_name = f"{element}_v_pu" if element[0] in "ou" and element[1] == "v" else None
         thr_name = thr_name or f"{element}_f_hz"

@@ -21,7 +21,8 @@ step moves the droop's speed at once but the VSM's only through its inertia):
 :class:`DroopLowPassFilter` implements that form so the equivalence can be checked.
 
 Both are linear time-invariant two-state systems and are stepped with their exact
-zero-order-hold discretization (matrix exponential, cached per ``dt``), stable for any step.
+zero-order-hold discretization (:func:`grids.discretize.zoh`, cached per ``dt``), stable for
+any step.
 Active-power limits (SoC/energy and current limits, passed as ``p_max_pu``/``p_min_pu``)
 saturate ``p_e``; the angle is then reset to the saturated power (anti-windup).
 
@@ -39,50 +40,17 @@ import math
 
 import numpy as np
 
+from grids.discretize import zoh
 from vehicle_models.settings import F_NOM_HZ, VsmSettings
-
-
-def expm(a: np.ndarray) -> np.ndarray:
-    """Matrix exponential of a small matrix (scaling and squaring with a 20-term Taylor series).
-
-    Accurate to rounding for the well-scaled 2-4 state systems here; plain numpy so that the
-    physics package does not pull scipy into the co-simulation adapters.
-    """
-    norm = float(np.max(np.sum(np.abs(a), axis=1))) if a.size else 0.0
-    squarings = max(0, math.ceil(math.log2(norm)) + 1) if norm > 0.5 else 0
-    scaled = a / (2.0**squarings)
-    result = np.eye(a.shape[0])
-    term = np.eye(a.shape[0])
-    for k in range(1, 21):
-        term = term @ scaled / k
-        result = result + term
-    for _ in range(squarings):
-        result = result @ result
-    return result
-
-
-def zoh_discretize(a: np.ndarray, b: np.ndarray, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Exact zero-order-hold discretization ``(A_d, B_d)`` of ``dx/dt = A x + B u``.
-
-    Notes
-    -----
-    ``expm([[A, B], [0, 0]] dt) = [[A_d, B_d], [0, I]]`` (Van Loan).
-    """
-    n, m = b.shape
-    big = np.zeros((n + m, n + m))
-    big[:n, :n] = a
-    big[:n, n:] = b
-    e = expm(big * dt_s)
-    return e[:n, :n], e[:n, n:]
 
 
 class _LinearTwoState:
     """Vectorized exact stepping of a 2-state, 2-input LTI system (shared by VSM and droop)."""
 
-    def __init__(self, n: int, f_nom_hz: float) -> None:
+    def __init__(self, n: int, f_nominal_hz: float) -> None:
         self.n = int(n)
-        self.f_nom_hz = f_nom_hz
-        self.omega_b = 2.0 * math.pi * f_nom_hz
+        self.f_nominal_hz = float(f_nominal_hz)
+        self.omega_b = 2.0 * math.pi * self.f_nominal_hz
         self._cache: dict[float, tuple[np.ndarray, np.ndarray]] = {}
 
     def _matrices(self) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - overridden
@@ -91,7 +59,7 @@ class _LinearTwoState:
     def _discrete(self, dt_s: float) -> tuple[np.ndarray, np.ndarray]:
         key = float(dt_s)
         if key not in self._cache:
-            self._cache[key] = zoh_discretize(*self._matrices(), key)
+            self._cache[key] = zoh(*self._matrices(), key)
         return self._cache[key]
 
     def _advance(self, x0, x1, u0, u1, dt_s):
@@ -110,8 +78,9 @@ class VirtualSynchronousMachine(_LinearTwoState):
         ``h_s`` [s], ``d_pu``, ``x_pu``.
     n : int
         Number of units.
-    f_nom_hz : float
-        Nominal frequency [Hz].
+    f_nominal_hz : float
+        System nominal frequency [Hz]: the base of the per-unit speeds and of
+        ``omega_b = 2 pi f_N``.
 
     Attributes
     ----------
@@ -123,8 +92,8 @@ class VirtualSynchronousMachine(_LinearTwoState):
         Electrical output [pu] after limits.
     """
 
-    def __init__(self, settings: VsmSettings, *, n: int, f_nom_hz: float = F_NOM_HZ) -> None:
-        super().__init__(n, f_nom_hz)
+    def __init__(self, settings: VsmSettings, *, n: int, f_nominal_hz: float = F_NOM_HZ) -> None:
+        super().__init__(n, f_nominal_hz)
         self.settings = settings
         self.delta_rad = np.zeros(self.n)
         self.domega_pu = np.zeros(self.n)
@@ -140,14 +109,14 @@ class VirtualSynchronousMachine(_LinearTwoState):
     @property
     def f_hz(self) -> np.ndarray:
         """Virtual rotor frequency [Hz]."""
-        return self.f_nom_hz * (1.0 + self.domega_pu)
+        return self.f_nominal_hz * (1.0 + self.domega_pu)
 
     def initialize(self, *, p_ref_pu, f_hz) -> None:
         """Set the steady state for ``p_ref_pu`` at a constant grid frequency ``f_hz``.
 
         Steady state: ``domega = domega_g``, ``p_e = p_ref - D domega_g``.
         """
-        dw_g = (np.asarray(f_hz, dtype=float) - self.f_nom_hz) / self.f_nom_hz
+        dw_g = (np.asarray(f_hz, dtype=float) - self.f_nominal_hz) / self.f_nominal_hz
         dw_g = np.broadcast_to(dw_g, (self.n,))
         self.domega_pu = np.array(dw_g, dtype=float)
         self.p_pu = np.asarray(p_ref_pu, dtype=float) - self.settings.d_pu * self.domega_pu
@@ -162,7 +131,7 @@ class VirtualSynchronousMachine(_LinearTwoState):
         """
         if not self.initialized:
             self.initialize(p_ref_pu=p_ref_pu, f_hz=f_hz)
-        dw_g = (np.asarray(f_hz, dtype=float) - self.f_nom_hz) / self.f_nom_hz
+        dw_g = (np.asarray(f_hz, dtype=float) - self.f_nominal_hz) / self.f_nominal_hz
         self.delta_rad, self.domega_pu = self._advance(
             self.delta_rad, self.domega_pu, np.asarray(p_ref_pu, dtype=float), dw_g, dt_s
         )
@@ -190,9 +159,9 @@ class DroopLowPassFilter(_LinearTwoState):
     """
 
     def __init__(
-        self, *, m_p: float, tau_s: float, x_pu: float, n: int, f_nom_hz: float = F_NOM_HZ
+        self, *, m_p: float, tau_s: float, x_pu: float, n: int, f_nominal_hz: float = F_NOM_HZ
     ) -> None:
-        super().__init__(n, f_nom_hz)
+        super().__init__(n, f_nominal_hz)
         self.m_p, self.tau_s, self.x_pu = m_p, tau_s, x_pu
         self.delta_rad = np.zeros(self.n)
         self.p_filtered_pu = np.zeros(self.n)
@@ -213,11 +182,11 @@ class DroopLowPassFilter(_LinearTwoState):
 
     def step(self, *, dt_s: float, f_hz, p_ref_pu) -> np.ndarray:
         """Advance by ``dt_s``; returns the electrical output ``p_e`` [pu] (no limits)."""
-        dw_g = (np.asarray(f_hz, dtype=float) - self.f_nom_hz) / self.f_nom_hz
+        dw_g = (np.asarray(f_hz, dtype=float) - self.f_nominal_hz) / self.f_nominal_hz
         self.delta_rad, self.p_filtered_pu = self._advance(
             self.delta_rad, self.p_filtered_pu, np.asarray(p_ref_pu, dtype=float), dw_g, dt_s
         )
         return self.delta_rad / self.x_pu
 
 
-__all__ = ["DroopLowPassFilter", "VirtualSynchronousMachine", "zoh_discretize"]
+__all__ = ["DroopLowPassFilter", "VirtualSynchronousMachine"]
