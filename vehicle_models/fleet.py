@@ -2,7 +2,7 @@
 
 :class:`Fleet` owns the availability (plug-in sessions), the batteries and chargers
 (:class:`~vehicle_models.battery.BatteryBank`), the degradation tracker and one
-:class:`~vehicle_models.inverter.InverterBank` (IEEE 1547 controls, engineer D). A
+:class:`~vehicle_models.inverter.InverterBank` (IEEE 1547 controls). A
 co-simulation adapter steps it with per-bus voltages and the frequency and receives per-bus
 P, Q, counts and mean SoC (:class:`FleetStepResult`).
 
@@ -30,25 +30,32 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numba
 import numpy as np
 import pandas as pd
 
-from grids.errors import InputDataError, ScenarioError, check_problems
+from grids.errors import ScenarioError, check_problems
 from vehicle_models.battery import S_PER_H, BatteryBank, TheveninParameters
 from vehicle_models.degradation import DegradationTracker
-from vehicle_models.presets import (
-    S_PER_DAY,
-    FleetPreset,
-    preset_parameters,
-    sample_sessions,
+from vehicle_models.fleet_kernels import (
+    POLICY_IMMEDIATE,
+    POLICY_LATEST,
+    POLICY_UNIFORM,
+    kernel_after,
+    kernel_before,
+    kernel_setpoint,
 )
-
-if TYPE_CHECKING:
-    from vehicle_models.settings import InverterSettings
+from vehicle_models.fleet_sampling import sampled_fleet_arguments
+from vehicle_models.fleet_table import (
+    TABLE_COLUMNS_OPTIONAL,
+    TABLE_COLUMNS_REQUIRED,
+    fleet_table_arguments,
+    read_fleet_table,
+)
+from vehicle_models.inverter import InverterBank
+from vehicle_models.presets import FleetPreset
+from vehicle_models.settings import F_NOM_HZ, GridCode, InverterSettings
 
 __all__ = [
     "TABLE_COLUMNS_OPTIONAL",
@@ -57,6 +64,7 @@ __all__ = [
     "Fleet",
     "FleetPreset",
     "FleetStepResult",
+    "read_fleet_table",
 ]
 
 
@@ -72,27 +80,6 @@ class ChargingPolicy(Enum):
     IMMEDIATE = "immediate"
     LATEST = "latest"
     UNIFORM = "uniform"
-
-
-TABLE_COLUMNS_REQUIRED = (
-    "bus",
-    "arrival_s",
-    "departure_s",
-    "e_capacity_kwh",
-    "soc_arrival_frac",
-    "p_charge_max_kw",
-)
-TABLE_COLUMNS_OPTIONAL = {
-    "vehicle_id": None,
-    "soc_target_frac": None,  # default: soc_max_frac
-    "p_discharge_max_kw": None,  # default: p_charge_max_kw
-    "s_max_kva": None,  # default: max of the two kW ratings
-    "eta_charge": 0.95,
-    "eta_discharge": 0.95,
-    "soc_min_frac": 0.0,
-    "soc_max_frac": 1.0,
-    "soc_reserve_frac": 0.0,
-}
 
 
 @dataclass
@@ -133,238 +120,28 @@ def _as_float(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-# ---------------------------------------------------------------------- fast kernels
-# One fused pass over the vehicles before and one after the inverter step (simple battery
-# model, no equivalent circuit). They implement exactly the equations of the numpy path
-# (BatteryBank.power_bounds_kw / BatteryBank.step and Fleet._baseline_kw); a test checks the
-# two paths agree. Numba is a project dependency (pandapower uses it too).
-_POLICY_CODE = {ChargingPolicy.LATEST: 0, ChargingPolicy.IMMEDIATE: 1, ChargingPolicy.UNIFORM: 2}
+_POLICY_CODE = {
+    ChargingPolicy.LATEST: POLICY_LATEST,
+    ChargingPolicy.IMMEDIATE: POLICY_IMMEDIATE,
+    ChargingPolicy.UNIFORM: POLICY_UNIFORM,
+}
 
 
-_NJIT = {"cache": True, "nogil": True, "error_model": "numpy"}  # no zero-division checks
-
-
-@numba.njit(**_NJIT)
-def _ac_from_chem(pc, eta_d, inv_eta_c):  # pragma: no cover - compiled
-    return pc * eta_d if pc >= 0.0 else pc * inv_eta_c
-
-
-@numba.njit(**_NJIT)
-def _kernel_before(  # pragma: no cover - compiled
-    t_s,
-    dt_s,
-    period_s,
-    started,
-    policy,
-    bus_start,
-    arrival_s,
-    dwell_s,
-    e_kwh,
-    e_trip_kwh,
-    e_target_kwh,
-    e_floor_kwh,
-    e_ceiling_kwh,
-    e_capacity_kwh,
-    p_ch_kw,
-    p_dis_kw,
-    eta_c,
-    eta_d,
-    inv_eta_c,
-    inv_s,
-    plugged,
-    e_shortfall_kwh,
-    e_stranded_kwh,
-    vm_bus,
-    vm_out,
-    p_min_pu,
-    p_max_pu,
-    p_req_pu,
-    lo_bus_kw,
-    hi_bus_kw,
-    track,
-    pending_kwh,
-):
-    inv_dt_h = 3600.0 / dt_s
-    inv_period = 1.0 / period_s if period_s > 0.0 else 0.0
-    driven = 0.0
-    short = 0.0
-    for b in range(bus_start.size - 1):
-        lo_sum = 0.0
-        hi_sum = 0.0
-        vm = vm_bus[b]
-        for i in range(bus_start[b], bus_start[b + 1]):
-            vm_out[i] = vm
-            if period_s > 0.0:
-                x = t_s - arrival_s[i]
-                phase = x - period_s * math.floor(x * inv_period)  # numba's % is ~30x slower
-                now = phase < dwell_s[i]
-            else:
-                phase = t_s - arrival_s[i]
-                now = phase >= 0.0 and phase < dwell_s[i]
-            e = e_kwh[i]
-            was = plugged[i]
-            if period_s > 0.0:
-                if not started:
-                    if not now:
-                        e = min(e + e_trip_kwh[i], e_capacity_kwh[i])
-                elif now and not was:
-                    d = min(e, e_trip_kwh[i])
-                    driven += d
-                    e_stranded_kwh[i] += e_trip_kwh[i] - d
-                    e -= d
-                    e_kwh[i] = e
-                    if track:
-                        pending_kwh[i] += d  # driving cycles the battery too
-            if started and was and not now:
-                gap = e_target_kwh[i] - e
-                if gap > 0.0:
-                    e_shortfall_kwh[i] += gap
-                    short += gap
-            if not started:
-                e_kwh[i] = e
-            plugged[i] = now
-            if not now:
-                p_min_pu[i] = 0.0
-                p_max_pu[i] = 0.0
-                p_req_pu[i] = 0.0
-                continue
-            remaining = dwell_s[i] - phase
-            still = max(remaining - dt_s, 0.0)
-            e_end_min = e_target_kwh[i] - eta_c[i] * p_ch_kw[i] * still * (1.0 / 3600.0)
-            e_hi = max(e_ceiling_kwh[i], e)
-            e_lo = min(max(min(e_floor_kwh[i], e), e_end_min), e_hi)
-            ic = inv_eta_c[i]
-            p_max = min(_ac_from_chem((e - e_lo) * inv_dt_h, eta_d[i], ic), p_dis_kw[i])
-            p_min = max(-(e_hi - e) * inv_dt_h * ic, -p_ch_kw[i])
-            p_min = min(p_min, 0.0)
-            p_max = max(p_max, -p_ch_kw[i])
-            p_max = max(p_max, p_min)
-            if policy == 0:
-                p = min(p_max, 0.0)
-            elif policy == 1:
-                p = -max(e_target_kwh[i] - e, 0.0) * ic * inv_dt_h
-            else:
-                p = -max(e_target_kwh[i] - e, 0.0) * ic * 3600.0 / max(remaining, dt_s)
-            p = min(max(p, p_min), p_max)
-            lo_sum += p_min
-            hi_sum += p_max
-            si = inv_s[i]
-            p_min_pu[i] = p_min * si
-            p_max_pu[i] = p_max * si
-            p_req_pu[i] = p * si
-        lo_bus_kw[b] = lo_sum
-        hi_bus_kw[b] = hi_sum
-    return driven, short
-
-
-@numba.njit(**_NJIT)
-def _kernel_setpoint(has_sp, lam, bus_start, p_min_pu, p_max_pu, p_req_pu):  # pragma: no cover
-    for b in range(bus_start.size - 1):
-        if has_sp[b]:
-            for i in range(bus_start[b], bus_start[b + 1]):
-                p_req_pu[i] = p_min_pu[i] + lam[b] * (p_max_pu[i] - p_min_pu[i])
-
-
-@numba.njit(**_NJIT)
-def _kernel_after(  # pragma: no cover - compiled
-    dt_s,
-    bus_start,
-    p_pu,
-    q_pu,
-    tripped,
-    plugged,
-    s_kva,
-    e_kwh,
-    e_floor_kwh,
-    e_ceiling_kwh,
-    inv_cap,
-    p_ch_kw,
-    p_dis_kw,
-    eta_c,
-    eta_d,
-    inv_eta_c,
-    inv_eta_d,
-    p_kw,
-    q_kvar,
-    p_min_pu,
-    p_max_pu,
-    limited,
-    p_bus,
-    q_bus,
-    n_plug_bus,
-    n_trip_bus,
-    soc_bus,
-    n_lim_bus,
-    track,
-    pending_kwh,
-):
-    dt_h = dt_s * (1.0 / 3600.0)
-    inv_dt_h = 3600.0 / dt_s
-    e_in = 0.0
-    e_out = 0.0
-    e_loss = 0.0
-    for b in range(bus_start.size - 1):
-        p_sum = 0.0
-        q_sum = 0.0
-        soc_sum = 0.0
-        n_plug = 0
-        n_trip = 0
-        n_lim = 0
-        for i in range(bus_start[b], bus_start[b + 1]):
-            e = e_kwh[i]
-            s = s_kva[i]
-            req = p_pu[i] * s
-            lo = min(e_floor_kwh[i], e)
-            hi = max(e_ceiling_kwh[i], e)
-            x = p_pu[i]
-            if plugged[i] and x >= p_min_pu[i] and x <= max(p_max_pu[i], 0.0):
-                # inside the schedule's range (a subset of the SoC-feasible range that
-                # contains 0): feasible, no need to recompute the SoC bounds
-                n_plug += 1
-                p_min = req
-                p_max = req
-            elif plugged[i]:
-                n_plug += 1
-                p_max = min((e - lo) * inv_dt_h * eta_d[i], p_dis_kw[i])
-                p_min = max(-(hi - e) * inv_dt_h * inv_eta_c[i], -p_ch_kw[i])
-                p_min = min(p_min, 0.0)
-                p_max = max(p_max, p_min)
-            else:
-                p_min = 0.0
-                p_max = 0.0
-            p = min(max(req, p_min), p_max)
-            lim = abs(req - p) > 1e-9 * max(s, 1.0)
-            limited[i] = lim
-            if lim:
-                n_lim += 1
-            # branch-free split (the sign of p varies between vehicles)
-            pos = max(p, 0.0)
-            neg = min(p, 0.0)
-            p_dc = pos * inv_eta_d[i] + neg * eta_c[i]
-            e_out += pos * dt_h
-            e_in -= neg * dt_h
-            e_loss += (p_dc - p) * dt_h
-            e_new = min(max(e - p_dc * dt_h, lo), hi)
-            e_kwh[i] = e_new
-            p_kw[i] = p
-            q = q_pu[i] * s
-            q_kvar[i] = q
-            p_sum += p
-            q_sum += q
-            if tripped[i]:
-                n_trip += 1
-            ic = inv_cap[i]
-            soc = e_new * ic
-            soc_sum += soc
-            if track:
-                pending_kwh[i] += abs(e - e_new)
-        p_bus[b] = p_sum
-        q_bus[b] = q_sum
-        soc_bus[b] = soc_sum
-        n_plug_bus[b] = n_plug
-        n_trip_bus[b] = n_trip
-        n_lim_bus[b] = n_lim
-    return e_in, e_out, e_loss
+def _settings_for(settings: InverterSettings | None, f_nominal_hz: float | None):
+    """The fleet's inverter settings, consistent with the system's nominal frequency."""
+    if settings is None:
+        f_nom = F_NOM_HZ if f_nominal_hz is None else f_nominal_hz
+        GridCode.for_frequency(f_nom, path="fleet.f_nominal_hz")
+        return InverterSettings.defaults(f_nominal_hz=float(f_nom))
+    if f_nominal_hz is not None:
+        GridCode.for_frequency(f_nominal_hz, path="fleet.f_nominal_hz")
+        if float(f_nominal_hz) != settings.f_nominal_hz:
+            raise ScenarioError(
+                f"fleet.f_nominal_hz: the system's nominal frequency is {f_nominal_hz:g} Hz "
+                f"but the inverter settings are for {settings.f_nominal_hz:g} Hz; build them "
+                f"with InverterSettings.from_dict(..., f_nominal_hz={f_nominal_hz:g})"
+            )
+    return settings
 
 
 class Fleet:
@@ -391,7 +168,7 @@ class Fleet:
         Sessions repeat every ``period_s`` seconds (86400 for sampled fleets); None = one
         session per vehicle.
     settings : InverterSettings, optional
-        Inverter settings (default: ``InverterSettings.defaults()``).
+        Inverter settings (default: ``InverterSettings.defaults(f_nominal_hz=...)``).
     policy : ChargingPolicy
         Baseline charging schedule.
     seed : int
@@ -405,6 +182,11 @@ class Fleet:
     fast : bool
         Use the fused numba kernels (simple battery model only; the equivalent-circuit
         model always takes the numpy path). Both paths give the same results.
+    f_nominal_hz : float, optional
+        The system's nominal frequency [Hz] (50 or 60). Without ``settings`` the defaults of
+        that frequency are used (:class:`~vehicle_models.settings.GridCode`); with
+        ``settings`` it must equal ``settings.f_nominal_hz`` (a :class:`ScenarioError`
+        otherwise). ``None``: 60 Hz, or the settings' frequency.
 
     Notes
     -----
@@ -429,6 +211,7 @@ class Fleet:
         ageing_interval_s: float | None = 900.0,
         theta_c: float = 25.0,
         fast: bool = True,
+        f_nominal_hz: float | None = None,
     ) -> None:
         bus = np.asarray(bus)
         n = bus.size
@@ -482,10 +265,7 @@ class Fleet:
         )
         self.e_target_kwh = np.minimum(self.e_target_kwh, self.battery.e_ceiling_kwh)
 
-        from vehicle_models.inverter import InverterBank  # D's module (imports settings)
-        from vehicle_models.settings import InverterSettings
-
-        self.settings = InverterSettings.defaults() if settings is None else settings
+        self.settings = _settings_for(settings, f_nominal_hz)
         self.inverter = InverterBank(self.settings, n=n, seed=seed)
 
         self.degradation = (
@@ -549,6 +329,7 @@ class Fleet:
         thevenin: TheveninParameters | None = None,
         ageing_interval_s: float | None = 900.0,
         fast: bool = True,
+        f_nominal_hz: float | None = None,
         **overrides,
     ) -> Fleet:
         """A random fleet of daily-repeating sessions from a preset, reproducible by seed.
@@ -564,56 +345,43 @@ class Fleet:
             ``HOME``, ``WORK`` or ``DEPOT`` (see :mod:`vehicle_models.presets`).
         seed : int
             Seed of every random draw (same seed, same fleet).
+        settings, policy, ageing_interval_s, fast, f_nominal_hz
+            As for :class:`Fleet`.
+        bus_weights : array_like, optional
+            Non-negative weight per candidate bus.
+        thevenin : TheveninParameters, optional
+            Equivalent-circuit battery model.
         overrides
             Any :class:`~vehicle_models.presets.PresetParameters` field, e.g.
             ``p_charge_max_kw=11.0, soc_target_frac=0.8``.
+
+        Returns
+        -------
+        Fleet
+
+        Examples
+        --------
+        >>> fleet = Fleet.sample(100, buses=[1, 2, 3], seed=1, f_nominal_hz=50.0)
+        >>> fleet.f_nominal_hz, fleet.settings.grid_code.value
+        (50.0, 'en_50549_1')
         """
-        if not (isinstance(n_vehicles, int | np.integer) and n_vehicles >= 1):
-            raise ScenarioError(f"fleet.n_vehicles: {n_vehicles!r} must be a positive integer")
-        params = preset_parameters(preset, **overrides)
-        candidates = np.atleast_1d(np.asarray(buses))
-        problems = []
-        if candidates.size == 0:
-            problems.append("fleet.buses: no bus given")
-        elif not np.issubdtype(candidates.dtype, np.integer):
-            problems.append(f"fleet.buses: bus indices must be integers, got {candidates.dtype}")
-        weights = None
-        if bus_weights is not None:
-            weights = _as_float(bus_weights)
-            if weights.shape != candidates.shape or np.any(weights < 0) or weights.sum() <= 0:
-                problems.append("fleet.bus_weights: need one non-negative weight per bus")
-            else:
-                weights = weights / weights.sum()
-        check_problems(problems, ScenarioError, "invalid fleet")
-        rng = np.random.default_rng(seed)
-        bus = rng.choice(candidates, size=n_vehicles, p=weights)
-        s = sample_sessions(n_vehicles, params, rng)
-        battery = BatteryBank.create(
-            e_capacity_kwh=s["e_capacity_kwh"],
-            soc_frac=s["soc_arrival_frac"],
-            p_charge_max_kw=params.p_charge_max_kw,
-            p_discharge_max_kw=params.p_discharge_max_kw,
-            s_max_kva=params.s_max_kva,
-            eta_charge=params.eta_charge,
-            eta_discharge=params.eta_discharge,
-            soc_min_frac=params.soc_min_frac,
-            soc_max_frac=params.soc_max_frac,
-            soc_reserve_frac=params.soc_reserve_frac,
+        arguments = sampled_fleet_arguments(
+            n_vehicles,
+            buses=buses,
+            preset=preset,
+            seed=seed,
+            bus_weights=bus_weights,
             thevenin=thevenin,
+            **overrides,
         )
         return cls(
-            bus=bus,
-            arrival_s=s["arrival_s"],
-            dwell_s=s["dwell_s"],
-            e_target_kwh=params.soc_target_frac * s["e_capacity_kwh"],
-            e_trip_kwh=s["e_trip_kwh"],
-            battery=battery,
-            period_s=S_PER_DAY,
+            **arguments,
             settings=settings,
             policy=policy,
             seed=seed,
             ageing_interval_s=ageing_interval_s,
             fast=fast,
+            f_nominal_hz=f_nominal_hz,
         )
 
     @classmethod
@@ -628,105 +396,49 @@ class Fleet:
         seed: int = 0,
         ageing_interval_s: float | None = 900.0,
         fast: bool = True,
+        f_nominal_hz: float | None = None,
     ) -> Fleet:
         """A fleet from a CSV or Parquet table, one row per vehicle (one session each).
 
-        Required columns: ``bus, arrival_s, departure_s, e_capacity_kwh, soc_arrival_frac,
-        p_charge_max_kw``; optional: ``vehicle_id, soc_target_frac, p_discharge_max_kw,
-        s_max_kva, eta_charge, eta_discharge, soc_min_frac, soc_max_frac, soc_reserve_frac``.
-        With ``period_s`` the sessions repeat (arrival taken modulo the period) and the trip
-        energy is ``(soc_target - soc_arrival) * capacity``.
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The table (columns: :data:`TABLE_COLUMNS_REQUIRED`, optional
+            :data:`TABLE_COLUMNS_OPTIONAL`; see :mod:`vehicle_models.fleet_table`).
+        period_s : float, optional
+            Repeat period [s]: arrival taken modulo the period, trip energy
+            ``(soc_target - soc_arrival) * capacity``.
+        thevenin : TheveninParameters, optional
+            Equivalent-circuit battery model.
+        settings, policy, seed, ageing_interval_s, fast, f_nominal_hz
+            As for :class:`Fleet`.
 
-        Raises :class:`InputDataError` naming the file, the (1-based data) row and the column
-        of every problem found.
+        Returns
+        -------
+        Fleet
+
+        Raises
+        ------
+        InputDataError
+            Naming the file, the (1-based data) row and the column of every problem found.
         """
-        data = read_fleet_table(path)
-        name = Path(path).name
-        n = len(data)
-        cap = data["e_capacity_kwh"]
-        soc_max = data["soc_max_frac"]
-        target = np.where(np.isnan(data["soc_target_frac"]), soc_max, data["soc_target_frac"])
-        p_dis = np.where(
-            np.isnan(data["p_discharge_max_kw"]),
-            data["p_charge_max_kw"],
-            data["p_discharge_max_kw"],
-        )
-        s_max = np.where(
-            np.isnan(data["s_max_kva"]),
-            np.maximum(data["p_charge_max_kw"], p_dis),
-            data["s_max_kva"],
-        )
-        problems: list[str] = []
-        _row_check(
-            problems,
-            name,
-            p_dis > s_max * (1 + 1e-12),
-            "p_discharge_max_kw",
-            p_dis,
-            "exceeds s_max_kva",
-        )
-        _row_check(
-            problems,
-            name,
-            data["p_charge_max_kw"] > s_max * (1 + 1e-12),
-            "p_charge_max_kw",
-            data["p_charge_max_kw"],
-            "exceeds s_max_kva",
-        )
-        _row_check(
-            problems,
-            name,
-            (target < data["soc_min_frac"]) | (target > soc_max),
-            "soc_target_frac",
-            target,
-            "is outside soc_min_frac..soc_max_frac",
-        )
-        dwell = data["departure_s"] - data["arrival_s"]
-        if period_s is not None:
-            if not period_s > 0:
-                problems.append(f"{name}: period_s {period_s} must be positive")
-            else:
-                _row_check(
-                    problems,
-                    name,
-                    dwell >= period_s,
-                    "departure_s",
-                    data["departure_s"],
-                    f"is a period ({period_s} s) or more after arrival_s",
-                )
-        check_problems(problems, InputDataError, f"{name}: invalid fleet table")
-        arrival = data["arrival_s"] if period_s is None else np.mod(data["arrival_s"], period_s)
-        battery = BatteryBank.create(
-            e_capacity_kwh=cap,
-            soc_frac=data["soc_arrival_frac"],
-            p_charge_max_kw=data["p_charge_max_kw"],
-            p_discharge_max_kw=p_dis,
-            s_max_kva=s_max,
-            eta_charge=data["eta_charge"],
-            eta_discharge=data["eta_discharge"],
-            soc_min_frac=data["soc_min_frac"],
-            soc_max_frac=soc_max,
-            soc_reserve_frac=data["soc_reserve_frac"],
-            thevenin=thevenin,
-        )
-        vid = data["vehicle_id"] if "vehicle_id" in data else np.arange(n)
+        arguments = fleet_table_arguments(path, period_s=period_s, thevenin=thevenin)
         return cls(
-            bus=data["bus"].astype(np.int64),
-            arrival_s=arrival,
-            dwell_s=dwell,
-            e_target_kwh=target * cap,
-            e_trip_kwh=np.maximum(target - data["soc_arrival_frac"], 0.0) * cap,
-            battery=battery,
-            period_s=period_s,
+            **arguments,
             settings=settings,
             policy=policy,
             seed=seed,
-            vehicle_id=vid,
             ageing_interval_s=ageing_interval_s,
             fast=fast,
+            f_nominal_hz=f_nominal_hz,
         )
 
     # ------------------------------------------------------------------ properties
+    @property
+    def f_nominal_hz(self) -> float:
+        """System nominal frequency [Hz] the fleet's frequency settings follow."""
+        return self.settings.f_nominal_hz
+
     @property
     def n_vehicles(self) -> int:
         """Number of vehicles."""
@@ -875,7 +587,7 @@ class Fleet:
         deg = self.degradation
         track = deg is not None
         pending = deg.pending_throughput_kwh if track else sc["vm"]  # (unused if not track)
-        driven, short = _kernel_before(
+        driven, short = kernel_before(
             float(t_s),
             float(dt_s),
             period,
@@ -915,7 +627,7 @@ class Fleet:
         unmet_mw = np.zeros(self.buses.size)
         if sp is not None and np.isfinite(sp).any():
             has_sp, lam, unmet_mw = self._allocate(sp, bs["lo"], bs["hi"])
-            _kernel_setpoint(
+            kernel_setpoint(
                 has_sp, lam, self._bus_bounds, sc["p_min_pu"], sc["p_max_pu"], sc["p_req_pu"]
             )
         out = self._inverter_step(
@@ -923,7 +635,7 @@ class Fleet:
         )
         tripped = np.asarray(out.tripped, dtype=bool)
         self.tripped = tripped
-        e_in, e_out, e_loss = _kernel_after(
+        e_in, e_out, e_loss = kernel_after(
             float(dt_s),
             self._bus_bounds,
             np.asarray(out.p_pu, dtype=float),
@@ -1141,153 +853,3 @@ class Fleet:
             table["fade_cycle_frac"] = self.degradation.fade_cycle_frac
             table["throughput_kwh"] = self.degradation.throughput_kwh
         return pd.DataFrame(table)
-
-
-# ---------------------------------------------------------------------- table input
-def _row_check(problems, name, mask, column, values, what, limit: int = 5) -> None:
-    bad = np.flatnonzero(mask)
-    for i in bad[:limit]:
-        problems.append(f"{name}: row {i + 1}: {column} ({values[i]:g}) {what}")
-    if bad.size > limit:
-        problems.append(f"{name}: {column}: {bad.size - limit} more rows with the same problem")
-
-
-def read_fleet_table(path) -> dict[str, np.ndarray]:
-    """Read and validate a fleet table (CSV or Parquet) into float arrays per column.
-
-    Rows are numbered from 1 (the first data row, below the CSV header). Every problem is
-    collected and raised as one :class:`InputDataError`.
-    """
-    path = Path(path)
-    name = path.name
-    if not path.is_file():
-        raise InputDataError(f"{path}: fleet table not found")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        elif path.suffix.lower() in (".csv", ".txt"):
-            frame = pd.read_csv(path)
-        else:
-            raise InputDataError(f"{name}: unsupported fleet table format (use .csv or .parquet)")
-    except InputDataError:
-        raise
-    except Exception as exc:  # pandas/pyarrow parse errors: report, never a traceback
-        raise InputDataError(f"{name}: cannot be read as a table: {exc}") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    problems: list[str] = []
-    missing = [c for c in TABLE_COLUMNS_REQUIRED if c not in frame.columns]
-    if missing:
-        problems.append(f"{name}: missing column(s): {', '.join(missing)}")
-    known = set(TABLE_COLUMNS_REQUIRED) | set(TABLE_COLUMNS_OPTIONAL)
-    unknown = [c for c in frame.columns if c not in known]
-    if unknown:
-        problems.append(
-            f"{name}: unknown column(s): {', '.join(unknown)} (allowed: {', '.join(sorted(known))})"
-        )
-    if len(frame) == 0:
-        problems.append(f"{name}: the table has no rows")
-    check_problems(problems, InputDataError, f"{name}: invalid fleet table")
-
-    data: dict[str, np.ndarray] = {}
-    n = len(frame)
-    for col in (*TABLE_COLUMNS_REQUIRED, *TABLE_COLUMNS_OPTIONAL):
-        if col == "vehicle_id":
-            if col in frame.columns:
-                data[col] = frame[col].to_numpy()
-                dup = frame[col].duplicated().to_numpy()
-                _row_check_text(problems, name, dup, col, data[col], "is a duplicate")
-            continue
-        if col not in frame.columns:
-            default = TABLE_COLUMNS_OPTIONAL[col]
-            data[col] = np.full(n, np.nan if default is None else default)
-            continue
-        raw = frame[col]
-        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-        not_number = np.isnan(values) & raw.notna().to_numpy()
-        _row_check_text(problems, name, not_number, col, raw.to_numpy(), "is not a number")
-        required = col in TABLE_COLUMNS_REQUIRED
-        if required:
-            missing_value = raw.isna().to_numpy()
-            _row_check_text(problems, name, missing_value, col, raw.to_numpy(), "is missing")
-        elif TABLE_COLUMNS_OPTIONAL[col] is not None:
-            values = np.where(raw.isna().to_numpy(), TABLE_COLUMNS_OPTIONAL[col], values)
-        _row_check(problems, name, np.isinf(values), col, values, "is infinite")
-        data[col] = values
-    check_problems(problems, InputDataError, f"{name}: invalid fleet table")
-
-    ok = lambda a: np.nan_to_num(a, nan=0.5)  # noqa: E731  (NaN defaults checked later)
-    bus = data["bus"]
-    _row_check(
-        problems,
-        name,
-        (bus < 0) | (bus != np.round(bus)),
-        "bus",
-        bus,
-        "is not a non-negative integer",
-    )
-    _row_check(
-        problems,
-        name,
-        data["departure_s"] <= data["arrival_s"],
-        "departure_s",
-        data["departure_s"],
-        "is not after arrival_s",
-    )
-    _row_check(
-        problems,
-        name,
-        data["e_capacity_kwh"] <= 0,
-        "e_capacity_kwh",
-        data["e_capacity_kwh"],
-        "must be positive",
-    )
-    for col in ("p_charge_max_kw", "p_discharge_max_kw"):
-        _row_check(problems, name, ok(data[col]) < 0, col, data[col], "must not be negative")
-    _row_check(
-        problems,
-        name,
-        ok(data["s_max_kva"]) <= 0,
-        "s_max_kva",
-        data["s_max_kva"],
-        "must be positive",
-    )
-    for col in ("eta_charge", "eta_discharge"):
-        _row_check(
-            problems,
-            name,
-            (data[col] <= 0) | (data[col] > 1),
-            col,
-            data[col],
-            "is outside the allowed (0, 1]",
-        )
-    for col in (
-        "soc_arrival_frac",
-        "soc_target_frac",
-        "soc_min_frac",
-        "soc_max_frac",
-        "soc_reserve_frac",
-    ):
-        v = ok(data[col])
-        _row_check(
-            problems, name, (v < 0) | (v > 1), col, data[col], "is outside the allowed [0, 1]"
-        )
-    _row_check(
-        problems,
-        name,
-        data["soc_min_frac"] > data["soc_max_frac"],
-        "soc_min_frac",
-        data["soc_min_frac"],
-        "is above soc_max_frac",
-    )
-    check_problems(problems, InputDataError, f"{name}: invalid fleet table")
-    return data
-
-
-def _row_check_text(problems, name, mask, column, values, what, limit: int = 5) -> None:
-    bad = np.flatnonzero(mask)
-    for i in bad[:limit]:
-        v = values[i]
-        shown = f"{v:g}" if isinstance(v, float | np.floating) else repr(v)
-        problems.append(f"{name}: row {i + 1}: {column} ({shown}) {what}")
-    if bad.size > limit:
-        problems.append(f"{name}: {column}: {bad.size - limit} more rows with the same problem")

@@ -1,0 +1,282 @@
+"""Fused numba kernels of the fleet step (simple battery model, no equivalent circuit).
+
+One pass over the vehicles before the inverter step (:func:`kernel_before`: availability,
+arrival and departure events, feasible power range, charging-policy request, per-bus sums
+of the bounds), one for buses with a set-point (:func:`kernel_setpoint`) and one after it
+(:func:`kernel_after`: battery update, losses, per-bus sums). They implement exactly the
+equations of the numpy path of :class:`vehicle_models.fleet.Fleet`
+(:meth:`~vehicle_models.battery.BatteryBank.power_bounds_kw`,
+:meth:`~vehicle_models.battery.BatteryBank.step` and the charging policies); a test checks the
+two paths agree. Arrays are per vehicle, sorted by bus; ``bus_start`` holds the first vehicle
+of each bus and the total count (length ``n_bus + 1``). Units: kW, kWh, s, pu of each
+vehicle's apparent-power rating.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+POLICY_LATEST = 0
+"""Code of :attr:`~vehicle_models.fleet.ChargingPolicy.LATEST` in the kernels."""
+POLICY_IMMEDIATE = 1
+"""Code of :attr:`~vehicle_models.fleet.ChargingPolicy.IMMEDIATE` in the kernels."""
+POLICY_UNIFORM = 2
+"""Code of :attr:`~vehicle_models.fleet.ChargingPolicy.UNIFORM` in the kernels."""
+
+_NJIT = {"cache": True, "nogil": True, "error_model": "numpy"}  # no zero-division checks
+
+
+@njit(**_NJIT)
+def ac_from_chem(pc, eta_d, inv_eta_c):  # pragma: no cover - compiled
+    """AC power [kW] of a chemical power ``pc`` [kW] (discharge > 0) with the efficiencies."""
+    return pc * eta_d if pc >= 0.0 else pc * inv_eta_c
+
+
+@njit(**_NJIT)
+def kernel_before(  # pragma: no cover - compiled
+    t_s,
+    dt_s,
+    period_s,
+    started,
+    policy,
+    bus_start,
+    arrival_s,
+    dwell_s,
+    e_kwh,
+    e_trip_kwh,
+    e_target_kwh,
+    e_floor_kwh,
+    e_ceiling_kwh,
+    e_capacity_kwh,
+    p_ch_kw,
+    p_dis_kw,
+    eta_c,
+    eta_d,
+    inv_eta_c,
+    inv_s,
+    plugged,
+    e_shortfall_kwh,
+    e_stranded_kwh,
+    vm_bus,
+    vm_out,
+    p_min_pu,
+    p_max_pu,
+    p_req_pu,
+    lo_bus_kw,
+    hi_bus_kw,
+    track,
+    pending_kwh,
+):
+    """Availability, events, feasible range and policy request of every vehicle (in place).
+
+    At ``t_s`` (periodic sessions when ``period_s > 0``) marks ``plugged``, applies arrival
+    (trip energy taken, ``e_stranded_kwh``) and departure events (``e_shortfall_kwh``),
+    copies the bus voltage ``vm_bus`` to ``vm_out`` per vehicle, writes the feasible range
+    ``p_min_pu``/``p_max_pu`` and the request ``p_req_pu`` of the charging ``policy`` (a
+    ``POLICY_*`` code) and the per-bus sums of the bounds ``lo_bus_kw``/``hi_bus_kw`` [kW].
+    Returns the energy driven and the departure shortfall of this step ``(driven, short)``
+    [kWh].
+    """
+    inv_dt_h = 3600.0 / dt_s
+    inv_period = 1.0 / period_s if period_s > 0.0 else 0.0
+    driven = 0.0
+    short = 0.0
+    for b in range(bus_start.size - 1):
+        lo_sum = 0.0
+        hi_sum = 0.0
+        vm = vm_bus[b]
+        for i in range(bus_start[b], bus_start[b + 1]):
+            vm_out[i] = vm
+            if period_s > 0.0:
+                x = t_s - arrival_s[i]
+                phase = x - period_s * math.floor(x * inv_period)  # numba's % is ~30x slower
+                now = phase < dwell_s[i]
+            else:
+                phase = t_s - arrival_s[i]
+                now = phase >= 0.0 and phase < dwell_s[i]
+            e = e_kwh[i]
+            was = plugged[i]
+            if period_s > 0.0:
+                if not started:
+                    if not now:
+                        e = min(e + e_trip_kwh[i], e_capacity_kwh[i])
+                elif now and not was:
+                    d = min(e, e_trip_kwh[i])
+                    driven += d
+                    e_stranded_kwh[i] += e_trip_kwh[i] - d
+                    e -= d
+                    e_kwh[i] = e
+                    if track:
+                        pending_kwh[i] += d  # driving cycles the battery too
+            if started and was and not now:
+                gap = e_target_kwh[i] - e
+                if gap > 0.0:
+                    e_shortfall_kwh[i] += gap
+                    short += gap
+            if not started:
+                e_kwh[i] = e
+            plugged[i] = now
+            if not now:
+                p_min_pu[i] = 0.0
+                p_max_pu[i] = 0.0
+                p_req_pu[i] = 0.0
+                continue
+            remaining = dwell_s[i] - phase
+            still = max(remaining - dt_s, 0.0)
+            e_end_min = e_target_kwh[i] - eta_c[i] * p_ch_kw[i] * still * (1.0 / 3600.0)
+            e_hi = max(e_ceiling_kwh[i], e)
+            e_lo = min(max(min(e_floor_kwh[i], e), e_end_min), e_hi)
+            ic = inv_eta_c[i]
+            p_max = min(ac_from_chem((e - e_lo) * inv_dt_h, eta_d[i], ic), p_dis_kw[i])
+            p_min = max(-(e_hi - e) * inv_dt_h * ic, -p_ch_kw[i])
+            p_min = min(p_min, 0.0)
+            p_max = max(p_max, -p_ch_kw[i])
+            p_max = max(p_max, p_min)
+            if policy == POLICY_LATEST:
+                p = min(p_max, 0.0)
+            elif policy == POLICY_IMMEDIATE:
+                p = -max(e_target_kwh[i] - e, 0.0) * ic * inv_dt_h
+            else:
+                p = -max(e_target_kwh[i] - e, 0.0) * ic * 3600.0 / max(remaining, dt_s)
+            p = min(max(p, p_min), p_max)
+            lo_sum += p_min
+            hi_sum += p_max
+            si = inv_s[i]
+            p_min_pu[i] = p_min * si
+            p_max_pu[i] = p_max * si
+            p_req_pu[i] = p * si
+        lo_bus_kw[b] = lo_sum
+        hi_bus_kw[b] = hi_sum
+    return driven, short
+
+
+@njit(**_NJIT)
+def kernel_setpoint(has_sp, lam, bus_start, p_min_pu, p_max_pu, p_req_pu):  # pragma: no cover
+    """Requests of vehicles on buses with a set-point: ``p_min + lam_bus (p_max - p_min)``."""
+    for b in range(bus_start.size - 1):
+        if has_sp[b]:
+            for i in range(bus_start[b], bus_start[b + 1]):
+                p_req_pu[i] = p_min_pu[i] + lam[b] * (p_max_pu[i] - p_min_pu[i])
+
+
+@njit(**_NJIT)
+def kernel_after(  # pragma: no cover - compiled
+    dt_s,
+    bus_start,
+    p_pu,
+    q_pu,
+    tripped,
+    plugged,
+    s_kva,
+    e_kwh,
+    e_floor_kwh,
+    e_ceiling_kwh,
+    inv_cap,
+    p_ch_kw,
+    p_dis_kw,
+    eta_c,
+    eta_d,
+    inv_eta_c,
+    inv_eta_d,
+    p_kw,
+    q_kvar,
+    p_min_pu,
+    p_max_pu,
+    limited,
+    p_bus,
+    q_bus,
+    n_plug_bus,
+    n_trip_bus,
+    soc_bus,
+    n_lim_bus,
+    track,
+    pending_kwh,
+):
+    """Apply the inverter output to the batteries and sum per bus (in place).
+
+    ``p_pu``/``q_pu`` are the inverter outputs [pu of ``s_kva``]; writes ``e_kwh``, ``p_kw``,
+    ``q_kvar``, ``limited`` and the per-bus sums ``p_bus`` [kW], ``q_bus`` [kvar],
+    ``n_plug_bus``, ``n_trip_bus``, ``soc_bus`` (sum of SoC) and ``n_lim_bus``; adds the
+    battery throughput to ``pending_kwh`` when ``track``. Returns the grid-side energy drawn,
+    delivered and lost over the step ``(e_in, e_out, e_loss)`` [kWh].
+    """
+    dt_h = dt_s * (1.0 / 3600.0)
+    inv_dt_h = 3600.0 / dt_s
+    e_in = 0.0
+    e_out = 0.0
+    e_loss = 0.0
+    for b in range(bus_start.size - 1):
+        p_sum = 0.0
+        q_sum = 0.0
+        soc_sum = 0.0
+        n_plug = 0
+        n_trip = 0
+        n_lim = 0
+        for i in range(bus_start[b], bus_start[b + 1]):
+            e = e_kwh[i]
+            s = s_kva[i]
+            req = p_pu[i] * s
+            lo = min(e_floor_kwh[i], e)
+            hi = max(e_ceiling_kwh[i], e)
+            x = p_pu[i]
+            if plugged[i] and x >= p_min_pu[i] and x <= max(p_max_pu[i], 0.0):
+                # inside the schedule's range (a subset of the SoC-feasible range that
+                # contains 0): feasible, no need to recompute the SoC bounds
+                n_plug += 1
+                p_min = req
+                p_max = req
+            elif plugged[i]:
+                n_plug += 1
+                p_max = min((e - lo) * inv_dt_h * eta_d[i], p_dis_kw[i])
+                p_min = max(-(hi - e) * inv_dt_h * inv_eta_c[i], -p_ch_kw[i])
+                p_min = min(p_min, 0.0)
+                p_max = max(p_max, p_min)
+            else:
+                p_min = 0.0
+                p_max = 0.0
+            p = min(max(req, p_min), p_max)
+            lim = abs(req - p) > 1e-9 * max(s, 1.0)
+            limited[i] = lim
+            if lim:
+                n_lim += 1
+            # branch-free split (the sign of p varies between vehicles)
+            pos = max(p, 0.0)
+            neg = min(p, 0.0)
+            p_dc = pos * inv_eta_d[i] + neg * eta_c[i]
+            e_out += pos * dt_h
+            e_in -= neg * dt_h
+            e_loss += (p_dc - p) * dt_h
+            e_new = min(max(e - p_dc * dt_h, lo), hi)
+            e_kwh[i] = e_new
+            p_kw[i] = p
+            q = q_pu[i] * s
+            q_kvar[i] = q
+            p_sum += p
+            q_sum += q
+            if tripped[i]:
+                n_trip += 1
+            ic = inv_cap[i]
+            soc = e_new * ic
+            soc_sum += soc
+            if track:
+                pending_kwh[i] += abs(e - e_new)
+        p_bus[b] = p_sum
+        q_bus[b] = q_sum
+        soc_bus[b] = soc_sum
+        n_plug_bus[b] = n_plug
+        n_trip_bus[b] = n_trip
+        n_lim_bus[b] = n_lim
+    return e_in, e_out, e_loss
+
+
+__all__ = [
+    "POLICY_IMMEDIATE",
+    "POLICY_LATEST",
+    "POLICY_UNIFORM",
+    "ac_from_chem",
+    "kernel_after",
+    "kernel_before",
+    "kernel_setpoint",
+]
