@@ -8,6 +8,8 @@ load profile (smooth daily shape, each load with its own time shift and amplitud
   ``DFData`` source (the same scalings);
 * ``fast AC (batch)``: :class:`grids.powerflow.ACPowerFlow`, all 1,000 steps in one call
   (the main figure) and ``fast AC (sequential)``: one warm-started call per step;
+* ``feeder model``: the same two through :class:`grids.feeder_model.FeederModel` (the API
+  every caller uses; the difference to ``fast AC`` is the model's own overhead);
 * ``LinDistFlow``: :class:`grids.lindistflow.LinDistFlow`, all steps in one matrix product.
 
 One-off set-up (loading the feeder, pandapower's first-call JIT compilation, building the
@@ -76,6 +78,7 @@ def bench_feeder(name: str, *, quick: bool, log) -> dict:
     from pandapower.control import ConstControl
     from pandapower.timeseries import DFData, OutputWriter, run_timeseries
 
+    from grids.feeder_model import FeederModel
     from grids.lindistflow import LinDistFlow
     from grids.powerflow import ACPowerFlow, prepare_net
 
@@ -137,6 +140,19 @@ def bench_feeder(name: str, *, quick: bool, log) -> dict:
     seq_s, seq_iterations = _median_time(sequential, repeat=1)
     seq_s *= N_STEPS / n_seq
 
+    log(f"{name}: feeder model")
+    # --- the same through grids.feeder_model.FeederModel (what the callers use) -------------
+    model = FeederModel.from_net(net)
+    model.solve(p_bus[:2], q_bus[:2], warm_start=False)  # builds the AC solver, excluded
+    model_s, model_result = _median_time(lambda: model.solve(p_bus, q_bus, warm_start=False))
+
+    def model_sequential():
+        model.solve(p_bus[0], q_bus[0], warm_start=False)
+        return [model.solve(p_bus[t], q_bus[t]).iterations[0] for t in range(n_seq)]
+
+    model_seq_s, _ = _median_time(model_sequential, repeat=1)
+    model_seq_s *= N_STEPS / n_seq
+
     log(f"{name}: LinDistFlow")
     # --- LinDistFlow ----------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -158,6 +174,13 @@ def bench_feeder(name: str, *, quick: bool, log) -> dict:
         "fast_ac_build_s": ac_build_s,
         "fast_ac_mean_iterations_batch": float(result.iterations.mean()),
         "fast_ac_mean_iterations_sequential": float(np.mean(seq_iterations)),
+        "feeder_model_batch_s": model_s,
+        "feeder_model_sequential_s": model_seq_s,
+        "ratio_feeder_model_vs_runpp": runpp_s / model_s,
+        "ratio_feeder_model_sequential_vs_runpp": runpp_s / model_seq_s,
+        "max_dv_feeder_model_pu": float(
+            np.nanmax(np.abs(model_result.vm_pu[ref_steps] - vm_runpp))
+        ),
         "lindistflow_s": ldf_s,
         "lindistflow_build_s": ldf_build_s,
         "ratio_fast_ac_vs_runpp": runpp_s / fast_s,
@@ -253,6 +276,18 @@ def main(argv: list[str] | None = None) -> int:
                 "fast AC, warm-started steps",
                 fig["fast_ac_sequential_s"],
                 fig["ratio_fast_ac_sequential_vs_runpp"],
+                "(same solution)",
+            ),
+            (
+                "feeder model, one batched call",
+                fig["feeder_model_batch_s"],
+                fig["ratio_feeder_model_vs_runpp"],
+                f"{fig['max_dv_feeder_model_pu']:.1e}",
+            ),
+            (
+                "feeder model, warm-started steps",
+                fig["feeder_model_sequential_s"],
+                fig["ratio_feeder_model_sequential_vs_runpp"],
                 "(same solution)",
             ),
             (

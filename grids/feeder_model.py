@@ -327,11 +327,13 @@ class FeederModel:
         self.dead_bus = self._find_dead_buses(net)
         rating_ka = (net.line.max_i_ka * net.line.df * net.line.parallel).to_numpy(float)
         self.line_rated = np.isfinite(rating_ka) & (rating_ka > 0) & (rating_ka < NO_RATING_KA)
+        self._unrated_cols = np.flatnonzero(~self.line_rated)
         self._unsupported = unsupported_elements(net)
         self._ac: ACPowerFlow | None = None
         self._ldf: LinDistFlow | None = None
         self._base_injection: tuple[np.ndarray, np.ndarray] | None = None
         self._outage_models: dict[tuple[int, ...], FeederModel] = {}
+        self._nothing_to_solve: bool | None = None
 
     # ---- construction ------------------------------------------------------------------------
     @classmethod
@@ -596,8 +598,11 @@ class FeederModel:
             return self.with_outages(lines_out).solve(
                 p_mw, q_mvar, method=method, warm_start=warm_start, form=form
             )
-        p, q = self._check_injection(p_mw, q_mvar)
         method = SolveMethod(method)
+        if method is SolveMethod.AC and not self._unsupported and not self._only_slack_buses_live():
+            # the hot path of time series: ACPowerFlow checks the injections itself
+            return self._solve_ac(p_mw, q_mvar, warm_start)
+        p, q = self._check_injection(p_mw, q_mvar)
         if method is SolveMethod.LINDISTFLOW:
             return self._solve_lindistflow(p, q, VoltageForm(form))
         if self._only_slack_buses_live():
@@ -608,9 +613,11 @@ class FeederModel:
         return self._solve_ac(p, q, warm_start)
 
     def _only_slack_buses_live(self) -> bool:
-        ext = self.net.ext_grid
-        slack = set(ext.bus[ext.in_service.astype(bool)].astype(int))
-        return all(int(b) in slack for b in self.bus[~self.dead_bus])
+        if self._nothing_to_solve is None:
+            ext = self.net.ext_grid
+            slack = set(ext.bus[ext.in_service.astype(bool)].astype(int))
+            self._nothing_to_solve = all(int(b) in slack for b in self.bus[~self.dead_bus])
+        return self._nothing_to_solve
 
     def _substation_loading(self, p_slack: np.ndarray, q_slack: np.ndarray) -> np.ndarray:
         if self.substation_rating_mva is None:
@@ -618,16 +625,18 @@ class FeederModel:
         return np.hypot(p_slack, q_slack) / self.substation_rating_mva
 
     def _rated_lines(self, loading: np.ndarray) -> np.ndarray:
-        if not self.line_rated.all():
-            loading[:, ~self.line_rated] = np.nan
+        if len(self._unrated_cols):
+            loading[:, self._unrated_cols] = np.nan
         return loading
 
-    def _solve_ac(self, p: np.ndarray, q: np.ndarray, warm_start: bool) -> FeederResult:
+    def _solve_ac(self, p_mw, q_mvar, warm_start: bool) -> FeederResult:
         ac = self._ac_solver()
-        res = ac.solve(p, q, warm_start=warm_start)
-        n_scen = p.shape[0]
+        res = ac.solve(p_mw, q_mvar, warm_start=warm_start)
+        n_scen = res.vm_pu.shape[0]
         line = res.line_loading_percent
-        if len(ac.line) != len(self.line):
+        if not self.line_rated.any():
+            line = np.full((n_scen, len(self.line)), np.nan)  # e.g. case33bw: nothing to map
+        elif len(ac.line) != len(self.line):
             line = np.full((n_scen, len(self.line)), np.nan)
             line[:, self._ac_cols("line", ac.line)] = res.line_loading_percent
         trafo = res.trafo_loading_percent

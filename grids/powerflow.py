@@ -5,11 +5,14 @@ pandapower's own internal model, so transformer taps and phase shifts, line char
 open line switches and fused bus-bus switches are modelled exactly as ``runpp`` models them)
 and then solves many injection scenarios in one call:
 
-1. a *chord* Newton stage for the whole batch at once: the Jacobian is factorized once (sparse
-   LU at the base solution) and every iteration is one sparse matrix product and one
-   triangular solve with all scenarios as right-hand sides;
+1. a *chord* Newton stage for the whole batch at once: the Jacobian at the base solution is
+   inverted once (a dense inverse: for distribution feeders of up to a few hundred buses one
+   dense product with all scenarios as right-hand sides, or one compiled loop for a single
+   scenario, is faster than sparse triangular solves), and every iteration is one scipy
+   sparse product ``Ybus V`` and one dense product with that inverse;
 2. a full Newton-Raphson stage (fresh Jacobian every iteration) for the few scenarios the chord
-   stage did not bring under the tolerance.
+   stage did not bring under the tolerance: a stack of dense Jacobians solved with one
+   batched ``numpy.linalg.solve``.
 
 Both stages stop on the same mismatch criterion, so the result is the Newton-Raphson solution
 to ``tolerance_mva`` whichever stage finished it. See ``docs/powerflow.md``.
@@ -24,6 +27,7 @@ from enum import Enum
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 
 from grids.errors import ConvergenceError, FeederError, ScenarioError, check_problems
 from grids.feeders import load_feeder
@@ -261,30 +265,28 @@ def _element_injection(net, table: str, sign: float, *, p_col="p_mw", q_col="q_m
 
 
 class _SparseRows:
-    """A CSR matrix applied to a batch of vectors with numpy only: ``dot(v) = v @ M.T``."""
+    """A sparse matrix ``M`` (scipy CSR) applied to a batch of vectors: ``dot(v) = v @ M.T``.
+
+    Keeps the raw CSR arrays for the compiled one-scenario kernels and a dense copy for the
+    batched Jacobians.
+    """
 
     def __init__(self, matrix) -> None:
-        csr = matrix.tocsr()
+        csr = sparse.csr_matrix(matrix, dtype=complex)
         csr.sum_duplicates()
+        csr.indices = csr.indices.astype(np.int64)
+        csr.indptr = csr.indptr.astype(np.int64)
         self.shape = csr.shape
-        self._data = np.asarray(csr.data, dtype=complex)
-        self._indices = np.asarray(csr.indices, dtype=np.int64)
-        indptr = np.asarray(csr.indptr, dtype=np.int64)
-        self._starts = indptr[:-1]
-        self.csr = (self._data, self._indices, indptr)  # for the one-scenario kernels
-        self._empty = indptr[:-1] == indptr[1:]
+        self._csr = csr
+        self.csr = (csr.data, csr.indices, csr.indptr)  # for the one-scenario kernels
         self._dense = np.asarray(csr.toarray(), dtype=complex)
 
     def dot(self, v: np.ndarray) -> np.ndarray:
         """``(S, n_col)`` -> ``(S, n_row)``."""
-        products = v[:, self._indices] * self._data
-        # one zero column so that reduceat start indices of trailing empty rows stay valid
-        products = np.concatenate([products, np.zeros((v.shape[0], 1), complex)], axis=1)
-        out = np.add.reduceat(products, self._starts, axis=1)
-        out[:, self._empty] = 0.0
-        return out
+        return (self._csr @ v.T).T
 
     def toarray(self) -> np.ndarray:
+        """The dense matrix (n_row, n_col)."""
         return self._dense
 
 
@@ -383,8 +385,9 @@ class ACPowerFlow:
     def _build(self, net, work) -> None:
         ppci = work._ppc["internal"]
         self.base_mva = float(ppci["baseMVA"])
-        # Row-sparse products for the batch (O(nnz) per scenario); the dense Ybus only for
-        # Jacobians. Plain numpy keeps this module free of scipy (not allowed under cosim).
+        # Sparse products for the batch (O(nnz) per scenario); the dense Ybus only for the
+        # batched Jacobians (a stack of dense m x m systems solves faster than one sparse
+        # factorisation per scenario for feeders of a few hundred buses).
         self._ybus_rows = _SparseRows(ppci["Ybus"])
         self._yf_rows = _SparseRows(ppci["Yf"])
         self._yt_rows = _SparseRows(ppci["Yt"])
