@@ -7,27 +7,42 @@ Embedded feeders come from :mod:`pandapower.networks`:
 * ``mv_oberrhein`` -- 179-bus MV grid of the Oberrhein region (pandapower), switches as given.
 
 Files are read as pandapower JSON only; the JSON is checked before decoding so that it can only
-instantiate pandas/numpy/pandapower/shapely objects (never pickles, never arbitrary classes).
+instantiate pandas/numpy/pandapower/shapely objects (never pickles, never arbitrary classes). The
+check walks every object, including nets nested as JSON strings (with any leading whitespace),
+and matches module names on dotted boundaries (``numpy`` and ``numpy.ma``, never ``numpyfoo``).
+pandapower itself refuses classes outside its own allow-list since 3.5.4 (its issue 3049); this
+check is the second, independent line.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import networkx as nx
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from grids.errors import FeederError, check_problems
 
+if TYPE_CHECKING:  # networkx and numpy load on first use: `v2g-cosim feeders` stays fast
+    import networkx as nx
+
 DEFAULT_FEEDER = "case33bw"
 
+#: top-level packages a pandapower JSON may instantiate objects from (the package itself or its
+#: submodules: matched on dotted boundaries)
 _SAFE_JSON_MODULE_PREFIXES = ("pandapower", "pandas", "numpy", "builtins", "shapely", "geopandas")
+
+#: largest feeder JSON read [bytes]; the largest pandapower benchmark nets are a few MB
+MAX_FEEDER_BYTES = 64 * 1024 * 1024
+
+
+def _is_safe_module(module: str) -> bool:
+    """``numpy`` and ``numpy.ma`` are safe; ``numpyfoo`` and ``os`` are not."""
+    return any(
+        module == root or module.startswith(root + ".") for root in _SAFE_JSON_MODULE_PREFIXES
+    )
 
 
 def _case33bw():
@@ -50,24 +65,39 @@ def _mv_oberrhein():
 
 @dataclass(frozen=True)
 class EmbeddedFeeder:
-    """An embedded feeder: its name, a one-line description and the factory that builds it."""
+    """An embedded feeder: its name, a one-line description and the factory that builds it.
+
+    ``counts`` holds the element counts listed by ``v2g-cosim feeders`` (bus, line in service,
+    trafo, load, sgen, ext_grid, radial) so that listing never builds a net; a test checks them
+    against the built nets.
+    """
 
     name: str
     description: str
     factory: Callable
+    counts: tuple[int, int, int, int, int, int, bool] | None = None
 
 
 EMBEDDED_FEEDERS: dict[str, EmbeddedFeeder] = {
     f.name: f
     for f in (
         EmbeddedFeeder(
-            "case33bw", "IEEE 33-bus radial feeder (Baran & Wu 1989), 12.66 kV", _case33bw
+            "case33bw",
+            "IEEE 33-bus radial feeder (Baran & Wu 1989), 12.66 kV",
+            _case33bw,
+            counts=(33, 32, 0, 32, 0, 1, True),
         ),
         EmbeddedFeeder(
-            "cigre_mv", "CIGRE MV benchmark without DER (CIGRE TF C6.04.02), 20 kV", _cigre_mv
+            "cigre_mv",
+            "CIGRE MV benchmark without DER (CIGRE TF C6.04.02), 20 kV",
+            _cigre_mv,
+            counts=(15, 15, 2, 18, 0, 1, True),
         ),
         EmbeddedFeeder(
-            "mv_oberrhein", "Oberrhein MV grid, 179 buses, two substations, 20 kV", _mv_oberrhein
+            "mv_oberrhein",
+            "Oberrhein MV grid, 179 buses, two substations, 20 kV",
+            _mv_oberrhein,
+            counts=(179, 181, 2, 147, 153, 2, True),
         ),
     )
 }
@@ -93,35 +123,50 @@ def feeder_names() -> list[str]:
     return list(EMBEDDED_FEEDERS)
 
 
-def _check_json_is_safe(path: Path, text: str) -> None:
+def _check_json_is_safe(path: Path, text: str) -> Any:
+    """Parse the JSON and refuse any object from a module outside the allow-list.
+
+    Every string that parses as JSON is walked too (pandapower nests tables and whole nets as
+    JSON strings, and its decoder strips whitespace before parsing them). A ``_module`` that is
+    not a string, or a string that cannot be parsed but names ``_module``, is refused: the
+    check must never be weaker than the decoder.
+
+    Returns
+    -------
+    The parsed document.
+    """
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise FeederError(
             f"{path}: not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}"
         ) from None
+    except RecursionError:
+        raise FeederError(f"{path}: JSON nested too deeply to be a pandapower net") from None
     bad: set[str] = set()
-
-    def walk(node) -> None:
+    stack = [document]
+    while stack:  # iterative: a deeply nested document cannot exhaust the Python stack
+        node = stack.pop()
         if isinstance(node, dict):
-            module = node.get("_module")
-            if isinstance(module, str) and not module.startswith(_SAFE_JSON_MODULE_PREFIXES):
-                bad.add(module)
-            for value in node.values():
-                walk(value)
+            if "_module" in node:
+                module = node["_module"]
+                if not isinstance(module, str) or not _is_safe_module(module):
+                    bad.add(repr(module) if not isinstance(module, str) else module)
+            stack.extend(node.values())
         elif isinstance(node, list):
-            for value in node:
-                walk(value)
-        elif isinstance(node, str) and node.startswith("{") and '"_module"' in node:
-            with contextlib.suppress(json.JSONDecodeError):
-                walk(json.loads(node))
-
-    walk(document)
+            stack.extend(node)
+        elif isinstance(node, str) and "_module" in node:
+            try:  # json.loads itself skips leading whitespace, as pandapower's decoder does
+                stack.append(json.loads(node))
+            except (json.JSONDecodeError, RecursionError):
+                if '"_module"' in node:
+                    bad.add("(a nested JSON string naming _module that cannot be checked)")
     if bad:
         raise FeederError(
             f"{path}: refusing to load a pandapower JSON that would instantiate objects from "
             f"untrusted modules: {', '.join(sorted(bad))}"
         )
+    return document
 
 
 #: embedded nets as their factories built them, by name (copied out by :func:`load_feeder`)
@@ -149,6 +194,10 @@ def load_feeder(name_or_path: str | Path, *, require_radial: bool = False, valid
     FeederError
         Unknown name, missing or unreadable file, or a feeder that fails validation.
     """
+    if isinstance(name_or_path, str | Path) and str(name_or_path).strip() == "":
+        raise FeederError(
+            f"feeder '': give an embedded feeder ({', '.join(feeder_names())}) or a JSON path"
+        )
     key = str(name_or_path)
     if key in EMBEDDED_FEEDERS:
         built = _EMBEDDED_NETS.get(key)
@@ -172,18 +221,57 @@ def load_feeder(name_or_path: str | Path, *, require_radial: bool = False, valid
             raise FeederError(
                 f"{path}: expected a pandapower JSON file (.json), got {path.suffix!r}"
             )
-        text = path.read_text(encoding="utf-8")
-        _check_json_is_safe(path, text)
-        import pandapower as pp
-
-        try:
-            net = pp.from_json_string(text)
-        except Exception as error:  # pandapower raises many types for malformed nets
-            raise FeederError(f"{path}: not a readable pandapower net: {error}") from None
-        if not net.name:
-            net.name = path.stem
+        net = _read_net_file(path)
     if validate:
         validate_feeder(net, require_radial=require_radial, label=str(net.name or key))
+    return net
+
+
+def _read_net_file(path: Path):
+    """Read a pandapower JSON file: size, encoding, safety and shape checked first."""
+    if path.is_dir():
+        raise FeederError(f"{path}: is a directory, not a pandapower JSON file")
+    if not path.is_file():
+        raise FeederError(f"{path}: is a device or special file, not a pandapower JSON file")
+    size = path.stat().st_size
+    if size > MAX_FEEDER_BYTES:
+        raise FeederError(
+            f"{path}: {size / 2**20:.0f} MiB is larger than the limit of "
+            f"{MAX_FEEDER_BYTES / 2**20:.0f} MiB for a feeder file"
+        )
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise FeederError(
+            f"{path}: not a pandapower JSON file (not UTF-8 text: byte 0x{data[error.start]:02x} "
+            f"at offset {error.start})"
+        ) from None
+    document = _check_json_is_safe(path, text)
+    if not (
+        isinstance(document, dict)
+        and document.get("_class") == "pandapowerNet"
+        and isinstance(document.get("_object"), dict | str)
+    ):
+        found = (
+            f"an object with keys {', '.join(sorted(map(str, document))[:6])}"
+            if isinstance(document, dict)
+            else f"a JSON {type(document).__name__}"
+        )
+        raise FeederError(
+            f"{path}: not a pandapower net (expected the output of pandapower.to_json, an "
+            f'object with "_class": "pandapowerNet"; found {found})'
+        )
+    import pandapower as pp
+
+    try:
+        net = pp.from_json_string(text)
+    except Exception as error:  # pandapower raises many types for malformed nets
+        raise FeederError(f"{path}: not a readable pandapower net: {error}") from None
+    if not hasattr(net, "bus") or not hasattr(net, "ext_grid"):
+        raise FeederError(f"{path}: not a pandapower net (no bus or ext_grid table)")
+    if not net.name:
+        net.name = path.stem
     return net
 
 
@@ -193,6 +281,7 @@ def topology_graph(net) -> nx.Graph:
     Parallel branches become one edge with attribute ``n_parallel`` so that meshing through
     parallel lines is still visible to :func:`is_radial`.
     """
+    import networkx as nx
     import pandapower.topology as top
 
     multigraph = top.create_nxgraph(net, respect_switches=True, include_out_of_service=False)
@@ -208,6 +297,8 @@ def topology_graph(net) -> nx.Graph:
 
 def is_radial(net) -> bool:
     """True if the in-service topology (open switches respected) has no loop."""
+    import networkx as nx
+
     graph = topology_graph(net)
     if any(d["n_parallel"] > 1 for _, _, d in graph.edges(data=True)):
         return False
@@ -215,6 +306,8 @@ def is_radial(net) -> bool:
 
 
 def _bad_values(table, column: str, *, allow_zero: bool) -> list[tuple[int, float]]:
+    import numpy as np
+
     if column not in table or len(table) == 0:
         return []
     values = table[column].to_numpy(dtype=float)
@@ -229,6 +322,9 @@ def validate_feeder(net, *, require_radial: bool = False, label: str = "feeder")
     external grid (isolated); line ratings and impedances and transformer ratings finite and
     positive; loads finite; and, if ``require_radial``, a radial topology.
     """
+    import networkx as nx
+    import numpy as np
+
     problems: list[str] = []
     if len(net.bus) == 0:
         problems.append("the net has no buses")
@@ -279,8 +375,32 @@ def validate_feeder(net, *, require_radial: bool = False, label: str = "feeder")
     check_problems(problems, FeederError, f"{label}: invalid feeder")
 
 
-def feeder_info(name: str) -> FeederInfo:
-    """Element counts of an embedded feeder."""
+def feeder_info(name: str, *, build: bool = False) -> FeederInfo:
+    """Element counts of an embedded feeder.
+
+    Parameters
+    ----------
+    name : str
+        An embedded feeder name.
+    build : bool, keyword-only
+        Count on the built net instead of the stored counts (slow: builds the net).
+    """
+    feeder = EMBEDDED_FEEDERS.get(name)
+    if feeder is None:
+        raise FeederError(f"feeder {name!r} is not embedded ({', '.join(feeder_names())})")
+    if feeder.counts is not None and not build:
+        n_bus, n_line, n_trafo, n_load, n_sgen, n_ext, radial = feeder.counts
+        return FeederInfo(
+            name=name,
+            description=feeder.description,
+            n_bus=n_bus,
+            n_line=n_line,
+            n_trafo=n_trafo,
+            n_load=n_load,
+            n_sgen=n_sgen,
+            n_ext_grid=n_ext,
+            radial=radial,
+        )
     net = load_feeder(name, validate=False)
     return FeederInfo(
         name=name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cosim.clitools import add_json_flag, emit_json, format_table
+from cosim.clitools import add_json_flag, check_output_dir, check_text_file, emit_json, format_table
 
 NAME = "black-start"
 HELP = "black start of an islanded feeder section by a grid-forming fleet (pickup sequence)"
@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from studies.black_start import run_black_start_study
 
+    check_text_file(args.scenario, what="scenario")
+    check_output_dir(args.out)
     result = run_black_start_study(args.scenario, out_dir=args.out)
     if args.json:
         emit_json({**{k: result[k] for k in _KEYS}, **result})

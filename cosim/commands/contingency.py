@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cosim.clitools import add_json_flag, emit_json, format_table
+from cosim.clitools import add_json_flag, check_output_dir, check_text_file, emit_json, format_table
 
 NAME = "contingency"
 HELP = "run a generation-loss/load-step event with fleet responses compared (nadir, RoCoF)"
@@ -28,12 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--compare",
-        nargs="?",
-        const="",
+        nargs="*",
+        action="extend",
         default=None,
-        metavar="CASES",
-        help="compare fleet behaviours, comma-separated from none,droop,vsm,trip,staggered "
-        "(without a value: the scenario's [contingency] compare list, default all five)",
+        metavar="CASE",
+        help="compare fleet behaviours from none,droop,vsm,trip,staggered (comma- or "
+        "space-separated, or repeated; without a value: the scenario's [contingency] compare "
+        "list, default all five)",
     )
     parser.add_argument("--out", type=Path, default=None, help="write report.html and data here")
     add_json_flag(parser)
@@ -42,13 +43,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from studies.contingency import load_contingency_scenario, run_contingency_study
 
+    check_text_file(args.scenario, what="scenario")
+    check_output_dir(args.out)
     scenario = load_contingency_scenario(args.scenario)
     if args.compare is None:
         cases = None
-    elif args.compare == "":
-        cases = [c.value for c in scenario.settings.compare]
     else:
-        cases = args.compare
+        cases = [c.strip() for item in args.compare for c in item.split(",") if c.strip()]
+        if not cases:
+            cases = [c.value for c in scenario.settings.compare]
     result = run_contingency_study(scenario, cases=cases, out_dir=args.out)
     if args.json:
         emit_json(result)

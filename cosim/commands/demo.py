@@ -13,8 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cosim.clitools import add_json_flag, check_output_dir, emit_json
+
 NAME = "demo"
 HELP = "run the demo (a day on case33bw with a V2G fleet and a generation loss) and report"
+OWN_PROGRESS = True  # a progress bar with the simulated time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--vehicles", type=int, default=None, help="number of vehicles (default from the scenario)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_json_flag(parser)
 
 
 def demo_scenario_path() -> Path:
@@ -35,13 +39,16 @@ def demo_scenario_path() -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cosim.commands.run import check_fleet_size
     from cosim.scenario import load_scenario
     from cosim.world import run_scenario
     from studies.demo_report import demo_report
 
+    check_output_dir(args.out)
     overrides = {} if args.vehicles is None else {"fleet.n_vehicles": args.vehicles}
     scenario = load_scenario(demo_scenario_path(), overrides=overrides)
-    result = run_scenario(scenario, args.out, progress=not args.no_progress)
+    check_fleet_size(scenario)
+    result = run_scenario(scenario, args.out, progress=not (args.no_progress or args.json))
     path = demo_report(
         result.results_path,
         args.out,
@@ -50,6 +57,16 @@ def run(args: argparse.Namespace) -> int:
         wall_time_s=result.wall_time_s,
     )
     m = result.metrics
+    if args.json:
+        emit_json(
+            {
+                "report": str(path),
+                "results": str(result.results_path),
+                "wall_time_s": result.wall_time_s,
+                "metrics": m,
+            }
+        )
+        return 0
     print(
         f"lowest voltage {m.get('min_vm_pu', float('nan')):.4f} pu; transformer hot spot "
         f"{m.get('max_hot_spot_c', float('nan')):.1f} °C; frequency nadir "

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from cosim.clitools import add_json_flag, emit_json, format_table
+from cosim.clitools import add_json_flag, check_output_dir, emit_json, format_table
 
 NAME = "hosting-capacity"
 HELP = "per-bus hosting capacity of V2G export or EV charging (LinDistFlow screen + AC)"
+
+
+#: most Monte Carlo scenarios --samples accepts (a 33-bus feeder takes about a minute per 1000)
+MAX_SAMPLES = 100_000
+_BYTES_PER_SAMPLE = 8 * 4 * 1000  # four float64 draws per element, ~1000 elements
 
 
 def _bus(text: str):
@@ -25,10 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--bus",
-        action="append",
+        action="extend",
+        nargs="+",
         type=_bus,
         default=None,
-        help="pandapower bus index (repeatable) or 'all' (default: all non-slack buses)",
+        help="pandapower bus indices (several after one --bus or repeated) or 'all' "
+        "(default: all non-slack buses)",
     )
     parser.add_argument("--mode", choices=["export", "import"], default="export")
     parser.add_argument("--method", choices=["screen", "ac", "screen+ac"], default="screen+ac")
@@ -78,6 +85,13 @@ def run(args: argparse.Namespace) -> int:
         raise ScenarioError(
             f"--samples: {args.samples} must be a positive whole number of scenarios"
         )
+    if args.samples is not None and args.samples > MAX_SAMPLES:
+        raise ScenarioError(
+            f"--samples: {args.samples} is above the limit of {MAX_SAMPLES} Monte Carlo "
+            f"scenarios (each one is an AC power flow per bus; the draws alone would take "
+            f"about {args.samples * _BYTES_PER_SAMPLE / 1e9:.0f} GB)"
+        )
+    check_output_dir(args.out)
     buses = args.bus
     if buses is not None and "all" in buses:
         buses = "all"

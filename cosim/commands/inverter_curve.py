@@ -19,7 +19,13 @@ import math
 import sys
 from pathlib import Path
 
-from cosim.clitools import add_json_flag, emit_json, format_table
+from cosim.clitools import (
+    add_json_flag,
+    check_output_file,
+    check_text_file,
+    emit_json,
+    format_table,
+)
 from grids.errors import ScenarioError
 
 NAME = "inverter-curve"
@@ -57,9 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--at",
         type=float,
+        action="extend",
         nargs="+",
         metavar="X",
-        help="voltage [pu] (frequency [Hz] for freq_watt) values; default: sweep the curve",
+        help="voltage [pu] (frequency [Hz] for freq_watt) values, several after one --at or "
+        "repeated; default: sweep the curve",
     )
     parser.add_argument("--plot", type=Path, metavar="FILE.png", help="write a plot of P and Q")
     add_json_flag(parser)
@@ -93,11 +101,11 @@ def _load_settings(path: Path | None, function: str, category: str | None):
     if path is None:
         category = category or default
         return InverterSettings.from_dict({key: category}, path="settings"), category
+    if not Path(path).exists():
+        raise ScenarioError(f"{path}: settings file not found")
+    text = check_text_file(path, what="settings file")
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: settings file not found") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(f"{path}: not valid TOML ({error})") from None
     fleet = data.get("fleet")
@@ -156,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
                 problems.append(f"--at: {x} is outside the allowed range {lo:g} .. {hi:g} {unit}")
     if problems:
         raise ScenarioError("invalid inverter-curve arguments", problems=problems)
+    check_output_file(args.plot, option="--plot")
     settings, category = _load_settings(args.settings, function, args.category)
     from vehicle_models.ride_through import ride_through_conflicts
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cosim.clitools import add_json_flag, emit_json, format_table
+from cosim.clitools import add_json_flag, check_output_dir, check_text_file, emit_json, format_table
 
 NAME = "resilience"
 HELP = "resilience-trapezoid metrics (Panteli et al. 2017) of a performance curve CSV"
@@ -41,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         resilience_metrics,
     )
 
+    check_text_file(args.curve, what="curve")
+    check_output_dir(args.out)
     t_h, performance = read_curve(args.curve)
     metrics = resilience_metrics(t_h, performance, acceptable=args.acceptable, name=args.curve)
     if args.out:

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ipaddress
+import re
+import sys
+from pathlib import Path
 
-from cosim.clitools import add_json_flag, emit_json
+from cosim.clitools import (
+    add_json_flag,
+    check_input_file,
+    check_output_dir,
+    check_text_file,
+    emit_json,
+)
 
 NAME = "sweep"
 HELP = "run an inverter-setting / scenario parameter sweep into DIR/results.parquet (resumable)"
+OWN_PROGRESS = True  # a progress bar over the runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +36,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scheduler",
         default=None,
         metavar="ADDRESS",
-        help="run on an existing Dask distributed cluster, e.g. tcp://127.0.0.1:8786",
+        help="run on an existing Dask distributed cluster: tcp://HOST:PORT or tls://HOST:PORT "
+        "(Dask exchanges pickled data: trusted clusters only; see docs/sweeps.md)",
+    )
+    parser.add_argument(
+        "--tls-ca", type=Path, default=None, metavar="FILE", help="CA certificate (tls:// only)"
+    )
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="this client's certificate, PEM (tls:// only)",
+    )
+    parser.add_argument(
+        "--tls-key",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="this client's private key, PEM (tls:// only; omit if inside --tls-cert)",
     )
     parser.add_argument(
         "--retry-failed", action="store_true", help="run again the runs recorded as failed"
@@ -36,6 +66,79 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_json_flag(parser)
+
+
+SCHEDULER_FORMS = "tcp://HOST:PORT or tls://HOST:PORT (e.g. tcp://127.0.0.1:8786)"
+_ADDRESS = re.compile(
+    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})$"
+)
+_TLS_KEYS = {
+    "tls_ca": "distributed.comm.tls.ca-file",
+    "tls_cert": "distributed.comm.tls.client.cert",
+    "tls_key": "distributed.comm.tls.client.key",
+}
+
+
+def parse_scheduler(address: str) -> tuple[str, str, int]:
+    """``tcp://host:port`` / ``tls://host:port`` -> (scheme, host, port).
+
+    Raises
+    ------
+    ScenarioError
+        Any other form (no scheme, http://, no port, a port outside 1..65535), listing the
+        accepted forms.
+    """
+    from grids.errors import ScenarioError
+
+    match = _ADDRESS.match(address.strip())
+    if match is None:
+        raise ScenarioError(
+            f"--scheduler {address!r}: not a Dask scheduler address; expected {SCHEDULER_FORMS}"
+        )
+    scheme = match["scheme"].lower()
+    if scheme not in ("tcp", "tls"):
+        raise ScenarioError(
+            f"--scheduler {address!r}: the {scheme}:// scheme is not a Dask scheduler protocol; "
+            f"expected {SCHEDULER_FORMS}"
+        )
+    port = int(match["port"])
+    if not 1 <= port <= 65535:
+        raise ScenarioError(
+            f"--scheduler {address!r}: port {port} is outside 1..65535; expected {SCHEDULER_FORMS}"
+        )
+    return scheme, match["host"].strip("[]"), port
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback IP addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _tls_config(args: argparse.Namespace, scheme: str | None) -> dict:
+    """Dask config keys for the TLS files given (checked to be readable files)."""
+    from grids.errors import ScenarioError
+
+    given = {name: getattr(args, name) for name in _TLS_KEYS if getattr(args, name) is not None}
+    if not given:
+        return {}
+    if scheme != "tls":
+        raise ScenarioError(
+            "--tls-ca/--tls-cert/--tls-key need a tls:// scheduler address (--scheduler "
+            "tls://HOST:PORT)"
+        )
+    if "tls_ca" not in given or "tls_cert" not in given:
+        raise ScenarioError("a tls:// scheduler needs at least --tls-ca and --tls-cert")
+    config = {}
+    for name, path in given.items():
+        option = "--" + name.replace("_", "-")
+        check_input_file(path, what=option, max_bytes=1024 * 1024)
+        config[_TLS_KEYS[name]] = str(Path(path).resolve())
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +157,20 @@ def run(args: argparse.Namespace) -> int:
         raise ScenarioError(f"--workers: {args.workers} must be >= 1")
     if args.workers is not None and args.scheduler:
         raise ScenarioError("--workers and --scheduler cannot be combined")
+    scheme = None
+    if args.scheduler is not None:
+        scheme, host, _ = parse_scheduler(args.scheduler)
+        if not is_loopback(host):
+            print(
+                f"warning: {args.scheduler} is not on this machine. Dask exchanges pickled data "
+                "(deserializing it can run code): use a cluster you trust, and tls:// with "
+                "--tls-ca/--tls-cert/--tls-key across a network (docs/sweeps.md)",
+                file=sys.stderr,
+            )
+    tls = _tls_config(args, scheme)
+    check_text_file(args.sweep_file, what="sweep file")
+    if not args.validate_only:
+        check_output_dir(args.out)
     spec = load_sweep(args.sweep_file, progress=not args.no_progress)
     if args.validate_only:
         doc = {"n_runs": len(spec.runs), "study": spec.study.value, "valid": True}
@@ -64,14 +181,19 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.sweep_file}: {len(spec.runs)} runs of study {spec.study.value}, all valid"
             )
         return 0
-    summary = run_sweep(
-        spec,
-        args.out,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        retry_failed=args.retry_failed,
-        progress=not args.no_progress,
-    )
+    with contextlib.ExitStack() as stack:
+        if tls:
+            import dask
+
+            stack.enter_context(dask.config.set(tls))
+        summary = run_sweep(
+            spec,
+            args.out,
+            workers=args.workers,
+            scheduler=args.scheduler.strip() if args.scheduler else None,
+            retry_failed=args.retry_failed,
+            progress=not args.no_progress,
+        )
     doc = {
         "n_runs": summary.n_runs,
         "n_skipped": summary.n_skipped,

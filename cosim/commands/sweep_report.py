@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cosim.clitools import add_json_flag, emit_json
+from cosim.clitools import add_json_flag, check_output_dir, emit_json
 
 NAME = "sweep-report"
 HELP = "report on a sweep directory: sensitivity, heat map, Pareto front, best settings"
@@ -17,34 +17,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--pareto",
+        action="extend",
+        nargs="+",
         default=None,
-        metavar="M1:max,M2:min",
-        help="two metrics (with direction) for the Pareto front",
+        metavar="M:max|min",
+        help="two metrics (with direction) for the Pareto front: M1:max,M2:min or M1:max M2:min",
     )
     parser.add_argument(
         "--objective", default=None, metavar="METRIC:min|max", help="what the best run optimizes"
     )
     parser.add_argument(
         "--constraint",
-        action="append",
+        action="extend",
+        nargs="+",
         default=None,
         metavar="EXPR",
-        help="condition for the best settings, e.g. 'f_nadir_hz>=59.8' (repeatable)",
+        help="conditions for the best settings, e.g. 'f_nadir_hz>=59.8' (several after one "
+        "--constraint or repeated)",
     )
     parser.add_argument(
-        "--heatmap", default=None, metavar="AXIS1,AXIS2", help="two swept keys for the heat map"
+        "--heatmap",
+        action="extend",
+        nargs="+",
+        default=None,
+        metavar="AXIS",
+        help="two swept keys for the heat map: AXIS1,AXIS2 or AXIS1 AXIS2",
     )
     parser.add_argument("--heatmap-metric", default=None, metavar="METRIC")
     add_json_flag(parser)
 
 
-def _pair(text: str | None) -> list[str] | None:
-    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+def _pair(items: list[str] | None) -> list[str] | None:
+    if items is None:
+        return None
+    return [part.strip() for text in items for part in text.split(",") if part.strip()]
 
 
 def run(args: argparse.Namespace) -> int:
     from studies.sweep_report import write_sweep_report
 
+    check_output_dir(args.out)
     summary = write_sweep_report(
         args.sweep_dir,
         out_dir=args.out,

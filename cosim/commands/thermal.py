@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from cosim.clitools import add_json_flag, emit_json, format_table
+from cosim.clitools import add_json_flag, check_text_file, emit_json, format_table
 
 NAME = "thermal"
 HELP = "transformer top-oil / hot-spot temperatures and ageing (IEC 60076-7) for a load profile"
@@ -44,15 +44,18 @@ def read_profile(path: Path) -> tuple[list[float], list[float], list[float]]:
         Missing file or columns, non-numeric / NaN / infinite values, negative load,
         time not strictly increasing (all problems listed at once).
     """
+    import io
+
     import pandas as pd
 
     from grids.errors import InputDataError, check_problems
 
     label = str(path)
-    if not path.is_file():
-        raise InputDataError(f"{label}: no such file")
+    text = check_text_file(path, what="profile")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        frame = pd.read_csv(
+            io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise InputDataError(f"{label}: not a readable CSV file ({error})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -115,10 +118,9 @@ def read_parameters(path: Path | None):
     if path is None:
         return ThermalParameters.for_cooling("ONAF"), None, None
     label = str(path)
-    if not path.is_file():
-        raise ScenarioError(f"{label}: no such file")
+    text = check_text_file(path, what="transformer file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ScenarioError(f"{label}: not valid TOML ({error})") from None
     prefix = "transformer"
