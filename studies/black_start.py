@@ -45,7 +45,7 @@ import pandas as pd
 from grids.errors import ScenarioError, check_problems
 from grids.frequency import SwingModel, SwingParameters
 from studies.cold_load_pickup import cold_load_pickup_factor
-from studies.contingency import _cached_net, split_scenario
+from studies.study_inputs import build_fleet, feeder_net, split_scenario
 
 _SECTION = "black_start"
 
@@ -350,18 +350,11 @@ class _State:
 class _Island:
     def __init__(self, scenario: BlackStartScenario) -> None:
         from grids.powerflow import ACPowerFlow
-        from studies.contingency import build_fleet
         from vehicle_models.settings import InverterSettings
 
         s = scenario.settings
         self.scenario = scenario
-        net = copy.deepcopy(
-            _cached_net(
-                str(scenario.feeder.name),
-                scenario.feeder.load_scale,
-                scenario.feeder.ext_grid_vm_pu,
-            )
-        )
+        net = feeder_net(scenario.feeder)
         self.buses = island_buses(net, s.island_root_bus)
         # the Fleet is the energy/limits model here: it follows the island's demand as its
         # set-point (grid-following bookkeeping, no droop/trip functions); the grid-forming
@@ -574,6 +567,24 @@ def _first_violation(island: _Island, trace: dict) -> tuple[Rejection | None, st
     if first is None:
         return None, ""
     return first[1], first[2]
+
+
+#: Top-level keys of :func:`run_black_start_study` (what a sweep may ask for).
+METRIC_KEYS = (
+    "feasible",
+    "restored_load_mw",
+    "planned_load_mw",
+    "t_restore_s",
+    "f_min_hz",
+    "v_min_pu",
+    "min_soc_frac",
+    "hold_time_h",
+    "fleet_rating_mva",
+    "island_buses",
+    "fleet_bus",
+    "steps",
+    "violations",
+)
 
 
 def run_black_start_study(

@@ -770,6 +770,26 @@ def run_hosting_capacity_study(
     return result
 
 
+#: Top-level keys of :func:`hosting_capacity_metrics` (what a sweep may ask for).
+METRIC_KEYS = (
+    "feeder",
+    "method",
+    "mode",
+    "control",
+    "tolerance_mw",
+    "criteria",
+    "base_case_violations",
+    "results",
+    "distribution",
+    "violations",
+    "hc_min_mw",
+    "hc_median_mw",
+    "hc_mean_mw",
+    "hc_max_mw",
+    "binding_counts",
+)
+
+
 def hosting_capacity_metrics(scenario: dict) -> dict:
     """Run a study from a scenario dictionary and return its JSON metrics (for sweeps).
 

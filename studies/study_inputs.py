@@ -137,3 +137,8 @@ def build_fleet(
         **preset_overrides,
     )
     return fleet, net
+
+
+def clear_feeder_cache() -> None:
+    """Forget the cached feeder nets (tests: a fresh load per study)."""
+    _prepared_net.cache_clear()

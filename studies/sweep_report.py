@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -378,8 +378,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
-
-
-def report_defaults(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``[report]`` table of the sweep file as stored in ``sweep.json``."""
-    return dict(spec.get("report") or {})

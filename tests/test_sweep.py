@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import studies.sweep as sweep_module
+import studies.sweep_run as sweep_module
 from cosim.cli import main
 from grids.errors import ScenarioError
 from studies.sweep import (
@@ -294,18 +294,81 @@ def test_a_failing_run_is_recorded_and_the_others_complete(tmp_path, monkeypatch
     check_closed_forms(frame)
 
 
-def test_a_missing_metric_fails_the_run_with_the_available_names(tmp_path):
+def test_a_misspelt_metric_is_refused_before_any_run_and_out_stays_reusable(tmp_path):
+    """Issue 12 §3: the metric names are checked against the study's list before any run;
+    nothing is written to --out, and the corrected sweep then runs into the same --out."""
+    (tmp_path / "base.toml").write_text(BASE)
+    path = tmp_path / "s.toml"
+    body = (
+        '\nstudy = "contingency"\nbase = "base.toml"\n'
+        '[[axis]]\nkey = "frequency.h_s"\nvalues = [4.0]\n'
+    )
+    path.write_text('metrics = ["f_nadir_hz", "no_such_metric"]' + body)
+    out = tmp_path / "out"
+    with pytest.raises(ScenarioError) as info:
+        run_sweep(load_sweep(path), out, workers=1, progress=False)
+    text = str(info.value)
+    assert "metrics: 'no_such_metric' is not a metric of the contingency study" in text
+    assert "f_nadir_hz" in text and "rocof_500ms_hz_per_s" in text  # the valid names
+    assert "'f_nadir_hz' is not" not in text
+    assert not out.exists()
+    path.write_text('metrics = ["f_nadir_hz", "t_settle_s"]' + body)
+    summary = run_sweep(load_sweep(path), out, workers=1, progress=False)
+    assert summary.n_done == 1 and summary.n_failed == 0
+
+
+def test_a_metric_missing_from_one_run_output_fails_that_run_with_the_available_names(
+    tmp_path, monkeypatch
+):
+    """A name in the study's list that a run does not produce (e.g. a co-simulation without a
+    frequency model) still fails only that run, naming what the run did produce."""
     (tmp_path / "base.toml").write_text(BASE)
     path = tmp_path / "s.toml"
     path.write_text(
-        'study = "contingency"\nbase = "base.toml"\nmetrics = ["no_such_metric"]\n'
+        'study = "contingency"\nbase = "base.toml"\nmetrics = ["t_settle_s"]\n'
         '[[axis]]\nkey = "frequency.h_s"\nvalues = [4.0]\n'
     )
+    original = sweep_module.STUDY_RUNNERS[sweep_module.StudyKind.CONTINGENCY]
+
+    def without_settling(scenario, workdir):
+        doc = original(scenario, workdir)
+        doc.pop("t_settle_s")
+        return doc
+
+    runners = dict(sweep_module.STUDY_RUNNERS)
+    runners[sweep_module.StudyKind.CONTINGENCY] = without_settling
+    monkeypatch.setattr(sweep_module, "STUDY_RUNNERS", runners)
     run_sweep(load_sweep(path), tmp_path / "out", workers=1, progress=False)
     frame = read_results(tmp_path / "out")
     assert frame.status.tolist() == ["failed"]
-    assert "metric 'no_such_metric' is not in the study output" in frame.error[0]
+    assert "metric 't_settle_s' is not in the study output" in frame.error[0]
     assert "f_nadir_hz" in frame.error[0]
+
+
+def test_results_on_disk_survive_a_failed_and_an_interrupted_rerun(tmp_path, monkeypatch):
+    """Issue 12 §1: a later run that fails or is cut off never truncates earlier rows, and a
+    store used without load() merges what is on disk before it writes."""
+    path = write_sweep(tmp_path, GRID_AXES)
+    out = tmp_path / "out"
+    run_sweep(load_sweep(path), out, workers=1, progress=False)
+    before = read_results(out)
+    assert len(before) == 6 and (before.status == "ok").all()
+
+    def boom(scenario, workdir):
+        raise KeyboardInterrupt
+
+    runners = dict(sweep_module.STUDY_RUNNERS)
+    runners[sweep_module.StudyKind.CONTINGENCY] = boom
+    monkeypatch.setattr(sweep_module, "STUDY_RUNNERS", runners)
+    # every run done: nothing to do, the file is untouched
+    run_sweep(load_sweep(path), out, workers=1, progress=False, retry_failed=True)
+    pd.testing.assert_frame_equal(read_results(out), before)
+    # a fresh store that was never loaded adds a row: the six earlier rows stay
+    store = ResultsStore(out, columns=list(before.columns))
+    store.add({"run_id": "extra", "status": "failed", "error": "x", "wall_s": 0.0})
+    store.write()
+    after = read_results(out)
+    assert len(after) == 7 and set(before.run_id) <= set(after.run_id)
 
 
 def test_resume_after_an_interrupt_keeps_completed_rows_and_runs_the_rest(
@@ -687,6 +750,7 @@ def test_contingency_runs_in_shared_workers_match_fresh_per_run_studies(tmp_path
     Reference: ``run_contingency_study`` called per run in this process. Tolerance: none.
     """
     import studies.contingency as contingency
+    from studies.study_inputs import clear_feeder_cache
 
     (tmp_path / "base.toml").write_text(CONTINGENCY_FLEET_BASE)
     path = tmp_path / "sweep.toml"
@@ -701,8 +765,7 @@ def test_contingency_runs_in_shared_workers_match_fresh_per_run_studies(tmp_path
     assert (frame.status == "ok").all(), frame.error.tolist()
     names = list(spec.metrics)
     for run in spec.runs:
-        if hasattr(contingency._cached_net, "cache_clear"):
-            contingency._cached_net.cache_clear()
+        clear_feeder_cache()
         doc = contingency.run_contingency_study(json.loads(json.dumps(run.scenario)))
         assert _metrics_of(frame, run.run_id, names) == [float(doc[n]) for n in names]
     # each run got its own droop gain (a shared object did not freeze the first run's)
