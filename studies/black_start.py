@@ -44,6 +44,9 @@ import pandas as pd
 
 from grids.errors import ScenarioError, check_problems
 from grids.frequency import SwingModel, SwingParameters
+from grids.limits import Violation, voltage_violations
+from grids.metrics import frequency_nadir, voltage_envelope
+from grids.params import REQUIRED, Param, is_number, read_params, unknown_keys
 from studies.cold_load_pickup import cold_load_pickup_factor
 from studies.study_inputs import build_fleet, feeder_net, split_scenario
 
@@ -123,65 +126,100 @@ class BlackStartSettings:
     def from_dict(
         cls, data: Mapping[str, Any], *, f0_hz: float = 60.0, path: str = _SECTION
     ) -> BlackStartSettings:
-        """Validate the section; raise ScenarioError listing every problem."""
+        """Validate the section; raise ScenarioError listing every problem.
+
+        Parameters
+        ----------
+        data : mapping
+            The ``[black_start]`` table.
+        f0_hz : float
+            Nominal frequency [Hz] (the default frequency band is ``f0 ± 1 Hz``).
+        path : str
+            Key path of the table (for messages).
+
+        Returns
+        -------
+        BlackStartSettings
+        """
         problems: list[str] = []
-        numbers = {
-            # key: (low, high, low inclusive, default)
-            "v_setpoint_pu": (0.9, 1.1, True, 1.0),
-            "f_min_hz": (40.0, 70.0, True, f0_hz - 1.0),
-            "f_max_hz": (40.0, 70.0, True, f0_hz + 1.0),
-            "v_min_pu": (0.5, 1.0, True, 0.9),
-            "v_max_pu": (1.0, 1.5, True, 1.1),
-            "soc_min_frac": (0.0, 1.0, True, 0.2),
-            "current_limit_pu": (0.0, 5.0, False, 1.0),
-            "secondary_ki_per_s": (0.0, 100.0, True, 2.0),
-            "window_s": (0.0, 86400.0, False, 60.0),
-            "time_of_day_h": (0.0, 24.0, True, 23.0),
-        }
-        kwargs: dict[str, Any] = {}
-        for key, (low, high, inclusive, default) in numbers.items():
-            kwargs[key] = _read_number(data, key, path, problems, low, high, inclusive, default)
-        for key in ("island_root_bus", "fleet_bus"):
-            value = data.get(key)
-            if value is None:
-                if key == "island_root_bus":
-                    problems.append(f"{path}.{key}: missing (the bus where the island begins)")
-                kwargs[key] = None
-            elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                problems.append(f"{path}.{key}: {value!r} is not a bus index (integer >= 0)")
-                kwargs[key] = None
-            else:
-                kwargs[key] = int(value)
-        known = {*numbers, "island_root_bus", "fleet_bus", "pickups"}
-        for key in data:
-            if key not in known:
-                problems.append(f"{path}.{key}: unknown key (allowed: {', '.join(sorted(known))})")
+        kwargs = read_params(
+            data, black_start_params(f0_hz), path=path, problems=problems, allow_unknown=True
+        )
+        if isinstance(data, Mapping):
+            problems.extend(
+                unknown_keys(
+                    data, [p.name for p in black_start_params(f0_hz)] + ["pickups"], path=path
+                )
+            )
         if kwargs["f_min_hz"] is not None and kwargs["f_min_hz"] >= f0_hz:
             problems.append(f"{path}.f_min_hz: {kwargs['f_min_hz']} must be below f0 = {f0_hz}")
         if kwargs["f_max_hz"] is not None and kwargs["f_max_hz"] <= f0_hz:
             problems.append(f"{path}.f_max_hz: {kwargs['f_max_hz']} must be above f0 = {f0_hz}")
-        kwargs["pickups"] = _read_pickups(data.get("pickups"), f"{path}.pickups", problems)
+        raw_pickups = data.get("pickups") if isinstance(data, Mapping) else None
+        kwargs["pickups"] = _read_pickups(raw_pickups, f"{path}.pickups", problems)
         check_problems(problems, ScenarioError, f"invalid {path} section")
         return cls(**kwargs)
 
 
-def _read_number(data, key, path, problems, low, high, inclusive, default):
-    if key not in data:
-        return default
-    value = data[key]
-    where = f"{path}.{key}"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        problems.append(f"{where}: {value!r} is not a number")
-    elif not math.isfinite(value):
-        problems.append(f"{where}: {value} is not finite")
-    elif value < low or (value == low and not inclusive):
-        rel = "at least" if inclusive else "above"
-        problems.append(f"{where}: {value} is below the allowed range ({rel} {low})")
-    elif value > high:
-        problems.append(f"{where}: {value} is above the allowed {high}")
-    else:
-        return float(value)
-    return default
+def black_start_params(f0_hz: float = 60.0) -> tuple[Param, ...]:
+    """The numeric keys of ``[black_start]`` (the frequency band defaults to ``f0 ± 1 Hz``).
+
+    Parameters
+    ----------
+    f0_hz : float
+        Nominal frequency [Hz].
+
+    Returns
+    -------
+    tuple of Param
+    """
+    return (
+        Param("island_root_bus", REQUIRED, kind=int, lo=0, doc="first bus of the island"),
+        Param("fleet_bus", None, kind=int, lo=0, doc="bus of the grid-forming fleet"),
+        Param("v_setpoint_pu", 1.0, unit="pu", lo=0.9, hi=1.1, doc="voltage the fleet forms"),
+        Param("f_min_hz", f0_hz - 1.0, unit="Hz", lo=40.0, hi=70.0, doc="lowest frequency"),
+        Param("f_max_hz", f0_hz + 1.0, unit="Hz", lo=40.0, hi=70.0, doc="highest frequency"),
+        Param("v_min_pu", 0.9, unit="pu", lo=0.5, hi=1.0, doc="lowest island bus voltage"),
+        Param("v_max_pu", 1.1, unit="pu", lo=1.0, hi=1.5, doc="highest island bus voltage"),
+        Param("soc_min_frac", 0.2, unit="-", lo=0.0, hi=1.0, doc="SoC floor of the fleet"),
+        Param(
+            "current_limit_pu",
+            1.0,
+            unit="pu",
+            lo=0.0,
+            lo_open=True,
+            hi=5.0,
+            doc="fleet current limit (multiple of rated current)",
+        ),
+        Param(
+            "secondary_ki_per_s",
+            2.0,
+            unit="1/s",
+            lo=0.0,
+            hi=100.0,
+            doc="integral gain of the frequency restoration",
+        ),
+        Param(
+            "window_s",
+            60.0,
+            unit="s",
+            lo=0.0,
+            lo_open=True,
+            hi=86400.0,
+            doc="time simulated after the last pickup",
+        ),
+        Param("time_of_day_h", 23.0, unit="h", lo=0.0, hi=24.0, doc="time of energisation"),
+    )
+
+
+#: Keys of one ``[[black_start.pickups]]`` table (``buses`` is read beside them).
+PICKUP_PARAMS: tuple[Param, ...] = (
+    Param("name", None, kind=str, doc="name of the block"),
+    Param("t_s", REQUIRED, unit="s", lo=0.0, lo_open=True, hi=1e7, doc="pickup time"),
+    Param("k_inrush", 2.0, unit="-", lo=1.0, hi=20.0, doc="cold-load-pickup inrush factor"),
+    Param("tau_s", 30.0, unit="s", lo=0.0, lo_open=True, hi=86400.0, doc="inrush decay"),
+    Param("p_mw", None, unit="MW", lo=0.0, lo_open=True, hi=1e4, doc="diversified demand"),
+)
 
 
 def _read_pickups(raw: Any, path: str, problems: list[str]) -> tuple[Pickup, ...]:
@@ -192,7 +230,6 @@ def _read_pickups(raw: Any, path: str, problems: list[str]) -> tuple[Pickup, ...
         problems.append(f"{path}: expected an array of tables [[black_start.pickups]]")
         return ()
     out: list[Pickup] = []
-    allowed = {"name", "buses", "t_s", "k_inrush", "tau_s", "p_mw"}
     last_t = -math.inf
     for i, item in enumerate(raw):
         where = f"{path}[{i}]"
@@ -200,11 +237,8 @@ def _read_pickups(raw: Any, path: str, problems: list[str]) -> tuple[Pickup, ...
             problems.append(f"{where}: expected a table")
             continue
         n_before = len(problems)
-        for key in item:
-            if key not in allowed:
-                problems.append(
-                    f"{where}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})"
-                )
+        values = read_params(item, PICKUP_PARAMS, path=where, problems=problems, allow_unknown=True)
+        problems.extend(unknown_keys(item, [p.name for p in PICKUP_PARAMS] + ["buses"], path=where))
         buses = item.get("buses")
         if (
             not isinstance(buses, list)
@@ -212,26 +246,18 @@ def _read_pickups(raw: Any, path: str, problems: list[str]) -> tuple[Pickup, ...
             or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 0 for b in buses)
         ):
             problems.append(f"{where}.buses: {buses!r} is not a non-empty list of bus indices")
-        t_s = _read_number(item, "t_s", where, problems, 0.0, 1e7, False, None)
-        if "t_s" not in item:
-            problems.append(f"{where}.t_s: missing (pickup time after energisation, > 0)")
-        elif t_s is not None and t_s <= last_t:
+        t_s = values["t_s"] if is_number(values["t_s"]) else None
+        if t_s is not None and t_s <= last_t:
             problems.append(f"{where}.t_s: {t_s} is not after the previous pickup ({last_t})")
-        k = _read_number(item, "k_inrush", where, problems, 1.0, 20.0, True, 2.0)
-        tau = _read_number(item, "tau_s", where, problems, 0.0, 86400.0, False, 30.0)
-        p_mw = _read_number(item, "p_mw", where, problems, 0.0, 1e4, False, None)
-        name = item.get("name", f"block {i + 1}")
-        if not isinstance(name, str):
-            problems.append(f"{where}.name: {name!r} is not a string")
         if len(problems) == n_before:
             out.append(
                 Pickup(
-                    name=str(name),
+                    name=values["name"] or f"block {i + 1}",
                     buses=tuple(int(b) for b in buses),
                     t_s=float(t_s),
-                    k_inrush=float(k),
-                    tau_s=float(tau),
-                    p_mw=p_mw,
+                    k_inrush=float(values["k_inrush"]),
+                    tau_s=float(values["tau_s"]),
+                    p_mw=values["p_mw"],
                 )
             )
             last_t = float(t_s)
@@ -511,6 +537,7 @@ def _simulate_window(island: _Island, state: _State, blocks, t_end_s: float) -> 
         soc[k] = float(np.sum(battery.e_kwh[plugged])) / cap_kwh if cap_kwh > 0 else math.nan
     state.t_s = float(t[-1] + dt)
     s_fleet = np.hypot(p_fleet, q_fleet)
+    envelope = voltage_envelope(vm)
     return {
         "t_s": t + dt,
         "p_fleet_mw": p_fleet,
@@ -518,8 +545,9 @@ def _simulate_window(island: _Island, state: _State, blocks, t_end_s: float) -> 
         "s_fleet_mva": s_fleet,
         "p_max_mw": p_max,
         "p_unmet_mw": unmet,
-        "vm_min_pu": np.min(vm, axis=1),
-        "vm_max_pu": np.max(vm, axis=1),
+        "vm_pu": vm,
+        "vm_min_pu": envelope.vm_min_pu,
+        "vm_max_pu": envelope.vm_max_pu,
         "vm_fleet_pu": vm[:, island.slack_pos],
         "f_hz": f,
         "soc_fleet_frac": soc,
@@ -617,6 +645,7 @@ def run_black_start_study(
     traces: list[dict] = []
     steps: list[dict[str, Any]] = []
     accepted_idx: list[int] = []
+    rejected: list[Violation] = []
     # energised with no load until the first pickup
     if s.pickups[0].t_s > 0:
         traces.append(_simulate_window(island, state, [], s.pickups[0].t_s))
@@ -625,6 +654,8 @@ def run_black_start_study(
         trial = copy.deepcopy(state)
         trace = _simulate_window(island, trial, [*accepted_idx, i], t_end)
         reason, message = _first_violation(island, trace)
+        if reason is not None:
+            rejected.append(_rejection_violation(island, pickup.name, reason, trace))
         p_div = float(island.block_p[i].sum())
         step = {
             "name": pickup.name,
@@ -650,23 +681,88 @@ def run_black_start_study(
         steps.append(step)
     timeline = {k: np.concatenate([tr[k] for tr in traces]) for k in traces[0]}
     restored = float(sum(island.block_p[i].sum() for i in accepted_idx))
+    nadir = frequency_nadir(timeline["t_s"], timeline["f_hz"])
+    violations = [*rejected, *_timeline_violations(island, timeline)]
     metrics = {
         "feasible": len(accepted_idx) == len(s.pickups),
         "restored_load_mw": restored,
         "planned_load_mw": float(sum(b.sum() for b in island.block_p)),
         "t_restore_s": _restoration_time(island, timeline, accepted_idx),
-        "f_min_hz": float(np.min(timeline["f_hz"])),
-        "v_min_pu": float(np.min(timeline["vm_min_pu"])),
+        "f_min_hz": nadir.f_hz,
+        "v_min_pu": float(np.nanmin(timeline["vm_min_pu"])),
         "min_soc_frac": float(np.nanmin(timeline["soc_fleet_frac"])),
         "hold_time_h": _hold_time_h(island, state, timeline),
         "fleet_rating_mva": island.s_rated_mva,
         "island_buses": island.buses,
         "fleet_bus": island.fleet_bus,
         "steps": steps,
+        "violations": [v.to_dict() for v in violations],
     }
     if out_dir is not None:
         write_black_start_report(scenario, island, timeline, metrics, out_dir)
     return metrics
+
+
+def _rejection_violation(island: _Island, name: str, reason: Rejection, trace: dict) -> Violation:
+    """The limit that rejected a pickup, as a violation (in the trial window, rolled back)."""
+    s = island.scenario.settings
+    t = trace["t_s"]
+    if reason is Rejection.POWER:
+        worst, limit = float(np.max(trace["p_fleet_mw"])), float(np.min(trace["p_max_mw"]))
+        bad = trace["p_fleet_mw"] > trace["p_max_mw"]
+        quantity = "p_mw"
+    elif reason is Rejection.CURRENT:
+        i_pu = trace["s_fleet_mva"] / np.maximum(trace["vm_fleet_pu"], 1e-6)
+        limit = s.current_limit_pu * island.s_rated_mva
+        worst, bad, quantity = float(np.max(i_pu)), i_pu > limit, "i_mva"
+    elif reason is Rejection.SOC:
+        soc = trace["soc_fleet_frac"]
+        worst, limit, bad, quantity = (
+            float(np.nanmin(soc)),
+            s.soc_min_frac,
+            soc < s.soc_min_frac,
+            "soc_frac",
+        )
+    elif reason is Rejection.FREQUENCY:
+        f = trace["f_hz"]
+        low = float(np.min(f)) < s.f_min_hz
+        worst = float(np.min(f)) if low else float(np.max(f))
+        limit = s.f_min_hz if low else s.f_max_hz
+        bad, quantity = (f < s.f_min_hz) | (f > s.f_max_hz), "f_hz"
+    elif reason is Rejection.VOLTAGE:
+        low = float(np.nanmin(trace["vm_min_pu"])) < s.v_min_pu
+        worst = (
+            float(np.nanmin(trace["vm_min_pu"])) if low else float(np.nanmax(trace["vm_max_pu"]))
+        )
+        limit = s.v_min_pu if low else s.v_max_pu
+        bad = (trace["vm_min_pu"] < s.v_min_pu) | (trace["vm_max_pu"] > s.v_max_pu)
+        quantity = "vm_pu"
+    else:
+        bad = ~trace["converged"]
+        worst, limit, quantity = 0.0, 1.0, "converged"
+    first = float(t[int(np.argmax(bad))]) if bad.any() else None
+    return Violation(
+        limit=f"black-start {reason.value} limit (pickup rejected)",
+        element=f"pickup '{name}'",
+        quantity=quantity,
+        worst_value=worst,
+        limit_value=float(limit),
+        first_time_s=first,
+        duration_s=float(bad.sum()) * island.scenario.step_s,
+    )
+
+
+def _timeline_violations(island: _Island, timeline: dict) -> list[Violation]:
+    """Service-voltage ranges over the restoration actually carried out (ANSI C84.1 at 60 Hz,
+    EN 50160 at 50 Hz), island buses by pandapower index."""
+    standard = "en50160" if abs(island.scenario.f0_hz - 50.0) < 1e-9 else "ansi"
+    return voltage_violations(
+        timeline["vm_pu"],
+        bus_names=[f"bus {b}" for b in island.pf_bus],
+        t_s=timeline["t_s"],
+        step_s=island.scenario.step_s,
+        standard=standard,
+    )
 
 
 def _restoration_time(island: _Island, timeline: dict, accepted: list[int]) -> float | None:
@@ -714,6 +810,7 @@ def write_black_start_report(scenario, island: _Island, timeline, metrics, out_d
 
     s = scenario.settings
     report = Report(f"Black start of an island on {scenario.feeder.name} by a V2G fleet")
+    report.violations(metrics.get("violations", []))
     report.heading("Island and fleet")
     report.key_values(
         {

@@ -180,7 +180,7 @@ def test_bad_black_start_scenario_lists_every_problem():
     assert "black_start.island_root_bus: missing" in text
     assert "black_start.colour: unknown key" in text
     assert "black_start.f_min_hz: 61.0 must be below f0 = 60.0" in text
-    assert "black_start.pickups[0].k_inrush: 0.5 is below the allowed range" in text
+    assert "black_start.pickups[0].k_inrush: 0.5 is out of range" in text
     assert "black_start.pickups[1].buses: 'six' is not a non-empty list" in text
     assert "black_start.pickups[1].t_s: 2.0 is not after the previous pickup" in text
 
