@@ -188,6 +188,12 @@ def _check_range(problems: list[str], key: str, value: float, lo: float, hi: flo
         )
 
 
+_ABSOLUTE_FREQUENCY_FIELDS = frozenset(
+    {"of2_f_hz", "of1_f_hz", "uf1_f_hz", "uf2_f_hz", "f_low_hz", "f_high_hz"}
+)
+"""Settings that are frequencies (not deviations from nominal) [Hz]."""
+
+
 def _other_system_problem(
     key: str, value: float, lo: float, hi: float, f_nominal_hz: float
 ) -> str | None:
@@ -243,7 +249,7 @@ class _Section:
         for name, (lo, hi) in ranges.items():
             key = f"{path}.{name}"
             value = float(getattr(self, name))
-            if name.endswith("_f_hz") and math.isfinite(value):
+            if name in _ABSOLUTE_FREQUENCY_FIELDS and math.isfinite(value):
                 message = _other_system_problem(key, value, lo, hi, f_nominal_hz)
                 if message is not None:
                     problems.append(message)
