@@ -11,7 +11,19 @@ column      type     meaning
 ``value``   float64  the value, in the unit named by the attribute's suffix
 ==========  =======  ==================================================================
 
-Rows are buffered and appended every ``flush_every`` rows:
+Rows are buffered and appended every ``flush_every`` rows.
+
+**A failed run never touches an earlier complete results file.** A run writes to a partial
+file next to the results file, ``<stem>.partial<suffix>`` (:func:`partial_path`:
+``results.partial.h5`` for ``results.h5``), and only a run that reaches its end moves it into
+place (one atomic :func:`os.replace` in the same folder). A run that fails or is interrupted
+leaves the earlier ``results.h5`` as it was and its own rows, up to the last flush, readable in
+``results.partial.h5``; :func:`read_results` on the results path reads the partial file (with a
+warning) only when there is no complete file. A write error (a full disk, ``ENOSPC``) stops the
+run with a :class:`~grids.errors.SimulationError` that says so; the partial file is cut back to
+the last complete flush, or removed if even that is not possible.
+
+Formats:
 
 * **HDF5** (default, via ``h5py``): resizable datasets ``/t_s``, ``/signal_id``, ``/value``
   plus ``/signals`` (the names); the file is flushed after every append, so a crash loses at
@@ -28,6 +40,8 @@ Rows are buffered and appended every ``flush_every`` rows:
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import platform
@@ -106,14 +120,21 @@ class ResultsWriter:
         self._v: list[float] = []
         self.rows_written = 0
         self.closed = False
+        self.committed = False
+        #: a write failed: the rows stay in the partial file, which is never committed
+        self.failed = False
         self._h5 = None
         self._n_parts = 0
-        if fmt == "hdf5":
-            self._open_hdf5()
-        else:
-            # a new run replaces an older file at this path, and the parts a crash left
-            self.path.unlink(missing_ok=True)
-            shutil.rmtree(parts_dir(self.path), ignore_errors=True)
+        # rows are written to the partial file; the results file is only replaced on commit
+        self.partial_path = partial_path(self.path)
+        # a new run starts clean: the partial file and the parts an earlier crash left
+        self.partial_path.unlink(missing_ok=True)
+        shutil.rmtree(parts_dir(self.partial_path), ignore_errors=True)
+        try:
+            if fmt == "hdf5":
+                self._open_hdf5()
+        except OSError as error:
+            raise SimulationError(_write_error_text(self.partial_path, error)) from None
 
     # -- public API ---------------------------------------------------------------------------
     def signal_id(self, name: str) -> int:
@@ -154,31 +175,89 @@ class ResultsWriter:
             else:
                 self._write_parquet(t, sid, v)
         except OSError as error:
-            raise SimulationError(f"{self.path}: cannot write results: {error}") from None
+            self._abandon(error)
         self.rows_written += len(t)
 
-    def close(self) -> None:
-        """Flush and close (idempotent)."""
-        if self.closed:
-            return
-        self.flush()
-        if self._h5 is not None:
-            self._write_signal_names()
-            self._h5.close()
-        if self.fmt == "parquet":
-            if self._n_parts == 0:  # nothing recorded: still write an empty, valid file
-                self._write_parquet(np.empty(0), np.empty(0, np.int32), np.empty(0))
+    def close(self, *, commit: bool = True) -> None:
+        """Flush and close (idempotent); with ``commit``, move the file into place.
+
+        Parameters
+        ----------
+        commit : bool, keyword-only
+            Replace the results file with this run's file (a run that reached its end).
+            ``False`` leaves the rows in :attr:`partial_path` and an earlier results file
+            untouched (a failed or interrupted run); :meth:`commit` can still move it later.
+
+        Raises
+        ------
+        SimulationError
+            The file cannot be written (the message says when the disk is full).
+        """
+        if not self.closed:
+            self.flush()
             try:
-                self._merge_parts()
+                if self._h5 is not None:
+                    self._write_signal_names()
+                    self._h5.close()
+                    self._h5 = None
+                    self._file.close()
+                    self._file.raise_error()
+                if self.fmt == "parquet":
+                    if self._n_parts == 0:  # nothing recorded: still write an empty, valid file
+                        self._write_parquet(np.empty(0), np.empty(0, np.int32), np.empty(0))
+                    self._merge_parts()
             except OSError as error:
-                raise SimulationError(f"{self.path}: cannot write results: {error}") from None
-        self.closed = True
+                self._abandon(error)
+            self.closed = True
+        if commit:
+            self.commit()
+
+    def commit(self) -> None:
+        """Move the closed partial file onto the results path (atomic, same folder)."""
+        if self.committed or self.failed or not self.closed:
+            return
+        try:
+            os.replace(self.partial_path, self.path)
+        except OSError as error:
+            raise SimulationError(_write_error_text(self.path, error)) from None
+        self.committed = True
+
+    def _abandon(self, error: OSError) -> None:
+        """After a write error: keep the partial file readable up to the last complete flush
+        (or remove it), stop writing, and raise one :class:`SimulationError` that says why."""
+        self.closed = self.failed = True
+        self._t, self._sid, self._v = [], [], []
+        kept = False
+        if self._h5 is not None:
+            # The HDF5 library never saw the error (the guarded file swallowed it), so it
+            # closes cleanly; the file on disk is kept only if it still reads back exactly the
+            # rows of the last complete flush.
+            with contextlib.suppress(Exception):
+                self._h5.close()
+            self._h5 = None
+            with contextlib.suppress(OSError):
+                self._file.close()
+            kept = _reads_back(self.partial_path, self.rows_written)
+        elif self.fmt == "parquet":
+            kept = any(parts_dir(self.partial_path).glob("part-*.parquet"))
+        if not kept:
+            self.partial_path.unlink(missing_ok=True)
+        where = (
+            f"the rows up to the last flush are in {self.partial_path}"
+            if kept
+            else "the partial results file was removed"
+        )
+        earlier = " (an earlier results file was left as it was)" if self.path.exists() else ""
+        raise SimulationError(
+            f"{_write_error_text(self.partial_path, error)}; {where}{earlier}"
+        ) from None
 
     # -- HDF5 ---------------------------------------------------------------------------------
     def _open_hdf5(self) -> None:
         import h5py
 
-        self._h5 = h5py.File(self.path, "w")
+        self._file = _GuardedFile(self.partial_path)
+        self._h5 = h5py.File(self._file, "w")
         self._h5.attrs["metadata"] = self.metadata_json
         self._h5.attrs["layout"] = "long: t_s, signal_id -> signals, value"
         for name, dtype in (("t_s", "f8"), ("signal_id", "i4"), ("value", "f8")):
@@ -186,23 +265,33 @@ class ResultsWriter:
         self._write_signal_names()
 
     def _write_signal_names(self) -> None:
+        # append only the new names to a resizable dataset: deleting and re-creating a dataset
+        # after a failed write crashes the HDF5 library (a segmentation fault on a full disk)
         import h5py
 
         names = list(self._signals)
-        if "signals" in self._h5:
-            del self._h5["signals"]
-        self._h5.create_dataset(
-            "signals", data=np.array(names, dtype=object), dtype=h5py.string_dtype()
-        )
+        if "signals" not in self._h5:
+            self._h5.create_dataset(
+                "signals", (0,), maxshape=(None,), dtype=h5py.string_dtype(), chunks=(1024,)
+            )
+        ds = self._h5["signals"]
+        n0 = ds.shape[0]
+        if len(names) > n0:
+            ds.resize((len(names),))
+            ds[n0:] = np.array(names[n0:], dtype=object)
 
     def _write_hdf5(self, t, sid, v) -> None:
-        n0 = self._h5["t_s"].shape[0]
-        for name, arr in (("t_s", t), ("signal_id", sid), ("value", v)):
-            ds = self._h5[name]
-            ds.resize((n0 + len(arr),))
-            ds[n0:] = arr
-        self._write_signal_names()
-        self._h5.flush()
+        try:
+            n0 = self._h5["t_s"].shape[0]
+            for name, arr in (("t_s", t), ("signal_id", sid), ("value", v)):
+                ds = self._h5[name]
+                ds.resize((n0 + len(arr),))
+                ds[n0:] = arr
+            self._write_signal_names()
+            self._h5.flush()
+        except RuntimeError as error:  # h5py reports some low-level write failures this way
+            raise _as_os_error(error) from None
+        self._file.raise_error()
 
     # -- Parquet ------------------------------------------------------------------------------
     def _write_parquet(self, t, sid, v) -> None:
@@ -215,7 +304,7 @@ class ResultsWriter:
         signal = pa.DictionaryArray.from_arrays(pa.array(sid, type=pa.int32()), dictionary)
         table = pa.table({"t_s": pa.array(t, type=pa.float64()), "signal": signal, "value": v})
         table = table.replace_schema_metadata({"v2g_cosim_metadata": self.metadata_json})
-        folder = parts_dir(self.path)
+        folder = parts_dir(self.partial_path)
         folder.mkdir(parents=True, exist_ok=True)
         part = folder / f"part-{self._n_parts:06d}.parquet"
         temporary = part.with_suffix(".tmp")
@@ -227,8 +316,8 @@ class ResultsWriter:
         """Stream the parts into the one results file (a row group each), then remove them."""
         import pyarrow.parquet as pq
 
-        folder = parts_dir(self.path)
-        temporary = self.path.with_name(self.path.name + ".tmp")
+        folder = parts_dir(self.partial_path)
+        temporary = self.partial_path.with_name(self.partial_path.name + ".tmp")
         writer = None
         try:
             for part in sorted(folder.glob("part-*.parquet")):
@@ -239,8 +328,121 @@ class ResultsWriter:
         finally:
             if writer is not None:
                 writer.close()
-        os.replace(temporary, self.path)
+        os.replace(temporary, self.partial_path)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def partial_path(path: str | Path) -> Path:
+    """Where a run writes before it finishes: ``<stem>.partial<suffix>`` in the same folder.
+
+    Parameters
+    ----------
+    path : path
+        The results file (``results.h5``).
+
+    Returns
+    -------
+    Path
+        ``results.partial.h5`` (same folder, same suffix: readable by :func:`read_results`).
+    """
+    path = Path(path)
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def _as_os_error(error: Exception) -> OSError:
+    """An OSError with the errno that an HDF5 message names (``errno = 28``), if any."""
+    import re
+
+    found = re.search(r"errno = (\d+)", str(error))
+    code = int(found.group(1)) if found else None
+    return OSError(code, os.strerror(code) if code else str(error))
+
+
+def _write_error_text(path: Path, error: OSError) -> str:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{path}: cannot write results: the disk is full ({error.strerror or error})"
+    if error.errno == errno.EFBIG:
+        return f"{path}: cannot write results: the file size limit is reached"
+    return f"{path}: cannot write results: {error.strerror or error}"
+
+
+class _GuardedFile:
+    """The binary file HDF5 writes through (h5py's file-object driver).
+
+    A failed write (a full disk) is recorded here and every later write is dropped, so the
+    HDF5 library never sees a failed write: after one, HDF5 cannot close the file and crashes
+    the interpreter at exit (a segmentation fault). The writer checks :meth:`raise_error` after
+    every flush and stops the run with a clean message.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._raw = open(path, "w+b", buffering=0)  # noqa: SIM115 - closed by the writer
+        self.error: OSError | None = None
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        if self.error is None:
+            try:
+                done = 0
+                while done < len(view):
+                    n = self._raw.write(view[done:])
+                    if not n:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    done += n
+            except OSError as error:
+                self.error = error
+        return len(view)
+
+    def readinto(self, buffer) -> int:
+        return self._raw.readinto(buffer)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._raw.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.error is None:
+            try:
+                return self._raw.truncate(size)
+            except OSError as error:
+                self.error = error
+        return self._raw.tell() if size is None else size
+
+    def flush(self) -> None:
+        pass  # unbuffered
+
+    def close(self) -> None:
+        if not self._raw.closed:
+            if self.error is None:
+                try:
+                    os.fsync(self._raw.fileno())
+                except OSError as error:
+                    self.error = error
+            self._raw.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
+
+
+def _reads_back(path: Path, n_rows: int) -> bool:
+    """Whether an HDF5 results file reads back with exactly ``n_rows`` rows."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frame, _meta = read_results(path)
+    except Exception:  # any failure: the file cannot be trusted, it is removed
+        return False
+    return len(frame) == n_rows
 
 
 def parts_dir(path: str | Path) -> Path:
@@ -281,12 +483,18 @@ def read_results(path: str | Path) -> tuple[pd.DataFrame, dict]:
     metadata : dict
     """
     p = Path(path)
+    if not p.exists() and not p.stem.endswith(".partial") and partial_path(p).exists():
+        # no complete file: the run failed or was interrupted and left its partial file
+        warnings.warn(f"{p}: the run did not finish; reading {partial_path(p).name}", stacklevel=2)
+        p = partial_path(p)
     if p.suffix == ".parquet" and not p.exists():
-        parts = sorted(parts_dir(p).glob("part-*.parquet"))
+        parts: list[Path] = []
+        for folder in (parts_dir(partial_path(p)), parts_dir(p)):
+            parts = parts or sorted(folder.glob("part-*.parquet"))
         if parts:  # the writing run was killed before it could merge its parts
             warnings.warn(
                 f"{p}: the run did not finish; reading the {len(parts)} flushed parts in "
-                f"{parts_dir(p).name}",
+                f"{parts[0].parent.name}",
                 stacklevel=2,
             )
             return _read_parquet(parts)

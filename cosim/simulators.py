@@ -1247,7 +1247,7 @@ COLLECTOR_META = {
         "Monitor": {
             "public": True,
             "any_inputs": True,
-            "params": ["path", "fmt", "flush_every", "metadata", "run_id"],
+            "params": ["path", "fmt", "flush_every", "metadata", "run_id", "commit_on_finalize"],
             "attrs": [],
         }
     },
@@ -1265,7 +1265,10 @@ class Collector(_Base):
     Model ``Monitor`` (one entity, ``any_inputs``). Params: ``path`` (results file), ``fmt``
     (``"hdf5"`` or ``"parquet"``), ``flush_every`` (rows per write; a crash loses at most
     that many rows), ``metadata`` (JSON-serializable dict: scenario, versions, seed),
-    ``run_id`` (optional key of a progress hook in :data:`PROGRESS_HOOKS`).
+    ``run_id`` (optional key of a progress hook in :data:`PROGRESS_HOOKS`),
+    ``commit_on_finalize`` (default ``True``: mosaik's ``finalize`` moves the file into place;
+    :func:`cosim.world.run_scenario` passes ``False`` and commits only a run that reached its
+    end, because mosaik also finalizes after a Ctrl-C or a failed remote simulator).
 
     Time-based on the world's finest clock (``step_size``/``fast_step_size``/``windows`` as
     for the other simulators). Inputs are measurements: outside the high-rate windows every
@@ -1280,15 +1283,29 @@ class Collector(_Base):
         super().__init__(COLLECTOR_META)
         self.writer = None
         self.run_id = None
+        self.commit_on_finalize = True
+        #: the time the collector would step next (the run reached its end when >= until)
+        self.t_next: int = 0
         self._last: dict[str, float] = {}
 
-    def create(self, num, model, path, fmt="hdf5", flush_every=10_000, metadata=None, run_id=None):
+    def create(
+        self,
+        num,
+        model,
+        path,
+        fmt="hdf5",
+        flush_every=10_000,
+        metadata=None,
+        run_id=None,
+        commit_on_finalize=True,
+    ):
         if num != 1 or self.writer is not None:
             raise ScenarioError("Collector: create exactly one Monitor entity")
         from cosim.results import ResultsWriter
 
         self.writer = ResultsWriter(path, metadata or {}, fmt=fmt, flush_every=flush_every)
         self.run_id = run_id
+        self.commit_on_finalize = bool(commit_on_finalize)
         LIVE_COLLECTORS.add(self)
         return [{"eid": "monitor", "type": model}]
 
@@ -1324,17 +1341,19 @@ class Collector(_Base):
         hook = PROGRESS_HOOKS.get(self.run_id) if self.run_id else None
         if hook is not None:
             hook(t_s)
-        return self.clock.next_time(time)
+        self.t_next = self.clock.next_time(time)
+        return self.t_next
 
     def get_data(self, outputs):
         return {}
 
-    def close(self) -> None:
+    def close(self, *, commit: bool = False) -> None:
+        """Close the results file; ``commit`` moves it into place (see ResultsWriter.close)."""
         if self.writer is not None:
-            self.writer.close()
+            self.writer.close(commit=commit)
 
     def finalize(self):
-        self.close()
+        self.close(commit=self.commit_on_finalize)
 
 
 # ---------------------------------------------------------------------------------------------

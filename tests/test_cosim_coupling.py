@@ -317,7 +317,9 @@ def test_ctrl_c_keeps_what_was_written(tmp_path):
             run_scenario(scenario, tmp_path, progress=False)
     finally:
         simulators.Collector.step = original
-    frame, meta = read_results(tmp_path / "results.h5")
+    # an interrupted run is not committed: its rows are in the partial file
+    assert not (tmp_path / "results.h5").exists()
+    frame, meta = read_results(tmp_path / "results.partial.h5")
     assert meta["seed"] == 0
     assert 9.0 < frame["t_s"].max() < 10.0
 

@@ -215,10 +215,10 @@ def test_a_crash_loses_at_most_the_last_flush_interval(tmp_path, fmt):
         "os._exit(1)\n"  # a crash: no close, no finalizers
     )
     subprocess.run([sys.executable, "-c", code], check=False, timeout=120)
-    if fmt == "parquet":
-        with pytest.warns(UserWarning, match="the run did not finish; reading the 2 flushed"):
-            frame, meta = read_results(path)
-    else:
+    # the run never finished: no results file, the flushed rows in the partial file (parts)
+    assert not path.exists()
+    expected = "reading the 2 flushed" if fmt == "parquet" else "reading r.partial.h5"
+    with pytest.warns(UserWarning, match=f"the run did not finish; {expected}"):
         frame, meta = read_results(path)
     assert meta == {"seed": 1}
     assert frame["value"].tolist() == [float(k) for k in range(200)]
@@ -230,10 +230,10 @@ def test_parquet_results_end_as_one_file_and_replace_an_older_run(tmp_path):
     removed; a new run at the same path starts clean (no parts of a crashed run mixed in)."""
     import pyarrow.parquet as pq
 
-    from cosim.results import parts_dir
+    from cosim.results import partial_path, parts_dir
 
     path = tmp_path / "r.parquet"
-    stale = parts_dir(path)
+    stale = parts_dir(partial_path(path))
     stale.mkdir()
     (stale / "part-000000.parquet").write_bytes(b"left by a crashed run")
     writer = ResultsWriter(path, {"seed": 3}, fmt="parquet", flush_every=4)
