@@ -129,6 +129,15 @@ class ResilienceMetrics:
         return out
 
 
+#: Largest magnitude of a performance value accepted [curve unit]. No performance measure this
+#: study meets (MW or MWh served, Hz, %) comes near it, and below it every product the
+#: metrics form (``(P0 − P) · Δt``, slopes) stays finite in double precision; a larger value is
+#: a unit mistake or a corrupt file, which would otherwise overflow into all-zero metrics.
+MAX_ABS_PERFORMANCE = 1e12
+#: Largest magnitude of a time value accepted [h] (about 1,100 years).
+MAX_ABS_TIME_H = 1e7
+
+
 def _check_curve(t_h: Any, performance: Any, *, name: str) -> tuple[np.ndarray, np.ndarray]:
     problems: list[str] = []
     try:
@@ -144,9 +153,19 @@ def _check_curve(t_h: Any, performance: Any, *, name: str) -> tuple[np.ndarray, 
         )
     if t.size < 2:
         raise InputDataError(f"{name}: only 1 sample (need at least 2)")
-    for label, values in ((TIME_COLUMN, t), (PERFORMANCE_COLUMN, p)):
+    for label, values, bound, unit in (
+        (TIME_COLUMN, t, MAX_ABS_TIME_H, " h"),
+        (PERFORMANCE_COLUMN, p, MAX_ABS_PERFORMANCE, ""),
+    ):
         for i in np.flatnonzero(~np.isfinite(values))[:20]:
             problems.append(f"{name}: row {i + 1}: {label} is {values[i]}")
+        with np.errstate(invalid="ignore"):
+            huge = np.flatnonzero(np.isfinite(values) & (np.abs(values) > bound))
+        for i in huge[:20]:
+            problems.append(
+                f"{name}: row {i + 1}: {label} = {values[i]:g} is implausible (the limit is "
+                f"±{bound:g}{unit}; check the unit of the column)"
+            )
     finite = np.isfinite(t)
     bad = np.flatnonzero(finite[1:] & finite[:-1] & (np.diff(t) <= 0))
     for i in bad[:20]:
@@ -221,7 +240,9 @@ def resilience_metrics(
     Raises
     ------
     InputDataError
-        Empty or 1-sample curve, NaN/inf values, non-increasing time (row numbers are 1-based).
+        Empty or 1-sample curve, NaN/inf values, values beyond ``MAX_ABS_PERFORMANCE``
+        (1e12) or times beyond ``MAX_ABS_TIME_H`` (1e7 h), non-increasing time (row numbers
+        are 1-based), a non-finite acceptable level or tolerance.
 
     Notes
     -----
@@ -234,8 +255,13 @@ def resilience_metrics(
     t, p = _check_curve(t_h, performance, name=name)
     p0 = float(p[0])
     p_acc = p0 if acceptable is None else float(acceptable)
-    if not math.isfinite(p_acc):
-        raise InputDataError(f"{name}: acceptable level {acceptable!r} is not finite")
+    if not math.isfinite(p_acc) or abs(p_acc) > MAX_ABS_PERFORMANCE:
+        raise InputDataError(
+            f"{name}: acceptable level {acceptable!r} is not a finite number within "
+            f"±{MAX_ABS_PERFORMANCE:g}"
+        )
+    if tolerance is not None and not (math.isfinite(tolerance) and tolerance >= 0):
+        raise InputDataError(f"{name}: tolerance {tolerance!r} is not a finite number >= 0")
     p_min = float(np.min(p))
     tol = tolerance if tolerance is not None else 1e-9 * max(abs(p0), p0 - p_min, 1.0)
 
@@ -280,6 +306,11 @@ def resilience_metrics(
     e_h = t_c - t_b
     pi = None if t_d is None else lambda_ / (t_d - t_c)
     area = _shortfall_integral(t, p0 - p, t_a, float(t[-1]) if t_d is None else t_d)
+    if not all(math.isfinite(x) for x in (phi, area, pi if pi is not None else 0.0)):
+        raise InputDataError(
+            f"{name}: the metrics overflow (a drop of {lambda_:g} within "
+            f"{t_b - t_a:g} h); the time steps are implausibly small for the changes"
+        )
 
     if p_min >= p_acc - tol:
         t_recovery, m_d, recovered = 0.0, 0.0, True
