@@ -16,15 +16,17 @@ and the co-simulation keys (times, steps, files, events). See ``docs/scenario_re
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from grids.errors import ScenarioError, V2GCosimError, check_problems
+from grids.params import is_number
 
 #: Tolerance for "is an integer multiple of the time resolution" checks [relative].
 _MULTIPLE_RTOL = 1e-9
@@ -686,11 +688,13 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
         if key in data and not isinstance(data[key], dict):
             problems.append(f"{key}: expected a table [{key}], got {data[key]!r}")
     sim = _simulation(data.get("simulation"), problems)
+    n_before_feeder = len(problems)
     feeder = (
         _feeder(data["feeder"], base, sim, problems)
         if isinstance(data.get("feeder"), dict)
         else None
     )
+    feeder_ok = feeder is not None and len(problems) == n_before_feeder
     if feeder is not None:
         _thermal_problems(feeder.transformer, problems)
     fleet = _fleet(data["fleet"], base, problems) if isinstance(data.get("fleet"), dict) else None
@@ -754,6 +758,23 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
             f"fleet.latency_s: {fleet.latency_s} is not an integer multiple of the time "
             f"resolution ({sim.time_resolution_s} s)"
         )
+    frequency_f0_hz = None
+    if frequency is not None:
+        swing = _swing_or_none(frequency.params)
+        if swing is not None:
+            frequency_f0_hz = float(swing.f0_hz)
+            problems.extend(_event_size_problems(data.get("events"), events, swing))
+    if fleet is not None and frequency_f0_hz is not None:
+        fleet_table = data["fleet"]
+        if "f_nominal_hz" in fleet_table and fleet.f_nominal_hz != frequency_f0_hz:
+            problems.append(
+                f"fleet.f_nominal_hz: {fleet.f_nominal_hz:g} Hz disagrees with frequency.f0_hz "
+                f"({frequency_f0_hz:g} Hz); one system has one nominal frequency (leave "
+                "fleet.f_nominal_hz out to follow [frequency])"
+            )
+        elif "f_nominal_hz" not in fleet_table:
+            fleet = replace(fleet, f_nominal_hz=frequency_f0_hz)
+    problems.extend(_data_problems(feeder if feeder_ok else None, fleet, sim))
     check_problems(problems, ScenarioError, "invalid scenario")
     assert sim is not None
     return Scenario(
@@ -766,6 +787,93 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
         raw=copy.deepcopy(dict(data)),
         base_dir=base,
     )
+
+
+def _swing_or_none(params: Any):
+    try:
+        return swing_parameters(params)
+    except ScenarioError:
+        return None  # its problems are already listed
+
+
+def _event_size_problems(items: Any, events: tuple[EventConfig, ...], swing) -> list[str]:
+    """Power events larger than the system they hit: the linearised swing model is not valid
+    there (a loss above the system base leaves no generation to respond)."""
+    problems = []
+    if not isinstance(items, list):
+        return problems
+    s_base_mw = float(swing.s_base_mw)
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or item.get("kind") not in (
+            EventKind.GENERATION_LOSS.value,
+            EventKind.LOAD_STEP.value,
+        ):
+            continue
+        p_mw = item.get("p_mw")
+        if is_number(p_mw) and math.isfinite(p_mw) and abs(p_mw) > s_base_mw:
+            problems.append(
+                f"events[{i}].p_mw: {p_mw:g} MW is larger than the system it hits "
+                f"(frequency.s_base_mw = {s_base_mw:g} MW); the swing model is linearised "
+                "around that system and is not valid for such an event"
+            )
+    return problems
+
+
+def _data_problems(
+    feeder: FeederConfig | None, fleet: FleetConfig | None, sim: SimulationConfig | None
+) -> list[str]:
+    """Checks that read data before the run: ``fleet.buses`` against the feeder's buses and the
+    profile files' contents (times, values, columns), so a run never starts on bad input."""
+    from cosim.simulators import read_profile
+    from grids.errors import FeederError, InputDataError
+
+    problems: list[str] = []
+    if feeder is not None and fleet is not None and fleet.buses is not None:
+        try:
+            bus_index = _feeder_buses(str(feeder.name))
+        except FeederError as error:
+            problems.append(f"feeder: {error}")
+        else:
+            unknown = sorted(set(fleet.buses) - set(bus_index))
+            if unknown:
+                problems.append(
+                    f"fleet.buses: {', '.join(map(str, unknown))} "
+                    f"{'is not a bus' if len(unknown) == 1 else 'are not buses'} of the feeder "
+                    f"{Path(str(feeder.name)).name} (bus indices {min(bus_index)}.."
+                    f"{max(bus_index)})"
+                )
+    resolution = sim.time_resolution_s if sim is not None else 1.0
+    start = sim.start if sim is not None else None
+    checks = []
+    if feeder is not None and feeder.load_profile is not None:
+        columns = [feeder.load_column] + ([feeder.ambient_column] if feeder.ambient_column else [])
+        checks.append(("feeder.load_profile", feeder.load_profile, columns, False))
+    if fleet is not None and fleet.setpoint_profile is not None:
+        checks.append(
+            ("fleet.setpoint_profile", fleet.setpoint_profile, [fleet.setpoint_column], True)
+        )
+    for key, path, columns, allow_empty in checks:
+        try:
+            _steps, frame = read_profile(
+                path, start=start, time_resolution=resolution, allow_empty=allow_empty
+            )
+        except (InputDataError, ScenarioError) as error:
+            problems.append(f"{key}: {error}")
+            continue
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            problems.append(
+                f"{key}: column {', '.join(map(repr, missing))} is not in {Path(path).name} "
+                f"(columns: {', '.join(map(str, frame.columns))})"
+            )
+    return problems
+
+
+@functools.lru_cache(maxsize=8)
+def _feeder_buses(name: str) -> tuple[int, ...]:
+    from grids.feeders import load_feeder
+
+    return tuple(int(b) for b in load_feeder(name).bus.index)
 
 
 def read_toml(path: str | Path) -> dict:
