@@ -174,31 +174,43 @@ def test_every_problem_reported_with_path_value_and_range():
     assert any("'magic' is not one of" in p for p in problems)
     assert any("at most one reactive-power mode" in p for p in problems)
     assert (
-        "fleet.control.volt_var.v1_pu: 1.2 is above the allowed maximum 0.96 "
-        "(allowed range 0.82 .. 0.96)" in problems
+        "fleet.control.volt_var.v1_pu: 1.2 is out of range: expected a number in [0.82, 0.96] "
+        "[pu]" in problems
     )
-    assert "fleet.control.volt_var.q1_pu: expected a number, got 'big'" in problems
+    assert "fleet.control.volt_var.q1_pu: 'big' is not a number" in problems
     assert any(p.startswith("fleet.control.volt_var.foo: unknown key") for p in problems)
     assert any("give either db_hz or db_of_hz" in p for p in problems)
     assert (
-        "fleet.control.droop.k_of: 0.01 is below the allowed minimum 0.02 "
-        "(allowed range 0.02 .. 0.05)" in problems
+        "fleet.control.droop.k_of: 0.01 is out of range: expected a number in [0.02, 0.05] [pu]"
+        in problems
     )
-    assert "fleet.control.trip.uv1_t_s: 60 is above the allowed maximum 50" in text
-    assert "fleet.control.trip.ov2_v_pu: 1.25 is not allowed; the standard fixes it at 1.2" in text
-    assert "fleet.control.enter_service.delay_s: 900 is above the allowed maximum 600" in text
+    assert (
+        "fleet.control.trip.uv1_t_s: 60 is out of range: expected a number in [2, 50] [s]" in text
+    )
+    assert (
+        "fleet.control.trip.ov2_v_pu: 1.25 is out of range: expected a number in [1.2, 1.2]" in text
+    )
+    assert (
+        "fleet.control.enter_service.delay_s: 900 is out of range: expected a number in [0, 600]"
+        in text
+    )
     assert "fleet.control.stagger.mode: 'chaotic' is not one of" in text
     assert len(problems) >= 13
 
 
 def test_category_dependent_ranges():
     # Cat I allows UV1 clearing times only up to 21 s (Table 11); Cat III up to 50 s.
-    with pytest.raises(ScenarioError, match=r"trip.uv1_t_s: 30 is above the allowed maximum 21"):
+    with pytest.raises(
+        ScenarioError,
+        match=r"trip.uv1_t_s: 30 is out of range: expected a number in \[2, 21\] \[s\]",
+    ):
         InverterSettings.from_dict({"abnormal_category": "I", "trip": {"uv1_t_s": 30}})
     s = InverterSettings.from_dict({"abnormal_category": "III", "trip": {"uv1_t_s": 30}})
     assert s.trip.uv1_t_s == 30.0
     # Cat A absorbs at most down to PF 0.97 (Table 7 capability); Cat B to 0.90.
-    with pytest.raises(ScenarioError, match=r"pf.pf: 0.95 is below the allowed minimum 0.97"):
+    with pytest.raises(
+        ScenarioError, match=r"pf.pf: 0.95 is out of range: expected a number in \[0.97, 1\]"
+    ):
         InverterSettings.from_dict({"voltage_category": "A", "pf": {"pf": 0.95}})
     InverterSettings.from_dict({"voltage_category": "B", "pf": {"pf": 0.95}})
 
@@ -206,7 +218,9 @@ def test_category_dependent_ranges():
 def test_dependent_curve_ranges_and_orderings():
     with pytest.raises(ScenarioError) as info:
         InverterSettings.from_dict({"volt_watt": {"v1_pu": 1.08, "v2_pu": 1.085}})
-    assert "volt_watt.v2_pu: 1.085 is below the allowed minimum 1.09" in str(info.value)
+    assert "volt_watt.v2_pu: 1.085 is out of range: expected a number in [1.09, 1.1] [pu]" in str(
+        info.value
+    )
     with pytest.raises(ScenarioError, match="uf2_f_hz: 57 must not exceed"):
         InverterSettings.from_dict({"trip": {"uf2_f_hz": 57.0, "uf1_f_hz": 56.0}})
 
@@ -227,7 +241,8 @@ def test_validate_direct_construction():
 
     bad = dataclasses.replace(InverterSettings.defaults(), volt_var=VoltVarSettings(olrt_s=0.1))
     with pytest.raises(
-        ScenarioError, match=r"volt_var\.olrt_s: 0\.1 is below the allowed minimum 1"
+        ScenarioError,
+        match=r"volt_var\.olrt_s: 0\.1 is out of range: expected a number in \[1, 90\]",
     ):
         bad.validate()
 

@@ -137,13 +137,16 @@ def test_60_hz_settings_are_rejected_at_50_hz_naming_the_key():
     assert "fleet.control.trip.uf1_f_hz: 58.5 Hz is a setting for a 60 Hz system" in text
     assert "fleet.control.trip.of1_f_hz: 61.2 Hz is a setting for a 60 Hz system" in text
     assert "fleet.control.enter_service.f_high_hz: 60.1 Hz is a setting for a 60 Hz" in text
-    assert "nominal frequency is 50 Hz (allowed range 47 .. 49.8)" in text
+    assert "nominal frequency is 50 Hz (expected a number in [47, 49.8] [Hz])" in text
     # and the other way round
     with pytest.raises(ScenarioError, match=r"trip\.uf1_f_hz: 47\.5 Hz is a setting for a 50"):
         InverterSettings.from_dict({"trip": {"uf1_f_hz": 47.5}})
     # a droop of 10 % is allowed by EN 50549-1 (2-12 %) but not by IEEE 1547 (<= 5 %)
     InverterSettings.from_dict({"droop": {"k": 0.10}}, f_nominal_hz=50.0)
-    with pytest.raises(ScenarioError, match=r"droop\.k_of: 0\.1 is above the allowed maximum"):
+    with pytest.raises(
+        ScenarioError,
+        match=r"droop\.k_of: 0\.1 is out of range: expected a number in \[0\.02, 0\.05\]",
+    ):
         InverterSettings.from_dict({"droop": {"k": 0.10}})
 
 

@@ -53,6 +53,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 from grids.errors import ScenarioError, check_problems
+from grids.params import Param
 
 F_NOM_HZ = 60.0
 """Default nominal frequency [Hz] (IEEE 1547-2018 states its frequency settings for 60 Hz)."""
@@ -170,22 +171,39 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
-def _check_range(problems: list[str], key: str, value: float, lo: float, hi: float) -> None:
-    """Append a message if ``value`` is outside ``[lo, hi]`` (message names both ends)."""
-    if not math.isfinite(value):
-        problems.append(f"{key}: {value!r} is not a finite number")
-    elif lo == hi and value != lo:
-        problems.append(f"{key}: {_fmt(value)} is not allowed; the standard fixes it at {_fmt(lo)}")
-    elif value < lo - 1e-12:
-        problems.append(
-            f"{key}: {_fmt(value)} is below the allowed minimum {_fmt(lo)} "
-            f"(allowed range {_fmt(lo)} .. {_fmt(hi)})"
-        )
-    elif value > hi + 1e-12:
-        problems.append(
-            f"{key}: {_fmt(value)} is above the allowed maximum {_fmt(hi)} "
-            f"(allowed range {_fmt(lo)} .. {_fmt(hi)})"
-        )
+def _unit(name: str) -> str:
+    """Unit of a settings field, from its name's suffix (shown in messages)."""
+    if name.endswith("_pu") or name in ("k_of", "k_uf"):
+        return "pu"
+    if name.endswith("_hz"):
+        return "Hz"
+    if name.endswith("_s"):
+        return "s"
+    return ""
+
+
+def _kind(default: Any) -> type:
+    """Type a field is read as (``Param.kind``): its enum, ``bool``, ``int`` or ``float``."""
+    if isinstance(default, Enum):
+        return type(default)
+    if isinstance(default, bool):
+        return bool
+    if isinstance(default, int):
+        return int
+    return float
+
+
+def _check_range(
+    problems: list[str], key: str, value: float, lo: float, hi: float, *, unit: str = ""
+) -> None:
+    """Append a problem if ``value`` is outside ``[lo, hi]`` (through :class:`grids.params.Param`).
+
+    Dependent bounds such as ``v2 - 0.02`` are rounded to 12 decimals so that floating-point
+    residue does not refuse a value the standard allows.
+    """
+    name = key.rsplit(".", 1)[-1]
+    param = Param(name, unit=unit, lo=round(lo, 12), hi=round(hi, 12))
+    param.check(value, key=key, problems=problems)
 
 
 _ABSOLUTE_FREQUENCY_FIELDS = frozenset(
@@ -207,7 +225,7 @@ def _other_system_problem(
         return (
             f"{key}: {_fmt(value)} Hz is a setting for a {_fmt(other)} Hz system, but the "
             f"system's nominal frequency is {_fmt(f_nominal_hz)} Hz "
-            f"(allowed range {_fmt(lo)} .. {_fmt(hi)})"
+            f"(expected a number in [{_fmt(lo)}, {_fmt(hi)}] [Hz])"
         )
     return None
 
@@ -254,7 +272,7 @@ class _Section:
                 if message is not None:
                     problems.append(message)
                     continue
-            _check_range(problems, key, value, lo, hi)
+            _check_range(problems, key, value, lo, hi, unit=_unit(name))
         return problems
 
 
@@ -789,10 +807,6 @@ _SECTIONS: dict[str, str] = {
     "stagger": "stagger",
     "vsm": "vsm",
 }
-_ENUM_FIELDS: dict[tuple[str, str], type[Enum]] = {
-    ("pf", "excitation"): Excitation,
-    ("stagger", "mode"): StaggerMode,
-}
 
 
 @dataclass(frozen=True)
@@ -1111,7 +1125,6 @@ def _parse_section(default: Any, raw: dict, path: str, problems: list[str]) -> A
     """Override ``default`` (a section dataclass) with ``raw``; report unknown/bad keys."""
     names = {f.name: f for f in dataclasses.fields(default)}
     aliases: dict[str, tuple[str, ...]] = getattr(type(default), "aliases", {})
-    section_name = path.rsplit(".", 1)[-1]
     values: dict[str, Any] = {}
     for key, value in raw.items():
         targets = aliases.get(key, (key,))
@@ -1124,29 +1137,12 @@ def _parse_section(default: Any, raw: dict, path: str, problems: list[str]) -> A
             allowed = ", ".join(sorted(set(names) | set(aliases)))
             problems.append(f"{path}.{key}: unknown key (allowed: {allowed})")
             continue
-        enum = _ENUM_FIELDS.get((section_name, key))
-        if enum is not None:
-            try:
-                parsed: Any = enum(value)
-            except ValueError:
-                allowed = ", ".join(repr(m.value) for m in enum)
-                problems.append(f"{path}.{key}: {value!r} is not one of {allowed}")
-                continue
-        elif isinstance(getattr(default, targets[0]), bool):
-            if not isinstance(value, bool):
-                problems.append(f"{path}.{key}: expected true or false, got {value!r}")
-                continue
-            parsed = value
-        elif key == "n_tiers":
-            if isinstance(value, bool) or not isinstance(value, int):
-                problems.append(f"{path}.{key}: expected an integer, got {value!r}")
-                continue
-            parsed = value
-        else:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                problems.append(f"{path}.{key}: expected a number, got {value!r}")
-                continue
-            parsed = float(value)
+        param = Param(targets[0], getattr(default, targets[0]),
+                      kind=_kind(getattr(default, targets[0])))  # fmt: skip
+        n_before = len(problems)
+        parsed: Any = param.check(value, key=f"{path}.{key}", problems=problems)
+        if len(problems) > n_before:
+            continue
         for target in targets:
             values[target] = parsed
     return dataclasses.replace(default, **values)
