@@ -25,7 +25,10 @@ import importlib
 import logging
 import os
 import pkgutil
+import signal
 import sys
+import threading
+import warnings
 from collections.abc import Sequence
 
 from cosim import __version__
@@ -161,7 +164,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     logging.getLogger("asyncio").addFilter(_ASYNCIO_FILTER)
+    # mosaik warns when its world was not shut down because a remote simulator process had
+    # already gone (Ctrl-C reaches the whole process group); the run reports that itself
+    warnings.filterwarnings("ignore", message="AsyncWorld was never shut down")
     debug = bool(args.debug)
+    previous = _install_sigint_marker()
+    try:
+        return _run_command(args, debug)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+class _Interrupt:
+    """Whether Ctrl-C arrived during this command (a remote simulator may fail first)."""
+
+    seen = False
+
+
+def _on_sigint(signum, frame) -> None:
+    _Interrupt.seen = True
+    raise KeyboardInterrupt
+
+
+def _install_sigint_marker():
+    _Interrupt.seen = False
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:  # ignored, or someone else's handler
+        return None
+    signal.signal(signal.SIGINT, _on_sigint)
+    return previous
+
+
+def _interrupted_exit() -> int:
+    _close_progress_bars()
+    with contextlib.suppress(OSError, ValueError):
+        print("interrupted: results written so far are kept", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _run_command(args: argparse.Namespace, debug: bool) -> int:
     try:
         if args._own_progress:
             status = int(args._run(args) or 0)
@@ -175,10 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if debug:
             raise
-        _close_progress_bars()
-        with contextlib.suppress(OSError, ValueError):
-            print("interrupted: results written so far are kept", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted_exit()
     except BrokenPipeError:
         if debug:
             raise
@@ -187,6 +228,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # the boundary: everything becomes one line
         if debug:
             raise
+        if _Interrupt.seen:  # e.g. a remote simulator that Ctrl-C ended before this process
+            return _interrupted_exit()
+        _close_progress_bars()
+        return _report(error)
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException as error:  # asyncio.CancelledError out of mosaik's shutdown after Ctrl-C
+        if debug:
+            raise
+        if _Interrupt.seen:
+            return _interrupted_exit()
         _close_progress_bars()
         return _report(error)
 
