@@ -31,13 +31,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy.linalg import expm
 
 from grids.errors import ScenarioError, check_problems
+from grids.limits import Limit, Violation
+from grids.params import Param, read_params, unknown_keys
 
 _N_STATE = 4
 _I_F, _I_GV, _I_RH, _I_AGC = range(_N_STATE)
@@ -61,6 +63,75 @@ class UflsStage:
     threshold_hz: float
     delay_s: float
     fraction: float
+
+
+#: Largest system base accepted [MW]: 10 TW, above any synchronous area (the largest
+#: interconnections peak at a few hundred GW), so that 1e308 and typos are refused.
+MAX_SYSTEM_MW = 1.0e7
+
+#: The ``[frequency]`` parameters: default, unit, range and meaning, declared once.
+SWING_PARAMS: tuple[Param, ...] = (
+    Param("f0_hz", 60.0, unit="Hz", lo=0.0, hi=1000.0, lo_open=True, doc="nominal frequency"),
+    Param(
+        "s_base_mw",
+        10000.0,
+        unit="MW",
+        lo=0.0,
+        hi=MAX_SYSTEM_MW,
+        lo_open=True,
+        doc="system base (online generation rating); h_s and d_pu refer to it",
+    ),
+    Param("h_s", 5.0, unit="s", lo=0.0, hi=1000.0, lo_open=True, doc="inertia constant"),
+    Param("d_pu", 1.0, unit="pu/pu", lo=0.0, hi=1.0e4, doc="load damping"),
+    Param(
+        "r_pu",
+        0.05,
+        unit="pu/pu",
+        lo=0.0,
+        lo_open=True,
+        allow_inf=True,
+        doc="governor droop (inf: no governor)",
+    ),
+    Param("t_gov_s", 0.5, unit="s", lo=0.0, hi=1000.0, lo_open=True, doc="governor-turbine lag"),
+    Param(
+        "f_hp",
+        None,
+        lo=0.0,
+        hi=1.0,
+        lo_open=True,
+        doc="high-pressure turbine fraction (reheat; with t_rh_s)",
+    ),
+    Param("t_rh_s", None, unit="s", lo=0.0, hi=1000.0, lo_open=True, doc="reheat time constant"),
+    Param(
+        "agc_ki_per_s",
+        None,
+        unit="1/s",
+        lo=0.0,
+        hi=1000.0,
+        lo_open=True,
+        doc="AGC integral gain",
+    ),
+    Param(
+        "load_mw",
+        None,
+        unit="MW",
+        lo=0.0,
+        hi=MAX_SYSTEM_MW,
+        lo_open=True,
+        doc="load the UFLS fractions apply to (default s_base_mw)",
+    ),
+)
+
+#: One ``[[frequency.ufls]]`` stage (every key required).
+UFLS_PARAMS: tuple[Param, ...] = (
+    Param("threshold_hz", unit="Hz", lo=0.0, lo_open=True, doc="pick-up frequency (< f0_hz)"),
+    Param("delay_s", unit="s", lo=0.0, hi=3600.0, doc="time below the threshold before tripping"),
+    Param("fraction", lo=0.0, hi=1.0, lo_open=True, doc="fraction of load_mw shed"),
+)
+
+#: Validity range of the linearised swing model: ``|Δf| <= VALIDITY_BAND_FRAC * f0``
+#: (see docs/frequency.md, "Validity range").
+VALIDITY_BAND_FRAC = 0.03
 
 
 @dataclass(frozen=True)
@@ -136,27 +207,39 @@ class SwingParameters:
     def from_dict(cls, data: Mapping[str, Any], *, path: str = "frequency") -> SwingParameters:
         """Build from a scenario ``[frequency]`` table; raise ScenarioError listing every problem.
 
-        UFLS stages are given as a list of tables ``[[frequency.ufls]]`` with the keys
-        ``threshold_hz``, ``delay_s``, ``fraction``. An ``island = true`` key is not accepted
-        here (use :meth:`island`).
+        Parameters
+        ----------
+        data : Mapping
+            Keys of :data:`SWING_PARAMS` (defaults for absent keys) and ``ufls``, a list of
+            tables ``[[frequency.ufls]]`` with the keys of :data:`UFLS_PARAMS`. An
+            ``island = true`` key is not accepted here (use :meth:`island`).
+        path : str, keyword-only
+            Key path of the table in messages.
+
+        Returns
+        -------
+        SwingParameters
+
+        Raises
+        ------
+        ScenarioError
+            Unknown keys, wrong types, values out of range (every problem at once, with its
+            key path).
         """
         problems: list[str] = []
-        known = {f.name for f in fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for key, value in data.items():
-            if key not in known:
-                problems.append(f"{path}.{key}: unknown key (allowed: {', '.join(sorted(known))})")
-                continue
-            if key == "ufls":
-                stages = _ufls_from_list(value, f"{path}.ufls", problems)
-                kwargs[key] = stages
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                problems.append(f"{path}.{key}: {value!r} is not a number")
-                continue
-            kwargs[key] = float(value)
+        if not isinstance(data, Mapping):
+            check_problems([f"{path}: expected a table, got {data!r}"], ScenarioError, "invalid")
+        scalars = {k: v for k, v in data.items() if k != "ufls"}
+        values = read_params(
+            scalars, SWING_PARAMS, path=path, problems=problems, allow_unknown=True
+        )
+        allowed = [p.name for p in SWING_PARAMS] + ["ufls"]
+        problems.extend(unknown_keys(scalars, allowed, path=path))
+        stages: tuple[UflsStage, ...] = ()
+        if "ufls" in data:
+            stages = _ufls_from_list(data["ufls"], f"{path}.ufls", problems)
         check_problems(problems, ScenarioError, f"invalid {path} section")
-        params = cls(**kwargs)
+        params = cls(**values, ufls=stages)
         check_problems(params.problems(path), ScenarioError, f"invalid {path} section")
         return params
 
@@ -166,44 +249,38 @@ class SwingParameters:
         return math.isfinite(self.r_pu)
 
     @property
-    def has_reheat(self) -> bool:
-        return self.f_hp is not None and self.t_rh_s is not None
-
-    @property
     def shed_base_mw(self) -> float:
         """Load the UFLS fractions apply to [MW]."""
         return self.s_base_mw if self.load_mw is None else self.load_mw
 
+    @property
+    def has_reheat(self) -> bool:
+        """True with a reheat turbine (``f_hp`` and ``t_rh_s`` given)."""
+        return self.f_hp is not None and self.t_rh_s is not None
+
     def problems(self, path: str = "frequency") -> list[str]:
-        """Every range problem, as ``"path.key: value is ..."`` strings (empty when valid)."""
+        """Every problem of these values, with key paths (empty when valid).
+
+        Parameters
+        ----------
+        path : str
+            Key path of the table in messages.
+
+        Returns
+        -------
+        list of str
+            Ranges and types as declared in :data:`SWING_PARAMS` and :data:`UFLS_PARAMS`,
+            plus the cross-field rules (reheat pair, AGC needs a governor, UFLS thresholds
+            below ``f0_hz`` and fractions summing to at most 1).
+        """
         out: list[str] = []
-
-        def positive(key: str, value: float | None, *, allow_inf: bool = False) -> None:
-            if value is None:
-                return
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                out.append(f"{path}.{key}: {value!r} is not a number")
-            elif math.isnan(value) or (math.isinf(value) and not allow_inf):
-                out.append(f"{path}.{key}: {value} is not finite")
-            elif value <= 0:
-                out.append(f"{path}.{key}: {value} must be > 0")
-
-        positive("f0_hz", self.f0_hz)
-        positive("s_base_mw", self.s_base_mw)
-        positive("h_s", self.h_s)
-        positive("r_pu", self.r_pu, allow_inf=True)
-        positive("t_gov_s", self.t_gov_s)
-        positive("t_rh_s", self.t_rh_s)
-        positive("agc_ki_per_s", self.agc_ki_per_s)
-        positive("load_mw", self.load_mw)
-        if not isinstance(self.d_pu, int | float) or isinstance(self.d_pu, bool):
-            out.append(f"{path}.d_pu: {self.d_pu!r} is not a number")
-        elif not math.isfinite(self.d_pu) or self.d_pu < 0:
-            out.append(f"{path}.d_pu: {self.d_pu} must be finite and >= 0")
+        for param in SWING_PARAMS:
+            value = getattr(self, param.name)
+            if value is None and param.default is None:
+                continue
+            param.check(value, key=f"{path}.{param.name}", problems=out)
         if (self.f_hp is None) != (self.t_rh_s is None):
             out.append(f"{path}: f_hp and t_rh_s must be given together (reheat turbine)")
-        if self.f_hp is not None and not (_is_finite_number(self.f_hp) and 0.0 < self.f_hp <= 1.0):
-            out.append(f"{path}.f_hp: {self.f_hp} is outside the allowed (0, 1]")
         if not self.has_governor and self.agc_ki_per_s is not None:
             out.append(f"{path}.agc_ki_per_s: AGC needs a governor (r_pu is infinite)")
         total = 0.0
@@ -212,17 +289,18 @@ class SwingParameters:
             if not isinstance(stage, UflsStage):
                 out.append(f"{where}: {stage!r} is not a UflsStage")
                 continue
-            thr, delay, frac = stage.threshold_hz, stage.delay_s, stage.fraction
-            if not _is_finite_number(thr) or thr <= 0:
-                out.append(f"{where}.threshold_hz: {thr} must be finite and > 0")
-            elif _is_finite_number(self.f0_hz) and thr >= self.f0_hz:
+            for param in UFLS_PARAMS:
+                param.check(getattr(stage, param.name), key=f"{where}.{param.name}", problems=out)
+            thr = stage.threshold_hz
+            if (
+                _is_finite_number(thr)
+                and _is_finite_number(self.f0_hz)
+                and thr > 0
+                and thr >= self.f0_hz
+            ):
                 out.append(f"{where}.threshold_hz: {thr} must be below f0_hz = {self.f0_hz}")
-            if not _is_finite_number(delay) or delay < 0:
-                out.append(f"{where}.delay_s: {delay} must be finite and >= 0")
-            if not _is_finite_number(frac) or not 0.0 < frac <= 1.0:
-                out.append(f"{where}.fraction: {frac} is outside the allowed (0, 1]")
-            else:
-                total += frac
+            if _is_finite_number(stage.fraction) and 0.0 < stage.fraction <= 1.0:
+                total += stage.fraction
         if total > 1.0 + 1e-12:
             out.append(f"{path}.ufls: fractions sum to {total:g}, above the allowed 1")
         return out
@@ -237,31 +315,11 @@ def _ufls_from_list(value: Any, path: str, problems: list[str]) -> tuple[UflsSta
         problems.append(f"{path}: {value!r} is not a list of stages")
         return ()
     stages = []
-    allowed = {"threshold_hz", "delay_s", "fraction"}
     for i, item in enumerate(value):
-        if not isinstance(item, Mapping):
-            problems.append(f"{path}[{i}]: {item!r} is not a table")
-            continue
-        ok = True
-        for key in item:
-            if key not in allowed:
-                problems.append(f"{path}[{i}].{key}: unknown key (allowed: {sorted(allowed)})")
-                ok = False
-        for key in sorted(allowed):
-            if key not in item:
-                problems.append(f"{path}[{i}].{key}: missing")
-                ok = False
-            elif isinstance(item[key], bool) or not isinstance(item[key], int | float):
-                problems.append(f"{path}[{i}].{key}: {item[key]!r} is not a number")
-                ok = False
-        if ok:
-            stages.append(
-                UflsStage(
-                    threshold_hz=float(item["threshold_hz"]),
-                    delay_s=float(item["delay_s"]),
-                    fraction=float(item["fraction"]),
-                )
-            )
+        before = len(problems)
+        read = read_params(item, UFLS_PARAMS, path=f"{path}[{i}]", problems=problems)
+        if len(problems) == before:
+            stages.append(UflsStage(**read))
     return tuple(stages)
 
 
@@ -596,3 +654,130 @@ def simulate(
         out["p_mech_mw"][k + 1] = model.p_mech_mw
         out["ufls_shed_mw"][k + 1] = model.ufls_shed_mw
     return out
+
+
+def check_event_size(
+    p_mw: Any, params: SwingParameters, *, key: str = "events[0].p_mw"
+) -> list[str]:
+    """Problems with the size of a power event (generation loss or load step) on a system.
+
+    A loss larger than the system base is not a frequency event the aggregate model can
+    describe (the area would have lost more generation than it has online), so it is a
+    validation error rather than a nadir tens of hertz below zero.
+
+    Parameters
+    ----------
+    p_mw : Any
+        Event size as read [MW]: generation lost or load added (positive) or removed.
+    params : SwingParameters
+        The system; ``s_base_mw`` [MW] bounds the event.
+    key : str, keyword-only
+        Key path of the value in messages.
+
+    Returns
+    -------
+    list of str
+        Empty when the size is plausible: a finite number with ``|p_mw| <= s_base_mw``.
+
+    Examples
+    --------
+    >>> from grids.frequency import SwingParameters, check_event_size
+    >>> check_event_size(30000.0, SwingParameters(s_base_mw=10000.0))
+    ['events[0].p_mw: 30000 MW exceeds the system base s_base_mw = 10000 MW (a loss cannot exceed the generation online)']
+    """  # noqa: E501
+    problems: list[str] = []
+    param = Param("p_mw", unit="MW", lo=-MAX_SYSTEM_MW, hi=MAX_SYSTEM_MW)
+    value = param.check(p_mw, key=key, problems=problems)
+    if value is None:
+        return problems
+    s_base = params.s_base_mw
+    if _is_finite_number(s_base) and abs(value) > s_base:
+        problems.append(
+            f"{key}: {value:g} MW exceeds the system base s_base_mw = {s_base:g} MW "
+            "(a loss cannot exceed the generation online)"
+        )
+    return problems
+
+
+def validity_band_hz(f0_hz: float) -> tuple[float, float]:
+    """Frequencies within which the linearised swing model is valid [Hz].
+
+    Parameters
+    ----------
+    f0_hz : float
+        Nominal frequency [Hz].
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        ``f0 (1 ∓ VALIDITY_BAND_FRAC)``: 48.5 to 51.5 Hz at 50 Hz, 58.2 to 61.8 Hz at 60 Hz.
+    """
+    return f0_hz * (1.0 - VALIDITY_BAND_FRAC), f0_hz * (1.0 + VALIDITY_BAND_FRAC)
+
+
+def frequency_validity_violation(
+    f_hz_trace: Any, t_s: Any, f0_hz: float, *, step_s: float | None = None
+) -> Violation | None:
+    """Say whether a frequency trace left the validity range of the linearised model.
+
+    Parameters
+    ----------
+    f_hz_trace : array_like (n_t,)
+        System frequency [Hz].
+    t_s : array_like (n_t,)
+        Sample times [s]; each sample stands for the time to the next one (the last for the
+        step before it).
+    f0_hz : float
+        Nominal frequency [Hz] (50 or 60).
+    step_s : float, optional, keyword-only
+        Time each sample stands for [s] (a fixed-step run); default: from ``t_s``.
+
+    Returns
+    -------
+    Violation or None
+        ``Limit.FREQUENCY_MODEL_RANGE`` on the side of the worst excursion (element
+        ``"system frequency"``, quantity ``"f_hz"``) with the first time and the total time
+        outside the band; ``None`` when the whole trace is inside it.
+
+    Notes
+    -----
+    The band is ``|f - f0| <= 0.03 f0`` (:func:`validity_band_hz`); docs/frequency.md
+    ("Validity range") gives the reasons.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from grids.frequency import frequency_validity_violation
+    >>> v = frequency_validity_violation(np.array([50.0, 48.9, 48.2, 48.6]), np.arange(4.0), 50.0)
+    >>> v.worst_value, v.limit_value, v.first_time_s, v.duration_s
+    (48.2, 48.5, 2.0, 1.0)
+    """
+    f = np.asarray(f_hz_trace, dtype=float).ravel()
+    t = np.asarray(t_s, dtype=float).ravel()
+    if f.size == 0:
+        return None
+    low, high = validity_band_hz(float(f0_hz))
+    outside = np.isfinite(f) & ((f < low) | (f > high))
+    if not outside.any():
+        return None
+    deviation = np.where(outside, np.abs(f - f0_hz), -np.inf)
+    worst = int(np.argmax(deviation))
+    below = f[worst] < f0_hz
+    first = duration = None
+    if t.size == f.size:
+        first = float(t[int(np.argmax(outside))])
+        if step_s is not None:
+            duration = float(np.count_nonzero(outside)) * float(step_s)
+        elif t.size > 1:
+            step = np.diff(t)
+            duration = float(np.append(step, step[-1])[outside].sum())
+    return Violation(
+        limit=Limit.FREQUENCY_MODEL_RANGE.value,
+        element="system frequency",
+        quantity="f_hz",
+        worst_value=float(f[worst]),
+        limit_value=float(low if below else high),
+        first_time_s=first,
+        duration_s=duration,
+        n_elements=1,
+    )

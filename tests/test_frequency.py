@@ -16,13 +16,18 @@ from scipy.integrate import solve_ivp
 
 from grids.errors import ScenarioError
 from grids.frequency import (
+    SWING_PARAMS,
     SwingModel,
     SwingParameters,
     UflsStage,
+    check_event_size,
+    frequency_validity_violation,
     rocof_initial_hz_per_s,
     simulate,
     steady_state_deviation_hz,
+    validity_band_hz,
 )
+from grids.limits import Limit
 
 NADIR_TOL_HZ = 1e-3
 
@@ -240,14 +245,14 @@ def test_bad_parameters_are_all_listed():
         SwingModel(params)
     text = str(info.value)
     for fragment in (
-        "frequency.h_s: 0.0 must be > 0",
-        "frequency.r_pu: -0.05 must be > 0",
-        "frequency.t_gov_s: nan is not finite",
-        "frequency.d_pu: -1.0 must be finite and >= 0",
+        "frequency.h_s: 0 is out of range: expected a number in (0, 1000] [s]",
+        "frequency.r_pu: -0.05 is out of range: expected a number > 0",
+        "frequency.t_gov_s: nan is not a finite number",
+        "frequency.d_pu: -1 is out of range: expected a number in [0, 10000]",
         "f_hp and t_rh_s must be given together",
-        "frequency.f_hp: 1.5 is outside the allowed (0, 1]",
+        "frequency.f_hp: 1.5 is out of range: expected a number in (0, 1]",
         "frequency.ufls[0].threshold_hz: 61.0 must be below f0_hz = 60.0",
-        "frequency.ufls[0].delay_s: -1.0 must be finite and >= 0",
+        "frequency.ufls[0].delay_s: -1 is out of range: expected a number in [0, 3600]",
         "frequency.ufls: fractions sum to 1.3, above the allowed 1",
     ):
         assert fragment in text
@@ -302,3 +307,76 @@ def test_undamped_island_drifts_with_the_inertia_alone():
         model.step(dt_s=0.01, p_imbalance_mw=-0.5)
     assert model.delta_f_hz == pytest.approx(-0.5 * 50.0 * 1.0 / (2 * 2.0 * 5.0), rel=1e-12)
     assert steady_state_deviation_hz(params, 0.5) == -math.inf
+
+
+def test_50_hz_closed_forms():
+    """50 Hz: RoCoF = -ΔP f0 / (2 H S) and Δf_ss = -ΔP/S / (D + 1/R) f0 (Kundur sec. 11.1).
+
+    1000 MW lost on 20 GW, H = 4 s: -0.3125 Hz/s exactly; D = 1, R = 0.05: -0.119048 Hz.
+    """
+    params = SwingParameters(f0_hz=50.0, s_base_mw=20_000.0, h_s=4.0, d_pu=1.0, r_pu=0.05)
+    assert rocof_initial_hz_per_s(params, 1000.0) == pytest.approx(-0.3125, rel=1e-12)
+    expected_ss = -(1000.0 / 20_000.0) / (1.0 + 1.0 / 0.05) * 50.0
+    assert steady_state_deviation_hz(params, 1000.0) == pytest.approx(expected_ss, rel=1e-12)
+    model = SwingModel(params)
+    model.step(dt_s=1e-9, p_imbalance_mw=-1000.0)
+    assert model.rocof_hz_per_s == pytest.approx(-0.3125, rel=1e-6)
+    for _ in range(600):
+        model.step(dt_s=0.5, p_imbalance_mw=-1000.0)
+    assert model.delta_f_hz == pytest.approx(expected_ss, rel=1e-9)
+    assert model.f_hz == pytest.approx(50.0 + expected_ss, rel=1e-12)
+
+
+@pytest.mark.parametrize("p_mw", [30_000.0, -30_000.0, 1e308, float("nan"), "big", True])
+def test_implausible_event_sizes_are_validation_errors(p_mw):
+    problems = check_event_size(p_mw, SwingParameters(s_base_mw=10_000.0), key="events[2].p_mw")
+    assert len(problems) == 1 and problems[0].startswith("events[2].p_mw: ")
+
+
+def test_plausible_event_sizes_pass():
+    params = SwingParameters(s_base_mw=10_000.0)
+    assert check_event_size(500.0, params) == []
+    assert check_event_size(10_000.0, params) == []  # the whole base: extreme, still defined
+    assert check_event_size(-800, params) == []
+
+
+@pytest.mark.parametrize("key", ["s_base_mw", "h_s", "load_mw"])
+def test_astronomic_parameters_are_refused(key):
+    with pytest.raises(ScenarioError, match=f"frequency.{key}: 1e\\+308 is out of range"):
+        SwingParameters.from_dict({key: 1e308})
+
+
+def test_validity_band_is_three_percent_at_50_and_60_hz():
+    assert validity_band_hz(50.0) == pytest.approx((48.5, 51.5))
+    assert validity_band_hz(60.0) == pytest.approx((58.2, 61.8))
+
+
+@pytest.mark.parametrize("f0_hz", [50.0, 60.0])
+def test_validity_violation_names_worst_first_time_and_duration(f0_hz):
+    t_s = np.arange(6) * 0.5
+    f = f0_hz + np.array([0.0, -0.5, -0.04, -0.05, -0.035, 0.0]) * f0_hz
+    violation = frequency_validity_violation(f, t_s, f0_hz)
+    assert violation.limit == Limit.FREQUENCY_MODEL_RANGE.value
+    assert violation.worst_value == pytest.approx(f0_hz * 0.5)
+    assert violation.limit_value == pytest.approx(0.97 * f0_hz)
+    assert violation.first_time_s == 0.5
+    assert violation.duration_s == pytest.approx(4 * 0.5)
+    assert frequency_validity_violation(np.full(6, f0_hz * 1.01), t_s, f0_hz) is None
+    high = frequency_validity_violation(np.full(6, f0_hz * 1.04), t_s, f0_hz)
+    assert high.limit_value == pytest.approx(1.03 * f0_hz)
+
+
+def test_a_30_gw_loss_on_10_gw_leaves_the_validity_range():
+    """The issue's example: the linear model gives 48.9 Hz at 60 Hz, outside 58.2..61.8 Hz."""
+    params = SwingParameters(s_base_mw=40_000.0)  # valid event, but a deep one
+    out = simulate(params, dt_s=0.05, p_imbalance_mw=np.full(400, -30_000.0))
+    violation = frequency_validity_violation(out["f_hz"], out["t_s"], params.f0_hz)
+    assert violation is not None and violation.worst_value < 58.2
+
+
+def test_parameter_declarations_cover_every_scalar_field():
+    declared = {p.name for p in SWING_PARAMS}
+    assert declared == {
+        "f0_hz", "s_base_mw", "h_s", "d_pu", "r_pu", "t_gov_s", "f_hp", "t_rh_s",
+        "agc_ki_per_s", "load_mw",
+    }  # fmt: skip
