@@ -46,6 +46,7 @@ import numpy as np
 from cosim.results import SUFFIX, partial_path, read_results, run_metadata
 from cosim.scenario import Coupling, RemoteSim, Scenario
 from cosim.simulators import FLEET_OUTPUTS
+from cosim.violations import run_violations
 from grids.errors import SimulationError, V2GCosimError
 
 SIM_NAMES = {
@@ -501,6 +502,10 @@ class RunResult:
     wall_time_s: float
     interrupted: bool = False
     scenario: Scenario | None = field(default=None, repr=False)
+    #: limits the run broke (:func:`cosim.violations.run_violations`; ``Violation.to_dict()``
+    #: for JSON) and the limits it could not check (a missing rating, said as such)
+    violations: list = field(default_factory=list)
+    limits_not_checked: list[str] = field(default_factory=list)
 
     def frame(self):
         """The results in long form (see :func:`cosim.results.read_results`)."""
@@ -599,6 +604,9 @@ def run_scenario(
         if record
         else {}
     )
+    violations, not_checked = (
+        violations_of_run(scenario, built.results_path) if record else ([], [])
+    )
     return RunResult(
         out_dir=out,
         results_path=built.results_path if record else None,
@@ -606,6 +614,25 @@ def run_scenario(
         wall_time_s=wall,
         interrupted=interrupted,
         scenario=scenario,
+        violations=violations,
+        limits_not_checked=not_checked,
+    )
+
+
+def violations_of_run(scenario: Scenario, results_path: str | Path):
+    """:func:`cosim.violations.run_violations` with the scenario's feeder, steps and
+    nominal frequency (``(violations, not_checked)``)."""
+    sim = scenario.simulation
+    feeder = scenario.feeder
+    f0_hz = None
+    if scenario.frequency is not None:
+        f0_hz = float(scenario.frequency.params.get("f0_hz", 60.0))
+    return run_violations(
+        results_path,
+        feeder=None if feeder is None else str(feeder.name),
+        feeder_step_s=None if feeder is None else (feeder.step_s or sim.step_s),
+        duration_s=sim.duration_s,
+        f0_hz=f0_hz,
     )
 
 

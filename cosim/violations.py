@@ -1,0 +1,217 @@
+"""The limits a co-simulation run broke, computed from its results file in one place.
+
+:func:`run_violations` is what the ``run`` and ``demo`` commands (and
+:func:`cosim.world.run_scenario`) report under ``violations``: ANSI C84.1 ranges A and B over
+every bus and every feeder step (from the recorded per-bus voltages), line and substation
+transformer loading, the IEC 60076-7 hot-spot limits and loss of life when the transformer is
+modelled, IEEE 1547 trips of the fleet, and the frequency model's validity range. A limit that
+cannot be checked (a feeder without line ratings) is said as such instead of being reported as
+"0 % loading".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cosim.results import read_results
+from grids.limits import (
+    HOT_SPOT_CYCLIC_C,
+    HOT_SPOT_EMERGENCY_C,
+    Limit,
+    Violation,
+    missing_rating,
+    upper_limit_violation,
+    voltage_violations,
+)
+
+#: A line ``max_i_ka`` at or above this [kA] is a placeholder, not a rating (``case33bw``
+#: carries 99999 kA): its loading is not checked.
+PLACEHOLDER_RATING_KA = 1.0e4
+
+
+def _per_element(frame: pd.DataFrame, attr: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(t_s, values[t, element], element keys)`` of a per-element signal ``<id>.<attr>[k]``,
+    forward-filled over the times any element was recorded (the collector stores a value in
+    the high-rate windows only when it changed)."""
+    names = frame["signal"].astype(str)
+    mask = names.str.contains(f".{attr}[", regex=False).to_numpy()
+    if not mask.any():
+        return np.empty(0), np.empty((0, 0)), []
+    sel = frame[mask]
+    keys = names[mask].str.extract(r"\[(.*)\]$", expand=False)
+    table = (
+        pd.DataFrame({"t_s": sel["t_s"].to_numpy(), "key": keys.to_numpy(), "v": sel["value"]})
+        .pivot_table(index="t_s", columns="key", values="v", aggfunc="last")
+        .sort_index()
+        .ffill()
+    )
+    order = sorted(table.columns, key=lambda k: (len(k), k))  # numeric keys in numeric order
+    table = table[order]
+    return table.index.to_numpy(), table.to_numpy(dtype=float), list(order)
+
+
+def _scalar(frame: pd.DataFrame, suffix: str) -> tuple[np.ndarray, np.ndarray]:
+    names = frame["signal"].astype(str)
+    mask = names.str.endswith(suffix).to_numpy()
+    return frame["t_s"].to_numpy()[mask], frame["value"].to_numpy()[mask]
+
+
+def _step_s(t_s: np.ndarray, default: float | None) -> float | None:
+    if default is not None:
+        return float(default)
+    return float(np.median(np.diff(t_s))) if t_s.size > 1 else None
+
+
+def run_violations(
+    results_path: str | Path,
+    *,
+    feeder: str | None = None,
+    feeder_step_s: float | None = None,
+    duration_s: float | None = None,
+    f0_hz: float | None = None,
+    standard: str = "ansi",
+) -> tuple[list[Violation], list[str]]:
+    """Every named limit a run broke, from its results file.
+
+    Parameters
+    ----------
+    results_path : path
+        The run's results file (:func:`cosim.results.read_results`).
+    feeder : str, optional, keyword-only
+        The feeder (embedded name or JSON path): whether its lines carry ratings.
+    feeder_step_s : float, optional, keyword-only
+        The time each feeder sample stands for [s] (``feeder.step_s`` or ``simulation.step_s``;
+        default: the median spacing of the recorded voltages).
+    duration_s : float, optional, keyword-only
+        The run's duration [s] (loss of life compares the transformer's ageing with it).
+    f0_hz : float, optional, keyword-only
+        The system's nominal frequency [Hz] (for the frequency model's validity range).
+    standard : {"ansi", "en50160"}, keyword-only
+        Service-voltage ranges: ANSI C84.1 ranges A and B, or EN 50160.
+
+    Returns
+    -------
+    violations : list of Violation
+        At most one per limit and side, the worst element named (``Violation.to_dict()`` for
+        JSON); empty when nothing was broken.
+    not_checked : list of str
+        One sentence per limit that could not be checked (:func:`grids.limits.missing_rating`).
+    """
+    frame, _meta = read_results(results_path)
+    out: list[Violation] = []
+    not_checked: list[str] = []
+
+    t_s, vm_pu, buses = _per_element(frame, "bus_vm_pu")
+    if vm_pu.size:
+        # a de-energised bus (0 pu after an outage) is not a service-voltage violation
+        vm = np.where(vm_pu > 0.0, vm_pu, np.nan)
+        out += voltage_violations(
+            vm,
+            bus_names=[f"bus {b}" for b in buses],
+            t_s=t_s,
+            step_s=_step_s(t_s, feeder_step_s),
+            standard=standard,
+        )
+
+    t_line, line_pct, lines = _per_element(frame, "line_loading_percent")
+    if not lines:
+        t_line, line_max = _scalar(frame, ".max_line_loading_percent")
+        line_pct, lines = line_max[:, None], ["the most loaded line"]
+    if feeder is not None and _lines_unrated(feeder):
+        not_checked.append(missing_rating("lines", "loading_percent"))
+    elif line_pct.size:
+        found = upper_limit_violation(
+            line_pct,
+            100.0,
+            limit=Limit.LINE_LOADING,
+            quantity="loading_percent",
+            names=[f"line {k}" if k.isdigit() else k for k in lines],
+            t_s=t_line,
+            step_s=_step_s(t_line, feeder_step_s),
+        )
+        out += [found] if found is not None else []
+
+    t_tr, load_pu = _scalar(frame, ".transformer_load_pu")
+    if load_pu.size:
+        found = upper_limit_violation(
+            load_pu[:, None],
+            1.0,
+            limit=Limit.TRANSFORMER_LOADING,
+            quantity="load_pu",
+            names=["substation transformer"],
+            t_s=t_tr,
+            step_s=_step_s(t_tr, feeder_step_s),
+        )
+        out += [found] if found is not None else []
+    t_hs, hot_spot_c = _scalar(frame, ".hot_spot_c")
+    for limit_c, limit in (
+        (HOT_SPOT_CYCLIC_C, Limit.IEC_60076_7_HOT_SPOT_CYCLIC),
+        (HOT_SPOT_EMERGENCY_C, Limit.IEC_60076_7_HOT_SPOT_EMERGENCY),
+    ):
+        if hot_spot_c.size:
+            found = upper_limit_violation(
+                hot_spot_c[:, None],
+                limit_c,
+                limit=limit,
+                quantity="hot_spot_c",
+                names=["substation transformer"],
+                t_s=t_hs,
+                step_s=_step_s(t_hs, feeder_step_s),
+            )
+            out += [found] if found is not None else []
+    _t, ageing_h = _scalar(frame, ".ageing_h")
+    if ageing_h.size and duration_s:
+        elapsed_h = float(duration_s) / 3600.0
+        if ageing_h[-1] > elapsed_h:  # aged faster than at the reference hot spot (98 °C)
+            out.append(
+                Violation(
+                    limit=Limit.IEC_60076_7_LOSS_OF_LIFE.value,
+                    element="substation transformer",
+                    quantity="ageing_h",
+                    worst_value=float(ageing_h[-1]),
+                    limit_value=elapsed_h,
+                )
+            )
+
+    t_trip, n_tripped = _scalar(frame, "fleet.n_tripped")
+    if n_tripped.size and np.nanmax(n_tripped) > 0:
+        out.append(
+            Violation(
+                limit=Limit.IEEE_1547_TRIP.value,
+                element="fleet",
+                quantity="n_tripped",
+                worst_value=float(np.nanmax(n_tripped)),
+                limit_value=0.0,
+                first_time_s=float(t_trip[int(np.argmax(n_tripped > 0))]),
+            )
+        )
+
+    t_f, f_hz = _scalar(frame, ".f_hz")
+    if f_hz.size and f0_hz is not None:
+        from grids import frequency
+
+        check = getattr(frequency, "frequency_validity_violation", None)
+        if check is not None:
+            found = check(f_hz, t_f, float(f0_hz))
+            out += [found] if found is not None else []
+    return out, not_checked
+
+
+def _lines_unrated(feeder: str) -> bool:
+    from grids.errors import FeederError
+    from grids.feeders import load_feeder
+
+    try:
+        net = load_feeder(feeder)
+    except FeederError:
+        return False
+    rating_ka = net.line["max_i_ka"].to_numpy(dtype=float)
+    return bool(
+        len(rating_ka)
+        and np.all(
+            ~np.isfinite(rating_ka) | (rating_ka <= 0.0) | (rating_ka >= PLACEHOLDER_RATING_KA)
+        )
+    )
