@@ -9,13 +9,16 @@ as a PNG (``demo_*.png``) with its data as CSV.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cosim.results import read_results
-from studies.report import Report
+from grids.limits import Violation, voltage_violations
+from studies.report import Report, as_violation
 
 
 def _signals(frame: pd.DataFrame, suffix: str) -> pd.DataFrame:
@@ -55,6 +58,34 @@ def _on_grid(series: pd.Series | pd.DataFrame, step_s: float):
     return series.reindex(grid, method="ffill", tolerance=None)
 
 
+def _voltage_violations(frame: pd.DataFrame, scen: Mapping, step_s: float) -> list[Violation]:
+    """Service-voltage ranges on the recorded bus voltages (quasi-static grid)."""
+    vm = _on_grid(_per_bus(frame, "bus_vm_pu"), step_s)
+    if vm.empty:
+        return []
+    f0_hz = float(scen.get("frequency", {}).get("f0_hz", 60.0) or 60.0)
+    return voltage_violations(
+        vm.to_numpy(dtype=float),
+        bus_names=[f"bus {b}" for b in vm.columns],
+        t_s=vm.index.to_numpy(dtype=float),
+        step_s=step_s,
+        standard="en50160" if abs(f0_hz - 50.0) < 1e-9 else "ansi",
+    )
+
+
+def _rating_notes(feeder: Mapping, metrics: Mapping) -> list[str]:
+    """Say that line loading is unchecked when the feeder's lines have no real rating."""
+    if "max_line_loading_percent" not in metrics:
+        return []
+    try:
+        from grids.powerflow import prepare_net
+        from studies.study_inputs import line_rating_notes
+
+        return line_rating_notes(prepare_net(str(feeder.get("name", "case33bw"))))
+    except Exception:  # a feeder that cannot be reloaded here: the run already validated it
+        return []
+
+
 def demo_report(
     results_path: str | Path,
     out_dir: str | Path,
@@ -62,8 +93,36 @@ def demo_report(
     metrics: dict[str, float],
     title: str = "v2g-cosim demo",
     wall_time_s: float | None = None,
+    violations: Sequence[Violation | Mapping[str, Any]] | None = None,
 ) -> Path:
-    """Write the demo report for a results file; return the path of ``report.html``."""
+    """Write the demo report for a results file; return the path of ``report.html``.
+
+    Parameters
+    ----------
+    results_path : path
+        The run's results file (:mod:`cosim.results`).
+    out_dir : path
+        Where ``report.html``, the figures (PNG) and their data (CSV) go.
+    metrics : dict
+        The run's key numbers (``RunResult.metrics``).
+    title : str
+        Title of the report.
+    wall_time_s : float, optional
+        Wall time of the co-simulation [s], shown in the table.
+    violations : sequence of Violation or dict, optional
+        The run's broken limits (``Violation`` or its ``to_dict()`` form), shown at the top.
+        Without it, the service-voltage ranges (ANSI C84.1 A/B at 60 Hz, EN 50160 at 50 Hz)
+        are checked on the bus voltages of the results file.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of ``report.html``.
+
+    Examples
+    --------
+    >>> demo_report("out/results.h5", "out", metrics=result.metrics)  # doctest: +SKIP
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,6 +138,10 @@ def demo_report(
     rating = feeder.get("transformer", {}).get("rating_mva", 5.0)
 
     rep = Report(title)
+    if violations is None:
+        violations = _voltage_violations(frame, scen, step_s)
+    rating_notes = _rating_notes(feeder, metrics)
+    rep.violations([as_violation(v) for v in violations], notes=rating_notes)
     rep.paragraph(
         f"Feeder {feeder.get('name', 'case33bw')} ({feeder.get('method', 'ac')} power flow) "
         f"over {float(sim['duration_s']) / 3600:.0f} h at {step_s / 60:g}-min steps, with "
@@ -110,6 +173,7 @@ def demo_report(
     keys = {
         "min_vm_pu": "lowest bus voltage [pu]",
         "max_vm_pu": "highest bus voltage [pu]",
+        "max_line_loading_percent": "peak line loading [%]",
         "max_transformer_load_pu": "peak transformer loading [pu of rating]",
         "max_hot_spot_c": "peak hot-spot temperature [°C]",
         "max_top_oil_c": "peak top-oil temperature [°C]",
@@ -126,8 +190,18 @@ def demo_report(
         "f_final_hz": "frequency at the end [Hz]",
         "ufls_shed_mw": "load shed by UFLS [MW]",
     }
+    unrated = bool(rating_notes)
     table = pd.DataFrame(
-        [(label, metrics[key]) for key, label in keys.items() if key in metrics],
+        [
+            (
+                label,
+                "no line ratings: not checked"
+                if unrated and key.startswith("max_line")
+                else metrics[key],
+            )
+            for key, label in keys.items()
+            if key in metrics
+        ],
         columns=["quantity", "value"],
     )
     if wall_time_s is not None:

@@ -19,16 +19,20 @@ D's inverter curves and the power flow. Stochastic HC lives in
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from grids.errors import ConvergenceError, FeederError, ScenarioError, check_problems
+from grids.limits import (
+    Limit,
+    Violation,
+    upper_limit_violation,
+    voltage_violations,
+)
 from studies.hosting_capacity_engine import (
     AcSolver,
     Binding,
@@ -43,6 +47,16 @@ from studies.hosting_capacity_engine import (
     base_of,
     bisect,
 )
+from studies.hosting_capacity_types import (
+    DEFAULT_SCREEN_MARGIN,
+    DEFAULT_TOLERANCE_MW,
+    Control,
+    Method,
+    Mode,
+    _enum,
+    _number,
+    q_per_p_from_pf,
+)
 
 __all__ = [
     "Binding",
@@ -56,68 +70,6 @@ __all__ = [
     "hosting_capacity_metrics",
     "run_hosting_capacity_study",
 ]
-
-
-class Mode(Enum):
-    """What is added at a bus: V2G/DER export (injection > 0) or EV charging import (< 0)."""
-
-    EXPORT = "export"
-    IMPORT = "import"
-
-
-class Method(Enum):
-    """Screen only (LinDistFlow), AC only (bisection from 0), or screen then AC confirmation."""
-
-    SCREEN = "screen"
-    AC = "ac"
-    SCREEN_AC = "screen+ac"
-
-
-class Control(Enum):
-    """Inverter control of the added units (IEEE 1547-2018 settings of :mod:`vehicle_models`)."""
-
-    NONE = "none"
-    VOLT_VAR_A = "volt_var_a"
-    VOLT_VAR_B = "volt_var_b"
-    VOLT_WATT = "volt_watt"
-
-
-DEFAULT_TOLERANCE_MW = 0.001
-
-
-def _number(value) -> bool:
-    """A finite real number (not a bool or a string)."""
-    return (
-        isinstance(value, int | float | np.integer | np.floating)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
-
-
-def _enum(cls, value, name: str):
-    """``cls(value)`` with a clear :class:`ScenarioError` naming the allowed values."""
-    try:
-        return cls(value)
-    except ValueError:
-        allowed = ", ".join(e.value for e in cls)
-        raise ScenarioError(f"{name}: {value!r} is not one of {allowed}") from None
-
-
-DEFAULT_SCREEN_MARGIN = 0.25
-
-
-def q_per_p_from_pf(pf: float) -> float:
-    """Reactive per active power [Mvar/MW] of a fixed power factor (D's constant-PF mode).
-
-    ``pf > 0`` absorbs reactive power (inductive, lowers the voltage), ``pf < 0`` injects it;
-    ``|pf| = 1`` is unity. Evaluated with :func:`vehicle_models.controls.constant_pf_q_pu`.
-    """
-    from vehicle_models.controls import constant_pf_q_pu
-    from vehicle_models.settings import ConstantPFSettings, Excitation
-
-    excitation = Excitation.ABSORB if pf > 0 else Excitation.INJECT
-    settings = ConstantPFSettings(pf=min(1.0, abs(pf)), excitation=excitation)
-    return float(constant_pf_q_pu(1.0, settings))
 
 
 def _control_function(control: Control, settings: dict | None, sign: float):
@@ -166,6 +118,8 @@ class HostingCapacityResult:
     tolerance_mw: float
     screen_margin: float
     base_case_violations: list[str] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+    missing_ratings: list[str] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
     n_ac_solves: int = 0
     distribution: object | None = None  # StochasticResult when samples were drawn
@@ -202,6 +156,8 @@ class HostingCapacityResult:
                 "max_hot_spot_c": self.criteria.max_hot_spot_c,
             },
             "base_case_violations": self.base_case_violations,
+            "violations": [v.to_dict() for v in self.violations],
+            "missing_ratings": self.missing_ratings,
             "results": results,
         }
         if self.distribution is not None:
@@ -348,13 +304,29 @@ class HostingCapacityStudy:
         index = {"bus": solver.bus, "line": self.line, "trafo": self.trafo}[element][position]
         return f"{element} {int(index)}"
 
-    def base_case_violations(self) -> list[str]:
-        """Limits violated before any injection (AC if available, else the screen)."""
+    def _base_flows(self):
+        """The base case (no added injection): AC if available, else the screen (solved once
+        per study object; it depends only on the feeder and its operating point)."""
+        cached = getattr(self, "_base_flows_cache", None)
+        if cached is not None:
+            return cached
         solver = self.ac or self.screen
         p0, q0 = solver.base_injection()
         flows = solver.solve(p0[None, :], q0[None, :])
         if not flows.converged.all():
             raise ConvergenceError(f"{self.feeder}: the base case power flow did not converge")
+        self._base_flows_cache = (solver, flows)
+        return solver, flows
+
+    def base_case_violations(self) -> list[str]:
+        """Planner limits (the study's criteria) violated before any injection, as sentences.
+
+        Returns
+        -------
+        list of str
+            One sentence per bus, line or transformer outside the criteria.
+        """
+        solver, flows = self._base_flows()
         c = self.criteria
         out = []
         vm = flows.vm_pu[0]
@@ -368,6 +340,52 @@ class HostingCapacityStudy:
         ):
             for i in np.flatnonzero(np.nan_to_num(load) > limit):
                 out.append(f"{name} {int(index[i])} loading {load[i]:.1f} % > {limit}")
+        return out
+
+    def missing_ratings(self) -> list[str]:
+        """Lines without a real thermal rating (missing, zero or a placeholder such as
+        case33bw's 99999 kA): their loading is not a limit and is said to be unchecked."""
+        from studies.study_inputs import line_rating_notes
+
+        return line_rating_notes(self.net)
+
+    def base_case_limit_violations(self) -> list[Violation]:
+        """Named limits broken before any injection.
+
+        Returns
+        -------
+        list of Violation
+            ANSI C84.1 ranges A and B at the buses, and line and transformer loading above the
+            study's criteria (``max_line_loading_percent``, ``max_trafo_loading_percent``).
+        """
+        solver, flows = self._base_flows()
+        c = self.criteria
+        out = voltage_violations(
+            flows.vm_pu[0], bus_names=[f"bus {int(b)}" for b in solver.bus], standard="ansi"
+        )
+        from studies.study_inputs import unrated_lines
+
+        unrated = pd.Series(unrated_lines(self.net), index=self.net.line.index)
+        unrated = unrated.reindex(np.asarray(self.line), fill_value=False).to_numpy(dtype=bool)
+        line_load = np.where(unrated[None, :], np.nan, flows.line_loading_percent)
+        for limit, load, index, name, value in (
+            (Limit.LINE_LOADING, line_load, self.line, "line",
+             c.max_line_loading_percent),
+            (Limit.TRANSFORMER_LOADING, flows.trafo_loading_percent, self.trafo, "trafo",
+             c.max_trafo_loading_percent),
+        ):  # fmt: skip
+            load = np.asarray(load, dtype=float)
+            if load.size == 0 or value is None:
+                continue
+            found = upper_limit_violation(
+                load[:1],
+                float(value),
+                limit=limit,
+                quantity="loading_percent",
+                names=[f"{name} {int(i)}" for i in index],
+            )
+            if found is not None:
+                out.append(found)
         return out
 
     # ----------------------------------------------------------------- the study
@@ -479,6 +497,8 @@ class HostingCapacityStudy:
             tolerance_mw=tolerance_mw,
             screen_margin=screen_margin,
             base_case_violations=self.base_case_violations(),
+            violations=self.base_case_limit_violations(),
+            missing_ratings=self.missing_ratings(),
             timings_s=timings,
             n_ac_solves=(self.ac.n_solves - ac_solves0) if self.ac else 0,
         )

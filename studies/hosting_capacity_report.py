@@ -130,6 +130,13 @@ def write_outputs(study, result, out_dir) -> Path:
         },
         "Criteria and method",
     )
+    rep.violations(
+        [
+            {**v.to_dict(), "element": f"base case, {v.element}"}
+            for v in getattr(result, "violations", [])
+        ],
+        notes=getattr(result, "missing_ratings", []),
+    )
     if result.base_case_violations:
         rep.paragraph(
             "Limits violated before any injection: " + "; ".join(result.base_case_violations)

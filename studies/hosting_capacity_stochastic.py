@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from grids.errors import ScenarioError, check_problems
-from studies.hosting_capacity_engine import Cases, Injection, base_of, bisect
+from studies.hosting_capacity_engine import Binding, Cases, Injection, base_of, bisect
+from studies.hosting_capacity_types import Mode, parse_enum, q_per_p_from_pf
 
 PERCENTILES = (5, 50, 95)
 #: widening of the calibrated AC/screen ratio bracket (absolute, on the ratio)
@@ -136,9 +137,8 @@ def run_stochastic(
     confirm : {"near", "all", "none"}
         Which scenarios the AC path confirms.
     """
-    from studies.hosting_capacity import Binding, Mode, _enum, q_per_p_from_pf
 
-    mode = _enum(Mode, mode, "mode")
+    mode = parse_enum(Mode, mode, "mode")
     problems = []
     if not isinstance(n_samples, int | np.integer) or n_samples < 1:
         problems.append(f"samples: {n_samples} must be a positive whole number of scenarios")

@@ -51,11 +51,10 @@ def violation_lines(
     Returns
     -------
     list of str
-        ``["No limit is broken."]`` when there is nothing to say.
+        ``"No limit is broken."`` first when no violation is given.
     """
-    lines = [as_violation(v).describe() for v in violations]
-    lines += list(notes)
-    return lines or ["No limit is broken."]
+    lines = [as_violation(v).describe() for v in violations] or ["No limit is broken."]
+    return lines + list(notes)
 
 
 @dataclass

@@ -142,3 +142,52 @@ def build_fleet(
 def clear_feeder_cache() -> None:
     """Forget the cached feeder nets (tests: a fresh load per study)."""
     _prepared_net.cache_clear()
+
+
+#: A line "rating" at or above this [kA] is a placeholder, not a rating: pandapower's MATPOWER
+#: converter writes 99999 kA for a branch without ``rateA`` (case33bw has none), and no
+#: distribution line carries 10 kA. Loading against it would print a meaningless "0.00 %".
+PLACEHOLDER_LINE_RATING_KA = 1e4
+
+
+def unrated_lines(net) -> np.ndarray:
+    """Mask of the net's lines without a real thermal rating (missing, zero or placeholder).
+
+    Parameters
+    ----------
+    net : pandapower.pandapowerNet
+        The feeder.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        One entry per row of ``net.line``.
+    """
+    import pandas as pd
+
+    if not len(net.line):
+        return np.zeros(0, dtype=bool)
+    max_i = pd.to_numeric(net.line.max_i_ka, errors="coerce").to_numpy(dtype=float)
+    return ~(np.isfinite(max_i) & (max_i > 0) & (max_i < PLACEHOLDER_LINE_RATING_KA))
+
+
+def line_rating_notes(net) -> list[str]:
+    """The missing-rating sentence for the net's unrated lines (empty when all are rated).
+
+    Parameters
+    ----------
+    net : pandapower.pandapowerNet
+        The feeder.
+
+    Returns
+    -------
+    list of str
+        :func:`grids.limits.missing_rating` text naming how many lines lack a rating.
+    """
+    from grids.limits import missing_rating
+
+    bad = unrated_lines(net)
+    if not bad.any():
+        return []
+    what = "the lines" if bad.all() else f"{int(bad.sum())} of {len(bad)} lines"
+    return [missing_rating(what, "line loading_percent")]

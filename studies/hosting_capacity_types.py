@@ -1,0 +1,107 @@
+"""Names the hosting-capacity modules share: the study's modes, methods and controls, the
+power-factor conversion and the argument checks.
+
+It sits below :mod:`studies.hosting_capacity` and :mod:`studies.hosting_capacity_stochastic`
+so that neither imports the other (no import circle).
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from grids.errors import ScenarioError
+from studies.hosting_capacity_engine import Binding
+
+__all__ = [
+    "DEFAULT_SCREEN_MARGIN",
+    "DEFAULT_TOLERANCE_MW",
+    "Binding",
+    "Control",
+    "Method",
+    "Mode",
+    "parse_enum",
+    "q_per_p_from_pf",
+]
+
+
+class Mode(Enum):
+    """What is added at a bus: V2G/DER export (injection > 0) or EV charging import (< 0)."""
+
+    EXPORT = "export"
+    IMPORT = "import"
+
+
+class Method(Enum):
+    """Screen only (LinDistFlow), AC only (bisection from 0), or screen then AC confirmation."""
+
+    SCREEN = "screen"
+    AC = "ac"
+    SCREEN_AC = "screen+ac"
+
+
+class Control(Enum):
+    """Inverter control of the added units (IEEE 1547-2018 settings of :mod:`vehicle_models`)."""
+
+    NONE = "none"
+    VOLT_VAR_A = "volt_var_a"
+    VOLT_VAR_B = "volt_var_b"
+    VOLT_WATT = "volt_watt"
+
+
+DEFAULT_TOLERANCE_MW = 0.001
+
+
+def _number(value: Any) -> bool:
+    """A finite real number (not a bool or a string)."""
+    return (
+        isinstance(value, int | float | np.integer | np.floating)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def parse_enum(cls: type[Enum], value: Any, name: str) -> Any:
+    """``cls(value)`` with a clear :class:`ScenarioError` naming the allowed values.
+
+    Parameters
+    ----------
+    cls : type of Enum
+        The enum.
+    value : Any
+        A member or its value.
+    name : str
+        Key or option name for the message.
+
+    Returns
+    -------
+    Enum member
+    """
+    try:
+        return cls(value)
+    except ValueError:
+        allowed = ", ".join(e.value for e in cls)
+        raise ScenarioError(f"{name}: {value!r} is not one of {allowed}") from None
+
+
+DEFAULT_SCREEN_MARGIN = 0.25
+
+
+def q_per_p_from_pf(pf: float) -> float:
+    """Reactive per active power [Mvar/MW] of a fixed power factor (D's constant-PF mode).
+
+    ``pf > 0`` absorbs reactive power (inductive, lowers the voltage), ``pf < 0`` injects it;
+    ``|pf| = 1`` is unity. Evaluated with :func:`vehicle_models.controls.constant_pf_q_pu`.
+    """
+    from vehicle_models.controls import constant_pf_q_pu
+    from vehicle_models.settings import ConstantPFSettings, Excitation
+
+    excitation = Excitation.ABSORB if pf > 0 else Excitation.INJECT
+    settings = ConstantPFSettings(pf=min(1.0, abs(pf)), excitation=excitation)
+    return float(constant_pf_q_pu(1.0, settings))
+
+
+_enum = parse_enum  # the name the study modules used
