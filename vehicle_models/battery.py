@@ -77,7 +77,18 @@ class TheveninParameters:
     ocv_v: tuple[float, ...] = NMC_OCV_V
 
     def problems(self, path: str = "fleet.battery.thevenin") -> list[str]:
-        """Every invalid parameter as ``"path.name: value ..."`` (empty when valid)."""
+        """Every invalid parameter as ``"path.name: value ..."``.
+
+        Parameters
+        ----------
+        path : str
+            Key path used in messages.
+
+        Returns
+        -------
+        list of str
+            One message per problem; empty when valid.
+        """
         out: list[str] = []
         if self.n_series < 1:
             out.append(f"{path}.n_series: {self.n_series} is below the allowed 1")
@@ -204,9 +215,35 @@ class BatteryBank:
     ) -> BatteryBank:
         """Build a bank from scalars or (N,) arrays, validating every parameter.
 
-        ``e_kwh`` or ``soc_frac`` gives the initial state (default: ``soc_max_frac``);
-        ``p_discharge_max_kw`` defaults to ``p_charge_max_kw`` and ``s_max_kva`` to the larger
-        of the two. Raises :class:`ScenarioError` listing every problem.
+        Parameters
+        ----------
+        e_capacity_kwh : array_like (N,)
+            Usable capacity [kWh].
+        e_kwh, soc_frac : array_like (N,), optional
+            Initial stored energy [kWh] or state of charge [-] (default: ``soc_max_frac``).
+        p_charge_max_kw : array_like (N,)
+            Charger rating while charging [kW].
+        p_discharge_max_kw : array_like (N,), optional
+            Rating while discharging [kW] (default: ``p_charge_max_kw``).
+        s_max_kva : array_like (N,), optional
+            Apparent-power rating [kVA] (default: the larger kW rating).
+        eta_charge, eta_discharge : array_like (N,)
+            One-way efficiencies [-].
+        soc_min_frac, soc_max_frac, soc_reserve_frac : array_like (N,)
+            SoC bounds and the reserve kept for driving [-].
+        thevenin : TheveninParameters, optional
+            2-RC equivalent circuit (None: ideal energy reservoir).
+        path : str
+            Key path used in messages.
+
+        Returns
+        -------
+        BatteryBank
+
+        Raises
+        ------
+        ScenarioError
+            Listing every problem.
         """
         cap = np.atleast_1d(np.asarray(e_capacity_kwh, dtype=np.float64))
         n = cap.size
@@ -242,7 +279,18 @@ class BatteryBank:
 
     # ----------------------------------------------------------------- validation
     def problems(self, path: str = "fleet.battery") -> list[str]:
-        """Every invalid parameter, naming the first offending vehicle index per check."""
+        """Every invalid parameter, naming the first offending vehicle index per check.
+
+        Parameters
+        ----------
+        path : str
+            Key path used in messages.
+
+        Returns
+        -------
+        list of str
+            One message per problem; empty when valid.
+        """
         out: list[str] = []
 
         def check(mask: np.ndarray, name: str, values: np.ndarray, what: str) -> None:
@@ -352,7 +400,13 @@ class BatteryBank:
         self._ocv_v = np.asarray(th.ocv_v, dtype=float) * th.n_series
 
     def ocv_v(self) -> np.ndarray:
-        """Pack open-circuit voltage [V] at the present SoC (needs the circuit)."""
+        """Pack open-circuit voltage at the present SoC (needs the circuit).
+
+        Returns
+        -------
+        numpy.ndarray
+            Open-circuit voltage [V] per vehicle.
+        """
         if self.thevenin is None:
             raise ScenarioError("battery.ocv_v: no equivalent circuit configured (thevenin)")
         return np.interp(np.clip(self.soc_frac, 0, 1), self._ocv_soc, self._ocv_v)
@@ -368,9 +422,17 @@ class BatteryBank:
         return ocv, ocv_eff, r_eff
 
     def terminal_voltage_v(self, current_a) -> np.ndarray:
-        """Instantaneous pack terminal voltage [V] for a current [A] (discharge > 0).
+        """Instantaneous pack terminal voltage for a current.
 
-        ``V = OCV(soc) - R0 I - v1 - v2`` with the present RC voltages.
+        Parameters
+        ----------
+        current_a : array_like (N,)
+            Pack current [A] (discharge > 0).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``V = OCV(soc) - R0 I - v1 - v2`` [V] with the present RC voltages.
         """
         return self.ocv_v() - self._r0 * current_a - self.v_rc_v[0] - self.v_rc_v[1]
 

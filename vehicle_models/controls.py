@@ -57,6 +57,11 @@ def volt_var_q_pu(vm_pu: Any, settings: VoltVarSettings, *, v_ref_pu: Any = None
     v_ref_pu : float or array_like, optional
         Reference voltage [pu] overriding ``settings.v_ref_pu`` (broadcast against ``vm_pu``).
 
+    Returns
+    -------
+    numpy.ndarray
+        Reactive power [pu of the apparent-power rating], shape of ``vm_pu``.
+
     Notes
     -----
     Piecewise linear through ``(V1+dV, Q1) .. (V4+dV, Q4)`` with ``dV = VRef - 1``, flat
@@ -68,10 +73,25 @@ def volt_var_q_pu(vm_pu: Any, settings: VoltVarSettings, *, v_ref_pu: Any = None
 
 
 def volt_var_v_ref_steady_pu(vm_pu: Any, settings: VoltVarSettings) -> np.ndarray:
-    """Reference voltage [pu] the volt-var curve settles at (clause 5.3.3).
+    """Reference voltage the volt-var curve settles at (clause 5.3.3).
 
-    ``settings.v_ref_pu`` normally; with ``v_ref_auto`` the low-pass filtered voltage
-    converges to the voltage itself, limited to ``V_REF_LIMITS_PU`` (0.95-1.05 pu).
+    Parameters
+    ----------
+    vm_pu : array_like
+        Voltage at the point of connection [pu].
+    settings : VoltVarSettings
+        ``v_ref_pu`` and ``v_ref_auto``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Reference voltage [pu]: ``settings.v_ref_pu`` normally; with ``v_ref_auto`` the
+        low-pass filtered voltage converges to the voltage itself, limited to
+        ``V_REF_LIMITS_PU`` (0.95-1.05 pu).
+
+    References
+    ----------
+    .. [1] IEEE Std 1547-2018, clause 5.3.3.
     """
     vm = np.asarray(vm_pu, dtype=float)
     if settings.v_ref_auto:
@@ -80,7 +100,19 @@ def volt_var_v_ref_steady_pu(vm_pu: Any, settings: VoltVarSettings) -> np.ndarra
 
 
 def volt_watt_p_max_pu(vm_pu: Any, settings: VoltWattSettings) -> np.ndarray:
-    """Volt-watt active-power limit [pu of P rating] (IEEE 1547-2018 clause 5.4.2, Table 10).
+    """Volt-watt active-power limit (IEEE 1547-2018 clause 5.4.2, Table 10).
+
+    Parameters
+    ----------
+    vm_pu : array_like
+        Voltage at the point of connection [pu].
+    settings : VoltWattSettings
+        ``v1_pu``, ``v2_pu``, ``p2_pu``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Upper limit of the active power [pu of the P rating], shape of ``vm_pu``.
 
     Notes
     -----
@@ -140,12 +172,32 @@ def freq_watt_p_pu(
 
 
 def constant_pf_q_pu(p_pu: Any, settings: ConstantPFSettings) -> np.ndarray:
-    """Reactive power [pu] of the constant power factor mode (IEEE 1547-2018 clause 5.3.2).
+    """Reactive power of the constant power factor mode (IEEE 1547-2018 clause 5.3.2).
+
+    Parameters
+    ----------
+    p_pu : array_like
+        Active power [pu] (injection > 0, charging < 0).
+    settings : ConstantPFSettings
+        ``pf`` and ``excitation``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Reactive power [pu], Q > 0 injected.
 
     Notes
     -----
-    ``|Q| = |P| tan(arccos PF)``; absorbing: ``Q <= 0``, injecting: ``Q >= 0`` (for charging
-    as for discharging, as EPRI OpenDER does).
+    ``|Q| = |P| tan(arccos PF)``; absorbing: ``Q <= 0``, injecting: ``Q >= 0``, for charging
+    as for discharging: the excitation names the direction of the reactive power in the
+    generator sign convention of IEEE 1547-2018, whatever the direction of P. EPRI OpenDER
+    2.2 (eq. 3.8.1-1) uses ``Q = +-P tan(phi)`` instead, which flips Q while charging; see
+    ``docs/controls.md`` for the decision.
+
+    References
+    ----------
+    .. [1] IEEE Std 1547-2018, clauses 1.4, 3.1, 5.3.2.
+    .. [2] EPRI, "IEEE 1547-2018 OpenDER Model", report 3002030962 (2023), eq. 3.8.1-1.
     """
     tan_phi = math.sqrt(max(1.0 - settings.pf**2, 0.0)) / settings.pf
     sign = 1.0 if settings.excitation is Excitation.INJECT else -1.0
@@ -154,8 +206,22 @@ def constant_pf_q_pu(p_pu: Any, settings: ConstantPFSettings) -> np.ndarray:
 
 
 def watt_var_q_pu(p_pu: Any, settings: WattVarSettings) -> np.ndarray:
-    """Watt-var reactive power target [pu] (IEEE 1547-2018 clause 5.3.4, Table 9).
+    """Watt-var reactive power target (IEEE 1547-2018 clause 5.3.4, Table 9).
 
+    Parameters
+    ----------
+    p_pu : array_like
+        Active power [pu] (injection > 0, charging < 0).
+    settings : WattVarSettings
+        The curve's points.
+
+    Returns
+    -------
+    numpy.ndarray
+        Reactive power [pu of the apparent-power rating], Q > 0 injected.
+
+    Notes
+    -----
     Piecewise linear in active power through the charging points ``P'3 < P'2 < P'1 <= 0``
     and the generating points ``0 <= P1 < P2 < P3``; flat outside; Q = 0 between P'1 and P1
     when Q'1 = Q1 = 0.

@@ -82,7 +82,18 @@ DEFAULT_AGEING = AgeingParameters()
 
 
 def cell_voltage_v(soc_frac) -> np.ndarray:
-    """Open-circuit voltage of the reference NMC cell [V] at ``soc_frac`` [-] (interpolated)."""
+    """Open-circuit voltage of the reference NMC cell (interpolated table).
+
+    Parameters
+    ----------
+    soc_frac : array_like
+        State of charge [-] (clipped to 0..1).
+
+    Returns
+    -------
+    numpy.ndarray
+        Cell voltage [V].
+    """
     return np.interp(np.clip(soc_frac, 0.0, 1.0), NMC_OCV_SOC_FRAC, NMC_OCV_V)
 
 
@@ -97,6 +108,13 @@ def calendar_alpha_per_day(
         State of charge during storage [-].
     theta_c : array_like
         Cell temperature [°C].
+    params : AgeingParameters
+        Fitted coefficients.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``alpha_cap`` [1/day^0.75].
 
     Notes
     -----
@@ -116,7 +134,21 @@ def calendar_alpha_per_day(
 def cycle_beta_per_sqrt_ah(
     v_mean_v, dod_frac, *, params: AgeingParameters = DEFAULT_AGEING
 ) -> np.ndarray:
-    """Cycle ageing factor ``beta_cap`` [1/Ah^0.5] at mean cell voltage and depth of discharge.
+    """Cycle ageing factor ``beta_cap`` at mean cell voltage and depth of discharge.
+
+    Parameters
+    ----------
+    v_mean_v : array_like
+        Mean cell voltage over the cycle [V].
+    dod_frac : array_like
+        Depth of discharge [-].
+    params : AgeingParameters
+        Fitted coefficients.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``beta_cap`` [1/Ah^0.5].
 
     Notes
     -----
@@ -147,6 +179,11 @@ def advance_power_law(fade_frac, rate, dx, exponent: float) -> np.ndarray:
         Increment of the ageing variable (days or cell Ah), >= 0.
     exponent : float
         Power-law exponent (0.75 calendar, 0.5 cycle).
+
+    Returns
+    -------
+    numpy.ndarray
+        Fade after the increment [-].
 
     Notes
     -----
@@ -367,7 +404,15 @@ class DegradationTracker:
         return self.elapsed_s >= self.interval_s
 
     def start(self, *, soc_frac: np.ndarray, e_capacity_kwh: np.ndarray) -> None:
-        """Set the SoC at the start of the first interval (done by :meth:`accumulate`)."""
+        """Set the SoC at the start of the first interval (done by :meth:`accumulate`).
+
+        Parameters
+        ----------
+        soc_frac : numpy.ndarray
+            State of charge [-] per battery.
+        e_capacity_kwh : numpy.ndarray
+            Capacity [kWh] per battery.
+        """
         if self.soc_start_frac is None:
             self.soc_start_frac = np.array(soc_frac, dtype=float)
         self.e_capacity_kwh = e_capacity_kwh
@@ -380,7 +425,17 @@ class DegradationTracker:
         e_capacity_kwh: np.ndarray,
         dt_s: float,
     ) -> None:
-        """Record one step from the SoC [-] before and after it (throughput ``|dsoc| E_cap``)."""
+        """Record one step (throughput ``|dsoc| E_cap``); flush when the interval is due.
+
+        Parameters
+        ----------
+        soc_before_frac, soc_after_frac : numpy.ndarray
+            State of charge [-] before and after the step.
+        e_capacity_kwh : numpy.ndarray
+            Capacity [kWh].
+        dt_s : float
+            Step [s].
+        """
         self.start(soc_frac=soc_before_frac, e_capacity_kwh=e_capacity_kwh)
         self.pending_throughput_kwh += np.abs(soc_before_frac - soc_after_frac) * e_capacity_kwh
         self.elapsed_s += dt_s
@@ -388,7 +443,13 @@ class DegradationTracker:
             self.flush(soc_after_frac)
 
     def flush(self, soc_frac: np.ndarray) -> None:
-        """Apply the power laws to the interval ending now, at state of charge ``soc_frac``."""
+        """Apply the power laws to the interval ending now.
+
+        Parameters
+        ----------
+        soc_frac : numpy.ndarray
+            State of charge [-] at the end of the interval.
+        """
         if self.elapsed_s <= 0 or self.soc_start_frac is None:
             return
         p = self.params

@@ -510,6 +510,22 @@ class Fleet:
     def _per_bus(self, x: np.ndarray) -> np.ndarray:
         return np.add.reduceat(x, self._bus_start)
 
+    def plugged_at(self, t_s: float) -> np.ndarray:
+        """Which vehicles are plugged in at a time (the state is not changed).
+
+        Parameters
+        ----------
+        t_s : float
+            Simulation time [s].
+
+        Returns
+        -------
+        numpy.ndarray of bool
+            One flag per vehicle (bus-sorted order).
+        """
+        plugged, _, _, _ = self._availability(t_s)
+        return plugged
+
     # ------------------------------------------------------------------ step
     def step(
         self, *, t_s: float, dt_s: float, vm_pu, f_hz: float, p_setpoint_mw=None
@@ -774,11 +790,22 @@ class Fleet:
     def headroom(self, *, t_s: float, dt_s: float = 60.0) -> pd.DataFrame:
         """Per-bus flexibility over the next ``dt_s`` seconds (state is not changed).
 
-        Columns: ``p_min_mw, p_max_mw`` (the Minkowski sum of the vehicles' feasible power
-        intervals, i.e. the sums of their bounds), ``p_baseline_mw`` (charging policy),
-        ``p_up_mw = p_max - p_baseline`` and ``p_down_mw = p_baseline - p_min`` (>= 0),
-        ``q_up_mvar``/``q_down_mvar`` (reactive capability ``sum sqrt(S^2 - p_baseline^2)``
-        of plugged, non-tripped vehicles; symmetric), ``n_plugged``. Index: bus.
+        Parameters
+        ----------
+        t_s : float
+            Time at the start of the interval [s].
+        dt_s : float
+            Length of the interval [s].
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index: bus. Columns: ``p_min_mw, p_max_mw`` (the Minkowski sum of the vehicles'
+            feasible power intervals, i.e. the sums of their bounds), ``p_baseline_mw``
+            (charging policy), ``p_up_mw = p_max - p_baseline`` and
+            ``p_down_mw = p_baseline - p_min`` (>= 0), ``q_up_mvar``/``q_down_mvar``
+            (reactive capability ``sum sqrt(S^2 - p_baseline^2)`` of plugged, non-tripped
+            vehicles; symmetric), ``n_plugged``.
         """
         plugged, remaining_s, e_after, _ = self._availability(t_s)
         saved = self.battery.e_kwh
@@ -810,12 +837,21 @@ class Fleet:
         )
 
     def degradation_cost(self, *, battery_price_per_kwh: float) -> np.ndarray:
-        """Cost of the capacity fade so far per vehicle (currency; bus-sorted order).
+        """Cost of the capacity fade so far per vehicle.
 
-        ``price * e_capacity_kwh * fade / fade_end_of_life``: the share of the battery's value
-        used up, with the end of life at ``AgeingParameters.fade_end_of_life_frac`` (20 %).
-        See :func:`vehicle_models.degradation.degradation_cost_per_kwh` for the marginal cost
-        per kWh of V2G throughput.
+        Parameters
+        ----------
+        battery_price_per_kwh : float
+            Battery price [currency/kWh of capacity].
+
+        Returns
+        -------
+        numpy.ndarray
+            ``price * e_capacity_kwh * fade / fade_end_of_life`` [currency] per vehicle
+            (bus-sorted order): the share of the battery's value used up, with the end of life
+            at ``AgeingParameters.fade_end_of_life_frac`` (20 %). See
+            :func:`vehicle_models.degradation.degradation_cost_per_kwh` for the marginal cost
+            per kWh of V2G throughput.
         """
         if self.degradation is None:
             raise ScenarioError("fleet: degradation tracking is off (ageing_interval_s=None)")
@@ -829,7 +865,15 @@ class Fleet:
         return battery_price_per_kwh * self.battery.e_capacity_kwh * deg.fade_frac / eol
 
     def vehicle_table(self) -> pd.DataFrame:
-        """Per-vehicle state for reports (one row per vehicle, bus-sorted order)."""
+        """Per-vehicle state for reports.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per vehicle (bus-sorted order): identifiers, session, plugged/tripped,
+            ``p_kw``, ``q_kvar``, energies [kWh], SoC [-] and, with degradation tracking,
+            the fades [-] and throughput [kWh].
+        """
         b = self.battery
         table = {
             "vehicle_id": self.vehicle_id,

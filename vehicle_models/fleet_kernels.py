@@ -30,7 +30,22 @@ _NJIT = {"cache": True, "nogil": True, "error_model": "numpy"}  # no zero-divisi
 
 @njit(**_NJIT)
 def ac_from_chem(pc, eta_d, inv_eta_c):  # pragma: no cover - compiled
-    """AC power [kW] of a chemical power ``pc`` [kW] (discharge > 0) with the efficiencies."""
+    """AC power of a chemical (battery-side) power.
+
+    Parameters
+    ----------
+    pc : float
+        Battery-side power [kW] (discharge > 0).
+    eta_d : float
+        Discharge efficiency [-].
+    inv_eta_c : float
+        ``1 / eta_charge`` [-].
+
+    Returns
+    -------
+    float
+        Grid-side power [kW].
+    """
     return pc * eta_d if pc >= 0.0 else pc * inv_eta_c
 
 
@@ -78,6 +93,12 @@ def kernel_before(  # pragma: no cover - compiled
     ``POLICY_*`` code) and the per-bus sums of the bounds ``lo_bus_kw``/``hi_bus_kw`` [kW].
     Returns the energy driven and the departure shortfall of this step ``(driven, short)``
     [kWh].
+
+    Parameters
+    ----------
+    See the signature: per-vehicle arrays of shape (n,) sorted by bus (kW, kWh, s, pu of the
+    vehicle's apparent-power rating, efficiencies [-]), per-bus arrays of shape (n_bus,),
+    ``bus_start`` of shape (n_bus + 1,); outputs are written in place.
     """
     inv_dt_h = 3600.0 / dt_s
     inv_period = 1.0 / period_s if period_s > 0.0 else 0.0
@@ -154,7 +175,21 @@ def kernel_before(  # pragma: no cover - compiled
 
 @njit(**_NJIT)
 def kernel_setpoint(has_sp, lam, bus_start, p_min_pu, p_max_pu, p_req_pu):  # pragma: no cover
-    """Requests of vehicles on buses with a set-point: ``p_min + lam_bus (p_max - p_min)``."""
+    """Requests of vehicles on buses with a set-point: ``p_min + lam_bus (p_max - p_min)``.
+
+    Parameters
+    ----------
+    has_sp : numpy.ndarray of bool (n_bus,)
+        Bus has a set-point.
+    lam : numpy.ndarray (n_bus,)
+        Share of each vehicle's feasible range [-].
+    bus_start : numpy.ndarray of int (n_bus + 1,)
+        First vehicle of each bus, then the vehicle count.
+    p_min_pu, p_max_pu : numpy.ndarray (n,)
+        Feasible range [pu].
+    p_req_pu : numpy.ndarray (n,)
+        Requests [pu], overwritten on buses with a set-point.
+    """
     for b in range(bus_start.size - 1):
         if has_sp[b]:
             for i in range(bus_start[b], bus_start[b + 1]):
@@ -201,6 +236,12 @@ def kernel_after(  # pragma: no cover - compiled
     ``n_plug_bus``, ``n_trip_bus``, ``soc_bus`` (sum of SoC) and ``n_lim_bus``; adds the
     battery throughput to ``pending_kwh`` when ``track``. Returns the grid-side energy drawn,
     delivered and lost over the step ``(e_in, e_out, e_loss)`` [kWh].
+
+    Parameters
+    ----------
+    See the signature: per-vehicle arrays of shape (n,) sorted by bus (kW, kWh, s, pu of the
+    vehicle's apparent-power rating, efficiencies [-]), per-bus arrays of shape (n_bus,),
+    ``bus_start`` of shape (n_bus + 1,); outputs are written in place.
     """
     dt_h = dt_s * (1.0 / 3600.0)
     inv_dt_h = 3600.0 / dt_s

@@ -526,11 +526,15 @@ class InverterBank:
         return self.ride_through.ceased
 
     def state(self) -> dict[str, np.ndarray]:
-        """Per-unit state for reports (copies; every array has shape (n,)).
+        """Per-unit state for reports.
 
-        Keys: ``p_pu``, ``q_pu`` (last output), ``tripped``, ``ceased``, ``disconnecting``,
-        ``trip_count``, ``enter_service_timer_s``, ``soft_start_limit_pu``, ``q_lag_pu``,
-        ``dp_droop_pu``, ``p_pre_pu``, ``volt_watt_limit_pu``, ``v_ref_pu``.
+        Returns
+        -------
+        dict of numpy.ndarray
+            Copies, each of shape (n,): ``p_pu``, ``q_pu`` (last output), ``tripped``,
+            ``ceased``, ``disconnecting``, ``trip_count``, ``enter_service_timer_s``,
+            ``soft_start_limit_pu``, ``q_lag_pu``, ``dp_droop_pu``, ``p_pre_pu``,
+            ``volt_watt_limit_pu``, ``v_ref_pu``.
         """
         rt = self.ride_through
         return {

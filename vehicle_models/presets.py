@@ -109,7 +109,18 @@ class PresetParameters:
     soc_target_frac: float
 
     def problems(self, path: str = "fleet") -> list[str]:
-        """Every invalid value as ``"path.name: value ..."``."""
+        """Every invalid value as ``"path.name: value ..."``.
+
+        Parameters
+        ----------
+        path : str
+            Key path used in messages.
+
+        Returns
+        -------
+        list of str
+            One message per problem; empty when valid.
+        """
         out: list[str] = []
         for f in fields(self):
             v = getattr(self, f.name)
@@ -229,7 +240,24 @@ PRESETS: dict[FleetPreset, PresetParameters] = {
 
 
 def preset_parameters(preset: FleetPreset | str, **overrides) -> PresetParameters:
-    """The parameters of ``preset`` with ``overrides`` (field names) applied and validated."""
+    """The parameters of a preset with overrides applied and validated.
+
+    Parameters
+    ----------
+    preset : FleetPreset or str
+        ``home``, ``work`` or ``depot``.
+    overrides
+        :class:`PresetParameters` fields to replace.
+
+    Returns
+    -------
+    PresetParameters
+
+    Raises
+    ------
+    ScenarioError
+        Listing every unknown field and invalid value.
+    """
     try:
         preset = FleetPreset(preset.value if isinstance(preset, FleetPreset) else preset)
     except ValueError:
@@ -256,6 +284,15 @@ def preset_parameters(preset: FleetPreset | str, **overrides) -> PresetParameter
 
 def sample_sessions(n: int, params: PresetParameters, rng: np.random.Generator) -> dict:
     """Sample ``n`` daily plug-in sessions and vehicles from ``params``.
+
+    Parameters
+    ----------
+    n : int
+        Number of vehicles.
+    params : PresetParameters
+        Session and vehicle statistics.
+    rng : numpy.random.Generator
+        Random source (seeded by the caller).
 
     Returns
     -------

@@ -78,6 +78,18 @@ def _timer_kernel(
 def must_ride_through_s(vm_pu, category: AbnormalCategory) -> np.ndarray:
     """Minimum time [s] a unit must ride through a voltage ``vm_pu`` (Tables 14-16).
 
+    Parameters
+    ----------
+    vm_pu : array_like
+        Voltage [pu].
+    category : AbnormalCategory
+        Abnormal performance category.
+
+    Returns
+    -------
+    numpy.ndarray
+        Minimum ride-through time [s] per voltage.
+
     ``inf`` in the continuous-operation band (0.88-1.10 pu), ``0`` where ride-through is not
     required; in permissive-operation and momentary-cessation bands the tabulated minimum
     time (the unit must not trip earlier).
@@ -163,9 +175,22 @@ def must_ride_through_frequency_s(
 
 
 def trip_time_s(vm_pu: float, f_hz: float, settings: InverterSettings) -> float:
-    """Time [s] after which a unit with ``settings`` trips at constant ``vm_pu`` and ``f_hz``.
+    """Time after which a unit trips at a constant voltage and frequency.
 
-    ``inf`` if no element picks up. The closed form of what :class:`RideThroughState` does.
+    Parameters
+    ----------
+    vm_pu : float
+        Voltage [pu].
+    f_hz : float
+        Frequency [Hz].
+    settings : InverterSettings
+        Trip settings.
+
+    Returns
+    -------
+    float
+        Clearing time [s] of the fastest element that picks up; ``inf`` if none does. The
+        closed form of what :class:`RideThroughState` does.
     """
     t = settings.trip
     times = []
@@ -247,8 +272,19 @@ def ride_through_conflicts(
 
 
 def is_scalar(value) -> bool:
-    """True for one number (Python, numpy scalar or 0-d array): one system frequency rather
-    than one per unit. The ``isinstance`` test first spares numpy's dispatch on the hot path."""
+    """Whether ``value`` is one number (one system frequency rather than one per unit).
+
+    Parameters
+    ----------
+    value : Any
+        Python number, numpy scalar, 0-d or n-d array.
+
+    Returns
+    -------
+    bool
+        True for a Python or numpy scalar or a 0-d array. The ``isinstance`` test first
+        spares numpy's dispatch on the hot path.
+    """
     return isinstance(value, float | int | np.number) or np.ndim(value) == 0
 
 
@@ -344,9 +380,23 @@ class RideThroughState:
 
     # ------------------------------------------------------------------------------------
     def update(self, *, dt_s: float, vm_pu: np.ndarray, f_hz, connected: np.ndarray) -> None:
-        """Advance all timers by ``dt_s`` with ``vm_pu`` (n,), ``f_hz`` (scalar or (n,)).
+        """Advance all timers, trips, momentary cessation and enter service by one step.
 
-        Units that are not ``connected`` (unplugged) have their timers reset and cannot trip.
+        Parameters
+        ----------
+        dt_s : float
+            Step [s].
+        vm_pu : numpy.ndarray, shape (n,)
+            Voltage per unit [pu].
+        f_hz : float or numpy.ndarray, shape (n,)
+            (Measured) frequency [Hz].
+        connected : numpy.ndarray of bool, shape (n,)
+            Plugged in; units that are not have their timers reset and cannot trip.
+
+        Raises
+        ------
+        SimulationError
+            For a voltage or frequency that is not finite.
         """
         es = self.settings.enter_service
         # --- enter service of tripped units (before new trips: a unit tripping this step

@@ -236,6 +236,22 @@ class _Section:
     def ranges(
         self, vcat: VoltageCategory, acat: AbnormalCategory, f_nominal_hz: float = F_NOM_HZ
     ) -> dict[str, tuple[float, float]]:  # pragma: no cover - overridden
+        """Allowed ``(lo, hi)`` of every numeric field.
+
+        Parameters
+        ----------
+        vcat : VoltageCategory
+            Normal performance category.
+        acat : AbnormalCategory
+            Abnormal performance category.
+        f_nominal_hz : float
+            System nominal frequency [Hz].
+
+        Returns
+        -------
+        dict
+            ``field name -> (lo, hi)`` in the field's unit.
+        """
         raise NotImplementedError
 
     def problems(
@@ -309,12 +325,38 @@ class VoltVarSettings(_Section):
 
     @classmethod
     def defaults(cls, category: VoltageCategory = VoltageCategory.B) -> VoltVarSettings:
-        """Table 8 defaults: Category A (0.9/1.0/1.0/1.1 pu, +-25 %, 10 s) or B."""
+        """Table 8 defaults: Category A (0.9/1.0/1.0/1.1 pu, +-25 %, 10 s) or B.
+
+        Parameters
+        ----------
+        category : VoltageCategory
+            Normal performance category.
+
+        Returns
+        -------
+        VoltVarSettings
+        """
         if category is VoltageCategory.A:
             return cls(1.0, 0.90, 1.0, 1.0, 1.10, 0.25, 0.0, 0.0, -0.25, 10.0)
         return cls()
 
     def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
+        """Allowed ``(lo, hi)`` of every numeric field.
+
+        Parameters
+        ----------
+        vcat : VoltageCategory
+            Normal performance category.
+        acat : AbnormalCategory
+            Abnormal performance category.
+        f_nominal_hz : float
+            System nominal frequency [Hz].
+
+        Returns
+        -------
+        dict
+            ``field name -> (lo, hi)`` in the field's unit.
+        """
         # Table 8 ranges (relative to VRef): V2 in [VRef-0.03, VRef], V3 in [VRef, VRef+0.03],
         # V1 in [VRef-0.18, V2-0.02], V4 in [V3+0.02, VRef+0.18]; Q within 100 % of the
         # reactive capability (here bounded by the apparent-power rating); Tr 1..90 s.
@@ -349,10 +391,36 @@ class VoltWattSettings(_Section):
 
     @classmethod
     def defaults(cls, category: VoltageCategory = VoltageCategory.B) -> VoltWattSettings:
-        """Table 10 defaults (identical for Category A and B)."""
+        """Table 10 defaults (identical for Category A and B).
+
+        Parameters
+        ----------
+        category : VoltageCategory
+            Normal performance category.
+
+        Returns
+        -------
+        VoltWattSettings
+        """
         return cls()
 
     def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
+        """Allowed ``(lo, hi)`` of every numeric field.
+
+        Parameters
+        ----------
+        vcat : VoltageCategory
+            Normal performance category.
+        acat : AbnormalCategory
+            Abnormal performance category.
+        f_nominal_hz : float
+            System nominal frequency [Hz].
+
+        Returns
+        -------
+        dict
+            ``field name -> (lo, hi)`` in the field's unit.
+        """
         return {
             "v1_pu": (1.05, 1.09),
             "v2_pu": (self.v1_pu + 0.01, 1.10),
@@ -412,6 +480,22 @@ class FreqWattSettings(_Section):
         return cls()
 
     def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
+        """Allowed ``(lo, hi)`` of every numeric field.
+
+        Parameters
+        ----------
+        vcat : VoltageCategory
+            Normal performance category.
+        acat : AbnormalCategory
+            Abnormal performance category.
+        f_nominal_hz : float
+            System nominal frequency [Hz].
+
+        Returns
+        -------
+        dict
+            ``field name -> (lo, hi)`` in the field's unit.
+        """
         t_lo = 0.2 if acat is AbnormalCategory.III else 1.0
         if GridCode.for_frequency(f_nominal_hz) is GridCode.EN_50549_1:
             # EN 50549-1 4.6.1: LFSM-O threshold 50.2..52 Hz, droop 2..12 %; 4.6.2: LFSM-U
@@ -451,9 +535,36 @@ class ConstantPFSettings(_Section):
 
     @classmethod
     def defaults(cls, category: VoltageCategory = VoltageCategory.B) -> ConstantPFSettings:
+        """Unity power factor (the standard's default mode, clause 5.3.2).
+
+        Parameters
+        ----------
+        category : VoltageCategory
+            Normal performance category (the default is the same for A and B).
+
+        Returns
+        -------
+        ConstantPFSettings
+        """
         return cls()
 
     def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
+        """Allowed ``(lo, hi)`` of every numeric field.
+
+        Parameters
+        ----------
+        vcat : VoltageCategory
+            Normal performance category.
+        acat : AbnormalCategory
+            Abnormal performance category.
+        f_nominal_hz : float
+            System nominal frequency [Hz].
+
+        Returns
+        -------
+        dict
+            ``field name -> (lo, hi)`` in the field's unit.
+        """
         lo = 0.97 if (vcat is VoltageCategory.A and self.excitation is Excitation.ABSORB) else 0.90
         return {"pf": (lo, 1.0), "olrt_s": (0.0, 10.0)}
 
@@ -482,11 +593,38 @@ class WattVarSettings(_Section):
 
     @classmethod
     def defaults(cls, category: VoltageCategory = VoltageCategory.B) -> WattVarSettings:
+        """Table 9 defaults (Q3 = -0.25 for Category A, -0.44 for B).
+
+        Parameters
+        ----------
+        category : VoltageCategory
+            Normal performance category.
+
+        Returns
+        -------
+        WattVarSettings
+        """
         if category is VoltageCategory.A:
             return cls(q3_pu=-0.25)
         return cls()
 
     def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
+        """Allowed ``(lo, hi)`` of every numeric field.
+
+        Parameters
+        ----------
+        vcat : VoltageCategory
+            Normal performance category.
+        acat : AbnormalCategory
+            Abnormal performance category.
+        f_nominal_hz : float
+            System nominal frequency [Hz].
+
+        Returns
+        -------
+        dict
+            ``field name -> (lo, hi)`` in the field's unit.
+        """
         return {
             "p2_pu": (0.4, 0.8),
             "p1_pu": (0.0, self.p2_pu - 0.1),
@@ -656,6 +794,22 @@ class TripSettings(_Section):
         return {k: (v[1], v[2]) for k, v in table.items()}
 
     def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
+        """Allowed ``(lo, hi)`` of every numeric field.
+
+        Parameters
+        ----------
+        vcat : VoltageCategory
+            Normal performance category.
+        acat : AbnormalCategory
+            Abnormal performance category.
+        f_nominal_hz : float
+            System nominal frequency [Hz].
+
+        Returns
+        -------
+        dict
+            ``field name -> (lo, hi)`` in the field's unit.
+        """
         return self.standard_ranges(acat, f_nominal_hz=f_nominal_hz)
 
     def problems(
@@ -666,6 +820,24 @@ class TripSettings(_Section):
         abnormal_category=None,
         f_nominal_hz=F_NOM_HZ,
     ):
+        """Out-of-range values plus the orderings of the two stages of each element.
+
+        Parameters
+        ----------
+        path : str
+            Key path of the section.
+        voltage_category : VoltageCategory
+            Normal performance category.
+        abnormal_category : AbnormalCategory, optional
+            Abnormal performance category (default III).
+        f_nominal_hz : float
+            System nominal frequency [Hz].
+
+        Returns
+        -------
+        list of str
+            One message per problem (key path, value, allowed range or the other key).
+        """
         acat = abnormal_category or AbnormalCategory.III
         problems = super().problems(
             path, voltage_category=voltage_category, abnormal_category=acat,
@@ -726,6 +898,22 @@ class EnterServiceSettings(_Section):
         return cls()
 
     def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
+        """Allowed ``(lo, hi)`` of every numeric field.
+
+        Parameters
+        ----------
+        vcat : VoltageCategory
+            Normal performance category.
+        acat : AbnormalCategory
+            Abnormal performance category.
+        f_nominal_hz : float
+            System nominal frequency [Hz].
+
+        Returns
+        -------
+        dict
+            ``field name -> (lo, hi)`` in the field's unit.
+        """
         if GridCode.for_frequency(f_nominal_hz) is GridCode.EN_50549_1:
             f_low, f_high = (47.5, 50.0), (50.0, 51.5)
         else:
@@ -762,9 +950,31 @@ class StaggerSettings(_Section):
 
     @classmethod
     def defaults(cls) -> StaggerSettings:
+        """Simultaneous disconnection (the standard's model; the spreads apply to other modes).
+
+        Returns
+        -------
+        StaggerSettings
+        """
         return cls()
 
     def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
+        """Allowed ``(lo, hi)`` of every numeric field.
+
+        Parameters
+        ----------
+        vcat : VoltageCategory
+            Normal performance category.
+        acat : AbnormalCategory
+            Abnormal performance category.
+        f_nominal_hz : float
+            System nominal frequency [Hz].
+
+        Returns
+        -------
+        dict
+            ``field name -> (lo, hi)`` in the field's unit.
+        """
         return {
             "ramp_s": (0.1, 600.0),
             "n_tiers": (1, 1000),
@@ -789,9 +999,31 @@ class VsmSettings(_Section):
 
     @classmethod
     def defaults(cls) -> VsmSettings:
+        """H = 2 s, D = 20 (5 % droop equivalent), x = 0.15 pu.
+
+        Returns
+        -------
+        VsmSettings
+        """
         return cls()
 
     def ranges(self, vcat, acat, f_nominal_hz=F_NOM_HZ):
+        """Allowed ``(lo, hi)`` of every numeric field.
+
+        Parameters
+        ----------
+        vcat : VoltageCategory
+            Normal performance category.
+        acat : AbnormalCategory
+            Abnormal performance category.
+        f_nominal_hz : float
+            System nominal frequency [Hz].
+
+        Returns
+        -------
+        dict
+            ``field name -> (lo, hi)`` in the field's unit.
+        """
         return {"h_s": (0.05, 20.0), "d_pu": (0.0, 200.0), "x_pu": (0.01, 1.0)}
 
 

@@ -114,6 +114,15 @@ class VirtualSynchronousMachine(_LinearTwoState):
     def initialize(self, *, p_ref_pu, f_hz) -> None:
         """Set the steady state for ``p_ref_pu`` at a constant grid frequency ``f_hz``.
 
+        Parameters
+        ----------
+        p_ref_pu : array_like
+            Active-power set-point [pu], broadcast to (n,).
+        f_hz : float or array_like
+            Grid frequency [Hz].
+
+        Notes
+        -----
         Steady state: ``domega = domega_g``, ``p_e = p_ref - D domega_g``.
         """
         dw_g = (np.asarray(f_hz, dtype=float) - self.f_nominal_hz) / self.f_nominal_hz
@@ -125,9 +134,24 @@ class VirtualSynchronousMachine(_LinearTwoState):
         self.initialized = True
 
     def step(self, *, dt_s: float, f_hz, p_ref_pu, p_max_pu=None, p_min_pu=None) -> np.ndarray:
-        """Advance by ``dt_s`` with the grid frequency ``f_hz`` and set-point ``p_ref_pu`` held.
+        """Advance by ``dt_s`` with the grid frequency and the set-point held.
 
-        Returns the electrical output ``p_pu`` (n,), clipped to ``[p_min_pu, p_max_pu]``.
+        Parameters
+        ----------
+        dt_s : float
+            Step [s].
+        f_hz : float or array_like
+            Grid frequency [Hz].
+        p_ref_pu : array_like
+            Active-power set-point [pu].
+        p_max_pu, p_min_pu : array_like, optional
+            Active-power limits [pu] (SoC / current); the angle is reset to the limit
+            (anti-windup).
+
+        Returns
+        -------
+        numpy.ndarray
+            Electrical output ``p_pu`` (n,) [pu], clipped to ``[p_min_pu, p_max_pu]``.
         """
         if not self.initialized:
             self.initialize(p_ref_pu=p_ref_pu, f_hz=f_hz)
@@ -167,7 +191,13 @@ class DroopLowPassFilter(_LinearTwoState):
         self.p_filtered_pu = np.zeros(self.n)
 
     def equivalent_vsm_settings(self) -> VsmSettings:
-        """``VsmSettings(h_s = tau/(2 m_p), d_pu = 1/m_p, x_pu)`` (D'Arco & Suul 2014)."""
+        """The virtual synchronous machine this droop is equivalent to.
+
+        Returns
+        -------
+        VsmSettings
+            ``h_s = tau/(2 m_p)``, ``d_pu = 1/m_p``, the same ``x_pu`` (D'Arco & Suul 2014).
+        """
         return VsmSettings(h_s=self.tau_s / (2.0 * self.m_p), d_pu=1.0 / self.m_p, x_pu=self.x_pu)
 
     def _matrices(self):
@@ -177,11 +207,37 @@ class DroopLowPassFilter(_LinearTwoState):
         return a, b
 
     def domega_pu(self, p_ref_pu) -> np.ndarray:
-        """Speed deviation [pu] set by the droop."""
+        """Speed deviation set by the droop.
+
+        Parameters
+        ----------
+        p_ref_pu : array_like
+            Active-power set-point [pu].
+
+        Returns
+        -------
+        numpy.ndarray
+            ``m_p (p_ref - p_filtered)`` [pu of the nominal speed].
+        """
         return self.m_p * (np.asarray(p_ref_pu, dtype=float) - self.p_filtered_pu)
 
     def step(self, *, dt_s: float, f_hz, p_ref_pu) -> np.ndarray:
-        """Advance by ``dt_s``; returns the electrical output ``p_e`` [pu] (no limits)."""
+        """Advance by ``dt_s`` with the grid frequency and the set-point held.
+
+        Parameters
+        ----------
+        dt_s : float
+            Step [s].
+        f_hz : float or array_like
+            Grid frequency [Hz].
+        p_ref_pu : array_like
+            Active-power set-point [pu].
+
+        Returns
+        -------
+        numpy.ndarray
+            Electrical output ``p_e`` [pu] (no limits).
+        """
         dw_g = (np.asarray(f_hz, dtype=float) - self.f_nominal_hz) / self.f_nominal_hz
         self.delta_rad, self.p_filtered_pu = self._advance(
             self.delta_rad, self.p_filtered_pu, np.asarray(p_ref_pu, dtype=float), dw_g, dt_s
