@@ -163,6 +163,9 @@ def test_fleet_and_settings_must_agree_on_the_nominal_frequency():
         Fleet.sample(3, buses=[1], settings=InverterSettings.defaults(), f_nominal_hz=50.0)
     fleet = Fleet.sample(3, buses=[1], f_nominal_hz=50.0)
     assert fleet.f_nominal_hz == 50.0 and fleet.inverter.f_nominal_hz == 50.0
+    # a 60 Hz measurement fed to a 50 Hz fleet is refused, not silently tripping every unit
+    with pytest.raises(ScenarioError, match=r"f_hz 60 Hz is implausible .* nominal frequency 50"):
+        fleet.step(t_s=0.0, dt_s=1.0, vm_pu=[1.0], f_hz=60.0)
 
 
 def test_grid_forming_unit_uses_the_50_hz_base_speed():

@@ -116,6 +116,10 @@ class FleetStepResult:
     e_shortfall_kwh: float
 
 
+_F_PLAUSIBLE_FRAC = 0.15
+"""Largest relative distance of a system frequency from nominal that a fleet accepts [-]."""
+
+
 def _as_float(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
@@ -562,6 +566,13 @@ class Fleet:
             problems.append("fleet.step: vm_pu contains NaN or infinite values")
         if not np.isfinite(f_hz):
             problems.append(f"fleet.step: f_hz {f_hz} is not finite")
+        elif not abs(f_hz - self.f_nominal_hz) <= _F_PLAUSIBLE_FRAC * self.f_nominal_hz:
+            # a 60 Hz frequency fed to a 50 Hz fleet (or the reverse) would trip every unit
+            problems.append(
+                f"fleet.step: f_hz {f_hz:g} Hz is implausible for a fleet with nominal "
+                f"frequency {self.f_nominal_hz:g} Hz (give the system's nominal frequency "
+                "to the fleet: f_nominal_hz)"
+            )
         sp = None
         if p_setpoint_mw is not None:
             sp = np.broadcast_to(_as_float(p_setpoint_mw), (n_bus,))
