@@ -25,6 +25,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from cosim.attributes import RECORDED
 from grids.errors import ScenarioError, V2GCosimError, check_problems
 from grids.params import is_number
 
@@ -726,8 +727,6 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
                 "fleet, needed for 'island' events)"
             )
     if output.record:
-        from cosim.world import RECORDED
-
         known = {a for attrs in RECORDED.values() for a in attrs}
         if feeder is not None:
             known |= {feeder.load_column, feeder.ambient_column or ""}
@@ -824,7 +823,7 @@ def _data_problems(
 ) -> list[str]:
     """Checks that read data before the run: ``fleet.buses`` against the feeder's buses and the
     profile files' contents (times, values, columns), so a run never starts on bad input."""
-    from cosim.simulators import read_profile
+    from cosim.profiles import read_profile
     from grids.errors import FeederError, InputDataError
 
     problems: list[str] = []

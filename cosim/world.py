@@ -43,9 +43,9 @@ from typing import Any
 
 import numpy as np
 
+from cosim.attributes import RECORDED
 from cosim.results import SUFFIX, partial_path, read_results, run_metadata
 from cosim.scenario import Coupling, RemoteSim, Scenario
-from cosim.simulators import FLEET_OUTPUTS
 from cosim.violations import run_violations
 from grids.errors import SimulationError, V2GCosimError
 
@@ -396,44 +396,6 @@ def _connect(connect: _Connector, scenario: Scenario, ents: dict, loop: bool = F
                 connect(feeder, freq, "p_grid_import_mw")
         if feeder is not None and any(e.kind.value == "line_outage" for e in scenario.events):
             connect(events, feeder, "lines_out")
-
-
-# Outputs each simulator records (inputs excluded); vector outputs are per bus.
-RECORDED = {
-    "feeder": [
-        "bus_vm_pu",
-        "vm_min_pu",
-        "vm_max_pu",
-        "n_deenergized_buses",
-        "load_pu_used",
-        "ambient_c_used",
-        "p_load_mw",
-        "p_extra_mw",
-        "p_loss_mw",
-        "q_loss_mvar",
-        "p_slack_mw",
-        "q_slack_mvar",
-        "max_line_loading_percent",
-        "max_trafo_loading_percent",
-        "transformer_load_pu",
-        "top_oil_c",
-        "hot_spot_c",
-        "ageing_h",
-        "loop_passes",
-        "loop_residual_pu",
-    ],
-    "fleet": list(FLEET_OUTPUTS),
-    "frequency": [
-        "f_hz",
-        "delta_f_hz",
-        "rocof_hz_per_s",
-        "p_mech_mw",
-        "ufls_shed_mw",
-        "ufls_stages_tripped",
-        "p_imbalance_mw",
-    ],
-    "events": ["p_event_mw", "island", "n_events"],
-}
 
 
 def _record(

@@ -39,3 +39,32 @@ def test_the_world_listens_on_localhost_only(tmp_path):
         assert built.world.config["addr"][0] == "127.0.0.1"
     finally:
         built.world.shutdown()
+
+
+def test_a_remote_simulator_process_ends_quietly_on_ctrl_c():
+    """Ctrl-C reaches every process of the terminal's group: the simulator process must not
+    print a KeyboardInterrupt traceback (the parent reports the interruption)."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cosim.simulators", "FleetSim", f"127.0.0.1:{port}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        server.settimeout(60)
+        connection, _ = server.accept()  # the simulator is up and waiting for mosaik
+        time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        connection.close()  # the parent goes away, as after its own Ctrl-C
+        _out, err = process.communicate(timeout=60)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err

@@ -1,0 +1,74 @@
+"""EventSim: scheduled events (generation loss, load step, line outage, islanding)."""
+
+from __future__ import annotations
+
+import json
+
+from cosim.simulators.base import (
+    SimulatorBase,
+)
+from grids.errors import ScenarioError
+
+# ---------------------------------------------------------------------------------------------
+# EventSim
+
+EVENT_META = {
+    "type": "time-based",
+    "models": {
+        "Events": {
+            "public": True,
+            "params": ["events"],
+            "attrs": ["p_event_mw", "lines_out", "island", "n_events"],
+        }
+    },
+}
+
+
+class EventSim(SimulatorBase):
+    """Scheduled events: generation loss, load step, line outage, islanding, reconnection.
+
+    Model ``Events`` (one entity). Param ``events``: list of dicts ``{"t_s", "kind", "p_mw",
+    "line"}`` (the ``[[events]]`` of a scenario). Outputs (persistent between events):
+    ``p_event_mw`` [MW] cumulative injection change (generation loss / load step of ``p_mw``
+    count as ``-p_mw``), ``lines_out`` (JSON list of pandapower line indices out of service),
+    ``island`` [bool], ``n_events`` [-] events so far. Steps on its clock (give it the clock of
+    the simulators it feeds); an event is applied at the first step at or after its time.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(EVENT_META)
+        self.events: list[tuple[int, dict]] = []
+        self.state = {"p_event_mw": 0.0, "lines_out": "[]", "island": False, "n_events": 0}
+        self._lines: list[int] = []
+        self._applied: set[int] = set()
+
+    def create(self, num, model, events=()):
+        if num != 1 or self.entities:
+            raise ScenarioError("EventSim: create exactly one Events entity")
+        for event in events:
+            t = round(float(event["t_s"]) / self.time_resolution)
+            self.events.append((t, dict(event)))
+        self.events.sort(key=lambda te: te[0])
+        self.entities["events"] = {}
+        return [{"eid": "events", "type": model}]
+
+    def step(self, time, inputs, max_advance):
+        for i, (t, event) in enumerate(self.events):
+            if t > time or i in self._applied:
+                continue
+            self._applied.add(i)
+            kind = event["kind"]
+            if kind in ("generation_loss", "load_step"):
+                self.state["p_event_mw"] -= float(event["p_mw"])
+            elif kind == "line_outage":
+                self._lines.append(int(event["line"]))
+                self.state["lines_out"] = json.dumps(self._lines)
+            elif kind == "island":
+                self.state["island"] = True
+            elif kind == "reconnect":
+                self.state["island"] = False
+            self.state["n_events"] += 1
+        return self.clock.next_time(time)
+
+    def get_data(self, outputs):
+        return {eid: {a: self.state[a] for a in attrs} for eid, attrs in outputs.items()}
