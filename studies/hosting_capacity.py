@@ -20,8 +20,10 @@ D's inverter curves and the power flow. Stochastic HC lives in
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +35,7 @@ from grids.limits import (
     upper_limit_violation,
     voltage_violations,
 )
+from grids.params import is_number, read_params
 from studies.hosting_capacity_engine import (
     AcSolver,
     Binding,
@@ -50,6 +53,8 @@ from studies.hosting_capacity_engine import (
 from studies.hosting_capacity_types import (
     DEFAULT_SCREEN_MARGIN,
     DEFAULT_TOLERANCE_MW,
+    HC_OTHER_KEYS,
+    HC_SCENARIO_PARAMS,
     Control,
     Method,
     Mode,
@@ -70,6 +75,21 @@ __all__ = [
     "hosting_capacity_metrics",
     "run_hosting_capacity_study",
 ]
+
+
+_PARAMS_BY_NAME = {p.name: p for p in HC_SCENARIO_PARAMS}
+
+
+def _check_arguments(values: dict[str, Any], problems: list[str]) -> None:
+    """Check function arguments against their declarations (:data:`HC_SCENARIO_PARAMS`);
+    ``None`` is accepted where the declaration has no default."""
+    for name, value in values.items():
+        param = _PARAMS_BY_NAME[name]
+        if value is None and param.default is None:
+            continue
+        if isinstance(value, np.integer | np.floating):
+            value = value.item()
+        param.check(value, key=name, problems=problems)
 
 
 def _control_function(control: Control, settings: dict | None, sign: float):
@@ -407,15 +427,20 @@ class HostingCapacityStudy:
         mode = _enum(Mode, mode, "mode")
         method = _enum(Method, method, "method")
         control = _enum(Control, control, "control")
-        problems = []
-        if not (_number(tolerance_mw) and tolerance_mw > 0):
-            problems.append(f"tolerance_mw: {tolerance_mw} must be a finite number above 0")
-        if not (_number(screen_margin) and 0 < screen_margin < 1):
-            problems.append(f"screen_margin: {screen_margin} must be between 0 and 1")
+        problems: list[str] = []
+        _check_arguments(
+            {"tolerance_mw": tolerance_mw, "screen_margin": screen_margin, "cap_mw": cap_mw},
+            problems,
+        )
         if not (_number(pf) and 0.1 <= abs(pf) <= 1):
             problems.append(f"pf: {pf} must satisfy 0.1 <= |pf| <= 1")
-        if cap_mw is not None and not (_number(cap_mw) and cap_mw > tolerance_mw):
-            problems.append(f"cap_mw: {cap_mw} must be a finite number above tolerance_mw")
+        if (
+            cap_mw is not None
+            and _number(cap_mw)
+            and _number(tolerance_mw)
+            and cap_mw <= tolerance_mw
+        ):
+            problems.append(f"cap_mw: {cap_mw} must be above tolerance_mw ({tolerance_mw})")
         if control is Control.VOLT_WATT and mode is Mode.IMPORT:
             problems.append("control: volt_watt curtails export only; use it with mode export")
         if control is not Control.NONE and abs(pf) < 1:
@@ -741,13 +766,11 @@ def run_hosting_capacity_study(
     HostingCapacityResult
     """
     method = _enum(Method, method, "method")
-    problems = [
-        f"{name}: {value!r} is not a finite number"
-        for name, value in (("load_scale", load_scale), ("ext_grid_vm_pu", ext_grid_vm_pu))
-        if value is not None and not _number(value)
-    ]
-    if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
-        problems.append(f"seed: {seed!r} must be a whole number >= 0")
+    problems: list[str] = []
+    _check_arguments(
+        {"load_scale": load_scale, "ext_grid_vm_pu": ext_grid_vm_pu, "seed": seed},
+        problems,
+    )
     check_problems(problems, ScenarioError, "invalid hosting-capacity study")
     if samples is not None and (not isinstance(samples, int | np.integer) or samples < 1):
         raise ScenarioError(f"samples: {samples} must be a positive whole number of scenarios")
@@ -810,6 +833,54 @@ METRIC_KEYS = (
 )
 
 
+def read_hosting_capacity_scenario(scenario: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate a hosting-capacity scenario dictionary; every problem at once.
+
+    Parameters
+    ----------
+    scenario : dict
+        Keys of :data:`HC_SCENARIO_PARAMS` plus ``feeder``, ``buses``, ``control_settings``
+        and ``criteria`` (or the :class:`HostingCapacityCriteria` fields at the top level).
+
+    Returns
+    -------
+    (dict, dict)
+        Keyword arguments of :func:`run_hosting_capacity_study` given in the scenario (typed:
+        enums as members), and the criteria fields.
+
+    Raises
+    ------
+    ScenarioError
+        Unknown keys, wrong types, values out of range, invalid criteria.
+    """
+    if not isinstance(scenario, Mapping):
+        raise ScenarioError(f"scenario: expected a dictionary, got {type(scenario).__name__}")
+    problems: list[str] = []
+    values = read_params(
+        scenario, HC_SCENARIO_PARAMS, path="scenario", problems=problems, allow_unknown=True
+    )
+    fields = set(HostingCapacityCriteria.__dataclass_fields__)
+    allowed = {p.name for p in HC_SCENARIO_PARAMS} | set(HC_OTHER_KEYS) | fields
+    problems += [f"scenario.{k}: unknown key" for k in sorted(set(scenario) - allowed)]
+    pf = values["pf"]
+    if "pf" in scenario and is_number(pf) and abs(pf) < 0.1:
+        problems.append(f"scenario.pf: {pf:g} must satisfy 0.1 <= |pf| <= 1")
+    crit_raw = scenario.get("criteria") or {}
+    if not isinstance(crit_raw, Mapping):
+        problems.append(f"scenario.criteria: {crit_raw!r} is not a table")
+        crit_raw = {}
+    crit = dict(crit_raw)
+    crit.update({k: v for k, v in scenario.items() if k in fields})
+    unknown = sorted(set(crit) - fields)
+    problems += [f"scenario.criteria.{k}: unknown key" for k in unknown]
+    if not unknown:
+        problems += HostingCapacityCriteria(**crit).problems()
+    check_problems(problems, ScenarioError, "invalid hosting-capacity scenario")
+    kwargs = {p.name: values[p.name] for p in HC_SCENARIO_PARAMS if p.name in scenario}
+    kwargs.update({k: scenario[k] for k in ("buses", "control_settings") if k in scenario})
+    return kwargs, crit
+
+
 def hosting_capacity_metrics(scenario: dict) -> dict:
     """Run a study from a scenario dictionary and return its JSON metrics (for sweeps).
 
@@ -820,28 +891,7 @@ def hosting_capacity_metrics(scenario: dict) -> dict:
     CLI JSON document plus summary metrics ``hc_min_mw``, ``hc_median_mw``, ``hc_mean_mw``,
     ``hc_max_mw``, ``binding_counts``.
     """
-    if not isinstance(scenario, dict):
-        raise ScenarioError(f"scenario: expected a dictionary, got {type(scenario).__name__}")
-    fields = set(HostingCapacityCriteria.__dataclass_fields__)
-    known = {
-        "feeder", "buses", "mode", "method", "load_scale", "ext_grid_vm_pu", "pf", "control",
-        "control_settings", "tolerance_mw", "samples", "seed", "criteria", "cap_mw",
-        "screen_margin",
-    } | fields  # fmt: skip
-    unknown = sorted(set(scenario) - known)
-    crit = dict(scenario.get("criteria") or {})
-    crit.update({k: v for k, v in scenario.items() if k in fields})
-    problems = [f"scenario.{k}: unknown key" for k in unknown]
-    problems += [f"scenario.criteria.{k}: unknown key" for k in sorted(set(crit) - fields)]
-    check_problems(problems, ScenarioError, "invalid hosting-capacity scenario")
-    kwargs = {
-        k: scenario[k]
-        for k in (
-            "buses", "mode", "method", "load_scale", "ext_grid_vm_pu", "pf", "control",
-            "control_settings", "tolerance_mw", "samples", "seed", "cap_mw", "screen_margin",
-        )
-        if k in scenario
-    }  # fmt: skip
+    kwargs, crit = read_hosting_capacity_scenario(scenario)
     result = run_hosting_capacity_study(
         scenario.get("feeder", "case33bw"), criteria=HostingCapacityCriteria(**crit), **kwargs
     )

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from grids.errors import ScenarioError
+from grids.params import Param
 from studies.hosting_capacity_engine import Binding
 
 __all__ = [
@@ -105,3 +106,43 @@ def q_per_p_from_pf(pf: float) -> float:
 
 
 _enum = parse_enum  # the name the study modules used
+
+
+#: Most Monte Carlo scenarios a study accepts (about a minute per 1000 on a 33-bus feeder).
+MAX_SAMPLES = 100_000
+
+#: Keys of a hosting-capacity scenario dictionary (sweeps, :func:`hosting_capacity_metrics`)
+#: read with the validation kit; ``feeder`` (a name, a path or a prepared net), ``buses``,
+#: ``control_settings`` and ``criteria`` (or its fields at the top level) are read beside them.
+HC_SCENARIO_PARAMS: tuple[Param, ...] = (
+    Param("mode", Mode.EXPORT, kind=Mode, doc="what is added: V2G export or EV charging"),
+    Param("method", Method.SCREEN_AC, kind=Method, doc="screen, AC or screen then AC"),
+    Param("control", Control.NONE, kind=Control, doc="inverter control of the added units"),
+    Param("load_scale", 1.0, unit="-", lo=0.0, hi=1000.0, doc="scaling of the feeder's loads"),
+    Param("ext_grid_vm_pu", None, unit="pu", lo=0.5, hi=1.5, doc="slack voltage"),
+    Param("pf", 1.0, unit="-", lo=-1.0, hi=1.0, doc="power factor (> 0 absorbs; |pf| >= 0.1)"),
+    Param(
+        "tolerance_mw",
+        DEFAULT_TOLERANCE_MW,
+        unit="MW",
+        lo=0.0,
+        lo_open=True,
+        hi=1e3,
+        doc="bisection tolerance",
+    ),
+    Param(
+        "screen_margin",
+        DEFAULT_SCREEN_MARGIN,
+        unit="-",
+        lo=0.0,
+        hi=1.0,
+        lo_open=True,
+        hi_open=True,
+        doc="relative half-width of the AC bracket",
+    ),
+    Param("cap_mw", None, unit="MW", lo=0.0, lo_open=True, hi=1e6, doc="largest size searched"),
+    Param("samples", None, kind=int, lo=1, hi=MAX_SAMPLES, doc="Monte Carlo scenarios"),
+    Param("seed", 0, kind=int, lo=0, doc="seed of the Monte Carlo sampling"),
+)
+#: Scenario keys read beside :data:`HC_SCENARIO_PARAMS`.
+HC_OTHER_KEYS = ("feeder", "buses", "control_settings", "criteria")

@@ -54,44 +54,10 @@ def _validate_contingency(scenario: dict) -> None:
 
 
 def _validate_hosting_capacity(scenario: dict) -> None:
-    """Check keys, enum values and criteria up front, from the study's own signature/types.
+    """The study's own scenario validation (declared parameters, criteria), before any run."""
+    from studies.hosting_capacity import read_hosting_capacity_scenario
 
-    (The study itself validates when it starts; this catches typos before a long sweep.)
-    """
-    import inspect
-
-    from studies.hosting_capacity import (
-        Control,
-        HostingCapacityCriteria,
-        Method,
-        Mode,
-        run_hosting_capacity_study,
-    )
-
-    if not isinstance(scenario, dict):
-        raise ScenarioError("scenario: expected a table")
-    fields = set(HostingCapacityCriteria.__dataclass_fields__)
-    parameters = set(inspect.signature(run_hosting_capacity_study).parameters) - {"out_dir"}
-    problems = [
-        f"{key}: unknown key" for key in sorted(set(scenario) - parameters - fields - {"criteria"})
-    ]
-    for key, enum in (("mode", Mode), ("method", Method), ("control", Control)):
-        if key in scenario:
-            try:
-                enum(scenario[key])
-            except ValueError:
-                allowed = ", ".join(e.value for e in enum)
-                problems.append(f"{key}: {scenario[key]!r} is not one of {allowed}")
-    criteria = dict(scenario.get("criteria") or {})
-    criteria.update({k: v for k, v in scenario.items() if k in fields})
-    unknown = sorted(set(criteria) - fields)
-    problems += [f"criteria.{k}: unknown key" for k in unknown]
-    if not unknown:
-        try:
-            problems += HostingCapacityCriteria(**criteria).problems()
-        except (TypeError, ValueError) as error:
-            problems.append(f"criteria: {error}")
-    check_problems(problems, ScenarioError, "invalid hosting-capacity scenario")
+    read_hosting_capacity_scenario(scenario)
 
 
 def _validate_black_start(scenario: dict) -> None:
