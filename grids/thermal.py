@@ -51,13 +51,22 @@ References
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from enum import Enum
 
 import numpy as np
 from numba import njit
 
 from grids.errors import ScenarioError, SimulationError, check_problems
+from grids.limits import (
+    HOT_SPOT_CYCLIC_C,
+    HOT_SPOT_EMERGENCY_C,
+    Limit,
+    Violation,
+    upper_limit_violation,
+)
+from grids.params import Param, read_params, unknown_keys
 
 
 class CoolingMode(Enum):
@@ -101,21 +110,46 @@ _TYPICAL_RATED: dict[CoolingMode, tuple[float, float, float, float]] = {
     CoolingMode.OD: (6.0, 49.0, 1.3, 29.0 / 1.3),
 }
 
-# (low, high) bounds used by ThermalParameters.problems(); None = unbounded.
-_BOUNDS: dict[str, tuple[float | None, float | None, bool]] = {
-    # name: (low, high, low_inclusive)
-    "r": (0.0, 1.0e6, True),
-    "delta_theta_or_k": (0.0, 150.0, False),
-    "g_r_k": (0.0, 150.0, True),
-    "h": (0.0, 5.0, False),
-    "x": (0.0, 5.0, False),
-    "y": (0.0, 5.0, False),
-    "k11": (0.0, 10.0, False),
-    "k21": (1.0, 10.0, True),
-    "k22": (0.0, 10.0, False),
-    "tau_o_min": (0.0, 10000.0, False),
-    "tau_w_min": (0.0, 1000.0, False),
-}
+#: The cooling mode used when none is given (the thermal command, FeederSim's substation
+#: transformer and the hosting-capacity hot-spot check share it).
+DEFAULT_COOLING = CoolingMode.ONAF
+
+#: The IEC 60076-7 parameters: unit, range and meaning, declared once. Numeric defaults
+#: depend on the cooling mode (IEC table of thermal characteristics), hence ``None`` here.
+THERMAL_PARAMS: tuple[Param, ...] = (
+    Param("cooling", DEFAULT_COOLING, kind=CoolingMode, doc="cooling mode (IEC 60076-2 code)"),
+    Param("r", None, lo=0.0, hi=1.0e6, doc="load losses at rated current / no-load losses"),
+    Param(
+        "delta_theta_or_k",
+        None,
+        unit="K",
+        lo=0.0,
+        hi=150.0,
+        lo_open=True,
+        doc="top-oil temperature rise at rated losses",
+    ),
+    Param("g_r_k", None, unit="K", lo=0.0, hi=150.0, doc="winding-to-oil gradient, rated"),
+    Param("h", None, lo=0.0, hi=5.0, lo_open=True, doc="hot-spot factor"),
+    Param("x", None, lo=0.0, hi=5.0, lo_open=True, doc="oil exponent"),
+    Param("y", None, lo=0.0, hi=5.0, lo_open=True, doc="winding exponent"),
+    Param("k11", None, lo=0.0, hi=10.0, lo_open=True, doc="thermal model constant"),
+    Param("k21", None, lo=1.0, hi=10.0, doc="thermal model constant"),
+    Param("k22", None, lo=0.0, hi=10.0, lo_open=True, doc="thermal model constant"),
+    Param(
+        "tau_o_min",
+        None,
+        unit="min",
+        lo=0.0,
+        hi=10000.0,
+        lo_open=True,
+        doc="average oil time constant",
+    ),
+    Param(
+        "tau_w_min", None, unit="min", lo=0.0, hi=1000.0, lo_open=True, doc="winding time constant"
+    ),
+    Param("paper", Paper.NORMAL, kind=Paper, doc="insulation paper (ageing rate)"),
+)
+_NUMERIC_PARAMS = tuple(p for p in THERMAL_PARAMS if p.kind is float)
 
 
 @dataclass(frozen=True)
@@ -143,7 +177,7 @@ class ThermalParameters:
         Insulation paper for the ageing rate.
     """
 
-    cooling: CoolingMode = CoolingMode.ONAF
+    cooling: CoolingMode = DEFAULT_COOLING
     r: float = 6.0
     delta_theta_or_k: float = 52.0
     g_r_k: float = 20.0
@@ -186,59 +220,65 @@ class ThermalParameters:
             Unknown keys, wrong types, values out of range.
         """
         problems: list[str] = []
-        allowed = [f.name for f in fields(cls)] + list(extra_keys)
-        for key in data:
-            if key not in allowed:
-                problems.append(f"{path}.{key}: unknown key (allowed: {', '.join(allowed)})")
-        cooling = CoolingMode.ONAF
-        raw_cooling = data.get("cooling", CoolingMode.ONAF)
-        try:
-            cooling = CoolingMode(raw_cooling)
-        except (ValueError, TypeError):
-            choices = ", ".join(repr(c.value) for c in CoolingMode)
-            problems.append(f"{path}.cooling: {raw_cooling!r} is not one of {choices}")
-        x, y, k11, k21, k22, tau_o, tau_w = _IEC_CONSTANTS[cooling]
-        r, dtor, h, g_r = _TYPICAL_RATED[cooling]
-        values: dict = dict(
-            cooling=cooling, r=r, delta_theta_or_k=dtor, g_r_k=g_r, h=h, x=x, y=y, k11=k11,
-            k21=k21, k22=k22, tau_o_min=tau_o, tau_w_min=tau_w, paper=Paper.NORMAL,
-        )  # fmt: skip
-        raw_paper = data.get("paper", Paper.NORMAL)
-        try:
-            values["paper"] = Paper(raw_paper)
-        except (ValueError, TypeError):
-            choices = ", ".join(repr(p.value) for p in Paper)
-            problems.append(f"{path}.paper: {raw_paper!r} is not one of {choices}")
-        for name in _BOUNDS:
-            if name not in data:
-                continue
-            value = data[name]
-            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-                problems.append(f"{path}.{name}: {value!r} is not a number")
-                continue
-            values[name] = float(value)
+        if not isinstance(data, Mapping):
+            check_problems(
+                [f"{path}: expected a table, got {data!r}"],
+                ScenarioError,
+                f"{path}: invalid transformer thermal parameters",
+            )
+        table = {k: v for k, v in data.items() if k not in extra_keys}
+        read = read_params(table, THERMAL_PARAMS, path=path, problems=problems, allow_unknown=True)
+        allowed = [p.name for p in THERMAL_PARAMS] + list(extra_keys)
+        problems.extend(unknown_keys(table, allowed, path=path))
+        values = cls.defaults_for(read["cooling"]).to_dict_typed()
+        values.update({k: v for k, v in read.items() if v is not None})
         params = cls(**values)
-        problems += params.problems(path)
+        problems += [p for p in params.problems(path) if p not in problems]
         check_problems(problems, ScenarioError, f"{path}: invalid transformer thermal parameters")
         return params
 
+    @classmethod
+    def defaults_for(cls, cooling: CoolingMode = DEFAULT_COOLING) -> ThermalParameters:
+        """The IEC 60076-7 constants and typical rated values of a cooling mode.
+
+        Parameters
+        ----------
+        cooling : CoolingMode
+            Cooling mode.
+
+        Returns
+        -------
+        ThermalParameters
+            Normal paper; replace the rated values with the transformer's heat-run data.
+        """
+        cooling = CoolingMode(cooling)
+        x, y, k11, k21, k22, tau_o, tau_w = _IEC_CONSTANTS[cooling]
+        r, dtor, h, g_r = _TYPICAL_RATED[cooling]
+        return cls(
+            cooling=cooling, r=r, delta_theta_or_k=dtor, g_r_k=g_r, h=h, x=x, y=y, k11=k11,
+            k21=k21, k22=k22, tau_o_min=tau_o, tau_w_min=tau_w, paper=Paper.NORMAL,
+        )  # fmt: skip
+
+    def to_dict_typed(self) -> dict:
+        """Field name to value (enums kept as enums)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     def problems(self, path: str = "transformer") -> list[str]:
-        """Every invalid value as ``"<path>.<name>: <value> is below the allowed <low>"``."""
-        problems = []
-        for name, (low, high, low_inclusive) in _BOUNDS.items():
-            value = getattr(self, name)
-            if not isinstance(value, int | float | np.number) or not math.isfinite(value):
-                problems.append(f"{path}.{name}: {value!r} is not a finite number")
-            elif low is not None and low_inclusive and value < low:
-                problems.append(f"{path}.{name}: {value} is below the allowed {low}")
-            elif low is not None and not low_inclusive and value <= low:
-                problems.append(f"{path}.{name}: {value} must be above {low}")
-            elif high is not None and value > high:
-                problems.append(f"{path}.{name}: {value} is above the allowed {high}")
-        if not isinstance(self.cooling, CoolingMode):
-            problems.append(f"{path}.cooling: {self.cooling!r} is not a CoolingMode")
-        if not isinstance(self.paper, Paper):
-            problems.append(f"{path}.paper: {self.paper!r} is not a Paper")
+        """Every invalid value, with its key path, as declared in :data:`THERMAL_PARAMS`.
+
+        Parameters
+        ----------
+        path : str
+            Key path of the table in messages.
+
+        Returns
+        -------
+        list of str
+            Empty when every value is valid.
+        """
+        problems: list[str] = []
+        for param in THERMAL_PARAMS:
+            param.check(getattr(self, param.name), key=f"{path}.{param.name}", problems=problems)
         return problems
 
     def to_dict(self) -> dict:
@@ -247,10 +287,6 @@ class ThermalParameters:
         out["cooling"] = self.cooling.value
         out["paper"] = self.paper.value
         return out
-
-    def with_overrides(self, **overrides) -> ThermalParameters:
-        """A copy with some fields replaced (no validation; call :meth:`problems`)."""
-        return replace(self, **overrides)
 
     @property
     def delta_theta_hr_k(self) -> float:
@@ -541,9 +577,31 @@ class TransformerThermalModel:
         self.t_s += float(dt_s)
 
 
+#: Where in its row a thermal result's temperature is: at the row's start time ``time_min[i]``,
+#: before row ``i``'s load acts (= the end of row ``i - 1``; row 0 is the initial state).
+TEMPERATURE_AT = "row start"
+
+
 @dataclass(frozen=True)
 class ThermalProfileResult:
-    """Result of :func:`simulate_profile` (arrays over the profile's rows)."""
+    """Result of :func:`simulate_profile` (arrays over the profile's rows).
+
+    Temperatures are at the START of each row (:data:`TEMPERATURE_AT`): ``top_oil_c[i]`` and
+    ``hot_spot_c[i]`` hold at ``time_min[i]``, before the load of row ``i`` acts, i.e. at the
+    end of row ``i - 1``; row 0 is the initial state. ``ageing_rate[i]`` is the rate at that
+    instant.
+
+    Attributes
+    ----------
+    time_min : numpy.ndarray
+        Row times [min].
+    top_oil_c, hot_spot_c : numpy.ndarray
+        Temperatures at the row start times [degC].
+    ageing_rate : numpy.ndarray
+        Relative ageing rate at the row start times [-].
+    ageing_h : float
+        Equivalent ageing from ``time_min[0]`` to ``time_min[-1]`` [h].
+    """
 
     time_min: np.ndarray
     top_oil_c: np.ndarray
@@ -551,8 +609,12 @@ class ThermalProfileResult:
     ageing_rate: np.ndarray
     ageing_h: float
 
+    #: where a row's temperature is (class constant, for tables and reports)
+    temperature_at = TEMPERATURE_AT
+
     @property
     def max_hot_spot_c(self) -> float:
+        """Highest hot-spot temperature over the rows [degC]."""
         return float(np.max(self.hot_spot_c))
 
     @property
@@ -610,3 +672,103 @@ def simulate_profile(
         hot_spot[i] = model.hot_spot_c[0]
         rate[i] = model.ageing_rate()[0]
     return ThermalProfileResult(t, top_oil, hot_spot, rate, float(model.ageing_h[0]))
+
+
+def hot_spot_violations(
+    hot_spot_c,
+    t_s=None,
+    step_s: float | None = None,
+    *,
+    names: Sequence[str] | None = None,
+) -> list[Violation]:
+    """Hot-spot temperatures above the IEC 60076-7 Table 4 limits.
+
+    Parameters
+    ----------
+    hot_spot_c : array_like (n_t,) or (n_t, n_transformers)
+        Winding hot-spot temperature [degC].
+    t_s : array_like (n_t,), optional
+        Sample times [s].
+    step_s : float, optional
+        Time each sample stands for [s] (for the duration).
+    names : sequence of str, optional
+        Transformer names (default ``"transformer"``, ``"transformer 1"``, ...).
+
+    Returns
+    -------
+    list of Violation
+        At most one per limit: 120 degC (normal cyclic loading) and 140 degC (long-time
+        emergency loading), the worst transformer named.
+
+    References
+    ----------
+    IEC 60076-7:2018, clause 7.3, Table 4 (maximum temperature limits for loading beyond
+    nameplate rating, medium and large power transformers).
+
+    Examples
+    --------
+    >>> from grids.thermal import hot_spot_violations
+    >>> [v.limit_value for v in hot_spot_violations([100.0, 125.0, 150.0], [0, 60, 120], 60)]
+    [120.0, 140.0]
+    """
+    values = np.asarray(hot_spot_c, dtype=float)
+    values = values[:, None] if values.ndim == 1 else values
+    labels = _names(names, values.shape[1])
+    t = None if t_s is None else np.asarray(t_s, dtype=float)
+    out = []
+    for limit_c, limit in (
+        (HOT_SPOT_CYCLIC_C, Limit.IEC_60076_7_HOT_SPOT_CYCLIC),
+        (HOT_SPOT_EMERGENCY_C, Limit.IEC_60076_7_HOT_SPOT_EMERGENCY),
+    ):
+        found = upper_limit_violation(
+            values, limit_c, limit=limit, quantity="hot_spot_c", names=labels, t_s=t, step_s=step_s
+        )
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def loss_of_life_violation(
+    ageing_h, elapsed_h: float, *, names: Sequence[str] | None = None
+) -> Violation | None:
+    """Insulation ageing faster than normal: equivalent ageing above the elapsed time.
+
+    Parameters
+    ----------
+    ageing_h : float or array_like (n_transformers,)
+        Equivalent ageing ``L = integral V dt`` over the run [h] (e.g.
+        :attr:`TransformerThermalModel.ageing_h`).
+    elapsed_h : float
+        Duration of the run [h]; at the reference hot spot (98 degC normal paper, 110 degC
+        thermally upgraded) ``L`` equals it.
+    names : sequence of str, optional
+        Transformer names.
+
+    Returns
+    -------
+    Violation or None
+        ``Limit.IEC_60076_7_LOSS_OF_LIFE`` with ``worst_value`` the largest ``L`` and
+        ``limit_value`` the elapsed time (quantity ``ageing_h``); ``None`` when every
+        transformer aged at most at the normal rate.
+
+    References
+    ----------
+    IEC 60076-7:2018, 6.3, equations (2)-(4): relative ageing rate and loss of life.
+    """
+    values = np.atleast_1d(np.asarray(ageing_h, dtype=float))
+    if not (math.isfinite(elapsed_h) and elapsed_h > 0):
+        return None
+    found = upper_limit_violation(
+        values,
+        float(elapsed_h),
+        limit=Limit.IEC_60076_7_LOSS_OF_LIFE,
+        quantity="ageing_h",
+        names=_names(names, values.size),
+    )
+    return found
+
+
+def _names(names: Sequence[str] | None, n: int) -> list[str]:
+    if names is not None:
+        return [str(x) for x in names]
+    return ["transformer"] if n == 1 else [f"transformer {k}" for k in range(n)]

@@ -328,8 +328,8 @@ def test_bad_parameters_list_every_problem():
         ThermalParameters.for_cooling("ONAX", k11=-1.0, k21=0.5, tau_w_min="x", bogus=1)
     message = str(info.value)
     assert "transformer.cooling: 'ONAX' is not one of" in message
-    assert "transformer.k11: -1.0 must be above 0.0" in message
-    assert "transformer.k21: 0.5 is below the allowed 1.0" in message
+    assert "transformer.k11: -1 is out of range: expected a number in (0, 10]" in message
+    assert "transformer.k21: 0.5 is out of range: expected a number in [1, 10]" in message
     assert "transformer.tau_w_min: 'x' is not a number" in message
     assert "transformer.bogus: unknown key" in message
 
@@ -435,7 +435,7 @@ def test_cli_bad_toml_lists_key_value_and_expected(tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err
     assert "t.toml: invalid transformer parameters (6 problems)" in err
     assert "transformer.cooling: 'ONAX' is not one of 'ONAN', 'ONAF', 'OF', 'OD'" in err
-    assert "transformer.k11: -2.0 must be above 0.0" in err
+    assert "transformer.k11: -2 is out of range: expected a number in (0, 10]" in err
     assert "transformer.x: 'big' is not a number" in err
     assert "transformer.colour: unknown key" in err
     assert "transformer.paper: 'papyrus' is not one of 'normal', 'upgraded'" in err
@@ -443,3 +443,56 @@ def test_cli_bad_toml_lists_key_value_and_expected(tmp_path, monkeypatch, capsys
     _write(tmp_path / "broken.toml", "cooling = \n")
     assert main(["thermal", "--profile", "p.csv", "--transformer", "broken.toml"]) == 2
     assert "broken.toml: not valid TOML" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------ limits (issue 12)
+def test_hot_spot_violations_against_iec_table_4_limits():
+    """IEC 60076-7 Table 4: 120 degC normal cyclic, 140 degC long-time emergency."""
+    from grids.limits import Limit
+    from grids.thermal import hot_spot_violations
+
+    t_s = np.arange(5) * 900.0
+    hot = np.array([[90.0, 80.0], [121.0, 80.0], [150.0, 119.0], [130.0, 125.0], [95.0, 90.0]])
+    out = hot_spot_violations(hot, t_s, 900.0, names=["T1", "T2"])
+    assert [v.limit for v in out] == [
+        Limit.IEC_60076_7_HOT_SPOT_CYCLIC.value,
+        Limit.IEC_60076_7_HOT_SPOT_EMERGENCY.value,
+    ]
+    cyclic, emergency = out
+    assert (cyclic.element, cyclic.worst_value, cyclic.limit_value) == ("T1", 150.0, 120.0)
+    assert cyclic.first_time_s == 900.0 and cyclic.duration_s == 3 * 900.0
+    assert cyclic.n_elements == 2
+    assert (emergency.worst_value, emergency.duration_s, emergency.n_elements) == (150.0, 900, 1)
+    assert hot_spot_violations(np.full(4, 110.0)) == []
+
+
+def test_loss_of_life_is_ageing_above_elapsed_time():
+    """At the reference hot spot (98 degC) the ageing equals the elapsed time (V = 1)."""
+    from grids.thermal import loss_of_life_violation
+
+    model = TransformerThermalModel(ThermalParameters.for_cooling("ONAF"), load_pu0=1.0)
+    for _ in range(24):
+        model.step(load_pu=1.0, ambient_c=20.0, dt_s=3600.0)
+    assert model.ageing_h[0] == pytest.approx(24.0, rel=1e-9)
+    assert loss_of_life_violation(model.ageing_h * 0.999, 24.0) is None
+    hot = TransformerThermalModel(ThermalParameters.for_cooling("ONAF"), load_pu0=1.3)
+    hot.step(load_pu=1.3, ambient_c=20.0, dt_s=24 * 3600.0)
+    violation = loss_of_life_violation(hot.ageing_h, 24.0)
+    assert violation.worst_value == pytest.approx(hot.ageing_h[0]) and violation.limit_value == 24
+
+
+def test_parameters_come_from_one_declaration_and_with_overrides_is_gone():
+    from grids.thermal import THERMAL_PARAMS
+
+    declared = {p.name for p in THERMAL_PARAMS}
+    assert declared == {f for f in ThermalParameters.__dataclass_fields__}
+    assert not hasattr(ThermalParameters, "with_overrides")
+    for cooling in ("ONAN", "ONAF", "OF", "OD", "ONAN_distribution"):
+        assert ThermalParameters.for_cooling(cooling).problems() == []
+
+
+def test_profile_result_says_temperatures_are_at_row_start():
+    result = simulate_profile(
+        ThermalParameters(), time_min=[0, 60], load_pu=[1.0, 1.0], ambient_c=[20, 20]
+    )
+    assert result.temperature_at == "row start"
