@@ -853,18 +853,15 @@ def _data_problems(
         )
     for key, path, columns, allow_empty in checks:
         try:
-            _steps, frame = read_profile(
-                path, start=start, time_resolution=resolution, allow_empty=allow_empty
+            read_profile(
+                path,
+                start=start,
+                time_resolution=resolution,
+                allow_empty=allow_empty,
+                required=tuple(columns),
             )
         except (InputDataError, ScenarioError) as error:
-            problems.append(f"{key}: {error}")
-            continue
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            problems.append(
-                f"{key}: column {', '.join(map(repr, missing))} is not in {Path(path).name} "
-                f"(columns: {', '.join(map(str, frame.columns))})"
-            )
+            problems.extend(f"{key}: {p}" for p in (error.problems or [str(error)]))
     return problems
 
 

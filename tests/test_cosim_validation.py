@@ -37,7 +37,7 @@ def test_fleet_buses_outside_the_feeder_are_named():
         ("t_s,load_pu\n0,1.0\n900,nan\n", "row 3: load_pu is nan (not a finite number)"),
         ("t_s,load_pu\n900,1.0\n0,0.9\n", "row 3: times are not strictly increasing"),
         ("t_s,load_pu\n0,1.0\n0,0.9\n", "row 3: times are not strictly increasing"),
-        ("t_s,p_mw\n0,1.0\n900,0.9\n", "column 'load_pu' is not in load.csv (columns: p_mw)"),
+        ("t_s,p_mw\n0,1.0\n900,0.9\n", "load.csv: missing column(s) load_pu (found: t_s, p_mw)"),
     ],
 )
 def test_bad_profile_contents_are_validation_errors(tmp_path, rows, message):
