@@ -8,14 +8,14 @@ loads block by block, each with cold-load-pickup inrush
 The island is simulated as a direct time loop at ``simulation.step_s``:
 
 * **frequency** - the fleet's virtual synchronous machine is the only source, so the island
-  frequency is C's swing model in island mode, ``SwingParameters.island(s_base_mw = fleet
+  frequency is the swing model in island mode, ``SwingParameters.island(s_base_mw = fleet
   rating, h_s = vsm.h_s, d_pu = vsm.d_pu)``, driven by ``P_ref − P_demand``; the microgrid
   controller restores the frequency with an integral secondary control on the VSM set-point
   ``dP_ref/dt = −K_i · Δf/f0 · S_fleet`` (``secondary_ki_per_s``);
-* **voltages and losses** - A's :class:`grids.powerflow.ACPowerFlow` on the island sub-net
+* **voltages and losses** - :class:`grids.powerflow.ACPowerFlow` on the island sub-net
   with the fleet's bus as the slack at ``v_setpoint_pu``; the slack power is the fleet's
   output ``P_demand = loads + losses``; the whole window of a pickup is solved in one batch;
-* **energy and limits** - E's :class:`vehicle_models.fleet.Fleet` (depot preset) follows
+* **energy and limits** - :class:`vehicle_models.fleet.Fleet` (depot preset) follows
   ``P_demand`` as its set-point; its feasible discharge range gives the power limit, its
   kVA rating the current limit (``|S| / V ≤ current_limit_pu · S_rated``) and its batteries
   the SoC.
@@ -448,7 +448,7 @@ class _Island:
                 )
             self.block_p.append(p_block)
             self.block_q.append(q_block)
-        # fleet rating and VSM parameters -> island swing model (engineer C's island mode)
+        # fleet rating and VSM parameters -> island swing model (SwingParameters.island)
         t0 = s.time_of_day_h * 3600.0
         self.t0_s = t0
         plugged = self.fleet.headroom(t_s=t0, dt_s=scenario.step_s)

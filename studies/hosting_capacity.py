@@ -3,16 +3,17 @@
 The study answers, for every chosen bus, "how many MW can be added here before a planner's
 limit is violated, and which limit binds where". Two tiers (see ``docs/hosting_capacity.md``):
 
-1. **Screen** -- B's LinDistFlow evaluates all candidate buses together; all buses are bisected
-   simultaneously on the linear model (each iteration is one matrix product over all buses).
+1. **Screen** -- the LinDistFlow model evaluates all candidate buses together; all buses are
+   bisected simultaneously on the linear model (each iteration is one matrix product over all
+   buses).
 2. **AC confirmation** -- the screen value ``s`` gives the bracket ``[s (1 - margin) - tol,
-   s (1 + margin) + tol]``; one batched call of A's fast AC power flow verifies it for every bus
+   s (1 + margin) + tol]``; one batched call of the fast AC power flow verifies it for every bus
    (a bracket that does not hold is widened: lower bound to 0, upper bound doubled), then all
    buses are bisected simultaneously on the AC model to ``tolerance_mw`` (default 1 kW).
 
 ``hosting_capacity_mw`` is the AC value whenever AC ran (``screen_mw`` keeps the screen value).
 Control-aware HC (volt-var Category A/B, volt-watt) solves every trial point as a fixed point of
-D's inverter curves and the power flow. Stochastic HC lives in
+the inverter curves and the power flow. Stochastic HC lives in
 :mod:`studies.hosting_capacity_stochastic`, figures and the report in
 :mod:`studies.hosting_capacity_report`.
 """
@@ -93,7 +94,7 @@ def _check_arguments(values: dict[str, Any], problems: list[str]) -> None:
 
 
 def _control_function(control: Control, settings: dict | None, sign: float):
-    """Steady-state P/Q response of D's inverter curves, vectorized over cases and buses.
+    """Steady-state P/Q response of the inverter curves, vectorized over cases and buses.
 
     Returns ``f(vm_pu, sign) -> (p_pu, q_pu)``: ``p_pu`` the fraction of each unit's rated
     active power it delivers (volt-watt curtails export; volt-var with reactive priority may

@@ -8,8 +8,8 @@ the largest ``size_mw`` whose power flow violates no limit. All cases are bisect
 bisection iteration is ONE batched power-flow call over all cases (LinDistFlow for the screen, the
 fast AC path for confirmation), so the cost is ``log2(bracket / tolerance)`` batched solves.
 
-The physics lives in :mod:`grids` (A's ``ACPowerFlow``, B's ``LinDistFlow`` and thermal model)
-and :mod:`vehicle_models.controls` (D's inverter curves); this module only drives them.
+The physics lives in :mod:`grids` (``ACPowerFlow``, ``LinDistFlow`` and thermal model)
+and :mod:`vehicle_models.controls` (the inverter curves); this module only drives them.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class Flows:
 
 
 class AcSolver:
-    """Adapter of A's batched :class:`grids.powerflow.ACPowerFlow` to :class:`Flows`."""
+    """Adapter of batched :class:`grids.powerflow.ACPowerFlow` to :class:`Flows`."""
 
     name = "ac"
 
@@ -174,7 +174,7 @@ class AcSolver:
 
     def solve(self, p_mw: np.ndarray, q_mvar: np.ndarray) -> Flows:
         # Cases change between calls (bisection moves every case), so a warm start from the
-        # previous call is still close; A's solver falls back per scenario when it is not.
+        # previous call is still close; solver falls back per scenario when it is not.
         self.n_solves += 1
         self.n_cases += p_mw.shape[0]
         # The batch ends with the base case: ACPowerFlow may re-centre its chord Jacobian on
@@ -194,7 +194,7 @@ class AcSolver:
 
 
 class LinDistFlowSolver:
-    """Adapter of B's :class:`grids.lindistflow.LinDistFlow` to :class:`Flows`."""
+    """Adapter of :class:`grids.lindistflow.LinDistFlow` to :class:`Flows`."""
 
     name = "lindistflow"
 
@@ -243,7 +243,7 @@ class LinDistFlowSolver:
 class HotSpot:
     """Steady-state winding hot-spot temperature of the transformers at a given loading.
 
-    Uses B's :func:`grids.thermal.steady_state` (IEC 60076-7 with d/dt = 0): hot spot = top
+    Uses :func:`grids.thermal.steady_state` (IEC 60076-7 with d/dt = 0): hot spot = top
     oil + hot-spot gradient at constant load and ambient.
     """
 

@@ -92,7 +92,7 @@ DEFAULT_SCREEN_MARGIN = 0.25
 
 
 def q_per_p_from_pf(pf: float) -> float:
-    """Reactive per active power [Mvar/MW] of a fixed power factor (D's constant-PF mode).
+    """Reactive per active power [Mvar/MW] of a fixed power factor (the constant-PF mode).
 
     ``pf > 0`` absorbs reactive power (inductive, lowers the voltage), ``pf < 0`` injects it;
     ``|pf| = 1`` is unity. Evaluated with :func:`vehicle_models.controls.constant_pf_q_pu`.
