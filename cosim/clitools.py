@@ -323,3 +323,41 @@ def check_text_file(path: str | Path, *, what: str, max_bytes: int = MAX_INPUT_B
             f"{what} {p}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
             f"{error.start}); expected a text file"
         ) from None
+
+
+_FILE_KEY_SUFFIXES = ("profile", "_file", "_path", "table", "_csv", "scenario", "base")
+
+
+def check_referenced_files(toml_text: str, *, base_dir: str | Path, what: str) -> None:
+    """Apply :func:`check_input_file` to the files a TOML document names, before it is loaded.
+
+    Every string value under a key that names a file (``*profile``, ``*_file``, ``*_path``,
+    ``*table``, ``*_csv``, ``scenario``, ``base``) and that points at an existing path
+    (relative to ``base_dir``) must be a regular file within the size limit: a profile that is
+    ``/dev/zero`` or a named pipe would otherwise be read forever. Unparseable TOML is left to
+    the loader, which reports it with its line.
+    """
+    import tomllib
+
+    try:
+        document = tomllib.loads(toml_text)
+    except tomllib.TOMLDecodeError:
+        return
+    base = Path(base_dir)
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        key, node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((f"{key}.{k}" if key else str(k), v) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((f"{key}.{i}", v) for i, v in enumerate(node))
+        elif isinstance(node, str) and key.rsplit(".", 1)[-1].lower().endswith(_FILE_KEY_SUFFIXES):
+            if not node.strip() or "\0" in node:
+                continue
+            candidate = Path(node) if Path(node).is_absolute() else base / node
+            try:
+                exists = candidate.exists()
+            except (OSError, ValueError):
+                continue
+            if exists:
+                check_input_file(candidate, what=f"{what} {key}:")

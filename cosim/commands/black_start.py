@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cosim.clitools import add_json_flag, check_output_dir, check_text_file, emit_json, format_table
+from cosim.clitools import (
+    add_json_flag,
+    check_output_dir,
+    check_referenced_files,
+    check_text_file,
+    emit_json,
+    format_table,
+)
 
 NAME = "black-start"
 HELP = "black start of an islanded feeder section by a grid-forming fleet (pickup sequence)"
@@ -33,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from studies.black_start import run_black_start_study
 
-    check_text_file(args.scenario, what="scenario")
+    text = check_text_file(args.scenario, what="scenario")
+    check_referenced_files(text, base_dir=Path(args.scenario).parent, what=str(args.scenario))
     check_output_dir(args.out)
     result = run_black_start_study(args.scenario, out_dir=args.out)
     if args.json:

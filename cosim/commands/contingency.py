@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cosim.clitools import add_json_flag, check_output_dir, check_text_file, emit_json, format_table
+from cosim.clitools import (
+    add_json_flag,
+    check_output_dir,
+    check_referenced_files,
+    check_text_file,
+    emit_json,
+    format_table,
+)
 
 NAME = "contingency"
 HELP = "run a generation-loss/load-step event with fleet responses compared (nadir, RoCoF)"
@@ -43,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from studies.contingency import load_contingency_scenario, run_contingency_study
 
-    check_text_file(args.scenario, what="scenario")
+    text = check_text_file(args.scenario, what="scenario")
+    check_referenced_files(text, base_dir=Path(args.scenario).parent, what=str(args.scenario))
     check_output_dir(args.out)
     scenario = load_contingency_scenario(args.scenario)
     if args.compare is None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from cosim.clitools import (
     add_json_flag,
     check_output_dir,
+    check_referenced_files,
     check_text_file,
     emit_json,
     format_table,
@@ -92,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     from cosim.scenario import RemoteSim, load_scenario
     from cosim.world import run_scenario
 
-    check_text_file(args.scenario, what="scenario")
+    text = check_text_file(args.scenario, what="scenario")
+    check_referenced_files(text, base_dir=Path(args.scenario).parent, what=str(args.scenario))
     check_output_dir(args.out)
     scenario = load_scenario(args.scenario, overrides=parse_overrides(args.set))
     check_fleet_size(scenario)

@@ -13,6 +13,7 @@ from cosim.clitools import (
     add_json_flag,
     check_input_file,
     check_output_dir,
+    check_referenced_files,
     check_text_file,
     emit_json,
 )
@@ -125,6 +126,14 @@ def _tls_config(args: argparse.Namespace, scheme: str | None) -> dict:
 
     given = {name: getattr(args, name) for name in _TLS_KEYS if getattr(args, name) is not None}
     if not given:
+        if scheme == "tls":
+            import dask
+
+            if not dask.config.get("distributed.comm.tls.ca-file", None):
+                raise ScenarioError(
+                    "a tls:// scheduler needs certificates: --tls-ca and --tls-cert (and "
+                    "--tls-key), or distributed.comm.tls in the Dask configuration"
+                )
         return {}
     if scheme != "tls":
         raise ScenarioError(
@@ -168,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     tls = _tls_config(args, scheme)
-    check_text_file(args.sweep_file, what="sweep file")
+    text = check_text_file(args.sweep_file, what="sweep file")
+    check_referenced_files(text, base_dir=Path(args.sweep_file).parent, what=args.sweep_file)
     if not args.validate_only:
         check_output_dir(args.out)
     spec = load_sweep(args.sweep_file, progress=not args.no_progress)
