@@ -452,7 +452,18 @@ class FeederModel:
         return cached
 
     def with_substation_rating(self, rating_mva: float | None) -> FeederModel:
-        """Set the substation transformer rating [MVA] (in place) and return the model."""
+        """Set the substation transformer rating (in place).
+
+        Parameters
+        ----------
+        rating_mva : float or None
+            Rating [MVA]; ``None`` for no rating (NaN substation loading).
+
+        Returns
+        -------
+        FeederModel
+            This model.
+        """
         check_problems(
             []
             if rating_mva is None or (math.isfinite(rating_mva) and rating_mva > 0)
@@ -477,6 +488,16 @@ class FeederModel:
         """Build the solver of ``method`` now (otherwise on the first :meth:`solve`).
 
         Useful to fail early: LinDistFlow refuses a meshed feeder with :class:`FeederError`.
+
+        Parameters
+        ----------
+        method : SolveMethod
+            The solver to build.
+
+        Returns
+        -------
+        FeederModel
+            This model.
         """
         method = SolveMethod(method)
         if method is SolveMethod.AC:

@@ -192,6 +192,26 @@ class SwingParameters:
         There is no governor: the fleet's virtual-synchronous-machine inertia ``h_s`` [s] and
         damping ``d_pu`` (both on the fleet rating ``s_base_mw`` [MW]) are the only
         frequency-holding terms, so the steady-state deviation is ``-ΔP/D``.
+
+        Parameters
+        ----------
+        s_base_mw : float, keyword-only
+            Fleet rating [MW] (the island's base).
+        h_s : float, keyword-only
+            Virtual inertia constant [s] on ``s_base_mw``.
+        d_pu : float, keyword-only
+            Virtual damping [pu power / pu frequency] on ``s_base_mw``.
+        f0_hz : float, keyword-only
+            Nominal frequency [Hz].
+        ufls : tuple of UflsStage, keyword-only
+            Load-shedding stages.
+        load_mw : float or None, keyword-only
+            Load the UFLS fractions apply to [MW].
+
+        Returns
+        -------
+        SwingParameters
+            With ``r_pu = inf`` (no governor).
         """
         return cls(
             f0_hz=f0_hz,
@@ -329,6 +349,18 @@ def state_matrices(params: SwingParameters) -> tuple[np.ndarray, np.ndarray]:
     ``u`` is the net injection change [pu on ``s_base_mw``] (fleet, lost generation, load
     steps, shed load); ``x = [Δf, ΔP_gv, ΔP_rh, ΔP_agc]`` in pu.
 
+    Parameters
+    ----------
+    params : SwingParameters
+        The system.
+
+    Returns
+    -------
+    a : numpy.ndarray (4, 4)
+        State matrix [1/s].
+    b : numpy.ndarray (4,)
+        Input vector [1/s per pu power].
+
     Notes
     -----
     .. math::
@@ -374,6 +406,11 @@ def rocof_initial_hz_per_s(params: SwingParameters, p_step_mw: float) -> float:
         Power deficit [MW]: generation lost or load added (positive makes the frequency fall).
         It is ``-p_imbalance_mw`` of :meth:`SwingModel.step`.
 
+    Returns
+    -------
+    float
+        Initial RoCoF [Hz/s].
+
     Notes
     -----
     ``RoCoF_0 = -ΔP · f0 / (2 H S_base)``; governors and damping act only once Δf ≠ 0.
@@ -395,6 +432,11 @@ def steady_state_deviation_hz(params: SwingParameters, p_step_mw: float) -> floa
     p_step_mw : float
         Power deficit [MW] (positive makes the frequency fall), as in
         :func:`rocof_initial_hz_per_s`.
+
+    Returns
+    -------
+    float
+        Steady-state deviation [Hz]; ``-inf``/``inf`` for an undamped island.
 
     Notes
     -----
@@ -484,19 +526,23 @@ class SwingModel:
     # -- public state ---------------------------------------------------------------------
     @property
     def delta_f_hz(self) -> float:
+        """Frequency deviation from ``f0_hz`` [Hz]."""
         return float(self._x[_I_F] * self.params.f0_hz)
 
     @property
     def f_hz(self) -> float:
+        """System frequency [Hz]."""
         return self.params.f0_hz + self.delta_f_hz
 
     @property
     def rocof_hz_per_s(self) -> float:
+        """Rate of change of frequency at the end of the last step [Hz/s]."""
         dx = self._a @ self._x + self._b * self._u_last
         return float(dx[_I_F] * self.params.f0_hz)
 
     @property
     def p_mech_mw(self) -> float:
+        """Change of mechanical (turbine) power, AGC included [MW]."""
         if not self.params.has_governor:
             return 0.0
         f_hp = self.params.f_hp if self.params.has_reheat else 1.0
@@ -505,18 +551,22 @@ class SwingModel:
 
     @property
     def p_agc_mw(self) -> float:
+        """AGC set-point change [MW]."""
         return float(self._x[_I_AGC] * self.params.s_base_mw)
 
     @property
     def ufls_shed_mw(self) -> float:
+        """Load shed by UFLS so far [MW]."""
         return self._shed_mw
 
     @property
     def ufls_stages_tripped(self) -> int:
+        """Number of UFLS stages tripped so far."""
         return int(self._tripped.sum())
 
     @property
     def ufls_trip_times_s(self) -> tuple[float | None, ...]:
+        """Trip instant of each UFLS stage [s] (``None`` when not tripped)."""
         return tuple(self._trip_times)
 
     # -- stepping -------------------------------------------------------------------------
@@ -526,6 +576,18 @@ class SwingModel:
         ``p_imbalance_mw`` is the sum of injection changes since the pre-event equilibrium:
         + fleet injection change, - generation lost, - load added (500 MW lost => -500).
         Load shed by UFLS is added by the model itself.
+
+        Parameters
+        ----------
+        dt_s : float, keyword-only
+            Step [s], finite and > 0.
+        p_imbalance_mw : float, keyword-only
+            Net injection change held over the step [MW].
+
+        Raises
+        ------
+        ScenarioError
+            Non-numeric, non-finite or non-positive inputs.
         """
         try:  # numpy scalars are welcome; strings and arrays are not
             if isinstance(dt_s, str | bytes) or isinstance(p_imbalance_mw, str | bytes):

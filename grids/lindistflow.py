@@ -469,6 +469,11 @@ class LinDistFlow:
     def branch_flows(self, p_mw, q_mvar) -> tuple[np.ndarray, np.ndarray]:
         """Lossless branch flows: line columns first (:attr:`line` order), then transformers.
 
+        Parameters
+        ----------
+        p_mw, q_mvar : array_like
+            Injections as for :meth:`vm_pu` [MW, Mvar].
+
         Returns
         -------
         p_mw, q_mvar : numpy.ndarray
@@ -495,7 +500,17 @@ class LinDistFlow:
         """Approximate line loading [%] from the lossless flows and the LinDistFlow voltages.
 
         ``I = |S| / (sqrt(3) vn_kv vm)`` with ``vm`` the lower of the two end voltages (linear
-        form), divided by ``max_i_ka * df * parallel``; shape ``(n_scenarios, n_line)``.
+        form), divided by ``max_i_ka * df * parallel``.
+
+        Parameters
+        ----------
+        p_mw, q_mvar : array_like
+            Injections as for :meth:`vm_pu` [MW, Mvar].
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n_scenarios, n_line)`` loading [%].
         """
         p, q = self._injection_pu(p_mw, q_mvar)
         vm = self.v0_pu + np.hstack([p, q]) @ self._rx_t
@@ -513,8 +528,17 @@ class LinDistFlow:
     def trafo_loading_percent(self, p_mw, q_mvar) -> np.ndarray:
         """Approximate transformer loading [%]: ``|S| / (sn_mva * df * parallel * vm_lv)``.
 
-        ``vm_lv`` is the LV-side voltage in pu of the transformer's rated LV voltage; shape
-        ``(n_scenarios, n_trafo)``.
+        ``vm_lv`` is the LV-side voltage in pu of the transformer's rated LV voltage.
+
+        Parameters
+        ----------
+        p_mw, q_mvar : array_like
+            Injections as for :meth:`vm_pu` [MW, Mvar].
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n_scenarios, n_trafo)`` loading [%].
         """
         p, q = self._injection_pu(p_mw, q_mvar)
         vm = self.v0_pu + np.hstack([p, q]) @ self._rx_t

@@ -48,7 +48,31 @@ def prepare_net(
     ext_grid_vm_pu: float | None = None,
     require_radial: bool = False,
 ):
-    """Load a feeder and apply a load scale and a slack voltage; validate the arguments."""
+    """Load a feeder and apply a load scale and a slack voltage; validate the arguments.
+
+    Parameters
+    ----------
+    feeder : str or path
+        Embedded feeder name or pandapower JSON file.
+    load_scale : float, keyword-only
+        Factor on every load's ``scaling`` [-], finite and >= 0.
+    ext_grid_vm_pu : float or None, keyword-only
+        Slack voltage set-point [pu] in [0.8, 1.2]; default as in the feeder.
+    require_radial : bool, keyword-only
+        Refuse a meshed feeder (:class:`FeederError`).
+
+    Returns
+    -------
+    pandapowerNet
+        A fresh net (the caller may change it).
+
+    Raises
+    ------
+    ScenarioError
+        Invalid arguments (all listed).
+    FeederError
+        Unknown or invalid feeder.
+    """
     problems = []
     if not (math.isfinite(load_scale) and load_scale >= 0):
         problems.append(f"load_scale: {load_scale} (expected a finite number >= 0)")
@@ -72,7 +96,18 @@ _BUILD_OPTIONS = {**_RUNPP_OPTIONS, "numba": False}
 
 
 def run_reference(net) -> None:
-    """Run pandapower's ``runpp`` (the reference); raise :class:`ConvergenceError` on failure."""
+    """Run pandapower's ``runpp`` (the reference) with the project's options, in place.
+
+    Parameters
+    ----------
+    net : pandapowerNet
+        The net; its ``res_*`` tables hold the result afterwards.
+
+    Raises
+    ------
+    ConvergenceError
+        ``runpp`` did not converge.
+    """
     import pandapower as pp
 
     try:
@@ -159,11 +194,27 @@ class ACResult:
     max_mismatch_mva: np.ndarray
 
     def failed(self) -> np.ndarray:
-        """Indices of the scenarios that did not converge."""
+        """Indices of the scenarios that did not converge.
+
+        Returns
+        -------
+        numpy.ndarray of int
+        """
         return np.flatnonzero(~self.converged)
 
     def raise_if_failed(self, *, label: str = "AC power flow") -> None:
-        """Raise :class:`ConvergenceError` naming the first failed scenario and its worst bus."""
+        """Raise :class:`ConvergenceError` naming the first failed scenario and its worst bus.
+
+        Parameters
+        ----------
+        label : str, keyword-only
+            Start of the message.
+
+        Raises
+        ------
+        ConvergenceError
+            With ``index``, ``worst_bus`` and ``max_mismatch`` set.
+        """
         failed = self.failed()
         if len(failed) == 0:
             return

@@ -145,6 +145,35 @@ def single_results(
     ``max(I_hv V_hv, I_lv V_lv) sqrt(3) / S_n`` (or ``max(|S_hv|, |S_lv|) / S_n`` when
     ``trafo_by_current`` is false) [%]. Same definitions as the batched numpy path.
 
+    Parameters
+    ----------
+    y_csr, yf_csr, yt_csr : tuple of ndarray
+        ``(data, indices, indptr)`` of ``Ybus``, ``Yf``, ``Yt`` [pu].
+    v : ndarray (n,) complex
+        Converged internal bus voltages [pu].
+    s_spec : ndarray (n,) complex
+        Specified injection per internal bus [pu].
+    base_mva : float
+        Power base [MVA].
+    ref : ndarray of int
+        Slack (reference) internal buses.
+    f_bus, t_bus : ndarray of int
+        From/to internal bus of every branch.
+    base_kv : ndarray (n,)
+        Base voltage of every internal bus [kV].
+    bus_internal : ndarray of int
+        Internal bus of every pandapower bus (-1: none).
+    line_rows, trafo_rows : ndarray of int
+        Branch rows of the in-service lines and transformers.
+    line_i_max_ka : ndarray
+        Line rating ``max_i_ka * df * parallel`` [kA].
+    trafo_vn_kv : ndarray (n_trafo, 2)
+        Rated HV and LV voltages [kV].
+    trafo_by_current : bool
+        Loading from currents (pandapower's default) or from apparent power.
+    trafo_rating_mva : ndarray
+        ``sn_mva * df * parallel`` [MVA].
+
     Returns
     -------
     vm_bus, va_bus_degree : ndarray (n_pp_bus,)

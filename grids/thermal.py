@@ -197,7 +197,18 @@ class ThermalParameters:
     ) -> ThermalParameters:
         """IEC default parameters for a cooling mode, with keyword overrides.
 
-        ``path`` prefixes the problem messages (e.g. ``"feeder.transformer"``).
+        Parameters
+        ----------
+        cooling : CoolingMode or str
+            Cooling mode.
+        path : str, keyword-only
+            Prefix of the problem messages (e.g. ``"feeder.transformer"``).
+        **overrides
+            Parameter values replacing the defaults (keys of :data:`THERMAL_PARAMS`).
+
+        Returns
+        -------
+        ThermalParameters
 
         Raises
         ------
@@ -213,6 +224,19 @@ class ThermalParameters:
         """Build from a mapping of IEC-symbol keys (as in a TOML file); unspecified keys take
         the IEC defaults of ``cooling`` (default ONAF). Every problem is reported at once.
         ``extra_keys`` are keys the caller handles itself (listed as allowed, ignored here).
+
+        Parameters
+        ----------
+        data : Mapping
+            Keys of :data:`THERMAL_PARAMS`.
+        path : str, keyword-only
+            Key path of the table in messages.
+        extra_keys : tuple of str, keyword-only
+            Keys handled by the caller.
+
+        Returns
+        -------
+        ThermalParameters
 
         Raises
         ------
@@ -260,7 +284,13 @@ class ThermalParameters:
         )  # fmt: skip
 
     def to_dict_typed(self) -> dict:
-        """Field name to value (enums kept as enums)."""
+        """Field name to value.
+
+        Returns
+        -------
+        dict
+            Enums kept as enum members (the keyword arguments of the constructor).
+        """
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def problems(self, path: str = "transformer") -> list[str]:
@@ -282,7 +312,13 @@ class ThermalParameters:
         return problems
 
     def to_dict(self) -> dict:
-        """Plain dictionary (enum values as strings), e.g. for reports or TOML."""
+        """Plain dictionary, e.g. for reports or TOML.
+
+        Returns
+        -------
+        dict
+            Field name to value; enums as their string values.
+        """
         out = asdict(self)
         out["cooling"] = self.cooling.value
         out["paper"] = self.paper.value
@@ -329,6 +365,26 @@ def steady_state(params: ThermalParameters, *, load_pu, ambient_c):
 
     ``theta_o = theta_a + delta_theta_or ((1 + R K^2)/(1 + R))^x``,
     ``delta_theta_h = H g_r K^y`` (IEC 60076-7:2018, 8.2.2 with d/dt = 0).
+
+    Parameters
+    ----------
+    params : ThermalParameters
+        The transformer.
+    load_pu : array_like, keyword-only
+        Load factor ``K`` [pu of rated current].
+    ambient_c : array_like, keyword-only
+        Ambient temperature [degC].
+
+    Returns
+    -------
+    top_oil_c : numpy.ndarray
+        Top-oil temperature [degC].
+    gradient_k : numpy.ndarray
+        Hot-spot-to-top-oil gradient [K]; the hot spot is their sum.
+
+    References
+    ----------
+    IEC 60076-7:2018, clause 8.2.2.
     """
     k = np.asarray(load_pu, dtype=float)
     top_oil_rise = (
@@ -511,6 +567,7 @@ class TransformerThermalModel:
     # ------------------------------------------------------------------------------ public
     @property
     def top_oil_c(self) -> np.ndarray:
+        """Top-oil temperature per transformer [degC]."""
         return self._state[0].copy()
 
     @property
@@ -520,10 +577,17 @@ class TransformerThermalModel:
 
     @property
     def hot_spot_c(self) -> np.ndarray:
+        """Winding hot-spot temperature per transformer [degC]."""
         return self._state[0] + self._state[1] - self._state[2]
 
     def ageing_rate(self) -> np.ndarray:
-        """Current relative ageing rate ``V`` per transformer [-]."""
+        """Relative ageing rate at the current hot spot.
+
+        Returns
+        -------
+        numpy.ndarray (n,)
+            ``V`` per transformer [-] (IEC 60076-7 eq. (2) or (3)).
+        """
         return self._ageing_rate(self.hot_spot_c)
 
     def _ageing_rate(self, hot_spot_c: np.ndarray) -> np.ndarray:

@@ -134,7 +134,13 @@ class TimeSeries:
         return np.round(self.t_s / float(time_resolution_s)).astype(np.int64)
 
     def frame(self):
-        """The value columns as a :class:`pandas.DataFrame` (one row per time)."""
+        """The value columns as a table.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per time, one column per value column.
+        """
         import pandas as pd
 
         return pd.DataFrame(self.values)
