@@ -1,8 +1,8 @@
 """The one time-series reader (grids.timeseries): formats accepted and every problem named.
 
-References: the file contents written here (times and values are read back exactly); the
-co-simulation's earlier profile reader (``cosim.simulators.read_profile``) for the formats it
-accepted, which this reader must keep accepting with the same steps and values.
+References: the file contents written here (times and values are read back exactly), for
+every format the co-simulation's earlier profile reader accepted (seconds, ISO timestamps,
+mosaik-csv), which this reader keeps accepting.
 """
 
 from __future__ import annotations
@@ -150,19 +150,28 @@ def test_resources_and_encoding_are_bounded(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "steps", "column", "values"),
     [
-        "t_s,load_pu\n0,1.0\n900,0.8\n",
-        "time,load_pu,ambient_c\n2024-01-01T00:00:00Z,1.0,20\n2024-01-01T01:00:00Z,0.5,21\n",
-        "Load\ntime,load_pu\n2024-01-01 00:00:00,1.0\n2024-01-01 00:15:00,2.0\n",
+        ("t_s,load_pu\n0,1.0\n900,0.8\n", [0, 15], "load_pu", [1.0, 0.8]),
+        (
+            "time,load_pu,ambient_c\n2024-01-01T00:00:00Z,1.0,20\n2024-01-01T01:00:00Z,0.5,21\n",
+            [0, 60],
+            "ambient_c",
+            [20.0, 21.0],
+        ),
+        (
+            "Load\ntime,load_pu\n2024-01-01 00:00:00,1.0\n2024-01-01 00:15:00,2.0\n",
+            [0, 15],
+            "load_pu",
+            [1.0, 2.0],
+        ),
     ],
 )
-def test_formats_of_the_earlier_cosim_reader_give_the_same_steps_and_values(tmp_path, text):
-    from cosim.simulators import read_profile
-
-    path = _write(tmp_path, text)
-    steps, frame = read_profile(path, time_resolution=60.0)
-    series = read_time_series(path)
-    np.testing.assert_array_equal(series.steps(time_resolution_s=60.0), steps)
-    for column in frame.columns:
-        np.testing.assert_array_equal(series.column(column), frame[column].to_numpy(float))
+def test_formats_of_the_earlier_cosim_reader_give_their_steps(
+    tmp_path, text, steps, column, values
+):
+    """The formats the co-simulation's own profile reader accepted (seconds, ISO timestamps,
+    mosaik-csv), with the steps and values written in the file (1-min resolution)."""
+    series = read_time_series(_write(tmp_path, text))
+    assert series.steps(time_resolution_s=60.0).tolist() == steps
+    assert series.column(column).tolist() == values
