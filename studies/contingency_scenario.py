@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from grids.errors import ScenarioError, check_problems
-from grids.frequency import SwingParameters
+from grids.frequency import SwingParameters, check_event_size
 from grids.params import Param, is_number, read_params
 from studies.study_inputs import split_scenario
 
@@ -278,23 +278,17 @@ class ContingencyScenario:
         return FleetResponse.DROOP if self.has_fleet else FleetResponse.NONE
 
 
-def _event_size_problems(events: tuple[FrequencyEvent, ...], s_base_mw: float) -> list[str]:
+def _event_size_problems(events: tuple[FrequencyEvent, ...], params: SwingParameters) -> list[str]:
     """A loss (or load step) larger than the system it hits is outside the linearised swing
-    model: the frequency would collapse, not settle at a deviation the model can state."""
+    model (:func:`grids.frequency.check_event_size`); so is a set of events adding up to it."""
     problems = []
     for i, event in enumerate(events):
-        if abs(event.p_mw) > s_base_mw:
-            problems.append(
-                f"events[{i}].p_mw: {event.p_mw:g} MW is larger than the system it hits "
-                f"(frequency.s_base_mw = {s_base_mw:g} MW); the swing model is linearised "
-                "around nominal frequency and says nothing about the collapse such a loss "
-                "causes"
-            )
+        problems += check_event_size(event.p_mw, params, key=f"events[{i}].p_mw")
     total = sum(e.p_mw for e in events)
-    if len(events) > 1 and abs(total) > s_base_mw:
+    if len(events) > 1 and abs(total) > params.s_base_mw:
         problems.append(
             f"events: the events add up to {total:g} MW, more than frequency.s_base_mw = "
-            f"{s_base_mw:g} MW"
+            f"{params.s_base_mw:g} MW"
         )
     return problems
 
@@ -377,7 +371,7 @@ def load_contingency_scenario(scenario: Mapping[str, Any] | str | Path) -> Conti
         step_s = sim.fast_step_s if sim.fast_step_s is not None else sim.step_s
         if shared.frequency is not None:
             params = swing_parameters(shared.frequency.params)
-            problems.extend(_event_size_problems(events, params.s_base_mw))
+            problems.extend(_event_size_problems(events, params))
     check_problems(problems, ScenarioError, f"{source}: invalid contingency scenario")
     assert shared is not None and params is not None
     return ContingencyScenario(

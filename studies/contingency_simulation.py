@@ -32,7 +32,12 @@ from typing import Any
 import numpy as np
 
 from grids.errors import SimulationError
-from grids.frequency import SwingModel, rocof_initial_hz_per_s, steady_state_deviation_hz
+from grids.frequency import (
+    SwingModel,
+    frequency_validity_violation,
+    rocof_initial_hz_per_s,
+    steady_state_deviation_hz,
+)
 from grids.limits import Limit, Violation
 from grids.metrics import frequency_nadir, rocof_after_event_hz_per_s, settling_time_s
 from studies.contingency_scenario import (
@@ -407,17 +412,9 @@ UFLS_LIMIT = "under-frequency load shedding"
 def frequency_validity_hook(
     f_hz: np.ndarray, t_s: np.ndarray, *, f0_hz: float, step_s: float
 ) -> Violation | None:
-    """The frequency model's validity-range violation, if :mod:`grids.frequency` states one.
-
-    :func:`grids.frequency.frequency_validity_violation` (when present) says whether the
-    linearised swing model left the range where it holds; without it nothing is reported.
-    """
-    from grids import frequency
-
-    check = getattr(frequency, "frequency_validity_violation", None)
-    if check is None:
-        return None
-    return check(f_hz, t_s=t_s, f0_hz=f0_hz, step_s=step_s)
+    """The frequency model's validity-range violation (``|f − f0| > 3 % f0``, stated in
+    docs/frequency.md), from :func:`grids.frequency.frequency_validity_violation`."""
+    return frequency_validity_violation(f_hz, t_s, f0_hz, step_s=step_s)
 
 
 def case_violations(

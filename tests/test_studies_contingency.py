@@ -49,7 +49,15 @@ def test_first_order_settling_time_and_500ms_rocof_match_closed_forms():
     assert result["t_settle_s"] == pytest.approx(t_const * math.log(20.0), abs=0.02)
     expected = df_ss * (1 - math.exp(-0.5 / t_const)) / 0.5
     assert result["rocof_500ms_hz_per_s"] == pytest.approx(expected, abs=1e-6)
-    assert result["violations"] == []
+    # Δf_ss = −3 Hz leaves the model's validity band |Δf| <= 3 % f0 = 1.8 Hz: said so
+    (validity,) = result["violations"]
+    assert validity["limit"] == "frequency model validity range"
+    assert validity["worst_value"] == pytest.approx(result["f_nadir_hz"])
+    assert validity["limit_value"] == pytest.approx(60.0 - 1.8)
+
+
+def test_a_normal_event_has_no_violations():
+    assert run_contingency_study(scenario())["violations"] == []
 
 
 def test_ufls_is_reported_as_a_violation():
