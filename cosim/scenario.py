@@ -27,7 +27,7 @@ from typing import Any
 
 from cosim.attributes import RECORDED
 from grids.errors import ScenarioError, V2GCosimError, check_problems
-from grids.params import is_number
+from grids.params import REQUIRED, Param, is_number, read_params, unknown_keys
 
 #: Tolerance for "is an integer multiple of the time resolution" checks [relative].
 _MULTIPLE_RTOL = 1e-9
@@ -107,20 +107,27 @@ class SimulationConfig:
 
 @dataclass(frozen=True)
 class TransformerConfig:
-    """``[feeder.transformer]``: the substation transformer modelled thermally (IEC 60076-7)."""
+    """``[feeder.transformer]``: the substation transformer modelled thermally (IEC 60076-7).
+
+    ``cooling`` is a :class:`grids.thermal.CoolingMode`; ``overrides`` holds the IEC 60076-7
+    parameters given in the file (``paper`` as a :class:`grids.thermal.Paper`).
+    """
 
     rating_mva: float = 5.0
-    cooling: str = "ONAN"
+    cooling: Any = "ONAN"
     ambient_c: float = 20.0
     overrides: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class FeederConfig:
-    """``[feeder]``: the distribution feeder and its load profile."""
+    """``[feeder]``: the distribution feeder and its load profile.
+
+    ``method`` is a :class:`grids.powerflow.PowerFlowMethod` (its ``value`` is the TOML word).
+    """
 
     name: str = "case33bw"
-    method: str = "ac"
+    method: Any = "ac"
     step_s: float | None = None
     load_profile: str | None = None
     load_column: str = "load_pu"
@@ -132,11 +139,18 @@ class FeederConfig:
 
 @dataclass(frozen=True)
 class FleetConfig:
-    """``[fleet]``: the V2G fleet (sampled from a preset, or read from a table)."""
+    """``[fleet]``: the V2G fleet (sampled from a preset, or read from a table).
+
+    ``preset`` is a :class:`vehicle_models.presets.FleetPreset`, ``policy`` a
+    :class:`vehicle_models.fleet.ChargingPolicy`. ``settings`` is the ``[fleet.control]``
+    table parsed once (:class:`vehicle_models.settings.InverterSettings`; ``None`` without
+    the table: the IEEE 1547-2018 defaults). ``control`` is that table as written, kept for
+    studies that derive their cases from it (deprecated: use ``settings``).
+    """
 
     n_vehicles: int = 0
-    preset: str = "home"
-    policy: str = "latest"
+    preset: Any = "home"
+    policy: Any = "latest"
     buses: tuple[int, ...] | None = None
     table: str | None = None
     control: dict = field(default_factory=dict)
@@ -145,14 +159,21 @@ class FleetConfig:
     latency_s: float = 0.0
     packet_loss: float = 0.0
     f_nominal_hz: float = 60.0
+    settings: Any = None
 
 
 @dataclass(frozen=True)
 class FrequencyConfig:
-    """``[frequency]``: the bulk-grid swing model (keys of ``grids.frequency.SwingParameters``)."""
+    """``[frequency]``: the bulk-grid swing model.
 
-    params: dict
+    ``params`` is the table parsed once (:class:`grids.frequency.SwingParameters`); ``table``
+    is the table as written (the plain form a remote process or a sweep override needs);
+    ``island`` the ``[frequency.island]`` keys.
+    """
+
+    params: Any
     island: dict = field(default_factory=dict)
+    table: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -211,103 +232,173 @@ class Scenario:
 
 
 # ---------------------------------------------------------------------------------------------
-# small typed readers that append problems instead of raising
+# declarations: every key of every section, once (default, unit, range, doc), read with the
+# validation kit (grids.params). Functions, so that the enums of the physics packages are
+# imported when a scenario is read, not when this module is.
+
+#: Keys that are not a single value (a list or a table): (key, default, allowed, doc) rows
+#: for the reference, read by hand below.
+STRUCTURED_KEYS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
+    "simulation": (
+        ("window_s", "`[5.0, 55.0]`", "[before, after], each >= 0 [s]", "high-rate window"),
+    ),
+    "fleet": (
+        ("buses", "every bus with a load", "non-empty list of bus indices", "where vehicles go"),
+        ("control", "IEEE 1547-2018 defaults", "a table", "inverter settings"),
+    ),
+    "output": (("record", "everything", "list of attribute names", "what is recorded"),),
+}
 
 
-class _Reader:
-    """Reads typed keys from one table, recording problems with their key paths."""
+@functools.cache
+def simulation_params() -> tuple[Param, ...]:
+    """Declared keys of ``[simulation]``."""
+    return (
+        Param("duration_s", REQUIRED, unit="s", lo=0.0, lo_open=True, doc="simulated time"),
+        Param("step_s", REQUIRED, unit="s", lo=0.0, lo_open=True, doc="quasi-static step"),
+        Param("seed", 0, kind=int, lo=0, hi=2**32 - 1, doc="random seed (fleet, packet loss)"),
+        Param("start", None, kind=str, doc="ISO 8601 time of t = 0 (profiles' time axis)"),
+        Param(
+            "fast_step_s",
+            None,
+            unit="s",
+            lo=0.0,
+            lo_open=True,
+            doc="high-rate step around events (the mosaik time resolution)",
+        ),
+        Param(
+            "coupling",
+            Coupling.TIME_SHIFTED,
+            kind=Coupling,
+            doc="how the feeder <-> fleet voltage loop is closed",
+        ),
+        Param("remote", RemoteSim.NONE, kind=RemoteSim, doc="simulator in its own process"),
+        Param(
+            "loop_tolerance_pu",
+            1e-6,
+            unit="pu",
+            lo=0.0,
+            lo_open=True,
+            hi=0.1,
+            doc="same-time loop: voltage change that ends the iteration",
+        ),
+        Param(
+            "loop_max_iterations",
+            50,
+            kind=int,
+            lo=1,
+            hi=1000,
+            doc="same-time loop: most passes per step",
+        ),
+    )
 
-    def __init__(self, table: Mapping, path: str, problems: list[str]) -> None:
-        self.table = table
-        self.path = path
-        self.problems = problems
-        self.used: set[str] = set()
 
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
+#: IEC 60076-7 parameters a scenario may override on the transformer (validated by
+#: grids.thermal.ThermalParameters).
+THERMAL_OVERRIDES = (
+    ("delta_theta_or_k", "K", "top-oil rise at rated load"),
+    ("g_r_k", "K", "average winding-to-oil gradient at rated load"),
+    ("h", "", "hot-spot factor"),
+    ("x", "", "oil exponent"),
+    ("y", "", "winding exponent"),
+    ("r", "", "ratio of load losses at rated current to no-load losses"),
+    ("k11", "", "thermal model constant"),
+    ("k21", "", "thermal model constant"),
+    ("k22", "", "thermal model constant"),
+    ("tau_o_min", "min", "oil time constant"),
+    ("tau_w_min", "min", "winding time constant"),
+)
 
-    def has(self, name: str) -> bool:
-        return name in self.table
 
-    def number(
-        self,
-        name: str,
-        default: Any = None,
-        *,
-        required: bool = False,
-        lo: float | None = None,
-        hi: float | None = None,
-        lo_open: bool = False,
-        integer: bool = False,
-    ) -> Any:
-        self.used.add(name)
-        if name not in self.table:
-            if required:
-                self.problems.append(f"{self.key(name)}: missing (required)")
-            return default
-        value = self.table[name]
-        kind = "an integer" if integer else "a number"
-        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok_type:
-            self.problems.append(f"{self.key(name)}: {value!r} is not {kind}")
-            return default
-        if not math.isfinite(value):
-            self.problems.append(f"{self.key(name)}: {value!r} is not finite")
-            return default
-        if lo is not None and (value <= lo if lo_open else value < lo):
-            rel = "above" if lo_open else "at least"
-            self.problems.append(
-                f"{self.key(name)}: {value} is below the allowed range ({rel} {lo})"
-            )
-            return default
-        if hi is not None and value > hi:
-            self.problems.append(f"{self.key(name)}: {value} is above the allowed {hi}")
-            return default
-        return value
+@functools.cache
+def feeder_params() -> tuple[Param, ...]:
+    """Declared keys of ``[feeder]``."""
+    from grids.powerflow import PowerFlowMethod
 
-    def string(self, name: str, default: Any = None, *, choices: Any = None) -> Any:
-        self.used.add(name)
-        if name not in self.table:
-            return default
-        value = self.table[name]
-        if not isinstance(value, str):
-            self.problems.append(f"{self.key(name)}: {value!r} is not a string")
-            return default
-        if choices is not None and value not in choices:
-            allowed = ", ".join(repr(c) for c in choices)
-            self.problems.append(f"{self.key(name)}: {value!r} is not one of {allowed}")
-            return default
-        return value
+    return (
+        Param("name", "case33bw", kind=str, doc="embedded feeder (see `v2g-cosim feeders`)"),
+        Param("path", None, kind=str, doc="pandapower JSON file instead of an embedded feeder"),
+        Param("method", PowerFlowMethod.AC, kind=PowerFlowMethod, doc="power-flow method"),
+        Param("step_s", None, unit="s", lo=0.0, lo_open=True, doc="feeder step"),
+        Param("load_profile", None, kind=str, doc="CSV/Parquet load multipliers"),
+        Param("load_column", "load_pu", kind=str, doc="column of the load multiplier"),
+        Param("ambient_column", None, kind=str, doc="column of the ambient temperature"),
+        Param("load_scale", 1.0, lo=0.0, hi=10.0, doc="multiplier of every load"),
+        Param("ext_grid_vm_pu", None, unit="pu", lo=0.8, hi=1.2, doc="slack voltage"),
+    )
 
-    def boolean(self, name: str, default: bool) -> bool:
-        self.used.add(name)
-        if name not in self.table:
-            return default
-        value = self.table[name]
-        if not isinstance(value, bool):
-            self.problems.append(f"{self.key(name)}: {value!r} is not true or false")
-            return default
-        return value
 
-    def table_(self, name: str) -> dict:
-        self.used.add(name)
-        if name not in self.table:
-            return {}
-        value = self.table[name]
-        if not isinstance(value, dict):
-            self.problems.append(f"{self.key(name)}: expected a table, got {value!r}")
-            return {}
-        return value
+@functools.cache
+def transformer_params() -> tuple[Param, ...]:
+    """Declared keys of ``[feeder.transformer]``."""
+    from grids.thermal import CoolingMode, Paper
 
-    def raw(self, name: str) -> Any:
-        self.used.add(name)
-        return self.table.get(name)
+    return (
+        Param("rating_mva", 5.0, unit="MVA", lo=0.0, lo_open=True, hi=1e4, doc="rating"),
+        Param("cooling", CoolingMode.ONAN, kind=CoolingMode, doc="IEC 60076-2 cooling mode"),
+        Param("ambient_c", 20.0, unit="°C", lo=-50.0, hi=60.0, doc="ambient temperature"),
+        *(Param(name, None, unit=unit, doc=doc) for name, unit, doc in THERMAL_OVERRIDES),
+        Param("paper", None, kind=Paper, doc="insulation paper (ageing rate)"),
+    )
 
-    def unknown(self, allowed_hint: str = "") -> None:
-        for name in self.table:
-            if name not in self.used:
-                allowed = ", ".join(sorted(self.used))
-                self.problems.append(f"{self.key(name)}: unknown key (allowed: {allowed})")
+
+@functools.cache
+def fleet_params() -> tuple[Param, ...]:
+    """Declared keys of ``[fleet]``."""
+    from vehicle_models.fleet import ChargingPolicy
+    from vehicle_models.presets import FleetPreset
+
+    return (
+        Param("n_vehicles", 0, kind=int, lo=0, hi=10_000_000, doc="vehicles sampled"),
+        Param("preset", FleetPreset.HOME, kind=FleetPreset, doc="sampling preset"),
+        Param("policy", ChargingPolicy.LATEST, kind=ChargingPolicy, doc="baseline charging"),
+        Param("table", None, kind=str, doc="CSV/Parquet table of vehicles instead of a preset"),
+        Param("setpoint_profile", None, kind=str, doc="aggregator set-points [MW] over time"),
+        Param("setpoint_column", "p_setpoint_mw", kind=str, doc="column of the set-point"),
+        Param("latency_s", 0.0, unit="s", lo=0.0, hi=3600.0, doc="set-point latency"),
+        Param("packet_loss", 0.0, lo=0.0, hi=0.99, doc="share of measurements lost"),
+        Param(
+            "f_nominal_hz",
+            60.0,
+            unit="Hz",
+            lo=45.0,
+            hi=65.0,
+            doc="nominal frequency (default: frequency.f0_hz)",
+        ),
+    )
+
+
+#: ``[frequency.island]``: the island's grid-forming fleet, needed for ``island`` events.
+ISLAND_PARAMS = (
+    Param("s_base_mw", None, unit="MW", lo=0.0, lo_open=True, doc="island system base"),
+    Param("h_s", None, unit="s", lo=0.0, lo_open=True, doc="island inertia constant"),
+    Param("d_pu", None, lo=0.0, doc="island load damping"),
+)
+
+#: ``[output]``.
+OUTPUT_PARAMS = (
+    Param("format", OutputFormat.HDF5, kind=OutputFormat, doc="results file format"),
+    Param("filename", None, kind=str, doc="results file name (default results.h5/.parquet)"),
+    Param("flush_every", 1000, kind=int, lo=1, hi=10**7, doc="rows per write"),
+)
+
+
+def event_params(duration_s: float | None) -> tuple[Param, ...]:
+    """Declared keys of one ``[[events]]`` entry (``t_s`` within the run)."""
+    return (
+        Param("t_s", REQUIRED, unit="s", lo=0.0, hi=duration_s, doc="time of the event"),
+        Param("kind", REQUIRED, kind=EventKind, doc="what happens"),
+        Param("p_mw", None, unit="MW", doc="power lost (generation_loss) or added (load_step)"),
+        Param("line", None, kind=int, lo=0, doc="line index (line_outage)"),
+    )
+
+
+def _read(table: Any, params, path: str, problems: list[str], extra: tuple[str, ...] = ()):
+    """:func:`grids.params.read_params`, with ``extra`` keys read by the caller."""
+    values = read_params(table, params, path=path, problems=problems, allow_unknown=True)
+    if isinstance(table, Mapping):
+        problems.extend(unknown_keys(table, [p.name for p in params] + list(extra), path=path))
+    return values
 
 
 def _file(base_dir: Path, value: str, key: str, problems: list[str]) -> str | None:
@@ -333,32 +424,23 @@ def _simulation(table: Any, problems: list[str]) -> SimulationConfig | None:
     if not isinstance(table, dict):
         problems.append("simulation: missing (required section with duration_s and step_s)")
         return None
-    r = _Reader(table, "simulation", problems)
     n_before = len(problems)
-    duration_s = r.number("duration_s", required=True, lo=0.0, lo_open=True)
-    step_s = r.number("step_s", required=True, lo=0.0, lo_open=True)
-    seed = r.number("seed", 0, integer=True, lo=0, hi=2**32 - 1)
-    start = r.string("start")
-    fast_step_s = r.number("fast_step_s", lo=0.0, lo_open=True)
-    window = r.raw("window_s")
+    v = _read(table, simulation_params(), "simulation", problems, extra=("window_s",))
+    window = table.get("window_s")
     window_s = (5.0, 55.0)
     if window is not None:
         if (
             not isinstance(window, list)
             or len(window) != 2
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in window)
-            or any(v < 0 for v in window)
+            or not all(is_number(x) and math.isfinite(x) for x in window)
+            or any(x < 0 for x in window)
         ):
             problems.append(
                 f"simulation.window_s: {window!r} is not [seconds_before, seconds_after] (>= 0)"
             )
         else:
             window_s = (float(window[0]), float(window[1]))
-    coupling = r.string("coupling", "time_shifted", choices=[c.value for c in Coupling])
-    remote = r.string("remote", "none", choices=[c.value for c in RemoteSim])
-    loop_tolerance_pu = r.number("loop_tolerance_pu", 1e-6, lo=0.0, lo_open=True, hi=0.1)
-    loop_max_iterations = r.number("loop_max_iterations", 50, integer=True, lo=1, hi=1000)
-    r.unknown()
+    start = v["start"]
     if start is not None:
         import pandas as pd
 
@@ -368,6 +450,7 @@ def _simulation(table: Any, problems: list[str]) -> SimulationConfig | None:
             problems.append(f"simulation.start: {start!r} is not an ISO 8601 timestamp")
     if len(problems) > n_before:
         return None
+    duration_s, step_s, fast_step_s = v["duration_s"], v["step_s"], v["fast_step_s"]
     if fast_step_s is not None:
         if fast_step_s > step_s:
             problems.append(
@@ -389,102 +472,73 @@ def _simulation(table: Any, problems: list[str]) -> SimulationConfig | None:
     return SimulationConfig(
         duration_s=float(duration_s),
         step_s=float(step_s),
-        seed=int(seed),
+        seed=int(v["seed"]),
         start=start,
         fast_step_s=None if fast_step_s is None else float(fast_step_s),
         window_s=window_s,
-        coupling=Coupling(coupling),
-        remote=RemoteSim(remote),
-        loop_tolerance_pu=float(loop_tolerance_pu),
-        loop_max_iterations=int(loop_max_iterations),
+        coupling=v["coupling"],
+        remote=v["remote"],
+        loop_tolerance_pu=float(v["loop_tolerance_pu"]),
+        loop_max_iterations=int(v["loop_max_iterations"]),
     )
 
 
 def _feeder(table: dict, base_dir: Path, sim: SimulationConfig | None, problems: list[str]):
     from grids.feeders import feeder_names
 
-    r = _Reader(table, "feeder", problems)
-    name = r.string("name", "case33bw")
-    path = r.string("path")
+    v = _read(table, feeder_params(), "feeder", problems, extra=("transformer",))
+    name, path = v["name"], v["path"]
     if path is not None:
         path = _file(base_dir, path, "feeder.path", problems)
-        if r.has("name"):
+        if "name" in table:
             problems.append("feeder.name: give either feeder.name or feeder.path, not both")
-    elif name is not None and name not in feeder_names():
+    elif name not in feeder_names():
         problems.append(
             f"feeder.name: {name!r} is not an embedded feeder ({', '.join(feeder_names())}); "
             "use feeder.path for a pandapower JSON file"
         )
-    method = r.string("method", "ac", choices=["ac", "lindistflow"])
-    step_s = r.number("step_s", lo=0.0, lo_open=True)
-    profile = r.string("load_profile")
+    profile = v["load_profile"]
     if profile is not None:
         profile = _file(base_dir, profile, "feeder.load_profile", problems)
-    column = r.string("load_column", "load_pu")
-    ambient_column = r.string("ambient_column")
-    if ambient_column is not None and profile is None and "load_profile" not in table:
+    if v["ambient_column"] is not None and "load_profile" not in table:
         problems.append("feeder.ambient_column: needs feeder.load_profile (the file it is in)")
-    load_scale = r.number("load_scale", 1.0, lo=0.0, hi=10.0)
-    ext_vm = r.number("ext_grid_vm_pu", lo=0.8, hi=1.2)
-    tr = _Reader(r.table_("transformer"), "feeder.transformer", problems)
-    rating = tr.number("rating_mva", 5.0, lo=0.0, lo_open=True, hi=1e4)
-    cooling = tr.string("cooling", "ONAN", choices=["ONAN", "ONAF", "OF", "OD"])
-    ambient = tr.number("ambient_c", 20.0, lo=-50.0, hi=60.0)
-    overrides = {}
-    for key in (
-        "delta_theta_or_k",
-        "g_r_k",
-        "h",
-        "x",
-        "y",
-        "r",
-        "k11",
-        "k21",
-        "k22",
-        "tau_o_min",
-        "tau_w_min",
-    ):
-        value = tr.number(key)
-        if value is not None:
-            overrides[key] = float(value)
-    paper = tr.string("paper", choices=["normal", "upgraded"])
-    if paper is not None:
-        overrides["paper"] = paper
-    tr.unknown()
-    r.unknown()
+    transformer_table = table.get("transformer", {})
+    if not isinstance(transformer_table, dict):
+        problems.append(f"feeder.transformer: expected a table, got {transformer_table!r}")
+        transformer_table = {}
+    t = _read(transformer_table, transformer_params(), "feeder.transformer", problems)
+    step_s = v["step_s"]
     if sim is not None and step_s is not None and not _is_multiple(step_s, sim.time_resolution_s):
         problems.append(
             f"feeder.step_s: {step_s} is not an integer multiple of the time resolution "
             f"({sim.time_resolution_s} s)"
         )
+    overrides = {
+        name: t[name] for name, *_ in (*THERMAL_OVERRIDES, ("paper",)) if t.get(name) is not None
+    }
     return FeederConfig(
-        name=path if path is not None else (name or "case33bw"),
-        method=method or "ac",
-        step_s=None if step_s is None else float(step_s),
+        name=path if path is not None else name,
+        method=v["method"],
+        step_s=step_s,
         load_profile=profile,
-        load_column=column or "load_pu",
-        ambient_column=ambient_column,
-        load_scale=float(load_scale if load_scale is not None else 1.0),
-        ext_grid_vm_pu=ext_vm,
+        load_column=v["load_column"],
+        ambient_column=v["ambient_column"],
+        load_scale=float(v["load_scale"]),
+        ext_grid_vm_pu=v["ext_grid_vm_pu"],
         transformer=TransformerConfig(
-            rating_mva=float(rating or 5.0),
-            cooling=cooling or "ONAN",
-            ambient_c=float(ambient if ambient is not None else 20.0),
+            rating_mva=float(t["rating_mva"]),
+            cooling=t["cooling"],
+            ambient_c=float(t["ambient_c"]),
             overrides=overrides,
         ),
     )
 
 
 def _thermal_problems(cfg: TransformerConfig, problems: list[str]) -> None:
+    from grids.thermal import ThermalParameters
+
     try:
-        from grids.thermal import CoolingMode, Paper, ThermalParameters
-    except ImportError:  # physics not installed yet: structure was validated above
-        return
-    overrides = dict(cfg.overrides)
-    if "paper" in overrides:
-        overrides["paper"] = Paper(overrides["paper"])
-    try:
-        params = ThermalParameters.for_cooling(CoolingMode(cfg.cooling), **overrides)
+        params = ThermalParameters.for_cooling(cfg.cooling, **cfg.overrides)
     except V2GCosimError as error:
         problems.extend(error.problems or [str(error)])
         return
@@ -495,11 +549,8 @@ def _thermal_problems(cfg: TransformerConfig, problems: list[str]) -> None:
 
 
 def _fleet(table: dict, base_dir: Path, problems: list[str]) -> FleetConfig:
-    r = _Reader(table, "fleet", problems)
-    n = r.number("n_vehicles", 0, integer=True, lo=0, hi=10_000_000)
-    preset = r.string("preset", "home", choices=["home", "work", "depot"])
-    policy = r.string("policy", "latest", choices=["immediate", "latest", "uniform"])
-    buses_raw = r.raw("buses")
+    v = _read(table, fleet_params(), "fleet", problems, extra=("buses", "control"))
+    buses_raw = table.get("buses")
     buses = None
     if buses_raw is not None:
         if (
@@ -512,18 +563,12 @@ def _fleet(table: dict, base_dir: Path, problems: list[str]) -> FleetConfig:
             )
         else:
             buses = tuple(int(b) for b in buses_raw)
-    table_path = r.string("table")
+    table_path = v["table"]
     if table_path is not None:
         table_path = _file(base_dir, table_path, "fleet.table", problems)
-    control = r.table_("control")
-    setpoint_profile = r.string("setpoint_profile")
+    setpoint_profile = v["setpoint_profile"]
     if setpoint_profile is not None:
         setpoint_profile = _file(base_dir, setpoint_profile, "fleet.setpoint_profile", problems)
-    setpoint_column = r.string("setpoint_column", "p_setpoint_mw")
-    latency = r.number("latency_s", 0.0, lo=0.0, hi=3600.0)
-    loss = r.number("packet_loss", 0.0, lo=0.0, hi=0.99)
-    f_nom = r.number("f_nominal_hz", 60.0, lo=45.0, hi=65.0)
-    r.unknown()
     if "setpoint_profile" not in table:
         for key in ("latency_s", "packet_loss", "setpoint_column"):
             if key in table:
@@ -531,55 +576,56 @@ def _fleet(table: dict, base_dir: Path, problems: list[str]) -> FleetConfig:
                     f"fleet.{key}: applies to the set-point channel, which needs "
                     "fleet.setpoint_profile"
                 )
-    if control:
-        try:
-            from vehicle_models.settings import InverterSettings
-        except ImportError:
-            problems.append("fleet.control: vehicle_models.settings is not available")
-        else:
-            try:
-                InverterSettings.from_dict(control, path="fleet.control")
-            except ScenarioError as error:
-                problems.extend(error.problems or [str(error)])
+    control = table.get("control", {})
+    settings = None
+    if not isinstance(control, dict):
+        problems.append(f"fleet.control: expected a table, got {control!r}")
+        control = {}
+    elif control:
+        from vehicle_models.settings import InverterSettings
+
+        try:  # parsed once here; the simulators and studies receive the object
+            settings = InverterSettings.from_dict(control, path="fleet.control")
+        except ScenarioError as error:
+            problems.extend(error.problems or [str(error)])
     return FleetConfig(
-        n_vehicles=int(n or 0),
-        preset=preset or "home",
-        policy=policy or "latest",
+        n_vehicles=int(v["n_vehicles"]),
+        preset=v["preset"],
+        policy=v["policy"],
         buses=buses,
         table=table_path,
         control=copy.deepcopy(control),
         setpoint_profile=setpoint_profile,
-        setpoint_column=setpoint_column or "p_setpoint_mw",
-        latency_s=float(latency or 0.0),
-        packet_loss=float(loss or 0.0),
-        f_nominal_hz=float(f_nom or 60.0),
+        setpoint_column=v["setpoint_column"],
+        latency_s=float(v["latency_s"]),
+        packet_loss=float(v["packet_loss"]),
+        f_nominal_hz=float(v["f_nominal_hz"]),
+        settings=settings,
     )
 
 
 def _frequency(table: dict, problems: list[str]) -> FrequencyConfig:
-    # The swing parameters are validated by their owner (grids.frequency.SwingParameters);
-    # only the co-simulation sub-table [frequency.island] is read here.
-    params = {k: v for k, v in table.items() if k != "island"}
+    # The swing parameters are declared and validated by their owner
+    # (grids.frequency.SwingParameters); only the sub-table [frequency.island] is read here.
+    params = {k: val for k, val in table.items() if k != "island"}
     island_raw = table.get("island", {})
     island: dict[str, float] = {}
     if not isinstance(island_raw, dict):
         problems.append(f"frequency.island: expected a table, got {island_raw!r}")
     else:
-        island_r = _Reader(island_raw, "frequency.island", problems)
-        for key in ("s_base_mw", "h_s", "d_pu"):
-            value = island_r.number(key, lo=0.0, lo_open=key != "d_pu")
-            if value is not None:
-                island[key] = float(value)
-        island_r.unknown()
+        values = read_params(island_raw, ISLAND_PARAMS, path="frequency.island", problems=problems)
+        island = {k: float(val) for k, val in values.items() if val is not None}
+    swing = None
     try:
-        swing_parameters(params)
+        swing = swing_parameters(params)
     except ScenarioError as error:
         problems.extend(error.problems or [str(error)])
-    return FrequencyConfig(params=copy.deepcopy(params), island=island)
+    return FrequencyConfig(params=swing, island=island, table=copy.deepcopy(params))
 
 
-def swing_parameters(params: Mapping[str, Any]):
-    """Build :class:`grids.frequency.SwingParameters` from a ``[frequency]`` table.
+def swing_parameters(params: Any):
+    """:class:`grids.frequency.SwingParameters` of a ``[frequency]`` table (or the parsed
+    object itself, as :attr:`FrequencyConfig.params` holds it).
 
     Raises
     ------
@@ -588,6 +634,8 @@ def swing_parameters(params: Mapping[str, Any]):
     """
     from grids.frequency import SwingParameters
 
+    if isinstance(params, SwingParameters):
+        return params
     return SwingParameters.from_dict(params, path="frequency")
 
 
@@ -603,70 +651,132 @@ def _events(
     if not isinstance(items, list):
         problems.append("events: expected an array of tables [[events]]")
         return ()
+    declared = event_params(sim.duration_s if sim is not None else None)
     events = []
     for i, item in enumerate(items):
         path = f"events[{i}]"
         if not isinstance(item, dict):
             problems.append(f"{path}: expected a table")
             continue
-        r = _Reader(item, path, problems)
-        hi = sim.duration_s if sim is not None else None
-        t_s = r.number("t_s", required=True, lo=0.0, hi=hi)
-        kind_raw = r.string("kind", choices=[k.value for k in EventKind])
-        if "kind" not in item:
-            problems.append(f"{path}.kind: missing (required)")
-        kind = EventKind(kind_raw) if kind_raw is not None else None
-        p_mw = 0.0
-        line = None
-        if kind is EventKind.GENERATION_LOSS:
-            p_mw = r.number("p_mw", required=True, lo=0.0, lo_open=True)
-        elif kind is EventKind.LOAD_STEP:
-            # A negative step is a load drop: an over-frequency event.
-            p_mw = r.number("p_mw", required=True)
-            if p_mw == 0:
+        n_before = len(problems)
+        v = read_params(item, declared, path=path, problems=problems)
+        kind, p_mw, line = v["kind"], v["p_mw"], v["line"]
+        if kind in (EventKind.GENERATION_LOSS, EventKind.LOAD_STEP):
+            if "p_mw" not in item:
+                problems.append(f"{path}.p_mw: missing (required for {kind.value!r})")
+            elif p_mw is None:
+                pass  # rejected above (not a finite number)
+            elif kind is EventKind.GENERATION_LOSS and p_mw <= 0:
+                problems.append(f"{path}.p_mw: {p_mw:g} is not a generation loss (expected > 0)")
+            elif kind is EventKind.LOAD_STEP and p_mw == 0:
+                # a negative step is a load drop: an over-frequency event
                 problems.append(f"{path}.p_mw: 0 is not a load step (expected a nonzero MW value)")
-        if kind in (EventKind.GENERATION_LOSS, EventKind.LOAD_STEP) and not has_frequency:
-            problems.append(f"{path}.kind: {kind.value!r} needs a [frequency] section")
+            if not has_frequency:
+                problems.append(f"{path}.kind: {kind.value!r} needs a [frequency] section")
         if kind is EventKind.LINE_OUTAGE:
-            line = r.number("line", required=True, integer=True, lo=0)
+            if "line" not in item:
+                problems.append(f"{path}.line: missing (required for 'line_outage')")
             if not has_feeder:
                 problems.append(f"{path}.kind: 'line_outage' needs a [feeder] section")
         if kind in (EventKind.ISLAND, EventKind.RECONNECT) and not has_frequency:
             problems.append(f"{path}.kind: {kind.value!r} needs a [frequency] section")
-        r.unknown()
-        if t_s is not None and kind is not None and (p_mw is not None):
-            events.append(EventConfig(t_s=float(t_s), kind=kind, p_mw=float(p_mw), line=line))
+        if len(problems) == n_before:
+            events.append(
+                EventConfig(t_s=float(v["t_s"]), kind=kind, p_mw=float(p_mw or 0.0), line=line)
+            )
     return tuple(sorted(events, key=lambda e: e.t_s))
 
 
 def _output(table: dict, problems: list[str]) -> OutputConfig:
-    r = _Reader(table, "output", problems)
-    fmt = r.string("format", "hdf5", choices=[f.value for f in OutputFormat])
-    filename = r.string("filename")
+    v = _read(table, OUTPUT_PARAMS, "output", problems, extra=("record",))
+    filename = v["filename"]
     if filename is not None and ("/" in filename or "\\" in filename or filename in (".", "..")):
         problems.append(f"output.filename: {filename!r} must be a plain file name (no directory)")
-    flush = r.number("flush_every", 1000, integer=True, lo=1, hi=10**7)
-    record_raw = r.raw("record")
+    record_raw = table.get("record")
     record: tuple[str, ...] = ()
     if record_raw is not None:
         if not isinstance(record_raw, list) or not all(isinstance(x, str) for x in record_raw):
             problems.append(f"output.record: {record_raw!r} is not a list of attribute names")
         else:
             record = tuple(record_raw)
-    r.unknown()
     return OutputConfig(
-        format=OutputFormat(fmt or "hdf5"),
-        filename=filename,
-        flush_every=int(flush or 1000),
-        record=record,
+        format=v["format"], filename=filename, flush_every=int(v["flush_every"]), record=record
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# sections of the studies: each study registers its own
+
+
 _SECTIONS = ("simulation", "feeder", "fleet", "frequency", "events", "output")
-# Sections that belong to a study (validated by that study: ``studies.contingency``,
-# ``studies.black_start``); a plain co-simulation run accepts and ignores them so that one
-# scenario file serves both ``v2g-cosim run`` and the study command.
-STUDY_SECTIONS = ("contingency", "black_start")
+#: Study sections by name -> validator (``validator(table) -> list of problems``, or None).
+_STUDY_SECTIONS: dict[str, Any] = {}
+
+
+def register_section(name: str, validator: Any = None) -> None:
+    """Declare a study's own TOML section (called by the study module at import).
+
+    A plain co-simulation run accepts a registered section and ignores it, so that one scenario
+    file serves both ``v2g-cosim run`` and the study's command; the study validates it.
+
+    Parameters
+    ----------
+    name : str
+        The section (``"contingency"``).
+    validator : callable, optional
+        ``validator(table) -> list of problems`` (key paths included), run by
+        :func:`validate_scenario` when the section is present; ``None`` if the study validates
+        the section itself.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is one of the co-simulation's own sections.
+    """
+    if name in _SECTIONS:
+        raise ValueError(f"{name!r} is a section of the co-simulation itself")
+    _STUDY_SECTIONS[name] = validator
+
+
+def study_sections() -> tuple[str, ...]:
+    """Names of the registered study sections."""
+    return tuple(_STUDY_SECTIONS)
+
+
+class _DeprecatedStudySections(tuple):
+    """``STUDY_SECTIONS``: the registered study sections (deprecated: use
+    :func:`study_sections`); a live view, so late registrations show."""
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(_STUDY_SECTIONS)
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __contains__(self, item) -> bool:
+        return item in _STUDY_SECTIONS
+
+    def __len__(self) -> int:
+        return len(_STUDY_SECTIONS)
+
+    def __getitem__(self, index):
+        return self._names()[index]
+
+    def __add__(self, other):
+        return self._names() + tuple(other)
+
+    def __radd__(self, other):
+        return tuple(other) + self._names()
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+# The two studies that share the scenario file today; they move to register_section() at
+# import (kept here until they do, so that their sections stay accepted).
+register_section("contingency")
+register_section("black_start")
+STUDY_SECTIONS = _DeprecatedStudySections()
 
 
 def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = None) -> Scenario:
@@ -682,9 +792,11 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
     if not isinstance(data, Mapping):
         raise ScenarioError(f"scenario: expected a table of sections, got {type(data).__name__}")
     for key in data:
-        if key not in _SECTIONS and key not in STUDY_SECTIONS:
-            allowed = ", ".join(_SECTIONS + STUDY_SECTIONS)
+        if key not in _SECTIONS and key not in _STUDY_SECTIONS:
+            allowed = ", ".join(_SECTIONS + study_sections())
             problems.append(f"{key}: unknown section (allowed: {allowed})")
+        elif key in _STUDY_SECTIONS and _STUDY_SECTIONS[key] is not None:
+            problems.extend(_STUDY_SECTIONS[key](data[key]))
     for key in ("feeder", "fleet", "frequency", "output"):
         if key in data and not isinstance(data[key], dict):
             problems.append(f"{key}: expected a table [{key}], got {data[key]!r}")

@@ -46,6 +46,7 @@ import numpy as np
 from cosim.attributes import RECORDED
 from cosim.results import SUFFIX, partial_path, read_results, run_metadata
 from cosim.scenario import Coupling, RemoteSim, Scenario
+from cosim.specs import plain_value, to_params
 from cosim.violations import run_violations
 from grids.errors import SimulationError, V2GCosimError
 
@@ -260,7 +261,7 @@ def build_world(
     ents: dict[str, Any] = {}
     connect = _Connector(world)
     try:
-        _populate(world, scenario, ents, slow, fast_clock, loop)
+        _populate(world, scenario, ents, slow, fast_clock, loop, remote)
         _connect(connect, scenario, ents, loop is not None)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -283,7 +284,13 @@ def build_world(
 
 
 def _populate(
-    world, scenario: Scenario, ents: dict, slow: int, fast_clock: dict, loop: dict | None
+    world,
+    scenario: Scenario,
+    ents: dict,
+    slow: int,
+    fast_clock: dict,
+    loop: dict | None,
+    remote: RemoteSim | None = None,
 ) -> None:
     sim = scenario.simulation
     feeder_step = sim.to_steps((scenario.feeder and scenario.feeder.step_s) or sim.step_s)
@@ -297,15 +304,17 @@ def _populate(
     if scenario.feeder is not None:
         fd = scenario.feeder
         feeder_sim = started.get("feeder") or world.start("FeederSim", step_size=feeder_step)
+        # plain values: the feeder may run in its own process (cosim.specs.to_params)
+        plain = to_params(fd.transformer)
         transformer = {
-            "rating_mva": fd.transformer.rating_mva,
-            "cooling": fd.transformer.cooling,
-            "ambient_c": fd.transformer.ambient_c,
-            **fd.transformer.overrides,
+            "rating_mva": plain["rating_mva"],
+            "cooling": plain["cooling"],
+            "ambient_c": plain["ambient_c"],
+            **plain["overrides"],
         }
         ents["feeder"] = feeder_sim.Grid(
             feeder=fd.name,
-            method=fd.method,
+            method=plain_value(fd.method),
             load_scale=fd.load_scale,
             ext_grid_vm_pu=fd.ext_grid_vm_pu,
             transformer=transformer,
@@ -318,17 +327,20 @@ def _populate(
         )
     if scenario.has_fleet:
         fl = scenario.fleet
-        f0 = (scenario.frequency.params.get("f0_hz") if scenario.frequency else None) or 60.0
         fleet_sim = started.get("fleet") or world.start("FleetSim", **fast_clock)
+        # in-process the fleet gets the settings parsed once; in its own process their table
+        remote_fleet = (remote or sim.remote) is RemoteSim.FLEET
+        control = to_params(fl)["settings"] if remote_fleet else fl.settings
         ents["fleet"] = fleet_sim.Fleet(
             n_vehicles=fl.n_vehicles,
             buses=None if fl.table else _fleet_buses(scenario),
-            preset=fl.preset,
-            policy=fl.policy,
+            preset=plain_value(fl.preset),
+            policy=plain_value(fl.policy),
             seed=sim.seed,
-            control=fl.control,
+            control=control,
             table=fl.table,
-            f_nominal_hz=float(f0 if scenario.frequency else fl.f_nominal_hz),
+            # the validation made it the system's frequency.f0_hz (or refused a mismatch)
+            f_nominal_hz=float(fl.f_nominal_hz),
             packet_loss=fl.packet_loss,
         )
         if fl.setpoint_profile is not None:
@@ -371,7 +383,7 @@ def _connect(connect: _Connector, scenario: Scenario, ents: dict, loop: bool = F
                 connect(feeder, fleet, "bus_vm_pu", time_shifted=1, initial_data={"bus_vm_pu": {}})
         if freq is not None:
             connect(fleet, freq, ("p_mw", "p_fleet_mw"))
-            f0 = float(scenario.frequency.params.get("f0_hz", 60.0))
+            f0 = float(scenario.frequency.params.f0_hz)
             connect(freq, fleet, "f_hz", time_shifted=1, initial_data={"f_hz": f0})
         setpoints = ents.get("setpoints")
         if setpoints is not None:
@@ -588,7 +600,7 @@ def violations_of_run(scenario: Scenario, results_path: str | Path):
     feeder = scenario.feeder
     f0_hz = None
     if scenario.frequency is not None:
-        f0_hz = float(scenario.frequency.params.get("f0_hz", 60.0))
+        f0_hz = float(scenario.frequency.params.f0_hz)
     return run_violations(
         results_path,
         feeder=None if feeder is None else str(feeder.name),

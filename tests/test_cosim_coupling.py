@@ -51,7 +51,7 @@ def direct_loop(scenario):
     the fleet sees the feeder voltage and the frequency of the previous step of their
     simulators; the feeder and the frequency model see the fleet power of the same step."""
     from grids.feeders import load_feeder
-    from grids.frequency import SwingModel, SwingParameters
+    from grids.frequency import SwingModel
     from grids.powerflow import ACPowerFlow, prepare_net
     from grids.thermal import CoolingMode, ThermalParameters, TransformerThermalModel
     from vehicle_models.fleet import ChargingPolicy, Fleet, FleetPreset
@@ -79,7 +79,7 @@ def direct_loop(scenario):
         seed=sim.seed,
         settings=InverterSettings.from_dict(scenario.fleet.control, path="fleet.control"),
     )
-    swing_params = SwingParameters.from_dict(scenario.frequency.params)
+    swing_params = scenario.frequency.params  # parsed once by the scenario
     swing = SwingModel(swing_params)
     thermal = None
     out = {"t": [], "fleet_p": [], "f": [], "vm_min": {}, "hot_spot": {}}
@@ -282,7 +282,7 @@ def test_cli_run_reports_scenario_problems(tmp_path, capsys):
     path.write_text("[simulation]\nduration_s = -1\nstep_s = 1\nfoo = 2\n")
     assert main(["run", str(path), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "simulation.duration_s: -1 is below the allowed range (above 0.0)" in err
+    assert "simulation.duration_s: -1 is out of range: expected a number > 0 [s]" in err
     assert "simulation.foo: unknown key" in err
     assert main(["run", str(SCENARIOS / "frequency_only.toml"), "--set", "nokey"]) == 2
     assert "--set 'nokey': expected KEY=VALUE" in capsys.readouterr().err

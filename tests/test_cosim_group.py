@@ -195,7 +195,10 @@ def test_scenario_loop_keys_are_validated():
     with pytest.raises(ScenarioError) as info:
         load_scenario(data)
     message = str(info.value)
-    assert "simulation.loop_tolerance_pu: 0.0 is below the allowed range (above 0.0)" in message
+    assert (
+        "simulation.loop_tolerance_pu: 0 is out of range: expected a number in (0, 0.1] [pu]"
+        in message
+    )
     assert "simulation.loop_max_iterations: 1.5 is not an integer" in message
     data["simulation"].update({"loop_tolerance_pu": 1e-6, "loop_max_iterations": 20})
     with pytest.raises(ScenarioError, match=r"'same_time_loop' needs a \[feeder\] and a \[fleet\]"):

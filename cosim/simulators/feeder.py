@@ -148,7 +148,7 @@ class FeederSim(SimulatorBase):
             self._read_profile(load_profile, load_column, ambient_column, start)
         from grids.powerflow import prepare_net
 
-        self.method = str(method)
+        self.method = str(getattr(method, "value", method))  # PowerFlowMethod or its word
         if self.method not in ("ac", "lindistflow"):
             raise ScenarioError(f"feeder.method: {method!r} is not 'ac' or 'lindistflow'")
         self.net = prepare_net(

@@ -105,7 +105,12 @@ class FleetSim(SimulatorBase):
         from vehicle_models.fleet import ChargingPolicy, Fleet, FleetPreset
         from vehicle_models.settings import InverterSettings
 
-        settings = InverterSettings.from_dict(control or {}, path="fleet.control")
+        # in-process: the settings parsed once by the scenario; from another process: the
+        # plain [fleet.control] table (cosim.specs.to_params)
+        if isinstance(control, InverterSettings):
+            settings = control
+        else:
+            settings = InverterSettings.from_dict(control or {}, path="fleet.control")
         if table is not None:
             self.fleet = Fleet.from_table(table, settings=settings)
         else:

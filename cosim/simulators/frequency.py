@@ -71,7 +71,10 @@ class FrequencySim(SimulatorBase):
             raise ScenarioError("FrequencySim: create exactly one Grid entity")
         from grids.frequency import SwingModel, SwingParameters
 
-        self.params = SwingParameters.from_dict(params or {}, path="frequency")
+        if isinstance(params, SwingParameters):  # parsed once by the scenario (in-process)
+            self.params = params
+        else:
+            self.params = SwingParameters.from_dict(params or {}, path="frequency")
         self.island_params = dict(island_params or {})
         self.model = SwingModel(self.params)
         self.entities["grid"] = {}
