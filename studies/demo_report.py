@@ -94,6 +94,7 @@ def demo_report(
     title: str = "v2g-cosim demo",
     wall_time_s: float | None = None,
     violations: Sequence[Violation | Mapping[str, Any]] | None = None,
+    limits_not_checked: Sequence[str] | None = None,
 ) -> Path:
     """Write the demo report for a results file; return the path of ``report.html``.
 
@@ -113,6 +114,9 @@ def demo_report(
         The run's broken limits (``Violation`` or its ``to_dict()`` form), shown at the top.
         Without it, the service-voltage ranges (ANSI C84.1 A/B at 60 Hz, EN 50160 at 50 Hz)
         are checked on the bus voltages of the results file.
+    limits_not_checked : sequence of str, optional
+        Limits the run could not check (``RunResult.limits_not_checked``: a missing rating is
+        said as such); without it, unrated lines of the feeder are found here.
 
     Returns
     -------
@@ -140,7 +144,11 @@ def demo_report(
     rep = Report(title)
     if violations is None:
         violations = _voltage_violations(frame, scen, step_s)
-    rating_notes = _rating_notes(feeder, metrics)
+    rating_notes = (
+        list(limits_not_checked)
+        if limits_not_checked is not None
+        else _rating_notes(feeder, metrics)
+    )
     rep.violations([as_violation(v) for v in violations], notes=rating_notes)
     rep.paragraph(
         f"Feeder {feeder.get('name', 'case33bw')} ({feeder.get('method', 'ac')} power flow) "
@@ -190,7 +198,7 @@ def demo_report(
         "f_final_hz": "frequency at the end [Hz]",
         "ufls_shed_mw": "load shed by UFLS [MW]",
     }
-    unrated = bool(rating_notes)
+    unrated = any("line" in note for note in rating_notes)
     table = pd.DataFrame(
         [
             (

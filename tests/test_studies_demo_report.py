@@ -70,3 +70,21 @@ def test_demo_report_renders_a_given_list_of_violations_and_dicts(short_demo):
     assert "transformer at 131 c (limit 120 c)" in text
     empty = demo_report(result.results_path, out, metrics=result.metrics, violations=[])
     assert "No limit is broken." in empty.read_text()
+
+
+def test_demo_report_takes_the_runs_own_violations_and_unchecked_limits(short_demo):
+    """What the run computed (RunResult.violations / limits_not_checked) is what is shown."""
+    result, out = short_demo
+    path = demo_report(
+        result.results_path,
+        out,
+        metrics=result.metrics,
+        violations=getattr(result, "violations", []),
+        limits_not_checked=["line 3: no rating given, loading_percent not checked"],
+    )
+    text = path.read_text()
+    assert "line 3: no rating given, loading_percent not checked" in text
+    given = getattr(result, "violations", [])
+    limits = [v["limit"] if isinstance(v, dict) else v.limit for v in given]
+    assert all(limit in text for limit in limits)
+    assert ("ANSI C84.1 range A (low)" in limits) == (result.metrics["min_vm_pu"] < 0.95)
