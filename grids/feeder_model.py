@@ -328,6 +328,7 @@ class FeederModel:
         rating_ka = (net.line.max_i_ka * net.line.df * net.line.parallel).to_numpy(float)
         self.line_rated = np.isfinite(rating_ka) & (rating_ka > 0) & (rating_ka < NO_RATING_KA)
         self._unrated_cols = np.flatnonzero(~self.line_rated)
+        self._any_line_rated = bool(self.line_rated.any())
         self._unsupported = unsupported_elements(net)
         self._ac: ACPowerFlow | None = None
         self._ldf: LinDistFlow | None = None
@@ -655,11 +656,13 @@ class FeederModel:
         res = ac.solve(p_mw, q_mvar, warm_start=warm_start)
         n_scen = res.vm_pu.shape[0]
         line = res.line_loading_percent
-        if not self.line_rated.any():
+        if not self._any_line_rated:
             line = np.full((n_scen, len(self.line)), np.nan)  # e.g. case33bw: nothing to map
-        elif len(ac.line) != len(self.line):
-            line = np.full((n_scen, len(self.line)), np.nan)
-            line[:, self._ac_cols("line", ac.line)] = res.line_loading_percent
+        else:
+            if len(ac.line) != len(self.line):
+                line = np.full((n_scen, len(self.line)), np.nan)
+                line[:, self._ac_cols("line", ac.line)] = res.line_loading_percent
+            line = self._rated_lines(line)
         trafo = res.trafo_loading_percent
         if len(ac.trafo) != len(self.trafo):
             trafo = np.full((n_scen, len(self.trafo)), np.nan)
@@ -675,7 +678,7 @@ class FeederModel:
             q_slack_mvar=res.q_slack_mvar,
             p_loss_mw=res.p_loss_mw,
             q_loss_mvar=res.q_loss_mvar,
-            line_loading_percent=self._rated_lines(line),
+            line_loading_percent=line,
             line_rated=self.line_rated,
             trafo_loading_percent=trafo,
             substation_loading_pu=self._substation_loading(res.p_slack_mw, res.q_slack_mvar),
