@@ -92,9 +92,11 @@ class _PendingTaskFilter(logging.Filter):
 
     Cause: when a simulator raises (or on Ctrl-C) mosaik's scheduler leaves the other
     simulators' ``sim_process`` tasks pending, and ``World.shutdown`` closes the event loop
-    without cancelling them; when the loop is collected asyncio reports each one. The run has
-    already failed with its own message (or was interrupted) and every result file is closed,
-    so the report says nothing to the user.
+    without cancelling them; when the loop is collected asyncio reports each one.
+    ``cosim.world`` cancels them before the shutdown (the fix of the cause); this filter is the
+    second line for the paths that cannot (a remote simulator gone mid-call, a loop that is
+    still running). The run has already failed with its own message or was interrupted, and
+    every result file is closed, so the report says nothing to the user.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
