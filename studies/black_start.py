@@ -12,7 +12,8 @@ The island is simulated as a direct time loop at ``simulation.step_s``:
   rating, h_s = vsm.h_s, d_pu = vsm.d_pu)``, driven by ``P_ref − P_demand``; the microgrid
   controller restores the frequency with an integral secondary control on the VSM set-point
   ``dP_ref/dt = −K_i · Δf/f0 · S_fleet`` (``secondary_ki_per_s``);
-* **voltages and losses** - :class:`grids.powerflow.ACPowerFlow` on the island sub-net
+* **voltages and losses** - the feeder model (:class:`grids.feeder_model.FeederModel`, AC)
+  of the island sub-net
   with the fleet's bus as the slack at ``v_setpoint_pu``; the slack power is the fleet's
   output ``P_demand = loads + losses``; the whole window of a pickup is solved in one batch;
 * **energy and limits** - :class:`vehicle_models.fleet.Fleet` (depot preset) follows
@@ -375,7 +376,7 @@ class _State:
 
 class _Island:
     def __init__(self, scenario: BlackStartScenario) -> None:
-        from grids.powerflow import ACPowerFlow
+        from grids.feeder_model import FeederModel
         from vehicle_models.settings import InverterSettings
 
         s = scenario.settings
@@ -423,7 +424,7 @@ class _Island:
         check_problems(problems, ScenarioError, "invalid black-start island")
         self.fleet_bus = int(fleet_bus)
         self.net = island_net(net, self.buses, self.fleet_bus, s.v_setpoint_pu)
-        self.pf = ACPowerFlow(self.net)
+        self.pf = FeederModel.from_net(self.net, validate=False)
         self.pf_bus = np.asarray(self.pf.bus)
         self.slack_pos = int(np.searchsorted(self.pf_bus, self.fleet_bus))
         p0, q0 = self.pf.base_injection()

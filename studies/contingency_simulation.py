@@ -301,10 +301,10 @@ class _FleetDriver:
         """Fleet-bus voltages: feeder AC power flow every ``feeder_step_s``, times the sag."""
         step = self.scenario.settings.feeder_step_s
         if step > 0 and self.net is not None and t_s + 1e-9 >= self._next_pf_s:
-            from grids.powerflow import ACPowerFlow
+            from grids.feeder_model import FeederModel
 
             if self._powerflow is None:
-                self._powerflow = ACPowerFlow(self.net)
+                self._powerflow = FeederModel.from_net(self.net, validate=False)
                 self._pf_index = np.searchsorted(self._powerflow.bus, self.fleet.buses)
             p0, q0 = self._powerflow.base_injection()
             p, q = p0.copy(), q0.copy()

@@ -144,14 +144,10 @@ def clear_feeder_cache() -> None:
     _prepared_net.cache_clear()
 
 
-#: A line "rating" at or above this [kA] is a placeholder, not a rating: pandapower's MATPOWER
-#: converter writes 99999 kA for a branch without ``rateA`` (case33bw has none), and no
-#: distribution line carries 10 kA. Loading against it would print a meaningless "0.00 %".
-PLACEHOLDER_LINE_RATING_KA = 1e4
-
-
 def unrated_lines(net) -> np.ndarray:
-    """Mask of the net's lines without a real thermal rating (missing, zero or placeholder).
+    """Mask of the net's lines without a usable thermal rating (missing, zero, or a placeholder
+    of :data:`grids.feeder_model.NO_RATING_KA` and more, such as the 99999 kA pandapower's
+    MATPOWER converter writes for case33bw): the feeder model's definition.
 
     Parameters
     ----------
@@ -165,10 +161,17 @@ def unrated_lines(net) -> np.ndarray:
     """
     import pandas as pd
 
+    from grids.feeder_model import NO_RATING_KA
+
     if not len(net.line):
         return np.zeros(0, dtype=bool)
-    max_i = pd.to_numeric(net.line.max_i_ka, errors="coerce").to_numpy(dtype=float)
-    return ~(np.isfinite(max_i) & (max_i > 0) & (max_i < PLACEHOLDER_LINE_RATING_KA))
+    line = net.line
+    rating_ka = (
+        pd.to_numeric(line.max_i_ka, errors="coerce")
+        * pd.to_numeric(line.df, errors="coerce")
+        * pd.to_numeric(line.parallel, errors="coerce")
+    ).to_numpy(dtype=float)
+    return ~(np.isfinite(rating_ka) & (rating_ka > 0) & (rating_ka < NO_RATING_KA))
 
 
 def line_rating_notes(net) -> list[str]:
