@@ -481,6 +481,21 @@ class RunResult:
     violations: list = field(default_factory=list)
     limits_not_checked: list[str] = field(default_factory=list)
 
+    def violation_lines(self) -> list[str]:
+        """One line per broken limit, then one per limit not checked (for reports: first)."""
+        return [v.describe() for v in self.violations] + list(self.limits_not_checked)
+
+    def summary(self) -> dict[str, Any]:
+        """The run's JSON summary: ``results``, ``wall_time_s``, ``metrics``, ``violations``
+        (``Violation.to_dict()`` each) and ``limits_not_checked``."""
+        return {
+            "results": None if self.results_path is None else str(self.results_path),
+            "wall_time_s": self.wall_time_s,
+            "metrics": dict(self.metrics),
+            "violations": [v.to_dict() for v in self.violations],
+            "limits_not_checked": list(self.limits_not_checked),
+        }
+
     def frame(self):
         """The results in long form (see :func:`cosim.results.read_results`)."""
         if self.results_path is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -90,3 +92,7 @@ def test_shortened_demo_reports_its_range_a_violation(tmp_path):
     assert a_low.element == "bus " + worst_column.rsplit("[", 1)[1].rstrip("]")
     assert a_low.worst_value < 0.95 and a_low.to_dict()["limit"] == "ANSI C84.1 range A (low)"
     assert "lines: no rating given, loading_percent not checked" in result.limits_not_checked
+
+    summary = result.summary()
+    assert json.loads(json.dumps(summary))["violations"][0]["limit"].startswith("ANSI C84.1")
+    assert result.violation_lines()[0].startswith("ANSI C84.1 range A (low): bus ")
