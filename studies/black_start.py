@@ -282,7 +282,22 @@ class BlackStartScenario:
 
 
 def load_black_start_scenario(scenario: Mapping[str, Any] | str | Path) -> BlackStartScenario:
-    """Read and validate a black-start scenario (dict or TOML path); every problem at once."""
+    """Read and validate a black-start scenario (dict or TOML path); every problem at once.
+
+    Parameters
+    ----------
+    scenario : mapping or path
+        A scenario dict or TOML file.
+
+    Returns
+    -------
+    BlackStartScenario
+
+    Raises
+    ------
+    ScenarioError
+        Listing every problem with its key path.
+    """
     shared, own, source, problems, raw = split_scenario(scenario, own_section=_SECTION)
     f0_hz = 60.0
     freq = raw.get("frequency")
@@ -623,15 +638,37 @@ def run_black_start_study(
 ) -> dict[str, Any]:
     """Run the black start and return the JSON metrics.
 
+    Parameters
+    ----------
+    scenario : dict, path or BlackStartScenario
+        A scenario dict or TOML file with ``[simulation]`` (``step_s`` 0.005-1 s),
+        ``[feeder]``, a grid-forming ``[fleet]`` and ``[black_start]`` with its
+        ``[[black_start.pickups]]``.
+    out_dir : path, optional
+        Write ``report.html``, the figures and their data there.
+
     Returns
     -------
     dict
-        ``feasible`` (every planned pickup accepted), ``restored_load_mw`` (diversified
-        demand of the accepted blocks), ``t_restore_s`` (when the last accepted block's
+        ``feasible`` (every planned pickup accepted), ``restored_load_mw`` [MW] (diversified
+        demand of the accepted blocks), ``t_restore_s`` [s] (when the last accepted block's
         inrush has decayed to within 5 % and the frequency is within 0.1 Hz of nominal),
-        ``f_min_hz``, ``v_min_pu``, ``min_soc_frac`` (over the restoration), ``hold_time_h``
-        (the usable fleet energy over the restored demand) and ``steps`` (per planned pickup:
-        ``name``, ``t_s``, ``p_mw``, ``p_peak_mw``, ``accepted``, ``reason``).
+        ``f_min_hz`` [Hz] (sampled nadir), ``v_min_pu`` [pu], ``min_soc_frac`` [-] (over the
+        restoration), ``hold_time_h`` [h] (the usable fleet energy over the restored demand),
+        ``steps`` (per planned pickup: ``name``, ``t_s``, ``p_mw``, ``p_peak_mw``,
+        ``accepted``, ``reason``) and ``violations`` (:data:`METRIC_KEYS` lists every key).
+
+    Raises
+    ------
+    ScenarioError
+        The scenario or the island is invalid (every problem listed).
+
+    Examples
+    --------
+    >>> from studies.black_start import run_black_start_study
+    >>> path = "studies/scenarios/black_start_hospital.toml"
+    >>> result = run_black_start_study(path)  # doctest: +SKIP
+    >>> result["feasible"], [s["accepted"] for s in result["steps"]]  # doctest: +SKIP
     """
     if not isinstance(scenario, BlackStartScenario):
         scenario = load_black_start_scenario(scenario)

@@ -765,6 +765,23 @@ def run_hosting_capacity_study(
     Returns
     -------
     HostingCapacityResult
+        Per-bus table (``hosting_capacity_mw`` [MW], ``binding``, ``where``), the base case's
+        ``violations`` and ``missing_ratings``; ``to_json()`` gives the CLI document.
+
+    Raises
+    ------
+    ScenarioError
+        Invalid arguments (checked against :data:`HC_SCENARIO_PARAMS`, every problem listed).
+    FeederError, ConvergenceError
+        The feeder cannot be loaded, or its base case does not solve.
+
+    Examples
+    --------
+    >>> from studies.hosting_capacity import run_hosting_capacity_study
+    >>> result = run_hosting_capacity_study("case33bw", buses=[17], method="ac")
+    >>> row = result.table.iloc[0]
+    >>> int(row.bus), row.binding, round(float(row.hosting_capacity_mw), 2) > 0
+    (17, 'overvoltage', True)
     """
     method = _enum(Method, method, "method")
     problems: list[str] = []

@@ -600,9 +600,32 @@ def parse_sweep(
 
 
 def load_sweep(path: str | Path, *, progress: bool = False) -> SweepSpec:
-    """Read, validate and expand a sweep file (see the module docstring).
+    """Read, validate and expand a sweep file (see :mod:`studies.sweep`).
 
-    ``progress`` shows a progress bar while the runs' scenarios are validated (large sweeps).
+    Parameters
+    ----------
+    path : str or path
+        The sweep file (TOML).
+    progress : bool
+        Show a progress bar while the runs' scenarios are validated (large sweeps).
+
+    Returns
+    -------
+    SweepSpec
+        The study, the metrics and every run (id, parameters, scenario).
+
+    Raises
+    ------
+    ScenarioError
+        Every problem at once: the file, the axes, the metric names (checked against the
+        study's metrics), every run's scenario.
+
+    Examples
+    --------
+    >>> from studies.sweep import load_sweep, run_sweep
+    >>> spec = load_sweep("studies/scenarios/sweep_inertia_droop.toml")  # doctest: +SKIP
+    >>> run_sweep(spec, "sweep_out", workers=2).n_done  # doctest: +SKIP
+    35
     """
     p = Path(path)
     if not p.is_file():
