@@ -908,12 +908,13 @@ def _swing_or_none(params: Any):
 
 
 def _event_size_problems(items: Any, events: tuple[EventConfig, ...], swing) -> list[str]:
-    """Power events larger than the system they hit: the linearised swing model is not valid
-    there (a loss above the system base leaves no generation to respond)."""
-    problems = []
+    """Power events larger than the system they hit (:func:`grids.frequency.check_event_size`:
+    the linearised swing model is not valid there)."""
+    from grids.frequency import check_event_size
+
+    problems: list[str] = []
     if not isinstance(items, list):
         return problems
-    s_base_mw = float(swing.s_base_mw)
     for i, item in enumerate(items):
         if not isinstance(item, dict) or item.get("kind") not in (
             EventKind.GENERATION_LOSS.value,
@@ -921,12 +922,8 @@ def _event_size_problems(items: Any, events: tuple[EventConfig, ...], swing) -> 
         ):
             continue
         p_mw = item.get("p_mw")
-        if is_number(p_mw) and math.isfinite(p_mw) and abs(p_mw) > s_base_mw:
-            problems.append(
-                f"events[{i}].p_mw: {p_mw:g} MW is larger than the system it hits "
-                f"(frequency.s_base_mw = {s_base_mw:g} MW); the swing model is linearised "
-                "around that system and is not valid for such an event"
-            )
+        if is_number(p_mw) and math.isfinite(p_mw):  # other values are refused by the reader
+            problems.extend(check_event_size(p_mw, swing, key=f"events[{i}].p_mw"))
     return problems
 
 

@@ -27,10 +27,6 @@ from grids.limits import (
     voltage_violations,
 )
 
-#: A line ``max_i_ka`` at or above this [kA] is a placeholder, not a rating (``case33bw``
-#: carries 99999 kA): its loading is not checked.
-PLACEHOLDER_RATING_KA = 1.0e4
-
 
 def _per_element(frame: pd.DataFrame, attr: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``(t_s, values[t, element], element keys)`` of a per-element signal ``<id>.<attr>[k]``,
@@ -201,7 +197,10 @@ def run_violations(
 
 
 def _lines_unrated(feeder: str) -> bool:
+    """No line carries a rating (``max_i_ka`` missing, zero, or the feeder model's
+    ``NO_RATING_KA`` placeholder: ``case33bw`` carries 99999 kA)."""
     from grids.errors import FeederError
+    from grids.feeder_model import NO_RATING_KA
     from grids.feeders import load_feeder
 
     try:
@@ -211,7 +210,5 @@ def _lines_unrated(feeder: str) -> bool:
     rating_ka = net.line["max_i_ka"].to_numpy(dtype=float)
     return bool(
         len(rating_ka)
-        and np.all(
-            ~np.isfinite(rating_ka) | (rating_ka <= 0.0) | (rating_ka >= PLACEHOLDER_RATING_KA)
-        )
+        and np.all(~np.isfinite(rating_ka) | (rating_ka <= 0.0) | (rating_ka >= NO_RATING_KA))
     )
