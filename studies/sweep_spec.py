@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from grids.errors import ScenarioError, V2GCosimError, check_problems
-from grids.params import is_number
+from grids.params import REQUIRED, Param, is_number, read_params
 
 _MAX_LISTED_PROBLEMS = 60
 
@@ -271,33 +271,50 @@ def _is_number(value: Any) -> bool:
     return is_number(value) and math.isfinite(value)
 
 
+#: Most values one axis generator (``linspace``, ``logspace``, ``lhs``) may produce.
+MAX_AXIS_VALUES = 100_000
+
+#: Most runs one sweep may expand to (validating and storing them must fit in memory).
+MAX_RUNS = 1_000_000
+
+
+def _run_count(axes: Sequence[Axis], combine: Combine) -> int:
+    """How many runs the axes expand to (before duplicates are removed)."""
+    lhs = [a.lhs_count for a in axes if a.is_lhs]
+    lengths = [len(a.values) for a in axes if not a.is_lhs] + ([lhs[0]] if lhs else [])
+    if not lengths:
+        return 0
+    if combine is Combine.ZIP:
+        return max(lengths)
+    return math.prod(lengths)
+
+
+#: ``linspace``/``logspace = {start, stop, num}`` (declared once; read with the kit).
+RANGE_PARAMS: tuple[Param, ...] = (
+    Param("start", REQUIRED, doc="first value"),
+    Param("stop", REQUIRED, doc="last value"),
+    Param("num", REQUIRED, kind=int, lo=1, hi=MAX_AXIS_VALUES, doc="number of values"),
+)
+#: ``lhs = {low, high, count, scale}``.
+LHS_PARAMS: tuple[Param, ...] = (
+    Param("low", REQUIRED, doc="lower bound of the sampled interval"),
+    Param("high", REQUIRED, doc="upper bound"),
+    Param("count", REQUIRED, kind=int, lo=1, hi=MAX_AXIS_VALUES, doc="number of samples"),
+    Param("scale", "linear", kind=str, choices=("linear", "log"), doc="sampling scale"),
+)
+
+
 def _range_args(spec: Any, where: str, problems: list[str]) -> tuple[float, float, int] | None:
     if isinstance(spec, list | tuple) and len(spec) == 3:
         spec = {"start": spec[0], "stop": spec[1], "num": spec[2]}
     if not isinstance(spec, Mapping):
         problems.append(f"{where}: {spec!r} must be a table {{start, stop, num}}")
         return None
-    bad = False
-    for key in sorted(set(spec) - {"start", "stop", "num"}):
-        problems.append(f"{where}.{key}: unknown key (allowed: start, stop, num)")
-        bad = True
-    for key in ("start", "stop"):
-        if key not in spec:
-            problems.append(f"{where}.{key}: missing")
-            bad = True
-        elif not _is_number(spec[key]):
-            problems.append(f"{where}.{key}: {spec[key]!r} is not a finite number")
-            bad = True
-    num = spec.get("num")
-    if num is None:
-        problems.append(f"{where}.num: missing")
-        bad = True
-    elif not isinstance(num, int) or isinstance(num, bool) or num < 1:
-        problems.append(f"{where}.num: {num!r} must be an integer >= 1")
-        bad = True
-    if bad:
+    n_before = len(problems)
+    values = read_params(spec, RANGE_PARAMS, path=where, problems=problems)
+    if len(problems) > n_before:
         return None
-    return float(spec["start"]), float(spec["stop"]), int(num)
+    return float(values["start"]), float(values["stop"]), int(values["num"])
 
 
 def _parse_axis(item: Any, i: int, problems: list[str]) -> Axis | None:
@@ -345,26 +362,17 @@ def _parse_axis(item: Any, i: int, problems: list[str]) -> Axis | None:
     if not isinstance(spec, Mapping):
         problems.append(f"{where}.lhs: {spec!r} must be a table {{low, high, count}}")
         return None
-    for k in sorted(set(spec) - {"low", "high", "count", "scale"}):
-        problems.append(f"{where}.lhs.{k}: unknown key (allowed: low, high, count, scale)")
-    low, high, count = spec.get("low"), spec.get("high"), spec.get("count")
-    ok = True
-    for name, value in (("low", low), ("high", high)):
-        if not _is_number(value):
-            problems.append(f"{where}.lhs.{name}: {value!r} is not a finite number")
-            ok = False
+    n_before = len(problems)
+    values = read_params(spec, LHS_PARAMS, path=f"{where}.lhs", problems=problems)
+    ok = len(problems) == n_before
+    low, high, count, scale = (values[k] for k in ("low", "high", "count", "scale"))
     if ok and not low < high:
-        problems.append(f"{where}.lhs: low {low} must be below high {high}")
-        ok = False
-    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        problems.append(f"{where}.lhs.count: {count!r} must be an integer >= 1")
-        ok = False
-    scale = spec.get("scale", "linear")
-    if scale not in ("linear", "log"):
-        problems.append(f"{where}.lhs.scale: {scale!r} is not one of linear, log")
+        problems.append(
+            f"{where}.lhs: {low:g} must be below high {high:g}".replace(": ", ": low ", 1)
+        )
         ok = False
     elif ok and scale == "log" and low <= 0:
-        problems.append(f"{where}.lhs.low: {low} must be > 0 with scale = 'log'")
+        problems.append(f"{where}.lhs.low: {low:g} must be > 0 with scale = 'log'")
         ok = False
     if not ok or key is None:
         return None
@@ -539,6 +547,13 @@ def parse_sweep(
         check_problems(problems, ScenarioError, f"{source}: invalid sweep file")
     if not axes:
         problems.append("axis: at least one [[axis]] table is needed")
+    n_runs = _run_count(axes, combine)
+    if n_runs > MAX_RUNS:
+        problems.append(
+            f"axis: the axes give {n_runs:.3g} runs, more than the limit of {MAX_RUNS:,} "
+            "(use fewer values, combine = 'zip' or an lhs block)"
+        )
+        axes = []
     try:
         param_sets = expand_axes(axes, combine=combine, seed=seed) if axes else []
     except ScenarioError as error:
