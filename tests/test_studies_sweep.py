@@ -37,10 +37,8 @@ def test_a_huge_axis_is_refused_with_the_limit(tmp_path):
     path = sweep(tmp_path, axis + "linspace = { start = 1.0, stop = 9.0, num = 1000000000 }\n")
     with pytest.raises(ScenarioError) as info:
         load_sweep(path)
-    assert (
-        f"axis[0].linspace.num: 1000000000 is out of range: expected an integer in [1, {MAX_AXIS_VALUES}]"
-        in str(info.value)
-    )
+    expected = f"expected an integer in [1, {MAX_AXIS_VALUES}]"
+    assert f"axis[0].linspace.num: 1000000000 is out of range: {expected}" in str(info.value)
 
 
 def test_a_grid_with_too_many_runs_is_refused_before_expansion(tmp_path):
