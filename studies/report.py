@@ -95,6 +95,10 @@ class Report:
         """
         self._limits = violation_lines(violations, notes=notes)
 
+    def limit_lines(self, lines: Iterable[str]) -> None:
+        """Set the sentences of the limits section directly (e.g. a summary over many runs)."""
+        self._limits = list(lines)
+
     def heading(self, text: str) -> None:
         """Start a new section."""
         self.items.append(_Item("heading", text))

@@ -290,6 +290,8 @@ def write_sweep_report(
     ok = frame[frame["status"] == STATUS_OK].reset_index(drop=True)
     failed = frame[frame["status"] != STATUS_OK]
     report = Report(f"Sweep report: {spec.get('study')} over {', '.join(axes)}")
+    if "violations" in ok:
+        report.limit_lines(_violation_summary(ok) or ["No limit is broken in any run."])
     report.heading("Summary")
     report.key_values(
         {
@@ -378,3 +380,24 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def _violation_summary(ok: pd.DataFrame) -> list[str]:
+    """Per named limit, how many runs broke it (from a ``violations`` metric column, which
+    the results store keeps as JSON text)."""
+    import json
+
+    counts: dict[str, int] = {}
+    for value in ok["violations"]:
+        try:
+            items = json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError:
+            continue
+        for limit in {item.get("limit") for item in items or [] if isinstance(item, dict)}:
+            counts[limit] = counts.get(limit, 0) + 1
+    if not counts:
+        return []
+    return [
+        f"{limit}: broken in {n} of {len(ok)} runs"
+        for limit, n in sorted(counts.items(), key=lambda kv: -kv[1])
+    ]
