@@ -36,7 +36,15 @@ from vehicle_models.ride_through import (
     ride_through_conflicts,
     trip_time_s,
 )
-from vehicle_models.settings import AbnormalCategory, GridCode, InverterSettings
+from vehicle_models.settings import (
+    AbnormalCategory,
+    GridCode,
+    InverterSettings,
+    StaggerMode,
+    StaggerSettings,
+    TripSettings,
+)
+from vehicle_models.stagger import staggered_trip_settings
 
 F0_HZ = 50.0
 
@@ -278,3 +286,20 @@ def test_fleet_droop_and_swing_at_50_hz_match_solve_ivp(with_droop):
         assert np.max(np.abs(np.interp(t_ref, t, p_fleet) - p_ref)) < 2e-3 * peak
     else:
         np.testing.assert_allclose(p_fleet, 0.0, atol=1e-9)
+
+
+def test_ride_through_conflict_and_stagger_ranges_at_50_hz():
+    """A 0.1 s trip at 48.0 Hz cuts into the 30 min band; staggering stays in the 50 Hz ranges."""
+    bad = InverterSettings.from_dict({"trip": {"uf1_f_hz": 48.0}}, f_nominal_hz=50.0)
+    conflicts = ride_through_conflicts(bad)
+    assert len(conflicts) == 1
+    assert conflicts[0].startswith("fleet.control.trip.uf1_t_s: 0.1 s (with uf1_f_hz = 48)")
+    assert "between 47.5 and 47.999 Hz" in conflicts[0] and "1800 s" in conflicts[0]
+    s = InverterSettings.defaults(f_nominal_hz=50.0)
+    st = StaggerSettings(mode=StaggerMode.TIERED, n_tiers=5, f_spread_hz=5.0, t_spread_frac=10)
+    per_unit = staggered_trip_settings(s.trip, st, AbnormalCategory.III, n=100, f_nominal_hz=50.0)
+    ranges = TripSettings.standard_ranges(AbnormalCategory.III, f_nominal_hz=50.0)
+    for key in ("of1_f_hz", "of2_f_hz", "uf1_f_hz", "uf2_f_hz", "uf1_t_s"):
+        lo, hi = ranges[key]
+        assert np.all(per_unit[key] >= lo) and np.all(per_unit[key] <= hi), key
+    assert per_unit["uf1_f_hz"].min() == 47.0  # spread down to the end of the range
