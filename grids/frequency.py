@@ -748,7 +748,7 @@ def check_event_size(
     ['events[0].p_mw: 30000 MW exceeds the system base s_base_mw = 10000 MW (a loss cannot exceed the generation online)']
     """  # noqa: E501
     problems: list[str] = []
-    param = Param("p_mw", unit="MW", lo=-MAX_SYSTEM_MW, hi=MAX_SYSTEM_MW)
+    param = Param("p_mw", unit="MW")  # any finite number; the system base bounds it below
     value = param.check(p_mw, key=key, problems=problems)
     if value is None:
         return problems

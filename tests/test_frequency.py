@@ -331,6 +331,8 @@ def test_50_hz_closed_forms():
 def test_implausible_event_sizes_are_validation_errors(p_mw):
     problems = check_event_size(p_mw, SwingParameters(s_base_mw=10_000.0), key="events[2].p_mw")
     assert len(problems) == 1 and problems[0].startswith("events[2].p_mw: ")
+    if isinstance(p_mw, float) and abs(p_mw) > 10_000.0:  # finite, too large: says why
+        assert "exceeds the system base s_base_mw = 10000 MW" in problems[0]
 
 
 def test_plausible_event_sizes_pass():
