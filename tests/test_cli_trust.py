@@ -577,3 +577,18 @@ def test_failed_run_has_no_asyncio_noise(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "did not converge" in proc.stderr
     assert "Task was destroyed" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_run_failing_mid_way_keeps_earlier_results(cwd, capsys):
+    """A power flow that does not converge into a folder holding good results: kept as they were."""
+    _files(cwd)
+    text = (cwd / "feeder_only.toml").read_text().replace('"lindistflow"', '"ac"')
+    (cwd / "ac.toml").write_text(text)
+    assert main(["run", "ac.toml", "--out", "out", "--no-progress"]) == 0
+    good = (cwd / "out" / "results.parquet").read_bytes()
+    status = main(
+        ["run", "ac.toml", "--out", "out", "--set", "feeder.load_scale=9.5", "--no-progress"]
+    )
+    err = capsys.readouterr().err
+    assert status == 2 and "did not converge" in err and "Traceback" not in err
+    assert (cwd / "out" / "results.parquet").read_bytes() == good
