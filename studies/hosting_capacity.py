@@ -59,8 +59,8 @@ from studies.hosting_capacity_types import (
     Control,
     Method,
     Mode,
-    _enum,
-    _number,
+    is_finite_number,
+    parse_enum,
     q_per_p_from_pf,
 )
 
@@ -425,20 +425,20 @@ class HostingCapacityStudy:
         cap_mw: float | None = None,
     ) -> HostingCapacityResult:
         """Per-bus hosting capacity (see the module docstring for the two tiers)."""
-        mode = _enum(Mode, mode, "mode")
-        method = _enum(Method, method, "method")
-        control = _enum(Control, control, "control")
+        mode = parse_enum(Mode, mode, "mode")
+        method = parse_enum(Method, method, "method")
+        control = parse_enum(Control, control, "control")
         problems: list[str] = []
         _check_arguments(
             {"tolerance_mw": tolerance_mw, "screen_margin": screen_margin, "cap_mw": cap_mw},
             problems,
         )
-        if not (_number(pf) and 0.1 <= abs(pf) <= 1):
+        if not (is_finite_number(pf) and 0.1 <= abs(pf) <= 1):
             problems.append(f"pf: {pf} must satisfy 0.1 <= |pf| <= 1")
         if (
             cap_mw is not None
-            and _number(cap_mw)
-            and _number(tolerance_mw)
+            and is_finite_number(cap_mw)
+            and is_finite_number(tolerance_mw)
             and cap_mw <= tolerance_mw
         ):
             problems.append(f"cap_mw: {cap_mw} must be above tolerance_mw ({tolerance_mw})")
@@ -570,7 +570,7 @@ class HostingCapacityStudy:
             ``where``, ``binding_step`` (index of the step that sets the minimum) and
             ``binding_load_scale``.
         """
-        mode = _enum(Mode, mode, "mode")
+        mode = parse_enum(Mode, mode, "mode")
         profile = np.asarray(load_scale_profile, dtype=float).ravel()
         problems = []
         if profile.size == 0:
@@ -649,7 +649,7 @@ class HostingCapacityStudy:
     ) -> pd.DataFrame:
         """Hosting capacity per bus for unity PF, a fixed absorbing PF, volt-var A/B and
         volt-watt (IEEE 1547-2018 defaults), with the gain over unity PF [MW and %]."""
-        mode = _enum(Mode, mode, "mode")
+        mode = parse_enum(Mode, mode, "mode")
         settings = [
             ("unity_pf", Control.NONE, 1.0),
             (f"pf_{pf_absorbing}", Control.NONE, pf_absorbing),
@@ -783,7 +783,7 @@ def run_hosting_capacity_study(
     >>> int(row.bus), row.binding, round(float(row.hosting_capacity_mw), 2) > 0
     (17, 'overvoltage', True)
     """
-    method = _enum(Method, method, "method")
+    method = parse_enum(Method, method, "method")
     problems: list[str] = []
     _check_arguments(
         {"load_scale": load_scale, "ext_grid_vm_pu": ext_grid_vm_pu, "seed": seed},

@@ -24,6 +24,7 @@ __all__ = [
     "Control",
     "Method",
     "Mode",
+    "is_finite_number",
     "parse_enum",
     "q_per_p_from_pf",
 ]
@@ -56,7 +57,7 @@ class Control(Enum):
 DEFAULT_TOLERANCE_MW = 0.001
 
 
-def _number(value: Any) -> bool:
+def is_finite_number(value: Any) -> bool:
     """A finite real number (not a bool or a string)."""
     return (
         isinstance(value, int | float | np.integer | np.floating)
@@ -105,7 +106,8 @@ def q_per_p_from_pf(pf: float) -> float:
     return float(constant_pf_q_pu(1.0, settings))
 
 
-_enum = parse_enum  # the name the study modules used
+_enum = parse_enum  # old private names
+_number = is_finite_number
 
 
 #: Most Monte Carlo scenarios a study accepts (about a minute per 1000 on a 33-bus feeder).

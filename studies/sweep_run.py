@@ -25,7 +25,13 @@ from typing import Any
 import numpy as np
 
 from grids.errors import ScenarioError, SimulationError
-from studies.sweep_spec import StudyKind, SweepSpec, _hash, _is_number, progress_bar
+from studies.sweep_spec import (
+    StudyKind,
+    SweepSpec,
+    canonical_hash,
+    is_finite_number,
+    progress_bar,
+)
 from studies.sweep_store import STATUS_FAILED, STATUS_OK, ResultsStore, check_same_sweep
 
 _progress = progress_bar  # old private name
@@ -57,7 +63,7 @@ def shared_object(parts: Mapping[str, Any], build: Callable[[], Any]) -> Any:
     Callers must treat the returned object as read-only (copy it before use): it is shared by
     every later run of this worker with the same ``parts``.
     """
-    key = _hash(dict(parts))
+    key = canonical_hash(dict(parts))
     with _SHARED_CACHE_LOCK:  # Dask workers may run several runs in threads
         if key in _SHARED_CACHE:
             _SHARED_CACHE.move_to_end(key)
@@ -87,9 +93,9 @@ def _hc_feeder_parts(scenario: Mapping[str, Any]) -> dict[str, Any] | None:
     feeder = scenario.get("feeder", "case33bw")
     load_scale = scenario.get("load_scale", 1.0)
     ext_grid_vm_pu = scenario.get("ext_grid_vm_pu")
-    if not isinstance(feeder, str) or not _is_number(load_scale):
+    if not isinstance(feeder, str) or not is_finite_number(load_scale):
         return None
-    if ext_grid_vm_pu is not None and not _is_number(ext_grid_vm_pu):
+    if ext_grid_vm_pu is not None and not is_finite_number(ext_grid_vm_pu):
         return None
     return {
         "study": StudyKind.HOSTING_CAPACITY.value,

@@ -224,7 +224,7 @@ class SweepSpec:
 
     def fingerprint(self) -> str:
         """Hash of what makes results comparable: study, base scenario, metrics."""
-        return _hash(
+        return canonical_hash(
             {"study": self.study.value, "base": _canonical(self.base), "metrics": self.metrics}
         )
 
@@ -256,17 +256,18 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def _hash(value: Any) -> str:
+def canonical_hash(value: Any) -> str:
+    """SHA-256 hex digest of the canonical JSON of ``value`` (numbers as floats, keys sorted)."""
     text = json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), allow_nan=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def run_id_for(params: Mapping[str, Any]) -> str:
     """Stable id of a run: the first 16 hex digits of SHA-256 of its canonical parameters."""
-    return _hash(dict(params))[:16]
+    return canonical_hash(dict(params))[:16]
 
 
-def _is_number(value: Any) -> bool:
+def is_finite_number(value: Any) -> bool:
     """A finite TOML number (the kit's ``is_number`` plus finiteness)."""
     return is_number(value) and math.isfinite(value)
 
@@ -651,3 +652,7 @@ def load_sweep(path: str | Path, *, progress: bool = False) -> SweepSpec:
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(f"{p}: not valid TOML: {error}") from None
     return parse_sweep(data, base_dir=p.resolve().parent, source=str(p), progress=progress)
+
+
+_hash = canonical_hash  # old private names
+_is_number = is_finite_number

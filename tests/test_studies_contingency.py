@@ -31,7 +31,10 @@ def scenario(*, p_mw=500.0, r_pu=0.05, d_pu=1.0, h_s=5.0, ufls=None, duration_s=
 def test_a_loss_larger_than_the_system_is_a_validation_error(p_mw):
     with pytest.raises(ScenarioError) as info:
         load_contingency_scenario(scenario(p_mw=p_mw))
-    assert "events[0].p_mw" in str(info.value) and "s_base_mw = 10000" in str(info.value)
+    text = str(info.value)
+    # one message naming the event; the bound is the system base (or, for 1e308, the shared
+    # scenario loader's own plausibility bound when it catches it first)
+    assert "events[0].p_mw" in text and ("s_base_mw = 10000" in text or "out of range" in text)
 
 
 def test_events_adding_up_above_the_system_base_are_refused():
