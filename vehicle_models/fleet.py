@@ -42,6 +42,10 @@ from vehicle_models.fleet_kernels import (
     POLICY_IMMEDIATE,
     POLICY_LATEST,
     POLICY_UNIFORM,
+    StepInfo,
+    StepScratch,
+    VehicleParams,
+    VehicleState,
     kernel_after,
     kernel_before,
     kernel_setpoint,
@@ -614,40 +618,49 @@ class Fleet:
         deg = self.degradation
         track = deg is not None
         pending = deg.pending_throughput_kwh if track else sc["vm"]  # (unused if not track)
-        driven, short = kernel_before(
-            float(t_s),
-            float(dt_s),
-            period,
-            self._started,
-            _POLICY_CODE[self.policy],
-            self._bus_bounds,
-            self.arrival_s,
-            self.dwell_s,
-            b.e_kwh,
-            self.e_trip_kwh,
-            self.e_target_kwh,
-            self._e_floor,
-            self._e_ceiling,
-            b.e_capacity_kwh,
-            b.p_charge_max_kw,
-            b.p_discharge_max_kw,
-            b.eta_charge,
-            b.eta_discharge,
-            self._inv_eta_c,
-            self._inv_s,
-            self.plugged,
-            self.e_shortfall_kwh,
-            self.e_stranded_kwh,
-            vm,
-            sc["vm"],
-            sc["p_min_pu"],
-            sc["p_max_pu"],
-            sc["p_req_pu"],
-            bs["lo"],
-            bs["hi"],
-            track and self._started,
-            pending,
+        step = StepInfo(
+            t_s=float(t_s),
+            dt_s=float(dt_s),
+            period_s=period,
+            started=self._started,
+            policy=_POLICY_CODE[self.policy],
+            track_before=track and self._started,
+            track_after=track,
         )
+        veh = VehicleParams(
+            bus_start=self._bus_bounds,
+            arrival_s=self.arrival_s,
+            dwell_s=self.dwell_s,
+            e_trip_kwh=self.e_trip_kwh,
+            e_target_kwh=self.e_target_kwh,
+            e_floor_kwh=self._e_floor,
+            e_ceiling_kwh=self._e_ceiling,
+            e_capacity_kwh=b.e_capacity_kwh,
+            p_ch_kw=b.p_charge_max_kw,
+            p_dis_kw=b.p_discharge_max_kw,
+            eta_c=b.eta_charge,
+            eta_d=b.eta_discharge,
+            inv_eta_c=self._inv_eta_c,
+            inv_eta_d=self._inv_eta_d,
+            inv_s=self._inv_s,
+            inv_cap=self._inv_cap,
+            s_kva=b.s_max_kva,
+        )
+        scratch = StepScratch(
+            vm_pu=sc["vm"],
+            p_min_pu=sc["p_min_pu"],
+            p_max_pu=sc["p_max_pu"],
+            p_req_pu=sc["p_req_pu"],
+            lo_bus_kw=bs["lo"],
+            hi_bus_kw=bs["hi"],
+            p_bus_kw=bs["p"],
+            q_bus_kvar=bs["q"],
+            n_plug_bus=bs["n_plug"],
+            n_trip_bus=bs["n_trip"],
+            n_lim_bus=bs["n_lim"],
+            soc_bus=bs["soc"],
+        )
+        driven, short = kernel_before(step, veh, self._vehicle_state(pending), scratch, vm)
         if track and deg.soc_start_frac is None:
             deg.start(soc_frac=b.soc_frac, e_capacity_kwh=b.e_capacity_kwh)
         self._started = True
@@ -663,36 +676,13 @@ class Fleet:
         tripped = np.asarray(out.tripped, dtype=bool)
         self.tripped = tripped
         e_in, e_out, e_loss = kernel_after(
-            float(dt_s),
-            self._bus_bounds,
+            step,
+            veh,
+            self._vehicle_state(pending),
+            scratch,
             np.asarray(out.p_pu, dtype=float),
             np.asarray(out.q_pu, dtype=float),
             tripped,
-            self.plugged,
-            b.s_max_kva,
-            b.e_kwh,
-            self._e_floor,
-            self._e_ceiling,
-            self._inv_cap,
-            b.p_charge_max_kw,
-            b.p_discharge_max_kw,
-            b.eta_charge,
-            b.eta_discharge,
-            self._inv_eta_c,
-            self._inv_eta_d,
-            self.p_kw,
-            self.q_kvar,
-            sc["p_min_pu"],
-            sc["p_max_pu"],
-            self._limited,
-            bs["p"],
-            bs["q"],
-            bs["n_plug"],
-            bs["n_trip"],
-            bs["soc"],
-            bs["n_lim"],
-            track,
-            pending,
         )
         if track:
             deg.elapsed_s += dt_s
@@ -707,6 +697,19 @@ class Fleet:
             n_lim=bs["n_lim"],
             unmet_mw=unmet_mw,
             energies=(e_in, e_out, e_loss, driven, short),
+        )
+
+    def _vehicle_state(self, pending: np.ndarray) -> VehicleState:
+        """The per-vehicle state arrays the kernels update in place (current objects)."""
+        return VehicleState(
+            e_kwh=self.battery.e_kwh,
+            plugged=self.plugged,
+            e_shortfall_kwh=self.e_shortfall_kwh,
+            e_stranded_kwh=self.e_stranded_kwh,
+            pending_kwh=pending,
+            p_kw=self.p_kw,
+            q_kvar=self.q_kvar,
+            limited=self._limited,
         )
 
     def _result(

@@ -15,7 +15,9 @@ vehicle's apparent-power rating.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
+import numpy as np
 from numba import njit
 
 POLICY_LATEST = 0
@@ -26,6 +28,138 @@ POLICY_UNIFORM = 2
 """Code of :attr:`~vehicle_models.fleet.ChargingPolicy.UNIFORM` in the kernels."""
 
 _NJIT = {"cache": True, "nogil": True, "error_model": "numpy"}  # no zero-division checks
+
+
+class StepInfo(NamedTuple):
+    """Scalars of one fleet step.
+
+    Parameters
+    ----------
+    t_s, dt_s : float
+        Start and length of the step [s].
+    period_s : float
+        Session period [s] (0: one session per vehicle).
+    started : bool
+        A step was taken before (arrival and departure events apply).
+    policy : int
+        Charging policy code (``POLICY_*``).
+    track_before, track_after : bool
+        Add the battery throughput of arrivals / of the step to the degradation tracker.
+    """
+
+    t_s: float
+    dt_s: float
+    period_s: float
+    started: bool
+    policy: int
+    track_before: bool
+    track_after: bool
+
+
+class VehicleParams(NamedTuple):
+    """Per-vehicle constants, bus-sorted, shape (n,) (``bus_start``: (n_bus + 1,)).
+
+    Parameters
+    ----------
+    bus_start : numpy.ndarray of int
+        First vehicle of each bus, then the vehicle count.
+    arrival_s, dwell_s : numpy.ndarray
+        Plug-in time and duration [s].
+    e_trip_kwh, e_target_kwh : numpy.ndarray
+        Trip energy and departure target [kWh].
+    e_floor_kwh, e_ceiling_kwh, e_capacity_kwh : numpy.ndarray
+        Energy bounds and capacity [kWh].
+    p_ch_kw, p_dis_kw : numpy.ndarray
+        Charger ratings [kW].
+    eta_c, eta_d, inv_eta_c, inv_eta_d : numpy.ndarray
+        Efficiencies and their reciprocals [-].
+    inv_s : numpy.ndarray
+        ``1 / s_kva`` [1/kVA].
+    inv_cap : numpy.ndarray
+        ``1 / e_capacity_kwh`` [1/kWh].
+    s_kva : numpy.ndarray
+        Apparent-power rating [kVA].
+    """
+
+    bus_start: np.ndarray
+    arrival_s: np.ndarray
+    dwell_s: np.ndarray
+    e_trip_kwh: np.ndarray
+    e_target_kwh: np.ndarray
+    e_floor_kwh: np.ndarray
+    e_ceiling_kwh: np.ndarray
+    e_capacity_kwh: np.ndarray
+    p_ch_kw: np.ndarray
+    p_dis_kw: np.ndarray
+    eta_c: np.ndarray
+    eta_d: np.ndarray
+    inv_eta_c: np.ndarray
+    inv_eta_d: np.ndarray
+    inv_s: np.ndarray
+    inv_cap: np.ndarray
+    s_kva: np.ndarray
+
+
+class VehicleState(NamedTuple):
+    """Per-vehicle state the kernels update in place, shape (n,).
+
+    Parameters
+    ----------
+    e_kwh : numpy.ndarray
+        Stored energy [kWh].
+    plugged : numpy.ndarray of bool
+        Plugged in.
+    e_shortfall_kwh, e_stranded_kwh : numpy.ndarray
+        Cumulative departure shortfall and trip energy the battery could not supply [kWh].
+    pending_kwh : numpy.ndarray
+        Battery throughput not yet applied to the degradation model [kWh].
+    p_kw, q_kvar : numpy.ndarray
+        Grid-side output of the last step [kW], [kvar].
+    limited : numpy.ndarray of bool
+        Output limited by the SoC bounds in the last step.
+    """
+
+    e_kwh: np.ndarray
+    plugged: np.ndarray
+    e_shortfall_kwh: np.ndarray
+    e_stranded_kwh: np.ndarray
+    pending_kwh: np.ndarray
+    p_kw: np.ndarray
+    q_kvar: np.ndarray
+    limited: np.ndarray
+
+
+class StepScratch(NamedTuple):
+    """Work arrays the kernels write: per vehicle (n,) and per bus (n_bus,).
+
+    Parameters
+    ----------
+    vm_pu : numpy.ndarray
+        Voltage per vehicle [pu].
+    p_min_pu, p_max_pu, p_req_pu : numpy.ndarray
+        Feasible range and request per vehicle [pu of ``s_kva``].
+    lo_bus_kw, hi_bus_kw : numpy.ndarray
+        Per-bus sums of the feasible range [kW].
+    p_bus_kw, q_bus_kvar : numpy.ndarray
+        Per-bus output [kW], [kvar].
+    n_plug_bus, n_trip_bus, n_lim_bus : numpy.ndarray of int
+        Per-bus counts of plugged, tripped and SoC-limited vehicles.
+    soc_bus : numpy.ndarray
+        Per-bus sum of the SoC [-].
+    """
+
+    vm_pu: np.ndarray
+    p_min_pu: np.ndarray
+    p_max_pu: np.ndarray
+    p_req_pu: np.ndarray
+    lo_bus_kw: np.ndarray
+    hi_bus_kw: np.ndarray
+    p_bus_kw: np.ndarray
+    q_bus_kvar: np.ndarray
+    n_plug_bus: np.ndarray
+    n_trip_bus: np.ndarray
+    n_lim_bus: np.ndarray
+    soc_bus: np.ndarray
 
 
 @njit(**_NJIT)
@@ -50,40 +184,7 @@ def ac_from_chem(pc, eta_d, inv_eta_c):  # pragma: no cover - compiled
 
 
 @njit(**_NJIT)
-def kernel_before(  # pragma: no cover - compiled
-    t_s,
-    dt_s,
-    period_s,
-    started,
-    policy,
-    bus_start,
-    arrival_s,
-    dwell_s,
-    e_kwh,
-    e_trip_kwh,
-    e_target_kwh,
-    e_floor_kwh,
-    e_ceiling_kwh,
-    e_capacity_kwh,
-    p_ch_kw,
-    p_dis_kw,
-    eta_c,
-    eta_d,
-    inv_eta_c,
-    inv_s,
-    plugged,
-    e_shortfall_kwh,
-    e_stranded_kwh,
-    vm_bus,
-    vm_out,
-    p_min_pu,
-    p_max_pu,
-    p_req_pu,
-    lo_bus_kw,
-    hi_bus_kw,
-    track,
-    pending_kwh,
-):
+def kernel_before(step, veh, st, scr, vm_bus):  # pragma: no cover - compiled
     """Availability, events, feasible range and policy request of every vehicle (in place).
 
     At ``t_s`` (periodic sessions when ``period_s > 0``) marks ``plugged``, applies arrival
@@ -96,10 +197,48 @@ def kernel_before(  # pragma: no cover - compiled
 
     Parameters
     ----------
-    See the signature: per-vehicle arrays of shape (n,) sorted by bus (kW, kWh, s, pu of the
-    vehicle's apparent-power rating, efficiencies [-]), per-bus arrays of shape (n_bus,),
-    ``bus_start`` of shape (n_bus + 1,); outputs are written in place.
+    step : StepInfo
+        Scalars of the step.
+    veh : VehicleParams
+        Per-vehicle constants.
+    st : VehicleState
+        Per-vehicle state (updated in place).
+    scr : StepScratch
+        Work arrays (written).
+    vm_bus : numpy.ndarray (n_bus,)
+        Voltage per bus [pu].
     """
+    t_s = step.t_s
+    dt_s = step.dt_s
+    period_s = step.period_s
+    started = step.started
+    policy = step.policy
+    bus_start = veh.bus_start
+    arrival_s = veh.arrival_s
+    dwell_s = veh.dwell_s
+    e_kwh = st.e_kwh
+    e_trip_kwh = veh.e_trip_kwh
+    e_target_kwh = veh.e_target_kwh
+    e_floor_kwh = veh.e_floor_kwh
+    e_ceiling_kwh = veh.e_ceiling_kwh
+    e_capacity_kwh = veh.e_capacity_kwh
+    p_ch_kw = veh.p_ch_kw
+    p_dis_kw = veh.p_dis_kw
+    eta_c = veh.eta_c
+    eta_d = veh.eta_d
+    inv_eta_c = veh.inv_eta_c
+    inv_s = veh.inv_s
+    plugged = st.plugged
+    e_shortfall_kwh = st.e_shortfall_kwh
+    e_stranded_kwh = st.e_stranded_kwh
+    vm_out = scr.vm_pu
+    p_min_pu = scr.p_min_pu
+    p_max_pu = scr.p_max_pu
+    p_req_pu = scr.p_req_pu
+    lo_bus_kw = scr.lo_bus_kw
+    hi_bus_kw = scr.hi_bus_kw
+    track = step.track_before
+    pending_kwh = st.pending_kwh
     inv_dt_h = 3600.0 / dt_s
     inv_period = 1.0 / period_s if period_s > 0.0 else 0.0
     driven = 0.0
@@ -197,38 +336,7 @@ def kernel_setpoint(has_sp, lam, bus_start, p_min_pu, p_max_pu, p_req_pu):  # pr
 
 
 @njit(**_NJIT)
-def kernel_after(  # pragma: no cover - compiled
-    dt_s,
-    bus_start,
-    p_pu,
-    q_pu,
-    tripped,
-    plugged,
-    s_kva,
-    e_kwh,
-    e_floor_kwh,
-    e_ceiling_kwh,
-    inv_cap,
-    p_ch_kw,
-    p_dis_kw,
-    eta_c,
-    eta_d,
-    inv_eta_c,
-    inv_eta_d,
-    p_kw,
-    q_kvar,
-    p_min_pu,
-    p_max_pu,
-    limited,
-    p_bus,
-    q_bus,
-    n_plug_bus,
-    n_trip_bus,
-    soc_bus,
-    n_lim_bus,
-    track,
-    pending_kwh,
-):
+def kernel_after(step, veh, st, scr, p_pu, q_pu, tripped):  # pragma: no cover - compiled
     """Apply the inverter output to the batteries and sum per bus (in place).
 
     ``p_pu``/``q_pu`` are the inverter outputs [pu of ``s_kva``]; writes ``e_kwh``, ``p_kw``,
@@ -239,10 +347,46 @@ def kernel_after(  # pragma: no cover - compiled
 
     Parameters
     ----------
-    See the signature: per-vehicle arrays of shape (n,) sorted by bus (kW, kWh, s, pu of the
-    vehicle's apparent-power rating, efficiencies [-]), per-bus arrays of shape (n_bus,),
-    ``bus_start`` of shape (n_bus + 1,); outputs are written in place.
+    step : StepInfo
+        Scalars of the step.
+    veh : VehicleParams
+        Per-vehicle constants.
+    st : VehicleState
+        Per-vehicle state (updated in place).
+    scr : StepScratch
+        Work arrays (written).
+    p_pu, q_pu : numpy.ndarray (n,)
+        Inverter output [pu of ``s_kva``].
+    tripped : numpy.ndarray of bool (n,)
+        Disconnected by protection.
     """
+    dt_s = step.dt_s
+    bus_start = veh.bus_start
+    plugged = st.plugged
+    s_kva = veh.s_kva
+    e_kwh = st.e_kwh
+    e_floor_kwh = veh.e_floor_kwh
+    e_ceiling_kwh = veh.e_ceiling_kwh
+    inv_cap = veh.inv_cap
+    p_ch_kw = veh.p_ch_kw
+    p_dis_kw = veh.p_dis_kw
+    eta_c = veh.eta_c
+    eta_d = veh.eta_d
+    inv_eta_c = veh.inv_eta_c
+    inv_eta_d = veh.inv_eta_d
+    p_kw = st.p_kw
+    q_kvar = st.q_kvar
+    p_min_pu = scr.p_min_pu
+    p_max_pu = scr.p_max_pu
+    limited = st.limited
+    p_bus = scr.p_bus_kw
+    q_bus = scr.q_bus_kvar
+    n_plug_bus = scr.n_plug_bus
+    n_trip_bus = scr.n_trip_bus
+    soc_bus = scr.soc_bus
+    n_lim_bus = scr.n_lim_bus
+    track = step.track_after
+    pending_kwh = st.pending_kwh
     dt_h = dt_s * (1.0 / 3600.0)
     inv_dt_h = 3600.0 / dt_s
     e_in = 0.0
@@ -316,6 +460,10 @@ __all__ = [
     "POLICY_IMMEDIATE",
     "POLICY_LATEST",
     "POLICY_UNIFORM",
+    "StepInfo",
+    "StepScratch",
+    "VehicleParams",
+    "VehicleState",
     "ac_from_chem",
     "kernel_after",
     "kernel_before",
