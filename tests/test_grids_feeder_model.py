@@ -178,3 +178,20 @@ def test_non_convergence_names_the_worst_bus():
     assert not result.converged[0]
     with pytest.raises(Exception, match="did not converge at t = 60 s"):
         result.raise_if_failed(label="case33bw", time_s=60.0)
+
+
+def test_lindistflow_with_an_outage_marks_the_same_dead_buses_and_stays_close_to_runpp():
+    """case33bw without line 17 (buses 18.. cut off): LinDistFlow on what stays energized,
+    within the 0.01 pu of DESIGN.md §5 of runpp with the line out of service."""
+    net = prepare_net("case33bw")
+    model = FeederModel.from_net(net)
+    p0, q0 = model.base_injection()
+    result = model.solve(p0, q0, method=SolveMethod.LINDISTFLOW, lines_out=[17])
+    ref = _reference(net, lines_out=[17])
+    vm_ref = ref.res_bus.vm_pu.to_numpy(float)
+    np.testing.assert_array_equal(result.dead_bus, np.isnan(vm_ref))
+    live = ~result.dead_bus
+    assert np.max(np.abs(result.vm_pu[0, live] - vm_ref[live])) < 0.01
+    assert result.p_slack_mw[0] == pytest.approx(-p0[live].sum(), abs=1e-12)
+    with pytest.raises(AttributeError):
+        result.vm_pu = None  # frozen
