@@ -110,9 +110,10 @@ _TYPICAL_RATED: dict[CoolingMode, tuple[float, float, float, float]] = {
     CoolingMode.OD: (6.0, 49.0, 1.3, 29.0 / 1.3),
 }
 
-#: The cooling mode used when none is given (the thermal command, FeederSim's substation
-#: transformer and the hosting-capacity hot-spot check share it).
-DEFAULT_COOLING = CoolingMode.ONAF
+#: The cooling mode used when none is given: ONAN, the usual cooling of a distribution
+#: substation transformer (the scenario's ``[feeder.transformer]``, FeederSim, the
+#: hosting-capacity hot-spot check and the thermal command share it).
+DEFAULT_COOLING = CoolingMode.ONAN
 
 #: The IEC 60076-7 parameters: unit, range and meaning, declared once. Numeric defaults
 #: depend on the cooling mode (IEC table of thermal characteristics), hence ``None`` here.
@@ -177,6 +178,7 @@ class ThermalParameters:
         Insulation paper for the ageing rate.
     """
 
+    # the IEC row of DEFAULT_COOLING (ONAN); ``defaults_for`` gives any other mode
     cooling: CoolingMode = DEFAULT_COOLING
     r: float = 6.0
     delta_theta_or_k: float = 52.0
@@ -187,8 +189,8 @@ class ThermalParameters:
     k11: float = 0.5
     k21: float = 2.0
     k22: float = 2.0
-    tau_o_min: float = 150.0
-    tau_w_min: float = 7.0
+    tau_o_min: float = 210.0
+    tau_w_min: float = 10.0
     paper: Paper = Paper.NORMAL
 
     @classmethod
@@ -221,9 +223,11 @@ class ThermalParameters:
     def from_dict(
         cls, data: dict, *, path: str = "transformer", extra_keys: tuple[str, ...] = ()
     ) -> ThermalParameters:
-        """Build from a mapping of IEC-symbol keys (as in a TOML file); unspecified keys take
-        the IEC defaults of ``cooling`` (default ONAF). Every problem is reported at once.
-        ``extra_keys`` are keys the caller handles itself (listed as allowed, ignored here).
+        """Build from a mapping of IEC-symbol keys (as in a TOML file).
+
+        Unspecified keys take the IEC defaults of ``cooling`` (default :data:`DEFAULT_COOLING`,
+        ONAN). Every problem is reported at once. ``extra_keys`` are keys the caller handles
+        itself (listed as allowed, ignored here).
 
         Parameters
         ----------

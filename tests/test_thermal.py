@@ -496,3 +496,10 @@ def test_profile_result_says_temperatures_are_at_row_start():
         ThermalParameters(), time_min=[0, 60], load_pu=[1.0, 1.0], ambient_c=[20, 20]
     )
     assert result.temperature_at == "row start"
+
+
+def test_one_default_cooling():
+    from grids.thermal import DEFAULT_COOLING
+
+    assert ThermalParameters() == ThermalParameters.defaults_for(DEFAULT_COOLING)
+    assert ThermalParameters.from_dict({}) == ThermalParameters()
