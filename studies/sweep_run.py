@@ -161,7 +161,11 @@ def _run_cosim(scenario: dict, workdir: Path) -> dict:
 
     # the co-simulation writes its results file into the run's own directory
     result = run_scenario(validate_scenario(scenario), workdir, progress=False)
-    return result.metrics
+    doc = dict(result.metrics)
+    # the run's broken limits, as every study reports them (a sweep may ask for them)
+    violations = getattr(result, "violations", None) or []
+    doc.setdefault("violations", [v if isinstance(v, Mapping) else v.to_dict() for v in violations])
+    return doc
 
 
 STUDY_RUNNERS: dict[StudyKind, Callable[[dict, Path], dict]] = {

@@ -601,7 +601,7 @@ def test_run_study_sweep_through_mosaik(tmp_path):
     (tmp_path / "base.toml").write_text(base)
     path = tmp_path / "sweep.toml"
     path.write_text(
-        'study = "run"\nbase = "base.toml"\nmetrics = ["f_nadir_hz"]\n'
+        'study = "run"\nbase = "base.toml"\nmetrics = ["f_nadir_hz", "violations"]\n'
         '[[axis]]\nkey = "frequency.h_s"\nvalues = [3.0, 5.0]\n'
     )
     run_sweep(load_sweep(path), tmp_path / "out", workers=1, progress=False)
@@ -612,6 +612,7 @@ def test_run_study_sweep_through_mosaik(tmp_path):
         ref = simulate(params, dt_s=0.02, p_imbalance_mw=np.full(125, -500.0))["f_hz"].min()
         assert row.f_nadir_hz == pytest.approx(ref, abs=1e-6)
         assert any((tmp_path / "out" / "runs" / row.run_id).iterdir())  # its results file
+        assert json.loads(row.violations) == []  # a 0.18 Hz dip breaks no named limit
 
 
 def test_sweep_report_bins_latin_hypercube_axes_for_the_heat_map(tmp_path, capsys):
