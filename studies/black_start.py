@@ -489,8 +489,7 @@ class _Island:
         )
 
     def _plugged_mask(self, t_fleet_s: float) -> np.ndarray:
-        plugged, _, _, _ = self.fleet._availability(t_fleet_s)
-        return np.asarray(plugged, dtype=bool)
+        return np.asarray(self.fleet.plugged_at(t_fleet_s), dtype=bool)
 
     def demand(self, t_s: np.ndarray, blocks: Sequence[int], pickups) -> tuple:
         """Island load injections ``(p, q)`` of shape (n_t, n_bus) with CLPU inrush."""
