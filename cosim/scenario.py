@@ -936,20 +936,36 @@ def _data_problems(
     from grids.errors import FeederError, InputDataError
 
     problems: list[str] = []
-    if feeder is not None and fleet is not None and fleet.buses is not None:
+    fleet_buses: dict[str, tuple[int, ...]] = {}
+    if fleet is not None and fleet.buses is not None:
+        fleet_buses["fleet.buses"] = fleet.buses
+    if fleet is not None and fleet.table is not None:
+        from vehicle_models.fleet_table import read_fleet_table
+
+        try:  # the whole table is checked now, not when the fleet simulator starts
+            table = read_fleet_table(fleet.table)
+        except (InputDataError, ScenarioError) as error:
+            problems.extend(f"fleet.table: {p}" for p in (error.problems or [str(error)]))
+        else:
+            fleet_buses["fleet.table"] = tuple(int(b) for b in table["bus"].tolist())
+    if feeder is not None and fleet_buses:
         try:
             bus_index = _feeder_buses(str(feeder.name))
         except FeederError as error:
             problems.append(f"feeder: {error}")
         else:
-            unknown = sorted(set(fleet.buses) - set(bus_index))
-            if unknown:
-                problems.append(
-                    f"fleet.buses: {', '.join(map(str, unknown))} "
-                    f"{'is not a bus' if len(unknown) == 1 else 'are not buses'} of the feeder "
-                    f"{Path(str(feeder.name)).name} (bus indices {min(bus_index)}.."
-                    f"{max(bus_index)})"
-                )
+            for key, buses in fleet_buses.items():
+                unknown = sorted(set(buses) - set(bus_index))
+                if unknown:
+                    shown = ", ".join(map(str, unknown[:10])) + (
+                        ", ..." if len(unknown) > 10 else ""
+                    )
+                    problems.append(
+                        f"{key}: {shown} "
+                        f"{'is not a bus' if len(unknown) == 1 else 'are not buses'} of the "
+                        f"feeder {Path(str(feeder.name)).name} (bus indices {min(bus_index)}.."
+                        f"{max(bus_index)})"
+                    )
     resolution = sim.time_resolution_s if sim is not None else 1.0
     start = sim.start if sim is not None else None
     checks = []

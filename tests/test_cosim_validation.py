@@ -101,3 +101,14 @@ def test_event_sizes_are_bounded_by_the_system_base(event, ok):
     else:
         (problem,) = problems_of(data)
         assert problem.startswith("events[0].p_mw: ")
+
+
+def test_a_fleet_table_is_read_and_its_buses_checked_at_validation(tmp_path):
+    header = "bus,arrival_s,departure_s,e_capacity_kwh,soc_arrival_frac,p_charge_max_kw\n"
+    (tmp_path / "fleet.csv").write_text(header + "3,0,28800,60,0.2,7\n77,0,28800,60,0.2,7\n")
+    data = {**BASE, "fleet": {"table": "fleet.csv"}}
+    (problem,) = problems_of(data, tmp_path)
+    assert problem.startswith("fleet.table: 77 is not a bus of the feeder case33bw")
+    (tmp_path / "bad.csv").write_text(header + "3,0,28800,-60,0.2,7\n")
+    (problem,) = problems_of({**BASE, "fleet": {"table": "bad.csv"}}, tmp_path)
+    assert problem.startswith("fleet.table: ") and "e_capacity_kwh" in problem
