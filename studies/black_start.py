@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cosim.scenario import register_section
 from grids.errors import ScenarioError, check_problems
 from grids.frequency import SwingModel, SwingParameters
 from grids.limits import Violation, voltage_violations
@@ -52,6 +53,8 @@ from studies.cold_load_pickup import cold_load_pickup_factor
 from studies.study_inputs import build_fleet, feeder_net, split_scenario
 
 _SECTION = "black_start"
+# the section's frequency band defaults depend on [frequency] f0_hz: the study validates it
+register_section(_SECTION)
 
 
 class Rejection(Enum):

@@ -13,6 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from cosim.scenario import register_section
 from grids.errors import ScenarioError, check_problems
 from grids.frequency import SwingParameters, check_event_size
 from grids.params import Param, is_number, read_params
@@ -196,6 +197,27 @@ class ContingencySettings:
                     problems.append(f"{where}: unknown key (allowed: {', '.join(allowed_list())})")
         check_problems(problems, ScenarioError, f"invalid {path} section")
         return cls(**kwargs)
+
+
+def contingency_section_problems(table: Any) -> list[str]:
+    """Problems of a ``[contingency]`` table (the validator registered with the scenario
+    loader, so that ``v2g-cosim run`` checks the section it otherwise ignores).
+
+    Parameters
+    ----------
+    table : Any
+        The section as read.
+
+    Returns
+    -------
+    list of str
+        Every problem with its key path (empty when valid).
+    """
+    try:
+        ContingencySettings.from_dict(table)
+    except ScenarioError as error:
+        return list(error.problems or [error.summary])
+    return []
 
 
 def allowed_list() -> list[str]:
@@ -386,6 +408,8 @@ def load_contingency_scenario(scenario: Mapping[str, Any] | str | Path) -> Conti
         source=source,
     )
 
+
+register_section(STUDY_SECTION, contingency_section_problems)
 
 __all__ = [
     "ALL_CASES",

@@ -22,9 +22,9 @@ def split_scenario(
 ) -> tuple[Any, dict[str, Any], str, list[str], dict[str, Any]]:
     """Validate the shared sections with the co-simulation loader; return the study's own.
 
-    The shared validator (:func:`cosim.scenario.validate_scenario`) accepts but does not check
-    the study sections (``cosim.scenario.STUDY_SECTIONS``: ``[contingency]``,
-    ``[black_start]``), so they are taken out first and validated here by the study.
+    The study sections registered with :func:`cosim.scenario.register_section`
+    (``[contingency]``, ``[black_start]``) are taken out first and validated here by the
+    study; the shared validator (:func:`cosim.scenario.validate_scenario`) checks the rest.
 
     Parameters
     ----------
@@ -38,7 +38,7 @@ def split_scenario(
     (Scenario or None, own section dict, source name, problems, raw shared dict)
         ``Scenario`` is None when the shared sections have problems (they are in the list).
     """
-    from cosim.scenario import STUDY_SECTIONS, read_toml, validate_scenario
+    from cosim.scenario import read_toml, study_sections, validate_scenario
 
     if isinstance(scenario, Mapping):
         raw = copy.deepcopy(dict(scenario))
@@ -48,7 +48,7 @@ def split_scenario(
         source, base_dir = str(scenario), Path(scenario).resolve().parent
     problems: list[str] = []
     own = raw.pop(own_section, {})
-    for other in STUDY_SECTIONS:
+    for other in study_sections():
         raw.pop(other, None)
     if not isinstance(own, Mapping):
         problems.append(f"{own_section}: expected a table [{own_section}], got {own!r}")

@@ -76,3 +76,15 @@ def test_compare_gives_violations_per_case():
     ufls = [{"threshold_hz": 59.7, "delay_s": 0.1, "fraction": 0.05}]
     result = run_contingency_study(scenario(p_mw=900.0, ufls=ufls), cases="none")
     assert result["violations"][0]["element"].startswith("case none:")
+
+
+def test_the_study_registers_its_section_and_its_validator_with_the_scenario_loader():
+    """A plain co-simulation scenario carrying a [contingency] section has it checked by the
+    study's own declarations (registered at import), with key paths."""
+    from cosim.scenario import study_sections, validate_scenario
+
+    assert {"contingency", "black_start"} <= set(study_sections())
+    bad = scenario()
+    bad["contingency"] = {"dispatch_frac": 2.0}
+    with pytest.raises(ScenarioError, match=r"contingency\.dispatch_frac: 2 is out of range"):
+        validate_scenario(bad)
