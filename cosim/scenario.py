@@ -6,11 +6,16 @@ A scenario is a TOML file with the sections ``[simulation]`` (required), ``[feed
 every problem (unknown key, wrong type, value out of range, missing file) is collected with
 its key path and reported at once as one :class:`~grids.errors.ScenarioError`.
 
-The settings of the physics are validated by their owners: ``[fleet.control]`` by
-:meth:`vehicle_models.settings.InverterSettings.from_dict`, ``[frequency]`` by
-:meth:`grids.frequency.SwingParameters.problems` and the transformer by
-:meth:`grids.thermal.ThermalParameters.problems`. This module only checks the structure
-and the co-simulation keys (times, steps, files, events). See ``docs/scenario_reference.md``.
+The file is parsed once into typed, frozen specs: enums for every choice, ``[fleet.control]``
+parsed into :class:`vehicle_models.settings.InverterSettings` (``FleetConfig.settings``) and
+``[frequency]`` into :class:`grids.frequency.SwingParameters` (``FrequencyConfig.params``) by
+their owners, the transformer checked by :meth:`grids.thermal.ThermalParameters.problems`.
+This module declares the co-simulation keys once (:func:`simulation_params`,
+:func:`feeder_params`, ...: default, unit, range, doc) and reads them with the validation kit
+(:mod:`grids.params`). Whatever can be checked before a run is checked here: the fleet's buses
+against the feeder, the profiles' and the fleet table's contents, one nominal frequency,
+plausible event sizes. Study sections are registered by their study
+(:func:`register_section`). See ``docs/scenario_reference.md``.
 """
 
 from __future__ import annotations
