@@ -592,3 +592,45 @@ def test_run_failing_mid_way_keeps_earlier_results(cwd, capsys):
     err = capsys.readouterr().err
     assert status == 2 and "did not converge" in err and "Traceback" not in err
     assert (cwd / "out" / "results.parquet").read_bytes() == good
+
+
+def test_ctrl_c_with_a_remote_simulator_is_one_line_and_keeps_results(tmp_path):
+    """Ctrl-C in a terminal reaches the whole process group: the CLI and its remote simulator."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cosim.cli",
+            "run",
+            str(SCENARIOS / "demo.toml"),
+            "--out",
+            "r",
+            "--remote",
+            "fleet",
+            "--no-progress",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # a terminal's Ctrl-C: SIGINT handled (test runners may start us with it ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    out = tmp_path / "r"
+    for _ in range(1200):  # until the first results are on disk (or the run ended)
+        if proc.poll() is not None or (out.exists() and any(out.iterdir())):
+            break
+        time.sleep(0.05)
+    sent = proc.poll() is None
+    if sent:
+        os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert "Traceback" not in stderr and "Task was destroyed" not in stderr
+    if sent:
+        assert proc.returncode == 130, stderr
+        assert stderr.strip().splitlines()[-1] == "interrupted: results written so far are kept"
+    assert any(out.iterdir())  # what was written is kept
