@@ -248,6 +248,8 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
         self._t0 = 0.0
         self._live = False
+        self._saved: tuple[Any, Any] | None = None
+        self._proxies: list[Any] = []
 
     def _is_tty(self) -> bool:
         try:
@@ -275,6 +277,12 @@ class Heartbeat:
 
         self._t0 = time.perf_counter()
         if self._is_tty():
+            # the first thing the command prints ends the status line (no text glued to it)
+            self._saved = (sys.stdout, sys.stderr)
+            # the proxies stay referenced until __exit__: print() holds a borrowed reference to
+            # sys.stdout while it writes, and stop() (called from that write) swaps it back
+            self._proxies = [_StopOnWrite(sys.stdout, self), _StopOnWrite(sys.stderr, self)]
+            sys.stdout, sys.stderr = self._proxies
             self._thread = threading.Thread(target=self._beat, daemon=True)
             self._thread.start()
         return self
@@ -287,6 +295,9 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join(timeout=2.0)
             self._thread = None
+        if self._saved is not None:
+            sys.stdout, sys.stderr = self._saved
+            self._saved = None
         if self._live:
             try:
                 self.stream.write("\r\033[K")
@@ -298,6 +309,7 @@ class Heartbeat:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         elapsed = self.stop()
+        self._proxies = []
         if exc_type is None and elapsed > self.after_s:
             with contextlib.suppress(OSError, ValueError):
                 print(f"{self.name}: done in {elapsed:.1f} s", file=self.stream)
@@ -361,3 +373,18 @@ def check_referenced_files(toml_text: str, *, base_dir: str | Path, what: str) -
                 continue
             if exists:
                 check_input_file(candidate, what=f"{what} {key}:")
+
+
+class _StopOnWrite:
+    """A stream proxy that stops a :class:`Heartbeat` before the first write passes through."""
+
+    def __init__(self, stream: Any, heartbeat: Heartbeat) -> None:
+        self._stream = stream
+        self._heartbeat = heartbeat
+
+    def write(self, text: str) -> int:
+        self._heartbeat.stop()
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

@@ -333,3 +333,31 @@ def test_heartbeat_status_line_on_a_terminal_is_cleared():
         assert wrote.wait(timeout=30)
     text = stream.getvalue()
     assert "\rstudy: 0 s elapsed" in text and "\r\033[K" in text and "done in" in text
+
+
+def test_heartbeat_status_line_ends_before_the_command_prints(monkeypatch):
+    import io
+    import sys
+    import threading
+
+    from cosim.clitools import Heartbeat
+
+    wrote = threading.Event()
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+        def write(self, text):
+            wrote.set()
+            return super().write(text)
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    with Heartbeat("study", after_s=0.0, stream=terminal):
+        assert wrote.wait(timeout=30)
+        print("result")
+    text = terminal.getvalue()
+    # the status line is cleared before the result, and nothing follows the result on its line
+    assert "\r\033[Kresult\n" in text
+    assert sys.stdout is terminal
