@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.linalg import expm
 
+from grids.discretize import zoh
 from grids.errors import ScenarioError, check_problems
 from grids.limits import Limit, Violation
 from grids.params import Param, read_params, unknown_keys
@@ -508,11 +508,7 @@ class SwingModel:
         cached = self._cache.get(dt_s)
         if cached is not None:
             return cached
-        m = np.zeros((_N_STATE + 1, _N_STATE + 1))
-        m[:_N_STATE, :_N_STATE] = self._a * dt_s
-        m[:_N_STATE, _N_STATE] = self._b * dt_s
-        e = expm(m)
-        result = (e[:_N_STATE, :_N_STATE].copy(), e[:_N_STATE, _N_STATE].copy())
+        result = zoh(self._a, self._b, dt_s)  # the one shared zero-order-hold helper
         if len(self._cache) < 64:  # a co-simulation uses a few step sizes; stay bounded
             self._cache[dt_s] = result
         return result

@@ -40,6 +40,9 @@ class Limit(Enum):
     IEC_60076_7_LOSS_OF_LIFE = "IEC 60076-7 loss of life"
     IEEE_1547_TRIP = "IEEE 1547 trip"
     FREQUENCY_MODEL_RANGE = "frequency model validity range"
+    #: an under-frequency load-shedding stage operated (a protection action, reported as a
+    #: broken limit: load was lost to hold the frequency)
+    UFLS = "under-frequency load shedding"
 
 
 #: Voltage bands [pu] per limit family: (low limit, low name, high limit, high name).

@@ -51,6 +51,7 @@ from grids.metrics import frequency_nadir, voltage_envelope
 from grids.params import REQUIRED, Param, is_number, read_params, unknown_keys
 from studies.cold_load_pickup import cold_load_pickup_factor
 from studies.study_inputs import build_fleet, feeder_net, split_scenario
+from vehicle_models.coupling import coupled_step
 
 _SECTION = "black_start"
 # the section's frequency band defaults depend on [frequency] f0_hz: the study validates it
@@ -405,12 +406,17 @@ class _Island:
         # set-point (grid-following bookkeeping, no droop/trip functions); the grid-forming
         # VSM dynamics are the island swing model below
         control = dict(scenario.fleet.control)
-        vsm = InverterSettings.from_dict(control, path="fleet.control").vsm if control else None
+        f0_hz = scenario.f0_hz
+        vsm = (
+            InverterSettings.from_dict(control, path="fleet.control", f_nominal_hz=f0_hz).vsm
+            if control
+            else None
+        )
         if vsm is None:
-            vsm = InverterSettings.defaults().vsm
+            vsm = InverterSettings.defaults(f_nominal_hz=f0_hz).vsm
         follow = {k: v for k, v in control.items() if k not in ("functions", "mode")}
         follow.update({"functions": [], "mode": "grid_following"})
-        settings = InverterSettings.from_dict(follow, path="fleet.control")
+        settings = InverterSettings.from_dict(follow, path="fleet.control", f_nominal_hz=f0_hz)
         # no vehicle discharges below the study's SoC floor (the batteries' reserve)
         self.fleet, _ = build_fleet(
             scenario.fleet, None, scenario.seed, settings, soc_reserve_frac=s.soc_min_frac
@@ -509,6 +515,35 @@ class _Island:
         return p, q
 
 
+class _DemandFollower:
+    """The island's fleet as the responder of :func:`vehicle_models.coupling.coupled_step`.
+
+    The fleet follows the island's demand as its set-point (energy, SoC and power limits);
+    its power is the VSM swing model's electrical output, so it adds no injection change on
+    top (``last_delta_mw`` stays 0) and the island's input is set-point minus demand.
+    """
+
+    grid_forming = False
+    last_delta_mw = 0.0
+
+    def __init__(self, fleet, *, t0_s: float, vm_pu: np.ndarray) -> None:
+        self.fleet = fleet
+        self.t0_s = t0_s
+        self.vm_pu = vm_pu
+        self.p_setpoint_mw = 0.0
+        self.p_unmet_mw = 0.0
+
+    def step(self, *, t_s: float, dt_s: float, f_hz: float) -> None:
+        out = self.fleet.step(
+            t_s=self.t0_s + t_s,
+            dt_s=dt_s,
+            vm_pu=self.vm_pu,
+            f_hz=f_hz,
+            p_setpoint_mw=np.array([self.p_setpoint_mw]),
+        )
+        self.p_unmet_mw = float(np.sum(out.p_setpoint_unmet_mw))
+
+
 def _simulate_window(island: _Island, state: _State, blocks, t_end_s: float) -> dict:
     """Advance ``state`` to ``t_end_s`` with the given blocks on; return the window's traces."""
     scenario = island.scenario
@@ -536,19 +571,15 @@ def _simulate_window(island: _Island, state: _State, blocks, t_end_s: float) -> 
     plugged = island._plugged_mask(island.t0_s + state.t_s)
     battery = state.fleet.battery
     cap_kwh = float(np.sum(battery.e_capacity_kwh[plugged]))
+    follower = _DemandFollower(state.fleet, t0_s=island.t0_s, vm_pu=vm_fleet)
     for k in range(n):
         p_k = p_fleet[k] if converged[k] else 0.0
-        out = state.fleet.step(
-            t_s=island.t0_s + t[k],
-            dt_s=dt,
-            vm_pu=vm_fleet,
-            f_hz=state.swing.f_hz,
-            p_setpoint_mw=np.array([p_k]),
-        )
-        unmet[k] = float(np.sum(out.p_setpoint_unmet_mw))
-        # VSM swing of the island: set-point minus demand; secondary control moves the
-        # set-point (explicit integral, ki * dt << 1)
-        state.swing.step(dt_s=dt, p_imbalance_mw=state.p_ref_mw - p_k)
+        follower.p_setpoint_mw = p_k
+        # the one coupled step (vehicle_models.coupling): the fleet's energy bookkeeping at
+        # f(t_k), then the island's VSM swing over the step with set-point minus demand
+        coupled_step(state.swing, follower, t_s=t[k], dt_s=dt, p_event_mw=state.p_ref_mw - p_k)
+        unmet[k] = follower.p_unmet_mw
+        # secondary control moves the set-point (explicit integral, ki * dt << 1)
         state.p_ref_mw += -ki * (state.swing.delta_f_hz / f0) * s_base * dt
         f[k] = state.swing.f_hz
         # energy-weighted SoC of the plugged fleet

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,9 +44,10 @@ from studies.contingency_scenario import (
     ContingencyScenario,
     ContingencySettings,
     FleetResponse,
-    FrequencyEvent,
 )
 from studies.study_inputs import build_fleet
+from vehicle_models.coupling import InjectionChange, coupled_step, event_imbalance_mw
+from vehicle_models.settings import F_NOM_HZ, ControlFunction, GridMode, InverterSettings
 
 
 @dataclass
@@ -61,10 +62,6 @@ class CaseResult:
     ufls_shed_mw: np.ndarray
     soc_mean_frac: np.ndarray
     metrics: dict[str, Any]
-
-
-def _event_imbalance_mw(events: Sequence[FrequencyEvent], t_s: float, eps_s: float) -> float:
-    return float(sum(e.p_imbalance_mw for e in events if e.t_s <= t_s + eps_s))
 
 
 def simulate_case(
@@ -124,40 +121,32 @@ def simulate_case(
     soc = np.full(n_steps + 1, np.nan)
     f_hz[0] = swing.f_hz
     t_event = scenario.event_t_s
-    rocof_pre = 0.0
-    u_pre = 0.0
     u_prev = 0.0
     rocof_initial = math.nan
     event_marked = False
+    t_events = [e.t_s for e in scenario.events]
+    p_events = [e.p_imbalance_mw for e in scenario.events]
     for k in range(n_steps):
         t_k = t_abs[k]
-        u_mw = _event_imbalance_mw(scenario.events, t_k, eps_s)
+        p_event_mw = event_imbalance_mw(t_events, p_events, t_k, eps_s=eps_s)
+        if fleet is not None and not event_marked and t_k + eps_s >= t_event:
+            event_marked = True
+            if hasattr(fleet, "mark_event"):
+                fleet.mark_event()
+        # the model's derivative just before the event (the swing model is not advanced
+        # before the coupled step below)
+        rocof_before = swing.rocof_hz_per_s if k > 0 and math.isnan(rocof_initial) else 0.0
+        try:
+            step = coupled_step(swing, fleet, t_s=t_k, dt_s=dt_s, p_event_mw=p_event_mw)
+        except SimulationError as exc:
+            raise SimulationError(f"case {case.value}: {exc}") from exc
         if fleet is not None:
-            if not event_marked and t_k + eps_s >= t_event:
-                event_marked = True
-                if hasattr(fleet, "mark_event"):
-                    fleet.mark_event()
-            if fleet.grid_forming:
-                probe = copy.deepcopy(swing)
-                probe.step(dt_s=dt_s, p_imbalance_mw=u_mw + fleet.last_delta_mw)
-                f_seen = probe.f_hz
-            else:
-                f_seen = swing.f_hz
-            fleet.step(t_s=t_k, dt_s=dt_s, f_hz=f_seen)
-            if not math.isfinite(fleet.last_delta_mw):
-                raise SimulationError(
-                    f"case {case.value}: the fleet returned a non-finite injection at "
-                    f"t = {t_k:.3f} s (after the start of the run)"
-                )
-            p_fleet[k] = fleet.last_delta_mw
+            p_fleet[k] = step.p_fleet_delta_mw
             soc[k] = getattr(fleet, "soc_mean_frac", math.nan)
-            u_mw += fleet.last_delta_mw
+        u_mw = step.p_imbalance_mw
         if math.isnan(rocof_initial) and t_k + eps_s >= t_event:
             # derivative just before the event plus the jump of the input at the event
-            rocof_pre = swing.rocof_hz_per_s if k > 0 else 0.0
-            u_pre = u_prev
-            rocof_initial = rocof_pre + rocof_initial_hz_per_s(params, -(u_mw - u_pre))
-        swing.step(dt_s=dt_s, p_imbalance_mw=u_mw)
+            rocof_initial = rocof_before + rocof_initial_hz_per_s(params, -(u_mw - u_prev))
         u_prev = u_mw
         f_hz[k + 1] = swing.f_hz
         p_mech[k + 1] = swing.p_mech_mw
@@ -216,18 +205,22 @@ def simulate_case(
 
 
 def control_for_case(
-    control: Mapping[str, Any], settings: ContingencySettings, case: FleetResponse
-):
+    control: Mapping[str, Any],
+    settings: ContingencySettings,
+    case: FleetResponse,
+    *,
+    f_nominal_hz: float = F_NOM_HZ,
+) -> InverterSettings:
     """Inverter settings of one case: the fleet's ``[fleet.control]`` with the case's changes.
 
     ``none``: no frequency function; ``droop``: ``freq_watt`` on (grid-following);
     ``vsm``: grid-forming (the ``[fleet.control.vsm]`` inertia and damping), no freq-watt;
     ``trip``: no frequency function, the ``[contingency.trip]`` common threshold, simultaneous
     disconnection; ``staggered``: as ``trip`` with ``[contingency.stagger]`` (default ramp).
-    Validated by :meth:`vehicle_models.settings.InverterSettings.from_dict`.
+    Validated by :meth:`vehicle_models.settings.InverterSettings.from_dict` with the system's
+    ``f_nominal_hz`` [Hz] (missing keys take the defaults for it: IEEE 1547-2018 at 60 Hz,
+    EN 50549-1 at 50 Hz).
     """
-    from vehicle_models.settings import ControlFunction, GridMode, InverterSettings
-
     data = copy.deepcopy(dict(control))
     if "functions" in data and isinstance(data["functions"], list):
         functions = [str(f) for f in data["functions"]]
@@ -254,7 +247,9 @@ def control_for_case(
         data["stagger"] = stagger
     data["functions"] = functions
     data["mode"] = mode
-    return InverterSettings.from_dict(data, path=f"fleet.control (case {case.value})")
+    return InverterSettings.from_dict(
+        data, path=f"fleet.control (case {case.value})", f_nominal_hz=f_nominal_hz
+    )
 
 
 class _FleetDriver:
@@ -273,7 +268,7 @@ class _FleetDriver:
         self.grid_forming = case is FleetResponse.VSM
         self.t0_s = scenario.settings.time_of_day_h * 3600.0
         self.last_delta_mw = 0.0
-        self.p_base_mw: float | None = None
+        self.change = InjectionChange(replicas=self.replicas)
         self.setpoint_mw: np.ndarray | None = None
         self.vm_pu = np.ones(len(fleet.buses))
         self.e_start_kwh: float | None = None
@@ -293,7 +288,12 @@ class _FleetDriver:
 
     @classmethod
     def build(cls, scenario: ContingencyScenario, case: FleetResponse) -> _FleetDriver:
-        settings = control_for_case(scenario.fleet.control, scenario.settings, case)
+        settings = control_for_case(
+            scenario.fleet.control,
+            scenario.settings,
+            case,
+            f_nominal_hz=scenario.params.f0_hz,
+        )
         fleet, net = build_fleet(scenario.fleet, scenario.feeder, scenario.seed, settings)
         return cls(scenario, case, fleet, net)
 
@@ -334,10 +334,7 @@ class _FleetDriver:
         )
         self._p_bus_mw = np.asarray(res.p_mw, dtype=float)
         self._q_bus_mvar = np.asarray(res.q_mvar, dtype=float)
-        total = float(self._p_bus_mw.sum())
-        if self.p_base_mw is None:
-            self.p_base_mw = total
-        self.last_delta_mw = self.replicas * (total - self.p_base_mw)
+        self.last_delta_mw = self.change(float(self._p_bus_mw.sum()))
         tripped = np.asarray(self.fleet.tripped, dtype=bool)
         newly = tripped & ~self.ever_tripped
         if newly.any():
@@ -404,9 +401,9 @@ CASE_METRIC_KEYS = (
     "violations",
 )
 
-#: Name of the under-frequency load-shedding "limit" in ``violations`` (a protection stage,
-#: not a :class:`grids.limits.Limit` member).
-UFLS_LIMIT = "under-frequency load shedding"
+#: Name of the under-frequency load-shedding limit in ``violations`` (kept for importers:
+#: :attr:`grids.limits.Limit.UFLS`).
+UFLS_LIMIT = Limit.UFLS.value
 
 
 def frequency_validity_hook(
@@ -462,7 +459,7 @@ def case_violations(
         threshold = max(stage.threshold_hz for stage in scenario.params.ufls)
         out.append(
             Violation(
-                limit=UFLS_LIMIT,
+                limit=Limit.UFLS.value,
                 element=f"{int(metrics.get('ufls_stages_triggered', 0))} UFLS stage(s)",
                 quantity="f_hz",
                 worst_value=float(metrics["f_nadir_hz"]),
