@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from grids.errors import ConvergenceError, FeederError, ScenarioError, check_problems
 from grids.feeders import validate_feeder
@@ -246,6 +247,44 @@ def _positions(target: np.ndarray, index: np.ndarray) -> np.ndarray:
     return np.array([lookup[int(v)] for v in index], dtype=np.intp)
 
 
+def line_rated(net) -> np.ndarray:
+    """Which lines of a net have a usable thermal rating.
+
+    A line is rated when ``max_i_ka * df * parallel`` is a finite number above 0 and below
+    :data:`NO_RATING_KA` (pandapower's 99999 kA placeholder for "unlimited", as in
+    ``case33bw``, is no rating). The loading of an unrated line is not a limit: the feeder
+    model reports it as NaN and studies say it is not checked.
+
+    Parameters
+    ----------
+    net : pandapowerNet
+        The feeder.
+
+    Returns
+    -------
+    numpy.ndarray (n_line,) of bool
+        One entry per row of ``net.line`` (pandapower index order), out-of-service lines
+        included.
+
+    Examples
+    --------
+    >>> from grids.feeders import load_feeder
+    >>> from grids.feeder_model import line_rated
+    >>> rated = line_rated(load_feeder("case33bw"))
+    >>> len(rated), int(rated.sum())  # MATPOWER data: 99999 kA placeholders only
+    (37, 0)
+    """
+    line = net.line
+    if not len(line):
+        return np.zeros(0, dtype=bool)
+    rating_ka = (
+        pd.to_numeric(line.max_i_ka, errors="coerce")
+        * pd.to_numeric(line.df, errors="coerce")
+        * pd.to_numeric(line.parallel, errors="coerce")
+    ).to_numpy(dtype=float)
+    return np.isfinite(rating_ka) & (rating_ka > 0) & (rating_ka < NO_RATING_KA)
+
+
 class FeederModel:
     """A feeder, built once, solved for any injections with AC or LinDistFlow.
 
@@ -325,8 +364,7 @@ class FeederModel:
         self.line = net.line.index.to_numpy(dtype=np.int64)
         self.trafo = net.trafo.index.to_numpy(dtype=np.int64)
         self.dead_bus = self._find_dead_buses(net)
-        rating_ka = (net.line.max_i_ka * net.line.df * net.line.parallel).to_numpy(float)
-        self.line_rated = np.isfinite(rating_ka) & (rating_ka > 0) & (rating_ka < NO_RATING_KA)
+        self.line_rated = line_rated(net)
         self._unrated_cols = np.flatnonzero(~self.line_rated)
         self._any_line_rated = bool(self.line_rated.any())
         self._unsupported = unsupported_elements(net)

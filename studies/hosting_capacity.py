@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from grids.errors import ConvergenceError, FeederError, ScenarioError, check_problems
+from grids.errors import ConvergenceError, ScenarioError, check_problems
+from grids.feeder_model import FeederModel
 from grids.limits import (
     Limit,
     Violation,
@@ -38,6 +39,7 @@ from grids.limits import (
 )
 from grids.params import is_number, read_params
 from studies.hosting_capacity_engine import (
+    AC_TOLERANCE_MVA,
     AcSolver,
     Binding,
     BisectionResult,
@@ -187,13 +189,19 @@ class HostingCapacityResult:
 
 
 class HostingCapacityStudy:
-    """A feeder prepared for hosting-capacity questions (solvers built once, reused).
+    """A feeder prepared for hosting-capacity questions (one feeder model, built once, reused).
+
+    Every power flow, the LinDistFlow screen and the AC confirmation alike, is solved by the
+    one :class:`grids.feeder_model.FeederModel` of the feeder.
 
     Parameters
     ----------
-    feeder : str, path or pandapowerNet
-        Embedded feeder name or pandapower JSON path (loaded with ``prepare_net``), or an
-        already prepared net (then ``load_scale`` and ``ext_grid_vm_pu`` are not applied).
+    feeder : str, path, FeederModel or pandapowerNet
+        Embedded feeder name or pandapower JSON path (built with
+        :meth:`grids.feeder_model.FeederModel.from_name`), a feeder model, or an already
+        prepared net (used as is); for the last two ``load_scale`` and ``ext_grid_vm_pu`` are
+        not applied. The AC tolerance of a given model is its own (the study's default is
+        :data:`studies.hosting_capacity_engine.AC_TOLERANCE_MVA`).
     load_scale : float
         Scale of every load [-] (as in ``v2g-cosim powerflow``).
     ext_grid_vm_pu : float or None
@@ -221,36 +229,37 @@ class HostingCapacityStudy:
         need_ac: bool = True,
         calibrate_screen: bool = True,
     ) -> None:
-        from grids.powerflow import prepare_net
-
         self.criteria = criteria or HostingCapacityCriteria()
         self.criteria.validate()
-        if isinstance(feeder, str | Path):
-            self.net = prepare_net(feeder, load_scale=load_scale, ext_grid_vm_pu=ext_grid_vm_pu)
+        if isinstance(feeder, FeederModel):
+            self.model = feeder
+            self.feeder = feeder.name
+        elif isinstance(feeder, str | Path):
+            self.model = FeederModel.from_name(
+                feeder,
+                load_scale=load_scale,
+                ext_grid_vm_pu=ext_grid_vm_pu,
+                tolerance_mva=AC_TOLERANCE_MVA,
+            )
             self.feeder = str(feeder)
-        else:  # an already prepared pandapower net (used as is)
-            self.net = feeder
+        else:  # an already prepared pandapower net (used as is, not copied)
+            self.model = FeederModel(feeder, tolerance_mva=AC_TOLERANCE_MVA)
             self.feeder = str(feeder.name or "feeder")
-        net = self.net
-        self.ac = AcSolver(net) if need_ac else None
-        self.screen = LinDistFlowSolver(net) if need_screen else None
-        ref = self.ac or self.screen
-        self.bus, self.line, self.trafo = ref.bus, ref.line, ref.trafo
-        if self.ac is not None and self.screen is not None:
-            for name in ("bus", "line", "trafo"):
-                if not np.array_equal(getattr(self.ac, name), getattr(self.screen, name)):
-                    raise FeederError(
-                        f"{self.feeder}: AC and LinDistFlow order the {name}s differently"
-                    )
-            if calibrate_screen:
-                p0, q0 = self.ac.base_injection()
-                ac_base = self.ac.solve(p0[None, :], q0[None, :])
-                if not ac_base.converged.all():
-                    raise ConvergenceError(
-                        f"{self.feeder}: the base case AC power flow did not converge"
-                    )
-                self.screen.calibrate(ac_base)
+        self.net = net = self.model.net
+        # Both tiers solve through the one feeder model (same bus, line, transformer order).
+        self.ac = AcSolver(self.model) if need_ac else None
+        self.screen = LinDistFlowSolver(self.model) if need_screen else None
+        self.bus, self.line, self.trafo = self.model.bus, self.model.line, self.model.trafo
+        if self.ac is not None and self.screen is not None and calibrate_screen:
+            p0, q0 = self.ac.base_injection()
+            ac_base = self.ac.solve(p0[None, :], q0[None, :])
+            if not ac_base.converged.all():
+                raise ConvergenceError(
+                    f"{self.feeder}: the base case AC power flow did not converge"
+                )
+            self.screen.calibrate(ac_base)
         self.screen_calibrated = bool(calibrate_screen and self.ac and self.screen)
+        self._bus_col = {int(b): i for i, b in enumerate(self.bus)}
         self.slack_bus = set(int(b) for b in net.ext_grid.bus[net.ext_grid.in_service.astype(bool)])
         self.slack_bus |= (
             set(int(b) for b in net.gen.bus[net.gen.in_service.astype(bool)])
@@ -266,14 +275,17 @@ class HostingCapacityStudy:
 
     # ----------------------------------------------------------------- buses and inputs
     def candidate_buses(self) -> np.ndarray:
-        """All in-service buses that can host an injection (every bus but slack/PV buses)."""
-        in_service = self.net.bus.in_service.reindex(self.bus).fillna(False).astype(bool)
+        """Every bus that can host an injection.
+
+        Returns
+        -------
+        numpy.ndarray of int
+            pandapower indices of the energized buses (in service and connected to an external
+            grid) except slack and PV buses.
+        """
+        live = ~self.model.dead_bus  # in service and connected to an external grid
         return np.array(
-            [
-                b
-                for b, ok in zip(self.bus, in_service, strict=True)
-                if ok and b not in self.slack_bus
-            ]
+            [int(b) for b, ok in zip(self.bus, live, strict=True) if ok and b not in self.slack_bus]
         )
 
     def resolve_buses(self, buses) -> np.ndarray:
@@ -300,6 +312,11 @@ class HostingCapacityStudy:
                 )
             elif value in self.slack_bus:
                 problems.append(f"bus: {value} is the slack (external grid) bus of {self.feeder}")
+            elif self.model.dead_bus[self._bus_col[value]]:
+                problems.append(
+                    f"bus: {value} of {self.feeder} is out of service or connected to no "
+                    "external grid"
+                )
             else:
                 out.append(value)
         check_problems(problems, ScenarioError, "invalid hosting-capacity buses")
@@ -384,11 +401,8 @@ class HostingCapacityStudy:
         out = voltage_violations(
             flows.vm_pu[0], bus_names=[f"bus {int(b)}" for b in solver.bus], standard="ansi"
         )
-        from studies.study_inputs import unrated_lines
-
-        unrated = pd.Series(unrated_lines(self.net), index=self.net.line.index)
-        unrated = unrated.reindex(np.asarray(self.line), fill_value=False).to_numpy(dtype=bool)
-        line_load = np.where(unrated[None, :], np.nan, flows.line_loading_percent)
+        # NaN where a line has no rating (see missing_ratings) or is out of service
+        line_load = flows.line_loading_percent
         for limit, load, index, name, value in (
             (Limit.LINE_LOADING, line_load, self.line, "line",
              c.max_line_loading_percent),

@@ -8,8 +8,11 @@ the largest ``size_mw`` whose power flow violates no limit. All cases are bisect
 bisection iteration is ONE batched power-flow call over all cases (LinDistFlow for the screen, the
 fast AC path for confirmation), so the cost is ``log2(bracket / tolerance)`` batched solves.
 
-The physics lives in :mod:`grids` (``ACPowerFlow``, ``LinDistFlow`` and thermal model)
-and :mod:`vehicle_models.controls` (the inverter curves); this module only drives them.
+Every power flow goes through the one feeder model :class:`grids.feeder_model.FeederModel`
+(``solve`` with ``SolveMethod.AC`` or ``SolveMethod.LINDISTFLOW``); :class:`AcSolver` and
+:class:`LinDistFlowSolver` only count the solves, put the base case last in an AC batch and
+calibrate the screen. The physics lives in :mod:`grids` (feeder model, thermal model) and
+:mod:`vehicle_models.controls` (the inverter curves); this module only drives them.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from enum import Enum
 import numpy as np
 
 from grids.errors import ScenarioError, check_problems
+from grids.feeder_model import FeederModel, SolveMethod
+from grids.params import Param
+from grids.thermal import DEFAULT_COOLING, CoolingMode, ThermalParameters, steady_state
 
 
 class Binding(Enum):
@@ -55,6 +61,12 @@ _ELEMENT = {
 }
 
 
+#: The cooling mode of the hot-spot check, declared with the validation kit.
+_COOLING = Param(
+    "cooling", DEFAULT_COOLING, kind=CoolingMode, doc="transformer cooling mode (IEC 60076-2)"
+)
+
+
 @dataclass(frozen=True)
 class HostingCapacityCriteria:
     """Planner limits for a hosting-capacity study.
@@ -75,8 +87,9 @@ class HostingCapacityCriteria:
         loading (IEC 60076-7 model of :mod:`grids.thermal`); only checked when given.
     ambient_c : float
         Ambient temperature [degC] for the hot-spot check (default 30, a warm day).
-    cooling : str
-        Transformer cooling mode for the hot-spot check (``ONAN``, ``ONAF``, ``OF``, ``OD``).
+    cooling : grids.thermal.CoolingMode or str
+        Transformer cooling mode for the hot-spot check (IEC 60076-2 code, e.g. ``ONAN``,
+        ``ONAF``; default :data:`grids.thermal.DEFAULT_COOLING`).
     """
 
     v_min_pu: float = 0.95
@@ -86,10 +99,21 @@ class HostingCapacityCriteria:
     max_trafo_loading_percent: float = 100.0
     max_hot_spot_c: float | None = None
     ambient_c: float = 30.0
-    cooling: str = "ONAN"
+    cooling: CoolingMode | str = DEFAULT_COOLING
 
     def problems(self, path: str = "criteria") -> list[str]:
-        """Every problem with these limits (empty when valid)."""
+        """Every problem with these limits.
+
+        Parameters
+        ----------
+        path : str
+            Key path put in front of each field name in the messages.
+
+        Returns
+        -------
+        list of str
+            One message per problem (empty when the limits are valid).
+        """
         out = []
 
         def finite(name: str, value) -> bool:
@@ -124,12 +148,17 @@ class HostingCapacityCriteria:
             )
         if finite("ambient_c", self.ambient_c) and not -50 <= self.ambient_c <= 60:
             out.append(f"{path}.ambient_c: {self.ambient_c} is outside the allowed -50 to 60")
-        if self.cooling not in ("ONAN", "ONAF", "OF", "OD"):
-            out.append(f"{path}.cooling: {self.cooling!r} is not one of ONAN, ONAF, OF, OD")
+        _COOLING.check(self.cooling, key=f"{path}.cooling", problems=out)
         return out
 
     def validate(self) -> None:
-        """Raise :class:`ScenarioError` listing every problem."""
+        """Check the limits.
+
+        Raises
+        ------
+        ScenarioError
+            Listing every problem (see :meth:`problems`).
+        """
         check_problems(self.problems(), ScenarioError, "invalid hosting-capacity criteria")
 
 
@@ -138,87 +167,142 @@ class Flows:
     """Power-flow results of a batch, as the limit checks need them (all 2-D, scenario first)."""
 
     vm_pu: np.ndarray  # (S, n_bus)
-    line_loading_percent: np.ndarray  # (S, n_line)
+    line_loading_percent: np.ndarray  # (S, n_line), NaN: no rating or out of service
     trafo_loading_percent: np.ndarray  # (S, n_trafo)
     converged: np.ndarray  # (S,) bool
+    dead_bus: np.ndarray | None = None  # (n_bus,) bool: no voltage there, not checked
 
     def take(self, rows: np.ndarray) -> Flows:
+        """The flows of the cases ``rows``."""
         return Flows(
             self.vm_pu[rows],
             self.line_loading_percent[rows],
             self.trafo_loading_percent[rows],
             self.converged[rows],
+            self.dead_bus,
         )
 
 
-class AcSolver:
-    """Adapter of batched :class:`grids.powerflow.ACPowerFlow` to :class:`Flows`."""
+#: AC convergence tolerance of the study [MVA]: pandapower ``runpp``'s default, so that the
+#: brute-force reference (:mod:`studies.hosting_capacity_bruteforce`) solves to the same.
+AC_TOLERANCE_MVA = 1e-8
+
+
+def feeder_model(feeder) -> FeederModel:
+    """The feeder model a solver adapter works on.
+
+    Parameters
+    ----------
+    feeder : FeederModel or pandapowerNet
+        A model (returned as is) or a prepared net (wrapped, not copied: the net is used as
+        is, with the study's AC tolerance :data:`AC_TOLERANCE_MVA`).
+
+    Returns
+    -------
+    FeederModel
+    """
+    if isinstance(feeder, FeederModel):
+        return feeder
+    return FeederModel(feeder, tolerance_mva=AC_TOLERANCE_MVA)
+
+
+class _ModelSolver:
+    """Common part of the adapters: the model, its column order and solve counters."""
+
+    name = ""
+
+    def __init__(self, feeder) -> None:
+        self.model = feeder_model(feeder)
+        self.bus = self.model.bus
+        self.line = self.model.line  # every line of the net (NaN loading where not rated)
+        self.trafo = self.model.trafo
+        self.dead_bus = self.model.dead_bus if self.model.dead_bus.any() else None
+        self.n_solves = 0
+        self.n_cases = 0
+
+    def base_injection(self) -> tuple[np.ndarray, np.ndarray]:
+        """Net injection per bus of the net's own elements [MW, Mvar] (copies)."""
+        return self.model.base_injection()
+
+
+class AcSolver(_ModelSolver):
+    """Batched AC power flow of a :class:`grids.feeder_model.FeederModel` as :class:`Flows`.
+
+    Parameters
+    ----------
+    feeder : FeederModel or pandapowerNet
+        The feeder (see :func:`feeder_model`).
+    """
 
     name = "ac"
 
-    def __init__(self, net) -> None:
-        from grids.powerflow import ACPowerFlow
-
-        # Same mismatch tolerance as pandapower's runpp default (the brute-force reference).
-        self.pf = ACPowerFlow(net, tolerance_mva=1e-8)
-        self.bus = np.asarray(self.pf.bus)
-        self.line = np.asarray(self.pf.line)
-        self.trafo = np.asarray(self.pf.trafo)
-        self.n_solves = 0
-        self.n_cases = 0
+    def __init__(self, feeder) -> None:
+        super().__init__(feeder)
+        self.model.prepare(SolveMethod.AC)
         self._base = self.base_injection()
 
-    def base_injection(self) -> tuple[np.ndarray, np.ndarray]:
-        p_mw, q_mvar = self.pf.base_injection()
-        return np.asarray(p_mw, dtype=float), np.asarray(q_mvar, dtype=float)
-
     def solve(self, p_mw: np.ndarray, q_mvar: np.ndarray) -> Flows:
-        # Cases change between calls (bisection moves every case), so a warm start from the
-        # previous call is still close; solver falls back per scenario when it is not.
+        """Solve a batch of cases.
+
+        Parameters
+        ----------
+        p_mw, q_mvar : numpy.ndarray (S, n_bus)
+            Total injection per bus [MW, Mvar].
+
+        Returns
+        -------
+        Flows
+            Voltages, loadings and convergence flags of the ``S`` cases.
+        """
         self.n_solves += 1
         self.n_cases += p_mw.shape[0]
-        # The batch ends with the base case: ACPowerFlow may re-centre its chord Jacobian on
+        # The batch ends with the base case: the AC solver may re-centre its chord Jacobian on
         # the last converged scenario of a call, and the base point suits every next batch
         # (cases spread over many buses) better than whichever case happened to be last.
+        # Cold start: cases move between calls (bisection moves every case).
         n = p_mw.shape[0]
         p0, q0 = self._base
-        res = self.pf.solve(
+        res = self.model.solve(
             np.vstack([p_mw, p0[None, :]]), np.vstack([q_mvar, q0[None, :]]), warm_start=False
         )
         return Flows(
-            np.atleast_2d(res.vm_pu)[:n],
-            np.atleast_2d(res.line_loading_percent)[:n],
-            np.atleast_2d(res.trafo_loading_percent)[:n],
-            np.atleast_1d(res.converged).astype(bool)[:n],
+            res.vm_pu[:n],
+            res.line_loading_percent[:n],
+            res.trafo_loading_percent[:n],
+            res.converged[:n],
+            self.dead_bus,
         )
 
 
-class LinDistFlowSolver:
-    """Adapter of :class:`grids.lindistflow.LinDistFlow` to :class:`Flows`."""
+class LinDistFlowSolver(_ModelSolver):
+    """LinDistFlow of a :class:`grids.feeder_model.FeederModel` as :class:`Flows`, optionally
+    calibrated on the AC base case (:meth:`calibrate`).
+
+    Parameters
+    ----------
+    feeder : FeederModel or pandapowerNet
+        The feeder (see :func:`feeder_model`); must be radial.
+    """
 
     name = "lindistflow"
 
-    def __init__(self, net) -> None:
-        from grids.lindistflow import LinDistFlow
-
-        self.ldf = LinDistFlow(net)
-        self.bus = np.asarray(self.ldf.bus)
-        self.line = np.asarray(self.ldf.line)
-        self.trafo = np.asarray(self.ldf.trafo)
-        self.n_solves = 0
-        self.n_cases = 0
-        self.vm_offset_pu = 0.0
-        self.line_factor = 1.0
-        self.trafo_factor = 1.0
-
-    def base_injection(self) -> tuple[np.ndarray, np.ndarray]:
-        p_mw, q_mvar = self.ldf.base_injection()
-        return np.asarray(p_mw, dtype=float), np.asarray(q_mvar, dtype=float)
+    def __init__(self, feeder) -> None:
+        super().__init__(feeder)
+        self.model.prepare(SolveMethod.LINDISTFLOW)
+        self.vm_offset_pu: np.ndarray | float = 0.0
+        self.line_factor: np.ndarray | float = 1.0
+        self.trafo_factor: np.ndarray | float = 1.0
 
     def calibrate(self, ac_base: Flows) -> None:
         """Anchor the screen on the AC base case: voltages shifted by the base-case error,
         loadings scaled by the base-case ratio AC/LinDistFlow (losses and reactive losses that
-        LinDistFlow ignores), per bus / line / transformer."""
+        LinDistFlow ignores), per bus / line / transformer.
+
+        Parameters
+        ----------
+        ac_base : Flows
+            The AC solution of the base case (one row).
+        """
         p0, q0 = self.base_injection()
         self.vm_offset_pu, self.line_factor, self.trafo_factor = 0.0, 1.0, 1.0
         own = self.solve(p0[None, :], q0[None, :])
@@ -228,16 +312,35 @@ class LinDistFlowSolver:
             ok = (ldf > 1.0) & np.isfinite(ac)  # only where the base flow is meaningful
             return np.where(ok, ac / np.where(ok, ldf, 1.0), 1.0)
 
-        self.line_factor = ratio(ac_base.line_loading_percent[0], own.line_loading_percent[0])
-        self.trafo_factor = ratio(ac_base.trafo_loading_percent[0], own.trafo_loading_percent[0])
+        with np.errstate(invalid="ignore"):  # NaN: unrated or out-of-service lines
+            self.line_factor = ratio(ac_base.line_loading_percent[0], own.line_loading_percent[0])
+            self.trafo_factor = ratio(
+                ac_base.trafo_loading_percent[0], own.trafo_loading_percent[0]
+            )
 
     def solve(self, p_mw: np.ndarray, q_mvar: np.ndarray) -> Flows:
+        """Solve a batch of cases with the (calibrated) linear model.
+
+        Parameters
+        ----------
+        p_mw, q_mvar : numpy.ndarray (S, n_bus)
+            Total injection per bus [MW, Mvar].
+
+        Returns
+        -------
+        Flows
+            Voltages and loadings of the ``S`` cases (always converged).
+        """
         self.n_solves += 1
         self.n_cases += p_mw.shape[0]
-        vm = np.atleast_2d(self.ldf.vm_pu(p_mw, q_mvar)) + self.vm_offset_pu
-        line = np.atleast_2d(self.ldf.line_loading_percent(p_mw, q_mvar)) * self.line_factor
-        trafo = np.atleast_2d(self.ldf.trafo_loading_percent(p_mw, q_mvar)) * self.trafo_factor
-        return Flows(vm, line, trafo, np.ones(vm.shape[0], dtype=bool))
+        res = self.model.solve(p_mw, q_mvar, method=SolveMethod.LINDISTFLOW)
+        return Flows(
+            res.vm_pu + self.vm_offset_pu,
+            res.line_loading_percent * self.line_factor,
+            res.trafo_loading_percent * self.trafo_factor,
+            res.converged,
+            self.dead_bus,
+        )
 
 
 class HotSpot:
@@ -248,14 +351,22 @@ class HotSpot:
     """
 
     def __init__(self, criteria: HostingCapacityCriteria) -> None:
-        from grids.thermal import CoolingMode, ThermalParameters
-
         self.params = ThermalParameters.for_cooling(CoolingMode(criteria.cooling))
         self.ambient_c = criteria.ambient_c
 
     def hot_spot_c(self, trafo_loading_percent: np.ndarray) -> np.ndarray:
-        from grids.thermal import steady_state
+        """Steady-state hot spot of each transformer.
 
+        Parameters
+        ----------
+        trafo_loading_percent : numpy.ndarray
+            Loading [%]; NaN (out of service) counts as unloaded.
+
+        Returns
+        -------
+        numpy.ndarray
+            Hot-spot temperature [degC], same shape.
+        """
         load_pu = np.nan_to_num(np.asarray(trafo_loading_percent, dtype=float), nan=0.0) / 100.0
         top_oil_c, gradient_k = steady_state(self.params, load_pu=load_pu, ambient_c=self.ambient_c)
         return np.asarray(top_oil_c + gradient_k, dtype=float)
@@ -337,6 +448,11 @@ def check(flows: Flows, base: BaseState, limits: Limits) -> Check:
     else:
         severities.append(np.full((n_case, 0), -1.0))
     pre.append(np.zeros_like(severities[-1], dtype=bool))
+    if flows.dead_bus is not None:
+        # a bus cut off from every external grid has no voltage (NaN): nothing to check there
+        for sev in severities:
+            if sev.shape[1]:
+                sev[:, flows.dead_bus] = -1.0
     for loading, loading0, limit in (
         (flows.line_loading_percent, base.flows.line_loading_percent, c.max_line_loading_percent),
         (
