@@ -147,7 +147,8 @@ def clear_feeder_cache() -> None:
 def unrated_lines(net) -> np.ndarray:
     """Mask of the net's lines without a usable thermal rating (missing, zero, or a placeholder
     of :data:`grids.feeder_model.NO_RATING_KA` and more, such as the 99999 kA pandapower's
-    MATPOWER converter writes for case33bw): the feeder model's definition.
+    MATPOWER converter writes for case33bw): the negation of
+    :func:`grids.feeder_model.line_rated`, the feeder model's one definition.
 
     Parameters
     ----------
@@ -159,19 +160,9 @@ def unrated_lines(net) -> np.ndarray:
     numpy.ndarray of bool
         One entry per row of ``net.line``.
     """
-    import pandas as pd
+    from grids.feeder_model import line_rated
 
-    from grids.feeder_model import NO_RATING_KA
-
-    if not len(net.line):
-        return np.zeros(0, dtype=bool)
-    line = net.line
-    rating_ka = (
-        pd.to_numeric(line.max_i_ka, errors="coerce")
-        * pd.to_numeric(line.df, errors="coerce")
-        * pd.to_numeric(line.parallel, errors="coerce")
-    ).to_numpy(dtype=float)
-    return ~(np.isfinite(rating_ka) & (rating_ka > 0) & (rating_ka < NO_RATING_KA))
+    return ~line_rated(net)
 
 
 def line_rating_notes(net) -> list[str]:
