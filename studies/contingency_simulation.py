@@ -1,21 +1,13 @@
 """Contingency simulation: the direct time loop of the swing model and the fleet, per case.
 
-Order of operations in each step ``[t_k, t_k+1]`` of ``dt = simulation.step_s`` (what
-:func:`simulate_case` does; ``docs/contingency.md`` describes the same):
-
-1. the event imbalance ``ΔP_event(t_k)`` is the sum of every event with ``t_s <= t_k``;
-2. the fleet is stepped with a frequency: the swing model's frequency at the start of the step
-   ``f(t_k)`` for grid-following responses, or, for the grid-forming (VSM) case, the
-   frequency a copy of the swing model predicts for ``t_k+1`` with the fleet's previous
-   injection change (a predictor step, so the inertial response is not delayed). The fleet
-   returns its injection over the step; ``ΔP_fleet = replicas · (P_fleet − P_fleet,pre-event)``;
-3. the swing model advances over ``[t_k, t_k+1]`` with the constant input
-   ``ΔP_event(t_k) + ΔP_fleet``; its frequency, governor power and load shedding at
-   ``t_k+1`` are recorded.
-
-So a grid-following fleet responds, within the step, to the frequency at the step's start
-(a zero-order hold of the measurement over one step; the inverter's own measurement low-pass
-``f_meas_tau_s`` comes on top). There is no other delay in the loop.
+Each step ``[t_k, t_k+1]`` of ``dt = simulation.step_s`` is one
+:func:`vehicle_models.coupling.coupled_step` (the project's one coupled fleet/frequency step;
+``docs/contingency.md`` states its order of operations): the event input at ``t_k``, the
+fleet stepped with ``f(t_k)`` (grid-following) or the predicted ``f(t_k+1)`` (grid-forming,
+the ``vsm`` case), then the swing model over the step with events plus
+``replicas · (P_fleet − P_fleet,pre-event)``. A grid-following fleet thus responds, within the
+step, to the frequency at the step's start (a zero-order hold of the measurement over one
+step; the inverter's own measurement low-pass ``f_meas_tau_s`` comes on top).
 
 Metrics come from the one definition in :mod:`grids.metrics` (nadir: sampled extremum;
 RoCoF over 500 ms; 5 % settling time).
@@ -87,7 +79,7 @@ def simulate_case(
 
     Notes
     -----
-    Each step of ``dt = simulation.step_s``:
+    Each step of ``dt = simulation.step_s`` is :func:`vehicle_models.coupling.coupled_step`:
 
     1. the fleet sees the frequency ``f(t_k)`` (grid-following) or the predicted ``f(t_k+1)``
        (grid-forming) and returns its per-bus injection;
