@@ -279,6 +279,11 @@ CASES = [
         "events[0].p_mw",
     ),
     ("sweep-misspelt-metric", ["sweep", "sweep_misspelt.toml", "--out", "s"], "t_nadir_sec"),
+    (
+        "nominal-frequency-mismatch",
+        ["run", D, "--out", "o", "--set", "frequency.f0_hz=50", "fleet.f_nominal_hz=60"],
+        "fleet.f_nominal_hz",
+    ),
 ]
 
 
