@@ -53,9 +53,6 @@ PARSE_ONLY = {
     ("sweeps.md", "v2g-cosim sweep-report sweep_out"): (
         "needs the output of the 35-run sweep above"
     ),
-    ("thermal.md", "v2g-cosim thermal --profile iec.csv"): (
-        "docs/thermal.md never gives iec.csv (reported to the owner of the thermal docs)"
-    ),
     ("controls.md", "v2g-cosim inverter-curve --function volt_var --settings scenario.toml"): (
         "scenario.toml stands for the reader's own scenario file; no file of that name is given"
     ),
