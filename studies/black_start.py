@@ -52,6 +52,7 @@ from grids.params import REQUIRED, Param, is_number, read_params, unknown_keys
 from studies.cold_load_pickup import cold_load_pickup_factor
 from studies.study_inputs import build_fleet, feeder_net, split_scenario
 from vehicle_models.coupling import coupled_step
+from vehicle_models.settings import InverterSettings
 
 _SECTION = "black_start"
 # the section's frequency band defaults depend on [frequency] f0_hz: the study validates it
@@ -396,7 +397,6 @@ class _State:
 class _Island:
     def __init__(self, scenario: BlackStartScenario) -> None:
         from grids.feeder_model import FeederModel
-        from vehicle_models.settings import InverterSettings
 
         s = scenario.settings
         self.scenario = scenario
