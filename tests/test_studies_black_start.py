@@ -50,3 +50,25 @@ def test_section_problems_come_from_the_validation_kit_all_at_once():
     assert "black_start.island_root_bus: -1 is out of range" in text
     assert "black_start.v_min_pu: 2 is out of range: expected a number in [0.5, 1] [pu]" in text
     assert "black_start.pickups[0].t_s: 0 is out of range" in text
+
+
+def test_a_50_hz_island_is_the_60_hz_island_in_per_unit():
+    """The island swing model is in per unit of f0 (``2H dΔf/dt = ΔP/S − DΔf``, Δf in pu) and
+    the fleet's inverter settings follow ``[frequency] f0_hz`` (EN 50549-1 at 50 Hz, so its
+    protection does not see 50 Hz as an under-frequency): the same pickup at 50 and 60 Hz gives
+    the same frequency deviation in per unit (to 1e-12) and the same decision."""
+    results = {}
+    for f0_hz in (50.0, 60.0):
+        scenario = one_block(0.1)
+        scenario["frequency"] = {"f0_hz": f0_hz}
+        scenario["black_start"]["f_min_hz"] = f0_hz - 5.0
+        scenario["black_start"]["f_max_hz"] = f0_hz + 5.0
+        results[f0_hz] = run_black_start_study(scenario)
+    r50, r60 = results[50.0], results[60.0]
+    assert r50["feasible"] and r60["feasible"]
+    assert r60["f_min_hz"] < 60.0
+    assert (r50["f_min_hz"] - 50.0) / 50.0 == pytest.approx(
+        (r60["f_min_hz"] - 60.0) / 60.0, abs=1e-12
+    )
+    assert r50["restored_load_mw"] == pytest.approx(r60["restored_load_mw"], abs=1e-12)
+    assert r50["min_soc_frac"] == pytest.approx(r60["min_soc_frac"], abs=1e-12)
