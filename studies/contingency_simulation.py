@@ -140,7 +140,7 @@ def simulate_case(
             # derivative just before the event plus the jump of the input at the event
             rocof_initial = rocof_before + rocof_initial_hz_per_s(params, -(u_mw - u_prev))
         u_prev = u_mw
-        f_hz[k + 1] = swing.f_hz
+        f_hz[k + 1] = step.f_hz
         p_mech[k + 1] = swing.p_mech_mw
         shed[k + 1] = swing.ufls_shed_mw
     if fleet is not None:

@@ -33,8 +33,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from grids.errors import SimulationError
 from grids.frequency import SwingModel
@@ -59,8 +58,7 @@ class FrequencyResponder(Protocol):
         """Advance over ``[t_s, t_s + dt_s)`` seeing the frequency ``f_hz`` [Hz]."""
 
 
-@dataclass(frozen=True)
-class CoupledStepResult:
+class CoupledStepResult(NamedTuple):
     """What one :func:`coupled_step` did.
 
     Attributes
@@ -138,7 +136,8 @@ def event_imbalance_mw(
     float
         The event input held over the step starting at ``t_s`` [MW].
     """
-    return float(sum(p for t, p in zip(t_event_s, p_event_mw, strict=True) if t <= t_s + eps_s))
+    t_lim_s = t_s + eps_s
+    return float(sum(p for t, p in zip(t_event_s, p_event_mw, strict=True) if t <= t_lim_s))
 
 
 def swing_input_mw(p_event_mw: float, p_fleet_delta_mw: float) -> float:
@@ -257,11 +256,9 @@ def coupled_step(
                 f"the fleet returned a non-finite injection at t = {t_s:.3f} s (after the "
                 "start of the run)"
             )
-    u_mw = swing_input_mw(p_event_mw, p_fleet_mw)
+    u_mw = p_event_mw + p_fleet_mw  # swing_input_mw, inlined: this is the hot path
     swing.step(dt_s=dt_s, p_imbalance_mw=u_mw)
-    return CoupledStepResult(
-        f_seen_hz=float(f_seen), p_fleet_delta_mw=p_fleet_mw, p_imbalance_mw=u_mw, f_hz=swing.f_hz
-    )
+    return CoupledStepResult(f_seen, p_fleet_mw, u_mw, swing.f_hz)
 
 
 __all__ = [
