@@ -559,6 +559,9 @@ class FeederModel:
                 net.bus.loc[self.bus[self.dead_bus], "in_service"] = False
             self._ldf = LinDistFlow(net)
             self._ldf_line_cols = _positions(self.line, self._ldf.line)
+            self._ldf_lines_in_order = np.array_equal(
+                self._ldf_line_cols, np.arange(len(self.line))
+            )
             self._ldf_trafo_cols = _positions(self.trafo, self._ldf.trafo)
         return self._ldf
 
@@ -584,6 +587,13 @@ class FeederModel:
         n_bus = len(self.bus)
         if p.shape == q.shape == (n_bus,) and math.isfinite(p.sum() + q.sum()):
             return p[None, :], q[None, :]  # one valid scenario (the time-series hot path)
+        if (
+            p.ndim == 2
+            and p.shape == q.shape
+            and p.shape[1] == n_bus
+            and math.isfinite(p.sum() + q.sum())
+        ):
+            return p, q  # a valid batch (the hosting-capacity hot path)
         problems = []
         for label, arr in (("p_mw", p), ("q_mvar", q)):
             if arr.ndim not in (1, 2) or arr.shape[-1] != n_bus:
@@ -749,11 +759,21 @@ class FeederModel:
         vm = ldf.vm_pu(p, q, form=form)
         if dead.any():
             vm[:, dead] = np.nan
-        va = np.where(np.isfinite(vm), 0.0, np.nan)
-        line = np.full((n_scen, len(self.line)), np.nan)
-        line[:, self._ldf_line_cols] = ldf.line_loading_percent(p, q)
+            va = np.where(np.isfinite(vm), 0.0, np.nan)
+        else:
+            va = np.zeros_like(vm)  # finite injections give finite voltages
+        # (the screen of a hosting-capacity study calls this in a tight loop: no copy when the
+        # linear model's columns are already the model's, nothing computed that ends as NaN)
+        if not self._any_line_rated or not len(self._ldf_line_cols):
+            line = np.full((n_scen, len(self.line)), np.nan)  # e.g. case33bw: no rated line
+        elif self._ldf_lines_in_order:
+            line = ldf.line_loading_percent(p, q)
+        else:
+            line = np.full((n_scen, len(self.line)), np.nan)
+            line[:, self._ldf_line_cols] = ldf.line_loading_percent(p, q)
         trafo = np.full((n_scen, len(self.trafo)), np.nan)
-        trafo[:, self._ldf_trafo_cols] = ldf.trafo_loading_percent(p, q)
+        if len(self._ldf_trafo_cols):
+            trafo[:, self._ldf_trafo_cols] = ldf.trafo_loading_percent(p, q)
         # lossless: the slack supplies the net load of the energized buses
         live = ~dead
         p_slack = -p[:, live].sum(axis=1)
