@@ -125,3 +125,20 @@ def test_events_count_from_their_instant_within_the_tolerance():
     assert event_imbalance_mw(t_ev, p_ev, 1.0 - 1e-12, eps_s=1e-9) == -500.0
     assert event_imbalance_mw(t_ev, p_ev, 2.5) == -400.0
     assert swing_input_mw(-400.0, 30.0) == -370.0
+
+
+def test_a_measured_frequency_replaces_the_swing_models_own():
+    """The mosaik order (time-shifted frequency connection): the fleet at step k is given
+    ``f(t_k-1)`` (``f0`` at the first step); the swing model still integrates the fleet's
+    injection of the same step."""
+    swing = SwingModel(first_order_params())
+    fleet = _Recorder(40.0)
+    f_prev, f_start = F0_HZ, []
+    for k in range(15):
+        f_start.append(swing.f_hz)
+        out = coupled_step(
+            swing, fleet, t_s=k * 0.02, dt_s=0.02, p_event_mw=-300.0, f_measured_hz=f_prev
+        )
+        assert out.p_imbalance_mw == -260.0
+        f_prev = f_start[-1]
+    assert [f for _t, f in fleet.seen] == [F0_HZ, *f_start[:-1]]

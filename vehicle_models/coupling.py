@@ -21,7 +21,8 @@ The mosaik co-simulation uses the same pieces across two simulators (the fleet s
 the frequency it received, the frequency simulator forms the input with
 :class:`InjectionChange` and :func:`swing_input_mw` and advances the swing model); its
 ``time_shifted`` frequency connection hands the fleet ``f(t_k-1)`` instead of ``f(t_k)``, one
-step of measurement delay more than the direct loop (``docs/contingency.md``).
+step of measurement delay more than the direct loop (``docs/contingency.md``); a direct loop
+reproduces that order with ``coupled_step(..., f_measured_hz=f(t_k-1))``.
 
 References
 ----------
@@ -201,6 +202,7 @@ def coupled_step(
     t_s: float,
     dt_s: float,
     p_event_mw: float,
+    f_measured_hz: float | None = None,
 ) -> CoupledStepResult:
     """Advance a responder and the swing model together over ``[t_s, t_s + dt_s)``.
 
@@ -220,6 +222,10 @@ def coupled_step(
         Step [s].
     p_event_mw : float
         Event input held over the step [MW] (:func:`event_imbalance_mw`).
+    f_measured_hz : float, optional
+        A frequency measured elsewhere [Hz], given to the responder instead of
+        :func:`frequency_seen_hz` (e.g. ``f(t_k-1)``: the mosaik path's time-shifted
+        connection, one step of measurement delay).
 
     Returns
     -------
@@ -239,7 +245,9 @@ def coupled_step(
     True
     """
     p_fleet_mw = 0.0
-    if responder is None:
+    if f_measured_hz is not None:
+        f_seen = float(f_measured_hz)
+    elif responder is None:
         f_seen = swing.f_hz
     else:
         f_seen = frequency_seen_hz(
@@ -249,6 +257,7 @@ def coupled_step(
             p_event_mw=p_event_mw,
             p_fleet_prev_mw=responder.last_delta_mw,
         )
+    if responder is not None:
         responder.step(t_s=t_s, dt_s=dt_s, f_hz=f_seen)
         p_fleet_mw = float(responder.last_delta_mw)
         if not math.isfinite(p_fleet_mw):
