@@ -393,10 +393,6 @@ CASE_METRIC_KEYS = (
     "violations",
 )
 
-#: Name of the under-frequency load-shedding limit in ``violations`` (kept for importers:
-#: :attr:`grids.limits.Limit.UFLS`).
-UFLS_LIMIT = Limit.UFLS.value
-
 
 def frequency_validity_hook(
     f_hz: np.ndarray, t_s: np.ndarray, *, f0_hz: float, step_s: float

@@ -13,6 +13,7 @@ import math
 import pytest
 
 from grids.errors import ScenarioError
+from grids.limits import Limit
 from studies.contingency import load_contingency_scenario, run_contingency_study
 
 
@@ -67,7 +68,8 @@ def test_ufls_is_reported_as_a_violation():
     ufls = [{"threshold_hz": 59.7, "delay_s": 0.1, "fraction": 0.05}]
     result = run_contingency_study(scenario(p_mw=900.0, ufls=ufls))
     assert result["ufls_shed_mw"] > 0
-    (violation,) = [v for v in result["violations"] if v["limit"].startswith("under-frequency")]
+    (violation,) = [v for v in result["violations"] if v["limit"] == Limit.UFLS.value]
+    assert Limit.UFLS.value == "under-frequency load shedding"  # the JSON key stays
     assert violation["limit_value"] == 59.7
     assert violation["worst_value"] == result["f_nadir_hz"] < 59.7
 
