@@ -553,8 +553,26 @@ def _thermal_problems(cfg: TransformerConfig, problems: list[str]) -> None:
     problems.extend(params.problems("feeder.transformer"))
 
 
-def _fleet(table: dict, base_dir: Path, problems: list[str]) -> FleetConfig:
+def _system_f0_hz(data: Mapping[str, Any]) -> Any:
+    """The nominal frequency the fleet's settings are built for: ``frequency.f0_hz`` if
+    given, else ``fleet.f_nominal_hz``, else 60 Hz (as written: checked by the caller)."""
+    for section, key in (("frequency", "f0_hz"), ("fleet", "f_nominal_hz")):
+        table = data.get(section)
+        if isinstance(table, Mapping) and key in table:
+            return table[key]
+    return 60.0
+
+
+def _fleet(table: dict, base_dir: Path, problems: list[str], *, f0_hz: Any = 60.0) -> FleetConfig:
     v = _read(table, fleet_params(), "fleet", problems, extra=("buses", "control"))
+    from vehicle_models.settings import GridCode, InverterSettings
+
+    try:  # a system of 55 Hz has no inverter-settings preset: refused here
+        GridCode.for_frequency(f0_hz, path="fleet.f_nominal_hz")
+        f0_ok = True
+    except ScenarioError as error:
+        problems.extend(error.problems or [str(error)])
+        f0_ok = False
     buses_raw = table.get("buses")
     buses = None
     if buses_raw is not None:
@@ -586,11 +604,11 @@ def _fleet(table: dict, base_dir: Path, problems: list[str]) -> FleetConfig:
     if not isinstance(control, dict):
         problems.append(f"fleet.control: expected a table, got {control!r}")
         control = {}
-    elif control:
-        from vehicle_models.settings import InverterSettings
-
-        try:  # parsed once here; the simulators and studies receive the object
-            settings = InverterSettings.from_dict(control, path="fleet.control")
+    elif control and f0_ok:
+        try:  # parsed once here, for the system's frequency; simulators and studies get it
+            settings = InverterSettings.from_dict(
+                control, path="fleet.control", f_nominal_hz=float(f0_hz)
+            )
         except ScenarioError as error:
             problems.extend(error.problems or [str(error)])
     return FleetConfig(
@@ -815,7 +833,11 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
     feeder_ok = feeder is not None and len(problems) == n_before_feeder
     if feeder is not None:
         _thermal_problems(feeder.transformer, problems)
-    fleet = _fleet(data["fleet"], base, problems) if isinstance(data.get("fleet"), dict) else None
+    fleet = (
+        _fleet(data["fleet"], base, problems, f0_hz=_system_f0_hz(data))
+        if isinstance(data.get("fleet"), dict)
+        else None
+    )
     if (
         fleet is not None
         and fleet.n_vehicles > 0

@@ -110,7 +110,9 @@ def from_params(cls: type, params: dict[str, Any]) -> Any:
             kwargs["buses"] = tuple(int(b) for b in kwargs["buses"])
         settings = kwargs.get("settings")
         if settings is not None:
-            kwargs["settings"] = InverterSettings.from_dict(settings, path="fleet.control")
+            kwargs["settings"] = InverterSettings.from_dict(
+                settings, path="fleet.control", f_nominal_hz=float(kwargs["f_nominal_hz"])
+            )
     elif cls is FrequencyConfig:
         kwargs["params"] = swing_parameters(kwargs.get("table") or {})
     elif cls is EventConfig:

@@ -27,6 +27,9 @@ from grids.limits import (
     voltage_violations,
 )
 
+#: Stands for a recorded NaN inside :func:`_per_element` (no signal takes this value).
+_RECORDED_NAN = -1.0e308
+
 
 def _per_element(frame: pd.DataFrame, attr: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """``(t_s, values[t, element], element keys)`` of a per-element signal ``<id>.<attr>[k]``,
@@ -38,11 +41,16 @@ def _per_element(frame: pd.DataFrame, attr: str) -> tuple[np.ndarray, np.ndarray
         return np.empty(0), np.empty((0, 0)), []
     sel = frame[mask]
     keys = names[mask].str.extract(r"\[(.*)\]$", expand=False)
+    # a recorded NaN (a line without rating, out of service or dead) is a value, not a gap:
+    # it is kept through the pivot and the forward fill under a stand-in
+    recorded = sel["value"].to_numpy(dtype=float)
+    recorded = np.where(np.isnan(recorded), _RECORDED_NAN, recorded)
     table = (
-        pd.DataFrame({"t_s": sel["t_s"].to_numpy(), "key": keys.to_numpy(), "v": sel["value"]})
+        pd.DataFrame({"t_s": sel["t_s"].to_numpy(), "key": keys.to_numpy(), "v": recorded})
         .pivot_table(index="t_s", columns="key", values="v", aggfunc="last")
         .sort_index()
         .ffill()
+        .replace(_RECORDED_NAN, np.nan)
     )
     order = sorted(table.columns, key=lambda k: (len(k), k))  # numeric keys in numeric order
     table = table[order]
@@ -197,18 +205,15 @@ def run_violations(
 
 
 def _lines_unrated(feeder: str) -> bool:
-    """No line carries a rating (``max_i_ka`` missing, zero, or the feeder model's
-    ``NO_RATING_KA`` placeholder: ``case33bw`` carries 99999 kA)."""
+    """No line carries a rating (the feeder model's rule, :func:`grids.feeder_model.
+    line_rated`: ``case33bw`` carries 99999 kA placeholders)."""
     from grids.errors import FeederError
-    from grids.feeder_model import NO_RATING_KA
+    from grids.feeder_model import line_rated
     from grids.feeders import load_feeder
 
     try:
         net = load_feeder(feeder)
     except FeederError:
         return False
-    rating_ka = net.line["max_i_ka"].to_numpy(dtype=float)
-    return bool(
-        len(rating_ka)
-        and np.all(~np.isfinite(rating_ka) | (rating_ka <= 0.0) | (rating_ka >= NO_RATING_KA))
-    )
+    rated = line_rated(net)
+    return bool(len(rated) and not rated.any())

@@ -49,6 +49,7 @@ from cosim.scenario import Coupling, RemoteSim, Scenario
 from cosim.specs import plain_value, to_params
 from cosim.violations import run_violations
 from grids.errors import SimulationError, V2GCosimError
+from grids.metrics import frequency_nadir, max_abs_rocof_hz_per_s
 
 SIM_NAMES = {
     "feeder": "FeederSim",
@@ -659,16 +660,68 @@ def _progress_bar(scenario: Scenario, run_id: str):
     return bar
 
 
+#: Every key a ``run``'s ``metrics`` can hold (:func:`metrics_from_results`), and
+#: ``violations`` (the run's document lists them beside the metrics): what a ``run`` sweep
+#: may ask for (``studies.sweep_spec`` reads this tuple).
+RUN_METRIC_KEYS = (
+    "f_nadir_hz",
+    "f_zenith_hz",
+    "f_final_hz",
+    "max_abs_rocof_hz_per_s",
+    "max_abs_rocof_500ms_hz_per_s",
+    "ufls_shed_mw",
+    "min_vm_pu",
+    "max_vm_pu",
+    "max_line_loading_percent",
+    "max_trafo_loading_percent",
+    "max_transformer_load_pu",
+    "max_hot_spot_c",
+    "max_top_oil_c",
+    "ageing_h",
+    "e_loss_feeder_kwh",
+    "fleet_energy_kwh",
+    "fleet_e_charged_kwh",
+    "fleet_e_discharged_kwh",
+    "fleet_e_loss_kwh",
+    "max_fleet_export_mw",
+    "max_fleet_import_mw",
+    "max_n_tripped",
+    "soc_min_frac",
+    "soc_final_frac",
+    "violations",
+)
+
+
+def _nanmax(values: np.ndarray) -> float:
+    """Largest finite value; NaN when there is none (e.g. no line has a rating)."""
+    finite = values[np.isfinite(values)]
+    return float(finite.max()) if finite.size else math.nan
+
+
 def metrics_from_results(path: str | Path, *, duration_s: float | None = None) -> dict[str, float]:
     """Key numbers of a run from its results file.
 
-    Keys (present when the simulator was part of the run): ``f_nadir_hz``, ``f_zenith_hz``,
-    ``max_abs_rocof_hz_per_s``, ``f_final_hz``, ``ufls_shed_mw``; ``min_vm_pu``, ``max_vm_pu``,
-    ``max_line_loading_percent``, ``max_transformer_load_pu``, ``max_hot_spot_c``,
-    ``max_top_oil_c``, ``ageing_h``, ``e_loss_feeder_kwh``; ``fleet_energy_kwh`` (net energy
-    delivered to the grid by the fleet), ``fleet_e_charged_kwh``, ``fleet_e_discharged_kwh``,
-    ``fleet_e_loss_kwh``, ``max_fleet_export_mw``, ``max_fleet_import_mw``,
-    ``max_n_tripped``, ``soc_min_frac``, ``soc_final_frac``.
+    The frequency metrics are those of :mod:`grids.metrics` (one definition for every path):
+    ``f_nadir_hz`` / ``f_zenith_hz`` are the sampled lowest / highest recorded frequency
+    (:func:`grids.metrics.frequency_nadir` over the whole run), and
+    ``max_abs_rocof_500ms_hz_per_s`` the largest magnitude of the RoCoF averaged over a 500 ms
+    sliding window (:func:`grids.metrics.max_abs_rocof_hz_per_s`, the ENTSO-E measurement
+    window). ``max_abs_rocof_hz_per_s`` is a different quantity, kept under its name: the
+    largest magnitude of the swing model's instantaneous ``df/dt`` at the recorded steps
+    (``FrequencySim``'s ``rocof_hz_per_s`` output, the model's exact derivative), which
+    includes the step right after an event that a 500 ms window averages out.
+
+    Keys (present when the simulator was part of the run; :data:`RUN_METRIC_KEYS`):
+    ``f_nadir_hz``, ``f_zenith_hz``, ``max_abs_rocof_hz_per_s``,
+    ``max_abs_rocof_500ms_hz_per_s`` [Hz/s] (NaN for a run shorter than 500 ms),
+    ``f_final_hz``, ``ufls_shed_mw``; ``min_vm_pu``, ``max_vm_pu``,
+    ``max_line_loading_percent`` (NaN when no line has a rating: not checked, never 0 %),
+    ``max_trafo_loading_percent`` (NaN without a transformer in the net),
+    ``max_transformer_load_pu``, ``max_hot_spot_c``, ``max_top_oil_c``, ``ageing_h``,
+    ``e_loss_feeder_kwh``; ``fleet_energy_kwh`` (net energy delivered to the grid by the
+    fleet), ``fleet_e_charged_kwh``, ``fleet_e_discharged_kwh``, ``fleet_e_loss_kwh``,
+    ``max_fleet_export_mw``, ``max_fleet_import_mw``, ``max_n_tripped``, ``soc_min_frac``,
+    ``soc_final_frac``.
     """
     frame, _meta = read_results(path)
     names = frame["signal"].astype(str)
@@ -687,16 +740,17 @@ def metrics_from_results(path: str | Path, *, duration_s: float | None = None) -
         if vv.size:
             metrics[name] = float(reduce(tt, vv)) + 0.0  # + 0.0: no negative zero
 
-    put("f_nadir_hz", ".f_hz", lambda t, v: v.min())
-    put("f_zenith_hz", ".f_hz", lambda t, v: v.max())
+    put("f_nadir_hz", ".f_hz", lambda t, v: frequency_nadir(t, v).f_hz)
+    put("f_zenith_hz", ".f_hz", lambda t, v: frequency_nadir(t, v, under_frequency=False).f_hz)
     put("f_final_hz", ".f_hz", lambda t, v: v[-1])
     put("max_abs_rocof_hz_per_s", ".rocof_hz_per_s", lambda t, v: np.abs(v).max())
+    put("max_abs_rocof_500ms_hz_per_s", ".f_hz", lambda t, v: max_abs_rocof_hz_per_s(t, v))
     put("ufls_shed_mw", ".ufls_shed_mw", lambda t, v: v.max())
     put("min_vm_pu", ".vm_min_pu", lambda t, v: v.min())
     put("max_vm_pu", ".vm_max_pu", lambda t, v: v.max())
-    put("max_line_loading_percent", ".max_line_loading_percent", lambda t, v: v.max())
-    put("max_trafo_loading_percent", ".max_trafo_loading_percent", lambda t, v: v.max())
-    put("max_transformer_load_pu", ".transformer_load_pu", lambda t, v: v.max())
+    put("max_line_loading_percent", ".max_line_loading_percent", lambda t, v: _nanmax(v))
+    put("max_trafo_loading_percent", ".max_trafo_loading_percent", lambda t, v: _nanmax(v))
+    put("max_transformer_load_pu", ".transformer_load_pu", lambda t, v: _nanmax(v))
     put("max_hot_spot_c", ".hot_spot_c", lambda t, v: v.max())
     put("max_top_oil_c", ".top_oil_c", lambda t, v: v.max())
     put("ageing_h", ".ageing_h", lambda t, v: v.max())

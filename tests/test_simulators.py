@@ -358,3 +358,69 @@ def test_read_profile_allows_empty_cells_only_when_asked(tmp_path):
     path.write_text("t_s,p_setpoint_mw\n0,\n60,0.2\n")
     _, values = read_profile(path, allow_empty=True)
     assert np.isnan(values["p_setpoint_mw"][0]) and values["p_setpoint_mw"][1] == 0.2
+
+
+def test_feeder_sim_outage_against_pandapower_runpp():
+    """A line outage that cuts buses off (cigre_mv, line 9): the adapter's energized voltages,
+    rated line loadings, the substation loading ``|S_slack| / rating`` and the de-energized
+    count equal pandapower ``runpp`` on the same net with the line out of service (1e-6 pu,
+    1e-4 % loading, 1e-6 pu load); cut-off buses report 0 pu, the out-of-service line NaN
+    (no loading, never 0 %)."""
+    import math
+
+    import pandapower as pp
+
+    from grids.powerflow import prepare_net
+
+    rating_mva = 40.0
+    sim = FeederSim()
+    sim.init("Feeder-0", time_resolution=900.0, step_size=1)
+    sim.create(1, "Grid", feeder="cigre_mv", transformer={"rating_mva": rating_mva})
+    sim.step(0, {"grid": {"lines_out": {"E.e": json.dumps([9])}}}, 10)
+    attrs = [
+        "bus_vm_pu",
+        "line_loading_percent",
+        "n_deenergized_buses",
+        "vm_min_pu",
+        "transformer_load_pu",
+        "p_grid_import_mw",
+    ]
+    out = sim.get_data({"grid": attrs})["grid"]
+
+    net = prepare_net("cigre_mv")
+    net.line.loc[9, "in_service"] = False
+    pp.runpp(net, tolerance_mva=1e-10)
+    vm_ref = net.res_bus.vm_pu
+    dead = vm_ref.isna()
+    assert out["n_deenergized_buses"] == int(dead.sum()) > 0
+    vm = pd.Series({int(k): v for k, v in out["bus_vm_pu"].items()}).reindex(vm_ref.index)
+    assert (vm[dead] == 0.0).all()
+    np.testing.assert_allclose(vm[~dead], vm_ref[~dead], atol=1e-6)
+    assert out["vm_min_pu"] == pytest.approx(vm_ref[~dead].min(), abs=1e-6)
+    loading = pd.Series({int(k): v for k, v in out["line_loading_percent"].items()})
+    assert math.isnan(loading[9])
+    live = net.res_line.loading_percent.notna() & net.line.in_service
+    np.testing.assert_allclose(
+        loading[live[live].index], net.res_line.loading_percent[live], atol=1e-4
+    )
+    s_slack = math.hypot(net.res_ext_grid.p_mw.sum(), net.res_ext_grid.q_mvar.sum())
+    assert out["transformer_load_pu"] == pytest.approx(s_slack / rating_mva, abs=1e-6)
+    assert out["p_grid_import_mw"] == pytest.approx(net.res_ext_grid.p_mw.sum(), abs=1e-6)
+
+
+def test_feeder_sim_unrated_lines_are_nan_and_bad_inputs_are_named():
+    """case33bw carries 99999 kA placeholders: no line is rated, so every loading is NaN (not
+    0 %); an unknown solver and a line that does not exist are named in the message."""
+    from grids.errors import ScenarioError, SimulationError
+
+    sim = FeederSim()
+    sim.init("Feeder-0", time_resolution=60.0)
+    sim.create(1, "Grid", feeder="case33bw", method="lindistflow")
+    sim.step(0, {}, 10)
+    out = sim.get_data({"grid": ["line_loading_percent", "max_line_loading_percent"]})["grid"]
+    assert np.isnan(out["max_line_loading_percent"])
+    assert np.isnan(list(out["line_loading_percent"].values())).all()
+    with pytest.raises(SimulationError, match=r"line_outage of lines \[999\]"):
+        sim.step(1, {"grid": {"lines_out": {"E.e": "[999]"}}}, 10)
+    with pytest.raises(ScenarioError, match=r"feeder\.method: 'newton'"):
+        FeederSim().create(1, "Grid", feeder="case33bw", method="newton")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,9 @@ from cosim.simulators.base import (
     latest_input,
     sum_inputs,
 )
-from grids.errors import ScenarioError, SimulationError
+from grids.errors import FeederError, ScenarioError, SimulationError
+from grids.feeder_model import FeederModel, SolveMethod
+from grids.thermal import DEFAULT_COOLING
 
 # ---------------------------------------------------------------------------------------------
 # FeederSim
@@ -116,8 +117,8 @@ class FeederSim(SimulatorBase):
     def __init__(self) -> None:
         super().__init__(FEEDER_META)
         self.net = None
-        self.solver = None
-        self.method = "ac"
+        self.model: FeederModel | None = None
+        self.method = SolveMethod.AC
         self.lines_out: list[int] = []
         self.thermal = None
         self.transformer: dict = {}
@@ -146,21 +147,35 @@ class FeederSim(SimulatorBase):
             raise ScenarioError("FeederSim: create exactly one Grid entity")
         if load_profile is not None:
             self._read_profile(load_profile, load_column, ambient_column, start)
-        from grids.powerflow import prepare_net
-
-        self.method = str(getattr(method, "value", method))  # PowerFlowMethod or its word
-        if self.method not in ("ac", "lindistflow"):
-            raise ScenarioError(f"feeder.method: {method!r} is not 'ac' or 'lindistflow'")
-        self.net = prepare_net(
+        try:
+            self.method = SolveMethod(getattr(method, "value", method))
+        except ValueError:
+            raise ScenarioError(
+                f"feeder.method: {method!r} is not one of "
+                f"{', '.join(repr(m.value) for m in SolveMethod)}"
+            ) from None
+        self.transformer = {
+            "rating_mva": 5.0,
+            "cooling": DEFAULT_COOLING.value,
+            "ambient_c": 20.0,
+            **(transformer or {}),
+        }
+        # the one feeder model: solver choice, outages, slack rule, dead buses and the
+        # substation loading |S_slack| / rating live there (grids.feeder_model)
+        self.model = FeederModel.from_name(
             feeder,
             load_scale=float(load_scale),
             ext_grid_vm_pu=ext_grid_vm_pu,
-            require_radial=self.method == "lindistflow",
-        )
-        self.transformer = {"rating_mva": 5.0, "cooling": "ONAN", "ambient_c": 20.0}
-        self.transformer.update(transformer or {})
-        self._build_solver()
-        children = [{"eid": f"bus_{int(b)}", "type": "Bus", "rel": []} for b in self.solver.bus]
+            substation_rating_mva=float(self.transformer["rating_mva"]),
+        ).prepare(self.method)
+        self.net = self.model.net
+        self.base_p_mw, self.base_q_mvar = self.model.base_injection()
+        self._base_p_sum_mw = float(self.base_p_mw.sum())
+        self.bus = np.asarray(self.model.bus)
+        self.bus_pos = {int(b): i for i, b in enumerate(self.bus)}
+        self._key_pos = {str(b): i for b, i in self.bus_pos.items()}
+        self._idx_cache: dict[tuple, np.ndarray] = {}
+        children = [{"eid": f"bus_{int(b)}", "type": "Bus", "rel": []} for b in self.bus]
         self.entities["grid"] = {}
         return [{"eid": "grid", "type": model, "rel": [], "children": children}]
 
@@ -196,33 +211,14 @@ class FeederSim(SimulatorBase):
         self._profile_cursor = row
         return row
 
-    def _build_solver(self) -> None:
-        if self.method == "ac":
-            from grids.powerflow import ACPowerFlow
-
-            self.solver = ACPowerFlow(self.net)
-        else:
-            from grids.lindistflow import LinDistFlow
-
-            self.solver = LinDistFlow(self.net)
-        self.base_p_mw, self.base_q_mvar = self.solver.base_injection()
-        self._base_p_sum_mw = float(self.base_p_mw.sum())
-        self.bus_pos = {int(b): i for i, b in enumerate(self.solver.bus)}
-        self._key_pos = {str(b): i for b, i in self.bus_pos.items()}
-        self._idx_cache: dict[tuple, np.ndarray] = {}
-
     def _apply_outages(self, lines: list[int]) -> None:
-        missing = [ln for ln in lines if ln not in self.net.line.index]
-        if missing:
-            raise SimulationError(f"line_outage: line {missing[0]} does not exist in the feeder")
-        self.net.line.loc[lines, "in_service"] = False
-        self.lines_out = list(lines)
         try:
-            self._build_solver()
-        except Exception as error:
+            self.model.with_outages(lines).prepare(self.method)
+        except FeederError as error:
             raise SimulationError(
-                f"line_outage of lines {lines}: the feeder cannot be solved any more ({error})"
+                f"line_outage of lines {list(lines)}: the feeder cannot be solved ({error})"
             ) from None
+        self.lines_out = list(lines)
 
     def _thermal_model(self, load_pu: float, ambient_c: float):
         from grids.thermal import CoolingMode, Paper, ThermalParameters, TransformerThermalModel
@@ -251,7 +247,7 @@ class FeederSim(SimulatorBase):
             if self.same_time_loop:
                 self._loop_thermal = copy.deepcopy(self.thermal)
                 self._loop_load = (load_pu, ambient_c)
-        n_bus = len(self.solver.bus)
+        n_bus = len(self.bus)
         extra_p = np.zeros(n_bus)
         extra_q = np.zeros(n_bus)
         self._add_vectors(extra_p, data.get("bus_p_mw"))
@@ -268,8 +264,6 @@ class FeederSim(SimulatorBase):
         out["ambient_c_used"] = ambient_c
         out["p_load_mw"] = -self._base_p_sum_mw * load_pu
         out["p_extra_mw"] = float(extra_p.sum())
-        s_mva = math.hypot(out["p_slack_mw"], out["q_slack_mvar"])
-        out["transformer_load_pu"] = s_mva / float(self.transformer["rating_mva"])
         if self.thermal is None:
             self.thermal = self._thermal_model(out["transformer_load_pu"], ambient_c)
         out["top_oil_c"] = float(self.thermal.top_oil_c[0])
@@ -343,71 +337,37 @@ class FeederSim(SimulatorBase):
             raise SimulationError(f"FeederSim: bus {bus} is not a bus of the feeder") from None
 
     def _solve(self, p_mw: np.ndarray, q_mvar: np.ndarray, time: int) -> dict:
-        bus = self.solver.bus
-        if self.method == "ac":
-            res = self.solver.solve(p_mw, q_mvar)
-            if not bool(res.converged[0]):
-                from grids.errors import ConvergenceError
-
-                raise ConvergenceError(
-                    f"AC power flow did not converge at t = {time * self.time_resolution:g} s "
-                    f"(worst bus {int(res.worst_bus[0])})",
-                    index=int(time),
-                    worst_bus=int(res.worst_bus[0]),
-                )
-            vm = res.vm_pu[0]
-            va = res.va_degree[0]
-            line_loading = res.line_loading_percent[0]
-            trafo_loading = res.trafo_loading_percent[0]
-            out = {
-                "p_loss_mw": float(res.p_loss_mw[0]),
-                "q_loss_mvar": float(res.q_loss_mvar[0]),
-                "p_slack_mw": float(res.p_slack_mw[0]),
-                "q_slack_mvar": float(res.q_slack_mvar[0]),
-                "n_iterations": int(res.iterations[0]),
-            }
-        else:
-            vm = self.solver.vm_pu(p_mw, q_mvar)[0]
-            va = np.zeros_like(vm)
-            line_loading = self.solver.line_loading_percent(p_mw, q_mvar)[0]
-            trafo_loading = self.solver.trafo_loading_percent(p_mw, q_mvar)[0]
-            # LinDistFlow is lossless: the slack supplies the net load
-            out = {
-                "p_loss_mw": 0.0,
-                "q_loss_mvar": 0.0,
-                "p_slack_mw": float(-p_mw.sum()),
-                "q_slack_mvar": float(-q_mvar.sum()),
-                "n_iterations": 0,
-            }
-        line_idx = getattr(self.solver, "line", None)
-        if line_idx is None:
-            line_idx = np.arange(len(line_loading))
-        # buses cut off by an outage have no voltage: they report 0 pu (so that inverters
-        # there see a dead bus) and are left out of the min/max over energized buses
-        vm_min = float(vm.min())
-        if not math.isnan(vm_min):  # the usual case: every bus energized, no masking
-            vm_max = float(vm.max())
-            out["n_deenergized_buses"] = 0
-        else:
-            energized = np.isfinite(vm)
-            out["n_deenergized_buses"] = int(np.count_nonzero(~energized))
-            vm_min = float(vm[energized].min())
-            vm_max = float(vm[energized].max())
-            vm = np.where(energized, vm, 0.0)
-            va = np.where(energized, va, 0.0)
-            line_loading = np.nan_to_num(line_loading, nan=0.0)
-        self._vectors = {"bus_vm_pu": (bus, vm), "line_loading_percent": (line_idx, line_loading)}
-        out["vm_min_pu"] = vm_min
-        out["vm_max_pu"] = vm_max
-        out["max_line_loading_percent"] = float(line_loading.max()) if len(line_loading) else 0.0
-        trafo_loading = np.asarray(trafo_loading, dtype=float)
-        trafo_max = float(trafo_loading.max()) if trafo_loading.size else 0.0
-        if math.isnan(trafo_max):  # transformers cut off by an outage carry nothing
-            trafo_max = float(np.nan_to_num(trafo_loading, nan=0.0).max())
-        out["max_trafo_loading_percent"] = trafo_max
-        out["p_grid_import_mw"] = out["p_slack_mw"]
+        res = self.model.solve(p_mw, q_mvar, method=self.method, lines_out=self.lines_out)
+        res.raise_if_failed(label="AC power flow", time_s=time * self.time_resolution)
+        # buses cut off by an outage report 0 pu (an inverter there sees a dead bus); the
+        # minimum and maximum are over the energized buses (FeederResult)
+        vm = res.vm_energized_pu()[0]
+        va = res.va_degree[0]
+        if res.n_dead_buses:
+            va = np.where(res.dead_bus, 0.0, va)
+        # NaN: an unrated, out-of-service or dead line (not a 0 % loading)
+        line_loading = res.line_loading_percent[0]
+        self._vectors = {
+            "bus_vm_pu": (res.bus, vm),
+            "line_loading_percent": (res.line, line_loading),
+        }
         self._bus_arrays = (vm, va)
-        return out
+        p_slack = float(res.p_slack_mw[0])
+        return {
+            "p_loss_mw": float(res.p_loss_mw[0]),
+            "q_loss_mvar": float(res.q_loss_mvar[0]),
+            "p_slack_mw": p_slack,
+            "q_slack_mvar": float(res.q_slack_mvar[0]),
+            "n_iterations": int(res.iterations[0]),
+            "n_deenergized_buses": res.n_dead_buses,
+            "vm_min_pu": float(res.vm_min_pu[0]),
+            "vm_max_pu": float(res.vm_max_pu[0]),
+            # NaN when no line is rated (e.g. case33bw) / the feeder has no transformer
+            "max_line_loading_percent": float(res.max_line_loading_percent[0]),
+            "max_trafo_loading_percent": float(res.max_trafo_loading_percent[0]),
+            "p_grid_import_mw": p_slack,
+            "transformer_load_pu": float(res.substation_loading_pu[0]),
+        }
 
     def _child(self, eid: str) -> dict:
         i = self._pos(int(eid[4:]))

@@ -107,12 +107,17 @@ class FleetSim(SimulatorBase):
 
         # in-process: the settings parsed once by the scenario; from another process: the
         # plain [fleet.control] table (cosim.specs.to_params)
+        # plain [fleet.control] table (cosim.specs.to_params); the defaults and ranges are those
+        # of the system's nominal frequency (IEEE 1547-2018 at 60 Hz, EN 50549-1 at 50 Hz)
+        f_nominal_hz = float(f_nominal_hz)
         if isinstance(control, InverterSettings):
             settings = control
         else:
-            settings = InverterSettings.from_dict(control or {}, path="fleet.control")
+            settings = InverterSettings.from_dict(
+                control or {}, path="fleet.control", f_nominal_hz=f_nominal_hz
+            )
         if table is not None:
-            self.fleet = Fleet.from_table(table, settings=settings)
+            self.fleet = Fleet.from_table(table, settings=settings, f_nominal_hz=f_nominal_hz)
         else:
             if not buses:
                 raise ScenarioError("fleet.buses: the buses to place vehicles on are required")
@@ -123,8 +128,9 @@ class FleetSim(SimulatorBase):
                 policy=ChargingPolicy(policy),
                 seed=int(seed),
                 settings=settings,
+                f_nominal_hz=f_nominal_hz,
             )
-        self.f_hz = float(f_nominal_hz)
+        self.f_hz = f_nominal_hz
         self.packet_loss = float(packet_loss)
         self.rng = np.random.default_rng([int(seed), 0x5EED])
         self.buses = np.asarray(self.fleet.buses, dtype=int)
