@@ -10,8 +10,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import numpy as np
 import pandapower as pp
 import pytest
+from pandapower.toolbox import drop_buses
 
 from grids.powerflow import prepare_net
 from studies.hosting_capacity import run_hosting_capacity_study
@@ -63,3 +65,78 @@ def test_hosting_capacity_modules_do_not_import_each_other_in_a_circle():
 
     assert "studies.hosting_capacity" not in imports("hosting_capacity_stochastic")
     assert "studies.hosting_capacity" not in imports("hosting_capacity_types")
+
+
+def _study_table(feeder, buses, **kwargs):
+    from studies.hosting_capacity import HostingCapacityStudy
+
+    study = HostingCapacityStudy(feeder, **kwargs)
+    return study, study.run(buses).table.set_index("bus")
+
+
+def test_an_unrated_line_never_binds_and_is_said_unchecked():
+    """Reference: the same feeder with that line's rating a real but huge 9000 kA (below the
+    feeder model's NO_RATING_KA placeholder threshold), where the line cannot bind either; the
+    hosting capacity must agree to the bisection tolerance (2 x 1 kW, both sides bisected).
+    A tiny rating on the same line binds there (the line is checked when it is rated)."""
+    from grids.feeder_model import NO_RATING_KA
+
+    buses = [13, 14]
+    tight = prepare_net("cigre_mv")
+    tight.line.loc[10, "max_i_ka"] = 0.01
+    _, table = _study_table(tight, buses)
+    assert (table["where"] == "line 10").all()
+
+    huge = prepare_net("cigre_mv")
+    huge.line.loc[10, "max_i_ka"] = 0.9 * NO_RATING_KA
+    _, reference = _study_table(huge, buses)
+    net = prepare_net("cigre_mv")
+    net.line.loc[10, "max_i_ka"] = 99999.0  # pandapower's "unlimited" placeholder
+    study, table = _study_table(net, buses)
+    assert "line 10" not in set(table["where"])
+    assert table.hosting_capacity_mw.to_numpy() == pytest.approx(
+        reference.hosting_capacity_mw.to_numpy(), abs=2e-3
+    )
+    flows = study._base_flows()[1]
+    assert np.isnan(flows.line_loading_percent[0, list(study.line).index(10)])
+    assert study.missing_ratings() == [
+        "1 of 15 lines: no rating given, line loading_percent not checked"
+    ]
+    doc = study.run(buses).to_json()
+    assert not [v for v in doc["violations"] if v["element"] == "line 10"]
+
+
+def test_a_dead_bus_is_not_checked_and_not_a_candidate():
+    """A line outage (through the feeder model) cuts bus 6 of cigre_mv off every grid.
+    Reference: the same feeder with bus 6 (and its line and load) deleted from the net: the
+    other buses' hosting capacity must agree to the bisection tolerance (2 x 1 kW)."""
+    from grids.errors import ScenarioError
+    from grids.feeder_model import FeederModel
+    from studies.hosting_capacity import HostingCapacityStudy
+
+    model = FeederModel.from_net(prepare_net("cigre_mv")).with_outages([4])
+    assert model.dead_bus[list(model.bus).index(6)]
+    study = HostingCapacityStudy(model)
+    assert 6 not in set(study.candidate_buses())
+    with pytest.raises(ScenarioError, match=r"bus: 6 of .* connected to no external grid"):
+        study.resolve_buses([6])
+    buses = [5, 10, 14]
+    table = study.run(buses).table.set_index("bus")
+    cut = prepare_net("cigre_mv")
+    drop_buses(cut, [6])
+    _, reference = _study_table(cut, buses)
+    assert table.hosting_capacity_mw.to_numpy() == pytest.approx(
+        reference.hosting_capacity_mw.to_numpy(), abs=2e-3
+    )
+    assert set(table.binding) == set(reference.binding)
+
+
+def test_criteria_cooling_defaults_to_the_thermal_default_and_is_validated():
+    from grids.thermal import DEFAULT_COOLING, CoolingMode
+    from studies.hosting_capacity_engine import HostingCapacityCriteria
+
+    assert HostingCapacityCriteria().cooling is DEFAULT_COOLING
+    assert HostingCapacityCriteria(cooling="ONAF").problems() == []
+    assert HostingCapacityCriteria(cooling=CoolingMode.OD).problems() == []
+    (message,) = HostingCapacityCriteria(cooling="ONAX").problems()
+    assert message.startswith("criteria.cooling: 'ONAX' is not one of 'ONAN', 'ONAF'")
