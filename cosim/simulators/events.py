@@ -8,6 +8,10 @@ from cosim.simulators.base import (
     SimulatorBase,
 )
 from grids.errors import ScenarioError
+from vehicle_models.coupling import event_imbalance_mw
+
+#: Events that change the injection seen by the swing model.
+_POWER_EVENTS = ("generation_loss", "load_step")
 
 # ---------------------------------------------------------------------------------------------
 # EventSim
@@ -41,6 +45,8 @@ class EventSim(SimulatorBase):
         self.state = {"p_event_mw": 0.0, "lines_out": "[]", "island": False, "n_events": 0}
         self._lines: list[int] = []
         self._applied: set[int] = set()
+        self._t_power: list[int] = []
+        self._p_power_mw: list[float] = []
 
     def create(self, num, model, events=()):
         if num != 1 or self.entities:
@@ -49,6 +55,10 @@ class EventSim(SimulatorBase):
             t = round(float(event["t_s"]) / self.time_resolution)
             self.events.append((t, dict(event)))
         self.events.sort(key=lambda te: te[0])
+        # generation loss / load step of p_mw: an injection change of -p_mw from its step on
+        power = [(t, -float(e["p_mw"])) for t, e in self.events if e["kind"] in _POWER_EVENTS]
+        self._t_power = [t for t, _ in power]
+        self._p_power_mw = [p for _, p in power]
         self.entities["events"] = {}
         return [{"eid": "events", "type": model}]
 
@@ -58,9 +68,7 @@ class EventSim(SimulatorBase):
                 continue
             self._applied.add(i)
             kind = event["kind"]
-            if kind in ("generation_loss", "load_step"):
-                self.state["p_event_mw"] -= float(event["p_mw"])
-            elif kind == "line_outage":
+            if kind == "line_outage":
                 self._lines.append(int(event["line"]))
                 self.state["lines_out"] = json.dumps(self._lines)
             elif kind == "island":
@@ -68,6 +76,9 @@ class EventSim(SimulatorBase):
             elif kind == "reconnect":
                 self.state["island"] = False
             self.state["n_events"] += 1
+        # the event input held over the step: every power event at or before this step (the
+        # one definition of the coupled step, on the integer mosaik clock: no round-off)
+        self.state["p_event_mw"] = event_imbalance_mw(self._t_power, self._p_power_mw, time)
         return self.clock.next_time(time)
 
     def get_data(self, outputs):

@@ -8,6 +8,7 @@ from cosim.simulators.base import (
     sum_inputs,
 )
 from grids.errors import ScenarioError, SimulationError
+from vehicle_models.coupling import InjectionChange, swing_input_mw
 
 # ---------------------------------------------------------------------------------------------
 # FrequencySim
@@ -50,10 +51,18 @@ class FrequencySim(SimulatorBase):
     ``rocof_hz_per_s`` [Hz/s], ``p_mech_mw`` [MW], ``ufls_shed_mw`` [MW],
     ``ufls_stages_tripped`` [-], ``p_imbalance_mw`` [MW].
 
-    The swing equation sees injection *changes*. The fleet's scheduled power is balanced by
-    the bulk system's dispatch on the slow time scale, so the fleet term is its deviation from a
-    reference: the fleet power at the first step (single-rate runs), or at the last
-    quasi-static step / window start (multi-rate runs).
+    Each step is point 4 of the one coupled step (:mod:`vehicle_models.coupling`): the outputs
+    describe the state at the step start ``t_k``; then the swing model advances over
+    ``[t_k, t_k+1)`` with the constant input :func:`~vehicle_models.coupling.swing_input_mw`
+    of the events in force and the fleet's injection change. The swing equation sees
+    injection *changes*: the fleet's scheduled power is balanced by the bulk system's dispatch
+    on the slow time scale, so the fleet term is its change since a reference
+    (:class:`~vehicle_models.coupling.InjectionChange`): the fleet power at the first step
+    (single-rate runs), or at the last quasi-static step / window start (multi-rate runs), and
+    again after an island switch. The fleet (``FleetSim``, point 3) receives ``f_hz`` through
+    a time-shifted connection: at step ``k`` it sees ``f(t_k-1)``, one step more measurement
+    delay than the direct loop, and a grid-forming fleet gets no predictor step
+    (``docs/architecture.md``).
     """
 
     def __init__(self) -> None:
@@ -62,7 +71,7 @@ class FrequencySim(SimulatorBase):
         self.params = None
         self.island_params: dict = {}
         self.islanded = False
-        self.p_fleet_ref_mw: float | None = None
+        self.fleet_change = InjectionChange()
         self.p_import_at_island_mw = 0.0
         self.last_imbalance_mw = 0.0
 
@@ -79,6 +88,11 @@ class FrequencySim(SimulatorBase):
         self.model = SwingModel(self.params)
         self.entities["grid"] = {}
         return [{"eid": "grid", "type": model}]
+
+    @property
+    def p_fleet_ref_mw(self) -> float | None:
+        """The fleet power the swing model's fleet term is measured from [MW]."""
+        return self.fleet_change.p_ref_mw
 
     def _switch(self, island: bool, p_import_mw: float) -> None:
         from grids.frequency import SwingModel, SwingParameters
@@ -106,15 +120,13 @@ class FrequencySim(SimulatorBase):
         p_import = sum_inputs(data.get("p_grid_import_mw"))
         if island != self.islanded:
             self._switch(island, p_import)
-            self.p_fleet_ref_mw = p_fleet
-        if self.p_fleet_ref_mw is None or (
-            self.clock.windows and (not self.clock.in_window(time) or self.clock.window_start(time))
-        ):
-            self.p_fleet_ref_mw = p_fleet
-        imbalance = p_fleet - self.p_fleet_ref_mw + p_event
+            self.fleet_change.rebase()
+        if self.clock.windows and (not self.clock.in_window(time) or self.clock.window_start(time)):
+            self.fleet_change.rebase()
         if self.islanded:
             # the supply the feeder imported from the bulk grid is gone: a loss of generation
-            imbalance -= self.p_import_at_island_mw
+            p_event -= self.p_import_at_island_mw
+        imbalance = swing_input_mw(p_event, self.fleet_change(p_fleet))
         # outputs describe the state at `time`; then advance over [time, time + dt)
         m = self.model
         self._out = {
