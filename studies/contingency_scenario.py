@@ -21,8 +21,10 @@ from studies.study_inputs import split_scenario
 
 # The section of a scenario this study reads (the rest belongs to other studies and is ignored).
 STUDY_SECTION = "contingency"
-_STUDY_SECTION = STUDY_SECTION  # old private name
 _FREQUENCY_EVENT_KINDS = {"generation_loss", "load_step"}
+#: Largest number of time steps one contingency case may take (duration_s / step_s); a day at
+#: 20 ms is 4.3 million steps per case and would run for many minutes without an answer.
+MAX_STEPS_PER_CASE = 1_000_000
 
 
 class FleetResponse(Enum):
@@ -361,10 +363,19 @@ def load_contingency_scenario(scenario: Mapping[str, Any] | str | Path) -> Conti
             f"simulation.{key}: {step_raw} is outside the allowed 0.001 to 0.1 s for a "
             "frequency event (10-50 ms recommended)"
         )
+    duration_raw = sim_raw.get("duration_s")
+    if is_number(step_raw) and is_number(duration_raw) and step_raw > 0:
+        n_steps = duration_raw / step_raw
+        if n_steps > MAX_STEPS_PER_CASE:
+            problems.append(
+                f"simulation.duration_s: {duration_raw:g} s at {step_raw:g} s steps is "
+                f"{n_steps:,.0f} steps per case, above the limit of {MAX_STEPS_PER_CASE:,} "
+                "(a contingency runs its whole duration at the event step; give it the event "
+                "window, e.g. duration_s = 120, and run day-long scenarios with `v2g-cosim run`)"
+            )
     if "frequency" not in raw:
         problems.append("frequency: missing (a contingency needs the [frequency] section)")
     raw_events = raw.get("events") if isinstance(raw.get("events"), list) else []
-    duration_raw = sim_raw.get("duration_s")
     n_frequency_events = 0
     for i, ev in enumerate(raw_events):
         if not isinstance(ev, Mapping) or ev.get("kind") not in _FREQUENCY_EVENT_KINDS:

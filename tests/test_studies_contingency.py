@@ -90,3 +90,22 @@ def test_the_study_registers_its_section_and_its_validator_with_the_scenario_loa
     bad["contingency"] = {"dispatch_frac": 2.0}
     with pytest.raises(ScenarioError, match=r"contingency\.dispatch_frac: 2 is out of range"):
         validate_scenario(bad)
+
+
+def test_a_day_at_the_event_step_is_refused_with_the_limit():
+    """A contingency runs its whole duration at the event step: a day at 20 ms is refused."""
+    from grids.errors import ScenarioError
+    from studies.contingency_scenario import MAX_STEPS_PER_CASE, load_contingency_scenario
+
+    scenario = {
+        "simulation": {"duration_s": 86400.0, "step_s": 0.02},
+        "frequency": {"f0_hz": 60.0, "s_base_mw": 10000.0},
+        "events": [{"t_s": 10.0, "kind": "generation_loss", "p_mw": 500.0}],
+    }
+    with pytest.raises(ScenarioError) as info:
+        load_contingency_scenario(scenario)
+    text = str(info.value)
+    assert "simulation.duration_s" in text and "4,320,000 steps" in text
+    assert f"{MAX_STEPS_PER_CASE:,}" in text
+    scenario["simulation"]["duration_s"] = 120.0
+    assert load_contingency_scenario(scenario).duration_s == 120.0
