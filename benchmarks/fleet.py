@@ -53,7 +53,7 @@ def run_fleet(n_vehicles: int, n_steps: int, settings: InverterSettings) -> dict
     )
     fleet.step(t_s=T0_S, dt_s=DT_S, vm_pu=np.ones(N_BUS), f_hz=60.0)  # compile, initialise
     conditions = [grid_conditions(k, N_BUS) for k in range(n_steps)]
-    # share of CPU time inside the InverterBank (engineer D) vs the fleet/battery kernels
+    # share of CPU time inside the InverterBank vs the fleet/battery kernels
     inverter_cpu = [0.0]
     original = fleet._inverter_step
 

@@ -2,7 +2,7 @@
 
 References: the cold-load-pickup model ``P = P_div [1 + (K - 1) exp(-(t - t_d)/tau)]``
 (issue 7; Aubin et al. 1990) checked at its defining points; the feasibility boundaries are
-checked against the fleet's own limits (E's ``Fleet`` discharge bound, its kVA rating).
+checked against the fleet's own limits (the ``Fleet`` discharge bound, its kVA rating).
 """
 
 from __future__ import annotations

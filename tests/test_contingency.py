@@ -225,7 +225,7 @@ def test_missing_scenario_file_is_a_clear_error(capsys, tmp_path):
 
 
 class _GridFormingUnit:
-    """Closed-loop responder wrapping one of engineer D's grid-forming models (rating s_mw)."""
+    """Closed-loop responder wrapping one of the grid-forming models of vehicle_models (rating s_mw)."""
 
     grid_forming = True
 
@@ -289,7 +289,7 @@ def steady_state_after(p_deficit_mw, *, s_base_mw=2000.0, d_pu=1.0, r_pu=0.05, f
 
 
 def test_fleet_droop_and_vsm_lift_the_nadir_and_none_holds_its_dispatch():
-    """The fleet path (E's Fleet with D's InverterBank) in the three ride-through cases."""
+    """The fleet path (Fleet with its InverterBank) in the three ride-through cases."""
     sc = {
         "simulation": {"duration_s": 6.0, "step_s": 0.02, "seed": 2},
         "frequency": {"s_base_mw": 2000.0, "h_s": 4.0, "d_pu": 1.0, "r_pu": 0.05, "t_gov_s": 0.5},
