@@ -83,6 +83,20 @@ def check_problems(problems: list[str], error_type: type[V2GCosimError], summary
 
     Validation code collects every problem in a list, then calls this once, so the user sees
     all of them at the same time.
+
+    Parameters
+    ----------
+    problems : list of str
+        Every problem found, each naming its key path, value and what was expected.
+    error_type : type of V2GCosimError
+        The error to raise (``ScenarioError``, ``InputDataError``, ...).
+    summary : str
+        One-line summary; the count of problems is appended.
+
+    Raises
+    ------
+    V2GCosimError
+        Of type ``error_type`` when ``problems`` is not empty.
     """
     if problems:
         n = len(problems)

@@ -91,11 +91,24 @@ class Violation:
     n_elements: int = 1
 
     def to_dict(self) -> dict:
-        """Plain dictionary for JSON."""
+        """Plain dictionary for JSON.
+
+        Returns
+        -------
+        dict
+            The fields by name (``limit``, ``element``, ``quantity``, ``worst_value``,
+            ``limit_value``, ``first_time_s``, ``duration_s``, ``n_elements``).
+        """
         return asdict(self)
 
     def describe(self) -> str:
-        """One line for reports, e.g. ``"ANSI C84.1 range A (low): bus 17 at 0.924 pu ..."``."""
+        """One line for reports.
+
+        Returns
+        -------
+        str
+            E.g. ``"ANSI C84.1 range A (low): bus 17 at 0.924 pu (limit 0.95 pu), ..."``.
+        """
         unit = self.quantity.rsplit("_", 1)[-1]
         text = (
             f"{self.limit}: {self.element} at {self.worst_value:.4g} {unit} "
@@ -112,7 +125,20 @@ class Violation:
 
 
 def missing_rating(element: str, quantity: str) -> str:
-    """The sentence reports print when a limit cannot be checked for lack of a rating."""
+    """The sentence reports print when a limit cannot be checked for lack of a rating.
+
+    Parameters
+    ----------
+    element : str
+        The element or group of elements (``"lines"``, ``"transformer"``).
+    quantity : str
+        The quantity that could not be checked (``"loading_percent"``).
+
+    Returns
+    -------
+    str
+        ``"<element>: no rating given, <quantity> not checked"``.
+    """
     return f"{element}: no rating given, {quantity} not checked"
 
 

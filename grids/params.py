@@ -115,7 +115,13 @@ class Param:
         return self.default is REQUIRED
 
     def range_text(self) -> str:
-        """The allowed values in words, e.g. ``"a number in [0, 1]"`` or ``"one of 'a', 'b'"``."""
+        """The allowed values in words.
+
+        Returns
+        -------
+        str
+            E.g. ``"a number in [0, 1] [pu]"`` or ``"one of 'a', 'b'"``.
+        """
         unit = f" [{self.unit}]" if self.unit else ""
         if isinstance(self.kind, type) and issubclass(self.kind, Enum):
             return "one of " + ", ".join(repr(m.value) for m in self.kind)

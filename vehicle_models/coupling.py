@@ -56,7 +56,17 @@ class FrequencyResponder(Protocol):
     last_delta_mw: float
 
     def step(self, *, t_s: float, dt_s: float, f_hz: float) -> None:
-        """Advance over ``[t_s, t_s + dt_s)`` seeing the frequency ``f_hz`` [Hz]."""
+        """Advance over ``[t_s, t_s + dt_s)`` seeing one frequency.
+
+        Parameters
+        ----------
+        t_s : float
+            Start of the step [s].
+        dt_s : float
+            Step length [s].
+        f_hz : float
+            Frequency the responder measures over the step [Hz].
+        """
 
 
 class CoupledStepResult(NamedTuple):
