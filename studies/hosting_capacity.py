@@ -148,7 +148,16 @@ class HostingCapacityResult:
     distribution: object | None = None  # StochasticResult when samples were drawn
 
     def to_json(self) -> dict:
-        """The CLI's JSON document (see ``v2g-cosim hosting-capacity --json``)."""
+        """The CLI's JSON document (see ``v2g-cosim hosting-capacity --json``).
+
+        Returns
+        -------
+        dict
+            ``feeder``, ``method``, ``mode``, ``control``, ``tolerance_mw`` [MW],
+            ``criteria``, ``base_case_violations``, ``violations`` (named limits),
+            ``missing_ratings`` (lines whose loading is not checked), ``results`` (one item
+            per bus) and, with samples, ``distribution``.
+        """
         results = []
         for row in self.table.itertuples(index=False):
             item = {
@@ -289,7 +298,23 @@ class HostingCapacityStudy:
         )
 
     def resolve_buses(self, buses) -> np.ndarray:
-        """Validate requested buses (``None``/``"all"`` = every candidate)."""
+        """Validate requested buses.
+
+        Parameters
+        ----------
+        buses : None, "all", int or iterable of int
+            pandapower bus indices; ``None`` or ``"all"``: every candidate bus.
+
+        Returns
+        -------
+        numpy.ndarray of int
+            Sorted, unique bus indices.
+
+        Raises
+        ------
+        ScenarioError
+            Unknown, slack or dead buses (every problem listed), or no bus at all.
+        """
         if buses is None or (isinstance(buses, str) and buses == "all"):
             return self.candidate_buses()
         if isinstance(buses, int | np.integer):
@@ -337,6 +362,22 @@ class HostingCapacityStudy:
         )
 
     def where(self, solver, element: str, position: int) -> str:
+        """Name of a binding element, e.g. ``"line 3"``.
+
+        Parameters
+        ----------
+        solver : AcSolver or LinDistFlowSolver
+            The solver whose column order ``position`` refers to.
+        element : str
+            ``"bus"``, ``"line"``, ``"trafo"`` or ``""`` (nothing binds).
+        position : int
+            Column in the solver's bus, line or transformer arrays; -1 for none.
+
+        Returns
+        -------
+        str
+            ``"<element> <pandapower index>"``, or ``""``.
+        """
         if position < 0 or not element:
             return ""
         index = {"bus": solver.bus, "line": self.line, "trafo": self.trafo}[element][position]
@@ -382,7 +423,13 @@ class HostingCapacityStudy:
 
     def missing_ratings(self) -> list[str]:
         """Lines without a real thermal rating (missing, zero or a placeholder such as
-        case33bw's 99999 kA): their loading is not a limit and is said to be unchecked."""
+        case33bw's 99999 kA): their loading is not a limit and is said to be unchecked.
+
+        Returns
+        -------
+        list of str
+            The missing-rating sentence (empty when every line is rated).
+        """
         from studies.study_inputs import line_rating_notes
 
         return line_rating_notes(self.net)
@@ -438,7 +485,42 @@ class HostingCapacityStudy:
         screen_margin: float = DEFAULT_SCREEN_MARGIN,
         cap_mw: float | None = None,
     ) -> HostingCapacityResult:
-        """Per-bus hosting capacity (see the module docstring for the two tiers)."""
+        """Per-bus hosting capacity (see the module docstring for the two tiers).
+
+        Parameters
+        ----------
+        buses : None, "all", int or list of int
+            pandapower bus indices (default: every candidate bus).
+        mode : Mode, keyword-only
+            ``export`` (V2G/DER injection) or ``import`` (EV charging).
+        method : Method, keyword-only
+            ``screen``, ``ac`` or ``screen+ac``.
+        pf : float, keyword-only
+            Fixed power factor of the added injection (``> 0`` absorbs reactive power) [-].
+        control : Control, keyword-only
+            Inverter control of the added units (fixed point with the power flow).
+        control_settings : dict or None, keyword-only
+            ``[fleet.control]`` settings of the control.
+        loop : ControlLoop or None, keyword-only
+            Settings of the control fixed-point iteration.
+        tolerance_mw : float, keyword-only
+            Bisection tolerance [MW].
+        screen_margin : float, keyword-only
+            Relative half-width of the AC bracket around the screen value [-].
+        cap_mw : float or None, keyword-only
+            Largest size searched [MW] (default 5 x total feeder load, at least 5 MW).
+
+        Returns
+        -------
+        HostingCapacityResult
+
+        Raises
+        ------
+        ScenarioError
+            Invalid arguments (every problem listed).
+        ConvergenceError
+            The AC base case does not solve.
+        """
         mode = parse_enum(Mode, mode, "mode")
         method = parse_enum(Method, method, "method")
         control = parse_enum(Control, control, "control")
@@ -544,7 +626,18 @@ class HostingCapacityStudy:
         )
 
     def load_injection(self, solver) -> tuple[np.ndarray, np.ndarray]:
-        """Injection of the net's loads alone per bus (negative), as scaled in the net."""
+        """Injection of the net's loads alone per bus (negative), as scaled in the net.
+
+        Parameters
+        ----------
+        solver : AcSolver or LinDistFlowSolver
+            Gives the bus order.
+
+        Returns
+        -------
+        p_mw, q_mvar : numpy.ndarray (n_bus,)
+            Load injection per bus [MW, Mvar].
+        """
         net = self.net
         loads = net.load[net.load.in_service.astype(bool)]
         p = (-loads.p_mw * loads.scaling).groupby(loads.bus).sum()
@@ -662,7 +755,25 @@ class HostingCapacityStudy:
         self, buses=None, *, mode: Mode = Mode.EXPORT, pf_absorbing: float = 0.95, **kwargs
     ) -> pd.DataFrame:
         """Hosting capacity per bus for unity PF, a fixed absorbing PF, volt-var A/B and
-        volt-watt (IEEE 1547-2018 defaults), with the gain over unity PF [MW and %]."""
+        volt-watt (IEEE 1547-2018 defaults), with the gain over unity PF [MW and %].
+
+        Parameters
+        ----------
+        buses : None, "all", int or list of int
+            As in :meth:`run`.
+        mode : Mode, keyword-only
+            ``export`` or ``import`` (volt-watt is left out for import).
+        pf_absorbing : float, keyword-only
+            The fixed absorbing power factor compared [-].
+        **kwargs
+            Further keyword arguments of :meth:`run` (tolerance, margin, cap, method).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per bus and setting: ``hosting_capacity_mw``, ``gain_mw`` [MW],
+            ``gain_percent`` [%], ``binding``, ``where``, ``control_converged``.
+        """
         mode = parse_enum(Mode, mode, "mode")
         settings = [
             ("unity_pf", Control.NONE, 1.0),
@@ -916,12 +1027,24 @@ def read_hosting_capacity_scenario(scenario: Any) -> tuple[dict[str, Any], dict[
 def hosting_capacity_metrics(scenario: dict) -> dict:
     """Run a study from a scenario dictionary and return its JSON metrics (for sweeps).
 
-    ``scenario`` keys (all optional): ``feeder``, ``buses``, ``mode``, ``method``, ``load_scale``,
-    ``ext_grid_vm_pu``, ``pf``, ``control``, ``control_settings`` (a ``[fleet.control]`` dict),
-    ``tolerance_mw``, ``samples``, ``seed``, ``criteria`` (a dict of
-    :class:`HostingCapacityCriteria` fields) or the criteria fields at top level. Returns the
-    CLI JSON document plus summary metrics ``hc_min_mw``, ``hc_median_mw``, ``hc_mean_mw``,
-    ``hc_max_mw``, ``binding_counts``.
+    Parameters
+    ----------
+    scenario : dict
+        Keys (all optional): ``feeder``, ``buses``, ``mode``, ``method``, ``load_scale``,
+        ``ext_grid_vm_pu``, ``pf``, ``control``, ``control_settings`` (a ``[fleet.control]``
+        dict), ``tolerance_mw``, ``samples``, ``seed``, ``criteria`` (a dict of
+        :class:`HostingCapacityCriteria` fields) or the criteria fields at top level.
+
+    Returns
+    -------
+    dict
+        The CLI JSON document plus summary metrics ``hc_min_mw``, ``hc_median_mw``,
+        ``hc_mean_mw``, ``hc_max_mw`` [MW] and ``binding_counts``.
+
+    Raises
+    ------
+    ScenarioError
+        Invalid scenario (every problem listed).
     """
     kwargs, crit = read_hosting_capacity_scenario(scenario)
     result = run_hosting_capacity_study(

@@ -12,6 +12,7 @@ import copy
 
 import numpy as np
 
+from grids.feeder_model import line_rated
 from studies.hosting_capacity_engine import (
     Binding,
     Flows,
@@ -57,15 +58,42 @@ def bruteforce_hosting_capacity(
 ) -> tuple[float, Binding, int]:
     """Hosting capacity of one bus by plain bisection with ``runpp`` on ``[0, cap_mw]``.
 
-    Returns ``(hosting_capacity_mw, binding, n_runpp)``; the capacity is the largest size
-    verified feasible, within ``tolerance_mw`` of the smallest size verified infeasible.
+    Parameters
+    ----------
+    net : pandapowerNet
+        The prepared feeder (copied, not changed).
+    bus : int
+        pandapower index of the bus.
+    export : bool, keyword-only
+        Injection (``True``) or consumption (``False``).
+    criteria : HostingCapacityCriteria or None, keyword-only
+        Planner limits (default :class:`HostingCapacityCriteria`); lines without a rating
+        (:func:`grids.feeder_model.line_rated`) are not checked.
+    q_per_p : float, keyword-only
+        Reactive power per unit of active power of the trial unit [-].
+    tolerance_mw : float, keyword-only
+        Bisection tolerance [MW].
+    cap_mw : float, keyword-only
+        Largest size searched [MW].
+
+    Returns
+    -------
+    hosting_capacity_mw : float
+        The largest size verified feasible [MW], within ``tolerance_mw`` of the smallest
+        size verified infeasible.
+    binding : Binding
+        The limit violated at the smallest infeasible size (``NONE`` up to the cap).
+    n_runpp : int
+        Number of ``runpp`` calls.
     """
     import pandapower as pp
 
     criteria = criteria or HostingCapacityCriteria()
     work = copy.deepcopy(net)
     bus_order = work.bus.index[work.bus.in_service.astype(bool)].to_numpy()
-    line_order = work.line.index[work.line.in_service.astype(bool)].to_numpy()
+    # lines without a rating are not checked (as in the study: their loading is no limit)
+    rated = work.line.in_service.to_numpy(bool) & line_rated(work)
+    line_order = work.line.index[rated].to_numpy()
     trafo_order = work.trafo.index[work.trafo.in_service.astype(bool)].to_numpy()
     hot = HotSpot(criteria) if criteria.max_hot_spot_c is not None and len(trafo_order) else None
     limits = Limits(criteria, hot)

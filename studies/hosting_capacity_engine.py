@@ -412,7 +412,19 @@ class Check:
 
 
 def base_state(flows: Flows, limits: Limits) -> BaseState:
-    """Record the base-case flows (one per case) and their pre-existing violations."""
+    """Record the base-case flows (one per case) and their pre-existing violations.
+
+    Parameters
+    ----------
+    flows : Flows
+        Base-case flows, one row per case.
+    limits : Limits
+        The study's limits.
+
+    Returns
+    -------
+    BaseState
+    """
     hot = limits.hot_spot.hot_spot_c(flows.trafo_loading_percent) if limits.hot_spot else None
     state = BaseState(flows, hot)
     c = limits.criteria
@@ -426,7 +438,22 @@ def check(flows: Flows, base: BaseState, limits: Limits) -> Check:
 
     A limit already violated in the base case counts only where the injection makes that
     element worse than in the base case (so an export is not blamed for a pre-existing
-    undervoltage it relieves); such a violation is flagged ``base_case``.
+    undervoltage it relieves); such a violation is flagged ``base_case``. NaN line or
+    transformer loadings (no rating, out of service) never bind; dead buses are not checked.
+
+    Parameters
+    ----------
+    flows : Flows
+        Flows of the batch, one row per case.
+    base : BaseState
+        Base state of the same cases.
+    limits : Limits
+        The study's limits.
+
+    Returns
+    -------
+    Check
+        Feasibility, binding limit and element, and normalized margins of every limit.
     """
     c = limits.criteria
     vm, vm0 = flows.vm_pu, base.flows.vm_pu
@@ -532,9 +559,22 @@ class Injection:
         self.control = control
 
     def take(self, rows: np.ndarray) -> Injection:
+        """The injection of the cases ``rows``."""
         return Injection(self.direction_mw[rows], q_per_p=self.q_per_p, control=self.control)
 
     def fixed(self, size_mw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Added injection at a fixed power factor.
+
+        Parameters
+        ----------
+        size_mw : numpy.ndarray (S,)
+            Size of each case [MW].
+
+        Returns
+        -------
+        p_mw, q_mvar : numpy.ndarray (S, n_bus)
+            Added injection per bus [MW, Mvar].
+        """
         p = self.direction_mw * size_mw[:, None]
         return p, self.q_per_p * np.abs(p)
 
@@ -558,6 +598,26 @@ def solve_injection(
     loop: ControlLoop | None = None,
 ) -> tuple[Flows, np.ndarray]:
     """Solve the batch at ``size_mw`` (S,); return flows and the control-convergence flags (S,).
+
+    Parameters
+    ----------
+    solver : AcSolver or LinDistFlowSolver
+        The batched solver (any object with ``solve(p_mw, q_mvar) -> Flows``,
+        ``n_solves``).
+    p_base_mw, q_base_mvar : numpy.ndarray (S, n_bus)
+        Base injection of each case [MW, Mvar].
+    injection : Injection
+        The added injection per MW of size.
+    size_mw : numpy.ndarray (S,)
+        Size of each case's added injection [MW].
+    loop : ControlLoop or None, keyword-only
+        Settings of the control fixed point (default :class:`ControlLoop`).
+
+    Returns
+    -------
+    flows : Flows
+    settled : numpy.ndarray (S,) of bool
+        Whether the control fixed point settled (always ``True`` without a control).
 
     Notes
     -----
@@ -604,6 +664,7 @@ class Cases:
     injection: Injection
 
     def take(self, rows: np.ndarray) -> Cases:
+        """The cases ``rows``."""
         return Cases(self.p_base_mw[rows], self.q_base_mvar[rows], self.injection.take(rows))
 
     def __len__(self) -> int:
@@ -626,7 +687,30 @@ class BisectionResult:
 
 
 def evaluate(solver, cases: Cases, base: BaseState, limits: Limits, size_mw, loop=None):
-    """Check every case at its own ``size_mw``; returns (Check, control_settled)."""
+    """Check every case at its own ``size_mw``.
+
+    Parameters
+    ----------
+    solver : AcSolver or LinDistFlowSolver
+        The batched solver (any object with ``solve(p_mw, q_mvar) -> Flows``,
+        ``n_solves``).
+    cases : Cases
+        The batch.
+    base : BaseState
+        Base state of the same cases.
+    limits : Limits
+        The study's limits.
+    size_mw : numpy.ndarray (S,)
+        Size of each case's added injection [MW].
+    loop : ControlLoop or None
+        Settings of the control fixed point.
+
+    Returns
+    -------
+    check : Check
+        An unsettled control counts as infeasible (``not_converged``).
+    settled : numpy.ndarray (S,) of bool
+    """
     flows, settled = solve_injection(
         solver, cases.p_base_mw, cases.q_base_mvar, cases.injection, size_mw, loop=loop
     )
@@ -664,6 +748,30 @@ def bisect(
     false-position estimate ``x`` of its margin's zero crossing (safeguarded: a step that does
     not halve the bracket twice in a row is followed by a plain bisection step). Either way the
     result is a verified bracket ``upper - lower <= tolerance`` with ``lower`` feasible.
+
+    Parameters
+    ----------
+    solver : AcSolver or LinDistFlowSolver
+        The batched solver (any object with ``solve(p_mw, q_mvar) -> Flows``,
+        ``n_solves``).
+    cases : Cases
+        The batch.
+    base : BaseState
+        Base state of the same cases.
+    limits : Limits
+        The study's limits.
+    lower_mw, upper_mw : numpy.ndarray (S,)
+        Initial bracket of each case [MW] (verified, widened when it does not hold).
+    tolerance_mw : float, keyword-only
+        Width of the final bracket [MW].
+    cap_mw : float, keyword-only
+        Largest size searched [MW].
+    loop : ControlLoop or None, keyword-only
+        Settings of the control fixed point.
+
+    Returns
+    -------
+    BisectionResult
     """
     n = len(cases)
     lo = np.clip(np.asarray(lower_mw, dtype=float), 0.0, cap_mw)
@@ -816,7 +924,19 @@ def bisect(
 
 
 def base_check(base: BaseState, limits: Limits) -> Check:
-    """Check the base flows themselves (margins at size 0)."""
+    """Check the base flows themselves (margins at size 0).
+
+    Parameters
+    ----------
+    base : BaseState
+        Base state of the cases.
+    limits : Limits
+        The study's limits.
+
+    Returns
+    -------
+    Check
+    """
     return check(base.flows, base, limits)
 
 
@@ -830,7 +950,22 @@ def _take_base(base: BaseState, rows: np.ndarray) -> BaseState:
 
 
 def base_of(solver, cases: Cases, limits: Limits) -> BaseState:
-    """Solve every case at size 0 and record its base state (one solve when all share a base)."""
+    """Solve every case at size 0 and record its base state (one solve when all share a base).
+
+    Parameters
+    ----------
+    solver : AcSolver or LinDistFlowSolver
+        The batched solver (any object with ``solve(p_mw, q_mvar) -> Flows``,
+        ``n_solves``).
+    cases : Cases
+        The batch.
+    limits : Limits
+        The study's limits.
+
+    Returns
+    -------
+    BaseState
+    """
     p, q = cases.p_base_mw, cases.q_base_mvar
     if (
         len(cases) > 1

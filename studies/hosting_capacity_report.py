@@ -11,7 +11,18 @@ import pandas as pd
 
 def bus_positions(net) -> dict[int, tuple[float, float]]:
     """Plot coordinates per bus: the feeder's own (``net.bus.geo`` GeoJSON points or
-    ``net.bus_geodata``) where every in-service bus has one, else a networkx layout."""
+    ``net.bus_geodata``) where every in-service bus has one, else a networkx layout.
+
+    Parameters
+    ----------
+    net : pandapowerNet
+        The feeder.
+
+    Returns
+    -------
+    dict
+        ``{bus index: (x, y)}``.
+    """
     positions: dict[int, tuple[float, float]] = {}
     if "geo" in net.bus.columns:
         for bus, geo in net.bus.geo.items():
@@ -38,7 +49,21 @@ def bus_positions(net) -> dict[int, tuple[float, float]]:
 
 
 def feeder_map(net, table: pd.DataFrame, *, title: str = ""):
-    """Feeder graph with each bus coloured by its hosting capacity [MW]."""
+    """Feeder graph with each bus coloured by its hosting capacity [MW].
+
+    Parameters
+    ----------
+    net : pandapowerNet
+        The feeder.
+    table : pandas.DataFrame
+        The study table (``bus``, ``hosting_capacity_mw``).
+    title : str, keyword-only
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,7 +97,19 @@ def feeder_map(net, table: pd.DataFrame, *, title: str = ""):
 
 
 def violation_curve(stochastic, *, title: str = ""):
-    """Probability of a violation vs penetration (MW, with vehicles on a second axis)."""
+    """Probability of a violation vs penetration (MW, with vehicles on a second axis).
+
+    Parameters
+    ----------
+    stochastic : StochasticResult
+        The Monte Carlo result.
+    title : str, keyword-only
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,7 +133,22 @@ def violation_curve(stochastic, *, title: str = ""):
 
 
 def write_outputs(study, result, out_dir) -> Path:
-    """Write ``hosting_capacity.csv``/``.parquet``, figures and ``report.html`` into ``out_dir``."""
+    """Write ``hosting_capacity.csv``/``.parquet``, figures and ``report.html`` into ``out_dir``.
+
+    Parameters
+    ----------
+    study : HostingCapacityStudy
+        The prepared feeder.
+    result : HostingCapacityResult
+        The study's result.
+    out_dir : str or path
+        Output folder (created).
+
+    Returns
+    -------
+    pathlib.Path
+        Path of ``report.html``.
+    """
     from studies.report import Report
 
     out = Path(out_dir)

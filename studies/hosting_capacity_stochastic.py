@@ -56,10 +56,29 @@ class StochasticResult:
     timings_s: dict[str, float] = field(default_factory=dict)
 
     def percentile_mw(self, q: float) -> float:
+        """Percentile of the scenarios' hosting capacity.
+
+        Parameters
+        ----------
+        q : float
+            Percentile [%], 0 to 100.
+
+        Returns
+        -------
+        float
+            Hosting capacity [MW].
+        """
         return float(np.percentile(self.table.hosting_capacity_mw, q))
 
     def summary(self) -> dict:
-        """The ``distribution`` block of the CLI JSON."""
+        """The ``distribution`` block of the CLI JSON.
+
+        Returns
+        -------
+        dict
+            ``p5_mw``, ``p50_mw``, ``p95_mw`` [MW], ``n_samples``, ``n_ac_confirmed``,
+            ``seed``, ``mean_vehicle_kw`` [kW].
+        """
         return {
             "p5_mw": self.percentile_mw(5),
             "p50_mw": self.percentile_mw(50),
@@ -71,7 +90,18 @@ class StochasticResult:
         }
 
     def violation_probability(self, penetration_mw) -> np.ndarray:
-        """Probability [-] that a penetration [MW] violates a limit: ``P(HC < x)``."""
+        """Probability that a penetration violates a limit: ``P(HC < x)``.
+
+        Parameters
+        ----------
+        penetration_mw : float or array_like
+            Total added power [MW].
+
+        Returns
+        -------
+        numpy.ndarray
+            Probability [-] per penetration.
+        """
         hc = np.sort(self.table.hosting_capacity_mw.to_numpy())
         x = np.atleast_1d(np.asarray(penetration_mw, dtype=float))
         return np.searchsorted(hc, x, side="left") / len(hc)
@@ -80,7 +110,30 @@ class StochasticResult:
 def sample_shapes(
     study, n_samples: int, *, n_vehicles: int, charger_kw, charger_weights, seed: int
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Per-bus power shares (S, n_bus) summing to 1, vehicles per scenario, mean charger kW."""
+    """Draw the scenarios: where the vehicles plug in and how large their chargers are.
+
+    Parameters
+    ----------
+    study : HostingCapacityStudy
+        The feeder (its bus order and load buses).
+    n_samples : int
+        Number of scenarios.
+    n_vehicles : int, keyword-only
+        Vehicles per scenario.
+    charger_kw, charger_weights : sequence of float, keyword-only
+        Charger sizes [kW] and their relative frequencies.
+    seed : int, keyword-only
+        Seed of the random generator.
+
+    Returns
+    -------
+    shares : numpy.ndarray (S, n_bus)
+        Per-bus power shares summing to 1 per scenario [-].
+    vehicles : numpy.ndarray of int (S,)
+        Vehicles per scenario (``n_vehicles`` each).
+    mean_charger_kw : float
+        Mean charger size [kW].
+    """
     rng = np.random.default_rng(seed)
     net = study.net
     loads = net.load[net.load.in_service.astype(bool) & (net.load.p_mw > 0)]
@@ -134,8 +187,25 @@ def run_stochastic(
         Vehicles per scenario (their locations and sizes set the scenario's shape).
     charger_kw, charger_weights : sequence of float
         Charger sizes [kW] and their relative frequencies.
+    tolerance_mw : float
+        Bisection tolerance [MW].
+    screen_margin : float
+        Relative half-width of the AC bracket around the screen value [-].
     confirm : {"near", "all", "none"}
         Which scenarios the AC path confirms.
+    cap_mw : float or None
+        Largest size searched [MW] (default: the study's).
+
+    Returns
+    -------
+    StochasticResult
+        One row per scenario (``hosting_capacity_mw`` [MW], ``screen_mw``, ``binding``,
+        ``ac_confirmed``) and the distribution summary.
+
+    Raises
+    ------
+    ScenarioError
+        Invalid arguments (every problem listed) or no LinDistFlow screen.
     """
 
     mode = parse_enum(Mode, mode, "mode")

@@ -58,7 +58,17 @@ DEFAULT_TOLERANCE_MW = 0.001
 
 
 def is_finite_number(value: Any) -> bool:
-    """A finite real number (not a bool or a string)."""
+    """Whether ``value`` is a finite real number (not a bool or a string).
+
+    Parameters
+    ----------
+    value : Any
+        The value to test.
+
+    Returns
+    -------
+    bool
+    """
     return (
         isinstance(value, int | float | np.integer | np.floating)
         and not isinstance(value, bool)
@@ -97,6 +107,16 @@ def q_per_p_from_pf(pf: float) -> float:
 
     ``pf > 0`` absorbs reactive power (inductive, lowers the voltage), ``pf < 0`` injects it;
     ``|pf| = 1`` is unity. Evaluated with :func:`vehicle_models.controls.constant_pf_q_pu`.
+
+    Parameters
+    ----------
+    pf : float
+        Power factor [-], ``0 < |pf| <= 1``.
+
+    Returns
+    -------
+    float
+        ``Q / |P|`` [Mvar/MW], negative when absorbing.
     """
     from vehicle_models.controls import constant_pf_q_pu
     from vehicle_models.settings import ConstantPFSettings, Excitation
