@@ -162,7 +162,7 @@ CASES = [
     # -- resources bounded up front, the limit stated
     ("samples-huge", ["hosting-capacity", "--samples", "1000000000"], "limit of 100000"),
     ("samples-zero", ["hosting-capacity", "--samples", "0"], "positive"),
-    ("thermal-profile-dev-zero", ["thermal", "--profile", "/dev/zero"], "device"),
+    ("thermal-profile-dev-zero", ["thermal", "--profile", "/dev/zero"], "regular file"),
     ("resilience-curve-dev-zero", ["resilience", "--curve", "/dev/zero"], "device"),
     ("scenario-profile-dev-zero", ["run", "zero_profile.toml", "--out", "o"], "/dev/zero"),
     ("thermal-profile-huge", ["thermal", "--profile", "huge.csv"], "limit of 256 MiB"),

@@ -365,7 +365,16 @@ def test_cli_json_reproduces_iec_example(tmp_path, capsys):
     params = _write(tmp_path / "iec.toml", IEC_TOML)
     assert main(["thermal", "--profile", str(profile), "--transformer", str(params), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"time_min", "top_oil_c", "hot_spot_c", "max_hot_spot_c", "ageing_days"}
+    assert set(out) == {
+        "time_min",
+        "top_oil_c",
+        "hot_spot_c",
+        "max_hot_spot_c",
+        "ageing_days",
+        "temperatures_at",
+        "violations",
+    }
+    assert out["temperatures_at"] == "row_start"
     assert out["time_min"] == [float(t) for t in IEC_BREAKS_MIN]
     assert out["top_oil_c"][0] == pytest.approx(38.3)
     for t_min, top_oil_ref, hot_spot_ref in IEC_REFERENCE:
@@ -377,14 +386,15 @@ def test_cli_json_reproduces_iec_example(tmp_path, capsys):
 
 
 def test_cli_defaults_uneven_times_and_table(tmp_path, capsys):
-    """Defaults: IEC ONAF parameters, steady state of the first row; fractional, uneven times."""
+    """Defaults: IEC parameters of DEFAULT_COOLING (ONAN, as in a scenario), steady state of the
+    first row; fractional, uneven times."""
     profile = _write(
         tmp_path / "p.csv", "time_min,load_pu,ambient_c\n0,0.8,20\n7.5,1.2,21\n60.25,1.0,22\n"
     )
     assert main(["thermal", "--profile", str(profile), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     expected = simulate_profile(
-        ThermalParameters.for_cooling("ONAF"),
+        ThermalParameters.for_cooling(CoolingMode.ONAN),
         time_min=[0, 7.5, 60.25],
         load_pu=[0.8, 1.2, 1.0],
         ambient_c=[20, 21, 22],
@@ -403,17 +413,26 @@ def test_cli_defaults_uneven_times_and_table(tmp_path, capsys):
     [
         (
             "time_min,load_pu,ambient_c\n0,1,20\n10,1,20\n20,nan,20\n",
-            "p.csv: row 3: load_pu is NaN",
+            "p.csv: row 4: load_pu is nan (not a finite number)",
         ),
         ("time_min,load_pu\n0,1\n", "p.csv: missing column(s) ambient_c"),
         (
             "time_min,load_pu,ambient_c\n0,1,20\n10,1,20\n5,1,20\n",
-            "p.csv: row 3: time_min 5 is not after the previous row's 10",
+            "p.csv: row 4: times are not strictly increasing (time_min 5 after 10)",
         ),
-        ("time_min,load_pu,ambient_c\n0,1,20\n10,-0.5,20\n", "p.csv: row 2: load_pu is -0.5"),
-        ("time_min,load_pu,ambient_c\n0,1,warm\n", "p.csv: row 1: ambient_c is not a number"),
-        ("time_min,load_pu,ambient_c\n0,1,\n", "p.csv: row 1: ambient_c is missing"),
-        ("time_min,load_pu,ambient_c\n", "p.csv: the profile has no data rows"),
+        (
+            "time_min,load_pu,ambient_c\n0,1,20\n10,-0.5,20\n",
+            "p.csv: row 3: load_pu is -0.5 (expected >= 0)",
+        ),
+        (
+            "time_min,load_pu,ambient_c\n0,1,warm\n",
+            "p.csv: row 2: ambient_c is warm (not a finite number)",
+        ),
+        (
+            "time_min,load_pu,ambient_c\n0,1,\n",
+            "p.csv: row 2: ambient_c is empty (not a finite number)",
+        ),
+        ("time_min,load_pu,ambient_c\n", "p.csv: no data rows"),
     ],
 )
 def test_cli_bad_csv_names_file_and_row(tmp_path, monkeypatch, capsys, csv_text, expected):
@@ -503,3 +522,37 @@ def test_one_default_cooling():
 
     assert ThermalParameters() == ThermalParameters.defaults_for(DEFAULT_COOLING)
     assert ThermalParameters.from_dict({}) == ThermalParameters()
+
+
+def test_cli_overload_reports_iec_limits_not_plain_numbers(tmp_path, capsys):
+    """A transformer held at 2 pu reports the IEC 60076-7 hot-spot limits and the loss of life.
+
+    Reference: the steady-state hot spot of IEC 60076-7 eq. (closed form) for ONAN defaults,
+    ``θa + Δθor ((1 + R K²)/(1 + R))^x + H g_r K^y`` (the profile starts and stays there), and
+    the Table 4 limits 120 °C / 140 °C; a light load breaks nothing.
+    """
+    profile = _write(
+        tmp_path / "p.csv", "time_min,load_pu,ambient_c\n0,2.0,20\n60,2.0,20\n120,2.0,20\n"
+    )
+    assert main(["thermal", "--profile", str(profile), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    k, r, x, y = 2.0, 6.0, 0.8, 1.3
+    hot_spot_ref = 20.0 + 52.0 * ((1 + r * k**2) / (1 + r)) ** x + 1.3 * 20.0 * k**y
+    limits = {v["limit"]: v for v in out["violations"]}
+    assert set(limits) == {
+        "IEC 60076-7 hot-spot, normal cyclic loading",
+        "IEC 60076-7 hot-spot, long-time emergency loading",
+        "IEC 60076-7 loss of life",
+    }
+    cyclic = limits["IEC 60076-7 hot-spot, normal cyclic loading"]
+    assert cyclic["limit_value"] == 120.0 and cyclic["quantity"] == "hot_spot_c"
+    assert cyclic["worst_value"] == pytest.approx(hot_spot_ref, rel=1e-6)
+    assert limits["IEC 60076-7 hot-spot, long-time emergency loading"]["limit_value"] == 140.0
+    # every row is above both limits: 3 rows of 60 min each
+    assert cyclic["first_time_s"] == 0.0 and cyclic["duration_s"] == pytest.approx(3 * 3600.0)
+    assert limits["IEC 60076-7 loss of life"]["limit_value"] == pytest.approx(2.0)  # hours
+    assert main(["thermal", "--profile", str(profile)]) == 0
+    assert capsys.readouterr().out.startswith("IEC 60076-7 hot-spot, normal cyclic loading")
+    light = _write(tmp_path / "l.csv", "time_min,load_pu,ambient_c\n0,0.5,20\n60,0.5,20\n")
+    assert main(["thermal", "--profile", str(light), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["violations"] == []

@@ -11,7 +11,8 @@ from cosim.clitools import add_json_flag, check_text_file, emit_json, format_tab
 NAME = "thermal"
 HELP = "transformer top-oil / hot-spot temperatures and ageing (IEC 60076-7) for a load profile"
 
-PROFILE_COLUMNS = ("time_min", "load_pu", "ambient_c")
+PROFILE_COLUMNS = ("time_min", "load_pu", "ambient_c")  # the columns the docs show
+VALUE_COLUMNS = ("load_pu", "ambient_c")
 _INITIAL_KEYS = ("theta_o_initial_c", "delta_theta_h_initial_k")
 
 
@@ -20,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--profile",
         required=True,
         type=Path,
-        help="CSV with columns time_min,load_pu,ambient_c (row i holds until row i+1)",
+        help="CSV or Parquet time series with a time column (time_min, t_s, t_h or ISO time) "
+        "and load_pu, ambient_c, as scenario profiles (row i holds until row i+1)",
     )
     parser.add_argument(
         "--transformer",
@@ -28,76 +30,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="TOML with IEC 60076-7 parameters (cooling, r, delta_theta_or_k, g_r_k, h, x, y, "
         "k11, k21, k22, tau_o_min, tau_w_min, paper, theta_o_initial_c, "
-        "delta_theta_h_initial_k); unspecified keys take the IEC defaults (ONAF)",
+        "delta_theta_h_initial_k); unspecified keys take the IEC defaults of the cooling "
+        "(default ONAN, as in a scenario's [feeder.transformer])",
     )
     add_json_flag(parser)
 
 
 def read_profile(path: Path) -> tuple[list[float], list[float], list[float]]:
-    """Read and validate the profile CSV; every problem names the file and the data row.
+    """Read and validate the profile with the project's one time-series reader.
 
-    Rows are numbered from 1 for the first data row (the header is not counted).
+    The dialect is that of every scenario profile (:func:`grids.timeseries.read_time_series`):
+    a time column (``time_min``, ``t_s``, ``t_h``/``time_h`` or ISO ``time``/``timestamp``)
+    and the value columns ``load_pu`` and ``ambient_c``; CSV or Parquet. Every problem names
+    the file, the row (line of the file) and the column.
+
+    Returns
+    -------
+    time_min, load_pu, ambient_c : list of float
+        Minutes from the first row [min], load [pu], ambient temperature [degC].
 
     Raises
     ------
     InputDataError
-        Missing file or columns, non-numeric / NaN / infinite values, negative load,
-        time not strictly increasing (all problems listed at once).
+        Missing file or columns, not a regular file, too large, not UTF-8, non-numeric /
+        NaN / infinite values, negative load, time not strictly increasing (all at once).
     """
-    import io
+    from grids.timeseries import read_time_series
 
-    import pandas as pd
-
-    from grids.errors import InputDataError, check_problems
-
-    label = str(path)
-    text = check_text_file(path, what="profile")
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise InputDataError(f"{label}: not a readable CSV file ({error})") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    missing = [c for c in PROFILE_COLUMNS if c not in frame.columns]
-    if missing:
-        raise InputDataError(
-            f"{label}: missing column(s) {', '.join(missing)} "
-            f"(expected {','.join(PROFILE_COLUMNS)}; found {','.join(frame.columns)})"
-        )
-    if len(frame) == 0:
-        raise InputDataError(f"{label}: the profile has no data rows")
-    problems: list[str] = []
-    values: dict[str, list[float]] = {c: [] for c in PROFILE_COLUMNS}
-    for row_number, row in enumerate(frame[list(PROFILE_COLUMNS)].itertuples(index=False), 1):
-        for column, text in zip(PROFILE_COLUMNS, row, strict=True):
-            text = str(text).strip()
-            if not text:
-                problems.append(f"{label}: row {row_number}: {column} is missing")
-                values[column].append(math.nan)
-                continue
-            try:
-                value = float(text)
-            except ValueError:
-                problems.append(f"{label}: row {row_number}: {column} is not a number ({text!r})")
-                values[column].append(math.nan)
-                continue
-            if math.isnan(value):
-                problems.append(f"{label}: row {row_number}: {column} is NaN")
-            elif math.isinf(value):
-                problems.append(f"{label}: row {row_number}: {column} is infinite")
-            elif column == "load_pu" and value < 0:
-                problems.append(f"{label}: row {row_number}: load_pu is {value:g} (expected >= 0)")
-            values[column].append(value)
-    times = values["time_min"]
-    for k in range(1, len(times)):
-        if math.isfinite(times[k]) and math.isfinite(times[k - 1]) and times[k] <= times[k - 1]:
-            problems.append(
-                f"{label}: row {k + 1}: time_min {times[k]:g} is not after the previous row's "
-                f"{times[k - 1]:g} (time must increase strictly)"
-            )
-    check_problems(problems, InputDataError, f"{label}: invalid thermal profile")
-    return values["time_min"], values["load_pu"], values["ambient_c"]
+    series = read_time_series(path, required=VALUE_COLUMNS, ranges={"load_pu": (0.0, None)})
+    time_min = ((series.t_s - series.t_s[0]) / 60.0).tolist()
+    return time_min, series.column("load_pu").tolist(), series.column("ambient_c").tolist()
 
 
 def read_parameters(path: Path | None):
@@ -116,7 +78,9 @@ def read_parameters(path: Path | None):
     from grids.thermal import ThermalParameters
 
     if path is None:
-        return ThermalParameters.for_cooling("ONAF"), None, None
+        from grids.thermal import DEFAULT_COOLING  # one default for scenarios and this command
+
+        return ThermalParameters.for_cooling(DEFAULT_COOLING), None, None
     label = str(path)
     text = check_text_file(path, what="transformer file")
     try:
@@ -155,6 +119,40 @@ def read_parameters(path: Path | None):
     return params, initial["theta_o_initial_c"], initial["delta_theta_h_initial_k"]
 
 
+def thermal_violations(time_min, hot_spot_c, ageing_days: float) -> list:
+    """IEC 60076-7 limits the profile broke: hot-spot 120/140 degC and loss of life.
+
+    Parameters
+    ----------
+    time_min : sequence of float
+        Row times [min]; temperatures are at each row's start.
+    hot_spot_c : sequence of float
+        Winding hot-spot temperature at each row's time [degC].
+    ageing_days : float
+        Equivalent ageing over the profile [days].
+
+    Returns
+    -------
+    list of grids.limits.Violation
+        Hot-spot violations (durations only for an evenly sampled profile: each sample then
+        stands for one step), then the loss of life when the insulation aged faster than the
+        elapsed time.
+    """
+    import numpy as np
+
+    from grids.thermal import hot_spot_violations, loss_of_life_violation
+
+    t_s = np.asarray(time_min, dtype=float) * 60.0
+    steps_s = np.diff(t_s)
+    step_s = float(steps_s[0]) if steps_s.size and np.allclose(steps_s, steps_s[0]) else None
+    out = hot_spot_violations(np.asarray(hot_spot_c, dtype=float), t_s, step_s)
+    elapsed_h = float(t_s[-1] - t_s[0]) / 3600.0 if t_s.size else 0.0
+    ageing = loss_of_life_violation(24.0 * float(ageing_days), elapsed_h)
+    if ageing is not None:
+        out.append(ageing)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from grids.thermal import simulate_profile
 
@@ -168,16 +166,22 @@ def run(args: argparse.Namespace) -> int:
         theta_o_initial_c=theta_o0,
         delta_theta_h_initial_k=delta_h0,
     )
+    violations = thermal_violations(result.time_min, result.hot_spot_c, result.ageing_days)
     summary = {
+        "violations": [v.to_dict() for v in violations],
         "time_min": result.time_min,
         "top_oil_c": result.top_oil_c,
         "hot_spot_c": result.hot_spot_c,
         "max_hot_spot_c": result.max_hot_spot_c,
         "ageing_days": result.ageing_days,
+        "temperatures_at": "row_start",
     }
     if args.json:
         emit_json(summary)
         return 0
+    for line in [v.describe() for v in violations] or ["no IEC 60076-7 limit broken"]:
+        print(line)
+    print()
     rows = [
         (f"{t:g}", f"{k:.3f}", f"{a:.1f}", f"{o:.2f}", f"{h:.2f}")
         for t, k, a, o, h in zip(
