@@ -52,7 +52,7 @@ def bench_feeder(name: str, n_sample: int) -> dict:
     _warm_up(name)
     net = prepare_net(name)  # loading the feeder is common to both methods: not timed
     t0 = time.perf_counter()
-    study = HostingCapacityStudy(net)  # builds the fast AC path and LinDistFlow: timed
+    study = HostingCapacityStudy(net)  # builds its feeder model (AC and LinDistFlow): timed
     result = study.run(mode=Mode.EXPORT)
     t_two_tier = time.perf_counter() - t0
     table = result.table.set_index("bus")
