@@ -766,40 +766,10 @@ def study_sections() -> tuple[str, ...]:
     return tuple(_STUDY_SECTIONS)
 
 
-class _DeprecatedStudySections(tuple):
-    """``STUDY_SECTIONS``: the registered study sections (deprecated: use
-    :func:`study_sections`); a live view, so late registrations show."""
-
-    def _names(self) -> tuple[str, ...]:
-        return tuple(_STUDY_SECTIONS)
-
-    def __iter__(self):
-        return iter(self._names())
-
-    def __contains__(self, item) -> bool:
-        return item in _STUDY_SECTIONS
-
-    def __len__(self) -> int:
-        return len(_STUDY_SECTIONS)
-
-    def __getitem__(self, index):
-        return self._names()[index]
-
-    def __add__(self, other):
-        return self._names() + tuple(other)
-
-    def __radd__(self, other):
-        return tuple(other) + self._names()
-
-    def __repr__(self) -> str:
-        return repr(self._names())
-
-
 # The two studies that share the scenario file today; they move to register_section() at
 # import (kept here until they do, so that their sections stay accepted).
 register_section("contingency")
 register_section("black_start")
-STUDY_SECTIONS = _DeprecatedStudySections()
 
 
 def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = None) -> Scenario:

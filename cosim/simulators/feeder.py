@@ -80,13 +80,19 @@ FEEDER_META = {
 
 
 class FeederSim(SimulatorBase):
-    """A pandapower feeder solved each step (AC fast path or LinDistFlow) with the substation
-    transformer's IEC 60076-7 thermal state stepped on the same clock.
+    """The feeder model (:class:`grids.feeder_model.FeederModel`) solved each step, with the
+    substation transformer's IEC 60076-7 thermal state stepped on the same clock.
+
+    A thin adapter: the solver (AC or LinDistFlow), line outages, the lossless-slack rule,
+    buses cut off from the grid and the substation loading ``|S_slack| / rating`` are the
+    feeder model's (:class:`grids.feeder_model.FeederResult`); the adapter turns mosaik inputs
+    into bus injections and the result into outputs.
 
     Model ``Grid`` (one entity, children ``Bus`` entities ``bus_<index>``). Params:
     ``feeder`` (embedded name or pandapower JSON path), ``method`` (``"ac"`` or
-    ``"lindistflow"``), ``load_scale`` [-], ``ext_grid_vm_pu`` [pu], ``transformer`` (dict:
-    ``rating_mva``, ``cooling``, ``ambient_c`` and optional IEC 60076-7 overrides),
+    ``"lindistflow"``, a :class:`grids.feeder_model.SolveMethod`), ``load_scale`` [-],
+    ``ext_grid_vm_pu`` [pu], ``transformer`` (dict: ``rating_mva``, ``cooling`` (default
+    :data:`grids.thermal.DEFAULT_COOLING`), ``ambient_c`` and optional IEC 60076-7 overrides),
     ``load_profile`` (optional CSV/Parquet file read as by :class:`ProfileSim`), with
     ``load_column`` (default ``"load_pu"``), ``ambient_column`` (optional) and ``start`` (ISO
     timestamp of simulated time 0): the feeder then looks up its own load multiplier (and
@@ -95,9 +101,9 @@ class FeederSim(SimulatorBase):
     simulator costs about as much scheduling per step as the power flow's adapter). Values
     received on the ``load_pu``/``ambient_c`` inputs take precedence over the file.
 
-    The transformer thermal model is loaded with the apparent power drawn from the external
-    grid, ``|S_slack| / rating_mva``: feeders such as ``case33bw`` have no transformer, so the
-    substation transformer is modelled thermally with a nominal rating.
+    The transformer thermal model is loaded with the feeder model's substation loading
+    ``|S_slack| / rating_mva`` (``transformer_load_pu``): feeders such as ``case33bw`` have no
+    transformer, so the substation transformer is modelled thermally with a nominal rating.
 
     Grid inputs: ``load_pu`` [-], ``ambient_c`` [°C], ``bus_p_mw``/``bus_q_mvar``
     ({bus: MW/Mvar}, summed), ``lines_out`` (JSON list). Bus inputs: ``p_mw``, ``q_mvar``.
@@ -105,8 +111,10 @@ class FeederSim(SimulatorBase):
     ``vm_min_pu``, ``vm_max_pu`` [pu] (energized buses), ``n_deenergized_buses``, ``p_load_mw``,
     ``p_extra_mw`` (sum of extra injections received), ``p_loss_mw``, ``q_loss_mvar``,
     ``p_slack_mw``, ``q_slack_mvar``, ``p_grid_import_mw`` [MW], ``max_line_loading_percent``,
-    ``line_loading_percent`` ({line: %}), ``max_trafo_loading_percent`` (the feeder's own
-    transformers, 0 without), ``transformer_load_pu`` [-], ``top_oil_c``,
+    ``line_loading_percent`` ({line: %}; NaN for a line without a rating, out of service or
+    dead, never 0 %; ``max_line_loading_percent`` NaN when no line is rated),
+    ``max_trafo_loading_percent`` (the feeder's own transformers, NaN without),
+    ``transformer_load_pu`` [-], ``top_oil_c``,
     ``hot_spot_c`` [°C], ``ageing_h`` [h], ``n_iterations`` [-], ``load_pu_used`` [-] and
     ``ambient_c_used`` [°C] (the values applied this step). Bus outputs: ``vm_pu``,
     ``va_degree``.

@@ -65,6 +65,14 @@ class FleetSim(SimulatorBase):
     [kWh], ``f_seen_hz`` [Hz], ``p_setpoint_seen_mw`` [MW] (set-point in force, NaN if none),
     ``p_setpoint_unmet_mw`` [MW] (set-point minus what was feasible); FleetBus: ``p_mw``,
     ``q_mvar``, ``n_plugged``, ``n_tripped``, ``soc_mean_frac``.
+
+    Each step is point 3 of the one coupled step (:mod:`vehicle_models.coupling`): the fleet
+    advances over ``[t_k, t_k+1)`` with the frequency it received; ``FrequencySim`` forms the
+    swing model's input from its ``p_mw``. The frequency arrives through a time-shifted
+    connection: ``f(t_k-1)``, one step more measurement delay than the direct loop. The
+    inverter settings are those of ``f_nominal_hz`` (IEEE 1547-2018 at 60 Hz, EN 50549-1 at
+    50 Hz) unless ``control`` is already a parsed :class:`~vehicle_models.settings.
+    InverterSettings`.
     """
 
     LOOP_TRIGGERS = ("bus_vm_pu",)
