@@ -388,3 +388,23 @@ class _StopOnWrite:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# study sections of a scenario file
+
+#: Study modules that declare their own scenario sections (``cosim.scenario.register_section``
+#: at import): ``[contingency]`` and ``[black_start]``.
+STUDY_SECTION_MODULES = ("studies.contingency_scenario", "studies.black_start")
+
+
+def register_study_sections() -> None:
+    """Import the study modules that own scenario sections, so that they are registered.
+
+    Called by the commands that validate a scenario file (``run``, ``sweep``) before they
+    validate it, not at start-up (the study modules pull in pandas and the fleet models).
+    """
+    import importlib
+
+    for name in STUDY_SECTION_MODULES:
+        importlib.import_module(name)

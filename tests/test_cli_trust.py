@@ -639,3 +639,57 @@ def test_ctrl_c_with_a_remote_simulator_is_one_line_and_keeps_results(tmp_path):
         assert proc.returncode == 130, stderr
         assert stderr.strip().splitlines()[-1] == "interrupted: results written so far are kept"
     assert any(out.iterdir())  # what was written is kept
+
+
+# ---------------------------------------------------------------------------------------------
+# violations: every study command's JSON names the limits it broke (or could not check)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["powerflow", "--method", "lindistflow", "--json"],
+        ["thermal", "--profile", "thermal.csv", "--json"],
+        ["resilience", "--curve", "curve.csv", "--json"],
+        ["hosting-capacity", "--bus", "17", "--method", "screen", "--json"],
+        ["contingency", "--scenario", str(SCENARIOS / "contingency_bulk_only.toml"), "--json"],
+        ["run", "feeder_only.toml", "--out", "out", "--no-progress", "--json"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_every_study_json_has_violations(cwd, capsys, argv):
+    _files(cwd)
+    (cwd / "curve.csv").write_text("t_h,performance\n0,100\n1,40\n2,100\n")
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert isinstance(doc["violations"], list)
+    for item in doc["violations"]:
+        assert {"limit", "element", "quantity", "worst_value", "limit_value"} <= set(item)
+
+
+def test_run_prints_broken_limits_before_the_metrics(cwd, capsys):
+    """feeder_only: case33bw from noon, whose far end is below ANSI C84.1 range A (0.95 pu)."""
+    _files(cwd)
+    assert main(["run", "feeder_only.toml", "--out", "out", "--no-progress", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc) == {"results", "wall_time_s", "metrics", "violations", "limits_not_checked"}
+    assert main(["run", "feeder_only.toml", "--out", "out2", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    lines = [v["limit"] for v in doc["violations"]] + doc["limits_not_checked"]
+    assert lines  # the case breaks range A or says what it could not check
+    head = text.split("metric")[0]
+    for item in lines:
+        assert item in head
+
+
+def test_run_validates_study_sections_with_the_study_that_owns_them(cwd, capsys):
+    """`run` imports the study modules before validating: [contingency] is checked by its
+    study's own validator (an unknown key is named), not merely accepted."""
+    _files(cwd)
+    scenario = (cwd / "feeder_only.toml").read_text() + "\n[contingency]\nbogus = 1\n"
+    (cwd / "with_study.toml").write_text(scenario)
+    assert main(["run", "with_study.toml", "--out", "out", "--no-progress"]) == 2
+    assert "contingency.bogus: unknown key" in capsys.readouterr().err
+    from cosim.scenario import study_sections
+
+    assert {"contingency", "black_start"} <= set(study_sections())

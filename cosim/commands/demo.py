@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         metrics=result.metrics,
         title="v2g-cosim demo: a day on case33bw with a V2G fleet",
         wall_time_s=result.wall_time_s,
+        violations=result.violations,
+        limits_not_checked=result.limits_not_checked,
     )
     m = result.metrics
     if args.json:
@@ -64,9 +66,13 @@ def run(args: argparse.Namespace) -> int:
                 "results": str(result.results_path),
                 "wall_time_s": result.wall_time_s,
                 "metrics": m,
+                "violations": [v.to_dict() for v in result.violations],
+                "limits_not_checked": list(result.limits_not_checked),
             }
         )
         return 0
+    for line in result.violation_lines():
+        print(line)
     print(
         f"lowest voltage {m.get('min_vm_pu', float('nan')):.4f} pu; transformer hot spot "
         f"{m.get('max_hot_spot_c', float('nan')):.1f} °C; frequency nadir "

@@ -52,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         add_resilience_section(report, t_h, performance, acceptable=args.acceptable, unit=args.unit)
         report.write(args.out)
     if args.json:
-        emit_json(metrics.to_dict())
+        # a performance curve carries no grid quantity: no named limit applies (the key is
+        # there so that every study's JSON has it)
+        emit_json({**metrics.to_dict(), "violations": []})
         return 0
     print(format_table(metrics_table(metrics, unit=args.unit), ["quantity", "value"]))
     if not metrics.recovered:

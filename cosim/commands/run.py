@@ -16,6 +16,7 @@ from cosim.clitools import (
     check_text_file,
     emit_json,
     format_table,
+    register_study_sections,
 )
 
 NAME = "run"
@@ -96,21 +97,21 @@ def run(args: argparse.Namespace) -> int:
     text = check_text_file(args.scenario, what="scenario")
     check_referenced_files(text, base_dir=Path(args.scenario).parent, what=str(args.scenario))
     check_output_dir(args.out)
+    register_study_sections()  # [contingency] and [black_start] are validated by their study
     scenario = load_scenario(args.scenario, overrides=parse_overrides(args.set))
     check_fleet_size(scenario)
     remote = RemoteSim(args.remote) if args.remote else None
     result = run_scenario(
         scenario, args.out, progress=not (args.no_progress or args.json), remote=remote
     )
-    if args.json:
-        emit_json(
-            {
-                "results": str(result.results_path),
-                "wall_time_s": result.wall_time_s,
-                "metrics": result.metrics,
-            }
-        )
+    if args.json:  # results, wall_time_s, metrics, violations, limits_not_checked
+        emit_json(result.summary())
         return 0
+    lines = result.violation_lines()
+    for line in lines:  # broken limits first: they are the answer a reader must not miss
+        print(line)
+    if lines:
+        print()
     rows = [(k, v) for k, v in result.metrics.items()]
     if rows:
         print(format_table(rows, ["metric", "value"]))

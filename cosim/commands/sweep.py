@@ -150,6 +150,45 @@ def _tls_config(args: argparse.Namespace, scheme: str | None) -> dict:
     return config
 
 
+def sweep_violations(out_dir: Path) -> dict:
+    """Per named limit, how many finished runs broke it (for the sweep's JSON).
+
+    Returns
+    -------
+    dict
+        ``violations``: ``[{"limit": name, "n_runs": count}, ...]`` over the runs recorded in
+        ``out_dir`` (each run's own list is in the results store); ``limits_not_checked``: a
+        sentence when the sweep's metrics do not record violations (said, not an empty list
+        that reads as "nothing broken").
+    """
+    import json
+
+    from studies.sweep_store import STATUS_OK, read_results
+
+    frame = read_results(out_dir)
+    if "violations" not in frame.columns:
+        return {
+            "violations": [],
+            "limits_not_checked": [
+                "violations not recorded: the sweep's metrics do not include 'violations'"
+            ],
+        }
+    counts: dict[str, int] = {}
+    for value in frame.loc[frame["status"] == STATUS_OK, "violations"]:
+        try:
+            items = json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(items, list):
+            continue
+        for limit in {item.get("limit") for item in items if isinstance(item, dict)}:
+            counts[limit] = counts.get(limit, 0) + 1
+    return {
+        "violations": [{"limit": k, "n_runs": n} for k, n in sorted(counts.items())],
+        "limits_not_checked": [],
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -159,8 +198,11 @@ def run(args: argparse.Namespace) -> int:
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
 
+    from cosim.clitools import register_study_sections
     from grids.errors import ScenarioError
     from studies.sweep import load_sweep, run_sweep
+
+    register_study_sections()  # before any scenario of the sweep is validated
 
     if args.workers is not None and args.workers < 1:
         raise ScenarioError(f"--workers: {args.workers} must be >= 1")
@@ -212,6 +254,7 @@ def run(args: argparse.Namespace) -> int:
         "wall_s": summary.wall_s,
         "results": str(summary.results_path),
     }
+    doc.update(sweep_violations(args.out))
     if args.json:
         emit_json(doc)
     else:
