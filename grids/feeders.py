@@ -414,9 +414,3 @@ def feeder_info(name: str, *, build: bool = False) -> FeederInfo:
         radial=is_radial(net),
     )
 
-
-def nominal_voltage_kv(net) -> float:
-    """Nominal voltage of the bus that most loads connect to [kV] (for reporting)."""
-    if len(net.load):
-        return float(net.bus.vn_kv.loc[net.load.bus].mode().iloc[0])
-    return float(net.bus.vn_kv.max())
