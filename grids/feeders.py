@@ -45,19 +45,107 @@ def _is_safe_module(module: str) -> bool:
     )
 
 
+#: Modules ``import pandapower`` executes that no feeder load or power flow uses: plotting
+#: (``pandapower.create`` reaches it for one number check), state estimation (scipy.stats) and
+#: matplotlib's pyplot (``pandapower.control`` imports it for optional plots). Together about a
+#: third of pandapower's import time, i.e. of every command's start-up.
+_DEFERRED_MODULES = ("pandapower.plotting", "pandapower.estimation", "matplotlib.pyplot")
+
+
+def _deferred_module(name: str):
+    """A module object for ``name`` whose code runs on its first attribute access.
+
+    Unlike :class:`importlib.util.LazyLoader` it keeps ``__path__``/``__spec__`` plain
+    attributes, so submodules (``pandapower.plotting.geo``) import without running the
+    package's ``__init__``. The module object is the real one: once loaded, it is exactly what
+    a normal import gives (same ``sys.modules`` entry, same globals).
+    """
+    import importlib.machinery
+    import importlib.util
+
+    parent, _, _ = name.rpartition(".")
+    root = importlib.util.find_spec(parent.partition(".")[0])  # never imports the package
+    if root is None or root.submodule_search_locations is None:
+        return None
+    search = list(root.submodule_search_locations)
+    if "." in parent:  # a module of a subpackage: its directory
+        search = [str(Path(p, *parent.split(".")[1:])) for p in search]
+    spec = importlib.machinery.PathFinder.find_spec(name, search)
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+
+    def load_on_first_use(attribute: str):
+        if module.__dict__.pop("__getattr__", None) is None:  # already loading or loaded
+            raise AttributeError(f"module {name!r} has no attribute {attribute!r}")
+        spec.loader.exec_module(module)
+        try:
+            return module.__dict__[attribute]
+        except KeyError:
+            raise AttributeError(f"module {name!r} has no attribute {attribute!r}") from None
+
+    module.__getattr__ = load_on_first_use  # PEP 562: called for names the module lacks
+    return module
+
+
+def import_pandapower():
+    """Import pandapower without the parts no feeder load or power flow needs (start-up time).
+
+    The first import in a process installs :data:`_DEFERRED_MODULES` as modules that run on
+    first use (``pandapower.plotting.simple_plot``, ``plt.figure`` work as usual); an import
+    of pandapower that happened earlier is left as it is.
+    """
+    import sys
+
+    if "pandapower" not in sys.modules:
+        installed = {}
+        for name in _DEFERRED_MODULES:
+            if name not in sys.modules:
+                module = _deferred_module(name)
+                if module is not None:
+                    installed[name] = sys.modules[name] = module
+        import pandapower
+
+        for name, module in installed.items():  # `import a.b` binds a.b only when it loads it
+            parent = sys.modules.get(name.rpartition(".")[0])
+            if parent is not None and not hasattr(parent, name.rpartition(".")[2]):
+                setattr(parent, name.rpartition(".")[2], module)
+        return pandapower
+    import pandapower
+
+    return pandapower
+
+
+#: ``pandapower.networks.case33bw()`` saved by ``pandapower.to_json`` at pandapower's current
+#: net format (3.3.0, pandapower 3.5.6). pandapower ships the case at format 3.1.0, so every
+#: load converted it (two more empty nets, a dtype pass over every table: about 0.25 s of CPU
+#: per process, half of the build); a net at the current format skips the conversion. A newer
+#: pandapower converts this file as it converts its own; one too old to read it falls back to
+#: pandapower's case. ``tests/test_foundation_cli.py`` checks it equals pandapower's case.
+CASE33BW_JSON = Path(__file__).with_name("case33bw.json")
+
+
 def _case33bw():
+    pp = import_pandapower()
+    if CASE33BW_JSON.is_file():
+        try:
+            return pp.from_json(str(CASE33BW_JSON))
+        except ValueError:  # "network format version ... is newer": an older pandapower
+            pass
     import pandapower.networks as pn
 
     return pn.case33bw()
 
 
 def _cigre_mv():
+    import_pandapower()
     import pandapower.networks as pn
 
     return pn.create_cigre_network_mv(with_der=False)
 
 
 def _mv_oberrhein():
+    import_pandapower()
     import pandapower.networks as pn
 
     return pn.mv_oberrhein()
@@ -262,8 +350,7 @@ def _read_net_file(path: Path):
             f"{path}: not a pandapower net (expected the output of pandapower.to_json, an "
             f'object with "_class": "pandapowerNet"; found {found})'
         )
-    import pandapower as pp
-
+    pp = import_pandapower()
     try:
         net = pp.from_json_string(text)
     except Exception as error:  # pandapower raises many types for malformed nets
@@ -413,4 +500,3 @@ def feeder_info(name: str, *, build: bool = False) -> FeederInfo:
         n_ext_grid=len(net.ext_grid),
         radial=is_radial(net),
     )
-

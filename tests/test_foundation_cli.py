@@ -361,3 +361,48 @@ def test_heartbeat_status_line_ends_before_the_command_prints(monkeypatch):
     # the status line is cleared before the result, and nothing follows the result on its line
     assert "\r\033[Kresult\n" in text
     assert sys.stdout is terminal
+
+
+def test_shipped_case33bw_equals_pandapowers_case():
+    """The embedded case33bw file (current net format, no conversion at load) is pandapower's
+    own ``case33bw()``: same tables, values and dtypes (reference: pandapower.networks)."""
+    import pandapower.networks as pn
+    from pandapower.toolbox import nets_equal
+
+    from grids.feeders import CASE33BW_JSON
+
+    assert CASE33BW_JSON.is_file()
+    reference = pn.case33bw()
+    shipped = pp.from_json(str(CASE33BW_JSON))
+    assert nets_equal(shipped, reference, check_only_results=False)
+    net = load_feeder("case33bw")
+    pp.runpp(net)
+    pp.runpp(reference)
+    assert net.res_bus.vm_pu.to_numpy() == pytest.approx(reference.res_bus.vm_pu.to_numpy())
+
+
+def test_feeder_load_defers_plotting_and_state_estimation_until_used():
+    """A fresh process: loading a feeder leaves pandapower's plotting, state estimation and
+    matplotlib's pyplot unexecuted; each works as usual on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from grids.feeders import load_feeder\n"
+        "load_feeder('case33bw')\n"
+        "assert 'scipy.stats' not in sys.modules\n"
+        "assert 'simple_plot' not in vars(sys.modules['pandapower.plotting'])\n"
+        "import pandapower as pp, pandapower.plotting as plot, pandapower.estimation as est\n"
+        "assert callable(plot.simple_plot) and pp.plotting is plot and callable(est.estimate)\n"
+        "import matplotlib\n"
+        "matplotlib.use('Agg')\n"
+        "import matplotlib.pyplot as plt\n"
+        "from matplotlib import pyplot\n"
+        "assert pyplot is plt and matplotlib.pyplot is plt\n"
+        "assert plt.gcf() is plt.figure(1)\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

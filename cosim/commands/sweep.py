@@ -163,9 +163,13 @@ def sweep_violations(out_dir: Path) -> dict:
     """
     import json
 
+    from grids.errors import ScenarioError
     from studies.sweep_store import STATUS_OK, read_results
 
-    frame = read_results(out_dir)
+    try:
+        frame = read_results(out_dir)
+    except ScenarioError:  # nothing recorded (no run finished): nothing broken, nothing to say
+        return {"violations": [], "limits_not_checked": []}
     if "violations" not in frame.columns:
         return {
             "violations": [],
