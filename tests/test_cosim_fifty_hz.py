@@ -52,8 +52,15 @@ def scenario_50hz(*, fleet: bool) -> dict:
 
 
 def reference_nadir_hz() -> float:
+    """Nadir of :func:`reference_trajectory` [Hz]."""
+    t = np.linspace(0.0, DURATION_S - T_EVENT_S, 200_001)
+    return F0_HZ + float(np.min(reference_trajectory()(t)[0]))
+
+
+def reference_trajectory():
     """solve_ivp: ``M dΔf/dt = P_gov − P_loss − D' Δf``, ``T_g dP_gov/dt = −Δf S/(R f0) −
-    P_gov`` with ``M = 2 H S / f0``, ``D' = D S / f0`` (T_g the SwingParameters default)."""
+    P_gov`` with ``M = 2 H S / f0``, ``D' = D S / f0`` (T_g the SwingParameters default);
+    dense output over the time since the event."""
     from grids.frequency import SwingParameters
 
     t_gov_s = SwingParameters(**SYSTEM).t_gov_s
@@ -66,10 +73,9 @@ def reference_nadir_hz() -> float:
         df, p_gov = y
         return [(p_gov - P_LOSS_MW - d * df) / m, (-g * df - p_gov) / t_gov_s]
 
-    span = DURATION_S - T_EVENT_S
     sol = solve_ivp(
         rhs,
-        (0.0, span),
+        (0.0, DURATION_S - T_EVENT_S),
         [0.0, 0.0],
         method="Radau",
         rtol=1e-10,
@@ -77,7 +83,7 @@ def reference_nadir_hz() -> float:
         dense_output=True,
         max_step=0.01,
     )
-    return F0_HZ + float(np.min(sol.sol(np.linspace(0.0, span, 200_001))[0]))
+    return sol.sol
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +152,16 @@ def direct_loop(scenario, *, delayed: bool) -> np.ndarray:
 
 
 def test_50_hz_nadir_without_fleet_matches_solve_ivp(tmp_path):
+    """Nadir (1e-3 Hz) and the 500 ms RoCoF (grids.metrics: largest over the sliding window,
+    here the window that starts at the event; 1e-3 Hz/s) against solve_ivp; every metric key
+    is one of RUN_METRIC_KEYS."""
+    from cosim.world import RUN_METRIC_KEYS
+
     result = run_scenario(load_scenario(scenario_50hz(fleet=False)), tmp_path, progress=False)
     assert result.metrics["f_nadir_hz"] == pytest.approx(reference_nadir_hz(), abs=1e-3)
+    rocof_ref = abs(float(reference_trajectory()(0.5)[0])) / 0.5
+    assert result.metrics["max_abs_rocof_500ms_hz_per_s"] == pytest.approx(rocof_ref, abs=1e-3)
+    assert set(result.metrics) <= set(RUN_METRIC_KEYS)
 
 
 def test_50_hz_fleet_takes_the_en_50549_1_defaults(droop_run):

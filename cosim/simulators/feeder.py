@@ -346,13 +346,13 @@ class FeederSim(SimulatorBase):
 
     def _solve(self, p_mw: np.ndarray, q_mvar: np.ndarray, time: int) -> dict:
         res = self.model.solve(p_mw, q_mvar, method=self.method, lines_out=self.lines_out)
-        res.raise_if_failed(label="AC power flow", time_s=time * self.time_resolution)
+        if not res.converged[0]:
+            res.raise_if_failed(label="AC power flow", time_s=time * self.time_resolution)
         # buses cut off by an outage report 0 pu (an inverter there sees a dead bus); the
         # minimum and maximum are over the energized buses (FeederResult)
-        vm = res.vm_energized_pu()[0]
-        va = res.va_degree[0]
-        if res.n_dead_buses:
-            va = np.where(res.dead_bus, 0.0, va)
+        n_dead = res.n_dead_buses
+        vm = res.vm_energized_pu()[0] if n_dead else res.vm_pu[0]
+        va = np.where(res.dead_bus, 0.0, res.va_degree[0]) if n_dead else res.va_degree[0]
         # NaN: an unrated, out-of-service or dead line (not a 0 % loading)
         line_loading = res.line_loading_percent[0]
         self._vectors = {
@@ -361,18 +361,20 @@ class FeederSim(SimulatorBase):
         }
         self._bus_arrays = (vm, va)
         p_slack = float(res.p_slack_mw[0])
+        # the reductions are the feeder model's (FeederResult); they are evaluated only when
+        # an output asks for them (LazyOutputs), off the hot path of runs that do not record
         return {
             "p_loss_mw": float(res.p_loss_mw[0]),
             "q_loss_mvar": float(res.q_loss_mvar[0]),
             "p_slack_mw": p_slack,
             "q_slack_mvar": float(res.q_slack_mvar[0]),
             "n_iterations": int(res.iterations[0]),
-            "n_deenergized_buses": res.n_dead_buses,
-            "vm_min_pu": float(res.vm_min_pu[0]),
-            "vm_max_pu": float(res.vm_max_pu[0]),
+            "n_deenergized_buses": n_dead,
+            "vm_min_pu": lambda: float(res.vm_min_pu[0]),
+            "vm_max_pu": lambda: float(res.vm_max_pu[0]),
             # NaN when no line is rated (e.g. case33bw) / the feeder has no transformer
-            "max_line_loading_percent": float(res.max_line_loading_percent[0]),
-            "max_trafo_loading_percent": float(res.max_trafo_loading_percent[0]),
+            "max_line_loading_percent": lambda: float(res.max_line_loading_percent[0]),
+            "max_trafo_loading_percent": lambda: float(res.max_trafo_loading_percent[0]),
             "p_grid_import_mw": p_slack,
             "transformer_load_pu": float(res.substation_loading_pu[0]),
         }
