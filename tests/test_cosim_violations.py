@@ -96,3 +96,20 @@ def test_shortened_demo_reports_its_range_a_violation(tmp_path):
     summary = result.summary()
     assert json.loads(json.dumps(summary))["violations"][0]["limit"].startswith("ANSI C84.1")
     assert result.violation_lines()[0].startswith("ANSI C84.1 range A (low): bus ")
+
+
+def test_a_recorded_nan_loading_is_not_filled_from_before_the_outage(tmp_path):
+    """Line 1 at 120 % for the first 900-s sample, then out of service (the feeder records NaN,
+    never 0 %): the loading violation lasts one sample (900 s), not the whole run; line 2 is
+    never above 100 %. Known by construction."""
+    rows = []
+    for k, line1 in enumerate([120.0, float("nan"), float("nan")]):
+        t = 900.0 * k
+        rows += [(t, "F.grid.line_loading_percent[1]", line1)]
+        rows += [(t, "F.grid.line_loading_percent[2]", 50.0)]
+    path = tmp_path / "r.h5"
+    _write(path, rows)
+    found, not_checked = run_violations(path, feeder_step_s=900.0)
+    (line,) = [v for v in found if v.limit == Limit.LINE_LOADING.value]
+    assert (line.element, line.worst_value, line.duration_s) == ("line 1", 120.0, 900.0)
+    assert not_checked == []
