@@ -142,3 +142,18 @@ def test_the_reference_lists_every_declared_key():
         if f"`{row[0]}`" not in text and f"[{section}.{row[0]}]" not in text
     ]
     assert missing == []
+
+
+def test_a_50_hz_fleet_spec_goes_through_plain_parameters_unchanged():
+    """At 50 Hz the settings are EN 50549-1's (droop from 49.8 Hz) and survive the process
+    boundary: to_params -> JSON -> from_params gives the same spec (a remote fleet)."""
+    from vehicle_models.settings import GridCode
+
+    data = json.loads(json.dumps(DATA))
+    data["frequency"]["f0_hz"] = 50.0
+    fleet = load_scenario(data).fleet
+    assert fleet.f_nominal_hz == 50.0
+    assert fleet.settings.grid_code is GridCode.EN_50549_1
+    assert 50.0 - fleet.settings.freq_watt.db_uf_hz == pytest.approx(49.8)
+    plain = json.loads(json.dumps(to_params(fleet)))
+    assert from_params(FleetConfig, plain) == fleet
