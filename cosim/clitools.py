@@ -408,3 +408,28 @@ def register_study_sections() -> None:
 
     for name in STUDY_SECTION_MODULES:
         importlib.import_module(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# broken limits: the first lines of every command's text output
+
+
+def violation_lines(violations: Sequence[Any], limits_not_checked: Sequence[str] = ()) -> list[str]:
+    """One line per broken limit (``Violation`` or its ``to_dict()`` form), then one per limit
+    that could not be checked."""
+    from grids.limits import Violation
+
+    lines = []
+    for item in violations:
+        violation = Violation(**item) if isinstance(item, dict) else item
+        lines.append(violation.describe())
+    return lines + [str(text) for text in limits_not_checked]
+
+
+def print_violations(violations: Sequence[Any], limits_not_checked: Sequence[str] = ()) -> None:
+    """Print :func:`violation_lines` and a blank line (nothing when there is nothing to say)."""
+    lines = violation_lines(violations, limits_not_checked)
+    for line in lines:
+        print(line)
+    if lines:
+        print()

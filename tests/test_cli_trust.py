@@ -693,3 +693,25 @@ def test_run_validates_study_sections_with_the_study_that_owns_them(cwd, capsys)
     from cosim.scenario import study_sections
 
     assert {"contingency", "black_start"} <= set(study_sections())
+
+
+def test_violation_lines_from_objects_and_json_dicts(capsys):
+    """A study's JSON form of a violation prints the same line as the object; nothing to say
+    prints nothing (no empty heading)."""
+    from cosim.clitools import print_violations, violation_lines
+    from grids.limits import Limit, Violation
+
+    violation = Violation(
+        limit=Limit.LINE_LOADING.value,
+        element="line 4",
+        quantity="loading_percent",
+        worst_value=123.0,
+        limit_value=100.0,
+    )
+    note = "every line of x: no rating given, line loading not checked"
+    assert violation_lines([violation.to_dict()], [note]) == [violation.describe(), note]
+    assert violation_lines([violation]) == [
+        "line loading: line 4 at 123 percent (limit 100 percent)"
+    ]
+    print_violations([], [])
+    assert capsys.readouterr().out == ""

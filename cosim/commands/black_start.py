@@ -12,6 +12,7 @@ from cosim.clitools import (
     check_text_file,
     emit_json,
     format_table,
+    print_violations,
 )
 
 NAME = "black-start"
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({**{k: result[k] for k in _KEYS}, **result})
         return 0
+    print_violations(result.get("violations", []), result.get("limits_not_checked", []))
     rows = [
         [
             s["name"],

@@ -12,6 +12,7 @@ from cosim.clitools import (
     check_text_file,
     emit_json,
     format_table,
+    print_violations,
 )
 
 NAME = "contingency"
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result)
         return 0
+    print_violations(result.get("violations", []), result.get("limits_not_checked", []))
     rows_in = result.get("cases", [result])
     rows = [[r["name"], *(r[key] for key, _ in _COLUMNS)] for r in rows_in]
     print(format_table(rows, ["case", *(label for _, label in _COLUMNS)]))

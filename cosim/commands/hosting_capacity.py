@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from cosim.clitools import add_json_flag, check_output_dir, emit_json, format_table
+from cosim.clitools import (
+    add_json_flag,
+    check_output_dir,
+    emit_json,
+    format_table,
+    print_violations,
+)
 
 NAME = "hosting-capacity"
 HELP = "per-bus hosting capacity of V2G export or EV charging (LinDistFlow screen + AC)"
@@ -117,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out,
     )
     doc = result.to_json()
+    # the key every run and study uses for limits it could not check (a missing rating)
+    doc.setdefault("limits_not_checked", list(doc.get("missing_ratings", [])))
     if args.json:
         emit_json(doc)
         return 0
@@ -130,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         )
         for r in doc["results"]
     ]
+    print_violations(doc.get("violations", []), doc.get("limits_not_checked", []))
     print(f"{doc['feeder']}: {doc['mode']} hosting capacity, method {doc['method']}")
     print(format_table(rows, ["bus", "hosting_capacity_mw", "screen_mw", "binding", "where"]))
     if doc["base_case_violations"]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from cosim.clitools import add_json_flag, emit_json, format_table
+from cosim.clitools import add_json_flag, emit_json, format_table, print_violations
 
 NAME = "powerflow"
 HELP = "run one power flow (AC or LinDistFlow) on a feeder and summarize it"
@@ -138,10 +138,7 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    for line in [v.describe() for v in violations] + not_checked:
-        print(line)
-    if violations or not_checked:
-        print()
+    print_violations(violations, not_checked)
     rows = [
         ("feeder", summary["feeder"]),
         ("method", summary["method"]),

@@ -16,6 +16,7 @@ from cosim.clitools import (
     check_text_file,
     emit_json,
     format_table,
+    print_violations,
     register_study_sections,
 )
 
@@ -107,11 +108,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:  # results, wall_time_s, metrics, violations, limits_not_checked
         emit_json(result.summary())
         return 0
-    lines = result.violation_lines()
-    for line in lines:  # broken limits first: they are the answer a reader must not miss
-        print(line)
-    if lines:
-        print()
+    # broken limits first: they are the answer a reader must not miss
+    print_violations(result.violations, result.limits_not_checked)
     rows = [(k, v) for k, v in result.metrics.items()]
     if rows:
         print(format_table(rows, ["metric", "value"]))
