@@ -195,6 +195,7 @@ def demo_report(
         "max_n_tripped": "most vehicles tripped at once [-]",
         "f_nadir_hz": "frequency nadir [Hz]",
         "max_abs_rocof_hz_per_s": "largest |RoCoF| [Hz/s]",
+        "max_abs_rocof_500ms_hz_per_s": "largest 500 ms RoCoF [Hz/s]",
         "f_final_hz": "frequency at the end [Hz]",
         "ufls_shed_mw": "load shed by UFLS [MW]",
     }

@@ -81,36 +81,6 @@ STUDY_VALIDATORS: dict[StudyKind, Callable[[dict], None]] = {
 """Study -> ``validate(scenario dict)`` raising ScenarioError with every problem."""
 
 
-#: Metrics of a ``run`` sweep (the co-simulation's ``metrics_from_results`` keys), used when
-#: :mod:`cosim.world` does not publish its own list as ``RUN_METRIC_KEYS``.
-RUN_METRIC_KEYS = (
-    "f_nadir_hz",
-    "f_zenith_hz",
-    "f_final_hz",
-    "max_abs_rocof_hz_per_s",
-    "ufls_shed_mw",
-    "min_vm_pu",
-    "max_vm_pu",
-    "max_line_loading_percent",
-    "max_trafo_loading_percent",
-    "max_transformer_load_pu",
-    "max_hot_spot_c",
-    "max_top_oil_c",
-    "ageing_h",
-    "e_loss_feeder_kwh",
-    "fleet_energy_kwh",
-    "fleet_e_charged_kwh",
-    "fleet_e_discharged_kwh",
-    "fleet_e_loss_kwh",
-    "max_fleet_export_mw",
-    "max_fleet_import_mw",
-    "max_n_tripped",
-    "soc_min_frac",
-    "soc_final_frac",
-    "violations",
-)
-
-
 def study_metric_names(study: StudyKind) -> tuple[str, ...]:
     """The metrics a study reports (the top-level keys of its JSON document).
 
@@ -137,11 +107,10 @@ def study_metric_names(study: StudyKind) -> tuple[str, ...]:
         from studies.black_start import METRIC_KEYS as BLACK_START_METRIC_KEYS
 
         return BLACK_START_METRIC_KEYS
-    try:
-        from cosim import world
-    except ImportError:  # pragma: no cover - the package is always installed
-        return RUN_METRIC_KEYS
-    return tuple(getattr(world, "RUN_METRIC_KEYS", RUN_METRIC_KEYS))
+    # imported here: the co-simulation (mosaik) is only needed by a sweep of ``run``
+    from cosim.world import RUN_METRIC_KEYS
+
+    return RUN_METRIC_KEYS
 
 
 def metric_problems(study: StudyKind, metrics: Sequence[str]) -> list[str]:

@@ -225,7 +225,7 @@ def test_missing_scenario_file_is_a_clear_error(capsys, tmp_path):
 
 
 class _GridFormingUnit:
-    """Closed-loop responder wrapping one of the grid-forming models of vehicle_models (rating s_mw)."""
+    """Closed-loop responder wrapping a grid-forming model of vehicle_models (rating s_mw)."""
 
     grid_forming = True
 
