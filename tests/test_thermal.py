@@ -383,6 +383,13 @@ def test_cli_json_reproduces_iec_example(tmp_path, capsys):
         assert out["hot_spot_c"][i] == pytest.approx(hot_spot_ref, abs=1.5)
     assert out["max_hot_spot_c"] == pytest.approx(max(out["hot_spot_c"]))
     assert out["ageing_days"] > 0
+    # the 120 °C limit is checked between the rows: first passed inside the 1.5 pu row
+    # (365-500 min; the row-start values are 54 °C at 365 and 128 °C at 500), and the time above
+    # it is shorter than the two rows that end above it (365-500 and 705-730 min)
+    (cyclic,) = [v for v in out["violations"] if v["limit_value"] == 120.0]
+    assert 365 * 60 < cyclic["first_time_s"] < 500 * 60
+    assert cyclic["worst_value"] >= out["max_hot_spot_c"] - 1e-9
+    assert 0 < cyclic["duration_s"] < (135 + 25) * 60
 
 
 def test_cli_defaults_uneven_times_and_table(tmp_path, capsys):
@@ -548,8 +555,9 @@ def test_cli_overload_reports_iec_limits_not_plain_numbers(tmp_path, capsys):
     assert cyclic["limit_value"] == 120.0 and cyclic["quantity"] == "hot_spot_c"
     assert cyclic["worst_value"] == pytest.approx(hot_spot_ref, rel=1e-6)
     assert limits["IEC 60076-7 hot-spot, long-time emergency loading"]["limit_value"] == 140.0
-    # every row is above both limits: 3 rows of 60 min each
-    assert cyclic["first_time_s"] == 0.0 and cyclic["duration_s"] == pytest.approx(3 * 3600.0)
+    # every row is above both limits: from 0 to the profile's end at 120 min (the last row's
+    # temperature is the end instant: it adds no time)
+    assert cyclic["first_time_s"] == 0.0 and cyclic["duration_s"] == pytest.approx(2 * 3600.0)
     assert limits["IEC 60076-7 loss of life"]["limit_value"] == pytest.approx(2.0)  # hours
     assert main(["thermal", "--profile", str(profile)]) == 0
     assert capsys.readouterr().out.startswith("IEC 60076-7 hot-spot, normal cyclic loading")

@@ -134,23 +134,68 @@ def thermal_violations(time_min, hot_spot_c, ageing_days: float) -> list:
     Returns
     -------
     list of grids.limits.Violation
-        Hot-spot violations (durations only for an evenly sampled profile: each sample then
-        stands for one step), then the loss of life when the insulation aged faster than the
-        elapsed time.
+        Hot-spot violations, then the loss of life when the insulation aged faster than the
+        elapsed time. The time above a hot-spot limit counts row *i*'s interval
+        ``[t_i, t_i+1)`` when the temperature at ``t_i`` is above it (even or uneven samples;
+        :func:`hot_spot_between_rows` gives samples a minute apart); the last sample is the
+        profile's end instant and adds no time.
     """
+    import dataclasses
+
     import numpy as np
 
     from grids.thermal import hot_spot_violations, loss_of_life_violation
 
     t_s = np.asarray(time_min, dtype=float) * 60.0
-    steps_s = np.diff(t_s)
-    step_s = float(steps_s[0]) if steps_s.size and np.allclose(steps_s, steps_s[0]) else None
-    out = hot_spot_violations(np.asarray(hot_spot_c, dtype=float), t_s, step_s)
+    hot_spot = np.asarray(hot_spot_c, dtype=float)
+    held_s = np.append(np.diff(t_s), 0.0)  # how long each row's temperature stands
+    out = []
+    for found in hot_spot_violations(hot_spot, t_s):
+        above = hot_spot > found.limit_value
+        out.append(dataclasses.replace(found, duration_s=float(held_s[above].sum())))
     elapsed_h = float(t_s[-1] - t_s[0]) / 3600.0 if t_s.size else 0.0
     ageing = loss_of_life_violation(24.0 * float(ageing_days), elapsed_h)
     if ageing is not None:
         out.append(ageing)
     return out
+
+
+#: Finest resolution at which the limits are checked between rows [min], and the most
+#: evaluation points (a year of rows is checked at about 5 min).
+LIMIT_CHECK_STEP_MIN = 1.0
+LIMIT_CHECK_MAX_POINTS = 100_000
+
+
+def hot_spot_between_rows(params, *, time_min, load_pu, ambient_c, **initial):
+    """The hot spot every minute between the rows (and at every row), for the limit check.
+
+    The row-start temperatures of the table miss what happens inside a row (the hot spot
+    rises through a load step and peaks at its end or, after a load increase, overshoots
+    inside it). The profile is piecewise constant and the model's stepping is exact for any
+    step, so the same profile evaluated on a finer grid gives the same trajectory, sampled
+    more often: the time above a limit is then known to a grid step, not a row.
+
+    Returns
+    -------
+    time_min, hot_spot_c : numpy.ndarray
+        Grid times [min] (every row time included) and the hot spot at each [degC].
+    """
+    import numpy as np
+
+    from grids.thermal import simulate_profile
+
+    t = np.asarray(time_min, dtype=float)
+    step_min = max(LIMIT_CHECK_STEP_MIN, (t[-1] - t[0]) / LIMIT_CHECK_MAX_POINTS)
+    grid = np.union1d(t, np.arange(t[0], t[-1], step_min))
+    row = np.searchsorted(t, grid, side="right") - 1  # the row that holds at each grid time
+    fine = simulate_profile(
+        params,
+        time_min=grid,
+        load_pu=np.asarray(load_pu, dtype=float)[row],
+        ambient_c=np.asarray(ambient_c, dtype=float)[row],
+        **initial,
+    )
+    return grid, np.asarray(fine.hot_spot_c, dtype=float)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -166,7 +211,15 @@ def run(args: argparse.Namespace) -> int:
         theta_o_initial_c=theta_o0,
         delta_theta_h_initial_k=delta_h0,
     )
-    violations = thermal_violations(result.time_min, result.hot_spot_c, result.ageing_days)
+    fine_min, fine_hot_spot_c = hot_spot_between_rows(
+        params,
+        time_min=time_min,
+        load_pu=load_pu,
+        ambient_c=ambient_c,
+        theta_o_initial_c=theta_o0,
+        delta_theta_h_initial_k=delta_h0,
+    )
+    violations = thermal_violations(fine_min, fine_hot_spot_c, result.ageing_days)
     summary = {
         "violations": [v.to_dict() for v in violations],
         "time_min": result.time_min,
