@@ -715,3 +715,31 @@ def test_violation_lines_from_objects_and_json_dicts(capsys):
     ]
     print_violations([], [])
     assert capsys.readouterr().out == ""
+
+
+def test_sweep_and_sweep_report_json_count_runs_per_broken_limit(cwd, capsys):
+    """A sweep whose metrics include violations: per named limit, the runs that broke it (the
+    sweep's own per-run lists in its results table are the reference)."""
+    from studies.sweep_store import read_results
+
+    _files(cwd)
+    scenario = (cwd / "feeder_only.toml").read_text().replace("21600", "3600")
+    (cwd / "base.toml").write_text(scenario)
+    (cwd / "s.toml").write_text(
+        'study = "run"\nbase = "base.toml"\nmetrics = ["min_vm_pu", "violations"]\n'
+        '[[axis]]\nkey = "feeder.load_scale"\nvalues = [0.2, 1.0]\n'
+    )
+    assert (
+        main(["sweep", "s.toml", "--out", "sw", "--workers", "1", "--no-progress", "--json"]) == 0
+    )
+    doc = json.loads(capsys.readouterr().out)
+    frame = read_results(cwd / "sw")
+    expected: dict[str, int] = {}
+    for text in frame["violations"]:
+        for limit in {item["limit"] for item in json.loads(text)}:
+            expected[limit] = expected.get(limit, 0) + 1
+    assert expected  # the full-load run is below ANSI C84.1 range A
+    assert {v["limit"]: v["n_runs"] for v in doc["violations"]} == expected
+    assert main(["sweep-report", "sw", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "violations" in report

@@ -67,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
         heatmap_metric=args.heatmap_metric,
     )
     if args.json:
+        if "violations" not in summary:  # per named limit, how many runs broke it
+            from cosim.commands.sweep import sweep_violations
+
+            summary = {**summary, **sweep_violations(args.sweep_dir)}
         emit_json(summary)
         return 0
     print(f"report: {summary['report']}")
