@@ -148,9 +148,11 @@ class FleetConfig:
 
     ``preset`` is a :class:`vehicle_models.presets.FleetPreset`, ``policy`` a
     :class:`vehicle_models.fleet.ChargingPolicy`. ``settings`` is the ``[fleet.control]``
-    table parsed once (:class:`vehicle_models.settings.InverterSettings`; ``None`` without
-    the table: the IEEE 1547-2018 defaults). ``control`` is that table as written, kept for
-    studies that derive their cases from it (deprecated: use ``settings``).
+    table parsed once, for the system's nominal frequency
+    (:class:`vehicle_models.settings.InverterSettings`; ``None`` without the table: the
+    defaults of ``f_nominal_hz``, see :meth:`inverter_settings`). Studies derive their cases
+    from it (``dataclasses.replace``, :meth:`~vehicle_models.settings.InverterSettings.
+    with_functions`); nothing re-reads the table.
     """
 
     n_vehicles: int = 0
@@ -158,13 +160,27 @@ class FleetConfig:
     policy: Any = "latest"
     buses: tuple[int, ...] | None = None
     table: str | None = None
-    control: dict = field(default_factory=dict)
     setpoint_profile: str | None = None
     setpoint_column: str = "p_setpoint_mw"
     latency_s: float = 0.0
     packet_loss: float = 0.0
     f_nominal_hz: float = 60.0
     settings: Any = None
+
+    def inverter_settings(self):
+        """The fleet's inverter settings: :attr:`settings`, or the defaults of
+        ``f_nominal_hz`` (IEEE 1547-2018 at 60 Hz, EN 50549-1 at 50 Hz) without a
+        ``[fleet.control]`` table.
+
+        Returns
+        -------
+        vehicle_models.settings.InverterSettings
+        """
+        if self.settings is not None:
+            return self.settings
+        from vehicle_models.settings import InverterSettings
+
+        return InverterSettings.defaults(f_nominal_hz=self.f_nominal_hz)
 
 
 @dataclass(frozen=True)
@@ -603,7 +619,6 @@ def _fleet(table: dict, base_dir: Path, problems: list[str], *, f0_hz: Any = 60.
     settings = None
     if not isinstance(control, dict):
         problems.append(f"fleet.control: expected a table, got {control!r}")
-        control = {}
     elif control and f0_ok:
         try:  # parsed once here, for the system's frequency; simulators and studies get it
             settings = InverterSettings.from_dict(
@@ -617,7 +632,6 @@ def _fleet(table: dict, base_dir: Path, problems: list[str], *, f0_hz: Any = 60.
         policy=v["policy"],
         buses=buses,
         table=table_path,
-        control=copy.deepcopy(control),
         setpoint_profile=setpoint_profile,
         setpoint_column=v["setpoint_column"],
         latency_s=float(v["latency_s"]),

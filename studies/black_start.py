@@ -52,7 +52,7 @@ from grids.params import REQUIRED, Param, is_number, read_params, unknown_keys
 from studies.cold_load_pickup import cold_load_pickup_factor
 from studies.study_inputs import build_fleet, feeder_net, split_scenario
 from vehicle_models.coupling import coupled_step
-from vehicle_models.settings import InverterSettings
+from vehicle_models.settings import GridMode, InverterSettings
 
 _SECTION = "black_start"
 # the section's frequency band defaults depend on [frequency] f0_hz: the study validates it
@@ -405,18 +405,12 @@ class _Island:
         # the Fleet is the energy/limits model here: it follows the island's demand as its
         # set-point (grid-following bookkeeping, no droop/trip functions); the grid-forming
         # VSM dynamics are the island swing model below
-        control = dict(scenario.fleet.control)
         f0_hz = scenario.f0_hz
-        vsm = (
-            InverterSettings.from_dict(control, path="fleet.control", f_nominal_hz=f0_hz).vsm
-            if control
-            else None
-        )
-        if vsm is None:
-            vsm = InverterSettings.defaults(f_nominal_hz=f0_hz).vsm
-        follow = {k: v for k, v in control.items() if k not in ("functions", "mode")}
-        follow.update({"functions": [], "mode": "grid_following"})
-        settings = InverterSettings.from_dict(follow, path="fleet.control", f_nominal_hz=f0_hz)
+        parsed = scenario.fleet.settings  # [fleet.control], parsed once for f0_hz
+        if parsed is None:
+            parsed = InverterSettings.defaults(f_nominal_hz=f0_hz)
+        vsm = parsed.vsm
+        settings = parsed.with_functions(frozenset(), mode=GridMode.GRID_FOLLOWING)
         # no vehicle discharges below the study's SoC floor (the batteries' reserve)
         self.fleet, _ = build_fleet(
             scenario.fleet, None, scenario.seed, settings, soc_reserve_frac=s.soc_min_frac

@@ -15,15 +15,14 @@ RoCoF over 500 ms; 5 % settling time).
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from grids.errors import SimulationError
+from grids.errors import ScenarioError, SimulationError
 from grids.frequency import (
     SwingModel,
     frequency_validity_violation,
@@ -33,13 +32,20 @@ from grids.frequency import (
 from grids.limits import Limit, Violation
 from grids.metrics import frequency_nadir, rocof_after_event_hz_per_s, settling_time_s
 from studies.contingency_scenario import (
+    STUDY_SECTION,
     ContingencyScenario,
     ContingencySettings,
     FleetResponse,
 )
 from studies.study_inputs import build_fleet
 from vehicle_models.coupling import InjectionChange, coupled_step, event_imbalance_mw
-from vehicle_models.settings import F_NOM_HZ, ControlFunction, GridMode, InverterSettings
+from vehicle_models.settings import (
+    F_NOM_HZ,
+    ControlFunction,
+    GridMode,
+    InverterSettings,
+    StaggerMode,
+)
 
 
 @dataclass
@@ -197,51 +203,61 @@ def simulate_case(
 
 
 def control_for_case(
-    control: Mapping[str, Any],
+    fleet_settings: InverterSettings | None,
     settings: ContingencySettings,
     case: FleetResponse,
     *,
     f_nominal_hz: float = F_NOM_HZ,
 ) -> InverterSettings:
-    """Inverter settings of one case: the fleet's ``[fleet.control]`` with the case's changes.
+    """Inverter settings of one case: the fleet's parsed settings with the case's changes.
 
     ``none``: no frequency function; ``droop``: ``freq_watt`` on (grid-following);
     ``vsm``: grid-forming (the ``[fleet.control.vsm]`` inertia and damping), no freq-watt;
     ``trip``: no frequency function, the ``[contingency.trip]`` common threshold, simultaneous
     disconnection; ``staggered``: as ``trip`` with ``[contingency.stagger]`` (default ramp).
-    Validated by :meth:`vehicle_models.settings.InverterSettings.from_dict` with the system's
-    ``f_nominal_hz`` [Hz] (missing keys take the defaults for it: IEEE 1547-2018 at 60 Hz,
-    EN 50549-1 at 50 Hz).
+
+    Parameters
+    ----------
+    fleet_settings : InverterSettings or None
+        The scenario's ``[fleet.control]`` as parsed once by the loader
+        (:attr:`cosim.scenario.FleetConfig.settings`); None: the defaults of
+        ``f_nominal_hz`` (IEEE 1547-2018 at 60 Hz, EN 50549-1 at 50 Hz).
+    settings : ContingencySettings
+        The ``[contingency]`` section (its ``trip`` and ``stagger`` keys).
+    case : FleetResponse
+        The fleet behaviour.
+    f_nominal_hz : float
+        System nominal frequency [Hz] (the settings were parsed for it).
+
+    Returns
+    -------
+    InverterSettings
+        A validated copy; the ``[contingency.trip]`` / ``[contingency.stagger]`` keys are
+        checked against the standard's ranges like ``[fleet.control]`` keys.
     """
-    data = copy.deepcopy(dict(control))
-    if "functions" in data and isinstance(data["functions"], list):
-        functions = [str(f) for f in data["functions"]]
-    else:
-        functions = sorted(f.value for f in InverterSettings.defaults().functions)
-    freq_watt = ControlFunction.FREQ_WATT.value
-    functions = [f for f in functions if f != freq_watt]
-    mode = GridMode.GRID_FOLLOWING.value
+    base = fleet_settings
+    if base is None:
+        base = InverterSettings.defaults(f_nominal_hz=f_nominal_hz)
+    elif base.f_nominal_hz != float(f_nominal_hz):
+        raise ScenarioError(
+            f"fleet.control: parsed for {base.f_nominal_hz:g} Hz, the system is at "
+            f"{f_nominal_hz:g} Hz"
+        )
+    functions = set(base.functions) - {ControlFunction.FREQ_WATT}
     if case is FleetResponse.DROOP:
-        functions.append(freq_watt)
-    elif case is FleetResponse.VSM:
-        mode = GridMode.GRID_FORMING.value
-    if case in (FleetResponse.TRIP, FleetResponse.STAGGERED):
-        trip = dict(data.get("trip", {}) or {})
-        trip.update(settings.trip)
-        data["trip"] = trip
-        stagger = dict(data.get("stagger", {}) or {})
-        if case is FleetResponse.TRIP:
-            stagger["mode"] = "simultaneous"
-        else:
-            stagger.update(settings.stagger)
-            if stagger.get("mode", "simultaneous") == "simultaneous":
-                stagger["mode"] = "ramp"
-        data["stagger"] = stagger
-    data["functions"] = functions
-    data["mode"] = mode
-    return InverterSettings.from_dict(
-        data, path=f"fleet.control (case {case.value})", f_nominal_hz=f_nominal_hz
-    )
+        functions.add(ControlFunction.FREQ_WATT)
+    mode = GridMode.GRID_FORMING if case is FleetResponse.VSM else GridMode.GRID_FOLLOWING
+    out = base.with_functions(functions, mode=mode)
+    if case is FleetResponse.TRIP:
+        out = out.with_tables({"trip": settings.trip}, path=STUDY_SECTION)
+        out = replace(out, stagger=replace(out.stagger, mode=StaggerMode.SIMULTANEOUS))
+    elif case is FleetResponse.STAGGERED:
+        out = out.with_tables(
+            {"trip": settings.trip, "stagger": settings.stagger}, path=STUDY_SECTION
+        )
+        if out.stagger.mode is StaggerMode.SIMULTANEOUS:
+            out = replace(out, stagger=replace(out.stagger, mode=StaggerMode.RAMP))
+    return out.validate(f"fleet.control (case {case.value})")
 
 
 class _FleetDriver:
@@ -281,7 +297,7 @@ class _FleetDriver:
     @classmethod
     def build(cls, scenario: ContingencyScenario, case: FleetResponse) -> _FleetDriver:
         settings = control_for_case(
-            scenario.fleet.control,
+            scenario.fleet.settings,
             scenario.settings,
             case,
             f_nominal_hz=scenario.params.f0_hz,

@@ -55,7 +55,6 @@ def direct_loop(scenario):
     from grids.powerflow import ACPowerFlow, prepare_net
     from grids.thermal import CoolingMode, ThermalParameters, TransformerThermalModel
     from vehicle_models.fleet import ChargingPolicy, Fleet, FleetPreset
-    from vehicle_models.settings import InverterSettings
 
     sim = scenario.simulation
     res = sim.fast_step_s
@@ -77,7 +76,7 @@ def direct_loop(scenario):
         preset=FleetPreset.HOME,
         policy=ChargingPolicy.UNIFORM,
         seed=sim.seed,
-        settings=InverterSettings.from_dict(scenario.fleet.control, path="fleet.control"),
+        settings=scenario.fleet.settings,  # parsed once by the scenario
     )
     swing_params = scenario.frequency.params  # parsed once by the scenario
     swing = SwingModel(swing_params)

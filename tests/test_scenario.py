@@ -16,6 +16,7 @@ from cosim.scenario import (
     load_scenario,
 )
 from grids.errors import ScenarioError
+from vehicle_models.settings import ControlFunction
 
 SCENARIOS = Path(str(resources.files("studies.scenarios")))
 EXAMPLES = ["demo.toml", "frequency_only.toml", "feeder_only.toml", "remote.toml"]
@@ -41,7 +42,8 @@ def test_demo_scenario_contents():
     assert s.simulation.to_steps(900) == 45000
     assert s.feeder.name == "case33bw" and s.feeder.ambient_column == "ambient_c"
     assert Path(s.feeder.load_profile).name == "demo_load.csv"
-    assert s.fleet.n_vehicles == 300 and s.fleet.control["functions"] == ["volt_var", "freq_watt"]
+    assert s.fleet.n_vehicles == 300
+    assert s.fleet.settings.functions == {ControlFunction.VOLT_VAR, ControlFunction.FREQ_WATT}
     assert Path(s.fleet.setpoint_profile).name == "demo_dispatch.csv" and s.fleet.latency_s == 60
     assert s.events[0].kind is EventKind.GENERATION_LOSS and s.events[0].p_mw == 500.0
     assert s.event_windows_s() == [(64795.0, 64855.0)]

@@ -162,7 +162,7 @@ def _fleet_50hz(p_mw):
 def test_the_50_hz_fleet_takes_the_en_50549_1_droop_defaults():
     scenario = load_contingency_scenario(_fleet_50hz(150.0))
     settings = control_for_case(
-        scenario.fleet.control, scenario.settings, FleetResponse.DROOP, f_nominal_hz=F0_HZ
+        scenario.fleet.settings, scenario.settings, FleetResponse.DROOP, f_nominal_hz=F0_HZ
     )
     assert settings.f_nominal_hz == F0_HZ
     # LFSM-O from 50.2 Hz, LFSM-U from 49.8 Hz (EN 50549-1 4.6.1 / 4.6.2)

@@ -1338,6 +1338,73 @@ class InverterSettings:
             out[toml_name] = table
         return out
 
+    def with_functions(
+        self,
+        functions: frozenset[ControlFunction] | set[ControlFunction],
+        *,
+        mode: GridMode | None = None,
+    ) -> InverterSettings:
+        """These settings with other enabled functions (and optionally another grid mode).
+
+        A study deriving its cases from a scenario's parsed settings uses this instead of
+        re-reading the ``[fleet.control]`` table.
+
+        Parameters
+        ----------
+        functions : set of ControlFunction
+            The functions enabled in the copy.
+        mode : GridMode, optional
+            Grid mode of the copy (default: unchanged).
+
+        Returns
+        -------
+        InverterSettings
+            A copy; every other setting is unchanged.
+        """
+        changes: dict[str, Any] = {"functions": frozenset(ControlFunction(f) for f in functions)}
+        if mode is not None:
+            changes["mode"] = GridMode(mode)
+        return dataclasses.replace(self, **changes)
+
+    def with_tables(self, tables: dict, *, path: str = "fleet.control") -> InverterSettings:
+        """These settings with some keys of some sections given as TOML tables.
+
+        Each table is read over the section's current values, as
+        :meth:`from_dict` reads ``[fleet.control.<section>]`` over the defaults (same key
+        checks, same ranges), e.g. a study's own ``[contingency.trip]`` keys.
+
+        Parameters
+        ----------
+        tables : dict
+            Section name (``"trip"``, ``"stagger"``, ...) -> table of keys to change.
+        path : str
+            Key path of the tables, used in messages (``"contingency"``).
+
+        Returns
+        -------
+        InverterSettings
+            A validated copy.
+
+        Raises
+        ------
+        ScenarioError
+            Listing every problem (unknown section or key, wrong type, out of range).
+        """
+        problems: list[str] = []
+        changes: dict[str, Any] = {}
+        for toml_name, raw in tables.items():
+            attr = _SECTIONS.get(toml_name)
+            if attr is None:
+                allowed = ", ".join(sorted(_SECTIONS))
+                problems.append(f"{path}.{toml_name}: unknown section (allowed: {allowed})")
+            elif not isinstance(raw, dict):
+                problems.append(f"{path}.{toml_name}: expected a table, got {raw!r}")
+            else:
+                section = getattr(self, attr)
+                changes[attr] = _parse_section(section, raw, f"{path}.{toml_name}", problems)
+        check_problems(problems, ScenarioError, f"invalid inverter settings in {path}")
+        return dataclasses.replace(self, **changes).validate(path)
+
     def has(self, function: ControlFunction) -> bool:
         """Whether ``function`` is enabled.
 

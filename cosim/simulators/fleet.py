@@ -53,7 +53,8 @@ class FleetSim(SimulatorBase):
     with vehicles). Params: ``n_vehicles``, ``buses`` (list of bus indices; default all load
     buses is chosen by the scenario builder), ``preset`` (``home``/``work``/``depot``),
     ``policy`` (baseline charging: ``immediate``/``latest``/``uniform``),
-    ``seed``, ``control`` (the ``[fleet.control]`` dict), ``table`` (CSV/Parquet vehicle table
+    ``seed``, ``control`` (the parsed :class:`~vehicle_models.settings.InverterSettings`, or
+    in another process its ``[fleet.control]`` table), ``table`` (CSV/Parquet vehicle table
     instead of sampling), ``f_nominal_hz`` (frequency assumed until one is received),
     ``packet_loss`` (probability that a step's new measurements are lost on the channel to the
     fleet; the fleet then holds the last received values; seeded).
@@ -113,16 +114,18 @@ class FleetSim(SimulatorBase):
         from vehicle_models.fleet import ChargingPolicy, Fleet, FleetPreset
         from vehicle_models.settings import InverterSettings
 
-        # in-process: the settings parsed once by the scenario; from another process: the
-        # plain [fleet.control] table (cosim.specs.to_params)
-        # plain [fleet.control] table (cosim.specs.to_params); the defaults and ranges are those
-        # of the system's nominal frequency (IEEE 1547-2018 at 60 Hz, EN 50549-1 at 50 Hz)
+        # in-process: the settings parsed once by the scenario (None: no [fleet.control], the
+        # defaults); from another process: the plain [fleet.control] table of
+        # cosim.specs.to_params, read back here with the defaults and ranges of the system's
+        # nominal frequency (IEEE 1547-2018 at 60 Hz, EN 50549-1 at 50 Hz)
         f_nominal_hz = float(f_nominal_hz)
         if isinstance(control, InverterSettings):
             settings = control
+        elif control is None:
+            settings = InverterSettings.defaults(f_nominal_hz=f_nominal_hz)
         else:
             settings = InverterSettings.from_dict(
-                control or {}, path="fleet.control", f_nominal_hz=f_nominal_hz
+                control, path="fleet.control", f_nominal_hz=f_nominal_hz
             )
         if table is not None:
             self.fleet = Fleet.from_table(table, settings=settings, f_nominal_hz=f_nominal_hz)
