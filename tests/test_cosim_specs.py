@@ -4,6 +4,7 @@ every declared key listed in docs/scenario_reference.md."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -95,6 +96,9 @@ def test_the_inverter_settings_are_parsed_once_per_run(tmp_path, monkeypatch):
 
 
 def test_study_sections_are_registered_by_the_study():
+    for module in ("studies.black_start", "studies.contingency_scenario"):
+        importlib.import_module(module)  # a study registers its section when imported
+
     assert {"contingency", "black_start"} <= set(study_sections())
     seen = []
 
@@ -157,3 +161,54 @@ def test_a_50_hz_fleet_spec_goes_through_plain_parameters_unchanged():
     assert 50.0 - fleet.settings.freq_watt.db_uf_hz == pytest.approx(49.8)
     plain = json.loads(json.dumps(to_params(fleet)))
     assert from_params(FleetConfig, plain) == fleet
+
+
+def test_a_volt_var_setting_goes_from_the_toml_to_the_inverter_kernel_unparsed(
+    tmp_path, monkeypatch
+):
+    """``[fleet.control.volt_var] v1_pu`` is read once: the FleetSim of an in-process run
+    receives the very ``InverterSettings`` object of the spec (identity, with every re-parse
+    made to raise), and the inverter kernel's volt-var curve starts at the written value.
+
+    Reference: the value written in the TOML (0.93 pu, not the Category B default 0.92 pu of
+    IEEE 1547-2018 Table 8); exact equality (a float copied, not computed).
+    """
+    from cosim.simulators import FleetSim
+    from cosim.world import run_scenario
+    from grids.frequency import SwingParameters
+    from vehicle_models.settings import InverterSettings
+
+    path = tmp_path / "volt_var.toml"
+    path.write_text(
+        "[simulation]\nduration_s = 600.0\nstep_s = 300.0\nseed = 1\n"
+        '[feeder]\nname = "case33bw"\nmethod = "lindistflow"\n'
+        '[fleet]\nn_vehicles = 10\npreset = "home"\n'
+        '[fleet.control]\nfunctions = ["volt_var"]\n'
+        "[fleet.control.volt_var]\nv1_pu = 0.93\n"
+        "[frequency]\nf0_hz = 60.0\nh_s = 4.0\ns_base_mw = 50.0\n"
+    )
+    scenario = load_scenario(path)
+    spec_settings = scenario.fleet.settings
+    assert spec_settings.volt_var.v1_pu == 0.93
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the scenario's tables were parsed again")
+
+    monkeypatch.setattr(InverterSettings, "from_dict", classmethod(refuse))
+    monkeypatch.setattr(SwingParameters, "from_dict", classmethod(refuse))
+    received = {}
+    create = FleetSim.create
+
+    def recording(self, num, model, **params):
+        received["control"] = params.get("control")
+        received["sim"] = self
+        return create(self, num, model, **params)
+
+    monkeypatch.setattr(FleetSim, "create", recording)
+    run_scenario(scenario, tmp_path / "out", progress=False, record=False)
+    assert received["control"] is spec_settings
+    fleet = received["sim"].fleet
+    assert fleet.settings is spec_settings and fleet.inverter.settings is spec_settings
+    kernel = fleet.inverter._params  # what the compiled step kernel reads
+    assert kernel.volt_var
+    assert kernel.vv_table[0, 0] == 0.93  # first corner of the curve (V_ref = 1 pu, no shift)
