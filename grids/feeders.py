@@ -207,7 +207,13 @@ class FeederInfo:
 
 
 def feeder_names() -> list[str]:
-    """Names of the embedded feeders."""
+    """Names of the embedded feeders.
+
+    Returns
+    -------
+    list of str
+        In the order ``v2g-cosim feeders`` lists them.
+    """
     return list(EMBEDDED_FEEDERS)
 
 
@@ -367,6 +373,17 @@ def topology_graph(net) -> nx.Graph:
 
     Parallel branches become one edge with attribute ``n_parallel`` so that meshing through
     parallel lines is still visible to :func:`is_radial`.
+
+    Parameters
+    ----------
+    net : pandapowerNet
+        The feeder.
+
+    Returns
+    -------
+    networkx.Graph
+        Nodes: pandapower bus indices; edges: lines, transformers and closed bus-bus switches
+        (attribute ``n_parallel``: how many branches join the two buses).
     """
     import networkx as nx
     import pandapower.topology as top
@@ -383,7 +400,18 @@ def topology_graph(net) -> nx.Graph:
 
 
 def is_radial(net) -> bool:
-    """True if the in-service topology (open switches respected) has no loop."""
+    """Whether the in-service topology (open switches respected) has no loop.
+
+    Parameters
+    ----------
+    net : pandapowerNet
+        The feeder.
+
+    Returns
+    -------
+    bool
+        ``True`` for a radial feeder (a forest, no parallel branches).
+    """
     import networkx as nx
 
     graph = topology_graph(net)
@@ -408,6 +436,20 @@ def validate_feeder(net, *, require_radial: bool = False, label: str = "feeder")
     Checks: at least one in-service external grid; no in-service bus without a path to an
     external grid (isolated); line ratings and impedances and transformer ratings finite and
     positive; loads finite; and, if ``require_radial``, a radial topology.
+
+    Parameters
+    ----------
+    net : pandapowerNet
+        The feeder.
+    require_radial : bool, keyword-only
+        Also require a radial topology.
+    label : str, keyword-only
+        Name of the feeder in the message.
+
+    Raises
+    ------
+    FeederError
+        Listing every problem found.
     """
     import networkx as nx
     import numpy as np
@@ -471,6 +513,11 @@ def feeder_info(name: str, *, build: bool = False) -> FeederInfo:
         An embedded feeder name.
     build : bool, keyword-only
         Count on the built net instead of the stored counts (slow: builds the net).
+
+    Returns
+    -------
+    FeederInfo
+        Name, description and element counts.
     """
     feeder = EMBEDDED_FEEDERS.get(name)
     if feeder is None:
