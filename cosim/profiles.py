@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from grids.timeseries import read_time_series
+
 
 def read_profile(
     path: str | Path,
@@ -54,7 +56,5 @@ def read_profile(
     InputDataError
         Listing every problem with file, row and column.
     """
-    from grids.timeseries import read_time_series
-
     series = read_time_series(path, required=required, start=start, allow_empty=allow_empty)
     return series.steps(time_resolution_s=time_resolution), series.frame()

@@ -42,9 +42,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib.metadata as md
 import json
 import os
 import platform
+import re
 import shutil
 import warnings
 from collections.abc import Mapping
@@ -57,13 +59,15 @@ import pandas as pd
 
 from grids.errors import InputDataError, SimulationError
 
+# h5py and pyarrow are imported where a file of that format is written or read: a run loads
+# only the backend it uses (each costs ~0.15 s to import), and importing this module stays cheap.
+
 SUFFIX = {"hdf5": ".h5", "parquet": ".parquet"}
 _HOLE = -1.0e308  # marks a recorded NaN while forward-filling (see :func:`wide`)
 
 
 def run_metadata(scenario_raw: Mapping[str, Any], *, seed: int, extra: Mapping | None = None):
     """Metadata stored with every results file: scenario, seed, versions, creation time."""
-    import importlib.metadata as md
 
     def version(name: str) -> str:
         try:
@@ -351,8 +355,6 @@ def partial_path(path: str | Path) -> Path:
 
 def _as_os_error(error: Exception) -> OSError:
     """An OSError with the errno that an HDF5 message names (``errno = 28``), if any."""
-    import re
-
     found = re.search(r"errno = (\d+)", str(error))
     code = int(found.group(1)) if found else None
     return OSError(code, os.strerror(code) if code else str(error))

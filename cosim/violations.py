@@ -17,6 +17,10 @@ import numpy as np
 import pandas as pd
 
 from cosim.results import read_results
+from grids.errors import FeederError
+from grids.feeder_model import line_rated
+from grids.feeders import load_feeder
+from grids.frequency import frequency_validity_violation
 from grids.limits import (
     HOT_SPOT_CYCLIC_C,
     HOT_SPOT_EMERGENCY_C,
@@ -195,22 +199,14 @@ def run_violations(
 
     t_f, f_hz = _scalar(frame, ".f_hz")
     if f_hz.size and f0_hz is not None:
-        from grids import frequency
-
-        check = getattr(frequency, "frequency_validity_violation", None)
-        if check is not None:
-            found = check(f_hz, t_f, float(f0_hz))
-            out += [found] if found is not None else []
+        found = frequency_validity_violation(f_hz, t_f, float(f0_hz))
+        out += [found] if found is not None else []
     return out, not_checked
 
 
 def _lines_unrated(feeder: str) -> bool:
     """No line carries a rating (the feeder model's rule, :func:`grids.feeder_model.
     line_rated`: ``case33bw`` carries 99999 kA placeholders)."""
-    from grids.errors import FeederError
-    from grids.feeder_model import line_rated
-    from grids.feeders import load_feeder
-
     try:
         net = load_feeder(feeder)
     except FeederError:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from cosim.attributes import RECORDED
 from cosim.results import SUFFIX, partial_path, read_results, run_metadata
@@ -49,7 +50,12 @@ from cosim.scenario import Coupling, RemoteSim, Scenario
 from cosim.specs import plain_value, to_params
 from cosim.violations import run_violations
 from grids.errors import SimulationError, V2GCosimError
+from grids.feeders import load_feeder
 from grids.metrics import frequency_nadir, max_abs_rocof_hz_per_s
+
+# mosaik (~0.2 s) and cosim.simulators (the numba-compiled fleet kernels, ~0.9 s) are imported
+# where a world is built or run: importing this module (RUN_METRIC_KEYS, the sweep's run
+# metrics) stays cheap, and cosim.simulators is never imported back into it at load time.
 
 SIM_NAMES = {
     "feeder": "FeederSim",
@@ -114,6 +120,7 @@ class BuiltWorld:
             or a failed remote simulator and returns): the rows so far stay in the partial
             file (:func:`cosim.results.partial_path`), an earlier results file is kept.
         """
+        # lazy: numba-compiled fleet kernels, ~0.9 s (see module note)
         from cosim import simulators
 
         self.world.run(until=self.until, print_progress=False, **self.run_options)
@@ -181,8 +188,6 @@ def _fleet_buses(scenario: Scenario) -> list[int]:
 
 @functools.lru_cache(maxsize=8)
 def _load_buses(feeder: str) -> tuple[int, ...]:
-    from grids.feeders import load_feeder
-
     net = load_feeder(feeder)
     return tuple(sorted(int(b) for b in net.load.bus.unique()))
 
@@ -541,6 +546,7 @@ def run_scenario(
         A simulator failed; the results written so far are kept. On Ctrl-C the results file
         is closed properly and :class:`KeyboardInterrupt` is re-raised.
     """
+    # lazy: numba-compiled fleet kernels, ~0.9 s (see module note)
     from cosim import simulators
 
     out = Path(out_dir)
@@ -637,8 +643,7 @@ def _as_simulation_error(error: Exception) -> V2GCosimError:
 
 
 def _progress_bar(scenario: Scenario, run_id: str):
-    from tqdm import tqdm
-
+    # lazy: numba-compiled fleet kernels, ~0.9 s (see module note)
     from cosim import simulators
 
     total = scenario.simulation.duration_s

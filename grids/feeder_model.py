@@ -58,6 +58,9 @@ from grids.powerflow import (
     unsupported_elements,
 )
 
+# pandapower (~2 s to import) is imported only where its power flow or topology search runs:
+# the CLI imports this module on its start-up path.
+
 #: The solver of :meth:`FeederModel.solve` (the same enum as ``grids.powerflow.PowerFlowMethod``).
 SolveMethod = PowerFlowMethod
 

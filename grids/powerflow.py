@@ -21,6 +21,7 @@ to ``tolerance_mva`` whichever stage finished it. See ``docs/powerflow.md``.
 from __future__ import annotations
 
 import copy
+import importlib
 import math
 from dataclasses import dataclass
 from enum import Enum
@@ -32,6 +33,9 @@ from scipy import sparse
 from grids.errors import ConvergenceError, FeederError, ScenarioError, check_problems
 from grids.feeders import load_feeder
 from grids.powerflow_kernels import chord_solve, single_results
+
+# pandapower (~2 s to import) is imported only where its power flow runs: the CLI imports this
+# module on its start-up path, and the chord and LinDistFlow solvers do not need it.
 
 
 class PowerFlowMethod(Enum):
@@ -903,7 +907,5 @@ def __getattr__(name: str):
     """``summarize_powerflow`` moved to :mod:`grids.feeder_model` (it runs on the feeder model,
     which imports this module); the old import path still works while callers switch."""
     if name == "summarize_powerflow":
-        import importlib
-
         return importlib.import_module("grids.feeder_model").summarize_powerflow
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -47,6 +47,9 @@ import numpy as np
 
 from grids.errors import InputDataError, check_problems
 
+# pandas (~0.3 s to import) is imported where a table is read or built: the scenario loader
+# imports this module (through cosim.profiles) and stays free of pandas until a profile is read.
+
 #: Numeric time columns and their unit in seconds, in order of precedence.
 NUMERIC_TIME_COLUMNS: dict[str, float] = {
     "t_s": 1.0,

@@ -18,7 +18,11 @@ import pandas as pd
 
 from cosim.results import read_results
 from grids.limits import Violation, voltage_violations
+from grids.powerflow import prepare_net
 from studies.report import Report, as_violation
+from studies.study_inputs import line_rating_notes
+
+# matplotlib is imported where the figures are drawn.
 
 
 def _signals(frame: pd.DataFrame, suffix: str) -> pd.DataFrame:
@@ -78,9 +82,6 @@ def _rating_notes(feeder: Mapping, metrics: Mapping) -> list[str]:
     if "max_line_loading_percent" not in metrics:
         return []
     try:
-        from grids.powerflow import prepare_net
-        from studies.study_inputs import line_rating_notes
-
         return line_rating_notes(prepare_net(str(feeder.get("name", "case33bw"))))
     except Exception:  # a feeder that cannot be reloaded here: the run already validated it
         return []

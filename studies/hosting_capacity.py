@@ -53,6 +53,8 @@ from studies.hosting_capacity_engine import (
     base_of,
     bisect,
 )
+from studies.hosting_capacity_report import write_outputs
+from studies.hosting_capacity_stochastic import run_stochastic
 from studies.hosting_capacity_types import (
     DEFAULT_SCREEN_MARGIN,
     DEFAULT_TOLERANCE_MW,
@@ -65,6 +67,9 @@ from studies.hosting_capacity_types import (
     parse_enum,
     q_per_p_from_pf,
 )
+from studies.study_inputs import line_rating_notes
+from vehicle_models.controls import steady_state_response
+from vehicle_models.settings import InverterSettings
 
 __all__ = [
     "Binding",
@@ -104,9 +109,6 @@ def _control_function(control: Control, settings: dict | None, sign: float):
     :func:`vehicle_models.controls.steady_state_response` with the IEEE 1547-2018 defaults of
     the category (or the given ``[fleet.control]`` settings).
     """
-    from vehicle_models.controls import steady_state_response
-    from vehicle_models.settings import InverterSettings
-
     if settings:
         inv = InverterSettings.from_dict(settings, path="fleet.control")
     else:
@@ -430,8 +432,6 @@ class HostingCapacityStudy:
         list of str
             The missing-rating sentence (empty when every line is rated).
         """
-        from studies.study_inputs import line_rating_notes
-
         return line_rating_notes(self.net)
 
     def base_case_limit_violations(self) -> list[Violation]:
@@ -937,8 +937,6 @@ def run_hosting_capacity_study(
         cap_mw=cap_mw,
     )
     if samples is not None:
-        from studies.hosting_capacity_stochastic import run_stochastic
-
         result.distribution = run_stochastic(
             study,
             n_samples=int(samples),
@@ -950,8 +948,6 @@ def run_hosting_capacity_study(
             confirm="none" if method is Method.SCREEN else "near",
         )
     if out_dir is not None:
-        from studies.hosting_capacity_report import write_outputs
-
         write_outputs(study, result, out_dir)
     return result
 

@@ -23,6 +23,8 @@ from studies.hosting_capacity_engine import (
     check,
 )
 
+# pandapower (~2 s to import) is imported where its reference power flows run.
+
 
 def _runpp_flows(net, bus_order, line_order, trafo_order) -> Flows:
     import pandapower as pp

@@ -8,6 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from grids.feeders import topology_graph
+from studies.report import Report
+
+# matplotlib and networkx are imported where a figure or a layout is drawn: the study imports
+# this module, and a run without figures (JSON only) does not pay for them.
+
 
 def bus_positions(net) -> dict[int, tuple[float, float]]:
     """Plot coordinates per bus: the feeder's own (``net.bus.geo`` GeoJSON points or
@@ -41,8 +47,6 @@ def bus_positions(net) -> dict[int, tuple[float, float]]:
         return positions
     import networkx as nx
 
-    from grids.feeders import topology_graph
-
     graph = topology_graph(net)
     layout = nx.kamada_kawai_layout(graph) if len(graph) <= 400 else nx.spring_layout(graph)
     return {int(b): (float(p[0]), float(p[1])) for b, p in layout.items()}
@@ -68,8 +72,6 @@ def feeder_map(net, table: pd.DataFrame, *, title: str = ""):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from grids.feeders import topology_graph
 
     pos = bus_positions(net)
     graph = topology_graph(net)
@@ -149,8 +151,6 @@ def write_outputs(study, result, out_dir) -> Path:
     pathlib.Path
         Path of ``report.html``.
     """
-    from studies.report import Report
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = result.table

@@ -16,6 +16,8 @@ import numpy as np
 from grids.errors import ScenarioError
 from grids.params import Param
 from studies.hosting_capacity_engine import Binding
+from vehicle_models.controls import constant_pf_q_pu
+from vehicle_models.settings import ConstantPFSettings, Excitation
 
 __all__ = [
     "DEFAULT_SCREEN_MARGIN",
@@ -118,9 +120,6 @@ def q_per_p_from_pf(pf: float) -> float:
     float
         ``Q / |P|`` [Mvar/MW], negative when absorbing.
     """
-    from vehicle_models.controls import constant_pf_q_pu
-    from vehicle_models.settings import ConstantPFSettings, Excitation
-
     excitation = Excitation.ABSORB if pf > 0 else Excitation.INJECT
     settings = ConstantPFSettings(pf=min(1.0, abs(pf)), excitation=excitation)
     return float(constant_pf_q_pu(1.0, settings))

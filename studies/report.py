@@ -17,6 +17,8 @@ import pandas as pd
 
 from grids.limits import Violation
 
+# matplotlib is imported where a figure is saved: a report without figures does not load it.
+
 
 def as_violation(item: Violation | Mapping[str, Any]) -> Violation:
     """A :class:`grids.limits.Violation` from itself or from its ``to_dict()`` form.

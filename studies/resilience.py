@@ -54,6 +54,9 @@ import numpy as np
 
 from grids.errors import InputDataError, check_problems
 
+# pandas (~0.3 s) and matplotlib are imported where a curve file is read or a figure drawn:
+# the metrics themselves are plain numpy, and the studies import this module for them.
+
 TIME_COLUMN = "t_h"
 PERFORMANCE_COLUMN = "performance"
 

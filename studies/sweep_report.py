@@ -7,6 +7,7 @@ and writes ``report.html`` with PNG figures and the CSV data behind them (via
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import re
@@ -19,7 +20,10 @@ import numpy as np
 import pandas as pd
 
 from grids.errors import ScenarioError, check_problems
+from studies.report import Report
 from studies.sweep import STATUS_OK, read_results, read_spec
+
+# matplotlib is imported where a figure is drawn (reading a sweep's table does not need it).
 
 _OPERATORS = {
     ">=": operator.ge,
@@ -238,8 +242,6 @@ def write_sweep_report(
     heatmap_metric : str, optional
         Metric of the heat map (default: the objective's metric).
     """
-    from studies.report import Report
-
     sweep_dir = Path(sweep_dir)
     spec = read_spec(sweep_dir)
     frame = read_results(sweep_dir)
@@ -385,8 +387,6 @@ def _plain(value: Any) -> Any:
 def _violation_summary(ok: pd.DataFrame) -> list[str]:
     """Per named limit, how many runs broke it (from a ``violations`` metric column, which
     the results store keeps as JSON text)."""
-    import json
-
     counts: dict[str, int] = {}
     for value in ok["violations"]:
         try:

@@ -11,19 +11,26 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import itertools
 import json
+import multiprocessing as mp
 import os
+import signal
+import sys
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cosim.scenario import validate_scenario
 from grids.errors import ScenarioError, SimulationError
 from studies.sweep_spec import (
     StudyKind,
@@ -36,8 +43,13 @@ from studies.sweep_store import STATUS_FAILED, STATUS_OK, ResultsStore, check_sa
 
 _progress = progress_bar  # old private name
 
+# Study dispatch: each runner imports its own study where it runs. One sweep runs one kind of
+# study, and importing all four study stacks (numba-compiled kernels, the co-simulation) costs
+# ~1.1 s in every process that reads or runs a sweep; dask is imported only for a scheduler.
+
 
 def _run_contingency(scenario: dict, workdir: Path) -> dict:
+    # lazy: study dispatch (module note)
     from studies.contingency import run_contingency_study
 
     return run_contingency_study(scenario)
@@ -109,6 +121,7 @@ def _hc_prepared_net(parts: Mapping[str, Any]):
     """The shared prepared net of ``parts`` (built once per process; never modified)."""
 
     def build():
+        # lazy: study dispatch (module note)
         from grids.powerflow import prepare_net
 
         net = prepare_net(
@@ -134,6 +147,7 @@ def _run_hosting_capacity(scenario: dict, workdir: Path) -> dict:
     Anything unusual (a non-numeric load scale, a feeder that fails to load) takes the
     per-run path, so that the study reports it exactly as without the cache.
     """
+    # lazy: study dispatch (module note)
     from studies.hosting_capacity import hosting_capacity_metrics
 
     parts = _hc_feeder_parts(scenario)
@@ -150,13 +164,14 @@ def _run_hosting_capacity(scenario: dict, workdir: Path) -> dict:
 
 
 def _run_black_start(scenario: dict, workdir: Path) -> dict:
+    # lazy: study dispatch (module note)
     from studies.black_start import run_black_start_study
 
     return run_black_start_study(scenario)
 
 
 def _run_cosim(scenario: dict, workdir: Path) -> dict:
-    from cosim.scenario import validate_scenario
+    # lazy: study dispatch (module note)
     from cosim.world import run_scenario
 
     # the co-simulation writes its results file into the run's own directory
@@ -259,13 +274,8 @@ def _init_worker() -> None:
     killed outright, Linux's parent-death signal ends the worker too, instead of leaving an
     orphan blocked on its task queue.
     """
-    import signal
-    import sys
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
-        import ctypes
-
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL(None, use_errno=True)
             pr_set_pdeathsig = 1
@@ -273,10 +283,6 @@ def _init_worker() -> None:
 
 
 def _local_executor(workers: int):
-    import multiprocessing as mp
-    import sys
-    from concurrent.futures import ProcessPoolExecutor
-
     if sys.platform.startswith("linux"):
         # fork: workers start at once with every module the parent imported while validating
         # the runs (a fresh interpreter would pay seconds of numpy/pandas/scipy imports each)
@@ -399,8 +405,6 @@ def _warm_up_in_parent(study: StudyKind, n_runs: int, workers: int) -> bool:
     enough that one run done serially costs at most 1/8 of a run per worker. Never for
     ``run`` sweeps (mosaik co-simulations).
     """
-    import sys
-
     if n_runs < 2 or not sys.platform.startswith("linux"):  # spawned workers inherit nothing
         return False
     if study is StudyKind.RUN:
@@ -411,9 +415,6 @@ def _warm_up_in_parent(study: StudyKind, n_runs: int, workers: int) -> bool:
 
 
 def _run_on_processes(args: list[tuple], workers: int, record: Callable) -> None:
-    from concurrent.futures import FIRST_COMPLETED, wait
-    from concurrent.futures.process import BrokenProcessPool
-
     executor = _local_executor(min(workers, len(args)))
     pending: set = set()
     queue = iter(args)
@@ -446,6 +447,7 @@ def _run_on_processes(args: list[tuple], workers: int, record: Callable) -> None
 
 
 def _run_on_dask(args: list[tuple], scheduler: str, record: Callable) -> None:
+    # lazy: dask, ~1 s, only for a scheduler
     from distributed import Client, as_completed
 
     try:

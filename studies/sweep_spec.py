@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
+from cosim.scenario import apply_overrides, read_toml, validate_scenario
 from grids.errors import ScenarioError, V2GCosimError, check_problems
 from grids.params import REQUIRED, Param, is_number, read_params
 
@@ -45,9 +47,12 @@ class Combine(Enum):
 
 
 # --------------------------------------------------------------------------------------------
-# Study validators and metric lists: each study's own, imported lazily.
+# Study validators and metric lists: each study's own, imported where it is used. One sweep
+# runs one kind of study; importing all four study stacks (numba-compiled kernels, pandapower
+# feeders, the co-simulation) would cost ~1 s in every process that reads or runs a sweep.
 # --------------------------------------------------------------------------------------------
 def _validate_contingency(scenario: dict) -> None:
+    # lazy: study dispatch
     from studies.contingency import load_contingency_scenario
 
     load_contingency_scenario(scenario)
@@ -55,20 +60,20 @@ def _validate_contingency(scenario: dict) -> None:
 
 def _validate_hosting_capacity(scenario: dict) -> None:
     """The study's own scenario validation (declared parameters, criteria), before any run."""
+    # lazy: study dispatch
     from studies.hosting_capacity import read_hosting_capacity_scenario
 
     read_hosting_capacity_scenario(scenario)
 
 
 def _validate_black_start(scenario: dict) -> None:
+    # lazy: study dispatch
     from studies.black_start import load_black_start_scenario
 
     load_black_start_scenario(scenario)
 
 
 def _validate_cosim(scenario: dict) -> None:
-    from cosim.scenario import validate_scenario
-
     validate_scenario(scenario)
 
 
@@ -96,18 +101,21 @@ def study_metric_names(study: StudyKind) -> tuple[str, ...]:
         ``steps.0.accepted``).
     """
     if study is StudyKind.CONTINGENCY:
+        # lazy: study dispatch
         from studies.contingency_simulation import CASE_METRIC_KEYS
 
         return CASE_METRIC_KEYS
     if study is StudyKind.HOSTING_CAPACITY:
+        # lazy: study dispatch
         from studies.hosting_capacity import METRIC_KEYS as HC_METRIC_KEYS
 
         return HC_METRIC_KEYS
     if study is StudyKind.BLACK_START:
+        # lazy: study dispatch
         from studies.black_start import METRIC_KEYS as BLACK_START_METRIC_KEYS
 
         return BLACK_START_METRIC_KEYS
-    # imported here: the co-simulation (mosaik) is only needed by a sweep of ``run``
+    # lazy: study dispatch
     from cosim.world import RUN_METRIC_KEYS
 
     return RUN_METRIC_KEYS
@@ -138,8 +146,6 @@ def metric_problems(study: StudyKind, metrics: Sequence[str]) -> list[str]:
 
 def progress_bar(total: int, enabled: bool, *, desc: str = "sweep"):
     """A tqdm bar on stderr (disabled: a no-op object with the same methods)."""
-    from tqdm import tqdm
-
     tqdm.monitor_interval = 0  # no monitor thread: workers are forked from this process
     return tqdm(total=total, desc=desc, unit="run", disable=not enabled, dynamic_ncols=True)
 
@@ -448,8 +454,6 @@ def parse_sweep(
         Listing every problem: of the sweep file (key paths ``study``, ``axis[1].values`` ...)
         and of every run's scenario (prefixed with the run's parameters).
     """
-    from cosim.scenario import apply_overrides, read_toml
-
     base_dir = Path(base_dir)
     problems: list[str] = []
     allowed = {"study", "base", "combine", "metrics", "axis", "seed", "report"}

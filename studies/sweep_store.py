@@ -20,6 +20,9 @@ import numpy as np
 
 from grids.errors import ScenarioError, SimulationError
 
+# pandas (~0.3 s) is imported where a results table is built: a sweep's workers append JSON
+# lines and do not need it.
+
 RESULTS_FILE = "results.parquet"
 JOURNAL_FILE = "results.journal.jsonl"
 SPEC_FILE = "sweep.json"

@@ -6,6 +6,7 @@ import json
 import weakref
 from collections.abc import Callable
 
+from cosim.results import ResultsWriter
 from cosim.simulators.base import (
     SimulatorBase,
 )
@@ -74,8 +75,6 @@ class Collector(SimulatorBase):
     ):
         if num != 1 or self.writer is not None:
             raise ScenarioError("Collector: create exactly one Monitor entity")
-        from cosim.results import ResultsWriter
-
         self.writer = ResultsWriter(path, metadata or {}, fmt=fmt, flush_every=flush_every)
         self.run_id = run_id
         self.commit_on_finalize = bool(commit_on_finalize)

@@ -18,7 +18,13 @@ from cosim.simulators.base import (
 )
 from grids.errors import FeederError, ScenarioError, SimulationError
 from grids.feeder_model import FeederModel, SolveMethod
-from grids.thermal import DEFAULT_COOLING
+from grids.thermal import (
+    DEFAULT_COOLING,
+    CoolingMode,
+    Paper,
+    ThermalParameters,
+    TransformerThermalModel,
+)
 
 # ---------------------------------------------------------------------------------------------
 # FeederSim
@@ -229,8 +235,6 @@ class FeederSim(SimulatorBase):
         self.lines_out = list(lines)
 
     def _thermal_model(self, load_pu: float, ambient_c: float):
-        from grids.thermal import CoolingMode, Paper, ThermalParameters, TransformerThermalModel
-
         overrides = {
             k: v
             for k, v in self.transformer.items()

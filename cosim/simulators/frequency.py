@@ -8,6 +8,7 @@ from cosim.simulators.base import (
     sum_inputs,
 )
 from grids.errors import ScenarioError, SimulationError
+from grids.frequency import SwingModel, SwingParameters
 from vehicle_models.coupling import InjectionChange, swing_input_mw
 
 # ---------------------------------------------------------------------------------------------
@@ -78,8 +79,6 @@ class FrequencySim(SimulatorBase):
     def create(self, num, model, params=None, island_params=None):
         if num != 1 or self.model is not None:
             raise ScenarioError("FrequencySim: create exactly one Grid entity")
-        from grids.frequency import SwingModel, SwingParameters
-
         if isinstance(params, SwingParameters):  # parsed once by the scenario (in-process)
             self.params = params
         else:
@@ -95,8 +94,6 @@ class FrequencySim(SimulatorBase):
         return self.fleet_change.p_ref_mw
 
     def _switch(self, island: bool, p_import_mw: float) -> None:
-        from grids.frequency import SwingModel, SwingParameters
-
         if island:
             if not self.island_params:
                 raise SimulationError(
