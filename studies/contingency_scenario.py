@@ -405,6 +405,15 @@ def load_contingency_scenario(scenario: Mapping[str, Any] | str | Path) -> Conti
         if shared.frequency is not None:
             params = swing_parameters(shared.frequency.params)
             problems.extend(_event_size_problems(events, params))
+        if shared.has_fleet and (settings.trip or settings.stagger):
+            # the trip/staggered cases apply these keys over the fleet's parsed settings:
+            # checked now (names, ranges of the fleet's categories and frequency), not mid-run
+            try:
+                shared.fleet.inverter_settings().with_tables(
+                    {"trip": settings.trip, "stagger": settings.stagger}, path=STUDY_SECTION
+                )
+            except ScenarioError as exc:
+                problems.extend(exc.problems or [str(exc)])
     check_problems(problems, ScenarioError, f"{source}: invalid contingency scenario")
     assert shared is not None and params is not None
     return ContingencyScenario(

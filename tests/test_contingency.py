@@ -319,3 +319,47 @@ def test_cli_prints_a_table_without_json(capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0].split()[:3] == ["case", "f_nadir_hz", "df_nadir_hz"]
     assert "none" in out and "59.8155" in out
+
+
+def test_each_case_is_the_fleet_settings_with_only_the_case_changes():
+    """The per-case settings are derived from the scenario's parsed ``[fleet.control]`` (no
+    second reading of the table): each equals ``InverterSettings.from_dict`` of the table a
+    user would write for that case by hand (the independent reference); exact equality."""
+    from studies.contingency_scenario import FleetResponse
+    from studies.contingency_simulation import control_for_case
+    from vehicle_models.settings import InverterSettings
+
+    control = {
+        "functions": ["volt_var", "freq_watt"],
+        "volt_var": {"v1_pu": 0.93},
+        "vsm": {"h_s": 6.0},
+        "trip": {"uv1_v_pu": 0.6},
+        "stagger": {"n_tiers": 3},
+    }
+    sc = bulk_scenario()
+    sc["feeder"] = {"name": "case33bw"}
+    sc["fleet"] = {"n_vehicles": 10, "preset": "home", "control": control}
+    sc["contingency"] = {"trip": {"uv2_v_pu": 0.5, "uv2_t_s": 0.16}, "stagger": {"ramp_s": 3.0}}
+    scenario = load_contingency_scenario(sc)
+    common = {"volt_var": {"v1_pu": 0.93}, "vsm": {"h_s": 6.0}}
+    trip = {"uv1_v_pu": 0.6, "uv2_v_pu": 0.5, "uv2_t_s": 0.16}
+    by_hand = {
+        FleetResponse.NONE: {**common, "functions": ["volt_var"], "trip": {"uv1_v_pu": 0.6}},
+        FleetResponse.DROOP: {**common, "functions": ["volt_var", "freq_watt"]},
+        FleetResponse.VSM: {**common, "functions": ["volt_var"], "mode": "grid_forming"},
+        FleetResponse.TRIP: {**common, "functions": ["volt_var"], "trip": trip},
+        FleetResponse.STAGGERED: {
+            **common,
+            "functions": ["volt_var"],
+            "trip": trip,
+            "stagger": {"n_tiers": 3, "ramp_s": 3.0, "mode": "ramp"},
+        },
+    }
+    for case, table in by_hand.items():
+        table = {"trip": {"uv1_v_pu": 0.6}, "stagger": {"n_tiers": 3}, **table}
+        expected = InverterSettings.from_dict(table)
+        got = control_for_case(scenario.fleet.settings, scenario.settings, case)
+        assert got == expected, case
+    # the study's own keys are checked when the scenario is read, not when the case runs
+    with pytest.raises(ScenarioError, match=r"contingency\.trip\.uv9_v_pu: unknown key"):
+        load_contingency_scenario({**sc, "contingency": {"trip": {"uv9_v_pu": 0.5}}})

@@ -85,7 +85,7 @@ def test_the_study_registers_its_section_and_its_validator_with_the_scenario_loa
     study's own declarations (registered at import), with key paths."""
     from cosim.scenario import study_sections, validate_scenario
 
-    assert {"contingency", "black_start"} <= set(study_sections())
+    assert "contingency" in set(study_sections())  # this module imported the study
     bad = scenario()
     bad["contingency"] = {"dispatch_frac": 2.0}
     with pytest.raises(ScenarioError, match=r"contingency\.dispatch_frac: 2 is out of range"):
