@@ -304,10 +304,7 @@ def load_black_start_scenario(scenario: Mapping[str, Any] | str | Path) -> Black
         Listing every problem with its key path.
     """
     shared, own, source, problems, raw = split_scenario(scenario, own_section=_SECTION)
-    f0_hz = 60.0
-    freq = raw.get("frequency")
-    if isinstance(freq, Mapping) and isinstance(freq.get("f0_hz"), int | float):
-        f0_hz = float(freq["f0_hz"])
+    f0_hz = _system_f0_hz(shared, raw)
     settings = None
     if _SECTION not in raw and not own:
         problems.append(f"{_SECTION}: missing (needs island_root_bus and [[black_start.pickups]])")
@@ -342,6 +339,23 @@ def load_black_start_scenario(scenario: Mapping[str, Any] | str | Path) -> Black
         island_override=island,
         source=source,
     )
+
+
+def _system_f0_hz(shared: Any, raw: Mapping[str, Any]) -> float:
+    """The system's nominal frequency [Hz] as the loader settled it (``frequency.f0_hz``,
+    else ``fleet.f_nominal_hz``, else 60; the fleet's settings were parsed for it); from the
+    tables as written only when the shared sections have problems of their own."""
+    if shared is not None:
+        if shared.frequency is not None and shared.frequency.params is not None:
+            return float(shared.frequency.params.f0_hz)
+        if shared.fleet is not None:
+            return float(shared.fleet.f_nominal_hz)
+        return 60.0
+    for section, key in (("frequency", "f0_hz"), ("fleet", "f_nominal_hz")):
+        table = raw.get(section)
+        if isinstance(table, Mapping) and is_number(table.get(key)):
+            return float(table[key])
+    return 60.0
 
 
 # --------------------------------------------------------------------------------------------

@@ -72,3 +72,21 @@ def test_a_50_hz_island_is_the_60_hz_island_in_per_unit():
     )
     assert r50["restored_load_mw"] == pytest.approx(r60["restored_load_mw"], abs=1e-12)
     assert r50["min_soc_frac"] == pytest.approx(r60["min_soc_frac"], abs=1e-12)
+
+
+def test_a_50_hz_fleet_without_a_frequency_section_makes_a_50_hz_island():
+    """The island's nominal frequency is the system's as the loader settled it: ``fleet.
+    f_nominal_hz = 50`` without ``[frequency]`` is the same island as ``[frequency] f0_hz =
+    50`` (identical results), not a 60 Hz swing model driving a fleet set for 50 Hz."""
+    from studies.black_start import load_black_start_scenario
+
+    by_fleet = one_block(0.1)
+    by_fleet["fleet"]["f_nominal_hz"] = 50.0
+    by_frequency = one_block(0.1)
+    by_frequency["frequency"] = {"f0_hz": 50.0}
+    loaded = load_black_start_scenario(by_fleet)
+    assert loaded.f0_hz == 50.0 and loaded.fleet.settings is None
+    assert loaded.fleet.inverter_settings().f_nominal_hz == 50.0
+    a, b = run_black_start_study(by_fleet), run_black_start_study(by_frequency)
+    assert a["f_min_hz"] == b["f_min_hz"] < 50.0
+    assert a["restored_load_mw"] == b["restored_load_mw"]
