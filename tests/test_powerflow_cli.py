@@ -163,3 +163,30 @@ def test_powerflow_en50160_standard(capsys):
     """EN 50160 (0.90-1.10 pu): case33bw's 0.913 pu lowest voltage breaks nothing."""
     out = _run_json(capsys, "--feeder", "case33bw", "--voltage-standard", "en50160")
     assert out["violations"] == []
+
+
+def test_powerflow_violations_with_per_element_loadings():
+    """Per-line and per-transformer loadings (when the summary carries them): the worst
+    element over 100 % is named, an unrated line (NaN) is said as not checked, never 0 %."""
+    from cosim.commands.powerflow import powerflow_violations
+
+    summary = {
+        "feeder": "f",
+        "bus": [0, 1],
+        "vm_pu": np.array([1.0, 0.94]),
+        "max_line_loading_percent": 120.0,
+        "line": [0, 1, 2],
+        "line_loading_percent": np.array([50.0, 120.0, np.nan]),
+        "trafo": [0],
+        "trafo_loading_percent": np.array([130.0]),
+    }
+    violations, not_checked = powerflow_violations(summary)
+    found = {v.limit: (v.element, v.worst_value, v.limit_value) for v in violations}
+    assert found == {
+        "ANSI C84.1 range A (low)": ("bus 1", 0.94, 0.95),
+        "line loading": ("line 1", 120.0, 100.0),
+        "transformer loading": ("trafo 0", 130.0, 100.0),
+    }
+    assert not_checked == [
+        "1 line(s) of f: no rating given, line loading not checked (or out of service)"
+    ]

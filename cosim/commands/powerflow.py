@@ -72,14 +72,16 @@ def powerflow_violations(summary: dict, *, standard: str = "ansi") -> tuple[list
     summary : dict
         From :func:`grids.feeder_model.summarize_powerflow` (``vm_pu`` in ``bus`` order, NaN at
         dead buses; ``max_line_loading_percent`` NaN when no line is rated; per-line
-        ``line_loading_percent`` with ``line`` when given).
+        ``line_loading_percent`` with ``line``, and ``trafo_loading_percent`` with ``trafo``,
+        when given).
     standard : {"ansi", "en50160"}, keyword-only
         Service-voltage limits (:func:`grids.limits.voltage_violations`).
 
     Returns
     -------
     violations : list of grids.limits.Violation
-        Voltage violations, then line loading above 100 % of the rating.
+        Voltage violations, then line (and, when given, transformer) loading above 100 % of
+        the rating.
     limits_not_checked : list of str
         :func:`grids.limits.missing_rating` sentences (lines without a rating).
     """
@@ -116,6 +118,16 @@ def powerflow_violations(summary: dict, *, standard: str = "ansi") -> tuple[list
     )
     if found is not None:
         violations.append(found)
+    if summary.get("trafo_loading_percent") is not None and "trafo" in summary:
+        found = upper_limit_violation(
+            np.asarray(summary["trafo_loading_percent"], dtype=float),
+            100.0,
+            limit=Limit.TRANSFORMER_LOADING,
+            quantity="loading_percent",
+            names=[f"trafo {i}" for i in summary["trafo"]],
+        )
+        if found is not None:
+            violations.append(found)
     return violations, not_checked
 
 
