@@ -75,3 +75,47 @@ def test_no_import_circles():
             if imported != module and graph.chain_exists(imported=module, importer=imported):
                 circles.add(tuple(sorted((module, imported))))
     assert sorted(circles) == []
+
+
+def _public_functions(package: str):
+    """(path, line, qualified name, docstring, has parameters, returns a value) per public
+    function and method of a package (properties and setters excluded)."""
+    for path in sorted((ROOT / package).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        stack = [(node, None) for node in tree.body]
+        while stack:
+            node, owner = stack.pop()
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                stack.extend((child, node.name) for child in node.body)
+                continue
+            if not isinstance(node, ast.FunctionDef) or node.name.startswith("_"):
+                continue
+            decorators = {getattr(d, "id", getattr(d, "attr", "")) for d in node.decorator_list}
+            if decorators & {"property", "setter", "overload"}:
+                continue
+            arguments = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+            has_parameters = any(a.arg not in ("self", "cls") for a in arguments)
+            returns = node.returns is not None and not (
+                isinstance(node.returns, ast.Constant) and node.returns.value is None
+            )
+            name = f"{owner}.{node.name}" if owner else node.name
+            yield path, node.lineno, name, ast.get_docstring(node) or "", has_parameters, returns
+
+
+def test_physics_functions_have_numpydoc_parameters_and_returns():
+    """Every public function of grids/ and vehicle_models/ documents its parameters (with
+    units) and what it returns, in numpydoc sections (DESIGN.md "Style")."""
+    missing = []
+    for package in ("grids", "vehicle_models"):
+        for path, line, name, doc, has_parameters, returns in _public_functions(package):
+            lacks = []
+            if not doc:
+                lacks.append("docstring")
+            else:
+                if has_parameters and "Parameters\n" not in doc:
+                    lacks.append("Parameters")
+                if returns and "Returns\n" not in doc and "Yields\n" not in doc:
+                    lacks.append("Returns")
+            if lacks:
+                missing.append(f"{path.relative_to(ROOT)}:{line} {name}: {', '.join(lacks)}")
+    assert missing == []
