@@ -54,6 +54,10 @@ HOT_SPOT_CYCLIC_C = 120.0
 HOT_SPOT_EMERGENCY_C = 140.0
 
 
+#: How a quantity's unit suffix is written in reports.
+_UNIT_TEXT = {"c": "°C", "percent": "%", "hz": "Hz", "pu": "pu", "mw": "MW", "h": "h"}
+
+
 @dataclass(frozen=True)
 class Violation:
     """One broken limit.
@@ -109,7 +113,8 @@ class Violation:
         str
             E.g. ``"ANSI C84.1 range A (low): bus 17 at 0.924 pu (limit 0.95 pu), ..."``.
         """
-        unit = self.quantity.rsplit("_", 1)[-1]
+        suffix = self.quantity.rsplit("_", 1)[-1]
+        unit = _UNIT_TEXT.get(suffix, suffix)
         text = (
             f"{self.limit}: {self.element} at {self.worst_value:.4g} {unit} "
             f"(limit {self.limit_value:.4g} {unit})"

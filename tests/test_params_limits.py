@@ -99,3 +99,22 @@ def test_no_violation_inside_the_band_and_nan_ignored():
         loading, 100.0, limit=Limit.LINE_LOADING, quantity="loading_percent", names=["l0", "l1"]
     )
     assert v is not None and v.element == "l0" and v.worst_value == 120.0
+
+
+def test_describe_writes_units_as_people_do():
+    hot = upper_limit_violation(
+        np.array([[130.0]]),
+        120.0,
+        limit=Limit.IEC_60076_7_HOT_SPOT_CYCLIC,
+        quantity="hot_spot_c",
+        names=["transformer"],
+    )
+    assert hot is not None and "130 °C (limit 120 °C)" in hot.describe()
+    loaded = upper_limit_violation(
+        np.array([150.0]),
+        100.0,
+        limit=Limit.LINE_LOADING,
+        quantity="loading_percent",
+        names=["line 3"],
+    )
+    assert loaded is not None and "150 % (limit 100 %)" in loaded.describe()
