@@ -67,7 +67,7 @@ def test_demo_report_renders_a_given_list_of_violations_and_dicts(short_demo):
     html = demo_report(result.results_path, out, metrics=result.metrics, violations=given)
     text = html.read_text()
     assert "bus 17 at 0.924 pu (limit 0.95 pu), 12 elements" in text and "for 16 h in all" in text
-    assert "transformer at 131 c (limit 120 c)" in text
+    assert "transformer at 131 °C (limit 120 °C)" in text
     empty = demo_report(result.results_path, out, metrics=result.metrics, violations=[])
     assert "No limit is broken." in empty.read_text()
 
