@@ -889,7 +889,9 @@ def summarize_powerflow(
     dict
         ``feeder``, ``method``, ``converged``, ``bus``, ``vm_pu`` (in ``bus`` order; NaN at
         dead buses), ``p_loss_mw`` [MW], ``min_vm_pu``, ``min_vm_bus``, ``max_vm_pu`` [pu]
-        (energized buses), ``max_line_loading_percent`` [%] (NaN when no line has a rating).
+        (energized buses), ``max_line_loading_percent`` [%] (NaN when no line has a rating),
+        ``line`` with ``line_loading_percent`` [%] (NaN: unrated or out of service) and
+        ``trafo`` with ``trafo_loading_percent`` [%], in the net's index order.
 
     Examples
     --------
@@ -918,4 +920,8 @@ def summarize_powerflow(
         "min_vm_bus": int(result.bus[k_min]),
         "max_vm_pu": float(result.vm_max_pu[0]),
         "max_line_loading_percent": float(result.max_line_loading_percent[0]),
+        "line": [int(i) for i in result.line],
+        "line_loading_percent": result.line_loading_percent[0],
+        "trafo": [int(i) for i in result.trafo],
+        "trafo_loading_percent": result.trafo_loading_percent[0],
     }

@@ -21,7 +21,6 @@ to ``tolerance_mva`` whichever stage finished it. See ``docs/powerflow.md``.
 from __future__ import annotations
 
 import copy
-import importlib
 import math
 from dataclasses import dataclass
 from enum import Enum
@@ -901,11 +900,3 @@ class ACPowerFlow:
             worst_bus=worst,
             max_mismatch_mva=np.where(converged, np.nan, np.max(mismatch_pu, axis=1) * base),
         )
-
-
-def __getattr__(name: str):
-    """``summarize_powerflow`` moved to :mod:`grids.feeder_model` (it runs on the feeder model,
-    which imports this module); the old import path still works while callers switch."""
-    if name == "summarize_powerflow":
-        return importlib.import_module("grids.feeder_model").summarize_powerflow
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
