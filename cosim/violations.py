@@ -94,7 +94,8 @@ def run_violations(
         The time each feeder sample stands for [s] (``feeder.step_s`` or ``simulation.step_s``;
         default: the median spacing of the recorded voltages).
     duration_s : float, optional, keyword-only
-        The run's duration [s] (loss of life compares the transformer's ageing with it).
+        The run's duration [s]: loss of life compares the transformer's ageing with it, and
+        the last sample counts no time past it.
     f0_hz : float, optional, keyword-only
         The system's nominal frequency [Hz] (for the frequency model's validity range).
     standard : {"ansi", "en50160"}, keyword-only
@@ -121,6 +122,7 @@ def run_violations(
             bus_names=[f"bus {b}" for b in buses],
             t_s=t_s,
             step_s=_step_s(t_s, feeder_step_s),
+            end_s=duration_s,
             standard=standard,
         )
 
@@ -139,6 +141,7 @@ def run_violations(
             names=[f"line {k}" if k.isdigit() else k for k in lines],
             t_s=t_line,
             step_s=_step_s(t_line, feeder_step_s),
+            end_s=duration_s,
         )
         out += [found] if found is not None else []
 
@@ -152,6 +155,7 @@ def run_violations(
             names=["substation transformer"],
             t_s=t_tr,
             step_s=_step_s(t_tr, feeder_step_s),
+            end_s=duration_s,
         )
         out += [found] if found is not None else []
     t_hs, hot_spot_c = _scalar(frame, ".hot_spot_c")
@@ -168,6 +172,7 @@ def run_violations(
                 names=["substation transformer"],
                 t_s=t_hs,
                 step_s=_step_s(t_hs, feeder_step_s),
+                end_s=duration_s,
             )
             out += [found] if found is not None else []
     _t, ageing_h = _scalar(frame, ".ageing_h")

@@ -147,6 +147,21 @@ def missing_rating(element: str, quantity: str) -> str:
     return f"{element}: no rating given, {quantity} not checked"
 
 
+def _sample_spans_s(t_s: np.ndarray, step_s: float, end_s: float | None) -> np.ndarray:
+    """The time each sample stands for [s]: until the next sample (at most ``step_s``).
+
+    Samples need not be evenly spaced (a run's high-rate event windows); the last one stands
+    for ``step_s`` or up to ``end_s``, whichever is shorter, so a sample taken at the very end
+    of a run adds no time.
+    """
+    spans = np.full(t_s.shape, float(step_s))
+    if t_s.size > 1:
+        spans[:-1] = np.minimum(np.diff(t_s), float(step_s))
+    if end_s is not None and t_s.size:
+        spans[-1] = min(float(step_s), max(float(end_s) - float(t_s[-1]), 0.0))
+    return spans
+
+
 def _exceedance(
     values: np.ndarray,
     limit_value: float,
@@ -157,6 +172,7 @@ def _exceedance(
     names: Sequence[str],
     t_s: np.ndarray | None,
     step_s: float | None,
+    end_s: float | None = None,
 ) -> Violation | None:
     bad = values < limit_value if below else values > limit_value
     bad &= np.isfinite(values)
@@ -170,7 +186,8 @@ def _exceedance(
     if t_s is not None:
         first = float(t_s[int(np.argmax(any_bad))])
         if step_s is not None:
-            duration = float(any_bad.sum()) * float(step_s)
+            spans_s = _sample_spans_s(np.asarray(t_s, dtype=float), step_s, end_s)
+            duration = float(spans_s[any_bad].sum())
     return Violation(
         limit=limit,
         element=str(names[element_index]),
@@ -194,6 +211,7 @@ def voltage_violations(
     bus_names: Sequence[str],
     t_s: np.ndarray | None = None,
     step_s: float | None = None,
+    end_s: float | None = None,
     standard: str = "ansi",
 ) -> list[Violation]:
     """Violations of the service-voltage ranges.
@@ -207,7 +225,10 @@ def voltage_violations(
     t_s : numpy.ndarray, optional
         Sample times [s], one per row.
     step_s : float, optional
-        Time each sample stands for [s] (for the duration).
+        Longest time a sample stands for [s] (for the duration; a sample stands until the
+        next one).
+    end_s : float, optional
+        End of the run [s]: the last sample stands no later than this.
     standard : {"ansi", "en50160"}
         ANSI C84.1 ranges A and B (North America) or EN 50160 ±10 % (Europe).
 
@@ -238,6 +259,7 @@ def voltage_violations(
                 names=bus_names,
                 t_s=t_s,
                 step_s=step_s,
+                end_s=end_s,
             )
             if found is not None:
                 out.append(found)
@@ -253,6 +275,7 @@ def upper_limit_violation(
     names: Sequence[str],
     t_s: np.ndarray | None = None,
     step_s: float | None = None,
+    end_s: float | None = None,
 ) -> Violation | None:
     """A violation if any value exceeds ``limit_value`` (loading, hot-spot temperature).
 
@@ -268,8 +291,9 @@ def upper_limit_violation(
         Quantity with unit suffix (``"loading_percent"``).
     names : sequence of str
         Element name per column.
-    t_s, step_s : optional
-        Sample times [s] and the time each sample stands for [s].
+    t_s, step_s, end_s : optional
+        Sample times [s], the longest time a sample stands for [s] and the end of the run
+        [s] (as for :func:`voltage_violations`).
 
     Returns
     -------
@@ -284,4 +308,5 @@ def upper_limit_violation(
         names=names,
         t_s=t_s,
         step_s=step_s,
+        end_s=end_s,
     )

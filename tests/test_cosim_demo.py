@@ -55,6 +55,8 @@ def test_shortened_demo_writes_the_report_with_every_figure_and_violation(
     range_a = by_limit["ANSI C84.1 range A (low)"]
     assert range_a["limit_value"] == 0.95
     assert range_a["worst_value"] == np.nanmin(vm) < 0.95
+    # a violation lasts no longer than the run (the sample at its end adds no time)
+    assert 0 < range_a["duration_s"] <= SHORT["simulation.duration_s"]
     assert "limits_not_checked" in doc
     # the report shows it at the top: before the first figure and the key-number table
     first = html.index("ANSI C84.1 range A (low)")

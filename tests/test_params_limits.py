@@ -118,3 +118,17 @@ def test_describe_writes_units_as_people_do():
         names=["line 3"],
     )
     assert loaded is not None and "150 % (limit 100 %)" in loaded.describe()
+
+
+def test_duration_counts_each_sample_until_the_next_and_nothing_past_the_end():
+    """Uneven samples (a high-rate window) and a sample at the run's end: the duration is the
+    time actually spent outside the limit."""
+    t_s = np.array([0.0, 900.0, 900.5, 901.0, 1800.0, 2700.0])
+    vm = np.array([[1.0], [0.90], [0.90], [0.90], [1.0], [0.90]])
+    (a_low, b_low) = voltage_violations(
+        vm, bus_names=["bus 1"], t_s=t_s, step_s=900.0, end_s=2700.0
+    )
+    # 900 -> 1800 outside; the sample at 2700 is the run's end and adds nothing
+    assert a_low.duration_s == pytest.approx(900.0) == b_low.duration_s
+    open_ended = voltage_violations(vm, bus_names=["bus 1"], t_s=t_s, step_s=900.0)[0]
+    assert open_ended.duration_s == pytest.approx(1800.0)
