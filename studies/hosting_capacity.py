@@ -37,9 +37,10 @@ from grids.limits import (
     upper_limit_violation,
     voltage_violations,
 )
-from grids.params import is_number, read_params
+from grids.params import is_number, read_params, unknown_keys
 from studies.hosting_capacity_engine import (
     AC_TOLERANCE_MVA,
+    HC_CRITERIA_PARAMS,
     AcSolver,
     Binding,
     BisectionResult,
@@ -52,6 +53,7 @@ from studies.hosting_capacity_engine import (
     LinDistFlowSolver,
     base_of,
     bisect,
+    criteria_problems,
 )
 from studies.hosting_capacity_report import write_outputs
 from studies.hosting_capacity_stochastic import run_stochastic
@@ -63,7 +65,8 @@ from studies.hosting_capacity_types import (
     Control,
     Method,
     Mode,
-    is_finite_number,
+    check_arguments,
+    check_pf,
     parse_enum,
     q_per_p_from_pf,
 )
@@ -85,32 +88,57 @@ __all__ = [
 ]
 
 
-_PARAMS_BY_NAME = {p.name: p for p in HC_SCENARIO_PARAMS}
+_check_arguments = check_arguments  # old private name
 
 
-def _check_arguments(values: dict[str, Any], problems: list[str]) -> None:
-    """Check function arguments against their declarations (:data:`HC_SCENARIO_PARAMS`);
-    ``None`` is accepted where the declaration has no default."""
-    for name, value in values.items():
-        param = _PARAMS_BY_NAME[name]
-        if value is None and param.default is None:
-            continue
-        if isinstance(value, np.integer | np.floating):
-            value = value.item()
-        param.check(value, key=name, problems=problems)
+def inverter_settings(
+    control_settings: InverterSettings | Mapping | None, *, path: str = "control_settings"
+) -> InverterSettings | None:
+    """The inverter settings of the added units, parsed once at the input boundary.
+
+    Parameters
+    ----------
+    control_settings : InverterSettings, Mapping or None
+        Already parsed settings (e.g. a scenario's ``fleet.inverter_settings()``, returned as
+        is), a ``[fleet.control]`` table (parsed with
+        :meth:`vehicle_models.settings.InverterSettings.from_dict`), or ``None`` / an empty
+        table for the IEEE 1547-2018 defaults of the control's category.
+    path : str
+        Key path of the table in messages.
+
+    Returns
+    -------
+    InverterSettings or None
+
+    Raises
+    ------
+    ScenarioError
+        Every problem of the table, or a value that is neither settings nor a table.
+    """
+    if control_settings is None or isinstance(control_settings, InverterSettings):
+        return control_settings
+    if not isinstance(control_settings, Mapping):
+        raise ScenarioError(
+            f"{path}: expected a [fleet.control] table or InverterSettings, "
+            f"got {type(control_settings).__name__}"
+        )
+    if not control_settings:
+        return None
+    return InverterSettings.from_dict(dict(control_settings), path=path)
 
 
-def _control_function(control: Control, settings: dict | None, sign: float):
+def _control_function(control: Control, settings: InverterSettings | None, sign: float):
     """Steady-state P/Q response of the inverter curves, vectorized over cases and buses.
 
     Returns ``f(vm_pu, sign) -> (p_pu, q_pu)``: ``p_pu`` the fraction of each unit's rated
     active power it delivers (volt-watt curtails export; volt-var with reactive priority may
     curtail it too), ``q_pu`` its reactive power per unit of rating (+ injected). Uses
-    :func:`vehicle_models.controls.steady_state_response` with the IEEE 1547-2018 defaults of
-    the category (or the given ``[fleet.control]`` settings).
+    :func:`vehicle_models.controls.steady_state_response` with ``settings`` (already parsed,
+    see :func:`inverter_settings`) or, without them, the IEEE 1547-2018 defaults of the
+    control's category.
     """
-    if settings:
-        inv = InverterSettings.from_dict(settings, path="fleet.control")
+    if settings is not None:
+        inv = settings
     else:
         category = "A" if control is Control.VOLT_VAR_A else "B"
         inv = InverterSettings.defaults(voltage_category=category)
@@ -471,6 +499,18 @@ class HostingCapacityStudy:
         return out
 
     # ----------------------------------------------------------------- the study
+    @staticmethod
+    def _check_search(pf, tolerance_mw, screen_margin, cap_mw, problems: list[str]) -> None:
+        """The declared ranges of the search arguments, ``|pf| >= 0.1`` and ``cap > tol``."""
+        check_pf(pf, key="pf", problems=problems)
+        checked = check_arguments(
+            {"tolerance_mw": tolerance_mw, "screen_margin": screen_margin, "cap_mw": cap_mw},
+            problems,
+        )
+        cap, tol = checked["cap_mw"], checked["tolerance_mw"]
+        if cap is not None and tol is not None and cap <= tol:
+            problems.append(f"cap_mw: {cap:g} must be above tolerance_mw ({tol:g})")
+
     def run(
         self,
         buses=None,
@@ -479,7 +519,7 @@ class HostingCapacityStudy:
         method: Method = Method.SCREEN_AC,
         pf: float = 1.0,
         control: Control = Control.NONE,
-        control_settings: dict | None = None,
+        control_settings: InverterSettings | Mapping | None = None,
         loop: ControlLoop | None = None,
         tolerance_mw: float = DEFAULT_TOLERANCE_MW,
         screen_margin: float = DEFAULT_SCREEN_MARGIN,
@@ -499,8 +539,10 @@ class HostingCapacityStudy:
             Fixed power factor of the added injection (``> 0`` absorbs reactive power) [-].
         control : Control, keyword-only
             Inverter control of the added units (fixed point with the power flow).
-        control_settings : dict or None, keyword-only
-            ``[fleet.control]`` settings of the control.
+        control_settings : InverterSettings, Mapping or None, keyword-only
+            Settings of the control: parsed settings (a scenario's
+            ``fleet.inverter_settings()``), a ``[fleet.control]`` table (parsed here, once)
+            or ``None`` for the IEEE 1547-2018 defaults of the category.
         loop : ControlLoop or None, keyword-only
             Settings of the control fixed-point iteration.
         tolerance_mw : float, keyword-only
@@ -525,19 +567,7 @@ class HostingCapacityStudy:
         method = parse_enum(Method, method, "method")
         control = parse_enum(Control, control, "control")
         problems: list[str] = []
-        _check_arguments(
-            {"tolerance_mw": tolerance_mw, "screen_margin": screen_margin, "cap_mw": cap_mw},
-            problems,
-        )
-        if not (is_finite_number(pf) and 0.1 <= abs(pf) <= 1):
-            problems.append(f"pf: {pf} must satisfy 0.1 <= |pf| <= 1")
-        if (
-            cap_mw is not None
-            and is_finite_number(cap_mw)
-            and is_finite_number(tolerance_mw)
-            and cap_mw <= tolerance_mw
-        ):
-            problems.append(f"cap_mw: {cap_mw} must be above tolerance_mw ({tolerance_mw})")
+        self._check_search(pf, tolerance_mw, screen_margin, cap_mw, problems)
         if control is Control.VOLT_WATT and mode is Mode.IMPORT:
             problems.append("control: volt_watt curtails export only; use it with mode export")
         if control is not Control.NONE and abs(pf) < 1:
@@ -549,11 +579,12 @@ class HostingCapacityStudy:
         if method is not Method.SCREEN and self.ac is None:
             problems.append(f"method: {method.value!r} needs the AC power flow")
         check_problems(problems, ScenarioError, "invalid hosting-capacity study")
+        settings = inverter_settings(control_settings)
         bus_list = self.resolve_buses(buses)
         cap = float(cap_mw or self.default_cap_mw)
         q_per_p = q_per_p_from_pf(pf)
         respond = (
-            _control_function(control, control_settings, 1.0 if mode is Mode.EXPORT else -1.0)
+            _control_function(control, settings, 1.0 if mode is Mode.EXPORT else -1.0)
             if control is not Control.NONE
             else None
         )
@@ -679,7 +710,8 @@ class HostingCapacityStudy:
         """
         mode = parse_enum(Mode, mode, "mode")
         profile = np.asarray(load_scale_profile, dtype=float).ravel()
-        problems = []
+        problems: list[str] = []
+        self._check_search(pf, tolerance_mw, screen_margin, cap_mw, problems)
         if profile.size == 0:
             problems.append("load_scale_profile: empty")
         elif not np.all(np.isfinite(profile)) or np.any(profile < 0):
@@ -844,7 +876,7 @@ def run_hosting_capacity_study(
     ext_grid_vm_pu: float | None = None,
     pf: float = 1.0,
     control: Control | str = Control.NONE,
-    control_settings: dict | None = None,
+    control_settings: InverterSettings | Mapping | None = None,
     tolerance_mw: float = DEFAULT_TOLERANCE_MW,
     screen_margin: float = DEFAULT_SCREEN_MARGIN,
     cap_mw: float | None = None,
@@ -872,8 +904,9 @@ def run_hosting_capacity_study(
         Fixed power factor of the added injection (``> 0`` absorbs reactive power).
     control : Control
         Inverter control of the added units (fixed point with the power flow).
-    control_settings : dict or None
-        ``[fleet.control]`` settings for :class:`vehicle_models.settings.InverterSettings`.
+    control_settings : InverterSettings, Mapping or None
+        Inverter settings of the control: parsed settings (pass a scenario's
+        ``fleet.inverter_settings()``) or a ``[fleet.control]`` table, parsed here once.
     tolerance_mw : float
         Bisection tolerance [MW] (default 0.001 = 1 kW).
     screen_margin : float
@@ -910,13 +943,17 @@ def run_hosting_capacity_study(
     """
     method = parse_enum(Method, method, "method")
     problems: list[str] = []
-    _check_arguments(
-        {"load_scale": load_scale, "ext_grid_vm_pu": ext_grid_vm_pu, "seed": seed},
+    check_arguments(
+        {
+            "load_scale": load_scale,
+            "ext_grid_vm_pu": ext_grid_vm_pu,
+            "samples": samples,
+            "seed": seed,
+        },
         problems,
     )
     check_problems(problems, ScenarioError, "invalid hosting-capacity study")
-    if samples is not None and (not isinstance(samples, int | np.integer) or samples < 1):
-        raise ScenarioError(f"samples: {samples} must be a positive whole number of scenarios")
+    control_settings = inverter_settings(control_settings)
     study = HostingCapacityStudy(
         feeder,
         load_scale=load_scale,
@@ -985,7 +1022,9 @@ def read_hosting_capacity_scenario(scenario: Any) -> tuple[dict[str, Any], dict[
     -------
     (dict, dict)
         Keyword arguments of :func:`run_hosting_capacity_study` given in the scenario (typed:
-        enums as members), and the criteria fields.
+        enums as members, ``control_settings`` parsed once into
+        :class:`vehicle_models.settings.InverterSettings`), and the criteria fields (typed,
+        checked against :data:`studies.hosting_capacity_engine.HC_CRITERIA_PARAMS`).
 
     Raises
     ------
@@ -998,9 +1037,9 @@ def read_hosting_capacity_scenario(scenario: Any) -> tuple[dict[str, Any], dict[
     values = read_params(
         scenario, HC_SCENARIO_PARAMS, path="scenario", problems=problems, allow_unknown=True
     )
-    fields = set(HostingCapacityCriteria.__dataclass_fields__)
-    allowed = {p.name for p in HC_SCENARIO_PARAMS} | set(HC_OTHER_KEYS) | fields
-    problems += [f"scenario.{k}: unknown key" for k in sorted(set(scenario) - allowed)]
+    fields = [p.name for p in HC_CRITERIA_PARAMS]
+    allowed = [p.name for p in HC_SCENARIO_PARAMS] + list(HC_OTHER_KEYS) + fields
+    problems += unknown_keys(scenario, allowed, path="scenario")
     pf = values["pf"]
     if "pf" in scenario and is_number(pf) and abs(pf) < 0.1:
         problems.append(f"scenario.pf: {pf:g} must satisfy 0.1 <= |pf| <= 1")
@@ -1008,15 +1047,29 @@ def read_hosting_capacity_scenario(scenario: Any) -> tuple[dict[str, Any], dict[
     if not isinstance(crit_raw, Mapping):
         problems.append(f"scenario.criteria: {crit_raw!r} is not a table")
         crit_raw = {}
-    crit = dict(crit_raw)
-    crit.update({k: v for k, v in scenario.items() if k in fields})
-    unknown = sorted(set(crit) - fields)
-    problems += [f"scenario.criteria.{k}: unknown key" for k in unknown]
-    if not unknown:
-        problems += HostingCapacityCriteria(**crit).problems()
+    problems += unknown_keys(crit_raw, fields, path="scenario.criteria")
+    # A criterion may also be given at the top level (it then wins over the table's).
+    given = {k: v for k, v in crit_raw.items() if k in fields}
+    top = {k for k in scenario if k in fields}
+    given.update({k: scenario[k] for k in top})
+    crit, found = criteria_problems(
+        given, key=lambda name: f"scenario.{name}" if name in top else f"scenario.criteria.{name}"
+    )
+    problems += found
+    settings = None
+    if "control_settings" in scenario:
+        try:
+            settings = inverter_settings(
+                scenario["control_settings"], path="scenario.control_settings"
+            )
+        except ScenarioError as error:
+            problems.append(str(error))
     check_problems(problems, ScenarioError, "invalid hosting-capacity scenario")
     kwargs = {p.name: values[p.name] for p in HC_SCENARIO_PARAMS if p.name in scenario}
-    kwargs.update({k: scenario[k] for k in ("buses", "control_settings") if k in scenario})
+    if "buses" in scenario:
+        kwargs["buses"] = scenario["buses"]
+    if "control_settings" in scenario:
+        kwargs["control_settings"] = settings
     return kwargs, crit
 
 

@@ -17,8 +17,10 @@ calibrate the screen. The physics lives in :mod:`grids` (feeder model, thermal m
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
@@ -66,10 +68,118 @@ _COOLING = Param(
     "cooling", DEFAULT_COOLING, kind=CoolingMode, doc="transformer cooling mode (IEC 60076-2)"
 )
 
+#: Planner limits of a hosting-capacity study, declared once (default, unit, range, doc): the
+#: fields of :class:`HostingCapacityCriteria`, the ``criteria`` table of a scenario dictionary
+#: and the criteria table of ``docs/hosting_capacity.md``. ``None`` means "not checked".
+HC_CRITERIA_PARAMS: tuple[Param, ...] = (
+    Param(
+        "v_min_pu", 0.95, unit="pu", lo=0.5, hi=1.5,
+        doc="lowest allowed bus voltage (default ANSI C84.1 range A)",
+    ),
+    Param(
+        "v_max_pu", 1.05, unit="pu", lo=0.5, hi=1.5,
+        doc="highest allowed bus voltage (default ANSI C84.1 range A)",
+    ),
+    Param(
+        "dv_max_pu", None, unit="pu", lo=0.0, lo_open=True, hi=0.5,
+        doc="largest voltage change caused by the injection at any bus (checked only when given)",
+    ),
+    Param(
+        "max_line_loading_percent", 100.0, unit="%", lo=0.0, lo_open=True,
+        doc="line loading limit, % of the line's thermal rating (unrated lines not checked)",
+    ),
+    Param(
+        "max_trafo_loading_percent", 100.0, unit="%", lo=0.0, lo_open=True,
+        doc="transformer loading limit, % of rated apparent power",
+    ),
+    Param(
+        "max_hot_spot_c", None, unit="°C", lo=40.0, hi=250.0,
+        doc="winding hot-spot limit at the steady state of the loading, IEC 60076-7 "
+        "(checked only when given)",
+    ),
+    Param(
+        "ambient_c", 30.0, unit="°C", lo=-50.0, hi=60.0,
+        doc="ambient temperature of the hot-spot check",
+    ),
+    _COOLING,
+)  # fmt: skip
+_CRITERIA = {p.name: p for p in HC_CRITERIA_PARAMS}
+
+
+def check_value(param: Param, value: Any, *, key: str, problems: list[str]) -> Any:
+    """:meth:`grids.params.Param.check` of a function argument, saying the allowed values.
+
+    Numpy scalars are checked as the Python numbers they hold; a rejected value of the wrong
+    type (``'high'``, NaN) gets the allowed range appended, so every message names the key,
+    the value and what is allowed.
+
+    Parameters
+    ----------
+    param : grids.params.Param
+        The declaration.
+    value : Any
+        The value given.
+    key : str
+        Key path of the message.
+    problems : list of str
+        Appended to when the value is rejected.
+
+    Returns
+    -------
+    Any
+        The checked value (converted to the declared kind), or ``None`` if rejected.
+    """
+    if isinstance(value, np.integer | np.floating | np.bool_):
+        value = value.item()
+    n_before = len(problems)
+    checked = param.check(value, key=key, problems=problems)
+    expected = param.range_text()
+    if len(problems) > n_before and expected not in problems[-1]:
+        problems[-1] += f": expected {expected}"
+    return checked
+
+
+def criteria_problems(
+    values: Mapping[str, Any], *, key: Callable[[str], str]
+) -> tuple[dict[str, Any], list[str]]:
+    """Check planner limits against :data:`HC_CRITERIA_PARAMS`; every problem at once.
+
+    Parameters
+    ----------
+    values : Mapping
+        Criteria given (a subset of the declared names; the others take their defaults).
+        ``None`` is accepted where the declaration has no default (not checked).
+    key : callable
+        Key path of a name in the messages (``"criteria.v_max_pu"``).
+
+    Returns
+    -------
+    (dict, list of str)
+        The given criteria, typed (floats, :class:`grids.thermal.CoolingMode`), and one
+        message per problem: a value out of its declared range, or ``v_min_pu`` not below
+        ``v_max_pu``.
+    """
+    problems: list[str] = []
+    typed: dict[str, Any] = {}
+    for name, value in values.items():
+        param = _CRITERIA[name]
+        if value is None and param.default is None:
+            typed[name] = None
+            continue
+        checked = check_value(param, value, key=key(name), problems=problems)
+        if checked is not None:
+            typed[name] = checked
+    v_min = typed.get("v_min_pu", _CRITERIA["v_min_pu"].default)
+    v_max = typed.get("v_max_pu", _CRITERIA["v_max_pu"].default)
+    both_valid = all(name in typed or name not in values for name in ("v_min_pu", "v_max_pu"))
+    if both_valid and v_min >= v_max:
+        problems.append(f"{key('v_min_pu')}: {v_min:g} must be below v_max_pu ({v_max:g})")
+    return typed, problems
+
 
 @dataclass(frozen=True)
 class HostingCapacityCriteria:
-    """Planner limits for a hosting-capacity study.
+    """Planner limits for a hosting-capacity study (declared in :data:`HC_CRITERIA_PARAMS`).
 
     Parameters
     ----------
@@ -92,17 +202,17 @@ class HostingCapacityCriteria:
         ``ONAF``; default :data:`grids.thermal.DEFAULT_COOLING`).
     """
 
-    v_min_pu: float = 0.95
-    v_max_pu: float = 1.05
-    dv_max_pu: float | None = None
-    max_line_loading_percent: float = 100.0
-    max_trafo_loading_percent: float = 100.0
-    max_hot_spot_c: float | None = None
-    ambient_c: float = 30.0
-    cooling: CoolingMode | str = DEFAULT_COOLING
+    v_min_pu: float = _CRITERIA["v_min_pu"].default
+    v_max_pu: float = _CRITERIA["v_max_pu"].default
+    dv_max_pu: float | None = _CRITERIA["dv_max_pu"].default
+    max_line_loading_percent: float = _CRITERIA["max_line_loading_percent"].default
+    max_trafo_loading_percent: float = _CRITERIA["max_trafo_loading_percent"].default
+    max_hot_spot_c: float | None = _CRITERIA["max_hot_spot_c"].default
+    ambient_c: float = _CRITERIA["ambient_c"].default
+    cooling: CoolingMode | str = _CRITERIA["cooling"].default
 
     def problems(self, path: str = "criteria") -> list[str]:
-        """Every problem with these limits.
+        """Every problem with these limits (checked against :data:`HC_CRITERIA_PARAMS`).
 
         Parameters
         ----------
@@ -114,42 +224,8 @@ class HostingCapacityCriteria:
         list of str
             One message per problem (empty when the limits are valid).
         """
-        out = []
-
-        def finite(name: str, value) -> bool:
-            ok = (
-                isinstance(value, int | float | np.integer | np.floating)
-                and not isinstance(value, bool)
-                and bool(np.isfinite(value))
-            )
-            if not ok:
-                out.append(f"{path}.{name}: {value!r} is not a finite number")
-            return ok
-
-        v_min_ok = finite("v_min_pu", self.v_min_pu)
-        v_max_ok = finite("v_max_pu", self.v_max_pu)
-        if v_min_ok and not 0.5 <= self.v_min_pu <= 1.5:
-            out.append(f"{path}.v_min_pu: {self.v_min_pu} is outside the allowed 0.5 to 1.5")
-        if v_max_ok and not 0.5 <= self.v_max_pu <= 1.5:
-            out.append(f"{path}.v_max_pu: {self.v_max_pu} is outside the allowed 0.5 to 1.5")
-        if v_min_ok and v_max_ok and self.v_min_pu >= self.v_max_pu:
-            out.append(f"{path}.v_min_pu: {self.v_min_pu} must be below v_max_pu ({self.v_max_pu})")
-        dv = self.dv_max_pu
-        if dv is not None and finite("dv_max_pu", dv) and not 0 < dv <= 0.5:
-            out.append(f"{path}.dv_max_pu: {self.dv_max_pu} is outside the allowed (0, 0.5]")
-        for name in ("max_line_loading_percent", "max_trafo_loading_percent"):
-            value = getattr(self, name)
-            if finite(name, value) and value <= 0:
-                out.append(f"{path}.{name}: {value} must be above 0")
-        hot = self.max_hot_spot_c
-        if hot is not None and finite("max_hot_spot_c", hot) and not 40 <= hot <= 250:
-            out.append(
-                f"{path}.max_hot_spot_c: {self.max_hot_spot_c} is outside the allowed 40 to 250"
-            )
-        if finite("ambient_c", self.ambient_c) and not -50 <= self.ambient_c <= 60:
-            out.append(f"{path}.ambient_c: {self.ambient_c} is outside the allowed -50 to 60")
-        _COOLING.check(self.cooling, key=f"{path}.cooling", problems=out)
-        return out
+        values = {p.name: getattr(self, p.name) for p in HC_CRITERIA_PARAMS}
+        return criteria_problems(values, key=lambda name: f"{path}.{name}")[1]
 
     def validate(self) -> None:
         """Check the limits.

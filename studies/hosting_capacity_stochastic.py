@@ -31,8 +31,37 @@ import numpy as np
 import pandas as pd
 
 from grids.errors import ScenarioError, check_problems
-from studies.hosting_capacity_engine import Binding, Cases, Injection, base_of, bisect
-from studies.hosting_capacity_types import Mode, parse_enum, q_per_p_from_pf
+from grids.params import Param
+from studies.hosting_capacity_engine import (
+    Binding,
+    Cases,
+    Injection,
+    base_of,
+    bisect,
+    check_value,
+)
+from studies.hosting_capacity_types import (
+    Mode,
+    check_arguments,
+    check_pf,
+    parse_enum,
+    q_per_p_from_pf,
+)
+
+#: Arguments of :func:`run_stochastic` beside the scenario keys (``samples``, ``seed``, ``pf``,
+#: ``tolerance_mw``, ``screen_margin``, ``cap_mw`` of
+#: :data:`studies.hosting_capacity_types.HC_SCENARIO_PARAMS`).
+STOCHASTIC_PARAMS: tuple[Param, ...] = (
+    Param("n_vehicles", 50, kind=int, lo=1, doc="vehicles per Monte Carlo scenario"),
+    Param(
+        "confirm",
+        "near",
+        kind=str,
+        choices=("near", "all", "none"),
+        doc="which scenarios the AC path confirms",
+    ),
+)
+_STOCHASTIC = {p.name: p for p in STOCHASTIC_PARAMS}
 
 PERCENTILES = (5, 50, 95)
 #: widening of the calibrated AC/screen ratio bracket (absolute, on the ratio)
@@ -209,19 +238,26 @@ def run_stochastic(
     """
 
     mode = parse_enum(Mode, mode, "mode")
-    problems = []
-    if not isinstance(n_samples, int | np.integer) or n_samples < 1:
-        problems.append(f"samples: {n_samples} must be a positive whole number of scenarios")
-    if not isinstance(n_vehicles, int | np.integer) or n_vehicles < 1:
-        problems.append(f"n_vehicles: {n_vehicles} must be a positive whole number")
+    problems: list[str] = []
+    check_arguments(
+        {
+            "samples": n_samples,
+            "seed": seed,
+            "tolerance_mw": tolerance_mw,
+            "screen_margin": screen_margin,
+            "cap_mw": cap_mw,
+        },
+        problems,
+    )
+    check_pf(pf, key="pf", problems=problems)
+    check_value(_STOCHASTIC["n_vehicles"], n_vehicles, key="n_vehicles", problems=problems)
+    check_value(_STOCHASTIC["confirm"], confirm, key="confirm", problems=problems)
     kw = np.asarray(charger_kw, dtype=float)
     weights = np.asarray(charger_weights, dtype=float)
     if kw.shape != weights.shape or kw.size == 0:
         problems.append("charger_kw and charger_weights must be non-empty and of equal length")
     elif not (np.all(kw > 0) and np.all(weights >= 0) and weights.sum() > 0):
         problems.append("charger_kw must be > 0 and charger_weights >= 0 (not all zero)")
-    if confirm not in ("near", "all", "none"):
-        problems.append(f"confirm: {confirm!r} is not one of near, all, none")
     if study.screen is None:
         problems.append("stochastic hosting capacity needs the LinDistFlow screen")
     check_problems(problems, ScenarioError, "invalid stochastic hosting-capacity study")

@@ -15,7 +15,7 @@ import numpy as np
 
 from grids.errors import ScenarioError
 from grids.params import Param
-from studies.hosting_capacity_engine import Binding
+from studies.hosting_capacity_engine import Binding, check_value
 from vehicle_models.controls import constant_pf_q_pu
 from vehicle_models.settings import ConstantPFSettings, Excitation
 
@@ -26,6 +26,8 @@ __all__ = [
     "Control",
     "Method",
     "Mode",
+    "check_arguments",
+    "check_pf",
     "is_finite_number",
     "parse_enum",
     "q_per_p_from_pf",
@@ -167,3 +169,58 @@ HC_SCENARIO_PARAMS: tuple[Param, ...] = (
 )
 #: Scenario keys read beside :data:`HC_SCENARIO_PARAMS`.
 HC_OTHER_KEYS = ("feeder", "buses", "control_settings", "criteria")
+
+_PARAMS_BY_NAME = {p.name: p for p in HC_SCENARIO_PARAMS}
+
+
+def check_arguments(values: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """Check function arguments against their declarations in :data:`HC_SCENARIO_PARAMS`.
+
+    Parameters
+    ----------
+    values : dict
+        Argument name (a declared key) -> value given. ``None`` is accepted where the
+        declaration has no default.
+    problems : list of str
+        Appended to, one message per rejected value (key, value and allowed range).
+
+    Returns
+    -------
+    dict
+        The accepted values converted to their declared kind (``None`` for a rejected one).
+    """
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        param = _PARAMS_BY_NAME[name]
+        if value is None and param.default is None:
+            checked[name] = None
+            continue
+        checked[name] = check_value(param, value, key=name, problems=problems)
+    return checked
+
+
+def check_pf(pf: Any, *, key: str, problems: list[str]) -> float | None:
+    """Check a power factor: its declared range ``[-1, 1]`` and the floor ``|pf| >= 0.1``.
+
+    Parameters
+    ----------
+    pf : Any
+        The power factor given [-].
+    key : str
+        Key path of the messages.
+    problems : list of str
+        Appended to when ``pf`` is rejected.
+
+    Returns
+    -------
+    float or None
+        The power factor, or ``None`` if rejected.
+    """
+    n_before = len(problems)
+    value = check_value(_PARAMS_BY_NAME["pf"], pf, key=key, problems=problems)
+    if len(problems) > n_before:
+        return None
+    if abs(value) < 0.1:
+        problems.append(f"{key}: {value:g} must satisfy 0.1 <= |pf| <= 1")
+        return None
+    return value

@@ -16,7 +16,9 @@ NAME = "hosting-capacity"
 HELP = "per-bus hosting capacity of V2G export or EV charging (LinDistFlow screen + AC)"
 
 
-#: most Monte Carlo scenarios --samples accepts (a 33-bus feeder takes about a minute per 1000)
+#: most Monte Carlo scenarios --samples accepts (a 33-bus feeder takes about a minute per 1000);
+#: the same number as ``studies.hosting_capacity_types.MAX_SAMPLES`` (the ``samples``
+#: declaration), kept here so that ``--help`` does not import the study
 MAX_SAMPLES = 100_000
 _BYTES_PER_SAMPLE = 8 * 4 * 1000  # four float64 draws per element, ~1000 elements
 
@@ -84,19 +86,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grids.errors import ScenarioError
+    from grids.errors import ScenarioError, check_problems
     from studies.hosting_capacity import HostingCapacityCriteria, run_hosting_capacity_study
+    from studies.hosting_capacity_engine import check_value
+    from studies.hosting_capacity_types import HC_SCENARIO_PARAMS
 
-    if args.samples is not None and args.samples < 1:
-        raise ScenarioError(
-            f"--samples: {args.samples} must be a positive whole number of scenarios"
-        )
-    if args.samples is not None and args.samples > MAX_SAMPLES:
-        raise ScenarioError(
-            f"--samples: {args.samples} is above the limit of {MAX_SAMPLES} Monte Carlo "
-            f"scenarios (each one is an AC power flow per bus; the draws alone would take "
-            f"about {args.samples * _BYTES_PER_SAMPLE / 1e9:.0f} GB)"
-        )
+    if args.samples is not None:
+        # the declared range of ``samples`` (one place), said with the option's name
+        (samples,) = (p for p in HC_SCENARIO_PARAMS if p.name == "samples")
+        problems: list[str] = []
+        check_value(samples, args.samples, key="--samples", problems=problems)
+        if problems and args.samples > MAX_SAMPLES:
+            problems[-1] += (
+                f" (each Monte Carlo scenario is an AC power flow per bus; the draws alone "
+                f"would take about {args.samples * _BYTES_PER_SAMPLE / 1e9:.0f} GB)"
+            )
+        check_problems(problems, ScenarioError, "invalid hosting-capacity study")
     check_output_dir(args.out)
     buses = args.bus
     if buses is not None and "all" in buses:
