@@ -121,7 +121,7 @@ def import_pandapower():
 #: load converted it (two more empty nets, a dtype pass over every table: about 0.25 s of CPU
 #: per process, half of the build); a net at the current format skips the conversion. A newer
 #: pandapower converts this file as it converts its own; one too old to read it falls back to
-#: pandapower's case. ``tests/test_foundation_cli.py`` checks it equals pandapower's case.
+#: pandapower's case. ``tests/cosim/test_foundation_cli.py`` checks it equals pandapower's case.
 CASE33BW_JSON = Path(__file__).with_name("case33bw.json")
 
 

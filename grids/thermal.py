@@ -16,7 +16,7 @@ co-simulation's zero-order hold), each equation therefore has the exact solution
 exact and unconditionally stable for any step (1 s ... hours), and stepping a piecewise-constant
 profile with 1 s or 15 min steps gives the same temperatures at the common instants. (The
 standard's own explicit difference equations need ``Dt`` well below the smallest time
-constant; ``tests/test_thermal.py`` shows they converge to this solution as ``Dt -> 0``.)
+constant; ``tests/grids/test_thermal.py`` shows they converge to this solution as ``Dt -> 0``.)
 
 Relative ageing rate (IEC 60076-7:2018, 6.3, eqs. (2) and (3)), referred to 98 degC for
 normal Kraft paper and 110 degC for thermally upgraded paper::
@@ -36,7 +36,7 @@ resumed exactly), it models one transformer per ``Model`` (no vectorization over
 transformers), it only offers ONAN/ONAF power transformers and ONAN distribution transformers
 and requires integer ``k21``/``k22`` (so the OF default ``k21 = 1.3`` cannot be expressed), and
 it has no thermally upgraded paper in the stepping model. We therefore implement the equations
-here and cross-check against the package on a one-day profile (``tests/test_thermal.py``,
+here and cross-check against the package on a one-day profile (``tests/grids/test_thermal.py``,
 ``docs/thermal.md``).
 
 References

@@ -45,7 +45,7 @@ PARSE_ONLY = {
         "1000 Monte Carlo scenarios on every bus (minutes)"
     ),
     ("sweeps.md", "v2g-cosim sweep studies/scenarios/sweep_inertia_droop.toml"): (
-        "35 contingency runs on all cores; tests/test_sweep.py runs sweeps"
+        "35 contingency runs on all cores; tests/studies/test_sweep.py runs sweeps"
     ),
     ("sweeps.md", "v2g-cosim sweep SWEEP.toml --out DIR --scheduler"): (
         "needs a running Dask cluster at the address shown"

@@ -123,7 +123,7 @@ def test_study_sections_are_registered_by_the_study():
 
 def test_the_reference_lists_every_declared_key():
     """docs/scenario_reference.md names every key the loader accepts (declared once)."""
-    text = (Path(__file__).parents[1] / "docs" / "scenario_reference.md").read_text()
+    text = (Path(__file__).parents[2] / "docs" / "scenario_reference.md").read_text()
     sections = {
         "simulation": simulation_params(),
         "feeder": feeder_params(),

@@ -13,7 +13,7 @@ from studies.contingency_scenario import CONTINGENCY_PARAMS
 from studies.hosting_capacity_types import HC_SCENARIO_PARAMS
 from studies.sweep_spec import LHS_PARAMS, RANGE_PARAMS
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 @pytest.mark.parametrize(

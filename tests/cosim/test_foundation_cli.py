@@ -266,7 +266,7 @@ def test_tls_files_reach_the_dask_configuration(capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(studies.sweep, "run_sweep", fake_run_sweep)
     for name in ("ca.pem", "cert.pem", "key.pem"):
         (tmp_path / name).write_text("-----BEGIN CERTIFICATE-----\n")
-    sweep_file = Path(__file__).resolve().parents[1] / "studies/scenarios/sweep_inertia_droop.toml"
+    sweep_file = Path(__file__).resolve().parents[2] / "studies/scenarios/sweep_inertia_droop.toml"
     status = main(
         [
             "sweep",

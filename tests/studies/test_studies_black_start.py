@@ -12,7 +12,7 @@ import pytest
 
 from grids.errors import ScenarioError
 from studies.black_start import BlackStartSettings, run_black_start_study
-from tests.test_black_start import one_block
+from tests.studies.test_black_start import one_block
 
 
 def test_a_rejected_pickup_is_a_violation_naming_the_limit_and_the_block():

@@ -19,7 +19,7 @@ from cosim.cli import main
 from grids.errors import ScenarioError
 from studies.contingency import load_contingency_scenario, run_contingency_study
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "studies" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "studies" / "scenarios"
 
 
 def bulk_scenario(

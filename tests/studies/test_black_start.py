@@ -19,7 +19,7 @@ from grids.errors import ScenarioError
 from studies.black_start import island_buses, load_black_start_scenario, run_black_start_study
 from studies.cold_load_pickup import cold_load_pickup_factor
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "studies" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "studies" / "scenarios"
 
 
 def test_cold_load_pickup_factor_defining_points():

@@ -29,7 +29,7 @@ import pytest
 
 from cosim.cli import main
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "studies" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "studies" / "scenarios"
 BINARY = bytes(range(256)) * 4  # not UTF-8 (0x80 is a continuation byte at offset 128)
 LATIN1_TOML = "# caf\xe9 au lait\n[simulation]\nduration_s = 900\n".encode("latin-1")
 

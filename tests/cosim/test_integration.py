@@ -13,7 +13,7 @@ from cosim.scenario import load_scenario, study_sections, validate_scenario
 from grids.errors import ScenarioError
 from grids.frequency import SwingParameters, rocof_initial_hz_per_s, steady_state_deviation_hz
 
-SCENARIOS = Path(__file__).resolve().parents[1] / "studies" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "studies" / "scenarios"
 BULK = {
     "simulation": {"duration_s": 30.0, "step_s": 0.02},
     "frequency": {
