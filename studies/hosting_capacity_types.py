@@ -143,7 +143,14 @@ HC_SCENARIO_PARAMS: tuple[Param, ...] = (
     Param("control", Control.NONE, kind=Control, doc="inverter control of the added units"),
     Param("load_scale", 1.0, unit="-", lo=0.0, hi=1000.0, doc="scaling of the feeder's loads"),
     Param("ext_grid_vm_pu", None, unit="pu", lo=0.5, hi=1.5, doc="slack voltage"),
-    Param("pf", 1.0, unit="-", lo=-1.0, hi=1.0, doc="power factor (> 0 absorbs; |pf| >= 0.1)"),
+    Param(
+        "pf",
+        1.0,
+        unit="-",
+        lo=-1.0,
+        hi=1.0,
+        doc="power factor (> 0 absorbs reactive power; magnitude at least 0.1)",
+    ),
     Param(
         "tolerance_mw",
         DEFAULT_TOLERANCE_MW,

@@ -140,3 +140,126 @@ def test_criteria_cooling_defaults_to_the_thermal_default_and_is_validated():
     assert HostingCapacityCriteria(cooling=CoolingMode.OD).problems() == []
     (message,) = HostingCapacityCriteria(cooling="ONAX").problems()
     assert message.startswith("criteria.cooling: 'ONAX' is not one of 'ONAN', 'ONAF'")
+
+
+def test_guide_tables_are_the_declarations():
+    """docs/hosting_capacity.md shows the tables rendered from the declarations (criteria,
+    scenario keys, stochastic arguments), so the guide and the checks cannot drift apart."""
+    import re
+
+    from grids.params import params_markdown
+    from studies.hosting_capacity_engine import HC_CRITERIA_PARAMS
+    from studies.hosting_capacity_stochastic import STOCHASTIC_PARAMS
+    from studies.hosting_capacity_types import HC_SCENARIO_PARAMS
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "hosting_capacity.md").read_text(
+        encoding="utf-8"
+    )
+    assert params_markdown(HC_CRITERIA_PARAMS, path="criteria") in text
+    assert params_markdown(HC_SCENARIO_PARAMS) in text
+    assert params_markdown(STOCHASTIC_PARAMS) in text
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
+    declared = (*HC_CRITERIA_PARAMS, *HC_SCENARIO_PARAMS, *STOCHASTIC_PARAMS)
+    assert [p.name for p in declared if p.name not in words] == []
+
+
+def test_criteria_ranges_every_problem_at_once():
+    """The planner limits' allowed ranges (ANSI C84.1-scale voltage band 0.5..1.5 pu, a
+    voltage change in (0, 0.5] pu, loadings above 0 %, hot spot 40..250 degC, ambient
+    -50..60 degC): the ends are accepted, values beyond them rejected, all in one list, each
+    message naming the key path, the value and the allowed range."""
+    from studies.hosting_capacity_engine import HostingCapacityCriteria
+
+    ends = HostingCapacityCriteria(
+        v_min_pu=0.5,
+        v_max_pu=1.5,
+        dv_max_pu=0.5,
+        max_line_loading_percent=1e-3,
+        max_trafo_loading_percent=np.float64(500.0),
+        max_hot_spot_c=250,
+        ambient_c=-50,
+    )
+    assert ends.problems() == []
+    bad = HostingCapacityCriteria(
+        v_min_pu=0.49,
+        v_max_pu=np.nan,
+        dv_max_pu=0.0,
+        max_line_loading_percent=0,
+        max_trafo_loading_percent=np.inf,
+        max_hot_spot_c=39.0,
+        ambient_c=True,
+    )
+    assert bad.problems(path="scenario.criteria") == [
+        "scenario.criteria.v_min_pu: 0.49 is out of range: expected a number in [0.5, 1.5] [pu]",
+        "scenario.criteria.v_max_pu: nan is not a finite number: "
+        "expected a number in [0.5, 1.5] [pu]",
+        "scenario.criteria.dv_max_pu: 0 is out of range: expected a number in (0, 0.5] [pu]",
+        "scenario.criteria.max_line_loading_percent: 0 is out of range: expected a number > 0 [%]",
+        "scenario.criteria.max_trafo_loading_percent: inf is not a finite number: "
+        "expected a number > 0 [%]",
+        "scenario.criteria.max_hot_spot_c: 39 is out of range: expected a number in [40, 250] [°C]",
+        "scenario.criteria.ambient_c: True is not a number: expected a number in [-50, 60] [°C]",
+    ]
+    (order,) = HostingCapacityCriteria(v_min_pu=1.0, v_max_pu=1.0).problems()
+    assert order == "criteria.v_min_pu: 1 must be below v_max_pu (1)"
+
+
+def test_scenario_dictionary_names_where_each_criterion_was_given():
+    from grids.errors import ScenarioError
+    from studies.hosting_capacity import read_hosting_capacity_scenario
+
+    kwargs, crit = read_hosting_capacity_scenario(
+        {"v_max_pu": 1.06, "criteria": {"v_max_pu": 1.2, "cooling": "ONAF"}}
+    )
+    assert crit["v_max_pu"] == 1.06 and crit["cooling"].value == "ONAF" and kwargs == {}
+    with pytest.raises(ScenarioError) as raised:
+        read_hosting_capacity_scenario(
+            {
+                "dv_max_pu": 0.7,
+                "criteria": {"max_hot_spot_c": 20, "v_maximum": 1.1},
+                "control_settings": {"volt_var": {"bogus": 1}},
+            }
+        )
+    text = str(raised.value)
+    assert "scenario.dv_max_pu: 0.7 is out of range: expected a number in (0, 0.5] [pu]" in text
+    assert "scenario.criteria.max_hot_spot_c: 20 is out of range" in text
+    assert "scenario.criteria.v_maximum: unknown key" in text
+    assert "scenario.control_settings.volt_var.bogus" in text
+
+
+def test_control_settings_are_parsed_once_and_passed_through(monkeypatch):
+    """Category A volt-var settings given as parsed settings, as a [fleet.control] table, or
+    chosen by the control's own category give the same hosting capacity (the same curve);
+    a table in a scenario dictionary is parsed exactly once."""
+    from studies.hosting_capacity import (
+        HostingCapacityStudy,
+        hosting_capacity_metrics,
+    )
+    from vehicle_models.settings import InverterSettings
+
+    study = HostingCapacityStudy("case33bw")
+    run = dict(method="screen", control="volt_var_b")
+    by_category = study.run([17], method="screen", control="volt_var_a").table
+    parsed = InverterSettings.defaults(voltage_category="A")
+    from_settings = study.run([17], control_settings=parsed, **run).table
+    from_table = study.run([17], control_settings={"voltage_category": "A"}, **run).table
+    assert by_category.hosting_capacity_mw.tolist() == from_settings.hosting_capacity_mw.tolist()
+    assert from_table.hosting_capacity_mw.tolist() == from_settings.hosting_capacity_mw.tolist()
+
+    calls = []
+    original = InverterSettings.from_dict.__func__
+
+    def counting(cls, *args, **kwargs):
+        calls.append(kwargs.get("path"))
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(InverterSettings, "from_dict", classmethod(counting))
+    doc = hosting_capacity_metrics(
+        {"buses": [17], "control_settings": {"voltage_category": "A"}, **run}
+    )
+    assert calls == ["scenario.control_settings"]
+    # the same study from Python with the parsed settings (run_hosting_capacity_study builds
+    # no AC path for method "screen", so its screen is not anchored like ``study``'s)
+    direct = run_hosting_capacity_study("case33bw", buses=[17], control_settings=parsed, **run)
+    assert calls == ["scenario.control_settings"]
+    assert doc["results"] == direct.to_json()["results"]
