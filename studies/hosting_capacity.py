@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,6 @@ from studies.hosting_capacity_types import (
     Mode,
     check_arguments,
     check_pf,
-    parse_enum,
     q_per_p_from_pf,
 )
 from studies.study_inputs import line_rating_notes
@@ -89,6 +89,11 @@ __all__ = [
 
 
 _check_arguments = check_arguments  # old private name
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value: an enum member as its value."""
+    return value.value if isinstance(value, Enum) else value
 
 
 def inverter_settings(
@@ -209,13 +214,9 @@ class HostingCapacityResult:
             "mode": self.mode.value,
             "control": self.control.value,
             "tolerance_mw": self.tolerance_mw,
+            # every declared limit (HC_CRITERIA_PARAMS), so the document says what was checked
             "criteria": {
-                "v_min_pu": self.criteria.v_min_pu,
-                "v_max_pu": self.criteria.v_max_pu,
-                "dv_max_pu": self.criteria.dv_max_pu,
-                "max_line_loading_percent": self.criteria.max_line_loading_percent,
-                "max_trafo_loading_percent": self.criteria.max_trafo_loading_percent,
-                "max_hot_spot_c": self.criteria.max_hot_spot_c,
+                p.name: _plain(getattr(self.criteria, p.name)) for p in HC_CRITERIA_PARAMS
             },
             "base_case_violations": self.base_case_violations,
             "violations": [v.to_dict() for v in self.violations],
@@ -500,9 +501,10 @@ class HostingCapacityStudy:
 
     # ----------------------------------------------------------------- the study
     @staticmethod
-    def _check_search(pf, tolerance_mw, screen_margin, cap_mw, problems: list[str]) -> None:
-        """The declared ranges of the search arguments, ``|pf| >= 0.1`` and ``cap > tol``."""
-        check_pf(pf, key="pf", problems=problems)
+    def _check_search(pf, tolerance_mw, screen_margin, cap_mw, problems: list[str]):
+        """The declared ranges of the search arguments, ``|pf| >= 0.1`` and ``cap > tol``;
+        returns the checked power factor (``None`` if rejected)."""
+        pf = check_pf(pf, key="pf", problems=problems)
         checked = check_arguments(
             {"tolerance_mw": tolerance_mw, "screen_margin": screen_margin, "cap_mw": cap_mw},
             problems,
@@ -510,6 +512,7 @@ class HostingCapacityStudy:
         cap, tol = checked["cap_mw"], checked["tolerance_mw"]
         if cap is not None and tol is not None and cap <= tol:
             problems.append(f"cap_mw: {cap:g} must be above tolerance_mw ({tol:g})")
+        return pf
 
     def run(
         self,
@@ -563,23 +566,26 @@ class HostingCapacityStudy:
         ConvergenceError
             The AC base case does not solve.
         """
-        mode = parse_enum(Mode, mode, "mode")
-        method = parse_enum(Method, method, "method")
-        control = parse_enum(Control, control, "control")
         problems: list[str] = []
-        self._check_search(pf, tolerance_mw, screen_margin, cap_mw, problems)
+        kinds = check_arguments({"mode": mode, "method": method, "control": control}, problems)
+        mode, method, control = kinds["mode"], kinds["method"], kinds["control"]
+        checked_pf = self._check_search(pf, tolerance_mw, screen_margin, cap_mw, problems)
         if control is Control.VOLT_WATT and mode is Mode.IMPORT:
             problems.append("control: volt_watt curtails export only; use it with mode export")
-        if control is not Control.NONE and abs(pf) < 1:
+        if control not in (None, Control.NONE) and checked_pf is not None and abs(pf) < 1:
             problems.append(
                 "pf: a fixed power factor cannot be combined with a volt-var/watt control"
             )
-        if method is not Method.AC and self.screen is None:
+        if method not in (None, Method.AC) and self.screen is None:
             problems.append(f"method: {method.value!r} needs the LinDistFlow screen")
-        if method is not Method.SCREEN and self.ac is None:
+        if method not in (None, Method.SCREEN) and self.ac is None:
             problems.append(f"method: {method.value!r} needs the AC power flow")
+        settings = None
+        try:
+            settings = inverter_settings(control_settings)
+        except ScenarioError as error:
+            problems.extend(error.problems or [str(error)])
         check_problems(problems, ScenarioError, "invalid hosting-capacity study")
-        settings = inverter_settings(control_settings)
         bus_list = self.resolve_buses(buses)
         cap = float(cap_mw or self.default_cap_mw)
         q_per_p = q_per_p_from_pf(pf)
@@ -708,9 +714,9 @@ class HostingCapacityStudy:
             ``where``, ``binding_step`` (index of the step that sets the minimum) and
             ``binding_load_scale``.
         """
-        mode = parse_enum(Mode, mode, "mode")
         profile = np.asarray(load_scale_profile, dtype=float).ravel()
         problems: list[str] = []
+        mode = check_arguments({"mode": mode}, problems)["mode"]
         self._check_search(pf, tolerance_mw, screen_margin, cap_mw, problems)
         if profile.size == 0:
             problems.append("load_scale_profile: empty")
@@ -806,7 +812,9 @@ class HostingCapacityStudy:
             One row per bus and setting: ``hosting_capacity_mw``, ``gain_mw`` [MW],
             ``gain_percent`` [%], ``binding``, ``where``, ``control_converged``.
         """
-        mode = parse_enum(Mode, mode, "mode")
+        problems: list[str] = []
+        mode = check_arguments({"mode": mode}, problems)["mode"]
+        check_problems(problems, ScenarioError, "invalid hosting-capacity study")
         settings = [
             ("unity_pf", Control.NONE, 1.0),
             (f"pf_{pf_absorbing}", Control.NONE, pf_absorbing),
@@ -941,10 +949,13 @@ def run_hosting_capacity_study(
     >>> int(row.bus), row.binding, round(float(row.hosting_capacity_mw), 2) > 0
     (17, 'overvoltage', True)
     """
-    method = parse_enum(Method, method, "method")
+    # every argument at once, before the feeder is built (study.run checks the combinations)
     problems: list[str] = []
-    check_arguments(
+    checked = check_arguments(
         {
+            "mode": mode,
+            "method": method,
+            "control": control,
             "load_scale": load_scale,
             "ext_grid_vm_pu": ext_grid_vm_pu,
             "samples": samples,
@@ -952,8 +963,13 @@ def run_hosting_capacity_study(
         },
         problems,
     )
+    method = checked["method"]
+    HostingCapacityStudy._check_search(pf, tolerance_mw, screen_margin, cap_mw, problems)
+    try:
+        control_settings = inverter_settings(control_settings)
+    except ScenarioError as error:
+        problems.extend(error.problems or [str(error)])
     check_problems(problems, ScenarioError, "invalid hosting-capacity study")
-    control_settings = inverter_settings(control_settings)
     study = HostingCapacityStudy(
         feeder,
         load_scale=load_scale,

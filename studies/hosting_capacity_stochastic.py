@@ -44,7 +44,6 @@ from studies.hosting_capacity_types import (
     Mode,
     check_arguments,
     check_pf,
-    parse_enum,
     q_per_p_from_pf,
 )
 
@@ -237,10 +236,10 @@ def run_stochastic(
         Invalid arguments (every problem listed) or no LinDistFlow screen.
     """
 
-    mode = parse_enum(Mode, mode, "mode")
     problems: list[str] = []
-    check_arguments(
+    checked = check_arguments(
         {
+            "mode": mode,
             "samples": n_samples,
             "seed": seed,
             "tolerance_mw": tolerance_mw,
@@ -249,6 +248,7 @@ def run_stochastic(
         },
         problems,
     )
+    mode = checked["mode"]
     check_pf(pf, key="pf", problems=problems)
     check_value(_STOCHASTIC["n_vehicles"], n_vehicles, key="n_vehicles", problems=problems)
     check_value(_STOCHASTIC["confirm"], confirm, key="confirm", problems=problems)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from grids.errors import ScenarioError
+from grids.errors import ScenarioError, check_problems
 from grids.params import Param
 from studies.hosting_capacity_engine import Binding, check_value
 from vehicle_models.controls import constant_pf_q_pu
@@ -96,11 +96,10 @@ def parse_enum(cls: type[Enum], value: Any, name: str) -> Any:
     -------
     Enum member
     """
-    try:
-        return cls(value)
-    except ValueError:
-        allowed = ", ".join(e.value for e in cls)
-        raise ScenarioError(f"{name}: {value!r} is not one of {allowed}") from None
+    problems: list[str] = []
+    member = Param(name, kind=cls).check(value, key=name, problems=problems)
+    check_problems(problems, ScenarioError, f"invalid {name}")
+    return member
 
 
 DEFAULT_SCREEN_MARGIN = 0.25

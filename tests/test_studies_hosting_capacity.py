@@ -263,3 +263,28 @@ def test_control_settings_are_parsed_once_and_passed_through(monkeypatch):
     direct = run_hosting_capacity_study("case33bw", buses=[17], control_settings=parsed, **run)
     assert calls == ["scenario.control_settings"]
     assert doc["results"] == direct.to_json()["results"]
+
+
+def test_study_arguments_every_problem_at_once():
+    """Bad arguments of the Python entry point are all reported in one error, each with its
+    key, its value and what is allowed (the declarations of HC_SCENARIO_PARAMS)."""
+    from grids.errors import ScenarioError
+
+    with pytest.raises(ScenarioError) as raised:
+        run_hosting_capacity_study(
+            "case33bw",
+            buses=[17],
+            mode="sideways",
+            pf=0.05,
+            tolerance_mw=0.0,
+            screen_margin=1.0,
+            samples=0,
+            control_settings={"voltage_category": "C"},
+        )
+    problems = raised.value.problems
+    assert problems[0] == "mode: 'sideways' is not one of 'export', 'import'"
+    assert "samples: 0 is out of range: expected an integer in [1, 100000]" in problems
+    assert "pf: 0.05 must satisfy 0.1 <= |pf| <= 1" in problems
+    assert "tolerance_mw: 0 is out of range: expected a number in (0, 1000] [MW]" in problems
+    assert "screen_margin: 1 is out of range: expected a number in (0, 1) [-]" in problems
+    assert any(p.startswith("control_settings.voltage_category: 'C'") for p in problems)
