@@ -98,9 +98,12 @@ def run(args: argparse.Namespace) -> int:
         check_value(samples, args.samples, key="--samples", problems=problems)
         if problems and args.samples > MAX_SAMPLES:
             problems[-1] += (
-                f" (each Monte Carlo scenario is an AC power flow per bus; the draws alone "
-                f"would take about {args.samples * _BYTES_PER_SAMPLE / 1e9:.0f} GB)"
+                f" (the limit of {MAX_SAMPLES} Monte Carlo scenarios: each one is an AC power "
+                f"flow per bus; the draws alone would take about "
+                f"{args.samples * _BYTES_PER_SAMPLE / 1e9:.0f} GB)"
             )
+        elif problems:
+            problems[-1] += " (a positive whole number of Monte Carlo scenarios)"
         check_problems(problems, ScenarioError, "invalid hosting-capacity study")
     check_output_dir(args.out)
     buses = args.bus
