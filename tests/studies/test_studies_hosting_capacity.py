@@ -53,7 +53,7 @@ def test_a_rated_feeder_has_no_missing_rating_note():
 
 
 def test_hosting_capacity_modules_do_not_import_each_other_in_a_circle():
-    root = Path(__file__).resolve().parents[1] / "studies"
+    root = Path(__file__).resolve().parents[2] / "studies"
 
     def imports(name):
         tree = ast.parse((root / f"{name}.py").read_text())
@@ -152,7 +152,7 @@ def test_guide_tables_are_the_declarations():
     from studies.hosting_capacity_stochastic import STOCHASTIC_PARAMS
     from studies.hosting_capacity_types import HC_SCENARIO_PARAMS
 
-    text = (Path(__file__).resolve().parents[1] / "docs" / "hosting_capacity.md").read_text(
+    text = (Path(__file__).resolve().parents[2] / "docs" / "hosting_capacity.md").read_text(
         encoding="utf-8"
     )
     assert params_markdown(HC_CRITERIA_PARAMS, path="criteria") in text
