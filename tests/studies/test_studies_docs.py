@@ -10,6 +10,8 @@ import pytest
 
 from studies.black_start import PICKUP_PARAMS, black_start_params
 from studies.contingency_scenario import CONTINGENCY_PARAMS
+from studies.hosting_capacity_engine import HC_CRITERIA_PARAMS
+from studies.hosting_capacity_stochastic import STOCHASTIC_PARAMS
 from studies.hosting_capacity_types import HC_SCENARIO_PARAMS
 from studies.sweep_spec import LHS_PARAMS, RANGE_PARAMS
 
@@ -21,7 +23,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
     [
         ("contingency.md", CONTINGENCY_PARAMS),
         ("black_start.md", (*black_start_params(), *PICKUP_PARAMS)),
-        ("hosting_capacity.md", HC_SCENARIO_PARAMS),
+        ("hosting_capacity.md", (*HC_CRITERIA_PARAMS, *HC_SCENARIO_PARAMS, *STOCHASTIC_PARAMS)),
         ("sweeps.md", (*RANGE_PARAMS, *LHS_PARAMS)),
     ],
 )
