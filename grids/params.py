@@ -177,7 +177,7 @@ class Param:
             return None
         if kind is str:
             if not isinstance(value, str):
-                problems.append(f"{key}: {value!r} is not a string")
+                problems.append(f"{key}: {value!r} is not a string: expected {self.range_text()}")
                 return None
             if self.choices is not None and value not in self.choices:
                 problems.append(f"{key}: {value!r} is not {self.range_text()}")
@@ -186,16 +186,16 @@ class Param:
         if kind is int:
             # TOML integers only: 3.0 is a float and is refused like 3.5
             if not is_number(value) or isinstance(value, float):
-                problems.append(f"{key}: {value!r} is not an integer")
+                problems.append(f"{key}: {value!r} is not an integer: expected {self.range_text()}")
                 return None
             value = int(value)
         else:
             if not is_number(value):
-                problems.append(f"{key}: {value!r} is not a number")
+                problems.append(f"{key}: {value!r} is not a number: expected {self.range_text()}")
                 return None
             value = float(value)
             if math.isnan(value) or (math.isinf(value) and not self.allow_inf):
-                problems.append(f"{key}: {value!r} is not a finite number")
+                problems.append(f"{key}: {value!r} is not a finite number: expected {self.range_text()}")
                 return None
         lo, hi = self.lo, self.hi
         below = lo is not None and (value <= lo if self.lo_open else value < lo)

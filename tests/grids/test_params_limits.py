@@ -39,7 +39,7 @@ def test_every_problem_is_listed_with_its_key_path():
     assert "frequency.color: 'green' is not one of 'red', 'blue'" in text
     assert "frequency.on: 1 is not true or false" in text
     assert "frequency.extra: unknown key" in text
-    assert "frequency.r_pu: nan is not a finite number" in text
+    assert "frequency.r_pu: nan is not a finite number: expected a number > 0" in text
     assert len(problems) == 6
     assert out["h_s"] == 5.0 and out["color"] is Color.RED
 
@@ -61,7 +61,7 @@ def test_integers_refuse_floats_and_bools():
     for bad in (3.0, 2.5, True, "3"):
         problems: list[str] = []
         read_params({"n": bad}, SPEC[1:2], path="x", problems=problems)
-        assert problems == [f"x.n: {bad!r} is not an integer"]
+        assert problems == [f"x.n: {bad!r} is not an integer: expected an integer >= 1"]
 
 
 def test_is_number():
