@@ -195,7 +195,8 @@ class Param:
                 return None
             value = float(value)
             if math.isnan(value) or (math.isinf(value) and not self.allow_inf):
-                problems.append(f"{key}: {value!r} is not a finite number: expected {self.range_text()}")
+                expected = self.range_text()
+                problems.append(f"{key}: {value!r} is not a finite number: expected {expected}")
                 return None
         lo, hi = self.lo, self.hi
         below = lo is not None and (value <= lo if self.lo_open else value < lo)

@@ -7,8 +7,8 @@ small numpy calls; these numba kernels do the same chord-Newton iterations (same
 update, same stopping rule) and the same branch-flow products in one compiled pass each.
 
 The solution is fixed by the exact mismatch ``S_calc(V) - S_spec`` and the tolerance, not by
-the kernel: ``tests/grids/test_powerflow.py`` checks that the kernels and the batched path agree, and
-both against pandapower ``runpp``.
+the kernel: ``tests/grids/test_powerflow.py`` checks that the kernels and the batched path
+agree, and both against pandapower ``runpp``.
 """
 
 from __future__ import annotations

@@ -178,7 +178,7 @@ def test_every_problem_reported_with_path_value_and_range():
         "[pu]" in problems
     )
     assert any(
-        p.startswith("fleet.control.volt_var.q1_pu: 'big' is not a number: expected a number in [")
+        p.startswith("fleet.control.volt_var.q1_pu: 'big' is not a number: expected a number")
         for p in problems
     )
     assert any(p.startswith("fleet.control.volt_var.foo: unknown key") for p in problems)
