@@ -285,9 +285,9 @@ def _flush_kernel(
     ``fade_cal^(1/cal_exp)``, ``cyc_x`` holds ``fade_cyc^(1/cyc_exp)``; the stress factors are
     those of :func:`calendar_alpha_per_day` and :func:`cycle_beta_per_sqrt_ah`
     (``tests/vehicle_models/test_battery.py`` checks the kernel against those functions).
-    ``dod`` receives the interval's depth of discharge; the interval's throughput ``pending_kwh`` moves into the
-    lifetime ``throughput_kwh``. ``arrhenius`` is ``cal_scale exp(-Ea/R / T)`` per
-    battery (it changes only with the temperature).
+    ``dod`` receives the interval's depth of discharge; the interval's throughput
+    ``pending_kwh`` moves into the lifetime ``throughput_kwh``. ``arrhenius`` is
+    ``cal_scale exp(-Ea/R / T)`` per battery (it changes only with the temperature).
     """
     cal_v, cal_off, cal_exp = cal
     cyc_v, cyc_vref, cyc_off, cyc_dod, cyc_exp = cyc
