@@ -46,8 +46,8 @@ from vehicle_models.fleet_kernels import (
     StepScratch,
     VehicleParams,
     VehicleState,
-    kernel_after,
-    kernel_before,
+    kernel_after_fields,
+    kernel_before_fields,
     kernel_setpoint,
 )
 from vehicle_models.fleet_sampling import sampled_fleet_arguments
@@ -256,7 +256,7 @@ class Fleet:
         self.e_target_kwh = take(e_target_kwh)
         self.e_trip_kwh = take(e_trip_kwh)
         self.period_s = None if period_s is None else float(period_s)
-        self.policy = policy
+        self.policy = policy  # also sets the kernels' policy code
         b = battery
         self.battery = BatteryBank.create(
             e_capacity_kwh=b.e_capacity_kwh[order],
@@ -275,6 +275,9 @@ class Fleet:
 
         self.settings = _settings_for(settings, f_nominal_hz)
         self.inverter = InverterBank(self.settings, n=n, seed=seed)
+        # plausible system frequencies (checked on every step; the settings are fixed)
+        f_nom = self.settings.f_nominal_hz
+        self._f_plausible_hz = (f_nom, _F_PLAUSIBLE_FRAC * f_nom)
 
         self.degradation = (
             None
@@ -294,29 +297,26 @@ class Fleet:
         self.fast = bool(fast) and self.battery.thevenin is None
         if self.fast:
             n_bus = self.buses.size
-            self._e_floor = self.battery.e_floor_kwh
-            self._e_ceiling = self.battery.e_ceiling_kwh
-            self._inv_eta_c = 1.0 / self.battery.eta_charge
-            self._inv_eta_d = 1.0 / self.battery.eta_discharge
-            self._inv_cap = 1.0 / self.battery.e_capacity_kwh
             self._bus_bounds = np.append(self._bus_start, n).astype(np.int64)
-            self._scratch = {
-                name: np.zeros(n) for name in ("vm", "p_min_pu", "p_max_pu", "p_req_pu")
-            }
             self._limited = np.zeros(n, dtype=bool)
-            self._bus_scratch = {
-                name: np.zeros(n_bus, dtype=dtype)
-                for name, dtype in (
-                    ("lo", float),
-                    ("hi", float),
-                    ("p", float),
-                    ("q", float),
-                    ("soc", float),
-                    ("n_plug", np.int64),
-                    ("n_trip", np.int64),
-                    ("n_lim", np.int64),
-                )
-            }
+            # Work arrays of the kernels: private, never reassigned, so built once.
+            self._scratch = StepScratch(
+                vm_pu=np.zeros(n),
+                p_min_pu=np.zeros(n),
+                p_max_pu=np.zeros(n),
+                p_req_pu=np.zeros(n),
+                lo_bus_kw=np.zeros(n_bus),
+                hi_bus_kw=np.zeros(n_bus),
+                p_bus_kw=np.zeros(n_bus),
+                q_bus_kvar=np.zeros(n_bus),
+                n_plug_bus=np.zeros(n_bus, dtype=np.int64),
+                n_trip_bus=np.zeros(n_bus, dtype=np.int64),
+                n_lim_bus=np.zeros(n_bus, dtype=np.int64),
+                soc_bus=np.zeros(n_bus),
+            )
+            self._scratch_fields = tuple(self._scratch)
+            self._veh: VehicleParams | None = None  # built on the first step
+            self._veh_fields: tuple = ()
         # cumulative fleet totals (energy accounting)
         self.totals_kwh = dict.fromkeys(
             ("charged", "discharged", "loss", "driven", "shortfall"), 0.0
@@ -443,6 +443,16 @@ class Fleet:
 
     # ------------------------------------------------------------------ properties
     @property
+    def policy(self) -> ChargingPolicy:
+        """Baseline charging schedule (:class:`ChargingPolicy`)."""
+        return self._policy
+
+    @policy.setter
+    def policy(self, value: ChargingPolicy) -> None:
+        self._policy = ChargingPolicy(value)
+        self._policy_code = _POLICY_CODE[self._policy]  # looked up once, not on every step
+
+    @property
     def f_nominal_hz(self) -> float:
         """System nominal frequency [Hz] the fleet's frequency settings follow."""
         return self.settings.f_nominal_hz
@@ -568,9 +578,10 @@ class Fleet:
             problems.append(f"fleet.step: vm_pu has shape {vm.shape}, expected ({n_bus},)")
         elif not math.isfinite(vm.sum()) and not np.all(np.isfinite(vm)):
             problems.append("fleet.step: vm_pu contains NaN or infinite values")
-        if not np.isfinite(f_hz):
+        f_nom, f_tol = self._f_plausible_hz
+        if not math.isfinite(f_hz):
             problems.append(f"fleet.step: f_hz {f_hz} is not finite")
-        elif not abs(f_hz - self.f_nominal_hz) <= _F_PLAUSIBLE_FRAC * self.f_nominal_hz:
+        elif not abs(f_hz - f_nom) <= f_tol:
             # a 60 Hz frequency fed to a 50 Hz fleet (or the reverse) would trip every unit
             problems.append(
                 f"fleet.step: f_hz {f_hz:g} Hz is implausible for a fleet with nominal "
@@ -612,22 +623,98 @@ class Fleet:
 
     def _step_fast(self, t_s, dt_s, vm, f_hz, sp) -> FleetStepResult:
         b = self.battery
-        sc = self._scratch
-        bs = self._bus_scratch
-        period = 0.0 if self.period_s is None else self.period_s
+        scr = self._scratch
         deg = self.degradation
         track = deg is not None
-        pending = deg.pending_throughput_kwh if track else sc["vm"]  # (unused if not track)
+        started = self._started
+        # Positional construction (keyword arguments cost a few us per step); the kernels get
+        # the fields as plain tuples, which numba types fast (see kernel_before_fields). The
+        # constant structures are built once.
         step = StepInfo(
-            t_s=float(t_s),
-            dt_s=float(dt_s),
-            period_s=period,
-            started=self._started,
-            policy=_POLICY_CODE[self.policy],
-            track_before=track and self._started,
-            track_after=track,
+            float(t_s),
+            float(dt_s),
+            0.0 if self.period_s is None else self.period_s,
+            started,
+            self._policy_code,
+            track and started,
+            track,
         )
-        veh = VehicleParams(
+        veh = self._vehicle_fields()
+        state = VehicleState(
+            b.e_kwh,
+            self.plugged,
+            self.e_shortfall_kwh,
+            self.e_stranded_kwh,
+            deg.pending_throughput_kwh if track else scr.vm_pu,  # (unused if not track)
+            self.p_kw,
+            self.q_kvar,
+            self._limited,
+        )
+        step, state = tuple(step), tuple(state)
+        scr_fields = self._scratch_fields
+        driven, short = kernel_before_fields(step, veh, state, scr_fields, vm)
+        if track and deg.soc_start_frac is None:
+            deg.start(soc_frac=b.soc_frac, e_capacity_kwh=b.e_capacity_kwh)
+        self._started = True
+        unmet_mw = np.zeros(self.buses.size)
+        if sp is not None and np.isfinite(sp).any():
+            has_sp, lam, unmet_mw = self._allocate(sp, scr.lo_bus_kw, scr.hi_bus_kw)
+            kernel_setpoint(has_sp, lam, self._bus_bounds, scr.p_min_pu, scr.p_max_pu, scr.p_req_pu)
+        out = self._inverter_step(
+            dt_s, scr.vm_pu, f_hz, scr.p_req_pu, scr.p_max_pu, scr.p_min_pu, self.plugged
+        )
+        tripped = np.asarray(out.tripped, dtype=bool)
+        self.tripped = tripped
+        e_in, e_out, e_loss = kernel_after_fields(
+            step,
+            veh,
+            state,
+            scr_fields,
+            np.asarray(out.p_pu, dtype=float),
+            np.asarray(out.q_pu, dtype=float),
+            tripped,
+        )
+        if track:
+            deg.elapsed_s += dt_s
+            if deg.due:
+                deg.flush(b.soc_frac)
+        return self._result(
+            p_kw_bus=scr.p_bus_kw,
+            q_kvar_bus=scr.q_bus_kvar,
+            n_plug=scr.n_plug_bus,
+            n_trip=scr.n_trip_bus,
+            soc_sum=scr.soc_bus,
+            n_lim=scr.n_lim_bus,
+            unmet_mw=unmet_mw,
+            energies=(e_in, e_out, e_loss, driven, short),
+        )
+
+    def _vehicle_fields(self) -> tuple:
+        """The fields of the kernels' :class:`VehicleParams`, built once and reused.
+
+        Rebuilt only when one of the session arrays or the battery bank was replaced (they
+        are public attributes; nothing in the package reassigns them after construction).
+        Battery and charger parameters are fixed after construction (see the class notes).
+        """
+        veh = self._veh
+        b = self.battery
+        if (
+            veh is not None
+            and veh.arrival_s is self.arrival_s
+            and veh.dwell_s is self.dwell_s
+            and veh.e_trip_kwh is self.e_trip_kwh
+            and veh.e_target_kwh is self.e_target_kwh
+            and veh.e_capacity_kwh is b.e_capacity_kwh
+            and veh.s_kva is b.s_max_kva
+        ):
+            return self._veh_fields
+        self._e_floor = b.e_floor_kwh
+        self._e_ceiling = b.e_ceiling_kwh
+        self._inv_eta_c = 1.0 / b.eta_charge
+        self._inv_eta_d = 1.0 / b.eta_discharge
+        self._inv_cap = 1.0 / b.e_capacity_kwh
+        self._inv_s = 1.0 / b.s_max_kva
+        self._veh = veh = VehicleParams(
             bus_start=self._bus_bounds,
             arrival_s=self.arrival_s,
             dwell_s=self.dwell_s,
@@ -646,71 +733,8 @@ class Fleet:
             inv_cap=self._inv_cap,
             s_kva=b.s_max_kva,
         )
-        scratch = StepScratch(
-            vm_pu=sc["vm"],
-            p_min_pu=sc["p_min_pu"],
-            p_max_pu=sc["p_max_pu"],
-            p_req_pu=sc["p_req_pu"],
-            lo_bus_kw=bs["lo"],
-            hi_bus_kw=bs["hi"],
-            p_bus_kw=bs["p"],
-            q_bus_kvar=bs["q"],
-            n_plug_bus=bs["n_plug"],
-            n_trip_bus=bs["n_trip"],
-            n_lim_bus=bs["n_lim"],
-            soc_bus=bs["soc"],
-        )
-        driven, short = kernel_before(step, veh, self._vehicle_state(pending), scratch, vm)
-        if track and deg.soc_start_frac is None:
-            deg.start(soc_frac=b.soc_frac, e_capacity_kwh=b.e_capacity_kwh)
-        self._started = True
-        unmet_mw = np.zeros(self.buses.size)
-        if sp is not None and np.isfinite(sp).any():
-            has_sp, lam, unmet_mw = self._allocate(sp, bs["lo"], bs["hi"])
-            kernel_setpoint(
-                has_sp, lam, self._bus_bounds, sc["p_min_pu"], sc["p_max_pu"], sc["p_req_pu"]
-            )
-        out = self._inverter_step(
-            dt_s, sc["vm"], f_hz, sc["p_req_pu"], sc["p_max_pu"], sc["p_min_pu"], self.plugged
-        )
-        tripped = np.asarray(out.tripped, dtype=bool)
-        self.tripped = tripped
-        e_in, e_out, e_loss = kernel_after(
-            step,
-            veh,
-            self._vehicle_state(pending),
-            scratch,
-            np.asarray(out.p_pu, dtype=float),
-            np.asarray(out.q_pu, dtype=float),
-            tripped,
-        )
-        if track:
-            deg.elapsed_s += dt_s
-            if deg.due:
-                deg.flush(b.soc_frac)
-        return self._result(
-            p_kw_bus=bs["p"],
-            q_kvar_bus=bs["q"],
-            n_plug=bs["n_plug"],
-            n_trip=bs["n_trip"],
-            soc_sum=bs["soc"],
-            n_lim=bs["n_lim"],
-            unmet_mw=unmet_mw,
-            energies=(e_in, e_out, e_loss, driven, short),
-        )
-
-    def _vehicle_state(self, pending: np.ndarray) -> VehicleState:
-        """The per-vehicle state arrays the kernels update in place (current objects)."""
-        return VehicleState(
-            e_kwh=self.battery.e_kwh,
-            plugged=self.plugged,
-            e_shortfall_kwh=self.e_shortfall_kwh,
-            e_stranded_kwh=self.e_stranded_kwh,
-            pending_kwh=pending,
-            p_kw=self.p_kw,
-            q_kvar=self.q_kvar,
-            limited=self._limited,
-        )
+        self._veh_fields = tuple(veh)
+        return self._veh_fields
 
     def _result(
         self, *, p_kw_bus, q_kvar_bus, n_plug, n_trip, soc_sum, n_lim, unmet_mw, energies

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -353,6 +355,39 @@ def test_fast_and_numpy_paths_agree():
                 err_msg=f"{name} at step {k}",
             )
     pd.testing.assert_frame_equal(a.vehicle_table(), b.vehicle_table(), rtol=1e-9)
+
+
+def test_fast_path_follows_replaced_arrays_and_copies_do_not_share_state():
+    """The fast path reuses its kernel structures between steps; they must not go stale.
+
+    Reference: the numpy path (no cached structures), same inputs, rtol 1e-9. A session
+    array replaced mid-run is used from the next step on; a deep copy (as the co-simulation
+    loop makes) steps on its own arrays and leaves the original untouched.
+    """
+    kw = dict(buses=np.arange(4), preset="home", seed=7, settings=FULL, policy="uniform")
+    a, b = Fleet.sample(400, **kw), Fleet.sample(400, fast=False, **kw)
+
+    def step_both(k, fleets):
+        vm = np.full(4, 1.0 + 0.01 * np.sin(k))
+        return [f.step(t_s=k * 900.0, dt_s=900.0, vm_pu=vm, f_hz=60.0) for f in fleets]
+
+    for k in range(40):
+        step_both(k, (a, b))
+    for f in (a, b):
+        f.e_target_kwh = 0.5 * f.e_target_kwh  # a new array object
+    for k in range(40, 120):
+        ra, rb = step_both(k, (a, b))
+        np.testing.assert_allclose(ra.p_mw, rb.p_mw, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(ra.e_shortfall_kwh, rb.e_shortfall_kwh, rtol=1e-9, atol=1e-9)
+
+    before = a.vehicle_table()
+    twin = copy.deepcopy(a)
+    for k in range(120, 140):
+        step_both(k, (twin,))
+    pd.testing.assert_frame_equal(a.vehicle_table(), before)
+    (r_twin,) = step_both(140, (copy.deepcopy(a),))
+    (r_a,) = step_both(140, (a,))
+    np.testing.assert_array_equal(r_a.p_mw, r_twin.p_mw)
 
 
 def test_equivalent_circuit_fleet_closes_its_energy_balance():
