@@ -52,6 +52,7 @@ from grids.lindistflow import LinDistFlow, VoltageForm
 from grids.powerflow import (
     ACPowerFlow,
     PowerFlowMethod,
+    check_injections,
     net_injection,
     prepare_net,
     run_reference,
@@ -584,35 +585,6 @@ class FeederModel:
         p, q = self._base_injection
         return p.copy(), q.copy()
 
-    def _check_injection(self, p_mw, q_mvar) -> tuple[np.ndarray, np.ndarray]:
-        p = np.asarray(p_mw, dtype=float)
-        q = np.asarray(q_mvar, dtype=float)
-        n_bus = len(self.bus)
-        if p.shape == q.shape == (n_bus,) and math.isfinite(p.sum() + q.sum()):
-            return p[None, :], q[None, :]  # one valid scenario (the time-series hot path)
-        if (
-            p.ndim == 2
-            and p.shape == q.shape
-            and p.shape[1] == n_bus
-            and math.isfinite(p.sum() + q.sum())
-        ):
-            return p, q  # a valid batch (the hosting-capacity hot path)
-        problems = []
-        for label, arr in (("p_mw", p), ("q_mvar", q)):
-            if arr.ndim not in (1, 2) or arr.shape[-1] != n_bus:
-                problems.append(
-                    f"{label}: shape {arr.shape} (expected ({n_bus},) or (n_scenarios, {n_bus}))"
-                )
-            elif not np.all(np.isfinite(arr)):
-                bad = np.argwhere(~np.isfinite(np.atleast_2d(arr)))[0]
-                problems.append(
-                    f"{label}: scenario {bad[0]}, bus {self.bus[bad[1]]} is NaN or infinite"
-                )
-        if not problems and np.atleast_2d(p).shape != np.atleast_2d(q).shape:
-            problems.append(f"p_mw shape {p.shape} and q_mvar shape {q.shape} differ")
-        check_problems(problems, ScenarioError, f"{self.name}: invalid power-flow injections")
-        return np.atleast_2d(p), np.atleast_2d(q)
-
     # ---- solve -------------------------------------------------------------------------------
     def solve(
         self,
@@ -675,7 +647,7 @@ class FeederModel:
         if method is SolveMethod.AC and not self._unsupported and not self._only_slack_buses_live():
             # the hot path of time series: ACPowerFlow checks the injections itself
             return self._solve_ac(p_mw, q_mvar, warm_start)
-        p, q = self._check_injection(p_mw, q_mvar)
+        p, q = check_injections(p_mw, q_mvar, bus=self.bus, label=self.name)
         if method is SolveMethod.LINDISTFLOW:
             return self._solve_lindistflow(p, q, VoltageForm(form))
         if self._only_slack_buses_live():

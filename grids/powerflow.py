@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -359,6 +360,54 @@ def _solve_stacked(jacobians: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, 
     return dx, ok
 
 
+def check_injections(
+    p_mw: Any, q_mvar: Any, *, bus: np.ndarray, label: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bus injections as ``(n_scenarios, n_bus)`` arrays, or every problem at once.
+
+    Parameters
+    ----------
+    p_mw, q_mvar : array_like
+        Injections per bus [MW, Mvar] in ``bus`` order: one scenario ``(n_bus,)`` or a batch
+        ``(n_scenarios, n_bus)``.
+    bus : numpy.ndarray
+        pandapower bus indices of the columns.
+    label : str
+        The feeder's name, for the message.
+
+    Returns
+    -------
+    p_mw, q_mvar : numpy.ndarray
+        Shape ``(n_scenarios, n_bus)``; the caller's arrays where they already are.
+
+    Raises
+    ------
+    ScenarioError
+        Naming a wrong shape or the scenario and bus of a NaN or infinite value.
+    """
+    p = np.asarray(p_mw, dtype=float)
+    q = np.asarray(q_mvar, dtype=float)
+    n_bus = len(bus)
+    if p.shape == q.shape == (n_bus,) and math.isfinite(p.sum() + q.sum()):
+        return p[None, :], q[None, :]  # one valid scenario (the time-series hot path)
+    batch = p.ndim == 2 and p.shape == q.shape and p.shape[1] == n_bus
+    if batch and math.isfinite(p.sum() + q.sum()):
+        return p, q  # a valid batch (the hosting-capacity hot path)
+    problems = []
+    for name, arr in (("p_mw", p), ("q_mvar", q)):
+        if arr.ndim not in (1, 2) or arr.shape[-1] != n_bus:
+            problems.append(
+                f"{name}: shape {arr.shape} (expected ({n_bus},) or (n_scenarios, {n_bus}))"
+            )
+        elif not np.all(np.isfinite(arr)):
+            where = np.argwhere(~np.isfinite(np.atleast_2d(arr)))[0]
+            problems.append(f"{name}: scenario {where[0]}, bus {bus[where[1]]} is NaN or infinite")
+    if not problems and np.atleast_2d(p).shape != np.atleast_2d(q).shape:
+        problems.append(f"p_mw shape {p.shape} and q_mvar shape {q.shape} differ")
+    check_problems(problems, ScenarioError, f"{label}: invalid power-flow injections")
+    return np.atleast_2d(p), np.atleast_2d(q)
+
+
 class ACPowerFlow:
     """Fast AC power flow for many injection scenarios on one feeder.
 
@@ -577,28 +626,6 @@ class ACPowerFlow:
         """
         return net_injection(self._net, self.bus)
 
-    def _check_injection(self, p_mw, q_mvar) -> tuple[np.ndarray, np.ndarray]:
-        p = np.asarray(p_mw, dtype=float)
-        q = np.asarray(q_mvar, dtype=float)
-        n_bus = len(self.bus)
-        if p.shape == q.shape == (n_bus,) and math.isfinite(p.sum() + q.sum()):
-            return p[None, :], q[None, :]  # one valid scenario (a time-series step)
-        problems = []
-        for name, arr in (("p_mw", p), ("q_mvar", q)):
-            if arr.ndim not in (1, 2) or arr.shape[-1] != n_bus:
-                problems.append(
-                    f"{name}: shape {arr.shape} (expected ({n_bus},) or (n_scenarios, {n_bus}))"
-                )
-            elif not np.all(np.isfinite(arr)):
-                bad = np.argwhere(~np.isfinite(np.atleast_2d(arr)))[0]
-                problems.append(
-                    f"{name}: scenario {bad[0]}, bus {self.bus[bad[1]]} is NaN or infinite"
-                )
-        if not problems and np.atleast_2d(p).shape != np.atleast_2d(q).shape:
-            problems.append(f"p_mw shape {p.shape} and q_mvar shape {q.shape} differ")
-        check_problems(problems, ScenarioError, f"{self.name}: invalid power-flow injections")
-        return np.atleast_2d(p), np.atleast_2d(q)
-
     # ---- solve ------------------------------------------------------------------------------
     def solve(self, p_mw, q_mvar, *, warm_start: bool = True) -> ACResult:
         """Solve the AC power flow for one or many injection scenarios.
@@ -620,7 +647,7 @@ class ACPowerFlow:
             Always 2-D ``(n_scenarios, ...)``. Never raises for non-convergence of single
             scenarios: check ``converged`` or call :meth:`ACResult.raise_if_failed`.
         """
-        p, q = self._check_injection(p_mw, q_mvar)
+        p, q = check_injections(p_mw, q_mvar, bus=self.bus, label=self.name)
         n_scen = p.shape[0]
         # two real products: a complex @ real product would cast the matrix on every call
         s_spec = (p @ self._aggregate + 1j * (q @ self._aggregate)) / self.base_mva  # (S, n_int)
