@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cosim.results import read_results
+from cosim.results import read_results, signal_mask
 from grids.errors import FeederError
 from grids.feeder_model import line_rated
 from grids.feeders import load_feeder
@@ -39,12 +39,11 @@ def _per_element(frame: pd.DataFrame, attr: str) -> tuple[np.ndarray, np.ndarray
     """``(t_s, values[t, element], element keys)`` of a per-element signal ``<id>.<attr>[k]``,
     forward-filled over the times any element was recorded (the collector stores a value in
     the high-rate windows only when it changed)."""
-    names = frame["signal"].astype(str)
-    mask = names.str.contains(f".{attr}[", regex=False).to_numpy()
+    mask = signal_mask(frame, lambda name: f".{attr}[" in name)
     if not mask.any():
         return np.empty(0), np.empty((0, 0)), []
     sel = frame[mask]
-    keys = names[mask].str.extract(r"\[(.*)\]$", expand=False)
+    keys = sel["signal"].astype(str).str.extract(r"\[(.*)\]$", expand=False)
     # a recorded NaN (a line without rating, out of service or dead) is a value, not a gap:
     # it is kept through the pivot and the forward fill under a stand-in
     recorded = sel["value"].to_numpy(dtype=float)
@@ -62,8 +61,7 @@ def _per_element(frame: pd.DataFrame, attr: str) -> tuple[np.ndarray, np.ndarray
 
 
 def _scalar(frame: pd.DataFrame, suffix: str) -> tuple[np.ndarray, np.ndarray]:
-    names = frame["signal"].astype(str)
-    mask = names.str.endswith(suffix).to_numpy()
+    mask = signal_mask(frame, lambda name: name.endswith(suffix))
     return frame["t_s"].to_numpy()[mask], frame["value"].to_numpy()[mask]
 
 

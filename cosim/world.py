@@ -45,7 +45,7 @@ import numpy as np
 from tqdm import tqdm
 
 from cosim.attributes import RECORDED
-from cosim.results import SUFFIX, partial_path, read_results, run_metadata
+from cosim.results import SUFFIX, partial_path, read_results, run_metadata, signal_mask
 from cosim.scenario import Coupling, RemoteSim, Scenario
 from cosim.specs import plain_value, to_params
 from cosim.violations import run_violations
@@ -729,12 +729,11 @@ def metrics_from_results(path: str | Path, *, duration_s: float | None = None) -
     ``soc_final_frac``.
     """
     frame, _meta = read_results(path)
-    names = frame["signal"].astype(str)
     values = frame["value"].to_numpy()
     t = frame["t_s"].to_numpy()
 
     def sel(suffix: str):
-        mask = names.str.endswith(suffix).to_numpy()
+        mask = signal_mask(frame, lambda name: name.endswith(suffix))
         return t[mask], values[mask]
 
     metrics: dict[str, float] = {}

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cosim.results import read_results
+from cosim.results import read_results, signal_mask
 from grids.limits import Violation, voltage_violations
 from grids.powerflow import prepare_net
 from studies.report import Report, as_violation
@@ -28,8 +28,7 @@ from studies.study_inputs import line_rating_notes
 def _signals(frame: pd.DataFrame, suffix: str) -> pd.DataFrame:
     """Wide table (rows t_s, one column per signal) of the signals ending with ``suffix``,
     forward-filled (the results are a zero-order hold)."""
-    names = frame["signal"].astype(str)
-    sel = frame[names.str.endswith(suffix).to_numpy()]
+    sel = frame[signal_mask(frame, lambda name: name.endswith(suffix))]
     if sel.empty:
         return pd.DataFrame()
     table = sel.pivot_table(index="t_s", columns="signal", values="value", observed=True)
@@ -37,8 +36,7 @@ def _signals(frame: pd.DataFrame, suffix: str) -> pd.DataFrame:
 
 
 def _per_bus(frame: pd.DataFrame, attr: str) -> pd.DataFrame:
-    names = frame["signal"].astype(str)
-    sel = frame[names.str.contains(f".{attr}[", regex=False).to_numpy()]
+    sel = frame[signal_mask(frame, lambda name: f".{attr}[" in name)]
     if sel.empty:
         return pd.DataFrame()
     table = sel.pivot_table(index="t_s", columns="signal", values="value", observed=True)

@@ -113,3 +113,19 @@ def test_a_recorded_nan_loading_is_not_filled_from_before_the_outage(tmp_path):
     (line,) = [v for v in found if v.limit == Limit.LINE_LOADING.value]
     assert (line.element, line.worst_value, line.duration_s) == ("line 1", 120.0, 900.0)
     assert not_checked == []
+
+
+def test_signal_mask_matches_names_not_rows():
+    """``signal_mask`` selects the same rows as a per-row string match (categorical or not)."""
+    import pandas as pd
+
+    from cosim.results import signal_mask
+
+    names = ["F-0.feeder.vm_min_pu", "Fr-0.freq.f_hz", "F-0.feeder.bus_vm_pu[3]", "Fr-0.freq.f_hz"]
+    frame = pd.DataFrame({"t_s": [0.0, 0.0, 1.0, 1.0], "signal": names, "value": [1, 2, 3, 4]})
+    for signal in (frame["signal"], frame["signal"].astype("category")):
+        framed = frame.assign(signal=signal)
+        mask = signal_mask(framed, lambda name: name.endswith(".f_hz"))
+        expected = framed["signal"].astype(str).str.endswith(".f_hz").to_numpy()
+        assert mask.tolist() == expected.tolist() == [False, True, False, True]
+        assert not signal_mask(framed, lambda name: "nothing" in name).any()
