@@ -363,6 +363,34 @@ def transformer_params() -> tuple[Param, ...]:
     )
 
 
+#: Largest fleet a scenario accepts: the vectorized fleet holds about 40 float64 arrays of this
+#: length plus its recorded outputs, about 500 bytes per vehicle (2 million: about 1 GB).
+MAX_VEHICLES = 2_000_000
+_BYTES_PER_VEHICLE = 500
+
+
+def fleet_size_problems(n_vehicles: int) -> list[str]:
+    """The problem of a fleet too large for memory, with the limit and a memory estimate.
+
+    Parameters
+    ----------
+    n_vehicles : int
+        Vehicles to sample.
+
+    Returns
+    -------
+    list of str
+        One problem above :data:`MAX_VEHICLES`, else empty.
+    """
+    if n_vehicles <= MAX_VEHICLES:
+        return []
+    return [
+        f"fleet.n_vehicles: {n_vehicles} is above the limit of {MAX_VEHICLES} vehicles (about "
+        f"{n_vehicles * _BYTES_PER_VEHICLE / 1e9:.1f} GB of fleet state; the limit is about "
+        f"{MAX_VEHICLES * _BYTES_PER_VEHICLE / 1e9:.0f} GB); split the fleet or aggregate it"
+    ]
+
+
 @functools.cache
 def fleet_params() -> tuple[Param, ...]:
     """Declared keys of ``[fleet]``."""
@@ -370,7 +398,7 @@ def fleet_params() -> tuple[Param, ...]:
     from vehicle_models.presets import FleetPreset
 
     return (
-        Param("n_vehicles", 0, kind=int, lo=0, hi=10_000_000, doc="vehicles sampled"),
+        Param("n_vehicles", 0, kind=int, lo=0, doc=f"vehicles sampled (at most {MAX_VEHICLES:,})"),
         Param("preset", FleetPreset.HOME, kind=FleetPreset, doc="sampling preset"),
         Param("policy", ChargingPolicy.LATEST, kind=ChargingPolicy, doc="baseline charging"),
         Param("table", None, kind=str, doc="CSV/Parquet table of vehicles instead of a preset"),
@@ -602,6 +630,7 @@ def _fleet(table: dict, base_dir: Path, problems: list[str], *, f0_hz: Any = 60.
             )
         else:
             buses = tuple(int(b) for b in buses_raw)
+    problems.extend(fleet_size_problems(int(v["n_vehicles"])))
     table_path = v["table"]
     if table_path is not None:
         table_path = _file(base_dir, table_path, "fleet.table", problems)

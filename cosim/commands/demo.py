@@ -39,7 +39,6 @@ def demo_scenario_path() -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cosim.commands.run import check_fleet_size
     from cosim.scenario import load_scenario
     from cosim.world import run_scenario
     from studies.demo_report import demo_report
@@ -47,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out)
     overrides = {} if args.vehicles is None else {"fleet.n_vehicles": args.vehicles}
     scenario = load_scenario(demo_scenario_path(), overrides=overrides)
-    check_fleet_size(scenario)
     result = run_scenario(scenario, args.out, progress=not (args.no_progress or args.json))
     path = demo_report(
         result.results_path,

@@ -71,26 +71,6 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-#: largest fleet a run accepts: the vectorized fleet holds about 40 float64 arrays of this length
-#: per step plus the recorded per-vehicle outputs; 2 million vehicles is about 1 GB
-MAX_VEHICLES = 2_000_000
-_BYTES_PER_VEHICLE = 500
-
-
-def check_fleet_size(scenario) -> None:
-    """Refuse a fleet too large for memory before anything is built (the limit is stated)."""
-    from grids.errors import ScenarioError
-
-    fleet = getattr(scenario, "fleet", None)
-    n = int(getattr(fleet, "n_vehicles", 0) or 0) if fleet is not None else 0
-    if n > MAX_VEHICLES:
-        raise ScenarioError(
-            f"fleet.n_vehicles: {n} is above the limit of {MAX_VEHICLES} vehicles (about "
-            f"{n * _BYTES_PER_VEHICLE / 1e9:.1f} GB of fleet state; the limit is about "
-            f"{MAX_VEHICLES * _BYTES_PER_VEHICLE / 1e9:.0f} GB); split the fleet or aggregate it"
-        )
-
-
 def run(args: argparse.Namespace) -> int:
     from cosim.scenario import RemoteSim, load_scenario
     from cosim.world import run_scenario
@@ -100,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out)
     register_study_sections()  # [contingency] and [black_start] are validated by their study
     scenario = load_scenario(args.scenario, overrides=parse_overrides(args.set))
-    check_fleet_size(scenario)
     remote = RemoteSim(args.remote) if args.remote else None
     result = run_scenario(
         scenario, args.out, progress=not (args.no_progress or args.json), remote=remote

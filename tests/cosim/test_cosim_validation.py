@@ -112,3 +112,19 @@ def test_a_fleet_table_is_read_and_its_buses_checked_at_validation(tmp_path):
     (tmp_path / "bad.csv").write_text(header + "3,0,28800,-60,0.2,7\n")
     (problem,) = problems_of({**BASE, "fleet": {"table": "bad.csv"}}, tmp_path)
     assert problem.startswith("fleet.table: ") and "e_capacity_kwh" in problem
+
+
+def test_a_fleet_too_large_for_memory_is_refused_by_the_scenario_itself():
+    """The Python API and sweeps get the same bound as the CLI, with the memory estimate."""
+    from cosim.scenario import MAX_VEHICLES, validate_scenario
+    from grids.errors import ScenarioError
+
+    data = {
+        "simulation": {"duration_s": 3600.0, "step_s": 900.0},
+        "fleet": {"n_vehicles": MAX_VEHICLES + 1, "buses": [1, 2]},
+    }
+    with pytest.raises(ScenarioError) as info:
+        validate_scenario(data)
+    assert f"limit of {MAX_VEHICLES} vehicles" in str(info.value) and "GB" in str(info.value)
+    data["fleet"]["n_vehicles"] = MAX_VEHICLES
+    assert validate_scenario(data).fleet.n_vehicles == MAX_VEHICLES
