@@ -526,6 +526,24 @@ def read_results(path: str | Path) -> tuple[pd.DataFrame, dict]:
     return frame, meta
 
 
+def results_frame(results: str | Path | pd.DataFrame) -> pd.DataFrame:
+    """A results frame: ``results`` itself if already read, else :func:`read_results` of it.
+
+    Parameters
+    ----------
+    results : path or pandas.DataFrame
+        A results file, or the frame read from one (so a caller reads a file once).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The long-form frame (``t_s``, ``signal``, ``value``).
+    """
+    if isinstance(results, pd.DataFrame):
+        return results
+    return read_results(results)[0]
+
+
 def signal_mask(frame: pd.DataFrame, match: Callable[[str], bool]) -> np.ndarray:
     """Rows of a results frame whose signal name satisfies ``match``.
 

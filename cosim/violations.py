@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cosim.results import read_results, signal_mask
+from cosim.results import results_frame, signal_mask
 from grids.errors import FeederError
 from grids.feeder_model import line_rated
 from grids.feeders import load_feeder
@@ -72,7 +72,7 @@ def _step_s(t_s: np.ndarray, default: float | None) -> float | None:
 
 
 def run_violations(
-    results_path: str | Path,
+    results_path: str | Path | pd.DataFrame,
     *,
     feeder: str | None = None,
     feeder_step_s: float | None = None,
@@ -84,8 +84,9 @@ def run_violations(
 
     Parameters
     ----------
-    results_path : path
-        The run's results file (:func:`cosim.results.read_results`).
+    results_path : path or pandas.DataFrame
+        The run's results file, or the frame already read from it
+        (:func:`cosim.results.read_results`).
     feeder : str, optional, keyword-only
         The feeder (embedded name or JSON path): whether its lines carry ratings.
     feeder_step_s : float, optional, keyword-only
@@ -107,7 +108,7 @@ def run_violations(
     not_checked : list of str
         One sentence per limit that could not be checked (:func:`grids.limits.missing_rating`).
     """
-    frame, _meta = read_results(results_path)
+    frame = results_frame(results_path)
     out: list[Violation] = []
     not_checked: list[str] = []
 

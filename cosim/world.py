@@ -39,13 +39,23 @@ import time as wall_clock
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # pandas is loaded with the results, not at import
+    import pandas as pd
 from tqdm import tqdm
 
 from cosim.attributes import RECORDED
-from cosim.results import SUFFIX, partial_path, read_results, run_metadata, signal_mask
+from cosim.results import (
+    SUFFIX,
+    partial_path,
+    read_results,
+    results_frame,
+    run_metadata,
+    signal_mask,
+)
 from cosim.scenario import Coupling, RemoteSim, Scenario
 from cosim.specs import plain_value, to_params
 from cosim.violations import run_violations
@@ -595,14 +605,12 @@ def run_scenario(
         if close_error is not None and not failed:
             raise close_error
     wall = wall_clock.perf_counter() - t0
-    metrics = (
-        metrics_from_results(built.results_path, duration_s=scenario.simulation.duration_s)
-        if record
-        else {}
-    )
-    violations, not_checked = (
-        violations_of_run(scenario, built.results_path) if record else ([], [])
-    )
+    metrics: dict[str, float] = {}
+    violations, not_checked = [], []
+    if record:  # the results file is read once for both
+        frame = read_results(built.results_path)[0]
+        metrics = metrics_from_results(frame, duration_s=scenario.simulation.duration_s)
+        violations, not_checked = violations_of_run(scenario, frame)
     return RunResult(
         out_dir=out,
         results_path=built.results_path if record else None,
@@ -615,7 +623,7 @@ def run_scenario(
     )
 
 
-def violations_of_run(scenario: Scenario, results_path: str | Path):
+def violations_of_run(scenario: Scenario, results_path: str | Path | pd.DataFrame):
     """:func:`cosim.violations.run_violations` with the scenario's feeder, steps and
     nominal frequency (``(violations, not_checked)``)."""
     sim = scenario.simulation
@@ -703,8 +711,10 @@ def _nanmax(values: np.ndarray) -> float:
     return float(finite.max()) if finite.size else math.nan
 
 
-def metrics_from_results(path: str | Path, *, duration_s: float | None = None) -> dict[str, float]:
-    """Key numbers of a run from its results file.
+def metrics_from_results(
+    path: str | Path | pd.DataFrame, *, duration_s: float | None = None
+) -> dict[str, float]:
+    """Key numbers of a run from its results file (or the frame already read from it).
 
     The frequency metrics are those of :mod:`grids.metrics` (one definition for every path):
     ``f_nadir_hz`` / ``f_zenith_hz`` are the sampled lowest / highest recorded frequency
@@ -728,7 +738,7 @@ def metrics_from_results(path: str | Path, *, duration_s: float | None = None) -
     ``max_fleet_export_mw``, ``max_fleet_import_mw``, ``max_n_tripped``, ``soc_min_frac``,
     ``soc_final_frac``.
     """
-    frame, _meta = read_results(path)
+    frame = results_frame(path)
     values = frame["value"].to_numpy()
     t = frame["t_s"].to_numpy()
 
