@@ -39,7 +39,7 @@ import numpy as np
 from grids.discretize import zoh
 from grids.errors import ScenarioError, check_problems
 from grids.limits import Limit, Violation
-from grids.params import Param, read_params, unknown_keys
+from grids.params import Param, is_finite_number, read_params, unknown_keys
 
 _N_STATE = 4
 _I_F, _I_GV, _I_RH, _I_AGC = range(_N_STATE)
@@ -313,21 +313,17 @@ class SwingParameters:
                 param.check(getattr(stage, param.name), key=f"{where}.{param.name}", problems=out)
             thr = stage.threshold_hz
             if (
-                _is_finite_number(thr)
-                and _is_finite_number(self.f0_hz)
+                is_finite_number(thr)
+                and is_finite_number(self.f0_hz)
                 and thr > 0
                 and thr >= self.f0_hz
             ):
                 out.append(f"{where}.threshold_hz: {thr} must be below f0_hz = {self.f0_hz}")
-            if _is_finite_number(stage.fraction) and 0.0 < stage.fraction <= 1.0:
+            if is_finite_number(stage.fraction) and 0.0 < stage.fraction <= 1.0:
                 total += stage.fraction
         if total > 1.0 + 1e-12:
             out.append(f"{path}.ufls: fractions sum to {total:g}, above the allowed 1")
         return out
-
-
-def _is_finite_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _ufls_from_list(value: Any, path: str, problems: list[str]) -> tuple[UflsStage, ...]:
@@ -749,7 +745,7 @@ def check_event_size(
     if value is None:
         return problems
     s_base = params.s_base_mw
-    if _is_finite_number(s_base) and abs(value) > s_base:
+    if is_finite_number(s_base) and abs(value) > s_base:
         problems.append(
             f"{key}: {value:g} MW exceeds the system base s_base_mw = {s_base:g} MW "
             "(a loss cannot exceed the generation online)"

@@ -65,6 +65,22 @@ def is_number(value: Any) -> bool:
     )
 
 
+def is_finite_number(value: Any) -> bool:
+    """True for a finite real number (:func:`is_number` and neither NaN nor infinite).
+
+    Parameters
+    ----------
+    value : Any
+        Value read from a file or argument.
+
+    Returns
+    -------
+    bool
+        Whether ``value`` is a finite ``int``/``float`` (or numpy scalar), not a ``bool``.
+    """
+    return is_number(value) and math.isfinite(value)
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"

@@ -7,14 +7,11 @@ so that neither imports the other (no import circle).
 
 from __future__ import annotations
 
-import math
 from enum import Enum
 from typing import Any
 
-import numpy as np
-
 from grids.errors import ScenarioError, check_problems
-from grids.params import Param
+from grids.params import Param, is_finite_number
 from studies.hosting_capacity_engine import Binding, check_value
 from vehicle_models.controls import constant_pf_q_pu
 from vehicle_models.settings import ConstantPFSettings, Excitation
@@ -61,25 +58,6 @@ class Control(Enum):
 DEFAULT_TOLERANCE_MW = 0.001
 
 
-def is_finite_number(value: Any) -> bool:
-    """Whether ``value`` is a finite real number (not a bool or a string).
-
-    Parameters
-    ----------
-    value : Any
-        The value to test.
-
-    Returns
-    -------
-    bool
-    """
-    return (
-        isinstance(value, int | float | np.integer | np.floating)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
-
-
 def parse_enum(cls: type[Enum], value: Any, name: str) -> Any:
     """``cls(value)`` with a clear :class:`ScenarioError` naming the allowed values.
 
@@ -124,10 +102,6 @@ def q_per_p_from_pf(pf: float) -> float:
     excitation = Excitation.ABSORB if pf > 0 else Excitation.INJECT
     settings = ConstantPFSettings(pf=min(1.0, abs(pf)), excitation=excitation)
     return float(constant_pf_q_pu(1.0, settings))
-
-
-_enum = parse_enum  # old private names
-_number = is_finite_number
 
 
 #: Most Monte Carlo scenarios a study accepts (about a minute per 1000 on a 33-bus feeder).

@@ -32,16 +32,14 @@ import numpy as np
 
 from cosim.scenario import validate_scenario
 from grids.errors import ScenarioError, SimulationError
+from grids.params import is_finite_number
 from studies.sweep_spec import (
     StudyKind,
     SweepSpec,
     canonical_hash,
-    is_finite_number,
     progress_bar,
 )
 from studies.sweep_store import STATUS_FAILED, STATUS_OK, ResultsStore, check_same_sweep
-
-_progress = progress_bar  # old private name
 
 # Study dispatch: each runner imports its own study where it runs. One sweep runs one kind of
 # study, and importing all four study stacks (numba-compiled kernels, the co-simulation) costs

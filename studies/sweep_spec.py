@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from cosim.scenario import apply_overrides, read_toml, validate_scenario
 from grids.errors import ScenarioError, V2GCosimError, check_problems
-from grids.params import REQUIRED, Param, is_number, read_params
+from grids.params import REQUIRED, Param, read_params
 
 _MAX_LISTED_PROBLEMS = 60
 
@@ -240,11 +240,6 @@ def canonical_hash(value: Any) -> str:
 def run_id_for(params: Mapping[str, Any]) -> str:
     """Stable id of a run: the first 16 hex digits of SHA-256 of its canonical parameters."""
     return canonical_hash(dict(params))[:16]
-
-
-def is_finite_number(value: Any) -> bool:
-    """A finite TOML number (the kit's ``is_number`` plus finiteness)."""
-    return is_number(value) and math.isfinite(value)
 
 
 #: Most values one axis generator (``linspace``, ``logspace``, ``lhs``) may produce.
@@ -628,4 +623,3 @@ def load_sweep(path: str | Path, *, progress: bool = False) -> SweepSpec:
 
 
 _hash = canonical_hash  # old private names
-_is_number = is_finite_number

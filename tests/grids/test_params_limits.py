@@ -132,3 +132,11 @@ def test_duration_counts_each_sample_until_the_next_and_nothing_past_the_end():
     assert a_low.duration_s == pytest.approx(900.0) == b_low.duration_s
     open_ended = voltage_violations(vm, bus_names=["bus 1"], t_s=t_s, step_s=900.0)[0]
     assert open_ended.duration_s == pytest.approx(1800.0)
+
+
+def test_is_finite_number():
+    from grids.params import is_finite_number
+
+    assert is_finite_number(1) and is_finite_number(-2.5) and is_finite_number(np.float64(3.0))
+    for bad in (float("nan"), float("inf"), True, "1", None, np.array([1.0])):
+        assert not is_finite_number(bad)
