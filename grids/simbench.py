@@ -33,6 +33,7 @@ import copy
 import difflib
 import fnmatch
 import re
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -356,3 +357,62 @@ def simbench_profiles(net, model) -> FeederProfiles:
         ev_p_mw=None if ev is None else np.ascontiguousarray(ev),
         source=str(net.name or "simbench"),
     )
+
+
+class StudyCase(Enum):
+    """SimBench's study cases: snapshot operating points given as factors on rated values.
+
+    ``hL`` high load, ``n1`` high load (n-1 planning), ``hW``/``hPV`` high wind/PV with high
+    load, ``lW``/``lPV`` high wind/PV with low load (the export worst cases); each also sets
+    the slack voltage (0.965 pu at high load, 1.055 pu at low load, SimBench's
+    ``net.loadcases`` table).
+    """
+
+    HIGH_LOAD = "hL"
+    N_MINUS_1 = "n1"
+    HIGH_WIND = "hW"
+    HIGH_PV = "hPV"
+    LOW_LOAD_WIND = "lW"
+    LOW_LOAD_PV = "lPV"
+
+
+def apply_study_case(net, case: StudyCase | str):
+    """Set a SimBench net's loads, generation and slack voltage to one of its study cases.
+
+    The values are SimBench's (:func:`simbench.get_absolute_values` with
+    ``profiles_instead_of_study_cases=False``): rated power times the study case's factor per
+    element type. Storages are not part of SimBench's study cases and are set to 0 MW.
+
+    Parameters
+    ----------
+    net : pandapowerNet
+        A SimBench net (changed in place).
+    case : StudyCase or str
+        The study case (``hL``, ``n1``, ``hW``, ``hPV``, ``lW``, ``lPV``).
+
+    Returns
+    -------
+    pandapowerNet
+        ``net``.
+
+    Raises
+    ------
+    FeederError
+        An unknown study case, or a net without SimBench study cases.
+    """
+    try:
+        case = StudyCase(case)
+    except ValueError:
+        names = ", ".join(c.value for c in StudyCase)
+        raise FeederError(f"study case {case!r}: expected one of {names}") from None
+    if "loadcases" not in net or not len(net.loadcases):
+        raise FeederError(f"{net.name or 'feeder'}: no SimBench study cases (net.loadcases)")
+    sb = _import_simbench()
+    values = sb.get_absolute_values(net, profiles_instead_of_study_cases=False)
+    for (element, column), frame in values.items():
+        if frame.shape[1] and case.value in frame.index:
+            net[element].loc[frame.columns, column] = frame.loc[case.value].to_numpy(dtype=float)
+    if "storage" in net and len(net.storage):
+        net.storage["p_mw"] = 0.0
+        net.storage["q_mvar"] = 0.0
+    return net

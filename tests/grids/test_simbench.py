@@ -22,6 +22,8 @@ from grids.feeder_model import FeederModel
 from grids.feeders import load_feeder
 from grids.profiles_year import FeederProfiles
 from grids.simbench import (
+    StudyCase,
+    apply_study_case,
     check_simbench_code,
     code_parts,
     ev_load_mask,
@@ -196,3 +198,16 @@ def test_synthetic_profiles_scale_the_base_injection():
     assert synthetic.ev_p_mw is None and synthetic.step_s == 900.0
     with pytest.raises(ScenarioError, match="expected"):
         FeederProfiles.from_model_base(model, time, mult[:10])
+
+
+def test_study_case_sets_simbench_factors(model):
+    net = copy.deepcopy(model.net)
+    rated_load, rated_pv = net.load.p_mw.copy(), net.sgen.p_mw.copy()
+    factors = net.loadcases.loc["lPV"]
+    apply_study_case(net, StudyCase.LOW_LOAD_PV)
+    np.testing.assert_allclose(net.load.p_mw, rated_load * factors["pload"], rtol=1e-12)
+    np.testing.assert_allclose(net.sgen.p_mw, rated_pv * factors["PV_p"], rtol=1e-12)
+    assert net.ext_grid.vm_pu.iloc[0] == pytest.approx(factors["Slack_vm"])
+    assert (net.storage.p_mw == 0).all()
+    with pytest.raises(FeederError, match="expected one of hL, n1"):
+        apply_study_case(net, "noon")
