@@ -42,6 +42,9 @@ from grids.profiles_year import FeederProfiles
 #: from the same time of day; 1,344 quarter hours, about 15 MB of work arrays per 100 buses).
 DEFAULT_CHUNK_DAYS = 14
 
+#: ``response(rows, vm_pu) -> (p_mw, q_mvar)``: voltage-dependent injections of one chunk.
+Response = Callable[[slice, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
 
 @dataclass(frozen=True)
 class TimeSeriesResult:
@@ -69,6 +72,13 @@ class TimeSeriesResult:
     iterations : numpy.ndarray (n_steps,) of int
     dead_bus : numpy.ndarray (n_bus,) of bool
         Buses connected to no external grid.
+    response_p_mw, response_q_mvar : numpy.ndarray (n_steps, n_bus) or None
+        With a ``response``: its injections at the fixed point [MW, Mvar] (part of the
+        solved injections).
+    response_iterations : numpy.ndarray (n_steps,) of int or None
+        Power flows solved for the step's chunk until the fixed point held.
+    response_converged : numpy.ndarray (n_steps,) of bool or None
+        Whether the step's voltages changed by less than the tolerance in the last iteration.
     """
 
     method: SolveMethod
@@ -86,6 +96,10 @@ class TimeSeriesResult:
     converged: np.ndarray
     iterations: np.ndarray
     dead_bus: np.ndarray
+    response_p_mw: np.ndarray | None = None
+    response_q_mvar: np.ndarray | None = None
+    response_iterations: np.ndarray | None = None
+    response_converged: np.ndarray | None = None
 
     @property
     def n_steps(self) -> int:
@@ -158,6 +172,10 @@ def solve_time_series(
     extra_p_mw: np.ndarray | None = None,
     extra_q_mvar: np.ndarray | None = None,
     progress: Callable[[int, int], None] | None = None,
+    response: Response | None = None,
+    response_tolerance_pu: float = 1e-6,
+    response_max_iterations: int = 50,
+    response_relaxation: float = 1.0,
 ) -> TimeSeriesResult:
     """Solve the power flow at every step of ``profiles``, in batched chunks.
 
@@ -179,6 +197,19 @@ def solve_time_series(
         Injections added to the profiles [MW, Mvar] (e.g. a V2G fleet), injection positive.
     progress : callable or None, keyword-only
         Called as ``progress(steps_done, n_steps)`` after every chunk.
+    response : callable or None, keyword-only
+        Voltage-dependent injections (inverter controls such as volt-var), solved as a fixed
+        point per chunk: ``response(rows, vm_pu) -> (p_mw, q_mvar)`` gets the chunk's step
+        slice and its voltages (n_chunk, n_bus) [pu, 0 at dead buses] and returns the
+        injections (n_chunk, n_bus) [MW, Mvar] added at those voltages. Iterated
+        ``x <- x + relaxation * (response(v(x)) - x)`` from zero until no voltage of the chunk
+        changes by more than ``response_tolerance_pu``.
+    response_tolerance_pu : float, keyword-only
+        Fixed-point tolerance on every voltage [pu].
+    response_max_iterations : int, keyword-only
+        Most power flows per chunk; steps still moving are flagged in ``response_converged``.
+    response_relaxation : float, keyword-only
+        Under-relaxation factor in (0, 1] for steep control curves.
 
     Returns
     -------
@@ -217,6 +248,13 @@ def solve_time_series(
             problems.append(f"{name}: NaN or infinite values")
         else:
             extras[name] = np.broadcast_to(extra, (n_steps, n_bus))
+    if response is not None:
+        if not (math.isfinite(response_tolerance_pu) and response_tolerance_pu > 0):
+            problems.append(f"response_tolerance_pu: {response_tolerance_pu} (expected > 0)")
+        if not (isinstance(response_max_iterations, int) and response_max_iterations >= 1):
+            problems.append(f"response_max_iterations: {response_max_iterations!r} (expected >= 1)")
+        if not (math.isfinite(response_relaxation) and 0 < response_relaxation <= 1):
+            problems.append(f"response_relaxation: {response_relaxation} (expected 0 < r <= 1)")
     check_problems(problems, ScenarioError, "invalid time-series power flow")
     if chunk_steps is None:
         chunk_steps = DEFAULT_CHUNK_DAYS * steps_per_day(profiles.step_s)
@@ -226,6 +264,11 @@ def solve_time_series(
     p_slack, q_slack, p_loss = (np.full(n_steps, np.nan) for _ in range(3))
     converged = np.zeros(n_steps, dtype=bool)
     iterations = np.zeros(n_steps, dtype=int)
+    if response is not None:
+        resp_p = np.zeros((n_steps, n_bus))
+        resp_q = np.zeros((n_steps, n_bus))
+        resp_iterations = np.zeros(n_steps, dtype=int)
+        resp_converged = np.zeros(n_steps, dtype=bool)
     for start in range(0, n_steps, chunk_steps):
         rows = slice(start, min(start + chunk_steps, n_steps))
         p = profiles.p_mw[rows]
@@ -235,6 +278,20 @@ def solve_time_series(
         if "extra_q_mvar" in extras:
             q = q + extras["extra_q_mvar"][rows]
         result = model.solve(p, q, method=method, warm_start=True)
+        if response is not None:
+            result, fixed_point = _response_fixed_point(
+                model,
+                method,
+                rows,
+                p,
+                q,
+                result,
+                response,
+                tolerance_pu=response_tolerance_pu,
+                max_iterations=response_max_iterations,
+                relaxation=response_relaxation,
+            )
+            resp_p[rows], resp_q[rows], resp_iterations[rows], resp_converged[rows] = fixed_point
         vm[rows] = result.vm_pu
         line[rows] = result.line_loading_percent
         trafo[rows] = result.trafo_loading_percent
@@ -261,7 +318,41 @@ def solve_time_series(
         converged=converged,
         iterations=iterations,
         dead_bus=np.asarray(model.dead_bus),
+        response_p_mw=None if response is None else resp_p,
+        response_q_mvar=None if response is None else resp_q,
+        response_iterations=None if response is None else resp_iterations,
+        response_converged=None if response is None else resp_converged,
     )
+
+
+def _response_fixed_point(
+    model, method, rows, p, q, result, response, *, tolerance_pu, max_iterations, relaxation
+):
+    """Fixed point of voltage-dependent injections on one chunk (see ``response``)."""
+    n_chunk, n_bus = p.shape
+    dp = np.zeros((n_chunk, n_bus))
+    dq = np.zeros((n_chunk, n_bus))
+    moving = np.ones(n_chunk, dtype=bool)
+    n_solves = 0
+    while n_solves < max_iterations:
+        n_solves += 1
+        vm_before = result.vm_energized_pu()
+        target_p, target_q = response(rows, vm_before)
+        target_p = np.broadcast_to(np.asarray(target_p, dtype=float), (n_chunk, n_bus))
+        target_q = np.broadcast_to(np.asarray(target_q, dtype=float), (n_chunk, n_bus))
+        if not (np.isfinite(target_p).all() and np.isfinite(target_q).all()):
+            raise ScenarioError(
+                f"response: NaN or infinite injections at steps {rows.start}..{rows.stop - 1}"
+            )
+        dp = dp + relaxation * (target_p - dp)
+        dq = dq + relaxation * (target_q - dq)
+        result = model.solve(p + dp, q + dq, method=method, warm_start=True)
+        change = np.abs(result.vm_energized_pu() - vm_before)
+        moving = ~(np.nan_to_num(change, nan=np.inf).max(axis=1) <= tolerance_pu)
+        if not moving.any():
+            break
+    converged = ~moving & result.converged
+    return result, (dp, dq, np.full(n_chunk, n_solves), converged)
 
 
 def steps_per_day(step_s: float) -> int:

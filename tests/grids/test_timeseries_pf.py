@@ -157,3 +157,67 @@ def test_bad_input_is_refused(model, profiles):
     with pytest.raises(ScenarioError, match="chunk_steps") as error:
         solve_time_series(model, day, chunk_steps=0, extra_q_mvar=np.zeros(3))
     assert "extra_q_mvar: shape (3,)" in str(error.value)  # every problem at once
+
+
+def test_volt_var_fixed_point_equals_a_root_solve_with_runpp(model, absolute, profiles):
+    """A volt-var inverter (IEEE 1547 Category B curve, 22 kVA, 4x its share of a bus) at the
+    end of a feeder: the per-chunk fixed point equals the scalar root ``q = f(v(q))`` found by
+    scipy's brentq on pandapower runpp (1e-6 pu)."""
+    from scipy.optimize import brentq
+
+    from vehicle_models.controls import volt_var_q_pu
+    from vehicle_models.settings import VoltVarSettings
+
+    settings = VoltVarSettings.defaults()
+    column = int(np.argmax(np.abs(profiles.p_mw).sum(axis=0)))
+    s_mva = 4 * 0.022
+
+    def response(rows, vm_pu):
+        q = np.zeros_like(vm_pu)
+        q[:, column] = s_mva * volt_var_q_pu(vm_pu[:, column], settings)
+        return np.zeros_like(vm_pu), q
+
+    day = profiles.window("2016-06-21", 86_400)
+    result = solve_time_series(model, day, response=response, response_tolerance_pu=1e-10)
+    assert result.response_converged.all()
+    assert (result.response_iterations > 1).all()
+    k = profiles.time.get_loc(pd.Timestamp("2016-06-21 13:00", tz="Europe/Berlin"))
+    row = k - profiles.time.get_loc(day.time[0])
+    bus = int(model.bus[column])
+
+    def voltage_at(q_mvar):
+        ref = _net_at(model.net, absolute, k)
+        from pandapower import create_sgen
+
+        create_sgen(ref, bus, p_mw=0.0, q_mvar=q_mvar)
+        run_reference(ref)
+        return ref
+
+    def residual(q_mvar):
+        v = voltage_at(q_mvar).res_bus.vm_pu.at[bus]
+        return q_mvar - s_mva * float(volt_var_q_pu(v, settings))
+
+    q_root = brentq(residual, -0.45 * s_mva, 0.45 * s_mva, xtol=1e-13)
+    ref = voltage_at(q_root)
+    assert result.response_q_mvar[row, column] == pytest.approx(q_root, abs=1e-8)
+    np.testing.assert_allclose(
+        result.vm_pu[row], ref.res_bus.vm_pu.reindex(model.bus).to_numpy(), rtol=0, atol=TOL_PU
+    )
+    assert q_root < 0  # a sunny noon: the inverter absorbs
+
+
+def test_a_response_that_cannot_settle_is_flagged(model, profiles):
+    day = profiles.window("2016-06-21", 3_600)
+
+    def flip(rows, vm_pu):  # not a contraction: alternates forever
+        q = np.zeros_like(vm_pu)
+        q[:, 5] = np.where(vm_pu[:, 5] > np.median(vm_pu[:, 5]) - 1.0, -0.02, 0.02)
+        q[:, 5] *= (-1) ** flip.calls
+        flip.calls += 1
+        return np.zeros_like(vm_pu), q
+
+    flip.calls = 0
+    result = solve_time_series(model, day, response=flip, response_max_iterations=4)
+    assert (result.response_iterations == 4).all() and not result.response_converged.any()
+    with pytest.raises(ScenarioError, match="response_relaxation"):
+        solve_time_series(model, day, response=flip, response_relaxation=0.0)
