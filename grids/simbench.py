@@ -232,6 +232,11 @@ def load_simbench_net(code: str):
     return copy.deepcopy(built)
 
 
+def clear_simbench_cache() -> None:
+    """Forget the SimBench nets built in this process (the next load reads the data again)."""
+    _NETS.clear()
+
+
 def ev_load_mask(net) -> np.ndarray:
     """Which loads of a SimBench net are EV charging points (``HLS_*``/``APLS_*`` profiles).
 
