@@ -42,11 +42,12 @@ def parse_duration_s(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--feeders",
+        action="extend",
         nargs="+",
-        default=[],
+        default=None,
         metavar="FEEDER",
         help="feeders: simbench:<code or pattern> (e.g. 'simbench:1-LV-*--1-sw', quoted), "
-        "embedded names, .json nets",
+        "embedded names, .json nets (several after one --feeders or repeated)",
     )
     parser.add_argument(
         "--feeders-dir", default=None, metavar="DIR", help="a folder of .json (and .dss) feeders"
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         duration_s=None if args.duration is None else parse_duration_s(args.duration),
         percentile=args.percentile,
     )
-    feeders = resolve_feeders(args.feeders, feeders_dir=args.feeders_dir)
+    feeders = resolve_feeders(args.feeders or [], feeders_dir=args.feeders_dir)
     check_output_dir(args.out)
     with contextlib.ExitStack() as stack:
         if tls:
