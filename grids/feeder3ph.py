@@ -168,6 +168,8 @@ class ThreePhaseFeederModel:
         self._y_net = y_net
         self._y_src = y_src
         self._i_src = circuit.i_source_a[order]
+        self._inv = inv
+        self._taps = {r.name: round(float(r.tap_pu), 10) for r in circuit.regulators}
         self._solver = ZBusSolver(y_net + y_src, self._i_src, self.kv_base_ln * 1000.0)
         loads = circuit.loads
         self.load_names = loads.name
@@ -198,6 +200,68 @@ class ThreePhaseFeederModel:
             line_norm_amps=line_amps,
             bus3_nodes=bus3_nodes,
         )
+
+    # -------------------------------------------------------------------------- regulators
+    @property
+    def regulator_taps(self) -> dict[str, float]:
+        """Present tap of every regulator (RegControl name -> tap of its winding [pu])."""
+        return dict(self._taps)
+
+    def set_regulator_taps(self, taps: dict[str, float]) -> None:
+        """Move regulator taps; the admittance changes by the regulators' ``Yprim`` difference.
+
+        Parameters
+        ----------
+        taps : dict of str to float
+            RegControl name -> tap of its controlled winding [pu]; each must be one of the
+            transformer's tap positions (``min + k (max - min) / num_taps``).
+
+        Raises
+        ------
+        ScenarioError
+            Unknown regulator or a tap that is not a position (all listed).
+        """
+        regs = {r.name: r for r in self.circuit.regulators}
+        problems, moves = [], []
+        for name, tap in taps.items():
+            reg = regs.get(str(name).lower())
+            if reg is None:
+                problems.append(f"regulator {name!r}: unknown; expected one of {sorted(regs)}")
+                continue
+            pos = reg.positions_pu
+            k_new = int(np.argmin(np.abs(pos - float(tap))))
+            if not abs(pos[k_new] - float(tap)) < 1e-6:
+                step = (reg.max_tap_pu - reg.min_tap_pu) / max(reg.num_taps, 1)
+                problems.append(
+                    f"regulator {name!r}: tap {tap} pu is not a position; expected "
+                    f"{reg.min_tap_pu} to {reg.max_tap_pu} pu in steps of {step:.6g} pu"
+                )
+                continue
+            k_old = int(np.argmin(np.abs(pos - self._taps[reg.name])))
+            if k_new != k_old:
+                moves.append((reg, k_old, k_new))
+        check_problems(problems, ScenarioError, f"feeder {self.name}: invalid regulator taps")
+        if not moves:
+            return
+        n = self.n_node
+        delta = sp.csc_matrix((n, n), dtype=complex)
+        for reg, k_old, k_new in moves:
+            idx = np.where(reg.node_index >= 0, self._inv[np.maximum(reg.node_index, 0)], -1)
+            keep = idx >= 0
+            d = (reg.yprims[k_new] - reg.yprims[k_old])[np.ix_(keep, keep)]
+            i = idx[keep]
+            delta = (
+                delta
+                + sp.coo_matrix(
+                    (d.ravel(), (np.repeat(i, i.size), np.tile(i, i.size))), shape=(n, n)
+                ).tocsc()
+            )
+            self._taps[reg.name] = round(float(reg.positions_pu[k_new]), 10)
+        self._y_net = (self._y_net + delta).tocsc()
+        warm = self._solver.warm_state
+        self._solver = ZBusSolver(self._y_net + self._y_src, self._i_src, self.kv_base_ln * 1000.0)
+        self._solver.warm_state = warm
+        self._network = replace(self._network, y_network=csr_arrays(self._y_net))
 
     # ----------------------------------------------------------------------------- builders
     @classmethod

@@ -347,6 +347,15 @@ class ZBusSolver:
         self._warm: tuple[np.ndarray, np.ndarray] | None = None
         self._precond: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
+    @property
+    def warm_state(self):
+        """Last solution kept for the warm start (active nodes, voltages) or None."""
+        return self._warm
+
+    @warm_state.setter
+    def warm_state(self, value) -> None:
+        self._warm = value
+
     def _preconditioner(self, active, f, t, y_b):
         """``Z_NA``, ``K = (1 + Z_AA Y_l)^-1 Z_AA`` and ``c = (1 + Z_AA Y_l)^-1 V0_A``."""
         n_a, nb = active.size, f.size
