@@ -297,7 +297,11 @@ def compile_dss(path: str | Path):
         raise FeederError(f"OpenDSS file {master}: {exc}") from exc
     finally:
         os.chdir(cwd)
-    if dss.Circuit.NumNodes() == 0:
+    try:
+        n_nodes = dss.Circuit.NumNodes()
+    except Exception:  # DSSException: there is no active circuit
+        n_nodes = 0
+    if n_nodes == 0:
         raise FeederError(f"OpenDSS file {master}: defines no circuit (no 'New Circuit')")
     return dss
 
