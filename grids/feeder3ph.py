@@ -185,6 +185,7 @@ class ThreePhaseFeederModel:
             _load_branches(circuit.injections, self._node_of, sign=-1.0, owner_offset=0)
         )
         self._fixed = replace(inj, owner=np.full(len(inj), -1, dtype=np.int64))
+        self._base_branches = _concat(self._loads, self._fixed)
         self.delta_pairs = self._make_delta_pairs()
         line_matrix, self.line_conductor, line_amps = self._make_lines(inv)
         self.bus3 = tuple(b for b in self.buses if all((b, p) in self._node_of for p in (1, 2, 3)))
@@ -505,7 +506,7 @@ class ThreePhaseFeederModel:
                 out += 1j * q * 1e6
             return out
 
-        branches = _concat(self._loads, self._fixed)
+        branches = self._base_branches
         s_va = np.concatenate(
             [
                 self._loads.s_va[None, :] * mult[:, self._loads.owner],
