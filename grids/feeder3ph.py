@@ -202,6 +202,22 @@ class ThreePhaseFeederModel:
             bus3_nodes=bus3_nodes,
         )
 
+    def circuit_node_to_model(self, node_index: np.ndarray) -> np.ndarray:
+        """Map circuit node indices (OpenDSS ``YNodeOrder``) to this model's node order.
+
+        Parameters
+        ----------
+        node_index : numpy.ndarray of int
+            Circuit node indices; -1 (ground) stays -1.
+
+        Returns
+        -------
+        numpy.ndarray of int
+            Model node indices.
+        """
+        idx = np.asarray(node_index, dtype=np.int64)
+        return np.where(idx >= 0, self._inv[np.maximum(idx, 0)], -1)
+
     # -------------------------------------------------------------------------- regulators
     @property
     def regulator_taps(self) -> dict[str, float]:
@@ -247,7 +263,7 @@ class ThreePhaseFeederModel:
         n = self.n_node
         delta = sp.csc_matrix((n, n), dtype=complex)
         for reg, k_old, k_new in moves:
-            idx = np.where(reg.node_index >= 0, self._inv[np.maximum(reg.node_index, 0)], -1)
+            idx = self.circuit_node_to_model(reg.node_index)
             keep = idx >= 0
             d = (reg.yprims[k_new] - reg.yprims[k_old])[np.ix_(keep, keep)]
             i = idx[keep]
