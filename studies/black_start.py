@@ -394,9 +394,13 @@ def island_buses(net, root_bus: int) -> list[int]:
 
 def island_net(net, buses: Sequence[int]):
     """The island sub-net: ``buses`` only, no external grid, generators off (dark island)."""
-    from pandapower.toolbox import select_subnet
+    from pandapower.toolbox import drop_buses
 
-    sub = select_subnet(net, buses, include_switch_buses=False, include_results=False)
+    # a copy without the other buses and every element on them (the cut line included);
+    # faster than select_subnet, which builds a new net from scratch
+    sub = copy.deepcopy(net)
+    keep = set(int(b) for b in buses)
+    drop_buses(sub, [int(b) for b in sub.bus.index if int(b) not in keep])
     sub.ext_grid.drop(sub.ext_grid.index, inplace=True)
     for table in ("gen", "sgen"):
         if len(sub[table]):
