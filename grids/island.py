@@ -120,6 +120,29 @@ class GridFormingUnit:
         check_problems(problems, ScenarioError, f"invalid grid-forming unit at bus {self.bus}")
 
 
+def droop_from_damping_pu(d_pu: float) -> float:
+    """P-f droop of a grid-forming unit from its VSM damping: ``m_p = 1 / D`` (at most 1).
+
+    A virtual synchronous machine with damping ``D`` [pu power / pu frequency] settles like a
+    droop ``m_p = 1/D`` (D'Arco and Suul, IEEE Trans. Smart Grid 5(1), 2014; see
+    :mod:`vehicle_models.vsm`). ``D = 0`` (no damping) and ``D < 1`` give the steepest droop
+    the unit model accepts, 1 pu: with equal droops the units share by rating either way.
+
+    Parameters
+    ----------
+    d_pu : float
+        VSM damping [pu power / pu frequency] (>= 0).
+
+    Returns
+    -------
+    float
+        ``mp_pu`` [pu frequency / pu power], in (0, 1].
+    """
+    if not (isinstance(d_pu, int | float) and d_pu >= 0 and math.isfinite(d_pu)):
+        raise ScenarioError(f"d_pu: {d_pu!r} (expected a finite damping >= 0)")
+    return min(1.0, 1.0 / d_pu) if d_pu > 0 else 1.0
+
+
 @dataclass(frozen=True)
 class IslandResult:
     """Islanded power flow of one or many scenarios (scenario axis first).

@@ -421,7 +421,7 @@ class _State:
 
 class _Island:
     def __init__(self, scenario: BlackStartScenario) -> None:
-        from grids.island import GridFormingUnit, IslandPowerFlow
+        from grids.island import GridFormingUnit, IslandPowerFlow, droop_from_damping_pu
 
         s = scenario.settings
         self.scenario = scenario
@@ -511,7 +511,7 @@ class _Island:
             )
         # the island's voltages: the islanded power flow held by the fleet's units (the
         # P-f droop is the VSM's 1/D; the same for every unit, so it only sets the shares)
-        mp_pu = min(1.0, 1.0 / vsm.d_pu) if vsm.d_pu > 0 else 1.0
+        mp_pu = droop_from_damping_pu(vsm.d_pu)
         units = [
             GridFormingUnit(
                 bus=b, s_rated_mva=s_mva, mp_pu=mp_pu, nq_pu=s.q_droop_pu, v0_pu=s.v_setpoint_pu
