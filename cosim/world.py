@@ -229,7 +229,7 @@ def _island_params(scenario: Scenario) -> dict | None:
         "gfm_buses": buses,
         "s_rated_mva": float(freq.island["s_base_mw"]),
         "mp_pu": droop_from_damping_pu(float(freq.island["d_pu"])),
-        "v0_pu": float(scenario.feeder.ext_grid_vm_pu or 1.0),
+        "v0_pu": scenario.feeder.ext_grid_vm_pu,  # None: the feeder's own set-point
         "f0_hz": float(freq.params.f0_hz),
     }
 

@@ -309,9 +309,11 @@ class IslandPowerFlow:
 
         work = copy.deepcopy(net)
         work.ext_grid.drop(work.ext_grid.index, inplace=True)
-        for table in ("load", "sgen", "storage", "ward"):
+        # unloaded (the admittance matrix does not depend on the injections; wards keep their
+        # shunt admittance in it)
+        for table in ("load", "sgen", "storage"):
             if len(work[table]):
-                work[table]["in_service"] = False
+                work[table]["scaling"] = 0.0
         ref_bus = self.units[0].bus
         # a slack at the reference unit only to have pandapower build its internal model
         pp.create_ext_grid(work, bus=ref_bus, vm_pu=1.0)

@@ -469,7 +469,8 @@ class _Island:
         self.fleet_bus = int(fleet_bus) if fleet_bus is not None else self.unit_buses[0]
         self.net = island_net(net, self.buses)
         self.pf_bus = self.net.bus.index.to_numpy(dtype=np.int64)
-        self.unit_pos = np.searchsorted(self.pf_bus, self.unit_buses)
+        position = {int(b): i for i, b in enumerate(self.pf_bus)}
+        self.unit_pos = np.array([position[b] for b in self.unit_buses], dtype=np.intp)
         p0, q0 = net_injection(self.net, self.pf_bus)
         # per-block diversified demand per bus (the net's loads, or scaled to p_mw)
         self.block_p = []

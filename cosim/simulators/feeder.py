@@ -216,8 +216,10 @@ class FeederSim(SimulatorBase):
             # lazy: the island model (and its islanded power flow) only for island events
             from cosim.simulators.island import IslandBreaker, IslandConfig
 
-            config = island if isinstance(island, IslandConfig) else IslandConfig.from_dict(island)
             v_grid = float(self.net.ext_grid.vm_pu.iloc[0])
+            if not isinstance(island, IslandConfig) and island.get("v0_pu") is None:
+                island = {**island, "v0_pu": v_grid}  # the units form the grid's voltage
+            config = island if isinstance(island, IslandConfig) else IslandConfig.from_dict(island)
             self.breaker = IslandBreaker(self.net, config, v_grid_pu=v_grid)
         self.entities["grid"] = {}
         return [{"eid": "grid", "type": model, "rel": [], "children": children}]

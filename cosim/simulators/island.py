@@ -80,7 +80,7 @@ class IslandConfig:
                 s_rated_mva=share,
                 mp_pu=float(data.get("mp_pu", 0.05)),
                 nq_pu=float(data.get("nq_pu", 0.05)),
-                v0_pu=float(data.get("v0_pu", 1.0)),
+                v0_pu=float(data.get("v0_pu") or 1.0),
             )
             for b in buses
         )
@@ -124,7 +124,7 @@ class IslandBreaker:
 
     def open(self, va_connected_degree: np.ndarray, bus: np.ndarray) -> None:
         """Open the breaker; the island keeps the angle its reference unit had."""
-        ref = int(np.searchsorted(bus, self.config.units[0].bus))
+        ref = int(np.flatnonzero(np.asarray(bus) == self.config.units[0].bus)[0])
         self._theta_ref_degree = float(va_connected_degree[ref])
         self.islanded = True
         self.blocked = False
@@ -155,7 +155,7 @@ class IslandBreaker:
         res = self.solver(lines_out).solve(p_mw, q_mvar)
         theta = self._theta_ref_degree
         va = wrap_degree(res.va_degree[0] + theta)
-        pcc = int(np.searchsorted(res.bus, self.pcc_bus))
+        pcc = int(np.flatnonzero(res.bus == self.pcc_bus)[0])
         check = sync_check(
             f_island_hz=f_hz,
             f_grid_hz=self.config.f0_hz,
