@@ -319,8 +319,8 @@ class FeederSim(SimulatorBase):
             self._loop_outputs(out)
         self._lazy = LazyOutputs(out, self._vectors, self._child)
         next_time, dt_s = self.advance(time)
-        if self.breaker is not None and self.breaker.islanded:
-            self.breaker.advance(self._f_island_hz, dt_s)
+        if self.breaker is not None and self.breaker.islanded and not repeat:
+            self.breaker.advance(self._f_island_hz, dt_s)  # once per step, not per loop pass
         self.thermal.step(load_pu=out["transformer_load_pu"], ambient_c=ambient_c, dt_s=dt_s)
         return next_time
 
