@@ -72,6 +72,9 @@ class IslandConfig:
         s_mva = data.get("s_rated_mva")
         if not isinstance(s_mva, int | float) or not s_mva > 0:
             problems.append(f"island: s_rated_mva {s_mva!r} (expected > 0 MVA)")
+        f0_hz = data.get("f0_hz")
+        if not isinstance(f0_hz, int | float) or not 40.0 <= f0_hz <= 70.0:
+            problems.append(f"island: f0_hz {f0_hz!r} (expected a nominal frequency 40-70 Hz)")
         check_problems(problems, ScenarioError, "invalid island configuration")
         share = float(s_mva) / len(buses)
         units = tuple(
@@ -85,7 +88,7 @@ class IslandConfig:
             for b in buses
         )
         window = SyncWindow.from_dict(data.get("sync"), s_aggregate_kva=float(s_mva) * 1000.0)
-        return cls(units=units, f0_hz=float(data["f0_hz"]), window=window)
+        return cls(units=units, f0_hz=float(f0_hz), window=window)
 
 
 class IslandBreaker:

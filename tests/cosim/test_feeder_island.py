@@ -115,3 +115,14 @@ def test_island_event_through_the_world_with_a_grid_forming_fleet(tmp_path):
     assert (p_slack[p_slack.index > 0.55] == 0.0).all()  # islanded to the end: refused
     assert abs(f[f.index > 1.6] - 60.0).min() > 0.1
     assert np.isfinite(table["FeederSim-0.grid.vm_min_pu"]).all()
+
+
+def test_island_configuration_errors_are_listed():
+    from grids.errors import ScenarioError
+
+    sim = FeederSim()
+    sim.init("FeederSim-0", time_resolution=0.1, step_size=1)
+    with pytest.raises(ScenarioError) as info:
+        sim.create(1, "Grid", feeder="case33bw", island={"gfm_buses": [], "s_rated_mva": -1})
+    text = str(info.value)
+    assert "no grid-forming fleet bus" in text and "s_rated_mva" in text and "f0_hz" in text

@@ -238,3 +238,13 @@ def test_bad_input_is_refused_with_every_problem():
     island = IslandPowerFlow(net, UNITS, f0_hz=50.0)
     with pytest.raises(ScenarioError, match="shape"):
         island.solve(np.zeros(3), np.zeros(3))
+
+
+def test_voltage_collapse_is_a_failed_scenario_not_an_exception():
+    net = _case33()
+    island = IslandPowerFlow(net, [GridFormingUnit(bus=0, s_rated_mva=5.0)], f0_hz=60.0)
+    p, q = island.base_injection()
+    result = island.solve(np.vstack([p, 40 * p]), np.vstack([q, 40 * q]), warm_start=False)
+    assert result.converged.tolist() == [True, False]
+    assert np.isnan(result.vm_pu[1]).all() and np.isnan(result.f_hz[1])
+    assert np.isfinite(result.vm_pu[0]).all() and result.bus_vm_min[1] == -1
