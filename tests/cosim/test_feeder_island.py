@@ -126,3 +126,23 @@ def test_island_configuration_errors_are_listed():
         sim.create(1, "Grid", feeder="case33bw", island={"gfm_buses": [], "s_rated_mva": -1})
     text = str(info.value)
     assert "no grid-forming fleet bus" in text and "s_rated_mva" in text and "f0_hz" in text
+
+
+def test_scenario_sync_window_overrides_reach_the_feeder(tmp_path):
+    """[frequency.island] sync_* keys widen the window: the same request is granted."""
+    island = {"s_base_mw": 5.0, "h_s": 2.0, "d_pu": 100.0}
+    wide_window = {"sync_delta_f_hz": 2.0, "sync_delta_v_pu": 0.5, "sync_delta_theta_degree": 90.0}
+    runs = {}
+    for name, extra in (("table5", {}), ("wide", wide_window)):
+        data = {
+            "simulation": {"duration_s": 1.5, "step_s": 0.1},
+            "feeder": {"name": "case33bw"},
+            "fleet": {"n_vehicles": 20, "buses": [0]},
+            "frequency": {"island": {**island, **extra, "q_droop_pu": 0.02}},
+            "events": [{"t_s": 0.5, "kind": "island"}, {"t_s": 1.0, "kind": "reconnect"}],
+        }
+        result = run_scenario(load_scenario(data), tmp_path / name, progress=False)
+        runs[name] = wide(result.frame())["FeederSim-0.grid.p_slack_mw"]
+    after = lambda s: s[s.index > 1.05]  # noqa: E731
+    assert (after(runs["table5"]) == 0.0).all()  # |Δf| ~ 0.4 Hz > 0.1 Hz: refused
+    assert (after(runs["wide"]) > 3.0).all()  # granted at the request
