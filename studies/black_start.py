@@ -1031,8 +1031,10 @@ def write_black_start_report(scenario, island: _Island, timeline, metrics, out_d
     axes[1].axhline(s.f_min_hz, color="red", ls="--", lw=0.8)
     axes[1].set_ylabel("f [Hz]")
     axes[2].plot(timeline["t_s"], timeline["vm_min_pu"], label="lowest island voltage")
+    axes[2].plot(timeline["t_s"], timeline["vm_max_pu"], label="highest island voltage")
     axes[2].axhline(s.v_min_pu, color="red", ls="--", lw=0.8)
-    axes[2].set_ylabel("v [pu]")
+    axes[2].set_ylabel("v [pu] (islanded power flow)")
+    axes[2].legend(fontsize=8)
     axes[2].set_xlabel("time after energisation [s]")
     for ax in axes:
         ax.grid(alpha=0.3)
