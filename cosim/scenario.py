@@ -687,7 +687,9 @@ def _frequency(table: dict, problems: list[str]) -> FrequencyConfig:
         problems.append(f"frequency.island: expected a table, got {island_raw!r}")
     else:
         values = read_params(island_raw, ISLAND_PARAMS, path="frequency.island", problems=problems)
-        island = {k: float(val) for k, val in values.items() if val is not None}
+        island = {  # the swing model's keys (the feeder reads its own from the table)
+            k: float(val) for k, val in values.items() if val is not None and k in ISLAND_SWING_KEYS
+        }
     swing = None
     try:
         swing = swing_parameters(params)

@@ -56,7 +56,7 @@ from cosim.results import (
     run_metadata,
     signal_mask,
 )
-from cosim.scenario import ISLAND_SWING_KEYS, Coupling, RemoteSim, Scenario
+from cosim.scenario import Coupling, RemoteSim, Scenario
 from cosim.specs import plain_value, to_params
 from cosim.violations import run_violations
 from grids.errors import SimulationError, V2GCosimError
@@ -202,11 +202,6 @@ def _load_buses(feeder: str) -> tuple[int, ...]:
     return tuple(sorted(int(b) for b in net.load.bus.unique()))
 
 
-def _swing_island(scenario: Scenario) -> dict:
-    """The ``[frequency.island]`` keys of the island's swing model."""
-    return {k: v for k, v in scenario.frequency.island.items() if k in ISLAND_SWING_KEYS}
-
-
 def _island_params(scenario: Scenario) -> dict | None:
     """The feeder's islanded power flow for ``island`` events: the grid-forming fleet's buses
     share ``[frequency.island] s_base_mw`` equally, P-f droop ``1/d_pu``; None without an
@@ -230,10 +225,12 @@ def _island_params(scenario: Scenario) -> dict | None:
         buses = sorted({int(b) for b in read_fleet_table(fleet.table)["bus"].tolist()})
     else:
         buses = sorted(set(_fleet_buses(scenario)))
-    island = freq.island
+    # the feeder's keys of [frequency.island] (validated by the scenario loader, which keeps
+    # only the swing model's in ``frequency.island``)
+    raw = scenario.raw.get("frequency", {}).get("island", {})
     return {
-        "nq_pu": float(island.get("q_droop_pu", 0.05)),
-        "sync": {k[5:]: v for k, v in island.items() if k.startswith("sync_")},
+        "nq_pu": float(raw.get("q_droop_pu", 0.05)),
+        "sync": {k[5:]: float(v) for k, v in raw.items() if k.startswith("sync_")},
         "gfm_buses": buses,
         "s_rated_mva": float(freq.island["s_base_mw"]),
         "mp_pu": droop_from_damping_pu(float(freq.island["d_pu"])),
@@ -408,12 +405,12 @@ def _populate(
         if scenario.frequency is not None:
             freq_sim = world.start("FrequencySim", **fast_clock)
             ents["frequency"] = freq_sim.Grid(
-                params=scenario.frequency.params, island_params=_swing_island(scenario)
+                params=scenario.frequency.params, island_params=scenario.frequency.island
             )
     if scenario.frequency is not None and "frequency" not in ents:
         freq_sim = world.start("FrequencySim", **fast_clock)
         ents["frequency"] = freq_sim.Grid(
-            params=scenario.frequency.params, island_params=_swing_island(scenario)
+            params=scenario.frequency.params, island_params=scenario.frequency.island
         )
     if scenario.events:
         events_sim = world.start("EventSim", **fast_clock)
