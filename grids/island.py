@@ -241,8 +241,10 @@ class IslandPowerFlow:
     See the module docstring for the equations and references.
     """
 
-    #: scenarios per stacked Newton batch (bounds the memory of the dense Jacobians)
+    #: most scenarios per stacked Newton batch ...
     chunk_size: int = 512
+    #: ... and the memory budget of one batch of dense Jacobians [bytes]
+    newton_memory_bytes: int = 64 * 2**20
 
     def __init__(
         self,
@@ -318,7 +320,7 @@ class IslandPowerFlow:
         # a slack at the reference unit only to have pandapower build its internal model
         pp.create_ext_grid(work, bus=ref_bus, vm_pu=1.0)
         try:
-            pp.runpp(work, calculate_voltage_angles=True, numba=False, init="flat")
+            pp.runpp(work, calculate_voltage_angles=True, numba=False)
         except pp.LoadflowNotConverged:
             raise FeederError(
                 f"{self.name}: pandapower could not solve the unloaded island"
@@ -327,6 +329,8 @@ class IslandPowerFlow:
         self.base_mva = float(ppci["baseMVA"])
         self._ybus = np.asarray(ppci["Ybus"].toarray(), dtype=complex)
         n_int = self._ybus.shape[0]
+        # the unloaded solution: the start of a cold solve (transformer phase shifts included)
+        v_unloaded = np.asarray(ppci["V"], dtype=complex)
         self.bus = net.bus.index.to_numpy(dtype=np.int64)
         lookup = np.asarray(work._pd2ppc_lookups["bus"])
         internal = np.full(len(self.bus), -1, dtype=int)
@@ -361,6 +365,8 @@ class IslandPowerFlow:
         n_g = len(self.units)
         self._unit_map = np.zeros((n_int, n_g))  # bus x unit incidence
         self._unit_map[unit_int, np.arange(n_g)] = 1.0
+        self._va_start = np.angle(v_unloaded) - np.angle(v_unloaded[self._ref])
+        self._vm_start = np.abs(v_unloaded) / np.abs(v_unloaded[self._ref])
 
     def base_injection(self) -> tuple[np.ndarray, np.ndarray]:
         """Net injection per bus of the net's own loads and generators (no external grid).
@@ -392,7 +398,9 @@ class IslandPowerFlow:
         s_spec = ((p + 1j * q) / self.base_mva) @ self._aggregate
         n_scen = s_spec.shape[0]
         x0 = self._initial(s_spec, warm_start)
-        out = [self._newton(s_spec[a:b], x0[a:b]) for a, b in _chunks(n_scen, self.chunk_size)]
+        m = 2 * self._n + 2 * len(self.units)
+        chunk = max(1, min(self.chunk_size, self.newton_memory_bytes // (16 * m * m)))
+        out = [self._newton(s_spec[a:b], x0[a:b]) for a, b in _chunks(n_scen, chunk)]
         x = np.concatenate([o[0] for o in out])
         converged = np.concatenate([o[1] for o in out])
         iterations = np.concatenate([o[2] for o in out])
@@ -401,13 +409,15 @@ class IslandPowerFlow:
         return self._result(x, s_spec, converged, iterations)
 
     def _initial(self, s_spec: np.ndarray, warm_start: bool) -> np.ndarray:
-        """Start: the last solution, else flat (first unit's set-point) with droop shares."""
+        """Start: the last solution, else the unloaded island at the first unit's set-point
+        with the units sharing the demand by droop."""
         n, n_g = self._n, len(self.units)
         n_scen = s_spec.shape[0]
         if warm_start and self._last is not None:
             return np.tile(self._last, (n_scen, 1))
         x = np.zeros((n_scen, 2 * n + 2 * n_g))
-        x[:, n - 1 : 2 * n - 1] = self._v0[0]
+        x[:, : n - 1] = self._va_start[self._non_ref]
+        x[:, n - 1 : 2 * n - 1] = self._v0[0] * self._vm_start
         share = (1.0 / self._kp) / np.sum(1.0 / self._kp)
         demand = -s_spec.sum(axis=1)
         p_g = self._p0 + share * (demand.real - self._p0.sum())[:, None]

@@ -147,20 +147,29 @@ def _case33():
     return load_feeder("case33bw")
 
 
-def test_single_stiff_unit_equals_pandapower_slack_and_droop_closed_form():
-    net = copy.deepcopy(_case33())
-    unit = GridFormingUnit(bus=0, s_rated_mva=6.0, mp_pu=0.05, nq_pu=0.0, p0_mw=2.0, v0_pu=1.01)
+@pytest.mark.parametrize(("feeder", "bus"), [("case33bw", 0), ("mv_oberrhein", 58)])
+def test_single_stiff_unit_equals_pandapower_slack_and_droop_closed_form(feeder, bus):
+    """mv_oberrhein: HV/MV transformers with a 150 degree phase shift, and a second subnet fed
+    by another external grid, dead in the island (NaN here, unsupplied in runpp)."""
+    net = copy.deepcopy(_case33()) if feeder == "case33bw" else load_feeder(feeder)
+    unit = GridFormingUnit(bus=bus, s_rated_mva=60.0, mp_pu=0.05, nq_pu=0.0, p0_mw=2.0, v0_pu=1.01)
     island = IslandPowerFlow(net, [unit], f0_hz=60.0)
     result = island.solve(*island.base_injection())
     ref = copy.deepcopy(net)
+    ref.ext_grid.drop(ref.ext_grid.index[ref.ext_grid.bus != bus], inplace=True)
     ref.ext_grid["vm_pu"] = 1.01
+    ref.ext_grid["va_degree"] = 0.0
     pp.runpp(ref, calculate_voltage_angles=True, tolerance_mva=1e-10, numba=False)
-    np.testing.assert_allclose(result.vm_pu[0], ref.res_bus.vm_pu.to_numpy(), atol=1e-6)
-    np.testing.assert_allclose(result.va_degree[0], ref.res_bus.va_degree.to_numpy(), atol=1e-5)
+    vm_ref = ref.res_bus.vm_pu.to_numpy()
+    np.testing.assert_array_equal(result.dead_bus, np.isnan(vm_ref))
+    live = ~result.dead_bus
+    np.testing.assert_allclose(result.vm_pu[0, live], vm_ref[live], atol=1e-6)
+    va_ref = ref.res_bus.va_degree.to_numpy()[live]
+    np.testing.assert_allclose(result.va_degree[0, live], va_ref, atol=1e-5)
     p_slack = float(ref.res_ext_grid.p_mw.iloc[0])
     assert abs(result.p_gfm_mw[0, 0] - p_slack) < 1e-6
     assert abs(result.q_gfm_mvar[0, 0] - float(ref.res_ext_grid.q_mvar.iloc[0])) < 1e-6
-    f_closed = 60.0 * (1 - 0.05 * (p_slack - 2.0) / 6.0)
+    f_closed = 60.0 * (1 - 0.05 * (p_slack - 2.0) / 60.0)
     assert abs(result.f_hz[0] - f_closed) < 1e-9
 
 
