@@ -280,7 +280,7 @@ class IslandPowerFlow:
         self._check_net(net)
         self._net = net
         self._build(net)
-        self._last: tuple[np.ndarray, ...] | None = None
+        self._last: np.ndarray | None = None  # last converged unknowns (warm start)
 
     # ---- model -----------------------------------------------------------------------------
     def _check_net(self, net) -> None:
