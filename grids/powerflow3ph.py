@@ -441,17 +441,18 @@ class ZBusSolver:
         self._cols: dict[int, int] = {}
         self._z_cols = np.zeros((self.n, 0), dtype=complex)
         self._warm: tuple[np.ndarray, np.ndarray] | None = None
+        self._warm_full: np.ndarray | None = None
         self._precond: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._structures: dict[bytes, dict] = {}
 
     @property
     def warm_state(self):
-        """Last solution kept for the warm start (active nodes, voltages) or None."""
-        return self._warm
+        """Last solution kept for the warm start: (active nodes, their voltages, all nodes)."""
+        return self._warm, self._warm_full
 
     @warm_state.setter
     def warm_state(self, value) -> None:
-        self._warm = value
+        self._warm, self._warm_full = value
 
     def _preconditioner(self, active, f, t, y_b):
         """``Z_NA``, ``K = (1 + Z_AA Y_l)^-1 Z_AA`` and ``c = (1 + Z_AA Y_l)^-1 V0_A``."""
@@ -551,6 +552,9 @@ class ZBusSolver:
         if warm_start and self._warm is not None and np.array_equal(self._warm[0], active):
             last = self._warm[1]
             v_a = last.copy() if last.shape[0] == n_scen else np.repeat(last[-1:], n_scen, 0)
+        elif warm_start and self._warm_full is not None:
+            # other active nodes (e.g. new injection points): start from the last solution
+            v_a = np.repeat(self._warm_full[active][None, :], n_scen, axis=0)
         else:
             v_a = np.repeat(self.v0_v[active][None, :], n_scen, axis=0)
         converged = np.zeros(n_scen, dtype=bool)
@@ -597,6 +601,7 @@ class ZBusSolver:
         _final_kernel(v_a, f, t, s_va, *params, i_a, cur)
         v = self.v0_v[None, :] + i_a @ z_na.T
         self._warm = (active, v_a.copy())
+        self._warm_full = v[-1].copy()
         bad = ~np.isfinite(v).all(axis=1)
         converged &= ~bad
         # power at the final node voltages: with the currents above, the network equations
