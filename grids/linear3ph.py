@@ -84,28 +84,31 @@ class LinearForm(Enum):
 
 
 def net_injection_va(
-    y_ll_s, y_l0_s, *, v_point_v: np.ndarray, v_source_v: np.ndarray
+    y_ll_s, *, v_point_v: np.ndarray, i_source_a: np.ndarray | None = None
 ) -> np.ndarray:
     """Net complex power injected at each node at a solved operating point.
 
     Parameters
     ----------
-    y_ll_s, y_l0_s : array or scipy sparse matrix
-        :math:`Y_{LL}` ``(n_node, n_node)`` and :math:`Y_{L0}` ``(n_node, n_source)`` [S].
+    y_ll_s : array or scipy sparse matrix
+        :math:`Y_{LL}` ``(n_node, n_node)`` [S] (network and source impedances).
     v_point_v : numpy.ndarray
         Complex node voltages [V], ``(n_node,)``.
-    v_source_v : numpy.ndarray
-        Complex source-node voltages [V], ``(n_source,)``.
+    i_source_a : numpy.ndarray, optional
+        Complex Norton current of the sources per node [A], ``(n_node,)``
+        (:math:`-Y_{L0} v_0` when the source nodes are eliminated instead).
 
     Returns
     -------
     numpy.ndarray
-        :math:`\\hat s = \\hat v \\, \\overline{(Y_{LL} \\hat v + Y_{L0} v_0)}` [VA] per node,
+        :math:`\\hat s = \\hat v \\, \\overline{(Y_{LL} \\hat v - i_s)}` [VA] per node,
         injection positive (the loads' draw, as wye equivalents).
     """
     v = np.asarray(v_point_v, dtype=complex)
-    current_a = y_ll_s @ v + y_l0_s @ np.asarray(v_source_v, dtype=complex)
-    return v * np.conj(np.asarray(current_a).ravel())
+    current_a = np.asarray(y_ll_s @ v).ravel()
+    if i_source_a is not None:
+        current_a = current_a - np.asarray(i_source_a, dtype=complex).ravel()
+    return v * np.conj(current_a)
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def _exact(s_wye_va: np.ndarray, s_delta_va: np.ndarray) -> np.ndarray:
 
 def _linear(form: LinearForm) -> LinearThreePhaseModel:
     v_base = _exact(S_LOAD_VA, np.zeros(2))
-    s_point = net_injection_va(Y_LL, Y_L0, v_point_v=v_base, v_source_v=V0)
+    s_point = net_injection_va(Y_LL, v_point_v=v_base, i_source_a=-Y_L0 @ V0)
     np.testing.assert_allclose(s_point, S_LOAD_VA, rtol=1e-9)  # the loads, recovered
     return LinearThreePhaseModel.from_admittance(
         Y_LL,
