@@ -375,3 +375,60 @@ def bus_unbalance_percent(v_pu: np.ndarray, abc_nodes: np.ndarray) -> np.ndarray
     v1 = va + _A * vb + _A**2 * vc
     v2 = va + _A**2 * vb + _A * vc
     return 100.0 * np.abs(v2) / np.abs(v1)
+
+
+def linearise_feeder(model, result, *, scenario: int = 0) -> LinearThreePhaseModel:
+    """First-order linear model of a three-phase feeder around one of its solutions.
+
+    Parameters
+    ----------
+    model : grids.feeder3ph.ThreePhaseFeederModel
+        The feeder (its compiled circuit gives the network and source admittances, the
+        sources' Norton currents and the node bases).
+    result : grids.feeder3ph.ThreePhaseResult
+        A solution of ``model`` (the operating point, with its loads).
+    scenario : int, keyword-only
+        Which scenario of ``result`` is the operating point.
+
+    Returns
+    -------
+    LinearThreePhaseModel
+        In the model's node order, :attr:`LinearForm.FIRST_ORDER`, with the model's
+        ``delta_pairs``.
+
+    Raises
+    ------
+    FeederError
+        The operating point did not converge, or the system is singular.
+    """
+    if not bool(np.asarray(result.converged)[scenario]):
+        raise FeederError(
+            f"{model.name}: cannot linearise around scenario {scenario}: it did not converge"
+        )
+    circuit = model.circuit
+    # circuit (OpenDSS YNodeOrder) -> model node order
+    perm = np.array(
+        [
+            model.node_index(b, int(p))
+            for b, p in zip(circuit.node_bus, circuit.node_phase, strict=True)
+        ],
+        dtype=int,
+    )
+    inverse = np.empty_like(perm)
+    inverse[perm] = np.arange(perm.size)
+    y = (circuit.y_network + circuit.y_source).tocsc()[inverse][:, inverse]
+    i_source = np.empty(perm.size, dtype=complex)
+    i_source[perm] = np.asarray(circuit.i_source_a, dtype=complex)
+    v_base = np.asarray(model.kv_base_ln, dtype=float) * 1000.0
+    v_point = np.asarray(result.v_pu, dtype=complex)[scenario] * v_base
+    pairs = np.array(
+        [[model.node_index(b, f), model.node_index(b, t)] for b, f, t in model.delta_pairs],
+        dtype=int,
+    ).reshape(-1, 2)
+    return LinearThreePhaseModel.from_admittance(
+        y,
+        v_point_v=v_point,
+        v_base_v=v_base,
+        delta_pairs=pairs,
+        s_point_va=net_injection_va(y, v_point_v=v_point, i_source_a=i_source),
+    )
