@@ -35,8 +35,8 @@ import numpy as np
 from grids.errors import ConvergenceError, ScenarioError, check_problems
 from grids.limits import PHASE_LETTERS, VUF_LIMIT_PERCENT
 from grids.linear3ph import LinearThreePhaseModel, linearise_feeder
-from grids.sequence import voltage_unbalance_factor_percent
 from grids.params import Param
+from grids.sequence import voltage_unbalance_factor_percent
 from studies.hosting_capacity_engine import Binding, check_value
 from studies.hosting_capacity_types import (
     DEFAULT_SCREEN_MARGIN,
@@ -71,6 +71,13 @@ class ChargerPhase(Enum):
             return (1, 2, 3)
         return ({"a": 1, "b": 2, "c": 3}[self.value],)
 
+
+#: How much an element that already breaks its limit in the base case may worsen before the
+#: injection is held responsible: the engines' agreement with OpenDSS (1e-4 pu), and the same
+#: order for the unbalance factor [%] and the conductor loading [%].
+BASE_SLACK_PU = 1e-4
+BASE_SLACK_VUF_PERCENT = 0.01
+BASE_SLACK_LOADING_PERCENT = 0.1
 
 #: Limits of a three-phase hosting-capacity study, declared once (default, unit, range, doc).
 HC3PH_CRITERIA_PARAMS: tuple[Param, ...] = (
@@ -196,8 +203,8 @@ class _Checker:
         self.vnodes = np.flatnonzero((phase >= 1) & (phase <= 3))
         self.vnodes = self.vnodes[np.asarray(model.node_bus)[self.vnodes] != model.source_bus]
         vm0 = np.asarray(base.vm_pu)[0, self.vnodes]
-        self.v_hi = np.maximum(criteria.v_max_pu, vm0 + 1e-9)
-        self.v_lo = np.minimum(criteria.v_min_pu, vm0 - 1e-9)
+        self.v_hi = np.maximum(criteria.v_max_pu, vm0 + BASE_SLACK_PU)
+        self.v_lo = np.minimum(criteria.v_min_pu, vm0 - BASE_SLACK_PU)
         self.v_hi_base = vm0 > criteria.v_max_pu
         self.v_lo_base = vm0 < criteria.v_min_pu
         self.node_names = [
@@ -207,11 +214,13 @@ class _Checker:
             )
         ]
         vuf0 = np.nan_to_num(np.asarray(base.vuf_percent, dtype=float)[0], nan=0.0)
-        self.vuf_hi = np.maximum(criteria.vuf_max_percent, vuf0 + 1e-9)
+        self.vuf_hi = np.maximum(criteria.vuf_max_percent, vuf0 + BASE_SLACK_VUF_PERCENT)
         self.vuf_base = vuf0 > criteria.vuf_max_percent
         self.bus3_names = [f"bus {b}" for b in model.bus3]
         loading0 = np.asarray(base.line_loading_percent, dtype=float)[0]
-        self.load_hi = np.maximum(criteria.max_line_loading_percent, loading0 + 1e-9)
+        self.load_hi = np.maximum(
+            criteria.max_line_loading_percent, loading0 + BASE_SLACK_LOADING_PERCENT
+        )
         self.load_base = loading0 > criteria.max_line_loading_percent
         self.conductor_names = [_conductor_name(c) for c in base.line_conductor]
 
