@@ -133,9 +133,6 @@ def powerflow_violations(summary: dict, *, standard: str = "ansi") -> tuple[list
     return violations, not_checked
 
 
-#: Embedded three-phase feeders (OpenDSS copies under grids/dss/), named like --feeder takes
-#: them; kept here so that --help imports no engine.
-THREE_PHASE_FEEDERS = ("ieee13", "ieee34", "ieee123", "european_lv")
 _PHASE_LETTER = {1: "a", 2: "b", 3: "c"}
 
 
@@ -150,8 +147,11 @@ def is_three_phase_feeder(feeder: str) -> bool:
     Returns
     -------
     bool
+        :func:`grids.feeder3ph.is_three_phase_source`.
     """
-    return str(feeder).lower().endswith(".dss") or str(feeder).lower() in THREE_PHASE_FEEDERS
+    from grids.feeder3ph import is_three_phase_source
+
+    return is_three_phase_source(feeder)
 
 
 def load_three_phase_feeder(feeder: str):
@@ -166,14 +166,14 @@ def load_three_phase_feeder(feeder: str):
     -------
     grids.feeder3ph.ThreePhaseFeederModel
     """
+    from cosim.clitools import check_input_file
     from grids.feeder3ph import ThreePhaseFeederModel
 
-    if str(feeder).lower() in THREE_PHASE_FEEDERS:
-        return ThreePhaseFeederModel.from_name(str(feeder).lower())
-    from cosim.clitools import check_input_file
-
-    path = check_input_file(feeder, what="OpenDSS model (--feeder)")
-    return ThreePhaseFeederModel.from_dss(path)
+    if str(feeder).strip().lower().endswith(".dss"):
+        return ThreePhaseFeederModel.from_dss(
+            check_input_file(feeder, what="OpenDSS model (--feeder)")
+        )
+    return ThreePhaseFeederModel.from_name(feeder)
 
 
 def three_phase_summary(model, result, *, standard: str = "ansi") -> dict:
@@ -241,8 +241,11 @@ def three_phase_summary(model, result, *, standard: str = "ansi") -> dict:
             missing_rating(f"{n_unrated} phase conductor(s) of {model.name}", "line loading")
         )
     if loading.size:
+        line, letter = zip(*(c.rpartition(".")[::2] for c in result.line_conductor), strict=True)
         found = phase_loading_violation(
-            loading, line_names=list(model.conductor_line), line_phase=model.conductor_phase
+            loading,
+            line_names=list(line),
+            line_phase=[{"a": 1, "b": 2, "c": 3}.get(x, 0) for x in letter],
         )
         if found is not None:
             violations.append(found)
