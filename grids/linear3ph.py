@@ -71,7 +71,6 @@ from scipy.sparse.linalg import splu
 from grids.errors import FeederError, ScenarioError
 
 _VA_PER_MVA = 1e6
-_A = np.exp(2j * np.pi / 3)
 
 
 class LinearForm(Enum):
@@ -351,30 +350,6 @@ def _conj_injection(p, q, width: int, kind: str) -> np.ndarray | None:
         q2 = np.zeros_like(p2)
     p2, q2 = np.broadcast_arrays(p2, q2)
     return p2 - 1j * q2
-
-
-def bus_unbalance_percent(v_pu: np.ndarray, abc_nodes: np.ndarray) -> np.ndarray:
-    """Voltage unbalance factor of three-phase buses from complex node voltages.
-
-    Parameters
-    ----------
-    v_pu : numpy.ndarray
-        Complex phase-to-neutral voltages, ``(..., n_node)``.
-    abc_nodes : numpy.ndarray
-        ``(n_bus3, 3)`` node indices of phases a, b, c of each three-phase bus.
-
-    Returns
-    -------
-    numpy.ndarray
-        VUF = 100 |V2| / |V1| [%], ``(..., n_bus3)``, with
-        :math:`V_1 = (V_a + a V_b + a^2 V_c)/3`, :math:`V_2 = (V_a + a^2 V_b + a V_c)/3`,
-        :math:`a = e^{j 2 \\pi / 3}` (Fortescue 1918; IEC 61000-4-30 clause 5.7).
-    """
-    idx = np.asarray(abc_nodes, dtype=int)
-    va, vb, vc = v_pu[..., idx[:, 0]], v_pu[..., idx[:, 1]], v_pu[..., idx[:, 2]]
-    v1 = va + _A * vb + _A**2 * vc
-    v2 = va + _A**2 * vb + _A * vc
-    return 100.0 * np.abs(v2) / np.abs(v1)
 
 
 def linearise_feeder(model, result, *, scenario: int = 0) -> LinearThreePhaseModel:

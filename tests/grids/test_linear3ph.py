@@ -16,7 +16,6 @@ from grids.errors import FeederError, ScenarioError
 from grids.linear3ph import (
     LinearForm,
     LinearThreePhaseModel,
-    bus_unbalance_percent,
     net_injection_va,
 )
 
@@ -144,16 +143,6 @@ def test_batched_scenarios_match_one_by_one(model):
         fixed.wye_sensitivity_pu_per_mw([2], reactive=True),
         -1j * fixed.wye_sensitivity_pu_per_mw([2]),
     )
-
-
-def test_unbalance_factor_of_a_balanced_and_a_sagging_set():
-    balanced = np.array([1.0, A**2, A])
-    d = 0.05
-    sag = np.array([1.0, A**2, (1 - d) * A])
-    vuf = bus_unbalance_percent(np.stack([balanced, sag]), np.array([[0, 1, 2]]))
-    assert vuf.shape == (2, 1)
-    assert vuf[0, 0] == pytest.approx(0.0, abs=1e-12)
-    assert vuf[1, 0] == pytest.approx(100 * d / (3 - d), rel=1e-12)
 
 
 def test_bad_inputs_are_named(model):

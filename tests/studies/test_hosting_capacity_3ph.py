@@ -148,3 +148,34 @@ def test_bad_arguments_are_named(ieee13):
         )
     with pytest.raises(ScenarioError, match="tolerance_mw"):
         three_phase_hosting_capacity(ieee13, buses=["675"], tolerance_mw=0.0)
+
+
+def test_european_lv_sample_equals_brute_force():
+    """A house at the end of the European LV feeder, EN 50160 band: VUF binds (2 %)."""
+    model = ThreePhaseFeederModel.from_name("european_lv")
+    criteria = ThreePhaseCriteria(v_min_pu=0.90, v_max_pu=1.10)
+    result = three_phase_hosting_capacity(model, buses=["906"], phase="a", criteria=criteria)
+    (row,) = result.rows
+    assert row["binding"] == "voltage_unbalance" and row["where"] == "bus 906"
+    k = model.node_index("906", 1)
+
+    keep = model.node_bus != model.source_bus
+
+    def feasible(size_mw: float) -> bool:
+        p = np.zeros(model.n_node)
+        p[k] = -size_mw
+        res = model.solve(p_wye_mw=p, warm_start=False)
+        vm = res.vm_pu[0, keep]
+        return bool(
+            res.converged[0]
+            and 0.9 <= vm.min()
+            and vm.max() <= 1.1
+            and np.nanmax(res.vuf_percent[0]) <= 2.0
+            and np.nanmax(res.line_loading_percent[0]) <= 100.0
+        )
+
+    lo, hi = 0.0, 0.1
+    while hi - lo > 1e-4:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if feasible(mid) else (lo, mid)
+    assert row["hosting_capacity_mw"] == pytest.approx(lo, abs=TOL_MW + 1e-4)
