@@ -358,10 +358,11 @@ def linearise_feeder(model, result, *, scenario: int = 0) -> LinearThreePhaseMod
     Parameters
     ----------
     model : grids.feeder3ph.ThreePhaseFeederModel
-        The feeder (its compiled circuit gives the network and source admittances, the
-        sources' Norton currents and the node bases).
-    result : grids.feeder3ph.ThreePhaseResult
-        A solution of ``model`` (the operating point, with its loads).
+        The feeder (its node table and delta pairs).
+    result : grids.result3ph.ThreePhaseResult
+        A solution of ``model``: the operating point, with its loads, and (``network``) the
+        network and source admittances, the sources' Norton currents and the node bases
+        at the regulator taps of that solve.
     scenario : int, keyword-only
         Which scenario of ``result`` is the operating point.
 
@@ -380,21 +381,14 @@ def linearise_feeder(model, result, *, scenario: int = 0) -> LinearThreePhaseMod
         raise FeederError(
             f"{model.name}: cannot linearise around scenario {scenario}: it did not converge"
         )
-    circuit = model.circuit
-    # circuit (OpenDSS YNodeOrder) -> model node order
-    perm = np.array(
-        [
-            model.node_index(b, int(p))
-            for b, p in zip(circuit.node_bus, circuit.node_phase, strict=True)
-        ],
-        dtype=int,
+    net = result.network  # the solved model's admittances (present regulator taps)
+    n = int(np.asarray(net.v_base_v).size)
+    y = sp.csr_matrix(tuple(net.y_network), shape=(n, n)) + sp.csr_matrix(
+        tuple(net.y_source), shape=(n, n)
     )
-    inverse = np.empty_like(perm)
-    inverse[perm] = np.arange(perm.size)
-    y = (circuit.y_network + circuit.y_source).tocsc()[inverse][:, inverse]
-    i_source = np.empty(perm.size, dtype=complex)
-    i_source[perm] = np.asarray(circuit.i_source_a, dtype=complex)
-    v_base = np.asarray(model.kv_base_ln, dtype=float) * 1000.0
+    y = y.tocsc()
+    i_source = np.asarray(net.i_source_a, dtype=complex)
+    v_base = np.asarray(net.v_base_v, dtype=float)
     v_point = np.asarray(result.v_pu, dtype=complex)[scenario] * v_base
     pairs = np.array(
         [[model.node_index(b, f), model.node_index(b, t)] for b, f, t in model.delta_pairs],

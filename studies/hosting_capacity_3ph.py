@@ -11,8 +11,8 @@ Two tiers, as for balanced feeders (:mod:`studies.hosting_capacity`):
 
 1. **Screen** -- the multiphase linear power flow (:mod:`grids.linear3ph`, first-order form
    around the base case) gives the voltage change per MW at every node for every candidate;
-   all candidates are bisected together on it (voltages and VUF; conductor loading is left to
-   the AC tier).
+   all candidates are bisected together on it (phase voltages, VUF and phase conductor
+   currents, all from the linear voltages).
 2. **AC confirmation** -- the screen value ``s`` gives the bracket ``[s (1 - margin) - tol,
    s (1 + margin) + tol]``; one batched three-phase AC solve verifies it for every candidate
    (a bracket that does not hold is widened: lower bound to 0, upper bound doubled up to the
@@ -31,6 +31,7 @@ from enum import Enum
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from grids.errors import ConvergenceError, ScenarioError, check_problems
 from grids.limits import PHASE_LETTERS, VUF_LIMIT_PERCENT
@@ -350,9 +351,15 @@ class _AcTrials:
 
 
 class _LinearTrials:
-    """The screen: the linear model's voltages for candidate sizes (no conductor loading)."""
+    """The screen: the linear model's voltages, unbalance and conductor currents.
 
-    def __init__(self, linear: LinearThreePhaseModel, model, cands, *, sign, q_per_p, checker):
+    Conductor currents are the lines' ``Yprim`` rows at their first terminal applied to the
+    linear voltages (``result.network.line_matrix``), so they are linear in the size too.
+    """
+
+    def __init__(
+        self, linear: LinearThreePhaseModel, model, base, cands, *, sign, q_per_p, checker
+    ):
         self.vuf = voltage_unbalance_factor_percent
         flat = cands.nodes.ravel()
         sens = linear.wye_sensitivity_pu_per_mw(flat) + q_per_p * (
@@ -366,11 +373,23 @@ class _LinearTrials:
             [[model.node_index(b, p) for p in (1, 2, 3)] for b in model.bus3], dtype=int
         ).reshape(-1, 3)
         self.checker = checker
+        net = base.network
+        lines = sp.csr_matrix(
+            tuple(net.line_matrix),
+            shape=(int(np.asarray(net.line_norm_amps).size), linear.n_node),
+        )
+        v_base = np.asarray(net.v_base_v, dtype=float)
+        self.i0_a = lines @ (self.v0 * v_base)
+        self.di_a = np.asarray((lines @ (self.sens.T * v_base[:, None])).T)  # (n_cand, n_cond)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.inv_amps = 100.0 / np.asarray(net.line_norm_amps, dtype=float)
 
     def run(self, rows: np.ndarray, size_mw: np.ndarray) -> _State:
         v = self.v0[None, :] + size_mw[:, None] * self.sens[rows]
         vuf = self.vuf(v[:, self.abc]) if self.abc.size else np.zeros((rows.size, 0))
-        return self.checker.check(np.abs(v), vuf, None, np.ones(rows.size, dtype=bool))
+        i_a = self.i0_a[None, :] + size_mw[:, None] * self.di_a[rows]
+        loading = np.abs(i_a) * self.inv_amps[None, :]
+        return self.checker.check(np.abs(v), vuf, loading, np.ones(rows.size, dtype=bool))
 
 
 def _bisect(trials, n: int, lo, hi, *, tolerance_mw: float, cap_mw: float):
@@ -520,7 +539,9 @@ def three_phase_hosting_capacity(
     screen_mw = None
     if method in (Method.SCREEN, Method.SCREEN_AC):
         linear = linearise_feeder(model, base)
-        trials = _LinearTrials(linear, model, cands, sign=sign, q_per_p=q_per_p, checker=checker)
+        trials = _LinearTrials(
+            linear, model, base, cands, sign=sign, q_per_p=q_per_p, checker=checker
+        )
         screen_mw, s_binding, s_where = _bisect(
             trials, n, np.zeros(n), np.full(n, 0.1), tolerance_mw=tolerance_mw * 0.1,
             cap_mw=cap_mw,
