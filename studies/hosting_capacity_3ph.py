@@ -38,12 +38,14 @@ from grids.limits import PHASE_LETTERS, VUF_LIMIT_PERCENT
 from grids.linear3ph import LinearThreePhaseModel, linearise_feeder
 from grids.params import Param
 from grids.sequence import voltage_unbalance_factor_percent
-from studies.hosting_capacity_engine import Binding, check_value
+from studies.hosting_capacity_engine import HC_CRITERIA_PARAMS, Binding, check_value
 from studies.hosting_capacity_types import (
     DEFAULT_SCREEN_MARGIN,
     DEFAULT_TOLERANCE_MW,
     Method,
     Mode,
+    check_arguments,
+    check_pf,
     parse_enum,
     q_per_p_from_pf,
 )
@@ -81,23 +83,16 @@ BASE_SLACK_VUF_PERCENT = 0.01
 BASE_SLACK_LOADING_PERCENT = 0.1
 
 #: Limits of a three-phase hosting-capacity study, declared once (default, unit, range, doc).
+_BALANCED = {p.name: p for p in HC_CRITERIA_PARAMS}
 HC3PH_CRITERIA_PARAMS: tuple[Param, ...] = (
-    Param(
-        "v_min_pu", 0.95, unit="pu", lo=0.5, hi=1.5,
-        doc="lowest phase-to-neutral voltage (default ANSI C84.1 range A)",
-    ),
-    Param(
-        "v_max_pu", 1.05, unit="pu", lo=0.5, hi=1.5,
-        doc="highest phase-to-neutral voltage (default ANSI C84.1 range A)",
-    ),
+    # the same declarations as the balanced study, checked per phase-to-neutral voltage
+    _BALANCED["v_min_pu"],
+    _BALANCED["v_max_pu"],
     Param(
         "vuf_max_percent", VUF_LIMIT_PERCENT, unit="%", lo=0.0, lo_open=True, hi=100.0,
         doc="voltage unbalance factor |V2|/|V1| of three-phase buses (EN 50160: 2 %)",
     ),
-    Param(
-        "max_line_loading_percent", 100.0, unit="%", lo=0.0, lo_open=True,
-        doc="phase conductor loading, % of the line's normal rating (unrated not checked)",
-    ),
+    _BALANCED["max_line_loading_percent"],
 )  # fmt: skip
 
 
@@ -115,10 +110,10 @@ class ThreePhaseCriteria:
         Largest phase conductor current [% of its normal rating].
     """
 
-    v_min_pu: float = 0.95
-    v_max_pu: float = 1.05
+    v_min_pu: float = _BALANCED["v_min_pu"].default
+    v_max_pu: float = _BALANCED["v_max_pu"].default
     vuf_max_percent: float = VUF_LIMIT_PERCENT
-    max_line_loading_percent: float = 100.0
+    max_line_loading_percent: float = _BALANCED["max_line_loading_percent"].default
 
     def validate(self) -> None:
         """Check every limit against its declaration.
@@ -440,25 +435,6 @@ def _bisect(trials, n: int, lo, hi, *, tolerance_mw: float, cap_mw: float):
     return lo, binding, where
 
 
-def _check_arguments(values: dict[str, Any]) -> list[str]:
-    problems: list[str] = []
-    tol = values["tolerance_mw"]
-    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and 0 < tol <= 1e3):
-        problems.append(
-            f"tolerance_mw: {tol!r} is out of range: expected a number in (0, 1000] [MW]"
-        )
-    margin = values["screen_margin"]
-    if not (isinstance(margin, (int, float)) and not isinstance(margin, bool) and 0 < margin < 1):
-        problems.append(f"screen_margin: {margin!r} is out of range: expected a number in (0, 1)")
-    cap = values["cap_mw"]
-    if not (isinstance(cap, (int, float)) and not isinstance(cap, bool) and 0 < cap <= 1e6):
-        problems.append(f"cap_mw: {cap!r} is out of range: expected a number in (0, 1e6] [MW]")
-    pf = values["pf"]
-    if not (isinstance(pf, (int, float)) and not isinstance(pf, bool) and 0.1 <= abs(pf) <= 1):
-        problems.append(f"pf: {pf!r} is out of range: expected 0.1 <= |pf| <= 1")
-    return problems
-
-
 def three_phase_hosting_capacity(
     model,
     *,
@@ -519,13 +495,16 @@ def three_phase_hosting_capacity(
     method = parse_enum(Method, method, "method")
     criteria = ThreePhaseCriteria() if criteria is None else criteria
     criteria.validate()
-    values = {
-        "tolerance_mw": tolerance_mw,
-        "screen_margin": screen_margin,
-        "cap_mw": cap_mw,
-        "pf": pf,
-    }
-    problems = _check_arguments(values)
+    problems: list[str] = []
+    # the declarations of the balanced study (one validation kit): ranges, units, messages
+    check_arguments(
+        {"tolerance_mw": tolerance_mw, "screen_margin": screen_margin, "cap_mw": cap_mw},
+        problems,
+    )
+    check_pf(pf, key="pf", problems=problems)
+    load_mult_ok = isinstance(load_mult, (int, float)) and not isinstance(load_mult, bool)
+    if not (load_mult_ok and 0.0 <= load_mult <= 1000.0):
+        problems.append(f"load_mult: {load_mult!r} is out of range: expected a number in [0, 1000]")
     check_problems(problems, ScenarioError, "invalid three-phase hosting-capacity study")
     cands = _candidates(model, buses, phase)
     base = model.solve(load_mult=load_mult)
