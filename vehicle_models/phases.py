@@ -159,6 +159,60 @@ class FeederPhases:
         )
 
 
+def connection_labels(bus, phase, *, bus_names: Sequence[str]) -> list[str]:
+    """Labels ``"<bus name>.<connection>"`` (e.g. ``"671.a"``, ``"684.ca"``, ``"675.abc"``): the
+    keys of per-connection values between a fleet and a three-phase feeder.
+
+    Parameters
+    ----------
+    bus : array_like of int (n,)
+        Bus numbers (positions in ``bus_names``).
+    phase : array_like of int (n,)
+        :attr:`Phase.code` of each connection.
+    bus_names : sequence of str, keyword-only
+        Bus names as written in the feeder's file (OpenDSS bus names hold no dot).
+
+    Returns
+    -------
+    list of str
+        One label per connection (:func:`parse_connection_label` reads it back).
+    """
+    return [
+        f"{bus_names[b]}.{PHASES[c].value}"
+        for b, c in zip(np.asarray(bus).tolist(), np.asarray(phase).tolist(), strict=True)
+    ]
+
+
+def parse_connection_label(label: str) -> tuple[str, Phase]:
+    """The bus name and connection of a label of :func:`connection_labels`.
+
+    Parameters
+    ----------
+    label : str
+        ``"<bus name>.<connection>"``.
+
+    Returns
+    -------
+    bus_name : str
+    phase : Phase
+
+    Raises
+    ------
+    ScenarioError
+        The label has no ``.`` or an unknown connection.
+    """
+    bus_name, dot, connection = str(label).rpartition(".")
+    try:
+        if not dot or not bus_name:
+            raise ValueError
+        return bus_name, Phase(connection.lower())
+    except ValueError:
+        raise ScenarioError(
+            f"connection {label!r}: expected '<bus>.<phase>' with a phase of "
+            f"{', '.join(p.value for p in PHASES)}"
+        ) from None
+
+
 def phase_codes(values, *, label: str = "phase") -> np.ndarray:
     """Parse connection names (``"a"``, ``"ab"``, ``"abc"``, ...; any case) or :class:`Phase`
     members into integer codes.
@@ -453,7 +507,9 @@ __all__ = [
     "Phase",
     "PhaseAllocation",
     "allocate_phases",
+    "connection_labels",
     "connection_options",
+    "parse_connection_label",
     "phase_codes",
     "phase_injections",
     "phase_problems",
