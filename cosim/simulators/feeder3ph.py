@@ -10,6 +10,14 @@ from cosim.attributes import THREE_PHASE_RECORDED
 from cosim.simulators.base import LazyOutputs
 from cosim.simulators.feeder import FEEDER_GRID_ATTRS, FeederSim
 from grids.errors import ConvergenceError, ScenarioError, SimulationError
+from grids.feeder3ph import ThreePhaseFeederModel
+from vehicle_models.phases import (
+    PHASES,
+    connection_labels,
+    parse_connection_label,
+    phase_injections,
+    phase_voltage_pu,
+)
 
 THREE_PHASE_GRID_ATTRS = FEEDER_GRID_ATTRS + THREE_PHASE_RECORDED
 THREE_PHASE_FEEDER_META = {
@@ -79,8 +87,6 @@ class ThreePhaseFeederSim(FeederSim):
     ):
         if num != 1 or self.model is not None or model != "Grid":
             raise ScenarioError("ThreePhaseFeederSim: create exactly one Grid entity")
-        from grids.feeder3ph import ThreePhaseFeederModel
-        from vehicle_models.phases import PHASES, connection_labels
 
         if load_profile is not None:
             self._read_profile(load_profile, load_column, ambient_column, start)
@@ -136,7 +142,6 @@ class ThreePhaseFeederSim(FeederSim):
         found = self._inj_cache.get(keys)
         if found is not None:
             return found
-        from vehicle_models.phases import parse_connection_label
 
         codes = np.empty(len(keys), dtype=np.int64)
         wye = np.full((len(keys), 3), -1, dtype=np.intp)
@@ -179,7 +184,6 @@ class ThreePhaseFeederSim(FeederSim):
     def _injections(self, data: dict) -> tuple[np.ndarray, ...]:
         """Per-node wye and per-pair delta injections [MW, Mvar] from ``bus_p_mw`` and
         ``bus_q_mvar`` (each source keyed per connection; sources are summed)."""
-        from vehicle_models.phases import phase_injections
 
         m = self.model
         p_wye, q_wye = np.zeros(m.n_node), np.zeros(m.n_node)
@@ -245,7 +249,6 @@ class ThreePhaseFeederSim(FeederSim):
         raise SimulationError("line_outage: not available on a three-phase feeder")
 
     def _outputs(self, res, time: int) -> dict:
-        from vehicle_models.phases import phase_voltage_pu
 
         if not res.converged[0]:
             try:
