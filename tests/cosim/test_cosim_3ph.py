@@ -226,3 +226,23 @@ def test_three_phase_scenario_errors_are_listed_together(tmp_path):
     }
     with pytest.raises(ScenarioError, match=r"fleet\.phase_allocation: applies to a three-phase"):
         load_scenario(balanced)
+
+
+def test_fleet_in_its_own_process_gets_the_same_phases(tmp_path):
+    """The fleet's three-phase parameters (bus names, phases per bus, allocation, connection)
+    cross the process boundary as plain values: a fleet in its own process gives the same
+    per-connection injections and voltages as in-process."""
+    data = _scenario(phase_allocation="random", n_vehicles=60)
+    data["simulation"]["duration_s"] = 1800.0
+    frames = {}
+    for remote in ("none", "fleet"):
+        data["simulation"]["remote"] = remote
+        result = run_scenario(load_scenario(data), tmp_path / remote, progress=False)
+        frames[remote] = result.frame()
+    local, remote = (_signals(frames[k], "bus_p_mw") for k in ("none", "fleet"))
+    assert set(local) == set(remote) and len(local) > 3
+    for key in local:
+        np.testing.assert_array_equal(local[key].to_numpy(), remote[key].to_numpy())
+    vm_local, vm_remote = (_signals(frames[k], "bus_vm_pu") for k in ("none", "fleet"))
+    for key in vm_local:
+        np.testing.assert_array_equal(vm_local[key].to_numpy(), vm_remote[key].to_numpy())
