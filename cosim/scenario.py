@@ -1038,6 +1038,11 @@ def _data_problems(
             problems.extend(f"fleet.table: {p}" for p in (error.problems or [str(error)]))
         else:
             fleet_buses["fleet.table"] = tuple(int(b) for b in table["bus"].tolist())
+            if "phase" in table:
+                problems.append(
+                    "fleet.table: the column 'phase' applies to a three-phase feeder "
+                    "(feeder.path to a .dss file, or an embedded three-phase feeder)"
+                )
     if feeder is not None and feeder.three_phase:
         fleet_buses = {}  # bus names and phases: cosim.phase_layout.three_phase_problems
     if feeder is not None and fleet_buses:

@@ -246,3 +246,38 @@ def test_fleet_in_its_own_process_gets_the_same_phases(tmp_path):
     vm_local, vm_remote = (_signals(frames[k], "bus_vm_pu") for k in ("none", "fleet"))
     for key in vm_local:
         np.testing.assert_array_equal(vm_local[key].to_numpy(), vm_remote[key].to_numpy())
+
+
+def test_phase_specs_cross_the_process_boundary_and_phases_need_a_three_phase_feeder(tmp_path):
+    from cosim.scenario import FleetConfig
+    from cosim.specs import from_params, to_params
+    from vehicle_models.phases import ChargerConnection, PhaseAllocation
+
+    data = _scenario(
+        phase_allocation="single_phase", charger_connection="line_to_line", buses=["671", "675"]
+    )
+    scenario = load_scenario(data)
+    assert scenario.feeder.three_phase
+    fleet = scenario.fleet
+    assert fleet.phase_allocation is PhaseAllocation.SINGLE_PHASE
+    assert fleet.charger_connection is ChargerConnection.LINE_TO_LINE
+    assert from_params(FleetConfig, json.loads(json.dumps(to_params(fleet)))) == fleet
+    table = tmp_path / "fleet.csv"
+    pd.DataFrame(
+        {
+            "bus": [3],
+            "phase": ["a"],
+            "arrival_s": 0.0,
+            "departure_s": 3600.0,
+            "e_capacity_kwh": 60.0,
+            "soc_arrival_frac": 0.3,
+            "p_charge_max_kw": 7.4,
+        }
+    ).to_csv(table, index=False)
+    balanced = {
+        "simulation": {"duration_s": 3600.0, "step_s": 900.0},
+        "feeder": {"name": "case33bw"},
+        "fleet": {"table": str(table)},
+    }
+    with pytest.raises(ScenarioError, match=r"fleet\.table: the column 'phase' applies to a"):
+        load_scenario(balanced)
