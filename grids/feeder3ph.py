@@ -34,7 +34,7 @@ import scipy.sparse as sp
 from grids.errors import ConvergenceError, FeederError, ScenarioError, check_problems
 from grids.feeder_model import FeederModel
 from grids.opendss import Connection, DssCircuit, DssLoads, read_dss
-from grids.powerflow3ph import MODEL_PQ_PURE, Branches, ZBusSolver
+from grids.powerflow3ph import MODEL_CVR, MODEL_MOTOR, MODEL_PQ_PURE, Branches, ZBusSolver
 from grids.sequence import voltage_unbalance_factor_percent
 
 #: Folder of the embedded OpenDSS feeders.
@@ -179,7 +179,7 @@ class ThreePhaseResult:
 def _load_branches(
     loads: DssLoads, node_of: dict[tuple[str, int], int], *, sign: float, owner_offset: int
 ) -> tuple[list, ...]:
-    cols: tuple[list, ...] = tuple([] for _ in range(9))
+    cols: tuple[list, ...] = tuple([] for _ in range(11))
     for e in range(len(loads)):
         bus, nodes, phases = loads.bus[e], loads.nodes[e], int(loads.phases[e])
         idx = [-1 if k == 0 else node_of[(bus, k)] for k in nodes]
@@ -195,6 +195,11 @@ def _load_branches(
             pairs = [(idx[k], neutral) for k in range(phases)]
             v_base = loads.kv[e] * 1000.0 / (math.sqrt(3.0) if phases in (2, 3) else 1.0)
         s = sign * (loads.p_kw[e] + 1j * loads.q_kvar[e]) * 1000.0 / max(phases, 1)
+        model = int(loads.model[e])
+        p_exp, q_exp = {
+            MODEL_MOTOR: (0.0, 2.0),
+            MODEL_CVR: (loads.cvr_watts[e], loads.cvr_vars[e]),
+        }.get(model, (0.0, 0.0))
         for a, b in pairs:
             for col, val in zip(
                 cols,
@@ -203,11 +208,13 @@ def _load_branches(
                     b,
                     s,
                     v_base,
-                    loads.model[e],
+                    model,
                     loads.vminpu[e],
                     loads.vmaxpu[e],
                     loads.vlowpu[e],
                     owner_offset + e,
+                    p_exp,
+                    q_exp,
                 ),
                 strict=True,
             ):
@@ -226,6 +233,8 @@ def _branches(cols: tuple[list, ...]) -> Branches:
         vmaxpu=np.array(cols[6], dtype=float),
         vlowpu=np.array(cols[7], dtype=float),
         owner=np.array(cols[8], dtype=np.int64),
+        p_exp=np.array(cols[9], dtype=float),
+        q_exp=np.array(cols[10], dtype=float),
     )
 
 
@@ -453,6 +462,8 @@ class ThreePhaseFeederModel:
             vmaxpu=np.full(nb, np.inf),
             vlowpu=np.zeros(nb),
             owner=np.full(nb, -1),
+            p_exp=np.zeros(nb),
+            q_exp=np.zeros(nb),
         )
         return br, -s  # consumption positive [VA]
 

@@ -48,8 +48,9 @@ INJECTION_CLASSES = ("pvsystem", "storage", "generator")
 #: Classes that do not change the steady state of a snapshot solve (meters, protection that
 #: is closed, control of capacitors held at their present state).
 PASSIVE_CLASSES = ("energymeter", "monitor", "fuse", "relay", "recloser", "capcontrol", "sensor")
-#: Load models the engine implements: 1 constant PQ, 2 constant Z, 5 constant |I|.
-SUPPORTED_LOAD_MODELS = (1, 2, 5)
+#: Load models the engine implements: 1 constant PQ, 2 constant Z, 3 constant P quadratic Q,
+#: 4 exponential (CVR), 5 constant |I|.
+SUPPORTED_LOAD_MODELS = (1, 2, 3, 4, 5)
 
 
 class Connection(IntEnum):
@@ -87,6 +88,8 @@ class DssLoads:
         OpenDSS load model (1 for injections).
     vminpu, vmaxpu, vlowpu : numpy.ndarray
         Voltage limits of the constant-power/current range [pu of the element's base].
+    cvr_watts, cvr_vars : numpy.ndarray
+        Exponents of load model 4 (``CVRwatts``, ``CVRvars``).
     """
 
     name: tuple[str, ...]
@@ -101,6 +104,8 @@ class DssLoads:
     vminpu: np.ndarray
     vmaxpu: np.ndarray
     vlowpu: np.ndarray
+    cvr_watts: np.ndarray
+    cvr_vars: np.ndarray
 
     def __len__(self) -> int:
         return len(self.name)
@@ -350,6 +355,8 @@ def _read_pc(dss, kind: str) -> dict:
             vminpu=dss.Loads.Vminpu(),
             vmaxpu=dss.Loads.Vmaxpu(),
             vlowpu=float(dss.Properties.Value("vlowpu")),
+            cvr_watts=dss.Loads.CVRwatts(),
+            cvr_vars=dss.Loads.CVRvars(),
         )
         return row
     conn = str(dss.Properties.Value("conn")).strip().lower()
@@ -359,6 +366,7 @@ def _read_pc(dss, kind: str) -> dict:
     row["vminpu"] = float(dss.Properties.Value("vminpu"))
     row["vmaxpu"] = float(dss.Properties.Value("vmaxpu"))
     row["vlowpu"] = 0.0
+    row["cvr_watts"] = row["cvr_vars"] = 0.0
     if kind == "pvsystem":
         p = dss.PVsystems.Pmpp() * dss.PVsystems.Irradiance()
         kva = dss.PVsystems.kVARated()
@@ -392,6 +400,8 @@ def _table(rows: list[dict]) -> DssLoads:
         vminpu=arr("vminpu"),
         vmaxpu=arr("vmaxpu"),
         vlowpu=arr("vlowpu"),
+        cvr_watts=arr("cvr_watts"),
+        cvr_vars=arr("cvr_vars"),
     )
 
 

@@ -17,9 +17,11 @@ batched over scenarios as dense matrix products, iterated until ``max |dV| < tol
 scenario (each scenario stops on its own).
 
 Branch currents follow OpenDSS's load models (``Load.pas``): model 1 constant PQ, 2 constant
-impedance, 5 constant current magnitude; models 1 and 5 become the constant impedance that
-matches them at ``vmaxpu`` above it, and below ``vminpu`` interpolate the current linearly
-down to the nominal admittance at ``vlowpu`` (constant impedance below ``vlowpu``).
+impedance, 3 constant P and quadratic Q, 4 exponential ("CVR": ``P ~ (V/V_base)^CVRwatts``,
+``Q ~ (V/V_base)^CVRvars``), 5 constant current magnitude; all but model 2 become the
+constant impedance that matches them at ``vmaxpu`` above it, and below ``vminpu``
+interpolate the current linearly down to the nominal admittance at ``vlowpu`` (constant
+impedance below ``vlowpu``).
 
 References
 ----------
@@ -38,6 +40,8 @@ import scipy.sparse.linalg as spla
 #: Model numbers of :func:`branch_currents` (OpenDSS load models).
 MODEL_PQ = 1
 MODEL_Z = 2
+MODEL_MOTOR = 3
+MODEL_CVR = 4
 MODEL_I = 5
 #: A branch that is constant power at every voltage (extra injections, no vminpu rule).
 MODEL_PQ_PURE = 0
@@ -61,6 +65,9 @@ class Branches:
         OpenDSS voltage limits of the branch's element [pu of ``v_base_v``].
     owner : numpy.ndarray of int
         Element (load) index of the branch, for per-element multipliers; -1 when unscaled.
+    p_exp, q_exp : numpy.ndarray
+        Voltage exponents of P and Q in the normal range (0 for constant PQ; model 3: 0, 2;
+        model 4: CVRwatts, CVRvars).
     """
 
     node_from: np.ndarray
@@ -72,6 +79,8 @@ class Branches:
     vmaxpu: np.ndarray
     vlowpu: np.ndarray
     owner: np.ndarray
+    p_exp: np.ndarray
+    q_exp: np.ndarray
 
     def __len__(self) -> int:
         return int(self.node_from.size)
@@ -86,6 +95,8 @@ def branch_currents(
     vminpu: np.ndarray,
     vmaxpu: np.ndarray,
     vlowpu: np.ndarray,
+    p_exp: np.ndarray | float = 0.0,
+    q_exp: np.ndarray | float = 0.0,
 ) -> np.ndarray:
     """Current drawn by each branch (from its first node to its second) [A].
 
@@ -98,15 +109,19 @@ def branch_currents(
     v_base_v, vminpu, vmaxpu, vlowpu : numpy.ndarray (nb,)
         Base voltage [V] and OpenDSS limits [pu].
     model : numpy.ndarray (nb,) of int
-        1 constant PQ, 2 constant Z, 5 constant |I|, 0 constant PQ at every voltage.
+        1 constant PQ, 2 constant Z, 3 motor, 4 CVR, 5 constant |I|, 0 constant PQ at every
+        voltage.
+    p_exp, q_exp : numpy.ndarray (nb,) or float, keyword-only
+        Exponents of models 3 and 4 (ignored otherwise).
 
     Returns
     -------
     numpy.ndarray (S, nb) complex
-        ``I = conj(S / V)`` (model 1), ``Y_eq V`` with ``Y_eq = conj(S) / V_base^2``
-        (model 2), ``conj(S / (V_base V / |V|))`` (model 5); models 1 and 5 use
-        ``Y_eq / vmaxpu^2`` (resp. ``Y_eq / vmaxpu``) above ``vmaxpu`` and the OpenDSS linear
-        current interpolation between ``vlowpu`` and ``vminpu``.
+        ``I = conj((P r^p_exp + j Q r^q_exp) / V)`` with ``r = |V| / V_base`` (models 1, 3,
+        4; exponents 0 for model 1), ``Y_eq V`` with ``Y_eq = conj(S) / V_base^2`` (model 2),
+        ``conj(S / (V_base V / |V|))`` (model 5); all but model 2 use ``Y_eq / vmaxpu^2``
+        (model 5: ``Y_eq / vmaxpu``) above ``vmaxpu`` and the OpenDSS linear current
+        interpolation between ``vlowpu`` and ``vminpu``.
     """
     vm = np.abs(v_branch)
     vm_safe = np.where(vm > 0.0, vm, 1.0)
@@ -114,10 +129,15 @@ def branch_currents(
     v_low = vlowpu * v_base_v
     v_95 = vminpu * v_base_v
     v_105 = vmaxpu * v_base_v
-    pq = np.conj(s_va / np.where(vm > 0.0, v_branch, 1.0))
+    v_safe = np.where(vm > 0.0, v_branch, 1.0)
+    pq = np.conj(s_va / v_safe)
+    ratio = vm_safe / v_base_v
+    s_exp = s_va.real * ratio**p_exp + 1j * s_va.imag * ratio**q_exp
+    is_exp = (model == MODEL_MOTOR) | (model == MODEL_CVR)
+    nominal_pq = np.where(is_exp, np.conj(s_exp / v_safe), pq)
     const_i = np.conj(s_va / (v_branch / vm_safe * v_base_v))
     is_i = model == MODEL_I
-    nominal = np.where(is_i, const_i, pq)
+    nominal = np.where(is_i, const_i, nominal_pq)
     # above vmaxpu: the impedance matching the nominal model at vmaxpu
     vmax_safe = np.where(vmaxpu > 0.0, vmaxpu, 1.0)
     y_high = np.where(is_i, y_eq / vmax_safe, y_eq / vmax_safe**2)
@@ -266,6 +286,8 @@ class ZBusSolver:
             "vminpu": branches.vminpu,
             "vmaxpu": branches.vmaxpu,
             "vlowpu": branches.vlowpu,
+            "p_exp": branches.p_exp,
+            "q_exp": branches.q_exp,
         }
         if warm_start and self._warm is not None and np.array_equal(self._warm[0], active):
             last = self._warm[1]
