@@ -201,6 +201,31 @@ def test_volt_var_acts_on_the_vehicles_own_phase(fast):
     assert np.all(q_vehicle[on_high] < 0) and np.all(q_vehicle[~on_high] == 0)
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_volt_watt_acts_on_the_vehicles_own_phase(fast):
+    """Export as much as feasible on every connection; phase b of bus 1 at 1.08 pu (half-way up
+    the IEEE 1547-2018 volt-watt curve 1.06 -> 1.10 pu): only the vehicles on that connection
+    export less than with 1.0 pu everywhere."""
+    vw = InverterSettings.defaults(functions=["volt_watt"])
+    powers = {}
+    for case in ("flat", "high"):
+        fp = FeederPhases(bus_phases=BUS_PHASES, bus_names=NAMES)
+        f = Fleet.sample(600, buses=[0, 1, 2, 3], seed=8, settings=vw, phases=fp, fast=fast)
+        vm = np.ones(f.buses.size)
+        high = (f.buses == 1) & (f.phases == Phase.B.code)
+        if case == "high":
+            vm[high] = 1.08
+        setpoint = np.full(f.buses.size, 10.0)  # export as much as feasible
+        r = None
+        for k in range(40):  # long enough for the volt-watt response time (10 s OLRT)
+            r = f.step(t_s=20 * 3600.0 + k, dt_s=1.0, vm_pu=vm, f_hz=60.0, p_setpoint_mw=setpoint)
+        powers[case] = (r.p_mw, high)
+    (flat, _), (limited, high) = powers["flat"], powers["high"]
+    assert flat[high][0] > 0
+    assert limited[high][0] < 0.75 * flat[high][0]
+    np.testing.assert_allclose(limited[~high], flat[~high], rtol=1e-12)
+
+
 def _write(tmp_path, rows):
     path = tmp_path / "fleet.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
