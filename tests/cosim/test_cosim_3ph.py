@@ -281,3 +281,36 @@ def test_phase_specs_cross_the_process_boundary_and_phases_need_a_three_phase_fe
     }
     with pytest.raises(ScenarioError, match=r"fleet\.table: the column 'phase' applies to a"):
         load_scenario(balanced)
+
+
+def test_fleet_simulator_reads_the_voltage_of_each_vehicles_own_connection():
+    """FleetSim on a three-phase feeder: every connection of the fleet takes the value of its
+    own key from the feeder's ``bus_vm_pu`` (and only that), and its outputs are keyed per
+    connection."""
+    from cosim.simulators import FleetSim
+    from vehicle_models.phases import PHASES
+
+    sim = FleetSim()
+    sim.init("Fleet-0", time_resolution=900.0, step_size=1)
+    sim.create(
+        1,
+        "Fleet",
+        n_vehicles=90,
+        buses=["671", "684", "652"],
+        seed=2,
+        policy="immediate",
+        bus_names=["671", "684", "652"],
+        bus_phases=[[1, 2, 3], [1, 3], [1]],
+        phase_allocation="round_robin",
+        charger_connection="line_to_neutral",
+    )
+    keys = ["671.a", "671.b", "671.c", "684.a", "684.c", "652.a"]
+    # the feeder sends every connection of every bus (more keys than the fleet uses)
+    sent = {k: 0.9 + 0.01 * i for i, k in enumerate(keys)}
+    sent.update({"671.ab": 2.0, "671.abc": 2.0, "684.ca": 2.0, "675.a": 2.0})
+    sim.step(0, {"fleet": {"bus_vm_pu": {"Feeder-0.grid": sent}}}, 10)
+    np.testing.assert_allclose(sim.vm_pu, [sent[k] for k in keys])
+    out = sim.get_data({"fleet": ["bus_p_mw", "p_mw"]})["fleet"]
+    assert list(out["bus_p_mw"]) == keys
+    assert sum(out["bus_p_mw"].values()) == pytest.approx(out["p_mw"], rel=1e-12)
+    assert [PHASES[c].value for c in sim.fleet.phases] == ["a", "b", "c", "a", "c", "a"]
