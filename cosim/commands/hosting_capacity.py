@@ -29,12 +29,30 @@ def _bus(text: str):
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a bus index or 'all'") from None
+        # a bus name of an OpenDSS feeder; a balanced feeder refuses it in run()
+        return str(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--feeder", default="case33bw", help="embedded feeder name or pandapower JSON path"
+        "--feeder",
+        default="case33bw",
+        help="embedded feeder name, pandapower JSON path, or an OpenDSS model (.dss file, or "
+        "ieee13, ieee34, ieee123, european_lv: three-phase, per phase)",
+    )
+    parser.add_argument(
+        "--phase",
+        choices=["a", "b", "c", "abc"],
+        default=None,
+        help="three-phase feeders: a single-phase unit line-to-neutral on phase a, b or c, "
+        "or a balanced three-phase one (abc) (default a)",
+    )
+    parser.add_argument(
+        "--vuf-max-percent",
+        type=float,
+        default=None,
+        help="three-phase feeders: voltage unbalance factor limit |V2|/|V1| [%%] (default 2, "
+        "EN 50160)",
     )
     parser.add_argument(
         "--bus",
@@ -85,11 +103,97 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json_flag(parser)
 
 
+def _run_three_phase(args: argparse.Namespace) -> int:
+    from cosim.commands.powerflow import load_three_phase_feeder
+    from grids.errors import ScenarioError, check_problems
+    from grids.limits import VUF_LIMIT_PERCENT
+    from studies.hosting_capacity_3ph import ThreePhaseCriteria, three_phase_hosting_capacity
+
+    problems = []
+    for option, value, default in (
+        ("--samples", args.samples, None),
+        ("--control", args.control, "none"),
+        ("--dv-max-pu", args.dv_max_pu, None),
+        ("--ext-grid-vm-pu", args.ext_grid_vm_pu, None),
+        ("--out", args.out, None),
+    ):
+        if value != default:
+            problems.append(f"{option}: not available for a three-phase (OpenDSS) feeder yet")
+    check_problems(problems, ScenarioError, "invalid three-phase hosting-capacity study")
+    buses = args.bus
+    if buses is not None and "all" in buses:
+        buses = None
+    criteria = ThreePhaseCriteria(
+        v_min_pu=args.v_min_pu,
+        v_max_pu=args.v_max_pu,
+        vuf_max_percent=VUF_LIMIT_PERCENT if args.vuf_max_percent is None else args.vuf_max_percent,
+        max_line_loading_percent=args.max_loading_percent,
+    )
+    criteria.validate()
+    model = load_three_phase_feeder(args.feeder)
+    result = three_phase_hosting_capacity(
+        model,
+        buses=None if buses is None else [str(b) for b in buses],
+        phase=args.phase or "a",
+        mode=args.mode,
+        method=args.method,
+        criteria=criteria,
+        load_mult=args.load_scale,
+        pf=args.pf,
+    )
+    doc = result.to_json()
+    if args.json:
+        emit_json(doc)
+        return 0
+    rows = [
+        (
+            r["bus"],
+            r["phase"],
+            r["hosting_capacity_mw"],
+            "-" if r["screen_mw"] is None else r["screen_mw"],
+            r["binding"],
+            r["where"],
+        )
+        for r in doc["results"]
+    ]
+    print(
+        f"{doc['feeder']}: {doc['mode']} hosting capacity, phase {doc['phase']}, "
+        f"method {doc['method']}"
+    )
+    print(
+        format_table(rows, ["bus", "phase", "hosting_capacity_mw", "screen_mw", "binding", "where"])
+    )
+    if doc["base_case_violations"]:
+        print("limits violated before any injection:")
+        for text in doc["base_case_violations"]:
+            print(f"  {text}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    from cosim.commands.powerflow import is_three_phase_feeder
     from grids.errors import ScenarioError, check_problems
     from studies.hosting_capacity import HostingCapacityCriteria, run_hosting_capacity_study
     from studies.hosting_capacity_engine import check_value
     from studies.hosting_capacity_types import HC_SCENARIO_PARAMS
+
+    if is_three_phase_feeder(args.feeder):
+        return _run_three_phase(args)
+    balanced_only = [
+        (option, value)
+        for option, value in (("--phase", args.phase), ("--vuf-max-percent", args.vuf_max_percent))
+        if value is not None
+    ]
+    names = [b for b in (args.bus or []) if isinstance(b, str) and b != "all"]
+    check_problems(
+        [
+            f"{o}: only for a three-phase (OpenDSS) feeder, not {args.feeder!r}"
+            for o, _ in balanced_only
+        ]
+        + [f"--bus: {b!r} is not a bus index or 'all'" for b in names],
+        ScenarioError,
+        "invalid hosting-capacity study",
+    )
 
     if args.samples is not None:
         # the declared range of ``samples`` (one place), said with the option's name
