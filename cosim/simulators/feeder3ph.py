@@ -62,8 +62,9 @@ class ThreePhaseFeederSim(FeederSim):
     (``vm_min_pu``/``vm_max_pu`` over all phase nodes; ``p_load_mw`` the loads' nominal power
     times the multiplier; ``max_trafo_loading_percent`` NaN; ``line_loading_percent`` per line
     conductor ``"<line>.<phase>"``; ``n_deenergized_buses`` 0) plus ``vm_min_a_pu`` ...
-    ``vm_max_c_pu`` (per phase [pu]) and ``vuf_max_percent`` (largest voltage unbalance factor
-    ``100 |V2| / |V1|`` over the three-phase buses [%]).
+    ``vm_max_c_pu`` (per phase [pu]), ``vuf_max_percent`` (largest voltage unbalance factor
+    ``100 |V2| / |V1|`` over the three-phase buses [%]) and ``bus_vuf_percent`` ({bus: %} per
+    three-phase bus).
     """
 
     def __init__(self) -> None:
@@ -131,6 +132,7 @@ class ThreePhaseFeederSim(FeederSim):
         )
         self._phase_nodes = [np.flatnonzero(m.node_phase == p) for p in (1, 2, 3)]
         self._line_keys = np.asarray(m.line_conductor)
+        self._bus3_keys = np.asarray([str(b) for b in m.bus3])
         self._inj_cache: dict[tuple, tuple] = {}
         self.entities["grid"] = {}
         return [{"eid": "grid", "type": model, "rel": []}]
@@ -265,6 +267,7 @@ class ThreePhaseFeederSim(FeederSim):
         self._vectors = {
             "bus_vm_pu": (self._conn_keys, vm_conn),
             "line_loading_percent": (self._line_keys, res.line_loading_percent[0]),
+            "bus_vuf_percent": (self._bus3_keys, res.vuf_percent[0]),
         }
         vm = res.vm_pu[0]
         s_source_mva = float(np.hypot(res.p_source_kw[0], res.q_source_kvar[0])) / 1000.0

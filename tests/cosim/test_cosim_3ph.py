@@ -22,6 +22,7 @@ from cosim.scenario import load_scenario
 from cosim.world import run_scenario
 from grids.errors import ScenarioError
 from grids.feeder3ph import DSS_DIR, ThreePhaseFeederModel
+from grids.limits import Limit
 from grids.sequence import voltage_unbalance_factor_percent
 
 IEEE13 = DSS_DIR / "ieee13" / "Master.dss"
@@ -115,14 +116,23 @@ def test_cosimulation_equals_the_direct_three_phase_solve(tmp_path, connection):
 
 def test_single_phase_worst_case_unbalances_more_than_round_robin(tmp_path):
     """The same fleet all on phase a (single-phase laterals on their own phase) gives a
-    larger voltage unbalance and a lower phase-a minimum than spread round robin."""
-    metrics = {}
+    larger voltage unbalance and a lower phase-a minimum than spread round robin; the run
+    reports the unbalance as a broken limit."""
+    metrics, unbalance = {}, {}
     for policy in ("single_phase", "round_robin"):
         scenario = load_scenario(_scenario(phase_allocation=policy, n_vehicles=300))
-        metrics[policy] = run_scenario(scenario, tmp_path / policy, progress=False).metrics
+        result = run_scenario(scenario, tmp_path / policy, progress=False)
+        metrics[policy] = result.metrics
+        unbalance[policy] = [
+            v for v in result.violations if v.limit == Limit.VOLTAGE_UNBALANCE.value
+        ]
     worst, spread = metrics["single_phase"], metrics["round_robin"]
     assert worst["max_vuf_percent"] > spread["max_vuf_percent"] + 0.2
     assert worst["min_vm_a_pu"] < spread["min_vm_a_pu"]
+    # the run's violations name the bus of the largest VUF (EN 50160: 2 %)
+    (found,) = unbalance["single_phase"]
+    assert found.worst_value == pytest.approx(worst["max_vuf_percent"], rel=1e-12)
+    assert found.limit_value == 2.0 and found.element.startswith("bus ")
 
 
 def test_run_command_on_a_dss_scenario_end_to_end(tmp_path, capsys):
