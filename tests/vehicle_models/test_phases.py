@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from grids.errors import InputDataError, ScenarioError
 from vehicle_models.fleet import Fleet
@@ -277,3 +279,40 @@ def test_table_phase_errors_are_listed_together(tmp_path):
     assert len(problems) == 3
     assert any("bus 652 phase 'a', but the bus has phase(s) b" in p for p in problems)
     assert any("bus 684 phase 'b', but the bus has phase(s) ac" in p for p in problems)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    allocation=st.sampled_from(list(PhaseAllocation)),
+    fast=st.booleans(),
+)
+def test_phased_fleet_invariants_under_random_phase_voltages(seed, allocation, fast):
+    """Random voltages per connection (incl. trips) and set-points: every vehicle stays on a
+    phase its bus has, the per-connection sums equal the vehicle sums and, per phase, add up to
+    the fleet total, the wye/delta split conserves it, and the energy balance closes."""
+    rng = np.random.default_rng(seed)
+    fp = FeederPhases(bus_phases=BUS_PHASES, allocation=allocation)
+    f = Fleet.sample(400, buses=[0, 1, 2, 3], seed=seed, settings=FULL, phases=fp, fast=fast)
+    assert fp.problems(f.bus_of_vehicle, f.phase_of_vehicle) == []
+    n = f.buses.size
+    f.step(t_s=0.0, dt_s=60.0, vm_pu=np.ones(n), f_hz=60.0)
+    tot = f.totals_kwh
+    e0 = f.battery.e_kwh.sum() - (tot["charged"] - tot["discharged"] - tot["loss"] - tot["driven"])
+    t = 60.0
+    for _ in range(25):
+        vm = rng.choice([1.0, 1.07, 0.93, 1.15]) + rng.normal(0, 0.02, n)
+        sp = rng.uniform(-0.2, 0.2, n) if rng.random() < 0.3 else None
+        t += 60.0 * rng.integers(1, 120)
+        r = f.step(t_s=t, dt_s=60.0, vm_pu=vm, f_hz=60.0, p_setpoint_mw=sp)
+        key = f.bus_of_vehicle * len(PHASES) + f.phase_of_vehicle
+        group = np.searchsorted(f.buses * len(PHASES) + f.phases, key)
+        p_sum = np.bincount(group, weights=f.p_kw, minlength=n) / 1000
+        np.testing.assert_allclose(r.p_mw, p_sum, rtol=1e-9, atol=1e-12)
+        total = f.p_kw.sum() / 1000
+        assert phase_totals(r.phase, r.p_mw).sum() == pytest.approx(total, rel=1e-9, abs=1e-12)
+        pw, _, pdl, _ = phase_injections(r.phase, r.p_mw, r.q_mvar)
+        assert pw.sum() + pdl.sum() == pytest.approx(total, rel=1e-9, abs=1e-12)
+    tot = f.totals_kwh
+    flows = tot["charged"] - tot["discharged"] - tot["loss"] - tot["driven"]
+    assert f.battery.e_kwh.sum() - flows == pytest.approx(e0, abs=1e-6)
