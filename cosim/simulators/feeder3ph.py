@@ -11,6 +11,7 @@ from cosim.simulators.base import LazyOutputs
 from cosim.simulators.feeder import FEEDER_GRID_ATTRS, FeederSim
 from grids.errors import ConvergenceError, ScenarioError, SimulationError
 from grids.feeder3ph import ThreePhaseFeederModel
+from grids.thermal import DEFAULT_COOLING
 from vehicle_models.phases import (
     PHASES,
     connection_labels,
@@ -88,12 +89,11 @@ class ThreePhaseFeederSim(FeederSim):
     ):
         if num != 1 or self.model is not None or model != "Grid":
             raise ScenarioError("ThreePhaseFeederSim: create exactly one Grid entity")
-
         if load_profile is not None:
             self._read_profile(load_profile, load_column, ambient_column, start)
         self.transformer = {
             "rating_mva": 5.0,
-            "cooling": "ONAN",
+            "cooling": DEFAULT_COOLING.value,
             "ambient_c": 20.0,
             **(transformer or {}),
         }
@@ -112,11 +112,8 @@ class ThreePhaseFeederSim(FeederSim):
         pair_of = {
             (str(b), frozenset((int(f), int(t)))): k for k, (b, f, t) in enumerate(m.delta_pairs)
         }
-        self._node_of, self._pair_of, self._bus_row = (
-            node_of,
-            pair_of,
-            {b.lower(): i for i, b in enumerate(buses)},
-        )
+        self._node_of, self._pair_of = node_of, pair_of
+        self._bus_row = {b.lower(): i for i, b in enumerate(buses)}
         self._buses = buses
         # every connection each bus offers: the keys of bus_vm_pu
         rows, codes = [], []
