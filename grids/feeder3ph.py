@@ -24,18 +24,17 @@ True
 from __future__ import annotations
 
 import math
-import warnings
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from grids.errors import ConvergenceError, FeederError, ScenarioError, check_problems
+from grids.errors import FeederError, ScenarioError, check_problems
 from grids.feeder_model import FeederModel
 from grids.opendss import Connection, DssCircuit, DssLoads, read_dss
 from grids.powerflow3ph import MODEL_CVR, MODEL_MOTOR, MODEL_PQ_PURE, Branches, ZBusSolver
-from grids.sequence import voltage_unbalance_factor_percent
+from grids.result3ph import PHASE_LETTER, NetworkData, ThreePhaseResult, csr_arrays
 
 #: Folder of the embedded OpenDSS feeders.
 DSS_DIR = Path(__file__).resolve().parent / "dss"
@@ -46,134 +45,6 @@ EMBEDDED_FEEDERS = {
     "ieee123": "ieee123/Master.dss",
     "european_lv": "european_lv/Master.dss",
 }
-#: Phase letters of node numbers 1, 2, 3.
-PHASE_LETTER = {1: "a", 2: "b", 3: "c"}
-
-
-@dataclass(frozen=True)
-class ThreePhaseResult:
-    """Phase voltages, currents and losses of one or many scenarios (scenario axis first).
-
-    Attributes
-    ----------
-    node_bus : numpy.ndarray of str
-        Bus per node (column order of the node arrays).
-    node_phase : numpy.ndarray of int
-        Phase per node (1, 2, 3 = a, b, c; 4+ other conductors).
-    v_pu : numpy.ndarray (S, n_node) complex
-        Phase-to-neutral voltage [pu of the bus's line-to-neutral base].
-    vm_pu, va_degree : numpy.ndarray (S, n_node)
-        Magnitude [pu] and angle [degree].
-    converged : numpy.ndarray (S,) of bool
-    iterations : numpy.ndarray (S,) of int
-    max_dv_pu : numpy.ndarray (S,)
-        Last fixed-point update [pu].
-    losses_kw, losses_kvar : numpy.ndarray (S,)
-        Losses of lines, transformers, capacitors and reactors [kW, kvar].
-    p_source_kw, q_source_kvar : numpy.ndarray (S,)
-        Power delivered by the voltage sources at their terminals [kW, kvar].
-    bus3 : tuple of str
-        Buses with phases a, b and c (columns of ``vuf_percent``).
-    vuf_percent : numpy.ndarray (S, n_bus3)
-        Voltage unbalance factor ``100 |V2| / |V1|`` [%].
-    line_conductor : tuple of str
-        ``line.phase`` per line conductor (columns of the line arrays).
-    line_current_a : numpy.ndarray (S, n_conductor)
-        Current magnitude at the line's first terminal [A].
-    line_loading_percent : numpy.ndarray (S, n_conductor)
-        Current over the line's normal rating [%]; NaN where the line has none.
-    load_p_kw, load_q_kvar : numpy.ndarray (S, n_load)
-        Power drawn by each load at the solved voltages [kW, kvar] (its model and the
-        vminpu/vmaxpu rule applied).
-    p_injection_kw, q_injection_kvar : numpy.ndarray (S,)
-        Total power injected by PV systems, storage, generators and the extra injections at
-        the solved voltages [kW, kvar] (injection positive).
-    """
-
-    node_bus: np.ndarray
-    node_phase: np.ndarray
-    v_pu: np.ndarray
-    vm_pu: np.ndarray
-    va_degree: np.ndarray
-    converged: np.ndarray
-    iterations: np.ndarray
-    max_dv_pu: np.ndarray
-    losses_kw: np.ndarray
-    losses_kvar: np.ndarray
-    p_source_kw: np.ndarray
-    q_source_kvar: np.ndarray
-    bus3: tuple[str, ...]
-    vuf_percent: np.ndarray
-    line_conductor: tuple[str, ...]
-    line_current_a: np.ndarray
-    line_loading_percent: np.ndarray
-    load_p_kw: np.ndarray
-    load_q_kvar: np.ndarray
-    p_injection_kw: np.ndarray
-    q_injection_kvar: np.ndarray
-
-    @property
-    def n_scenarios(self) -> int:
-        """Number of scenarios (rows)."""
-        return int(self.vm_pu.shape[0])
-
-    @property
-    def vm_min_pu(self) -> np.ndarray:
-        """Lowest phase voltage over the phase nodes (a, b, c) per scenario [pu], ``(S,)``."""
-        return np.min(self.vm_pu[:, self.node_phase <= 3], axis=1)
-
-    @property
-    def vm_max_pu(self) -> np.ndarray:
-        """Highest phase voltage over the phase nodes (a, b, c) per scenario [pu], ``(S,)``."""
-        return np.max(self.vm_pu[:, self.node_phase <= 3], axis=1)
-
-    @property
-    def worst_node(self) -> np.ndarray:
-        """Node index of the lowest phase voltage per scenario, ``(S,)``."""
-        phase_nodes = np.flatnonzero(self.node_phase <= 3)
-        return phase_nodes[np.argmin(self.vm_pu[:, phase_nodes], axis=1)]
-
-    @property
-    def vuf_max_percent(self) -> np.ndarray:
-        """Largest VUF over the three-phase buses per scenario [%], ``(S,)``."""
-        if self.vuf_percent.shape[1] == 0:
-            return np.zeros(self.n_scenarios)
-        return np.nanmax(self.vuf_percent, axis=1)
-
-    def worst_node_label(self, scenario: int = 0) -> str:
-        """``bus.phase`` of the lowest phase voltage in one scenario.
-
-        Parameters
-        ----------
-        scenario : int
-            Row of the result.
-
-        Returns
-        -------
-        str
-            E.g. ``"675.c"``.
-        """
-        k = int(self.worst_node[scenario])
-        phase = int(self.node_phase[k])
-        return f"{self.node_bus[k]}.{PHASE_LETTER.get(phase, str(phase))}"
-
-    def raise_if_failed(self, *, label: str = "three-phase power flow") -> None:
-        """Raise :class:`ConvergenceError` naming the first scenario that did not converge.
-
-        Parameters
-        ----------
-        label : str, keyword-only
-            Start of the message (e.g. the feeder name).
-        """
-        bad = np.flatnonzero(~self.converged)
-        if bad.size:
-            i = int(bad[0])
-            raise ConvergenceError(
-                f"{label}: {bad.size} of {self.n_scenarios} scenarios did not converge "
-                f"(first: scenario {i}, {int(self.iterations[i])} iterations, last update "
-                f"{self.max_dv_pu[i]:.3g} pu)",
-                index=i,
-            )
 
 
 def _load_branches(
@@ -297,6 +168,8 @@ class ThreePhaseFeederModel:
         self._y_net = y_net
         self._y_src = y_src
         self._i_src = circuit.i_source_a[order]
+        self._inv = inv
+        self._taps = {r.name: round(float(r.tap_pu), 10) for r in circuit.regulators}
         self._solver = ZBusSolver(y_net + y_src, self._i_src, self.kv_base_ln * 1000.0)
         loads = circuit.loads
         self.load_names = loads.name
@@ -313,11 +186,82 @@ class ThreePhaseFeederModel:
         )
         self._fixed = replace(inj, owner=np.full(len(inj), -1, dtype=np.int64))
         self.delta_pairs = self._make_delta_pairs()
-        self._line_matrix, self.line_conductor, self._line_amps = self._make_lines(inv)
+        line_matrix, self.line_conductor, line_amps = self._make_lines(inv)
         self.bus3 = tuple(b for b in self.buses if all((b, p) in self._node_of for p in (1, 2, 3)))
-        self._bus3_nodes = np.array(
+        bus3_nodes = np.array(
             [[self._node_of[(b, p)] for p in (1, 2, 3)] for b in self.bus3], dtype=np.int64
         ).reshape(-1, 3)
+        self._network = NetworkData(
+            v_base_v=self.kv_base_ln * 1000.0,
+            y_network=csr_arrays(y_net),
+            y_source=csr_arrays(y_src),
+            i_source_a=self._i_src,
+            line_matrix=csr_arrays(line_matrix),
+            line_norm_amps=line_amps,
+            bus3_nodes=bus3_nodes,
+        )
+
+    # -------------------------------------------------------------------------- regulators
+    @property
+    def regulator_taps(self) -> dict[str, float]:
+        """Present tap of every regulator (RegControl name -> tap of its winding [pu])."""
+        return dict(self._taps)
+
+    def set_regulator_taps(self, taps: dict[str, float]) -> None:
+        """Move regulator taps; the admittance changes by the regulators' ``Yprim`` difference.
+
+        Parameters
+        ----------
+        taps : dict of str to float
+            RegControl name -> tap of its controlled winding [pu]; each must be one of the
+            transformer's tap positions (``min + k (max - min) / num_taps``).
+
+        Raises
+        ------
+        ScenarioError
+            Unknown regulator or a tap that is not a position (all listed).
+        """
+        regs = {r.name: r for r in self.circuit.regulators}
+        problems, moves = [], []
+        for name, tap in taps.items():
+            reg = regs.get(str(name).lower())
+            if reg is None:
+                problems.append(f"regulator {name!r}: unknown; expected one of {sorted(regs)}")
+                continue
+            pos = reg.positions_pu
+            k_new = int(np.argmin(np.abs(pos - float(tap))))
+            if not abs(pos[k_new] - float(tap)) < 1e-6:
+                step = (reg.max_tap_pu - reg.min_tap_pu) / max(reg.num_taps, 1)
+                problems.append(
+                    f"regulator {name!r}: tap {tap} pu is not a position; expected "
+                    f"{reg.min_tap_pu} to {reg.max_tap_pu} pu in steps of {step:.6g} pu"
+                )
+                continue
+            k_old = int(np.argmin(np.abs(pos - self._taps[reg.name])))
+            if k_new != k_old:
+                moves.append((reg, k_old, k_new))
+        check_problems(problems, ScenarioError, f"feeder {self.name}: invalid regulator taps")
+        if not moves:
+            return
+        n = self.n_node
+        delta = sp.csc_matrix((n, n), dtype=complex)
+        for reg, k_old, k_new in moves:
+            idx = np.where(reg.node_index >= 0, self._inv[np.maximum(reg.node_index, 0)], -1)
+            keep = idx >= 0
+            d = (reg.yprims[k_new] - reg.yprims[k_old])[np.ix_(keep, keep)]
+            i = idx[keep]
+            delta = (
+                delta
+                + sp.coo_matrix(
+                    (d.ravel(), (np.repeat(i, i.size), np.tile(i, i.size))), shape=(n, n)
+                ).tocsc()
+            )
+            self._taps[reg.name] = round(float(reg.positions_pu[k_new]), 10)
+        self._y_net = (self._y_net + delta).tocsc()
+        warm = self._solver.warm_state
+        self._solver = ZBusSolver(self._y_net + self._y_src, self._i_src, self.kv_base_ln * 1000.0)
+        self._solver.warm_state = warm
+        self._network = replace(self._network, y_network=csr_arrays(self._y_net))
 
     # ----------------------------------------------------------------------------- builders
     @classmethod
@@ -581,47 +525,26 @@ class ThreePhaseFeederModel:
         return self._result(out, branches)
 
     def _result(self, out, branches: Branches) -> ThreePhaseResult:
-        v = out.v_v
-        base = self.kv_base_ln * 1000.0
-        v_pu = v / base
-        i_net = (self._y_net @ v.T).T
-        s_loss = np.sum(v * np.conj(i_net), axis=1) / 1000.0
-        i_src = self._i_src[None, :] - (self._y_src @ v.T).T
-        s_src = np.sum(v * np.conj(i_src), axis=1) / 1000.0
-        vuf = voltage_unbalance_factor_percent(v[:, self._bus3_nodes])
-        i_line = np.abs((self._line_matrix @ v.T).T)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            loading = 100.0 * i_line / self._line_amps
         s_br = out.branch_s_va / 1000.0
         is_load = branches.owner >= 0
-        s_load = np.zeros((v.shape[0], self.n_load), dtype=complex)
+        s_load = np.zeros((out.v_v.shape[0], self.n_load), dtype=complex)
         np.add.at(s_load.T, branches.owner[is_load], s_br[:, is_load].T)
         s_inj = -s_br[:, ~is_load].sum(axis=1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return ThreePhaseResult(
-                node_bus=self.node_bus,
-                node_phase=self.node_phase,
-                v_pu=v_pu,
-                vm_pu=np.abs(v_pu),
-                va_degree=np.degrees(np.angle(v_pu)),
-                converged=out.converged,
-                iterations=out.iterations,
-                max_dv_pu=out.max_dv_pu,
-                losses_kw=s_loss.real,
-                losses_kvar=s_loss.imag,
-                p_source_kw=s_src.real,
-                q_source_kvar=s_src.imag,
-                bus3=self.bus3,
-                vuf_percent=vuf,
-                line_conductor=self.line_conductor,
-                line_current_a=i_line,
-                line_loading_percent=loading,
-                load_p_kw=s_load.real,
-                load_q_kvar=s_load.imag,
-                p_injection_kw=s_inj.real,
-                q_injection_kvar=s_inj.imag,
-            )
+        return ThreePhaseResult(
+            node_bus=self.node_bus,
+            node_phase=self.node_phase,
+            v_pu=out.v_v / self._network.v_base_v,
+            converged=out.converged,
+            iterations=out.iterations,
+            max_dv_pu=out.max_dv_pu,
+            bus3=self.bus3,
+            line_conductor=self.line_conductor,
+            load_p_kw=s_load.real,
+            load_q_kvar=s_load.imag,
+            p_injection_kw=s_inj.real,
+            q_injection_kvar=s_inj.imag,
+            network=self._network,
+        )
 
 
 def open_feeder_model(name_or_path: str | Path, **kwargs):

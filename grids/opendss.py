@@ -156,6 +156,14 @@ class DssRegulator:
         Set point and bandwidth on the 120 V base [V].
     pt_ratio, ct_primary_a, r_v, x_v : float
         Potential transformer ratio, CT primary rating [A], line-drop compensator [V].
+    delay_s : float
+        Time delay of the first tap change [s].
+    node_index : numpy.ndarray of int
+        Circuit node of every conductor of the transformer (-1 for ground).
+    positions_pu : numpy.ndarray (n_pos,)
+        Every tap position of the controlled winding [pu].
+    yprims : numpy.ndarray (n_pos, m, m) complex
+        The transformer's primitive admittance at each position [S] (from OpenDSS).
     """
 
     name: str
@@ -171,6 +179,10 @@ class DssRegulator:
     ct_primary_a: float
     r_v: float
     x_v: float
+    delay_s: float
+    node_index: np.ndarray
+    positions_pu: np.ndarray
+    yprims: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -285,7 +297,11 @@ def compile_dss(path: str | Path):
         raise FeederError(f"OpenDSS file {master}: {exc}") from exc
     finally:
         os.chdir(cwd)
-    if dss.Circuit.NumNodes() == 0:
+    try:
+        n_nodes = dss.Circuit.NumNodes()
+    except Exception:  # DSSException: there is no active circuit
+        n_nodes = 0
+    if n_nodes == 0:
         raise FeederError(f"OpenDSS file {master}: defines no circuit (no 'New Circuit')")
     return dss
 
@@ -405,29 +421,60 @@ def _table(rows: list[dict]) -> DssLoads:
     )
 
 
-def _read_regulators(dss) -> tuple[DssRegulator, ...]:
+def _transformer_yprims(dss, name: str, winding: int, positions: np.ndarray) -> np.ndarray:
+    """Primitive admittance of a transformer at each tap of one winding (then restored)."""
+    dss.Transformers.Name(name)
+    dss.Transformers.Wdg(winding)
+    present = dss.Transformers.Tap()
     out = []
+    for tap in [*positions, present]:
+        dss.Transformers.Name(name)
+        dss.Transformers.Wdg(winding)
+        dss.Transformers.Tap(float(tap))
+        dss.YMatrix.BuildYMatrixD(2, False)  # recomputes the element's Yprim
+        dss.Circuit.SetActiveElement(f"Transformer.{name}")
+        out.append(_complex_matrix(dss.CktElement.YPrim()))
+    return np.array(out[:-1])
+
+
+def _read_regulators(dss, node_index: dict[str, int]) -> tuple[DssRegulator, ...]:
+    rows = []
     for name in dss.RegControls.AllNames():
         dss.RegControls.Name(name)
-        xf = dss.RegControls.Transformer()
-        winding = dss.RegControls.Winding()
-        dss.Transformers.Name(xf)
-        dss.Transformers.Wdg(winding)
+        rows.append(
+            {
+                "name": name,
+                "transformer": dss.RegControls.Transformer(),
+                "winding": dss.RegControls.Winding(),
+                "vreg_v": dss.RegControls.ForwardVreg(),
+                "band_v": dss.RegControls.ForwardBand(),
+                "pt_ratio": dss.RegControls.PTRatio(),
+                "ct_primary_a": dss.RegControls.CTPrimary(),
+                "r_v": dss.RegControls.ForwardR(),
+                "x_v": dss.RegControls.ForwardX(),
+                "delay_s": dss.RegControls.Delay(),
+            }
+        )
+    out = []
+    for row in rows:
+        dss.Transformers.Name(row["transformer"])
+        dss.Transformers.Wdg(row["winding"])
+        lo, hi, n = dss.Transformers.MinTap(), dss.Transformers.MaxTap(), dss.Transformers.NumTaps()
+        tap = dss.Transformers.Tap()
+        positions = np.linspace(lo, hi, n + 1)
+        dss.Circuit.SetActiveElement(f"Transformer.{row['transformer']}")
+        idx = _terminal_nodes(dss, node_index)
+        yprims = _transformer_yprims(dss, row["transformer"], row["winding"], positions)
         out.append(
             DssRegulator(
-                name=name,
-                transformer=xf,
-                winding=winding,
-                tap_pu=dss.Transformers.Tap(),
-                min_tap_pu=dss.Transformers.MinTap(),
-                max_tap_pu=dss.Transformers.MaxTap(),
-                num_taps=dss.Transformers.NumTaps(),
-                vreg_v=dss.RegControls.ForwardVreg(),
-                band_v=dss.RegControls.ForwardBand(),
-                pt_ratio=dss.RegControls.PTRatio(),
-                ct_primary_a=dss.RegControls.CTPrimary(),
-                r_v=dss.RegControls.ForwardR(),
-                x_v=dss.RegControls.ForwardX(),
+                **row,
+                tap_pu=tap,
+                min_tap_pu=lo,
+                max_tap_pu=hi,
+                num_taps=n,
+                node_index=idx,
+                positions_pu=positions,
+                yprims=yprims,
             )
         )
     return tuple(out)
@@ -568,7 +615,7 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
         loads=_table(loads),
         injections=_table(injections),
         lines=lines,
-        regulators=_read_regulators(dss),
+        regulators=_read_regulators(dss, node_index),
         bus_xy=_bus_coordinates(dss, buses),
         unsupported=tuple(unsupported),
         base_frequency_hz=float(dss.Solution.Frequency()),

@@ -31,11 +31,13 @@ R. C. Dugan, "OpenDSS Reference Guide", EPRI (solution method, load models); W. 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from numba import njit
 
 #: Model numbers of :func:`branch_currents` (OpenDSS load models).
 MODEL_PQ = 1
@@ -86,6 +88,144 @@ class Branches:
         return int(self.node_from.size)
 
 
+@njit(cache=True, inline="always")
+def _branch_current(v, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp):  # pragma: no cover
+    """Current drawn by one branch (see :func:`branch_currents`)."""
+    vm2 = v.real * v.real + v.imag * v.imag
+    s_c = s.conjugate()
+    if model == MODEL_PQ_PURE:
+        # conj(S / V) = conj(S) V / |V|^2
+        return s_c * v / vm2 if vm2 > 0.0 else 0j
+    base2 = v_base * v_base
+    y_eq = s_c / base2
+    if model == MODEL_Z or vm2 <= vlow * vlow * base2 or vm2 == 0.0:
+        return y_eq * v
+    if vm2 <= vmin * vmin * base2:
+        # between vlowpu and vminpu: the current interpolated linearly in |V|
+        vm = math.sqrt(vm2)
+        v_low = vlow * v_base
+        i_low = y_eq * v_low
+        i_95 = y_eq * v_base if model == MODEL_I else y_eq * v_base / vmin
+        return (i_low + (i_95 - i_low) / (vmin * v_base - v_low) * (vm - v_low)) / vm * v
+    if vm2 > vmax * vmax * base2:
+        # above vmaxpu: the impedance matching the nominal model at vmaxpu
+        if model == MODEL_I:
+            return y_eq / vmax * v
+        return y_eq / (vmax * vmax) * v
+    if model == MODEL_I:
+        return s_c * v * (1.0 / (math.sqrt(vm2) * v_base))
+    if model in (MODEL_MOTOR, MODEL_CVR):
+        ratio = math.sqrt(vm2) / v_base
+        s_v = complex(s.real * ratio**p_exp, -s.imag * ratio**q_exp)
+        return s_v * v / vm2
+    return s_c * v / vm2
+
+
+@njit(cache=True)
+def _currents_kernel(
+    v_br, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, out
+):  # pragma: no cover
+    for k in range(v_br.shape[0]):
+        for b in range(v_br.shape[1]):
+            out[k, b] = _branch_current(
+                v_br[k, b],
+                s[k, b],
+                v_base[b],
+                model[b],
+                vmin[b],
+                vmax[b],
+                vlow[b],
+                p_exp[b],
+                q_exp[b],
+            )
+
+
+@njit(cache=True)
+def _update_kernel(v_a, rows, new, c_vec, inv_base, dv):  # pragma: no cover
+    """``v_a[rows[j]] = new[j] + c``; ``dv[j]`` the largest change [pu]."""
+    for j in range(rows.size):
+        k = rows[j]
+        worst = 0.0
+        for a in range(v_a.shape[1]):
+            x = new[j, a] + c_vec[a]
+            d = x - v_a[k, a]
+            m = (d.real * d.real + d.imag * d.imag) * inv_base[a] * inv_base[a]
+            if m > worst:
+                worst = m
+            v_a[k, a] = x
+        dv[j] = math.sqrt(worst)
+
+
+@njit(cache=True)
+def csr_quadratic(data, indices, indptr, v, out):  # pragma: no cover
+    """``out[k] = sum_i v[k, i] conj((M v[k])_i)`` for a CSR matrix ``M`` (complex power).
+
+    Parameters
+    ----------
+    data, indices, indptr : numpy.ndarray
+        CSR arrays of ``M`` (n, n) [S].
+    v : numpy.ndarray (S, n) complex
+        Node voltages [V].
+    out : numpy.ndarray (S,) complex
+        Filled with the power absorbed by ``M`` [VA].
+    """
+    for k in range(v.shape[0]):
+        acc = 0j
+        for row in range(indptr.size - 1):
+            cur = 0j
+            for p in range(indptr[row], indptr[row + 1]):
+                cur += data[p] * v[k, indices[p]]
+            acc += v[k, row] * cur.conjugate()
+        out[k] = acc
+
+
+@njit(cache=True)
+def csr_rows_abs(data, indices, indptr, v, out):  # pragma: no cover
+    """``out[k, r] = |(M v[k])_r|`` for a CSR matrix ``M`` (currents from voltages).
+
+    Parameters
+    ----------
+    data, indices, indptr : numpy.ndarray
+        CSR arrays of ``M`` (R, n) [S].
+    v : numpy.ndarray (S, n) complex
+        Node voltages [V].
+    out : numpy.ndarray (S, R)
+        Filled with the current magnitudes [A].
+    """
+    for k in range(v.shape[0]):
+        for row in range(indptr.size - 1):
+            cur = 0j
+            for p in range(indptr[row], indptr[row + 1]):
+                cur += data[p] * v[k, indices[p]]
+            out[k, row] = abs(cur)
+
+
+@njit(cache=True)
+def _residual_kernel(
+    v_a, rows, f, t, y_b, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, out
+):  # pragma: no cover
+    """``out[j] = I_A(V) + Y_l V`` at the active nodes for the scenarios ``rows``.
+
+    ``I_A`` are the currents the branches inject (minus the current each draws from its
+    first node, plus at its second), ``Y_l`` the branches' fixed admittances ``y_b``.
+    """
+    n_a = v_a.shape[1]
+    for j in range(rows.size):
+        k = rows[j]
+        for a in range(n_a):
+            out[j, a] = 0j
+        for b in range(f.size):
+            vt = v_a[k, t[b]] if t[b] < n_a else 0j
+            v_br = v_a[k, f[b]] - vt
+            cur = _branch_current(
+                v_br, s[k, b], v_base[b], model[b], vmin[b], vmax[b], vlow[b], p_exp[b], q_exp[b]
+            )
+            r = y_b[b] * v_br - cur
+            out[j, f[b]] += r
+            if t[b] < n_a:
+                out[j, t[b]] -= r
+
+
 def branch_currents(
     v_branch: np.ndarray,
     s_va: np.ndarray,
@@ -123,36 +263,27 @@ def branch_currents(
         (model 5: ``Y_eq / vmaxpu``) above ``vmaxpu`` and the OpenDSS linear current
         interpolation between ``vlowpu`` and ``vminpu``.
     """
-    vm = np.abs(v_branch)
-    vm_safe = np.where(vm > 0.0, vm, 1.0)
-    y_eq = np.conj(s_va) / v_base_v**2
-    v_low = vlowpu * v_base_v
-    v_95 = vminpu * v_base_v
-    v_105 = vmaxpu * v_base_v
-    v_safe = np.where(vm > 0.0, v_branch, 1.0)
-    pq = np.conj(s_va / v_safe)
-    ratio = vm_safe / v_base_v
-    s_exp = s_va.real * ratio**p_exp + 1j * s_va.imag * ratio**q_exp
-    is_exp = (model == MODEL_MOTOR) | (model == MODEL_CVR)
-    nominal_pq = np.where(is_exp, np.conj(s_exp / v_safe), pq)
-    const_i = np.conj(s_va / (v_branch / vm_safe * v_base_v))
-    is_i = model == MODEL_I
-    nominal = np.where(is_i, const_i, nominal_pq)
-    # above vmaxpu: the impedance matching the nominal model at vmaxpu
-    vmax_safe = np.where(vmaxpu > 0.0, vmaxpu, 1.0)
-    y_high = np.where(is_i, y_eq / vmax_safe, y_eq / vmax_safe**2)
-    # between vlowpu and vminpu: the current interpolated linearly in |V|
-    i_low = y_eq * v_low
-    i_95 = np.where(is_i, y_eq * v_base_v, y_eq * v_base_v / np.where(vminpu > 0, vminpu, 1.0))
-    span = np.where(v_95 - v_low > 0.0, v_95 - v_low, 1.0)
-    y_mid = (i_low + (i_95 - i_low) / span * (vm - v_low)) / vm_safe
-    current = np.where(
-        vm <= v_low,
-        y_eq * v_branch,
-        np.where(vm <= v_95, y_mid * v_branch, np.where(vm > v_105, y_high * v_branch, nominal)),
+    v_br = np.ascontiguousarray(v_branch, dtype=complex)
+    s_b = np.ascontiguousarray(np.broadcast_to(s_va, v_br.shape), dtype=complex)
+    nb = v_br.shape[1]
+
+    def vec(x, dtype=float):
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=dtype), (nb,)))
+
+    out = np.empty_like(v_br)
+    _currents_kernel(
+        v_br,
+        s_b,
+        vec(v_base_v),
+        vec(model, np.int64),
+        vec(vminpu),
+        vec(vmaxpu),
+        vec(vlowpu),
+        vec(p_exp),
+        vec(q_exp),
+        out,
     )
-    current = np.where(model == MODEL_Z, y_eq * v_branch, current)
-    return np.where(model == MODEL_PQ_PURE, pq, current)
+    return out
 
 
 @dataclass
@@ -166,7 +297,7 @@ class SolveOutcome:
     converged : numpy.ndarray (S,) of bool
     iterations : numpy.ndarray (S,) of int
     max_dv_pu : numpy.ndarray (S,)
-        Last voltage update [pu].
+        Largest voltage update at the last iteration [pu].
     branch_s_va : numpy.ndarray (S, nb) complex
         Power drawn by each branch at the solved voltages [VA] (consumption positive).
     """
@@ -176,6 +307,21 @@ class SolveOutcome:
     iterations: np.ndarray
     max_dv_pu: np.ndarray
     branch_s_va: np.ndarray
+
+
+def _coarse(y: np.ndarray) -> np.ndarray:
+    """Complex values snapped to a coarse grid: magnitude to steps of 25 %, angle to 5 deg.
+
+    The preconditioner only sets the convergence rate, never the solution; snapping lets
+    successive calls with similar loads reuse one factorization.
+    """
+    mag = np.abs(y)
+    step = np.log(1.25)
+    mag_q = np.where(
+        mag > 0, np.exp(np.round(np.log(np.where(mag > 0, mag, 1.0)) / step) * step), 0.0
+    )
+    ang_q = np.radians(np.round(np.degrees(np.angle(y)) / 5.0) * 5.0)
+    return mag_q * np.exp(1j * ang_q)
 
 
 class ZBusSolver:
@@ -199,6 +345,31 @@ class ZBusSolver:
         self._cols: dict[int, int] = {}
         self._z_cols = np.zeros((self.n, 0), dtype=complex)
         self._warm: tuple[np.ndarray, np.ndarray] | None = None
+        self._precond: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    @property
+    def warm_state(self):
+        """Last solution kept for the warm start (active nodes, voltages) or None."""
+        return self._warm
+
+    @warm_state.setter
+    def warm_state(self, value) -> None:
+        self._warm = value
+
+    def _preconditioner(self, active, f, t, y_b):
+        """``Z_NA``, ``K = (1 + Z_AA Y_l)^-1 Z_AA`` and ``c = (1 + Z_AA Y_l)^-1 V0_A``."""
+        n_a, nb = active.size, f.size
+        inc = np.zeros((n_a + 1, nb))
+        inc[f, np.arange(nb)] += 1.0
+        inc[t, np.arange(nb)] -= 1.0
+        inc = inc[:n_a]
+        z_na = self.z_columns(active)
+        z_aa = z_na[active]
+        y_l = (inc * y_b) @ inc.T
+        m = np.eye(n_a) + z_aa @ y_l
+        k_mat = np.linalg.solve(m, z_aa)
+        c_vec = np.linalg.solve(m, self.v0_v[active])
+        return z_na, np.ascontiguousarray(k_mat.T), c_vec
 
     def z_columns(self, nodes: np.ndarray) -> np.ndarray:
         """Columns of ``Z = Y^-1`` for some nodes (cached).
@@ -265,30 +436,31 @@ class ZBusSolver:
         pos[active] = np.arange(n_a)
         f = pos[branches.node_from]
         t = pos[branches.node_to]  # node_to == -1 -> pos[-1] == n_a (ground)
-        nb = len(branches)
-        inc = np.zeros((n_a + 1, nb))
-        inc[f, np.arange(nb)] += 1.0
-        inc[t, np.arange(nb)] -= 1.0
-        inc = inc[:n_a]
-        z_na = self.z_columns(active)
-        z_aa = z_na[active]
-        # nominal admittance of the branches (scenario mean) as the preconditioner
-        y_b = np.conj(s_va.mean(axis=0)) / branches.v_base_v**2
+        # nominal admittance of the branches (scenario mean, snapped to a coarse grid so that
+        # the factorization is reused across calls) as the preconditioner
+        y_b = _coarse(np.conj(s_va.mean(axis=0)) / branches.v_base_v**2)
         y_b = np.where(branches.model == MODEL_PQ_PURE, 0.0, y_b)
-        y_l = (inc * y_b) @ inc.T
-        m = np.eye(n_a) + z_aa @ y_l
-        k_mat = np.linalg.solve(m, z_aa)
-        c_vec = np.linalg.solve(m, self.v0_v[active])
+        key = (active.tobytes(), f.tobytes(), t.tobytes(), y_b.tobytes())
+        if key not in self._precond:
+            if len(self._precond) >= 8:
+                self._precond.pop(next(iter(self._precond)))
+            self._precond[key] = self._preconditioner(active, f, t, y_b)
+        z_na, k_mat, c_vec = self._precond[key]
         base_a = self.v_base_v[active]
-        kw = {
-            "v_base_v": branches.v_base_v,
-            "model": branches.model,
-            "vminpu": branches.vminpu,
-            "vmaxpu": branches.vmaxpu,
-            "vlowpu": branches.vlowpu,
-            "p_exp": branches.p_exp,
-            "q_exp": branches.q_exp,
-        }
+        k_t = k_mat
+        args = (
+            f,
+            t,
+            np.ascontiguousarray(y_b, dtype=complex),
+            s_va,
+            np.ascontiguousarray(branches.v_base_v, dtype=float),
+            np.ascontiguousarray(branches.model, dtype=np.int64),
+            np.ascontiguousarray(branches.vminpu, dtype=float),
+            np.ascontiguousarray(branches.vmaxpu, dtype=float),
+            np.ascontiguousarray(branches.vlowpu, dtype=float),
+            np.ascontiguousarray(branches.p_exp, dtype=float),
+            np.ascontiguousarray(branches.q_exp, dtype=float),
+        )
         if warm_start and self._warm is not None and np.array_equal(self._warm[0], active):
             last = self._warm[1]
             v_a = last.copy() if last.shape[0] == n_scen else np.repeat(last[-1:], n_scen, 0)
@@ -298,27 +470,36 @@ class ZBusSolver:
         iterations = np.zeros(n_scen, dtype=np.int64)
         max_dv = np.full(n_scen, np.inf)
         todo = np.arange(n_scen)
-        zero_col = np.zeros((n_scen, 1), dtype=complex)
+        i_buf = np.empty((n_scen, n_a), dtype=complex)
+        dv = np.empty(n_scen)
         for _ in range(max_iter):
-            va = v_a[todo]
-            v_aug = np.concatenate([va, zero_col[: todo.size]], axis=1)
-            v_br = v_aug[:, f] - v_aug[:, t]
-            cur = branch_currents(v_br, s_va[todo], **kw)
-            r = -cur @ inc.T + va @ y_l.T
-            new = c_vec + r @ k_mat.T
-            dv = np.max(np.abs(new - va) / base_a, axis=1)
-            v_a[todo] = new
+            i_a = i_buf[: todo.size]
+            _residual_kernel(v_a, todo, *args, i_a)
+            # (1 + Z Y_l) V_new = V0 + Z (I(V) + Y_l V)  ->  V_new = c + K (I(V) + Y_l V)
+            new = i_a @ k_t
+            _update_kernel(v_a, todo, new, c_vec, 1.0 / base_a, dv[: todo.size])
             iterations[todo] += 1
-            max_dv[todo] = dv
-            done = dv < tol_pu
+            max_dv[todo] = dv[: todo.size]
+            done = dv[: todo.size] < tol_pu
             converged[todo[done]] = True
             todo = todo[~done]
             if todo.size == 0:
                 break
+        kw = {
+            "v_base_v": args[4],
+            "model": args[5],
+            "vminpu": args[6],
+            "vmaxpu": args[7],
+            "vlowpu": args[8],
+            "p_exp": args[9],
+            "q_exp": args[10],
+        }
+        zero_col = np.zeros((n_scen, 1), dtype=complex)
         # final currents at the converged voltages, then every node
         v_aug = np.concatenate([v_a, zero_col], axis=1)
         cur = branch_currents(v_aug[:, f] - v_aug[:, t], s_va, **kw)
-        i_a = -cur @ inc.T
+        i_a = np.empty((n_scen, n_a), dtype=complex)
+        _residual_kernel(v_a, np.arange(n_scen), f, t, np.zeros(f.size, complex), *args[3:], i_a)
         v = self.v0_v[None, :] + i_a @ z_na.T
         self._warm = (active, v_a.copy())
         bad = ~np.isfinite(v).all(axis=1)

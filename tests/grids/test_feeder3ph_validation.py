@@ -15,6 +15,7 @@ import numpy as np
 import opendssdirect as dss
 import pytest
 
+from grids.errors import ScenarioError
 from grids.feeder3ph import ThreePhaseFeederModel
 from grids.sequence import voltage_unbalance_factor_percent
 
@@ -104,3 +105,34 @@ def test_vuf_matches_the_closed_form_on_solved_voltages(solved):
     np.testing.assert_allclose(
         result.vuf_percent[0], voltage_unbalance_factor_percent(result.v_pu[0, nodes]), atol=1e-12
     )
+
+
+def test_regulator_taps_moved_by_yprim_difference_match_opendss():
+    """Taps set through the model (Y updated by the regulators' Yprim difference) give the
+    same solution as OpenDSS with the same taps set in the file (1e-7 pu)."""
+    model = ThreePhaseFeederModel.from_name("ieee13")
+    taps = {"reg1": 1.0, "reg2": 1.09375, "reg3": 0.95}
+    model.set_regulator_taps(taps)
+    result = model.solve(warm_start=False)
+    dss.Text.Command("clear")
+    dss.Text.Command(f'compile "{model.circuit.path}"')
+    for k, tap in enumerate(taps.values(), start=1):
+        dss.Text.Command(f"Transformer.reg{k}.wdg=2 tap={tap}")
+    dss.Text.Command("set controlmode=off")
+    dss.Solution.Convergence(1e-12)
+    dss.Solution.Solve()
+    names = [s.upper() for s in dss.Circuit.YNodeOrder()]
+    flat = np.asarray(dss.Circuit.YNodeVArray())
+    v = flat[0::2] + 1j * flat[1::2]
+    labels = [f"{b.upper()}.{p}" for b, p in zip(model.node_bus, model.node_phase, strict=True)]
+    v_ref = v[[names.index(lab) for lab in labels]] / (model.kv_base_ln * 1000.0)
+    assert np.abs(result.v_pu[0] - v_ref).max() < 1e-7
+    assert model.regulator_taps == taps
+
+
+def test_invalid_regulator_taps_are_listed():
+    model = ThreePhaseFeederModel.from_name("ieee13")
+    with pytest.raises(ScenarioError) as info:
+        model.set_regulator_taps({"reg1": 1.003, "nope": 1.0})
+    text = str(info.value)
+    assert "not a position" in text and "unknown" in text
