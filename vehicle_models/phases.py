@@ -421,8 +421,9 @@ def phase_voltage_pu(phase, v_abc_pu) -> np.ndarray:
         Line-to-neutral ``|V_p|`` [pu] for ``a``/``b``/``c``; line-to-line
         ``|V_p - V_q| / sqrt(3)`` for ``ab``/``bc``/``ca``, i.e. in pu of the line-to-line base
         ``sqrt(3)`` times the line-to-neutral base; for ``abc`` the mean of the three
-        phase-to-neutral magnitudes (IEEE 1547-2018 lets a multiphase unit respond to the
-        average of its phase voltages).
+        phase-to-neutral magnitudes (a multiphase unit responding to the average of its
+        phase voltages, one of the two choices of IEEE 1547-2018 that EPRI's OpenDER offers
+        as ``NP_V_MEAS_UNBALANCE = "AVG"``; the other is the positive-sequence voltage).
 
     Notes
     -----
