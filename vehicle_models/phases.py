@@ -404,7 +404,7 @@ def _take_phase(v: np.ndarray, column: np.ndarray) -> np.ndarray:
     return np.take_along_axis(v, index, axis=-1)[..., 0]
 
 
-def phase_voltage_pu(phase, v_abc_pu) -> np.ndarray:
+def phase_voltage_pu(phase, v_abc_pu, *, ll_base_pu=SQRT3) -> np.ndarray:
     """Voltage magnitude a charger sees on its own connection [pu].
 
     Parameters
@@ -414,13 +414,18 @@ def phase_voltage_pu(phase, v_abc_pu) -> np.ndarray:
     v_abc_pu : array_like of complex (..., n, 3)
         Phase-to-neutral voltage phasors of the connection's bus, phases a, b, c, in pu of the
         bus's line-to-neutral base (NaN where the bus has no such phase).
+    ll_base_pu : float or array_like (n,), keyword-only
+        Line-to-line base of each connection in pu of the line-to-neutral base: ``sqrt(3)``
+        for phases 120° apart (default), 2 for the two legs of a split-phase (centre-tapped)
+        secondary, 180° apart (:func:`line_to_line_base_pu`). Used by ``ab``/``bc``/``ca``.
 
     Returns
     -------
     numpy.ndarray (..., n)
         Line-to-neutral ``|V_p|`` [pu] for ``a``/``b``/``c``; line-to-line
-        ``|V_p - V_q| / sqrt(3)`` for ``ab``/``bc``/``ca``, i.e. in pu of the line-to-line base
-        ``sqrt(3)`` times the line-to-neutral base; for ``abc`` the mean of the three
+        ``|V_p - V_q| / ll_base_pu`` for ``ab``/``bc``/``ca``, i.e. in pu of the line-to-line
+        base (``sqrt(3)`` times the line-to-neutral base on a three-phase bus, twice it across
+        a split-phase service); for ``abc`` the mean of the three
         phase-to-neutral magnitudes (a multiphase unit responding to the average of its
         phase voltages, one of the two choices of IEEE 1547-2018 that EPRI's OpenDER offers
         as ``NP_V_MEAS_UNBALANCE = "AVG"``; the other is the positive-sequence voltage).
@@ -436,9 +441,34 @@ def phase_voltage_pu(phase, v_abc_pu) -> np.ndarray:
     v_from = _take_phase(v, _FROM[code])
     v_to = _take_phase(v, _TO[code])
     ln = np.abs(v_from)
-    ll = np.abs(v_from - v_to) / SQRT3
+    ll = np.abs(v_from - v_to) / np.asarray(ll_base_pu, dtype=float)
     three = np.mean(np.abs(v), axis=-1)
     return np.where(code <= 2, ln, np.where(code <= 5, ll, three))
+
+
+def line_to_line_base_pu(v_from_pu, v_to_pu) -> np.ndarray:
+    """Line-to-line base of phase pairs in pu of the line-to-neutral base, from their phasors.
+
+    Parameters
+    ----------
+    v_from_pu, v_to_pu : array_like of complex (n,)
+        Phase-to-neutral phasors of the two phases of each pair (any operating point near
+        nominal, e.g. a solved power flow) [pu].
+
+    Returns
+    -------
+    numpy.ndarray (n,)
+        ``|1 - e^{j theta}|`` with ``theta`` the angle between the phases rounded to 120° or
+        180°: ``sqrt(3)`` for two phases of a three-phase system, 2 for the two legs of a
+        split-phase (centre-tapped) secondary [pu].
+
+    Notes
+    -----
+    Load flow moves the angle between two phases by a few degrees; it stays far closer to its
+    nominal 120° or 180° than to the other, so the rounding is unambiguous.
+    """
+    separation_deg = np.abs(np.degrees(np.angle(np.asarray(v_from_pu) / np.asarray(v_to_pu))))
+    return np.where(separation_deg > 150.0, 2.0, SQRT3)
 
 
 def phase_injections(phase, p_mw, q_mvar) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -510,6 +540,7 @@ __all__ = [
     "allocate_phases",
     "connection_labels",
     "connection_options",
+    "line_to_line_base_pu",
     "parse_connection_label",
     "phase_codes",
     "phase_injections",

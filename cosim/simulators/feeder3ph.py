@@ -13,8 +13,11 @@ from grids.errors import ConvergenceError, ScenarioError, SimulationError
 from grids.feeder3ph import ThreePhaseFeederModel
 from grids.thermal import DEFAULT_COOLING
 from vehicle_models.phases import (
+    LINE_TO_LINE_CODES,
     PHASES,
+    SQRT3,
     connection_labels,
+    line_to_line_base_pu,
     parse_connection_label,
     phase_injections,
     phase_voltage_pu,
@@ -131,6 +134,7 @@ class ThreePhaseFeederSim(FeederSim):
         self._line_keys = np.asarray(m.line_conductor)
         self._bus3_keys = np.asarray([str(b) for b in m.bus3])
         self._inj_cache: dict[tuple, tuple] = {}
+        self._ll_base_pu: np.ndarray | None = None
         self.entities["grid"] = {}
         return [{"eid": "grid", "type": model, "rel": []}]
 
@@ -260,7 +264,18 @@ class ThreePhaseFeederSim(FeederSim):
         v = res.v_pu[0]
         nodes = self._bus_nodes
         v_bus = np.where(nodes >= 0, v[np.maximum(nodes, 0)], np.nan)
-        vm_conn = phase_voltage_pu(self._conn_code, v_bus[self._conn_row])
+        v_conn = v_bus[self._conn_row]
+        if self._ll_base_pu is None:
+            # line-to-line base per connection: sqrt(3) on three-phase buses, 2 across the
+            # legs of a split-phase secondary (from the angle between the phases, once)
+            pair = np.isin(self._conn_code, LINE_TO_LINE_CODES)
+            base = np.full(self._conn_code.size, SQRT3)
+            frm = np.array([p.conductors[0] for p in PHASES])[self._conn_code[pair]] - 1
+            to = np.array([p.conductors[-1] for p in PHASES])[self._conn_code[pair]] - 1
+            rows = np.flatnonzero(pair)
+            base[pair] = line_to_line_base_pu(v_conn[rows, frm], v_conn[rows, to])
+            self._ll_base_pu = base
+        vm_conn = phase_voltage_pu(self._conn_code, v_conn, ll_base_pu=self._ll_base_pu)
         self._vectors = {
             "bus_vm_pu": (self._conn_keys, vm_conn),
             "line_loading_percent": (self._line_keys, res.line_loading_percent[0]),

@@ -324,3 +324,47 @@ def test_fleet_simulator_reads_the_voltage_of_each_vehicles_own_connection():
     assert list(out["bus_p_mw"]) == keys
     assert sum(out["bus_p_mw"].values()) == pytest.approx(out["p_mw"], rel=1e-12)
     assert [PHASES[c].value for c in sim.fleet.phases] == ["a", "b", "c", "a", "c", "a"]
+
+
+SPLIT_PHASE_DSS = """Clear
+New Circuit.splitphase basekv=12.47 pu=1.0 phases=3 bus1=sourcebus MVAsc3=200 MVAsc1=210
+New Linecode.lc nphases=3 r1=0.3 x1=0.6 r0=0.6 x0=1.2 units=km
+New Line.feeder bus1=sourcebus bus2=pri phases=3 linecode=lc length=1 units=km
+New Transformer.ct phases=1 windings=3 XHL=2.04 XHT=2.04 XLT=1.36 %noloadloss=0.2
+~ buses=[pri.1 sec.1.0 sec.0.2] conns=[wye wye wye] kvs=[7.2 0.12 0.12] kvas=[50 50 50]
+~ %Rs=[0.6 1.2 1.2]
+New Load.house bus1=sec.1.2 phases=1 kv=0.24 kW=5 kvar=1 model=1
+New Load.p3 bus1=pri phases=3 kv=12.47 kW=300 kvar=100 model=1
+Set voltagebases=[12.47 0.208]
+Calcvoltagebases
+"""
+
+
+def test_split_phase_service_line_to_line_voltage_is_on_its_own_base(tmp_path):
+    """A 240 V charger across the two legs of a centre-tapped secondary (180° apart) sees
+    ``|V1 - V2|`` in pu of twice the 120 V leg base (about 1 pu, not 2/sqrt(3) = 1.155), a
+    charger across two phases of the three-phase primary the usual sqrt(3) base; its power
+    goes on the phase pair and lowers both legs."""
+    from cosim.simulators import ThreePhaseFeederSim
+
+    path = tmp_path / "Master.dss"
+    path.write_text(SPLIT_PHASE_DSS)
+    model = ThreePhaseFeederModel.from_dss(path)
+    v = model.solve().v_pu[0]
+    leg1, leg2 = (v[model.node_index("sec", k)] for k in (1, 2))
+    assert abs(abs(np.angle(leg1 / leg2, deg=True)) - 180.0) < 5.0  # the two legs
+    sim = ThreePhaseFeederSim()
+    sim.init("Feeder-0", time_resolution=900.0, step_size=1)
+    sim.create(1, "Grid", feeder=str(path))
+    sim.step(0, {}, 10)
+    vm = sim.get_data({"grid": ["bus_vm_pu"]})["grid"]["bus_vm_pu"]
+    assert vm["sec.ab"] == pytest.approx(abs(leg1 - leg2) / 2.0, rel=1e-9)
+    assert 0.95 < vm["sec.ab"] < 1.05 and abs(vm["sec.ab"] - vm["sec.a"]) < 0.01
+    pri = [v[model.node_index("pri", k)] for k in (1, 2)]
+    assert vm["pri.ab"] == pytest.approx(abs(pri[0] - pri[1]) / np.sqrt(3), rel=1e-9)
+    charger = {"Fleet-0.fleet": {"sec.ab": -0.0096}}  # 40 A at 240 V
+    sim.step(1, {"grid": {"bus_p_mw": charger}}, 10)
+    loaded = sim.get_data({"grid": ["bus_vm_pu", "p_extra_mw"]})["grid"]
+    assert loaded["p_extra_mw"] == pytest.approx(-0.0096)
+    for key in ("sec.a", "sec.b", "sec.ab"):
+        assert loaded["bus_vm_pu"][key] < vm[key] - 1e-3

@@ -17,6 +17,7 @@ from vehicle_models.phases import (
     Phase,
     PhaseAllocation,
     allocate_phases,
+    line_to_line_base_pu,
     phase_codes,
     phase_injections,
     phase_totals,
@@ -125,6 +126,20 @@ def test_phase_voltages_closed_forms():
     # batched over leading axes; a bus without phase c is fine for a phase-a charger
     vv = np.array([[[1.0, 0.9 * A**2, np.nan]], [[0.97, A**2, np.nan]]])
     np.testing.assert_allclose(phase_voltage_pu([0], vv)[:, 0], [1.0, 0.97])
+
+
+def test_split_phase_legs_have_a_line_to_line_base_of_two():
+    """Two legs of a centre-tapped secondary, 180° apart: the 240 V pair is 2 x 120 V, so
+    ``|V1 - V2| / 2`` is its pu value; three-phase pairs keep ``sqrt(3)``."""
+    legs = np.array([[1.01, -0.99 * np.exp(0.02j), np.nan]])  # ~180° apart, a few degrees off
+    three = np.array([[1.0, A**2 * np.exp(-0.05j), np.nan]])  # ~120° apart
+    base = line_to_line_base_pu(
+        np.array([legs[0, 0], three[0, 0]]), np.array([legs[0, 1], three[0, 1]])
+    )
+    np.testing.assert_allclose(base, [2.0, np.sqrt(3)])
+    vm = phase_voltage_pu([Phase.AB.code], legs, ll_base_pu=base[:1])
+    assert vm[0] == pytest.approx(abs(legs[0, 0] - legs[0, 1]) / 2, rel=1e-14)
+    assert vm[0] == pytest.approx(1.0, abs=1e-3)
 
 
 def test_injection_split_conserves_power():
