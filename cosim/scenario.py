@@ -30,7 +30,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from cosim.attributes import RECORDED
+from cosim.attributes import RECORDED, THREE_PHASE_RECORDED
 from grids.errors import ScenarioError, V2GCosimError, check_problems
 from grids.params import REQUIRED, Param, is_number, read_params, unknown_keys
 from grids.synchronisation import SYNC_PARAMS
@@ -130,6 +130,8 @@ class FeederConfig:
     """``[feeder]``: the distribution feeder and its load profile.
 
     ``method`` is a :class:`grids.powerflow.PowerFlowMethod` (its ``value`` is the TOML word).
+    ``three_phase``: an OpenDSS (``.dss``) or embedded three-phase feeder, run on the
+    three-phase engine (:mod:`cosim.phase_layout`).
     """
 
     name: str = "case33bw"
@@ -141,6 +143,7 @@ class FeederConfig:
     load_scale: float = 1.0
     ext_grid_vm_pu: float | None = None
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    three_phase: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,10 @@ class FleetConfig:
     """``[fleet]``: the V2G fleet (sampled from a preset, or read from a table).
 
     ``preset`` is a :class:`vehicle_models.presets.FleetPreset`, ``policy`` a
-    :class:`vehicle_models.fleet.ChargingPolicy`. ``settings`` is the ``[fleet.control]``
+    :class:`vehicle_models.fleet.ChargingPolicy`. On a three-phase feeder ``buses`` may name
+    buses (str), ``phase_allocation`` is a :class:`vehicle_models.phases.PhaseAllocation` and
+    ``charger_connection`` a :class:`vehicle_models.phases.ChargerConnection`.
+    ``settings`` is the ``[fleet.control]``
     table parsed once, for the system's nominal frequency
     (:class:`vehicle_models.settings.InverterSettings`; ``None`` without the table: the
     defaults of ``f_nominal_hz``, see :meth:`inverter_settings`). Studies derive their cases
@@ -159,7 +165,7 @@ class FleetConfig:
     n_vehicles: int = 0
     preset: Any = "home"
     policy: Any = "latest"
-    buses: tuple[int, ...] | None = None
+    buses: tuple[int | str, ...] | None = None
     table: str | None = None
     setpoint_profile: str | None = None
     setpoint_column: str = "p_setpoint_mw"
@@ -167,6 +173,8 @@ class FleetConfig:
     packet_loss: float = 0.0
     f_nominal_hz: float = 60.0
     settings: Any = None
+    phase_allocation: Any = "round_robin"
+    charger_connection: Any = "line_to_neutral"
 
     def inverter_settings(self):
         """The fleet's inverter settings: :attr:`settings`, or the defaults of
@@ -265,7 +273,12 @@ STRUCTURED_KEYS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
         ("window_s", "`[5.0, 55.0]`", "[before, after], each >= 0 [s]", "high-rate window"),
     ),
     "fleet": (
-        ("buses", "every bus with a load", "non-empty list of bus indices", "where vehicles go"),
+        (
+            "buses",
+            "every bus with a load",
+            "non-empty list of bus indices (bus names on a three-phase feeder)",
+            "where vehicles go",
+        ),
         ("control", "IEEE 1547-2018 defaults", "a table", "inverter settings"),
     ),
     "output": (("record", "everything", "list of attribute names", "what is recorded"),),
@@ -339,7 +352,12 @@ def feeder_params() -> tuple[Param, ...]:
 
     return (
         Param("name", "case33bw", kind=str, doc="embedded feeder (see `v2g-cosim feeders`)"),
-        Param("path", None, kind=str, doc="pandapower JSON file instead of an embedded feeder"),
+        Param(
+            "path",
+            None,
+            kind=str,
+            doc="pandapower JSON or OpenDSS .dss file instead of an embedded feeder",
+        ),
         Param("method", PowerFlowMethod.AC, kind=PowerFlowMethod, doc="power-flow method"),
         Param("step_s", None, unit="s", lo=0.0, lo_open=True, doc="feeder step"),
         Param("load_profile", None, kind=str, doc="CSV/Parquet load multipliers"),
@@ -396,6 +414,7 @@ def fleet_size_problems(n_vehicles: int) -> list[str]:
 def fleet_params() -> tuple[Param, ...]:
     """Declared keys of ``[fleet]``."""
     from vehicle_models.fleet import ChargingPolicy
+    from vehicle_models.phases import ChargerConnection, PhaseAllocation
     from vehicle_models.presets import FleetPreset
 
     return (
@@ -414,6 +433,18 @@ def fleet_params() -> tuple[Param, ...]:
             lo=45.0,
             hi=65.0,
             doc="nominal frequency (default: frequency.f0_hz)",
+        ),
+        Param(
+            "phase_allocation",
+            PhaseAllocation.ROUND_ROBIN,
+            kind=PhaseAllocation,
+            doc="three-phase feeder: how vehicles are put on phases",
+        ),
+        Param(
+            "charger_connection",
+            ChargerConnection.LINE_TO_NEUTRAL,
+            kind=ChargerConnection,
+            doc="three-phase feeder: phase, phase pair or all three phases",
         ),
     )
 
@@ -540,6 +571,7 @@ def _simulation(table: Any, problems: list[str]) -> SimulationConfig | None:
 
 
 def _feeder(table: dict, base_dir: Path, sim: SimulationConfig | None, problems: list[str]):
+    from cosim.phase_layout import is_three_phase_feeder, three_phase_names
     from grids.feeders import feeder_names
 
     v = _read(table, feeder_params(), "feeder", problems, extra=("transformer",))
@@ -548,10 +580,11 @@ def _feeder(table: dict, base_dir: Path, sim: SimulationConfig | None, problems:
         path = _file(base_dir, path, "feeder.path", problems)
         if "name" in table:
             problems.append("feeder.name: give either feeder.name or feeder.path, not both")
-    elif name not in feeder_names():
+    elif name not in feeder_names() and not is_three_phase_feeder(name):
+        names = [*feeder_names(), *three_phase_names()]
         problems.append(
-            f"feeder.name: {name!r} is not an embedded feeder ({', '.join(feeder_names())}); "
-            "use feeder.path for a pandapower JSON file"
+            f"feeder.name: {name!r} is not an embedded feeder ({', '.join(names)}); "
+            "use feeder.path for a pandapower JSON or OpenDSS .dss file"
         )
     profile = v["load_profile"]
     if profile is not None:
@@ -587,6 +620,7 @@ def _feeder(table: dict, base_dir: Path, sim: SimulationConfig | None, problems:
             ambient_c=float(t["ambient_c"]),
             overrides=overrides,
         ),
+        three_phase=is_three_phase_feeder(path if path is not None else name),
     )
 
 
@@ -627,16 +661,21 @@ def _fleet(table: dict, base_dir: Path, problems: list[str], *, f0_hz: Any = 60.
     buses_raw = table.get("buses")
     buses = None
     if buses_raw is not None:
+        # integers: bus indices; strings: bus names of a three-phase feeder (checked there)
         if (
             not isinstance(buses_raw, list)
             or not buses_raw
-            or not all(isinstance(b, int) and not isinstance(b, bool) for b in buses_raw)
+            or not (
+                all(isinstance(b, int) and not isinstance(b, bool) for b in buses_raw)
+                or all(isinstance(b, str) for b in buses_raw)
+            )
         ):
             problems.append(
-                f"fleet.buses: {buses_raw!r} is not a non-empty list of bus indices (integers)"
+                f"fleet.buses: {buses_raw!r} is not a non-empty list of bus indices (integers) "
+                "or, on a three-phase feeder, of bus names"
             )
         else:
-            buses = tuple(int(b) for b in buses_raw)
+            buses = tuple(b if isinstance(b, str) else int(b) for b in buses_raw)
     problems.extend(fleet_size_problems(int(v["n_vehicles"])))
     table_path = v["table"]
     if table_path is not None:
@@ -674,6 +713,8 @@ def _fleet(table: dict, base_dir: Path, problems: list[str], *, f0_hz: Any = 60.
         packet_loss=float(v["packet_loss"]),
         f_nominal_hz=float(v["f_nominal_hz"]),
         settings=settings,
+        phase_allocation=v["phase_allocation"],
+        charger_connection=v["charger_connection"],
     )
 
 
@@ -885,7 +926,7 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
                 "fleet, needed for 'island' events)"
             )
     if output.record:
-        known = {a for attrs in RECORDED.values() for a in attrs}
+        known = {a for attrs in RECORDED.values() for a in attrs} | set(THREE_PHASE_RECORDED)
         if feeder is not None:
             known |= {feeder.load_column, feeder.ambient_column or ""}
         if fleet is not None and fleet.setpoint_profile:
@@ -931,6 +972,18 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
             )
         elif "f_nominal_hz" not in fleet_table:
             fleet = replace(fleet, f_nominal_hz=frequency_f0_hz)
+    if feeder_ok or feeder is None:  # three-phase feeders: buses, phases, engine options
+        from cosim.phase_layout import three_phase_problems
+
+        problems.extend(
+            three_phase_problems(
+                feeder,
+                fleet,
+                raw_feeder=data.get("feeder") or {},
+                raw_fleet=data.get("fleet") if isinstance(data.get("fleet"), dict) else None,
+                events=events,
+            )
+        )
     problems.extend(_data_problems(feeder if feeder_ok else None, fleet, sim))
     check_problems(problems, ScenarioError, "invalid scenario")
     assert sim is not None
@@ -985,7 +1038,7 @@ def _data_problems(
     fleet_buses: dict[str, tuple[int, ...]] = {}
     if fleet is not None and fleet.buses is not None:
         fleet_buses["fleet.buses"] = fleet.buses
-    if fleet is not None and fleet.table is not None:
+    if fleet is not None and fleet.table is not None and not (feeder and feeder.three_phase):
         from vehicle_models.fleet_table import read_fleet_table
 
         try:  # the whole table is checked now, not when the fleet simulator starts
@@ -994,6 +1047,13 @@ def _data_problems(
             problems.extend(f"fleet.table: {p}" for p in (error.problems or [str(error)]))
         else:
             fleet_buses["fleet.table"] = tuple(int(b) for b in table["bus"].tolist())
+            if "phase" in table:
+                problems.append(
+                    "fleet.table: the column 'phase' applies to a three-phase feeder "
+                    "(feeder.path to a .dss file, or an embedded three-phase feeder)"
+                )
+    if feeder is not None and feeder.three_phase:
+        fleet_buses = {}  # bus names and phases: cosim.phase_layout.three_phase_problems
     if feeder is not None and fleet_buses:
         try:
             bus_index = _feeder_buses(str(feeder.name))

@@ -47,7 +47,8 @@ if TYPE_CHECKING:  # pandas is loaded with the results, not at import
     import pandas as pd
 from tqdm import tqdm
 
-from cosim.attributes import RECORDED
+from cosim.attributes import RECORDED, THREE_PHASE_RECORDED
+from cosim.phase_layout import phase_layout
 from cosim.results import (
     SUFFIX,
     partial_path,
@@ -75,16 +76,20 @@ SIM_NAMES = {
     "events": "EventSim",
     "collector": "Collector",
 }
+#: The feeder's simulator on a three-phase (OpenDSS) feeder.
+THREE_PHASE_FEEDER_SIM = "ThreePhaseFeederSim"
 
 
 def sim_config(remote: RemoteSim = RemoteSim.NONE) -> dict:
     """mosaik ``sim_config``: in-process simulators, or one of them in its own process."""
-    config: dict[str, dict] = {
-        name: {"python": f"cosim.simulators:{name}"} for name in SIM_NAMES.values()
-    }
+    names = [*SIM_NAMES.values(), THREE_PHASE_FEEDER_SIM]
+    config: dict[str, dict] = {name: {"python": f"cosim.simulators:{name}"} for name in names}
     if remote is not RemoteSim.NONE:
-        name = SIM_NAMES[remote.value]
-        config[name] = {"cmd": f"%(python)s -m cosim.simulators {name} %(addr)s"}
+        remote_names = [SIM_NAMES[remote.value]]
+        if remote is RemoteSim.FEEDER:
+            remote_names.append(THREE_PHASE_FEEDER_SIM)
+        for name in remote_names:
+            config[name] = {"cmd": f"%(python)s -m cosim.simulators {name} %(addr)s"}
     return config
 
 
@@ -189,11 +194,29 @@ class _Connector:
             )
 
 
-def _fleet_buses(scenario: Scenario) -> list[int]:
-    """Buses to place sampled vehicles on: ``fleet.buses`` or every bus with a load."""
+def _fleet_buses(scenario: Scenario) -> list:
+    """Buses to place sampled vehicles on: ``fleet.buses`` or every bus with a load (bus names
+    on a three-phase feeder)."""
     if scenario.fleet.buses is not None:
         return list(scenario.fleet.buses)
+    if scenario.feeder.three_phase:
+        return list(phase_layout(str(scenario.feeder.name)).load_buses)
     return list(_load_buses(scenario.feeder.name))
+
+
+def _fleet_phase_params(scenario: Scenario) -> dict:
+    """The fleet's three-phase parameters (plain values): the feeder's bus names and phases,
+    the allocation policy and the charger connection; none on a balanced feeder."""
+    feeder = scenario.feeder
+    if feeder is None or not feeder.three_phase:
+        return {}
+    layout = phase_layout(str(feeder.name))
+    return {
+        "bus_names": list(layout.bus_names),
+        "bus_phases": [list(layout.bus_phases[i]) for i in range(len(layout.bus_names))],
+        "phase_allocation": plain_value(scenario.fleet.phase_allocation),
+        "charger_connection": plain_value(scenario.fleet.charger_connection),
+    }
 
 
 @functools.lru_cache(maxsize=8)
@@ -348,15 +371,17 @@ def _populate(
     sim = scenario.simulation
     feeder_step = sim.to_steps((scenario.feeder and scenario.feeder.step_s) or sim.step_s)
     started = {}
+    three_phase = scenario.feeder is not None and scenario.feeder.three_phase
+    feeder_name = THREE_PHASE_FEEDER_SIM if three_phase else "FeederSim"
     if loop is not None:
         # the same-time loop's members share a group: mosaik iterates weak connections only
         # inside a group (tiered time), and the other simulators see the loop's final values
         with world.group():
-            started["feeder"] = world.start("FeederSim", step_size=feeder_step, **loop)
+            started["feeder"] = world.start(feeder_name, step_size=feeder_step, **loop)
             started["fleet"] = world.start("FleetSim", **fast_clock, **loop)
     if scenario.feeder is not None:
         fd = scenario.feeder
-        feeder_sim = started.get("feeder") or world.start("FeederSim", step_size=feeder_step)
+        feeder_sim = started.get("feeder") or world.start(feeder_name, step_size=feeder_step)
         # plain values: the feeder may run in its own process (cosim.specs.to_params)
         plain = to_params(fd.transformer)
         transformer = {
@@ -365,11 +390,16 @@ def _populate(
             "ambient_c": plain["ambient_c"],
             **plain["overrides"],
         }
+        # the three-phase engine has one method (AC) and its source voltage from the file
+        balanced = (
+            {}
+            if three_phase
+            else {"method": plain_value(fd.method), "ext_grid_vm_pu": fd.ext_grid_vm_pu}
+        )
         ents["feeder"] = feeder_sim.Grid(
             feeder=fd.name,
-            method=plain_value(fd.method),
+            **balanced,
             load_scale=fd.load_scale,
-            ext_grid_vm_pu=fd.ext_grid_vm_pu,
             transformer=transformer,
             # the feeder reads its own load profile: a ProfileSim would be a third simulator
             # that mosaik schedules every step for one number (see docs/architecture.md)
@@ -396,6 +426,7 @@ def _populate(
             # the validation made it the system's frequency.f0_hz (or refused a mismatch)
             f_nominal_hz=float(fl.f_nominal_hz),
             packet_loss=fl.packet_loss,
+            **_fleet_phase_params(scenario),
         )
         if fl.setpoint_profile is not None:
             setpoint_sim = world.start(
@@ -499,6 +530,8 @@ def _record(
         # a profile's attributes are its file's columns
         profile = key == "setpoints"
         attrs = sorted(entity.model_mock.output_attrs) if profile else RECORDED[key]
+        if key == "feeder" and scenario.feeder.three_phase:
+            attrs = attrs + THREE_PHASE_RECORDED
         if wanted:
             if key == "feeder" and scenario.feeder.load_column in wanted:
                 wanted.add("load_pu_used")  # the profile's column is recorded as used
@@ -732,6 +765,13 @@ RUN_METRIC_KEYS = (
     "ufls_shed_mw",
     "min_vm_pu",
     "max_vm_pu",
+    "min_vm_a_pu",
+    "min_vm_b_pu",
+    "min_vm_c_pu",
+    "max_vm_a_pu",
+    "max_vm_b_pu",
+    "max_vm_c_pu",
+    "max_vuf_percent",
     "max_line_loading_percent",
     "max_trafo_loading_percent",
     "max_transformer_load_pu",
@@ -776,7 +816,8 @@ def metrics_from_results(
     Keys (present when the simulator was part of the run; :data:`RUN_METRIC_KEYS`):
     ``f_nadir_hz``, ``f_zenith_hz``, ``max_abs_rocof_hz_per_s``,
     ``max_abs_rocof_500ms_hz_per_s`` [Hz/s] (NaN for a run shorter than 500 ms),
-    ``f_final_hz``, ``ufls_shed_mw``; ``min_vm_pu``, ``max_vm_pu``,
+    ``f_final_hz``, ``ufls_shed_mw``; ``min_vm_pu``, ``max_vm_pu``, on three-phase feeders
+    ``min_vm_a_pu`` ... ``max_vm_c_pu`` (per phase) and ``max_vuf_percent``,
     ``max_line_loading_percent`` (NaN when no line has a rating: not checked, never 0 %),
     ``max_trafo_loading_percent`` (NaN without a transformer in the net),
     ``max_transformer_load_pu``, ``max_hot_spot_c``, ``max_top_oil_c``, ``ageing_h``,
@@ -809,6 +850,10 @@ def metrics_from_results(
     put("ufls_shed_mw", ".ufls_shed_mw", lambda t, v: v.max())
     put("min_vm_pu", ".vm_min_pu", lambda t, v: v.min())
     put("max_vm_pu", ".vm_max_pu", lambda t, v: v.max())
+    for phase in "abc":  # three-phase feeders: per phase, and the voltage unbalance
+        put(f"min_vm_{phase}_pu", f".vm_min_{phase}_pu", lambda t, v: v.min())
+        put(f"max_vm_{phase}_pu", f".vm_max_{phase}_pu", lambda t, v: v.max())
+    put("max_vuf_percent", ".vuf_max_percent", lambda t, v: _nanmax(v))
     put("max_line_loading_percent", ".max_line_loading_percent", lambda t, v: _nanmax(v))
     put("max_trafo_loading_percent", ".max_trafo_loading_percent", lambda t, v: _nanmax(v))
     put("max_transformer_load_pu", ".transformer_load_pu", lambda t, v: _nanmax(v))

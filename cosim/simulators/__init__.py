@@ -4,6 +4,7 @@ Every simulator here is public API for your own mosaik scenarios::
 
     sim_config = {
         "Feeder": {"python": "cosim.simulators:FeederSim"},
+        "Feeder3ph": {"python": "cosim.simulators:ThreePhaseFeederSim"},  # OpenDSS feeders
         "Fleet": {"python": "cosim.simulators:FleetSim"},
         "Frequency": {"python": "cosim.simulators:FrequencySim"},
         "Profile": {"python": "cosim.simulators:ProfileSim"},
@@ -13,8 +14,8 @@ Every simulator here is public API for your own mosaik scenarios::
 
 and each can run in its own process (``python -m cosim.simulators FleetSim HOST:PORT``, used by
 mosaik's ``cmd`` starter; see :func:`main`). One module per simulator: ``base`` (the clock and
-the common base), ``feeder``, ``fleet``, ``frequency``, ``events``, ``profile``, ``collector``,
-``remote`` (the separate-process entry point).
+the common base), ``feeder``, ``feeder3ph`` (three-phase feeders), ``fleet``, ``frequency``,
+``events``, ``profile``, ``collector``, ``remote`` (the separate-process entry point).
 
 Conventions
 -----------
@@ -62,6 +63,7 @@ from cosim.simulators.collector import (
 )
 from cosim.simulators.events import EVENT_META, EventSim
 from cosim.simulators.feeder import FEEDER_GRID_ATTRS, FEEDER_META, FeederSim
+from cosim.simulators.feeder3ph import THREE_PHASE_FEEDER_META, ThreePhaseFeederSim
 from cosim.simulators.fleet import FLEET_ATTRS, FLEET_INPUTS, FLEET_META, FLEET_OUTPUTS, FleetSim
 from cosim.simulators.frequency import FREQUENCY_META, FrequencySim
 from cosim.simulators.profile import ProfileSim
@@ -85,6 +87,7 @@ __all__ = [
     "LIVE_COLLECTORS",
     "PROGRESS_HOOKS",
     "SIMULATORS",
+    "THREE_PHASE_FEEDER_META",
     "Collector",
     "EventSim",
     "FeederSim",
@@ -94,6 +97,7 @@ __all__ = [
     "ProfileSim",
     "SimulatorBase",
     "StepClock",
+    "ThreePhaseFeederSim",
     "bus_vector",
     "clock_from_params",
     "latest_input",
