@@ -7,7 +7,7 @@ and read with the shared validation kit (:mod:`grids.params`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -283,6 +283,8 @@ class ContingencyScenario:
     fleet: Any = None  # cosim.scenario.FleetConfig (None: no fleet)
     feeder: Any = None  # cosim.scenario.FeederConfig
     source: str = "<dict>"
+    #: the ``fault`` events (cosim.scenario.EventConfig): sags from grids.fault per bus
+    faults: tuple[Any, ...] = ()
 
     @property
     def event_t_s(self) -> float:
@@ -317,7 +319,73 @@ def _event_size_problems(events: tuple[FrequencyEvent, ...], params: SwingParame
     return problems
 
 
-def load_contingency_scenario(scenario: Mapping[str, Any] | str | Path) -> ContingencyScenario:
+def fault_model(feeder: Any, event: Any):
+    """The fault calculation (:class:`grids.fault.FaultModel`, superposition on the pre-fault
+    power flow) of the scenario's feeder for one ``fault`` event.
+
+    Parameters
+    ----------
+    feeder : cosim.scenario.FeederConfig
+        The ``[feeder]`` section.
+    event : cosim.scenario.EventConfig
+        A ``fault`` event (its ``s_sc_mva``/``rx`` fill in a feeder without short-circuit
+        data).
+
+    Returns
+    -------
+    grids.fault.FaultModel
+
+    Raises
+    ------
+    FeederError
+        The feeder lacks the source data (naming ``ext_grid.s_sc_max_mva``/``rx_max``) or
+        has elements the fault calculation does not model.
+    """
+    from grids.fault import FaultMethod, FaultModel
+    from studies.study_inputs import feeder_net
+
+    return FaultModel(
+        feeder_net(feeder),
+        method=FaultMethod.SUPERPOSITION,
+        s_sc_mva=event.s_sc_mva,
+        rx=event.rx,
+    )
+
+
+def _fault_problems(shared: Any, settings: ContingencySettings) -> list[str]:
+    """A ``fault`` event needs a bus of the feeder and the source's short-circuit data; it
+    replaces the scaled sag ``sag_vm_pu`` (both at once would be two models of one sag)."""
+    from cosim.scenario import EventKind
+    from grids.errors import FeederError
+
+    problems: list[str] = []
+    indexed = [(i, e) for i, e in enumerate(shared.events) if e.kind is EventKind.FAULT]
+    if indexed and settings.sag_vm_pu is not None:
+        problems.append(
+            f"{STUDY_SECTION}.sag_vm_pu: a scaled sag and a 'fault' event were both given "
+            "(the fault event computes the sag per bus: drop sag_vm_pu)"
+        )
+    for i, event in indexed:
+        try:
+            model = fault_model(shared.feeder, event)
+        except FeederError as exc:
+            problems.extend(f"events[{i}]: {p}" for p in (exc.problems or [exc.summary]))
+            continue
+        if int(event.bus) not in set(model.bus.tolist()):
+            problems.append(
+                f"events[{i}].bus: {event.bus} is not a bus of the feeder "
+                f"{shared.feeder.name!r} (buses {int(model.bus.min())}..{int(model.bus.max())})"
+            )
+        elif model.dead_bus[int((model.bus == int(event.bus)).argmax())]:
+            problems.append(f"events[{i}].bus: {event.bus} is not supplied (no fault current)")
+    return problems
+
+
+def load_contingency_scenario(
+    scenario: Mapping[str, Any] | str | Path,
+    *,
+    extra_events: Sequence[Mapping[str, Any]] = (),
+) -> ContingencyScenario:
     """Read and validate a contingency scenario (dict or TOML path); every problem at once.
 
     Parameters
@@ -325,6 +393,8 @@ def load_contingency_scenario(scenario: Mapping[str, Any] | str | Path) -> Conti
     scenario : mapping or path
         A scenario dict or TOML file with ``[simulation]``, ``[frequency]``, ``[[events]]``
         and optionally ``[feeder]``, ``[fleet]`` and ``[contingency]``.
+    extra_events : sequence of mapping, keyword-only
+        ``[[events]]`` tables added to the scenario's (the command line's ``--fault``).
 
     Returns
     -------
@@ -347,7 +417,9 @@ def load_contingency_scenario(scenario: Mapping[str, Any] | str | Path) -> Conti
     """
     from cosim.scenario import swing_parameters
 
-    shared, own, source, problems, raw = split_scenario(scenario, own_section=STUDY_SECTION)
+    shared, own, source, problems, raw = split_scenario(
+        scenario, own_section=STUDY_SECTION, extra_events=extra_events
+    )
     settings = ContingencySettings()
     try:
         settings = ContingencySettings.from_dict(own)
@@ -414,6 +486,7 @@ def load_contingency_scenario(scenario: Mapping[str, Any] | str | Path) -> Conti
                 )
             except ScenarioError as exc:
                 problems.extend(exc.problems or [str(exc)])
+        problems.extend(_fault_problems(shared, settings))
     check_problems(problems, ScenarioError, f"{source}: invalid contingency scenario")
     assert shared is not None and params is not None
     return ContingencyScenario(
@@ -426,6 +499,7 @@ def load_contingency_scenario(scenario: Mapping[str, Any] | str | Path) -> Conti
         fleet=shared.fleet if shared.has_fleet else None,
         feeder=shared.feeder,
         source=source,
+        faults=tuple(e for e in shared.events if e.kind.value == "fault"),
     )
 
 
@@ -439,6 +513,7 @@ __all__ = [
     "ContingencySettings",
     "FleetResponse",
     "FrequencyEvent",
+    "fault_model",
     "load_contingency_scenario",
     "parse_cases",
 ]

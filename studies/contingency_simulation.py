@@ -36,6 +36,7 @@ from studies.contingency_scenario import (
     ContingencyScenario,
     ContingencySettings,
     FleetResponse,
+    fault_model,
 )
 from studies.study_inputs import build_fleet
 from vehicle_models.coupling import InjectionChange, coupled_step, event_imbalance_mw
@@ -293,6 +294,11 @@ class _FleetDriver:
         if sag.sag_vm_pu is not None:
             start = sag.sag_start_s if sag.sag_start_s is not None else scenario.event_t_s
             self.sag_window_s = (start, start + sag.sag_duration_s)
+        self.faults = [
+            FaultSag(event, fault_model(scenario.feeder, event)) for event in scenario.faults
+        ]
+        self._recover = bool(self.faults)  # a power flow is due (start, or a fault cleared)
+        self.ceased_mw = 0.0
 
     @classmethod
     def build(cls, scenario: ContingencyScenario, case: FleetResponse) -> _FleetDriver:
@@ -305,27 +311,65 @@ class _FleetDriver:
         fleet, net = build_fleet(scenario.fleet, scenario.feeder, scenario.seed, settings)
         return cls(scenario, case, fleet, net)
 
-    def _voltages(self, t_s: float) -> np.ndarray:
-        """Fleet-bus voltages: feeder AC power flow every ``feeder_step_s``, times the sag."""
-        step = self.scenario.settings.feeder_step_s
-        if step > 0 and self.net is not None and t_s + 1e-9 >= self._next_pf_s:
-            from grids.feeder_model import FeederModel
+    def _feeder_state(self):
+        """AC power flow of the feeder with the fleet's last injection.
 
-            if self._powerflow is None:
-                self._powerflow = FeederModel.from_net(self.net, validate=False)
-                self._pf_index = np.searchsorted(self._powerflow.bus, self.fleet.buses)
-            p0, q0 = self._powerflow.base_injection()
-            p, q = p0.copy(), q0.copy()
-            if self._p_bus_mw is not None:
-                p[self._pf_index] += self._p_bus_mw
-                q[self._pf_index] += self._q_bus_mvar
-            result = self._powerflow.solve(p, q)
-            result.raise_if_failed()
-            self.vm_pu = result.vm_pu[0, self._pf_index]
+        Returns the :class:`grids.feeder_model.FeederResult` and the total bus injections
+        ``p_mw``, ``q_mvar`` it was solved for (the pre-fault state of a fault)."""
+        from grids.feeder_model import FeederModel
+
+        if self._powerflow is None:
+            self._powerflow = FeederModel.from_net(self.net, validate=False)
+            self._pf_index = np.searchsorted(self._powerflow.bus, self.fleet.buses)
+        p0, q0 = self._powerflow.base_injection()
+        p, q = p0.copy(), q0.copy()
+        if self._p_bus_mw is not None:
+            p[self._pf_index] += self._p_bus_mw
+            q[self._pf_index] += self._q_bus_mvar
+        result = self._powerflow.solve(p, q)
+        result.raise_if_failed()
+        self.vm_pu = result.vm_pu[0, self._pf_index]
+        return result, p, q
+
+    def _active_fault(self, t_s: float) -> FaultSag | None:
+        for fault in self.faults:
+            if fault.active(t_s):
+                return fault
+        return None
+
+    def _voltages(self, t_s: float) -> np.ndarray:
+        """Fleet-bus voltages: the fault calculation during a ``fault`` event, else the feeder
+        AC power flow every ``feeder_step_s`` (and when a fault clears), times a scaled sag."""
+        fault = self._active_fault(t_s)
+        if fault is not None:
+            if fault.vm_fleet_pu is None:
+                # the pre-fault state: the feeder with the fleet's injection just before
+                result, p, q = self._feeder_state()
+                v_pre = result.vm_pu[0] * np.exp(1j * np.deg2rad(result.va_degree[0]))
+                plugged = np.asarray(self.fleet.plugged, dtype=np.int64)
+                fault.apply(
+                    v_pre,
+                    p,
+                    q,
+                    fleet_buses=self.fleet.buses,
+                    p_fleet_kw=self.fleet.p_kw,
+                    n_plugged_per_bus=np.bincount(
+                        np.searchsorted(self.fleet.buses, self.fleet.bus_of_vehicle),
+                        weights=plugged,
+                        minlength=len(self.fleet.buses),
+                    ).astype(np.int64),
+                )
+                self._recover = True  # the voltages recover per the post-fault power flow
+            return fault.vm_fleet_pu
+        step = self.scenario.settings.feeder_step_s
+        due = step > 0 and t_s + 1e-9 >= self._next_pf_s
+        if self.net is not None and (due or self._recover):
+            self._feeder_state()
+            self._recover = False
             self._next_pf_s = t_s + step
         if self.sag_window_s is not None and self.sag_window_s[0] <= t_s < self.sag_window_s[1]:
-            # during the fault the feeder voltage is set by the fault, not by the loads: the
-            # pre-fault profile scaled by the substation's retained voltage (documented)
+            # the scaled sag (``sag_vm_pu``, no fault calculation): the pre-fault profile
+            # scaled by the substation's retained voltage (documented approximation)
             return self.vm_pu * float(self.scenario.settings.sag_vm_pu)
         return self.vm_pu
 
@@ -344,6 +388,11 @@ class _FleetDriver:
         self._q_bus_mvar = np.asarray(res.q_mvar, dtype=float)
         self.last_delta_mw = self.change(float(self._p_bus_mw.sum()))
         tripped = np.asarray(self.fleet.tripped, dtype=bool)
+        fault = self._active_fault(t_s)
+        if fault is not None:
+            ceased = np.asarray(self.fleet.inverter.ceased, dtype=bool) & ~tripped
+            fault.record(ceased=ceased, tripped=tripped, replicas=self.replicas)
+            self.ceased_mw = max(self.ceased_mw, fault.ceased_mw)
         newly = tripped & ~self.ever_tripped
         if newly.any():
             # injection lost by the units that tripped: their pre-event output (the last
@@ -366,12 +415,131 @@ class _FleetDriver:
         e_now = float(np.sum(self.fleet.energy_kwh))
         soc_start = self.soc_start if self.soc_start is not None else self.soc_mean_frac
         e_start = self.e_start_kwh if self.e_start_kwh is not None else e_now
-        return {
+        out = {
             "fleet_tripped_mw": self.tripped_mw,
             "n_vehicles_tripped": round(int(self.ever_tripped.sum()) * self.replicas),
             "fleet_energy_kwh": (e_start - e_now) * self.replicas,
             "soc_change_frac": self.soc_mean_frac - soc_start,
         }
+        if self.faults:
+            trip = self.fleet.settings.trip
+            out["fleet_ceased_mw"] = self.ceased_mw
+            out["fault_vm_min_pu"] = min(f.vm_min_pu for f in self.faults)
+            out["faults"] = [f.summary(trip, replicas=self.replicas) for f in self.faults]
+        return out
+
+
+class FaultSag:
+    """One ``fault`` event seen by the fleet: its window, its retained voltages per fleet bus
+    (from :class:`grids.fault.FaultModel` on the pre-fault state at its start), and what the
+    fleet did during it (momentary cessation and trips, per bus)."""
+
+    def __init__(self, event: Any, model: Any) -> None:
+        self.event = event
+        self.model = model
+        self.t_start_s = float(event.t_s)
+        self.t_end_s = float(event.t_s) + float(event.duration_s)
+        self.result = None
+        self.vm_fleet_pu: np.ndarray | None = None
+        self.fleet_buses: np.ndarray | None = None
+        self.p_fault_kw: np.ndarray | None = None
+        self.ceased_mw = 0.0
+        self.n_ceased_max = 0
+        self.n_plugged_per_bus = np.zeros(0, dtype=np.int64)
+
+    def active(self, t_s: float) -> bool:
+        """Whether a step starting at ``t_s`` lies in the fault (zero-order hold: every step
+        starting in ``[t_start, t_start + duration)`` sees the sag)."""
+        eps = 1e-9
+        return self.t_start_s <= t_s + eps < self.t_end_s
+
+    def apply(self, v_pre, p_mw, q_mvar, *, fleet_buses, p_fleet_kw, n_plugged_per_bus) -> None:
+        """Compute the retained voltages from the pre-fault state (complex ``v_pre`` [pu] and
+        the total injections [MW, Mvar] of the power flow that gave it)."""
+        self.result = self.model.solve(
+            [int(self.event.bus)],
+            z_fault_ohm=self.event.z_fault_ohm,
+            z_fault_pu=self.event.z_fault_pu,
+            v_prefault_pu=v_pre,
+            p_mw=p_mw,
+            q_mvar=q_mvar,
+        )
+        self.fleet_buses = np.asarray(fleet_buses)
+        self.vm_fleet_pu = self.result.vm_at(self.fleet_buses)[0]
+        self.p_fault_kw = np.asarray(p_fleet_kw, dtype=float).copy()
+        self.n_plugged_per_bus = np.asarray(n_plugged_per_bus, dtype=np.int64)
+
+    @property
+    def vm_min_pu(self) -> float:
+        """Lowest retained voltage at a fleet bus [pu] (NaN before the fault)."""
+        return math.nan if self.vm_fleet_pu is None else float(np.nanmin(self.vm_fleet_pu))
+
+    def record(self, *, ceased: np.ndarray, tripped: np.ndarray, replicas: float) -> None:
+        """Count the fleet's output lost to momentary cessation at this step of the fault."""
+        ref = self.p_fault_kw if self.p_fault_kw is not None else np.zeros(len(ceased))
+        mw = replicas * float(np.sum(np.maximum(ref[ceased], 0.0))) / 1000.0
+        self.ceased_mw = max(self.ceased_mw, mw)
+        self.n_ceased_max = max(self.n_ceased_max, int(ceased.sum()))
+
+    def summary(self, trip: Any, *, replicas: float) -> dict[str, Any]:
+        """The fault, its retained voltages and which fleet buses fell below which
+        ride-through thresholds of ``trip`` (:class:`vehicle_models.settings.TripSettings`).
+
+        Parameters
+        ----------
+        trip : TripSettings
+            The case's trip and momentary-cessation settings (nominal values; a ``spread``
+            stagger spreads them per unit around these).
+        replicas : float
+            Feeder replicas (the vehicle counts and MW are multiplied by it).
+
+        Returns
+        -------
+        dict
+            ``bus``, ``t_s``, ``duration_s``, ``z_fault_ohm`` ([R, X]), ``ikss_ka``,
+            ``vm_min_pu``, ``thresholds`` (name -> [pu, clearing time s or None]),
+            ``fleet_ceased_mw`` and ``n_vehicles_ceased`` (largest during the fault),
+            ``buses`` (one row per fleet bus: ``bus``, ``vm_pu``, ``n_vehicles_plugged``
+            (times the replicas), ``below``: the thresholds it fell below).
+        """
+        thresholds: dict[str, tuple[float, float | None]] = {
+            "uv1_v_pu": (float(trip.uv1_v_pu), float(trip.uv1_t_s)),
+            "uv2_v_pu": (float(trip.uv2_v_pu), float(trip.uv2_t_s)),
+        }
+        if trip.mc_low_v_pu > 0:
+            thresholds["mc_low_v_pu"] = (float(trip.mc_low_v_pu), None)
+        out: dict[str, Any] = {
+            "bus": int(self.event.bus),
+            "t_s": self.t_start_s,
+            "duration_s": self.t_end_s - self.t_start_s,
+            "thresholds": {k: list(v) for k, v in thresholds.items()},
+        }
+        if self.result is None:  # the run ended before the fault
+            return out
+        z = complex(self.result.z_fault_ohm[0])
+        rows = []
+        counts = self.n_plugged_per_bus
+        for k, bus in enumerate(self.fleet_buses):
+            vm = float(self.vm_fleet_pu[k])
+            rows.append(
+                {
+                    "bus": int(bus),
+                    "vm_pu": vm,
+                    "n_vehicles_plugged": round(int(counts[k]) * replicas),
+                    "below": [name for name, (v, _) in thresholds.items() if vm < v],
+                }
+            )
+        out.update(
+            {
+                "z_fault_ohm": [z.real, z.imag],
+                "ikss_ka": float(self.result.ikss_ka[0]),
+                "vm_min_pu": self.vm_min_pu,
+                "fleet_ceased_mw": self.ceased_mw,
+                "n_vehicles_ceased": round(self.n_ceased_max * replicas),
+                "buses": rows,
+            }
+        )
+        return out
 
 
 METRIC_KEYS = (
@@ -406,6 +574,9 @@ CASE_METRIC_KEYS = (
     "soc_change_frac",
     "fleet_p_max_mw",
     "fleet_response_energy_kwh",
+    "fleet_ceased_mw",
+    "fault_vm_min_pu",
+    "faults",
     "violations",
 )
 
