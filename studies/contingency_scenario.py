@@ -7,6 +7,7 @@ and read with the shared validation kit (:mod:`grids.params`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -365,6 +366,13 @@ def _fault_problems(shared: Any, settings: ContingencySettings) -> list[str]:
             f"{STUDY_SECTION}.sag_vm_pu: a scaled sag and a 'fault' event were both given "
             "(the fault event computes the sag per bus: drop sag_vm_pu)"
         )
+    windows = sorted((e.t_s, e.t_s + e.duration_s, i) for i, e in indexed)
+    for (_, end, i), (start, _, j) in itertools.pairwise(windows):
+        if start < end:
+            problems.append(
+                f"events[{j}].t_s: the fault starts before the fault of events[{i}] is cleared "
+                f"(at {end:g} s); one fault at a time"
+            )
     for i, event in indexed:
         try:
             model = fault_model(shared.feeder, event)
