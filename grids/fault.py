@@ -53,6 +53,7 @@ from enum import Enum
 import numpy as np
 
 from grids.errors import FeederError, ScenarioError, check_problems
+from grids.feeder_model import FeederModel
 
 #: IEC 60909-0 Table 1: ``c_max`` for medium and high voltage (and low voltage with a 10 %
 #: tolerance), the default voltage factor.
@@ -441,8 +442,6 @@ class FaultModel:
         ConvergenceError
             The pre-fault power flow did not converge.
         """
-        from grids.feeder_model import FeederModel
-
         model = FeederModel.from_net(self.net, validate=False)
         p0, q0 = model.base_injection()
         p = p0 if p_mw is None else np.asarray(p_mw, dtype=float)
