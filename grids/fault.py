@@ -94,6 +94,10 @@ class FaultResult:
         Driving-point impedance ``Z_ff`` of the network at the fault bus [ohm].
     z_fault_ohm : numpy.ndarray (n_fault,) of complex
         Fault impedance used [ohm].
+    vm_lift_bound_pu : numpy.ndarray (n_fault, n_bus) or None
+        With ``i_inverter_a`` given to :meth:`FaultModel.solve`: the largest change of every
+        bus's retained voltage the neglected inverter fault currents could cause,
+        ``Σ_j |Z'_kj| I_j`` [pu] (``Z'`` the impedance matrix of the faulted network).
     """
 
     method: FaultMethod
@@ -104,6 +108,7 @@ class FaultResult:
     i_fault_ka: np.ndarray
     z_thevenin_ohm: np.ndarray
     z_fault_ohm: np.ndarray
+    vm_lift_bound_pu: np.ndarray | None = None
 
     @property
     def vm_pu(self) -> np.ndarray:
@@ -487,6 +492,7 @@ class FaultModel:
         v_prefault_pu: np.ndarray | None = None,
         p_mw: np.ndarray | None = None,
         q_mvar: np.ndarray | None = None,
+        i_inverter_a: np.ndarray | None = None,
     ) -> FaultResult:
         """Retained voltages at every bus for a fault at each of ``fault_bus``.
 
@@ -506,6 +512,10 @@ class FaultModel:
             ``SUPERPOSITION``: the TOTAL net injection per bus of that pre-fault state
             [MW, Mvar] (default the net's own elements); it becomes the bus admittance
             ``y_k = −conj(S_k)/|V_k|²``.
+        i_inverter_a : array_like (n_bus,), keyword-only
+            Largest fault current of the inverters at each bus [A] (their current limit times
+            the units connected; 0 elsewhere): gives
+            :attr:`FaultResult.vm_lift_bound_pu`, the error bound of neglecting it.
 
         Returns
         -------
@@ -550,21 +560,33 @@ class FaultModel:
         pos[live_int] = np.arange(len(live_int))
         y_live = y[np.ix_(live_int, live_int)]
         f_int = self._internal[cols]
-        rhs = np.zeros((len(live_int), len(cols)), dtype=complex)
+        inj_int, i_inj_pu = self._inverter_currents(i_inverter_a)
+        rhs = np.zeros((len(live_int), len(cols) + len(inj_int)), dtype=complex)
         rhs[pos[f_int], np.arange(len(cols))] = 1.0
+        rhs[pos[inj_int], len(cols) + np.arange(len(inj_int))] = 1.0
         try:
-            z_cols = np.linalg.solve(y_live, rhs)  # (n_live, n_fault): Z[:, f]
+            z_all = np.linalg.solve(y_live, rhs)  # Z[:, f] and Z[:, j] of the inverter buses
         except np.linalg.LinAlgError:
             raise FeederError(
                 f"{self.name}: singular admittance matrix (a part of the feeder with no "
                 "path to the source impedance?)"
             ) from None
+        z_cols, z_inj = z_all[:, : len(cols)], z_all[:, len(cols) :]
         z_ff = z_cols[pos[f_int], np.arange(len(cols))]
         i_f = v_int[f_int] / (z_ff + zf_pu)  # (n_fault,) pu
         v_live = v_int[live_int][None, :] - (z_cols * i_f[None, :]).T
         v_out = np.full((len(cols), len(self.bus)), np.nan + 0j)
         energized = ~self.dead_bus
         v_out[:, energized] = v_live[:, pos[self._internal[energized]]]
+        lift = None
+        if i_inverter_a is not None:
+            # Z' = Z - Z[:, f] Z[f, :] / (Z_ff + Z_fault): the network with the fault in it
+            lift = np.full((len(cols), len(self.bus)), np.nan)
+            for k in range(len(cols)):
+                z_f_row = z_inj[pos[f_int[k]], :]  # Z[f, j]
+                z_prime = z_inj - np.outer(z_cols[:, k], z_f_row) / (z_ff[k] + zf_pu[k])
+                bound = np.abs(z_prime) @ i_inj_pu
+                lift[k, energized] = bound[pos[self._internal[energized]]]
         z_base = self.vn_kv[cols] ** 2 / self.sn_mva
         i_base_ka = self.sn_mva / (math.sqrt(3.0) * self.vn_kv[cols])
         return FaultResult(
@@ -576,7 +598,25 @@ class FaultModel:
             i_fault_ka=i_f * i_base_ka,
             z_thevenin_ohm=z_ff * z_base,
             z_fault_ohm=zf_ohm,
+            vm_lift_bound_pu=lift,
         )
+
+    def _inverter_currents(self, i_inverter_a) -> tuple[np.ndarray, np.ndarray]:
+        """Internal buses with inverter current and that current [pu of each bus's base]."""
+        if i_inverter_a is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        i_a = np.asarray(i_inverter_a, dtype=float)
+        if i_a.shape != (len(self.bus),) or not np.all(np.isfinite(i_a)) or np.any(i_a < 0):
+            raise ScenarioError(
+                f"i_inverter_a: expected {len(self.bus)} finite currents >= 0 A (one per bus), "
+                f"got shape {i_a.shape}"
+            )
+        i_base_a = self.sn_mva * 1e3 / (math.sqrt(3.0) * self.vn_kv)
+        keep = (i_a > 0) & ~self.dead_bus
+        current = np.zeros(self._n_int)
+        np.add.at(current, self._internal[keep], i_a[keep] / i_base_a[keep])
+        inj = np.flatnonzero(current)
+        return inj, current[inj]
 
     def _prefault(self, v_prefault_pu, p_mw, q_mvar):
         n = len(self.bus)

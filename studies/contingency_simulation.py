@@ -346,18 +346,22 @@ class _FleetDriver:
                 # the pre-fault state: the feeder with the fleet's injection just before
                 result, p, q = self._feeder_state()
                 v_pre = result.vm_pu[0] * np.exp(1j * np.deg2rad(result.va_degree[0]))
-                plugged = np.asarray(self.fleet.plugged, dtype=np.int64)
+                plugged = np.asarray(self.fleet.plugged, dtype=bool)
+                position = np.searchsorted(self.fleet.buses, self.fleet.bus_of_vehicle)
+                n_buses = len(self.fleet.buses)
+                s_plugged_kva = np.bincount(
+                    position,
+                    weights=np.where(plugged, self.fleet.battery.s_max_kva, 0.0),
+                    minlength=n_buses,
+                )
                 fault.apply(
                     v_pre,
                     p,
                     q,
                     fleet_buses=self.fleet.buses,
                     p_fleet_kw=self.fleet.p_kw,
-                    n_plugged_per_bus=np.bincount(
-                        np.searchsorted(self.fleet.buses, self.fleet.bus_of_vehicle),
-                        weights=plugged,
-                        minlength=len(self.fleet.buses),
-                    ).astype(np.int64),
+                    n_plugged_per_bus=np.bincount(position, weights=plugged, minlength=n_buses),
+                    s_plugged_kva=s_plugged_kva,
                 )
                 self._recover = True  # the voltages recover per the post-fault power flow
             return fault.vm_fleet_pu
@@ -429,6 +433,12 @@ class _FleetDriver:
         return out
 
 
+def cols_of(result: Any, rows: list[dict]) -> np.ndarray:
+    """Columns of a :class:`grids.fault.FaultResult` for the buses of ``rows``."""
+    lookup = {int(b): k for k, b in enumerate(result.bus)}
+    return np.array([lookup[int(row["bus"])] for row in rows], dtype=np.intp)
+
+
 class FaultSag:
     """One ``fault`` event seen by the fleet: its window, its retained voltages per fleet bus
     (from :class:`grids.fault.FaultModel` on the pre-fault state at its start), and what the
@@ -453,16 +463,34 @@ class FaultSag:
         eps = 1e-9
         return self.t_start_s <= t_s + eps < self.t_end_s
 
-    def apply(self, v_pre, p_mw, q_mvar, *, fleet_buses, p_fleet_kw, n_plugged_per_bus) -> None:
+    def apply(
+        self,
+        v_pre,
+        p_mw,
+        q_mvar,
+        *,
+        fleet_buses,
+        p_fleet_kw,
+        n_plugged_per_bus,
+        s_plugged_kva,
+    ) -> None:
         """Compute the retained voltages from the pre-fault state (complex ``v_pre`` [pu] and
-        the total injections [MW, Mvar] of the power flow that gave it)."""
-        self.result = self.model.solve(
+        the total injections [MW, Mvar] of the power flow that gave it), and the bound of the
+        neglected inverter current: every plugged-in charger at its rated current
+        (``s_plugged_kva`` per fleet bus over ``√3 U_n``)."""
+        model = self.model
+        lookup = {int(b): k for k, b in enumerate(model.bus)}
+        cols = np.array([lookup[int(b)] for b in fleet_buses], dtype=np.intp)
+        i_a = np.zeros(len(model.bus))
+        i_a[cols] = np.asarray(s_plugged_kva, dtype=float) / (math.sqrt(3.0) * model.vn_kv[cols])
+        self.result = model.solve(
             [int(self.event.bus)],
             z_fault_ohm=self.event.z_fault_ohm,
             z_fault_pu=self.event.z_fault_pu,
             v_prefault_pu=v_pre,
             p_mw=p_mw,
             q_mvar=q_mvar,
+            i_inverter_a=i_a,
         )
         self.fleet_buses = np.asarray(fleet_buses)
         self.vm_fleet_pu = self.result.vm_at(self.fleet_buses)[0]
@@ -497,7 +525,9 @@ class FaultSag:
         -------
         dict
             ``bus``, ``t_s``, ``duration_s``, ``z_fault_ohm`` ([R, X]), ``ikss_ka``,
-            ``vm_min_pu``, ``thresholds`` (name -> [pu, clearing time s or None]),
+            ``vm_min_pu``, ``inverter_lift_bound_pu`` (largest voltage error at a fleet bus
+            from neglecting the chargers' fault current at their rated current),
+            ``thresholds`` (name -> [pu, clearing time s or None]),
             ``fleet_ceased_mw`` and ``n_vehicles_ceased`` (largest during the fault),
             ``buses`` (one row per fleet bus: ``bus``, ``vm_pu``, ``n_vehicles_plugged``
             (times the replicas), ``below``: the thresholds it fell below).
@@ -534,6 +564,11 @@ class FaultSag:
                 "z_fault_ohm": [z.real, z.imag],
                 "ikss_ka": float(self.result.ikss_ka[0]),
                 "vm_min_pu": self.vm_min_pu,
+                # the largest error of neglecting the chargers' fault current (all plugged-in
+                # chargers at rated current), over the fleet buses
+                "inverter_lift_bound_pu": float(
+                    np.nanmax(self.result.vm_lift_bound_pu[0][cols_of(self.result, rows)])
+                ),
                 "fleet_ceased_mw": self.ceased_mw,
                 "n_vehicles_ceased": round(self.n_ceased_max * replicas),
                 "buses": rows,

@@ -169,7 +169,8 @@ def fault_lines(case: dict) -> list[str]:
         lines.append(
             f"  fault at bus {fault['bus']} ({r:g}+j{x:g} ohm, {fault['duration_s']:g} s, "
             f"fault current {fault['ikss_ka']:.3g} kA): fleet buses at "
-            f"{min(vm):.3f}-{max(vm):.3f} pu"
+            f"{min(vm):.3f}-{max(vm):.3f} pu (at most +{fault['inverter_lift_bound_pu']:.3f} pu "
+            "from the chargers' own fault current, neglected)"
         )
         for name, (v_pu, t_s) in fault["thresholds"].items():
             below = [b for b in fault["buses"] if name in b["below"]]

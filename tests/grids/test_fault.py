@@ -64,7 +64,9 @@ def test_ikss_equals_pandapower_iec60909(name, r_ohm, x_ohm):
     assert np.max(np.abs(result.ikss_ka / expected - 1.0)) < 1e-9
 
 
-def _ac_reference(net, model: FaultModel, fault_bus, z_ohm, p_mw, q_mvar, *, s_sc_mva, rx):
+def _ac_reference(
+    net, model: FaultModel, fault_bus, z_ohm, p_mw, q_mvar, *, s_sc_mva, rx, extra_sgen=None
+):
     """AC power flow of the faulted network, built independently in pandapower:
 
     the external grid becomes an EMF ``E = V_slack + Z_Q I_slack`` behind an impedance
@@ -118,6 +120,16 @@ def _ac_reference(net, model: FaultModel, fault_bus, z_ohm, p_mw, q_mvar, *, s_s
         max_iteration=100,
         init="results",
     )
+    if extra_sgen is not None:  # (bus, p_mw): a small extra injection in the faulted state
+        pp.create_sgen(ref, extra_sgen[0], p_mw=extra_sgen[1], q_mvar=0.0)
+        pp.runpp(
+            ref,
+            calculate_voltage_angles=True,
+            numba=False,
+            tolerance_mva=1e-12,
+            max_iteration=100,
+            init="results",
+        )
     vm = ref.res_bus.vm_pu.reindex(model.bus).to_numpy()
     va = np.deg2rad(ref.res_bus.va_degree.reindex(model.bus).to_numpy())
     return vm * np.exp(1j * va)
@@ -187,6 +199,28 @@ def test_fault_bus_voltage_is_fault_impedance_times_current_and_vectorised():
     stiff = FaultModel(net, s_sc_mva=1000.0, rx=0.3).solve([5])
     weak = model.solve([5])
     assert stiff.vm_pu[0, 0] > weak.vm_pu[0, 0]
+
+
+def test_inverter_lift_bound_is_the_faulted_transfer_impedance():
+    """For one bus j with inverter current, the bound |Z'_kj| I_j equals the voltage change an
+    injected current of that size causes in the faulted network: checked against the AC power
+    flow of the faulted net with a 0.1 kW injection at bus j (first order, 1e-3 relative)."""
+    net = load_feeder("case33bw")
+    model = FaultModel(net, s_sc_mva=200.0, rx=0.2)
+    fault_bus, z_ohm, j, dp_mw = 5, 0.5 + 0.5j, 17, 1e-4
+    base = _ac_reference(net, model, fault_bus, z_ohm, None, None, s_sc_mva=200.0, rx=0.2)
+    moved = _ac_reference(
+        net, model, fault_bus, z_ohm, None, None, s_sc_mva=200.0, rx=0.2, extra_sgen=(j, dp_mw)
+    )
+    i_pu = abs(dp_mw / net.sn_mva / base[j])  # |conj(S / V_j)|
+    i_a = i_pu * net.sn_mva * 1e3 / (np.sqrt(3) * 12.66)
+    current = np.zeros(len(model.bus))
+    current[j] = i_a
+    result = model.solve([fault_bus], z_fault_ohm=z_ohm, i_inverter_a=current)
+    np.testing.assert_allclose(result.vm_lift_bound_pu[0], np.abs(moved - base), rtol=1e-3)
+    assert result.vm_lift_bound_pu[0, fault_bus] > 0  # through Z_fault: not 0
+    bolted = model.solve([fault_bus], i_inverter_a=current)
+    assert abs(bolted.vm_lift_bound_pu[0, fault_bus]) < 1e-12  # a bolted fault holds 0 V
 
 
 def test_closed_forms():
