@@ -7,7 +7,6 @@ and read with the shared validation kit (:mod:`grids.params`).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -18,6 +17,7 @@ from cosim.scenario import register_section
 from grids.errors import ScenarioError, check_problems
 from grids.frequency import SwingParameters, check_event_size
 from grids.params import Param, is_number, read_params
+from studies.contingency_fault import fault_problems
 from studies.study_inputs import split_scenario
 
 # The section of a scenario this study reads (the rest belongs to other studies and is ignored).
@@ -320,75 +320,6 @@ def _event_size_problems(events: tuple[FrequencyEvent, ...], params: SwingParame
     return problems
 
 
-def fault_model(feeder: Any, event: Any):
-    """The fault calculation (:class:`grids.fault.FaultModel`, superposition on the pre-fault
-    power flow) of the scenario's feeder for one ``fault`` event.
-
-    Parameters
-    ----------
-    feeder : cosim.scenario.FeederConfig
-        The ``[feeder]`` section.
-    event : cosim.scenario.EventConfig
-        A ``fault`` event (its ``s_sc_mva``/``rx`` fill in a feeder without short-circuit
-        data).
-
-    Returns
-    -------
-    grids.fault.FaultModel
-
-    Raises
-    ------
-    FeederError
-        The feeder lacks the source data (naming ``ext_grid.s_sc_max_mva``/``rx_max``) or
-        has elements the fault calculation does not model.
-    """
-    from grids.fault import FaultMethod, FaultModel
-    from studies.study_inputs import feeder_net
-
-    return FaultModel(
-        feeder_net(feeder),
-        method=FaultMethod.SUPERPOSITION,
-        s_sc_mva=event.s_sc_mva,
-        rx=event.rx,
-    )
-
-
-def _fault_problems(shared: Any, settings: ContingencySettings) -> list[str]:
-    """A ``fault`` event needs a bus of the feeder and the source's short-circuit data; it
-    replaces the scaled sag ``sag_vm_pu`` (both at once would be two models of one sag)."""
-    from cosim.scenario import EventKind
-    from grids.errors import FeederError
-
-    problems: list[str] = []
-    indexed = [(i, e) for i, e in enumerate(shared.events) if e.kind is EventKind.FAULT]
-    if indexed and settings.sag_vm_pu is not None:
-        problems.append(
-            f"{STUDY_SECTION}.sag_vm_pu: a scaled sag and a 'fault' event were both given "
-            "(the fault event computes the sag per bus: drop sag_vm_pu)"
-        )
-    windows = sorted((e.t_s, e.t_s + e.duration_s, i) for i, e in indexed)
-    for (_, end, i), (start, _, j) in itertools.pairwise(windows):
-        if start < end:
-            problems.append(
-                f"events[{j}].t_s: the fault starts before the fault of events[{i}] is cleared "
-                f"(at {end:g} s); one fault at a time"
-            )
-    for i, event in indexed:
-        try:
-            model = fault_model(shared.feeder, event)
-        except FeederError as exc:
-            problems.extend(f"events[{i}]: {p}" for p in (exc.problems or [exc.summary]))
-            continue
-        if int(event.bus) not in set(model.bus.tolist()):
-            problems.append(
-                f"events[{i}].bus: {event.bus} is not a bus of the feeder "
-                f"{shared.feeder.name!r} (buses {int(model.bus.min())}..{int(model.bus.max())})"
-            )
-        elif model.dead_bus[int((model.bus == int(event.bus)).argmax())]:
-            problems.append(f"events[{i}].bus: {event.bus} is not supplied (no fault current)")
-    return problems
-
-
 def load_contingency_scenario(
     scenario: Mapping[str, Any] | str | Path,
     *,
@@ -494,7 +425,9 @@ def load_contingency_scenario(
                 )
             except ScenarioError as exc:
                 problems.extend(exc.problems or [str(exc)])
-        problems.extend(_fault_problems(shared, settings))
+        problems.extend(
+            fault_problems(shared, scaled_sag=settings.sag_vm_pu is not None, section=STUDY_SECTION)
+        )
     check_problems(problems, ScenarioError, f"{source}: invalid contingency scenario")
     assert shared is not None and params is not None
     return ContingencyScenario(
@@ -521,7 +454,6 @@ __all__ = [
     "ContingencySettings",
     "FleetResponse",
     "FrequencyEvent",
-    "fault_model",
     "load_contingency_scenario",
     "parse_cases",
 ]
