@@ -59,8 +59,11 @@ from grids.feeder_model import FeederModel
 #: tolerance), the default voltage factor.
 C_MAX = 1.1
 
-#: Elements whose fault behaviour this module does not model (listed by name, never dropped).
-_UNSUPPORTED = ("gen", "trafo3w", "impedance", "xward", "motor", "dcline", "vsc", "ssc", "svc")
+#: Elements whose fault behaviour this module does not model (listed by name, never dropped):
+#: synchronous generators (their subtransient reactance), motors, controlled elements.
+_UNSUPPORTED = ("gen", "xward", "motor", "dcline", "vsc", "ssc", "svc", "tcsc")
+#: ... and with the IEC 60909 method also three-winding transformers (their K_T differs).
+_UNSUPPORTED_IEC = ("trafo3w",)
 
 
 class FaultMethod(Enum):
@@ -304,16 +307,17 @@ class FaultModel:
 
     # ---- construction ------------------------------------------------------------------------
     def _check_elements(self, net) -> None:
+        tables = _UNSUPPORTED + (_UNSUPPORTED_IEC if self.method is FaultMethod.IEC_60909 else ())
         found = [
             f"{table} ({int(net[table].in_service.astype(bool).sum())} in service)"
-            for table in _UNSUPPORTED
+            for table in tables
             if table in net and len(net[table]) and net[table].in_service.astype(bool).any()
         ]
         if found:
             raise FeederError(
                 f"{self.name}: the fault calculation does not model these elements: "
-                f"{', '.join(found)} (supported: lines, two-winding transformers, loads, "
-                "static generators, storage, shunts, switches, external grids)"
+                f"{', '.join(found)} (supported: lines, transformers, impedances, loads, "
+                "static generators, storage, shunts, wards, switches, external grids)"
             )
 
     def _sources(self, net, s_sc_mva, rx) -> tuple[np.ndarray, np.ndarray]:

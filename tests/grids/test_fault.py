@@ -254,3 +254,9 @@ def test_bad_input_is_reported():
         FaultModel(net, s_sc_mva=100.0, rx=0.1, voltage_factor_c=2.0)
     with pytest.raises(ScenarioError, match="s_sc_mva"):
         FaultModel(net, s_sc_mva=-5.0, rx=0.1)
+    import pandapower as pp
+
+    with_gen = copy.deepcopy(net)
+    pp.create_gen(with_gen, 10, p_mw=0.1, vm_pu=1.0)
+    with pytest.raises(FeederError, match=r"does not model these elements: gen \(1 in service\)"):
+        FaultModel(with_gen, s_sc_mva=100.0, rx=0.1)
