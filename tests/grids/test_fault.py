@@ -64,6 +64,30 @@ def test_ikss_equals_pandapower_iec60909(name, r_ohm, x_ohm):
     assert np.max(np.abs(result.ikss_ka / expected - 1.0)) < 1e-9
 
 
+@pytest.mark.parametrize("name", ["case33bw", "cigre_mv"])
+def test_superposition_fault_current_equals_pandapower_type_c(name):
+    """The SUPERPOSITION method's fault current at every bus equals pandapower's superposition
+    method (calc_sc with use_pre_fault_voltage=True, "type C": loads as admittances at the
+    pre-fault voltage) within 0.1 %; measured 3e-9 (case33bw) and 1e-14 (cigre_mv)."""
+    import pandapower as pp
+    import pandapower.shortcircuit as sc
+
+    net = load_feeder(name)
+    net.ext_grid["s_sc_max_mva"] = 200.0
+    net.ext_grid["rx_max"] = 0.2
+    model = FaultModel(net)
+    buses = model.bus[~model.dead_bus]
+    ours = model.solve(buses).ikss_ka
+    ref = copy.deepcopy(net)
+    pp.runpp(ref, calculate_voltage_angles=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sc.calc_sc(ref, case="max", use_pre_fault_voltage=True)
+    theirs = ref.res_bus_sc.ikss_ka.reindex(buses).to_numpy(float)
+    np.testing.assert_allclose(ours, theirs, rtol=IKSS_RTOL)
+    assert np.max(np.abs(ours / theirs - 1.0)) < 1e-7
+
+
 def _ac_reference(
     net, model: FaultModel, fault_bus, z_ohm, p_mw, q_mvar, *, s_sc_mva, rx, extra_sgen=None
 ):
