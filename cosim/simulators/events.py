@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from cosim.simulators.base import (
     SimulatorBase,
@@ -38,8 +39,8 @@ class EventSim(SimulatorBase):
     between events): ``p_event_mw`` [MW] cumulative injection change (generation loss / load
     step of ``p_mw`` count as ``-p_mw``), ``lines_out`` (JSON list of pandapower line indices
     out of service), ``island`` [bool], ``fault_event`` (JSON object of the fault in force: ``bus``,
-    ``r_fault_ohm``, ... ; ``""`` when none, from the first step at or after its time to the
-    first step at or after its clearing), ``n_events`` [-] events so far. Steps on its clock
+    ``r_fault_ohm``, ... ; ``""`` when none, from the first step at or after its time for the
+    whole steps that cover ``duration_s``), ``n_events`` [-] events so far. Steps on its clock
     (give it the clock of the simulators it feeds); an event is applied at the first step at
     or after its time.
     """
@@ -93,9 +94,9 @@ class EventSim(SimulatorBase):
                 self.state["fault_event"] = json.dumps(
                     {k: event[k] for k in keys if event.get(k) is not None}, sort_keys=True
                 )
-                self._fault_clear = t + max(
-                    1, round(float(event["duration_s"]) / self.time_resolution)
-                )
+                # cleared after the whole steps that cover its duration (as the direct loop)
+                steps = math.ceil(float(event["duration_s"]) / self.time_resolution - 1e-9)
+                self._fault_clear = t + max(1, steps)
             self.state["n_events"] += 1
         if self._fault_clear is not None and time >= self._fault_clear:
             self.state["fault_event"] = ""
