@@ -175,8 +175,9 @@ class FaultSag:
     def record(self, *, ceased: np.ndarray, tripped: np.ndarray, replicas: float) -> None:
         """Count the fleet's output lost to momentary cessation at this step of the fault."""
         ref = self.p_fault_kw if self.p_fault_kw is not None else np.zeros(len(ceased))
-        mw = replicas * float(np.sum(np.maximum(ref[ceased], 0.0))) / 1000.0
-        self.ceased_mw = max(self.ceased_mw, mw)
+        mw = replicas * float(np.sum(ref[ceased])) / 1000.0  # injection lost (signed)
+        if abs(mw) > abs(self.ceased_mw):  # the largest at any step of the fault
+            self.ceased_mw = mw
         self.n_ceased_max = max(self.n_ceased_max, int(ceased.sum()))
 
     def summary(self, trip: Any, *, replicas: float) -> dict[str, Any]:

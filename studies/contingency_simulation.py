@@ -396,7 +396,8 @@ class _FleetDriver:
         if fault is not None:
             ceased = np.asarray(self.fleet.inverter.ceased, dtype=bool) & ~tripped
             fault.record(ceased=ceased, tripped=tripped, replicas=self.replicas)
-            self.ceased_mw = max(self.ceased_mw, fault.ceased_mw)
+            if abs(fault.ceased_mw) > abs(self.ceased_mw):
+                self.ceased_mw = fault.ceased_mw
         newly = tripped & ~self.ever_tripped
         if newly.any():
             # injection lost by the units that tripped: their pre-event output (the last
