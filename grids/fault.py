@@ -31,8 +31,9 @@ in ``SUPERPOSITION`` their pre-fault injection is part of the bus admittance lik
 injection, in ``IEC_60909`` it is neglected, as IEC 60909-0 allows for sources whose current
 is small beside the grid's: a charger is current-limited at 1.0-1.2 times its rating (a 7 kW
 home charger about 0.3 A at 12.66 kV), and under momentary cessation it injects nothing at
-all. Neglecting it gives the deeper (conservative) sag; :func:`inverter_current_voltage_lift_pu`
-bounds the error for a given fleet current.
+all. Neglecting it gives the deeper (conservative) sag; ``FaultModel.solve(...,
+i_inverter_a=...)`` bounds the error for given inverter currents
+(:attr:`FaultResult.vm_lift_bound_pu`).
 
 References
 ----------
@@ -210,32 +211,6 @@ def transformer_correction_factor(
     vkr = np.asarray(vkr_percent, dtype=float) / 100.0
     x_t = np.sqrt(np.maximum(vk**2 - vkr**2, 0.0))
     return 0.95 * c_max / (1.0 + 0.6 * x_t)
-
-
-def inverter_current_voltage_lift_pu(
-    z_transfer_ohm: np.ndarray, i_inverter_a: np.ndarray, *, vn_kv: float
-) -> np.ndarray:
-    """Upper bound of the voltage lift an inverter fault current would add to a sag.
-
-    Parameters
-    ----------
-    z_transfer_ohm : array_like
-        Transfer impedance ``|Z_kj|`` between the observed bus and the inverter's bus during
-        the fault (with the fault's branch in the network) [ohm].
-    i_inverter_a : array_like
-        Fault current of the inverters at bus ``j`` [A] (their current limit).
-    vn_kv : float, keyword-only
-        Nominal line-to-line voltage of the observed bus [kV].
-
-    Returns
-    -------
-    numpy.ndarray
-        ``|Z_kj| · I_j / (U_n/√3)`` [pu]: the largest change of ``|V_k|`` the neglected
-        current could cause (triangle inequality on ``ΔV = Z I``).
-    """
-    z = np.abs(np.asarray(z_transfer_ohm, dtype=float))
-    i = np.asarray(i_inverter_a, dtype=float)
-    return z * i / (vn_kv * 1000.0 / math.sqrt(3.0))
 
 
 class FaultModel:
@@ -419,7 +394,6 @@ class FaultModel:
         self.dead_bus = dead
         # every internal bus stays in the solve: pandapower's model also holds auxiliary buses
         # (the open end of a line behind an open switch) that belong to no net bus
-        self._live_int = np.arange(n_int)
         self.vn_kv = net.bus.vn_kv.to_numpy(dtype=float)
         source_int = internal[_columns(self.bus, self._source_bus, what="external grid bus")]
         self._source_int = source_int
@@ -559,17 +533,14 @@ class FaultModel:
         else:
             v_pre = self._v_flat.copy()
             v_int = np.full(n_int, self.c + 0j)
-        live_int = self._live_int
-        pos = np.full(n_int, -1, dtype=np.int64)
-        pos[live_int] = np.arange(len(live_int))
-        y_live = y[np.ix_(live_int, live_int)]
+        pos = np.arange(n_int)  # every internal bus is in the solve (see _build)
         f_int = self._internal[cols]
         inj_int, i_inj_pu = self._inverter_currents(i_inverter_a)
-        rhs = np.zeros((len(live_int), len(cols) + len(inj_int)), dtype=complex)
+        rhs = np.zeros((n_int, len(cols) + len(inj_int)), dtype=complex)
         rhs[pos[f_int], np.arange(len(cols))] = 1.0
         rhs[pos[inj_int], len(cols) + np.arange(len(inj_int))] = 1.0
         try:
-            z_all = np.linalg.solve(y_live, rhs)  # Z[:, f] and Z[:, j] of the inverter buses
+            z_all = np.linalg.solve(y, rhs)  # Z[:, f] and Z[:, j] of the inverter buses
         except np.linalg.LinAlgError:
             raise FeederError(
                 f"{self.name}: singular admittance matrix (a part of the feeder with no "
@@ -578,7 +549,7 @@ class FaultModel:
         z_cols, z_inj = z_all[:, : len(cols)], z_all[:, len(cols) :]
         z_ff = z_cols[pos[f_int], np.arange(len(cols))]
         i_f = v_int[f_int] / (z_ff + zf_pu)  # (n_fault,) pu
-        v_live = v_int[live_int][None, :] - (z_cols * i_f[None, :]).T
+        v_live = v_int[None, :] - (z_cols * i_f[None, :]).T
         v_out = np.full((len(cols), len(self.bus)), np.nan + 0j)
         energized = ~self.dead_bus
         v_out[:, energized] = v_live[:, pos[self._internal[energized]]]
@@ -657,7 +628,6 @@ __all__ = [
     "FaultMethod",
     "FaultModel",
     "FaultResult",
-    "inverter_current_voltage_lift_pu",
     "source_impedance_pu",
     "transformer_correction_factor",
 ]

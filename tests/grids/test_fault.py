@@ -13,7 +13,6 @@ from grids.errors import FeederError, ScenarioError
 from grids.fault import (
     FaultMethod,
     FaultModel,
-    inverter_current_voltage_lift_pu,
     source_impedance_pu,
     transformer_correction_factor,
 )
@@ -248,16 +247,13 @@ def test_inverter_lift_bound_is_the_faulted_transfer_impedance():
 
 
 def test_closed_forms():
-    """Z_Q = c sn/S''kQ with R/X; K_T = 0.95 c_max/(1 + 0.6 x_T); the inverter lift bound."""
+    """Z_Q = c sn/S''kQ with R/X; K_T = 0.95 c_max/(1 + 0.6 x_T)."""
     z = complex(source_impedance_pu(500.0, 0.1, sn_mva=10.0, c=1.1))
     assert abs(abs(z) - 1.1 * 10.0 / 500.0) < 1e-15
     assert abs(z.real / z.imag - 0.1) < 1e-12
     kt = transformer_correction_factor(12.0, 0.16, c_max=1.1)
     x_t = np.sqrt(0.12**2 - 0.0016**2)
     assert abs(float(kt) - 0.95 * 1.1 / (1 + 0.6 * x_t)) < 1e-15
-    # 100 A through 10 ohm at 12.66 kV: 1000 V of 7309 V phase voltage
-    lift = inverter_current_voltage_lift_pu(10.0, 100.0, vn_kv=12.66)
-    assert abs(float(lift) - 1000.0 / (12660.0 / np.sqrt(3))) < 1e-12
 
 
 def test_bad_input_is_reported():
