@@ -49,6 +49,7 @@ class EventKind(Enum):
     LINE_OUTAGE = "line_outage"
     ISLAND = "island"
     RECONNECT = "reconnect"
+    FAULT = "fault"
 
 
 class OutputFormat(Enum):
@@ -208,12 +209,40 @@ class FrequencyConfig:
 
 @dataclass(frozen=True)
 class EventConfig:
-    """One ``[[events]]`` entry."""
+    """One ``[[events]]`` entry.
+
+    A ``fault`` event (a balanced three-phase fault on the feeder, :mod:`grids.fault`) uses
+    ``bus``, ``duration_s`` (clearing time), the fault impedance ``r_fault_ohm``/
+    ``x_fault_ohm`` or ``r_fault_pu``/``x_fault_pu`` (default 0: bolted) and, when the feeder's
+    external grid lacks ``s_sc_max_mva``/``rx_max``, the source strength ``s_sc_mva``/``rx``.
+    """
 
     t_s: float
     kind: EventKind
     p_mw: float = 0.0
     line: int | None = None
+    bus: int | None = None
+    duration_s: float = 0.0
+    r_fault_ohm: float | None = None
+    x_fault_ohm: float | None = None
+    r_fault_pu: float | None = None
+    x_fault_pu: float | None = None
+    s_sc_mva: float | None = None
+    rx: float | None = None
+
+    @property
+    def z_fault_ohm(self) -> complex | None:
+        """Fault impedance [ohm] when given in ohm (None otherwise)."""
+        if self.r_fault_pu is not None or self.x_fault_pu is not None:
+            return None
+        return complex(self.r_fault_ohm or 0.0, self.x_fault_ohm or 0.0)
+
+    @property
+    def z_fault_pu(self) -> complex | None:
+        """Fault impedance [pu of the fault bus's base] when given in pu (None otherwise)."""
+        if self.r_fault_pu is None and self.x_fault_pu is None:
+            return None
+        return complex(self.r_fault_pu or 0.0, self.x_fault_pu or 0.0)
 
 
 @dataclass(frozen=True)
@@ -477,7 +506,37 @@ def event_params(duration_s: float | None) -> tuple[Param, ...]:
         Param("kind", REQUIRED, kind=EventKind, doc="what happens"),
         Param("p_mw", None, unit="MW", doc="power lost (generation_loss) or added (load_step)"),
         Param("line", None, kind=int, lo=0, doc="line index (line_outage)"),
+        *FAULT_EVENT_PARAMS,
     )
+
+
+#: Keys of a ``fault`` event besides ``t_s`` and ``kind``.
+FAULT_EVENT_PARAMS = (
+    Param("bus", None, kind=int, lo=0, doc="faulted bus, pandapower index (fault)"),
+    Param(
+        "duration_s",
+        None,
+        unit="s",
+        lo=0.0,
+        lo_open=True,
+        hi=10.0,
+        doc="fault clearing time (fault)",
+    ),
+    Param("r_fault_ohm", None, unit="ohm", lo=0.0, hi=1e4, doc="fault resistance (fault)"),
+    Param("x_fault_ohm", None, unit="ohm", lo=0.0, hi=1e4, doc="fault reactance (fault)"),
+    Param("r_fault_pu", None, unit="pu", lo=0.0, hi=100.0, doc="fault resistance (fault)"),
+    Param("x_fault_pu", None, unit="pu", lo=0.0, hi=100.0, doc="fault reactance (fault)"),
+    Param(
+        "s_sc_mva",
+        None,
+        unit="MVA",
+        lo=0.0,
+        lo_open=True,
+        hi=1e6,
+        doc="short-circuit power of the external grid when the feeder lacks s_sc_max_mva (fault)",
+    ),
+    Param("rx", None, unit="-", lo=0.0, hi=10.0, doc="R/X of the external grid (fault)"),
+)
 
 
 def _read(table: Any, params, path: str, problems: list[str], extra: tuple[str, ...] = ()):
@@ -796,11 +855,42 @@ def _events(
                 problems.append(f"{path}.kind: 'line_outage' needs a [feeder] section")
         if kind in (EventKind.ISLAND, EventKind.RECONNECT) and not has_frequency:
             problems.append(f"{path}.kind: {kind.value!r} needs a [frequency] section")
+        fault_keys = [p.name for p in FAULT_EVENT_PARAMS]
+        if kind is EventKind.FAULT:
+            problems.extend(_fault_event_problems(item, path, has_feeder))
+        elif kind is not None:
+            problems.extend(
+                f"{path}.{key}: only a 'fault' event takes it" for key in fault_keys if key in item
+            )
         if len(problems) == n_before:
+            fault = {key: v[key] for key in fault_keys if v[key] is not None}
             events.append(
-                EventConfig(t_s=float(v["t_s"]), kind=kind, p_mw=float(p_mw or 0.0), line=line)
+                EventConfig(
+                    t_s=float(v["t_s"]), kind=kind, p_mw=float(p_mw or 0.0), line=line, **fault
+                )
             )
     return tuple(sorted(events, key=lambda e: e.t_s))
+
+
+def _fault_event_problems(item: dict, path: str, has_feeder: bool) -> list[str]:
+    """What a ``fault`` event needs besides its declared ranges: a feeder, the bus, the
+    clearing time, the impedance in one unit system only."""
+    problems = []
+    if not has_feeder:
+        problems.append(f"{path}.kind: 'fault' needs a [feeder] section")
+    for key in ("bus", "duration_s"):
+        if key not in item:
+            problems.append(f"{path}.{key}: missing (required for 'fault')")
+    ohm = [k for k in ("r_fault_ohm", "x_fault_ohm") if k in item]
+    pu = [k for k in ("r_fault_pu", "x_fault_pu") if k in item]
+    if ohm and pu:
+        problems.append(
+            f"{path}: give the fault impedance in ohm ({', '.join(ohm)}) or in pu "
+            f"({', '.join(pu)}), not both"
+        )
+    if "p_mw" in item or "line" in item:
+        problems.append(f"{path}: a 'fault' event takes no p_mw or line")
+    return problems
 
 
 def _output(table: dict, problems: list[str]) -> OutputConfig:

@@ -17,7 +17,7 @@ Data flow (see ``docs/architecture.md``)
     load profile file --> FeederSim --bus_vm_pu (time-shifted)--> FleetSim
     FleetSim --bus_p_mw, bus_q_mvar--> FeederSim
     FleetSim --p_mw--> FrequencySim --f_hz (time-shifted)--> FleetSim
-    EventSim --p_event_mw, island--> FrequencySim;  EventSim --lines_out--> FeederSim
+    EventSim --p_event_mw, island--> FrequencySim;  EventSim --lines_out, fault_event--> FeederSim
     FeederSim --p_grid_import_mw--> FrequencySim (island events only)
     every output --> Collector (results file)
 
@@ -445,12 +445,17 @@ def _populate(
         )
     if scenario.events:
         events_sim = world.start("EventSim", **fast_clock)
-        ents["events"] = events_sim.Events(
-            events=[
-                {"t_s": e.t_s, "kind": e.kind.value, "p_mw": e.p_mw, "line": e.line}
-                for e in scenario.events
-            ]
-        )
+        ents["events"] = events_sim.Events(events=[_event_params(e) for e in scenario.events])
+
+
+def _event_params(event) -> dict:
+    """The plain parameters of one event for the EventSim (a fault's keys only on faults)."""
+    out = {"t_s": event.t_s, "kind": event.kind.value, "p_mw": event.p_mw, "line": event.line}
+    if event.kind.value == "fault":
+        for key in ("bus", "duration_s", "r_fault_ohm", "x_fault_ohm", "r_fault_pu",
+                    "x_fault_pu", "s_sc_mva", "rx"):  # fmt: skip
+            out[key] = getattr(event, key)
+    return out
 
 
 def _connect(connect: _Connector, scenario: Scenario, ents: dict, loop: bool = False) -> None:
@@ -502,6 +507,8 @@ def _connect(connect: _Connector, scenario: Scenario, ents: dict, loop: bool = F
                 connect(feeder, freq, "p_grid_import_mw")
         if feeder is not None and any(e.kind.value == "line_outage" for e in scenario.events):
             connect(events, feeder, "lines_out")
+        if feeder is not None and any(e.kind.value == "fault" for e in scenario.events):
+            connect(events, feeder, "fault_event")
 
 
 def _record(

@@ -17,6 +17,7 @@ from cosim.simulators.base import (
     sum_inputs,
 )
 from grids.errors import FeederError, ScenarioError, SimulationError
+from grids.fault import FaultModel
 from grids.feeder_model import FeederModel, SolveMethod
 from grids.thermal import (
     DEFAULT_COOLING,
@@ -38,6 +39,7 @@ FEEDER_GRID_ATTRS = [
     "lines_out",  # JSON list of line indices out of service (from the EventSim)
     "island",  # island request: True opens the breaker to the bulk grid, False recloses it
     "f_hz",  # island frequency from the FrequencySim [Hz] (reconnection sync check)
+    "fault_event",  # JSON object of the fault in force, "" for none (from the EventSim)
     # outputs
     "bus_vm_pu",
     "vm_min_pu",
@@ -60,6 +62,7 @@ FEEDER_GRID_ATTRS = [
     "hot_spot_c",
     "ageing_h",
     "n_iterations",
+    "fault_vm_min_pu",  # lowest retained voltage during a fault [pu] (NaN without a fault)
     "bus_vm_loop_pu",  # same-time loop: voltages sent back while not converged {bus: pu}
     "loop_passes",  # same-time loop: re-solves at this time so far [-]
     "loop_residual_pu",  # same-time loop: max |vm - vm the fleet used| [pu]
@@ -123,7 +126,14 @@ class FeederSim(SimulatorBase):
     transformer, so the substation transformer is modelled thermally with a nominal rating.
 
     Grid inputs: ``load_pu`` [-], ``ambient_c`` [°C], ``bus_p_mw``/``bus_q_mvar``
-    ({bus: MW/Mvar}, summed), ``lines_out`` (JSON list). Bus inputs: ``p_mw``, ``q_mvar``.
+    ({bus: MW/Mvar}, summed), ``lines_out`` (JSON list), ``fault_event`` (JSON object of the fault
+    in force, ``""`` for none). Bus inputs: ``p_mw``, ``q_mvar``.
+
+    During a fault the power flow of the step is the pre-fault state and the voltages sent
+    (``bus_vm_pu``, ``vm_min_pu``, ``vm_max_pu``, the buses' ``vm_pu``/``va_degree``) are the
+    retained voltages of :class:`grids.fault.FaultModel` (superposition on that state, loads
+    as admittances); ``fault_vm_min_pu`` is their minimum. Flows and losses stay those of the
+    pre-fault power flow. After clearing, the next power flow gives the voltages again.
     Grid outputs: ``bus_vm_pu`` ({bus: pu}; 0 for buses cut off by a line outage),
     ``vm_min_pu``, ``vm_max_pu`` [pu] (energized buses), ``n_deenergized_buses``, ``p_load_mw``,
     ``p_extra_mw`` (sum of extra injections received), ``p_loss_mw``, ``q_loss_mvar``,
@@ -163,6 +173,8 @@ class FeederSim(SimulatorBase):
         self._profile_ambient: np.ndarray | None = None
         self._vm_sent: np.ndarray | None = None  # same-time loop: last voltages sent
         self.breaker = None  # cosim.simulators.island.IslandBreaker with the ``island`` param
+        self._fault: dict | None = None
+        self._fault_models: dict[tuple, Any] = {}
 
     def create(
         self,
@@ -306,6 +318,9 @@ class FeederSim(SimulatorBase):
             out = self._solve(p_mw, q_mvar, time)
         else:
             out = self._solve_with_breaker(p_mw, q_mvar, time, data)
+        out["fault_vm_min_pu"] = float("nan")
+        if self._fault is not None:
+            self._apply_fault(out, p_mw, q_mvar)
         out["load_pu_used"] = load_pu
         out["ambient_c_used"] = ambient_c
         out["p_load_mw"] = -self._base_p_sum_mw * load_pu
@@ -326,6 +341,9 @@ class FeederSim(SimulatorBase):
 
     def _load_and_ambient(self, time: int, data: dict) -> tuple[float, float]:
         """Apply outage inputs; the load multiplier and ambient temperature of this step."""
+        fault_json = latest_input(data.get("fault_event"))
+        if fault_json is not None:
+            self._fault = json.loads(fault_json) if fault_json else None
         lines_json = latest_input(data.get("lines_out"))
         if lines_json is not None:
             lines = json.loads(lines_json)
@@ -481,6 +499,53 @@ class FeederSim(SimulatorBase):
             "sync_delta_v_pu": float(check.delta_v_pu),
             "sync_delta_theta_degree": float(check.delta_theta_degree),
         }
+    def _fault_model(self, fault: dict):
+        """The fault calculation of the feeder in its present outage state (cached)."""
+        key = (tuple(self.lines_out), fault.get("s_sc_mva"), fault.get("rx"))
+        model = self._fault_models.get(key)
+        if model is None:
+            try:
+                model = FaultModel(
+                    self.model.with_outages(self.lines_out).net,
+                    s_sc_mva=fault.get("s_sc_mva"),
+                    rx=fault.get("rx"),
+                )
+            except FeederError as error:
+                raise SimulationError(f"fault at bus {fault.get('bus')}: {error}") from None
+            self._fault_models[key] = model
+        return model
+
+    def _apply_fault(self, out: dict, p_mw: np.ndarray, q_mvar: np.ndarray) -> None:
+        """Replace the voltages of this step by the retained voltages of the fault in force
+        (the power flow just solved is its pre-fault state)."""
+        fault = self._fault
+        model = self._fault_model(fault)
+        vm, va = self._bus_arrays
+        v_pre = vm * np.exp(1j * np.deg2rad(va))
+        z_ohm = z_pu = None
+        if "r_fault_pu" in fault or "x_fault_pu" in fault:
+            z_pu = complex(fault.get("r_fault_pu", 0.0), fault.get("x_fault_pu", 0.0))
+        else:
+            z_ohm = complex(fault.get("r_fault_ohm", 0.0), fault.get("x_fault_ohm", 0.0))
+        live = ~model.dead_bus
+        p = np.where(live, p_mw, 0.0)
+        q = np.where(live, q_mvar, 0.0)
+        res = model.solve(
+            [int(fault["bus"])],
+            z_fault_ohm=z_ohm,
+            z_fault_pu=z_pu,
+            v_prefault_pu=np.where(live, v_pre, 1.0),
+            p_mw=p,
+            q_mvar=q,
+        )
+        vm_f = np.where(live, np.nan_to_num(res.vm_pu[0], nan=0.0), 0.0)
+        va_f = np.where(live, np.nan_to_num(np.degrees(np.angle(res.v_pu[0]))), 0.0)
+        self._vectors["bus_vm_pu"] = (self.bus, vm_f)
+        self._bus_arrays = (vm_f, va_f)
+        v_live = vm_f[live]
+        out["vm_min_pu"] = float(v_live.min())
+        out["vm_max_pu"] = float(v_live.max())
+        out["fault_vm_min_pu"] = float(v_live.min())
 
     def _child(self, eid: str) -> dict:
         i = self._pos(int(eid[4:]))
