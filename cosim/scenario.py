@@ -337,7 +337,12 @@ def feeder_params() -> tuple[Param, ...]:
     from grids.powerflow import PowerFlowMethod
 
     return (
-        Param("name", "case33bw", kind=str, doc="embedded feeder (see `v2g-cosim feeders`)"),
+        Param(
+            "name",
+            "case33bw",
+            kind=str,
+            doc="embedded feeder or simbench:<code> (see `v2g-cosim feeders [--simbench]`)",
+        ),
         Param("path", None, kind=str, doc="pandapower JSON file instead of an embedded feeder"),
         Param("method", PowerFlowMethod.AC, kind=PowerFlowMethod, doc="power-flow method"),
         Param("step_s", None, unit="s", lo=0.0, lo_open=True, doc="feeder step"),
@@ -541,6 +546,13 @@ def _feeder(table: dict, base_dir: Path, sim: SimulationConfig | None, problems:
         path = _file(base_dir, path, "feeder.path", problems)
         if "name" in table:
             problems.append("feeder.name: give either feeder.name or feeder.path, not both")
+    elif name.startswith("simbench:"):  # a SimBench grid: the code is checked (close matches)
+        from grids.simbench import check_simbench_code
+
+        try:
+            check_simbench_code(name)
+        except V2GCosimError as error:
+            problems.append(f"feeder.name: {error}")
     elif name not in feeder_names():
         problems.append(
             f"feeder.name: {name!r} is not an embedded feeder ({', '.join(feeder_names())}); "
