@@ -64,6 +64,7 @@ __all__ = [
     "AdoptionControl",
     "AdoptionResult",
     "customer_buses",
+    "non_customer_loads",
     "run_adoption_study",
 ]
 
@@ -129,6 +130,7 @@ class AdoptionResult:
     unserved_kwh: dict[AdoptionControl, float]
     rows: list[dict] = field(default_factory=list)
     timings_s: dict[str, float] = field(default_factory=dict)
+    base: Flows | None = None  # the window without the adopted EVs (for the heat map)
 
     def violation_probability(self, control: AdoptionControl) -> np.ndarray:
         """Share of the seeds that violate a limit, per share of the grid.
@@ -205,6 +207,30 @@ def customer_buses(
     return np.repeat(bus[keep], count[keep])
 
 
+#: SimBench heat-pump load profiles (``Air_*``, ``Soil_*``; see :mod:`grids.simbench`).
+_HEAT_PUMP_PROFILE = r"^(Air|Soil)_"
+
+
+def non_customer_loads(net) -> np.ndarray:
+    """Loads that are not households or businesses: EV charging points and heat pumps.
+
+    Parameters
+    ----------
+    net : pandapowerNet
+        The feeder (SimBench nets name each load's ``profile``; other nets have none).
+
+    Returns
+    -------
+    numpy.ndarray of bool (n_load,)
+    """
+    from grids.simbench import ev_load_mask
+
+    if "profile" not in net.load or not len(net.load):
+        return np.zeros(len(net.load), dtype=bool)
+    heat_pump = net.load["profile"].astype(str).str.match(_HEAT_PUMP_PROFILE).to_numpy(bool)
+    return ev_load_mask(net) | heat_pump
+
+
 def _check(values: dict[str, Any]) -> dict[str, Any]:
     problems: list[str] = []
     out = {
@@ -258,7 +284,8 @@ def run_adoption_study(
     v2g_energy_kwh : float, keyword-only
         Daily export budget of a V2G EV [kWh].
     customers : array_like of int or None, keyword-only
-        Customer buses (default :func:`customer_buses`).
+        Customer buses (default :func:`customer_buses` without the EV charging points and
+        heat pumps of :func:`non_customer_loads`).
     first_seed : int, keyword-only
         Seeds are ``first_seed .. first_seed + n_seeds - 1``.
 
@@ -297,7 +324,10 @@ def run_adoption_study(
     problems.extend(criteria.problems())
     check_problems(problems, ScenarioError, "invalid adoption study")
     controls = list(dict.fromkeys(controls_checked))
-    bus_of_customer = customer_buses(model) if customers is None else np.asarray(customers)
+    if customers is None:
+        bus_of_customer = customer_buses(model, exclude_loads=non_customer_loads(model.net))
+    else:
+        bus_of_customer = np.asarray(customers)
     if not len(bus_of_customer):
         raise ScenarioError(f"{model.name}: no customer (in-service load with demand) for EVs")
     col = {int(b): k for k, b in enumerate(model.bus)}
@@ -404,6 +434,7 @@ def run_adoption_study(
         unserved_kwh=unserved,
         rows=rows,
         timings_s=timings,
+        base=base,
     )
 
 

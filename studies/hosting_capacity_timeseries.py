@@ -30,6 +30,7 @@ is bisected in AC.
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,7 @@ from grids.feeder_model import FeederModel
 from grids.params import Param
 from studies.hosting_capacity import HostingCapacityStudy
 from studies.hosting_capacity_engine import (
+    AC_TOLERANCE_MVA,
     HC_CRITERIA_PARAMS,
     Binding,
     Cases,
@@ -59,6 +61,8 @@ from studies.timeseries_screen import LinearScreen
 __all__ = [
     "HostingMode",
     "TimeSeriesHostingCapacity",
+    "feeder_with_profiles",
+    "parse_duration_s",
     "run_time_series_hosting_capacity",
     "time_series_hosting_capacity",
 ]
@@ -717,3 +721,79 @@ def time_series_hosting_capacity(
         criteria=criteria,
         **options,
     ).rows
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|min|s)\s*$")
+_UNIT_S = {"d": 86400.0, "h": 3600.0, "min": 60.0, "s": 1.0}
+
+
+def parse_duration_s(text: str | float | None, *, key: str = "--duration") -> float | None:
+    """A window length such as ``7d``, ``365d``, ``12h``, ``90min`` in seconds.
+
+    Parameters
+    ----------
+    text : str, float or None
+        The duration (a number alone is seconds); ``None``: the whole profiles.
+    key : str, keyword-only
+        Option name for messages.
+
+    Returns
+    -------
+    float or None
+        Seconds.
+
+    Raises
+    ------
+    ScenarioError
+        Not a positive duration.
+    """
+    if text is None:
+        return None
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        match = _DURATION.match(str(text))
+        if not match:
+            raise ScenarioError(
+                f"{key}: {text!r} is not a duration (expected a number and a unit: 7d, 365d, "
+                "12h, 90min)"
+            )
+        value = float(match.group(1)) * _UNIT_S[match.group(2)]
+    if not (math.isfinite(value) and value > 0):
+        raise ScenarioError(f"{key}: {text!r} must be a positive duration")
+    return value
+
+
+def feeder_with_profiles(feeder: str, *, start=None, duration_s: float | None = None):
+    """The feeder model and the window of its profiles (SimBench grids carry a year).
+
+    Parameters
+    ----------
+    feeder : str
+        ``simbench:<code>``.
+    start : str, datetime or None, keyword-only
+        First step of the window (ISO 8601; default the first step of the profiles).
+    duration_s : float or None, keyword-only
+        Length of the window [s] (default: to the end of the profiles).
+
+    Returns
+    -------
+    (FeederModel, FeederProfiles)
+
+    Raises
+    ------
+    ScenarioError
+        A feeder without profiles, or a window outside them.
+    """
+    from grids.simbench import is_simbench_name, simbench_profiles
+
+    if not is_simbench_name(feeder):
+        raise ScenarioError(
+            f"--feeder: {feeder!r} has no time-series profiles; time-series and adoption "
+            "studies need a SimBench grid (simbench:<code>, see `v2g-cosim feeders --simbench`)"
+        )
+    model = FeederModel.from_name(feeder, tolerance_mva=AC_TOLERANCE_MVA)
+    profiles = simbench_profiles(model.net, model)
+    if start is not None or duration_s is not None:
+        profiles = profiles.window(start, duration_s)
+    return model, profiles

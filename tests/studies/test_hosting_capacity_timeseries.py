@@ -200,3 +200,58 @@ def test_bad_profiles_are_named(case33):
     bad = _Profiles(good.time, good.step_s, good.bus, good.p_mw[:, :5], good.q_mvar)
     with pytest.raises(ScenarioError, match="p_mw"):
         run_time_series_hosting_capacity(case33, bad)
+
+
+def test_parse_duration():
+    from studies.hosting_capacity_timeseries import parse_duration_s
+
+    assert parse_duration_s("7d") == 7 * 86400.0
+    assert parse_duration_s("12h") == 43200.0
+    assert parse_duration_s("90min") == 5400.0
+    assert parse_duration_s(None) is None
+    for bad in ("7 weeks", "-3d", "0d", "d"):
+        with pytest.raises(ScenarioError, match="--duration"):
+            parse_duration_s(bad)
+
+
+def test_cli_time_series_on_simbench(capsys):
+    """The issue's command on a SimBench grid: JSON rows with the contract's keys."""
+    import json
+
+    from cosim.cli import main
+
+    feeder = ["--feeder", "simbench:1-LV-rural1--2-sw", "--duration", "1d"]
+    assert main(["hosting-capacity", "--time-series", "--mode", "import", *feeder, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["n_steps"] == 96 and doc["study"] == "time_series"
+    row = doc["results"][0]
+    assert {"bus", "hosting_capacity_mw", "binding", "element", "first_violation_time"} <= set(row)
+    assert row["snapshot_hosting_capacity_mw"] >= row["hosting_capacity_mw"] - 1e-3
+
+
+def test_reports_write_their_figures(case33, tmp_path):
+    from studies.adoption import run_adoption_study
+    from studies.timeseries_report import write_adoption_outputs, write_time_series_outputs
+
+    profiles = _profiles(case33, steps=12)
+    result = run_time_series_hosting_capacity(
+        case33, profiles, buses=[6, 17], criteria=CRITERIA, simultaneous=True
+    )
+    write_time_series_outputs(case33, result, tmp_path / "ts")
+    for name in ("report.html", "ts_heatmap.png", "ts_hc_map.png"):
+        assert (tmp_path / "ts" / name).is_file()
+    assert "Snapshot against time series" in (tmp_path / "ts" / "report.html").read_text()
+    adoption = run_adoption_study(
+        case33, profiles, source="behaviour", controls=["unmanaged"], n_seeds=2,
+        share_step=0.5, criteria=CRITERIA,
+    )  # fmt: skip
+    write_adoption_outputs(case33, adoption, tmp_path / "ad")
+    for name in ("report.html", "adoption_violation_probability.png", "adoption_base_heatmap.png"):
+        assert (tmp_path / "ad" / name).is_file()
+
+
+def test_cli_time_series_needs_profiles(capsys):
+    from cosim.cli import main
+
+    assert main(["hosting-capacity", "--time-series", "--feeder", "case33bw"]) == 2
+    assert "simbench" in capsys.readouterr().err
