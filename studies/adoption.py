@@ -39,6 +39,7 @@ import pandas as pd
 from grids.errors import ScenarioError, check_problems
 from grids.feeder_model import FeederModel
 from grids.params import Param
+from grids.simbench import ev_load_mask
 from studies.hosting_capacity_engine import (
     Binding,
     Flows,
@@ -223,8 +224,6 @@ def non_customer_loads(net) -> np.ndarray:
     -------
     numpy.ndarray of bool (n_load,)
     """
-    from grids.simbench import ev_load_mask
-
     if "profile" not in net.load or not len(net.load):
         return np.zeros(len(net.load), dtype=bool)
     heat_pump = net.load["profile"].astype(str).str.match(_HEAT_PUMP_PROFILE).to_numpy(bool)

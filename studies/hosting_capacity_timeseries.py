@@ -41,6 +41,7 @@ import pandas as pd
 from grids.errors import ConvergenceError, FeederError, ScenarioError, check_problems
 from grids.feeder_model import FeederModel
 from grids.params import Param
+from grids.simbench import is_simbench_name, simbench_profiles
 from studies.hosting_capacity import HostingCapacityStudy
 from studies.hosting_capacity_engine import (
     AC_TOLERANCE_MVA,
@@ -785,8 +786,6 @@ def feeder_with_profiles(feeder: str, *, start=None, duration_s: float | None = 
     ScenarioError
         A feeder without profiles, or a window outside them.
     """
-    from grids.simbench import is_simbench_name, simbench_profiles
-
     if not is_simbench_name(feeder):
         raise ScenarioError(
             f"--feeder: {feeder!r} has no time-series profiles; time-series and adoption "
