@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cosim.scenario import (
+    AdoptionConfig,
     EventConfig,
     EventKind,
     FeederConfig,
@@ -108,6 +109,13 @@ def from_params(cls: type, params: dict[str, Any]) -> Any:
         kwargs["policy"] = ChargingPolicy(kwargs["policy"])
         if kwargs.get("buses") is not None:
             kwargs["buses"] = tuple(int(b) for b in kwargs["buses"])
+        adoption = kwargs.get("adoption")
+        if adoption is not None:
+            from vehicle_models.adoption import AdoptionSource
+
+            adoption = dict(adoption)
+            adoption["source"] = AdoptionSource(adoption["source"])
+            kwargs["adoption"] = AdoptionConfig(**adoption)
         settings = kwargs.get("settings")
         if settings is not None:
             kwargs["settings"] = InverterSettings.from_dict(

@@ -124,3 +124,44 @@ def test_bad_arguments_are_named(case33, kwargs, text):
     kwargs.setdefault("source", "behaviour")
     with pytest.raises(ScenarioError, match=text):
         run_adoption_study(case33, _profiles(case33, steps=4), **kwargs)
+
+
+def test_scenario_adoption_table_is_validated_and_round_trips():
+    from cosim.scenario import AdoptionConfig, FleetConfig, validate_scenario
+    from cosim.specs import from_params, to_params
+    from vehicle_models.adoption import AdoptionSource
+
+    data = {
+        "simulation": {"duration_s": 3600, "step_s": 60},
+        "feeder": {"name": "case33bw"},
+        "fleet": {"adoption": {"share": 0.3, "seed": 1, "source": "behaviour"}},
+    }
+    scenario = validate_scenario(data)
+    assert scenario.fleet.adoption == AdoptionConfig(0.3, 1, AdoptionSource.BEHAVIOUR, 0.0)
+    assert from_params(FleetConfig, to_params(scenario.fleet)) == scenario.fleet
+
+
+@pytest.mark.parametrize(
+    ("adoption", "texts"),
+    [
+        (
+            {"share": 1.5, "source": "rumour", "colour": "red"},
+            ["fleet.adoption.share", "fleet.adoption.source", "fleet.adoption.colour"],
+        ),
+        ({"share": 0.3, "source": "simbench"}, ["fleet.adoption.source", "feeder.name"]),
+        ("lots", ["fleet.adoption: expected a table"]),
+    ],
+)
+def test_scenario_adoption_problems_are_listed(adoption, texts):
+    from cosim.scenario import validate_scenario
+
+    data = {
+        "simulation": {"duration_s": 3600, "step_s": 60},
+        "feeder": {"name": "case33bw"},
+        "fleet": {"adoption": adoption},
+    }
+    with pytest.raises(ScenarioError) as info:
+        validate_scenario(data)
+    message = str(info.value)
+    for text in texts:
+        assert text in message
