@@ -507,7 +507,7 @@ def _summary(control, shares, violated, binding, unserved_kwh) -> dict:
     common = max(set(kinds), key=kinds.count) if kinds else "none"
     return {
         "control": control.value,
-        "share_p50": float(np.median(hosting)),
+        "share_p50": float(np.percentile(hosting, 50.0, method="lower")),
         "share_p95": float(np.percentile(hosting, 5.0, method="lower")),
         "share_min": float(hosting.min()),
         "n_seeds": int(n_seed),

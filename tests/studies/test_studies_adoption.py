@@ -79,7 +79,7 @@ def test_violations_equal_an_independent_recomputation(case33):
     assert expected.any() and not expected.all()  # the grid spans the hosting share
     row = result.rows[0]
     per_seed = [result.shares[np.argmax(e) - 1] if e.any() else 1.0 for e in expected]
-    assert row["share_p50"] == pytest.approx(np.median(per_seed))
+    assert row["share_p50"] == pytest.approx(np.percentile(per_seed, 50, method="lower"))
     assert row["most_common_binding"] == "undervoltage"
 
 
