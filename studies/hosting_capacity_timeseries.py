@@ -88,13 +88,16 @@ TS_HC_PARAMS: tuple[Param, ...] = (
         "screen_margin", 0.1, unit="-", lo=0.0, lo_open=True, hi=10.0,
         doc="relative half-width of the band of steps bisected in AC around the screen",
     ),
+    Param(
+        "verify_factor", 2.0, unit="-", lo=1.0, lo_open=True, allow_inf=True,
+        doc="steps whose screened size is within this factor of the answer are checked in AC "
+        "(inf: every step)",
+    ),
 )  # fmt: skip
 _PARAMS = {p.name: p for p in TS_HC_PARAMS}
 
 #: Steps solved per AC call of the base time series.
 _CHUNK_STEPS = 4096
-#: Steps whose screened size is within this factor of the answer are verified in AC.
-_VERIFY_FACTOR = 2.0
 #: Cases per verification call (bounds the memory of one batched AC solve).
 _VERIFY_CHUNK = 8192
 #: Rounds of band widening / verification before every step is bisected in AC.
@@ -299,6 +302,7 @@ def run_time_series_hosting_capacity(
     tolerance_mw: float = DEFAULT_TOLERANCE_MW,
     cap_mw: float | None = None,
     screen_margin: float = 0.1,
+    verify_factor: float = 2.0,
     snapshot: bool = True,
     simultaneous: bool = False,
 ) -> TimeSeriesHostingCapacity:
@@ -327,6 +331,10 @@ def run_time_series_hosting_capacity(
         Largest size searched [MW] (default five times the feeder's load, at least 5 MW).
     screen_margin : float, keyword-only
         Relative half-width of the first band of steps bisected in AC (widened as needed).
+    verify_factor : float, keyword-only
+        Steps whose screened size lies within this factor of the answer are checked in AC
+        (default 2: a step is missed only where the screen is off by more than a factor 2;
+        ``math.inf``: every step, whatever the screen).
     snapshot : bool, keyword-only
         Also compute the snapshot answer per bus (and the comparison columns).
     simultaneous : bool, keyword-only
@@ -352,6 +360,7 @@ def run_time_series_hosting_capacity(
             "tolerance_mw": tolerance_mw,
             "cap_mw": cap_mw,
             "screen_margin": screen_margin,
+            "verify_factor": verify_factor,
         }
     )
     problems: list[str] = []
@@ -382,6 +391,7 @@ def run_time_series_hosting_capacity(
     screen = _screen(model, study, p, q, base, directions, q_per_p)
     timings["screen_s"] = time.perf_counter() - t1
     search = _Search(study, p, q, base, directions, q_per_p, tol, cap)
+    search.verify_factor = float(args["verify_factor"])
     t2 = time.perf_counter()
     results = search.order_statistic(screen, percentile, args["screen_margin"])
     timings["ac_s"] = time.perf_counter() - t2
@@ -488,6 +498,7 @@ class _Search:
         self.q_per_p = q_per_p
         self.tol, self.cap = tol, cap
         self.n_cases = 0
+        self.verify_factor = 2.0
 
     def _cases(self, dirs: np.ndarray, steps: np.ndarray) -> tuple[Cases, Any]:
         cases = Cases(
@@ -604,9 +615,9 @@ class _Search:
                 if known.all():
                     continue
                 # the screen decides nothing on its own, but a step whose screened size is
-                # beyond _VERIFY_FACTOR of the answer (a 100 % screen error) is not re-solved
-                near = (st.screen_mw <= _VERIFY_FACTOR * hc + self.tol) & (
-                    st.screen_mw >= hc / _VERIFY_FACTOR - self.tol
+                # beyond verify_factor of the answer (a 100 % screen error) is not re-solved
+                near = (st.screen_mw <= self.verify_factor * hc + self.tol) & (
+                    st.screen_mw >= hc / self.verify_factor - self.tol
                 )
                 above = np.flatnonzero(~known & (values > hc) & near)
                 below = np.flatnonzero(~known & (values < hc) & near)

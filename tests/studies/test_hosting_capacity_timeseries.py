@@ -255,3 +255,41 @@ def test_cli_time_series_needs_profiles(capsys):
 
     assert main(["hosting-capacity", "--time-series", "--feeder", "case33bw"]) == 2
     assert "simbench" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("mode", "percentile", "noise", "verify_factor"),
+    [
+        ("import", 100.0, 1.8, 2.0),
+        ("export", 90.0, 1.8, 2.0),
+        ("import", 100.0, 3.0, math.inf),
+        ("export", 90.0, 3.0, math.inf),
+    ],
+)
+def test_answer_does_not_depend_on_the_screen(
+    case33, monkeypatch, mode, percentile, noise, verify_factor
+):
+    """A screen wrong by a random factor per step (it misranks the steps) still gives the
+    brute-force answer: the band, the AC check of the other steps and the re-bisection correct
+    it, for errors up to ``verify_factor`` (every step with ``inf``)."""
+    import studies.hosting_capacity_timeseries as ts
+
+    true_screen = ts._screen
+    rng = np.random.default_rng(11)
+
+    def wrong_screen(*args):
+        good = true_screen(*args)
+        return good * np.exp(rng.uniform(-np.log(noise), np.log(noise), good.shape))
+
+    monkeypatch.setattr(ts, "_screen", wrong_screen)
+    profiles = _profiles(case33)
+    rows = ts.time_series_hosting_capacity(
+        case33, profiles, mode=mode, percentile=percentile, buses=[17, 32], criteria=CRITERIA,
+        snapshot=False, verify_factor=verify_factor,
+    )  # fmt: skip
+    for row in rows:
+        ref, _ = _bruteforce(
+            case33, profiles, row["bus"], export=mode == "export", criteria=CRITERIA,
+            percentile=percentile,
+        )  # fmt: skip
+        assert row["hosting_capacity_mw"] == pytest.approx(ref, abs=1e-3), row
