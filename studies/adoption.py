@@ -353,7 +353,8 @@ def run_adoption_study(
     if shares[-1] < 1.0 - 1e-9:
         shares = np.append(shares, 1.0)
     seeds = np.arange(first_seed, first_seed + args["n_seeds"])
-    n_seed, n_share, n_steps = len(seeds), len(shares), len(time_index)
+    n_seed, n_share = len(seeds), len(shares)
+    base_checked = base_state(base, limits)
     violated = {c: np.zeros((n_seed, n_share), dtype=bool) for c in controls}
     binding = {c: np.full((n_seed, n_share), "", dtype=object) for c in controls}
     first = {c: np.full((n_seed, n_share), None, dtype=object) for c in controls}
@@ -396,28 +397,28 @@ def run_adoption_study(
                     export_window=peak,
                 )
                 unserved[control] += float(backlog.sum()) / n_seed
-            # EVs of every share at once: (share, step) cases, each EV in the shares >= its rank
-            in_share = full.rank[None, :] < np.round(shares * n_customer)[:, None]  # (S, n_ev)
-            ev_cols = np.array([col[int(b)] for b in full.bus])
-            p_ev = _per_bus(p_kw, in_share, ev_cols, len(model.bus))  # (S, T, n_bus) MW
-            if control is AdoptionControl.VOLT_VAR:
-                flows = _solve_volt_var(
-                    model, p_base, q_base, p_ev, p_kw, in_share, ev_cols, full.charger_kw
-                )
-            else:
-                p = (p_base[None] - p_ev).reshape(n_share * n_steps, -1)
-                q = np.broadcast_to(q_base[None], p_ev.shape).reshape(n_share * n_steps, -1)
-                flows = _solve(model, p, q)
-            steps = np.tile(np.arange(n_steps), n_share)
-            result = check(flows, base_state(base.take(steps), limits), limits)
-            bad = ~result.feasible.reshape(n_share, n_steps)
-            violated[control][i] = bad.any(axis=1)
-            kinds = result.binding.reshape(n_share, n_steps)
-            for k in np.flatnonzero(bad.any(axis=1)):
-                t = int(np.flatnonzero(bad[k])[0])
-                first[control][i, k] = time_index[t].isoformat()
-                kind = kinds[k, t]
-                binding[control][i, k] = kind.value if isinstance(kind, Binding) else str(kind)
+            ev_cols = np.array([col[int(b)] for b in full.bus], dtype=int)
+            for k, share in enumerate(shares):
+                evs = full.rank < round(share * n_customer)  # nested: the first-ranked EVs
+                if not evs.any():
+                    continue  # nothing added: nothing made worse
+                incidence = np.zeros((int(evs.sum()), len(model.bus)))
+                incidence[np.arange(int(evs.sum())), ev_cols[evs]] = 1.0
+                p = p_base - (p_kw[:, evs] / 1000.0) @ incidence  # (T, n_bus) MW
+                if control is AdoptionControl.VOLT_VAR:
+                    flows = _solve_volt_var(
+                        model, p, q_base, p_kw[:, evs], incidence, full.charger_kw[evs]
+                    )
+                else:
+                    flows = _solve(model, p, q_base)
+                result = check(flows, base_checked, limits)
+                bad = ~result.feasible
+                if bad.any():
+                    t = int(np.flatnonzero(bad)[0])
+                    violated[control][i, k] = True
+                    first[control][i, k] = time_index[t].isoformat()
+                    kind = result.binding[t]
+                    binding[control][i, k] = kind.value if isinstance(kind, Binding) else str(kind)
     rows = [_summary(c, shares, violated[c], binding[c], unserved[c]) for c in controls]
     timings["total_s"] = _time.perf_counter() - t0
     return AdoptionResult(
@@ -435,15 +436,6 @@ def run_adoption_study(
         timings_s=timings,
         base=base,
     )
-
-
-def _per_bus(p_kw, in_share, ev_cols, n_bus) -> np.ndarray:
-    """EV power per share, step and bus [MW] (consumption positive): (S, T, n_bus)."""
-    incidence = np.zeros((len(ev_cols), n_bus))
-    incidence[np.arange(len(ev_cols)), ev_cols] = 1.0
-    # (S, n_ev) mask times (T, n_ev) power, summed per bus
-    weighted = in_share[:, None, :] * p_kw[None, :, :] / 1000.0
-    return weighted @ incidence
 
 
 def _solve(model: FeederModel, p: np.ndarray, q: np.ndarray) -> Flows:
@@ -464,30 +456,28 @@ def _solve(model: FeederModel, p: np.ndarray, q: np.ndarray) -> Flows:
     return Flows(vm, line, trafo, converged, model.dead_bus if model.dead_bus.any() else None)
 
 
-def _solve_volt_var(model, p_base, q_base, p_ev, p_kw, in_share, ev_cols, rating_kw) -> Flows:
-    """Flows with every drawing charger on the volt-var curve (damped fixed point)."""
-    n_share, n_steps, n_bus = p_ev.shape
-    p = (p_base[None] - p_ev).reshape(n_share * n_steps, n_bus)
-    active = (in_share[:, None, :] & (np.abs(p_kw) > 0)[None, :, :]).reshape(n_share * n_steps, -1)
+def _solve_volt_var(model, p, q_base, p_kw, incidence, rating_kw) -> Flows:
+    """Flows with every drawing charger on the volt-var curve (damped fixed point).
+
+    ``p`` (T, n_bus) already holds the chargers' active power; ``p_kw`` (T, n_ev) says which
+    charger draws at each step, ``incidence`` (n_ev, n_bus) where it sits.
+    """
+    active = np.abs(p_kw) > 0
+    ev_cols = np.argmax(incidence, axis=1)
     settings = VoltVarSettings.defaults()
-    q_ev_pu = np.zeros_like(active, dtype=float)  # per EV, pu of its rating
-    incidence = np.zeros((len(ev_cols), n_bus))
-    incidence[np.arange(len(ev_cols)), ev_cols] = 1.0
-    q0 = np.broadcast_to(q_base[None], p_ev.shape).reshape(n_share * n_steps, n_bus)
-    q = q0 + (q_ev_pu * rating_kw[None, :] / 1000.0) @ incidence
-    flows = _solve(model, p, q)
-    rows = np.arange(p.shape[0])  # cases whose chargers have not settled yet
+    q_ev_pu = np.zeros_like(p_kw)  # per EV, pu of its rating (+ injected)
+    scale = rating_kw[None, :] / 1000.0
+    flows = _solve(model, p, q_base)
+    rows = np.arange(p.shape[0])  # steps whose chargers have not settled yet
     for _ in range(_VOLT_VAR_ITERATIONS):
         vm_ev = np.nan_to_num(flows.vm_pu[rows][:, ev_cols], nan=1.0)
         target = np.where(active[rows], volt_var_q_pu(vm_ev, settings), 0.0)
-        change = np.abs(target - q_ev_pu[rows]).max(axis=1, initial=0.0)
-        rows = rows[change >= _VOLT_VAR_TOLERANCE_PU]
-        target = target[change >= _VOLT_VAR_TOLERANCE_PU]
+        moving = np.abs(target - q_ev_pu[rows]).max(axis=1, initial=0.0) >= _VOLT_VAR_TOLERANCE_PU
+        rows, target = rows[moving], target[moving]
         if not len(rows):
             break
         q_ev_pu[rows] += _VOLT_VAR_DAMPING * (target - q_ev_pu[rows])
-        q_rows = q0[rows] + (q_ev_pu[rows] * rating_kw[None, :] / 1000.0) @ incidence
-        part = _solve(model, p[rows], q_rows)
+        part = _solve(model, p[rows], q_base[rows] + (q_ev_pu[rows] * scale) @ incidence)
         flows.vm_pu[rows] = part.vm_pu
         flows.line_loading_percent[rows] = part.line_loading_percent
         flows.trafo_loading_percent[rows] = part.trafo_loading_percent
