@@ -69,7 +69,11 @@ def _violated(model, res, base, criteria) -> np.ndarray:
     under = (vm < criteria.v_min_pu) & ~((vm0 < criteria.v_min_pu) & (vm >= vm0 - 1e-7))
     loading = np.nan_to_num(res.line_loading_percent, nan=0.0)
     line = (loading > criteria.max_line_loading_percent).any(axis=1)
-    return over.any(axis=1) | under.any(axis=1) | line | ~res.converged
+    trafo0 = np.nan_to_num(base.trafo_loading_percent, nan=0.0)
+    trafo = np.nan_to_num(res.trafo_loading_percent, nan=0.0)
+    limit = criteria.max_trafo_loading_percent
+    trafo_bad = (trafo > limit) & ~((trafo0 > limit) & (trafo <= trafo0 + 1e-5))
+    return over.any(axis=1) | under.any(axis=1) | line | trafo_bad.any(axis=1) | ~res.converged
 
 
 def _bruteforce(model, profiles, bus, *, export, criteria, percentile=100.0, cap_mw=20.0):
@@ -212,6 +216,29 @@ def test_parse_duration():
     for bad in ("7 weeks", "-3d", "0d", "d"):
         with pytest.raises(ScenarioError, match="--duration"):
             parse_duration_s(bad)
+
+
+def test_equals_bruteforce_on_simbench_profiles():
+    """Real profiles (a winter day of 1-LV-rural1--2-sw, transformer-limited): brute force at
+    every step, import and export."""
+    from studies.hosting_capacity_timeseries import feeder_with_profiles
+
+    model, profiles = feeder_with_profiles(
+        "simbench:1-LV-rural1--2-sw", start="2016-01-07", duration_s=86400.0
+    )
+    for mode in ("import", "export"):
+        rows = time_series_hosting_capacity(
+            model, profiles, mode=mode, buses=[5, 13], snapshot=False
+        )
+        bindings = set()
+        for row in rows:
+            ref, _ = _bruteforce(
+                model, profiles, row["bus"], export=mode == "export",
+                criteria=HostingCapacityCriteria(), cap_mw=2.0,
+            )  # fmt: skip
+            assert row["hosting_capacity_mw"] == pytest.approx(ref, abs=1e-3), (mode, row)
+            bindings.add(row["binding"])
+        assert bindings <= {"transformer_loading", "overvoltage", "undervoltage"}
 
 
 def test_cli_time_series_on_simbench(capsys):
