@@ -148,6 +148,18 @@ class FeederConfig:
 
 
 @dataclass(frozen=True)
+class AdoptionConfig:
+    """``[fleet] adoption = {share, seed, source, v2g_share}``: EVs at a share of the feeder's
+    customers (declared in :data:`vehicle_models.adoption.ADOPTION_PARAMS`; ``source`` a
+    :class:`vehicle_models.adoption.AdoptionSource`)."""
+
+    share: float = 0.3
+    seed: int = 0
+    source: Any = "simbench"
+    v2g_share: float = 0.0
+
+
+@dataclass(frozen=True)
 class FleetConfig:
     """``[fleet]``: the V2G fleet (sampled from a preset, or read from a table).
 
@@ -176,6 +188,7 @@ class FleetConfig:
     settings: Any = None
     phase_allocation: Any = "round_robin"
     charger_connection: Any = "line_to_neutral"
+    adoption: AdoptionConfig | None = None
 
     def inverter_settings(self):
         """The fleet's inverter settings: :attr:`settings`, or the defaults of
@@ -309,6 +322,7 @@ STRUCTURED_KEYS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
             "where vehicles go",
         ),
         ("control", "IEEE 1547-2018 defaults", "a table", "inverter settings"),
+        ("adoption", "none", "{share, seed, source, v2g_share}", "EVs at the customers"),
     ),
     "output": (("record", "everything", "list of attribute names", "what is recorded"),),
 }
@@ -720,7 +734,7 @@ def _system_f0_hz(data: Mapping[str, Any]) -> Any:
 
 
 def _fleet(table: dict, base_dir: Path, problems: list[str], *, f0_hz: Any = 60.0) -> FleetConfig:
-    v = _read(table, fleet_params(), "fleet", problems, extra=("buses", "control"))
+    v = _read(table, fleet_params(), "fleet", problems, extra=("buses", "control", "adoption"))
     from vehicle_models.settings import GridCode, InverterSettings
 
     try:  # a system of 55 Hz has no inverter-settings preset: refused here
@@ -786,6 +800,47 @@ def _fleet(table: dict, base_dir: Path, problems: list[str], *, f0_hz: Any = 60.
         settings=settings,
         phase_allocation=v["phase_allocation"],
         charger_connection=v["charger_connection"],
+        adoption=_adoption(table.get("adoption"), problems),
+    )
+
+
+def _adoption_problems(adoption: AdoptionConfig, feeder: FeederConfig | None) -> list[str]:
+    """An adoption needs a feeder (its loads are the customers); SimBench's EV profiles need a
+    SimBench grid."""
+    if feeder is None:
+        return ["fleet.adoption: needs a [feeder] (the EVs go to its customers, the loads)"]
+    if getattr(adoption.source, "value", adoption.source) == "simbench" and not str(
+        feeder.name or ""
+    ).startswith("simbench:"):
+        return [
+            f"fleet.adoption.source: 'simbench' takes the EV profiles of a SimBench grid, but "
+            f'feeder.name is {feeder.name!r}; use feeder.name = "simbench:<code>" or '
+            'source = "behaviour"'
+        ]
+    return []
+
+
+def _adoption(table: Any, problems: list[str]) -> AdoptionConfig | None:
+    """``[fleet] adoption``, read with the validation kit (every problem, with its key)."""
+    if table is None:
+        return None
+    if not isinstance(table, Mapping):
+        problems.append(
+            f"fleet.adoption: expected a table such as {{share = 0.3, seed = 1, source = "
+            f'"simbench"}}, got {table!r}'
+        )
+        return None
+    from vehicle_models.adoption import ADOPTION_PARAMS
+
+    n_before = len(problems)
+    v = _read(table, ADOPTION_PARAMS, "fleet.adoption", problems)
+    if len(problems) > n_before:
+        return None
+    return AdoptionConfig(
+        share=float(v["share"]),
+        seed=int(v["seed"]),
+        source=v["source"],
+        v2g_share=float(v["v2g_share"]),
     )
 
 
@@ -1009,6 +1064,8 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
     ):
         # without a feeder the fleet sees 1.0 pu everywhere (frequency-response studies)
         problems.append("fleet.buses: needed without a [feeder] (the buses to put vehicles on)")
+    if fleet is not None and fleet.adoption is not None:
+        problems.extend(_adoption_problems(fleet.adoption, feeder))
     frequency = (
         _frequency(data["frequency"], problems) if isinstance(data.get("frequency"), dict) else None
     )

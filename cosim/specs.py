@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cosim.scenario import (
+    AdoptionConfig,
     EventConfig,
     EventKind,
     FeederConfig,
@@ -112,6 +113,13 @@ def from_params(cls: type, params: dict[str, Any]) -> Any:
         if kwargs.get("buses") is not None:
             # bus names (str) on a three-phase feeder, indices otherwise
             kwargs["buses"] = tuple(b if isinstance(b, str) else int(b) for b in kwargs["buses"])
+        adoption = kwargs.get("adoption")
+        if adoption is not None:
+            from vehicle_models.adoption import AdoptionSource
+
+            adoption = dict(adoption)
+            adoption["source"] = AdoptionSource(adoption["source"])
+            kwargs["adoption"] = AdoptionConfig(**adoption)
         settings = kwargs.get("settings")
         if settings is not None:
             kwargs["settings"] = InverterSettings.from_dict(
