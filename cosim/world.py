@@ -212,6 +212,7 @@ def build_world(
     same_time_loop: bool = False,
     loop_tolerance_pu: float = 1e-6,
     loop_max_iterations: int = 50,
+    fleet_replicas: float = 1.0,
 ) -> BuiltWorld:
     """Assemble the mosaik World of a scenario (simulators, entities, connections).
 
@@ -237,6 +238,18 @@ def build_world(
         the step, so the result is the fixed point of that step. Needs a feeder and a fleet.
         ``[simulation] coupling = "same_time_loop"`` in the scenario does the same, with its
         ``loop_tolerance_pu`` and ``loop_max_iterations``.
+    fleet_replicas : float, keyword-only
+        Identical feeders the scenario's feeder and fleet stand for on the bulk grid: the
+        frequency model multiplies the fleets' injection change by it (default 1; the
+        contingency study's ``feeder_replicas``).
+
+    Notes
+    -----
+    A scenario with several ``[[feeders]]`` gets one ``FeederSim`` and one ``FleetSim`` per
+    feeder (``entities`` keys ``feeder:<label>`` and ``fleet:<label>``), every fleet coupled
+    to its own feeder and all of them to the one ``FrequencySim``, which sums their injection
+    changes (``docs/many_feeders.md``). ``remote = "fleet"`` (or ``"feeder"``) runs each of
+    them in a process of its own.
     """
     import mosaik
 
@@ -277,8 +290,12 @@ def build_world(
     ents: dict[str, Any] = {}
     connect = _Connector(world)
     try:
-        _populate(world, scenario, ents, slow, fast_clock, loop, remote)
-        _connect(connect, scenario, ents, loop is not None)
+        if scenario.many_feeders:
+            _populate_many(world, scenario, ents, fast_clock, remote, fleet_replicas)
+            _connect_many(connect, scenario, ents)
+        else:
+            _populate(world, scenario, ents, slow, fast_clock, loop, remote, fleet_replicas)
+            _connect(connect, scenario, ents, loop is not None)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         fmt = scenario.output.format.value
@@ -307,6 +324,7 @@ def _populate(
     fast_clock: dict,
     loop: dict | None,
     remote: RemoteSim | None = None,
+    fleet_replicas: float = 1.0,
 ) -> None:
     sim = scenario.simulation
     feeder_step = sim.to_steps((scenario.feeder and scenario.feeder.step_s) or sim.step_s)
@@ -318,62 +336,137 @@ def _populate(
             started["feeder"] = world.start("FeederSim", step_size=feeder_step, **loop)
             started["fleet"] = world.start("FleetSim", **fast_clock, **loop)
     if scenario.feeder is not None:
-        fd = scenario.feeder
         feeder_sim = started.get("feeder") or world.start("FeederSim", step_size=feeder_step)
-        # plain values: the feeder may run in its own process (cosim.specs.to_params)
-        plain = to_params(fd.transformer)
-        transformer = {
-            "rating_mva": plain["rating_mva"],
-            "cooling": plain["cooling"],
-            "ambient_c": plain["ambient_c"],
-            **plain["overrides"],
-        }
-        ents["feeder"] = feeder_sim.Grid(
-            feeder=fd.name,
-            method=plain_value(fd.method),
-            load_scale=fd.load_scale,
-            ext_grid_vm_pu=fd.ext_grid_vm_pu,
-            transformer=transformer,
-            # the feeder reads its own load profile: a ProfileSim would be a third simulator
-            # that mosaik schedules every step for one number (see docs/architecture.md)
-            load_profile=fd.load_profile,
-            load_column=fd.load_column,
-            ambient_column=fd.ambient_column,
-            start=sim.start,
-        )
+        ents["feeder"] = _feeder_entity(feeder_sim, scenario.feeder, sim.start)
     if scenario.has_fleet:
         fl = scenario.fleet
         fleet_sim = started.get("fleet") or world.start("FleetSim", **fast_clock)
-        # in-process the fleet gets the settings parsed once; in its own process their table
         remote_fleet = (remote or sim.remote) is RemoteSim.FLEET
-        control = to_params(fl)["settings"] if remote_fleet else fl.settings
-        ents["fleet"] = fleet_sim.Fleet(
-            n_vehicles=fl.n_vehicles,
-            buses=None if fl.table else _fleet_buses(scenario),
-            preset=plain_value(fl.preset),
-            policy=plain_value(fl.policy),
-            seed=sim.seed,
-            control=control,
-            table=fl.table,
-            # the validation made it the system's frequency.f0_hz (or refused a mismatch)
-            f_nominal_hz=float(fl.f_nominal_hz),
-            packet_loss=fl.packet_loss,
-        )
+        buses = None if fl.table else _fleet_buses(scenario)
+        ents["fleet"] = _fleet_entity(fleet_sim, fl, buses, sim.seed, remote_fleet)
         if fl.setpoint_profile is not None:
             setpoint_sim = world.start(
                 "ProfileSim", datafile=fl.setpoint_profile, start=sim.start, allow_empty=True
             )
             ents["setpoints"] = setpoint_sim.Profile()
         if scenario.frequency is not None:
-            freq_sim = world.start("FrequencySim", **fast_clock)
-            ents["frequency"] = freq_sim.Grid(
-                params=scenario.frequency.params, island_params=scenario.frequency.island
-            )
+            ents["frequency"] = _frequency_entity(world, scenario, fast_clock, fleet_replicas)
     if scenario.frequency is not None and "frequency" not in ents:
-        freq_sim = world.start("FrequencySim", **fast_clock)
-        ents["frequency"] = freq_sim.Grid(
-            params=scenario.frequency.params, island_params=scenario.frequency.island
-        )
+        ents["frequency"] = _frequency_entity(world, scenario, fast_clock, fleet_replicas)
+    _events_entity(world, scenario, ents, fast_clock)
+
+
+def _feeder_entity(feeder_sim, fd, start: str | None):
+    """The ``Grid`` entity of a ``[feeder]`` spec on a started FeederSim."""
+    # plain values: the feeder may run in its own process (cosim.specs.to_params)
+    plain = to_params(fd.transformer)
+    transformer = {
+        "rating_mva": plain["rating_mva"],
+        "cooling": plain["cooling"],
+        "ambient_c": plain["ambient_c"],
+        **plain["overrides"],
+    }
+    return feeder_sim.Grid(
+        feeder=fd.name,
+        method=plain_value(fd.method),
+        load_scale=fd.load_scale,
+        ext_grid_vm_pu=fd.ext_grid_vm_pu,
+        transformer=transformer,
+        # the feeder reads its own load profile: a ProfileSim would be a third simulator
+        # that mosaik schedules every step for one number (see docs/architecture.md)
+        load_profile=fd.load_profile,
+        load_column=fd.load_column,
+        ambient_column=fd.ambient_column,
+        start=start,
+    )
+
+
+def _fleet_entity(fleet_sim, fl, buses: list[int] | None, seed: int, remote_fleet: bool):
+    """The ``Fleet`` entity of a ``[fleet]`` spec on a started FleetSim."""
+    # in-process the fleet gets the settings parsed once; in its own process their table
+    control = to_params(fl)["settings"] if remote_fleet else fl.settings
+    return fleet_sim.Fleet(
+        n_vehicles=fl.n_vehicles,
+        buses=buses,
+        preset=plain_value(fl.preset),
+        policy=plain_value(fl.policy),
+        seed=seed,
+        control=control,
+        table=fl.table,
+        # the validation made it the system's frequency.f0_hz (or refused a mismatch)
+        f_nominal_hz=float(fl.f_nominal_hz),
+        packet_loss=fl.packet_loss,
+    )
+
+
+def _populate_many(
+    world,
+    scenario: Scenario,
+    ents: dict,
+    fast_clock: dict,
+    remote: RemoteSim | None,
+    fleet_replicas: float,
+) -> None:
+    """Several ``[[feeders]]``: one FeederSim and one FleetSim per feeder, one FrequencySim.
+
+    Entities are keyed ``feeder:<label>`` and ``fleet:<label>``; with ``remote`` each
+    simulator of that kind runs in a process of its own (mosaik starts one per ``start``).
+    """
+    sim = scenario.simulation
+    remote_fleet = (remote or sim.remote) is RemoteSim.FLEET
+    for entry in scenario.feeders:
+        fd = entry.feeder
+        feeder_step = sim.to_steps(fd.step_s or sim.step_s)
+        feeder_sim = world.start("FeederSim", step_size=feeder_step)
+        ents[f"feeder:{entry.label}"] = _feeder_entity(feeder_sim, fd, sim.start)
+        if entry.has_fleet:
+            fl = entry.fleet
+            buses = None if fl.table else _entry_fleet_buses(fl, fd)
+            fleet_sim = world.start("FleetSim", **fast_clock)
+            ents[f"fleet:{entry.label}"] = _fleet_entity(
+                fleet_sim, fl, buses, entry.seed, remote_fleet
+            )
+    if scenario.frequency is not None:
+        ents["frequency"] = _frequency_entity(world, scenario, fast_clock, fleet_replicas)
+    _events_entity(world, scenario, ents, fast_clock)
+
+
+def _entry_fleet_buses(fleet, feeder) -> list[int]:
+    """Buses to place a feeder's sampled vehicles on: its ``buses`` or every bus with a load."""
+    if fleet.buses is not None:
+        return list(fleet.buses)
+    return list(_load_buses(feeder.name))
+
+
+def _connect_many(connect: _Connector, scenario: Scenario, ents: dict) -> None:
+    """Each fleet with its own feeder (time-shifted voltages) and every fleet with the one
+    frequency model: ``FrequencySim`` sums their ``p_mw`` (its ``p_fleet_mw`` input)."""
+    freq, events = ents.get("frequency"), ents.get("events")
+    for entry in scenario.feeders:
+        feeder = ents[f"feeder:{entry.label}"]
+        fleet = ents.get(f"fleet:{entry.label}")
+        if fleet is None:
+            continue
+        connect(fleet, feeder, "bus_p_mw", "bus_q_mvar")
+        connect(feeder, fleet, "bus_vm_pu", time_shifted=1, initial_data={"bus_vm_pu": {}})
+        if freq is not None:
+            connect(fleet, freq, ("p_mw", "p_fleet_mw"))
+            f0 = float(scenario.frequency.params.f0_hz)
+            connect(freq, fleet, "f_hz", time_shifted=1, initial_data={"f_hz": f0})
+    if events is not None and freq is not None:
+        # feeder-level events (line outage, island) are refused with several feeders
+        connect(events, freq, "p_event_mw", "island")
+
+
+def _frequency_entity(world, scenario: Scenario, fast_clock: dict, fleet_replicas: float):
+    freq_sim = world.start("FrequencySim", **fast_clock)
+    kwargs = {"fleet_replicas": float(fleet_replicas)} if fleet_replicas != 1.0 else {}
+    return freq_sim.Grid(
+        params=scenario.frequency.params, island_params=scenario.frequency.island, **kwargs
+    )
+
+
+def _events_entity(world, scenario: Scenario, ents: dict, fast_clock: dict) -> None:
     if scenario.events:
         events_sim = world.start("EventSim", **fast_clock)
         ents["events"] = events_sim.Events(
@@ -429,11 +522,18 @@ def _connect(connect: _Connector, scenario: Scenario, ents: dict, loop: bool = F
 def _record(
     world, connect, scenario: Scenario, ents: dict, path: Path, run_id: str, clock: dict
 ) -> None:
-    meta = run_metadata(
-        scenario.raw,
-        seed=scenario.simulation.seed,
-        extra={"time_resolution_s": scenario.simulation.time_resolution_s},
-    )
+    extra: dict[str, Any] = {"time_resolution_s": scenario.simulation.time_resolution_s}
+    if scenario.many_feeders:
+        # which simulators are which feeder: the results' signals are named by simulator
+        extra["feeders"] = {
+            e.label: {
+                kind: ents[f"{kind}:{e.label}"].full_id
+                for kind in ("feeder", "fleet")
+                if f"{kind}:{e.label}" in ents
+            }
+            for e in scenario.feeders
+        }
+    meta = run_metadata(scenario.raw, seed=scenario.simulation.seed, extra=extra)
     collector_sim = world.start("Collector", **clock)
     monitor = collector_sim.Monitor(
         path=str(path),
@@ -446,16 +546,20 @@ def _record(
     )
     ents["collector"] = monitor
     wanted = set(scenario.output.record)
+    feeder_of = {f"feeder:{e.label}": e.feeder for e in scenario.feeders}
+    feeder_of["feeder"] = scenario.feeder
     for key, entity in ents.items():
         if key == "collector":
             continue
         # a profile's attributes are its file's columns
         profile = key == "setpoints"
-        attrs = sorted(entity.model_mock.output_attrs) if profile else RECORDED[key]
+        kind = key.split(":")[0]  # several feeders: "feeder:<label>", "fleet:<label>"
+        attrs = sorted(entity.model_mock.output_attrs) if profile else RECORDED[kind]
         if wanted:
-            if key == "feeder" and scenario.feeder.load_column in wanted:
+            fd = feeder_of.get(key)
+            if kind == "feeder" and fd.load_column in wanted:
                 wanted.add("load_pu_used")  # the profile's column is recorded as used
-            if key == "feeder" and scenario.feeder.ambient_column in wanted:
+            if kind == "feeder" and fd.ambient_column in wanted:
                 wanted.add("ambient_c_used")
             attrs = [a for a in attrs if a in wanted]
         if attrs:
@@ -737,20 +841,42 @@ def metrics_from_results(
     fleet), ``fleet_e_charged_kwh``, ``fleet_e_discharged_kwh``, ``fleet_e_loss_kwh``,
     ``max_fleet_export_mw``, ``max_fleet_import_mw``, ``max_n_tripped``, ``soc_min_frac``,
     ``soc_final_frac``.
+
+    With several feeders (``[[feeders]]``) the fleet and feeder-loss series of every feeder are
+    summed at each time first (the fleets' totals), and ``soc_*`` take the mean of the
+    fleets' mean SoC (each fleet weighted alike); voltage, loading and temperature extremes
+    are over every feeder.
     """
     frame = results_frame(path)
     values = frame["value"].to_numpy()
     t = frame["t_s"].to_numpy()
 
-    def sel(suffix: str):
-        mask = signal_mask(frame, lambda name: name.endswith(suffix))
-        return t[mask], values[mask]
+    def sel(suffix: str, combine=None):
+        names: set[str] = set()
+
+        def match(name: str) -> bool:
+            if name.endswith(suffix):
+                names.add(name)
+                return True
+            return False
+
+        mask = signal_mask(frame, match)
+        if combine is None or len(names) < 2:
+            return t[mask], values[mask]
+        # several feeders (or fleets) record the same quantity: one series over time
+        tt, inverse = np.unique(t[mask], return_inverse=True)
+        out = np.zeros(tt.size)
+        np.add.at(out, inverse, values[mask])
+        if combine == "mean":
+            out /= np.bincount(inverse, minlength=tt.size)
+        return tt, out
 
     metrics: dict[str, float] = {}
 
-    def put(name: str, suffix: str, reduce) -> None:
-        """Set ``metrics[name] = reduce(values)`` when the signal was recorded."""
-        tt, vv = sel(suffix)
+    def put(name: str, suffix: str, reduce, combine=None) -> None:
+        """Set ``metrics[name] = reduce(values)`` when the signal was recorded; ``combine``
+        (``"sum"``, ``"mean"``) merges the series of several simulators at each time."""
+        tt, vv = sel(suffix, combine)
         if vv.size:
             metrics[name] = float(reduce(tt, vv)) + 0.0  # + 0.0: no negative zero
 
@@ -768,15 +894,16 @@ def metrics_from_results(
     put("max_hot_spot_c", ".hot_spot_c", lambda t, v: v.max())
     put("max_top_oil_c", ".top_oil_c", lambda t, v: v.max())
     put("ageing_h", ".ageing_h", lambda t, v: v.max())
-    put("e_loss_feeder_kwh", ".p_loss_mw", lambda t, v: _energy_kwh(t, v, duration_s))
-    put("fleet_energy_kwh", "fleet.p_mw", lambda t, v: _energy_kwh(t, v, duration_s))
+    energy = lambda t, v: _energy_kwh(t, v, duration_s)  # noqa: E731
+    put("e_loss_feeder_kwh", ".p_loss_mw", energy, "sum")
+    put("fleet_energy_kwh", "fleet.p_mw", energy, "sum")
     for key in ("e_charged_kwh", "e_discharged_kwh", "e_loss_kwh"):
-        put(f"fleet_{key}", f"fleet.{key}", lambda t, v: v[-1])
-    put("max_fleet_export_mw", "fleet.p_mw", lambda t, v: max(v.max(), 0.0))
-    put("max_fleet_import_mw", "fleet.p_mw", lambda t, v: max(-v.min(), 0.0))
-    put("max_n_tripped", "fleet.n_tripped", lambda t, v: v.max())
-    put("soc_min_frac", "fleet.soc_mean_frac", lambda t, v: v.min())
-    put("soc_final_frac", "fleet.soc_mean_frac", lambda t, v: v[-1])
+        put(f"fleet_{key}", f"fleet.{key}", lambda t, v: v[-1], "sum")
+    put("max_fleet_export_mw", "fleet.p_mw", lambda t, v: max(v.max(), 0.0), "sum")
+    put("max_fleet_import_mw", "fleet.p_mw", lambda t, v: max(-v.min(), 0.0), "sum")
+    put("max_n_tripped", "fleet.n_tripped", lambda t, v: v.max(), "sum")
+    put("soc_min_frac", "fleet.soc_mean_frac", lambda t, v: v.min(), "mean")
+    put("soc_final_frac", "fleet.soc_mean_frac", lambda t, v: v[-1], "mean")
     return metrics
 
 

@@ -1,0 +1,194 @@
+"""Several feeders, each with its own fleet, on one bulk-grid frequency (``[[feeders]]``).
+
+Validation (docs/many_feeders.md): N identical feeders with the same fleet through mosaik give
+the frequency of one feeder whose fleet response stands for N feeders (``fleet_replicas = N``,
+the replica-count path of the contingency study) within 1e-6 Hz; the swing model's input is
+the event plus the sum of every fleet's injection change at every step (power balance), and
+each feeder receives exactly its own fleet's injection.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cosim.results import read_results
+from cosim.scenario import load_scenario
+from cosim.specs import from_params, to_params
+from cosim.world import build_world
+from grids.errors import ScenarioError
+
+N_FEEDERS = 3
+EVENT_MW = 200.0
+EVENT_T_S = 0.5
+BASE = {
+    "simulation": {"duration_s": 2.0, "step_s": 0.02, "seed": 0},
+    "frequency": {"f0_hz": 60.0, "s_base_mw": 2000.0, "h_s": 4.0},
+    "events": [{"t_s": EVENT_T_S, "kind": "generation_loss", "p_mw": EVENT_MW}],
+}
+FLEET = {
+    "n_vehicles": 300,
+    "preset": "home",
+    "policy": "uniform",
+    "control": {"functions": ["freq_watt"]},
+}
+FEEDER = {"name": "case33bw", "step_s": 0.1}
+
+
+def _series(frame, suffix: str) -> dict[str, np.ndarray]:
+    """Values of every signal ending with ``suffix``, by signal name, in time order."""
+    out = {}
+    for name in frame["signal"].cat.categories:
+        if str(name).endswith(suffix):
+            rows = frame[frame["signal"] == name].sort_values("t_s")
+            out[str(name)] = rows["value"].to_numpy()
+    return out
+
+
+def _run(data: dict, tmp_path, **kwargs):
+    scenario = load_scenario(data)
+    built = build_world(scenario, tmp_path, **kwargs)
+    built.run()
+    frame, meta = read_results(built.results_path)
+    return scenario, built, frame, meta
+
+
+@pytest.fixture(scope="module")
+def many_and_one(tmp_path_factory):
+    many = dict(
+        BASE,
+        feeders=[{**FEEDER, "label": f"f{i}", "seed": 7, "fleet": FLEET} for i in range(N_FEEDERS)],
+    )
+    one = dict(BASE, simulation={**BASE["simulation"], "seed": 7}, feeder=FEEDER, fleet=FLEET)
+    a = _run(many, tmp_path_factory.mktemp("many"))
+    b = _run(one, tmp_path_factory.mktemp("one"), fleet_replicas=float(N_FEEDERS))
+    return a, b
+
+
+def test_identical_feeders_give_the_replica_frequency(many_and_one):
+    (_, _, frame_many, _), (_, _, frame_one, _) = many_and_one
+    (f_many,) = _series(frame_many, ".f_hz").values()
+    (f_one,) = _series(frame_one, ".f_hz").values()
+    assert f_many.shape == f_one.shape
+    # the event moved the frequency (the comparison is not between two flat lines)
+    assert f_one.min() < 60.0 - 0.05
+    np.testing.assert_allclose(f_many, f_one, rtol=0, atol=1e-6)
+
+
+def test_every_feeder_and_fleet_is_its_own_simulator(many_and_one):
+    (scenario, built, _, meta), _ = many_and_one
+    labels = [e.label for e in scenario.feeders]
+    assert labels == [f"f{i}" for i in range(N_FEEDERS)]
+    assert sorted(meta["feeders"]) == labels
+    fleets = {meta["feeders"][label]["fleet"] for label in labels}
+    feeders = {meta["feeders"][label]["feeder"] for label in labels}
+    assert len(fleets) == len(feeders) == N_FEEDERS
+    into_frequency = [
+        c for c in built.connections if c.dest.endswith(".grid") and c.dest_attr == "p_fleet_mw"
+    ]
+    assert {c.src for c in into_frequency} == fleets
+
+
+def test_power_balance_of_the_swing_input(many_and_one):
+    """The swing model's input is the event plus the sum of every fleet's change since the
+    first step, at every step; each feeder receives its own fleet's injection."""
+    (_, _, frame, meta), _ = many_and_one
+    (imbalance,) = _series(frame, ".p_imbalance_mw").values()
+    (t_s,) = {
+        name: frame[frame["signal"] == name]["t_s"].sort_values().to_numpy()
+        for name in frame["signal"].cat.categories
+        if str(name).endswith(".p_imbalance_mw")
+    }.values()
+    p_fleet = _series(frame, "fleet.p_mw")
+    assert len(p_fleet) == N_FEEDERS
+    change = sum(p - p[0] for p in p_fleet.values())
+    event = np.where(t_s >= EVENT_T_S - 1e-9, -EVENT_MW, 0.0)
+    np.testing.assert_allclose(imbalance, event + change, rtol=0, atol=1e-9)
+    assert np.abs(change).max() > 0.01  # the droop acted
+    extra = _series(frame, ".p_extra_mw")
+    for label, ids in meta["feeders"].items():
+        feeder_p = extra[f"{ids['feeder']}.p_extra_mw"]
+        fleet_p = p_fleet[f"{ids['fleet']}.p_mw"]
+        # the feeder steps every 0.1 s (5 fleet steps; its outputs are held in between) and
+        # receives the injection of its own fleet at that step
+        assert feeder_p.shape == fleet_p.shape, label
+        np.testing.assert_allclose(feeder_p[::5], fleet_p[::5], rtol=0, atol=1e-12)
+
+
+def test_one_feeder_scenario_is_unchanged():
+    data = dict(BASE, feeder=FEEDER, fleet=FLEET)
+    scenario = load_scenario(data)
+    assert not scenario.many_feeders
+    assert len(scenario.feeders) == 1
+    entry = scenario.feeders[0]
+    assert entry.feeder == scenario.feeder and entry.fleet == scenario.fleet
+    assert entry.seed == scenario.simulation.seed
+    assert load_scenario(BASE).feeders == ()
+
+
+def test_feeders_table_reads_each_feeder_and_fleet():
+    data = dict(
+        BASE,
+        frequency={**BASE["frequency"], "f0_hz": 50.0},
+        feeders=[
+            {"name": "case33bw", "fleet": {"n_vehicles": 10}},
+            {"name": "cigre_mv", "label": "mv", "fleet": {"n_vehicles": 20, "buses": [3, 4]}},
+            {"name": "case33bw", "label": "no_fleet", "load_scale": 0.5},
+        ],
+    )
+    scenario = load_scenario(data)
+    assert [e.label for e in scenario.feeders] == ["feeder0", "mv", "no_fleet"]
+    assert [e.seed for e in scenario.feeders] == [0, 1, 2]  # simulation.seed + i
+    assert scenario.feeder == scenario.feeders[0].feeder
+    assert scenario.feeders[1].fleet.buses == (3, 4)
+    assert scenario.feeders[2].fleet is None and scenario.feeders[2].feeder.load_scale == 0.5
+    # every fleet follows the one system frequency
+    assert {e.fleet.f_nominal_hz for e in scenario.feeders if e.fleet} == {50.0}
+    for entry in scenario.feeders:  # plain parameters for a remote process and back
+        assert from_params(type(entry), to_params(entry)) == entry
+
+
+def test_feeders_problems_name_their_table():
+    data = dict(
+        BASE,
+        fleet={"n_vehicles": 1},
+        feeders=[
+            {"name": "nowhere", "fleet": {"n_vehicles": -1}},
+            {"name": "case33bw", "label": "feeder0", "fleet": {"n_vehicles": 5, "buses": [99]}},
+            {"name": "case33bw", "label": "x y", "seed": -3, "fleet": {"f_nominal_hz": 50.0}},
+        ],
+    )
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(data)
+    text = "\n".join(info.value.problems)
+    for expected in (
+        "feeders: [[feeders]] replaces [feeder] and [fleet]",
+        "feeders[0].name: 'nowhere' is not an embedded feeder",
+        "feeders[0].fleet.n_vehicles: -1",
+        "feeders[1].label: 'feeder0' is also feeders[0]'s",
+        "feeders[1].fleet.buses: 99 is not a bus of the feeder case33bw",
+        "feeders[2].label: 'x y' is not a label",
+        "feeders[2].seed: -3",
+        "feeders[2].fleet.f_nominal_hz: 50 Hz disagrees with frequency.f0_hz (60 Hz)",
+    ):
+        assert expected in text, expected
+    # and the stray [fleet] itself (no feeder for it)
+    assert len(info.value.problems) == 9
+
+
+def test_feeder_events_and_same_time_loop_refused_with_several_feeders():
+    data = dict(
+        BASE,
+        simulation={**BASE["simulation"], "coupling": "same_time_loop"},
+        events=[*BASE["events"], {"t_s": 1.0, "kind": "line_outage", "line": 3}],
+        feeders=[
+            {"name": "case33bw", "fleet": FLEET},
+            {"name": "case33bw", "fleet": {**FLEET, "setpoint_profile": __file__}},
+        ],
+    )
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(data)
+    text = "\n".join(info.value.problems)
+    assert "events: 'line_outage' with several [[feeders]]" in text
+    assert "simulation.coupling: 'same_time_loop' with several [[feeders]]" in text
+    assert "feeders[1].fleet.setpoint_profile" in text
