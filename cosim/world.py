@@ -714,7 +714,17 @@ def run_scenario(
     if record:  # the results file is read once for both
         frame = read_results(built.results_path)[0]
         metrics = metrics_from_results(frame, duration_s=scenario.simulation.duration_s)
-        violations, not_checked = violations_of_run(scenario, frame)
+        ids = None
+        if scenario.many_feeders:
+            ids = {
+                e.label: [
+                    built.entities[k].full_id
+                    for k in (f"feeder:{e.label}", f"fleet:{e.label}")
+                    if k in built.entities
+                ]
+                for e in scenario.feeders
+            }
+        violations, not_checked = violations_of_run(scenario, frame, simulator_ids=ids)
     return RunResult(
         out_dir=out,
         results_path=built.results_path if record else None,
@@ -727,9 +737,22 @@ def run_scenario(
     )
 
 
-def violations_of_run(scenario: Scenario, results_path: str | Path | pd.DataFrame):
+def violations_of_run(
+    scenario: Scenario,
+    results_path: str | Path | pd.DataFrame,
+    *,
+    simulator_ids: dict[str, list[str]] | None = None,
+):
     """:func:`cosim.violations.run_violations` with the scenario's feeder, steps and
-    nominal frequency (``(violations, not_checked)``)."""
+    nominal frequency (``(violations, not_checked)``).
+
+    With several feeders, ``simulator_ids`` (label -> the full ids of that feeder's
+    simulator entities, e.g. ``["FeederSim-2.grid", "FleetSim-2.fleet"]``) checks each feeder
+    on its own signals (bus numbers repeat across feeders) and names it in each violation's
+    element (``"<label>: bus 17"``); the frequency is checked once.
+    """
+    if scenario.many_feeders and simulator_ids:
+        return _violations_per_feeder(scenario, results_path, simulator_ids)
     sim = scenario.simulation
     feeder = scenario.feeder
     f0_hz = None
@@ -742,6 +765,37 @@ def violations_of_run(scenario: Scenario, results_path: str | Path | pd.DataFram
         duration_s=sim.duration_s,
         f0_hz=f0_hz,
     )
+
+
+def _violations_per_feeder(scenario: Scenario, results_path, simulator_ids: dict[str, list[str]]):
+    from dataclasses import replace
+
+    frame = results_frame(results_path)
+    sim = scenario.simulation
+    out, not_checked = [], []
+    feeder_rows = np.zeros(len(frame), dtype=bool)
+    for entry in scenario.feeders:
+        prefixes = tuple(f"{i}." for i in simulator_ids.get(entry.label, []))
+        if not prefixes:
+            continue
+        rows = signal_mask(frame, lambda name, p=prefixes: name.startswith(p))
+        feeder_rows |= rows
+        found, missing = run_violations(
+            frame[rows],
+            feeder=str(entry.feeder.name),
+            feeder_step_s=entry.feeder.step_s or sim.step_s,
+            duration_s=sim.duration_s,
+        )
+        out += [replace(v, element=f"{entry.label}: {v.element}") for v in found]
+        not_checked += [f"{entry.label}: {text}" for text in missing]
+    if scenario.frequency is not None:
+        found, _ = run_violations(
+            frame[~feeder_rows],
+            duration_s=sim.duration_s,
+            f0_hz=float(scenario.frequency.params.f0_hz),
+        )
+        out += found
+    return out, not_checked
 
 
 def _as_simulation_error(error: Exception) -> V2GCosimError:
