@@ -37,7 +37,7 @@ import math
 import sys
 import time as wall_clock
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -768,8 +768,6 @@ def violations_of_run(
 
 
 def _violations_per_feeder(scenario: Scenario, results_path, simulator_ids: dict[str, list[str]]):
-    from dataclasses import replace
-
     frame = results_frame(results_path)
     sim = scenario.simulation
     out, not_checked = [], []
