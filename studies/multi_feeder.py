@@ -17,11 +17,12 @@ in ``benchmarks/cosim.py``). Both give the same per-vehicle physics: a fleet's r
 (ride-through stagger spreads) come from the first feeder's seed of its group in the fast
 path and from each feeder's own seed in the reference.
 
-Attribution: the nadir *without* feeder ``i``'s response is a re-run in which that feeder's
-fleet holds its dispatch (the ``none`` case's settings: no frequency function, no trip) while
-every other feeder keeps its case. With trips, limits and UFLS the system is not linear, so
-no superposition of one run gives this exactly; the re-runs are independent and run on
-``workers`` processes.
+Attribution: the nadir *without* feeder ``i``'s response is a re-run in which the bulk grid
+sees feeder ``i`` hold its pre-event dispatch (its injection change is left out of the swing
+input: no droop, no trip reaches the frequency) while every other feeder keeps its
+behaviour. The feeder's fleet is still stepped, so every other fleet keeps the same random
+draws. With trips, limits and UFLS the system is not linear, so no superposition of one run
+gives this exactly; the re-runs are independent and run on ``workers`` processes.
 
 Validation (``tests/studies/test_multi_feeder.py``, ``docs/many_feeders.md``): N identical
 feeders with the same fleet give the frequency of the contingency study's replica path (one
@@ -180,7 +181,8 @@ class ManyFeederResponse:
     case : FleetResponse
         The fleets' behaviour.
     off : collection of int, optional
-        Feeder indices whose fleet holds its dispatch (the ``none`` case's settings).
+        Feeder indices whose injection change the bulk grid does not see (the feeder holds
+        its pre-event dispatch as far as the frequency is concerned).
     vectorised : bool
         Step feeders with equal settings as one fleet (default) or one fleet per feeder.
     cache : dict, optional
@@ -213,6 +215,8 @@ class ManyFeederResponse:
         self.last_delta_mw = 0.0
         self.n_feeders = len(scenario.feeders)
         self.changes = [InjectionChange(replicas=self.replicas) for _ in range(self.n_feeders)]
+        self.seen = np.ones(self.n_feeders)
+        self.seen[list(off)] = 0.0
         self.p_feeder_mw = np.zeros(self.n_feeders)
         #: each feeder's injection change seen by the bulk grid, one row per step [MW]
         self.history_mw: list[np.ndarray] = []
@@ -221,13 +225,12 @@ class ManyFeederResponse:
         for i, entry in enumerate(scenario.feeders):
             if not entry.has_fleet:
                 continue
-            own = FleetResponse.NONE if i in off else case
-            if (i, own) not in cache:
+            if (i, case) not in cache:
                 settings = control_for_case(
-                    entry.fleet.settings, cont.settings, own, f_nominal_hz=cont.params.f0_hz
+                    entry.fleet.settings, cont.settings, case, f_nominal_hz=cont.params.f0_hz
                 )
-                cache[(i, own)] = build_fleet(entry.fleet, entry.feeder, entry.seed, settings)
-            pristine, net = cache[(i, own)]
+                cache[(i, case)] = build_fleet(entry.fleet, entry.feeder, entry.seed, settings)
+            pristine, net = cache[(i, case)]
             fleet = copy.deepcopy(pristine)
             settings = fleet.settings
             self.nets[i] = net
@@ -343,7 +346,7 @@ class ManyFeederResponse:
                 )
                 self.ever_tripped[g] |= tripped
         self.p_feeder_mw = p_feeder
-        deltas = np.array([c(p) for c, p in zip(self.changes, p_feeder, strict=True)])
+        deltas = self.seen * np.array([c(p) for c, p in zip(self.changes, p_feeder, strict=True)])
         self.p_delta_max_mw = np.maximum(self.p_delta_max_mw, deltas)
         self.history_mw.append(deltas)
         self.last_delta_mw = float(deltas.sum())
@@ -416,7 +419,7 @@ def simulate_many_feeders(
     scenario : MultiFeederScenario
     case : FleetResponse or str
     off : collection of int, optional, keyword-only
-        Feeders whose fleet holds its dispatch (no frequency response, no trip).
+        Feeders whose injection change the bulk grid does not see (response off).
     vectorised : bool, keyword-only
         One fleet per settings group (default) or one per feeder.
     cache : dict, optional, keyword-only
@@ -482,7 +485,7 @@ def run_multi_feeder_study(
         ``feeders``: one row per feeder with ``feeder`` (label), ``grid``, ``n_vehicles``,
         ``fleet_tripped_mw`` [MW], ``n_vehicles_tripped``, ``fleet_p_max_mw`` [MW] (largest
         injection increase), and with attribution ``f_nadir_without_hz`` [Hz] (the nadir
-        with that feeder's fleet holding its dispatch) and ``nadir_effect_hz`` [Hz]
+        with that feeder holding its pre-event dispatch) and ``nadir_effect_hz`` [Hz]
         (``f_nadir_hz − f_nadir_without_hz``: positive when the feeder's response lifted the
         nadir, negative when its trip deepened it).
     """

@@ -77,10 +77,11 @@ def write_multi_feeder_report(
     report.paragraph(
         "The swing model's input is the event plus the sum over feeders of each fleet's "
         "injection change since its dispatch before the event. "
-        "f_nadir_without_hz is the nadir of a re-run in which that feeder's fleet holds its "
-        "dispatch (no frequency response, no trip) and every other feeder keeps its "
-        "behaviour; nadir_effect_hz = f_nadir_hz − f_nadir_without_hz is positive when the "
-        "feeder's response lifted the nadir and negative when its trip deepened it."
+        "f_nadir_without_hz is the nadir of a re-run in which the bulk grid sees that feeder "
+        "hold its pre-event dispatch (neither its droop nor its trips reach the frequency) "
+        "and every other feeder keeps its behaviour; nadir_effect_hz = f_nadir_hz − "
+        "f_nadir_without_hz is positive when the feeder's response lifted the nadir and "
+        "negative when its trip deepened it."
     )
     report.heading("Feeders")
     report.table(table, "Per feeder: vehicles, trips (MW at the event, vehicles), response")

@@ -104,8 +104,9 @@ def test_power_balance_and_trips_add_up(different, case):
 
 
 def test_response_off_equals_the_system_without_that_feeder(different):
-    """Feeder 1's fleet holding its dispatch adds no injection change: the re-run gives the
-    frequency of the same system with feeder 1 removed."""
+    """With feeder 1's response off the bulk grid sees no change from it: the re-run gives the
+    frequency of the same system with feeder 1 removed (the feeders are coupled through the
+    frequency only)."""
     result, _, history = simulate_many_feeders(different, "droop", off={1})
     assert np.abs(history[:, 1]).max() < 1e-9
     data = _many(n_vehicles=(100, 600), seeds=(1, 3))
