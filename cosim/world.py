@@ -915,13 +915,7 @@ def metrics_from_results(
         mask = signal_mask(frame, match)
         if combine is None or len(names) < 2:
             return t[mask], values[mask]
-        # several feeders (or fleets) record the same quantity: one series over time
-        tt, inverse = np.unique(t[mask], return_inverse=True)
-        out = np.zeros(tt.size)
-        np.add.at(out, inverse, values[mask])
-        if combine == "mean":
-            out /= np.bincount(inverse, minlength=tt.size)
-        return tt, out
+        return _combined_series(frame, sorted(names), combine)
 
     metrics: dict[str, float] = {}
 
@@ -957,6 +951,29 @@ def metrics_from_results(
     put("soc_min_frac", "fleet.soc_mean_frac", lambda t, v: v.min(), "mean")
     put("soc_final_frac", "fleet.soc_mean_frac", lambda t, v: v[-1], "mean")
     return metrics
+
+
+def _combined_series(frame, names: list[str], combine: str) -> tuple[np.ndarray, np.ndarray]:
+    """The series of several simulators (one per feeder) as one: each held from sample to
+    sample (the collector stores a value in the high-rate windows only when it changed) on
+    the union of their times, then summed (``"sum"``) or averaged (``"mean"``)."""
+    parts = []
+    for name in names:
+        rows = signal_mask(frame, lambda n, name=name: n == name)
+        t_s = frame["t_s"].to_numpy()[rows]
+        order = np.argsort(t_s, kind="stable")
+        parts.append((t_s[order], frame["value"].to_numpy()[rows][order]))
+    times = np.unique(np.concatenate([p[0] for p in parts]))
+    total = np.zeros(times.size)
+    count = np.zeros(times.size)
+    for t_s, v in parts:
+        k = np.searchsorted(t_s, times, side="right") - 1
+        seen = k >= 0  # before its first sample a simulator adds nothing
+        total[seen] += v[k[seen]]
+        count[seen] += 1
+    if combine == "mean":
+        total = total / np.maximum(count, 1)
+    return times, total
 
 
 def _energy_kwh(t_s: np.ndarray, p_mw: np.ndarray, end_s: float | None) -> float:

@@ -206,3 +206,27 @@ def test_violations_are_checked_per_feeder(many_and_one):
     assert sorted(v.element.split(":")[0] for v in low_a) == sorted(ids)
     assert all(v.worst_value < 0.95 for v in low_a)
     assert len(not_checked) == N_FEEDERS  # case33bw has no line ratings, said per feeder
+
+
+def test_run_metrics_add_the_fleets_up_sample_and_hold():
+    """Two fleets recorded at different times (the collector stores a value in the
+    high-rate windows only when it changed): each is held until its next sample, then summed;
+    the energy is the sum of each fleet's own energy."""
+    import pandas as pd
+
+    from cosim.world import metrics_from_results
+
+    rows = [
+        (0.0, "FleetSim-0.fleet.p_mw", 1.0),
+        (0.0, "FleetSim-1.fleet.p_mw", -2.0),
+        (10.0, "FleetSim-0.fleet.p_mw", 3.0),  # fleet 1 unchanged, held at -2
+        (20.0, "FleetSim-1.fleet.p_mw", 0.5),
+    ]
+    frame = pd.DataFrame(rows, columns=["t_s", "signal", "value"])
+    frame["signal"] = frame["signal"].astype("category")
+    metrics = metrics_from_results(frame, duration_s=30.0)
+    # fleet 0: 1 MW for 10 s, 3 MW for 20 s; fleet 1: -2 MW for 20 s, 0.5 MW for 10 s
+    e_kwh = (1 * 10 + 3 * 20 - 2 * 20 + 0.5 * 10) * 1000 / 3600
+    assert metrics["fleet_energy_kwh"] == pytest.approx(e_kwh, rel=1e-12)
+    assert metrics["max_fleet_export_mw"] == pytest.approx(3.5)  # 3 + 0.5 at t = 20 s
+    assert metrics["max_fleet_import_mw"] == pytest.approx(1.0)  # 1 - 2 at t = 0
