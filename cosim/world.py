@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import functools
 import math
+import os
 import sys
 import time as wall_clock
 import uuid
@@ -74,16 +75,18 @@ SIM_NAMES = {
     "profile": "ProfileSim",
     "events": "EventSim",
     "collector": "Collector",
+    "feeder_group": "FeederGroupSim",
 }
 
 
-def sim_config(remote: RemoteSim = RemoteSim.NONE) -> dict:
-    """mosaik ``sim_config``: in-process simulators, or one of them in its own process."""
+def sim_config(remote: RemoteSim = RemoteSim.NONE, *, grouped: bool = False) -> dict:
+    """mosaik ``sim_config``: in-process simulators, or one of them in its own process
+    (``grouped``: the feeder groups of a many-feeder run, see :func:`build_world`)."""
     config: dict[str, dict] = {
         name: {"python": f"cosim.simulators:{name}"} for name in SIM_NAMES.values()
     }
     if remote is not RemoteSim.NONE:
-        name = SIM_NAMES[remote.value]
+        name = SIM_NAMES["feeder_group" if grouped else remote.value]
         config[name] = {"cmd": f"%(python)s -m cosim.simulators {name} %(addr)s"}
     return config
 
@@ -213,6 +216,7 @@ def build_world(
     loop_tolerance_pu: float = 1e-6,
     loop_max_iterations: int = 50,
     fleet_replicas: float = 1.0,
+    feeder_groups: int | None = None,
 ) -> BuiltWorld:
     """Assemble the mosaik World of a scenario (simulators, entities, connections).
 
@@ -243,13 +247,20 @@ def build_world(
         frequency model multiplies the fleets' injection change by it (default 1; the
         contingency study's ``feeder_replicas``).
 
+    feeder_groups : int, optional, keyword-only
+        Several ``[[feeders]]``: how many :class:`~cosim.simulators.FeederGroupSim` share the
+        feeder + fleet pairs. Default: one in this process, or with ``remote`` one per CPU
+        core, each in a process of its own; ``0``: one ``FeederSim`` and one ``FleetSim`` per
+        feeder (with ``remote``, every fleet or feeder in a process of its own).
+
     Notes
     -----
-    A scenario with several ``[[feeders]]`` gets one ``FeederSim`` and one ``FleetSim`` per
-    feeder (``entities`` keys ``feeder:<label>`` and ``fleet:<label>``), every fleet coupled
-    to its own feeder and all of them to the one ``FrequencySim``, which sums their injection
-    changes (``docs/many_feeders.md``). ``remote = "fleet"`` (or ``"feeder"``) runs each of
-    them in a process of its own.
+    A scenario with several ``[[feeders]]`` gets one feeder and one fleet entity per feeder
+    (``entities`` keys ``feeder:<label>`` and ``fleet:<label>``), every fleet coupled to its
+    own feeder and all of them to the one ``FrequencySim``, which sums their injection
+    changes (``docs/many_feeders.md``). The pairs share feeder-group simulators (mosaik's
+    scheduling work grows with the square of the number of simulators coupled through the
+    frequency), unless ``feeder_groups = 0``.
     """
     import mosaik
 
@@ -276,8 +287,11 @@ def build_world(
             "loop_tolerance_pu": float(loop_tolerance_pu),
             "loop_max_iterations": int(loop_max_iterations),
         }
+    n_groups = None
+    if scenario.many_feeders:
+        n_groups = _group_count(len(scenario.feeders), remote, feeder_groups)
     world = mosaik.World(
-        sim_config(remote),
+        sim_config(remote, grouped=bool(n_groups)),
         mosaik_config={"addr": ("127.0.0.1", None), "start_timeout": 60},
         time_resolution=res,
         # mosaik's output cache is pruned to the oldest step of any simulator: with slow
@@ -291,7 +305,7 @@ def build_world(
     connect = _Connector(world)
     try:
         if scenario.many_feeders:
-            _populate_many(world, scenario, ents, fast_clock, remote, fleet_replicas)
+            _populate_many(world, scenario, ents, fast_clock, remote, fleet_replicas, n_groups)
             _connect_many(connect, scenario, ents)
         else:
             _populate(world, scenario, ents, slow, fast_clock, loop, remote, fleet_replicas)
@@ -358,6 +372,11 @@ def _populate(
 
 def _feeder_entity(feeder_sim, fd, start: str | None):
     """The ``Grid`` entity of a ``[feeder]`` spec on a started FeederSim."""
+    return feeder_sim.Grid(**_feeder_params(fd, start))
+
+
+def _feeder_params(fd, start: str | None) -> dict:
+    """FeederSim ``Grid`` params of a ``[feeder]`` spec."""
     # plain values: the feeder may run in its own process (cosim.specs.to_params)
     plain = to_params(fd.transformer)
     transformer = {
@@ -366,7 +385,7 @@ def _feeder_entity(feeder_sim, fd, start: str | None):
         "ambient_c": plain["ambient_c"],
         **plain["overrides"],
     }
-    return feeder_sim.Grid(
+    return dict(
         feeder=fd.name,
         method=plain_value(fd.method),
         load_scale=fd.load_scale,
@@ -383,15 +402,21 @@ def _feeder_entity(feeder_sim, fd, start: str | None):
 
 def _fleet_entity(fleet_sim, fl, buses: list[int] | None, seed: int, remote_fleet: bool):
     """The ``Fleet`` entity of a ``[fleet]`` spec on a started FleetSim."""
+    params = _fleet_params(fl, buses, seed)
     # in-process the fleet gets the settings parsed once; in its own process their table
-    control = to_params(fl)["settings"] if remote_fleet else fl.settings
-    return fleet_sim.Fleet(
+    params["control"] = to_params(fl)["settings"] if remote_fleet else fl.settings
+    return fleet_sim.Fleet(**params)
+
+
+def _fleet_params(fl, buses: list[int] | None, seed: int) -> dict:
+    """FleetSim ``Fleet`` params of a ``[fleet]`` spec (``control`` set by the caller)."""
+    return dict(
         n_vehicles=fl.n_vehicles,
         buses=buses,
         preset=plain_value(fl.preset),
         policy=plain_value(fl.policy),
         seed=seed,
-        control=control,
+        control=None,
         table=fl.table,
         # the validation made it the system's frequency.f0_hz (or refused a mismatch)
         f_nominal_hz=float(fl.f_nominal_hz),
@@ -406,29 +431,68 @@ def _populate_many(
     fast_clock: dict,
     remote: RemoteSim | None,
     fleet_replicas: float,
+    n_groups: int | None,
 ) -> None:
-    """Several ``[[feeders]]``: one FeederSim and one FleetSim per feeder, one FrequencySim.
+    """Several ``[[feeders]]``: ``n_groups`` FeederGroupSims holding the feeder + fleet pairs
+    (or, for 0, one FeederSim and one FleetSim per feeder), one FrequencySim.
 
     Entities are keyed ``feeder:<label>`` and ``fleet:<label>``; with ``remote`` each
     simulator of that kind runs in a process of its own (mosaik starts one per ``start``).
     """
     sim = scenario.simulation
-    remote_fleet = (remote or sim.remote) is RemoteSim.FLEET
-    for entry in scenario.feeders:
-        fd = entry.feeder
-        feeder_step = sim.to_steps(fd.step_s or sim.step_s)
-        feeder_sim = world.start("FeederSim", step_size=feeder_step)
-        ents[f"feeder:{entry.label}"] = _feeder_entity(feeder_sim, fd, sim.start)
-        if entry.has_fleet:
-            fl = entry.fleet
-            buses = None if fl.table else _entry_fleet_buses(fl, fd)
-            fleet_sim = world.start("FleetSim", **fast_clock)
-            ents[f"fleet:{entry.label}"] = _fleet_entity(
-                fleet_sim, fl, buses, entry.seed, remote_fleet
-            )
+    remote = remote or sim.remote
+    if n_groups:
+        _populate_groups(world, scenario, ents, fast_clock, remote is not RemoteSim.NONE, n_groups)
+    else:
+        for entry in scenario.feeders:
+            fd = entry.feeder
+            feeder_sim = world.start("FeederSim", step_size=sim.to_steps(fd.step_s or sim.step_s))
+            ents[f"feeder:{entry.label}"] = _feeder_entity(feeder_sim, fd, sim.start)
+            if entry.has_fleet:
+                fl = entry.fleet
+                buses = None if fl.table else _entry_fleet_buses(fl, fd)
+                fleet_sim = world.start("FleetSim", **fast_clock)
+                ents[f"fleet:{entry.label}"] = _fleet_entity(
+                    fleet_sim, fl, buses, entry.seed, remote is RemoteSim.FLEET
+                )
     if scenario.frequency is not None:
         ents["frequency"] = _frequency_entity(world, scenario, fast_clock, fleet_replicas)
     _events_entity(world, scenario, ents, fast_clock)
+
+
+def _group_count(n_feeders: int, remote: RemoteSim, feeder_groups: int | None) -> int:
+    """How many FeederGroupSims share ``n_feeders`` pairs (0: none, one simulator each)."""
+    if feeder_groups is not None:
+        if not (isinstance(feeder_groups, int) and feeder_groups >= 0):
+            raise SimulationError(f"feeder_groups: {feeder_groups!r} is not an integer >= 0")
+        return min(feeder_groups, n_feeders)
+    if remote is RemoteSim.NONE:
+        return 1
+    return max(1, min(n_feeders, os.cpu_count() or 1))
+
+
+def _populate_groups(
+    world, scenario: Scenario, ents: dict, fast_clock: dict, remote: bool, n_groups: int
+) -> None:
+    """The feeder + fleet pairs on ``n_groups`` FeederGroupSims (feeders dealt in turn)."""
+    sim = scenario.simulation
+    groups = [world.start("FeederGroupSim", **fast_clock) for _ in range(n_groups)]
+    for i, entry in enumerate(scenario.feeders):
+        fd, fl = entry.feeder, entry.fleet
+        fleet = None
+        if entry.has_fleet:
+            fleet = _fleet_params(fl, None if fl.table else _entry_fleet_buses(fl, fd), entry.seed)
+            # in-process the fleet gets the settings parsed once; in its own process their table
+            fleet["control"] = to_params(fl)["settings"] if remote else fl.settings
+        pair = groups[i % n_groups].Pair(
+            feeder=_feeder_params(fd, sim.start),
+            fleet=fleet,
+            feeder_step_size=sim.to_steps(fd.step_s or sim.step_s),
+        )
+        children = {child.type: child for child in pair.children}
+        ents[f"feeder:{entry.label}"] = children["Grid"]
+        if "Fleet" in children:
+            ents[f"fleet:{entry.label}"] = children["Fleet"]
 
 
 def _entry_fleet_buses(fleet, feeder) -> list[int]:
@@ -447,8 +511,9 @@ def _connect_many(connect: _Connector, scenario: Scenario, ents: dict) -> None:
         fleet = ents.get(f"fleet:{entry.label}")
         if fleet is None:
             continue
-        connect(fleet, feeder, "bus_p_mw", "bus_q_mvar")
-        connect(feeder, fleet, "bus_vm_pu", time_shifted=1, initial_data={"bus_vm_pu": {}})
+        if fleet.sid != feeder.sid:  # a FeederGroupSim closes this loop inside
+            connect(fleet, feeder, "bus_p_mw", "bus_q_mvar")
+            connect(feeder, fleet, "bus_vm_pu", time_shifted=1, initial_data={"bus_vm_pu": {}})
         if freq is not None:
             connect(fleet, freq, ("p_mw", "p_fleet_mw"))
             f0 = float(scenario.frequency.params.f0_hz)

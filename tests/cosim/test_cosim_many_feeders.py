@@ -30,7 +30,8 @@ FLEET = {
     "n_vehicles": 300,
     "preset": "home",
     "policy": "uniform",
-    "control": {"functions": ["freq_watt"]},
+    # volt-var: the fleets' reactive power follows their feeder's (time-shifted) voltages
+    "control": {"functions": ["volt_var", "freq_watt"]},
 }
 FEEDER = {"name": "case33bw", "step_s": 0.1}
 
@@ -75,7 +76,7 @@ def test_identical_feeders_give_the_replica_frequency(many_and_one):
     np.testing.assert_allclose(f_many, f_one, rtol=0, atol=1e-6)
 
 
-def test_every_feeder_and_fleet_is_its_own_simulator(many_and_one):
+def test_every_feeder_and_fleet_is_its_own_entity(many_and_one):
     (scenario, built, _, meta), _ = many_and_one
     labels = [e.label for e in scenario.feeders]
     assert labels == [f"f{i}" for i in range(N_FEEDERS)]
@@ -87,6 +88,40 @@ def test_every_feeder_and_fleet_is_its_own_simulator(many_and_one):
         c for c in built.connections if c.dest.endswith(".grid") and c.dest_attr == "p_fleet_mw"
     ]
     assert {c.src for c in into_frequency} == fleets
+    # in one feeder-group simulator by default: the pairs' loops are closed inside it
+    assert {f.split(".")[0] for f in fleets | feeders} == {"FeederGroupSim-0"}
+    assert not [
+        c
+        for c in built.connections
+        if c.dest_attr in ("bus_p_mw", "bus_vm_pu") and not c.dest.startswith("Collector")
+    ]
+
+
+def test_feeder_groups_give_the_results_of_one_simulator_per_feeder(many_and_one, tmp_path):
+    """The feeder-group simulator closes each pair's voltage loop as the world's connections
+    do (fleet -> feeder at the same step, voltages back one step later): every recorded
+    value of the grouped run equals that of one FeederSim and one FleetSim per feeder."""
+    (scenario, _, frame, meta), _ = many_and_one
+    _, _, plain, plain_meta = _run(scenario.raw, tmp_path, feeder_groups=0)
+    assert {v["fleet"].split(".")[0] for v in plain_meta["feeders"].values()} == {
+        f"FleetSim-{i}" for i in range(N_FEEDERS)
+    }
+    rename = {}
+    for label, ids in meta["feeders"].items():
+        for kind, full_id in ids.items():
+            rename[plain_meta["feeders"][label][kind]] = full_id
+
+    def table(f, names):
+        sig = f["signal"].astype(str)
+        for old, new in names.items():
+            sig = sig.str.replace(f"{old}.", f"{new}.", regex=False)
+        return f.assign(signal=sig).set_index(["signal", "t_s"])["value"].sort_index()
+
+    grouped, per_feeder = table(frame, {}), table(plain, rename)
+    assert grouped.index.equals(per_feeder.index)
+    np.testing.assert_allclose(grouped.to_numpy(), per_feeder.to_numpy(), rtol=0, atol=1e-12)
+    q = grouped[grouped.index.get_level_values(0).str.endswith("fleet.q_mvar")]
+    assert np.abs(q).max() > 1e-3  # volt-var acted on the feeders' voltages
 
 
 def test_power_balance_of_the_swing_input(many_and_one):
