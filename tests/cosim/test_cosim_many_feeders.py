@@ -15,7 +15,7 @@ import pytest
 from cosim.results import read_results
 from cosim.scenario import load_scenario
 from cosim.specs import from_params, to_params
-from cosim.world import build_world
+from cosim.world import build_world, sim_config
 from grids.errors import ScenarioError
 
 N_FEEDERS = 3
@@ -265,3 +265,26 @@ def test_run_metrics_add_the_fleets_up_sample_and_hold():
     assert metrics["fleet_energy_kwh"] == pytest.approx(e_kwh, rel=1e-12)
     assert metrics["max_fleet_export_mw"] == pytest.approx(3.5)  # 3 + 0.5 at t = 20 s
     assert metrics["max_fleet_import_mw"] == pytest.approx(1.0)  # 1 - 2 at t = 0
+
+
+def test_feeder_groups_in_processes_of_their_own(tmp_path):
+    """``remote``: the feeder groups run in processes of their own (one per core, at most
+    one per feeder) and give the in-process numbers."""
+    from cosim.scenario import RemoteSim
+
+    data = dict(
+        BASE,
+        simulation={**BASE["simulation"], "duration_s": 1.0},
+        feeders=[
+            {**FEEDER, "label": f"f{i}", "fleet": {**FLEET, "n_vehicles": 50}} for i in range(2)
+        ],
+    )
+    _, _, local, _ = _run(data, tmp_path / "local")
+    _, _, remote, meta = _run(data, tmp_path / "remote", remote=RemoteSim.FLEET)
+    sims = {ids["fleet"].split(".")[0] for ids in meta["feeders"].values()}
+    assert sims <= {"FeederGroupSim-0", "FeederGroupSim-1"}
+    (f_local,) = _series(local, ".f_hz").values()
+    (f_remote,) = _series(remote, ".f_hz").values()
+    np.testing.assert_allclose(f_remote, f_local, rtol=0, atol=1e-9)
+    assert "cmd" in sim_config(RemoteSim.FLEET, grouped=True)["FeederGroupSim"]
+    assert "python" in sim_config(RemoteSim.NONE, grouped=True)["FeederGroupSim"]
