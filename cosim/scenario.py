@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -269,8 +270,34 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class FeederEntry:
+    """One feeder of the scenario with its own fleet (a ``[[feeders]]`` table, or the
+    ``[feeder]``/``[fleet]`` pair of a one-feeder scenario).
+
+    ``label`` names the feeder in results and reports (``[[feeders]] label``, default
+    ``feeder<i>``); ``seed`` samples its fleet (``[[feeders]] seed``, default
+    ``simulation.seed + i``: different feeders get different fleets, the first feeder of a
+    scenario the fleet a one-feeder scenario would get).
+    """
+
+    label: str
+    feeder: FeederConfig
+    fleet: FleetConfig | None = None
+    seed: int = 0
+
+    @property
+    def has_fleet(self) -> bool:
+        return self.fleet is not None and bool(self.fleet.n_vehicles > 0 or self.fleet.table)
+
+
+@dataclass(frozen=True)
 class Scenario:
-    """A validated scenario. ``raw`` is the (override-applied) dictionary it was built from."""
+    """A validated scenario. ``raw`` is the (override-applied) dictionary it was built from.
+
+    ``feeders`` holds every feeder with its fleet, all on the one ``[frequency]`` model (from
+    ``[[feeders]]``; a one-feeder scenario has the one entry of ``[feeder]``/``[fleet]``, no
+    entry without a feeder); ``feeder`` and ``fleet`` are the first one's.
+    """
 
     simulation: SimulationConfig
     feeder: FeederConfig | None = None
@@ -280,10 +307,16 @@ class Scenario:
     output: OutputConfig = field(default_factory=OutputConfig)
     raw: dict = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
+    feeders: tuple[FeederEntry, ...] = ()
 
     @property
     def has_fleet(self) -> bool:
         return self.fleet is not None and (self.fleet.n_vehicles > 0 or self.fleet.table)
+
+    @property
+    def many_feeders(self) -> bool:
+        """Whether the scenario has more than one feeder (``[[feeders]]``)."""
+        return len(self.feeders) > 1
 
     def event_windows_s(self) -> list[tuple[float, float]]:
         """High-rate windows ``[t - before, t + after]`` around events [s] (merged, clipped)."""
@@ -844,6 +877,138 @@ def _adoption(table: Any, problems: list[str]) -> AdoptionConfig | None:
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# [[feeders]]: several feeders, each with its own fleet, on the one [frequency] model
+
+#: Most ``[[feeders]]`` tables a scenario may have (each is one feeder and one fleet
+#: simulator in the co-simulation).
+MAX_FEEDERS = 1000
+#: Keys of a ``[[feeders]]`` table besides those of ``[feeder]``.
+FEEDER_ENTRY_KEYS = (
+    ("label", "`feeder<i>`", "letters, digits, `_.-`, at most 64", "name in results"),
+    ("seed", "simulation.seed + i", "0..2**32-1", "seed of this feeder's fleet"),
+    ("fleet", "no fleet", "a table with the keys of [fleet]", "this feeder's fleet"),
+)
+_LABEL_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_SECTION_PATH_RE = re.compile(r"(?<![\w\].])(feeder|fleet)\.")
+
+
+def _entry_path(problem: str, i: int) -> str:
+    """A problem of ``[feeder]``/``[fleet]`` rewritten to the key path of ``[[feeders]]``
+    table ``i`` (``fleet.n_vehicles: ...`` -> ``feeders[2].fleet.n_vehicles: ...``): each
+    table is read by the same readers as the one-feeder sections."""
+    return _SECTION_PATH_RE.sub(
+        lambda m: f"feeders[{i}]." if m.group(1) == "feeder" else f"feeders[{i}].fleet.",
+        problem,
+    )
+
+
+def _feeder_entries(
+    data: Mapping[str, Any], base_dir: Path, sim: SimulationConfig | None, problems: list[str]
+) -> tuple[FeederEntry, ...]:
+    """Read ``[[feeders]]``: each table holds the keys of ``[feeder]`` plus ``label``,
+    ``seed`` and a ``fleet`` sub-table with the keys of ``[fleet]``; every problem is
+    reported under ``feeders[i].``."""
+    items = data["feeders"]
+    if "feeder" in data or "fleet" in data:
+        problems.append(
+            "feeders: [[feeders]] replaces [feeder] and [fleet] (give the first feeder as the "
+            "first [[feeders]] table, with its fleet as feeders.fleet)"
+        )
+    if not isinstance(items, list) or not items or not all(isinstance(x, dict) for x in items):
+        problems.append("feeders: expected a non-empty array of tables [[feeders]]")
+        return ()
+    if len(items) > MAX_FEEDERS:
+        problems.append(f"feeders: {len(items)} tables, above the limit of {MAX_FEEDERS}")
+        return ()
+    frequency = data.get("frequency")
+    f0_raw = frequency.get("f0_hz") if isinstance(frequency, Mapping) else None
+    f0_hz = float(f0_raw) if is_number(f0_raw) and math.isfinite(f0_raw) else None
+    seed0 = sim.seed if sim is not None else 0
+    entries: list[FeederEntry] = []
+    labels: dict[str, int] = {}
+    for i, item in enumerate(items):
+        local: list[str] = []
+        label = item.get("label", f"feeder{i}")
+        if not isinstance(label, str) or not _LABEL_RE.fullmatch(label):
+            problems.append(
+                f"feeders[{i}].label: {label!r} is not a label (1 to 64 letters, digits, _ . -)"
+            )
+            label = f"feeder{i}"
+        elif label in labels:
+            problems.append(f"feeders[{i}].label: {label!r} is also feeders[{labels[label]}]'s")
+        labels.setdefault(label, i)
+        seed = item.get("seed", seed0 + i)
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= 2**32 - 1:
+            problems.append(f"feeders[{i}].seed: {seed!r} is not an integer in 0..2**32-1")
+            seed = seed0 + i
+        fleet_table = item.get("fleet")
+        if fleet_table is not None and not isinstance(fleet_table, dict):
+            problems.append(f"feeders[{i}].fleet: expected a table, got {fleet_table!r}")
+            fleet_table = None
+        feeder_table = {k: v for k, v in item.items() if k not in ("label", "seed", "fleet")}
+        feeder = _feeder(feeder_table, base_dir, sim, local)
+        feeder_ok = not local
+        _thermal_problems(feeder.transformer, local)
+        fleet = None
+        if fleet_table is not None:
+            f_entry = f0_hz if f0_hz is not None else fleet_table.get("f_nominal_hz", 60.0)
+            fleet = _fleet(fleet_table, base_dir, local, f0_hz=f_entry)
+            if f0_hz is not None and "f_nominal_hz" in fleet_table:
+                if fleet.f_nominal_hz != f0_hz:
+                    local.append(
+                        f"fleet.f_nominal_hz: {fleet.f_nominal_hz:g} Hz disagrees with "
+                        f"frequency.f0_hz ({f0_hz:g} Hz); one system has one nominal frequency"
+                    )
+            elif f0_hz is not None:
+                fleet = replace(fleet, f_nominal_hz=f0_hz)
+            if (
+                sim is not None
+                and fleet.latency_s > 0
+                and not _is_multiple(fleet.latency_s, sim.time_resolution_s)
+            ):
+                local.append(
+                    f"fleet.latency_s: {fleet.latency_s} is not an integer multiple of the "
+                    f"time resolution ({sim.time_resolution_s} s)"
+                )
+        local.extend(_data_problems(feeder if feeder_ok else None, fleet, sim))
+        problems.extend(_entry_path(p, i) for p in local)
+        entries.append(FeederEntry(label=label, feeder=feeder, fleet=fleet, seed=int(seed)))
+    total = sum(e.fleet.n_vehicles for e in entries if e.fleet is not None)
+    if len(entries) > 1:
+        too_many = fleet_size_problems(total)
+        problems.extend(p.replace("fleet.n_vehicles", "feeders (all fleets)") for p in too_many)
+    return tuple(entries)
+
+
+def _many_feeder_problems(
+    entries: tuple[FeederEntry, ...],
+    events: tuple[EventConfig, ...],
+    sim: SimulationConfig | None,
+) -> list[str]:
+    """What several feeders on one frequency do not support (yet), said as such."""
+    if len(entries) < 2:
+        return []
+    problems = []
+    for kind in (EventKind.LINE_OUTAGE, EventKind.ISLAND, EventKind.RECONNECT):
+        if any(e.kind is kind for e in events):
+            problems.append(
+                f"events: {kind.value!r} with several [[feeders]] (the event names no feeder; "
+                "run that feeder alone)"
+            )
+    if sim is not None and sim.coupling is Coupling.SAME_TIME_LOOP:
+        problems.append(
+            "simulation.coupling: 'same_time_loop' with several [[feeders]] (use 'time_shifted')"
+        )
+    for i, entry in enumerate(entries):
+        if entry.fleet is not None and entry.fleet.setpoint_profile is not None:
+            problems.append(
+                f"feeders[{i}].fleet.setpoint_profile: aggregator set-points with several "
+                "[[feeders]] are not supported (run that feeder alone)"
+            )
+    return problems
+
+
 def _frequency(table: dict, problems: list[str]) -> FrequencyConfig:
     # The swing parameters are declared and validated by their owner
     # (grids.frequency.SwingParameters); only the sub-table [frequency.island] is read here.
@@ -981,7 +1146,7 @@ def _output(table: dict, problems: list[str]) -> OutputConfig:
 # sections of the studies: each study registers its own
 
 
-_SECTIONS = ("simulation", "feeder", "fleet", "frequency", "events", "output")
+_SECTIONS = ("simulation", "feeder", "fleet", "feeders", "frequency", "events", "output")
 #: Study sections by name -> validator (``validator(table) -> list of problems``, or None).
 _STUDY_SECTIONS: dict[str, Any] = {}
 
@@ -1041,6 +1206,9 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
         if key in data and not isinstance(data[key], dict):
             problems.append(f"{key}: expected a table [{key}], got {data[key]!r}")
     sim = _simulation(data.get("simulation"), problems)
+    entries: tuple[FeederEntry, ...] = ()
+    if "feeders" in data:
+        entries = _feeder_entries(data, base, sim, problems)
     n_before_feeder = len(problems)
     feeder = (
         _feeder(data["feeder"], base, sim, problems)
@@ -1069,12 +1237,17 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
     frequency = (
         _frequency(data["frequency"], problems) if isinstance(data.get("frequency"), dict) else None
     )
-    events = _events(data.get("events"), sim, frequency is not None, feeder is not None, problems)
+    has_feeder = feeder is not None or bool(entries)
+    events = _events(data.get("events"), sim, frequency is not None, has_feeder, problems)
+    if entries:
+        problems.extend(_many_feeder_problems(entries, events, sim))
+        feeder, fleet = entries[0].feeder, entries[0].fleet
     output = _output(data["output"] if isinstance(data.get("output"), dict) else {}, problems)
     if (
         sim is not None
         and sim.remote is RemoteSim.FLEET
         and not (fleet is not None and (fleet.n_vehicles > 0 or fleet.table))
+        and not any(e.has_fleet for e in entries)
     ):
         problems.append("simulation.remote: 'fleet' but the scenario has no fleet")
     if any(e.kind is EventKind.ISLAND for e in events) and frequency is not None:
@@ -1088,6 +1261,8 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
         known = {a for attrs in RECORDED.values() for a in attrs} | set(THREE_PHASE_RECORDED)
         if feeder is not None:
             known |= {feeder.load_column, feeder.ambient_column or ""}
+        for entry in entries[1:]:
+            known |= {entry.feeder.load_column, entry.feeder.ambient_column or ""}
         if fleet is not None and fleet.setpoint_profile:
             known.add(fleet.setpoint_column)
         for name in output.record:
@@ -1121,7 +1296,7 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
         if swing is not None:
             frequency_f0_hz = float(swing.f0_hz)
             problems.extend(_event_size_problems(data.get("events"), events, swing))
-    if fleet is not None and frequency_f0_hz is not None:
+    if fleet is not None and frequency_f0_hz is not None and not entries:
         fleet_table = data["fleet"]
         if "f_nominal_hz" in fleet_table and fleet.f_nominal_hz != frequency_f0_hz:
             problems.append(
@@ -1143,9 +1318,12 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
                 events=events,
             )
         )
-    problems.extend(_data_problems(feeder if feeder_ok else None, fleet, sim))
+    if not entries:  # each [[feeders]] entry was checked with its own key path
+        problems.extend(_data_problems(feeder if feeder_ok else None, fleet, sim))
     check_problems(problems, ScenarioError, "invalid scenario")
     assert sim is not None
+    if not entries and feeder is not None:
+        entries = (FeederEntry(label="feeder0", feeder=feeder, fleet=fleet, seed=sim.seed),)
     return Scenario(
         simulation=sim,
         feeder=feeder,
@@ -1155,6 +1333,7 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
         output=output,
         raw=copy.deepcopy(dict(data)),
         base_dir=base,
+        feeders=entries,
     )
 
 

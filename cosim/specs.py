@@ -19,6 +19,7 @@ from cosim.scenario import (
     EventConfig,
     EventKind,
     FeederConfig,
+    FeederEntry,
     FleetConfig,
     FrequencyConfig,
     TransformerConfig,
@@ -50,7 +51,8 @@ def to_params(spec: Any) -> dict[str, Any]:
 
     Parameters
     ----------
-    spec : FeederConfig, TransformerConfig, FleetConfig, FrequencyConfig or EventConfig
+    spec : FeederConfig, TransformerConfig, FleetConfig, FrequencyConfig, EventConfig or
+        FeederEntry
         A spec of a validated scenario.
 
     Returns
@@ -77,8 +79,8 @@ def from_params(cls: type, params: dict[str, Any]) -> Any:
     Parameters
     ----------
     cls : type
-        ``FeederConfig``, ``TransformerConfig``, ``FleetConfig``, ``FrequencyConfig`` or
-        ``EventConfig``.
+        ``FeederConfig``, ``TransformerConfig``, ``FleetConfig``, ``FrequencyConfig``,
+        ``EventConfig`` or ``FeederEntry``.
     params : dict
         Plain parameters.
 
@@ -129,6 +131,10 @@ def from_params(cls: type, params: dict[str, Any]) -> Any:
         kwargs["params"] = swing_parameters(kwargs.get("table") or {})
     elif cls is EventConfig:
         kwargs["kind"] = EventKind(kwargs["kind"])
+    elif cls is FeederEntry:
+        kwargs["feeder"] = from_params(FeederConfig, kwargs["feeder"])
+        if kwargs.get("fleet") is not None:
+            kwargs["fleet"] = from_params(FleetConfig, kwargs["fleet"])
     else:
         raise TypeError(f"from_params: {cls.__name__} is not a scenario spec")
     return cls(**kwargs)

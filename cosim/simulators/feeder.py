@@ -499,6 +499,7 @@ class FeederSim(SimulatorBase):
             "sync_delta_v_pu": float(check.delta_v_pu),
             "sync_delta_theta_degree": float(check.delta_theta_degree),
         }
+
     def _fault_model(self, fault: dict):
         """The fault calculation of the feeder in its present outage state (cached)."""
         key = (tuple(self.lines_out), fault.get("s_sc_mva"), fault.get("rx"))
