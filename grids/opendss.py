@@ -266,15 +266,26 @@ class DssCircuit:
         return len(self.node_name)
 
 
+_CONTEXT: list = []
+
+
 def _opendss():
+    """A private OpenDSS engine (a DSS C-API context of its own, created once).
+
+    Reading never touches the engine a caller may be using through ``opendssdirect``
+    directly (a benchmark running OpenDSS side by side, a test building a reference).
+    """
+    if _CONTEXT:
+        return _CONTEXT[0]
     try:
         # lazy: opendssdirect is an optional extra, loaded only when an OpenDSS file is read
-        import opendssdirect as dss
+        import opendssdirect
     except ImportError as exc:  # pragma: no cover - the test extras install it
         raise FeederError(
             'reading OpenDSS models needs opendssdirect.py: pip install "v2g-cosim[opendss]"'
         ) from exc
-    return dss
+    _CONTEXT.append(opendssdirect.NewContext())
+    return _CONTEXT[0]
 
 
 def _complex_matrix(flat: list[float] | np.ndarray) -> np.ndarray:
@@ -285,7 +296,7 @@ def _complex_matrix(flat: list[float] | np.ndarray) -> np.ndarray:
 
 
 def compile_dss(path: str | Path):
-    """Compile an OpenDSS model in its own folder and return the opendssdirect module.
+    """Compile an OpenDSS model in its own folder in the reader's private OpenDSS engine.
 
     Parameters
     ----------
@@ -294,8 +305,8 @@ def compile_dss(path: str | Path):
 
     Returns
     -------
-    module
-        ``opendssdirect`` with the circuit active.
+    opendssdirect.OpenDSSDirect
+        The reader's engine (an ``opendssdirect`` context) with the circuit active.
 
     Raises
     ------
