@@ -47,7 +47,16 @@ NETWORK_CLASSES = ("line", "transformer", "capacitor", "reactor", "autotrans")
 INJECTION_CLASSES = ("pvsystem", "storage", "generator")
 #: Classes that do not change the steady state of a snapshot solve (meters, protection that
 #: is closed, control of capacitors held at their present state).
-PASSIVE_CLASSES = ("energymeter", "monitor", "fuse", "relay", "recloser", "capcontrol", "sensor")
+PASSIVE_CLASSES = (
+    "energymeter",
+    "monitor",
+    "fuse",
+    "relay",
+    "recloser",
+    "capcontrol",
+    "swtcontrol",
+    "sensor",
+)
 #: Load models the engine implements: 1 constant PQ, 2 constant Z, 3 constant P quadratic Q,
 #: 4 exponential (CVR), 5 constant |I|.
 SUPPORTED_LOAD_MODELS = (1, 2, 3, 4, 5)
@@ -630,7 +639,12 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
             {"pvsystem": dss.PVsystems, "storage": dss.Storages, "generator": dss.Generators}[
                 cls_l
             ].Name(name)
-            injections.append(_read_pc(dss, cls_l))
+            row = _read_pc(dss, cls_l)
+            if cls_l == "generator" and dss.Generators.Model() != 1:
+                unsupported.append(
+                    f"Generator.{name} (model {dss.Generators.Model()}, read as constant kW, kvar)"
+                )
+            injections.append(row)
         elif cls_l == "regcontrol" or cls_l in PASSIVE_CLASSES:
             continue
         else:

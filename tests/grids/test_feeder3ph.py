@@ -168,3 +168,13 @@ def test_phase_voltage_records(ieee13):
     assert first["vm_pu"] == pytest.approx(float(result.vm_pu[0, ieee13.node_index("675", 3)]))
     idx = ieee13.node_indices(["675", "646"], [3, 2])
     assert list(idx) == [ieee13.node_index("675", 3), ieee13.node_index("646", 2)]
+
+
+def test_floating_network_is_a_feeder_error():
+    import scipy.sparse as sp
+
+    from grids.powerflow3ph import ZBusSolver
+
+    floating = sp.csc_matrix(np.array([[1.0, -1.0], [-1.0, 1.0]], dtype=complex))
+    with pytest.raises(FeederError, match="singular"):
+        ZBusSolver(floating, np.zeros(2, dtype=complex), np.ones(2))
