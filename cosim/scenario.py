@@ -33,6 +33,7 @@ from typing import Any
 from cosim.attributes import RECORDED
 from grids.errors import ScenarioError, V2GCosimError, check_problems
 from grids.params import REQUIRED, Param, is_number, read_params, unknown_keys
+from grids.synchronisation import SYNC_PARAMS
 
 #: Tolerance for "is an integer multiple of the time resolution" checks [relative].
 _MULTIPLE_RTOL = 1e-9
@@ -451,7 +452,13 @@ ISLAND_PARAMS = (
     Param("s_base_mw", None, unit="MW", lo=0.0, lo_open=True, doc="island system base"),
     Param("h_s", None, unit="s", lo=0.0, lo_open=True, doc="island inertia constant"),
     Param("d_pu", None, lo=0.0, doc="island load damping"),
+    # the feeder's islanded power flow and its reconnection window (grids.island,
+    # grids.synchronisation): Q-V droop of the grid-forming fleet, Table 5 overrides
+    Param("q_droop_pu", None, unit="pu", lo=0.0, hi=0.5, doc="Q-V droop (default 0.05)"),
+    *(replace(p, name=f"sync_{p.name}") for p in SYNC_PARAMS),
 )
+#: The ``[frequency.island]`` keys of the island's swing model (the others are the feeder's).
+ISLAND_SWING_KEYS = ("s_base_mw", "h_s", "d_pu")
 
 #: ``[output]``.
 OUTPUT_PARAMS = (
@@ -739,7 +746,9 @@ def _frequency(table: dict, problems: list[str]) -> FrequencyConfig:
         problems.append(f"frequency.island: expected a table, got {island_raw!r}")
     else:
         values = read_params(island_raw, ISLAND_PARAMS, path="frequency.island", problems=problems)
-        island = {k: float(val) for k, val in values.items() if val is not None}
+        island = {  # the swing model's keys (the feeder reads its own from the table)
+            k: float(val) for k, val in values.items() if val is not None and k in ISLAND_SWING_KEYS
+        }
     swing = None
     try:
         swing = swing_parameters(params)

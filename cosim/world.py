@@ -202,6 +202,43 @@ def _load_buses(feeder: str) -> tuple[int, ...]:
     return tuple(sorted(int(b) for b in net.load.bus.unique()))
 
 
+def _island_params(scenario: Scenario) -> dict | None:
+    """The feeder's islanded power flow for ``island`` events: the grid-forming fleet's buses
+    share ``[frequency.island] s_base_mw`` equally, P-f droop ``1/d_pu``; None without an
+    island event, a fleet or the island's swing parameters (the feeder then keeps its slack)."""
+    # lazy: the island model only for scenarios that ask for it
+    from grids.island import droop_from_damping_pu
+
+    freq, fleet = scenario.frequency, scenario.fleet
+    if (
+        scenario.feeder is None
+        or not scenario.has_fleet
+        or freq is None
+        or not all(k in freq.island for k in ("s_base_mw", "d_pu"))
+        or not any(e.kind.value == "island" for e in scenario.events)
+    ):
+        return None
+    if fleet.table:
+        # lazy: a fleet table is read here only for island events
+        from vehicle_models.fleet_table import read_fleet_table
+
+        buses = sorted({int(b) for b in read_fleet_table(fleet.table)["bus"].tolist()})
+    else:
+        buses = sorted(set(_fleet_buses(scenario)))
+    # the feeder's keys of [frequency.island] (validated by the scenario loader, which keeps
+    # only the swing model's in ``frequency.island``)
+    raw = scenario.raw.get("frequency", {}).get("island", {})
+    return {
+        "nq_pu": float(raw.get("q_droop_pu", 0.05)),
+        "sync": {k[5:]: float(v) for k, v in raw.items() if k.startswith("sync_")},
+        "gfm_buses": buses,
+        "s_rated_mva": float(freq.island["s_base_mw"]),
+        "mp_pu": droop_from_damping_pu(float(freq.island["d_pu"])),
+        "v0_pu": scenario.feeder.ext_grid_vm_pu,  # None: the feeder's own set-point
+        "f0_hz": float(freq.params.f0_hz),
+    }
+
+
 def build_world(
     scenario: Scenario,
     out_dir: str | Path,
@@ -340,6 +377,7 @@ def _populate(
             load_column=fd.load_column,
             ambient_column=fd.ambient_column,
             start=sim.start,
+            island=_island_params(scenario),
         )
     if scenario.has_fleet:
         fl = scenario.fleet
@@ -423,9 +461,18 @@ def _connect(connect: _Connector, scenario: Scenario, ents: dict, loop: bool = F
             else:
                 connect(setpoints, fleet, pair)
     if events is not None:
-        if freq is not None:
+        islanding = any(e.kind.value == "island" for e in scenario.events)
+        if freq is not None and feeder is not None and islanding and _island_params(scenario):
+            # the feeder's breaker decides (a reconnection waits for the sync window): the
+            # request goes to the feeder, its breaker state to the swing model
+            connect(events, freq, "p_event_mw")
+            connect(events, feeder, "island")
+            connect(feeder, freq, "p_grid_import_mw", ("breaker_open", "island"))
+            f0 = float(scenario.frequency.params.f0_hz)
+            connect(freq, feeder, "f_hz", time_shifted=1, initial_data={"f_hz": f0})
+        elif freq is not None:
             connect(events, freq, "p_event_mw", "island")
-            if feeder is not None and any(e.kind.value == "island" for e in scenario.events):
+            if feeder is not None and islanding:
                 connect(feeder, freq, "p_grid_import_mw")
         if feeder is not None and any(e.kind.value == "line_outage" for e in scenario.events):
             connect(events, feeder, "lines_out")
