@@ -155,3 +155,17 @@ def test_a_fault_in_an_island_is_refused_with_its_time_and_bus():
     sim.step(0, {"grid": {"fault_event": {"E.e": fault}}}, 10**6)
     out = sim.get_data({"grid": ["fault_vm_min_pu", "vm_min_pu"]})["grid"]
     assert out["fault_vm_min_pu"] == out["vm_min_pu"] < 0.2
+
+
+def test_a_fault_inside_an_island_period_is_a_scenario_problem():
+    from grids.errors import ScenarioError
+
+    data = dict(
+        DATA,
+        frequency={"island": {"s_base_mw": 5.0, "h_s": 2.0, "d_pu": 20.0}},
+        events=[{"t_s": 0.5, "kind": "island"}, FAULT, {"t_s": 1.5, "kind": "reconnect"}],
+    )
+    with pytest.raises(ScenarioError, match=r"the fault at t = 1 s \(bus 2\) falls in the island"):
+        load_scenario(data)
+    data["events"] = [{"t_s": 0.5, "kind": "island"}, {"t_s": 0.8, "kind": "reconnect"}, FAULT]
+    assert len(load_scenario(data).events) == 3
