@@ -696,6 +696,7 @@ def run_scenario(
     remote: RemoteSim | None = None,
     record: bool = True,
     same_time_loop: bool = False,
+    feeder_groups: int | None = None,
 ) -> RunResult:
     """Run a validated scenario through mosaik; write results and return the key metrics.
 
@@ -713,6 +714,8 @@ def run_scenario(
         Write the results file (default). Without it, ``metrics`` is empty.
     same_time_loop : bool, keyword-only
         Close the voltage -> fleet -> voltage loop within each step (see :func:`build_world`).
+    feeder_groups : int, optional, keyword-only
+        Several ``[[feeders]]``: the simulators sharing them (see :func:`build_world`).
 
     Returns
     -------
@@ -739,6 +742,7 @@ def run_scenario(
         record=record,
         run_id=run_id,
         same_time_loop=same_time_loop,
+        feeder_groups=feeder_groups,
     )
     interrupted = False
     collectors = [c for c in simulators.LIVE_COLLECTORS if getattr(c, "run_id", None) == run_id]
