@@ -17,7 +17,7 @@ Data flow (see ``docs/architecture.md``)
     load profile file --> FeederSim --bus_vm_pu (time-shifted)--> FleetSim
     FleetSim --bus_p_mw, bus_q_mvar--> FeederSim
     FleetSim --p_mw--> FrequencySim --f_hz (time-shifted)--> FleetSim
-    EventSim --p_event_mw, island--> FrequencySim;  EventSim --lines_out--> FeederSim
+    EventSim --p_event_mw, island--> FrequencySim;  EventSim --lines_out, fault_event--> FeederSim
     FeederSim --p_grid_import_mw--> FrequencySim (island events only)
     every output --> Collector (results file)
 
@@ -48,7 +48,8 @@ if TYPE_CHECKING:  # pandas is loaded with the results, not at import
     import pandas as pd
 from tqdm import tqdm
 
-from cosim.attributes import RECORDED
+from cosim.attributes import RECORDED, THREE_PHASE_RECORDED
+from cosim.phase_layout import phase_layout
 from cosim.results import (
     SUFFIX,
     partial_path,
@@ -77,17 +78,21 @@ SIM_NAMES = {
     "collector": "Collector",
     "feeder_group": "FeederGroupSim",
 }
+#: The feeder's simulator on a three-phase (OpenDSS) feeder.
+THREE_PHASE_FEEDER_SIM = "ThreePhaseFeederSim"
 
 
 def sim_config(remote: RemoteSim = RemoteSim.NONE, *, grouped: bool = False) -> dict:
     """mosaik ``sim_config``: in-process simulators, or one of them in its own process
     (``grouped``: the feeder groups of a many-feeder run, see :func:`build_world`)."""
-    config: dict[str, dict] = {
-        name: {"python": f"cosim.simulators:{name}"} for name in SIM_NAMES.values()
-    }
+    names = [*SIM_NAMES.values(), THREE_PHASE_FEEDER_SIM]
+    config: dict[str, dict] = {name: {"python": f"cosim.simulators:{name}"} for name in names}
     if remote is not RemoteSim.NONE:
-        name = SIM_NAMES["feeder_group" if grouped else remote.value]
-        config[name] = {"cmd": f"%(python)s -m cosim.simulators {name} %(addr)s"}
+        remote_names = [SIM_NAMES["feeder_group" if grouped else remote.value]]
+        if remote is RemoteSim.FEEDER and not grouped:
+            remote_names.append(THREE_PHASE_FEEDER_SIM)
+        for name in remote_names:
+            config[name] = {"cmd": f"%(python)s -m cosim.simulators {name} %(addr)s"}
     return config
 
 
@@ -192,17 +197,72 @@ class _Connector:
             )
 
 
-def _fleet_buses(scenario: Scenario) -> list[int]:
-    """Buses to place sampled vehicles on: ``fleet.buses`` or every bus with a load."""
+def _fleet_buses(scenario: Scenario) -> list:
+    """Buses to place sampled vehicles on: ``fleet.buses`` or every bus with a load (bus names
+    on a three-phase feeder)."""
     if scenario.fleet.buses is not None:
         return list(scenario.fleet.buses)
+    if scenario.feeder.three_phase:
+        return list(phase_layout(str(scenario.feeder.name)).load_buses)
     return list(_load_buses(scenario.feeder.name))
+
+
+def _fleet_phase_params(scenario: Scenario) -> dict:
+    """The fleet's three-phase parameters (plain values): the feeder's bus names and phases,
+    the allocation policy and the charger connection; none on a balanced feeder."""
+    feeder = scenario.feeder
+    if feeder is None or not feeder.three_phase:
+        return {}
+    layout = phase_layout(str(feeder.name))
+    return {
+        "bus_names": list(layout.bus_names),
+        "bus_phases": [list(layout.bus_phases[i]) for i in range(len(layout.bus_names))],
+        "phase_allocation": plain_value(scenario.fleet.phase_allocation),
+        "charger_connection": plain_value(scenario.fleet.charger_connection),
+    }
 
 
 @functools.lru_cache(maxsize=8)
 def _load_buses(feeder: str) -> tuple[int, ...]:
     net = load_feeder(feeder)
     return tuple(sorted(int(b) for b in net.load.bus.unique()))
+
+
+def _island_params(scenario: Scenario) -> dict | None:
+    """The feeder's islanded power flow for ``island`` events: the grid-forming fleet's buses
+    share ``[frequency.island] s_base_mw`` equally, P-f droop ``1/d_pu``; None without an
+    island event, a fleet or the island's swing parameters (the feeder then keeps its slack)."""
+    # lazy: the island model only for scenarios that ask for it
+    from grids.island import droop_from_damping_pu
+
+    freq, fleet = scenario.frequency, scenario.fleet
+    if (
+        scenario.feeder is None
+        or not scenario.has_fleet
+        or freq is None
+        or not all(k in freq.island for k in ("s_base_mw", "d_pu"))
+        or not any(e.kind.value == "island" for e in scenario.events)
+    ):
+        return None
+    if fleet.table:
+        # lazy: a fleet table is read here only for island events
+        from vehicle_models.fleet_table import read_fleet_table
+
+        buses = sorted({int(b) for b in read_fleet_table(fleet.table)["bus"].tolist()})
+    else:
+        buses = sorted(set(_fleet_buses(scenario)))
+    # the feeder's keys of [frequency.island] (validated by the scenario loader, which keeps
+    # only the swing model's in ``frequency.island``)
+    raw = scenario.raw.get("frequency", {}).get("island", {})
+    return {
+        "nq_pu": float(raw.get("q_droop_pu", 0.05)),
+        "sync": {k[5:]: float(v) for k, v in raw.items() if k.startswith("sync_")},
+        "gfm_buses": buses,
+        "s_rated_mva": float(freq.island["s_base_mw"]),
+        "mp_pu": droop_from_damping_pu(float(freq.island["d_pu"])),
+        "v0_pu": scenario.feeder.ext_grid_vm_pu,  # None: the feeder's own set-point
+        "f0_hz": float(freq.params.f0_hz),
+    }
 
 
 def build_world(
@@ -343,21 +403,26 @@ def _populate(
     sim = scenario.simulation
     feeder_step = sim.to_steps((scenario.feeder and scenario.feeder.step_s) or sim.step_s)
     started = {}
+    three_phase = scenario.feeder is not None and scenario.feeder.three_phase
+    feeder_name = THREE_PHASE_FEEDER_SIM if three_phase else "FeederSim"
     if loop is not None:
         # the same-time loop's members share a group: mosaik iterates weak connections only
         # inside a group (tiered time), and the other simulators see the loop's final values
         with world.group():
-            started["feeder"] = world.start("FeederSim", step_size=feeder_step, **loop)
+            started["feeder"] = world.start(feeder_name, step_size=feeder_step, **loop)
             started["fleet"] = world.start("FleetSim", **fast_clock, **loop)
     if scenario.feeder is not None:
-        feeder_sim = started.get("feeder") or world.start("FeederSim", step_size=feeder_step)
-        ents["feeder"] = _feeder_entity(feeder_sim, scenario.feeder, sim.start)
+        feeder_sim = started.get("feeder") or world.start(feeder_name, step_size=feeder_step)
+        island = {} if three_phase else {"island": _island_params(scenario)}
+        ents["feeder"] = _feeder_entity(feeder_sim, scenario.feeder, sim.start, **island)
     if scenario.has_fleet:
         fl = scenario.fleet
         fleet_sim = started.get("fleet") or world.start("FleetSim", **fast_clock)
         remote_fleet = (remote or sim.remote) is RemoteSim.FLEET
         buses = None if fl.table else _fleet_buses(scenario)
-        ents["fleet"] = _fleet_entity(fleet_sim, fl, buses, sim.seed, remote_fleet)
+        ents["fleet"] = _fleet_entity(
+            fleet_sim, fl, buses, sim.seed, remote_fleet, **_fleet_phase_params(scenario)
+        )
         if fl.setpoint_profile is not None:
             setpoint_sim = world.start(
                 "ProfileSim", datafile=fl.setpoint_profile, start=sim.start, allow_empty=True
@@ -370,9 +435,10 @@ def _populate(
     _events_entity(world, scenario, ents, fast_clock)
 
 
-def _feeder_entity(feeder_sim, fd, start: str | None):
-    """The ``Grid`` entity of a ``[feeder]`` spec on a started FeederSim."""
-    return feeder_sim.Grid(**_feeder_params(fd, start))
+def _feeder_entity(feeder_sim, fd, start: str | None, **extra):
+    """The ``Grid`` entity of a ``[feeder]`` spec on a started FeederSim (``extra`` params,
+    e.g. the ``island`` of a one-feeder run)."""
+    return feeder_sim.Grid(**_feeder_params(fd, start), **extra)
 
 
 def _feeder_params(fd, start: str | None) -> dict:
@@ -385,11 +451,16 @@ def _feeder_params(fd, start: str | None) -> dict:
         "ambient_c": plain["ambient_c"],
         **plain["overrides"],
     }
+    # the three-phase engine has one method (AC) and its source voltage from the file
+    balanced = (
+        {}
+        if fd.three_phase
+        else {"method": plain_value(fd.method), "ext_grid_vm_pu": fd.ext_grid_vm_pu}
+    )
     return dict(
         feeder=fd.name,
-        method=plain_value(fd.method),
+        **balanced,
         load_scale=fd.load_scale,
-        ext_grid_vm_pu=fd.ext_grid_vm_pu,
         transformer=transformer,
         # the feeder reads its own load profile: a ProfileSim would be a third simulator
         # that mosaik schedules every step for one number (see docs/architecture.md)
@@ -400,9 +471,10 @@ def _feeder_params(fd, start: str | None) -> dict:
     )
 
 
-def _fleet_entity(fleet_sim, fl, buses: list[int] | None, seed: int, remote_fleet: bool):
-    """The ``Fleet`` entity of a ``[fleet]`` spec on a started FleetSim."""
-    params = _fleet_params(fl, buses, seed)
+def _fleet_entity(fleet_sim, fl, buses: list[int] | None, seed: int, remote_fleet: bool, **extra):
+    """The ``Fleet`` entity of a ``[fleet]`` spec on a started FleetSim (``extra`` params,
+    e.g. the phases of a three-phase feeder)."""
+    params = {**_fleet_params(fl, buses, seed), **extra}
     # in-process the fleet gets the settings parsed once; in its own process their table
     params["control"] = to_params(fl)["settings"] if remote_fleet else fl.settings
     return fleet_sim.Fleet(**params)
@@ -534,12 +606,17 @@ def _frequency_entity(world, scenario: Scenario, fast_clock: dict, fleet_replica
 def _events_entity(world, scenario: Scenario, ents: dict, fast_clock: dict) -> None:
     if scenario.events:
         events_sim = world.start("EventSim", **fast_clock)
-        ents["events"] = events_sim.Events(
-            events=[
-                {"t_s": e.t_s, "kind": e.kind.value, "p_mw": e.p_mw, "line": e.line}
-                for e in scenario.events
-            ]
-        )
+        ents["events"] = events_sim.Events(events=[_event_params(e) for e in scenario.events])
+
+
+def _event_params(event) -> dict:
+    """The plain parameters of one event for the EventSim (a fault's keys only on faults)."""
+    out = {"t_s": event.t_s, "kind": event.kind.value, "p_mw": event.p_mw, "line": event.line}
+    if event.kind.value == "fault":
+        for key in ("bus", "duration_s", "r_fault_ohm", "x_fault_ohm", "r_fault_pu",
+                    "x_fault_pu", "s_sc_mva", "rx"):  # fmt: skip
+            out[key] = getattr(event, key)
+    return out
 
 
 def _connect(connect: _Connector, scenario: Scenario, ents: dict, loop: bool = False) -> None:
@@ -576,12 +653,23 @@ def _connect(connect: _Connector, scenario: Scenario, ents: dict, loop: bool = F
             else:
                 connect(setpoints, fleet, pair)
     if events is not None:
-        if freq is not None:
+        islanding = any(e.kind.value == "island" for e in scenario.events)
+        if freq is not None and feeder is not None and islanding and _island_params(scenario):
+            # the feeder's breaker decides (a reconnection waits for the sync window): the
+            # request goes to the feeder, its breaker state to the swing model
+            connect(events, freq, "p_event_mw")
+            connect(events, feeder, "island")
+            connect(feeder, freq, "p_grid_import_mw", ("breaker_open", "island"))
+            f0 = float(scenario.frequency.params.f0_hz)
+            connect(freq, feeder, "f_hz", time_shifted=1, initial_data={"f_hz": f0})
+        elif freq is not None:
             connect(events, freq, "p_event_mw", "island")
-            if feeder is not None and any(e.kind.value == "island" for e in scenario.events):
+            if feeder is not None and islanding:
                 connect(feeder, freq, "p_grid_import_mw")
         if feeder is not None and any(e.kind.value == "line_outage" for e in scenario.events):
             connect(events, feeder, "lines_out")
+        if feeder is not None and any(e.kind.value == "fault" for e in scenario.events):
+            connect(events, feeder, "fault_event")
 
 
 def _record(
@@ -620,6 +708,8 @@ def _record(
         profile = key == "setpoints"
         kind = key.split(":")[0]  # several feeders: "feeder:<label>", "fleet:<label>"
         attrs = sorted(entity.model_mock.output_attrs) if profile else RECORDED[kind]
+        if kind == "feeder" and getattr(feeder_of.get(key), "three_phase", False):
+            attrs = attrs + THREE_PHASE_RECORDED
         if wanted:
             fd = feeder_of.get(key)
             if kind == "feeder" and fd.load_column in wanted:
@@ -910,6 +1000,13 @@ RUN_METRIC_KEYS = (
     "ufls_shed_mw",
     "min_vm_pu",
     "max_vm_pu",
+    "min_vm_a_pu",
+    "min_vm_b_pu",
+    "min_vm_c_pu",
+    "max_vm_a_pu",
+    "max_vm_b_pu",
+    "max_vm_c_pu",
+    "max_vuf_percent",
     "max_line_loading_percent",
     "max_trafo_loading_percent",
     "max_transformer_load_pu",
@@ -954,7 +1051,8 @@ def metrics_from_results(
     Keys (present when the simulator was part of the run; :data:`RUN_METRIC_KEYS`):
     ``f_nadir_hz``, ``f_zenith_hz``, ``max_abs_rocof_hz_per_s``,
     ``max_abs_rocof_500ms_hz_per_s`` [Hz/s] (NaN for a run shorter than 500 ms),
-    ``f_final_hz``, ``ufls_shed_mw``; ``min_vm_pu``, ``max_vm_pu``,
+    ``f_final_hz``, ``ufls_shed_mw``; ``min_vm_pu``, ``max_vm_pu``, on three-phase feeders
+    ``min_vm_a_pu`` ... ``max_vm_c_pu`` (per phase) and ``max_vuf_percent``,
     ``max_line_loading_percent`` (NaN when no line has a rating: not checked, never 0 %),
     ``max_trafo_loading_percent`` (NaN without a transformer in the net),
     ``max_transformer_load_pu``, ``max_hot_spot_c``, ``max_top_oil_c``, ``ageing_h``,
@@ -1003,6 +1101,10 @@ def metrics_from_results(
     put("ufls_shed_mw", ".ufls_shed_mw", lambda t, v: v.max())
     put("min_vm_pu", ".vm_min_pu", lambda t, v: v.min())
     put("max_vm_pu", ".vm_max_pu", lambda t, v: v.max())
+    for phase in "abc":  # three-phase feeders: per phase, and the voltage unbalance
+        put(f"min_vm_{phase}_pu", f".vm_min_{phase}_pu", lambda t, v: v.min())
+        put(f"max_vm_{phase}_pu", f".vm_max_{phase}_pu", lambda t, v: v.max())
+    put("max_vuf_percent", ".vuf_max_percent", lambda t, v: _nanmax(v))
     put("max_line_loading_percent", ".max_line_loading_percent", lambda t, v: _nanmax(v))
     put("max_trafo_loading_percent", ".max_trafo_loading_percent", lambda t, v: _nanmax(v))
     put("max_transformer_load_pu", ".transformer_load_pu", lambda t, v: _nanmax(v))

@@ -413,8 +413,14 @@ class FeederModel:
         ScenarioError
             Invalid arguments (all listed).
         FeederError
-            Unknown feeder, unreadable or invalid net.
+            Unknown feeder, unreadable or invalid net; an OpenDSS ``.dss`` file (three-phase:
+            see :func:`grids.feeder3ph.open_feeder_model`).
         """
+        if str(name).strip().lower().endswith(".dss"):
+            raise FeederError(
+                f"feeder {name}: an OpenDSS model is three-phase; open it with "
+                "grids.feeder3ph.open_feeder_model (or ThreePhaseFeederModel.from_dss)"
+            )
         net = prepare_net(name, load_scale=load_scale, ext_grid_vm_pu=ext_grid_vm_pu)
         return cls(
             net,

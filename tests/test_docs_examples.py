@@ -44,6 +44,14 @@ PARSE_ONLY = {
     ("hosting_capacity.md", "v2g-cosim hosting-capacity --feeder case33bw --bus all --samples"): (
         "1000 Monte Carlo scenarios on every bus (minutes)"
     ),
+    ("hosting_capacity.md", "v2g-cosim hosting-capacity --time-series --feeder simbench:"): (
+        "builds a SimBench grid and its year of profiles (about 20 s);"
+        " tests/studies/test_hosting_capacity_timeseries.py runs the command on a 1-day window"
+    ),
+    ("hosting_capacity.md", "v2g-cosim hosting-capacity --adoption --feeder simbench:"): (
+        "10 placements x 11 shares x 4 controls over a SimBench week (about a minute);"
+        " tests/studies/test_studies_adoption.py runs the study"
+    ),
     ("sweeps.md", "v2g-cosim sweep studies/scenarios/sweep_inertia_droop.toml"): (
         "35 contingency runs on all cores; tests/studies/test_sweep.py runs sweeps"
     ),

@@ -1,0 +1,666 @@
+"""OpenDSS models read with OpenDSS itself (opendssdirect.py), for the three-phase engine.
+
+:func:`read_dss` compiles an OpenDSS model (``Redirect``/``Compile`` of multi-file models
+resolve relative to the master file's folder) and extracts, as plain numpy data, everything
+the project's own three-phase solver (:mod:`grids.powerflow3ph`) needs:
+
+* the network admittance matrix ``Y`` [S] over the circuit's nodes (``YNodeOrder``), summed
+  from the primitive admittance matrices (``Yprim``) of the power-delivery elements (Line,
+  Transformer incl. regulator transformers at their present tap, Capacitor, Reactor, AutoTrans;
+  switches and open conductors as OpenDSS builds them); loads, PV systems, storage and
+  generators are NOT in it;
+* each voltage source as its Norton equivalent: the source-impedance admittance ``Y_s`` and the
+  current ``I_s = Y_s E`` (EMF ``E`` from ``basekV``, ``pu``, ``angle``);
+* per-node base voltages (``Bus.kVBase``, line-to-neutral), bus coordinates;
+* the loads (bus nodes, wye/delta, phases, kW, kvar, kV, model, vminpu/vmaxpu/vlowpu), the PV
+  systems, storage and generators as constant-power injections, the lines (terminal nodes,
+  ``Yprim``, normal rating) and the regulators (RegControl settings and their transformer's
+  taps).
+
+OpenDSS is the field's reference parser: element matrices come from it, the solve does not.
+Element classes the engine does not model are listed by name in ``DssCircuit.unsupported``
+and in a :class:`UnsupportedElementWarning`, never dropped silently.
+
+References
+----------
+R. C. Dugan, D. Montenegro, "Reference Guide: The Open Distribution System Simulator
+(OpenDSS)", EPRI, 2022 (load models, ``vminpu``/``vlowpu``, voltage source).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from grids.errors import FeederError
+
+#: Circuit-element classes whose ``Yprim`` goes into the network admittance matrix.
+NETWORK_CLASSES = ("line", "transformer", "capacitor", "reactor", "autotrans")
+#: Power-conversion classes read as constant-power injections.
+INJECTION_CLASSES = ("pvsystem", "storage", "generator")
+#: Classes that do not change the steady state of a snapshot solve (meters, protection that
+#: is closed, control of capacitors held at their present state).
+PASSIVE_CLASSES = ("energymeter", "monitor", "fuse", "relay", "recloser", "capcontrol", "sensor")
+#: Load models the engine implements: 1 constant PQ, 2 constant Z, 3 constant P quadratic Q,
+#: 4 exponential (CVR), 5 constant |I|.
+SUPPORTED_LOAD_MODELS = (1, 2, 3, 4, 5)
+
+
+class Connection(IntEnum):
+    """How a load or injection is connected: phase-to-neutral (wye) or phase-to-phase."""
+
+    WYE = 0
+    DELTA = 1
+
+
+class UnsupportedElementWarning(UserWarning):
+    """An OpenDSS model holds elements the three-phase engine does not model."""
+
+
+@dataclass(frozen=True)
+class DssLoads:
+    """Loads (or constant-power injections) of an OpenDSS circuit, one row per element.
+
+    Attributes
+    ----------
+    name : tuple of str
+        Element names (without the class prefix).
+    bus : tuple of str
+        Bus name (lower case, as OpenDSS stores it).
+    conn : numpy.ndarray of int
+        :class:`Connection` per element.
+    phases : numpy.ndarray of int
+    nodes : tuple of tuple of int
+        Node number per conductor (OpenDSS ``NodeOrder``; 0 is ground).
+    p_kw, q_kvar : numpy.ndarray
+        Nominal power per element [kW, kvar]; consumption positive for loads, injection
+        positive for PV systems, storage and generators.
+    kv : numpy.ndarray
+        Rated voltage [kV] (line-to-line for 2- and 3-phase wye, across the element otherwise).
+    model : numpy.ndarray of int
+        OpenDSS load model (1 for injections).
+    vminpu, vmaxpu, vlowpu : numpy.ndarray
+        Voltage limits of the constant-power/current range [pu of the element's base].
+    cvr_watts, cvr_vars : numpy.ndarray
+        Exponents of load model 4 (``CVRwatts``, ``CVRvars``).
+    """
+
+    name: tuple[str, ...]
+    bus: tuple[str, ...]
+    conn: np.ndarray
+    phases: np.ndarray
+    nodes: tuple[tuple[int, ...], ...]
+    p_kw: np.ndarray
+    q_kvar: np.ndarray
+    kv: np.ndarray
+    model: np.ndarray
+    vminpu: np.ndarray
+    vmaxpu: np.ndarray
+    vlowpu: np.ndarray
+    cvr_watts: np.ndarray
+    cvr_vars: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.name)
+
+
+@dataclass(frozen=True)
+class DssLines:
+    """Lines of an OpenDSS circuit (including switches), one row per line.
+
+    Attributes
+    ----------
+    name : tuple of str
+    bus1, bus2 : tuple of str
+    node_index : tuple of numpy.ndarray of int
+        Per line, the circuit node index of each terminal conductor (terminal 1 then terminal
+        2; -1 for ground).
+    yprim : tuple of numpy.ndarray of complex
+        Per line, the primitive admittance matrix [S].
+    phases : numpy.ndarray of int
+    norm_amps : numpy.ndarray
+        Normal rating [A]; NaN when none.
+    """
+
+    name: tuple[str, ...]
+    bus1: tuple[str, ...]
+    bus2: tuple[str, ...]
+    node_index: tuple[np.ndarray, ...]
+    yprim: tuple[np.ndarray, ...]
+    phases: np.ndarray
+    norm_amps: np.ndarray
+
+
+@dataclass(frozen=True)
+class DssRegulator:
+    """One RegControl and the winding it taps.
+
+    Attributes
+    ----------
+    name, transformer : str
+    winding : int
+        Controlled winding (1-based).
+    tap_pu : float
+        Present tap of that winding [pu].
+    min_tap_pu, max_tap_pu : float
+    num_taps : int
+        Number of tap steps between min and max.
+    vreg_v, band_v : float
+        Set point and bandwidth on the 120 V base [V].
+    pt_ratio, ct_primary_a, r_v, x_v : float
+        Potential transformer ratio, CT primary rating [A], line-drop compensator [V].
+    delay_s, tap_delay_s : float
+        Time delay of the first tap change and between further changes [s].
+    max_tap_change : int
+        Most tap steps per control action (OpenDSS ``maxtapchange``).
+    pt_phase : int
+        Monitored phase (1-based conductor of the winding).
+    n_phases, n_conds : int
+        Phases and conductors per terminal of the transformer.
+    winding_delta : bool
+        The monitored winding is delta connected.
+    winding_v_base_v : float
+        Base voltage of the monitored winding [V] (OpenDSS ``BaseVoltage``).
+    node_index : numpy.ndarray of int
+        Circuit node of every conductor of the transformer (-1 for ground).
+    positions_pu : numpy.ndarray (n_pos,)
+        Every tap position of the controlled winding [pu].
+    yprims : numpy.ndarray (n_pos, m, m) complex
+        The transformer's primitive admittance at each position [S] (from OpenDSS).
+    """
+
+    name: str
+    transformer: str
+    winding: int
+    tap_pu: float
+    min_tap_pu: float
+    max_tap_pu: float
+    num_taps: int
+    vreg_v: float
+    band_v: float
+    pt_ratio: float
+    ct_primary_a: float
+    r_v: float
+    x_v: float
+    delay_s: float
+    tap_delay_s: float
+    max_tap_change: int
+    pt_phase: int
+    n_phases: int
+    n_conds: int
+    winding_delta: bool
+    winding_v_base_v: float
+    node_index: np.ndarray
+    positions_pu: np.ndarray
+    yprims: np.ndarray
+
+
+@dataclass(frozen=True)
+class DssCircuit:
+    """Everything the three-phase engine needs from one compiled OpenDSS model.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The master file.
+    name : str
+        Circuit name.
+    node_name : tuple of str
+        ``BUS.NODE`` per circuit node (OpenDSS ``YNodeOrder``, upper case).
+    node_bus : numpy.ndarray of str
+        Bus name per node (lower case).
+    node_phase : numpy.ndarray of int
+        Node number per node (1, 2, 3 = a, b, c; 4+ neutral or other conductors).
+    kv_base_ln : numpy.ndarray
+        Line-to-neutral base voltage per node [kV].
+    buses : tuple of str
+        Bus names in circuit order.
+    y_network : scipy.sparse.csc_matrix (n_node, n_node) complex
+        Admittance of the power-delivery elements [S].
+    y_source : scipy.sparse.csc_matrix (n_node, n_node) complex
+        Admittance of the voltage sources' impedances to ground [S].
+    i_source_a : numpy.ndarray (n_node,) complex
+        Norton current of the voltage sources [A].
+    source_bus : str
+        Bus of the first voltage source.
+    loads : DssLoads
+    injections : DssLoads
+        PV systems, storage and generators (injection positive).
+    lines : DssLines
+    regulators : tuple of DssRegulator
+    bus_xy : dict of str to (float, float) or None
+    unsupported : tuple of str
+        ``Class.name`` of every enabled element the engine does not model.
+    base_frequency_hz : float
+    """
+
+    path: Path
+    name: str
+    node_name: tuple[str, ...]
+    node_bus: np.ndarray
+    node_phase: np.ndarray
+    kv_base_ln: np.ndarray
+    buses: tuple[str, ...]
+    y_network: sp.csc_matrix
+    y_source: sp.csc_matrix
+    i_source_a: np.ndarray
+    source_bus: str
+    loads: DssLoads
+    injections: DssLoads
+    lines: DssLines
+    regulators: tuple[DssRegulator, ...]
+    bus_xy: dict[str, tuple[float, float]] | None
+    unsupported: tuple[str, ...]
+    base_frequency_hz: float
+
+    @property
+    def n_node(self) -> int:
+        """Number of circuit nodes."""
+        return len(self.node_name)
+
+
+def _opendss():
+    try:
+        # lazy: opendssdirect is an optional extra, loaded only when an OpenDSS file is read
+        import opendssdirect as dss
+    except ImportError as exc:  # pragma: no cover - the test extras install it
+        raise FeederError(
+            'reading OpenDSS models needs opendssdirect.py: pip install "v2g-cosim[opendss]"'
+        ) from exc
+    return dss
+
+
+def _complex_matrix(flat: list[float] | np.ndarray) -> np.ndarray:
+    values = np.asarray(flat, dtype=float)
+    z = values[0::2] + 1j * values[1::2]
+    n = math.isqrt(z.size)
+    return z.reshape(n, n)
+
+
+def compile_dss(path: str | Path):
+    """Compile an OpenDSS model in its own folder and return the opendssdirect module.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        Master file (``.dss``).
+
+    Returns
+    -------
+    module
+        ``opendssdirect`` with the circuit active.
+
+    Raises
+    ------
+    FeederError
+        File missing, or OpenDSS reports an error (its message, file and line).
+    """
+    dss = _opendss()
+    master = Path(path).expanduser().resolve()
+    if not master.is_file():
+        raise FeederError(f"OpenDSS file {master}: not found")
+    cwd = os.getcwd()
+    try:
+        dss.Text.Command("clear")
+        dss.Text.Command(f'compile "{master}"')
+    except Exception as exc:  # DSSException carries OpenDSS's message with file and line
+        raise FeederError(f"OpenDSS file {master}: {exc}") from exc
+    finally:
+        os.chdir(cwd)
+    try:
+        n_nodes = dss.Circuit.NumNodes()
+    except Exception:  # DSSException: there is no active circuit
+        n_nodes = 0
+    if n_nodes == 0:
+        raise FeederError(f"OpenDSS file {master}: defines no circuit (no 'New Circuit')")
+    return dss
+
+
+def _terminal_nodes(dss, node_index: dict[str, int]) -> np.ndarray:
+    """Circuit node index of every conductor of the active element (-1 for ground)."""
+    buses = dss.CktElement.BusNames()
+    order = dss.CktElement.NodeOrder()
+    n_cond = dss.CktElement.NumConductors()
+    out = np.empty(len(order), dtype=np.int64)
+    for k, node in enumerate(order):
+        bus = buses[k // n_cond].split(".")[0].upper()
+        out[k] = -1 if node == 0 else node_index[f"{bus}.{node}"]
+    return out
+
+
+def _scatter(rows: list, cols: list, vals: list, idx: np.ndarray, yprim: np.ndarray) -> None:
+    keep = idx >= 0
+    sub = yprim[np.ix_(keep, keep)]
+    i = idx[keep]
+    rows.append(np.repeat(i, i.size))
+    cols.append(np.tile(i, i.size))
+    vals.append(sub.ravel())
+
+
+def _sparse(rows: list, cols: list, vals: list, n: int) -> sp.csc_matrix:
+    if not vals:
+        return sp.csc_matrix((n, n), dtype=complex)
+    return sp.coo_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+    ).tocsc()
+
+
+def _source_emf(dss) -> np.ndarray:
+    """EMF per conductor of the active Vsource [V] (terminal 1; terminal 2 at 0 V)."""
+    n = dss.Vsources.Phases()
+    kv = dss.Vsources.BasekV()
+    pu = dss.Vsources.PU()
+    angle = math.radians(dss.Vsources.AngleDeg())
+    vmag = kv * 1000.0 * pu if n == 1 else kv * 1000.0 * pu / (2.0 * math.sin(math.pi / n))
+    emf = vmag * np.exp(1j * (angle - 2.0 * math.pi * np.arange(n) / n))
+    n_cond = dss.CktElement.NumConductors()
+    out = np.zeros(2 * n_cond, dtype=complex)
+    out[:n] = emf
+    return out
+
+
+def _bus_of(dss) -> str:
+    return dss.CktElement.BusNames()[0].split(".")[0].lower()
+
+
+def _read_pc(dss, kind: str) -> dict:
+    """Row of the load/injection table for the active element."""
+    row = {
+        "name": dss.CktElement.Name().split(".", 1)[1],
+        "bus": _bus_of(dss),
+        "nodes": tuple(int(n) for n in dss.CktElement.NodeOrder()),
+        "phases": dss.CktElement.NumPhases(),
+    }
+    if kind == "load":
+        row.update(
+            conn=Connection.DELTA if dss.Loads.IsDelta() else Connection.WYE,
+            p_kw=dss.Loads.kW(),
+            q_kvar=dss.Loads.kvar(),
+            kv=dss.Loads.kV(),
+            model=dss.Loads.Model(),
+            vminpu=dss.Loads.Vminpu(),
+            vmaxpu=dss.Loads.Vmaxpu(),
+            vlowpu=float(dss.Properties.Value("vlowpu")),
+            cvr_watts=dss.Loads.CVRwatts(),
+            cvr_vars=dss.Loads.CVRvars(),
+        )
+        return row
+    conn = str(dss.Properties.Value("conn")).strip().lower()
+    row["conn"] = Connection.DELTA if conn.startswith(("d", "l")) else Connection.WYE
+    row["kv"] = float(dss.Properties.Value("kv"))
+    row["model"] = 1
+    row["vminpu"] = float(dss.Properties.Value("vminpu"))
+    row["vmaxpu"] = float(dss.Properties.Value("vmaxpu"))
+    row["vlowpu"] = 0.0
+    row["cvr_watts"] = row["cvr_vars"] = 0.0
+    if kind == "pvsystem":
+        p = dss.PVsystems.Pmpp() * dss.PVsystems.Irradiance()
+        kva = dss.PVsystems.kVARated()
+        row["p_kw"] = min(p, kva) if kva > 0 else p
+        row["q_kvar"] = dss.PVsystems.kvar()
+    elif kind == "storage":
+        state = dss.Storages.State()  # 1 charging... OpenDSS: -1 charging, 1 discharging, 0 idle
+        kw = float(dss.Properties.Value("kW"))
+        row["p_kw"] = 0.0 if state == 0 else kw
+        row["q_kvar"] = float(dss.Properties.Value("kvar"))
+    else:
+        row["p_kw"] = dss.Generators.kW()
+        row["q_kvar"] = dss.Generators.kvar()
+    return row
+
+
+def _table(rows: list[dict]) -> DssLoads:
+    def arr(key, dtype=float):
+        return np.array([r[key] for r in rows], dtype=dtype)
+
+    return DssLoads(
+        name=tuple(r["name"] for r in rows),
+        bus=tuple(r["bus"] for r in rows),
+        conn=arr("conn", np.int64),
+        phases=arr("phases", np.int64),
+        nodes=tuple(r["nodes"] for r in rows),
+        p_kw=arr("p_kw"),
+        q_kvar=arr("q_kvar"),
+        kv=arr("kv"),
+        model=arr("model", np.int64),
+        vminpu=arr("vminpu"),
+        vmaxpu=arr("vmaxpu"),
+        vlowpu=arr("vlowpu"),
+        cvr_watts=arr("cvr_watts"),
+        cvr_vars=arr("cvr_vars"),
+    )
+
+
+def _int_or(text: str, default: int) -> int:
+    try:
+        return int(float(str(text).strip()))
+    except ValueError:  # "max", "min" (phase selection modes): the first phase
+        return default
+
+
+def _transformer_yprims(dss, name: str, winding: int, positions: np.ndarray) -> np.ndarray:
+    """Primitive admittance of a transformer at each tap of one winding (then restored)."""
+    dss.Transformers.Name(name)
+    dss.Transformers.Wdg(winding)
+    present = dss.Transformers.Tap()
+    out = []
+    for tap in [*positions, present]:
+        dss.Transformers.Name(name)
+        dss.Transformers.Wdg(winding)
+        dss.Transformers.Tap(float(tap))
+        dss.YMatrix.BuildYMatrixD(2, False)  # recomputes the element's Yprim
+        dss.Circuit.SetActiveElement(f"Transformer.{name}")
+        out.append(_complex_matrix(dss.CktElement.YPrim()))
+    return np.array(out[:-1])
+
+
+def _read_regulators(dss, node_index: dict[str, int]) -> tuple[DssRegulator, ...]:
+    rows = []
+    for name in dss.RegControls.AllNames():
+        dss.RegControls.Name(name)
+        rows.append(
+            {
+                "name": name,
+                "transformer": dss.RegControls.Transformer(),
+                "winding": dss.RegControls.Winding(),
+                "vreg_v": dss.RegControls.ForwardVreg(),
+                "band_v": dss.RegControls.ForwardBand(),
+                "pt_ratio": dss.RegControls.PTRatio(),
+                "ct_primary_a": dss.RegControls.CTPrimary(),
+                "r_v": dss.RegControls.ForwardR(),
+                "x_v": dss.RegControls.ForwardX(),
+                "delay_s": dss.RegControls.Delay(),
+                "tap_delay_s": dss.RegControls.TapDelay(),
+                "max_tap_change": dss.RegControls.MaxTapChange(),
+                "pt_phase": _int_or(dss.Properties.Value("PTphase"), 1),
+            }
+        )
+    out = []
+    for row in rows:
+        dss.Transformers.Name(row["transformer"])
+        dss.Transformers.Wdg(row["winding"])
+        lo, hi, n = dss.Transformers.MinTap(), dss.Transformers.MaxTap(), dss.Transformers.NumTaps()
+        tap = dss.Transformers.Tap()
+        kv = dss.Transformers.kV()
+        delta = bool(dss.Transformers.IsDelta())
+        positions = np.linspace(lo, hi, n + 1)
+        dss.Circuit.SetActiveElement(f"Transformer.{row['transformer']}")
+        idx = _terminal_nodes(dss, node_index)
+        n_ph, n_cond = dss.CktElement.NumPhases(), dss.CktElement.NumConductors()
+        # OpenDSS's winding base: line-to-neutral for a 2- or 3-phase wye winding
+        v_base = kv * 1000.0 / (math.sqrt(3.0) if not delta and n_ph in (2, 3) else 1.0)
+        yprims = _transformer_yprims(dss, row["transformer"], row["winding"], positions)
+        out.append(
+            DssRegulator(
+                **row,
+                tap_pu=tap,
+                min_tap_pu=lo,
+                max_tap_pu=hi,
+                num_taps=n,
+                n_phases=n_ph,
+                n_conds=n_cond,
+                winding_delta=delta,
+                winding_v_base_v=v_base,
+                node_index=idx,
+                positions_pu=positions,
+                yprims=yprims,
+            )
+        )
+    return tuple(out)
+
+
+def _bus_coordinates(dss, buses: tuple[str, ...]) -> dict[str, tuple[float, float]] | None:
+    xy = {}
+    for bus in buses:
+        dss.Circuit.SetActiveBus(bus)
+        if dss.Bus.Coorddefined():
+            xy[bus] = (float(dss.Bus.X()), float(dss.Bus.Y()))
+    return xy or None
+
+
+def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
+    """Compile an OpenDSS model and extract the data of the three-phase engine.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        Master file of the model (``Redirect``/``Compile`` inside it are relative to its
+        folder).
+    warn : bool, keyword-only
+        Emit an :class:`UnsupportedElementWarning` listing the elements not modelled.
+
+    Returns
+    -------
+    DssCircuit
+        Network admittance, sources, loads, injections, lines, regulators, coordinates.
+
+    Raises
+    ------
+    FeederError
+        opendssdirect missing, file missing, an OpenDSS compile error, no circuit, buses
+        without a base voltage.
+    """
+    dss = compile_dss(path)
+    master = Path(path).expanduser().resolve()
+    node_name = tuple(str(n).upper() for n in dss.Circuit.YNodeOrder())
+    node_index = {n: i for i, n in enumerate(node_name)}
+    n = len(node_name)
+    node_bus = np.array([s.rsplit(".", 1)[0].lower() for s in node_name])
+    node_phase = np.array([int(s.rsplit(".", 1)[1]) for s in node_name], dtype=np.int64)
+    buses = tuple(str(b).lower() for b in dss.Circuit.AllBusNames())
+
+    kv_bus = {}
+    for bus in buses:
+        dss.Circuit.SetActiveBus(bus)
+        kv_bus[bus] = float(dss.Bus.kVBase())
+    if any(v <= 0 for v in kv_bus.values()):
+        dss.Text.Command("calcvoltagebases")
+        for bus in buses:
+            dss.Circuit.SetActiveBus(bus)
+            kv_bus[bus] = float(dss.Bus.kVBase())
+    missing = sorted(b for b, v in kv_bus.items() if not v > 0)
+    if missing:
+        raise FeederError(
+            f"OpenDSS file {master}: buses without a base voltage (add 'Set VoltageBases=[...]'"
+            f" and 'CalcVoltageBases'): {', '.join(missing[:10])}"
+        )
+    kv_base_ln = np.array([kv_bus[b] for b in node_bus])
+
+    net = ([], [], [])
+    src = ([], [], [])
+    i_source = np.zeros(n, dtype=complex)
+    loads, injections, unsupported = [], [], []
+    line_rows: dict[str, list] = {k: [] for k in ("name", "bus1", "bus2", "idx", "y", "ph", "amps")}
+    source_bus = ""
+    for full in dss.Circuit.AllElementNames():
+        dss.Circuit.SetActiveElement(full)
+        if not dss.CktElement.Enabled():
+            continue
+        cls, name = full.split(".", 1)
+        cls_l = cls.lower()
+        if cls_l in NETWORK_CLASSES:
+            idx = _terminal_nodes(dss, node_index)
+            yprim = _complex_matrix(dss.CktElement.YPrim())
+            _scatter(*net, idx, yprim)
+            if cls_l == "line":
+                bus_names = dss.CktElement.BusNames()
+                line_rows["name"].append(name)
+                line_rows["bus1"].append(bus_names[0].split(".")[0].lower())
+                line_rows["bus2"].append(bus_names[1].split(".")[0].lower())
+                line_rows["idx"].append(idx)
+                line_rows["y"].append(yprim)
+                line_rows["ph"].append(dss.CktElement.NumPhases())
+                amps = dss.CktElement.NormalAmps()
+                line_rows["amps"].append(amps if amps > 0 else np.nan)
+        elif cls_l == "vsource":
+            dss.Vsources.Name(name)
+            idx = _terminal_nodes(dss, node_index)
+            yprim = _complex_matrix(dss.CktElement.YPrim())
+            emf = _source_emf(dss)
+            _scatter(*src, idx, yprim)
+            keep = idx >= 0
+            np.add.at(i_source, idx[keep], (yprim @ emf)[keep])
+            source_bus = source_bus or _bus_of(dss)
+        elif cls_l == "load":
+            dss.Loads.Name(name)
+            row = _read_pc(dss, "load")
+            if row["model"] not in SUPPORTED_LOAD_MODELS:
+                unsupported.append(f"Load.{name} (model {row['model']}, read as model 1)")
+                row["model"] = 1
+            loads.append(row)
+        elif cls_l in INJECTION_CLASSES:
+            {"pvsystem": dss.PVsystems, "storage": dss.Storages, "generator": dss.Generators}[
+                cls_l
+            ].Name(name)
+            injections.append(_read_pc(dss, cls_l))
+        elif cls_l == "regcontrol" or cls_l in PASSIVE_CLASSES:
+            continue
+        else:
+            unsupported.append(f"{cls}.{name}")
+    if not source_bus:
+        raise FeederError(f"OpenDSS file {master}: no voltage source (Vsource)")
+
+    lines = DssLines(
+        name=tuple(line_rows["name"]),
+        bus1=tuple(line_rows["bus1"]),
+        bus2=tuple(line_rows["bus2"]),
+        node_index=tuple(line_rows["idx"]),
+        yprim=tuple(line_rows["y"]),
+        phases=np.array(line_rows["ph"], dtype=np.int64),
+        norm_amps=np.array(line_rows["amps"], dtype=float),
+    )
+    circuit = DssCircuit(
+        path=master,
+        name=dss.Circuit.Name(),
+        node_name=node_name,
+        node_bus=node_bus,
+        node_phase=node_phase,
+        kv_base_ln=kv_base_ln,
+        buses=buses,
+        y_network=_sparse(*net, n),
+        y_source=_sparse(*src, n),
+        i_source_a=i_source,
+        source_bus=source_bus,
+        loads=_table(loads),
+        injections=_table(injections),
+        lines=lines,
+        regulators=_read_regulators(dss, node_index),
+        bus_xy=_bus_coordinates(dss, buses),
+        unsupported=tuple(unsupported),
+        base_frequency_hz=float(dss.Solution.Frequency()),
+    )
+    if warn and circuit.unsupported:
+        warnings.warn(
+            f"OpenDSS file {master}: elements not modelled by the three-phase engine: "
+            + ", ".join(circuit.unsupported),
+            UnsupportedElementWarning,
+            stacklevel=2,
+        )
+    return circuit

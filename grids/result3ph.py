@@ -1,0 +1,290 @@
+"""The result of a three-phase power flow: phase voltages, VUF, line currents, losses.
+
+:class:`ThreePhaseResult` holds the solved node voltages and computes everything derived from
+them (magnitudes, angles, VUF, line currents, losses, source power) on first access, so that
+a batch of thousands of scenarios on a feeder of thousands of nodes pays only for what the
+caller reads.
+
+Equations: losses ``S_loss = sum_i V_i conj((Y_net V)_i)`` over the power-delivery elements;
+source power ``S_src = sum_i V_i conj(I_s,i - (Y_s V)_i)`` (Norton equivalent of the voltage
+sources); line current at the first terminal ``I = Y_prim,1 V_terminals``; VUF from
+:func:`grids.sequence.voltage_unbalance_factor_percent`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import scipy.sparse as sp
+
+from grids.errors import ConvergenceError
+from grids.powerflow3ph import csr_quadratic, csr_rows_abs
+from grids.sequence import voltage_unbalance_factor_percent
+
+#: Phase letters of node numbers 1, 2, 3.
+PHASE_LETTER = {1: "a", 2: "b", 3: "c"}
+
+CsrArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def csr_arrays(matrix) -> CsrArrays:
+    """CSR ``(data, indices, indptr)`` of a sparse matrix, for the compiled kernels.
+
+    Parameters
+    ----------
+    matrix : scipy.sparse matrix
+        Any sparse format (complex).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``data`` (complex), ``indices`` and ``indptr`` (int64), indices sorted per row.
+    """
+    csr = sp.csr_matrix(matrix)
+    csr.sort_indices()
+    return csr.data.astype(complex), csr.indices.astype(np.int64), csr.indptr.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class NetworkData:
+    """What a result needs from its feeder to derive flows from voltages.
+
+    Attributes
+    ----------
+    v_base_v : numpy.ndarray (n_node,)
+        Line-to-neutral base voltage per node [V].
+    y_network, y_source : CsrArrays
+        Admittance of the power-delivery elements and of the sources' impedances [S].
+    i_source_a : numpy.ndarray (n_node,) complex
+        Norton current of the voltage sources [A].
+    line_matrix : CsrArrays
+        Rows of the lines' ``Yprim`` at their first terminal, one row per conductor [S].
+    line_norm_amps : numpy.ndarray (n_conductor,)
+        Normal rating per conductor [A]; NaN where none.
+    bus3_nodes : numpy.ndarray (n_bus3, 3) of int
+        Nodes a, b, c of every three-phase bus.
+    """
+
+    v_base_v: np.ndarray
+    y_network: CsrArrays
+    y_source: CsrArrays
+    i_source_a: np.ndarray
+    line_matrix: CsrArrays
+    line_norm_amps: np.ndarray
+    bus3_nodes: np.ndarray
+
+
+@dataclass(frozen=True)
+class ThreePhaseResult:
+    """Phase voltages, currents and losses of one or many scenarios (scenario axis first).
+
+    Derived arrays (``vm_pu``, ``va_degree``, ``vuf_percent``, line currents, losses, source
+    power) are computed on first access and cached.
+
+    Attributes
+    ----------
+    node_bus : numpy.ndarray of str
+        Bus per node (column order of the node arrays).
+    node_phase : numpy.ndarray of int
+        Phase per node (1, 2, 3 = a, b, c; 4+ other conductors).
+    v_pu : numpy.ndarray (S, n_node) complex
+        Phase-to-neutral (node-to-ground) voltage [pu of the bus's line-to-neutral base].
+    converged : numpy.ndarray (S,) of bool
+    iterations : numpy.ndarray (S,) of int
+    max_dv_pu : numpy.ndarray (S,)
+        Largest voltage update of the last iteration [pu].
+    bus3 : tuple of str
+        Buses with phases a, b and c (columns of ``vuf_percent``).
+    line_conductor : tuple of str
+        ``line.phase`` per line conductor (columns of the line arrays).
+    load_p_kw, load_q_kvar : numpy.ndarray (S, n_load)
+        Power drawn by each load at the solved voltages [kW, kvar] (its model and the
+        vminpu/vmaxpu rule applied).
+    p_injection_kw, q_injection_kvar : numpy.ndarray (S,)
+        Total power injected by PV systems, storage, generators and the extra injections at
+        the solved voltages [kW, kvar] (injection positive).
+    network : NetworkData
+        Feeder matrices used to derive the flows.
+    """
+
+    node_bus: np.ndarray
+    node_phase: np.ndarray
+    v_pu: np.ndarray
+    converged: np.ndarray
+    iterations: np.ndarray
+    max_dv_pu: np.ndarray
+    bus3: tuple[str, ...]
+    line_conductor: tuple[str, ...]
+    load_p_kw: np.ndarray
+    load_q_kvar: np.ndarray
+    p_injection_kw: np.ndarray
+    q_injection_kvar: np.ndarray
+    network: NetworkData = field(repr=False, compare=False)
+
+    @property
+    def n_scenarios(self) -> int:
+        """Number of scenarios (rows)."""
+        return int(self.v_pu.shape[0])
+
+    @cached_property
+    def v_v(self) -> np.ndarray:
+        """Node voltages.
+
+        Returns
+        -------
+        numpy.ndarray (S, n_node) complex
+            Node-to-ground voltage [V].
+        """
+        return np.ascontiguousarray(self.v_pu * self.network.v_base_v)
+
+    @cached_property
+    def vm_pu(self) -> np.ndarray:
+        """Voltage magnitudes.
+
+        Returns
+        -------
+        numpy.ndarray (S, n_node)
+            ``|V|`` [pu].
+        """
+        return np.abs(self.v_pu)
+
+    @cached_property
+    def va_degree(self) -> np.ndarray:
+        """Voltage angles.
+
+        Returns
+        -------
+        numpy.ndarray (S, n_node)
+            Angle of ``V`` [degree].
+        """
+        return np.degrees(np.angle(self.v_pu))
+
+    @cached_property
+    def _s_loss_kva(self):
+        out = np.empty(self.n_scenarios, dtype=complex)
+        csr_quadratic(*self.network.y_network, self.v_v, out)
+        return out / 1000.0
+
+    @cached_property
+    def _s_source_kva(self):
+        shunt = np.empty(self.n_scenarios, dtype=complex)
+        csr_quadratic(*self.network.y_source, self.v_v, shunt)
+        nodes = np.flatnonzero(self.network.i_source_a)
+        emf = self.v_v[:, nodes] @ np.conj(self.network.i_source_a[nodes])
+        return (emf - shunt) / 1000.0
+
+    @property
+    def losses_kw(self) -> np.ndarray:
+        """Losses of lines, transformers, capacitors and reactors [kW], ``(S,)``."""
+        return self._s_loss_kva.real
+
+    @property
+    def losses_kvar(self) -> np.ndarray:
+        """Reactive losses (capacitors count negative) [kvar], ``(S,)``."""
+        return self._s_loss_kva.imag
+
+    @property
+    def p_source_kw(self) -> np.ndarray:
+        """Active power delivered by the voltage sources at their terminals [kW], ``(S,)``."""
+        return self._s_source_kva.real
+
+    @property
+    def q_source_kvar(self) -> np.ndarray:
+        """Reactive power delivered by the voltage sources [kvar], ``(S,)``."""
+        return self._s_source_kva.imag
+
+    @cached_property
+    def vuf_percent(self) -> np.ndarray:
+        """Voltage unbalance factor per three-phase bus (columns: :attr:`bus3`).
+
+        Returns
+        -------
+        numpy.ndarray (S, n_bus3)
+            ``100 |V2| / |V1|`` [%].
+        """
+        return voltage_unbalance_factor_percent(self.v_pu[:, self.network.bus3_nodes])
+
+    @cached_property
+    def line_current_a(self) -> np.ndarray:
+        """Line currents (columns: :attr:`line_conductor`).
+
+        Returns
+        -------
+        numpy.ndarray (S, n_conductor)
+            Current magnitude at the line's first terminal [A].
+        """
+        out = np.empty((self.n_scenarios, self.network.line_norm_amps.size))
+        csr_rows_abs(*self.network.line_matrix, self.v_v, out)
+        return out
+
+    @cached_property
+    def line_loading_percent(self) -> np.ndarray:
+        """Line loadings (columns: :attr:`line_conductor`).
+
+        Returns
+        -------
+        numpy.ndarray (S, n_conductor)
+            Current over the line's normal rating [%]; NaN where the line has none.
+        """
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return 100.0 * self.line_current_a / self.network.line_norm_amps
+
+    @property
+    def vm_min_pu(self) -> np.ndarray:
+        """Lowest phase voltage over the phase nodes (a, b, c) per scenario [pu], ``(S,)``."""
+        return np.min(self.vm_pu[:, self.node_phase <= 3], axis=1)
+
+    @property
+    def vm_max_pu(self) -> np.ndarray:
+        """Highest phase voltage over the phase nodes (a, b, c) per scenario [pu], ``(S,)``."""
+        return np.max(self.vm_pu[:, self.node_phase <= 3], axis=1)
+
+    @property
+    def worst_node(self) -> np.ndarray:
+        """Node index of the lowest phase voltage per scenario, ``(S,)``."""
+        phase_nodes = np.flatnonzero(self.node_phase <= 3)
+        return phase_nodes[np.argmin(self.vm_pu[:, phase_nodes], axis=1)]
+
+    @property
+    def vuf_max_percent(self) -> np.ndarray:
+        """Largest VUF over the three-phase buses per scenario [%], ``(S,)``."""
+        if self.vuf_percent.shape[1] == 0:
+            return np.zeros(self.n_scenarios)
+        return np.nanmax(self.vuf_percent, axis=1)
+
+    def worst_node_label(self, scenario: int = 0) -> str:
+        """``bus.phase`` of the lowest phase voltage in one scenario.
+
+        Parameters
+        ----------
+        scenario : int
+            Row of the result.
+
+        Returns
+        -------
+        str
+            E.g. ``"675.c"``.
+        """
+        k = int(self.worst_node[scenario])
+        phase = int(self.node_phase[k])
+        return f"{self.node_bus[k]}.{PHASE_LETTER.get(phase, str(phase))}"
+
+    def raise_if_failed(self, *, label: str = "three-phase power flow") -> None:
+        """Raise :class:`ConvergenceError` naming the first scenario that did not converge.
+
+        Parameters
+        ----------
+        label : str, keyword-only
+            Start of the message (e.g. the feeder name).
+        """
+        bad = np.flatnonzero(~self.converged)
+        if bad.size:
+            i = int(bad[0])
+            raise ConvergenceError(
+                f"{label}: {bad.size} of {self.n_scenarios} scenarios did not converge "
+                f"(first: scenario {i}, {int(self.iterations[i])} iterations, last update "
+                f"{self.max_dv_pu[i]:.3g} pu)",
+                index=i,
+            )
