@@ -990,7 +990,7 @@ def _many_feeder_problems(
     if len(entries) < 2:
         return []
     problems = []
-    for kind in (EventKind.LINE_OUTAGE, EventKind.ISLAND, EventKind.RECONNECT):
+    for kind in (EventKind.LINE_OUTAGE, EventKind.ISLAND, EventKind.RECONNECT, EventKind.FAULT):
         if any(e.kind is kind for e in events):
             problems.append(
                 f"events: {kind.value!r} with several [[feeders]] (the event names no feeder; "

@@ -108,11 +108,22 @@ def load_multi_feeder_scenario(
     shared, _, source, problems, _ = split_scenario(scenario, own_section="contingency")
     if shared is None:  # not reached: the contingency loader raised on the same problems
         raise ScenarioError(f"{source}: invalid scenario", problems=problems)
+    problems = []
     if not any(e.has_fleet for e in shared.feeders):
-        raise ScenarioError(
-            f"{source}: invalid many-feeder scenario",
-            problems=["feeders: no feeder has a fleet (feeders.fleet with n_vehicles or table)"],
+        problems.append("feeders: no feeder has a fleet (feeders.fleet with n_vehicles or table)")
+    for i, entry in enumerate(shared.feeders):
+        if getattr(entry.feeder, "three_phase", False):
+            problems.append(
+                f"feeders[{i}].name: {entry.feeder.name!r} is a three-phase feeder, which this "
+                "study does not solve (run the scenario through mosaik: v2g-cosim run)"
+            )
+    if contingency.faults:
+        problems.append(
+            "events: 'fault' events are not modelled by this study (the fault names no "
+            "feeder); use [contingency] sag_vm_pu for a sag on every feeder"
         )
+    if problems:
+        raise ScenarioError(f"{source}: invalid many-feeder scenario", problems=problems)
     return MultiFeederScenario(contingency=contingency, feeders=shared.feeders)
 
 

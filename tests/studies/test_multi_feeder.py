@@ -153,3 +153,17 @@ def test_bad_input_is_refused():
         run_multi_feeder_study(_many(), workers=0, attribution=False)
     with pytest.raises(ScenarioError, match="unknown case"):
         run_multi_feeder_study(_many(), case="wobble", attribution=False)
+
+
+def test_what_the_study_does_not_model_is_refused():
+    """Fault events (the fault names no feeder) and three-phase feeders (this study's power
+    flow is the balanced one): refused, each with its key path."""
+    data = _many()
+    data["events"].append({"t_s": 1.0, "kind": "fault", "bus": 17, "duration_s": 0.1})
+    with pytest.raises(ScenarioError) as info:
+        load_multi_feeder_scenario(data)
+    assert any(p.startswith("events: 'fault' with several") for p in info.value.problems)
+    data = _many()
+    data["feeders"][2] = {"name": "ieee13", "label": "dss", "fleet": {"n_vehicles": 10}}
+    with pytest.raises(ScenarioError, match=r"feeders\[2\].name: 'ieee13' is a three-phase"):
+        load_multi_feeder_scenario(data)
