@@ -1101,7 +1101,28 @@ def _events(
                     t_s=float(v["t_s"]), kind=kind, p_mw=float(p_mw or 0.0), line=line, **fault
                 )
             )
-    return tuple(sorted(events, key=lambda e: e.t_s))
+    events = sorted(events, key=lambda e: e.t_s)
+    problems.extend(_faults_in_island(events))
+    return tuple(events)
+
+
+def _faults_in_island(events: list[EventConfig]) -> list[str]:
+    """A fault while the feeder is islanded (between an ``island`` and the next ``reconnect``)
+    has no source impedance to be computed with (grids/fault.py needs the external grid)."""
+    problems: list[str] = []
+    islanded_since: float | None = None
+    for event in events:
+        if event.kind is EventKind.ISLAND:
+            islanded_since = event.t_s if islanded_since is None else islanded_since
+        elif event.kind is EventKind.RECONNECT:
+            islanded_since = None
+        elif event.kind is EventKind.FAULT and islanded_since is not None:
+            problems.append(
+                f"events: the fault at t = {event.t_s:g} s (bus {event.bus}) falls in the island "
+                f"from t = {islanded_since:g} s; a fault calculation needs the external grid's "
+                "source, so faults are modelled on the connected feeder only"
+            )
+    return problems
 
 
 def _fault_event_problems(item: dict, path: str, has_feeder: bool) -> list[str]:

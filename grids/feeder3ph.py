@@ -388,6 +388,36 @@ class ThreePhaseFeederModel:
             raise FeederError(f"feeder {self.name}: bus {bus!r} has no phase {phase}")
         return self._node_of[key]
 
+    def node_indices(self, buses, phases) -> np.ndarray:
+        """Vectorized :meth:`node_index`.
+
+        Parameters
+        ----------
+        buses : sequence of str
+            Bus names (case-insensitive).
+        phases : sequence of int
+            Node numbers (1, 2, 3 = a, b, c), one per bus.
+
+        Returns
+        -------
+        numpy.ndarray of int
+            Node indices.
+
+        Raises
+        ------
+        FeederError
+            Every (bus, phase) that does not exist, listed.
+        """
+        out, missing = [], []
+        for bus, phase in zip(buses, phases, strict=True):
+            key = (str(bus).lower(), int(phase))
+            if key in self._node_of:
+                out.append(self._node_of[key])
+            else:
+                missing.append(f"bus {bus!r} has no phase {phase}")
+        check_problems(missing, FeederError, f"feeder {self.name}: unknown nodes")
+        return np.array(out, dtype=np.int64)
+
     # ------------------------------------------------------------------------------ solve
     def _extra_branches(self, s_wye: np.ndarray | None, s_delta: np.ndarray | None):
         """Branches (and their (S, nb) power) for the nonzero extra injections."""
@@ -478,10 +508,22 @@ class ThreePhaseFeederModel:
         -------
         ThreePhaseResult
         """
-        mult = np.asarray(load_mult, dtype=float)
+        try:
+            mult = np.asarray(load_mult, dtype=float)
+        except (TypeError, ValueError):
+            raise ScenarioError(
+                f"feeder {self.name}: load_mult: {load_mult!r}, expected a number or an array "
+                "of multipliers >= 0"
+            ) from None
         problems = []
         if not np.isfinite(mult).all():
             problems.append("load_mult: holds NaN or infinite values")
+        elif (mult < 0).any():
+            problems.append(f"load_mult: {float(mult.min())} is negative, expected >= 0")
+        if not (np.isfinite(tol_pu) and 0 < tol_pu < 0.01):
+            problems.append(f"tol_pu: {tol_pu!r}, expected a tolerance in (0, 0.01) pu")
+        if not (isinstance(max_iter, int | np.integer) and max_iter >= 1):
+            problems.append(f"max_iter: {max_iter!r}, expected an integer >= 1")
         if mult.ndim > 2 or (mult.ndim == 2 and mult.shape[1] != self.n_load):
             problems.append(
                 f"load_mult: shape {mult.shape}, expected (), (S,) or (S, {self.n_load})"

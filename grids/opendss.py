@@ -47,7 +47,16 @@ NETWORK_CLASSES = ("line", "transformer", "capacitor", "reactor", "autotrans")
 INJECTION_CLASSES = ("pvsystem", "storage", "generator")
 #: Classes that do not change the steady state of a snapshot solve (meters, protection that
 #: is closed, control of capacitors held at their present state).
-PASSIVE_CLASSES = ("energymeter", "monitor", "fuse", "relay", "recloser", "capcontrol", "sensor")
+PASSIVE_CLASSES = (
+    "energymeter",
+    "monitor",
+    "fuse",
+    "relay",
+    "recloser",
+    "capcontrol",
+    "swtcontrol",
+    "sensor",
+)
 #: Load models the engine implements: 1 constant PQ, 2 constant Z, 3 constant P quadratic Q,
 #: 4 exponential (CVR), 5 constant |I|.
 SUPPORTED_LOAD_MODELS = (1, 2, 3, 4, 5)
@@ -266,15 +275,26 @@ class DssCircuit:
         return len(self.node_name)
 
 
+_CONTEXT: list = []
+
+
 def _opendss():
+    """A private OpenDSS engine (a DSS C-API context of its own, created once).
+
+    Reading never touches the engine a caller may be using through ``opendssdirect``
+    directly (a benchmark running OpenDSS side by side, a test building a reference).
+    """
+    if _CONTEXT:
+        return _CONTEXT[0]
     try:
         # lazy: opendssdirect is an optional extra, loaded only when an OpenDSS file is read
-        import opendssdirect as dss
+        import opendssdirect
     except ImportError as exc:  # pragma: no cover - the test extras install it
         raise FeederError(
             'reading OpenDSS models needs opendssdirect.py: pip install "v2g-cosim[opendss]"'
         ) from exc
-    return dss
+    _CONTEXT.append(opendssdirect.NewContext())
+    return _CONTEXT[0]
 
 
 def _complex_matrix(flat: list[float] | np.ndarray) -> np.ndarray:
@@ -285,7 +305,7 @@ def _complex_matrix(flat: list[float] | np.ndarray) -> np.ndarray:
 
 
 def compile_dss(path: str | Path):
-    """Compile an OpenDSS model in its own folder and return the opendssdirect module.
+    """Compile an OpenDSS model in its own folder in the reader's private OpenDSS engine.
 
     Parameters
     ----------
@@ -294,8 +314,8 @@ def compile_dss(path: str | Path):
 
     Returns
     -------
-    module
-        ``opendssdirect`` with the circuit active.
+    opendssdirect.OpenDSSDirect
+        The reader's engine (an ``opendssdirect`` context) with the circuit active.
 
     Raises
     ------
@@ -619,7 +639,12 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
             {"pvsystem": dss.PVsystems, "storage": dss.Storages, "generator": dss.Generators}[
                 cls_l
             ].Name(name)
-            injections.append(_read_pc(dss, cls_l))
+            row = _read_pc(dss, cls_l)
+            if cls_l == "generator" and dss.Generators.Model() != 1:
+                unsupported.append(
+                    f"Generator.{name} (model {dss.Generators.Model()}, read as constant kW, kvar)"
+                )
+            injections.append(row)
         elif cls_l == "regcontrol" or cls_l in PASSIVE_CLASSES:
             continue
         else:

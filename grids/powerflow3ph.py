@@ -39,6 +39,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numba import njit
 
+from grids.errors import FeederError
+
 #: Model numbers of :func:`branch_currents` (OpenDSS load models).
 MODEL_PQ = 1
 MODEL_Z = 2
@@ -435,7 +437,14 @@ class ZBusSolver:
 
     def __init__(self, y, i_source_a: np.ndarray, v_base_v: np.ndarray) -> None:
         self.n = int(y.shape[0])
-        self._lu = spla.splu(sp.csc_matrix(y, dtype=complex))
+        try:
+            self._lu = spla.splu(sp.csc_matrix(y, dtype=complex))
+        except RuntimeError as exc:  # "Factor is exactly singular"
+            raise FeederError(
+                "the network admittance matrix is singular: a part of the network floats "
+                "(no path to ground or to a source, e.g. an ungrounded winding or an island); "
+                f"{exc}"
+            ) from exc
         self.v0_v = self._lu.solve(np.asarray(i_source_a, dtype=complex))
         self.v_base_v = np.asarray(v_base_v, dtype=float)
         self._cols: dict[int, int] = {}

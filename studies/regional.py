@@ -35,7 +35,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from grids.errors import FeederError, ScenarioError, SimulationError, check_problems
+from grids.errors import FeederError, ScenarioError, check_problems
 from grids.feeders import feeder_names
 from grids.simbench import (
     SIMBENCH_PREFIX,
@@ -268,27 +268,14 @@ def _snapshot_rows(feeder: str, options: RegionalOptions) -> list[dict[str, Any]
 
 def _time_series_rows(feeder: str, options: RegionalOptions) -> list[dict[str, Any]]:
     # lazy: study dispatch
-    from grids.feeder_model import FeederModel
-    from grids.simbench import simbench_profiles
+    from studies.hosting_capacity_timeseries import (
+        feeder_with_profiles,
+        time_series_hosting_capacity,
+    )
 
-    try:
-        # lazy: study dispatch (the time-series study is a separate module)
-        from studies.hosting_capacity_timeseries import time_series_hosting_capacity
-    except ImportError:
-        raise SimulationError(
-            "the time-series hosting-capacity study (studies.hosting_capacity_timeseries) is "
-            "not part of this installation"
-        ) from None
-    if not is_simbench_name(feeder):
-        raise FeederError(
-            f"{feeder}: the time-series study needs year-long profiles; only SimBench feeders "
-            "(simbench:<code>) carry them"
-        )
-    net = _load_net(feeder, options)
-    model = FeederModel.from_net(net, validate=False)
-    profiles = simbench_profiles(model.net, model)
-    if options.start is not None or options.duration_s is not None:
-        profiles = profiles.window(options.start, options.duration_s)
+    model, profiles = feeder_with_profiles(
+        feeder, start=options.start, duration_s=options.duration_s
+    )
     rows = time_series_hosting_capacity(
         model, profiles, mode=options.mode, percentile=options.percentile
     )

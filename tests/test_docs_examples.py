@@ -64,6 +64,19 @@ PARSE_ONLY = {
     ("controls.md", "v2g-cosim inverter-curve --function volt_var --settings scenario.toml"): (
         "scenario.toml stands for the reader's own scenario file; no file of that name is given"
     ),
+    ("realdata.md", "v2g-cosim regional --feeders 'simbench:1-LV-*--1-sw' --study-case"): (
+        "six SimBench LV grids with the AC-confirmed study (minutes); the docs run a small one"
+    ),
+    ("realdata.md", "v2g-cosim regional --feeders-dir utility_nets"): (
+        "utility_nets stands for the reader's own folder of feeder files"
+    ),
+    ("realdata.md", "v2g-cosim regional --feeders 'simbench:1-LV-*--2-sw' --time-series"): (
+        "a week of time-series hosting capacity on six SimBench LV grids (minutes)"
+    ),
+    (
+        "realdata.md",
+        "v2g-cosim regional --feeders 'simbench:1-LV-*--1-sw' --out lv-scenario1 --scheduler",
+    ): "needs a running Dask cluster at the address shown",
 }
 
 

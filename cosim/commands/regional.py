@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 
 from cosim.clitools import add_json_flag, check_output_dir, emit_json, format_table
 from cosim.commands.sweep import add_scheduler_arguments, check_scheduler_arguments
@@ -16,37 +15,16 @@ HELP = (
 )
 OWN_PROGRESS = True  # a progress bar over the feeders
 
-_DURATION = re.compile(r"^\s*(?P<value>[0-9]+(?:\.[0-9]*)?)\s*(?P<unit>s|min|h|d)\s*$")
-_UNIT_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration_s(text: str) -> float:
-    """``7d``, ``12h``, ``90min``, ``900s`` -> seconds.
-
-    Raises
-    ------
-    ScenarioError
-        Any other form, or a zero duration.
-    """
-    from grids.errors import ScenarioError
-
-    match = _DURATION.match(text)
-    if match is None or float(match["value"]) <= 0:
-        raise ScenarioError(
-            f"--duration {text!r}: expected a positive number and a unit s, min, h or d "
-            "(e.g. 7d, 365d, 12h)"
-        )
-    return float(match["value"]) * _UNIT_S[match["unit"]]
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--feeders",
+        action="extend",
         nargs="+",
-        default=[],
+        default=None,
         metavar="FEEDER",
         help="feeders: simbench:<code or pattern> (e.g. 'simbench:1-LV-*--1-sw', quoted), "
-        "embedded names, .json nets",
+        "embedded names, .json nets (several after one --feeders or repeated)",
     )
     parser.add_argument(
         "--feeders-dir", default=None, metavar="DIR", help="a folder of .json (and .dss) feeders"
@@ -105,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
 
+    from studies.hosting_capacity_timeseries import parse_duration_s
     from studies.regional import RegionalOptions, RegionalStudy, resolve_feeders, run_regional
 
     tls = check_scheduler_arguments(args)
@@ -119,10 +98,10 @@ def run(args: argparse.Namespace) -> int:
         method=args.method,
         study_case=args.study_case,
         start=args.start,
-        duration_s=None if args.duration is None else parse_duration_s(args.duration),
+        duration_s=parse_duration_s(args.duration),
         percentile=args.percentile,
     )
-    feeders = resolve_feeders(args.feeders, feeders_dir=args.feeders_dir)
+    feeders = resolve_feeders(args.feeders or [], feeders_dir=args.feeders_dir)
     check_output_dir(args.out)
     with contextlib.ExitStack() as stack:
         if tls:

@@ -144,3 +144,37 @@ def test_balanced_model_refuses_dss_with_a_feeder_error():
 
     with pytest.raises(FeederError, match="three-phase"):
         FeederModel.from_name("grids/dss/ieee13/Master.dss")
+
+
+def test_more_bad_inputs_are_listed(ieee13):
+    with pytest.raises(ScenarioError, match="negative"):
+        ieee13.solve(load_mult=-0.5)
+    with pytest.raises(ScenarioError) as info:
+        ieee13.solve(tol_pu=0.0, max_iter=0)
+    assert "tol_pu" in str(info.value) and "max_iter" in str(info.value)
+    with pytest.raises(ScenarioError, match="load_mult"):
+        ieee13.solve(load_mult="lots")
+    with pytest.raises(FeederError) as info:
+        ieee13.node_indices(["675", "646", "nowhere"], [1, 1, 2])
+    assert "646" in str(info.value) and "nowhere" in str(info.value)
+
+
+def test_phase_voltage_records(ieee13):
+    result = ieee13.solve()
+    records = result.phase_voltages()
+    assert len(records) == ieee13.n_node  # IEEE 13 has phase nodes only
+    first = records[ieee13.node_index("675", 3)]
+    assert first["bus"] == "675" and first["phase"] == "c"
+    assert first["vm_pu"] == pytest.approx(float(result.vm_pu[0, ieee13.node_index("675", 3)]))
+    idx = ieee13.node_indices(["675", "646"], [3, 2])
+    assert list(idx) == [ieee13.node_index("675", 3), ieee13.node_index("646", 2)]
+
+
+def test_floating_network_is_a_feeder_error():
+    import scipy.sparse as sp
+
+    from grids.powerflow3ph import ZBusSolver
+
+    floating = sp.csc_matrix(np.array([[1.0, -1.0], [-1.0, 1.0]], dtype=complex))
+    with pytest.raises(FeederError, match="singular"):
+        ZBusSolver(floating, np.zeros(2, dtype=complex), np.ones(2))

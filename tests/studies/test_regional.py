@@ -167,3 +167,27 @@ def test_two_local_workers_give_the_same_table(tmp_path):
     pd.testing.assert_frame_equal(
         pd.read_parquet(serial.results_path), pd.read_parquet(parallel.results_path)
     )
+
+
+def test_time_series_rows_equal_the_time_series_study():
+    from studies.hosting_capacity_timeseries import (
+        feeder_with_profiles,
+        time_series_hosting_capacity,
+    )
+
+    feeder = "simbench:1-LV-rural1--2-sw"
+    options = RegionalOptions(
+        study=RegionalStudy.TIME_SERIES_HOSTING_CAPACITY,
+        mode="import",
+        start="2016-01-11",
+        duration_s=6 * 3600.0,
+    )
+    row = run_feeder(feeder, options.to_json())
+    assert row["status"] == "ok", row["error"]
+    rows = pd.DataFrame(json.loads(row["rows"]))
+    model, window = feeder_with_profiles(feeder, start="2016-01-11", duration_s=6 * 3600.0)
+    direct = pd.DataFrame(time_series_hosting_capacity(model, window, mode="import"))
+    np.testing.assert_array_equal(rows["bus"], direct["bus"])
+    np.testing.assert_allclose(rows["hosting_capacity_mw"], direct["hosting_capacity_mw"])
+    assert rows["first_violation_time"].tolist() == direct["first_violation_time"].tolist()
+    assert (rows["snapshot_hosting_capacity_mw"] >= rows["hosting_capacity_mw"] - 1e-3).all()
