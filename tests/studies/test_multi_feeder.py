@@ -150,6 +150,8 @@ def test_bad_input_is_refused():
     with pytest.raises(ScenarioError) as info:
         load_multi_feeder_scenario(bad)
     assert any(p.startswith("feeders[1].fleet.n_vehicles") for p in info.value.problems)
+    with pytest.raises(ScenarioError, match=r"off: \[5\] are not feeder indices"):
+        simulate_many_feeders(load_multi_feeder_scenario(_many()), "droop", off={5})
     with pytest.raises(ScenarioError, match="workers"):
         run_multi_feeder_study(_many(), workers=0, attribution=False)
     with pytest.raises(ScenarioError, match="unknown case"):
