@@ -159,6 +159,50 @@ def _update_kernel(v_a, rows, new, c_vec, inv_base, dv):  # pragma: no cover
 
 
 @njit(cache=True)
+def _anderson_kernel(
+    v_a, rows, new, c_vec, inv_base, g_prev, d_prev, first, dv
+):  # pragma: no cover
+    """Anderson-accelerated update (memory 1) of the scenarios ``rows``, in place.
+
+    With ``g = G(x)`` (the fixed-point map: ``new + c``) and ``d = g - x``:
+    ``x_new = g - gamma (g - g_prev)``, ``gamma = Re<d - d_prev, d> / |d - d_prev|^2``
+    (Walker & Ni, SIAM J. Numer. Anal. 49 (2011) 1715-1735); the plain update ``g`` when the
+    residual grew or on the first iteration. ``dv`` is the residual ``max |d|`` [pu].
+    """
+    n_a = v_a.shape[1]
+    for j in range(rows.size):
+        k = rows[j]
+        worst = 0.0
+        num = 0.0
+        den = 0.0
+        norm_d = 0.0
+        norm_prev = 0.0
+        for a in range(n_a):
+            g = new[j, a] + c_vec[a]
+            d = (g - v_a[k, a]) * inv_base[a]
+            m = d.real * d.real + d.imag * d.imag
+            if m > worst:
+                worst = m
+            dd = d - d_prev[k, a]
+            num += dd.real * d.real + dd.imag * d.imag
+            den += dd.real * dd.real + dd.imag * dd.imag
+            norm_d += m
+            norm_prev += (
+                d_prev[k, a].real * d_prev[k, a].real + d_prev[k, a].imag * d_prev[k, a].imag
+            )
+        gamma = 0.0
+        if not first and den > 0.0 and norm_d < norm_prev:
+            gamma = num / den
+        for a in range(n_a):
+            g = new[j, a] + c_vec[a]
+            d = (g - v_a[k, a]) * inv_base[a]
+            v_a[k, a] = g - gamma * (g - g_prev[k, a])
+            g_prev[k, a] = g
+            d_prev[k, a] = d
+        dv[j] = math.sqrt(worst)
+
+
+@njit(cache=True)
 def csr_quadratic(data, indices, indptr, v, out):  # pragma: no cover
     """``out[k] = sum_i v[k, i] conj((M v[k])_i)`` for a CSR matrix ``M`` (complex power).
 
@@ -202,6 +246,8 @@ def csr_rows_abs(data, indices, indptr, v, out):  # pragma: no cover
             out[k, row] = abs(cur)
 
 
+#: Anderson acceleration (memory 1) of the batched fixed point.
+ANDERSON = True
 #: Batches up to this many scenarios iterate in one compiled loop per scenario; larger ones
 #: iterate all scenarios together with one dense matrix product per iteration.
 SMALL_BATCH = 8
@@ -591,12 +637,19 @@ class ZBusSolver:
             todo = np.arange(n_scen)
             i_buf = np.empty((n_scen, n_a), dtype=complex)
             dv = np.empty(n_scen)
-            for _ in range(max_iter):
+            g_prev = np.zeros((n_scen, n_a), dtype=complex)
+            d_prev = np.zeros((n_scen, n_a), dtype=complex)
+            for it in range(max_iter):
                 i_a = i_buf[: todo.size]
                 _residual_kernel(v_a, todo, f, t, y_b, s_va, *params, i_a)
                 # (1 + Z Y_l) V_new = V0 + Z (I(V) + Y_l V)  ->  V_new = c + K (I(V) + Y_l V)
                 new = i_a @ k_t
-                _update_kernel(v_a, todo, new, c_vec, inv_base, dv[: todo.size])
+                if ANDERSON:
+                    _anderson_kernel(
+                        v_a, todo, new, c_vec, inv_base, g_prev, d_prev, it == 0, dv[: todo.size]
+                    )
+                else:
+                    _update_kernel(v_a, todo, new, c_vec, inv_base, dv[: todo.size])
                 iterations[todo] += 1
                 max_dv[todo] = dv[: todo.size]
                 done = dv[: todo.size] < tol_pu
