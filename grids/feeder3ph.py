@@ -33,7 +33,8 @@ import scipy.sparse as sp
 from grids.errors import FeederError, ScenarioError, check_problems
 from grids.feeder_model import FeederModel
 from grids.opendss import Connection, DssCircuit, DssLoads, read_dss
-from grids.powerflow3ph import MODEL_CVR, MODEL_MOTOR, MODEL_PQ_PURE, Branches, ZBusSolver
+from grids.powerflow3ph import Branches, ZBusSolver
+from grids.powerflow3ph_kernels import MODEL_CVR, MODEL_MOTOR, MODEL_PQ_PURE
 from grids.result3ph import PHASE_LETTER, NetworkData, ThreePhaseResult, csr_arrays
 
 #: Folder of the embedded OpenDSS feeders.

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from grids.errors import ConvergenceError
-from grids.powerflow3ph import csr_quadratic, csr_rows_abs
+from grids.powerflow3ph_kernels import csr_quadratic, csr_rows_abs
 from grids.sequence import voltage_unbalance_factor_percent
 
 #: Phase letters of node numbers 1, 2, 3.

@@ -12,7 +12,8 @@ import pytest
 
 from grids.errors import FeederError, ScenarioError
 from grids.feeder3ph import ThreePhaseFeederModel, open_feeder_model
-from grids.powerflow3ph import MODEL_I, MODEL_PQ, MODEL_Z, SMALL_BATCH, branch_currents
+from grids.powerflow3ph import SMALL_BATCH, branch_currents
+from grids.powerflow3ph_kernels import MODEL_I, MODEL_PQ, MODEL_Z
 
 
 @pytest.fixture(scope="module")
