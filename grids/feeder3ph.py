@@ -23,7 +23,6 @@ True
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,9 +31,9 @@ import scipy.sparse as sp
 
 from grids.errors import FeederError, ScenarioError, check_problems
 from grids.feeder_model import FeederModel
-from grids.opendss import Connection, DssCircuit, DssLoads, read_dss
-from grids.powerflow3ph import Branches, ZBusSolver
-from grids.powerflow3ph_kernels import MODEL_CVR, MODEL_MOTOR, MODEL_PQ_PURE
+from grids.opendss import DssCircuit, read_dss
+from grids.powerflow3ph import Branches, ZBusSolver, concat_branches, load_branches
+from grids.powerflow3ph_kernels import MODEL_PQ_PURE
 from grids.result3ph import PHASE_LETTER, NetworkData, ThreePhaseResult, csr_arrays
 
 #: Folder of the embedded OpenDSS feeders.
@@ -46,74 +45,6 @@ EMBEDDED_FEEDERS = {
     "ieee123": "ieee123/Master.dss",
     "european_lv": "european_lv/Master.dss",
 }
-
-
-def _load_branches(
-    loads: DssLoads, node_of: dict[tuple[str, int], int], *, sign: float, owner_offset: int
-) -> tuple[list, ...]:
-    cols: tuple[list, ...] = tuple([] for _ in range(11))
-    for e in range(len(loads)):
-        bus, nodes, phases = loads.bus[e], loads.nodes[e], int(loads.phases[e])
-        idx = [-1 if k == 0 else node_of[(bus, k)] for k in nodes]
-        if loads.conn[e] == Connection.DELTA:
-            pairs = (
-                [(idx[0], idx[1])]
-                if phases == 1
-                else [(idx[k], idx[(k + 1) % len(idx)]) for k in range(phases)]
-            )
-            v_base = loads.kv[e] * 1000.0
-        else:
-            neutral = idx[phases] if len(idx) > phases else -1
-            pairs = [(idx[k], neutral) for k in range(phases)]
-            v_base = loads.kv[e] * 1000.0 / (math.sqrt(3.0) if phases in (2, 3) else 1.0)
-        s = sign * (loads.p_kw[e] + 1j * loads.q_kvar[e]) * 1000.0 / max(phases, 1)
-        model = int(loads.model[e])
-        p_exp, q_exp = {
-            MODEL_MOTOR: (0.0, 2.0),
-            MODEL_CVR: (loads.cvr_watts[e], loads.cvr_vars[e]),
-        }.get(model, (0.0, 0.0))
-        for a, b in pairs:
-            for col, val in zip(
-                cols,
-                (
-                    a,
-                    b,
-                    s,
-                    v_base,
-                    model,
-                    loads.vminpu[e],
-                    loads.vmaxpu[e],
-                    loads.vlowpu[e],
-                    owner_offset + e,
-                    p_exp,
-                    q_exp,
-                ),
-                strict=True,
-            ):
-                col.append(val)
-    return cols
-
-
-def _branches(cols: tuple[list, ...]) -> Branches:
-    return Branches(
-        node_from=np.array(cols[0], dtype=np.int64),
-        node_to=np.array(cols[1], dtype=np.int64),
-        s_va=np.array(cols[2], dtype=complex),
-        v_base_v=np.array(cols[3], dtype=float),
-        model=np.array(cols[4], dtype=np.int64),
-        vminpu=np.array(cols[5], dtype=float),
-        vmaxpu=np.array(cols[6], dtype=float),
-        vlowpu=np.array(cols[7], dtype=float),
-        owner=np.array(cols[8], dtype=np.int64),
-        p_exp=np.array(cols[9], dtype=float),
-        q_exp=np.array(cols[10], dtype=float),
-    )
-
-
-def _concat(a: Branches, b: Branches) -> Branches:
-    return Branches(
-        *(np.concatenate([getattr(a, f), getattr(b, f)]) for f in a.__dataclass_fields__)
-    )
 
 
 class ThreePhaseFeederModel:
@@ -181,12 +112,10 @@ class ThreePhaseFeederModel:
             np.array([-1 if k == 0 else self._node_of[(b, k)] for k in nodes], dtype=np.int64)
             for b, nodes in zip(loads.bus, loads.nodes, strict=True)
         )
-        self._loads = _branches(_load_branches(loads, self._node_of, sign=1.0, owner_offset=0))
-        inj = _branches(
-            _load_branches(circuit.injections, self._node_of, sign=-1.0, owner_offset=0)
-        )
+        self._loads = load_branches(loads, self._node_of)
+        inj = load_branches(circuit.injections, self._node_of, sign=-1.0)
         self._fixed = replace(inj, owner=np.full(len(inj), -1, dtype=np.int64))
-        self._base_branches = _concat(self._loads, self._fixed)
+        self._base_branches = concat_branches(self._loads, self._fixed)
         self.delta_pairs = self._make_delta_pairs()
         line_matrix, self.line_conductor, line_amps = self._make_lines(inv)
         self.bus3 = tuple(b for b in self.buses if all((b, p) in self._node_of for p in (1, 2, 3)))
@@ -577,7 +506,7 @@ class ThreePhaseFeederModel:
             cplx(arrays[0], arrays[1], n_node), cplx(arrays[2], arrays[3], n_pair)
         )
         if extra is not None:
-            branches = _concat(branches, extra)
+            branches = concat_branches(branches, extra)
             s_va = np.concatenate([s_va, s_extra], axis=1)
         out = self._solver.solve(
             branches, s_va, tol_pu=tol_pu, max_iter=max_iter, warm_start=warm_start

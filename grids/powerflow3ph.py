@@ -31,6 +31,7 @@ R. C. Dugan, "OpenDSS Reference Guide", EPRI (solution method, load models); W. 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +39,10 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from grids.errors import FeederError
+from grids.opendss import Connection, DssLoads
 from grids.powerflow3ph_kernels import (
+    MODEL_CVR,
+    MODEL_MOTOR,
     MODEL_PQ_PURE,
     anderson_kernel,
     currents_kernel,
@@ -166,6 +170,102 @@ def branch_currents(
         out,
     )
     return out
+
+
+def load_branches(
+    loads: DssLoads, node_of: dict[tuple[str, int], int], *, sign: float = 1.0
+) -> Branches:
+    """Split loads (or constant-power injections) into phase branches.
+
+    A wye phase is a branch from its node to the load's neutral node (ground when none), a
+    delta phase a branch between two nodes (OpenDSS's rule: phase ``k`` from conductor ``k``
+    to conductor ``k + 1``, wrapping; a single-phase delta load is one branch). Each branch
+    draws ``(kW + j kvar) / phases`` at ``V_base`` = the load's kV across a single-phase load
+    or a delta branch, ``kV / sqrt(3)`` for a 2- or 3-phase wye load (OpenDSS ``Load.pas``).
+
+    Parameters
+    ----------
+    loads : grids.opendss.DssLoads
+        The elements.
+    node_of : dict of (str, int) to int
+        (bus, node number) -> node index.
+    sign : float, keyword-only
+        +1 for loads (consumption positive), -1 for injections.
+
+    Returns
+    -------
+    Branches
+        ``owner`` is the element index.
+    """
+    cols: tuple[list, ...] = tuple([] for _ in range(11))
+    for e in range(len(loads)):
+        bus, nodes, phases = loads.bus[e], loads.nodes[e], int(loads.phases[e])
+        idx = [-1 if k == 0 else node_of[(bus, k)] for k in nodes]
+        if loads.conn[e] == Connection.DELTA:
+            pairs = (
+                [(idx[0], idx[1])]
+                if phases == 1
+                else [(idx[k], idx[(k + 1) % len(idx)]) for k in range(phases)]
+            )
+            v_base = loads.kv[e] * 1000.0
+        else:
+            neutral = idx[phases] if len(idx) > phases else -1
+            pairs = [(idx[k], neutral) for k in range(phases)]
+            v_base = loads.kv[e] * 1000.0 / (math.sqrt(3.0) if phases in (2, 3) else 1.0)
+        s = sign * (loads.p_kw[e] + 1j * loads.q_kvar[e]) * 1000.0 / max(phases, 1)
+        model = int(loads.model[e])
+        p_exp, q_exp = {
+            MODEL_MOTOR: (0.0, 2.0),
+            MODEL_CVR: (loads.cvr_watts[e], loads.cvr_vars[e]),
+        }.get(model, (0.0, 0.0))
+        for a, b in pairs:
+            for col, val in zip(
+                cols,
+                (
+                    a,
+                    b,
+                    s,
+                    v_base,
+                    model,
+                    loads.vminpu[e],
+                    loads.vmaxpu[e],
+                    loads.vlowpu[e],
+                    e,
+                    p_exp,
+                    q_exp,
+                ),
+                strict=True,
+            ):
+                col.append(val)
+    return Branches(
+        node_from=np.array(cols[0], dtype=np.int64),
+        node_to=np.array(cols[1], dtype=np.int64),
+        s_va=np.array(cols[2], dtype=complex),
+        v_base_v=np.array(cols[3], dtype=float),
+        model=np.array(cols[4], dtype=np.int64),
+        vminpu=np.array(cols[5], dtype=float),
+        vmaxpu=np.array(cols[6], dtype=float),
+        vlowpu=np.array(cols[7], dtype=float),
+        owner=np.array(cols[8], dtype=np.int64),
+        p_exp=np.array(cols[9], dtype=float),
+        q_exp=np.array(cols[10], dtype=float),
+    )
+
+
+def concat_branches(a: Branches, b: Branches) -> Branches:
+    """Branches of ``a`` then of ``b``.
+
+    Parameters
+    ----------
+    a, b : Branches
+
+    Returns
+    -------
+    Branches
+    """
+    return Branches(
+        *(np.concatenate([getattr(a, f), getattr(b, f)]) for f in a.__dataclass_fields__)
+    )
 
 
 @dataclass
