@@ -12,7 +12,9 @@ Voltage Ratings (60 Hz)*, Table 1: service voltage range A 0.95–1.05 pu, range
 0.917–1.058 pu (the 120 V base: 110–126 V and 110–127 V at the service).
 IEC 60076-7:2018, clause 6.3, Table 4: hot-spot 120 °C (normal cyclic loading) and 140 °C
 (long-time emergency) for normal paper; relative ageing rate.
-EN 50160:2010 clause 4.2.2: 230 V ±10 % (0.90–1.10 pu) for 95 % of 10-min means.
+EN 50160:2010 clause 4.2.2: 230 V ±10 % (0.90–1.10 pu) for 95 % of 10-min means; clause
+4.2.5: negative-sequence voltage up to 2 % of the positive-sequence one (95 % of 10-min means).
+ANSI C84.1-2020 Annex D: voltage unbalance of the supply system below 3 % at no load.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 
 import numpy as np
+
+from grids.errors import FeederError, ScenarioError
 
 
 class Limit(Enum):
@@ -43,6 +47,8 @@ class Limit(Enum):
     #: an under-frequency load-shedding stage operated (a protection action, reported as a
     #: broken limit: load was lost to hold the frequency)
     UFLS = "under-frequency load shedding"
+    #: voltage unbalance factor VUF = |V2| / |V1| of a three-phase bus (EN 50160 clause 4.2.5)
+    VOLTAGE_UNBALANCE = "voltage unbalance factor"
 
 
 #: Voltage bands [pu] per limit family: (low limit, low name, high limit, high name).
@@ -52,6 +58,10 @@ EN_50160_PU = (0.90, 1.10)
 #: IEC 60076-7 Table 4 hot-spot limits for normal paper [°C].
 HOT_SPOT_CYCLIC_C = 120.0
 HOT_SPOT_EMERGENCY_C = 140.0
+#: Default limit of the voltage unbalance factor |V2|/|V1| [%] (EN 50160 clause 4.2.5).
+VUF_LIMIT_PERCENT = 2.0
+#: Phase letter per phase number (1, 2, 3 = a, b, c) in element names.
+PHASE_LETTERS = {1: "a", 2: "b", 3: "c"}
 
 
 #: How a quantity's unit suffix is written in reports.
@@ -264,6 +274,227 @@ def voltage_violations(
             if found is not None:
                 out.append(found)
     return out
+
+
+def phase_element_names(
+    element_names: Sequence[str], phases: Sequence[int] | np.ndarray, *, kind: str = "bus"
+) -> list[str]:
+    """Names of per-phase elements for reports: ``"bus 632 phase a"``.
+
+    Parameters
+    ----------
+    element_names : sequence of str
+        Bus (or line) name per node (or conductor), as written in the feeder file.
+    phases : sequence of int
+        Phase per node (or conductor): 1, 2, 3 for a, b, c.
+    kind : str, keyword-only
+        The element kind that starts each name (``"bus"``, ``"line"``).
+
+    Returns
+    -------
+    list of str
+        ``"<kind> <name> phase <letter>"`` per entry.
+
+    Raises
+    ------
+    FeederError
+        The two sequences differ in length, or a phase is not 1, 2 or 3.
+    """
+    phases = [int(p) for p in np.asarray(phases).ravel()]
+    if len(phases) != len(element_names):
+        raise FeederError(
+            f"phases: {len(phases)} entries for {len(element_names)} element names "
+            "(expected one phase per name)"
+        )
+    bad = sorted({p for p in phases if p not in PHASE_LETTERS})
+    if bad:
+        raise FeederError(f"phases: {bad} are not phases (expected 1, 2 or 3 for a, b, c)")
+    return [
+        f"{kind} {name} phase {PHASE_LETTERS[p]}"
+        for name, p in zip(element_names, phases, strict=True)
+    ]
+
+
+def phase_voltage_violations(
+    vm_pu: np.ndarray,
+    *,
+    node_bus: Sequence[str],
+    node_phase: Sequence[int] | np.ndarray,
+    t_s: np.ndarray | None = None,
+    step_s: float | None = None,
+    end_s: float | None = None,
+    standard: str = "ansi",
+) -> list[Violation]:
+    """Violations of the service-voltage ranges by phase-to-neutral voltages.
+
+    Each node (a bus and one of its phases) is checked on its own against ANSI C84.1
+    ranges A and B or EN 50160 ±10 %, as :func:`voltage_violations` does for balanced buses;
+    the violation names the bus and the phase (``"bus 675 phase b"``).
+
+    Parameters
+    ----------
+    vm_pu : numpy.ndarray
+        Phase-to-neutral voltage magnitudes [pu of the bus base], shape ``(n_t, n_node)`` or
+        ``(n_node,)`` for a snapshot.
+    node_bus : sequence of str
+        Bus name per node.
+    node_phase : sequence of int
+        Phase per node (1, 2, 3 = a, b, c).
+    t_s, step_s, end_s : optional
+        Sample times [s], the longest time a sample stands for [s], the end of the run [s]
+        (as for :func:`voltage_violations`).
+    standard : {"ansi", "en50160"}
+        The voltage ranges (as for :func:`voltage_violations`).
+
+    Returns
+    -------
+    list of Violation
+        At most one per limit and side; ``n_elements`` counts nodes (bus-phases).
+
+    References
+    ----------
+    ANSI C84.1-2020 Table 1; EN 50160:2010 clause 4.2.2 (see the module docstring).
+    """
+    names = phase_element_names(node_bus, node_phase, kind="bus")
+    return voltage_violations(
+        vm_pu, bus_names=names, t_s=t_s, step_s=step_s, end_s=end_s, standard=standard
+    )
+
+
+def check_vuf_limit_percent(limit_percent: float) -> float:
+    """The voltage-unbalance limit, checked: a finite number in (0, 100] [%].
+
+    Parameters
+    ----------
+    limit_percent : float
+        Limit of |V2|/|V1| [%].
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ScenarioError
+        Not a number, not finite, or outside (0, 100] (a limit of 0 % forbids any
+        unbalance at all, one over 100 % means the negative sequence may dominate).
+    """
+    if (
+        isinstance(limit_percent, bool)
+        or not isinstance(limit_percent, (int, float, np.floating, np.integer))
+        or not np.isfinite(limit_percent)
+        or not 0.0 < float(limit_percent) <= 100.0
+    ):
+        raise ScenarioError(
+            f"vuf limit: {limit_percent!r} is not a valid voltage unbalance limit "
+            "(expected a number in (0, 100] [%], e.g. 2 per EN 50160)"
+        )
+    return float(limit_percent)
+
+
+def unbalance_violation(
+    vuf_percent: np.ndarray,
+    *,
+    bus_names: Sequence[str],
+    limit_percent: float = VUF_LIMIT_PERCENT,
+    t_s: np.ndarray | None = None,
+    step_s: float | None = None,
+    end_s: float | None = None,
+) -> Violation | None:
+    """A violation if the voltage unbalance factor of any three-phase bus exceeds the limit.
+
+    Parameters
+    ----------
+    vuf_percent : numpy.ndarray
+        VUF = 100 |V2| / |V1| [%] per three-phase bus, shape ``(n_t, n_bus3)`` or
+        ``(n_bus3,)``; NaN (a dead bus) is ignored.
+    bus_names : sequence of str
+        Name per column (``"bus 671"``).
+    limit_percent : float, keyword-only
+        Limit [%] (default :data:`VUF_LIMIT_PERCENT`, 2 %).
+    t_s, step_s, end_s : optional
+        As for :func:`voltage_violations`.
+
+    Returns
+    -------
+    Violation or None
+        ``limit`` is :attr:`Limit.VOLTAGE_UNBALANCE`, ``quantity`` ``"vuf_percent"``.
+
+    Notes
+    -----
+    With the Fortescue operator :math:`a = e^{j 2 pi/3}`, :math:`V_1 = (V_a + a V_b + a^2
+    V_c)/3` and :math:`V_2 = (V_a + a^2 V_b + a V_c)/3`; VUF = :math:`100 |V_2| / |V_1|`.
+
+    References
+    ----------
+    EN 50160:2010 clause 4.2.5 (2 %); IEC 61000-4-30 clause 5.7 (the definition).
+    """
+    return upper_limit_violation(
+        vuf_percent,
+        check_vuf_limit_percent(limit_percent),
+        limit=Limit.VOLTAGE_UNBALANCE,
+        quantity="vuf_percent",
+        names=bus_names,
+        t_s=t_s,
+        step_s=step_s,
+        end_s=end_s,
+    )
+
+
+def phase_loading_violation(
+    loading_percent: np.ndarray,
+    *,
+    line_names: Sequence[str],
+    line_phase: Sequence[int] | np.ndarray,
+    limit_percent: float = 100.0,
+    t_s: np.ndarray | None = None,
+    step_s: float | None = None,
+    end_s: float | None = None,
+) -> Violation | None:
+    """A violation if any phase conductor carries more than ``limit_percent`` of its rating.
+
+    Parameters
+    ----------
+    loading_percent : numpy.ndarray
+        Conductor current over its rating [%], shape ``(n_t, n_conductor)`` or
+        ``(n_conductor,)``; NaN (no rating) is ignored.
+    line_names : sequence of str
+        Line name per conductor.
+    line_phase : sequence of int
+        Phase per conductor (1, 2, 3 = a, b, c).
+    limit_percent : float, keyword-only
+        Loading limit [% of the rating], default 100.
+    t_s, step_s, end_s : optional
+        As for :func:`voltage_violations`.
+
+    Returns
+    -------
+    Violation or None
+        ``limit`` is :attr:`Limit.LINE_LOADING`, the element ``"line 650632 phase b"``.
+
+    Raises
+    ------
+    ScenarioError
+        ``limit_percent`` is not a finite number > 0.
+    """
+    if isinstance(limit_percent, bool) or not (
+        isinstance(limit_percent, (int, float, np.floating, np.integer))
+        and np.isfinite(limit_percent)
+        and limit_percent > 0
+    ):
+        raise ScenarioError(
+            f"loading limit: {limit_percent!r} is not valid (expected a number > 0 [%])"
+        )
+    return upper_limit_violation(
+        loading_percent,
+        float(limit_percent),
+        limit=Limit.LINE_LOADING,
+        quantity="loading_percent",
+        names=phase_element_names(line_names, line_phase, kind="line"),
+        t_s=t_s,
+        step_s=step_s,
+        end_s=end_s,
+    )
 
 
 def upper_limit_violation(

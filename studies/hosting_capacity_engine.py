@@ -39,6 +39,7 @@ class Binding(Enum):
     LINE_LOADING = "line_loading"
     TRANSFORMER_LOADING = "transformer_loading"
     HOT_SPOT = "hot_spot"
+    VOLTAGE_UNBALANCE = "voltage_unbalance"  # VUF |V2|/|V1| of a three-phase bus
     BASE_CASE = "base_case"  # a limit violated before any injection that the injection worsens
     NOT_CONVERGED = "not_converged"  # AC power flow (or the control fixed point) failed
     NONE = "none"  # no limit reached up to the search cap (HC >= cap)

@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--feeder",
         default="case33bw",
-        help="embedded feeder name or pandapower JSON path (default case33bw)",
+        help="embedded feeder name, pandapower JSON path, or an OpenDSS model (a .dss file, "
+        "or the embedded three-phase feeders ieee13, ieee34, ieee123, european_lv) "
+        "(default case33bw)",
     )
     parser.add_argument(
         "--method",
@@ -131,9 +133,204 @@ def powerflow_violations(summary: dict, *, standard: str = "ansi") -> tuple[list
     return violations, not_checked
 
 
+_PHASE_LETTER = {1: "a", 2: "b", 3: "c"}
+
+
+def is_three_phase_feeder(feeder: str) -> bool:
+    """Whether ``--feeder`` names an OpenDSS model (a ``.dss`` file or an embedded copy).
+
+    Parameters
+    ----------
+    feeder : str
+        The ``--feeder`` value.
+
+    Returns
+    -------
+    bool
+        :func:`grids.feeder3ph.is_three_phase_source`.
+    """
+    from grids.feeder3ph import is_three_phase_source
+
+    return is_three_phase_source(feeder)
+
+
+def load_three_phase_feeder(feeder: str):
+    """The three-phase feeder model of a ``.dss`` path or an embedded name.
+
+    Parameters
+    ----------
+    feeder : str
+        ``--feeder`` value (see :func:`is_three_phase_feeder`).
+
+    Returns
+    -------
+    grids.feeder3ph.ThreePhaseFeederModel
+    """
+    from cosim.clitools import check_input_file
+    from grids.feeder3ph import ThreePhaseFeederModel
+
+    if str(feeder).strip().lower().endswith(".dss"):
+        return ThreePhaseFeederModel.from_dss(
+            check_input_file(feeder, what="OpenDSS model (--feeder)")
+        )
+    return ThreePhaseFeederModel.from_name(feeder)
+
+
+def three_phase_summary(model, result, *, standard: str = "ansi") -> dict:
+    """JSON summary of one three-phase power flow, with its violations.
+
+    Parameters
+    ----------
+    model : grids.feeder3ph.ThreePhaseFeederModel
+        The feeder.
+    result : grids.feeder3ph.ThreePhaseResult
+        Its solution (the first scenario is summarized).
+    standard : {"ansi", "en50160"}, keyword-only
+        Service-voltage limits of the phase voltages.
+
+    Returns
+    -------
+    dict
+        ``feeder``, ``method``, ``converged``, ``phase_voltages`` (``bus`` as written in the
+        file, ``phase`` ``"a"``/``"b"``/``"c"``, ``vm_pu``, ``va_degree``), ``vuf_max_percent``
+        (with ``vuf_max_bus``), ``losses_kw``, ``min_vm_pu`` / ``max_vm_pu`` with their
+        ``min_vm_node`` / ``max_vm_node`` (``{"bus", "phase"}``), ``max_line_loading_percent``,
+        ``violations`` and ``limits_not_checked``.
+    """
+    import numpy as np
+
+    from grids.limits import (
+        missing_rating,
+        phase_loading_violation,
+        phase_voltage_violations,
+        unbalance_violation,
+    )
+
+    node_bus = np.asarray(model.node_bus)
+    node_phase = np.asarray(model.node_phase)
+    keep = np.flatnonzero((node_phase >= 1) & (node_phase <= 3))
+    vm = np.asarray(result.vm_pu, dtype=float)[0]
+    va = np.asarray(result.va_degree, dtype=float)[0]
+    phase_voltages = [
+        {
+            "bus": str(node_bus[k]),
+            "phase": _PHASE_LETTER[int(node_phase[k])],
+            "vm_pu": float(vm[k]),
+            "va_degree": float(va[k]),
+        }
+        for k in keep
+    ]
+    k_min = keep[int(np.nanargmin(vm[keep]))]
+    k_max = keep[int(np.nanargmax(vm[keep]))]
+    vuf = np.asarray(result.vuf_percent, dtype=float)[0]
+    has_vuf = vuf.size > 0 and np.isfinite(vuf).any()
+    loading = np.asarray(result.line_loading_percent, dtype=float)[0]
+    violations = phase_voltage_violations(
+        vm[keep], node_bus=list(node_bus[keep]), node_phase=node_phase[keep], standard=standard
+    )
+    if has_vuf:
+        found = unbalance_violation(vuf, bus_names=[f"bus {b}" for b in model.bus3])
+        if found is not None:
+            violations.append(found)
+    not_checked: list[str] = []
+    n_unrated = int(np.count_nonzero(~np.isfinite(loading)))
+    if loading.size and n_unrated == loading.size:
+        not_checked.append(missing_rating(f"every line of {model.name}", "line loading"))
+    elif n_unrated:
+        not_checked.append(
+            missing_rating(f"{n_unrated} phase conductor(s) of {model.name}", "line loading")
+        )
+    if loading.size:
+        line, letter = zip(*(c.rpartition(".")[::2] for c in result.line_conductor), strict=True)
+        found = phase_loading_violation(
+            loading,
+            line_names=list(line),
+            line_phase=[{"a": 1, "b": 2, "c": 3}.get(x, 0) for x in letter],
+        )
+        if found is not None:
+            violations.append(found)
+    finite = loading[np.isfinite(loading)]
+    return {
+        "feeder": model.name,
+        "method": "ac3ph",
+        "converged": bool(np.asarray(result.converged)[0]),
+        "phase_voltages": phase_voltages,
+        "vuf_max_percent": float(np.nanmax(vuf)) if has_vuf else None,
+        "vuf_max_bus": str(model.bus3[int(np.nanargmax(vuf))]) if has_vuf else None,
+        "losses_kw": float(np.asarray(result.losses_kw)[0]),
+        "min_vm_pu": float(vm[k_min]),
+        "min_vm_node": {
+            "bus": str(node_bus[k_min]),
+            "phase": _PHASE_LETTER[int(node_phase[k_min])],
+        },
+        "max_vm_pu": float(vm[k_max]),
+        "max_vm_node": {
+            "bus": str(node_bus[k_max]),
+            "phase": _PHASE_LETTER[int(node_phase[k_max])],
+        },
+        "max_line_loading_percent": float(finite.max()) if finite.size else None,
+        "violations": [v.to_dict() for v in violations],
+        "limits_not_checked": not_checked,
+    }
+
+
+def _run_three_phase(args: argparse.Namespace) -> int:
+    from grids.errors import ScenarioError, check_problems
+
+    problems = []
+    if args.method != "ac":
+        problems.append(
+            f"--method: {args.method!r} is for balanced feeders; a three-phase (OpenDSS) "
+            "feeder is solved by the three-phase AC engine (use --method ac)"
+        )
+    if args.ext_grid_vm_pu is not None:
+        problems.append(
+            "--ext-grid-vm-pu: not for an OpenDSS feeder (set the Vsource pu in the file)"
+        )
+    scale = args.load_scale
+    if not (scale == scale and 0.0 <= scale <= 1000.0):
+        problems.append(f"--load-scale: {scale!r} is out of range: expected a number in [0, 1000]")
+    check_problems(problems, ScenarioError, "invalid three-phase power flow")
+    model = load_three_phase_feeder(args.feeder)
+    result = model.solve(load_mult=scale)
+    summary = three_phase_summary(model, result, standard=args.voltage_standard)
+    if args.json:
+        emit_json(summary)
+        return 0
+    print_violations(summary["violations"], summary["limits_not_checked"])
+    lo, hi = summary["min_vm_node"], summary["max_vm_node"]
+    vuf = summary["vuf_max_percent"]
+    loading = summary["max_line_loading_percent"]
+    rows = [
+        ("feeder", summary["feeder"]),
+        ("method", "three-phase AC"),
+        ("converged", summary["converged"]),
+        ("nodes (bus-phases)", len(summary["phase_voltages"])),
+        (
+            "min vm [pu] (bus, phase)",
+            f"{summary['min_vm_pu']:.5f} ({lo['bus']}, phase {lo['phase']})",
+        ),
+        (
+            "max vm [pu] (bus, phase)",
+            f"{summary['max_vm_pu']:.5f} ({hi['bus']}, phase {hi['phase']})",
+        ),
+        (
+            "max VUF [%] (bus)",
+            "n/a (no three-phase bus)" if vuf is None else f"{vuf:.3f} ({summary['vuf_max_bus']})",
+        ),
+        ("losses [kW]", f"{summary['losses_kw']:.3f}"),
+        ("max line loading [%]", "n/a (no line ratings)" if loading is None else f"{loading:.2f}"),
+    ]
+    print(format_table(rows, ["quantity", "value"]))
+    print(f"worst phase: {lo['bus']} phase {lo['phase']} at {summary['min_vm_pu']:.5f} pu")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from grids.feeder_model import SolveMethod, summarize_powerflow
 
+    if is_three_phase_feeder(args.feeder):
+        return _run_three_phase(args)
     summary = summarize_powerflow(
         args.feeder,
         method=SolveMethod(args.method),
