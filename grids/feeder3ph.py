@@ -32,7 +32,13 @@ import scipy.sparse as sp
 from grids.errors import FeederError, ScenarioError, check_problems
 from grids.feeder_model import FeederModel
 from grids.opendss import DssCircuit, read_dss
-from grids.powerflow3ph import Branches, ZBusSolver, concat_branches, load_branches
+from grids.powerflow3ph import (
+    SMALL_BATCH,
+    Branches,
+    ZBusSolver,
+    concat_branches,
+    load_branches,
+)
 from grids.powerflow3ph_kernels import MODEL_PQ_PURE
 from grids.result3ph import PHASE_LETTER, NetworkData, ThreePhaseResult, csr_arrays
 
@@ -131,6 +137,16 @@ class ThreePhaseFeederModel:
             line_norm_amps=line_amps,
             bus3_nodes=bus3_nodes,
         )
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Solve the base load once, single and batched, so that the one-time work (loading
+        the compiled kernels, the impedance columns of the load nodes, the preconditioner) is
+        done when the model is built, not in its first solve. Leaves the base-load solution as
+        the warm start."""
+        batch = self.solve(load_mult=np.ones(SMALL_BATCH + 1))
+        _ = batch.losses_kw, batch.p_source_kw, batch.line_current_a
+        self.solve()
 
     def circuit_node_to_model(self, node_index: np.ndarray) -> np.ndarray:
         """Map circuit node indices (OpenDSS ``YNodeOrder``) to this model's node order.
