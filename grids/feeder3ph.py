@@ -122,6 +122,7 @@ class ThreePhaseFeederModel:
         inj = load_branches(circuit.injections, self._node_of, sign=-1.0)
         self._fixed = replace(inj, owner=np.full(len(inj), -1, dtype=np.int64))
         self._base_branches = concat_branches(self._loads, self._fixed)
+        self._extra_cache: dict[bytes, Branches] = {}
         self.delta_pairs = self._make_delta_pairs()
         line_matrix, self.line_conductor, line_amps = self._make_lines(inv)
         self.bus3 = tuple(b for b in self.buses if all((b, p) in self._node_of for p in (1, 2, 3)))
@@ -366,7 +367,8 @@ class ThreePhaseFeederModel:
 
     # ------------------------------------------------------------------------------ solve
     def _extra_branches(self, s_wye: np.ndarray | None, s_delta: np.ndarray | None):
-        """Branches (and their (S, nb) power) for the nonzero extra injections."""
+        """The feeder's branches followed by one per nonzero extra injection (cached per
+        pattern of injection points), and the extra branches' (S, nb) consumed power."""
         parts = []
         if s_wye is not None:
             nodes = np.flatnonzero(np.any(s_wye != 0, axis=0))
@@ -387,21 +389,28 @@ class ThreePhaseFeederModel:
         f = np.concatenate([p[0] for p in parts]).astype(np.int64)
         t = np.concatenate([p[1] for p in parts]).astype(np.int64)
         s = np.concatenate([p[2] for p in parts], axis=1)
-        nb = f.size
-        base = self.kv_base_ln[f] * 1000.0
-        br = Branches(
-            node_from=f,
-            node_to=t,
-            s_va=np.zeros(nb, dtype=complex),
-            v_base_v=base,
-            model=np.full(nb, MODEL_PQ_PURE),
-            vminpu=np.zeros(nb),
-            vmaxpu=np.full(nb, np.inf),
-            vlowpu=np.zeros(nb),
-            owner=np.full(nb, -1),
-            p_exp=np.zeros(nb),
-            q_exp=np.zeros(nb),
-        )
+        key = f.tobytes() + t.tobytes()
+        br = self._extra_cache.get(key)
+        if br is None:
+            nb = f.size
+            extra = Branches(
+                node_from=f,
+                node_to=t,
+                s_va=np.zeros(nb, dtype=complex),
+                v_base_v=self.kv_base_ln[f] * 1000.0,
+                model=np.full(nb, MODEL_PQ_PURE),
+                vminpu=np.zeros(nb),
+                vmaxpu=np.full(nb, np.inf),
+                vlowpu=np.zeros(nb),
+                owner=np.full(nb, -1),
+                p_exp=np.zeros(nb),
+                q_exp=np.zeros(nb),
+            )
+            # cached with the feeder's own branches in front (what solve passes on)
+            br = concat_branches(self._base_branches, extra)
+            if len(self._extra_cache) >= 16:
+                self._extra_cache.pop(next(iter(self._extra_cache)))
+            self._extra_cache[key] = br
         return br, -s  # consumption positive [VA]
 
     def _check(self, name: str, value, width: int, n_scen: int | None) -> np.ndarray | None:
@@ -518,11 +527,11 @@ class ThreePhaseFeederModel:
             ],
             axis=1,
         )
-        extra, s_extra = self._extra_branches(
+        with_extra, s_extra = self._extra_branches(
             cplx(arrays[0], arrays[1], n_node), cplx(arrays[2], arrays[3], n_pair)
         )
-        if extra is not None:
-            branches = concat_branches(branches, extra)
+        if with_extra is not None:
+            branches = with_extra
             s_va = np.concatenate([s_va, s_extra], axis=1)
         out = self._solver.solve(
             branches, s_va, tol_pu=tol_pu, max_iter=max_iter, warm_start=warm_start
