@@ -541,13 +541,13 @@ class ThreePhaseFeederModel:
     def _result(self, out, branches: Branches) -> ThreePhaseResult:
         s_br = out.branch_s_va / 1000.0
         is_load = branches.owner >= 0
-        s_load = np.zeros((out.v_v.shape[0], self.n_load), dtype=complex)
+        s_load = np.zeros((out.converged.size, self.n_load), dtype=complex)
         np.add.at(s_load.T, branches.owner[is_load], s_br[:, is_load].T)
         s_inj = -s_br[:, ~is_load].sum(axis=1)
         return ThreePhaseResult(
             node_bus=self.node_bus,
             node_phase=self.node_phase,
-            v_pu=out.v_v / self._network.v_base_v,
+            voltages=out.voltages,
             converged=out.converged,
             iterations=out.iterations,
             max_dv_pu=out.max_dv_pu,

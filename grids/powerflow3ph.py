@@ -268,14 +268,62 @@ def concat_branches(a: Branches, b: Branches) -> Branches:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
+class NodeVoltages:
+    """All node voltages of a batch, kept as ``V = V0 + I_A Z_NA^T`` until asked for.
+
+    The solve only needs the nodes that carry a branch; the other nodes' voltages are one
+    product away. :meth:`full_v` forms them all, :meth:`at_v` only some columns.
+
+    Attributes
+    ----------
+    v0_v : numpy.ndarray (n,) complex
+        No-load voltages [V].
+    z_na : numpy.ndarray (n, nA) complex
+        Columns of ``Z = Y^-1`` at the active nodes [Ohm].
+    i_active_a : numpy.ndarray (S, nA) complex
+        Currents injected at the active nodes [A].
+    """
+
+    v0_v: np.ndarray
+    z_na: np.ndarray
+    i_active_a: np.ndarray
+
+    def full_v(self) -> np.ndarray:
+        """Every node voltage.
+
+        Returns
+        -------
+        numpy.ndarray (S, n) complex
+            [V].
+        """
+        return self.v0_v[None, :] + self.i_active_a @ self.z_na.T
+
+    def at_v(self, nodes: np.ndarray) -> np.ndarray:
+        """Voltages of some nodes.
+
+        Parameters
+        ----------
+        nodes : numpy.ndarray of int
+            Node indices.
+
+        Returns
+        -------
+        numpy.ndarray (S, len(nodes)) complex
+            [V].
+        """
+        nodes = np.asarray(nodes, dtype=np.int64)
+        return self.v0_v[None, nodes] + self.i_active_a @ self.z_na[nodes].T
+
+
+@dataclass(frozen=True)
 class SolveOutcome:
     """Raw output of :meth:`ZBusSolver.solve`.
 
     Attributes
     ----------
-    v_v : numpy.ndarray (S, n) complex
-        Node voltages [V].
+    voltages : NodeVoltages
+        Node voltages (formed on demand).
     converged : numpy.ndarray (S,) of bool
     iterations : numpy.ndarray (S,) of int
     max_dv_pu : numpy.ndarray (S,)
@@ -284,7 +332,7 @@ class SolveOutcome:
         Power drawn by each branch at the solved voltages [VA] (consumption positive).
     """
 
-    v_v: np.ndarray
+    voltages: NodeVoltages
     converged: np.ndarray
     iterations: np.ndarray
     max_dv_pu: np.ndarray
@@ -403,10 +451,10 @@ class ZBusSolver:
         struct = self._structure(branches)
         active, f, t, n_a = struct["active"], struct["f"], struct["t"], struct["active"].size
         if n_a == 0:
-            v = np.broadcast_to(self.v0_v, (n_scen, self.n)).copy()
             ones = np.ones(n_scen, dtype=bool)
             empty = np.zeros((n_scen, 0), dtype=complex)
-            return SolveOutcome(v, ones, np.zeros(n_scen, int), np.zeros(n_scen), empty)
+            voltages = NodeVoltages(self.v0_v, np.zeros((self.n, 0), dtype=complex), empty)
+            return SolveOutcome(voltages, ones, np.zeros(n_scen, int), np.zeros(n_scen), empty)
         # the preconditioner: the branches' nominal admittance at the batch's mean load, as
         # the first call's pattern times the load level snapped to steps of 25 % (so that
         # successive calls at similar load reuse one factorization)
@@ -484,18 +532,17 @@ class ZBusSolver:
         i_a = np.empty((n_scen, n_a), dtype=complex)
         cur = np.empty((n_scen, f.size), dtype=complex)
         final_kernel(v_a, f, t, s_va, *params, i_a, cur)
-        v = self.v0_v[None, :] + i_a @ z_na.T
+        voltages = NodeVoltages(self.v0_v, z_na, i_a)
         self._warm = (active, v_a.copy())
-        self._warm_full = v[-1].copy()
-        bad = ~np.isfinite(v).all(axis=1)
-        converged &= ~bad
+        self._warm_full = self.v0_v + i_a[-1] @ z_na.T
         # power at the final node voltages: with the currents above, the network equations
         # hold exactly, so source + injections = loads + losses to rounding
-        v_act = v[:, active]
+        v_act = voltages.at_v(active)
+        converged &= np.isfinite(v_act).all(axis=1)
         v_f = v_act[:, f]
         v_t = np.where(t < n_a, v_act[:, np.minimum(t, n_a - 1)], 0.0)
         s_br = (v_f - v_t) * np.conj(cur)
-        return SolveOutcome(v, converged, iterations, max_dv, s_br)
+        return SolveOutcome(voltages, converged, iterations, max_dv, s_br)
 
     def _structure(self, branches: Branches) -> dict:
         """Active nodes and branch indices (cached per branch topology)."""

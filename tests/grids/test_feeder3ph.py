@@ -181,3 +181,13 @@ def test_floating_network_is_a_feeder_error():
     floating = sp.csc_matrix(np.array([[1.0, -1.0], [-1.0, 1.0]], dtype=complex))
     with pytest.raises(FeederError, match="singular"):
         ZBusSolver(floating, np.zeros(2, dtype=complex), np.ones(2))
+
+
+def test_voltages_at_some_nodes_equal_the_full_array(ieee13):
+    mult = np.linspace(0.5, 1.2, SMALL_BATCH + 2)
+    nodes = ieee13.node_indices(["675", "611", "634"], [1, 3, 2])
+    result = ieee13.solve(load_mult=mult)
+    some = result.vm_at_pu(nodes)  # before the full array exists
+    assert "vm_pu" not in result.__dict__
+    np.testing.assert_allclose(some, result.vm_pu[:, nodes], rtol=1e-12)
+    np.testing.assert_allclose(result.vm_at_pu(nodes), some, rtol=1e-12)
