@@ -191,3 +191,17 @@ def test_voltages_at_some_nodes_equal_the_full_array(ieee13):
     assert "vm_pu" not in result.__dict__
     np.testing.assert_allclose(some, result.vm_pu[:, nodes], rtol=1e-12)
     np.testing.assert_allclose(result.vm_at_pu(nodes), some, rtol=1e-12)
+
+
+def test_zero_load_gives_the_no_load_voltages(ieee13):
+    """With every load at 0 the solution is V0 = Y^-1 I_s (closed form, sparse solve)."""
+    import scipy.sparse.linalg as spla
+
+    result = ieee13.solve(load_mult=0.0, warm_start=False)
+    circuit = ieee13.circuit
+    v0 = spla.spsolve((circuit.y_network + circuit.y_source).tocsc(), circuit.i_source_a)
+    v0_model = ieee13.circuit_node_to_model(np.arange(circuit.n_node))
+    expected = np.empty(ieee13.n_node, dtype=complex)
+    expected[v0_model] = v0
+    np.testing.assert_allclose(result.v_v[0], expected, rtol=1e-9)
+    assert result.load_p_kw[0].sum() == pytest.approx(0.0, abs=1e-9)
