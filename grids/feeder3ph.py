@@ -185,6 +185,7 @@ class ThreePhaseFeederModel:
             _load_branches(circuit.injections, self._node_of, sign=-1.0, owner_offset=0)
         )
         self._fixed = replace(inj, owner=np.full(len(inj), -1, dtype=np.int64))
+        self._base_branches = _concat(self._loads, self._fixed)
         self.delta_pairs = self._make_delta_pairs()
         line_matrix, self.line_conductor, line_amps = self._make_lines(inv)
         self.bus3 = tuple(b for b in self.buses if all((b, p) in self._node_of for p in (1, 2, 3)))
@@ -200,6 +201,22 @@ class ThreePhaseFeederModel:
             line_norm_amps=line_amps,
             bus3_nodes=bus3_nodes,
         )
+
+    def circuit_node_to_model(self, node_index: np.ndarray) -> np.ndarray:
+        """Map circuit node indices (OpenDSS ``YNodeOrder``) to this model's node order.
+
+        Parameters
+        ----------
+        node_index : numpy.ndarray of int
+            Circuit node indices; -1 (ground) stays -1.
+
+        Returns
+        -------
+        numpy.ndarray of int
+            Model node indices.
+        """
+        idx = np.asarray(node_index, dtype=np.int64)
+        return np.where(idx >= 0, self._inv[np.maximum(idx, 0)], -1)
 
     # -------------------------------------------------------------------------- regulators
     @property
@@ -246,7 +263,7 @@ class ThreePhaseFeederModel:
         n = self.n_node
         delta = sp.csc_matrix((n, n), dtype=complex)
         for reg, k_old, k_new in moves:
-            idx = np.where(reg.node_index >= 0, self._inv[np.maximum(reg.node_index, 0)], -1)
+            idx = self.circuit_node_to_model(reg.node_index)
             keep = idx >= 0
             d = (reg.yprims[k_new] - reg.yprims[k_old])[np.ix_(keep, keep)]
             i = idx[keep]
@@ -371,6 +388,36 @@ class ThreePhaseFeederModel:
             raise FeederError(f"feeder {self.name}: bus {bus!r} has no phase {phase}")
         return self._node_of[key]
 
+    def node_indices(self, buses, phases) -> np.ndarray:
+        """Vectorized :meth:`node_index`.
+
+        Parameters
+        ----------
+        buses : sequence of str
+            Bus names (case-insensitive).
+        phases : sequence of int
+            Node numbers (1, 2, 3 = a, b, c), one per bus.
+
+        Returns
+        -------
+        numpy.ndarray of int
+            Node indices.
+
+        Raises
+        ------
+        FeederError
+            Every (bus, phase) that does not exist, listed.
+        """
+        out, missing = [], []
+        for bus, phase in zip(buses, phases, strict=True):
+            key = (str(bus).lower(), int(phase))
+            if key in self._node_of:
+                out.append(self._node_of[key])
+            else:
+                missing.append(f"bus {bus!r} has no phase {phase}")
+        check_problems(missing, FeederError, f"feeder {self.name}: unknown nodes")
+        return np.array(out, dtype=np.int64)
+
     # ------------------------------------------------------------------------------ solve
     def _extra_branches(self, s_wye: np.ndarray | None, s_delta: np.ndarray | None):
         """Branches (and their (S, nb) power) for the nonzero extra injections."""
@@ -461,10 +508,22 @@ class ThreePhaseFeederModel:
         -------
         ThreePhaseResult
         """
-        mult = np.asarray(load_mult, dtype=float)
+        try:
+            mult = np.asarray(load_mult, dtype=float)
+        except (TypeError, ValueError):
+            raise ScenarioError(
+                f"feeder {self.name}: load_mult: {load_mult!r}, expected a number or an array "
+                "of multipliers >= 0"
+            ) from None
         problems = []
         if not np.isfinite(mult).all():
             problems.append("load_mult: holds NaN or infinite values")
+        elif (mult < 0).any():
+            problems.append(f"load_mult: {float(mult.min())} is negative, expected >= 0")
+        if not (np.isfinite(tol_pu) and 0 < tol_pu < 0.01):
+            problems.append(f"tol_pu: {tol_pu!r}, expected a tolerance in (0, 0.01) pu")
+        if not (isinstance(max_iter, int | np.integer) and max_iter >= 1):
+            problems.append(f"max_iter: {max_iter!r}, expected an integer >= 1")
         if mult.ndim > 2 or (mult.ndim == 2 and mult.shape[1] != self.n_load):
             problems.append(
                 f"load_mult: shape {mult.shape}, expected (), (S,) or (S, {self.n_load})"
@@ -505,7 +564,7 @@ class ThreePhaseFeederModel:
                 out += 1j * q * 1e6
             return out
 
-        branches = _concat(self._loads, self._fixed)
+        branches = self._base_branches
         s_va = np.concatenate(
             [
                 self._loads.s_va[None, :] * mult[:, self._loads.owner],

@@ -47,7 +47,16 @@ NETWORK_CLASSES = ("line", "transformer", "capacitor", "reactor", "autotrans")
 INJECTION_CLASSES = ("pvsystem", "storage", "generator")
 #: Classes that do not change the steady state of a snapshot solve (meters, protection that
 #: is closed, control of capacitors held at their present state).
-PASSIVE_CLASSES = ("energymeter", "monitor", "fuse", "relay", "recloser", "capcontrol", "sensor")
+PASSIVE_CLASSES = (
+    "energymeter",
+    "monitor",
+    "fuse",
+    "relay",
+    "recloser",
+    "capcontrol",
+    "swtcontrol",
+    "sensor",
+)
 #: Load models the engine implements: 1 constant PQ, 2 constant Z, 3 constant P quadratic Q,
 #: 4 exponential (CVR), 5 constant |I|.
 SUPPORTED_LOAD_MODELS = (1, 2, 3, 4, 5)
@@ -156,8 +165,18 @@ class DssRegulator:
         Set point and bandwidth on the 120 V base [V].
     pt_ratio, ct_primary_a, r_v, x_v : float
         Potential transformer ratio, CT primary rating [A], line-drop compensator [V].
-    delay_s : float
-        Time delay of the first tap change [s].
+    delay_s, tap_delay_s : float
+        Time delay of the first tap change and between further changes [s].
+    max_tap_change : int
+        Most tap steps per control action (OpenDSS ``maxtapchange``).
+    pt_phase : int
+        Monitored phase (1-based conductor of the winding).
+    n_phases, n_conds : int
+        Phases and conductors per terminal of the transformer.
+    winding_delta : bool
+        The monitored winding is delta connected.
+    winding_v_base_v : float
+        Base voltage of the monitored winding [V] (OpenDSS ``BaseVoltage``).
     node_index : numpy.ndarray of int
         Circuit node of every conductor of the transformer (-1 for ground).
     positions_pu : numpy.ndarray (n_pos,)
@@ -180,6 +199,13 @@ class DssRegulator:
     r_v: float
     x_v: float
     delay_s: float
+    tap_delay_s: float
+    max_tap_change: int
+    pt_phase: int
+    n_phases: int
+    n_conds: int
+    winding_delta: bool
+    winding_v_base_v: float
     node_index: np.ndarray
     positions_pu: np.ndarray
     yprims: np.ndarray
@@ -249,15 +275,26 @@ class DssCircuit:
         return len(self.node_name)
 
 
+_CONTEXT: list = []
+
+
 def _opendss():
+    """A private OpenDSS engine (a DSS C-API context of its own, created once).
+
+    Reading never touches the engine a caller may be using through ``opendssdirect``
+    directly (a benchmark running OpenDSS side by side, a test building a reference).
+    """
+    if _CONTEXT:
+        return _CONTEXT[0]
     try:
         # lazy: opendssdirect is an optional extra, loaded only when an OpenDSS file is read
-        import opendssdirect as dss
+        import opendssdirect
     except ImportError as exc:  # pragma: no cover - the test extras install it
         raise FeederError(
             'reading OpenDSS models needs opendssdirect.py: pip install "v2g-cosim[opendss]"'
         ) from exc
-    return dss
+    _CONTEXT.append(opendssdirect.NewContext())
+    return _CONTEXT[0]
 
 
 def _complex_matrix(flat: list[float] | np.ndarray) -> np.ndarray:
@@ -268,7 +305,7 @@ def _complex_matrix(flat: list[float] | np.ndarray) -> np.ndarray:
 
 
 def compile_dss(path: str | Path):
-    """Compile an OpenDSS model in its own folder and return the opendssdirect module.
+    """Compile an OpenDSS model in its own folder in the reader's private OpenDSS engine.
 
     Parameters
     ----------
@@ -277,8 +314,8 @@ def compile_dss(path: str | Path):
 
     Returns
     -------
-    module
-        ``opendssdirect`` with the circuit active.
+    opendssdirect.OpenDSSDirect
+        The reader's engine (an ``opendssdirect`` context) with the circuit active.
 
     Raises
     ------
@@ -421,6 +458,13 @@ def _table(rows: list[dict]) -> DssLoads:
     )
 
 
+def _int_or(text: str, default: int) -> int:
+    try:
+        return int(float(str(text).strip()))
+    except ValueError:  # "max", "min" (phase selection modes): the first phase
+        return default
+
+
 def _transformer_yprims(dss, name: str, winding: int, positions: np.ndarray) -> np.ndarray:
     """Primitive admittance of a transformer at each tap of one winding (then restored)."""
     dss.Transformers.Name(name)
@@ -453,6 +497,9 @@ def _read_regulators(dss, node_index: dict[str, int]) -> tuple[DssRegulator, ...
                 "r_v": dss.RegControls.ForwardR(),
                 "x_v": dss.RegControls.ForwardX(),
                 "delay_s": dss.RegControls.Delay(),
+                "tap_delay_s": dss.RegControls.TapDelay(),
+                "max_tap_change": dss.RegControls.MaxTapChange(),
+                "pt_phase": _int_or(dss.Properties.Value("PTphase"), 1),
             }
         )
     out = []
@@ -461,9 +508,14 @@ def _read_regulators(dss, node_index: dict[str, int]) -> tuple[DssRegulator, ...
         dss.Transformers.Wdg(row["winding"])
         lo, hi, n = dss.Transformers.MinTap(), dss.Transformers.MaxTap(), dss.Transformers.NumTaps()
         tap = dss.Transformers.Tap()
+        kv = dss.Transformers.kV()
+        delta = bool(dss.Transformers.IsDelta())
         positions = np.linspace(lo, hi, n + 1)
         dss.Circuit.SetActiveElement(f"Transformer.{row['transformer']}")
         idx = _terminal_nodes(dss, node_index)
+        n_ph, n_cond = dss.CktElement.NumPhases(), dss.CktElement.NumConductors()
+        # OpenDSS's winding base: line-to-neutral for a 2- or 3-phase wye winding
+        v_base = kv * 1000.0 / (math.sqrt(3.0) if not delta and n_ph in (2, 3) else 1.0)
         yprims = _transformer_yprims(dss, row["transformer"], row["winding"], positions)
         out.append(
             DssRegulator(
@@ -472,6 +524,10 @@ def _read_regulators(dss, node_index: dict[str, int]) -> tuple[DssRegulator, ...
                 min_tap_pu=lo,
                 max_tap_pu=hi,
                 num_taps=n,
+                n_phases=n_ph,
+                n_conds=n_cond,
+                winding_delta=delta,
+                winding_v_base_v=v_base,
                 node_index=idx,
                 positions_pu=positions,
                 yprims=yprims,
@@ -583,7 +639,12 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
             {"pvsystem": dss.PVsystems, "storage": dss.Storages, "generator": dss.Generators}[
                 cls_l
             ].Name(name)
-            injections.append(_read_pc(dss, cls_l))
+            row = _read_pc(dss, cls_l)
+            if cls_l == "generator" and dss.Generators.Model() != 1:
+                unsupported.append(
+                    f"Generator.{name} (model {dss.Generators.Model()}, read as constant kW, kvar)"
+                )
+            injections.append(row)
         elif cls_l == "regcontrol" or cls_l in PASSIVE_CLASSES:
             continue
         else:

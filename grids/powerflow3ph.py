@@ -39,6 +39,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numba import njit
 
+from grids.errors import FeederError
+
 #: Model numbers of :func:`branch_currents` (OpenDSS load models).
 MODEL_PQ = 1
 MODEL_Z = 2
@@ -157,6 +159,50 @@ def _update_kernel(v_a, rows, new, c_vec, inv_base, dv):  # pragma: no cover
 
 
 @njit(cache=True)
+def _anderson_kernel(
+    v_a, rows, new, c_vec, inv_base, g_prev, d_prev, first, dv
+):  # pragma: no cover
+    """Anderson-accelerated update (memory 1) of the scenarios ``rows``, in place.
+
+    With ``g = G(x)`` (the fixed-point map: ``new + c``) and ``d = g - x``:
+    ``x_new = g - gamma (g - g_prev)``, ``gamma = Re<d - d_prev, d> / |d - d_prev|^2``
+    (Walker & Ni, SIAM J. Numer. Anal. 49 (2011) 1715-1735); the plain update ``g`` when the
+    residual grew or on the first iteration. ``dv`` is the residual ``max |d|`` [pu].
+    """
+    n_a = v_a.shape[1]
+    for j in range(rows.size):
+        k = rows[j]
+        worst = 0.0
+        num = 0.0
+        den = 0.0
+        norm_d = 0.0
+        norm_prev = 0.0
+        for a in range(n_a):
+            g = new[j, a] + c_vec[a]
+            d = (g - v_a[k, a]) * inv_base[a]
+            m = d.real * d.real + d.imag * d.imag
+            if m > worst:
+                worst = m
+            dd = d - d_prev[k, a]
+            num += dd.real * d.real + dd.imag * d.imag
+            den += dd.real * dd.real + dd.imag * dd.imag
+            norm_d += m
+            norm_prev += (
+                d_prev[k, a].real * d_prev[k, a].real + d_prev[k, a].imag * d_prev[k, a].imag
+            )
+        gamma = 0.0
+        if not first and den > 0.0 and norm_d < norm_prev:
+            gamma = num / den
+        for a in range(n_a):
+            g = new[j, a] + c_vec[a]
+            d = (g - v_a[k, a]) * inv_base[a]
+            v_a[k, a] = g - gamma * (g - g_prev[k, a])
+            g_prev[k, a] = g
+            d_prev[k, a] = d
+        dv[j] = math.sqrt(worst)
+
+
+@njit(cache=True)
 def csr_quadratic(data, indices, indptr, v, out):  # pragma: no cover
     """``out[k] = sum_i v[k, i] conj((M v[k])_i)`` for a CSR matrix ``M`` (complex power).
 
@@ -198,6 +244,119 @@ def csr_rows_abs(data, indices, indptr, v, out):  # pragma: no cover
             for p in range(indptr[row], indptr[row + 1]):
                 cur += data[p] * v[k, indices[p]]
             out[k, row] = abs(cur)
+
+
+#: Anderson acceleration (memory 1) of the batched fixed point.
+ANDERSON = True
+#: Batches up to this many scenarios iterate in one compiled loop per scenario; larger ones
+#: iterate all scenarios together with one dense matrix product per iteration.
+SMALL_BATCH = 8
+
+
+def _param_arrays(branches: Branches) -> tuple[np.ndarray, ...]:
+    """The per-branch parameters in the order of the compiled kernels."""
+    return (
+        np.asarray(branches.v_base_v, dtype=float),
+        np.asarray(branches.model, dtype=np.int64),
+        np.asarray(branches.vminpu, dtype=float),
+        np.asarray(branches.vmaxpu, dtype=float),
+        np.asarray(branches.vlowpu, dtype=float),
+        np.asarray(branches.p_exp, dtype=float),
+        np.asarray(branches.q_exp, dtype=float),
+    )
+
+
+@njit(cache=True)
+def _fixed_point_kernel(
+    v_a,
+    f,
+    t,
+    y_b,
+    s,
+    v_base,
+    model,
+    vmin,
+    vmax,
+    vlow,
+    p_exp,
+    q_exp,
+    k_t,
+    c_vec,
+    inv_base,
+    tol,
+    max_iter,
+    iterations,
+    max_dv,
+    converged,
+):  # pragma: no cover
+    """The fixed point of :meth:`ZBusSolver.solve`, one scenario at a time, in place."""
+    n_a = v_a.shape[1]
+    r = np.empty(n_a, dtype=np.complex128)
+    for k in range(v_a.shape[0]):
+        for it in range(max_iter):
+            for a in range(n_a):
+                r[a] = 0j
+            for b in range(f.size):
+                vt = v_a[k, t[b]] if t[b] < n_a else 0j
+                v_br = v_a[k, f[b]] - vt
+                cur = _branch_current(
+                    v_br,
+                    s[k, b],
+                    v_base[b],
+                    model[b],
+                    vmin[b],
+                    vmax[b],
+                    vlow[b],
+                    p_exp[b],
+                    q_exp[b],
+                )
+                x = y_b[b] * v_br - cur
+                r[f[b]] += x
+                if t[b] < n_a:
+                    r[t[b]] -= x
+            worst = 0.0
+            for a in range(n_a):
+                acc = c_vec[a]
+                for j in range(n_a):
+                    acc += r[j] * k_t[j, a]
+                d = acc - v_a[k, a]
+                m = (d.real * d.real + d.imag * d.imag) * inv_base[a] * inv_base[a]
+                if m > worst:
+                    worst = m
+                v_a[k, a] = acc
+            iterations[k] = it + 1
+            max_dv[k] = math.sqrt(worst)
+            if max_dv[k] < tol:
+                converged[k] = True
+                break
+
+
+@njit(cache=True)
+def _final_kernel(
+    v_a, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, i_a, cur
+):  # pragma: no cover
+    """Branch currents ``cur`` and injected node currents ``i_a`` at the voltages ``v_a``."""
+    n_a = v_a.shape[1]
+    for k in range(v_a.shape[0]):
+        for a in range(n_a):
+            i_a[k, a] = 0j
+        for b in range(f.size):
+            vt = v_a[k, t[b]] if t[b] < n_a else 0j
+            c = _branch_current(
+                v_a[k, f[b]] - vt,
+                s[k, b],
+                v_base[b],
+                model[b],
+                vmin[b],
+                vmax[b],
+                vlow[b],
+                p_exp[b],
+                q_exp[b],
+            )
+            cur[k, b] = c
+            i_a[k, f[b]] -= c
+            if t[b] < n_a:
+                i_a[k, t[b]] += c
 
 
 @njit(cache=True)
@@ -309,21 +468,6 @@ class SolveOutcome:
     branch_s_va: np.ndarray
 
 
-def _coarse(y: np.ndarray) -> np.ndarray:
-    """Complex values snapped to a coarse grid: magnitude to steps of 25 %, angle to 5 deg.
-
-    The preconditioner only sets the convergence rate, never the solution; snapping lets
-    successive calls with similar loads reuse one factorization.
-    """
-    mag = np.abs(y)
-    step = np.log(1.25)
-    mag_q = np.where(
-        mag > 0, np.exp(np.round(np.log(np.where(mag > 0, mag, 1.0)) / step) * step), 0.0
-    )
-    ang_q = np.radians(np.round(np.degrees(np.angle(y)) / 5.0) * 5.0)
-    return mag_q * np.exp(1j * ang_q)
-
-
 class ZBusSolver:
     """Z-bus fixed point for a network with load branches (see the module docstring).
 
@@ -339,22 +483,31 @@ class ZBusSolver:
 
     def __init__(self, y, i_source_a: np.ndarray, v_base_v: np.ndarray) -> None:
         self.n = int(y.shape[0])
-        self._lu = spla.splu(sp.csc_matrix(y, dtype=complex))
+        try:
+            self._lu = spla.splu(sp.csc_matrix(y, dtype=complex))
+        except RuntimeError as exc:  # "Factor is exactly singular"
+            raise FeederError(
+                "the network admittance matrix is singular: a part of the network floats "
+                "(no path to ground or to a source, e.g. an ungrounded winding or an island); "
+                f"{exc}"
+            ) from exc
         self.v0_v = self._lu.solve(np.asarray(i_source_a, dtype=complex))
         self.v_base_v = np.asarray(v_base_v, dtype=float)
         self._cols: dict[int, int] = {}
         self._z_cols = np.zeros((self.n, 0), dtype=complex)
         self._warm: tuple[np.ndarray, np.ndarray] | None = None
+        self._warm_full: np.ndarray | None = None
         self._precond: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._structures: dict[bytes, dict] = {}
 
     @property
     def warm_state(self):
-        """Last solution kept for the warm start (active nodes, voltages) or None."""
-        return self._warm
+        """Last solution kept for the warm start: (active nodes, their voltages, all nodes)."""
+        return self._warm, self._warm_full
 
     @warm_state.setter
     def warm_state(self, value) -> None:
-        self._warm = value
+        self._warm, self._warm_full = value
 
     def _preconditioner(self, active, f, t, y_b):
         """``Z_NA``, ``K = (1 + Z_AA Y_l)^-1 Z_AA`` and ``c = (1 + Z_AA Y_l)^-1 V0_A``."""
@@ -422,90 +575,131 @@ class ZBusSolver:
         -------
         SolveOutcome
         """
-        s_va = np.atleast_2d(np.asarray(s_va, dtype=complex))
+        s_va = np.ascontiguousarray(np.atleast_2d(np.asarray(s_va, dtype=complex)))
         n_scen = s_va.shape[0]
-        active = np.unique(np.concatenate([branches.node_from, branches.node_to]))
-        active = active[active >= 0]
-        n_a = active.size
+        struct = self._structure(branches)
+        active, f, t, n_a = struct["active"], struct["f"], struct["t"], struct["active"].size
         if n_a == 0:
             v = np.broadcast_to(self.v0_v, (n_scen, self.n)).copy()
             ones = np.ones(n_scen, dtype=bool)
             empty = np.zeros((n_scen, 0), dtype=complex)
             return SolveOutcome(v, ones, np.zeros(n_scen, int), np.zeros(n_scen), empty)
-        pos = np.full(self.n + 1, n_a, dtype=np.int64)  # ground -> the extra zero column
-        pos[active] = np.arange(n_a)
-        f = pos[branches.node_from]
-        t = pos[branches.node_to]  # node_to == -1 -> pos[-1] == n_a (ground)
-        # nominal admittance of the branches (scenario mean, snapped to a coarse grid so that
-        # the factorization is reused across calls) as the preconditioner
-        y_b = _coarse(np.conj(s_va.mean(axis=0)) / branches.v_base_v**2)
-        y_b = np.where(branches.model == MODEL_PQ_PURE, 0.0, y_b)
-        key = (active.tobytes(), f.tobytes(), t.tobytes(), y_b.tobytes())
+        # the preconditioner: the branches' nominal admittance at the batch's mean load, as
+        # the first call's pattern times the load level snapped to steps of 25 % (so that
+        # successive calls at similar load reuse one factorization)
+        s_mean = s_va.mean(axis=0)
+        if struct["y_ref"] is None:
+            y_ref = np.conj(s_mean) / struct["v_base"] ** 2
+            y_ref[struct["pure"]] = 0.0
+            struct["y_ref"] = y_ref
+            struct["s_ref"] = float(np.abs(s_mean).sum())
+        level = float(np.abs(s_mean).sum()) / struct["s_ref"] if struct["s_ref"] > 0 else 1.0
+        step = int(np.round(np.log(level) / np.log(1.25))) if level > 0 else -1000
+        y_b = struct["y_ref"] * (1.25**step if step > -1000 else 0.0)
+        key = (struct["key"], step)
         if key not in self._precond:
             if len(self._precond) >= 8:
                 self._precond.pop(next(iter(self._precond)))
             self._precond[key] = self._preconditioner(active, f, t, y_b)
-        z_na, k_mat, c_vec = self._precond[key]
-        base_a = self.v_base_v[active]
-        k_t = k_mat
-        args = (
-            f,
-            t,
-            np.ascontiguousarray(y_b, dtype=complex),
-            s_va,
-            np.ascontiguousarray(branches.v_base_v, dtype=float),
-            np.ascontiguousarray(branches.model, dtype=np.int64),
-            np.ascontiguousarray(branches.vminpu, dtype=float),
-            np.ascontiguousarray(branches.vmaxpu, dtype=float),
-            np.ascontiguousarray(branches.vlowpu, dtype=float),
-            np.ascontiguousarray(branches.p_exp, dtype=float),
-            np.ascontiguousarray(branches.q_exp, dtype=float),
-        )
+        z_na, k_t, c_vec = self._precond[key]
+        inv_base = struct["inv_base"]
+        params = struct["params"]
         if warm_start and self._warm is not None and np.array_equal(self._warm[0], active):
             last = self._warm[1]
             v_a = last.copy() if last.shape[0] == n_scen else np.repeat(last[-1:], n_scen, 0)
+        elif warm_start and self._warm_full is not None:
+            # other active nodes (e.g. new injection points): start from the last solution
+            v_a = np.repeat(self._warm_full[active][None, :], n_scen, axis=0)
         else:
             v_a = np.repeat(self.v0_v[active][None, :], n_scen, axis=0)
         converged = np.zeros(n_scen, dtype=bool)
         iterations = np.zeros(n_scen, dtype=np.int64)
         max_dv = np.full(n_scen, np.inf)
-        todo = np.arange(n_scen)
-        i_buf = np.empty((n_scen, n_a), dtype=complex)
-        dv = np.empty(n_scen)
-        for _ in range(max_iter):
-            i_a = i_buf[: todo.size]
-            _residual_kernel(v_a, todo, *args, i_a)
-            # (1 + Z Y_l) V_new = V0 + Z (I(V) + Y_l V)  ->  V_new = c + K (I(V) + Y_l V)
-            new = i_a @ k_t
-            _update_kernel(v_a, todo, new, c_vec, 1.0 / base_a, dv[: todo.size])
-            iterations[todo] += 1
-            max_dv[todo] = dv[: todo.size]
-            done = dv[: todo.size] < tol_pu
-            converged[todo[done]] = True
-            todo = todo[~done]
-            if todo.size == 0:
-                break
-        kw = {
-            "v_base_v": args[4],
-            "model": args[5],
-            "vminpu": args[6],
-            "vmaxpu": args[7],
-            "vlowpu": args[8],
-            "p_exp": args[9],
-            "q_exp": args[10],
-        }
-        zero_col = np.zeros((n_scen, 1), dtype=complex)
-        # final currents at the converged voltages, then every node
-        v_aug = np.concatenate([v_a, zero_col], axis=1)
-        cur = branch_currents(v_aug[:, f] - v_aug[:, t], s_va, **kw)
+        if n_scen <= SMALL_BATCH:
+            # one compiled loop per scenario: no per-iteration Python overhead
+            _fixed_point_kernel(
+                v_a,
+                f,
+                t,
+                y_b,
+                s_va,
+                *params,
+                k_t,
+                c_vec,
+                inv_base,
+                tol_pu,
+                max_iter,
+                iterations,
+                max_dv,
+                converged,
+            )
+        else:
+            todo = np.arange(n_scen)
+            i_buf = np.empty((n_scen, n_a), dtype=complex)
+            dv = np.empty(n_scen)
+            g_prev = np.zeros((n_scen, n_a), dtype=complex)
+            d_prev = np.zeros((n_scen, n_a), dtype=complex)
+            for it in range(max_iter):
+                i_a = i_buf[: todo.size]
+                _residual_kernel(v_a, todo, f, t, y_b, s_va, *params, i_a)
+                # (1 + Z Y_l) V_new = V0 + Z (I(V) + Y_l V)  ->  V_new = c + K (I(V) + Y_l V)
+                new = i_a @ k_t
+                if ANDERSON:
+                    _anderson_kernel(
+                        v_a, todo, new, c_vec, inv_base, g_prev, d_prev, it == 0, dv[: todo.size]
+                    )
+                else:
+                    _update_kernel(v_a, todo, new, c_vec, inv_base, dv[: todo.size])
+                iterations[todo] += 1
+                max_dv[todo] = dv[: todo.size]
+                done = dv[: todo.size] < tol_pu
+                converged[todo[done]] = True
+                todo = todo[~done]
+                if todo.size == 0:
+                    break
+        # injected currents at the converged voltages, then every node
         i_a = np.empty((n_scen, n_a), dtype=complex)
-        _residual_kernel(v_a, np.arange(n_scen), f, t, np.zeros(f.size, complex), *args[3:], i_a)
+        cur = np.empty((n_scen, f.size), dtype=complex)
+        _final_kernel(v_a, f, t, s_va, *params, i_a, cur)
         v = self.v0_v[None, :] + i_a @ z_na.T
         self._warm = (active, v_a.copy())
+        self._warm_full = v[-1].copy()
         bad = ~np.isfinite(v).all(axis=1)
         converged &= ~bad
         # power at the final node voltages: with the currents above, the network equations
         # hold exactly, so source + injections = loads + losses to rounding
-        v_aug = np.concatenate([v[:, active], zero_col], axis=1)
-        s_br = (v_aug[:, f] - v_aug[:, t]) * np.conj(cur)
+        v_act = v[:, active]
+        v_f = v_act[:, f]
+        v_t = np.where(t < n_a, v_act[:, np.minimum(t, n_a - 1)], 0.0)
+        s_br = (v_f - v_t) * np.conj(cur)
         return SolveOutcome(v, converged, iterations, max_dv, s_br)
+
+    def _structure(self, branches: Branches) -> dict:
+        """Active nodes and branch indices (cached per branch topology)."""
+        arrays = _param_arrays(branches)
+        key = b"".join(a.tobytes() for a in (branches.node_from, branches.node_to, *arrays))
+        hit = self._structures.get(key)
+        if hit is not None:
+            return hit
+        active = np.unique(np.concatenate([branches.node_from, branches.node_to]))
+        active = active[active >= 0]
+        n_a = active.size
+        pos = np.full(self.n + 1, n_a, dtype=np.int64)  # ground -> index n_a (zero voltage)
+        pos[active] = np.arange(n_a)
+        params = tuple(np.ascontiguousarray(a) for a in arrays)
+        out = {
+            "key": key,
+            "active": active,
+            "f": np.ascontiguousarray(pos[branches.node_from]),
+            "t": np.ascontiguousarray(pos[branches.node_to]),  # -1 -> pos[-1] == n_a
+            "v_base": params[0],
+            "pure": branches.model == MODEL_PQ_PURE,
+            "inv_base": 1.0 / self.v_base_v[active],
+            "params": params,
+            "y_ref": None,
+            "s_ref": 0.0,
+        }
+        if len(self._structures) >= 8:
+            self._structures.pop(next(iter(self._structures)))
+        self._structures[key] = out
+        return out

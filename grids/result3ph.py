@@ -271,6 +271,31 @@ class ThreePhaseResult:
         phase = int(self.node_phase[k])
         return f"{self.node_bus[k]}.{PHASE_LETTER.get(phase, str(phase))}"
 
+    def phase_voltages(self, scenario: int = 0) -> list[dict]:
+        """Phase voltages of one scenario as records (phase nodes a, b, c only).
+
+        Parameters
+        ----------
+        scenario : int
+            Row of the result.
+
+        Returns
+        -------
+        list of dict
+            ``{"bus", "phase" ("a"|"b"|"c"), "vm_pu", "va_degree"}`` in node order.
+        """
+        vm, va = self.vm_pu[scenario], self.va_degree[scenario]
+        return [
+            {
+                "bus": str(bus),
+                "phase": PHASE_LETTER[int(phase)],
+                "vm_pu": float(vm[k]),
+                "va_degree": float(va[k]),
+            }
+            for k, (bus, phase) in enumerate(zip(self.node_bus, self.node_phase, strict=True))
+            if int(phase) in PHASE_LETTER
+        ]
+
     def raise_if_failed(self, *, label: str = "three-phase power flow") -> None:
         """Raise :class:`ConvergenceError` naming the first scenario that did not converge.
 

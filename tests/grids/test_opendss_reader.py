@@ -5,12 +5,15 @@ loads disabled (``YMatrix.getYsparse``) must equal our sum of element ``Yprim`` 
 sources' (1e-9 relative), and its snapshot solution of a small low-voltage feeder with every
 supported element kind (PV system, storage, wye and delta loads of models 1, 2, 5, a
 single-phase lateral on phase b, a line with an open terminal, a Dyn transformer) must equal
-ours (1e-7 pu). Unsupported elements are listed by name and warned about; bad files raise
-FeederError naming the file and OpenDSS's reason.
+ours (1e-7 pu); so must a feeder with a 3-winding Yyd substation transformer and a
+centre-tapped 120/240 V service transformer feeding a 240 V charger. Unsupported elements
+are listed by name and warned about; bad files raise FeederError naming the file and
+OpenDSS's reason. The reader uses a private OpenDSS engine: the global one is left alone.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -21,6 +24,18 @@ import scipy.sparse as sp
 from grids.errors import FeederError
 from grids.feeder3ph import ThreePhaseFeederModel
 from grids.opendss import UnsupportedElementWarning, read_dss
+
+
+def _compile_reference(path) -> None:
+    """Compile ``path`` in OpenDSS's global engine (the reference), keeping our working dir:
+    OpenDSS's ``compile`` changes the process directory to the file's folder."""
+    cwd = os.getcwd()
+    try:
+        dss.Text.Command("clear")
+        dss.Text.Command(f'compile "{path}"')
+    finally:
+        os.chdir(cwd)
+
 
 LV_FEEDER = """Clear
 Set DefaultBaseFrequency=50
@@ -48,6 +63,7 @@ Solve
 UNSUPPORTED = """
 New Load.Z bus1=n1.2 phases=1 kv=0.24 kw=5 kvar=1 model=8 zipv=[0.3 0.3 0.4 0.3 0.3 0.4 0.5]
 New Isource.I1 bus1=n2.1 amps=2 phases=1
+New Generator.G3 bus1=n1 phases=3 kv=0.416 kw=10 kvar=0 model=3
 """
 
 
@@ -72,8 +88,7 @@ def test_every_supported_element_kind_matches_opendss(lv_file):
     assert model.circuit.injections.name == ("pv1", "st1")
     np.testing.assert_allclose(model.circuit.injections.p_kw, [7.2, 3.0])
     result = model.solve()
-    dss.Text.Command("clear")
-    dss.Text.Command(f'compile "{lv_file}"')
+    _compile_reference(lv_file)
     dss.Solution.Convergence(1e-12)
     dss.Solution.Solve()
     v_ref = _opendss_v_pu(model)
@@ -99,6 +114,7 @@ def test_every_supported_element_kind_matches_opendss(lv_file):
 
 def test_admittance_equals_the_opendss_system_matrix_without_loads(lv_file):
     circuit = read_dss(lv_file)
+    _compile_reference(lv_file)
     dss.Text.Command("batchedit load..* enabled=no")
     dss.Text.Command("batchedit pvsystem..* enabled=no")
     dss.Text.Command("batchedit storage..* enabled=no")
@@ -117,7 +133,11 @@ def test_unsupported_elements_are_listed_and_warned(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = ThreePhaseFeederModel.from_dss(path)
-    assert model.unsupported == ("Load.z (model 8, read as model 1)", "Isource.i1")
+    assert model.unsupported == (
+        "Load.z (model 8, read as model 1)",
+        "Isource.i1",
+        "Generator.g3 (model 3, read as constant kW, kvar)",
+    )
     messages = [str(w.message) for w in caught if w.category is UnsupportedElementWarning]
     assert len(messages) == 1 and "Isource.i1" in messages[0] and "Load.z" in messages[0]
 
@@ -140,3 +160,54 @@ def test_file_without_circuit_is_refused(tmp_path):
     path.write_text("Clear\n! nothing here\n")
     with pytest.raises(FeederError, match=r"empty\.dss"):
         read_dss(path)
+
+
+SPLIT_PHASE = """Clear
+Set DefaultBaseFrequency=60
+New Circuit.na basekv=12.47 pu=1.03 phases=3 bus1=src MVAsc3=300 MVAsc1=250
+New Transformer.SUB phases=3 windings=3 buses=[src mv tert] conns=[wye wye delta]
+~ kvs=[12.47 4.16 0.48] kvas=[3000 3000 1000] xhl=6 xht=8 xlt=4 %rs=[0.5 0.5 0.5]
+New Line.M1 bus1=mv bus2=m2 phases=3 r1=0.3 x1=0.6 r0=0.6 x0=1.8 length=1 units=km
+New Line.M2 bus1=m2.2 bus2=m3.2 phases=1 r1=0.4 x1=0.5 r0=0.4 x0=0.5 length=0.5 units=km
+New Transformer.CT phases=1 windings=3 buses=[m3.2.0 sec.1.0 sec.0.2] conns=[wye wye wye]
+~ kvs=[2.4 0.12 0.12] kvas=[50 50 50] %rs=[0.6 1.2 1.2] xhl=2.04 xht=2.04 xlt=1.36
+New Line.TPX bus1=sec.1.2 bus2=house.1.2 phases=2 r1=0.4 x1=0.1 r0=0.4 x0=0.1 length=0.03 units=km
+New Load.EV bus1=house.1.2 phases=1 kv=0.24 kw=7.2 pf=1 model=1
+New Load.A bus1=house.1 phases=1 kv=0.12 kw=1.5 kvar=0.5
+New Load.B bus1=house.2 phases=1 kv=0.12 kw=0.8 kvar=0.2
+New Load.T bus1=tert phases=3 kv=0.48 kw=150 kvar=60 conn=delta model=5
+New Load.M bus1=m2 phases=3 kv=4.16 kw=900 kvar=300 model=1
+Set Voltagebases=[12.47 4.16 0.48 0.208]
+Calcvoltagebases
+Solve
+"""
+
+
+def test_three_winding_and_centre_tapped_split_phase_match_opendss(tmp_path):
+    """A 3-winding Yyd substation transformer and a centre-tapped single-phase service
+    transformer (120/240 V split phase) with a 240 V charger across the two hot legs."""
+    path = tmp_path / "split.dss"
+    path.write_text(SPLIT_PHASE)
+    model = ThreePhaseFeederModel.from_dss(path)
+    assert model.unsupported == ()
+    result = model.solve()
+    _compile_reference(path)
+    dss.Solution.Convergence(1e-12)
+    dss.Solution.Solve()
+    v_ref = _opendss_v_pu(model)
+    assert np.abs(result.v_pu[0] - v_ref).max() < 1e-7
+    assert result.losses_kw[0] == pytest.approx(dss.Circuit.Losses()[0] / 1000.0, rel=1e-6)
+    # the two hot legs are in antiphase: 240 V across the charger
+    v1 = result.v_v[0, model.node_index("house", 1)]
+    v2 = result.v_v[0, model.node_index("house", 2)]
+    assert abs(v1 - v2) == pytest.approx(240.0, rel=0.08)
+    assert abs(np.angle(v1 / v2, deg=True)) == pytest.approx(180.0, abs=2.0)
+
+
+def test_reader_leaves_the_global_engine_and_working_directory_alone(lv_file):
+    _compile_reference(lv_file)
+    name = dss.Circuit.Name()
+    cwd = os.getcwd()
+    ThreePhaseFeederModel.from_name("ieee13")
+    assert dss.Circuit.Name() == name
+    assert os.getcwd() == cwd
