@@ -103,3 +103,26 @@ def test_feeder_simulator_follows_the_simbench_profiles():
         late.init("Feeder-1", time_resolution=900.0, step_size=1)
         late.create(1, "Grid", feeder=name, start="2016-12-31 23:30")
         late.step(2, {}, 20)
+
+
+def test_regional_on_a_dask_local_cluster_gives_the_local_table(capsys, tmp_path):
+    from distributed import LocalCluster
+
+    feeders = ["--feeders", "case33bw", "cigre_mv", "--method", "screen", "--no-progress"]
+    assert main(["regional", *feeders, "--out", str(tmp_path / "local"), "--workers", "1"]) == 0
+    capsys.readouterr()
+    with LocalCluster(
+        n_workers=1,
+        threads_per_worker=2,
+        processes=False,
+        host="127.0.0.1",
+        protocol="tcp",
+        dashboard_address=None,
+    ) as cluster:
+        argv = ["regional", *feeders, "--out", str(tmp_path / "dask")]
+        doc = _json(capsys, *argv, "--scheduler", cluster.scheduler_address)
+    assert (doc["n_done"], doc["n_failed"]) == (2, 0)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "local" / "results.parquet"),
+        pd.read_parquet(tmp_path / "dask" / "results.parquet"),
+    )
