@@ -299,6 +299,35 @@ class NodeVoltages:
         """
         return self.v0_v[None, :] + self.i_active_a @ self.z_na.T
 
+    def magnitude_pu(self, v_base_v: np.ndarray, *, chunk: int = 256) -> np.ndarray:
+        """Every node's voltage magnitude, formed a block of scenarios at a time.
+
+        Parameters
+        ----------
+        v_base_v : numpy.ndarray (n,)
+            Base voltage per node [V].
+        chunk : int, keyword-only
+            Scenarios per block (the complex voltages of one block only are held).
+
+        Returns
+        -------
+        numpy.ndarray (S, n)
+            ``|V| / V_base`` [pu].
+        """
+        n_scen, n = self.i_active_a.shape[0], self.v0_v.size
+        out = np.empty((n_scen, n))
+        z_t = np.ascontiguousarray(self.z_na.T)
+        inv_base = 1.0 / np.asarray(v_base_v, dtype=float)
+        block = np.empty((min(chunk, max(n_scen, 1)), n), dtype=complex)
+        for start in range(0, n_scen, chunk):
+            stop = min(start + chunk, n_scen)
+            part = block[: stop - start]
+            np.matmul(self.i_active_a[start:stop], z_t, out=part)
+            part += self.v0_v
+            np.abs(part, out=out[start:stop])
+            out[start:stop] *= inv_base
+        return out
+
     def at_v(self, nodes: np.ndarray) -> np.ndarray:
         """Voltages of some nodes.
 
