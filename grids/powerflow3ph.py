@@ -279,14 +279,14 @@ class NodeVoltages:
     ----------
     v0_v : numpy.ndarray (n,) complex
         No-load voltages [V].
-    z_na : numpy.ndarray (n, nA) complex
-        Columns of ``Z = Y^-1`` at the active nodes [Ohm].
+    z_an : numpy.ndarray (nA, n) complex
+        Rows of ``Z = Y^-1`` at the active nodes (``Z_NA`` transposed, contiguous) [Ohm].
     i_active_a : numpy.ndarray (S, nA) complex
         Currents injected at the active nodes [A].
     """
 
     v0_v: np.ndarray
-    z_na: np.ndarray
+    z_an: np.ndarray
     i_active_a: np.ndarray
 
     def full_v(self) -> np.ndarray:
@@ -297,7 +297,7 @@ class NodeVoltages:
         numpy.ndarray (S, n) complex
             [V].
         """
-        return self.v0_v[None, :] + self.i_active_a @ self.z_na.T
+        return self.v0_v[None, :] + self.i_active_a @ self.z_an
 
     def magnitude_pu(self, v_base_v: np.ndarray, *, chunk: int = 256) -> np.ndarray:
         """Every node's voltage magnitude, formed a block of scenarios at a time.
@@ -316,7 +316,7 @@ class NodeVoltages:
         """
         n_scen, n = self.i_active_a.shape[0], self.v0_v.size
         out = np.empty((n_scen, n))
-        z_t = np.ascontiguousarray(self.z_na.T)
+        z_t = self.z_an
         inv_base = 1.0 / np.asarray(v_base_v, dtype=float)
         block = np.empty((min(chunk, max(n_scen, 1)), n), dtype=complex)
         for start in range(0, n_scen, chunk):
@@ -342,7 +342,7 @@ class NodeVoltages:
             [V].
         """
         nodes = np.asarray(nodes, dtype=np.int64)
-        return self.v0_v[None, nodes] + self.i_active_a @ self.z_na[nodes].T
+        return self.v0_v[None, nodes] + self.i_active_a @ self.z_an[:, nodes]
 
 
 @dataclass(frozen=True)
@@ -410,7 +410,8 @@ class ZBusSolver:
         self._warm, self._warm_full = value
 
     def _preconditioner(self, active, f, t, y_b):
-        """``Z_NA``, ``K = (1 + Z_AA Y_l)^-1 Z_AA`` and ``c = (1 + Z_AA Y_l)^-1 V0_A``."""
+        """``Z_NA^T``, ``K^T`` with ``K = (1 + Z_AA Y_l)^-1 Z_AA``, ``c = (1 + Z_AA Y_l)^-1 V0_A``
+        and ``Z_AA^T``, the transposes contiguous for the row-major products."""
         n_a, nb = active.size, f.size
         inc = np.zeros((n_a + 1, nb))
         inc[f, np.arange(nb)] += 1.0
@@ -422,7 +423,8 @@ class ZBusSolver:
         m = np.eye(n_a) + z_aa @ y_l
         k_mat = np.linalg.solve(m, z_aa)
         c_vec = np.linalg.solve(m, self.v0_v[active])
-        return z_na, np.ascontiguousarray(k_mat.T), c_vec
+        z_an = np.ascontiguousarray(z_na.T)
+        return z_an, np.ascontiguousarray(k_mat.T), c_vec, np.ascontiguousarray(z_aa.T)
 
     def z_columns(self, nodes: np.ndarray) -> np.ndarray:
         """Columns of ``Z = Y^-1`` for some nodes (cached).
@@ -482,7 +484,7 @@ class ZBusSolver:
         if n_a == 0:
             ones = np.ones(n_scen, dtype=bool)
             empty = np.zeros((n_scen, 0), dtype=complex)
-            voltages = NodeVoltages(self.v0_v, np.zeros((self.n, 0), dtype=complex), empty)
+            voltages = NodeVoltages(self.v0_v, np.zeros((0, self.n), dtype=complex), empty)
             return SolveOutcome(voltages, ones, np.zeros(n_scen, int), np.zeros(n_scen), empty)
         # the preconditioner: the branches' nominal admittance at the batch's mean load, as
         # the first call's pattern times the load level snapped to steps of 25 % (so that
@@ -501,7 +503,7 @@ class ZBusSolver:
             if len(self._precond) >= 8:
                 self._precond.pop(next(iter(self._precond)))
             self._precond[key] = self._preconditioner(active, f, t, y_b)
-        z_na, k_t, c_vec = self._precond[key]
+        z_an, k_t, c_vec, z_aa_t = self._precond[key]
         inv_base = struct["inv_base"]
         params = struct["params"]
         if warm_start and self._warm is not None and np.array_equal(self._warm[0], active):
@@ -561,12 +563,12 @@ class ZBusSolver:
         i_a = np.empty((n_scen, n_a), dtype=complex)
         cur = np.empty((n_scen, f.size), dtype=complex)
         final_kernel(v_a, f, t, s_va, *params, i_a, cur)
-        voltages = NodeVoltages(self.v0_v, z_na, i_a)
+        voltages = NodeVoltages(self.v0_v, z_an, i_a)
         self._warm = (active, v_a.copy())
-        self._warm_full = self.v0_v + i_a[-1] @ z_na.T
+        self._warm_full = self.v0_v + i_a[-1] @ z_an
         # power at the final node voltages: with the currents above, the network equations
         # hold exactly, so source + injections = loads + losses to rounding
-        v_act = voltages.at_v(active)
+        v_act = self.v0_v[active] + i_a @ z_aa_t
         converged &= np.isfinite(v_act).all(axis=1)
         v_f = v_act[:, f]
         v_t = np.where(t < n_a, v_act[:, np.minimum(t, n_a - 1)], 0.0)
