@@ -49,6 +49,7 @@ from grids.powerflow3ph_kernels import (
     final_kernel,
     fixed_point_kernel,
     residual_kernel,
+    small_matmul,
     update_kernel,
 )
 
@@ -268,6 +269,27 @@ def concat_branches(a: Branches, b: Branches) -> Branches:
     )
 
 
+def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b``, by a compiled loop for a few rows of ``a``, by BLAS otherwise.
+
+    Parameters
+    ----------
+    a : numpy.ndarray (m, k)
+    b : numpy.ndarray (k, n)
+
+    Returns
+    -------
+    numpy.ndarray (m, n)
+        The product (complex if either operand is).
+    """
+    if a.shape[0] > SMALL_BATCH:
+        return a @ b
+    dtype = np.result_type(a.dtype, b.dtype)
+    out = np.empty((a.shape[0], b.shape[1]), dtype=dtype)
+    small_matmul(np.ascontiguousarray(a, dtype=dtype), np.ascontiguousarray(b, dtype=dtype), out)
+    return out
+
+
 @dataclass(frozen=True)
 class NodeVoltages:
     """All node voltages of a batch, kept as ``V = V0 + I_A Z_NA^T`` until asked for.
@@ -297,7 +319,7 @@ class NodeVoltages:
         numpy.ndarray (S, n) complex
             [V].
         """
-        return self.v0_v[None, :] + self.i_active_a @ self.z_an
+        return self.v0_v[None, :] + matmul_rows(self.i_active_a, self.z_an)
 
     def magnitude_pu(self, v_base_v: np.ndarray, *, chunk: int = 256) -> np.ndarray:
         """Every node's voltage magnitude, formed a block of scenarios at a time.
@@ -322,7 +344,10 @@ class NodeVoltages:
         for start in range(0, n_scen, chunk):
             stop = min(start + chunk, n_scen)
             part = block[: stop - start]
-            np.matmul(self.i_active_a[start:stop], z_t, out=part)
+            if stop - start <= SMALL_BATCH:
+                small_matmul(self.i_active_a[start:stop], z_t, part)
+            else:
+                np.matmul(self.i_active_a[start:stop], z_t, out=part)
             part += self.v0_v
             np.abs(part, out=out[start:stop])
             out[start:stop] *= inv_base
@@ -342,7 +367,7 @@ class NodeVoltages:
             [V].
         """
         nodes = np.asarray(nodes, dtype=np.int64)
-        return self.v0_v[None, nodes] + self.i_active_a @ self.z_an[:, nodes]
+        return self.v0_v[None, nodes] + matmul_rows(self.i_active_a, self.z_an[:, nodes])
 
 
 @dataclass(frozen=True)
@@ -399,6 +424,7 @@ class ZBusSolver:
         self._warm_full: np.ndarray | None = None
         self._precond: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._structures: dict[bytes, dict] = {}
+        self._last_structure: tuple[Branches, dict] | None = None
 
     @property
     def warm_state(self):
@@ -489,7 +515,7 @@ class ZBusSolver:
         # the preconditioner: the branches' nominal admittance at the batch's mean load, as
         # the first call's pattern times the load level snapped to steps of 25 % (so that
         # successive calls at similar load reuse one factorization)
-        s_mean = s_va.mean(axis=0)
+        s_mean = s_va[0] if n_scen == 1 else s_va.mean(axis=0)
         if struct["y_ref"] is None:
             y_ref = np.conj(s_mean) / struct["v_base"] ** 2
             y_ref[struct["pure"]] = 0.0
@@ -506,7 +532,11 @@ class ZBusSolver:
         z_an, k_t, c_vec, z_aa_t = self._precond[key]
         inv_base = struct["inv_base"]
         params = struct["params"]
-        if warm_start and self._warm is not None and np.array_equal(self._warm[0], active):
+        if (
+            warm_start
+            and self._warm is not None
+            and (self._warm[0] is active or np.array_equal(self._warm[0], active))
+        ):
             last = self._warm[1]
             v_a = last.copy() if last.shape[0] == n_scen else np.repeat(last[-1:], n_scen, 0)
         elif warm_start and self._warm_full is not None:
@@ -565,10 +595,10 @@ class ZBusSolver:
         final_kernel(v_a, f, t, s_va, *params, i_a, cur)
         voltages = NodeVoltages(self.v0_v, z_an, i_a)
         self._warm = (active, v_a.copy())
-        self._warm_full = self.v0_v + i_a[-1] @ z_an
+        self._warm_full = self.v0_v + matmul_rows(i_a[-1:], z_an)[0]
         # power at the final node voltages: with the currents above, the network equations
         # hold exactly, so source + injections = loads + losses to rounding
-        v_act = self.v0_v[active] + i_a @ z_aa_t
+        v_act = self.v0_v[active] + matmul_rows(i_a, z_aa_t)
         converged &= np.isfinite(v_act).all(axis=1)
         v_f = v_act[:, f]
         v_t = np.where(t < n_a, v_act[:, np.minimum(t, n_a - 1)], 0.0)
@@ -576,11 +606,16 @@ class ZBusSolver:
         return SolveOutcome(voltages, converged, iterations, max_dv, s_br)
 
     def _structure(self, branches: Branches) -> dict:
-        """Active nodes and branch indices (cached per branch topology)."""
+        """Active nodes and branch indices (cached per branch topology; the same Branches
+        object, as the feeder model passes its cached ones, is found without hashing)."""
+        last = self._last_structure
+        if last is not None and last[0] is branches:
+            return last[1]
         arrays = _param_arrays(branches)
         key = b"".join(a.tobytes() for a in (branches.node_from, branches.node_to, *arrays))
         hit = self._structures.get(key)
         if hit is not None:
+            self._last_structure = (branches, hit)
             return hit
         active = np.unique(np.concatenate([branches.node_from, branches.node_to]))
         active = active[active >= 0]
@@ -603,4 +638,5 @@ class ZBusSolver:
         if len(self._structures) >= 8:
             self._structures.pop(next(iter(self._structures)))
         self._structures[key] = out
+        self._last_structure = (branches, out)
         return out
