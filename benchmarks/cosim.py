@@ -27,6 +27,23 @@
    distribution feeder, so no feeder is solved), the swing model and a 500 MW generation loss
    at 5 s; results are recorded. ``frequency_event_100k_s`` is its wall time (target < 30 s).
 
+5. **Many feeders on one frequency**: 20 ``case33bw`` feeders (``[[feeders]]``), each with its
+   own 1,000-vehicle fleet (frequency droop, seeds ``0..19``), one swing model, a 500 MW loss
+   at 5 s, 60 s at 20-ms steps through mosaik (the feeder + fleet pairs in one in-process
+   ``FeederGroupSim``; the feeders solve their AC power flow every second, quasi-static, the
+   fleets and the frequency step every 20 ms); results recorded. ``many_feeders_event_s`` is
+   its wall time end to end, set-up included (target < 120 s on 2 cores),
+   ``many_feeders_event_cpu_s`` its process CPU time. Without ``--quick`` the same run with one
+   FeederSim and one FleetSim per feeder (``feeder_groups = 0``) is timed too
+   (``many_feeders_ungrouped_s``, ``..._cpu_s``, ``many_feeders_grouping_speedup`` from the CPU
+   times). Baselines in the same run: the direct loop of
+   :mod:`studies.multi_feeder` on the same feeders and fleets (``droop`` case, the feeders'
+   AC power flow every second; fleets dispatched at half their headroom, so not the same
+   numbers): ``many_feeders_direct_s`` with the fleets stepped as one vectorised fleet,
+   ``many_feeders_direct_loop_s`` with one fleet per feeder;
+   ``many_feeders_vectorised_speedup = loop / vectorised`` and
+   ``many_feeders_mosaik_over_direct = mosaik / vectorised``.
+
 One-off set-up (imports, pandapower/numba JIT compilation, loading the feeder, building the
 fleet and the solvers, building the mosaik world) is excluded: a warm-up run precedes the timed
 ones, and (a), (b) and pandapower are timed over their time loops only. The frequency event is
@@ -34,7 +51,8 @@ timed end to end (set-up included, with a results file). The machine may be shar
 measurement is repeated ``--repeat`` times ((a), (b), pandapower and the floor in the same
 round) and the fastest is kept.
 ``--quick`` times 30 days (720 hourly steps) instead of a year and 10,000 vehicles for the
-event, and says so.
+event, and says so; the many-feeder event is the same in both (one repetition with
+``--quick``).
 
 Usage: ``python benchmarks/cosim.py [--quick] [--json]``.
 """
@@ -61,6 +79,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 N_HOURS = 8760
 N_VEHICLES = 1000
 N_EVENT_VEHICLES = 100_000
+N_FEEDERS = 20
+N_FEEDER_VEHICLES = 1000
 
 
 def hourly_load_pu(n_hours: int, *, seed: int = 0) -> np.ndarray:
@@ -267,6 +287,55 @@ def frequency_event(n_vehicles: int) -> tuple[float, dict]:
     }
 
 
+def many_feeders_data(n_feeders: int, n_vehicles: int, *, duration_s: float = 60.0) -> dict:
+    """``n_feeders`` case33bw feeders with ``n_vehicles`` each (droop), a 500 MW loss at 5 s on
+    10 GW, 20-ms steps; the feeders' power flow every second."""
+    fleet = {
+        "n_vehicles": n_vehicles,
+        "preset": "home",
+        "policy": "uniform",
+        "control": {"functions": ["freq_watt"]},
+    }
+    return {
+        "simulation": {"duration_s": duration_s, "step_s": 0.02, "seed": 0},
+        "frequency": {"f0_hz": 60.0, "s_base_mw": 10000.0, "h_s": 5.0},
+        "events": [{"t_s": min(5.0, duration_s / 2), "kind": "generation_loss", "p_mw": 500.0}],
+        "feeders": [
+            {"label": f"f{i}", "name": "case33bw", "step_s": 1.0, "fleet": fleet}
+            for i in range(n_feeders)
+        ],
+        "contingency": {"feeder_step_s": 1.0, "time_of_day_h": 0.0},
+    }
+
+
+def many_feeders_event(
+    n_feeders: int, n_vehicles: int, *, duration_s: float = 60.0, feeder_groups: int | None = None
+):
+    """Through mosaik, end to end with a results file: (wall [s], CPU [s], summary)."""
+    from cosim.scenario import load_scenario
+    from cosim.world import run_scenario
+
+    data = many_feeders_data(n_feeders, n_vehicles, duration_s=duration_s)
+    data.pop("contingency")
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        result = run_scenario(load_scenario(data), out, progress=False, feeder_groups=feeder_groups)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        metrics = result.metrics
+    return wall, cpu, {"f_nadir_hz": metrics["f_nadir_hz"]}
+
+
+def many_feeders_direct(n_feeders: int, n_vehicles: int, *, vectorised: bool) -> tuple[float, dict]:
+    """The direct loop of studies.multi_feeder (droop case), end to end: (wall [s], summary)."""
+    from studies.multi_feeder import load_multi_feeder_scenario, simulate_many_feeders
+
+    t0 = time.perf_counter()
+    scenario = load_multi_feeder_scenario(many_feeders_data(n_feeders, n_vehicles))
+    result, _, _ = simulate_many_feeders(scenario, "droop", vectorised=vectorised)
+    return time.perf_counter() - t0, {"f_nadir_hz": result.metrics["f_nadir_hz"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="30 days, 10,000-vehicle event")
@@ -313,6 +382,25 @@ def main(argv: list[str] | None = None) -> int:
     event_runs = [frequency_event(n_event) for _ in range(repeat)]
     t_event, event_summary = min(event_runs, key=lambda run: run[0])
 
+    # many feeders: warm-up on a short run (imports, JIT), then the full event
+    many_feeders_event(2, 100, duration_s=1.0)
+    many_feeders_direct(2, 100, vectorised=True)
+    many_repeat = 1 if args.quick else repeat
+    many_runs = [many_feeders_event(N_FEEDERS, N_FEEDER_VEHICLES) for _ in range(many_repeat)]
+    t_many, cpu_many, many_summary = min(many_runs, key=lambda run: run[0])
+    direct_runs = [
+        many_feeders_direct(N_FEEDERS, N_FEEDER_VEHICLES, vectorised=True)
+        for _ in range(many_repeat)
+    ]
+    t_direct, direct_summary = min(direct_runs, key=lambda run: run[0])
+    t_direct_loop = min(
+        many_feeders_direct(N_FEEDERS, N_FEEDER_VEHICLES, vectorised=False)[0]
+        for _ in range(many_repeat)
+    )
+    ungrouped = None
+    if not args.quick:
+        ungrouped = many_feeders_event(N_FEEDERS, N_FEEDER_VEHICLES, feeder_groups=0)
+
     # Overhead <= 20 % needs t_b >= (t_b - t_a) / 0.2 >= t_floor / 0.2: with mosaik's floor the
     # ratio against pandapower can then be at most t_pp / (5 t_floor).
     ratio_bound = t_pp / (t_floor / 0.20)
@@ -342,7 +430,22 @@ def main(argv: list[str] | None = None) -> int:
         "frequency_event_100k_s": t_event,
         "frequency_event_f_nadir_hz": event_summary["f_nadir_hz"],
         "plain_loop_min_vm_pu": plain_summary["min_vm_pu"],
+        "many_feeders": N_FEEDERS,
+        "many_feeders_vehicles_each": N_FEEDER_VEHICLES,
+        "many_feeders_event_s": t_many,
+        "many_feeders_event_cpu_s": cpu_many,
+        "many_feeders_event_all_s": [run[0] for run in many_runs],
+        "many_feeders_f_nadir_hz": many_summary["f_nadir_hz"],
+        "many_feeders_direct_s": t_direct,
+        "many_feeders_direct_loop_s": t_direct_loop,
+        "many_feeders_direct_f_nadir_hz": direct_summary["f_nadir_hz"],
+        "many_feeders_vectorised_speedup": t_direct_loop / t_direct,
+        "many_feeders_mosaik_over_direct": t_many / t_direct,
     }
+    if ungrouped is not None:
+        result["many_feeders_ungrouped_s"] = ungrouped[0]
+        result["many_feeders_ungrouped_cpu_s"] = ungrouped[1]
+        result["many_feeders_grouping_speedup"] = ungrouped[1] / cpu_many
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -369,6 +472,22 @@ def main(argv: list[str] | None = None) -> int:
         f"frequency event: {n_event} vehicles, 60 s at 20 ms: {t_event:.2f} s (target < 30 s); "
         f"nadir {event_summary['f_nadir_hz']:.4f} Hz"
     )
+    print(
+        f"many feeders: {N_FEEDERS} feeders x {N_FEEDER_VEHICLES} vehicles, 60 s at 20 ms "
+        f"through mosaik: {t_many:.2f} s (CPU {cpu_many:.2f} s; target < 120 s); nadir "
+        f"{many_summary['f_nadir_hz']:.4f} Hz"
+    )
+    print(
+        f"  direct loop (studies.multi_feeder): vectorised {t_direct:.2f} s, one fleet per "
+        f"feeder {t_direct_loop:.2f} s ({result['many_feeders_vectorised_speedup']:.2f}x); "
+        f"mosaik / direct {result['many_feeders_mosaik_over_direct']:.2f}x"
+    )
+    if ungrouped is not None:
+        print(
+            f"  one FeederSim and one FleetSim per feeder: {ungrouped[0]:.2f} s (CPU "
+            f"{ungrouped[1]:.2f} s); feeder groups {result['many_feeders_grouping_speedup']:.2f}x"
+            " less CPU"
+        )
     return 0
 
 

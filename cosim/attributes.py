@@ -34,6 +34,20 @@ FLEET_OUTPUTS = [
     "p_setpoint_unmet_mw",
 ]
 
+#: Outputs of a three-phase feeder beside the feeder's ones (``ThreePhaseFeederSim``), recorded
+#: with them: the worst phase voltages per phase [pu], the largest voltage unbalance factor
+#: over the three-phase buses [%] and the factor per three-phase bus ({bus: %}).
+THREE_PHASE_RECORDED = [
+    "vm_min_a_pu",
+    "vm_min_b_pu",
+    "vm_min_c_pu",
+    "vm_max_a_pu",
+    "vm_max_b_pu",
+    "vm_max_c_pu",
+    "vuf_max_percent",
+    "bus_vuf_percent",
+]
+
 #: Outputs each simulator records (inputs excluded); vector outputs are per bus.
 RECORDED = {
     "feeder": [

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -30,9 +31,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from cosim.attributes import RECORDED
+from cosim.attributes import RECORDED, THREE_PHASE_RECORDED
 from grids.errors import ScenarioError, V2GCosimError, check_problems
 from grids.params import REQUIRED, Param, is_number, read_params, unknown_keys
+from grids.synchronisation import SYNC_PARAMS
 
 #: Tolerance for "is an integer multiple of the time resolution" checks [relative].
 _MULTIPLE_RTOL = 1e-9
@@ -48,6 +50,7 @@ class EventKind(Enum):
     LINE_OUTAGE = "line_outage"
     ISLAND = "island"
     RECONNECT = "reconnect"
+    FAULT = "fault"
 
 
 class OutputFormat(Enum):
@@ -129,6 +132,8 @@ class FeederConfig:
     """``[feeder]``: the distribution feeder and its load profile.
 
     ``method`` is a :class:`grids.powerflow.PowerFlowMethod` (its ``value`` is the TOML word).
+    ``three_phase``: an OpenDSS (``.dss``) or embedded three-phase feeder, run on the
+    three-phase engine (:mod:`cosim.phase_layout`).
     """
 
     name: str = "case33bw"
@@ -140,6 +145,19 @@ class FeederConfig:
     load_scale: float = 1.0
     ext_grid_vm_pu: float | None = None
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    three_phase: bool = False
+
+
+@dataclass(frozen=True)
+class AdoptionConfig:
+    """``[fleet] adoption = {share, seed, source, v2g_share}``: EVs at a share of the feeder's
+    customers (declared in :data:`vehicle_models.adoption.ADOPTION_PARAMS`; ``source`` a
+    :class:`vehicle_models.adoption.AdoptionSource`)."""
+
+    share: float = 0.3
+    seed: int = 0
+    source: Any = "simbench"
+    v2g_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -147,7 +165,10 @@ class FleetConfig:
     """``[fleet]``: the V2G fleet (sampled from a preset, or read from a table).
 
     ``preset`` is a :class:`vehicle_models.presets.FleetPreset`, ``policy`` a
-    :class:`vehicle_models.fleet.ChargingPolicy`. ``settings`` is the ``[fleet.control]``
+    :class:`vehicle_models.fleet.ChargingPolicy`. On a three-phase feeder ``buses`` may name
+    buses (str), ``phase_allocation`` is a :class:`vehicle_models.phases.PhaseAllocation` and
+    ``charger_connection`` a :class:`vehicle_models.phases.ChargerConnection`.
+    ``settings`` is the ``[fleet.control]``
     table parsed once, for the system's nominal frequency
     (:class:`vehicle_models.settings.InverterSettings`; ``None`` without the table: the
     defaults of ``f_nominal_hz``, see :meth:`inverter_settings`). Studies derive their cases
@@ -158,7 +179,7 @@ class FleetConfig:
     n_vehicles: int = 0
     preset: Any = "home"
     policy: Any = "latest"
-    buses: tuple[int, ...] | None = None
+    buses: tuple[int | str, ...] | None = None
     table: str | None = None
     setpoint_profile: str | None = None
     setpoint_column: str = "p_setpoint_mw"
@@ -166,6 +187,9 @@ class FleetConfig:
     packet_loss: float = 0.0
     f_nominal_hz: float = 60.0
     settings: Any = None
+    phase_allocation: Any = "round_robin"
+    charger_connection: Any = "line_to_neutral"
+    adoption: AdoptionConfig | None = None
 
     def inverter_settings(self):
         """The fleet's inverter settings: :attr:`settings`, or the defaults of
@@ -199,12 +223,40 @@ class FrequencyConfig:
 
 @dataclass(frozen=True)
 class EventConfig:
-    """One ``[[events]]`` entry."""
+    """One ``[[events]]`` entry.
+
+    A ``fault`` event (a balanced three-phase fault on the feeder, :mod:`grids.fault`) uses
+    ``bus``, ``duration_s`` (clearing time), the fault impedance ``r_fault_ohm``/
+    ``x_fault_ohm`` or ``r_fault_pu``/``x_fault_pu`` (default 0: bolted) and, when the feeder's
+    external grid lacks ``s_sc_max_mva``/``rx_max``, the source strength ``s_sc_mva``/``rx``.
+    """
 
     t_s: float
     kind: EventKind
     p_mw: float = 0.0
     line: int | None = None
+    bus: int | None = None
+    duration_s: float = 0.0
+    r_fault_ohm: float | None = None
+    x_fault_ohm: float | None = None
+    r_fault_pu: float | None = None
+    x_fault_pu: float | None = None
+    s_sc_mva: float | None = None
+    rx: float | None = None
+
+    @property
+    def z_fault_ohm(self) -> complex | None:
+        """Fault impedance [ohm] when given in ohm (None otherwise)."""
+        if self.r_fault_pu is not None or self.x_fault_pu is not None:
+            return None
+        return complex(self.r_fault_ohm or 0.0, self.x_fault_ohm or 0.0)
+
+    @property
+    def z_fault_pu(self) -> complex | None:
+        """Fault impedance [pu of the fault bus's base] when given in pu (None otherwise)."""
+        if self.r_fault_pu is None and self.x_fault_pu is None:
+            return None
+        return complex(self.r_fault_pu or 0.0, self.x_fault_pu or 0.0)
 
 
 @dataclass(frozen=True)
@@ -218,8 +270,34 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class FeederEntry:
+    """One feeder of the scenario with its own fleet (a ``[[feeders]]`` table, or the
+    ``[feeder]``/``[fleet]`` pair of a one-feeder scenario).
+
+    ``label`` names the feeder in results and reports (``[[feeders]] label``, default
+    ``feeder<i>``); ``seed`` samples its fleet (``[[feeders]] seed``, default
+    ``simulation.seed + i``: different feeders get different fleets, the first feeder of a
+    scenario the fleet a one-feeder scenario would get).
+    """
+
+    label: str
+    feeder: FeederConfig
+    fleet: FleetConfig | None = None
+    seed: int = 0
+
+    @property
+    def has_fleet(self) -> bool:
+        return self.fleet is not None and bool(self.fleet.n_vehicles > 0 or self.fleet.table)
+
+
+@dataclass(frozen=True)
 class Scenario:
-    """A validated scenario. ``raw`` is the (override-applied) dictionary it was built from."""
+    """A validated scenario. ``raw`` is the (override-applied) dictionary it was built from.
+
+    ``feeders`` holds every feeder with its fleet, all on the one ``[frequency]`` model (from
+    ``[[feeders]]``; a one-feeder scenario has the one entry of ``[feeder]``/``[fleet]``, no
+    entry without a feeder); ``feeder`` and ``fleet`` are the first one's.
+    """
 
     simulation: SimulationConfig
     feeder: FeederConfig | None = None
@@ -229,10 +307,16 @@ class Scenario:
     output: OutputConfig = field(default_factory=OutputConfig)
     raw: dict = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
+    feeders: tuple[FeederEntry, ...] = ()
 
     @property
     def has_fleet(self) -> bool:
         return self.fleet is not None and (self.fleet.n_vehicles > 0 or self.fleet.table)
+
+    @property
+    def many_feeders(self) -> bool:
+        """Whether the scenario has more than one feeder (``[[feeders]]``)."""
+        return len(self.feeders) > 1
 
     def event_windows_s(self) -> list[tuple[float, float]]:
         """High-rate windows ``[t - before, t + after]`` around events [s] (merged, clipped)."""
@@ -264,8 +348,14 @@ STRUCTURED_KEYS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
         ("window_s", "`[5.0, 55.0]`", "[before, after], each >= 0 [s]", "high-rate window"),
     ),
     "fleet": (
-        ("buses", "every bus with a load", "non-empty list of bus indices", "where vehicles go"),
+        (
+            "buses",
+            "every bus with a load",
+            "non-empty list of bus indices (bus names on a three-phase feeder)",
+            "where vehicles go",
+        ),
         ("control", "IEEE 1547-2018 defaults", "a table", "inverter settings"),
+        ("adoption", "none", "{share, seed, source, v2g_share}", "EVs at the customers"),
     ),
     "output": (("record", "everything", "list of attribute names", "what is recorded"),),
 }
@@ -337,8 +427,18 @@ def feeder_params() -> tuple[Param, ...]:
     from grids.powerflow import PowerFlowMethod
 
     return (
-        Param("name", "case33bw", kind=str, doc="embedded feeder (see `v2g-cosim feeders`)"),
-        Param("path", None, kind=str, doc="pandapower JSON file instead of an embedded feeder"),
+        Param(
+            "name",
+            "case33bw",
+            kind=str,
+            doc="embedded feeder or simbench:<code> (see `v2g-cosim feeders [--simbench]`)",
+        ),
+        Param(
+            "path",
+            None,
+            kind=str,
+            doc="pandapower JSON or OpenDSS .dss file instead of an embedded feeder",
+        ),
         Param("method", PowerFlowMethod.AC, kind=PowerFlowMethod, doc="power-flow method"),
         Param("step_s", None, unit="s", lo=0.0, lo_open=True, doc="feeder step"),
         Param("load_profile", None, kind=str, doc="CSV/Parquet load multipliers"),
@@ -395,6 +495,7 @@ def fleet_size_problems(n_vehicles: int) -> list[str]:
 def fleet_params() -> tuple[Param, ...]:
     """Declared keys of ``[fleet]``."""
     from vehicle_models.fleet import ChargingPolicy
+    from vehicle_models.phases import ChargerConnection, PhaseAllocation
     from vehicle_models.presets import FleetPreset
 
     return (
@@ -414,6 +515,18 @@ def fleet_params() -> tuple[Param, ...]:
             hi=65.0,
             doc="nominal frequency (default: frequency.f0_hz)",
         ),
+        Param(
+            "phase_allocation",
+            PhaseAllocation.ROUND_ROBIN,
+            kind=PhaseAllocation,
+            doc="three-phase feeder: how vehicles are put on phases",
+        ),
+        Param(
+            "charger_connection",
+            ChargerConnection.LINE_TO_NEUTRAL,
+            kind=ChargerConnection,
+            doc="three-phase feeder: phase, phase pair or all three phases",
+        ),
     )
 
 
@@ -422,7 +535,13 @@ ISLAND_PARAMS = (
     Param("s_base_mw", None, unit="MW", lo=0.0, lo_open=True, doc="island system base"),
     Param("h_s", None, unit="s", lo=0.0, lo_open=True, doc="island inertia constant"),
     Param("d_pu", None, lo=0.0, doc="island load damping"),
+    # the feeder's islanded power flow and its reconnection window (grids.island,
+    # grids.synchronisation): Q-V droop of the grid-forming fleet, Table 5 overrides
+    Param("q_droop_pu", None, unit="pu", lo=0.0, hi=0.5, doc="Q-V droop (default 0.05)"),
+    *(replace(p, name=f"sync_{p.name}") for p in SYNC_PARAMS),
 )
+#: The ``[frequency.island]`` keys of the island's swing model (the others are the feeder's).
+ISLAND_SWING_KEYS = ("s_base_mw", "h_s", "d_pu")
 
 #: ``[output]``.
 OUTPUT_PARAMS = (
@@ -439,7 +558,37 @@ def event_params(duration_s: float | None) -> tuple[Param, ...]:
         Param("kind", REQUIRED, kind=EventKind, doc="what happens"),
         Param("p_mw", None, unit="MW", doc="power lost (generation_loss) or added (load_step)"),
         Param("line", None, kind=int, lo=0, doc="line index (line_outage)"),
+        *FAULT_EVENT_PARAMS,
     )
+
+
+#: Keys of a ``fault`` event besides ``t_s`` and ``kind``.
+FAULT_EVENT_PARAMS = (
+    Param("bus", None, kind=int, lo=0, doc="faulted bus, pandapower index (fault)"),
+    Param(
+        "duration_s",
+        None,
+        unit="s",
+        lo=0.0,
+        lo_open=True,
+        hi=10.0,
+        doc="fault clearing time (fault)",
+    ),
+    Param("r_fault_ohm", None, unit="ohm", lo=0.0, hi=1e4, doc="fault resistance (fault)"),
+    Param("x_fault_ohm", None, unit="ohm", lo=0.0, hi=1e4, doc="fault reactance (fault)"),
+    Param("r_fault_pu", None, unit="pu", lo=0.0, hi=100.0, doc="fault resistance (fault)"),
+    Param("x_fault_pu", None, unit="pu", lo=0.0, hi=100.0, doc="fault reactance (fault)"),
+    Param(
+        "s_sc_mva",
+        None,
+        unit="MVA",
+        lo=0.0,
+        lo_open=True,
+        hi=1e6,
+        doc="short-circuit power of the external grid when the feeder lacks s_sc_max_mva (fault)",
+    ),
+    Param("rx", None, unit="-", lo=0.0, hi=10.0, doc="R/X of the external grid (fault)"),
+)
 
 
 def _read(table: Any, params, path: str, problems: list[str], extra: tuple[str, ...] = ()):
@@ -533,6 +682,7 @@ def _simulation(table: Any, problems: list[str]) -> SimulationConfig | None:
 
 
 def _feeder(table: dict, base_dir: Path, sim: SimulationConfig | None, problems: list[str]):
+    from cosim.phase_layout import is_three_phase_feeder, three_phase_names
     from grids.feeders import feeder_names
 
     v = _read(table, feeder_params(), "feeder", problems, extra=("transformer",))
@@ -541,10 +691,18 @@ def _feeder(table: dict, base_dir: Path, sim: SimulationConfig | None, problems:
         path = _file(base_dir, path, "feeder.path", problems)
         if "name" in table:
             problems.append("feeder.name: give either feeder.name or feeder.path, not both")
-    elif name not in feeder_names():
+    elif name.startswith("simbench:"):  # a SimBench grid: the code is checked (close matches)
+        from grids.simbench import check_simbench_code
+
+        try:
+            check_simbench_code(name)
+        except V2GCosimError as error:
+            problems.append(f"feeder.name: {error}")
+    elif name not in feeder_names() and not is_three_phase_feeder(name):
+        names = [*feeder_names(), *three_phase_names()]
         problems.append(
-            f"feeder.name: {name!r} is not an embedded feeder ({', '.join(feeder_names())}); "
-            "use feeder.path for a pandapower JSON file"
+            f"feeder.name: {name!r} is not an embedded feeder ({', '.join(names)}); "
+            "use feeder.path for a pandapower JSON or OpenDSS .dss file"
         )
     profile = v["load_profile"]
     if profile is not None:
@@ -580,6 +738,7 @@ def _feeder(table: dict, base_dir: Path, sim: SimulationConfig | None, problems:
             ambient_c=float(t["ambient_c"]),
             overrides=overrides,
         ),
+        three_phase=is_three_phase_feeder(path if path is not None else name),
     )
 
 
@@ -608,7 +767,7 @@ def _system_f0_hz(data: Mapping[str, Any]) -> Any:
 
 
 def _fleet(table: dict, base_dir: Path, problems: list[str], *, f0_hz: Any = 60.0) -> FleetConfig:
-    v = _read(table, fleet_params(), "fleet", problems, extra=("buses", "control"))
+    v = _read(table, fleet_params(), "fleet", problems, extra=("buses", "control", "adoption"))
     from vehicle_models.settings import GridCode, InverterSettings
 
     try:  # a system of 55 Hz has no inverter-settings preset: refused here
@@ -620,16 +779,21 @@ def _fleet(table: dict, base_dir: Path, problems: list[str], *, f0_hz: Any = 60.
     buses_raw = table.get("buses")
     buses = None
     if buses_raw is not None:
+        # integers: bus indices; strings: bus names of a three-phase feeder (checked there)
         if (
             not isinstance(buses_raw, list)
             or not buses_raw
-            or not all(isinstance(b, int) and not isinstance(b, bool) for b in buses_raw)
+            or not (
+                all(isinstance(b, int) and not isinstance(b, bool) for b in buses_raw)
+                or all(isinstance(b, str) for b in buses_raw)
+            )
         ):
             problems.append(
-                f"fleet.buses: {buses_raw!r} is not a non-empty list of bus indices (integers)"
+                f"fleet.buses: {buses_raw!r} is not a non-empty list of bus indices (integers) "
+                "or, on a three-phase feeder, of bus names"
             )
         else:
-            buses = tuple(int(b) for b in buses_raw)
+            buses = tuple(b if isinstance(b, str) else int(b) for b in buses_raw)
     problems.extend(fleet_size_problems(int(v["n_vehicles"])))
     table_path = v["table"]
     if table_path is not None:
@@ -667,7 +831,182 @@ def _fleet(table: dict, base_dir: Path, problems: list[str], *, f0_hz: Any = 60.
         packet_loss=float(v["packet_loss"]),
         f_nominal_hz=float(v["f_nominal_hz"]),
         settings=settings,
+        phase_allocation=v["phase_allocation"],
+        charger_connection=v["charger_connection"],
+        adoption=_adoption(table.get("adoption"), problems),
     )
+
+
+def _adoption_problems(adoption: AdoptionConfig, feeder: FeederConfig | None) -> list[str]:
+    """An adoption needs a feeder (its loads are the customers); SimBench's EV profiles need a
+    SimBench grid."""
+    if feeder is None:
+        return ["fleet.adoption: needs a [feeder] (the EVs go to its customers, the loads)"]
+    if getattr(adoption.source, "value", adoption.source) == "simbench" and not str(
+        feeder.name or ""
+    ).startswith("simbench:"):
+        return [
+            f"fleet.adoption.source: 'simbench' takes the EV profiles of a SimBench grid, but "
+            f'feeder.name is {feeder.name!r}; use feeder.name = "simbench:<code>" or '
+            'source = "behaviour"'
+        ]
+    return []
+
+
+def _adoption(table: Any, problems: list[str]) -> AdoptionConfig | None:
+    """``[fleet] adoption``, read with the validation kit (every problem, with its key)."""
+    if table is None:
+        return None
+    if not isinstance(table, Mapping):
+        problems.append(
+            f"fleet.adoption: expected a table such as {{share = 0.3, seed = 1, source = "
+            f'"simbench"}}, got {table!r}'
+        )
+        return None
+    from vehicle_models.adoption import ADOPTION_PARAMS
+
+    n_before = len(problems)
+    v = _read(table, ADOPTION_PARAMS, "fleet.adoption", problems)
+    if len(problems) > n_before:
+        return None
+    return AdoptionConfig(
+        share=float(v["share"]),
+        seed=int(v["seed"]),
+        source=v["source"],
+        v2g_share=float(v["v2g_share"]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# [[feeders]]: several feeders, each with its own fleet, on the one [frequency] model
+
+#: Most ``[[feeders]]`` tables a scenario may have (each is one feeder and one fleet
+#: simulator in the co-simulation).
+MAX_FEEDERS = 1000
+#: Keys of a ``[[feeders]]`` table besides those of ``[feeder]``.
+FEEDER_ENTRY_KEYS = (
+    ("label", "`feeder<i>`", "letters, digits, `_.-`, at most 64", "name in results"),
+    ("seed", "simulation.seed + i", "0..2**32-1", "seed of this feeder's fleet"),
+    ("fleet", "no fleet", "a table with the keys of [fleet]", "this feeder's fleet"),
+)
+_LABEL_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_SECTION_PATH_RE = re.compile(r"(?<![\w\].])(feeder|fleet)\.")
+
+
+def _entry_path(problem: str, i: int) -> str:
+    """A problem of ``[feeder]``/``[fleet]`` rewritten to the key path of ``[[feeders]]``
+    table ``i`` (``fleet.n_vehicles: ...`` -> ``feeders[2].fleet.n_vehicles: ...``): each
+    table is read by the same readers as the one-feeder sections."""
+    return _SECTION_PATH_RE.sub(
+        lambda m: f"feeders[{i}]." if m.group(1) == "feeder" else f"feeders[{i}].fleet.",
+        problem,
+    )
+
+
+def _feeder_entries(
+    data: Mapping[str, Any], base_dir: Path, sim: SimulationConfig | None, problems: list[str]
+) -> tuple[FeederEntry, ...]:
+    """Read ``[[feeders]]``: each table holds the keys of ``[feeder]`` plus ``label``,
+    ``seed`` and a ``fleet`` sub-table with the keys of ``[fleet]``; every problem is
+    reported under ``feeders[i].``."""
+    items = data["feeders"]
+    if "feeder" in data or "fleet" in data:
+        problems.append(
+            "feeders: [[feeders]] replaces [feeder] and [fleet] (give the first feeder as the "
+            "first [[feeders]] table, with its fleet as feeders.fleet)"
+        )
+    if not isinstance(items, list) or not items or not all(isinstance(x, dict) for x in items):
+        problems.append("feeders: expected a non-empty array of tables [[feeders]]")
+        return ()
+    if len(items) > MAX_FEEDERS:
+        problems.append(f"feeders: {len(items)} tables, above the limit of {MAX_FEEDERS}")
+        return ()
+    frequency = data.get("frequency")
+    f0_raw = frequency.get("f0_hz") if isinstance(frequency, Mapping) else None
+    f0_hz = float(f0_raw) if is_number(f0_raw) and math.isfinite(f0_raw) else None
+    seed0 = sim.seed if sim is not None else 0
+    entries: list[FeederEntry] = []
+    labels: dict[str, int] = {}
+    for i, item in enumerate(items):
+        local: list[str] = []
+        label = item.get("label", f"feeder{i}")
+        if not isinstance(label, str) or not _LABEL_RE.fullmatch(label):
+            problems.append(
+                f"feeders[{i}].label: {label!r} is not a label (1 to 64 letters, digits, _ . -)"
+            )
+            label = f"feeder{i}"
+        elif label in labels:
+            problems.append(f"feeders[{i}].label: {label!r} is also feeders[{labels[label]}]'s")
+        labels.setdefault(label, i)
+        seed = item.get("seed", seed0 + i)
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= 2**32 - 1:
+            problems.append(f"feeders[{i}].seed: {seed!r} is not an integer in 0..2**32-1")
+            seed = seed0 + i
+        fleet_table = item.get("fleet")
+        if fleet_table is not None and not isinstance(fleet_table, dict):
+            problems.append(f"feeders[{i}].fleet: expected a table, got {fleet_table!r}")
+            fleet_table = None
+        feeder_table = {k: v for k, v in item.items() if k not in ("label", "seed", "fleet")}
+        feeder = _feeder(feeder_table, base_dir, sim, local)
+        feeder_ok = not local
+        _thermal_problems(feeder.transformer, local)
+        fleet = None
+        if fleet_table is not None:
+            f_entry = f0_hz if f0_hz is not None else fleet_table.get("f_nominal_hz", 60.0)
+            fleet = _fleet(fleet_table, base_dir, local, f0_hz=f_entry)
+            if f0_hz is not None and "f_nominal_hz" in fleet_table:
+                if fleet.f_nominal_hz != f0_hz:
+                    local.append(
+                        f"fleet.f_nominal_hz: {fleet.f_nominal_hz:g} Hz disagrees with "
+                        f"frequency.f0_hz ({f0_hz:g} Hz); one system has one nominal frequency"
+                    )
+            elif f0_hz is not None:
+                fleet = replace(fleet, f_nominal_hz=f0_hz)
+            if (
+                sim is not None
+                and fleet.latency_s > 0
+                and not _is_multiple(fleet.latency_s, sim.time_resolution_s)
+            ):
+                local.append(
+                    f"fleet.latency_s: {fleet.latency_s} is not an integer multiple of the "
+                    f"time resolution ({sim.time_resolution_s} s)"
+                )
+        local.extend(_data_problems(feeder if feeder_ok else None, fleet, sim))
+        problems.extend(_entry_path(p, i) for p in local)
+        entries.append(FeederEntry(label=label, feeder=feeder, fleet=fleet, seed=int(seed)))
+    total = sum(e.fleet.n_vehicles for e in entries if e.fleet is not None)
+    if len(entries) > 1:
+        too_many = fleet_size_problems(total)
+        problems.extend(p.replace("fleet.n_vehicles", "feeders (all fleets)") for p in too_many)
+    return tuple(entries)
+
+
+def _many_feeder_problems(
+    entries: tuple[FeederEntry, ...],
+    events: tuple[EventConfig, ...],
+    sim: SimulationConfig | None,
+) -> list[str]:
+    """What several feeders on one frequency do not support (yet), said as such."""
+    if len(entries) < 2:
+        return []
+    problems = []
+    for kind in (EventKind.LINE_OUTAGE, EventKind.ISLAND, EventKind.RECONNECT, EventKind.FAULT):
+        if any(e.kind is kind for e in events):
+            problems.append(
+                f"events: {kind.value!r} with several [[feeders]] (the event names no feeder; "
+                "run that feeder alone)"
+            )
+    if sim is not None and sim.coupling is Coupling.SAME_TIME_LOOP:
+        problems.append(
+            "simulation.coupling: 'same_time_loop' with several [[feeders]] (use 'time_shifted')"
+        )
+    for i, entry in enumerate(entries):
+        if entry.fleet is not None and entry.fleet.setpoint_profile is not None:
+            problems.append(
+                f"feeders[{i}].fleet.setpoint_profile: aggregator set-points with several "
+                "[[feeders]] are not supported (run that feeder alone)"
+            )
+    return problems
 
 
 def _frequency(table: dict, problems: list[str]) -> FrequencyConfig:
@@ -680,7 +1019,9 @@ def _frequency(table: dict, problems: list[str]) -> FrequencyConfig:
         problems.append(f"frequency.island: expected a table, got {island_raw!r}")
     else:
         values = read_params(island_raw, ISLAND_PARAMS, path="frequency.island", problems=problems)
-        island = {k: float(val) for k, val in values.items() if val is not None}
+        island = {  # the swing model's keys (the feeder reads its own from the table)
+            k: float(val) for k, val in values.items() if val is not None and k in ISLAND_SWING_KEYS
+        }
     swing = None
     try:
         swing = swing_parameters(params)
@@ -746,11 +1087,63 @@ def _events(
                 problems.append(f"{path}.kind: 'line_outage' needs a [feeder] section")
         if kind in (EventKind.ISLAND, EventKind.RECONNECT) and not has_frequency:
             problems.append(f"{path}.kind: {kind.value!r} needs a [frequency] section")
-        if len(problems) == n_before:
-            events.append(
-                EventConfig(t_s=float(v["t_s"]), kind=kind, p_mw=float(p_mw or 0.0), line=line)
+        fault_keys = [p.name for p in FAULT_EVENT_PARAMS]
+        if kind is EventKind.FAULT:
+            problems.extend(_fault_event_problems(item, path, has_feeder))
+        elif kind is not None:
+            problems.extend(
+                f"{path}.{key}: only a 'fault' event takes it" for key in fault_keys if key in item
             )
-    return tuple(sorted(events, key=lambda e: e.t_s))
+        if len(problems) == n_before:
+            fault = {key: v[key] for key in fault_keys if v[key] is not None}
+            events.append(
+                EventConfig(
+                    t_s=float(v["t_s"]), kind=kind, p_mw=float(p_mw or 0.0), line=line, **fault
+                )
+            )
+    events = sorted(events, key=lambda e: e.t_s)
+    problems.extend(_faults_in_island(events))
+    return tuple(events)
+
+
+def _faults_in_island(events: list[EventConfig]) -> list[str]:
+    """A fault while the feeder is islanded (between an ``island`` and the next ``reconnect``)
+    has no source impedance to be computed with (grids/fault.py needs the external grid)."""
+    problems: list[str] = []
+    islanded_since: float | None = None
+    for event in events:
+        if event.kind is EventKind.ISLAND:
+            islanded_since = event.t_s if islanded_since is None else islanded_since
+        elif event.kind is EventKind.RECONNECT:
+            islanded_since = None
+        elif event.kind is EventKind.FAULT and islanded_since is not None:
+            problems.append(
+                f"events: the fault at t = {event.t_s:g} s (bus {event.bus}) falls in the island "
+                f"from t = {islanded_since:g} s; a fault calculation needs the external grid's "
+                "source, so faults are modelled on the connected feeder only"
+            )
+    return problems
+
+
+def _fault_event_problems(item: dict, path: str, has_feeder: bool) -> list[str]:
+    """What a ``fault`` event needs besides its declared ranges: a feeder, the bus, the
+    clearing time, the impedance in one unit system only."""
+    problems = []
+    if not has_feeder:
+        problems.append(f"{path}.kind: 'fault' needs a [feeder] section")
+    for key in ("bus", "duration_s"):
+        if key not in item:
+            problems.append(f"{path}.{key}: missing (required for 'fault')")
+    ohm = [k for k in ("r_fault_ohm", "x_fault_ohm") if k in item]
+    pu = [k for k in ("r_fault_pu", "x_fault_pu") if k in item]
+    if ohm and pu:
+        problems.append(
+            f"{path}: give the fault impedance in ohm ({', '.join(ohm)}) or in pu "
+            f"({', '.join(pu)}), not both"
+        )
+    if "p_mw" in item or "line" in item:
+        problems.append(f"{path}: a 'fault' event takes no p_mw or line")
+    return problems
 
 
 def _output(table: dict, problems: list[str]) -> OutputConfig:
@@ -774,7 +1167,7 @@ def _output(table: dict, problems: list[str]) -> OutputConfig:
 # sections of the studies: each study registers its own
 
 
-_SECTIONS = ("simulation", "feeder", "fleet", "frequency", "events", "output")
+_SECTIONS = ("simulation", "feeder", "fleet", "feeders", "frequency", "events", "output")
 #: Study sections by name -> validator (``validator(table) -> list of problems``, or None).
 _STUDY_SECTIONS: dict[str, Any] = {}
 
@@ -834,6 +1227,9 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
         if key in data and not isinstance(data[key], dict):
             problems.append(f"{key}: expected a table [{key}], got {data[key]!r}")
     sim = _simulation(data.get("simulation"), problems)
+    entries: tuple[FeederEntry, ...] = ()
+    if "feeders" in data:
+        entries = _feeder_entries(data, base, sim, problems)
     n_before_feeder = len(problems)
     feeder = (
         _feeder(data["feeder"], base, sim, problems)
@@ -857,15 +1253,22 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
     ):
         # without a feeder the fleet sees 1.0 pu everywhere (frequency-response studies)
         problems.append("fleet.buses: needed without a [feeder] (the buses to put vehicles on)")
+    if fleet is not None and fleet.adoption is not None:
+        problems.extend(_adoption_problems(fleet.adoption, feeder))
     frequency = (
         _frequency(data["frequency"], problems) if isinstance(data.get("frequency"), dict) else None
     )
-    events = _events(data.get("events"), sim, frequency is not None, feeder is not None, problems)
+    has_feeder = feeder is not None or bool(entries)
+    events = _events(data.get("events"), sim, frequency is not None, has_feeder, problems)
+    if entries:
+        problems.extend(_many_feeder_problems(entries, events, sim))
+        feeder, fleet = entries[0].feeder, entries[0].fleet
     output = _output(data["output"] if isinstance(data.get("output"), dict) else {}, problems)
     if (
         sim is not None
         and sim.remote is RemoteSim.FLEET
         and not (fleet is not None and (fleet.n_vehicles > 0 or fleet.table))
+        and not any(e.has_fleet for e in entries)
     ):
         problems.append("simulation.remote: 'fleet' but the scenario has no fleet")
     if any(e.kind is EventKind.ISLAND for e in events) and frequency is not None:
@@ -876,9 +1279,11 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
                 "fleet, needed for 'island' events)"
             )
     if output.record:
-        known = {a for attrs in RECORDED.values() for a in attrs}
+        known = {a for attrs in RECORDED.values() for a in attrs} | set(THREE_PHASE_RECORDED)
         if feeder is not None:
             known |= {feeder.load_column, feeder.ambient_column or ""}
+        for entry in entries[1:]:
+            known |= {entry.feeder.load_column, entry.feeder.ambient_column or ""}
         if fleet is not None and fleet.setpoint_profile:
             known.add(fleet.setpoint_column)
         for name in output.record:
@@ -912,7 +1317,7 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
         if swing is not None:
             frequency_f0_hz = float(swing.f0_hz)
             problems.extend(_event_size_problems(data.get("events"), events, swing))
-    if fleet is not None and frequency_f0_hz is not None:
+    if fleet is not None and frequency_f0_hz is not None and not entries:
         fleet_table = data["fleet"]
         if "f_nominal_hz" in fleet_table and fleet.f_nominal_hz != frequency_f0_hz:
             problems.append(
@@ -922,9 +1327,29 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
             )
         elif "f_nominal_hz" not in fleet_table:
             fleet = replace(fleet, f_nominal_hz=frequency_f0_hz)
-    problems.extend(_data_problems(feeder if feeder_ok else None, fleet, sim))
+    if feeder_ok or feeder is None:  # three-phase feeders: buses, phases, engine options
+        from cosim.phase_layout import three_phase_problems
+
+        problems.extend(
+            three_phase_problems(
+                feeder,
+                fleet,
+                raw_feeder=data.get("feeder") or {},
+                raw_fleet=data.get("fleet") if isinstance(data.get("fleet"), dict) else None,
+                events=events,
+            )
+        )
+    if feeder is not None and feeder.three_phase and any(e.kind is EventKind.FAULT for e in events):
+        problems.append(
+            "events: 'fault' is not available on a three-phase feeder (the fault calculation, "
+            "grids/fault.py, works on the balanced pandapower feeders)"
+        )
+    if not entries:  # each [[feeders]] entry was checked with its own key path
+        problems.extend(_data_problems(feeder if feeder_ok else None, fleet, sim))
     check_problems(problems, ScenarioError, "invalid scenario")
     assert sim is not None
+    if not entries and feeder is not None:
+        entries = (FeederEntry(label="feeder0", feeder=feeder, fleet=fleet, seed=sim.seed),)
     return Scenario(
         simulation=sim,
         feeder=feeder,
@@ -934,6 +1359,7 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
         output=output,
         raw=copy.deepcopy(dict(data)),
         base_dir=base,
+        feeders=entries,
     )
 
 
@@ -976,7 +1402,7 @@ def _data_problems(
     fleet_buses: dict[str, tuple[int, ...]] = {}
     if fleet is not None and fleet.buses is not None:
         fleet_buses["fleet.buses"] = fleet.buses
-    if fleet is not None and fleet.table is not None:
+    if fleet is not None and fleet.table is not None and not (feeder and feeder.three_phase):
         from vehicle_models.fleet_table import read_fleet_table
 
         try:  # the whole table is checked now, not when the fleet simulator starts
@@ -985,6 +1411,13 @@ def _data_problems(
             problems.extend(f"fleet.table: {p}" for p in (error.problems or [str(error)]))
         else:
             fleet_buses["fleet.table"] = tuple(int(b) for b in table["bus"].tolist())
+            if "phase" in table:
+                problems.append(
+                    "fleet.table: the column 'phase' applies to a three-phase feeder "
+                    "(feeder.path to a .dss file, or an embedded three-phase feeder)"
+                )
+    if feeder is not None and feeder.three_phase:
+        fleet_buses = {}  # bus names and phases: cosim.phase_layout.three_phase_problems
     if feeder is not None and fleet_buses:
         try:
             bus_index = _feeder_buses(str(feeder.name))

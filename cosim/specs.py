@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from cosim.scenario import (
+    AdoptionConfig,
     EventConfig,
     EventKind,
     FeederConfig,
+    FeederEntry,
     FleetConfig,
     FrequencyConfig,
     TransformerConfig,
@@ -49,7 +51,8 @@ def to_params(spec: Any) -> dict[str, Any]:
 
     Parameters
     ----------
-    spec : FeederConfig, TransformerConfig, FleetConfig, FrequencyConfig or EventConfig
+    spec : FeederConfig, TransformerConfig, FleetConfig, FrequencyConfig, EventConfig or
+        FeederEntry
         A spec of a validated scenario.
 
     Returns
@@ -76,8 +79,8 @@ def from_params(cls: type, params: dict[str, Any]) -> Any:
     Parameters
     ----------
     cls : type
-        ``FeederConfig``, ``TransformerConfig``, ``FleetConfig``, ``FrequencyConfig`` or
-        ``EventConfig``.
+        ``FeederConfig``, ``TransformerConfig``, ``FleetConfig``, ``FrequencyConfig``,
+        ``EventConfig`` or ``FeederEntry``.
     params : dict
         Plain parameters.
 
@@ -101,13 +104,24 @@ def from_params(cls: type, params: dict[str, Any]) -> Any:
         kwargs["transformer"] = from_params(TransformerConfig, kwargs["transformer"])
     elif cls is FleetConfig:
         from vehicle_models.fleet import ChargingPolicy
+        from vehicle_models.phases import ChargerConnection, PhaseAllocation
         from vehicle_models.presets import FleetPreset
         from vehicle_models.settings import InverterSettings
 
         kwargs["preset"] = FleetPreset(kwargs["preset"])
         kwargs["policy"] = ChargingPolicy(kwargs["policy"])
+        kwargs["phase_allocation"] = PhaseAllocation(kwargs["phase_allocation"])
+        kwargs["charger_connection"] = ChargerConnection(kwargs["charger_connection"])
         if kwargs.get("buses") is not None:
-            kwargs["buses"] = tuple(int(b) for b in kwargs["buses"])
+            # bus names (str) on a three-phase feeder, indices otherwise
+            kwargs["buses"] = tuple(b if isinstance(b, str) else int(b) for b in kwargs["buses"])
+        adoption = kwargs.get("adoption")
+        if adoption is not None:
+            from vehicle_models.adoption import AdoptionSource
+
+            adoption = dict(adoption)
+            adoption["source"] = AdoptionSource(adoption["source"])
+            kwargs["adoption"] = AdoptionConfig(**adoption)
         settings = kwargs.get("settings")
         if settings is not None:
             kwargs["settings"] = InverterSettings.from_dict(
@@ -117,6 +131,10 @@ def from_params(cls: type, params: dict[str, Any]) -> Any:
         kwargs["params"] = swing_parameters(kwargs.get("table") or {})
     elif cls is EventConfig:
         kwargs["kind"] = EventKind(kwargs["kind"])
+    elif cls is FeederEntry:
+        kwargs["feeder"] = from_params(FeederConfig, kwargs["feeder"])
+        if kwargs.get("fleet") is not None:
+            kwargs["fleet"] = from_params(FleetConfig, kwargs["fleet"])
     else:
         raise TypeError(f"from_params: {cls.__name__} is not a scenario spec")
     return cls(**kwargs)

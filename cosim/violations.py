@@ -2,7 +2,9 @@
 
 :func:`run_violations` is what the ``run`` and ``demo`` commands (and
 :func:`cosim.world.run_scenario`) report under ``violations``: ANSI C84.1 ranges A and B over
-every bus and every feeder step (from the recorded per-bus voltages), line and substation
+every bus and every feeder step (from the recorded per-bus voltages; per phase connection on a
+three-phase feeder, with the voltage unbalance factor of its three-phase buses, EN 50160's
+2 %), line and substation
 transformer loading, the IEC 60076-7 hot-spot limits and loss of life when the transformer is
 modelled, IEEE 1547 trips of the fleet, and the frequency model's validity range. A limit that
 cannot be checked (a feeder without line ratings) is said as such instead of being reported as
@@ -27,6 +29,7 @@ from grids.limits import (
     Limit,
     Violation,
     missing_rating,
+    unbalance_violation,
     upper_limit_violation,
     voltage_violations,
 )
@@ -124,6 +127,18 @@ def run_violations(
             end_s=duration_s,
             standard=standard,
         )
+
+    # three-phase feeders: the voltage unbalance factor of every three-phase bus (2 %)
+    t_vuf, vuf_percent, bus3 = _per_element(frame, "bus_vuf_percent")
+    if vuf_percent.size:
+        found = unbalance_violation(
+            vuf_percent,
+            bus_names=[f"bus {b}" for b in bus3],
+            t_s=t_vuf,
+            step_s=_step_s(t_vuf, feeder_step_s),
+            end_s=duration_s,
+        )
+        out += [found] if found is not None else []
 
     t_line, line_pct, lines = _per_element(frame, "line_loading_percent")
     if not lines:

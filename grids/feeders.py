@@ -268,12 +268,14 @@ _EMBEDDED_NETS: dict[str, Any] = {}
 
 
 def load_feeder(name_or_path: str | Path, *, require_radial: bool = False, validate: bool = True):
-    """Load an embedded feeder by name, or a pandapower JSON file by path.
+    """Load an embedded feeder or a SimBench grid by name, or a pandapower JSON file by path.
 
     Parameters
     ----------
     name_or_path : str or path
-        An embedded feeder name (see :func:`feeder_names`) or a path to a pandapower JSON file.
+        An embedded feeder name (see :func:`feeder_names`), ``simbench:<code>`` (a SimBench
+        grid with its profiles in ``net.profiles``, see :mod:`grids.simbench`) or a path to a
+        pandapower JSON file.
     require_radial : bool, keyword-only
         Also require a radial topology (for LinDistFlow and other radial methods).
     validate : bool, keyword-only
@@ -293,7 +295,11 @@ def load_feeder(name_or_path: str | Path, *, require_radial: bool = False, valid
             f"feeder '': give an embedded feeder ({', '.join(feeder_names())}) or a JSON path"
         )
     key = str(name_or_path)
-    if key in EMBEDDED_FEEDERS:
+    if key.startswith("simbench:"):  # a SimBench grid with its year-long profiles
+        from grids.simbench import load_simbench_net
+
+        net = load_simbench_net(key)
+    elif key in EMBEDDED_FEEDERS:
         built = _EMBEDDED_NETS.get(key)
         if built is None:  # pandapower builds it from JSON (about 0.4 s): once per process
             built = _EMBEDDED_NETS[key] = EMBEDDED_FEEDERS[key].factory()

@@ -35,7 +35,7 @@ import numpy as np
 
 from grids.errors import ScenarioError
 from grids.feeder3ph import ThreePhaseFeederModel
-from grids.opendss import DssRegulator
+from grids.opendss_regulators import DssRegulator
 from grids.result3ph import ThreePhaseResult
 
 

@@ -12,10 +12,12 @@ The island is simulated as a direct time loop at ``simulation.step_s``:
   rating, h_s = vsm.h_s, d_pu = vsm.d_pu)``, driven by ``P_ref − P_demand``; the microgrid
   controller restores the frequency with an integral secondary control on the VSM set-point
   ``dP_ref/dt = −K_i · Δf/f0 · S_fleet`` (``secondary_ki_per_s``);
-* **voltages and losses** - the feeder model (:class:`grids.feeder_model.FeederModel`, AC)
-  of the island sub-net
-  with the fleet's bus as the slack at ``v_setpoint_pu``; the slack power is the fleet's
-  output ``P_demand = loads + losses``; the whole window of a pickup is solved in one batch;
+* **voltages and losses** - the islanded power flow (:class:`grids.island.IslandPowerFlow`)
+  of the island sub-net: no slack bus; the fleet at each of its buses is a grid-forming unit
+  that forms ``v_setpoint_pu`` at no reactive power and shares the load by Q-V droop
+  (``q_droop_pu``) and P-f droop (the VSM's ``1/d_pu``; every unit has the fleet's settings,
+  so they share active power by rating); the units' output is the fleet's
+  ``P_demand = loads + losses``; the whole window of a pickup is solved in one batch;
 * **energy and limits** - :class:`vehicle_models.fleet.Fleet` (depot preset) follows
   ``P_demand`` as its set-point; its feasible discharge range gives the power limit, its
   kVA rating the current limit (``|S| / V ≤ current_limit_pu · S_rated``) and its batteries
@@ -49,6 +51,7 @@ from grids.frequency import SwingModel, SwingParameters
 from grids.limits import Violation, voltage_violations
 from grids.metrics import frequency_nadir, voltage_envelope
 from grids.params import REQUIRED, Param, is_number, read_params, unknown_keys
+from grids.powerflow import net_injection
 from studies.cold_load_pickup import cold_load_pickup_factor
 from studies.study_inputs import build_fleet, feeder_net, split_scenario
 from vehicle_models.coupling import coupled_step
@@ -92,9 +95,13 @@ class BlackStartSettings:
         The island is this bus and every bus downstream of it (the feeder is radial and fed
         from its external grid; the line into ``island_root_bus`` is open).
     fleet_bus : int
-        Bus of the grid-forming fleet (the island's slack); default: the fleet's one bus.
+        Bus of the grid-forming fleet; default: every bus of the fleet (one grid-forming
+        unit per bus).
     v_setpoint_pu : float
-        Voltage the fleet forms at its bus [pu].
+        Voltage the fleet forms at its bus at zero reactive power [pu].
+    q_droop_pu : float
+        Q-V droop of the fleet's units [pu voltage / pu reactive power on the unit's
+        rating] (0: the fleet holds ``v_setpoint_pu`` exactly).
     f_min_hz, f_max_hz : float
         Frequency band every pickup must respect [Hz].
     v_min_pu, v_max_pu : float
@@ -118,6 +125,7 @@ class BlackStartSettings:
     pickups: tuple[Pickup, ...]
     fleet_bus: int | None = None
     v_setpoint_pu: float = 1.0
+    q_droop_pu: float = 0.05
     f_min_hz: float = 59.0
     f_max_hz: float = 61.0
     v_min_pu: float = 0.9
@@ -183,6 +191,7 @@ def black_start_params(f0_hz: float = 60.0) -> tuple[Param, ...]:
         Param("island_root_bus", REQUIRED, kind=int, lo=0, doc="first bus of the island"),
         Param("fleet_bus", None, kind=int, lo=0, doc="bus of the grid-forming fleet"),
         Param("v_setpoint_pu", 1.0, unit="pu", lo=0.9, hi=1.1, doc="voltage the fleet forms"),
+        Param("q_droop_pu", 0.05, unit="pu", lo=0.0, hi=0.5, doc="Q-V droop of the fleet"),
         Param("f_min_hz", f0_hz - 1.0, unit="Hz", lo=40.0, hi=70.0, doc="lowest frequency"),
         Param("f_max_hz", f0_hz + 1.0, unit="Hz", lo=40.0, hi=70.0, doc="highest frequency"),
         Param("v_min_pu", 0.9, unit="pu", lo=0.5, hi=1.0, doc="lowest island bus voltage"),
@@ -383,17 +392,19 @@ def island_buses(net, root_bus: int) -> list[int]:
     return sorted(int(b) for b in nx.node_connected_component(cut, root_bus))
 
 
-def island_net(net, buses: Sequence[int], fleet_bus: int, v_setpoint_pu: float):
-    """The island sub-net: ``buses`` only, the fleet's bus as the slack at ``v_setpoint_pu``."""
-    import pandapower as pp
-    from pandapower.toolbox import select_subnet
+def island_net(net, buses: Sequence[int]):
+    """The island sub-net: ``buses`` only, no external grid, generators off (dark island)."""
+    from pandapower.toolbox import drop_buses
 
-    sub = select_subnet(net, buses, include_switch_buses=False, include_results=False)
+    # a copy without the other buses and every element on them (the cut line included);
+    # faster than select_subnet, which builds a new net from scratch
+    sub = copy.deepcopy(net)
+    keep = set(int(b) for b in buses)
+    drop_buses(sub, [int(b) for b in sub.bus.index if int(b) not in keep])
     sub.ext_grid.drop(sub.ext_grid.index, inplace=True)
     for table in ("gen", "sgen"):
         if len(sub[table]):
             sub[table]["in_service"] = False
-    pp.create_ext_grid(sub, bus=fleet_bus, vm_pu=v_setpoint_pu, name="grid-forming fleet")
     return sub
 
 
@@ -410,7 +421,7 @@ class _State:
 
 class _Island:
     def __init__(self, scenario: BlackStartScenario) -> None:
-        from grids.feeder_model import FeederModel
+        from grids.island import GridFormingUnit, IslandPowerFlow, droop_from_damping_pu
 
         s = scenario.settings
         self.scenario = scenario
@@ -432,14 +443,6 @@ class _Island:
         fleet_buses = [int(b) for b in self.fleet.buses]
         problems = []
         fleet_bus = s.fleet_bus
-        if fleet_bus is None:
-            if len(fleet_buses) != 1:
-                problems.append(
-                    f"black_start.fleet_bus: missing and the fleet is on {len(fleet_buses)} "
-                    "buses (give the depot's bus)"
-                )
-            else:
-                fleet_bus = fleet_buses[0]
         if fleet_bus is not None and fleet_bus not in self.buses:
             problems.append(
                 f"black_start.fleet_bus: {fleet_bus} is not in the island (buses "
@@ -449,17 +452,26 @@ class _Island:
             problems.append(
                 f"fleet.buses: the depot must be on the fleet bus {fleet_bus}, got {fleet_buses}"
             )
+        outside_fleet = sorted(set(fleet_buses) - set(self.buses))
+        if fleet_bus is None and outside_fleet:
+            problems.append(
+                f"fleet.buses: {outside_fleet} are not in the island (buses "
+                f"{self.buses[0]}..{self.buses[-1]} downstream of {s.island_root_bus}); every "
+                "grid-forming vehicle must be inside it"
+            )
         for i, pickup in enumerate(s.pickups):
             outside = sorted(set(pickup.buses) - set(self.buses))
             if outside:
                 problems.append(f"black_start.pickups[{i}].buses: {outside} are not in the island")
         check_problems(problems, ScenarioError, "invalid black-start island")
-        self.fleet_bus = int(fleet_bus)
-        self.net = island_net(net, self.buses, self.fleet_bus, s.v_setpoint_pu)
-        self.pf = FeederModel.from_net(self.net, validate=False)
-        self.pf_bus = np.asarray(self.pf.bus)
-        self.slack_pos = int(np.searchsorted(self.pf_bus, self.fleet_bus))
-        p0, q0 = self.pf.base_injection()
+        # one grid-forming unit per fleet bus (the depot's bus, or every bus of the fleet)
+        self.unit_buses = [int(b) for b in fleet_buses]
+        self.fleet_bus = int(fleet_bus) if fleet_bus is not None else self.unit_buses[0]
+        self.net = island_net(net, self.buses)
+        self.pf_bus = self.net.bus.index.to_numpy(dtype=np.int64)
+        position = {int(b): i for i, b in enumerate(self.pf_bus)}
+        self.unit_pos = np.array([position[b] for b in self.unit_buses], dtype=np.intp)
+        p0, q0 = net_injection(self.net, self.pf_bus)
         # per-block diversified demand per bus (the net's loads, or scaled to p_mw)
         self.block_p = []
         self.block_q = []
@@ -485,14 +497,29 @@ class _Island:
         t0 = s.time_of_day_h * 3600.0
         self.t0_s = t0
         plugged = self.fleet.headroom(t_s=t0, dt_s=scenario.step_s)
-        self.s_rated_mva = float(
-            np.sum(self.fleet.battery.s_max_kva[self._plugged_mask(t0)]) / 1000.0
+        plugged_now = self._plugged_mask(t0)
+        s_kva = self.fleet.battery.s_max_kva * plugged_now
+        self.unit_s_mva = np.array(
+            [float(np.sum(s_kva[self.fleet.bus_of_vehicle == b])) / 1000.0 for b in fleet_buses]
         )
-        if self.s_rated_mva <= 0 or int(plugged["n_plugged"].sum()) == 0:
+        self.s_rated_mva = float(self.unit_s_mva.sum())
+        dark = [b for b, s_mva in zip(fleet_buses, self.unit_s_mva, strict=True) if s_mva <= 0]
+        if self.s_rated_mva <= 0 or int(plugged["n_plugged"].sum()) == 0 or dark:
             raise ScenarioError(
-                f"fleet: no vehicle is plugged in at {s.time_of_day_h:g} h; change "
-                "black_start.time_of_day_h or the fleet"
+                f"fleet: no vehicle is plugged in at {s.time_of_day_h:g} h"
+                + (f" at buses {dark}" if dark and self.s_rated_mva > 0 else "")
+                + "; change black_start.time_of_day_h or the fleet"
             )
+        # the island's voltages: the islanded power flow held by the fleet's units (the
+        # P-f droop is the VSM's 1/D; the same for every unit, so it only sets the shares)
+        mp_pu = droop_from_damping_pu(vsm.d_pu)
+        units = [
+            GridFormingUnit(
+                bus=b, s_rated_mva=s_mva, mp_pu=mp_pu, nq_pu=s.q_droop_pu, v0_pu=s.v_setpoint_pu
+            )
+            for b, s_mva in zip(self.unit_buses, self.unit_s_mva, strict=True)
+        ]
+        self.pf = IslandPowerFlow(self.net, units, f0_hz=scenario.f0_hz)
         over = scenario.island_override
         self.swing_params = SwingParameters.island(
             s_base_mw=float(over.get("s_base_mw", self.s_rated_mva)),
@@ -506,6 +533,7 @@ class _Island:
         )
 
     def _plugged_mask(self, t_fleet_s: float) -> np.ndarray:
+        """Which vehicles are plugged in at fleet time ``t_fleet_s``."""
         return np.asarray(self.fleet.plugged_at(t_fleet_s), dtype=bool)
 
     def demand(self, t_s: np.ndarray, blocks: Sequence[int], pickups) -> tuple:
@@ -534,11 +562,11 @@ class _DemandFollower:
     grid_forming = False
     last_delta_mw = 0.0
 
-    def __init__(self, fleet, *, t0_s: float, vm_pu: np.ndarray) -> None:
+    def __init__(self, fleet, *, t0_s: float) -> None:
         self.fleet = fleet
         self.t0_s = t0_s
-        self.vm_pu = vm_pu
-        self.p_setpoint_mw = 0.0
+        self.vm_pu = np.ones(len(fleet.buses))  # the voltage at each fleet bus [pu]
+        self.p_setpoint_mw = np.zeros(len(fleet.buses))  # each unit's share [MW]
         self.p_unmet_mw = 0.0
 
     def step(self, *, t_s: float, dt_s: float, f_hz: float) -> None:
@@ -547,7 +575,7 @@ class _DemandFollower:
             dt_s=dt_s,
             vm_pu=self.vm_pu,
             f_hz=f_hz,
-            p_setpoint_mw=np.array([self.p_setpoint_mw]),
+            p_setpoint_mw=self.p_setpoint_mw,
         )
         self.p_unmet_mw = float(np.sum(out.p_setpoint_unmet_mw))
 
@@ -562,16 +590,22 @@ def _simulate_window(island: _Island, state: _State, blocks, t_end_s: float) -> 
     p_inj, q_inj = island.demand(t, blocks, s.pickups)
     res = island.pf.solve(p_inj, q_inj)
     converged = np.asarray(res.converged, dtype=bool)
-    p_fleet = np.asarray(res.p_slack_mw, dtype=float)
-    q_fleet = np.asarray(res.q_slack_mvar, dtype=float)
+    p_unit = np.where(converged[:, None], res.p_gfm_mw, 0.0)
+    q_unit = np.where(converged[:, None], res.q_gfm_mvar, 0.0)
+    p_fleet = np.where(converged, res.p_gfm_mw.sum(axis=1), np.nan)
+    q_fleet = np.where(converged, res.q_gfm_mvar.sum(axis=1), np.nan)
     vm = np.asarray(res.vm_pu, dtype=float)
+    vm_unit = np.where(converged[:, None], vm[:, island.unit_pos], s.v_setpoint_pu)
+    # the most loaded unit's current, on the fleet's base: |S_g| / V_g / S_g * S_fleet [MVA]
+    i_fleet = (
+        np.max(np.hypot(p_unit, q_unit) / vm_unit / island.unit_s_mva, axis=1) * island.s_rated_mva
+    )
     f = np.empty(n)
     soc = np.empty(n)
     unmet = np.zeros(n)
     f0 = island.swing_params.f0_hz
     ki = s.secondary_ki_per_s
     s_base = island.swing_params.s_base_mw
-    vm_fleet = np.full(len(state.fleet.buses), s.v_setpoint_pu)
     # available power at the start of the window (report); the step-by-step power check is
     # the fleet's own: a set-point outside its feasible range comes back as unmet power
     head = state.fleet.headroom(t_s=island.t0_s + state.t_s, dt_s=dt)
@@ -579,10 +613,11 @@ def _simulate_window(island: _Island, state: _State, blocks, t_end_s: float) -> 
     plugged = island._plugged_mask(island.t0_s + state.t_s)
     battery = state.fleet.battery
     cap_kwh = float(np.sum(battery.e_capacity_kwh[plugged]))
-    follower = _DemandFollower(state.fleet, t0_s=island.t0_s, vm_pu=vm_fleet)
+    follower = _DemandFollower(state.fleet, t0_s=island.t0_s)
     for k in range(n):
-        p_k = p_fleet[k] if converged[k] else 0.0
-        follower.p_setpoint_mw = p_k
+        p_k = float(p_unit[k].sum())
+        follower.p_setpoint_mw = p_unit[k]
+        follower.vm_pu = vm_unit[k]
         # the one coupled step (vehicle_models.coupling): the fleet's energy bookkeeping at
         # f(t_k), then the island's VSM swing over the step with set-point minus demand
         coupled_step(state.swing, follower, t_s=t[k], dt_s=dt, p_event_mw=state.p_ref_mw - p_k)
@@ -605,7 +640,9 @@ def _simulate_window(island: _Island, state: _State, blocks, t_end_s: float) -> 
         "vm_pu": vm,
         "vm_min_pu": envelope.vm_min_pu,
         "vm_max_pu": envelope.vm_max_pu,
-        "vm_fleet_pu": vm[:, island.slack_pos],
+        "vm_min_bus": res.bus_vm_min,
+        "vm_max_bus": res.bus_vm_max,
+        "i_fleet_mva": i_fleet,
         "f_hz": f,
         "soc_fleet_frac": soc,
         "converged": converged,
@@ -623,7 +660,7 @@ def _first_violation(island: _Island, trace: dict) -> tuple[Rejection | None, st
     checks.append(
         (Rejection.POWER, over_p, "fleet power {p:.3f} MW above its available {pmax:.3f} MW")
     )
-    i_pu = trace["s_fleet_mva"] / np.maximum(trace["vm_fleet_pu"], 1e-6)
+    i_pu = trace["i_fleet_mva"]
     over_i = i_pu > s.current_limit_pu * island.s_rated_mva + tol
     checks.append((Rejection.CURRENT, over_i, "fleet current above its limit"))
     checks.append(
@@ -644,6 +681,15 @@ def _first_violation(island: _Island, trace: dict) -> tuple[Rejection | None, st
         idx = np.flatnonzero(mask)
         if idx.size and (first is None or idx[0] < first[0]):
             k = int(idx[0])
+            if reason is Rejection.VOLTAGE:
+                low = trace["vm_min_pu"][k] < s.v_min_pu
+                text = (
+                    f"island voltage {trace['vm_min_pu'][k]:.4f} pu at bus "
+                    f"{int(trace['vm_min_bus'][k])} below {s.v_min_pu:g} pu"
+                    if low
+                    else f"island voltage {trace['vm_max_pu'][k]:.4f} pu at bus "
+                    f"{int(trace['vm_max_bus'][k])} above {s.v_max_pu:g} pu"
+                )
             message = (
                 text.format(p=trace["p_fleet_mw"][k], pmax=trace["p_max_mw"][k])
                 + f" at t = {trace['t_s'][k]:.2f} s"
@@ -662,9 +708,13 @@ METRIC_KEYS = (
     "t_restore_s",
     "f_min_hz",
     "v_min_pu",
+    "island_vm_min_pu",
+    "island_vm_max_pu",
+    "island_voltage_binding",
     "min_soc_frac",
     "hold_time_h",
     "fleet_rating_mva",
+    "grid_forming_buses",
     "island_buses",
     "fleet_bus",
     "steps",
@@ -747,6 +797,8 @@ def run_black_start_study(
             "detail": message,
             "f_min_hz": float(np.min(trace["f_hz"])),
             "v_min_pu": float(np.min(trace["vm_min_pu"])),
+            "v_max_pu": float(np.max(trace["vm_max_pu"])),
+            "vm_min_bus": int(trace["vm_min_bus"][int(np.argmin(trace["vm_min_pu"]))]),
             "p_fleet_max_mw": float(np.max(trace["p_fleet_mw"])),
             "p_fleet_available_mw": float(np.min(trace["p_max_mw"])),
         }
@@ -769,17 +821,45 @@ def run_black_start_study(
         "t_restore_s": _restoration_time(island, timeline, accepted_idx),
         "f_min_hz": nadir.f_hz,
         "v_min_pu": float(np.nanmin(timeline["vm_min_pu"])),
+        "island_vm_min_pu": float(np.nanmin(timeline["vm_min_pu"])),
+        "island_vm_max_pu": float(np.nanmax(timeline["vm_max_pu"])),
+        "island_voltage_binding": _voltage_binding(island, timeline, steps),
         "min_soc_frac": float(np.nanmin(timeline["soc_fleet_frac"])),
         "hold_time_h": _hold_time_h(island, state, timeline),
         "fleet_rating_mva": island.s_rated_mva,
         "island_buses": island.buses,
         "fleet_bus": island.fleet_bus,
+        "grid_forming_buses": list(island.unit_buses),
         "steps": steps,
         "violations": [v.to_dict() for v in violations],
     }
     if out_dir is not None:
         write_black_start_report(scenario, island, timeline, metrics, out_dir)
     return metrics
+
+
+def _voltage_binding(island: _Island, timeline: dict, steps: list[dict]) -> dict[str, Any]:
+    """Where the island voltage came closest to its band over the restoration carried out:
+    the sample with the smallest margin ``min(vm - v_min, v_max - vm)``, its bus and the
+    pickup in force (the last accepted block picked up at or before it)."""
+    s = island.scenario.settings
+    low_margin = timeline["vm_min_pu"] - s.v_min_pu
+    high_margin = s.v_max_pu - timeline["vm_max_pu"]
+    low_k = int(np.nanargmin(low_margin))
+    high_k = int(np.nanargmin(high_margin))
+    low = low_margin[low_k] <= high_margin[high_k]
+    k = low_k if low else high_k
+    t_s = float(timeline["t_s"][k])
+    in_force = [st["name"] for st in steps if st["accepted"] and st["t_s"] < t_s]
+    return {
+        "side": "low" if low else "high",
+        "bus": int(timeline["vm_min_bus" if low else "vm_max_bus"][k]),
+        "vm_pu": float(timeline["vm_min_pu" if low else "vm_max_pu"][k]),
+        "limit_pu": s.v_min_pu if low else s.v_max_pu,
+        "margin_pu": float(low_margin[k] if low else high_margin[k]),
+        "t_s": t_s,
+        "step": in_force[-1] if in_force else None,
+    }
 
 
 def _rejection_violation(island: _Island, name: str, reason: Rejection, trace: dict) -> Violation:
@@ -791,7 +871,7 @@ def _rejection_violation(island: _Island, name: str, reason: Rejection, trace: d
         bad = trace["p_fleet_mw"] > trace["p_max_mw"]
         quantity = "p_mw"
     elif reason is Rejection.CURRENT:
-        i_pu = trace["s_fleet_mva"] / np.maximum(trace["vm_fleet_pu"], 1e-6)
+        i_pu = trace["i_fleet_mva"]
         limit = s.current_limit_pu * island.s_rated_mva
         worst, bad, quantity = float(np.max(i_pu)), i_pu > limit, "i_mva"
     elif reason is Rejection.SOC:
@@ -917,11 +997,22 @@ def write_black_start_report(scenario, island: _Island, timeline, metrics, out_d
                 "t_restore_s",
                 "f_min_hz",
                 "v_min_pu",
+                "island_vm_min_pu",
+                "island_vm_max_pu",
                 "min_soc_frac",
                 "hold_time_h",
             )
         },
         "Key numbers",
+    )
+    b = metrics["island_voltage_binding"]
+    report.paragraph(
+        f"Island voltages from the islanded power flow (grid-forming units at buses "
+        f"{metrics['grid_forming_buses']}, Q-V droop {s.q_droop_pu:g} pu): closest to the band "
+        f"at bus {b['bus']} ({b['vm_pu']:.4f} pu against the {b['side']} limit "
+        f"{b['limit_pu']:g} pu) "
+        + (f"after pickup '{b['step']}'" if b["step"] else "before the first pickup")
+        + f" at t = {b['t_s']:.1f} s."
     )
     steps = pd.DataFrame(metrics["steps"])
     report.table(steps.drop(columns=["detail"]), "Pickup sequence (planned order)")
@@ -940,8 +1031,10 @@ def write_black_start_report(scenario, island: _Island, timeline, metrics, out_d
     axes[1].axhline(s.f_min_hz, color="red", ls="--", lw=0.8)
     axes[1].set_ylabel("f [Hz]")
     axes[2].plot(timeline["t_s"], timeline["vm_min_pu"], label="lowest island voltage")
+    axes[2].plot(timeline["t_s"], timeline["vm_max_pu"], label="highest island voltage")
     axes[2].axhline(s.v_min_pu, color="red", ls="--", lw=0.8)
-    axes[2].set_ylabel("v [pu]")
+    axes[2].set_ylabel("v [pu] (islanded power flow)")
+    axes[2].legend(fontsize=8)
     axes[2].set_xlabel("time after energisation [s]")
     for ax in axes:
         ax.grid(alpha=0.3)

@@ -100,7 +100,7 @@ def write_contingency_report(
         "grid-forming (VSM) response is computed on the predicted end-of-step frequency."
     )
     report.heading("Comparison")
-    table = results_frame(results).drop(columns=["violations"], errors="ignore")
+    table = results_frame(results).drop(columns=["violations", "faults"], errors="ignore")
     report.table(table, "Metrics per case (t_nadir_s after the event)")
 
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -133,10 +133,81 @@ def write_contingency_report(
     ax.grid(alpha=0.3)
     report.figure(fig, "contingency_governor", "Mechanical power change of the governors")
 
+    _fault_section(report, results, plt)
     _resilience_section(report, scenario, results)
     path = report.write(out_dir)
     table.to_csv(Path(out_dir) / "metrics.csv", index=False)
     return path
+
+
+def fault_bus_frame(result: CaseResult) -> pd.DataFrame:
+    """One row per fault and fleet bus of a case: retained voltage, vehicles plugged in and
+    the ride-through thresholds it fell below (empty without a ``fault`` event)."""
+    rows = [
+        {
+            "fault_bus": fault["bus"],
+            "bus": row["bus"],
+            "vm_pu": row["vm_pu"],
+            "n_vehicles_plugged": row["n_vehicles_plugged"],
+            "below": ", ".join(row["below"]) or "-",
+        }
+        for fault in result.metrics.get("faults", [])
+        for row in fault.get("buses", [])
+    ]
+    return pd.DataFrame(rows)
+
+
+def _fault_section(report, results: Sequence[CaseResult], plt) -> None:
+    """Sags from the fault calculation: retained voltage per fleet bus against the
+    ride-through thresholds, and the fleet power ceased and tripped per case."""
+    with_faults = [r for r in results if r.metrics.get("faults")]
+    if not with_faults:
+        return
+    report.heading("Fault sags (fault calculation, grids/fault.py)")
+    report.paragraph(
+        "During each fault every fleet bus sees its retained voltage from the fault "
+        "calculation (superposition on the pre-fault power flow, loads as admittances); each "
+        "vehicle's momentary cessation and trip timers follow its own bus voltage. After "
+        "clearing the voltages come from the post-fault power flow."
+    )
+    report.table(
+        pd.DataFrame(
+            [
+                {
+                    "case": r.name,
+                    "fault_vm_min_pu": r.metrics.get("fault_vm_min_pu"),
+                    "fleet_ceased_mw": r.metrics.get("fleet_ceased_mw"),
+                    "fleet_tripped_mw": r.metrics.get("fleet_tripped_mw"),
+                    "n_vehicles_tripped": r.metrics.get("n_vehicles_tripped"),
+                    "f_nadir_hz": r.metrics.get("f_nadir_hz"),
+                }
+                for r in with_faults
+            ]
+        ),
+        "Fleet power ceased (largest during the fault) and tripped, per case",
+    )
+    for r in with_faults:
+        frame = fault_bus_frame(r)
+        if frame.empty:
+            continue
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        for fault_bus, part in frame.groupby("fault_bus"):
+            ax.plot(part["bus"], part["vm_pu"], "o-", label=f"fault at bus {fault_bus}")
+        for fault in r.metrics["faults"]:
+            for name, (v_pu, _t) in fault["thresholds"].items():
+                ax.axhline(v_pu, ls="--", lw=0.8, color="red")
+                ax.text(frame["bus"].min(), v_pu, f" {name}", va="bottom", fontsize=7)
+        ax.set_xlabel("fleet bus")
+        ax.set_ylabel("retained voltage [pu]")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        report.figure(
+            fig,
+            f"contingency_fault_sag_{r.name}",
+            f"Case {r.name}: retained voltage per fleet bus and its ride-through thresholds",
+            data=frame,
+        )
+        report.table(frame, f"Case {r.name}: thresholds crossed per fleet bus")
 
 
 def _resilience_section(report, scenario: ContingencyScenario, results) -> None:

@@ -7,7 +7,7 @@ and read with the shared validation kit (:mod:`grids.params`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -17,6 +17,7 @@ from cosim.scenario import register_section
 from grids.errors import ScenarioError, check_problems
 from grids.frequency import SwingParameters, check_event_size
 from grids.params import Param, is_number, read_params
+from studies.contingency_fault import fault_problems
 from studies.study_inputs import split_scenario
 
 # The section of a scenario this study reads (the rest belongs to other studies and is ignored).
@@ -283,6 +284,8 @@ class ContingencyScenario:
     fleet: Any = None  # cosim.scenario.FleetConfig (None: no fleet)
     feeder: Any = None  # cosim.scenario.FeederConfig
     source: str = "<dict>"
+    #: the ``fault`` events (cosim.scenario.EventConfig): sags from grids.fault per bus
+    faults: tuple[Any, ...] = ()
 
     @property
     def event_t_s(self) -> float:
@@ -317,7 +320,11 @@ def _event_size_problems(events: tuple[FrequencyEvent, ...], params: SwingParame
     return problems
 
 
-def load_contingency_scenario(scenario: Mapping[str, Any] | str | Path) -> ContingencyScenario:
+def load_contingency_scenario(
+    scenario: Mapping[str, Any] | str | Path,
+    *,
+    extra_events: Sequence[Mapping[str, Any]] = (),
+) -> ContingencyScenario:
     """Read and validate a contingency scenario (dict or TOML path); every problem at once.
 
     Parameters
@@ -325,6 +332,8 @@ def load_contingency_scenario(scenario: Mapping[str, Any] | str | Path) -> Conti
     scenario : mapping or path
         A scenario dict or TOML file with ``[simulation]``, ``[frequency]``, ``[[events]]``
         and optionally ``[feeder]``, ``[fleet]`` and ``[contingency]``.
+    extra_events : sequence of mapping, keyword-only
+        ``[[events]]`` tables added to the scenario's (the command line's ``--fault``).
 
     Returns
     -------
@@ -347,7 +356,9 @@ def load_contingency_scenario(scenario: Mapping[str, Any] | str | Path) -> Conti
     """
     from cosim.scenario import swing_parameters
 
-    shared, own, source, problems, raw = split_scenario(scenario, own_section=STUDY_SECTION)
+    shared, own, source, problems, raw = split_scenario(
+        scenario, own_section=STUDY_SECTION, extra_events=extra_events
+    )
     settings = ContingencySettings()
     try:
         settings = ContingencySettings.from_dict(own)
@@ -414,6 +425,14 @@ def load_contingency_scenario(scenario: Mapping[str, Any] | str | Path) -> Conti
                 )
             except ScenarioError as exc:
                 problems.extend(exc.problems or [str(exc)])
+        problems.extend(
+            fault_problems(
+                shared,
+                scaled_sag=settings.sag_vm_pu is not None,
+                section=STUDY_SECTION,
+                raw_events=raw.get("events"),
+            )
+        )
     check_problems(problems, ScenarioError, f"{source}: invalid contingency scenario")
     assert shared is not None and params is not None
     return ContingencyScenario(
@@ -426,6 +445,7 @@ def load_contingency_scenario(scenario: Mapping[str, Any] | str | Path) -> Conti
         fleet=shared.fleet if shared.has_fleet else None,
         feeder=shared.feeder,
         source=source,
+        faults=tuple(e for e in shared.events if e.kind.value == "fault"),
     )
 
 

@@ -31,6 +31,7 @@ from grids.frequency import (
 )
 from grids.limits import Limit, Violation
 from grids.metrics import frequency_nadir, rocof_after_event_hz_per_s, settling_time_s
+from studies.contingency_fault import FaultSag, fault_model
 from studies.contingency_scenario import (
     STUDY_SECTION,
     ContingencyScenario,
@@ -293,6 +294,11 @@ class _FleetDriver:
         if sag.sag_vm_pu is not None:
             start = sag.sag_start_s if sag.sag_start_s is not None else scenario.event_t_s
             self.sag_window_s = (start, start + sag.sag_duration_s)
+        self.faults = [
+            FaultSag(event, fault_model(scenario.feeder, event)) for event in scenario.faults
+        ]
+        self._recover = bool(self.faults)  # a power flow is due (start, or a fault cleared)
+        self.ceased_mw = 0.0
 
     @classmethod
     def build(cls, scenario: ContingencyScenario, case: FleetResponse) -> _FleetDriver:
@@ -305,27 +311,69 @@ class _FleetDriver:
         fleet, net = build_fleet(scenario.fleet, scenario.feeder, scenario.seed, settings)
         return cls(scenario, case, fleet, net)
 
-    def _voltages(self, t_s: float) -> np.ndarray:
-        """Fleet-bus voltages: feeder AC power flow every ``feeder_step_s``, times the sag."""
-        step = self.scenario.settings.feeder_step_s
-        if step > 0 and self.net is not None and t_s + 1e-9 >= self._next_pf_s:
-            from grids.feeder_model import FeederModel
+    def _feeder_state(self):
+        """AC power flow of the feeder with the fleet's last injection.
 
-            if self._powerflow is None:
-                self._powerflow = FeederModel.from_net(self.net, validate=False)
-                self._pf_index = np.searchsorted(self._powerflow.bus, self.fleet.buses)
-            p0, q0 = self._powerflow.base_injection()
-            p, q = p0.copy(), q0.copy()
-            if self._p_bus_mw is not None:
-                p[self._pf_index] += self._p_bus_mw
-                q[self._pf_index] += self._q_bus_mvar
-            result = self._powerflow.solve(p, q)
-            result.raise_if_failed()
-            self.vm_pu = result.vm_pu[0, self._pf_index]
+        Returns the :class:`grids.feeder_model.FeederResult` and the total bus injections
+        ``p_mw``, ``q_mvar`` it was solved for (the pre-fault state of a fault)."""
+        from grids.feeder_model import FeederModel
+
+        if self._powerflow is None:
+            self._powerflow = FeederModel.from_net(self.net, validate=False)
+            self._pf_index = np.searchsorted(self._powerflow.bus, self.fleet.buses)
+        p0, q0 = self._powerflow.base_injection()
+        p, q = p0.copy(), q0.copy()
+        if self._p_bus_mw is not None:
+            p[self._pf_index] += self._p_bus_mw
+            q[self._pf_index] += self._q_bus_mvar
+        result = self._powerflow.solve(p, q)
+        result.raise_if_failed()
+        self.vm_pu = result.vm_pu[0, self._pf_index]
+        return result, p, q
+
+    def _active_fault(self, t_s: float) -> FaultSag | None:
+        for fault in self.faults:
+            if fault.active(t_s):
+                return fault
+        return None
+
+    def _voltages(self, t_s: float) -> np.ndarray:
+        """Fleet-bus voltages: the fault calculation during a ``fault`` event, else the feeder
+        AC power flow every ``feeder_step_s`` (and when a fault clears), times a scaled sag."""
+        fault = self._active_fault(t_s)
+        if fault is not None:
+            if fault.vm_fleet_pu is None:
+                # the pre-fault state: the feeder with the fleet's injection just before
+                result, p, q = self._feeder_state()
+                v_pre = result.vm_pu[0] * np.exp(1j * np.deg2rad(result.va_degree[0]))
+                plugged = np.asarray(self.fleet.plugged, dtype=bool)
+                position = np.searchsorted(self.fleet.buses, self.fleet.bus_of_vehicle)
+                n_buses = len(self.fleet.buses)
+                s_plugged_kva = np.bincount(
+                    position,
+                    weights=np.where(plugged, self.fleet.battery.s_max_kva, 0.0),
+                    minlength=n_buses,
+                )
+                fault.apply(
+                    v_pre,
+                    p,
+                    q,
+                    fleet_buses=self.fleet.buses,
+                    p_fleet_kw=self.fleet.p_kw,
+                    n_plugged_per_bus=np.bincount(position, weights=plugged, minlength=n_buses),
+                    s_plugged_kva=s_plugged_kva,
+                )
+                self._recover = True  # the voltages recover per the post-fault power flow
+            return fault.vm_fleet_pu
+        step = self.scenario.settings.feeder_step_s
+        due = step > 0 and t_s + 1e-9 >= self._next_pf_s
+        if self.net is not None and (due or self._recover):
+            self._feeder_state()
+            self._recover = False
             self._next_pf_s = t_s + step
         if self.sag_window_s is not None and self.sag_window_s[0] <= t_s < self.sag_window_s[1]:
-            # during the fault the feeder voltage is set by the fault, not by the loads: the
-            # pre-fault profile scaled by the substation's retained voltage (documented)
+            # the scaled sag (``sag_vm_pu``, no fault calculation): the pre-fault profile
+            # scaled by the substation's retained voltage (documented approximation)
             return self.vm_pu * float(self.scenario.settings.sag_vm_pu)
         return self.vm_pu
 
@@ -344,6 +392,12 @@ class _FleetDriver:
         self._q_bus_mvar = np.asarray(res.q_mvar, dtype=float)
         self.last_delta_mw = self.change(float(self._p_bus_mw.sum()))
         tripped = np.asarray(self.fleet.tripped, dtype=bool)
+        fault = self._active_fault(t_s)
+        if fault is not None:
+            ceased = np.asarray(self.fleet.inverter.ceased, dtype=bool) & ~tripped
+            fault.record(ceased=ceased, tripped=tripped, replicas=self.replicas)
+            if abs(fault.ceased_mw) > abs(self.ceased_mw):
+                self.ceased_mw = fault.ceased_mw
         newly = tripped & ~self.ever_tripped
         if newly.any():
             # injection lost by the units that tripped: their pre-event output (the last
@@ -366,12 +420,18 @@ class _FleetDriver:
         e_now = float(np.sum(self.fleet.energy_kwh))
         soc_start = self.soc_start if self.soc_start is not None else self.soc_mean_frac
         e_start = self.e_start_kwh if self.e_start_kwh is not None else e_now
-        return {
+        out = {
             "fleet_tripped_mw": self.tripped_mw,
             "n_vehicles_tripped": round(int(self.ever_tripped.sum()) * self.replicas),
             "fleet_energy_kwh": (e_start - e_now) * self.replicas,
             "soc_change_frac": self.soc_mean_frac - soc_start,
         }
+        if self.faults:
+            trip = self.fleet.settings.trip
+            out["fleet_ceased_mw"] = self.ceased_mw
+            out["fault_vm_min_pu"] = min(f.vm_min_pu for f in self.faults)
+            out["faults"] = [f.summary(trip, replicas=self.replicas) for f in self.faults]
+        return out
 
 
 METRIC_KEYS = (
@@ -406,6 +466,9 @@ CASE_METRIC_KEYS = (
     "soc_change_frac",
     "fleet_p_max_mw",
     "fleet_response_energy_kwh",
+    "fleet_ceased_mw",
+    "fault_vm_min_pu",
+    "faults",
     "violations",
 )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,10 @@ from grids.errors import ScenarioError
 
 
 def split_scenario(
-    scenario: Mapping[str, Any] | str | Path, *, own_section: str
+    scenario: Mapping[str, Any] | str | Path,
+    *,
+    own_section: str,
+    extra_events: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[Any, dict[str, Any], str, list[str], dict[str, Any]]:
     """Validate the shared sections with the co-simulation loader; return the study's own.
 
@@ -32,6 +35,9 @@ def split_scenario(
         A scenario dict or the path of a TOML file.
     own_section : str
         The study's own section name (``"contingency"``).
+    extra_events : sequence of mapping, keyword-only
+        ``[[events]]`` tables added to the scenario's own (e.g. a fault given on the command
+        line), validated with them.
 
     Returns
     -------
@@ -46,6 +52,10 @@ def split_scenario(
     else:
         raw = read_toml(scenario)
         source, base_dir = str(scenario), Path(scenario).resolve().parent
+    if extra_events:
+        existing = raw.get("events", [])
+        raw["events"] = [*(existing if isinstance(existing, list) else [existing])]
+        raw["events"].extend(dict(e) for e in extra_events)
     problems: list[str] = []
     own = raw.pop(own_section, {})
     for other in study_sections():

@@ -388,6 +388,52 @@ def run_sweep(
     )
 
 
+def run_tasks(
+    func: Callable,
+    args: Sequence[tuple],
+    record: Callable[[Any], None],
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+) -> None:
+    """Run ``func(*a)`` for every ``a`` of ``args`` the way a sweep runs its runs.
+
+    In this process (one worker), on local forked processes (the sweep's pool: Ctrl-C and a
+    dead parent stop the workers, a bounded number of tasks in flight) or on a Dask scheduler;
+    ``record(result)`` is called in this process as each task finishes (completion order), so
+    a caller that stores each result is resumable. Used by the regional runner.
+
+    Parameters
+    ----------
+    func : callable
+        A module-level function (pickled to the workers) that never raises for a failed task
+        (it returns the failure as its result).
+    args : sequence of tuple
+        Positional arguments of each call.
+    record : callable
+        Called with each result, in this process.
+    workers : int or None, keyword-only
+        Local worker processes (default: all cores; 1 runs in this process).
+    scheduler : str or None, keyword-only
+        Dask scheduler address (``tcp://host:port``, ``tls://host:port``).
+
+    Raises
+    ------
+    SimulationError
+        A worker process died, or the scheduler cannot be reached.
+    """
+    args = list(args)
+    if not args:
+        return
+    if scheduler:
+        _run_on_dask(args, scheduler, record, func)
+    elif (workers or os.cpu_count() or 1) <= 1 or len(args) == 1:
+        for a in args:
+            record(func(*a))
+    else:
+        _run_on_processes(args, workers or os.cpu_count() or 1, record, func)
+
+
 WARM_UP_MIN_RUNS_PER_WORKER = 8
 """Below this many runs per worker, only studies with a known per-process start-up warm up."""
 
@@ -412,14 +458,16 @@ def _warm_up_in_parent(study: StudyKind, n_runs: int, workers: int) -> bool:
     return study in _STARTUP_HEAVY_STUDIES or n_runs >= WARM_UP_MIN_RUNS_PER_WORKER * workers
 
 
-def _run_on_processes(args: list[tuple], workers: int, record: Callable) -> None:
+def _run_on_processes(
+    args: list[tuple], workers: int, record: Callable, func: Callable = execute_run
+) -> None:
     executor = _local_executor(min(workers, len(args)))
     pending: set = set()
     queue = iter(args)
     try:
         # keep a bounded number of runs in flight so that scenarios are not all pickled at once
         for a in itertools.islice(queue, 4 * workers):
-            pending.add(executor.submit(execute_run, *a))
+            pending.add(executor.submit(func, *a))
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
@@ -433,7 +481,7 @@ def _run_on_processes(args: list[tuple], workers: int, record: Callable) -> None
                 record(row)
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending.add(executor.submit(execute_run, *nxt))
+                    pending.add(executor.submit(func, *nxt))
     except BaseException:
         for future in pending:
             future.cancel()
@@ -444,7 +492,9 @@ def _run_on_processes(args: list[tuple], workers: int, record: Callable) -> None
     executor.shutdown(wait=True)
 
 
-def _run_on_dask(args: list[tuple], scheduler: str, record: Callable) -> None:
+def _run_on_dask(
+    args: list[tuple], scheduler: str, record: Callable, func: Callable = execute_run
+) -> None:
     # lazy: dask, ~1 s, only for a scheduler
     from distributed import Client, as_completed
 
@@ -456,7 +506,7 @@ def _run_on_dask(args: list[tuple], scheduler: str, record: Callable) -> None:
         ) from None
     futures = []
     try:
-        futures = [client.submit(execute_run, *a, pure=False) for a in args]
+        futures = [client.submit(func, *a, pure=False) for a in args]
         for future in as_completed(futures):
             if future.status == "error":
                 error = future.exception()

@@ -44,6 +44,14 @@ PARSE_ONLY = {
     ("hosting_capacity.md", "v2g-cosim hosting-capacity --feeder case33bw --bus all --samples"): (
         "1000 Monte Carlo scenarios on every bus (minutes)"
     ),
+    ("hosting_capacity.md", "v2g-cosim hosting-capacity --time-series --feeder simbench:"): (
+        "builds a SimBench grid and its year of profiles (about 20 s);"
+        " tests/studies/test_hosting_capacity_timeseries.py runs the command on a 1-day window"
+    ),
+    ("hosting_capacity.md", "v2g-cosim hosting-capacity --adoption --feeder simbench:"): (
+        "10 placements x 11 shares x 4 controls over a SimBench week (about a minute);"
+        " tests/studies/test_studies_adoption.py runs the study"
+    ),
     ("sweeps.md", "v2g-cosim sweep studies/scenarios/sweep_inertia_droop.toml"): (
         "35 contingency runs on all cores; tests/studies/test_sweep.py runs sweeps"
     ),
@@ -56,6 +64,19 @@ PARSE_ONLY = {
     ("controls.md", "v2g-cosim inverter-curve --function volt_var --settings scenario.toml"): (
         "scenario.toml stands for the reader's own scenario file; no file of that name is given"
     ),
+    ("realdata.md", "v2g-cosim regional --feeders 'simbench:1-LV-*--1-sw' --study-case"): (
+        "six SimBench LV grids with the AC-confirmed study (minutes); the docs run a small one"
+    ),
+    ("realdata.md", "v2g-cosim regional --feeders-dir utility_nets"): (
+        "utility_nets stands for the reader's own folder of feeder files"
+    ),
+    ("realdata.md", "v2g-cosim regional --feeders 'simbench:1-LV-*--2-sw' --time-series"): (
+        "a week of time-series hosting capacity on six SimBench LV grids (minutes)"
+    ),
+    (
+        "realdata.md",
+        "v2g-cosim regional --feeders 'simbench:1-LV-*--1-sw' --out lv-scenario1 --scheduler",
+    ): "needs a running Dask cluster at the address shown",
 }
 
 

@@ -30,12 +30,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from grids.errors import ScenarioError, check_problems
+from grids.errors import InputDataError, ScenarioError, check_problems
 from vehicle_models.battery import S_PER_H, BatteryBank, TheveninParameters
 from vehicle_models.degradation import DegradationTracker
 from vehicle_models.fleet_kernels import (
@@ -58,6 +59,7 @@ from vehicle_models.fleet_table import (
     read_fleet_table,
 )
 from vehicle_models.inverter import InverterBank
+from vehicle_models.phases import PHASES, FeederPhases, phase_codes
 from vehicle_models.presets import FleetPreset
 from vehicle_models.settings import F_NOM_HZ, GridCode, InverterSettings
 
@@ -88,7 +90,8 @@ class ChargingPolicy(Enum):
 
 @dataclass
 class FleetStepResult:
-    """Per-bus outcome of one :meth:`Fleet.step` (arrays in ``Fleet.buses`` order).
+    """Per-bus (or per bus and phase) outcome of one :meth:`Fleet.step` (arrays in
+    ``Fleet.buses`` order).
 
     Attributes
     ----------
@@ -103,6 +106,9 @@ class FleetStepResult:
     e_loss_kwh : charger and battery losses [kWh]
     e_driven_kwh : energy taken by trips (periodic sessions, at arrival) [kWh]
     e_shortfall_kwh : energy missing from departure targets of vehicles leaving this step
+    phase : connection code per entry (:attr:`vehicle_models.phases.Phase.code`), or None
+        for a fleet without phases; with phases every array is per (bus, phase) connection
+        (``Fleet.buses`` then repeats a bus once per connection used there)
     """
 
     bus: np.ndarray
@@ -118,6 +124,7 @@ class FleetStepResult:
     e_loss_kwh: float
     e_driven_kwh: float
     e_shortfall_kwh: float
+    phase: np.ndarray | None = None
 
 
 _F_PLAUSIBLE_FRAC = 0.15
@@ -195,6 +202,13 @@ class Fleet:
         that frequency are used (:class:`~vehicle_models.settings.GridCode`); with
         ``settings`` it must equal ``settings.f_nominal_hz`` (a :class:`ScenarioError`
         otherwise). ``None``: 60 Hz, or the settings' frequency.
+    phase : array_like (N,), optional
+        Connection of each vehicle's charger on a three-phase feeder
+        (:class:`~vehicle_models.phases.Phase`, its name ``"a"``, ``"ab"``, ``"abc"``... or
+        its code). With phases the fleet is aggregated per (bus, phase) connection: the
+        per-bus arrays (:attr:`buses`, :attr:`phases`, ``vm_pu`` of :meth:`step`, the step
+        result) have one entry per connection used, sorted by bus then phase code. ``None``:
+        one entry per bus (a balanced feeder).
 
     Notes
     -----
@@ -220,6 +234,7 @@ class Fleet:
         theta_c: float = 25.0,
         fast: bool = True,
         f_nominal_hz: float | None = None,
+        phase=None,
     ) -> None:
         bus = np.asarray(bus)
         n = bus.size
@@ -242,12 +257,19 @@ class Fleet:
             problems.append(f"fleet.dwell_s: plug-in durations must be below period_s {period_s}")
         check_problems(problems, ScenarioError, "invalid fleet")
 
-        order = np.argsort(bus, kind="stable")
+        codes = None if phase is None else np.broadcast_to(phase_codes(phase), (n,))
+        # vehicles are grouped per bus, or per (bus, phase) connection: a key sorted by bus
+        # first, then by phase code (the kernels aggregate over contiguous groups)
+        key = bus.astype(np.int64)
+        if codes is not None:
+            key = key * len(PHASES) + codes
+        order = np.argsort(key, kind="stable")
         self.vehicle_id = (np.arange(n) if vehicle_id is None else np.asarray(vehicle_id))[order]
         self.bus_of_vehicle = bus[order].astype(np.int64)
-        self.buses, self._bus_start, counts = np.unique(
-            self.bus_of_vehicle, return_index=True, return_counts=True
-        )
+        self.phase_of_vehicle = None if codes is None else codes[order].astype(np.int64)
+        keys, self._bus_start, counts = np.unique(key[order], return_index=True, return_counts=True)
+        self.buses = keys if codes is None else keys // len(PHASES)
+        self.phases = None if codes is None else keys % len(PHASES)
         self.n_vehicles_per_bus = counts
         self._bus_pos = np.repeat(np.arange(self.buses.size), counts)
         take = lambda a: np.broadcast_to(_as_float(a), (n,))[order].copy()  # noqa: E731
@@ -338,6 +360,7 @@ class Fleet:
         ageing_interval_s: float | None = 900.0,
         fast: bool = True,
         f_nominal_hz: float | None = None,
+        phases: FeederPhases | None = None,
         **overrides,
     ) -> Fleet:
         """A random fleet of daily-repeating sessions from a preset, reproducible by seed.
@@ -359,6 +382,10 @@ class Fleet:
             Non-negative weight per candidate bus.
         thevenin : TheveninParameters, optional
             Equivalent-circuit battery model.
+        phases : FeederPhases, optional
+            On a three-phase feeder: the phases of its buses and the allocation policy that
+            puts each sampled vehicle on a phase (seeded by ``seed``); ``buses`` are then bus
+            numbers of ``phases``.
         overrides
             Any :class:`~vehicle_models.presets.PresetParameters` field, e.g.
             ``p_charge_max_kw=11.0, soc_target_frac=0.8``.
@@ -382,6 +409,8 @@ class Fleet:
             thevenin=thevenin,
             **overrides,
         )
+        if phases is not None:
+            arguments["phase"] = phases.allocate(arguments["bus"], seed=seed)
         return cls(
             **arguments,
             settings=settings,
@@ -405,6 +434,7 @@ class Fleet:
         ageing_interval_s: float | None = 900.0,
         fast: bool = True,
         f_nominal_hz: float | None = None,
+        phases: FeederPhases | None = None,
     ) -> Fleet:
         """A fleet from a CSV or Parquet table, one row per vehicle (one session each).
 
@@ -420,6 +450,11 @@ class Fleet:
             Equivalent-circuit battery model.
         settings, policy, seed, ageing_interval_s, fast, f_nominal_hz
             As for :class:`Fleet`.
+        phases : FeederPhases, optional
+            On a three-phase feeder: the table's ``bus`` column names buses of
+            ``phases.bus_names``; its ``phase`` column is checked against the phases of each
+            bus, and without that column the allocation policy (seeded by ``seed``) places
+            the vehicles.
 
         Returns
         -------
@@ -428,9 +463,26 @@ class Fleet:
         Raises
         ------
         InputDataError
-            Naming the file, the (1-based data) row and the column of every problem found.
+            Naming the file, the (1-based data) row and the column of every problem found,
+            and every (bus, phase) of the table that the bus does not have.
         """
-        arguments = fleet_table_arguments(path, period_s=period_s, thevenin=thevenin)
+        arguments = fleet_table_arguments(
+            path,
+            period_s=period_s,
+            thevenin=thevenin,
+            bus_names=None if phases is None or not phases.bus_names else phases.bus_names,
+        )
+        if phases is not None:
+            if "phase" in arguments:
+                misfits = phases.problems(arguments["bus"], arguments["phase"])
+                name = Path(path).name
+                check_problems(
+                    [f"{name}: {p}" for p in misfits],
+                    InputDataError,
+                    f"{name}: invalid fleet table",
+                )
+            else:
+                arguments["phase"] = phases.allocate(arguments["bus"], seed=seed)
         return cls(
             **arguments,
             settings=settings,
@@ -557,7 +609,10 @@ class Fleet:
         dt_s : float
             Step length [s] (> 0).
         vm_pu : array_like (n_bus,)
-            Voltage magnitude at each bus of :attr:`buses` [pu].
+            Voltage magnitude at each bus of :attr:`buses` [pu]; with phases, the voltage
+            of each connection on its own phase (:func:`vehicle_models.phases.
+            phase_voltage_pu`: line-to-neutral pu, line-to-line pu of the line-to-line base
+            for phase pairs).
         f_hz : float
             System frequency [Hz].
         p_setpoint_mw : array_like (n_bus,), optional
@@ -758,6 +813,7 @@ class Fleet:
             e_loss_kwh=float(e_loss),
             e_driven_kwh=float(e_driven),
             e_shortfall_kwh=float(e_short),
+            phase=self.phases,
         )
 
     def _step_numpy(self, t_s, dt_s, vm, f_hz, sp) -> FleetStepResult:
@@ -838,7 +894,8 @@ class Fleet:
         Returns
         -------
         pandas.DataFrame
-            Index: bus. Columns: ``p_min_mw, p_max_mw`` (the Minkowski sum of the vehicles'
+            Index: bus (with phases: bus and phase name). Columns: ``p_min_mw,
+            p_max_mw`` (the Minkowski sum of the vehicles'
             feasible power intervals, i.e. the sums of their bounds), ``p_baseline_mw``
             (charging policy), ``p_up_mw = p_max - p_baseline`` and
             ``p_down_mw = p_baseline - p_min`` (>= 0), ``q_up_mvar``/``q_down_mvar``
@@ -871,8 +928,15 @@ class Fleet:
                 "q_down_mvar": q,
                 "n_plugged": self._per_bus(plugged.astype(np.int64)),
             },
-            index=pd.Index(self.buses, name="bus"),
+            index=self._group_index(),
         )
+
+    def _group_index(self) -> pd.Index:
+        """Index of the per-bus arrays: the bus, or (bus, phase name) with phases."""
+        if self.phases is None:
+            return pd.Index(self.buses, name="bus")
+        names = [PHASES[c].value for c in self.phases.tolist()]
+        return pd.MultiIndex.from_arrays([self.buses, names], names=["bus", "phase"])
 
     def degradation_cost(self, *, battery_price_per_kwh: float) -> np.ndarray:
         """Cost of the capacity fade so far per vehicle.
@@ -916,6 +980,11 @@ class Fleet:
         table = {
             "vehicle_id": self.vehicle_id,
             "bus": self.bus_of_vehicle,
+            **(
+                {}
+                if self.phase_of_vehicle is None
+                else {"phase": [PHASES[c].value for c in self.phase_of_vehicle.tolist()]}
+            ),
             "arrival_s": self.arrival_s,
             "departure_s": self.arrival_s + self.dwell_s,
             "plugged": self.plugged,

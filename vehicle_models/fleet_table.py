@@ -2,7 +2,10 @@
 
 Required columns: ``bus, arrival_s, departure_s, e_capacity_kwh, soc_arrival_frac,
 p_charge_max_kw``; optional: ``vehicle_id, soc_target_frac, p_discharge_max_kw, s_max_kva,
-eta_charge, eta_discharge, soc_min_frac, soc_max_frac, soc_reserve_frac``. Every problem is
+eta_charge, eta_discharge, soc_min_frac, soc_max_frac, soc_reserve_frac, phase`` (the charger's
+connection on a three-phase feeder: ``a``, ``b``, ``c``, ``ab``, ``bc``, ``ca`` or ``abc``, see
+:mod:`vehicle_models.phases`). On a three-phase feeder ``bus`` holds the bus names as written in
+the feeder's file (``bus_names``). Every problem is
 reported at once as one :class:`~grids.errors.InputDataError` naming the file, the (1-based
 data) row and the column. :meth:`vehicle_models.fleet.Fleet.from_table` builds a fleet from
 :func:`fleet_table_arguments`.
@@ -10,6 +13,7 @@ data) row and the column. :meth:`vehicle_models.fleet.Fleet.from_table` builds a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,7 @@ import pandas as pd
 
 from grids.errors import InputDataError, check_problems
 from vehicle_models.battery import BatteryBank, TheveninParameters
+from vehicle_models.phases import PHASES
 
 TABLE_COLUMNS_REQUIRED = (
     "bus",
@@ -38,12 +43,17 @@ TABLE_COLUMNS_OPTIONAL = {
     "soc_min_frac": 0.0,
     "soc_max_frac": 1.0,
     "soc_reserve_frac": 0.0,
+    "phase": None,  # text: a, b, c, ab, bc, ca or abc (three-phase feeders only)
 }
 """Optional columns and their defaults (``None``: derived from other columns)."""
 
 
 def fleet_table_arguments(
-    path, *, period_s: float | None = None, thevenin: TheveninParameters | None = None
+    path,
+    *,
+    period_s: float | None = None,
+    thevenin: TheveninParameters | None = None,
+    bus_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Read a fleet table and turn it into the arguments of :class:`~vehicle_models.fleet.Fleet`.
 
@@ -56,18 +66,23 @@ def fleet_table_arguments(
         energy is ``(soc_target - soc_arrival) * capacity``.
     thevenin : TheveninParameters, optional
         Equivalent-circuit battery model.
+    bus_names : sequence of str, optional
+        Bus names of a three-phase feeder: the ``bus`` column names buses (case-insensitive)
+        and each becomes its position in this sequence.
 
     Returns
     -------
     dict
-        ``bus, arrival_s, dwell_s, e_target_kwh, e_trip_kwh, battery, period_s, vehicle_id``.
+        ``bus, arrival_s, dwell_s, e_target_kwh, e_trip_kwh, battery, period_s, vehicle_id``
+        and, with a ``phase`` column, ``phase`` (:attr:`~vehicle_models.phases.Phase.code`
+        per row).
 
     Raises
     ------
     InputDataError
         Naming the file, the row and the column of every problem found.
     """
-    data = read_fleet_table(path)
+    data = read_fleet_table(path, bus_names=bus_names)
     name = Path(path).name
     n = data["bus"].size  # rows (``len(data)`` would count columns)
     cap = data["e_capacity_kwh"]
@@ -137,7 +152,9 @@ def fleet_table_arguments(
         thevenin=thevenin,
     )
     vid = data["vehicle_id"] if "vehicle_id" in data else np.arange(n)
+    phase = {"phase": data["phase"]} if "phase" in data else {}
     return {
+        **phase,
         "bus": data["bus"].astype(np.int64),
         "arrival_s": arrival,
         "dwell_s": dwell,
@@ -157,19 +174,23 @@ def _row_check(problems, name, mask, column, values, what, limit: int = 5) -> No
         problems.append(f"{name}: {column}: {bad.size - limit} more rows with the same problem")
 
 
-def read_fleet_table(path) -> dict[str, np.ndarray]:
+def read_fleet_table(path, *, bus_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Read and validate a fleet table (CSV or Parquet) into arrays per column.
 
     Parameters
     ----------
     path : str or pathlib.Path
         ``.csv``/``.txt`` or ``.parquet``/``.pq`` file.
+    bus_names : sequence of str, optional, keyword-only
+        Bus names of a three-phase feeder: the ``bus`` column holds names (case-insensitive),
+        returned as their positions in this sequence.
 
     Returns
     -------
     dict of numpy.ndarray
         One float array per known column (defaults filled in; NaN where derived later),
-        ``vehicle_id`` as given.
+        ``vehicle_id`` as given, ``phase`` (connection codes, int) only when the table has
+        the column.
 
     Raises
     ------
@@ -210,6 +231,13 @@ def read_fleet_table(path) -> dict[str, np.ndarray]:
     data: dict[str, np.ndarray] = {}
     n = len(frame)
     for col in (*TABLE_COLUMNS_REQUIRED, *TABLE_COLUMNS_OPTIONAL):
+        if col == "phase":
+            if col in frame.columns:
+                data[col] = _phase_column(problems, name, frame[col])
+            continue
+        if col == "bus" and bus_names is not None and col in frame.columns:
+            data[col] = _bus_name_column(problems, name, frame[col], bus_names)
+            continue
         if col == "vehicle_id":
             if col in frame.columns:
                 data[col] = frame[col].to_numpy()
@@ -300,6 +328,45 @@ def read_fleet_table(path) -> dict[str, np.ndarray]:
     )
     check_problems(problems, InputDataError, f"{name}: invalid fleet table")
     return data
+
+
+def _phase_column(problems: list[str], name: str, raw: pd.Series) -> np.ndarray:
+    """Connection codes of the ``phase`` column; every invalid row reported."""
+    codes = {p.value: p.code for p in PHASES}
+    text = raw.astype("string").str.strip().str.lower()
+    code = text.map(codes).to_numpy(dtype=float, na_value=np.nan)
+    allowed = ", ".join(codes)
+    missing = raw.isna().to_numpy()
+    _row_check_text(problems, name, missing, "phase", raw.to_numpy(), "is missing")
+    _row_check_text(
+        problems,
+        name,
+        np.isnan(code) & ~missing,
+        "phase",
+        raw.to_numpy(),
+        f"is not one of {allowed}",
+    )
+    return np.nan_to_num(code, nan=0).astype(np.int64)
+
+
+def _bus_name_column(
+    problems: list[str], name: str, raw: pd.Series, bus_names: Sequence[str]
+) -> np.ndarray:
+    """Positions in ``bus_names`` of the bus names of the ``bus`` column (float, NaN unknown)."""
+    position = {str(b).lower(): i for i, b in enumerate(bus_names)}
+    # a column of numbers is read as numbers: 671 and 671.0 both name bus "671"
+    text = raw.map(lambda v: f"{v:g}" if isinstance(v, float) else str(v)).str.strip()
+    index = text.str.lower().map(position).to_numpy(dtype=float, na_value=np.nan)
+    shown = ", ".join(list(bus_names)[:8]) + (", ..." if len(bus_names) > 8 else "")
+    _row_check_text(
+        problems,
+        name,
+        np.isnan(index),
+        "bus",
+        text.to_numpy(dtype=object),
+        f"is not a bus of the feeder ({shown})",
+    )
+    return index
 
 
 def _row_check_text(problems, name, mask, column, values, what, limit: int = 5) -> None:

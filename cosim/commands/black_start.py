@@ -24,6 +24,8 @@ _KEYS = (
     "t_restore_s",
     "f_min_hz",
     "v_min_pu",
+    "island_vm_min_pu",
+    "island_vm_max_pu",
     "min_soc_frac",
     "hold_time_h",
     "steps",
@@ -59,13 +61,24 @@ def run(args: argparse.Namespace) -> int:
             s["reason"] or "",
             s["f_min_hz"],
             s["v_min_pu"],
+            s["vm_min_bus"],
         ]
         for s in result["steps"]
     ]
     print(
         format_table(
             rows,
-            ["block", "t_s", "p_mw", "p_peak_mw", "accepted", "reason", "f_min_hz", "v_min_pu"],
+            [
+                "block",
+                "t_s",
+                "p_mw",
+                "p_peak_mw",
+                "accepted",
+                "reason",
+                "f_min_hz",
+                "v_min_pu",
+                "at_bus",
+            ],
         )
     )
     hold = result["hold_time_h"]
@@ -76,6 +89,19 @@ def run(args: argparse.Namespace) -> int:
         f"min SoC {result['min_soc_frac']:.3f}; hold "
         + ("n/a" if hold is None else f"{hold:.2f} h")
     )
+    print(island_voltage_line(result))
     if args.out is not None:
         print(f"report: {args.out / 'report.html'}")
     return 0
+
+
+def island_voltage_line(result: dict) -> str:
+    """One line: the island's voltage range and where it came closest to its band."""
+    b = result["island_voltage_binding"]
+    after = f"after pickup '{b['step']}'" if b["step"] else "before the first pickup"
+    return (
+        f"island voltage (islanded power flow): {result['island_vm_min_pu']:.4f}-"
+        f"{result['island_vm_max_pu']:.4f} pu; binding: {b['vm_pu']:.4f} pu at bus {b['bus']} "
+        f"({b['side']} limit {b['limit_pu']:g} pu, margin {b['margin_pu']:.4f} pu) {after} "
+        f"at t = {b['t_s']:.1f} s"
+    )

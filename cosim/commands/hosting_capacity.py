@@ -100,6 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the Monte Carlo draws")
     parser.add_argument("--out", default=None, help="write table, figures and report.html here")
+    _add_time_series_arguments(parser)
     add_json_flag(parser)
 
 
@@ -170,6 +171,37 @@ def _run_three_phase(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_time_series_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "time series and EV adoption (feeders with profiles: simbench:<code>)"
+    )
+    group.add_argument(
+        "--time-series",
+        action="store_true",
+        help="per-bus hosting capacity that holds over the profiles' steps (not one snapshot)",
+    )
+    group.add_argument(
+        "--adoption",
+        nargs="?",
+        const="auto",
+        default=None,
+        choices=["auto", "simbench", "behaviour"],
+        help="largest EV share without a violation (P50/P95 over --samples seeds, default 10) "
+        "for unmanaged, volt-var, managed and V2G charging; charging from the SimBench EV "
+        "profiles or the behavioural model (auto: SimBench's where the grid has them)",
+    )
+    group.add_argument("--start", default=None, help="first step of the window (ISO date)")
+    group.add_argument(
+        "--duration", default=None, help="length of the window: 7d, 365d, 12h (default: all)"
+    )
+    group.add_argument(
+        "--percentile",
+        type=float,
+        default=100.0,
+        help="share of the steps at which the added size must hold [%%] (default 100)",
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from cosim.commands.powerflow import is_three_phase_feeder
     from grids.errors import ScenarioError, check_problems
@@ -177,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
     from studies.hosting_capacity_engine import check_value
     from studies.hosting_capacity_types import HC_SCENARIO_PARAMS
 
+    if args.time_series or args.adoption:
+        return _run_time_series(args)
     if is_three_phase_feeder(args.feeder):
         return _run_three_phase(args)
     balanced_only = [
@@ -265,4 +299,112 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.out:
         print(f"report: {args.out}/report.html")
+    return 0
+
+
+def _run_time_series(args: argparse.Namespace) -> int:
+    """``--time-series`` / ``--adoption``: studies over the feeder's profiles."""
+    from grids.errors import ScenarioError
+    from studies.hosting_capacity import HostingCapacityCriteria
+    from studies.hosting_capacity_timeseries import feeder_with_profiles, parse_duration_s
+
+    if args.time_series and args.adoption:
+        raise ScenarioError("--time-series and --adoption: choose one study per run")
+    check_output_dir(args.out)
+    duration_s = parse_duration_s(args.duration)
+    criteria = HostingCapacityCriteria(
+        v_min_pu=args.v_min_pu,
+        v_max_pu=args.v_max_pu,
+        dv_max_pu=args.dv_max_pu,
+        max_line_loading_percent=args.max_loading_percent,
+        max_trafo_loading_percent=args.max_loading_percent,
+    )
+    criteria.validate()
+    model, profiles = feeder_with_profiles(args.feeder, start=args.start, duration_s=duration_s)
+    if args.adoption:
+        return _run_adoption(args, model, profiles, criteria)
+    from studies.hosting_capacity_timeseries import run_time_series_hosting_capacity
+
+    buses = args.bus
+    if buses is not None and "all" in buses:
+        buses = "all"
+    result = run_time_series_hosting_capacity(
+        model,
+        profiles,
+        mode=args.mode,
+        percentile=args.percentile,
+        buses=buses,
+        criteria=criteria,
+        pf=args.pf,
+        simultaneous=True,
+    )
+    report = None
+    if args.out:
+        from studies.timeseries_report import write_time_series_outputs
+
+        report = write_time_series_outputs(model, result, args.out)
+    if args.json:
+        emit_json(result.to_json())
+        return 0
+    print(
+        f"{result.feeder}: time-series {result.mode.value} hosting capacity, "
+        f"{len(result.time)} steps from {result.time[0]}, percentile {result.percentile:g}"
+    )
+    rows = [
+        (
+            r["bus"],
+            r["hosting_capacity_mw"],
+            r["snapshot_hosting_capacity_mw"],
+            r["binding"],
+            r["element"],
+            r["first_violation_time"] or "-",
+        )
+        for r in result.rows
+    ]
+    headers = ["bus", "hosting_capacity_mw", "snapshot_mw", "binding", "element", "first_violation"]
+    print(format_table(rows, headers))
+    s = result.simultaneous
+    print(
+        f"all buses at once: {s['hosting_capacity_mw']:.4f} MW over the window; the per-bus "
+        f"snapshot answers add up to {s['sum_snapshot_mw']:.4f} MW"
+    )
+    if report:
+        print(f"report: {report}")
+    return 0
+
+
+def _run_adoption(args, model, profiles, criteria) -> int:
+    from studies.adoption import run_adoption_study
+
+    source = args.adoption
+    if source == "auto":
+        source = "simbench" if profiles.ev_p_mw is not None else "behaviour"
+    result = run_adoption_study(
+        model,
+        profiles,
+        source=source,
+        n_seeds=10 if args.samples is None else args.samples,
+        first_seed=args.seed,
+        criteria=criteria,
+    )
+    report = None
+    if args.out:
+        from studies.timeseries_report import write_adoption_outputs
+
+        report = write_adoption_outputs(model, result, args.out)
+    if args.json:
+        emit_json(result.to_json())
+        return 0
+    print(
+        f"{result.feeder}: EV adoption hosting capacity, {result.n_customers} customers, "
+        f"charging from {result.source.value}, {len(result.seeds)} seeds, "
+        f"{len(result.time)} steps from {result.time[0]}"
+    )
+    rows = [
+        (r["control"], r["share_p50"], r["share_p95"], r["most_common_binding"])
+        for r in result.rows
+    ]
+    print(format_table(rows, ["control", "share_p50", "share_p95", "most_common_binding"]))
+    if report:
+        print(f"report: {report}")
     return 0

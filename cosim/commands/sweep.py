@@ -33,6 +33,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="local worker processes (default: all cores; 1 runs in this process)",
     )
+    add_scheduler_arguments(parser)
+    parser.add_argument(
+        "--retry-failed", action="store_true", help="run again the runs recorded as failed"
+    )
+    parser.add_argument(
+        "--validate-only",
+        action="store_true",
+        help="expand and validate every run's scenario, then stop",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_json_flag(parser)
+
+
+def add_scheduler_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--scheduler`` and its ``--tls-*`` files (shared by every command that runs on Dask)."""
     parser.add_argument(
         "--scheduler",
         default=None,
@@ -57,16 +72,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="this client's private key, PEM (tls:// only; omit if inside --tls-cert)",
     )
-    parser.add_argument(
-        "--retry-failed", action="store_true", help="run again the runs recorded as failed"
-    )
-    parser.add_argument(
-        "--validate-only",
-        action="store_true",
-        help="expand and validate every run's scenario, then stop",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    add_json_flag(parser)
 
 
 SCHEDULER_FORMS = "tcp://HOST:PORT or tls://HOST:PORT (e.g. tcp://127.0.0.1:8786)"
@@ -150,6 +155,39 @@ def _tls_config(args: argparse.Namespace, scheme: str | None) -> dict:
     return config
 
 
+def check_scheduler_arguments(args: argparse.Namespace) -> dict:
+    """Check ``--workers``/``--scheduler``/``--tls-*`` together; warn for a remote scheduler.
+
+    Returns
+    -------
+    dict
+        The Dask configuration keys of the TLS files (empty without TLS).
+
+    Raises
+    ------
+    ScenarioError
+        A worker count below 1, both ``--workers`` and ``--scheduler``, a malformed address,
+        TLS files without a tls:// scheduler (or missing for one).
+    """
+    from grids.errors import ScenarioError
+
+    if args.workers is not None and args.workers < 1:
+        raise ScenarioError(f"--workers: {args.workers} must be >= 1")
+    if args.workers is not None and args.scheduler:
+        raise ScenarioError("--workers and --scheduler cannot be combined")
+    scheme = None
+    if args.scheduler is not None:
+        scheme, host, _ = parse_scheduler(args.scheduler)
+        if not is_loopback(host):
+            print(
+                f"warning: {args.scheduler} is not on this machine. Dask exchanges pickled data "
+                "(deserializing it can run code): use a cluster you trust, and tls:// with "
+                "--tls-ca/--tls-cert/--tls-key across a network (docs/sweeps.md)",
+                file=sys.stderr,
+            )
+    return _tls_config(args, scheme)
+
+
 def sweep_violations(out_dir: Path) -> dict:
     """Per named limit, how many finished runs broke it (for the sweep's JSON).
 
@@ -203,26 +241,11 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault(name, "1")
 
     from cosim.clitools import register_study_sections
-    from grids.errors import ScenarioError
     from studies.sweep import load_sweep, run_sweep
 
     register_study_sections()  # before any scenario of the sweep is validated
 
-    if args.workers is not None and args.workers < 1:
-        raise ScenarioError(f"--workers: {args.workers} must be >= 1")
-    if args.workers is not None and args.scheduler:
-        raise ScenarioError("--workers and --scheduler cannot be combined")
-    scheme = None
-    if args.scheduler is not None:
-        scheme, host, _ = parse_scheduler(args.scheduler)
-        if not is_loopback(host):
-            print(
-                f"warning: {args.scheduler} is not on this machine. Dask exchanges pickled data "
-                "(deserializing it can run code): use a cluster you trust, and tls:// with "
-                "--tls-ca/--tls-cert/--tls-key across a network (docs/sweeps.md)",
-                file=sys.stderr,
-            )
-    tls = _tls_config(args, scheme)
+    tls = check_scheduler_arguments(args)
     text = check_text_file(args.sweep_file, what="sweep file")
     check_referenced_files(text, base_dir=Path(args.sweep_file).parent, what=args.sweep_file)
     if not args.validate_only:

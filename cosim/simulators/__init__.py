@@ -4,6 +4,7 @@ Every simulator here is public API for your own mosaik scenarios::
 
     sim_config = {
         "Feeder": {"python": "cosim.simulators:FeederSim"},
+        "Feeder3ph": {"python": "cosim.simulators:ThreePhaseFeederSim"},  # OpenDSS feeders
         "Fleet": {"python": "cosim.simulators:FleetSim"},
         "Frequency": {"python": "cosim.simulators:FrequencySim"},
         "Profile": {"python": "cosim.simulators:ProfileSim"},
@@ -13,8 +14,9 @@ Every simulator here is public API for your own mosaik scenarios::
 
 and each can run in its own process (``python -m cosim.simulators FleetSim HOST:PORT``, used by
 mosaik's ``cmd`` starter; see :func:`main`). One module per simulator: ``base`` (the clock and
-the common base), ``feeder``, ``fleet``, ``frequency``, ``events``, ``profile``, ``collector``,
-``remote`` (the separate-process entry point).
+the common base), ``feeder``, ``feeder3ph`` (three-phase feeders), ``fleet``, ``frequency``,
+``events``, ``profile``, ``collector``, ``feeder_group`` (several feeder + fleet pairs in one
+simulator), ``remote`` (the separate-process entry point).
 
 Conventions
 -----------
@@ -62,6 +64,8 @@ from cosim.simulators.collector import (
 )
 from cosim.simulators.events import EVENT_META, EventSim
 from cosim.simulators.feeder import FEEDER_GRID_ATTRS, FEEDER_META, FeederSim
+from cosim.simulators.feeder3ph import THREE_PHASE_FEEDER_META, ThreePhaseFeederSim
+from cosim.simulators.feeder_group import FEEDER_GROUP_META, FeederGroupSim
 from cosim.simulators.fleet import FLEET_ATTRS, FLEET_INPUTS, FLEET_META, FLEET_OUTPUTS, FleetSim
 from cosim.simulators.frequency import FREQUENCY_META, FrequencySim
 from cosim.simulators.profile import ProfileSim
@@ -76,6 +80,7 @@ __all__ = [
     "EVENT_META",
     "FAR_FUTURE",
     "FEEDER_GRID_ATTRS",
+    "FEEDER_GROUP_META",
     "FEEDER_META",
     "FLEET_ATTRS",
     "FLEET_INPUTS",
@@ -85,8 +90,10 @@ __all__ = [
     "LIVE_COLLECTORS",
     "PROGRESS_HOOKS",
     "SIMULATORS",
+    "THREE_PHASE_FEEDER_META",
     "Collector",
     "EventSim",
+    "FeederGroupSim",
     "FeederSim",
     "FleetSim",
     "FrequencySim",
@@ -94,6 +101,7 @@ __all__ = [
     "ProfileSim",
     "SimulatorBase",
     "StepClock",
+    "ThreePhaseFeederSim",
     "bus_vector",
     "clock_from_params",
     "latest_input",

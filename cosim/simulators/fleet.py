@@ -34,6 +34,10 @@ FLEET_META = {
                 "table",
                 "f_nominal_hz",
                 "packet_loss",
+                "bus_names",
+                "bus_phases",
+                "phase_allocation",
+                "charger_connection",
             ],
             "attrs": FLEET_ATTRS,
         },
@@ -58,6 +62,14 @@ class FleetSim(SimulatorBase):
     instead of sampling), ``f_nominal_hz`` (frequency assumed until one is received),
     ``packet_loss`` (probability that a step's new measurements are lost on the channel to the
     fleet; the fleet then holds the last received values; seeded).
+
+    On a three-phase feeder (``bus_names``: the feeder's bus names; ``bus_phases``: the phases
+    1..3 present at each; ``phase_allocation``, ``charger_connection``: see
+    :mod:`vehicle_models.phases`) ``buses`` are bus names and every vehicle sits on a bus and
+    a phase (the table's ``phase`` column, or the seeded allocation). The fleet is then
+    aggregated per connection: the vector attributes are keyed ``"<bus>.<phase>"``
+    (:func:`vehicle_models.phases.connection_labels`, e.g. ``"671.a"``), ``bus_vm_pu`` is the
+    voltage on the connection's own phase, and there are no ``FleetBus`` children.
 
     Inputs: ``f_hz`` [Hz], ``bus_vm_pu`` ({bus: pu}) or FleetBus ``vm_pu`` [pu].
     Outputs: totals ``p_mw``, ``q_mvar`` [MW, Mvar], ``bus_p_mw``/``bus_q_mvar`` ({bus: ...}),
@@ -108,6 +120,10 @@ class FleetSim(SimulatorBase):
         table=None,
         f_nominal_hz=60.0,
         packet_loss=0.0,
+        bus_names=None,
+        bus_phases=None,
+        phase_allocation="round_robin",
+        charger_connection="line_to_neutral",
     ):
         if num != 1 or self.fleet is not None or model != "Fleet":
             raise ScenarioError("FleetSim: create exactly one Fleet entity")
@@ -127,13 +143,29 @@ class FleetSim(SimulatorBase):
             settings = InverterSettings.from_dict(
                 control, path="fleet.control", f_nominal_hz=f_nominal_hz
             )
+        phases = None
+        if bus_names is not None:  # a three-phase feeder: bus names, phases per bus
+            from vehicle_models.phases import FeederPhases, PhaseAllocation
+
+            phases = FeederPhases(
+                bus_phases={i: tuple(int(p) for p in ph) for i, ph in enumerate(bus_phases)},
+                bus_names=tuple(str(b) for b in bus_names),
+                allocation=PhaseAllocation(phase_allocation),
+                connection=charger_connection,
+            )
+            if buses:
+                number = {b.lower(): i for i, b in enumerate(phases.bus_names)}
+                buses = [number[str(b).lower()] for b in buses]
         if table is not None:
-            self.fleet = Fleet.from_table(table, settings=settings, f_nominal_hz=f_nominal_hz)
+            self.fleet = Fleet.from_table(
+                table, settings=settings, f_nominal_hz=f_nominal_hz, phases=phases, seed=int(seed)
+            )
         else:
             if not buses:
                 raise ScenarioError("fleet.buses: the buses to place vehicles on are required")
             self.fleet = Fleet.sample(
                 int(n_vehicles),
+                phases=phases,
                 buses=np.asarray(buses, dtype=int),
                 preset=FleetPreset(preset),
                 policy=ChargingPolicy(policy),
@@ -147,8 +179,15 @@ class FleetSim(SimulatorBase):
         self.buses = np.asarray(self.fleet.buses, dtype=int)
         self.vm_pu = np.ones(len(self.buses))
         self._bus_keys = [str(b) for b in self.buses.tolist()]
+        self._vector_keys = None  # per-connection keys of a fleet with phases
+        if self.fleet.phases is not None:
+            from vehicle_models.phases import connection_labels
+
+            names = phases.bus_names if phases is not None else [str(b) for b in self.buses]
+            self._bus_keys = connection_labels(self.buses, self.fleet.phases, bus_names=names)
+            self._vector_keys = np.asarray(self._bus_keys)
         self._vm_maps: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-        self._bus_index = {f"bus_{b}": i for i, b in enumerate(self.buses.tolist())}
+        self._bus_index = {f"bus_{k}": i for i, k in enumerate(self._bus_keys)}
         counts = np.asarray(self.fleet.n_vehicles_per_bus, dtype=float)
         self._vehicle_share = counts / counts.sum()
         self._vehicles_per_bus = counts
@@ -156,6 +195,8 @@ class FleetSim(SimulatorBase):
         self.setpoint_mw = np.full(len(self.buses), np.nan)
         self.e_kwh = float(np.sum(self.fleet.energy_kwh))
         children = [{"eid": f"bus_{int(b)}", "type": "FleetBus", "rel": []} for b in self.buses]
+        if self._vector_keys is not None:
+            children = []  # per connection: the vector attributes only
         self.entities["fleet"] = {}
         return [{"eid": "fleet", "type": model, "rel": [], "children": children}]
 
@@ -269,7 +310,9 @@ class FleetSim(SimulatorBase):
             "p_setpoint_unmet_mw": lambda: float(np.sum(unmet)),
             **self.cumulative,
         }
-        if buses is self.fleet.buses or np.array_equal(buses, self.buses):
+        if self._vector_keys is not None:
+            index, buses = self._bus_index, self._vector_keys  # keyed per connection
+        elif buses is self.fleet.buses or np.array_equal(buses, self.buses):
             index = self._bus_index  # the usual case: built once in create
         else:
             index = {f"bus_{b}": i for i, b in enumerate(buses.tolist())}

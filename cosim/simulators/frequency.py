@@ -19,7 +19,7 @@ FREQUENCY_META = {
     "models": {
         "Grid": {
             "public": True,
-            "params": ["params", "island_params"],
+            "params": ["params", "island_params", "fleet_replicas"],
             "attrs": [
                 # inputs
                 "p_fleet_mw",  # fleet injection [MW] (only deviations from schedule count)
@@ -45,7 +45,9 @@ class FrequencySim(SimulatorBase):
 
     Model ``Grid`` (one entity). Params: ``params`` (dict of ``[frequency]`` keys, see
     :class:`grids.frequency.SwingParameters`), ``island_params`` (dict ``s_base_mw``, ``h_s``,
-    ``d_pu`` of the grid-forming fleet for island mode, optional).
+    ``d_pu`` of the grid-forming fleet for island mode, optional), ``fleet_replicas`` (number of
+    identical feeders the connected fleets stand for, default 1: their summed injection change
+    is multiplied by it, as the contingency study's ``feeder_replicas``).
 
     Inputs: ``p_fleet_mw`` [MW] (summed), ``p_event_mw`` [MW] (summed), ``island`` [bool],
     ``p_grid_import_mw`` [MW]. Outputs: ``f_hz`` [Hz], ``delta_f_hz`` [Hz],
@@ -76,9 +78,15 @@ class FrequencySim(SimulatorBase):
         self.p_import_at_island_mw = 0.0
         self.last_imbalance_mw = 0.0
 
-    def create(self, num, model, params=None, island_params=None):
+    def create(self, num, model, params=None, island_params=None, fleet_replicas=1.0):
         if num != 1 or self.model is not None:
             raise ScenarioError("FrequencySim: create exactly one Grid entity")
+        replicas = float(fleet_replicas)
+        if not (replicas > 0 and replicas < float("inf")):
+            raise ScenarioError(
+                f"FrequencySim: fleet_replicas {fleet_replicas!r} is not a positive number"
+            )
+        self.fleet_change = InjectionChange(replicas=replicas)
         if isinstance(params, SwingParameters):  # parsed once by the scenario (in-process)
             self.params = params
         else:

@@ -10,12 +10,16 @@ from mosaik_api_v3.connection import EndOfRequests
 from cosim.simulators.collector import Collector
 from cosim.simulators.events import EventSim
 from cosim.simulators.feeder import FeederSim
+from cosim.simulators.feeder3ph import ThreePhaseFeederSim
+from cosim.simulators.feeder_group import FeederGroupSim
 from cosim.simulators.fleet import FleetSim
 from cosim.simulators.frequency import FrequencySim
 from cosim.simulators.profile import ProfileSim
 
 SIMULATORS = {
     "FeederSim": FeederSim,
+    "ThreePhaseFeederSim": ThreePhaseFeederSim,
+    "FeederGroupSim": FeederGroupSim,
     "FleetSim": FleetSim,
     "FrequencySim": FrequencySim,
     "ProfileSim": ProfileSim,
