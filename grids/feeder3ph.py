@@ -38,6 +38,7 @@ from grids.powerflow3ph import (
     ZBusSolver,
     concat_branches,
     load_branches,
+    matmul_rows,
 )
 from grids.powerflow3ph_kernels import MODEL_PQ_PURE
 from grids.result3ph import PHASE_LETTER, NetworkData, ThreePhaseResult, csr_arrays
@@ -122,6 +123,9 @@ class ThreePhaseFeederModel:
         inj = load_branches(circuit.injections, self._node_of, sign=-1.0)
         self._fixed = replace(inj, owner=np.full(len(inj), -1, dtype=np.int64))
         self._base_branches = concat_branches(self._loads, self._fixed)
+        # branch -> load summation (one-hot): the power each load draws
+        self._load_owner = np.zeros((len(self._loads), self.n_load))
+        self._load_owner[np.arange(len(self._loads)), self._loads.owner] = 1.0
         self._extra_cache: dict[bytes, Branches] = {}
         self.delta_pairs = self._make_delta_pairs()
         line_matrix, self.line_conductor, line_amps = self._make_lines(inv)
@@ -539,11 +543,11 @@ class ThreePhaseFeederModel:
         return self._result(out, branches)
 
     def _result(self, out, branches: Branches) -> ThreePhaseResult:
+        # the loads' branches come first (see solve), then injections and extras
         s_br = out.branch_s_va / 1000.0
-        is_load = branches.owner >= 0
-        s_load = np.zeros((out.converged.size, self.n_load), dtype=complex)
-        np.add.at(s_load.T, branches.owner[is_load], s_br[:, is_load].T)
-        s_inj = -s_br[:, ~is_load].sum(axis=1)
+        n_lb = self._load_owner.shape[0]
+        s_load = matmul_rows(s_br[:, :n_lb], self._load_owner)
+        s_inj = -s_br[:, n_lb:].sum(axis=1)
         return ThreePhaseResult(
             node_bus=self.node_bus,
             node_phase=self.node_phase,

@@ -49,6 +49,7 @@ from grids.powerflow3ph_kernels import (
     final_kernel,
     fixed_point_kernel,
     residual_kernel,
+    small_matmul,
     update_kernel,
 )
 
@@ -268,6 +269,27 @@ def concat_branches(a: Branches, b: Branches) -> Branches:
     )
 
 
+def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b``, by a compiled loop for a few rows of ``a``, by BLAS otherwise.
+
+    Parameters
+    ----------
+    a : numpy.ndarray (m, k)
+    b : numpy.ndarray (k, n)
+
+    Returns
+    -------
+    numpy.ndarray (m, n)
+        The product (complex if either operand is).
+    """
+    if a.shape[0] > SMALL_BATCH:
+        return a @ b
+    dtype = np.result_type(a.dtype, b.dtype)
+    out = np.empty((a.shape[0], b.shape[1]), dtype=dtype)
+    small_matmul(np.ascontiguousarray(a, dtype=dtype), np.ascontiguousarray(b, dtype=dtype), out)
+    return out
+
+
 @dataclass(frozen=True)
 class NodeVoltages:
     """All node voltages of a batch, kept as ``V = V0 + I_A Z_NA^T`` until asked for.
@@ -279,14 +301,14 @@ class NodeVoltages:
     ----------
     v0_v : numpy.ndarray (n,) complex
         No-load voltages [V].
-    z_na : numpy.ndarray (n, nA) complex
-        Columns of ``Z = Y^-1`` at the active nodes [Ohm].
+    z_an : numpy.ndarray (nA, n) complex
+        Rows of ``Z = Y^-1`` at the active nodes (``Z_NA`` transposed, contiguous) [Ohm].
     i_active_a : numpy.ndarray (S, nA) complex
         Currents injected at the active nodes [A].
     """
 
     v0_v: np.ndarray
-    z_na: np.ndarray
+    z_an: np.ndarray
     i_active_a: np.ndarray
 
     def full_v(self) -> np.ndarray:
@@ -297,7 +319,39 @@ class NodeVoltages:
         numpy.ndarray (S, n) complex
             [V].
         """
-        return self.v0_v[None, :] + self.i_active_a @ self.z_na.T
+        return self.v0_v[None, :] + matmul_rows(self.i_active_a, self.z_an)
+
+    def magnitude_pu(self, v_base_v: np.ndarray, *, chunk: int = 256) -> np.ndarray:
+        """Every node's voltage magnitude, formed a block of scenarios at a time.
+
+        Parameters
+        ----------
+        v_base_v : numpy.ndarray (n,)
+            Base voltage per node [V].
+        chunk : int, keyword-only
+            Scenarios per block (the complex voltages of one block only are held).
+
+        Returns
+        -------
+        numpy.ndarray (S, n)
+            ``|V| / V_base`` [pu].
+        """
+        n_scen, n = self.i_active_a.shape[0], self.v0_v.size
+        out = np.empty((n_scen, n))
+        z_t = self.z_an
+        inv_base = 1.0 / np.asarray(v_base_v, dtype=float)
+        block = np.empty((min(chunk, max(n_scen, 1)), n), dtype=complex)
+        for start in range(0, n_scen, chunk):
+            stop = min(start + chunk, n_scen)
+            part = block[: stop - start]
+            if stop - start <= SMALL_BATCH:
+                small_matmul(self.i_active_a[start:stop], z_t, part)
+            else:
+                np.matmul(self.i_active_a[start:stop], z_t, out=part)
+            part += self.v0_v
+            np.abs(part, out=out[start:stop])
+            out[start:stop] *= inv_base
+        return out
 
     def at_v(self, nodes: np.ndarray) -> np.ndarray:
         """Voltages of some nodes.
@@ -313,7 +367,7 @@ class NodeVoltages:
             [V].
         """
         nodes = np.asarray(nodes, dtype=np.int64)
-        return self.v0_v[None, nodes] + self.i_active_a @ self.z_na[nodes].T
+        return self.v0_v[None, nodes] + matmul_rows(self.i_active_a, self.z_an[:, nodes])
 
 
 @dataclass(frozen=True)
@@ -370,6 +424,7 @@ class ZBusSolver:
         self._warm_full: np.ndarray | None = None
         self._precond: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._structures: dict[bytes, dict] = {}
+        self._last_structure: tuple[Branches, dict] | None = None
 
     @property
     def warm_state(self):
@@ -381,7 +436,8 @@ class ZBusSolver:
         self._warm, self._warm_full = value
 
     def _preconditioner(self, active, f, t, y_b):
-        """``Z_NA``, ``K = (1 + Z_AA Y_l)^-1 Z_AA`` and ``c = (1 + Z_AA Y_l)^-1 V0_A``."""
+        """``Z_NA^T``, ``K^T`` with ``K = (1 + Z_AA Y_l)^-1 Z_AA``, ``c = (1 + Z_AA Y_l)^-1 V0_A``
+        and ``Z_AA^T``, the transposes contiguous for the row-major products."""
         n_a, nb = active.size, f.size
         inc = np.zeros((n_a + 1, nb))
         inc[f, np.arange(nb)] += 1.0
@@ -393,7 +449,8 @@ class ZBusSolver:
         m = np.eye(n_a) + z_aa @ y_l
         k_mat = np.linalg.solve(m, z_aa)
         c_vec = np.linalg.solve(m, self.v0_v[active])
-        return z_na, np.ascontiguousarray(k_mat.T), c_vec
+        z_an = np.ascontiguousarray(z_na.T)
+        return z_an, np.ascontiguousarray(k_mat.T), c_vec, np.ascontiguousarray(z_aa.T)
 
     def z_columns(self, nodes: np.ndarray) -> np.ndarray:
         """Columns of ``Z = Y^-1`` for some nodes (cached).
@@ -453,12 +510,12 @@ class ZBusSolver:
         if n_a == 0:
             ones = np.ones(n_scen, dtype=bool)
             empty = np.zeros((n_scen, 0), dtype=complex)
-            voltages = NodeVoltages(self.v0_v, np.zeros((self.n, 0), dtype=complex), empty)
+            voltages = NodeVoltages(self.v0_v, np.zeros((0, self.n), dtype=complex), empty)
             return SolveOutcome(voltages, ones, np.zeros(n_scen, int), np.zeros(n_scen), empty)
         # the preconditioner: the branches' nominal admittance at the batch's mean load, as
         # the first call's pattern times the load level snapped to steps of 25 % (so that
         # successive calls at similar load reuse one factorization)
-        s_mean = s_va.mean(axis=0)
+        s_mean = s_va[0] if n_scen == 1 else s_va.mean(axis=0)
         if struct["y_ref"] is None:
             y_ref = np.conj(s_mean) / struct["v_base"] ** 2
             y_ref[struct["pure"]] = 0.0
@@ -472,10 +529,14 @@ class ZBusSolver:
             if len(self._precond) >= 8:
                 self._precond.pop(next(iter(self._precond)))
             self._precond[key] = self._preconditioner(active, f, t, y_b)
-        z_na, k_t, c_vec = self._precond[key]
+        z_an, k_t, c_vec, z_aa_t = self._precond[key]
         inv_base = struct["inv_base"]
         params = struct["params"]
-        if warm_start and self._warm is not None and np.array_equal(self._warm[0], active):
+        if (
+            warm_start
+            and self._warm is not None
+            and (self._warm[0] is active or np.array_equal(self._warm[0], active))
+        ):
             last = self._warm[1]
             v_a = last.copy() if last.shape[0] == n_scen else np.repeat(last[-1:], n_scen, 0)
         elif warm_start and self._warm_full is not None:
@@ -532,12 +593,12 @@ class ZBusSolver:
         i_a = np.empty((n_scen, n_a), dtype=complex)
         cur = np.empty((n_scen, f.size), dtype=complex)
         final_kernel(v_a, f, t, s_va, *params, i_a, cur)
-        voltages = NodeVoltages(self.v0_v, z_na, i_a)
+        voltages = NodeVoltages(self.v0_v, z_an, i_a)
         self._warm = (active, v_a.copy())
-        self._warm_full = self.v0_v + i_a[-1] @ z_na.T
+        self._warm_full = self.v0_v + matmul_rows(i_a[-1:], z_an)[0]
         # power at the final node voltages: with the currents above, the network equations
         # hold exactly, so source + injections = loads + losses to rounding
-        v_act = voltages.at_v(active)
+        v_act = self.v0_v[active] + matmul_rows(i_a, z_aa_t)
         converged &= np.isfinite(v_act).all(axis=1)
         v_f = v_act[:, f]
         v_t = np.where(t < n_a, v_act[:, np.minimum(t, n_a - 1)], 0.0)
@@ -545,11 +606,16 @@ class ZBusSolver:
         return SolveOutcome(voltages, converged, iterations, max_dv, s_br)
 
     def _structure(self, branches: Branches) -> dict:
-        """Active nodes and branch indices (cached per branch topology)."""
+        """Active nodes and branch indices (cached per branch topology; the same Branches
+        object, as the feeder model passes its cached ones, is found without hashing)."""
+        last = self._last_structure
+        if last is not None and last[0] is branches:
+            return last[1]
         arrays = _param_arrays(branches)
         key = b"".join(a.tobytes() for a in (branches.node_from, branches.node_to, *arrays))
         hit = self._structures.get(key)
         if hit is not None:
+            self._last_structure = (branches, hit)
             return hit
         active = np.unique(np.concatenate([branches.node_from, branches.node_to]))
         active = active[active >= 0]
@@ -572,4 +638,5 @@ class ZBusSolver:
         if len(self._structures) >= 8:
             self._structures.pop(next(iter(self._structures)))
         self._structures[key] = out
+        self._last_structure = (branches, out)
         return out

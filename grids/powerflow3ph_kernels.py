@@ -405,3 +405,26 @@ def residual_kernel(
             out[j, f[b]] += r
             if t[b] < n_a:
                 out[j, t[b]] -= r
+
+
+@njit(cache=True)
+def small_matmul(a, b, out):  # pragma: no cover
+    """``out = a @ b`` without BLAS, for a few rows.
+
+    A multi-threaded BLAS on a busy machine can take milliseconds for a one-row product;
+    this loop takes microseconds.
+
+    Parameters
+    ----------
+    a : numpy.ndarray (m, k)
+    b : numpy.ndarray (k, n)
+    out : numpy.ndarray (m, n)
+        Filled with the product.
+    """
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            out[i, j] = 0.0
+        for p in range(a.shape[1]):
+            x = a[i, p]
+            for j in range(b.shape[1]):
+                out[i, j] += x * b[p, j]

@@ -177,9 +177,11 @@ class ThreePhaseResult:
         Returns
         -------
         numpy.ndarray (S, n_node)
-            ``|V|`` [pu].
+            ``|V|`` [pu] (formed block by block when the complex voltages were not read).
         """
-        return np.abs(self.v_pu)
+        if "v_pu" in self.__dict__:
+            return np.abs(self.v_pu)
+        return self.voltages.magnitude_pu(self.network.v_base_v)
 
     @cached_property
     def va_degree(self) -> np.ndarray:
