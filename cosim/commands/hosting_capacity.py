@@ -209,9 +209,26 @@ def run(args: argparse.Namespace) -> int:
     from studies.hosting_capacity_engine import check_value
     from studies.hosting_capacity_types import HC_SCENARIO_PARAMS
 
+    three_phase = is_three_phase_feeder(args.feeder)
     if args.time_series or args.adoption:
+        # the per-phase options and bus names belong to the three-phase snapshot study
+        check_problems(
+            (["--feeder: the time-series study is for balanced feeders"] if three_phase else [])
+            + [
+                f"{o}: not for the time-series study"
+                for o, v in (("--phase", args.phase), ("--vuf-max-percent", args.vuf_max_percent))
+                if v is not None
+            ]
+            + [
+                f"--bus: {b!r} is not a bus index or 'all'"
+                for b in (args.bus or [])
+                if isinstance(b, str) and b != "all"
+            ],
+            ScenarioError,
+            "invalid hosting-capacity study",
+        )
         return _run_time_series(args)
-    if is_three_phase_feeder(args.feeder):
+    if three_phase:
         return _run_three_phase(args)
     balanced_only = [
         (option, value)
