@@ -29,11 +29,14 @@
 
 5. **Many feeders on one frequency**: 20 ``case33bw`` feeders (``[[feeders]]``), each with its
    own 1,000-vehicle fleet (frequency droop, seeds ``0..19``), one swing model, a 500 MW loss
-   at 5 s, 60 s at 20-ms steps through mosaik (one FeederSim and one FleetSim per feeder, in
-   process; the feeders solve their AC power flow every second, quasi-static, the fleets and
-   the frequency step every 20 ms); results recorded. ``many_feeders_event_s`` is its wall
-   time end to end, set-up included (target < 120 s on 2 cores), ``many_feeders_event_cpu_s``
-   its process CPU time. Baselines in the same run: the direct loop of
+   at 5 s, 60 s at 20-ms steps through mosaik (the feeder + fleet pairs in one in-process
+   ``FeederGroupSim``; the feeders solve their AC power flow every second, quasi-static, the
+   fleets and the frequency step every 20 ms); results recorded. ``many_feeders_event_s`` is
+   its wall time end to end, set-up included (target < 120 s on 2 cores),
+   ``many_feeders_event_cpu_s`` its process CPU time. Without ``--quick`` the same run with one
+   FeederSim and one FleetSim per feeder (``feeder_groups = 0``) is timed too
+   (``many_feeders_ungrouped_s``, ``..._cpu_s``, ``many_feeders_grouping_speedup`` from the CPU
+   times). Baselines in the same run: the direct loop of
    :mod:`studies.multi_feeder` on the same feeders and fleets (``droop`` case, the feeders'
    AC power flow every second; fleets dispatched at half their headroom, so not the same
    numbers): ``many_feeders_direct_s`` with the fleets stepped as one vectorised fleet,
@@ -305,7 +308,9 @@ def many_feeders_data(n_feeders: int, n_vehicles: int, *, duration_s: float = 60
     }
 
 
-def many_feeders_event(n_feeders: int, n_vehicles: int, *, duration_s: float = 60.0):
+def many_feeders_event(
+    n_feeders: int, n_vehicles: int, *, duration_s: float = 60.0, feeder_groups: int | None = None
+):
     """Through mosaik, end to end with a results file: (wall [s], CPU [s], summary)."""
     from cosim.scenario import load_scenario
     from cosim.world import run_scenario
@@ -315,9 +320,10 @@ def many_feeders_event(n_feeders: int, n_vehicles: int, *, duration_s: float = 6
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         c0 = time.process_time()
-        result = run_scenario(load_scenario(data), out, progress=False)
+        result = run_scenario(load_scenario(data), out, progress=False, feeder_groups=feeder_groups)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return wall, cpu, {"f_nadir_hz": result.metrics["f_nadir_hz"]}
+        metrics = result.metrics
+    return wall, cpu, {"f_nadir_hz": metrics["f_nadir_hz"]}
 
 
 def many_feeders_direct(n_feeders: int, n_vehicles: int, *, vectorised: bool) -> tuple[float, dict]:
@@ -391,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
         many_feeders_direct(N_FEEDERS, N_FEEDER_VEHICLES, vectorised=False)[0]
         for _ in range(many_repeat)
     )
+    ungrouped = None
+    if not args.quick:
+        ungrouped = many_feeders_event(N_FEEDERS, N_FEEDER_VEHICLES, feeder_groups=0)
 
     # Overhead <= 20 % needs t_b >= (t_b - t_a) / 0.2 >= t_floor / 0.2: with mosaik's floor the
     # ratio against pandapower can then be at most t_pp / (5 t_floor).
@@ -433,6 +442,10 @@ def main(argv: list[str] | None = None) -> int:
         "many_feeders_vectorised_speedup": t_direct_loop / t_direct,
         "many_feeders_mosaik_over_direct": t_many / t_direct,
     }
+    if ungrouped is not None:
+        result["many_feeders_ungrouped_s"] = ungrouped[0]
+        result["many_feeders_ungrouped_cpu_s"] = ungrouped[1]
+        result["many_feeders_grouping_speedup"] = ungrouped[1] / cpu_many
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -469,6 +482,12 @@ def main(argv: list[str] | None = None) -> int:
         f"feeder {t_direct_loop:.2f} s ({result['many_feeders_vectorised_speedup']:.2f}x); "
         f"mosaik / direct {result['many_feeders_mosaik_over_direct']:.2f}x"
     )
+    if ungrouped is not None:
+        print(
+            f"  one FeederSim and one FleetSim per feeder: {ungrouped[0]:.2f} s (CPU "
+            f"{ungrouped[1]:.2f} s); feeder groups {result['many_feeders_grouping_speedup']:.2f}x"
+            " less CPU"
+        )
     return 0
 
 

@@ -990,7 +990,7 @@ def _many_feeder_problems(
     if len(entries) < 2:
         return []
     problems = []
-    for kind in (EventKind.LINE_OUTAGE, EventKind.ISLAND, EventKind.RECONNECT):
+    for kind in (EventKind.LINE_OUTAGE, EventKind.ISLAND, EventKind.RECONNECT, EventKind.FAULT):
         if any(e.kind is kind for e in events):
             problems.append(
                 f"events: {kind.value!r} with several [[feeders]] (the event names no feeder; "
@@ -1101,7 +1101,28 @@ def _events(
                     t_s=float(v["t_s"]), kind=kind, p_mw=float(p_mw or 0.0), line=line, **fault
                 )
             )
-    return tuple(sorted(events, key=lambda e: e.t_s))
+    events = sorted(events, key=lambda e: e.t_s)
+    problems.extend(_faults_in_island(events))
+    return tuple(events)
+
+
+def _faults_in_island(events: list[EventConfig]) -> list[str]:
+    """A fault while the feeder is islanded (between an ``island`` and the next ``reconnect``)
+    has no source impedance to be computed with (grids/fault.py needs the external grid)."""
+    problems: list[str] = []
+    islanded_since: float | None = None
+    for event in events:
+        if event.kind is EventKind.ISLAND:
+            islanded_since = event.t_s if islanded_since is None else islanded_since
+        elif event.kind is EventKind.RECONNECT:
+            islanded_since = None
+        elif event.kind is EventKind.FAULT and islanded_since is not None:
+            problems.append(
+                f"events: the fault at t = {event.t_s:g} s (bus {event.bus}) falls in the island "
+                f"from t = {islanded_since:g} s; a fault calculation needs the external grid's "
+                "source, so faults are modelled on the connected feeder only"
+            )
+    return problems
 
 
 def _fault_event_problems(item: dict, path: str, has_feeder: bool) -> list[str]:
@@ -1317,6 +1338,11 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
                 raw_fleet=data.get("fleet") if isinstance(data.get("fleet"), dict) else None,
                 events=events,
             )
+        )
+    if feeder is not None and feeder.three_phase and any(e.kind is EventKind.FAULT for e in events):
+        problems.append(
+            "events: 'fault' is not available on a three-phase feeder (the fault calculation, "
+            "grids/fault.py, works on the balanced pandapower feeders)"
         )
     if not entries:  # each [[feeders]] entry was checked with its own key path
         problems.extend(_data_problems(feeder if feeder_ok else None, fleet, sim))

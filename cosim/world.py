@@ -200,25 +200,35 @@ class _Connector:
 def _fleet_buses(scenario: Scenario) -> list:
     """Buses to place sampled vehicles on: ``fleet.buses`` or every bus with a load (bus names
     on a three-phase feeder)."""
-    if scenario.fleet.buses is not None:
-        return list(scenario.fleet.buses)
-    if scenario.feeder.three_phase:
-        return list(phase_layout(str(scenario.feeder.name)).load_buses)
-    return list(_load_buses(scenario.feeder.name))
+    return _buses_of(scenario.fleet, scenario.feeder)
+
+
+def _buses_of(fleet, feeder) -> list:
+    """Buses to place a fleet's sampled vehicles on: its ``buses`` or every bus with a load of
+    its feeder (bus names on a three-phase feeder)."""
+    if fleet.buses is not None:
+        return list(fleet.buses)
+    if feeder.three_phase:
+        return list(phase_layout(str(feeder.name)).load_buses)
+    return list(_load_buses(feeder.name))
 
 
 def _fleet_phase_params(scenario: Scenario) -> dict:
     """The fleet's three-phase parameters (plain values): the feeder's bus names and phases,
     the allocation policy and the charger connection; none on a balanced feeder."""
-    feeder = scenario.feeder
+    return _phase_params(scenario.feeder, scenario.fleet)
+
+
+def _phase_params(feeder, fleet) -> dict:
+    """:func:`_fleet_phase_params` of one feeder and its fleet."""
     if feeder is None or not feeder.three_phase:
         return {}
     layout = phase_layout(str(feeder.name))
     return {
         "bus_names": list(layout.bus_names),
         "bus_phases": [list(layout.bus_phases[i]) for i in range(len(layout.bus_names))],
-        "phase_allocation": plain_value(scenario.fleet.phase_allocation),
-        "charger_connection": plain_value(scenario.fleet.charger_connection),
+        "phase_allocation": plain_value(fleet.phase_allocation),
+        "charger_connection": plain_value(fleet.charger_connection),
     }
 
 
@@ -420,8 +430,10 @@ def _populate(
         fleet_sim = started.get("fleet") or world.start("FleetSim", **fast_clock)
         remote_fleet = (remote or sim.remote) is RemoteSim.FLEET
         buses = None if fl.table else _fleet_buses(scenario)
+        # simulation.seed, or the seed of a scenario's one [[feeders]] table
+        seed = scenario.feeders[0].seed if scenario.feeders else sim.seed
         ents["fleet"] = _fleet_entity(
-            fleet_sim, fl, buses, sim.seed, remote_fleet, **_fleet_phase_params(scenario)
+            fleet_sim, fl, buses, seed, remote_fleet, **_fleet_phase_params(scenario)
         )
         if fl.setpoint_profile is not None:
             setpoint_sim = world.start(
@@ -518,14 +530,22 @@ def _populate_many(
     else:
         for entry in scenario.feeders:
             fd = entry.feeder
-            feeder_sim = world.start("FeederSim", step_size=sim.to_steps(fd.step_s or sim.step_s))
+            feeder_sim = world.start(
+                THREE_PHASE_FEEDER_SIM if fd.three_phase else "FeederSim",
+                step_size=sim.to_steps(fd.step_s or sim.step_s),
+            )
             ents[f"feeder:{entry.label}"] = _feeder_entity(feeder_sim, fd, sim.start)
             if entry.has_fleet:
                 fl = entry.fleet
-                buses = None if fl.table else _entry_fleet_buses(fl, fd)
+                buses = None if fl.table else _buses_of(fl, fd)
                 fleet_sim = world.start("FleetSim", **fast_clock)
                 ents[f"fleet:{entry.label}"] = _fleet_entity(
-                    fleet_sim, fl, buses, entry.seed, remote is RemoteSim.FLEET
+                    fleet_sim,
+                    fl,
+                    buses,
+                    entry.seed,
+                    remote is RemoteSim.FLEET,
+                    **_phase_params(fd, fl),
                 )
     if scenario.frequency is not None:
         ents["frequency"] = _frequency_entity(world, scenario, fast_clock, fleet_replicas)
@@ -553,25 +573,20 @@ def _populate_groups(
         fd, fl = entry.feeder, entry.fleet
         fleet = None
         if entry.has_fleet:
-            fleet = _fleet_params(fl, None if fl.table else _entry_fleet_buses(fl, fd), entry.seed)
+            buses = None if fl.table else _buses_of(fl, fd)
+            fleet = {**_fleet_params(fl, buses, entry.seed), **_phase_params(fd, fl)}
             # in-process the fleet gets the settings parsed once; in its own process their table
             fleet["control"] = to_params(fl)["settings"] if remote else fl.settings
         pair = groups[i % n_groups].Pair(
             feeder=_feeder_params(fd, sim.start),
             fleet=fleet,
             feeder_step_size=sim.to_steps(fd.step_s or sim.step_s),
+            three_phase=bool(fd.three_phase),
         )
         children = {child.type: child for child in pair.children}
         ents[f"feeder:{entry.label}"] = children["Grid"]
         if "Fleet" in children:
             ents[f"fleet:{entry.label}"] = children["Fleet"]
-
-
-def _entry_fleet_buses(fleet, feeder) -> list[int]:
-    """Buses to place a feeder's sampled vehicles on: its ``buses`` or every bus with a load."""
-    if fleet.buses is not None:
-        return list(fleet.buses)
-    return list(_load_buses(feeder.name))
 
 
 def _connect_many(connect: _Connector, scenario: Scenario, ents: dict) -> None:
@@ -786,6 +801,7 @@ def run_scenario(
     remote: RemoteSim | None = None,
     record: bool = True,
     same_time_loop: bool = False,
+    feeder_groups: int | None = None,
 ) -> RunResult:
     """Run a validated scenario through mosaik; write results and return the key metrics.
 
@@ -803,6 +819,8 @@ def run_scenario(
         Write the results file (default). Without it, ``metrics`` is empty.
     same_time_loop : bool, keyword-only
         Close the voltage -> fleet -> voltage loop within each step (see :func:`build_world`).
+    feeder_groups : int, optional, keyword-only
+        Several ``[[feeders]]``: the simulators sharing them (see :func:`build_world`).
 
     Returns
     -------
@@ -829,6 +847,7 @@ def run_scenario(
         record=record,
         run_id=run_id,
         same_time_loop=same_time_loop,
+        feeder_groups=feeder_groups,
     )
     interrupted = False
     collectors = [c for c in simulators.LIVE_COLLECTORS if getattr(c, "run_id", None) == run_id]

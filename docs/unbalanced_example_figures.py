@@ -64,6 +64,7 @@ def main() -> None:
     print(f"linear model, all on a: max error {err:.2e} pu for a max change {change:.2e} pu")
 
     houses = sorted(set(model.load_bus), key=lambda b: dist[b])
+    linear_error_figure(model, base, linear, houses, dist)
     hc = {}
     for phase in ("a", "b", "c", "abc"):
         result = three_phase_hosting_capacity(
@@ -105,6 +106,32 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(FIGURES / "unbalanced_phase_voltages.png", dpi=120)
     print(f"wrote {FIGURES / 'unbalanced_phase_voltages.png'}")
+
+
+def linear_error_figure(model, base, linear, houses, dist) -> None:
+    """One 7.4 kW charger at a time at every house (phase a): linear model against AC."""
+    p = np.zeros((len(houses), model.n_node))
+    for row, bus in enumerate(houses):
+        p[row, model.node_index(bus, 1)] = -CHARGER_MW
+    ac = model.solve(p_wye_mw=p)
+    lin = np.abs(linear.solve(p_wye_mw=p))
+    change = np.abs(ac.vm_pu - base.vm_pu[0]).max(axis=1)
+    error = np.abs(lin - ac.vm_pu).max(axis=1)
+    print(
+        f"linear model, one 7.4 kW charger (phase a) at each of {len(houses)} houses: max "
+        f"|error| {error.max():.2e} pu, largest change {change.max():.2e} pu, error/change "
+        f"<= {np.max(error / change):.3f}"
+    )
+    x = [dist[b] * 1000 for b in houses]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.semilogy(x, change, "o", ms=4, label="AC voltage change (largest node)")
+    ax.semilogy(x, error, "x", ms=5, label="linear model error (largest node)")
+    ax.set_xlabel("distance of the charging house from the transformer [m]")
+    ax.set_ylabel("[pu]")
+    ax.set_title("First-order linear model against three-phase AC, one 7.4 kW charger")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(FIGURES / "unbalanced_linear_error.png", dpi=120)
 
 
 if __name__ == "__main__":

@@ -288,6 +288,16 @@ class FaultModel:
             for table in tables
             if table in net and len(net[table]) and net[table].in_service.astype(bool).any()
         ]
+        if self.method is FaultMethod.SUPERPOSITION and len(net.load):
+            # the pre-fault admittance is the injection at the pre-fault voltage: a
+            # voltage-dependent (ZIP) load draws another power than its nominal one there
+            zip_columns = [
+                c
+                for c in net.load.columns
+                if c.startswith(("const_z", "const_i"))
+                and ((net.load[c].fillna(0) != 0) & net.load.in_service.astype(bool)).any()
+            ]
+            found += [f"load.{c} (voltage-dependent loads)" for c in zip_columns]
         if found:
             raise FeederError(
                 f"{self.name}: the fault calculation does not model these elements: "

@@ -108,11 +108,22 @@ def load_multi_feeder_scenario(
     shared, _, source, problems, _ = split_scenario(scenario, own_section="contingency")
     if shared is None:  # not reached: the contingency loader raised on the same problems
         raise ScenarioError(f"{source}: invalid scenario", problems=problems)
+    problems = []
     if not any(e.has_fleet for e in shared.feeders):
-        raise ScenarioError(
-            f"{source}: invalid many-feeder scenario",
-            problems=["feeders: no feeder has a fleet (feeders.fleet with n_vehicles or table)"],
+        problems.append("feeders: no feeder has a fleet (feeders.fleet with n_vehicles or table)")
+    for i, entry in enumerate(shared.feeders):
+        if getattr(entry.feeder, "three_phase", False):
+            problems.append(
+                f"feeders[{i}].name: {entry.feeder.name!r} is a three-phase feeder, which this "
+                "study does not solve (run the scenario through mosaik: v2g-cosim run)"
+            )
+    if contingency.faults:
+        problems.append(
+            "events: 'fault' events are not modelled by this study (the fault names no "
+            "feeder); use [contingency] sag_vm_pu for a sag on every feeder"
         )
+    if problems:
+        raise ScenarioError(f"{source}: invalid many-feeder scenario", problems=problems)
     return MultiFeederScenario(contingency=contingency, feeders=shared.feeders)
 
 
@@ -215,6 +226,11 @@ class ManyFeederResponse:
         self.last_delta_mw = 0.0
         self.n_feeders = len(scenario.feeders)
         self.changes = [InjectionChange(replicas=self.replicas) for _ in range(self.n_feeders)]
+        bad = sorted(i for i in off if not (isinstance(i, int) and 0 <= i < self.n_feeders))
+        if bad:
+            raise ScenarioError(
+                f"off: {bad} are not feeder indices (0..{self.n_feeders - 1}, scenario order)"
+            )
         self.seen = np.ones(self.n_feeders)
         self.seen[list(off)] = 0.0
         self.p_feeder_mw = np.zeros(self.n_feeders)

@@ -343,6 +343,12 @@ class FeederSim(SimulatorBase):
             out = self._solve_with_breaker(p_mw, q_mvar, time, data)
         out["fault_vm_min_pu"] = float("nan")
         if self._fault is not None:
+            if self.breaker is not None and self.breaker.islanded:
+                raise SimulationError(
+                    f"fault at bus {self._fault.get('bus')} at t = "
+                    f"{time * self.time_resolution:g} s while the feeder is islanded: the fault "
+                    "calculation needs the external grid's source (not modelled in an island)"
+                )
             self._apply_fault(out, p_mw, q_mvar)
         out["load_pu_used"] = load_pu
         out["ambient_c_used"] = ambient_c

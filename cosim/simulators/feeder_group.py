@@ -19,6 +19,7 @@ from typing import Any
 
 from cosim.simulators.base import SimulatorBase
 from cosim.simulators.feeder import FEEDER_META, FeederSim
+from cosim.simulators.feeder3ph import THREE_PHASE_FEEDER_META, ThreePhaseFeederSim
 from cosim.simulators.fleet import FLEET_META, FleetSim
 from grids.errors import ScenarioError
 
@@ -27,10 +28,20 @@ FEEDER_GROUP_META = {
     "models": {
         "Pair": {
             "public": True,
-            "params": ["feeder", "fleet", "feeder_step_size"],
+            "params": ["feeder", "fleet", "feeder_step_size", "three_phase"],
             "attrs": [],
         },
-        "Grid": {**FEEDER_META["models"]["Grid"], "public": False, "params": []},
+        "Grid": {
+            "public": False,
+            "params": [],
+            # a balanced or a three-phase feeder's attributes
+            "attrs": list(
+                dict.fromkeys(
+                    FEEDER_META["models"]["Grid"]["attrs"]
+                    + THREE_PHASE_FEEDER_META["models"]["Grid"]["attrs"]
+                )
+            ),
+        },
         "Fleet": {**FLEET_META["models"]["Fleet"], "public": False, "params": []},
     },
 }
@@ -46,7 +57,8 @@ class FeederGroupSim(SimulatorBase):
     Simulator params: the fleets' clock (``step_size``, ``fast_step_size``, ``windows``).
     Model ``Pair`` params: ``feeder`` (the ``Grid`` params of :class:`FeederSim`), ``fleet``
     (the ``Fleet`` params of :class:`FleetSim`, or None for a feeder without a fleet),
-    ``feeder_step_size`` (the feeder's step in integer mosaik steps). Each pair has the
+    ``feeder_step_size`` (the feeder's step in integer mosaik steps), ``three_phase`` (a
+    :class:`~cosim.simulators.feeder3ph.ThreePhaseFeederSim` feeder). Each pair has the
     children ``<i>-grid`` and ``<i>-fleet``: their inputs and outputs are those of the
     simulators they stand for (the fleet's ``f_hz`` in, ``p_mw`` out, ...).
 
@@ -58,7 +70,7 @@ class FeederGroupSim(SimulatorBase):
     def __init__(self) -> None:
         super().__init__(FEEDER_GROUP_META)
         self.clock_params: dict[str, Any] = {}
-        self.feeders: list[FeederSim] = []
+        self.feeders: list[FeederSim] = []  # or ThreePhaseFeederSim (a FeederSim)
         self.fleets: list[FleetSim | None] = []
         self.next_feeder: list[int] = []
         self.next_fleet: list[int] = []
@@ -69,11 +81,11 @@ class FeederGroupSim(SimulatorBase):
         self.clock_params = dict(clock)
         return super().init(sid, time_resolution=time_resolution, **clock)
 
-    def create(self, num, model, feeder=None, fleet=None, feeder_step_size=1):
+    def create(self, num, model, feeder=None, fleet=None, feeder_step_size=1, three_phase=False):
         if num != 1 or model != "Pair" or feeder is None:
             raise ScenarioError("FeederGroupSim: create one Pair at a time, with a feeder")
         i = len(self.feeders)
-        grid = FeederSim()
+        grid = ThreePhaseFeederSim() if three_phase else FeederSim()
         grid.init(
             f"{self.sid}.{i}-grid",
             time_resolution=self.time_resolution,

@@ -129,3 +129,55 @@ def test_event_sim_holds_the_fault_until_it_is_cleared():
     assert json.loads(seen[2]) == {
         "bus": 2, "r_fault_ohm": 1.0, "x_fault_ohm": 1.0, "s_sc_mva": 100.0, "rx": 0.1
     }  # fmt: skip
+
+
+def test_a_fault_in_an_island_is_refused_with_its_time_and_bus():
+    """The fault calculation needs the external grid's source impedance: a fault while the
+    breaker is open is an error naming the bus and the time, not a silent wrong sag."""
+    import json
+
+    from cosim.simulators.feeder import FeederSim
+    from grids.errors import SimulationError
+
+    sim = FeederSim()
+    sim.init("FeederSim-0", time_resolution=0.1, step_size=1)
+    island = {"s_rated_mva": 5.0, "mp_pu": 0.05, "v0_pu": 1.0, "f0_hz": 60.0, "gfm_buses": [0]}
+    sim.create(1, "Grid", feeder="case33bw", island=island)
+    fault = json.dumps({"bus": 5, "s_sc_mva": 100.0, "rx": 0.1})
+    sim.step(0, {"grid": {"island": {"E.e": False}}}, 10**6)
+    sim.step(1, {"grid": {"island": {"E.e": True}}}, 10**6)  # the breaker opens
+    with pytest.raises(SimulationError, match=r"fault at bus 5 at t = 0.2 s while the feeder"):
+        sim.step(2, {"grid": {"island": {"E.e": True}, "fault_event": {"E.e": fault}}}, 10**6)
+    # connected, the same input gives the sag
+    sim = FeederSim()
+    sim.init("FeederSim-0", time_resolution=0.1, step_size=1)
+    sim.create(1, "Grid", feeder="case33bw")
+    sim.step(0, {"grid": {"fault_event": {"E.e": fault}}}, 10**6)
+    out = sim.get_data({"grid": ["fault_vm_min_pu", "vm_min_pu"]})["grid"]
+    assert out["fault_vm_min_pu"] == out["vm_min_pu"] < 0.2
+
+
+def test_a_fault_inside_an_island_period_is_a_scenario_problem():
+    from grids.errors import ScenarioError
+
+    data = dict(
+        DATA,
+        frequency={"island": {"s_base_mw": 5.0, "h_s": 2.0, "d_pu": 20.0}},
+        events=[{"t_s": 0.5, "kind": "island"}, FAULT, {"t_s": 1.5, "kind": "reconnect"}],
+    )
+    with pytest.raises(ScenarioError, match=r"the fault at t = 1 s \(bus 2\) falls in the island"):
+        load_scenario(data)
+    data["events"] = [{"t_s": 0.5, "kind": "island"}, {"t_s": 0.8, "kind": "reconnect"}, FAULT]
+    assert len(load_scenario(data).events) == 3
+
+
+def test_a_fault_on_a_three_phase_feeder_is_a_scenario_problem():
+    from grids.errors import ScenarioError
+
+    data = {
+        "simulation": {"duration_s": 2.0, "step_s": 0.02},
+        "feeder": {"name": "ieee13"},
+        "events": [dict(FAULT, bus=0)],
+    }
+    with pytest.raises(ScenarioError, match="'fault' is not available on a three-phase feeder"):
+        load_scenario(data)

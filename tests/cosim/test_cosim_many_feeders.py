@@ -288,3 +288,50 @@ def test_feeder_groups_in_processes_of_their_own(tmp_path):
     np.testing.assert_allclose(f_remote, f_local, rtol=0, atol=1e-9)
     assert "cmd" in sim_config(RemoteSim.FLEET, grouped=True)["FeederGroupSim"]
     assert "python" in sim_config(RemoteSim.NONE, grouped=True)["FeederGroupSim"]
+
+
+def test_a_balanced_and_a_three_phase_feeder_on_one_frequency(tmp_path):
+    """A pandapower feeder and an OpenDSS one (ieee13, three-phase engine) side by side: the
+    grouped run equals one simulator per feeder, and the swing input is the event plus both
+    fleets' changes."""
+    data = dict(
+        BASE,
+        simulation={**BASE["simulation"], "duration_s": 1.0},
+        feeders=[
+            {**FEEDER, "label": "balanced", "fleet": {**FLEET, "n_vehicles": 100}},
+            {
+                "name": "ieee13",
+                "step_s": 0.1,
+                "label": "dss",
+                "fleet": {**FLEET, "n_vehicles": 100},
+            },
+        ],
+    )
+    scenario, _, grouped, meta = _run(data, tmp_path / "grouped")
+    assert [e.feeder.three_phase for e in scenario.feeders] == [False, True]
+    _, _, plain, _ = _run(data, tmp_path / "plain", feeder_groups=0)
+    (f_grouped,) = _series(grouped, ".f_hz").values()
+    (f_plain,) = _series(plain, ".f_hz").values()
+    np.testing.assert_allclose(f_grouped, f_plain, rtol=0, atol=1e-12)
+    (imbalance,) = _series(grouped, ".p_imbalance_mw").values()
+    p_fleet = _series(grouped, "fleet.p_mw")
+    change = sum(p - p[0] for p in p_fleet.values())
+    n = imbalance.size
+    t_s = np.arange(n) * BASE["simulation"]["step_s"]
+    event = np.where(t_s >= EVENT_T_S - 1e-9, -EVENT_MW, 0.0)
+    np.testing.assert_allclose(imbalance, event + change, rtol=0, atol=1e-9)
+    vuf = _series(grouped, ".vuf_max_percent")  # the three-phase feeder's own outputs
+    assert list(vuf) == [f"{meta['feeders']['dss']['feeder']}.vuf_max_percent"]
+
+
+def test_one_feeders_table_is_the_one_feeder_run(tmp_path):
+    """One ``[[feeders]]`` table is a one-feeder scenario (its seed included)."""
+    table = dict(BASE, feeders=[{**FEEDER, "seed": 7, "fleet": FLEET}])
+    plain = dict(BASE, simulation={**BASE["simulation"], "seed": 7}, feeder=FEEDER, fleet=FLEET)
+    a, b = load_scenario(table), load_scenario(plain)
+    assert not a.many_feeders and a.feeder == b.feeder and a.fleet == b.fleet
+    _, _, frame_a, _ = _run(table, tmp_path / "a")
+    _, _, frame_b, _ = _run(plain, tmp_path / "b")
+    (f_a,) = _series(frame_a, ".f_hz").values()
+    (f_b,) = _series(frame_b, ".f_hz").values()
+    np.testing.assert_array_equal(f_a, f_b)

@@ -280,3 +280,8 @@ def test_bad_input_is_reported():
     pp.create_gen(with_gen, 10, p_mw=0.1, vm_pu=1.0)
     with pytest.raises(FeederError, match=r"does not model these elements: gen \(1 in service\)"):
         FaultModel(with_gen, s_sc_mva=100.0, rx=0.1)
+    zip_load = copy.deepcopy(net)
+    zip_load.load.loc[3, "const_z_p_percent"] = 50.0
+    with pytest.raises(FeederError, match=r"load\.const_z_p_percent \(voltage-dependent"):
+        FaultModel(zip_load, s_sc_mva=100.0, rx=0.1)
+    FaultModel(zip_load, s_sc_mva=100.0, rx=0.1, method=FaultMethod.IEC_60909)  # no loads

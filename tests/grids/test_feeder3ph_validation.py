@@ -11,6 +11,8 @@ Invariants: power balance (source = loads + losses) and the VUF formula on solve
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import opendssdirect as dss
 import pytest
@@ -18,6 +20,18 @@ import pytest
 from grids.errors import ScenarioError
 from grids.feeder3ph import ThreePhaseFeederModel
 from grids.sequence import voltage_unbalance_factor_percent
+
+
+def _compile_reference(path) -> None:
+    """Compile ``path`` in OpenDSS's global engine (the reference), keeping our working dir:
+    OpenDSS's ``compile`` changes the process directory to the file's folder."""
+    cwd = os.getcwd()
+    try:
+        dss.Text.Command("clear")
+        dss.Text.Command(f'compile "{path}"')
+    finally:
+        os.chdir(cwd)
+
 
 #: (feeder, load multiplier): every feeder at its nominal load; IEEE 13 and 34 also at 150 %,
 #: where nodes fall below the loads' vminpu (0.95; 0.85 for IEEE 34's distributed loads) and
@@ -35,8 +49,7 @@ _MODELS: dict[str, ThreePhaseFeederModel] = {}
 
 def _opendss_solution(model: ThreePhaseFeederModel, load_mult: float):
     """Compile the model's file in OpenDSS, solve, return (v_pu per model node, losses kW)."""
-    dss.Text.Command("clear")
-    dss.Text.Command(f'compile "{model.circuit.path}"')
+    _compile_reference(model.circuit.path)
     dss.Text.Command("set controlmode=off")
     dss.Solution.Convergence(1e-12)
     dss.Solution.MaxIterations(500)
@@ -114,8 +127,7 @@ def test_regulator_taps_moved_by_yprim_difference_match_opendss():
     taps = {"reg1": 1.0, "reg2": 1.09375, "reg3": 0.95}
     model.set_regulator_taps(taps)
     result = model.solve(warm_start=False)
-    dss.Text.Command("clear")
-    dss.Text.Command(f'compile "{model.circuit.path}"')
+    _compile_reference(model.circuit.path)
     for k, tap in enumerate(taps.values(), start=1):
         dss.Text.Command(f"Transformer.reg{k}.wdg=2 tap={tap}")
     dss.Text.Command("set controlmode=off")

@@ -6,12 +6,14 @@ sources' (1e-9 relative), and its snapshot solution of a small low-voltage feede
 supported element kind (PV system, storage, wye and delta loads of models 1, 2, 5, a
 single-phase lateral on phase b, a line with an open terminal, a Dyn transformer) must equal
 ours (1e-7 pu); so must a feeder with a 3-winding Yyd substation transformer and a
-centre-tapped 120/240 V service transformer feeding a 240 V charger. Unsupported elements are listed by name and warned about; bad files raise
-FeederError naming the file and OpenDSS's reason.
+centre-tapped 120/240 V service transformer feeding a 240 V charger. Unsupported elements
+are listed by name and warned about; bad files raise FeederError naming the file and
+OpenDSS's reason. The reader uses a private OpenDSS engine: the global one is left alone.
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -22,6 +24,18 @@ import scipy.sparse as sp
 from grids.errors import FeederError
 from grids.feeder3ph import ThreePhaseFeederModel
 from grids.opendss import UnsupportedElementWarning, read_dss
+
+
+def _compile_reference(path) -> None:
+    """Compile ``path`` in OpenDSS's global engine (the reference), keeping our working dir:
+    OpenDSS's ``compile`` changes the process directory to the file's folder."""
+    cwd = os.getcwd()
+    try:
+        dss.Text.Command("clear")
+        dss.Text.Command(f'compile "{path}"')
+    finally:
+        os.chdir(cwd)
+
 
 LV_FEEDER = """Clear
 Set DefaultBaseFrequency=50
@@ -49,6 +63,7 @@ Solve
 UNSUPPORTED = """
 New Load.Z bus1=n1.2 phases=1 kv=0.24 kw=5 kvar=1 model=8 zipv=[0.3 0.3 0.4 0.3 0.3 0.4 0.5]
 New Isource.I1 bus1=n2.1 amps=2 phases=1
+New Generator.G3 bus1=n1 phases=3 kv=0.416 kw=10 kvar=0 model=3
 """
 
 
@@ -73,8 +88,7 @@ def test_every_supported_element_kind_matches_opendss(lv_file):
     assert model.circuit.injections.name == ("pv1", "st1")
     np.testing.assert_allclose(model.circuit.injections.p_kw, [7.2, 3.0])
     result = model.solve()
-    dss.Text.Command("clear")
-    dss.Text.Command(f'compile "{lv_file}"')
+    _compile_reference(lv_file)
     dss.Solution.Convergence(1e-12)
     dss.Solution.Solve()
     v_ref = _opendss_v_pu(model)
@@ -100,6 +114,7 @@ def test_every_supported_element_kind_matches_opendss(lv_file):
 
 def test_admittance_equals_the_opendss_system_matrix_without_loads(lv_file):
     circuit = read_dss(lv_file)
+    _compile_reference(lv_file)
     dss.Text.Command("batchedit load..* enabled=no")
     dss.Text.Command("batchedit pvsystem..* enabled=no")
     dss.Text.Command("batchedit storage..* enabled=no")
@@ -118,7 +133,11 @@ def test_unsupported_elements_are_listed_and_warned(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = ThreePhaseFeederModel.from_dss(path)
-    assert model.unsupported == ("Load.z (model 8, read as model 1)", "Isource.i1")
+    assert model.unsupported == (
+        "Load.z (model 8, read as model 1)",
+        "Isource.i1",
+        "Generator.g3 (model 3, read as constant kW, kvar)",
+    )
     messages = [str(w.message) for w in caught if w.category is UnsupportedElementWarning]
     assert len(messages) == 1 and "Isource.i1" in messages[0] and "Load.z" in messages[0]
 
@@ -172,8 +191,7 @@ def test_three_winding_and_centre_tapped_split_phase_match_opendss(tmp_path):
     model = ThreePhaseFeederModel.from_dss(path)
     assert model.unsupported == ()
     result = model.solve()
-    dss.Text.Command("clear")
-    dss.Text.Command(f'compile "{path}"')
+    _compile_reference(path)
     dss.Solution.Convergence(1e-12)
     dss.Solution.Solve()
     v_ref = _opendss_v_pu(model)
@@ -184,3 +202,48 @@ def test_three_winding_and_centre_tapped_split_phase_match_opendss(tmp_path):
     v2 = result.v_v[0, model.node_index("house", 2)]
     assert abs(v1 - v2) == pytest.approx(240.0, rel=0.08)
     assert abs(np.angle(v1 / v2, deg=True)) == pytest.approx(180.0, abs=2.0)
+
+
+def test_reader_leaves_the_global_engine_and_working_directory_alone(lv_file):
+    _compile_reference(lv_file)
+    name = dss.Circuit.Name()
+    cwd = os.getcwd()
+    ThreePhaseFeederModel.from_name("ieee13")
+    assert dss.Circuit.Name() == name
+    assert os.getcwd() == cwd
+
+
+GEOMETRY = """Clear
+Set DefaultBaseFrequency=60
+New Circuit.geo basekv=12.47 pu=1.02 phases=3 bus1=src MVAsc3=200 MVAsc1=180
+New WireData.ACSR556 diam=0.927 gmrac=0.3732 rac=0.1859 runits=mi radunits=in gmrunits=in
+New WireData.ACSR4/0 diam=0.563 gmrac=0.09768 rac=0.592 runits=mi radunits=in gmrunits=in
+New LineGeometry.OH4 nconds=4 nphases=3 reduce=yes
+~ cond=1 wire=ACSR556 x=-4 h=28 units=ft
+~ cond=2 wire=ACSR556 x=-1.5 h=28 units=ft
+~ cond=3 wire=ACSR556 x=3 h=28 units=ft
+~ cond=4 wire=ACSR4/0 x=0 h=24 units=ft
+New Line.G1 bus1=src bus2=b1 geometry=OH4 length=1.2 units=mi
+New Line.G2 bus1=b1.3.1 bus2=b2.3.1 phases=2 rmatrix=[0.6 | 0.2 0.6] xmatrix=[1.2 | 0.5 1.2]
+~ length=0.4 units=mi
+New Load.W bus1=b1 phases=3 kv=12.47 kw=900 kvar=300 model=1
+New Load.D bus1=b2.3.1 phases=1 kv=12.47 kw=250 kvar=80 conn=delta model=5
+Set Voltagebases=[12.47]
+Calcvoltagebases
+Solve
+"""
+
+
+def test_line_geometry_wire_data_and_matrix_lines_match_opendss(tmp_path):
+    """Lines from WireData + LineGeometry (Kron-reduced neutral) and from impedance matrices
+    on phases c-a, with a delta load across them, against OpenDSS (1e-7 pu)."""
+    path = tmp_path / "geometry.dss"
+    path.write_text(GEOMETRY)
+    model = ThreePhaseFeederModel.from_dss(path)
+    assert model.unsupported == ()
+    result = model.solve()
+    _compile_reference(path)
+    dss.Solution.Convergence(1e-12)
+    dss.Solution.Solve()
+    assert np.abs(result.v_pu[0] - _opendss_v_pu(model)).max() < 1e-7
+    assert result.losses_kw[0] == pytest.approx(dss.Circuit.Losses()[0] / 1000.0, rel=1e-6)

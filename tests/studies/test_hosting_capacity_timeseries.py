@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,6 +19,7 @@ import pytest
 
 from grids.errors import ScenarioError
 from grids.feeder_model import FeederModel
+from grids.profiles_year import FeederProfiles
 from studies.hosting_capacity_bruteforce import bruteforce_hosting_capacity
 from studies.hosting_capacity_engine import HostingCapacityCriteria
 from studies.hosting_capacity_timeseries import (
@@ -31,19 +31,7 @@ from studies.hosting_capacity_timeseries import (
 CRITERIA = HostingCapacityCriteria(v_min_pu=0.90, v_max_pu=1.05)
 
 
-@dataclass(frozen=True)
-class _Profiles:
-    """The profile fields the study reads (``grids.profiles_year.FeederProfiles`` has them)."""
-
-    time: pd.DatetimeIndex
-    step_s: float
-    bus: np.ndarray
-    p_mw: np.ndarray
-    q_mvar: np.ndarray
-    ev_p_mw: np.ndarray | None = None
-
-
-def _profiles(model: FeederModel, *, steps: int = 48, seed: int = 3) -> _Profiles:
+def _profiles(model: FeederModel, *, steps: int = 48, seed: int = 3) -> FeederProfiles:
     """A day at 30 min: an evening-peak shape with a per-bus jitter (buses peak differently)."""
     time = pd.date_range("2026-01-05", periods=steps, freq="30min", tz="UTC")
     hour = (time.hour + time.minute / 60).to_numpy()
@@ -51,9 +39,7 @@ def _profiles(model: FeederModel, *, steps: int = 48, seed: int = 3) -> _Profile
         0.45 + 0.3 * np.exp(-(((hour - 19) / 2.5) ** 2)) + 0.1 * np.exp(-(((hour - 8) / 2) ** 2))
     )
     jitter = 1 + 0.12 * np.random.default_rng(seed).standard_normal((steps, len(model.bus)))
-    mult = shape[:, None] * jitter
-    p0, q0 = model.base_injection()
-    return _Profiles(time, 1800.0, model.bus, p0[None, :] * mult, q0[None, :] * mult)
+    return FeederProfiles.from_model_base(model, time, shape[:, None] * jitter)
 
 
 @pytest.fixture(scope="module")
@@ -200,10 +186,12 @@ def test_bad_arguments_are_named(case33, kwargs, text):
 
 
 def test_bad_profiles_are_named(case33):
-    good = _profiles(case33, steps=4)
-    bad = _Profiles(good.time, good.step_s, good.bus, good.p_mw[:, :5], good.q_mvar)
-    with pytest.raises(ScenarioError, match="p_mw"):
-        run_time_series_hosting_capacity(case33, bad)
+    other = FeederModel.from_name("cigre_mv")
+    profiles = FeederProfiles.from_model_base(
+        other, pd.date_range("2026-01-05", periods=4, freq="h"), np.ones(4)
+    )
+    with pytest.raises(ScenarioError, match=r"profiles\.bus"):
+        run_time_series_hosting_capacity(case33, profiles)
 
 
 def test_parse_duration():
