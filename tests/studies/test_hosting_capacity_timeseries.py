@@ -329,3 +329,13 @@ def test_meshed_feeder_uses_ac_sensitivities_and_stays_exact():
         ref, _ = _bruteforce(model, profiles, row["bus"], export=False, criteria=CRITERIA)
         assert row["hosting_capacity_mw"] == pytest.approx(ref, abs=1e-3), row
         assert row["screen_mw"] == pytest.approx(ref, rel=0.3)  # a real screen, not a guess
+
+
+def test_cli_refuses_snapshot_only_options_with_time_series(capsys):
+    from cosim.cli import main
+
+    args = ["hosting-capacity", "--time-series", "--feeder", "simbench:1-LV-rural1--2-sw"]
+    assert main([*args, "--control", "volt_var_a"]) == 2
+    assert "--control" in capsys.readouterr().err
+    assert main([*args, "--phase", "b"]) == 2
+    assert "--phase" in capsys.readouterr().err
