@@ -269,10 +269,11 @@ def ac_sensitivity_screen(
         vm0 = np.where(dead_bus[None, :], 1.0, np.nan_to_num(base_flows.vm_pu[t], nan=1.0))
         vm1 = np.where(dead_bus[None, :], 1.0, np.nan_to_num(flows.vm_pu, nan=1.0))
         s = (vm1 - vm0) / delta_mw
-        tiny = 1e-12
+        # changes below the solver's resolution are noise, not sensitivities
+        tiny_v, tiny_l = 1e-8 / delta_mw, 1e-6 / delta_mw
         with np.errstate(divide="ignore", invalid="ignore"):
-            up = np.where(s > tiny, np.maximum(c.v_max_pu - vm0, 0.0) / s, np.inf)
-            down = np.where(s < -tiny, np.maximum(vm0 - c.v_min_pu, 0.0) / -s, np.inf)
+            up = np.where(s > tiny_v, np.maximum(c.v_max_pu - vm0, 0.0) / s, np.inf)
+            down = np.where(s < -tiny_v, np.maximum(vm0 - c.v_min_pu, 0.0) / -s, np.inf)
             size = np.minimum(up.min(axis=1), down.min(axis=1))
             for loading1, loading0, limit in (
                 (flows.line_loading_percent, base_flows.line_loading_percent[t],
@@ -284,7 +285,7 @@ def ac_sensitivity_screen(
                     continue
                 l0 = np.nan_to_num(loading0, nan=0.0)
                 slope = (np.nan_to_num(loading1, nan=0.0) - l0) / delta_mw
-                reach = np.where(slope > tiny, np.maximum(limit - l0, 0.0) / slope, np.inf)
+                reach = np.where(slope > tiny_l, np.maximum(limit - l0, 0.0) / slope, np.inf)
                 size = np.minimum(size, reach.min(axis=1))
         out[rows] = np.where(ok, size, 0.0)  # a failed perturbation: bisect from 0
     return out.reshape(n_steps, n_dir)
