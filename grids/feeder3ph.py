@@ -23,7 +23,6 @@ True
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,8 +31,15 @@ import scipy.sparse as sp
 
 from grids.errors import FeederError, ScenarioError, check_problems
 from grids.feeder_model import FeederModel
-from grids.opendss import Connection, DssCircuit, DssLoads, read_dss
-from grids.powerflow3ph import MODEL_CVR, MODEL_MOTOR, MODEL_PQ_PURE, Branches, ZBusSolver
+from grids.opendss import DssCircuit, read_dss
+from grids.powerflow3ph import (
+    SMALL_BATCH,
+    Branches,
+    ZBusSolver,
+    concat_branches,
+    load_branches,
+)
+from grids.powerflow3ph_kernels import MODEL_PQ_PURE
 from grids.result3ph import PHASE_LETTER, NetworkData, ThreePhaseResult, csr_arrays
 
 #: Folder of the embedded OpenDSS feeders.
@@ -45,74 +51,6 @@ EMBEDDED_FEEDERS = {
     "ieee123": "ieee123/Master.dss",
     "european_lv": "european_lv/Master.dss",
 }
-
-
-def _load_branches(
-    loads: DssLoads, node_of: dict[tuple[str, int], int], *, sign: float, owner_offset: int
-) -> tuple[list, ...]:
-    cols: tuple[list, ...] = tuple([] for _ in range(11))
-    for e in range(len(loads)):
-        bus, nodes, phases = loads.bus[e], loads.nodes[e], int(loads.phases[e])
-        idx = [-1 if k == 0 else node_of[(bus, k)] for k in nodes]
-        if loads.conn[e] == Connection.DELTA:
-            pairs = (
-                [(idx[0], idx[1])]
-                if phases == 1
-                else [(idx[k], idx[(k + 1) % len(idx)]) for k in range(phases)]
-            )
-            v_base = loads.kv[e] * 1000.0
-        else:
-            neutral = idx[phases] if len(idx) > phases else -1
-            pairs = [(idx[k], neutral) for k in range(phases)]
-            v_base = loads.kv[e] * 1000.0 / (math.sqrt(3.0) if phases in (2, 3) else 1.0)
-        s = sign * (loads.p_kw[e] + 1j * loads.q_kvar[e]) * 1000.0 / max(phases, 1)
-        model = int(loads.model[e])
-        p_exp, q_exp = {
-            MODEL_MOTOR: (0.0, 2.0),
-            MODEL_CVR: (loads.cvr_watts[e], loads.cvr_vars[e]),
-        }.get(model, (0.0, 0.0))
-        for a, b in pairs:
-            for col, val in zip(
-                cols,
-                (
-                    a,
-                    b,
-                    s,
-                    v_base,
-                    model,
-                    loads.vminpu[e],
-                    loads.vmaxpu[e],
-                    loads.vlowpu[e],
-                    owner_offset + e,
-                    p_exp,
-                    q_exp,
-                ),
-                strict=True,
-            ):
-                col.append(val)
-    return cols
-
-
-def _branches(cols: tuple[list, ...]) -> Branches:
-    return Branches(
-        node_from=np.array(cols[0], dtype=np.int64),
-        node_to=np.array(cols[1], dtype=np.int64),
-        s_va=np.array(cols[2], dtype=complex),
-        v_base_v=np.array(cols[3], dtype=float),
-        model=np.array(cols[4], dtype=np.int64),
-        vminpu=np.array(cols[5], dtype=float),
-        vmaxpu=np.array(cols[6], dtype=float),
-        vlowpu=np.array(cols[7], dtype=float),
-        owner=np.array(cols[8], dtype=np.int64),
-        p_exp=np.array(cols[9], dtype=float),
-        q_exp=np.array(cols[10], dtype=float),
-    )
-
-
-def _concat(a: Branches, b: Branches) -> Branches:
-    return Branches(
-        *(np.concatenate([getattr(a, f), getattr(b, f)]) for f in a.__dataclass_fields__)
-    )
 
 
 class ThreePhaseFeederModel:
@@ -180,12 +118,11 @@ class ThreePhaseFeederModel:
             np.array([-1 if k == 0 else self._node_of[(b, k)] for k in nodes], dtype=np.int64)
             for b, nodes in zip(loads.bus, loads.nodes, strict=True)
         )
-        self._loads = _branches(_load_branches(loads, self._node_of, sign=1.0, owner_offset=0))
-        inj = _branches(
-            _load_branches(circuit.injections, self._node_of, sign=-1.0, owner_offset=0)
-        )
+        self._loads = load_branches(loads, self._node_of)
+        inj = load_branches(circuit.injections, self._node_of, sign=-1.0)
         self._fixed = replace(inj, owner=np.full(len(inj), -1, dtype=np.int64))
-        self._base_branches = _concat(self._loads, self._fixed)
+        self._base_branches = concat_branches(self._loads, self._fixed)
+        self._extra_cache: dict[bytes, Branches] = {}
         self.delta_pairs = self._make_delta_pairs()
         line_matrix, self.line_conductor, line_amps = self._make_lines(inv)
         self.bus3 = tuple(b for b in self.buses if all((b, p) in self._node_of for p in (1, 2, 3)))
@@ -201,6 +138,16 @@ class ThreePhaseFeederModel:
             line_norm_amps=line_amps,
             bus3_nodes=bus3_nodes,
         )
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Solve the base load once, single and batched, so that the one-time work (loading
+        the compiled kernels, the impedance columns of the load nodes, the preconditioner) is
+        done when the model is built, not in its first solve. Leaves the base-load solution as
+        the warm start."""
+        batch = self.solve(load_mult=np.ones(SMALL_BATCH + 1))
+        _ = batch.losses_kw, batch.p_source_kw, batch.line_current_a
+        self.solve()
 
     def circuit_node_to_model(self, node_index: np.ndarray) -> np.ndarray:
         """Map circuit node indices (OpenDSS ``YNodeOrder``) to this model's node order.
@@ -420,7 +367,8 @@ class ThreePhaseFeederModel:
 
     # ------------------------------------------------------------------------------ solve
     def _extra_branches(self, s_wye: np.ndarray | None, s_delta: np.ndarray | None):
-        """Branches (and their (S, nb) power) for the nonzero extra injections."""
+        """The feeder's branches followed by one per nonzero extra injection (cached per
+        pattern of injection points), and the extra branches' (S, nb) consumed power."""
         parts = []
         if s_wye is not None:
             nodes = np.flatnonzero(np.any(s_wye != 0, axis=0))
@@ -441,21 +389,28 @@ class ThreePhaseFeederModel:
         f = np.concatenate([p[0] for p in parts]).astype(np.int64)
         t = np.concatenate([p[1] for p in parts]).astype(np.int64)
         s = np.concatenate([p[2] for p in parts], axis=1)
-        nb = f.size
-        base = self.kv_base_ln[f] * 1000.0
-        br = Branches(
-            node_from=f,
-            node_to=t,
-            s_va=np.zeros(nb, dtype=complex),
-            v_base_v=base,
-            model=np.full(nb, MODEL_PQ_PURE),
-            vminpu=np.zeros(nb),
-            vmaxpu=np.full(nb, np.inf),
-            vlowpu=np.zeros(nb),
-            owner=np.full(nb, -1),
-            p_exp=np.zeros(nb),
-            q_exp=np.zeros(nb),
-        )
+        key = f.tobytes() + t.tobytes()
+        br = self._extra_cache.get(key)
+        if br is None:
+            nb = f.size
+            extra = Branches(
+                node_from=f,
+                node_to=t,
+                s_va=np.zeros(nb, dtype=complex),
+                v_base_v=self.kv_base_ln[f] * 1000.0,
+                model=np.full(nb, MODEL_PQ_PURE),
+                vminpu=np.zeros(nb),
+                vmaxpu=np.full(nb, np.inf),
+                vlowpu=np.zeros(nb),
+                owner=np.full(nb, -1),
+                p_exp=np.zeros(nb),
+                q_exp=np.zeros(nb),
+            )
+            # cached with the feeder's own branches in front (what solve passes on)
+            br = concat_branches(self._base_branches, extra)
+            if len(self._extra_cache) >= 16:
+                self._extra_cache.pop(next(iter(self._extra_cache)))
+            self._extra_cache[key] = br
         return br, -s  # consumption positive [VA]
 
     def _check(self, name: str, value, width: int, n_scen: int | None) -> np.ndarray | None:
@@ -572,11 +527,11 @@ class ThreePhaseFeederModel:
             ],
             axis=1,
         )
-        extra, s_extra = self._extra_branches(
+        with_extra, s_extra = self._extra_branches(
             cplx(arrays[0], arrays[1], n_node), cplx(arrays[2], arrays[3], n_pair)
         )
-        if extra is not None:
-            branches = _concat(branches, extra)
+        if with_extra is not None:
+            branches = with_extra
             s_va = np.concatenate([s_va, s_extra], axis=1)
         out = self._solver.solve(
             branches, s_va, tol_pu=tol_pu, max_iter=max_iter, warm_start=warm_start
@@ -586,13 +541,13 @@ class ThreePhaseFeederModel:
     def _result(self, out, branches: Branches) -> ThreePhaseResult:
         s_br = out.branch_s_va / 1000.0
         is_load = branches.owner >= 0
-        s_load = np.zeros((out.v_v.shape[0], self.n_load), dtype=complex)
+        s_load = np.zeros((out.converged.size, self.n_load), dtype=complex)
         np.add.at(s_load.T, branches.owner[is_load], s_br[:, is_load].T)
         s_inj = -s_br[:, ~is_load].sum(axis=1)
         return ThreePhaseResult(
             node_bus=self.node_bus,
             node_phase=self.node_phase,
-            v_pu=out.v_v / self._network.v_base_v,
+            voltages=out.voltages,
             converged=out.converged,
             iterations=out.iterations,
             max_dv_pu=out.max_dv_pu,

@@ -40,6 +40,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from grids.errors import FeederError
+from grids.opendss_regulators import (
+    DssRegulator,
+    complex_matrix,
+    read_regulators,
+    terminal_nodes,
+)
 
 #: Circuit-element classes whose ``Yprim`` goes into the network admittance matrix.
 NETWORK_CLASSES = ("line", "transformer", "capacitor", "reactor", "autotrans")
@@ -148,70 +154,6 @@ class DssLines:
 
 
 @dataclass(frozen=True)
-class DssRegulator:
-    """One RegControl and the winding it taps.
-
-    Attributes
-    ----------
-    name, transformer : str
-    winding : int
-        Controlled winding (1-based).
-    tap_pu : float
-        Present tap of that winding [pu].
-    min_tap_pu, max_tap_pu : float
-    num_taps : int
-        Number of tap steps between min and max.
-    vreg_v, band_v : float
-        Set point and bandwidth on the 120 V base [V].
-    pt_ratio, ct_primary_a, r_v, x_v : float
-        Potential transformer ratio, CT primary rating [A], line-drop compensator [V].
-    delay_s, tap_delay_s : float
-        Time delay of the first tap change and between further changes [s].
-    max_tap_change : int
-        Most tap steps per control action (OpenDSS ``maxtapchange``).
-    pt_phase : int
-        Monitored phase (1-based conductor of the winding).
-    n_phases, n_conds : int
-        Phases and conductors per terminal of the transformer.
-    winding_delta : bool
-        The monitored winding is delta connected.
-    winding_v_base_v : float
-        Base voltage of the monitored winding [V] (OpenDSS ``BaseVoltage``).
-    node_index : numpy.ndarray of int
-        Circuit node of every conductor of the transformer (-1 for ground).
-    positions_pu : numpy.ndarray (n_pos,)
-        Every tap position of the controlled winding [pu].
-    yprims : numpy.ndarray (n_pos, m, m) complex
-        The transformer's primitive admittance at each position [S] (from OpenDSS).
-    """
-
-    name: str
-    transformer: str
-    winding: int
-    tap_pu: float
-    min_tap_pu: float
-    max_tap_pu: float
-    num_taps: int
-    vreg_v: float
-    band_v: float
-    pt_ratio: float
-    ct_primary_a: float
-    r_v: float
-    x_v: float
-    delay_s: float
-    tap_delay_s: float
-    max_tap_change: int
-    pt_phase: int
-    n_phases: int
-    n_conds: int
-    winding_delta: bool
-    winding_v_base_v: float
-    node_index: np.ndarray
-    positions_pu: np.ndarray
-    yprims: np.ndarray
-
-
-@dataclass(frozen=True)
 class DssCircuit:
     """Everything the three-phase engine needs from one compiled OpenDSS model.
 
@@ -297,13 +239,6 @@ def _opendss():
     return _CONTEXT[0]
 
 
-def _complex_matrix(flat: list[float] | np.ndarray) -> np.ndarray:
-    values = np.asarray(flat, dtype=float)
-    z = values[0::2] + 1j * values[1::2]
-    n = math.isqrt(z.size)
-    return z.reshape(n, n)
-
-
 def compile_dss(path: str | Path):
     """Compile an OpenDSS model in its own folder in the reader's private OpenDSS engine.
 
@@ -341,18 +276,6 @@ def compile_dss(path: str | Path):
     if n_nodes == 0:
         raise FeederError(f"OpenDSS file {master}: defines no circuit (no 'New Circuit')")
     return dss
-
-
-def _terminal_nodes(dss, node_index: dict[str, int]) -> np.ndarray:
-    """Circuit node index of every conductor of the active element (-1 for ground)."""
-    buses = dss.CktElement.BusNames()
-    order = dss.CktElement.NodeOrder()
-    n_cond = dss.CktElement.NumConductors()
-    out = np.empty(len(order), dtype=np.int64)
-    for k, node in enumerate(order):
-        bus = buses[k // n_cond].split(".")[0].upper()
-        out[k] = -1 if node == 0 else node_index[f"{bus}.{node}"]
-    return out
 
 
 def _scatter(rows: list, cols: list, vals: list, idx: np.ndarray, yprim: np.ndarray) -> None:
@@ -458,84 +381,6 @@ def _table(rows: list[dict]) -> DssLoads:
     )
 
 
-def _int_or(text: str, default: int) -> int:
-    try:
-        return int(float(str(text).strip()))
-    except ValueError:  # "max", "min" (phase selection modes): the first phase
-        return default
-
-
-def _transformer_yprims(dss, name: str, winding: int, positions: np.ndarray) -> np.ndarray:
-    """Primitive admittance of a transformer at each tap of one winding (then restored)."""
-    dss.Transformers.Name(name)
-    dss.Transformers.Wdg(winding)
-    present = dss.Transformers.Tap()
-    out = []
-    for tap in [*positions, present]:
-        dss.Transformers.Name(name)
-        dss.Transformers.Wdg(winding)
-        dss.Transformers.Tap(float(tap))
-        dss.YMatrix.BuildYMatrixD(2, False)  # recomputes the element's Yprim
-        dss.Circuit.SetActiveElement(f"Transformer.{name}")
-        out.append(_complex_matrix(dss.CktElement.YPrim()))
-    return np.array(out[:-1])
-
-
-def _read_regulators(dss, node_index: dict[str, int]) -> tuple[DssRegulator, ...]:
-    rows = []
-    for name in dss.RegControls.AllNames():
-        dss.RegControls.Name(name)
-        rows.append(
-            {
-                "name": name,
-                "transformer": dss.RegControls.Transformer(),
-                "winding": dss.RegControls.Winding(),
-                "vreg_v": dss.RegControls.ForwardVreg(),
-                "band_v": dss.RegControls.ForwardBand(),
-                "pt_ratio": dss.RegControls.PTRatio(),
-                "ct_primary_a": dss.RegControls.CTPrimary(),
-                "r_v": dss.RegControls.ForwardR(),
-                "x_v": dss.RegControls.ForwardX(),
-                "delay_s": dss.RegControls.Delay(),
-                "tap_delay_s": dss.RegControls.TapDelay(),
-                "max_tap_change": dss.RegControls.MaxTapChange(),
-                "pt_phase": _int_or(dss.Properties.Value("PTphase"), 1),
-            }
-        )
-    out = []
-    for row in rows:
-        dss.Transformers.Name(row["transformer"])
-        dss.Transformers.Wdg(row["winding"])
-        lo, hi, n = dss.Transformers.MinTap(), dss.Transformers.MaxTap(), dss.Transformers.NumTaps()
-        tap = dss.Transformers.Tap()
-        kv = dss.Transformers.kV()
-        delta = bool(dss.Transformers.IsDelta())
-        positions = np.linspace(lo, hi, n + 1)
-        dss.Circuit.SetActiveElement(f"Transformer.{row['transformer']}")
-        idx = _terminal_nodes(dss, node_index)
-        n_ph, n_cond = dss.CktElement.NumPhases(), dss.CktElement.NumConductors()
-        # OpenDSS's winding base: line-to-neutral for a 2- or 3-phase wye winding
-        v_base = kv * 1000.0 / (math.sqrt(3.0) if not delta and n_ph in (2, 3) else 1.0)
-        yprims = _transformer_yprims(dss, row["transformer"], row["winding"], positions)
-        out.append(
-            DssRegulator(
-                **row,
-                tap_pu=tap,
-                min_tap_pu=lo,
-                max_tap_pu=hi,
-                num_taps=n,
-                n_phases=n_ph,
-                n_conds=n_cond,
-                winding_delta=delta,
-                winding_v_base_v=v_base,
-                node_index=idx,
-                positions_pu=positions,
-                yprims=yprims,
-            )
-        )
-    return tuple(out)
-
-
 def _bus_coordinates(dss, buses: tuple[str, ...]) -> dict[str, tuple[float, float]] | None:
     xy = {}
     for bus in buses:
@@ -606,8 +451,8 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
         cls, name = full.split(".", 1)
         cls_l = cls.lower()
         if cls_l in NETWORK_CLASSES:
-            idx = _terminal_nodes(dss, node_index)
-            yprim = _complex_matrix(dss.CktElement.YPrim())
+            idx = terminal_nodes(dss, node_index)
+            yprim = complex_matrix(dss.CktElement.YPrim())
             _scatter(*net, idx, yprim)
             if cls_l == "line":
                 bus_names = dss.CktElement.BusNames()
@@ -621,8 +466,8 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
                 line_rows["amps"].append(amps if amps > 0 else np.nan)
         elif cls_l == "vsource":
             dss.Vsources.Name(name)
-            idx = _terminal_nodes(dss, node_index)
-            yprim = _complex_matrix(dss.CktElement.YPrim())
+            idx = terminal_nodes(dss, node_index)
+            yprim = complex_matrix(dss.CktElement.YPrim())
             emf = _source_emf(dss)
             _scatter(*src, idx, yprim)
             keep = idx >= 0
@@ -676,7 +521,7 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
         loads=_table(loads),
         injections=_table(injections),
         lines=lines,
-        regulators=_read_regulators(dss, node_index),
+        regulators=read_regulators(dss, node_index),
         bus_xy=_bus_coordinates(dss, buses),
         unsupported=tuple(unsupported),
         base_frequency_hz=float(dss.Solution.Frequency()),

@@ -37,18 +37,20 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
-from numba import njit
 
 from grids.errors import FeederError
-
-#: Model numbers of :func:`branch_currents` (OpenDSS load models).
-MODEL_PQ = 1
-MODEL_Z = 2
-MODEL_MOTOR = 3
-MODEL_CVR = 4
-MODEL_I = 5
-#: A branch that is constant power at every voltage (extra injections, no vminpu rule).
-MODEL_PQ_PURE = 0
+from grids.opendss import Connection, DssLoads
+from grids.powerflow3ph_kernels import (
+    MODEL_CVR,
+    MODEL_MOTOR,
+    MODEL_PQ_PURE,
+    anderson_kernel,
+    currents_kernel,
+    final_kernel,
+    fixed_point_kernel,
+    residual_kernel,
+    update_kernel,
+)
 
 
 @dataclass(frozen=True)
@@ -90,118 +92,8 @@ class Branches:
         return int(self.node_from.size)
 
 
-@njit(cache=True, inline="always")
-def _branch_current(v, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp):  # pragma: no cover
-    """Current drawn by one branch (see :func:`branch_currents`)."""
-    vm2 = v.real * v.real + v.imag * v.imag
-    s_c = s.conjugate()
-    if model == MODEL_PQ_PURE:
-        # conj(S / V) = conj(S) V / |V|^2
-        return s_c * v / vm2 if vm2 > 0.0 else 0j
-    base2 = v_base * v_base
-    y_eq = s_c / base2
-    if model == MODEL_Z or vm2 <= vlow * vlow * base2 or vm2 == 0.0:
-        return y_eq * v
-    if vm2 <= vmin * vmin * base2:
-        # between vlowpu and vminpu: the current interpolated linearly in |V|
-        vm = math.sqrt(vm2)
-        v_low = vlow * v_base
-        i_low = y_eq * v_low
-        i_95 = y_eq * v_base if model == MODEL_I else y_eq * v_base / vmin
-        return (i_low + (i_95 - i_low) / (vmin * v_base - v_low) * (vm - v_low)) / vm * v
-    if vm2 > vmax * vmax * base2:
-        # above vmaxpu: the impedance matching the nominal model at vmaxpu
-        if model == MODEL_I:
-            return y_eq / vmax * v
-        return y_eq / (vmax * vmax) * v
-    if model == MODEL_I:
-        return s_c * v * (1.0 / (math.sqrt(vm2) * v_base))
-    if model in (MODEL_MOTOR, MODEL_CVR):
-        ratio = math.sqrt(vm2) / v_base
-        s_v = complex(s.real * ratio**p_exp, -s.imag * ratio**q_exp)
-        return s_v * v / vm2
-    return s_c * v / vm2
-
-
-@njit(cache=True)
-def _currents_kernel(
-    v_br, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, out
-):  # pragma: no cover
-    for k in range(v_br.shape[0]):
-        for b in range(v_br.shape[1]):
-            out[k, b] = _branch_current(
-                v_br[k, b],
-                s[k, b],
-                v_base[b],
-                model[b],
-                vmin[b],
-                vmax[b],
-                vlow[b],
-                p_exp[b],
-                q_exp[b],
-            )
-
-
-@njit(cache=True)
-def _update_kernel(v_a, rows, new, c_vec, inv_base, dv):  # pragma: no cover
-    """``v_a[rows[j]] = new[j] + c``; ``dv[j]`` the largest change [pu]."""
-    for j in range(rows.size):
-        k = rows[j]
-        worst = 0.0
-        for a in range(v_a.shape[1]):
-            x = new[j, a] + c_vec[a]
-            d = x - v_a[k, a]
-            m = (d.real * d.real + d.imag * d.imag) * inv_base[a] * inv_base[a]
-            if m > worst:
-                worst = m
-            v_a[k, a] = x
-        dv[j] = math.sqrt(worst)
-
-
-@njit(cache=True)
-def csr_quadratic(data, indices, indptr, v, out):  # pragma: no cover
-    """``out[k] = sum_i v[k, i] conj((M v[k])_i)`` for a CSR matrix ``M`` (complex power).
-
-    Parameters
-    ----------
-    data, indices, indptr : numpy.ndarray
-        CSR arrays of ``M`` (n, n) [S].
-    v : numpy.ndarray (S, n) complex
-        Node voltages [V].
-    out : numpy.ndarray (S,) complex
-        Filled with the power absorbed by ``M`` [VA].
-    """
-    for k in range(v.shape[0]):
-        acc = 0j
-        for row in range(indptr.size - 1):
-            cur = 0j
-            for p in range(indptr[row], indptr[row + 1]):
-                cur += data[p] * v[k, indices[p]]
-            acc += v[k, row] * cur.conjugate()
-        out[k] = acc
-
-
-@njit(cache=True)
-def csr_rows_abs(data, indices, indptr, v, out):  # pragma: no cover
-    """``out[k, r] = |(M v[k])_r|`` for a CSR matrix ``M`` (currents from voltages).
-
-    Parameters
-    ----------
-    data, indices, indptr : numpy.ndarray
-        CSR arrays of ``M`` (R, n) [S].
-    v : numpy.ndarray (S, n) complex
-        Node voltages [V].
-    out : numpy.ndarray (S, R)
-        Filled with the current magnitudes [A].
-    """
-    for k in range(v.shape[0]):
-        for row in range(indptr.size - 1):
-            cur = 0j
-            for p in range(indptr[row], indptr[row + 1]):
-                cur += data[p] * v[k, indices[p]]
-            out[k, row] = abs(cur)
-
-
+#: Anderson acceleration (memory 1) of the batched fixed point.
+ANDERSON = True
 #: Batches up to this many scenarios iterate in one compiled loop per scenario; larger ones
 #: iterate all scenarios together with one dense matrix product per iteration.
 SMALL_BATCH = 8
@@ -218,125 +110,6 @@ def _param_arrays(branches: Branches) -> tuple[np.ndarray, ...]:
         np.asarray(branches.p_exp, dtype=float),
         np.asarray(branches.q_exp, dtype=float),
     )
-
-
-@njit(cache=True)
-def _fixed_point_kernel(
-    v_a,
-    f,
-    t,
-    y_b,
-    s,
-    v_base,
-    model,
-    vmin,
-    vmax,
-    vlow,
-    p_exp,
-    q_exp,
-    k_t,
-    c_vec,
-    inv_base,
-    tol,
-    max_iter,
-    iterations,
-    max_dv,
-    converged,
-):  # pragma: no cover
-    """The fixed point of :meth:`ZBusSolver.solve`, one scenario at a time, in place."""
-    n_a = v_a.shape[1]
-    r = np.empty(n_a, dtype=np.complex128)
-    for k in range(v_a.shape[0]):
-        for it in range(max_iter):
-            for a in range(n_a):
-                r[a] = 0j
-            for b in range(f.size):
-                vt = v_a[k, t[b]] if t[b] < n_a else 0j
-                v_br = v_a[k, f[b]] - vt
-                cur = _branch_current(
-                    v_br,
-                    s[k, b],
-                    v_base[b],
-                    model[b],
-                    vmin[b],
-                    vmax[b],
-                    vlow[b],
-                    p_exp[b],
-                    q_exp[b],
-                )
-                x = y_b[b] * v_br - cur
-                r[f[b]] += x
-                if t[b] < n_a:
-                    r[t[b]] -= x
-            worst = 0.0
-            for a in range(n_a):
-                acc = c_vec[a]
-                for j in range(n_a):
-                    acc += r[j] * k_t[j, a]
-                d = acc - v_a[k, a]
-                m = (d.real * d.real + d.imag * d.imag) * inv_base[a] * inv_base[a]
-                if m > worst:
-                    worst = m
-                v_a[k, a] = acc
-            iterations[k] = it + 1
-            max_dv[k] = math.sqrt(worst)
-            if max_dv[k] < tol:
-                converged[k] = True
-                break
-
-
-@njit(cache=True)
-def _final_kernel(
-    v_a, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, i_a, cur
-):  # pragma: no cover
-    """Branch currents ``cur`` and injected node currents ``i_a`` at the voltages ``v_a``."""
-    n_a = v_a.shape[1]
-    for k in range(v_a.shape[0]):
-        for a in range(n_a):
-            i_a[k, a] = 0j
-        for b in range(f.size):
-            vt = v_a[k, t[b]] if t[b] < n_a else 0j
-            c = _branch_current(
-                v_a[k, f[b]] - vt,
-                s[k, b],
-                v_base[b],
-                model[b],
-                vmin[b],
-                vmax[b],
-                vlow[b],
-                p_exp[b],
-                q_exp[b],
-            )
-            cur[k, b] = c
-            i_a[k, f[b]] -= c
-            if t[b] < n_a:
-                i_a[k, t[b]] += c
-
-
-@njit(cache=True)
-def _residual_kernel(
-    v_a, rows, f, t, y_b, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, out
-):  # pragma: no cover
-    """``out[j] = I_A(V) + Y_l V`` at the active nodes for the scenarios ``rows``.
-
-    ``I_A`` are the currents the branches inject (minus the current each draws from its
-    first node, plus at its second), ``Y_l`` the branches' fixed admittances ``y_b``.
-    """
-    n_a = v_a.shape[1]
-    for j in range(rows.size):
-        k = rows[j]
-        for a in range(n_a):
-            out[j, a] = 0j
-        for b in range(f.size):
-            vt = v_a[k, t[b]] if t[b] < n_a else 0j
-            v_br = v_a[k, f[b]] - vt
-            cur = _branch_current(
-                v_br, s[k, b], v_base[b], model[b], vmin[b], vmax[b], vlow[b], p_exp[b], q_exp[b]
-            )
-            r = y_b[b] * v_br - cur
-            out[j, f[b]] += r
-            if t[b] < n_a:
-                out[j, t[b]] -= r
 
 
 def branch_currents(
@@ -384,7 +157,7 @@ def branch_currents(
         return np.ascontiguousarray(np.broadcast_to(np.asarray(x, dtype=dtype), (nb,)))
 
     out = np.empty_like(v_br)
-    _currents_kernel(
+    currents_kernel(
         v_br,
         s_b,
         vec(v_base_v),
@@ -399,14 +172,158 @@ def branch_currents(
     return out
 
 
-@dataclass
+def load_branches(
+    loads: DssLoads, node_of: dict[tuple[str, int], int], *, sign: float = 1.0
+) -> Branches:
+    """Split loads (or constant-power injections) into phase branches.
+
+    A wye phase is a branch from its node to the load's neutral node (ground when none), a
+    delta phase a branch between two nodes (OpenDSS's rule: phase ``k`` from conductor ``k``
+    to conductor ``k + 1``, wrapping; a single-phase delta load is one branch). Each branch
+    draws ``(kW + j kvar) / phases`` at ``V_base`` = the load's kV across a single-phase load
+    or a delta branch, ``kV / sqrt(3)`` for a 2- or 3-phase wye load (OpenDSS ``Load.pas``).
+
+    Parameters
+    ----------
+    loads : grids.opendss.DssLoads
+        The elements.
+    node_of : dict of (str, int) to int
+        (bus, node number) -> node index.
+    sign : float, keyword-only
+        +1 for loads (consumption positive), -1 for injections.
+
+    Returns
+    -------
+    Branches
+        ``owner`` is the element index.
+    """
+    cols: tuple[list, ...] = tuple([] for _ in range(11))
+    for e in range(len(loads)):
+        bus, nodes, phases = loads.bus[e], loads.nodes[e], int(loads.phases[e])
+        idx = [-1 if k == 0 else node_of[(bus, k)] for k in nodes]
+        if loads.conn[e] == Connection.DELTA:
+            pairs = (
+                [(idx[0], idx[1])]
+                if phases == 1
+                else [(idx[k], idx[(k + 1) % len(idx)]) for k in range(phases)]
+            )
+            v_base = loads.kv[e] * 1000.0
+        else:
+            neutral = idx[phases] if len(idx) > phases else -1
+            pairs = [(idx[k], neutral) for k in range(phases)]
+            v_base = loads.kv[e] * 1000.0 / (math.sqrt(3.0) if phases in (2, 3) else 1.0)
+        s = sign * (loads.p_kw[e] + 1j * loads.q_kvar[e]) * 1000.0 / max(phases, 1)
+        model = int(loads.model[e])
+        p_exp, q_exp = {
+            MODEL_MOTOR: (0.0, 2.0),
+            MODEL_CVR: (loads.cvr_watts[e], loads.cvr_vars[e]),
+        }.get(model, (0.0, 0.0))
+        for a, b in pairs:
+            for col, val in zip(
+                cols,
+                (
+                    a,
+                    b,
+                    s,
+                    v_base,
+                    model,
+                    loads.vminpu[e],
+                    loads.vmaxpu[e],
+                    loads.vlowpu[e],
+                    e,
+                    p_exp,
+                    q_exp,
+                ),
+                strict=True,
+            ):
+                col.append(val)
+    return Branches(
+        node_from=np.array(cols[0], dtype=np.int64),
+        node_to=np.array(cols[1], dtype=np.int64),
+        s_va=np.array(cols[2], dtype=complex),
+        v_base_v=np.array(cols[3], dtype=float),
+        model=np.array(cols[4], dtype=np.int64),
+        vminpu=np.array(cols[5], dtype=float),
+        vmaxpu=np.array(cols[6], dtype=float),
+        vlowpu=np.array(cols[7], dtype=float),
+        owner=np.array(cols[8], dtype=np.int64),
+        p_exp=np.array(cols[9], dtype=float),
+        q_exp=np.array(cols[10], dtype=float),
+    )
+
+
+def concat_branches(a: Branches, b: Branches) -> Branches:
+    """Branches of ``a`` then of ``b``.
+
+    Parameters
+    ----------
+    a, b : Branches
+
+    Returns
+    -------
+    Branches
+    """
+    return Branches(
+        *(np.concatenate([getattr(a, f), getattr(b, f)]) for f in a.__dataclass_fields__)
+    )
+
+
+@dataclass(frozen=True)
+class NodeVoltages:
+    """All node voltages of a batch, kept as ``V = V0 + I_A Z_NA^T`` until asked for.
+
+    The solve only needs the nodes that carry a branch; the other nodes' voltages are one
+    product away. :meth:`full_v` forms them all, :meth:`at_v` only some columns.
+
+    Attributes
+    ----------
+    v0_v : numpy.ndarray (n,) complex
+        No-load voltages [V].
+    z_na : numpy.ndarray (n, nA) complex
+        Columns of ``Z = Y^-1`` at the active nodes [Ohm].
+    i_active_a : numpy.ndarray (S, nA) complex
+        Currents injected at the active nodes [A].
+    """
+
+    v0_v: np.ndarray
+    z_na: np.ndarray
+    i_active_a: np.ndarray
+
+    def full_v(self) -> np.ndarray:
+        """Every node voltage.
+
+        Returns
+        -------
+        numpy.ndarray (S, n) complex
+            [V].
+        """
+        return self.v0_v[None, :] + self.i_active_a @ self.z_na.T
+
+    def at_v(self, nodes: np.ndarray) -> np.ndarray:
+        """Voltages of some nodes.
+
+        Parameters
+        ----------
+        nodes : numpy.ndarray of int
+            Node indices.
+
+        Returns
+        -------
+        numpy.ndarray (S, len(nodes)) complex
+            [V].
+        """
+        nodes = np.asarray(nodes, dtype=np.int64)
+        return self.v0_v[None, nodes] + self.i_active_a @ self.z_na[nodes].T
+
+
+@dataclass(frozen=True)
 class SolveOutcome:
     """Raw output of :meth:`ZBusSolver.solve`.
 
     Attributes
     ----------
-    v_v : numpy.ndarray (S, n) complex
-        Node voltages [V].
+    voltages : NodeVoltages
+        Node voltages (formed on demand).
     converged : numpy.ndarray (S,) of bool
     iterations : numpy.ndarray (S,) of int
     max_dv_pu : numpy.ndarray (S,)
@@ -415,7 +332,7 @@ class SolveOutcome:
         Power drawn by each branch at the solved voltages [VA] (consumption positive).
     """
 
-    v_v: np.ndarray
+    voltages: NodeVoltages
     converged: np.ndarray
     iterations: np.ndarray
     max_dv_pu: np.ndarray
@@ -534,10 +451,10 @@ class ZBusSolver:
         struct = self._structure(branches)
         active, f, t, n_a = struct["active"], struct["f"], struct["t"], struct["active"].size
         if n_a == 0:
-            v = np.broadcast_to(self.v0_v, (n_scen, self.n)).copy()
             ones = np.ones(n_scen, dtype=bool)
             empty = np.zeros((n_scen, 0), dtype=complex)
-            return SolveOutcome(v, ones, np.zeros(n_scen, int), np.zeros(n_scen), empty)
+            voltages = NodeVoltages(self.v0_v, np.zeros((self.n, 0), dtype=complex), empty)
+            return SolveOutcome(voltages, ones, np.zeros(n_scen, int), np.zeros(n_scen), empty)
         # the preconditioner: the branches' nominal admittance at the batch's mean load, as
         # the first call's pattern times the load level snapped to steps of 25 % (so that
         # successive calls at similar load reuse one factorization)
@@ -571,7 +488,7 @@ class ZBusSolver:
         max_dv = np.full(n_scen, np.inf)
         if n_scen <= SMALL_BATCH:
             # one compiled loop per scenario: no per-iteration Python overhead
-            _fixed_point_kernel(
+            fixed_point_kernel(
                 v_a,
                 f,
                 t,
@@ -591,12 +508,19 @@ class ZBusSolver:
             todo = np.arange(n_scen)
             i_buf = np.empty((n_scen, n_a), dtype=complex)
             dv = np.empty(n_scen)
-            for _ in range(max_iter):
+            g_prev = np.zeros((n_scen, n_a), dtype=complex)
+            d_prev = np.zeros((n_scen, n_a), dtype=complex)
+            for it in range(max_iter):
                 i_a = i_buf[: todo.size]
-                _residual_kernel(v_a, todo, f, t, y_b, s_va, *params, i_a)
+                residual_kernel(v_a, todo, f, t, y_b, s_va, *params, i_a)
                 # (1 + Z Y_l) V_new = V0 + Z (I(V) + Y_l V)  ->  V_new = c + K (I(V) + Y_l V)
                 new = i_a @ k_t
-                _update_kernel(v_a, todo, new, c_vec, inv_base, dv[: todo.size])
+                if ANDERSON:
+                    anderson_kernel(
+                        v_a, todo, new, c_vec, inv_base, g_prev, d_prev, it == 0, dv[: todo.size]
+                    )
+                else:
+                    update_kernel(v_a, todo, new, c_vec, inv_base, dv[: todo.size])
                 iterations[todo] += 1
                 max_dv[todo] = dv[: todo.size]
                 done = dv[: todo.size] < tol_pu
@@ -607,19 +531,18 @@ class ZBusSolver:
         # injected currents at the converged voltages, then every node
         i_a = np.empty((n_scen, n_a), dtype=complex)
         cur = np.empty((n_scen, f.size), dtype=complex)
-        _final_kernel(v_a, f, t, s_va, *params, i_a, cur)
-        v = self.v0_v[None, :] + i_a @ z_na.T
+        final_kernel(v_a, f, t, s_va, *params, i_a, cur)
+        voltages = NodeVoltages(self.v0_v, z_na, i_a)
         self._warm = (active, v_a.copy())
-        self._warm_full = v[-1].copy()
-        bad = ~np.isfinite(v).all(axis=1)
-        converged &= ~bad
+        self._warm_full = self.v0_v + i_a[-1] @ z_na.T
         # power at the final node voltages: with the currents above, the network equations
         # hold exactly, so source + injections = loads + losses to rounding
-        v_act = v[:, active]
+        v_act = voltages.at_v(active)
+        converged &= np.isfinite(v_act).all(axis=1)
         v_f = v_act[:, f]
         v_t = np.where(t < n_a, v_act[:, np.minimum(t, n_a - 1)], 0.0)
         s_br = (v_f - v_t) * np.conj(cur)
-        return SolveOutcome(v, converged, iterations, max_dv, s_br)
+        return SolveOutcome(voltages, converged, iterations, max_dv, s_br)
 
     def _structure(self, branches: Branches) -> dict:
         """Active nodes and branch indices (cached per branch topology)."""

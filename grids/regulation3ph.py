@@ -16,10 +16,10 @@ Two drivers:
 * :func:`solve_with_regulator_control` is OpenDSS's static control mode (a snapshot): solve,
   sample, let the regulators with the shortest delay act (70 % of the pending change, at least
   one step, at most ``maxtapchange`` steps), re-solve, until every regulator is in band;
-* :class:`RegulatorTapController` is the quasi-static (time-driven) rule: a regulator out of
-  band for ``delay`` seconds moves one step, then one more every ``tapdelay`` seconds while it
-  stays out of band; back in band, its timer resets. Taps move between solves; ``Y`` changes
-  by the regulator transformer's ``Yprim`` difference
+* :class:`RegulatorTapController` is OpenDSS's time-driven mode for quasi-static runs: a
+  regulator out of band is armed for ``delay`` seconds, then moves one tap at the first step
+  that reaches that time and re-arms for ``tapdelay``; taps moved at a step act at that step
+  (re-solved). ``Y`` changes by the regulator transformer's ``Yprim`` difference
   (:meth:`grids.feeder3ph.ThreePhaseFeederModel.set_regulator_taps`).
 
 Reverse-power modes, voltage limits (``vlimit``), remote (``bus=``) regulation and the
@@ -35,7 +35,7 @@ import numpy as np
 
 from grids.errors import ScenarioError
 from grids.feeder3ph import ThreePhaseFeederModel
-from grids.opendss import DssRegulator
+from grids.opendss_regulators import DssRegulator
 from grids.result3ph import ThreePhaseResult
 
 
@@ -51,11 +51,17 @@ class RegulatorState:
         ``|V_c|`` on the 120 V base [V].
     pending_pu : numpy.ndarray (n_reg,)
         Tap change asked for [pu] (0 in band or at the tap limit in that direction).
+    out_of_band : numpy.ndarray (n_reg,) of bool
+        ``|V_reg - |V_c|| > band / 2``.
+    asked_pu : numpy.ndarray (n_reg,)
+        The change asked for out of band, also at a tap limit [pu].
     """
 
     names: tuple[str, ...]
     v_control_v: np.ndarray
     pending_pu: np.ndarray
+    out_of_band: np.ndarray
+    asked_pu: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ def regulator_state(
     """
     taps = model.regulator_taps
     v = result.v_v[scenario]
-    names, v_c, pending = [], [], []
+    names, v_c, pending, out, asked = [], [], [], [], []
     for reg in model.circuit.regulators:
         idx = model.circuit_node_to_model(reg.node_index)
         v_term = np.where(idx >= 0, v[np.maximum(idx, 0)], 0.0)
@@ -125,18 +131,29 @@ def regulator_state(
         v_actual = abs(control)
         step = _step_pu(reg)
         change = 0.0
-        if abs(reg.vreg_v - v_actual) > reg.band_v / 2.0:
+        outside = abs(reg.vreg_v - v_actual) > reg.band_v / 2.0
+        if outside:
             boost = (reg.vreg_v - v_actual) * reg.pt_ratio / reg.winding_v_base_v
             change = round(boost / step) * step
-            tap = taps[reg.name]
-            if (change > 0 and tap >= reg.max_tap_pu - 1e-9) or (
-                change < 0 and tap <= reg.min_tap_pu + 1e-9
-            ):
-                change = 0.0
+        asked.append(change)
+        if not _can_move(reg, taps[reg.name], change):
+            change = 0.0
         names.append(reg.name)
         v_c.append(v_actual)
         pending.append(change)
-    return RegulatorState(tuple(names), np.array(v_c), np.array(pending))
+        out.append(outside)
+    return RegulatorState(
+        tuple(names), np.array(v_c), np.array(pending), np.array(out, dtype=bool), np.array(asked)
+    )
+
+
+def _can_move(reg: DssRegulator, tap: float, change: float) -> bool:
+    """Whether a change of that sign is possible from ``tap`` (OpenDSS's limit check)."""
+    if change > 0:
+        return tap < reg.max_tap_pu - 1e-9
+    if change < 0:
+        return tap > reg.min_tap_pu + 1e-9
+    return False
 
 
 def _clip_tap(reg: DssRegulator, tap: float) -> float:
@@ -201,67 +218,123 @@ def solve_with_regulator_control(
 
 
 class RegulatorTapController:
-    """Quasi-static (time-driven) tap control between the solves of a time series.
+    """Quasi-static tap control over a time series, as OpenDSS's time-driven control mode.
+
+    The controller keeps OpenDSS's control queue: a regulator sampled out of band (and not
+    already armed) queues a tap action ``delay`` seconds later; an action that comes due moves
+    the tap one step toward the regulator's latest pending change and, if more change is
+    pending, queues the next one ``tapdelay`` seconds later; a regulator back in band cancels
+    the action it queued when it armed. Every step is solved, the regulators sampled, the
+    actions due at the step's time executed and the step solved again until none is due
+    (OpenDSS's control iterations), so taps moved at a step act at that step.
 
     Parameters
     ----------
     model : ThreePhaseFeederModel
         The feeder whose taps this controller moves.
+    max_control_iter : int, keyword-only
+        Most solves per step (OpenDSS ``MaxControlIter``).
 
     Examples
     --------
-    >>> controller = RegulatorTapController(model)           # doctest: +SKIP
-    >>> for mult in load_shape:                               # doctest: +SKIP
-    ...     result = model.solve(load_mult=mult)
-    ...     controller.update(result, dt_s=900.0)
+    >>> controller = RegulatorTapController(model)            # doctest: +SKIP
+    >>> for k, mult in enumerate(load_shape):                   # doctest: +SKIP
+    ...     result = controller.step(time_s=900.0 * k, load_mult=mult)
     """
 
-    def __init__(self, model: ThreePhaseFeederModel) -> None:
+    def __init__(self, model: ThreePhaseFeederModel, *, max_control_iter: int = 10) -> None:
         self.model = model
+        self.max_control_iter = int(max_control_iter)
         self._regs = {r.name: r for r in model.circuit.regulators}
-        self._out_s = dict.fromkeys(self._regs, 0.0)
-        self._moved = dict.fromkeys(self._regs, 0)
+        self._armed = dict.fromkeys(self._regs, False)
+        self._pending = dict.fromkeys(self._regs, 0.0)
+        self._handle: dict[str, int | None] = dict.fromkeys(self._regs)
+        self._queue: list[tuple[float, int, str]] = []  # (time [s], handle, regulator)
+        self._serial = 0
+        self._last_time_s = -math.inf
 
-    def update(self, result: ThreePhaseResult, *, dt_s: float, scenario: int = 0) -> dict:
-        """Advance the regulator timers by one step and move the taps that are due.
+    def _push(self, time_s: float, name: str) -> int:
+        self._serial += 1
+        self._queue.append((time_s, self._serial, name))
+        self._queue.sort()
+        return self._serial
 
-        Parameters
-        ----------
-        result : ThreePhaseResult
-            The solve of the step that just ended (present taps).
-        dt_s : float, keyword-only
-            Step length [s].
-        scenario : int, keyword-only
-            Row of the result.
-
-        Returns
-        -------
-        dict of str to float
-            The taps moved in this update (name -> new tap [pu]); empty when none.
-        """
-        if not (math.isfinite(dt_s) and dt_s > 0):
-            raise ScenarioError(f"dt_s: {dt_s!r}, expected a positive number of seconds")
-        state = regulator_state(self.model, result, scenario=scenario)
+    def _sample(self, result: ThreePhaseResult, time_s: float) -> None:
+        state = regulator_state(self.model, result)
         taps = self.model.regulator_taps
-        moves = {}
-        for name, change in zip(state.names, state.pending_pu, strict=True):
+        for k, name in enumerate(state.names):
             reg = self._regs[name]
+            if state.out_of_band[k]:
+                change = float(state.asked_pu[k])
+                self._pending[name] = change
+                if change != 0.0 and not self._armed[name] and _can_move(reg, taps[name], change):
+                    self._handle[name] = self._push(time_s + reg.delay_s, name)
+                    self._armed[name] = True
+            else:
+                self._pending[name] = 0.0
+                if self._armed[name]:
+                    handle = self._handle[name]
+                    self._queue = [q for q in self._queue if q[1] != handle]
+                    self._armed[name] = False
+                    self._handle[name] = None
+
+    def _act(self, time_s: float) -> dict[str, float]:
+        moves: dict[str, float] = {}
+        while self._queue and self._queue[0][0] <= time_s + 1e-9:
+            _, _, name = self._queue.pop(0)
+            change = self._pending[name]
             if change == 0.0:
-                self._out_s[name] = 0.0
-                self._moved[name] = 0
+                self._armed[name] = False
                 continue
-            self._out_s[name] += dt_s
-            elapsed = self._out_s[name]
-            if elapsed < reg.delay_s:
-                continue
-            due = 1 + int((elapsed - reg.delay_s) // max(reg.tap_delay_s, 1e-9))
+            reg = self._regs[name]
             step = _step_pu(reg)
-            wanted = round(abs(change) / step)
-            n_steps = min(due - self._moved[name], wanted, max(reg.max_tap_change, 1) * due)
-            if n_steps <= 0:
-                continue
-            self._moved[name] += n_steps
-            moves[name] = _clip_tap(reg, taps[name] + math.copysign(n_steps * step, change))
+            tap = moves.get(name, self.model.regulator_taps[name])
+            moves[name] = _clip_tap(reg, tap + math.copysign(step, change))
+            remaining = change - math.copysign(step, change)
+            self._pending[name] = 0.0 if abs(remaining) < 0.9 * step else remaining
+            if self._pending[name] != 0.0:
+                self._push(time_s + reg.tap_delay_s, name)
+            else:
+                self._armed[name] = False
         if moves:
             self.model.set_regulator_taps(moves)
         return moves
+
+    def step(self, *, time_s: float, **solve_kwargs) -> ThreePhaseResult:
+        """Solve one time step with the regulators acting.
+
+        Parameters
+        ----------
+        time_s : float, keyword-only
+            Time of the step [s]; must not decrease from one call to the next.
+        **solve_kwargs
+            Passed to :meth:`ThreePhaseFeederModel.solve` (one scenario).
+
+        Returns
+        -------
+        ThreePhaseResult
+            The step's solution with the taps in force at its end.
+
+        Raises
+        ------
+        ScenarioError
+            Time not finite or going backwards; more than one scenario.
+        """
+        if not (math.isfinite(time_s) and time_s >= self._last_time_s):
+            raise ScenarioError(
+                f"time_s: {time_s!r}, expected a finite time not before the previous step "
+                f"({self._last_time_s})"
+            )
+        self._last_time_s = time_s
+        result = self.model.solve(**solve_kwargs)
+        if result.n_scenarios != 1:
+            raise ScenarioError(
+                f"feeder {self.model.name}: regulator control solves one scenario at a time, "
+                f"got {result.n_scenarios}"
+            )
+        for _ in range(self.max_control_iter - 1):
+            self._sample(result, time_s)
+            if not self._act(time_s):
+                break
+            result = self.model.solve(**solve_kwargs)
+        return result

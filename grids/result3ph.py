@@ -20,7 +20,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from grids.errors import ConvergenceError
-from grids.powerflow3ph import csr_quadratic, csr_rows_abs
+from grids.powerflow3ph import NodeVoltages
+from grids.powerflow3ph_kernels import csr_quadratic, csr_rows_abs
 from grids.sequence import voltage_unbalance_factor_percent
 
 #: Phase letters of node numbers 1, 2, 3.
@@ -80,8 +81,9 @@ class NetworkData:
 class ThreePhaseResult:
     """Phase voltages, currents and losses of one or many scenarios (scenario axis first).
 
-    Derived arrays (``vm_pu``, ``va_degree``, ``vuf_percent``, line currents, losses, source
-    power) are computed on first access and cached.
+    The node voltages themselves (``v_pu``) and everything derived from them (``vm_pu``,
+    ``va_degree``, ``vuf_percent``, line currents, losses, source power) are computed on first
+    access and cached; :meth:`vm_at_pu` reads some nodes without forming all of them.
 
     Attributes
     ----------
@@ -89,8 +91,6 @@ class ThreePhaseResult:
         Bus per node (column order of the node arrays).
     node_phase : numpy.ndarray of int
         Phase per node (1, 2, 3 = a, b, c; 4+ other conductors).
-    v_pu : numpy.ndarray (S, n_node) complex
-        Phase-to-neutral (node-to-ground) voltage [pu of the bus's line-to-neutral base].
     converged : numpy.ndarray (S,) of bool
     iterations : numpy.ndarray (S,) of int
     max_dv_pu : numpy.ndarray (S,)
@@ -105,13 +105,14 @@ class ThreePhaseResult:
     p_injection_kw, q_injection_kvar : numpy.ndarray (S,)
         Total power injected by PV systems, storage, generators and the extra injections at
         the solved voltages [kW, kvar] (injection positive).
+    voltages : grids.powerflow3ph.NodeVoltages
+        The solved node voltages, formed on demand.
     network : NetworkData
         Feeder matrices used to derive the flows.
     """
 
     node_bus: np.ndarray
     node_phase: np.ndarray
-    v_pu: np.ndarray
     converged: np.ndarray
     iterations: np.ndarray
     max_dv_pu: np.ndarray
@@ -121,12 +122,13 @@ class ThreePhaseResult:
     load_q_kvar: np.ndarray
     p_injection_kw: np.ndarray
     q_injection_kvar: np.ndarray
+    voltages: NodeVoltages = field(repr=False, compare=False)
     network: NetworkData = field(repr=False, compare=False)
 
     @property
     def n_scenarios(self) -> int:
         """Number of scenarios (rows)."""
-        return int(self.v_pu.shape[0])
+        return int(self.converged.shape[0])
 
     @cached_property
     def v_v(self) -> np.ndarray:
@@ -137,7 +139,36 @@ class ThreePhaseResult:
         numpy.ndarray (S, n_node) complex
             Node-to-ground voltage [V].
         """
-        return np.ascontiguousarray(self.v_pu * self.network.v_base_v)
+        return np.ascontiguousarray(self.voltages.full_v())
+
+    @cached_property
+    def v_pu(self) -> np.ndarray:
+        """Phase-to-neutral (node-to-ground) voltages on the bus base.
+
+        Returns
+        -------
+        numpy.ndarray (S, n_node) complex
+            [pu of the bus's line-to-neutral base].
+        """
+        return self.v_v / self.network.v_base_v
+
+    def vm_at_pu(self, nodes) -> np.ndarray:
+        """Voltage magnitudes of some nodes, without forming every node's voltage.
+
+        Parameters
+        ----------
+        nodes : sequence of int
+            Node indices (:meth:`grids.feeder3ph.ThreePhaseFeederModel.node_indices`).
+
+        Returns
+        -------
+        numpy.ndarray (S, len(nodes))
+            ``|V|`` [pu].
+        """
+        nodes = np.asarray(nodes, dtype=np.int64)
+        if "vm_pu" in self.__dict__:
+            return self.vm_pu[:, nodes]
+        return np.abs(self.voltages.at_v(nodes)) / self.network.v_base_v[nodes]
 
     @cached_property
     def vm_pu(self) -> np.ndarray:
@@ -204,7 +235,12 @@ class ThreePhaseResult:
         numpy.ndarray (S, n_bus3)
             ``100 |V2| / |V1|`` [%].
         """
-        return voltage_unbalance_factor_percent(self.v_pu[:, self.network.bus3_nodes])
+        nodes = self.network.bus3_nodes
+        if "v_v" in self.__dict__:
+            v_abc = self.v_v[:, nodes]
+        else:
+            v_abc = self.voltages.at_v(nodes.ravel()).reshape(self.n_scenarios, *nodes.shape)
+        return voltage_unbalance_factor_percent(v_abc)
 
     @cached_property
     def line_current_a(self) -> np.ndarray:

@@ -12,7 +12,8 @@ import pytest
 
 from grids.errors import FeederError, ScenarioError
 from grids.feeder3ph import ThreePhaseFeederModel, open_feeder_model
-from grids.powerflow3ph import MODEL_I, MODEL_PQ, MODEL_Z, branch_currents
+from grids.powerflow3ph import SMALL_BATCH, branch_currents
+from grids.powerflow3ph_kernels import MODEL_I, MODEL_PQ, MODEL_Z
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +35,13 @@ def test_model_tables(ieee13):
 
 
 def test_batch_equals_single_solves(ieee13):
-    mult = np.array([0.3, 1.0, 1.2])
+    """The batched path (one matrix product per iteration, Anderson-accelerated; used above
+    SMALL_BATCH scenarios) and the compiled per-scenario path reach the same solution."""
+    mult = np.linspace(0.3, 1.4, SMALL_BATCH + 4)
     batch = ieee13.solve(load_mult=mult, warm_start=False)
-    assert batch.vm_pu.shape == (3, ieee13.n_node) and batch.converged.all()
-    for k, m in enumerate(mult):
-        one = ieee13.solve(load_mult=m, warm_start=False)
+    assert batch.vm_pu.shape == (mult.size, ieee13.n_node) and batch.converged.all()
+    for k in (0, 5, mult.size - 1):
+        one = ieee13.solve(load_mult=mult[k], warm_start=False)
         np.testing.assert_allclose(one.v_pu[0], batch.v_pu[k], atol=1e-9)
 
 
@@ -178,3 +181,27 @@ def test_floating_network_is_a_feeder_error():
     floating = sp.csc_matrix(np.array([[1.0, -1.0], [-1.0, 1.0]], dtype=complex))
     with pytest.raises(FeederError, match="singular"):
         ZBusSolver(floating, np.zeros(2, dtype=complex), np.ones(2))
+
+
+def test_voltages_at_some_nodes_equal_the_full_array(ieee13):
+    mult = np.linspace(0.5, 1.2, SMALL_BATCH + 2)
+    nodes = ieee13.node_indices(["675", "611", "634"], [1, 3, 2])
+    result = ieee13.solve(load_mult=mult)
+    some = result.vm_at_pu(nodes)  # before the full array exists
+    assert "vm_pu" not in result.__dict__
+    np.testing.assert_allclose(some, result.vm_pu[:, nodes], rtol=1e-12)
+    np.testing.assert_allclose(result.vm_at_pu(nodes), some, rtol=1e-12)
+
+
+def test_zero_load_gives_the_no_load_voltages(ieee13):
+    """With every load at 0 the solution is V0 = Y^-1 I_s (closed form, sparse solve)."""
+    import scipy.sparse.linalg as spla
+
+    result = ieee13.solve(load_mult=0.0, warm_start=False)
+    circuit = ieee13.circuit
+    v0 = spla.spsolve((circuit.y_network + circuit.y_source).tocsc(), circuit.i_source_a)
+    v0_model = ieee13.circuit_node_to_model(np.arange(circuit.n_node))
+    expected = np.empty(ieee13.n_node, dtype=complex)
+    expected[v0_model] = v0
+    np.testing.assert_allclose(result.v_v[0], expected, rtol=1e-9)
+    assert result.load_p_kw[0].sum() == pytest.approx(0.0, abs=1e-9)

@@ -1,0 +1,407 @@
+"""Compiled kernels of the three-phase solver (:class:`grids.powerflow3ph.ZBusSolver`).
+
+The OpenDSS load models of one branch (:func:`branch_current`, documented with the
+vectorized wrapper :func:`grids.powerflow3ph.branch_currents`), the residual and update
+passes of the fixed point, and the sparse products that derive flows from voltages. One pass
+over the branches or rows each; the physics lives in :func:`branch_current` only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+#: Model numbers of the load branches (OpenDSS load models).
+MODEL_PQ = 1
+MODEL_Z = 2
+MODEL_MOTOR = 3
+MODEL_CVR = 4
+MODEL_I = 5
+#: A branch that is constant power at every voltage (extra injections, no vminpu rule).
+MODEL_PQ_PURE = 0
+
+
+@njit(cache=True, inline="always")
+def branch_current(v, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp):  # pragma: no cover
+    """Current drawn by one branch (see :func:`grids.powerflow3ph.branch_currents`).
+
+    Parameters
+    ----------
+    v : complex
+        Voltage across the branch [V].
+    s : complex
+        Nominal consumed power [VA].
+    v_base, model, vmin, vmax, vlow, p_exp, q_exp : float or int
+        Base voltage [V], OpenDSS load model, limits [pu], exponents of models 3 and 4.
+
+    Returns
+    -------
+    complex
+        Current from the first node to the second [A].
+    """
+    vm2 = v.real * v.real + v.imag * v.imag
+    s_c = s.conjugate()
+    if model == MODEL_PQ_PURE:
+        # conj(S / V) = conj(S) V / |V|^2
+        return s_c * v / vm2 if vm2 > 0.0 else 0j
+    base2 = v_base * v_base
+    y_eq = s_c / base2
+    if model == MODEL_Z or vm2 <= vlow * vlow * base2 or vm2 == 0.0:
+        return y_eq * v
+    if vm2 <= vmin * vmin * base2:
+        # between vlowpu and vminpu: the current interpolated linearly in |V|
+        vm = math.sqrt(vm2)
+        v_low = vlow * v_base
+        i_low = y_eq * v_low
+        i_95 = y_eq * v_base if model == MODEL_I else y_eq * v_base / vmin
+        return (i_low + (i_95 - i_low) / (vmin * v_base - v_low) * (vm - v_low)) / vm * v
+    if vm2 > vmax * vmax * base2:
+        # above vmaxpu: the impedance matching the nominal model at vmaxpu
+        if model == MODEL_I:
+            return y_eq / vmax * v
+        return y_eq / (vmax * vmax) * v
+    if model == MODEL_I:
+        return s_c * v * (1.0 / (math.sqrt(vm2) * v_base))
+    if model in (MODEL_MOTOR, MODEL_CVR):
+        ratio = math.sqrt(vm2) / v_base
+        s_v = complex(s.real * ratio**p_exp, -s.imag * ratio**q_exp)
+        return s_v * v / vm2
+    return s_c * v / vm2
+
+
+@njit(cache=True)
+def currents_kernel(
+    v_br, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, out
+):  # pragma: no cover
+    """``out[k, b]`` = current of branch ``b`` in scenario ``k`` at ``v_br`` [A].
+
+    Parameters
+    ----------
+    v_br, s : numpy.ndarray (S, nb) complex
+        Branch voltages [V] and nominal powers [VA].
+    v_base, model, vmin, vmax, vlow, p_exp, q_exp : numpy.ndarray (nb,)
+        Branch parameters (see :class:`grids.powerflow3ph.Branches`).
+    out : numpy.ndarray (S, nb) complex
+        Filled with the currents [A].
+    """
+    for k in range(v_br.shape[0]):
+        for b in range(v_br.shape[1]):
+            out[k, b] = branch_current(
+                v_br[k, b],
+                s[k, b],
+                v_base[b],
+                model[b],
+                vmin[b],
+                vmax[b],
+                vlow[b],
+                p_exp[b],
+                q_exp[b],
+            )
+
+
+@njit(cache=True)
+def update_kernel(v_a, rows, new, c_vec, inv_base, dv):  # pragma: no cover
+    """``v_a[rows[j]] = new[j] + c``; ``dv[j]`` the largest change [pu].
+
+    Parameters
+    ----------
+    v_a : numpy.ndarray (S, nA) complex
+        Active-node voltages [V], updated in place.
+    rows : numpy.ndarray of int
+        Scenarios to update.
+    new : numpy.ndarray (len(rows), nA) complex
+        ``K r`` of those scenarios [V].
+    c_vec : numpy.ndarray (nA,) complex
+        Constant part of the map [V].
+    inv_base : numpy.ndarray (nA,)
+        ``1 / V_base`` per node [1/V].
+    dv : numpy.ndarray (len(rows),)
+        Filled with the largest change [pu].
+    """
+    for j in range(rows.size):
+        k = rows[j]
+        worst = 0.0
+        for a in range(v_a.shape[1]):
+            x = new[j, a] + c_vec[a]
+            d = x - v_a[k, a]
+            m = (d.real * d.real + d.imag * d.imag) * inv_base[a] * inv_base[a]
+            if m > worst:
+                worst = m
+            v_a[k, a] = x
+        dv[j] = math.sqrt(worst)
+
+
+@njit(cache=True)
+def anderson_kernel(v_a, rows, new, c_vec, inv_base, g_prev, d_prev, first, dv):  # pragma: no cover
+    """Anderson-accelerated update (memory 1) of the scenarios ``rows``, in place.
+
+    With ``g = G(x)`` (the fixed-point map: ``new + c``) and ``d = g - x``:
+    ``x_new = g - gamma (g - g_prev)``, ``gamma = Re<d - d_prev, d> / |d - d_prev|^2``
+    (Walker & Ni, SIAM J. Numer. Anal. 49 (2011) 1715-1735); the plain update ``g`` when the
+    residual grew or on the first iteration. ``dv`` is the residual ``max |d|`` [pu].
+
+    Parameters
+    ----------
+    v_a : numpy.ndarray (S, nA) complex
+        Iterates [V], updated in place.
+    rows : numpy.ndarray of int
+        Scenarios to update.
+    new, c_vec, inv_base : numpy.ndarray
+        ``K r`` of those scenarios [V], the constant part [V], ``1 / V_base`` [1/V].
+    g_prev, d_prev : numpy.ndarray (S, nA) complex
+        The previous map value [V] and residual [pu], updated in place.
+    first : bool
+        First iteration (no history yet).
+    dv : numpy.ndarray (len(rows),)
+        Filled with the residual [pu].
+    """
+    n_a = v_a.shape[1]
+    for j in range(rows.size):
+        k = rows[j]
+        worst = 0.0
+        num = 0.0
+        den = 0.0
+        norm_d = 0.0
+        norm_prev = 0.0
+        for a in range(n_a):
+            g = new[j, a] + c_vec[a]
+            d = (g - v_a[k, a]) * inv_base[a]
+            m = d.real * d.real + d.imag * d.imag
+            if m > worst:
+                worst = m
+            dd = d - d_prev[k, a]
+            num += dd.real * d.real + dd.imag * d.imag
+            den += dd.real * dd.real + dd.imag * dd.imag
+            norm_d += m
+            norm_prev += (
+                d_prev[k, a].real * d_prev[k, a].real + d_prev[k, a].imag * d_prev[k, a].imag
+            )
+        gamma = 0.0
+        if not first and den > 0.0 and norm_d < norm_prev:
+            gamma = num / den
+        for a in range(n_a):
+            g = new[j, a] + c_vec[a]
+            d = (g - v_a[k, a]) * inv_base[a]
+            v_a[k, a] = g - gamma * (g - g_prev[k, a])
+            g_prev[k, a] = g
+            d_prev[k, a] = d
+        dv[j] = math.sqrt(worst)
+
+
+@njit(cache=True)
+def csr_quadratic(data, indices, indptr, v, out):  # pragma: no cover
+    """``out[k] = sum_i v[k, i] conj((M v[k])_i)`` for a CSR matrix ``M`` (complex power).
+
+    Parameters
+    ----------
+    data, indices, indptr : numpy.ndarray
+        CSR arrays of ``M`` (n, n) [S].
+    v : numpy.ndarray (S, n) complex
+        Node voltages [V].
+    out : numpy.ndarray (S,) complex
+        Filled with the power absorbed by ``M`` [VA].
+    """
+    for k in range(v.shape[0]):
+        acc = 0j
+        for row in range(indptr.size - 1):
+            cur = 0j
+            for p in range(indptr[row], indptr[row + 1]):
+                cur += data[p] * v[k, indices[p]]
+            acc += v[k, row] * cur.conjugate()
+        out[k] = acc
+
+
+@njit(cache=True)
+def csr_rows_abs(data, indices, indptr, v, out):  # pragma: no cover
+    """``out[k, r] = |(M v[k])_r|`` for a CSR matrix ``M`` (currents from voltages).
+
+    Parameters
+    ----------
+    data, indices, indptr : numpy.ndarray
+        CSR arrays of ``M`` (R, n) [S].
+    v : numpy.ndarray (S, n) complex
+        Node voltages [V].
+    out : numpy.ndarray (S, R)
+        Filled with the current magnitudes [A].
+    """
+    for k in range(v.shape[0]):
+        for row in range(indptr.size - 1):
+            cur = 0j
+            for p in range(indptr[row], indptr[row + 1]):
+                cur += data[p] * v[k, indices[p]]
+            out[k, row] = abs(cur)
+
+
+@njit(cache=True)
+def fixed_point_kernel(
+    v_a,
+    f,
+    t,
+    y_b,
+    s,
+    v_base,
+    model,
+    vmin,
+    vmax,
+    vlow,
+    p_exp,
+    q_exp,
+    k_t,
+    c_vec,
+    inv_base,
+    tol,
+    max_iter,
+    iterations,
+    max_dv,
+    converged,
+):  # pragma: no cover
+    """The fixed point of :meth:`grids.powerflow3ph.ZBusSolver.solve`, one scenario at a time.
+
+    Parameters
+    ----------
+    v_a : numpy.ndarray (S, nA) complex
+        Start voltages [V], replaced by the solution.
+    f, t : numpy.ndarray (nb,) of int
+        Branch end nodes in the active set (``nA`` for ground).
+    y_b : numpy.ndarray (nb,) complex
+        Branch admittances of the preconditioner [S].
+    s : numpy.ndarray (S, nb) complex
+        Consumed power per branch [VA].
+    v_base, model, vmin, vmax, vlow, p_exp, q_exp : numpy.ndarray (nb,)
+        Branch parameters (see :class:`grids.powerflow3ph.Branches`).
+    k_t, c_vec, inv_base : numpy.ndarray
+        The map ``V = c + r K`` (``K`` transposed, ``(nA, nA)``), ``(nA,)`` [V] and
+        ``1 / V_base`` [1/V].
+    tol, max_iter : float, int
+        Tolerance on the update [pu] and iteration limit.
+    iterations, max_dv, converged : numpy.ndarray (S,)
+        Filled per scenario.
+    """
+    n_a = v_a.shape[1]
+    r = np.empty(n_a, dtype=np.complex128)
+    for k in range(v_a.shape[0]):
+        for it in range(max_iter):
+            for a in range(n_a):
+                r[a] = 0j
+            for b in range(f.size):
+                vt = v_a[k, t[b]] if t[b] < n_a else 0j
+                v_br = v_a[k, f[b]] - vt
+                cur = branch_current(
+                    v_br,
+                    s[k, b],
+                    v_base[b],
+                    model[b],
+                    vmin[b],
+                    vmax[b],
+                    vlow[b],
+                    p_exp[b],
+                    q_exp[b],
+                )
+                x = y_b[b] * v_br - cur
+                r[f[b]] += x
+                if t[b] < n_a:
+                    r[t[b]] -= x
+            worst = 0.0
+            for a in range(n_a):
+                acc = c_vec[a]
+                for j in range(n_a):
+                    acc += r[j] * k_t[j, a]
+                d = acc - v_a[k, a]
+                m = (d.real * d.real + d.imag * d.imag) * inv_base[a] * inv_base[a]
+                if m > worst:
+                    worst = m
+                v_a[k, a] = acc
+            iterations[k] = it + 1
+            max_dv[k] = math.sqrt(worst)
+            if max_dv[k] < tol:
+                converged[k] = True
+                break
+
+
+@njit(cache=True)
+def final_kernel(
+    v_a, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, i_a, cur
+):  # pragma: no cover
+    """Branch currents ``cur`` and injected node currents ``i_a`` at the voltages ``v_a``.
+
+    Parameters
+    ----------
+    v_a : numpy.ndarray (S, nA) complex
+        Active-node voltages [V].
+    f, t : numpy.ndarray (nb,) of int
+        Branch end nodes in the active set (``nA`` for ground).
+    s : numpy.ndarray (S, nb) complex
+        Consumed power per branch [VA].
+    v_base, model, vmin, vmax, vlow, p_exp, q_exp : numpy.ndarray (nb,)
+        Branch parameters (see :class:`grids.powerflow3ph.Branches`).
+    i_a : numpy.ndarray (S, nA) complex
+        Filled with the currents injected into the active nodes [A].
+    cur : numpy.ndarray (S, nb) complex
+        Filled with the branch currents [A].
+    """
+    n_a = v_a.shape[1]
+    for k in range(v_a.shape[0]):
+        for a in range(n_a):
+            i_a[k, a] = 0j
+        for b in range(f.size):
+            vt = v_a[k, t[b]] if t[b] < n_a else 0j
+            c = branch_current(
+                v_a[k, f[b]] - vt,
+                s[k, b],
+                v_base[b],
+                model[b],
+                vmin[b],
+                vmax[b],
+                vlow[b],
+                p_exp[b],
+                q_exp[b],
+            )
+            cur[k, b] = c
+            i_a[k, f[b]] -= c
+            if t[b] < n_a:
+                i_a[k, t[b]] += c
+
+
+@njit(cache=True)
+def residual_kernel(
+    v_a, rows, f, t, y_b, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, out
+):  # pragma: no cover
+    """``out[j] = I_A(V) + Y_l V`` at the active nodes for the scenarios ``rows``.
+
+    ``I_A`` are the currents the branches inject (minus the current each draws from its
+    first node, plus at its second), ``Y_l`` the branches' fixed admittances ``y_b``.
+
+    Parameters
+    ----------
+    v_a : numpy.ndarray (S, nA) complex
+        Active-node voltages [V].
+    rows : numpy.ndarray of int
+        Scenarios to evaluate.
+    f, t : numpy.ndarray (nb,) of int
+        Branch end nodes in the active set (``nA`` for ground).
+    y_b : numpy.ndarray (nb,) complex
+        Branch admittances of the preconditioner [S].
+    s : numpy.ndarray (S, nb) complex
+        Consumed power per branch [VA].
+    v_base, model, vmin, vmax, vlow, p_exp, q_exp : numpy.ndarray (nb,)
+        Branch parameters (see :class:`grids.powerflow3ph.Branches`).
+    out : numpy.ndarray (len(rows), nA) complex
+        Filled with the residual currents [A].
+    """
+    n_a = v_a.shape[1]
+    for j in range(rows.size):
+        k = rows[j]
+        for a in range(n_a):
+            out[j, a] = 0j
+        for b in range(f.size):
+            vt = v_a[k, t[b]] if t[b] < n_a else 0j
+            v_br = v_a[k, f[b]] - vt
+            cur = branch_current(
+                v_br, s[k, b], v_base[b], model[b], vmin[b], vmax[b], vlow[b], p_exp[b], q_exp[b]
+            )
+            r = y_b[b] * v_br - cur
+            out[j, f[b]] += r
+            if t[b] < n_a:
+                out[j, t[b]] -= r
