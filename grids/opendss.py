@@ -479,6 +479,8 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
             if row["model"] not in SUPPORTED_LOAD_MODELS:
                 unsupported.append(f"Load.{name} (model {row['model']}, read as model 1)")
                 row["model"] = 1
+            if row["conn"] == Connection.WYE and dss.Loads.Rneut() >= 0:
+                unsupported.append(f"Load.{name} (neutral impedance Rneut/Xneut ignored)")
             loads.append(row)
         elif cls_l in INJECTION_CLASSES:
             {"pvsystem": dss.PVsystems, "storage": dss.Storages, "generator": dss.Generators}[
