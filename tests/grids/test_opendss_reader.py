@@ -249,3 +249,18 @@ def test_line_geometry_wire_data_and_matrix_lines_match_opendss(tmp_path):
     dss.Solution.Solve()
     assert np.abs(result.v_pu[0] - _opendss_v_pu(model)).max() < 1e-7
     assert result.losses_kw[0] == pytest.approx(dss.Circuit.Losses()[0] / 1000.0, rel=1e-6)
+
+
+def test_regcontrol_options_the_tap_control_ignores_are_listed(tmp_path):
+    master = ThreePhaseFeederModel.from_name("ieee13").circuit.path
+    path = tmp_path / "ieee13_reversible.dss"
+    path.write_text(
+        f'Redirect "{master}"\nRegControl.reg1.reversible=yes\nRegControl.reg2.vlimit=125\n'
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnsupportedElementWarning)
+        model = ThreePhaseFeederModel.from_dss(path)
+    assert model.unsupported == (
+        "RegControl.reg1 (reverse mode not modelled by the tap control)",
+        "RegControl.reg2 (vlimit not modelled by the tap control)",
+    )
