@@ -252,6 +252,8 @@ def bench_regional(*, quick: bool, log) -> dict:
         "regional_parallel_efficiency": walls[1] / (2.0 * walls[2]),
         "regional_bare_pool_2_s": bare_pool_s,
         "regional_baseline_efficiency": walls[1] / (2.0 * bare_pool_s),
+        # the runner against what the machine allowed in the same minute (1: no runner cost)
+        "regional_efficiency_vs_baseline": bare_pool_s / walls[2],
         "load_average_1min": os.getloadavg()[0],
         "cpu_count": os.cpu_count(),
     }

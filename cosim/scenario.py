@@ -1339,6 +1339,11 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
                 events=events,
             )
         )
+    if feeder is not None and feeder.three_phase and any(e.kind is EventKind.FAULT for e in events):
+        problems.append(
+            "events: 'fault' is not available on a three-phase feeder (the fault calculation, "
+            "grids/fault.py, works on the balanced pandapower feeders)"
+        )
     if not entries:  # each [[feeders]] entry was checked with its own key path
         problems.extend(_data_problems(feeder if feeder_ok else None, fleet, sim))
     check_problems(problems, ScenarioError, "invalid scenario")

@@ -430,8 +430,10 @@ def _populate(
         fleet_sim = started.get("fleet") or world.start("FleetSim", **fast_clock)
         remote_fleet = (remote or sim.remote) is RemoteSim.FLEET
         buses = None if fl.table else _fleet_buses(scenario)
+        # simulation.seed, or the seed of a scenario's one [[feeders]] table
+        seed = scenario.feeders[0].seed if scenario.feeders else sim.seed
         ents["fleet"] = _fleet_entity(
-            fleet_sim, fl, buses, sim.seed, remote_fleet, **_fleet_phase_params(scenario)
+            fleet_sim, fl, buses, seed, remote_fleet, **_fleet_phase_params(scenario)
         )
         if fl.setpoint_profile is not None:
             setpoint_sim = world.start(

@@ -2,8 +2,10 @@
 without violating a planner's limit, per charging control, over many random placements.
 
 For every seed, EVs are placed at the customers (:func:`vehicle_models.adoption.place_evs`,
-nested in the share) and every share of the grid is run over the whole window with one batched
-AC power flow (all shares and steps at once): the share is *violation-free* when no step
+nested in the share) and every share of the grid is run over the whole window through the
+time-series power flow (:func:`grids.timeseries_pf.solve_time_series`; with charging-only
+controls the shares above the first violating one are violating too: more EVs only add load):
+the share is *violation-free* when no step
 violates a limit that the EVs make worse (the base-case rule of
 :func:`studies.hosting_capacity_engine.check`). A seed's hosting share is the largest share of
 the grid up to which every share is violation-free; the table gives its median (P50) and the
@@ -39,7 +41,9 @@ import pandas as pd
 from grids.errors import ScenarioError, check_problems
 from grids.feeder_model import FeederModel
 from grids.params import Param
+from grids.profiles_year import FeederProfiles
 from grids.simbench import ev_load_mask
+from grids.timeseries_pf import solve_time_series
 from studies.hosting_capacity_engine import (
     Binding,
     Flows,
@@ -93,9 +97,8 @@ ADOPTION_STUDY_PARAMS: tuple[Param, ...] = (
 )  # fmt: skip
 _PARAMS = {p.name: p for p in ADOPTION_STUDY_PARAMS}
 
-_CHUNK_CASES = 8192
 _VOLT_VAR_ITERATIONS = 40
-_VOLT_VAR_TOLERANCE_PU = 1e-4
+_VOLT_VAR_TOLERANCE_PU = 1e-6
 _VOLT_VAR_DAMPING = 0.6
 
 
@@ -344,7 +347,10 @@ def run_adoption_study(
         ev_shapes = ev_shapes[:, np.abs(ev_shapes).max(axis=0) > 0]
     hour = (time_index.hour + time_index.minute / 60 + time_index.second / 3600).to_numpy(float)
     tod_s = hour * 3600.0
-    base = _solve(model, p_base, q_base)
+    base_profiles = FeederProfiles(
+        time=time_index, step_s=step_s, bus=np.asarray(model.bus), p_mw=p_base, q_mvar=q_base
+    )
+    base = _solve(model, base_profiles)
     hot = HotSpot(criteria) if criteria.max_hot_spot_c is not None and len(model.trafo) else None
     limits = Limits(criteria, hot)
     timings = {"base_s": _time.perf_counter() - t0}
@@ -398,19 +404,27 @@ def run_adoption_study(
                 )
                 unserved[control] += float(backlog.sum()) / n_seed
             ev_cols = np.array([col[int(b)] for b in full.bus], dtype=int)
+            # Charging-only EVs (no export) only add load as the share grows (nested
+            # placements): once a share violates, every larger share of the seed does too.
+            charging_only = control is not AdoptionControl.V2G
             for k, share in enumerate(shares):
                 evs = full.rank < round(share * n_customer)  # nested: the first-ranked EVs
                 if not evs.any():
                     continue  # nothing added: nothing made worse
+                if charging_only and k > 0 and violated[control][i, k - 1]:
+                    violated[control][i, k] = True
+                    first[control][i, k] = first[control][i, k - 1]
+                    binding[control][i, k] = binding[control][i, k - 1]
+                    continue
                 incidence = np.zeros((int(evs.sum()), len(model.bus)))
                 incidence[np.arange(int(evs.sum())), ev_cols[evs]] = 1.0
-                p = p_base - (p_kw[:, evs] / 1000.0) @ incidence  # (T, n_bus) MW
+                extra_p = -(p_kw[:, evs] / 1000.0) @ incidence  # (T, n_bus) MW, injection
+                response = None
                 if control is AdoptionControl.VOLT_VAR:
-                    flows = _solve_volt_var(
-                        model, p, q_base, p_kw[:, evs], incidence, full.charger_kw[evs]
+                    response = _volt_var_response(
+                        p_kw[:, evs], ev_cols[evs], incidence, full.charger_kw[evs]
                     )
-                else:
-                    flows = _solve(model, p, q_base)
+                flows = _solve(model, base_profiles, extra_p_mw=extra_p, response=response)
                 result = check(flows, base_checked, limits)
                 bad = ~result.feasible
                 if bad.any():
@@ -438,53 +452,38 @@ def run_adoption_study(
     )
 
 
-def _solve(model: FeederModel, p: np.ndarray, q: np.ndarray) -> Flows:
-    n = p.shape[0]
-    vm = np.empty((n, len(model.bus)))
-    line = np.empty((n, len(model.line)))
-    trafo = np.empty((n, len(model.trafo)))
-    converged = np.empty(n, dtype=bool)
-    for start in range(0, n, _CHUNK_CASES):
-        rows = slice(start, min(n, start + _CHUNK_CASES))
-        res = model.solve(p[rows], q[rows], warm_start=False)
-        vm[rows], line[rows], trafo[rows] = (
-            res.vm_pu,
-            res.line_loading_percent,
-            res.trafo_loading_percent,
-        )
-        converged[rows] = res.converged
-    return Flows(vm, line, trafo, converged, model.dead_bus if model.dead_bus.any() else None)
+def _solve(model: FeederModel, profiles, *, extra_p_mw=None, response=None) -> Flows:
+    """The window through the one time-series power flow, as the limit checks need it (a step
+    whose control fixed point did not settle counts as not converged)."""
+    res = solve_time_series(
+        model,
+        profiles,
+        extra_p_mw=extra_p_mw,
+        response=response,
+        response_tolerance_pu=_VOLT_VAR_TOLERANCE_PU,
+        response_max_iterations=_VOLT_VAR_ITERATIONS,
+        response_relaxation=_VOLT_VAR_DAMPING,
+    )
+    converged = np.asarray(res.converged, dtype=bool)
+    if res.response_converged is not None:
+        converged = converged & res.response_converged
+    dead = model.dead_bus if model.dead_bus.any() else None
+    return Flows(res.vm_pu, res.line_loading_percent, res.trafo_loading_percent, converged, dead)
 
 
-def _solve_volt_var(model, p, q_base, p_kw, incidence, rating_kw) -> Flows:
-    """Flows with every drawing charger on the volt-var curve (damped fixed point).
-
-    ``p`` (T, n_bus) already holds the chargers' active power; ``p_kw`` (T, n_ev) says which
-    charger draws at each step, ``incidence`` (n_ev, n_bus) where it sits.
-    """
-    active = np.abs(p_kw) > 0
-    ev_cols = np.argmax(incidence, axis=1)
+def _volt_var_response(p_kw, ev_cols, incidence, rating_kw):
+    """Reactive power of the drawing chargers on the IEEE 1547-2018 Category B volt-var curve,
+    per bus [Mvar], for :func:`grids.timeseries_pf.solve_time_series` (``response``)."""
     settings = VoltVarSettings.defaults()
-    q_ev_pu = np.zeros_like(p_kw)  # per EV, pu of its rating (+ injected)
+    active = np.abs(p_kw) > 0
     scale = rating_kw[None, :] / 1000.0
-    flows = _solve(model, p, q_base)
-    rows = np.arange(p.shape[0])  # steps whose chargers have not settled yet
-    for _ in range(_VOLT_VAR_ITERATIONS):
-        vm_ev = np.nan_to_num(flows.vm_pu[rows][:, ev_cols], nan=1.0)
-        target = np.where(active[rows], volt_var_q_pu(vm_ev, settings), 0.0)
-        moving = np.abs(target - q_ev_pu[rows]).max(axis=1, initial=0.0) >= _VOLT_VAR_TOLERANCE_PU
-        rows, target = rows[moving], target[moving]
-        if not len(rows):
-            break
-        q_ev_pu[rows] += _VOLT_VAR_DAMPING * (target - q_ev_pu[rows])
-        part = _solve(model, p[rows], q_base[rows] + (q_ev_pu[rows] * scale) @ incidence)
-        flows.vm_pu[rows] = part.vm_pu
-        flows.line_loading_percent[rows] = part.line_loading_percent
-        flows.trafo_loading_percent[rows] = part.trafo_loading_percent
-        flows.converged[rows] = part.converged
-    else:
-        flows.converged[rows] = False  # the curve and the flow did not settle: not accepted
-    return flows
+
+    def respond(rows, vm_pu):
+        q_pu = np.where(active[rows], volt_var_q_pu(vm_pu[:, ev_cols], settings), 0.0)
+        q_mvar = (q_pu * scale) @ incidence
+        return np.zeros_like(q_mvar), q_mvar
+
+    return respond
 
 
 def _summary(control, shares, violated, binding, unserved_kwh) -> dict:

@@ -52,7 +52,9 @@ def fault_model(feeder: Any, event: Any):
     )
 
 
-def fault_problems(shared: Any, *, scaled_sag: bool, section: str) -> list[str]:
+def fault_problems(
+    shared: Any, *, scaled_sag: bool, section: str, raw_events: Any = None
+) -> list[str]:
     """Problems of the ``fault`` events of a scenario for the contingency study.
 
     A fault needs a bus of the feeder and the source's short-circuit data; one fault at a
@@ -67,6 +69,9 @@ def fault_problems(shared: Any, *, scaled_sag: bool, section: str) -> list[str]:
         Whether the study section also gives ``sag_vm_pu``.
     section : str, keyword-only
         The study section's name (for messages).
+    raw_events : list, keyword-only
+        The ``[[events]]`` tables as written, so that messages name each fault by its
+        position in the file (the loaded events are sorted by time).
 
     Returns
     -------
@@ -74,7 +79,17 @@ def fault_problems(shared: Any, *, scaled_sag: bool, section: str) -> list[str]:
         Every problem with its key path.
     """
     problems: list[str] = []
-    indexed = [(i, e) for i, e in enumerate(shared.events) if e.kind is EventKind.FAULT]
+    faults = [e for e in shared.events if e.kind is EventKind.FAULT]
+    # file positions of the fault tables, in the (stable) time order of the loaded events
+    written = [
+        (item.get("t_s"), i)
+        for i, item in enumerate(raw_events if isinstance(raw_events, list) else [])
+        if isinstance(item, dict) and item.get("kind") == EventKind.FAULT.value
+    ]
+    positions = [i for _, i in sorted(written, key=lambda ti: ti[0])]
+    if len(positions) != len(faults):
+        positions = list(range(len(faults)))  # (a caller without the raw tables)
+    indexed = list(zip(positions, faults, strict=True))
     if indexed and scaled_sag:
         problems.append(
             f"{section}.sag_vm_pu: a scaled sag and a 'fault' event were both given "

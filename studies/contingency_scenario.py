@@ -426,7 +426,12 @@ def load_contingency_scenario(
             except ScenarioError as exc:
                 problems.extend(exc.problems or [str(exc)])
         problems.extend(
-            fault_problems(shared, scaled_sag=settings.sag_vm_pu is not None, section=STUDY_SECTION)
+            fault_problems(
+                shared,
+                scaled_sag=settings.sag_vm_pu is not None,
+                section=STUDY_SECTION,
+                raw_events=raw.get("events"),
+            )
         )
     check_problems(problems, ScenarioError, f"{source}: invalid contingency scenario")
     assert shared is not None and params is not None

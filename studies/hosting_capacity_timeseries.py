@@ -9,7 +9,8 @@ the ``(n - ceil(p n / 100))``-th smallest ``HC_t`` (the minimum for ``p = 100``)
 
 Method (exact, not a linear estimate):
 
-1. the AC power flow of every step without the added injection (one batched call per chunk);
+1. the AC power flow of every step without the added injection
+   (:func:`grids.timeseries_pf.solve_time_series`);
 2. a linear screen of ``HC_t`` at every step (:class:`studies.timeseries_screen.LinearScreen`:
    LinDistFlow sensitivities around the AC solution of each step);
 3. the exact AC bisection (:func:`studies.hosting_capacity_engine.bisect`, 1 kW) at the steps
@@ -23,8 +24,8 @@ Method (exact, not a linear estimate):
 
 Each row also carries the planner's snapshot answer (DISCO-style: one worst snapshot -- the
 step of highest total demand for import, of lowest for export -- one bus at a time) and how
-much it overstates the time-series answer. Without a linear model (a meshed feeder) every step
-is bisected in AC.
+much it overstates the time-series answer. Without a linear model (a meshed feeder) the screen
+takes AC sensitivities instead (one more AC power flow per step and bus with a small addition).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from grids.errors import ConvergenceError, FeederError, ScenarioError, check_pro
 from grids.feeder_model import FeederModel
 from grids.params import Param
 from grids.simbench import is_simbench_name, simbench_profiles
+from grids.timeseries_pf import solve_time_series
 from studies.hosting_capacity import HostingCapacityStudy
 from studies.hosting_capacity_engine import (
     AC_TOLERANCE_MVA,
@@ -51,7 +53,7 @@ from studies.hosting_capacity_engine import (
     check_value,
 )
 from studies.hosting_capacity_types import DEFAULT_TOLERANCE_MW, Mode, check_pf, q_per_p_from_pf
-from studies.timeseries_screen import LinearScreen
+from studies.timeseries_screen import LinearScreen, ac_sensitivity_screen
 from studies.timeseries_search import OrderStatisticSearch
 
 __all__ = [
@@ -90,9 +92,6 @@ TS_HC_PARAMS: tuple[Param, ...] = (
     ),
 )  # fmt: skip
 _PARAMS = {p.name: p for p in TS_HC_PARAMS}
-
-#: Steps solved per AC call of the base time series.
-_CHUNK_STEPS = 4096
 
 
 @dataclass
@@ -227,31 +226,21 @@ def _check_profiles(model: FeederModel, profiles) -> tuple[np.ndarray, np.ndarra
     return p, q
 
 
-def _base_time_series(model: FeederModel, p: np.ndarray, q: np.ndarray, time_index) -> Flows:
-    """AC flows of every step without the added injection."""
-    n = p.shape[0]
-    vm = np.empty((n, len(model.bus)))
-    line = np.empty((n, len(model.line)))
-    trafo = np.empty((n, len(model.trafo)))
-    converged = np.empty(n, dtype=bool)
-    for start in range(0, n, _CHUNK_STEPS):
-        rows = slice(start, min(n, start + _CHUNK_STEPS))
-        res = model.solve(p[rows], q[rows], warm_start=False)
-        vm[rows], line[rows], trafo[rows] = (
-            res.vm_pu,
-            res.line_loading_percent,
-            res.trafo_loading_percent,
-        )
-        converged[rows] = res.converged
+def _base_time_series(model: FeederModel, profiles, time_index) -> Flows:
+    """AC flows of every step without the added injection (the one time-series power flow,
+    :func:`grids.timeseries_pf.solve_time_series`)."""
+    res = solve_time_series(model, profiles)
+    converged = np.asarray(res.converged, dtype=bool)
     if not converged.all():
         first = int(np.flatnonzero(~converged)[0])
         raise ConvergenceError(
             f"{model.name}: the AC power flow of the profiles did not converge at "
-            f"{int((~converged).sum())} of {n} steps (first {time_index[first].isoformat()})",
+            f"{int((~converged).sum())} of {len(converged)} steps (first "
+            f"{time_index[first].isoformat()})",
             index=first,
         )
     dead = model.dead_bus if model.dead_bus.any() else None
-    return Flows(vm, line, trafo, converged, dead)
+    return Flows(res.vm_pu, res.line_loading_percent, res.trafo_loading_percent, converged, dead)
 
 
 def _check_arguments(values: dict[str, Any]) -> dict[str, Any]:
@@ -352,7 +341,7 @@ def run_time_series_hosting_capacity(
         raise ScenarioError(f"cap_mw: {cap:g} must be above tolerance_mw ({tol:g})")
     p, q = _check_profiles(model, profiles)
     time_index = pd.DatetimeIndex(profiles.time)
-    base = _base_time_series(model, p, q, time_index)
+    base = _base_time_series(model, profiles, time_index)
     timings["base_ac_s"] = time.perf_counter() - t0
 
     col = {int(b): i for i, b in enumerate(model.bus)}
@@ -449,11 +438,21 @@ def _nanmin_rows(values: np.ndarray) -> np.ndarray:
 
 
 def _screen(model, study, p, q, base: Flows, directions, q_per_p) -> np.ndarray:
-    """Screened size (n_steps, n_dir); NaN everywhere without a linear model (meshed)."""
+    """Screened size (n_steps, n_dir): LinDistFlow on a radial feeder, else AC sensitivities."""
     try:
         screen = LinearScreen(model, study.criteria)
-    except FeederError:
-        return np.full((p.shape[0], directions.shape[0]), np.nan)
+    except FeederError:  # meshed: no path-sum model
+        return ac_sensitivity_screen(
+            study.ac,
+            p,
+            q,
+            base,
+            directions,
+            study.criteria,
+            q_per_p=q_per_p,
+            delta_mw=max(1e-3, 1e-3 * study.default_cap_mw),
+            dead_bus=model.dead_bus,
+        )
     return screen.screen(
         p,
         q,

@@ -226,6 +226,11 @@ class ManyFeederResponse:
         self.last_delta_mw = 0.0
         self.n_feeders = len(scenario.feeders)
         self.changes = [InjectionChange(replicas=self.replicas) for _ in range(self.n_feeders)]
+        bad = sorted(i for i in off if not (isinstance(i, int) and 0 <= i < self.n_feeders))
+        if bad:
+            raise ScenarioError(
+                f"off: {bad} are not feeder indices (0..{self.n_feeders - 1}, scenario order)"
+            )
         self.seen = np.ones(self.n_feeders)
         self.seen[list(off)] = 0.0
         self.p_feeder_mw = np.zeros(self.n_feeders)

@@ -35,6 +35,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from grids.errors import FeederError, ScenarioError, check_problems
 from grids.feeders import feeder_names
 from grids.simbench import (
@@ -319,8 +321,6 @@ def run_feeder(feeder: str, options: dict[str, Any]) -> dict[str, Any]:
         ``hc_median_mw`` [MW], ``binding`` (most frequent) and ``rows`` (JSON of the per-bus
         rows).
     """
-    import numpy as np
-
     row: dict[str, Any] = {
         "run_id": feeder,
         "status": STATUS_OK,

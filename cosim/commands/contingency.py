@@ -156,6 +156,38 @@ def fault_event(args: argparse.Namespace, event_t_s: float) -> dict | None:
     return event
 
 
+_OPTION_OF_KEY = {
+    "bus": "--fault",
+    "duration_s": "--fault-duration-s",
+    "t_s": "--fault-t-s",
+    "s_sc_mva": "--fault-s-sc-mva",
+    "rx": "--fault-rx",
+}
+
+
+def _load_with_fault(path: Path, event: dict):
+    """The scenario with the command line's fault added; its problems name the options."""
+    from cosim.scenario import read_toml
+    from grids.errors import ScenarioError
+    from studies.contingency import load_contingency_scenario
+
+    try:
+        return load_contingency_scenario(path, extra_events=[event])
+    except ScenarioError as error:
+        written = read_toml(path).get("events", [])
+        key = f"events[{len(written) if isinstance(written, list) else 1}]"
+        problems = []
+        for problem in error.problems:
+            if key in problem:
+                problem = problem.replace(f"{key}: ", "--fault: ")
+                for name, option in _OPTION_OF_KEY.items():
+                    problem = problem.replace(f"{key}.{name}:", f"{option}:")
+                    problem = problem.replace(f"give {name} explicitly", f"give {option}")
+                problem = problem.replace(f"{key}.", "--fault ")
+            problems.append(problem)
+        raise ScenarioError(error.summary, problems=problems) from None
+
+
 def fault_lines(case: dict) -> list[str]:
     """What a case's faults did, one paragraph per fault: retained voltages, the buses below
     each ride-through threshold, the fleet power ceased and tripped."""
@@ -214,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
     scenario = load_contingency_scenario(args.scenario)
     event = fault_event(args, scenario.event_t_s)
     if event is not None:
-        scenario = load_contingency_scenario(args.scenario, extra_events=[event])
+        scenario = _load_with_fault(args.scenario, event)
     if args.compare is None:
         cases = None
     else:

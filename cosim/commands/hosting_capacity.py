@@ -209,9 +209,26 @@ def run(args: argparse.Namespace) -> int:
     from studies.hosting_capacity_engine import check_value
     from studies.hosting_capacity_types import HC_SCENARIO_PARAMS
 
+    three_phase = is_three_phase_feeder(args.feeder)
     if args.time_series or args.adoption:
+        # the per-phase options and bus names belong to the three-phase snapshot study
+        check_problems(
+            (["--feeder: the time-series study is for balanced feeders"] if three_phase else [])
+            + [
+                f"{o}: not for the time-series study"
+                for o, v in (("--phase", args.phase), ("--vuf-max-percent", args.vuf_max_percent))
+                if v is not None
+            ]
+            + [
+                f"--bus: {b!r} is not a bus index or 'all'"
+                for b in (args.bus or [])
+                if isinstance(b, str) and b != "all"
+            ],
+            ScenarioError,
+            "invalid hosting-capacity study",
+        )
         return _run_time_series(args)
-    if is_three_phase_feeder(args.feeder):
+    if three_phase:
         return _run_three_phase(args)
     balanced_only = [
         (option, value)
@@ -310,6 +327,17 @@ def _run_time_series(args: argparse.Namespace) -> int:
 
     if args.time_series and args.adoption:
         raise ScenarioError("--time-series and --adoption: choose one study per run")
+    for option, value in (
+        ("--phase", getattr(args, "phase", None)),
+        ("--vuf-max-percent", getattr(args, "vuf_max_percent", None)),
+        ("--method", None if args.method == "screen+ac" else args.method),
+        ("--control", None if args.control == "none" else args.control),
+    ):
+        if value is not None:
+            raise ScenarioError(
+                f"{option}: not available with --time-series or --adoption (balanced feeders, "
+                "the exact screen+AC method, fixed power factor; --adoption studies the controls)"
+            )
     check_output_dir(args.out)
     duration_s = parse_duration_s(args.duration)
     criteria = HostingCapacityCriteria(

@@ -19,6 +19,7 @@ from cosim.simulators.base import (
 from grids.errors import FeederError, ScenarioError, SimulationError
 from grids.fault import FaultModel
 from grids.feeder_model import FeederModel, SolveMethod
+from grids.simbench import is_simbench_name, simbench_profiles
 from grids.thermal import (
     DEFAULT_COOLING,
     CoolingMode,
@@ -120,6 +121,10 @@ class FeederSim(SimulatorBase):
     the same data without a third simulator on the hot path of the mosaik scheduler (a profile
     simulator costs about as much scheduling per step as the power flow's adapter). Values
     received on the ``load_pu``/``ambient_c`` inputs take precedence over the file.
+    A SimBench feeder (``simbench:<code>``) without a ``load_profile`` follows its own year-long
+    profiles (:func:`grids.simbench.simbench_profiles`: loads, PV, storage and EV charging per
+    bus, 15-min zero-order hold from ``start``, default the profiles' first step); the
+    ``load_pu`` input still scales them.
 
     The transformer thermal model is loaded with the feeder model's substation loading
     ``|S_slack| / rating_mva`` (``transformer_load_pu``): feeders such as ``case33bw`` have no
@@ -169,6 +174,7 @@ class FeederSim(SimulatorBase):
         self._out: dict[str, Any] = {}
         self._bus_out: dict[str, dict] = {}
         self._profile_steps: np.ndarray | None = None
+        self._feeder_profiles = None  # FeederProfiles of a SimBench feeder
         self._profile_load: np.ndarray | None = None
         self._profile_ambient: np.ndarray | None = None
         self._vm_sent: np.ndarray | None = None  # same-time loop: last voltages sent
@@ -218,7 +224,8 @@ class FeederSim(SimulatorBase):
         ).prepare(self.method)
         self.net = self.model.net
         self.base_p_mw, self.base_q_mvar = self.model.base_injection()
-        self._base_p_sum_mw = float(self.base_p_mw.sum())
+        if load_profile is None and is_simbench_name(feeder):
+            self._feeder_profiles = simbench_profiles(self.model.net, self.model).window(start)
         self.bus = np.asarray(self.model.bus)
         self.bus_pos = {int(b): i for i, b in enumerate(self.bus)}
         self._key_pos = {str(b): i for b, i in self.bus_pos.items()}
@@ -268,6 +275,21 @@ class FeederSim(SimulatorBase):
         self._profile_cursor = row
         return row
 
+    def _base_at(self, time: int) -> tuple[np.ndarray, np.ndarray]:
+        """The feeder's own injections at ``time``: a SimBench feeder's profile row (held
+        for its 15 minutes), else the net's base injection."""
+        profiles = self._feeder_profiles
+        if profiles is None:
+            return self.base_p_mw, self.base_q_mvar
+        row = int(time * self.time_resolution // profiles.step_s)
+        if row >= profiles.n_steps:
+            end = profiles.time[-1] + np.timedelta64(int(profiles.step_s), "s")
+            raise SimulationError(
+                f"{self.model.name}: simulated time {time * self.time_resolution:g} s runs past "
+                f"the end of its profiles ({end}); shorten simulation.duration_s or start earlier"
+            )
+        return profiles.p_mw[row], profiles.q_mvar[row]
+
     def _apply_outages(self, lines: list[int]) -> None:
         try:
             self.model.with_outages(lines).prepare(self.method)
@@ -312,8 +334,9 @@ class FeederSim(SimulatorBase):
                 i = self._pos(int(eid[4:]))
                 extra_p[i] += sum_inputs(bus_inputs.get("p_mw"))
                 extra_q[i] += sum_inputs(bus_inputs.get("q_mvar"))
-        p_mw = self.base_p_mw * load_pu + extra_p
-        q_mvar = self.base_q_mvar * load_pu + extra_q
+        base_p, base_q = self._base_at(time)
+        p_mw = base_p * load_pu + extra_p
+        q_mvar = base_q * load_pu + extra_q
         if self.breaker is None:
             out = self._solve(p_mw, q_mvar, time)
         else:
@@ -329,7 +352,7 @@ class FeederSim(SimulatorBase):
             self._apply_fault(out, p_mw, q_mvar)
         out["load_pu_used"] = load_pu
         out["ambient_c_used"] = ambient_c
-        out["p_load_mw"] = -self._base_p_sum_mw * load_pu
+        out["p_load_mw"] = -float(base_p.sum()) * load_pu
         out["p_extra_mw"] = float(extra_p.sum())
         if self.thermal is None:
             self.thermal = self._thermal_model(out["transformer_load_pu"], ambient_c)

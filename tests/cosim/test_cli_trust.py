@@ -710,9 +710,7 @@ def test_violation_lines_from_objects_and_json_dicts(capsys):
     )
     note = "every line of x: no rating given, line loading not checked"
     assert violation_lines([violation.to_dict()], [note]) == [violation.describe(), note]
-    assert violation_lines([violation]) == [
-        "line loading: line 4 at 123 % (limit 100 %)"
-    ]
+    assert violation_lines([violation]) == ["line loading: line 4 at 123 % (limit 100 %)"]
     print_violations([], [])
     assert capsys.readouterr().out == ""
 

@@ -169,3 +169,15 @@ def test_a_fault_inside_an_island_period_is_a_scenario_problem():
         load_scenario(data)
     data["events"] = [{"t_s": 0.5, "kind": "island"}, {"t_s": 0.8, "kind": "reconnect"}, FAULT]
     assert len(load_scenario(data).events) == 3
+
+
+def test_a_fault_on_a_three_phase_feeder_is_a_scenario_problem():
+    from grids.errors import ScenarioError
+
+    data = {
+        "simulation": {"duration_s": 2.0, "step_s": 0.02},
+        "feeder": {"name": "ieee13"},
+        "events": [dict(FAULT, bus=0)],
+    }
+    with pytest.raises(ScenarioError, match="'fault' is not available on a three-phase feeder"):
+        load_scenario(data)

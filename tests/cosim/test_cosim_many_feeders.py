@@ -322,3 +322,16 @@ def test_a_balanced_and_a_three_phase_feeder_on_one_frequency(tmp_path):
     np.testing.assert_allclose(imbalance, event + change, rtol=0, atol=1e-9)
     vuf = _series(grouped, ".vuf_max_percent")  # the three-phase feeder's own outputs
     assert list(vuf) == [f"{meta['feeders']['dss']['feeder']}.vuf_max_percent"]
+
+
+def test_one_feeders_table_is_the_one_feeder_run(tmp_path):
+    """One ``[[feeders]]`` table is a one-feeder scenario (its seed included)."""
+    table = dict(BASE, feeders=[{**FEEDER, "seed": 7, "fleet": FLEET}])
+    plain = dict(BASE, simulation={**BASE["simulation"], "seed": 7}, feeder=FEEDER, fleet=FLEET)
+    a, b = load_scenario(table), load_scenario(plain)
+    assert not a.many_feeders and a.feeder == b.feeder and a.fleet == b.fleet
+    _, _, frame_a, _ = _run(table, tmp_path / "a")
+    _, _, frame_b, _ = _run(plain, tmp_path / "b")
+    (f_a,) = _series(frame_a, ".f_hz").values()
+    (f_b,) = _series(frame_b, ".f_hz").values()
+    np.testing.assert_array_equal(f_a, f_b)

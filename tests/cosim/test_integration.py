@@ -34,7 +34,11 @@ BULK = {
     ids=lambda p: p.name,
 )
 def test_every_shipped_scenario_is_valid_for_a_plain_run(path):
-    """One scenario file serves both `v2g-cosim run` and its study command."""
+    """One scenario file serves both `v2g-cosim run` and its study command (the run command
+    registers the study sections first, as here: the test no longer depends on test order)."""
+    from cosim.clitools import register_study_sections
+
+    register_study_sections()
     scenario = load_scenario(path)
     assert scenario.simulation.duration_s > 0
 

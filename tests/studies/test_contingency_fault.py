@@ -179,3 +179,17 @@ def test_cli_fault_case(tmp_path, capsys):
     assert "--fault-duration-s: missing" in capsys.readouterr().err
     assert main([*argv[:5], "--fault-duration-s", "0.2"]) == 2
     assert "only with --fault BUS" in capsys.readouterr().err
+    # problems of the command line's fault name its options (not an events[] index)
+    assert main(argv[:-4]) == 2  # no --fault-s-sc-mva / --fault-rx for case33bw
+    err = capsys.readouterr().err
+    assert "give --fault-s-sc-mva" in err and "give --fault-rx" in err
+    bad_bus = [a if a != "2" else "99" for a in argv]
+    assert main(bad_bus) == 2
+    assert "--fault: 99 is not a bus of the feeder" in capsys.readouterr().err
+
+
+def test_fault_problems_name_the_event_as_written():
+    """Events are sorted by time when loaded; messages keep the file's position."""
+    events = [dict(FAULT, t_s=1.0, bus=99), {"t_s": 0.5, "kind": "generation_loss", "p_mw": 220.0}]
+    with pytest.raises(ScenarioError, match=r"events\[0\]\.bus: 99 is not a bus"):
+        load_contingency_scenario(_scenario(events=events))

@@ -168,7 +168,7 @@ def test_european_lv_sample_equals_brute_force():
         vm = res.vm_pu[0, keep]
         return bool(
             res.converged[0]
-            and 0.9 <= vm.min()
+            and vm.min() >= 0.9
             and vm.max() <= 1.1
             and np.nanmax(res.vuf_percent[0]) <= 2.0
             and np.nanmax(res.line_loading_percent[0]) <= 100.0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,6 +19,7 @@ import pytest
 
 from grids.errors import ScenarioError
 from grids.feeder_model import FeederModel
+from grids.profiles_year import FeederProfiles
 from studies.hosting_capacity_bruteforce import bruteforce_hosting_capacity
 from studies.hosting_capacity_engine import HostingCapacityCriteria
 from studies.hosting_capacity_timeseries import (
@@ -31,19 +31,7 @@ from studies.hosting_capacity_timeseries import (
 CRITERIA = HostingCapacityCriteria(v_min_pu=0.90, v_max_pu=1.05)
 
 
-@dataclass(frozen=True)
-class _Profiles:
-    """The profile fields the study reads (``grids.profiles_year.FeederProfiles`` has them)."""
-
-    time: pd.DatetimeIndex
-    step_s: float
-    bus: np.ndarray
-    p_mw: np.ndarray
-    q_mvar: np.ndarray
-    ev_p_mw: np.ndarray | None = None
-
-
-def _profiles(model: FeederModel, *, steps: int = 48, seed: int = 3) -> _Profiles:
+def _profiles(model: FeederModel, *, steps: int = 48, seed: int = 3) -> FeederProfiles:
     """A day at 30 min: an evening-peak shape with a per-bus jitter (buses peak differently)."""
     time = pd.date_range("2026-01-05", periods=steps, freq="30min", tz="UTC")
     hour = (time.hour + time.minute / 60).to_numpy()
@@ -51,9 +39,7 @@ def _profiles(model: FeederModel, *, steps: int = 48, seed: int = 3) -> _Profile
         0.45 + 0.3 * np.exp(-(((hour - 19) / 2.5) ** 2)) + 0.1 * np.exp(-(((hour - 8) / 2) ** 2))
     )
     jitter = 1 + 0.12 * np.random.default_rng(seed).standard_normal((steps, len(model.bus)))
-    mult = shape[:, None] * jitter
-    p0, q0 = model.base_injection()
-    return _Profiles(time, 1800.0, model.bus, p0[None, :] * mult, q0[None, :] * mult)
+    return FeederProfiles.from_model_base(model, time, shape[:, None] * jitter)
 
 
 @pytest.fixture(scope="module")
@@ -200,10 +186,12 @@ def test_bad_arguments_are_named(case33, kwargs, text):
 
 
 def test_bad_profiles_are_named(case33):
-    good = _profiles(case33, steps=4)
-    bad = _Profiles(good.time, good.step_s, good.bus, good.p_mw[:, :5], good.q_mvar)
-    with pytest.raises(ScenarioError, match="p_mw"):
-        run_time_series_hosting_capacity(case33, bad)
+    other = FeederModel.from_name("cigre_mv")
+    profiles = FeederProfiles.from_model_base(
+        other, pd.date_range("2026-01-05", periods=4, freq="h"), np.ones(4)
+    )
+    with pytest.raises(ScenarioError, match=r"profiles\.bus"):
+        run_time_series_hosting_capacity(case33, profiles)
 
 
 def test_parse_duration():
@@ -320,3 +308,34 @@ def test_answer_does_not_depend_on_the_screen(
             percentile=percentile,
         )  # fmt: skip
         assert row["hosting_capacity_mw"] == pytest.approx(ref, abs=1e-3), row
+
+
+def test_meshed_feeder_uses_ac_sensitivities_and_stays_exact():
+    """case33bw with its tie line 17-32 closed is meshed (no LinDistFlow): the AC-sensitivity
+    screen chooses the steps, and the answer still equals brute force."""
+    from grids.errors import FeederError
+    from studies.timeseries_screen import LinearScreen
+
+    net = copy.deepcopy(FeederModel.from_name("case33bw").net)
+    net.line.loc[35, "in_service"] = True  # tie 17-32
+    model = FeederModel.from_net(net)
+    with pytest.raises(FeederError):
+        LinearScreen(model, CRITERIA)
+    profiles = _profiles(model, steps=24)
+    result = run_time_series_hosting_capacity(
+        model, profiles, mode="import", buses=[17, 29], criteria=CRITERIA, snapshot=False
+    )
+    for row in result.rows:
+        ref, _ = _bruteforce(model, profiles, row["bus"], export=False, criteria=CRITERIA)
+        assert row["hosting_capacity_mw"] == pytest.approx(ref, abs=1e-3), row
+        assert row["screen_mw"] == pytest.approx(ref, rel=0.3)  # a real screen, not a guess
+
+
+def test_cli_refuses_snapshot_only_options_with_time_series(capsys):
+    from cosim.cli import main
+
+    args = ["hosting-capacity", "--time-series", "--feeder", "simbench:1-LV-rural1--2-sw"]
+    assert main([*args, "--control", "volt_var_a"]) == 2
+    assert "--control" in capsys.readouterr().err
+    assert main([*args, "--phase", "b"]) == 2
+    assert "--phase" in capsys.readouterr().err

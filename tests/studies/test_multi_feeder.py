@@ -10,6 +10,7 @@ trips adding up to the run's totals.
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -149,6 +150,8 @@ def test_bad_input_is_refused():
     with pytest.raises(ScenarioError) as info:
         load_multi_feeder_scenario(bad)
     assert any(p.startswith("feeders[1].fleet.n_vehicles") for p in info.value.problems)
+    with pytest.raises(ScenarioError, match=r"off: \[5\] are not feeder indices"):
+        simulate_many_feeders(load_multi_feeder_scenario(_many()), "droop", off={5})
     with pytest.raises(ScenarioError, match="workers"):
         run_multi_feeder_study(_many(), workers=0, attribution=False)
     with pytest.raises(ScenarioError, match="unknown case"):
@@ -167,3 +170,24 @@ def test_what_the_study_does_not_model_is_refused():
     data["feeders"][2] = {"name": "ieee13", "label": "dss", "fleet": {"n_vehicles": 10}}
     with pytest.raises(ScenarioError, match=r"feeders\[2\].name: 'ieee13' is a three-phase"):
         load_multi_feeder_scenario(data)
+
+
+def test_command_line(tmp_path, capsys):
+    """``v2g-cosim many-feeders``: the per-feeder table in JSON and text, errors exit 2."""
+    import tomli_w
+
+    from cosim.cli import main
+
+    path = tmp_path / "many.toml"
+    path.write_bytes(tomli_w.dumps(_many(n_vehicles=(50, 100, 150), seeds=(1, 2, 3))).encode())
+    assert main(["many-feeders", "--scenario", str(path), "--no-attribution", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["case"] == "droop" and [r["n_vehicles"] for r in out["feeders"]] == [50, 100, 150]
+    assert "nadir_effect_hz" not in out["feeders"][0]
+    assert (
+        main(["many-feeders", "--scenario", str(path), "--case", "trip", "--no-attribution"]) == 0
+    )
+    text = capsys.readouterr().out
+    assert "case trip: nadir" in text and "tripped_mw" in text and "f2" in text
+    assert main(["many-feeders", "--scenario", str(path), "--workers", "0"]) == 2
+    assert "workers: 0 is not an integer in 1..64" in capsys.readouterr().err

@@ -7,29 +7,18 @@ and must flag exactly the violating placements the study flags.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from grids.errors import ScenarioError
 from grids.feeder_model import FeederModel
+from grids.profiles_year import FeederProfiles
 from studies.adoption import AdoptionControl, customer_buses, run_adoption_study
 from studies.hosting_capacity_engine import HostingCapacityCriteria
 from vehicle_models.adoption import place_evs, session_demand_kw
 
 CRITERIA = HostingCapacityCriteria(v_min_pu=0.935, v_max_pu=1.05)
-
-
-@dataclass(frozen=True)
-class _Profiles:
-    time: pd.DatetimeIndex
-    step_s: float
-    bus: np.ndarray
-    p_mw: np.ndarray
-    q_mvar: np.ndarray
-    ev_p_mw: np.ndarray | None = None
 
 
 def _profiles(model, *, steps=48, ev=False):
@@ -43,7 +32,7 @@ def _profiles(model, *, steps=48, ev=False):
         ev_p = np.zeros_like(p)
         ev_p[:, [5, 12, 20]] = 0.02 * np.exp(-(((hour - 20) / 2) ** 2))[:, None]
         p = p - ev_p
-    return _Profiles(time, 1800.0, model.bus, p, q, ev_p)
+    return FeederProfiles(time=time, step_s=1800.0, bus=model.bus, p_mw=p, q_mvar=q, ev_p_mw=ev_p)
 
 
 @pytest.fixture(scope="module")
