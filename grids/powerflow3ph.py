@@ -421,7 +421,7 @@ class ZBusSolver:
         self._cols: dict[int, int] = {}
         self._z_cols = np.zeros((self.n, 0), dtype=complex)
         self._warm: tuple[np.ndarray, np.ndarray] | None = None
-        self._warm_full: np.ndarray | None = None
+        self._warm_full: tuple[np.ndarray, np.ndarray] | None = None
         self._precond: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._structures: dict[bytes, dict] = {}
         self._last_structure: tuple[Branches, dict] | None = None
@@ -554,7 +554,9 @@ class ZBusSolver:
             v_a = last.copy() if last.shape[0] == n_scen else np.repeat(last[-1:], n_scen, 0)
         elif warm_start and self._warm_full is not None:
             # other active nodes (e.g. new injection points): start from the last solution
-            v_a = np.repeat(self._warm_full[active][None, :], n_scen, axis=0)
+            i_last, z_last = self._warm_full
+            v_last = self.v0_v[active] + matmul_rows(i_last[None, :], z_last[:, active])[0]
+            v_a = np.repeat(v_last[None, :], n_scen, axis=0)
         else:
             v_a = np.repeat(self.v0_v[active][None, :], n_scen, axis=0)
         converged = np.zeros(n_scen, dtype=bool)
@@ -608,7 +610,7 @@ class ZBusSolver:
         final_kernel(v_a, f, t, s_va, *params, i_a, cur)
         voltages = NodeVoltages(self.v0_v, z_an, i_a)
         self._warm = (active, v_a.copy())
-        self._warm_full = self.v0_v + matmul_rows(i_a[-1:], z_an)[0]
+        self._warm_full = (i_a[-1].copy(), z_an)  # formed only if the next call needs it
         # power at the final node voltages: with the currents above, the network equations
         # hold exactly, so source + injections = loads + losses to rounding
         v_act = self.v0_v[active] + matmul_rows(i_a, z_aa_t)
