@@ -10,8 +10,9 @@ load shapes (35,040 steps; ``--quick``: 2,000), the same shapes in both tools:
 * **sequential volt-var** -- single-phase PV inverters (a ``PVSystem`` with a yearly
   irradiance shape) under the IEEE 1547-2018 Category B volt-var curve: OpenDSS with an
   ``InvControl`` ``mode=VOLTVAR`` (tight tolerances) against warm-started solves step by step
-  with the same curve solved to its fixed point (``q = Q(|v|)`` to 1e-4 of the rating, by
-  Newton steps with the linear model's ``d|v|/dq`` between the units); on the first
+  with the same curve solved to its fixed point (``q = Q(|v|)`` to 1e-4 of the rating: a
+  linear-model predictor of each step's voltages, then AC solves with Newton corrections from
+  the linear model's ``d|v|/dq`` between the units); on the first
   ``--seq-steps`` steps for both tools (default 2,000, ``--quick`` 200: the engine's single
   solve costs ~12 ms, so a full year would take over half an hour per feeder).
 
@@ -191,32 +192,67 @@ def _curve_slope(vm_pu: np.ndarray) -> np.ndarray:
     )
 
 
+def _magnitude_rows(linear, rows: np.ndarray, cols_dv: np.ndarray) -> np.ndarray:
+    """d|v|/dx at the ``rows`` nodes from complex sensitivity columns dv/dx."""
+    v_hat = linear.v_point_pu[rows]
+    return np.real((np.conj(v_hat) / np.abs(v_hat))[:, None] * cols_dv[rows])
+
+
 def _engine_volt_var(model, mult, pv_nodes, p_pv_mw, q_max_mvar):
     """Warm-started sequential solve with the volt-var curve solved to its fixed point.
 
-    Each step solves ``g(q) = q - q_max Q(|v(q)|) = 0`` by Newton steps with the units'
-    ``d|v|/dq`` matrix from the linear model (:func:`grids.linear3ph.linearise_feeder`, built
-    once at the first step): ``q -= (1 - q_max Q'(|v|) d|v|/dq)^-1 g``, to ``|g| < 1e-4`` of
-    the var rating.
+    The linear model (:func:`grids.linear3ph.linearise_feeder`, built once at the first
+    step) gives ``d|v|/dq`` and ``d|v|/dp`` between the units and ``d|v|/d(load
+    multiplier)`` of every load at the units. Each step first predicts the units' voltages
+    from the previous step's solution and the change of loads and PV output, and solves the
+    curve on that prediction (a small Newton iteration, no power flow); then AC solves verify
+    and correct by Newton steps ``q -= (1 - q_max Q'(|v|) d|v|/dq)^-1 g`` until
+    ``g(q) = q - q_max Q(|v(q)|)`` is below 1e-4 of the var rating.
     """
     from grids.linear3ph import linearise_feeder
 
     n_steps = mult.shape[0]
+    n_units = len(pv_nodes)
     vm = np.empty((n_steps, model.n_node))
     p = np.zeros(model.n_node)
     q = np.zeros(model.n_node)
-    q_units = np.zeros(len(pv_nodes))
+    q_units = np.zeros(n_units)
     iterations = 0
     t0 = time.perf_counter()
     first = model.solve(load_mult=mult[:1])
     linear = linearise_feeder(model, first)
-    dv_dq = linear.wye_sensitivity_pu_per_mw(pv_nodes, reactive=True)[pv_nodes]
-    v_hat = linear.v_point_pu[pv_nodes]
-    # d|v_i|/dq_j [pu/Mvar] between the units (the coupling of nearby units included)
-    dvm_dq = np.real((np.conj(v_hat) / np.abs(v_hat))[:, None] * dv_dq)
-    eye = np.eye(len(pv_nodes))
+    dvm_dq = _magnitude_rows(
+        linear, pv_nodes, linear.wye_sensitivity_pu_per_mw(pv_nodes, reactive=True)
+    )
+    dvm_dp = _magnitude_rows(linear, pv_nodes, linear.wye_sensitivity_pu_per_mw(pv_nodes))
+    # each load as wye injections of its kW/kvar split over its phase nodes
+    dvm_dmult = np.zeros((n_units, model.n_load))
+    for j, nodes in enumerate(model.load_nodes):
+        nodes = np.asarray([n for n in nodes if n >= 0 and 1 <= model.node_phase[n] <= 3])
+        if nodes.size == 0:
+            continue
+        share_p = -model.load_p_kw[j] / 1000.0 / nodes.size
+        share_q = -model.load_q_kvar[j] / 1000.0 / nodes.size
+        cols = linear.wye_sensitivity_pu_per_mw(nodes) * share_p + (
+            linear.wye_sensitivity_pu_per_mw(nodes, reactive=True) * share_q
+        )
+        dvm_dmult[:, j] = _magnitude_rows(linear, pv_nodes, cols).sum(axis=1)
+    eye = np.eye(n_units)
+    v_prev = first.vm_pu[0, pv_nodes]
+    mult_prev, p_prev = mult[0], np.zeros(n_units)
     for k in range(n_steps):
         p[pv_nodes] = p_pv_mw[k]
+        # predictor on the linear model: voltages after the load / PV change, curve solved
+        v_fixed = v_prev + dvm_dmult @ (mult[k] - mult_prev) + dvm_dp @ (p_pv_mw[k] - p_prev)
+        q_pred = q_units.copy()
+        for _ in range(20):
+            v_pred = v_fixed + dvm_dq @ (q_pred - q_units)
+            g = q_pred - q_max_mvar * np.interp(v_pred, VV_V_PU, VV_Q_PU)
+            if np.max(np.abs(g)) < 0.1 * VV_TOLERANCE * q_max_mvar:
+                break
+            jac = eye - (q_max_mvar * _curve_slope(v_pred))[:, None] * dvm_dq
+            q_pred = q_pred - np.linalg.solve(jac, g)
+        q_units = q_pred
         for _ in range(50):
             q[pv_nodes] = q_units
             res = model.solve(load_mult=mult[k : k + 1], p_wye_mw=p, q_wye_mvar=q)
@@ -228,6 +264,7 @@ def _engine_volt_var(model, mult, pv_nodes, p_pv_mw, q_max_mvar):
             jac = eye - (q_max_mvar * _curve_slope(v_units))[:, None] * dvm_dq
             q_units = q_units - np.linalg.solve(jac, g)
         vm[k] = res.vm_pu[0]
+        v_prev, mult_prev, p_prev = v_units, mult[k], p_pv_mw[k]
     return time.perf_counter() - t0, vm, iterations
 
 
