@@ -262,12 +262,18 @@ def compile_dss(path: str | Path):
     if not master.is_file():
         raise FeederError(f"OpenDSS file {master}: not found")
     cwd = os.getcwd()
+    # ``Show`` commands in a model open a text editor on the report unless this (process-wide)
+    # switch is off; restored afterwards for other users of opendssdirect in the process
+    allow_editor = dss.Basic.AllowEditor()
     try:
+        dss.Basic.AllowEditor(False)
         dss.Text.Command("clear")
         dss.Text.Command(f'compile "{master}"')
     except Exception as exc:  # DSSException carries OpenDSS's message with file and line
-        raise FeederError(f"OpenDSS file {master}: {exc}") from exc
+        # OpenDSS messages span several lines: one line for the CLI's error boundary
+        raise FeederError(f"OpenDSS file {master}: {' '.join(str(exc).split())}") from exc
     finally:
+        dss.Basic.AllowEditor(allow_editor)
         os.chdir(cwd)
     try:
         n_nodes = dss.Circuit.NumNodes()
