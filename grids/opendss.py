@@ -6,8 +6,9 @@ the project's own three-phase solver (:mod:`grids.powerflow3ph`) needs:
 
 * the network admittance matrix ``Y`` [S] over the circuit's nodes (``YNodeOrder``), summed
   from the primitive admittance matrices (``Yprim``) of the power-delivery elements (Line,
-  Transformer incl. regulator transformers at their present tap, Capacitor, Reactor, AutoTrans;
-  switches and open conductors as OpenDSS builds them); loads, PV systems, storage and
+  Transformer incl. regulator transformers at their present tap, Capacitor, Reactor, AutoTrans,
+  Fault, a fixed admittance in a snapshot solve; switches and open conductors as OpenDSS builds
+  them); loads, PV systems, storage and
   generators are NOT in it;
 * each voltage source as its Norton equivalent: the source-impedance admittance ``Y_s`` and the
   current ``I_s = Y_s E`` (EMF ``E`` from ``basekV``, ``pu``, ``angle``);
@@ -48,7 +49,7 @@ from grids.opendss_regulators import (
 )
 
 #: Circuit-element classes whose ``Yprim`` goes into the network admittance matrix.
-NETWORK_CLASSES = ("line", "transformer", "capacitor", "reactor", "autotrans")
+NETWORK_CLASSES = ("line", "transformer", "capacitor", "reactor", "autotrans", "fault")
 #: Power-conversion classes read as constant-power injections.
 INJECTION_CLASSES = ("pvsystem", "storage", "generator")
 #: Classes that do not change the steady state of a snapshot solve (meters, protection that

@@ -1,7 +1,7 @@
 """The OpenDSS reader and three-phase engine on model features first met in held-out feeders.
 
 Each case is a small hand-written model reproducing what a public OpenDSS test feeder does
-(the IEEE 4-bus Yy-delta case's ``Show`` reports, the
+(the IEEE 4-bus Yy-delta case's ``Show`` reports and single-line-to-ground ``Fault``, the
 Kersting four-wire delta case's generator user model), solved by the project's engine and by
 OpenDSS itself (opendssdirect, snapshot, controls off, convergence 1e-12) on the same file.
 Tolerances: per-phase voltage 1e-7 pu and angle 1e-5 deg (issue 14 asks 1e-4 pu, 0.01 deg),
@@ -108,6 +108,23 @@ def test_show_and_export_commands_in_the_model_do_not_stop_the_reader(tmp_path):
     model = _assert_matches_opendss(path)
     assert dss.Basic.AllowEditor() == before
     assert model.unsupported == ()
+
+
+def test_fault_element_is_part_of_the_network(tmp_path):
+    """A ``Fault`` (here a bolted-ish line-to-ground fault at the transformer's primary, as
+    the IEEE 4-bus Yy-delta master adds) is an admittance in a snapshot solve: it enters Y
+    through its own ``Yprim`` like a line, and the engine then matches OpenDSS."""
+    path = tmp_path / "fourbus_fault.dss"
+    path.write_text(FOUR_BUS + "New Fault.slg phases=1 bus1=b2.1 bus2=b2.0 r=0.5\nSolve\n")
+    model = _assert_matches_opendss(path)
+    assert model.unsupported == ()
+    # the fault pulls phase a of b2 far down: the fault is really in the solution
+    result = model.solve(warm_start=False)
+    assert result.vm_pu[0, model.node_index("b2", 1)] < 0.5
+    # a disabled fault is left out, like any disabled element
+    path.write_text(path.read_text() + "Fault.slg.enabled=no\nSolve\n")
+    model = _assert_matches_opendss(path)
+    assert model.solve(warm_start=False).vm_pu[0, model.node_index("b2", 1)] > 0.9
 
 
 def test_opendss_multi_line_error_is_one_line(tmp_path):
