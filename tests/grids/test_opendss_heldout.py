@@ -11,6 +11,7 @@ through the CLI's error boundary.
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -151,3 +152,31 @@ def test_cli_reports_an_opendss_error_in_one_line(tmp_path, capsys):
     lines = [line for line in captured.err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), captured.err
     assert "NoSuchMachineModel" in lines[0]
+
+
+def test_cli_lists_unsupported_elements_by_name_in_one_line(tmp_path, capsys):
+    """Elements the engine does not model (a current source, a ZIP load) are named in one
+    ``warning:`` line (no Python warning text) and in the JSON's ``unsupported_elements``."""
+    path = tmp_path / "unsupported.dss"
+    path.write_text(
+        FOUR_BUS.replace(
+            "Set Voltagebases",
+            "New Isource.i1 bus1=b4.1 amps=5 phases=1\n"
+            "New Load.z bus1=b4.2 phases=1 kv=2.4 kw=5 model=8 zipv=[0.3 0.3 0.4 0.3 0.3 0.4 0.5]\n"
+            "Set Voltagebases",
+        )
+    )
+    assert main(["powerflow", "--feeder", str(path), "--json"]) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["unsupported_elements"] == ["Isource.i1", "Load.z (model 8, read as model 1)"]
+    lines = [line for line in captured.err.splitlines() if "not modelled" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: fourbus:"), captured.err
+    assert "Isource.i1" in lines[0] and "Load.z" in lines[0]
+    assert "UnsupportedElementWarning" not in captured.err
+    # a feeder with nothing unsupported says nothing and lists nothing
+    path.write_text(FOUR_BUS)
+    assert main(["powerflow", "--feeder", str(path), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["unsupported_elements"] == []
+    assert "not modelled" not in captured.err
