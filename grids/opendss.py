@@ -303,13 +303,19 @@ def _sparse(rows: list, cols: list, vals: list, n: int) -> sp.csc_matrix:
 
 
 def _source_emf(dss) -> np.ndarray:
-    """EMF per conductor of the active Vsource [V] (terminal 1; terminal 2 at 0 V)."""
+    """EMF per conductor of the active Vsource [V] (terminal 1; terminal 2 at 0 V).
+
+    Phase ``k`` is at ``angle - k 360/n`` (``Sequence=pos``, the default), ``angle + k 360/n``
+    (``neg``) or ``angle`` (``zero``), as ``GetVterminalForSource`` in OpenDSS's VSource.
+    """
     n = dss.Vsources.Phases()
     kv = dss.Vsources.BasekV()
     pu = dss.Vsources.PU()
     angle = math.radians(dss.Vsources.AngleDeg())
     vmag = kv * 1000.0 * pu if n == 1 else kv * 1000.0 * pu / (2.0 * math.sin(math.pi / n))
-    emf = vmag * np.exp(1j * (angle - 2.0 * math.pi * np.arange(n) / n))
+    sequence = str(dss.Properties.Value("sequence")).strip().lower()
+    rotation = {"n": 1.0, "z": 0.0}.get(sequence[:1], -1.0)
+    emf = vmag * np.exp(1j * (angle + rotation * 2.0 * math.pi * np.arange(n) / n))
     n_cond = dss.CktElement.NumConductors()
     out = np.zeros(2 * n_cond, dtype=complex)
     out[:n] = emf

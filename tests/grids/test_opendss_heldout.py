@@ -180,3 +180,16 @@ def test_cli_lists_unsupported_elements_by_name_in_one_line(tmp_path, capsys):
     captured = capsys.readouterr()
     assert json.loads(captured.out)["unsupported_elements"] == []
     assert "not modelled" not in captured.err
+
+
+@pytest.mark.parametrize("sequence", ["neg", "zero"])
+def test_vsource_phase_sequence_matches_opendss(tmp_path, sequence):
+    """``Sequence=neg`` turns the source's phases the other way (a at 0, b at +120, c at
+    -120 degrees), ``zero`` puts them in phase; the EMF was always positive sequence."""
+    path = tmp_path / f"fourbus_{sequence}.dss"
+    path.write_text(FOUR_BUS.replace("Isc1=110000", f"Isc1=110000 sequence={sequence}"))
+    model = _assert_matches_opendss(path)
+    va = model.solve(warm_start=False).va_degree[0]
+    b1 = [model.node_index("b1", p) for p in (1, 2, 3)]
+    expected = [0.0, 120.0, -120.0] if sequence == "neg" else [0.0, 0.0, 0.0]
+    np.testing.assert_allclose(va[b1], expected, atol=0.1)
