@@ -512,6 +512,14 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
     if not source_bus:
         raise FeederError(f"OpenDSS file {master}: no voltage source (Vsource)")
 
+    file_load_mult = float(dss.Solution.LoadMult())
+    if abs(file_load_mult - 1.0) > 1e-12:
+        # a solution setting, not a load property: the engine's loads are at their kW, kvar
+        # and ``solve(load_mult=...)`` is the multiplier OpenDSS's LoadMult would be
+        unsupported.append(
+            f"Set LoadMult={file_load_mult:g} (loads read at LoadMult=1; pass the multiplier"
+            " as load_mult / --load-scale)"
+        )
     regulators = read_regulators(dss, node_index)
     for name in dss.RegControls.AllNames():
         dss.RegControls.Name(name)

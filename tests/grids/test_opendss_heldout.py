@@ -21,7 +21,7 @@ import pytest
 from cosim.cli import main
 from grids.errors import FeederError
 from grids.feeder3ph import ThreePhaseFeederModel
-from grids.opendss import NETWORK_CLASSES, read_dss
+from grids.opendss import NETWORK_CLASSES, UnsupportedElementWarning, read_dss
 
 #: IEEE 4-bus style feeder: 12.47 kV source, Yg-Yg step-down bank of three single-phase
 #: transformers, an unbalanced wye load, a constant-impedance delta load.
@@ -54,7 +54,7 @@ USER_MODEL = FOUR_BUS.replace(
 )
 
 
-def _reference(path, model: ThreePhaseFeederModel):
+def _reference(path, model: ThreePhaseFeederModel, *, load_mult: float = 1.0):
     """OpenDSS's snapshot solution of ``path`` (global engine): v_pu in model order, kW lost."""
     cwd = os.getcwd()
     allow_editor = dss.Basic.AllowEditor()
@@ -69,6 +69,7 @@ def _reference(path, model: ThreePhaseFeederModel):
     dss.Text.Command("set mode=snapshot")
     dss.Solution.Convergence(1e-12)
     dss.Solution.MaxIterations(500)
+    dss.Solution.LoadMult(load_mult)
     dss.Solution.Solve()
     assert dss.Solution.Converged()
     names = [s.upper() for s in dss.Circuit.YNodeOrder()]
@@ -193,3 +194,20 @@ def test_vsource_phase_sequence_matches_opendss(tmp_path, sequence):
     b1 = [model.node_index("b1", p) for p in (1, 2, 3)]
     expected = [0.0, 120.0, -120.0] if sequence == "neg" else [0.0, 0.0, 0.0]
     np.testing.assert_allclose(va[b1], expected, atol=0.1)
+
+
+def test_file_load_multiplier_is_listed_and_matches_opendss_when_passed(tmp_path):
+    """``Set LoadMult=0.7`` in a file is a solution setting: the reader lists it (never
+    dropped silently) and the engine at ``load_mult=0.7`` equals OpenDSS solving the file."""
+    path = tmp_path / "fourbus_loadmult.dss"
+    path.write_text(FOUR_BUS.replace("Solve", "Set LoadMult=0.7\nSolve"))
+    with pytest.warns(UnsupportedElementWarning, match="LoadMult=0.7"):
+        model = ThreePhaseFeederModel.from_dss(path)
+    assert model.unsupported == (
+        "Set LoadMult=0.7 (loads read at LoadMult=1; pass the multiplier as load_mult / "
+        "--load-scale)",
+    )
+    result = model.solve(load_mult=0.7, warm_start=False)
+    v_ref, losses_ref_kw = _reference(path, model, load_mult=0.7)
+    assert np.abs(result.v_pu[0] - v_ref).max() < 1e-7
+    assert result.losses_kw[0] == pytest.approx(losses_ref_kw, rel=1e-6)
