@@ -357,9 +357,9 @@ def _read_pc(dss, kind: str) -> dict:
     row["vlowpu"] = 0.0
     row["cvr_watts"] = row["cvr_vars"] = 0.0
     if kind == "pvsystem":
-        p = dss.PVsystems.Pmpp() * dss.PVsystems.Irradiance()
-        kva = dss.PVsystems.kVARated()
-        row["p_kw"] = min(p, kva) if kva > 0 else p
+        # OpenDSS's present output: Pmpp x irradiance x the P-T curve's factor at the panel
+        # temperature x the inverter efficiency curve, within kVA, %Pmpp and cut-in/out
+        row["p_kw"] = dss.PVsystems.kW()
         row["q_kvar"] = dss.PVsystems.kvar()
     elif kind == "storage":
         state = dss.Storages.State()  # 1 charging... OpenDSS: -1 charging, 1 discharging, 0 idle

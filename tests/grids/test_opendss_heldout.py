@@ -211,3 +211,25 @@ def test_file_load_multiplier_is_listed_and_matches_opendss_when_passed(tmp_path
     v_ref, losses_ref_kw = _reference(path, model, load_mult=0.7)
     assert np.abs(result.v_pu[0] - v_ref).max() < 1e-7
     assert result.losses_kw[0] == pytest.approx(losses_ref_kw, rel=1e-6)
+
+
+PV_CASES = {
+    # efficiency curve and P-T curve at 50 degC: 0.9 x 450 kW x 0.9 x 0.95 = 347 kW, not 405
+    "curves": "New XYCurve.eff npts=4 xarray=[.1 .2 .4 1.0] yarray=[.86 .9 .93 .97]\n"
+    "New XYCurve.pt npts=4 xarray=[0 25 75 100] yarray=[1.2 1.0 0.8 0.6]\n"
+    "New PVSystem.pv bus1=b4 phases=3 kv=4.16 kVA=500 Pmpp=450 irradiance=0.9 pf=1\n"
+    "~ effcurve=eff P-TCurve=pt temperature=50",
+    # output above the inverter's kVA, and a %Pmpp limit, at a power factor
+    "kva_limit": "New PVSystem.pv bus1=b4 phases=3 kv=4.16 kVA=300 Pmpp=450 irradiance=1 pf=0.95",
+    "pct_pmpp": "New PVSystem.pv bus1=b4.2 phases=1 kv=2.4 kVA=100 Pmpp=90 irradiance=1 %Pmpp=60",
+}
+
+
+@pytest.mark.parametrize("case", list(PV_CASES))
+def test_pv_system_output_is_opendss_present_output(tmp_path, case):
+    """A PV system injects OpenDSS's present output (``PVSystems.kW``), with its efficiency
+    and power-temperature curves, kVA and %Pmpp limits, not ``Pmpp x irradiance``."""
+    path = tmp_path / f"fourbus_pv_{case}.dss"
+    path.write_text(FOUR_BUS.replace("Set Voltagebases", PV_CASES[case] + "\nSet Voltagebases"))
+    model = _assert_matches_opendss(path)
+    assert model.unsupported == ()
