@@ -511,6 +511,18 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
             unsupported.append(f"{cls}.{name}")
     if not source_bus:
         raise FeederError(f"OpenDSS file {master}: no voltage source (Vsource)")
+    y_network, y_source = _sparse(*net, n), _sparse(*src, n)
+    touch = (abs(y_network) + abs(y_source)).tocsr()
+    touch.eliminate_zeros()
+    tied = np.diff(touch.indptr) > 0
+    if not tied.all():
+        loose = [node_name[k] for k in np.flatnonzero(~tied)]
+        raise FeederError(
+            f"OpenDSS file {master}: {len(loose)} node(s) touched by no line, transformer, "
+            "capacitor, reactor or source, only by loads or generators (e.g. the floating "
+            "neutral of an ungrounded wye load, which the engine does not model; ground it "
+            f"or connect it to the network): {', '.join(loose[:10])}"
+        )
 
     file_load_mult = float(dss.Solution.LoadMult())
     if abs(file_load_mult - 1.0) > 1e-12:
@@ -553,8 +565,8 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
         node_phase=node_phase,
         kv_base_ln=kv_base_ln,
         buses=buses,
-        y_network=_sparse(*net, n),
-        y_source=_sparse(*src, n),
+        y_network=y_network,
+        y_source=y_source,
         i_source_a=i_source,
         source_bus=source_bus,
         loads=_table(loads),

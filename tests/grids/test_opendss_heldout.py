@@ -233,3 +233,25 @@ def test_pv_system_output_is_opendss_present_output(tmp_path, case):
     path.write_text(FOUR_BUS.replace("Set Voltagebases", PV_CASES[case] + "\nSet Voltagebases"))
     model = _assert_matches_opendss(path)
     assert model.unsupported == ()
+
+
+def test_node_touched_only_by_a_load_is_named(tmp_path):
+    """An ungrounded wye load (``bus1=b4.1.2.3.4``, node 4 tied to nothing else) leaves a
+    node outside the network admittance; OpenDSS solves it through the load's own Yprim,
+    the engine does not model it: a FeederError naming the node, not a singular matrix."""
+    path = tmp_path / "floating_neutral.dss"
+    path.write_text(
+        FOUR_BUS.replace(
+            "Set Voltagebases",
+            "New Load.u bus1=b4.1.2.3.4 phases=3 kv=4.16 kw=200 kvar=50\nSet Voltagebases",
+        )
+    )
+    with pytest.raises(FeederError, match=r"1 node\(s\) touched by no line.*: B4\.4$"):
+        read_dss(path)
+    # the same load with its neutral grounded through a reactor is solved as OpenDSS does
+    path.write_text(
+        path.read_text().replace(
+            "Set Voltagebases", "New Reactor.ng bus1=b4.4 phases=1 r=5 x=1\nSet Voltagebases"
+        )
+    )
+    _assert_matches_opendss(path)
