@@ -11,7 +11,8 @@ the project's own three-phase solver (:mod:`grids.powerflow3ph`) needs:
   them); loads, PV systems, storage and
   generators are NOT in it;
 * each voltage source as its Norton equivalent: the source-impedance admittance ``Y_s`` and the
-  current ``I_s = Y_s E`` (EMF ``E`` from ``basekV``, ``pu``, ``angle``);
+  current ``I_s = Y_s E`` (EMF ``E`` from ``basekV``, ``pu``, ``angle``); each current source
+  (``Isource``) adds its fixed current to ``I_s``;
 * per-node base voltages (``Bus.kVBase``, line-to-neutral), bus coordinates;
 * the loads (bus nodes, wye/delta, phases, kW, kvar, kV, model, vminpu/vmaxpu/vlowpu), the PV
   systems, storage and generators as constant-power injections, the lines (terminal nodes,
@@ -322,6 +323,25 @@ def _source_emf(dss) -> np.ndarray:
     return out
 
 
+def _isource_current(dss) -> np.ndarray:
+    """Current the active Isource injects per conductor [A] (into terminal 1, out of 2).
+
+    Phase 1 at ``amps`` and ``angle``, each next phase turned by -120 degrees (``Sequence=pos``),
+    +120 (``neg``) or not (``zero``), as ``GetInjCurrents`` in OpenDSS's Isource.
+    """
+    n = dss.CktElement.NumPhases()
+    n_cond = dss.CktElement.NumConductors()
+    sequence = str(dss.Properties.Value("sequence")).strip().lower()
+    step = {"n": 1.0, "z": 0.0}.get(sequence[:1], -1.0) * 2.0 * math.pi / 3.0
+    i_a = dss.Isource.Amps() * np.exp(
+        1j * (math.radians(dss.Isource.AngleDeg()) + step * np.arange(n))
+    )
+    out = np.zeros(2 * n_cond, dtype=complex)
+    out[:n] = i_a
+    out[n_cond : n_cond + n] = -i_a
+    return out
+
+
 def _bus_of(dss) -> str:
     return dss.CktElement.BusNames()[0].split(".")[0].lower()
 
@@ -486,6 +506,11 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
             keep = idx >= 0
             np.add.at(i_source, idx[keep], (yprim @ emf)[keep])
             source_bus = source_bus or _bus_of(dss)
+        elif cls_l == "isource":
+            dss.Isource.Name(name)
+            idx = terminal_nodes(dss, node_index)
+            keep = idx >= 0
+            np.add.at(i_source, idx[keep], _isource_current(dss)[keep])
         elif cls_l == "load":
             dss.Loads.Name(name)
             row = _read_pc(dss, "load")

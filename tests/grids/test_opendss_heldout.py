@@ -156,13 +156,13 @@ def test_cli_reports_an_opendss_error_in_one_line(tmp_path, capsys):
 
 
 def test_cli_lists_unsupported_elements_by_name_in_one_line(tmp_path, capsys):
-    """Elements the engine does not model (a current source, a ZIP load) are named in one
+    """Elements the engine does not model (a load's neutral impedance, a ZIP load) are named in one
     ``warning:`` line (no Python warning text) and in the JSON's ``unsupported_elements``."""
     path = tmp_path / "unsupported.dss"
     path.write_text(
         FOUR_BUS.replace(
             "Set Voltagebases",
-            "New Isource.i1 bus1=b4.1 amps=5 phases=1\n"
+            "New Load.rn bus1=b4.1 phases=1 kv=2.4 kw=20 kvar=5 rneut=0.5 xneut=0.1\n"
             "New Load.z bus1=b4.2 phases=1 kv=2.4 kw=5 model=8 zipv=[0.3 0.3 0.4 0.3 0.3 0.4 0.5]\n"
             "Set Voltagebases",
         )
@@ -170,10 +170,13 @@ def test_cli_lists_unsupported_elements_by_name_in_one_line(tmp_path, capsys):
     assert main(["powerflow", "--feeder", str(path), "--json"]) == 0
     captured = capsys.readouterr()
     doc = json.loads(captured.out)
-    assert doc["unsupported_elements"] == ["Isource.i1", "Load.z (model 8, read as model 1)"]
+    assert doc["unsupported_elements"] == [
+        "Load.rn (neutral impedance Rneut/Xneut ignored)",
+        "Load.z (model 8, read as model 1)",
+    ]
     lines = [line for line in captured.err.splitlines() if "not modelled" in line]
     assert len(lines) == 1 and lines[0].startswith("warning: fourbus:"), captured.err
-    assert "Isource.i1" in lines[0] and "Load.z" in lines[0]
+    assert "Load.rn" in lines[0] and "Load.z" in lines[0]
     assert "UnsupportedElementWarning" not in captured.err
     # a feeder with nothing unsupported says nothing and lists nothing
     path.write_text(FOUR_BUS)
@@ -255,3 +258,24 @@ def test_node_touched_only_by_a_load_is_named(tmp_path):
         )
     )
     _assert_matches_opendss(path)
+
+
+ISOURCES = (
+    "New Isource.i1 bus1=b4.1 amps=50 angle=-30 phases=1\n"
+    "New Isource.i3 bus1=b4 amps=40 angle=10 phases=3 sequence=neg\n"
+    "New Isource.ll bus1=b3.1 bus2=b3.2 amps=30 phases=1\n"
+)
+
+
+def test_current_sources_inject_their_current(tmp_path):
+    """An ``Isource`` injects a fixed current (phase 1 at ``amps``, ``angle``, the others
+    turned by -120 or +120 degrees for ``Sequence=neg``) into bus1 and out of bus2; it was
+    listed as unsupported and left out. Three sources (one-phase to ground, three-phase
+    negative sequence, phase to phase) against OpenDSS."""
+    path = tmp_path / "fourbus_isource.dss"
+    path.write_text(FOUR_BUS.replace("Set Voltagebases", ISOURCES + "Set Voltagebases"))
+    model = _assert_matches_opendss(path)
+    assert model.unsupported == ()
+    result = model.solve(warm_start=False)
+    s_src = result.p_source_kw[0] + result.p_injection_kw[0]
+    assert s_src == pytest.approx(result.losses_kw[0] + result.load_p_kw[0].sum(), rel=1e-9)

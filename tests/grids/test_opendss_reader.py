@@ -62,7 +62,6 @@ Solve
 
 UNSUPPORTED = """
 New Load.Z bus1=n1.2 phases=1 kv=0.24 kw=5 kvar=1 model=8 zipv=[0.3 0.3 0.4 0.3 0.3 0.4 0.5]
-New Isource.I1 bus1=n2.1 amps=2 phases=1
 New Generator.G3 bus1=n1 phases=3 kv=0.416 kw=10 kvar=0 model=3
 New Load.RN bus1=n2.2 phases=1 kv=0.24 kw=2 kvar=0.5 rneut=0.5 xneut=0.1
 """
@@ -136,12 +135,11 @@ def test_unsupported_elements_are_listed_and_warned(tmp_path):
         model = ThreePhaseFeederModel.from_dss(path)
     assert model.unsupported == (
         "Load.z (model 8, read as model 1)",
-        "Isource.i1",
         "Generator.g3 (model 3, read as constant kW, kvar)",
         "Load.rn (neutral impedance Rneut/Xneut ignored)",
     )
     messages = [str(w.message) for w in caught if w.category is UnsupportedElementWarning]
-    assert len(messages) == 1 and "Isource.i1" in messages[0] and "Load.z" in messages[0]
+    assert len(messages) == 1 and "Generator.g3" in messages[0] and "Load.z" in messages[0]
 
 
 def test_missing_file_names_the_file(tmp_path):
