@@ -446,7 +446,15 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
         without a base voltage.
     """
     dss = compile_dss(path)
-    master = Path(path).expanduser().resolve()
+    try:
+        return _extract(dss, Path(path).expanduser().resolve(), warn=warn)
+    finally:
+        # the data are copied out: free the engine's circuit, which holds files open (a
+        # RegControl's debugtrace, monitors) that another compile of the model must recreate
+        dss.Text.Command("clear")
+
+
+def _extract(dss, master: Path, *, warn: bool) -> DssCircuit:
     node_name = tuple(str(n).upper() for n in dss.Circuit.YNodeOrder())
     node_index = {n: i for i, n in enumerate(node_name)}
     n = len(node_name)
@@ -607,6 +615,6 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
             f"OpenDSS file {master}: elements not modelled by the three-phase engine: "
             + ", ".join(circuit.unsupported),
             UnsupportedElementWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return circuit

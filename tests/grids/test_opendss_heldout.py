@@ -279,3 +279,20 @@ def test_current_sources_inject_their_current(tmp_path):
     result = model.solve(warm_start=False)
     s_src = result.p_source_kw[0] + result.p_injection_kw[0]
     assert s_src == pytest.approx(result.losses_kw[0] + result.load_p_kw[0].sum(), rel=1e-9)
+
+
+def test_reader_frees_files_the_model_opens(tmp_path):
+    """EPRI ckt24's substation regulator has ``debugtrace=yes``: OpenDSS opens a trace file
+    next to the model. The reader's engine kept it open, so OpenDSS compiling the same model
+    afterwards (the reference, a benchmark) failed with error 303; the reader now clears its
+    circuit once the data are read."""
+    path = tmp_path / "fourbus_trace.dss"
+    path.write_text(
+        FOUR_BUS.replace(
+            "Set Voltagebases",
+            "New RegControl.r1 transformer=ta winding=2 vreg=120 band=2 ptratio=20 "
+            "debugtrace=yes\nSet Voltagebases",
+        )
+    )
+    _assert_matches_opendss(path)  # reads, then compiles the same file in OpenDSS
+    assert (tmp_path / "REG_r1.csv").is_file()
