@@ -111,6 +111,15 @@ def terminal_nodes(dss, node_index: dict[str, int]) -> np.ndarray:
     numpy.ndarray of int
         One entry per conductor, terminal by terminal; -1 for ground (node 0).
     """
+    if dss.CktElement.Name().lower().startswith("autotrans."):
+        # an autotransformer's first terminal holds the series winding's both ends (bus1's
+        # and bus2's nodes) under bus1's name: OpenDSS's own node references (1-based in
+        # YNodeOrder, 0 = ground) say which node each conductor is on
+        names = dss.Circuit.YNodeOrder()
+        return np.array(
+            [-1 if r == 0 else node_index[names[r - 1].upper()] for r in dss.CktElement.NodeRef()],
+            dtype=np.int64,
+        )
     buses = dss.CktElement.BusNames()
     order = dss.CktElement.NodeOrder()
     n_cond = dss.CktElement.NumConductors()

@@ -296,3 +296,21 @@ def test_reader_frees_files_the_model_opens(tmp_path):
     )
     _assert_matches_opendss(path)  # reads, then compiles the same file in OpenDSS
     assert (tmp_path / "REG_r1.csv").is_file()
+
+
+def test_autotransformer_matches_opendss(tmp_path):
+    """An ``AutoTrans`` (series-common, 4.16 to 3.8 kV) puts its series winding's two ends,
+    bus1's and bus2's nodes, on its first terminal under bus1's name; read by bus name they
+    all landed on bus1 (0.95 pu off OpenDSS). Node references fix it."""
+    path = tmp_path / "fourbus_autotrans.dss"
+    path.write_text(
+        FOUR_BUS.replace(
+            "Set Voltagebases=[12.47 4.16]",
+            "New AutoTrans.at phases=3 windings=2 buses=[b4 b8] conns=[series wye] "
+            "kvs=[4.16 3.8]\n~ kvas=[1000 1000] XHX=3 %r=0.5\n"
+            "New Load.at bus1=b8 phases=3 kv=3.8 kw=200 kvar=50\n"
+            "Set Voltagebases=[12.47 4.16 3.8]",
+        )
+    )
+    model = _assert_matches_opendss(path)
+    assert model.unsupported == ()
