@@ -821,7 +821,7 @@ def _fleet(table: dict, base_dir: Path, problems: list[str], *, f0_hz: Any = 60.
             problems.extend(error.problems or [str(error)])
     if table.get("adoption") is not None:
         # the adoption is the fleet: its EVs, buses and chargers (cosim.adoption_fleet)
-        for key in ("n_vehicles", "table", "buses"):
+        for key in ("n_vehicles", "table", "buses", "phase_allocation", "charger_connection"):
             if key in table:
                 problems.append(
                     f"fleet.{key}: not with fleet.adoption (the adopted EVs are the fleet); "

@@ -130,9 +130,9 @@ def test_on_ieee13_single_phase_chargers_sit_on_their_loads_phase(tmp_path):
     assert _fleet_keys(frame) == {f"{r.bus}.{r.phase}" for r in table.itertuples()}
 
 
-def test_n_vehicles_table_or_buses_with_adoption_is_refused():
-    """The adopted EVs are the fleet: ``n_vehicles`` (or a table, or buses) besides it is an
-    error naming the key."""
+def test_n_vehicles_buses_or_phase_keys_with_adoption_are_refused():
+    """The adopted EVs are the fleet: ``n_vehicles``, ``buses`` or (three-phase) a charger
+    connection beside it is an error naming the key."""
     data = _data({"name": "case33bw"})
     data["fleet"]["n_vehicles"] = 10
     with pytest.raises(ScenarioError, match=r"fleet\.n_vehicles: not with fleet\.adoption"):
@@ -141,6 +141,42 @@ def test_n_vehicles_table_or_buses_with_adoption_is_refused():
     data["fleet"]["buses"] = [3, 4]
     with pytest.raises(ScenarioError, match=r"fleet\.buses: not with fleet\.adoption"):
         load_scenario(data)
+    data["fleet"].pop("buses")
+    data["feeder"] = {"path": str(IEEE13)}
+    data["fleet"]["charger_connection"] = "line_to_line"
+    with pytest.raises(ScenarioError, match=r"fleet\.charger_connection: not with fleet\.ado"):
+        load_scenario(data)
+
+
+def test_each_of_several_feeders_gets_its_own_adopted_fleet(tmp_path):
+    """``[[feeders]]``: each entry's adoption is written as ``fleet_adoption_<label>.csv`` and
+    its fleet entity records exactly that table's buses (different seeds: other customers)."""
+
+    def fleet(seed: int) -> dict:
+        adoption = {"share": 0.5, "seed": seed, "source": "behaviour"}
+        return {"policy": "immediate", "adoption": adoption}
+
+    data = {
+        "simulation": {"duration_s": 1800.0, "step_s": 900.0, "seed": 3},
+        "feeders": [
+            {"name": "case33bw", "label": "north", "fleet": fleet(1)},
+            {"name": "case33bw", "label": "south", "fleet": fleet(2)},
+        ],
+    }
+    result = run_scenario(load_scenario(data), tmp_path, progress=False)
+    frame, meta = read_results(result.results_path)
+    buses = {}
+    for label in ("north", "south"):
+        table = pd.read_csv(tmp_path / f"fleet_adoption_{label}.csv")
+        buses[label] = {str(b) for b in table.bus}
+        prefix = re.escape(meta["feeders"][label]["fleet"])
+        recorded = {
+            m.group(1)
+            for s in frame.signal.cat.categories
+            if (m := re.fullmatch(rf"{prefix}\.bus_p_mw\[(.+)\]", s))
+        }
+        assert recorded == buses[label]
+    assert buses["north"] != buses["south"]
 
 
 def test_a_run_refuses_the_simbench_source_naming_the_key(tmp_path):
