@@ -50,11 +50,15 @@ def _fleet_keys(frame: pd.DataFrame) -> set[str]:
 
 
 def test_a_run_with_adoption_puts_the_evs_at_the_loads_and_charges_them(tmp_path):
-    """case33bw, behaviour, share 0.5 over a day: round(0.5 n_load) EVs, every one at a bus
-    with a load of pandapower's own load table, one per customer; the run's fleet is the
-    table's (its recorded buses), it charges (unmanaged: from arrival), and its import never
-    exceeds the sum of the charger ratings."""
-    scenario = load_scenario(_data({"name": "case33bw"}, 86400.0, share=0.5, v2g_share=0.5))
+    """case33bw, behaviour, share 0.5 over two days (no inverter function): round(0.5 n_load)
+    EVs, every one at a bus with a load of pandapower's own load table, one per customer; the
+    run's fleet is the table's (its recorded buses); unmanaged charging from arrival draws from
+    the grid exactly the closed form sum(E_cap (soc_target - soc_arrival) / eta_charge) of the
+    table's sessions (every dwell is long enough), loses the difference to the battery energy,
+    and never imports more than the sum of the charger ratings."""
+    data = _data({"name": "case33bw"}, 2 * 86400.0, share=0.5, v2g_share=0.5)
+    data["fleet"]["control"] = {"functions": []}
+    scenario = load_scenario(data)
     result = run_scenario(scenario, tmp_path, progress=False)
     table = pd.read_csv(tmp_path / "fleet_adoption.csv")
     net = load_feeder("case33bw")
@@ -66,7 +70,13 @@ def test_a_run_with_adoption_puts_the_evs_at_the_loads_and_charges_them(tmp_path
     frame, _ = read_results(result.results_path)
     assert _fleet_keys(frame) == {str(b) for b in table.bus}
     metrics = result.metrics
-    assert metrics["fleet_e_charged_kwh"] > 0
+    e_battery_kwh = table.e_capacity_kwh * (table.soc_target_frac - table.soc_arrival_frac)
+    dwell_h = (table.departure_s - table.arrival_s) / 3600.0
+    assert (dwell_h * table.p_charge_max_kw * table.eta_charge > e_battery_kwh).all()
+    e_grid_kwh = (e_battery_kwh / table.eta_charge).sum()
+    assert metrics["fleet_e_charged_kwh"] == pytest.approx(e_grid_kwh, rel=1e-9)
+    assert metrics["fleet_e_loss_kwh"] == pytest.approx(e_grid_kwh - e_battery_kwh.sum(), rel=1e-9)
+    assert metrics["fleet_e_discharged_kwh"] == 0.0
     assert metrics["max_fleet_import_mw"] <= table.p_charge_max_kw.sum() / 1000.0 + 1e-12
     # the scenario as given keeps its adoption; the run's fleet got the table
     assert result.scenario.fleet.adoption is not None
