@@ -53,6 +53,15 @@ class EventKind(Enum):
     FAULT = "fault"
 
 
+class RegulatorControl(Enum):
+    """``[feeder] regulator_control`` on a three-phase feeder: the OpenDSS RegControl taps move
+    in time (delay, tap delay, band: :class:`grids.regulation3ph.RegulatorTapController`) or
+    stay as in the file."""
+
+    TIME = "time"
+    FIXED = "fixed"
+
+
 class OutputFormat(Enum):
     """Results file format (``[output] format``)."""
 
@@ -146,6 +155,7 @@ class FeederConfig:
     ext_grid_vm_pu: float | None = None
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
     three_phase: bool = False
+    regulator_control: RegulatorControl = RegulatorControl.TIME
 
 
 @dataclass(frozen=True)
@@ -446,6 +456,12 @@ def feeder_params() -> tuple[Param, ...]:
         Param("ambient_column", None, kind=str, doc="column of the ambient temperature"),
         Param("load_scale", 1.0, lo=0.0, hi=10.0, doc="multiplier of every load"),
         Param("ext_grid_vm_pu", None, unit="pu", lo=0.8, hi=1.2, doc="slack voltage"),
+        Param(
+            "regulator_control",
+            RegulatorControl.TIME,
+            kind=RegulatorControl,
+            doc="three-phase feeders: regulator taps move in time, or stay as in the file",
+        ),
     )
 
 
@@ -739,6 +755,7 @@ def _feeder(table: dict, base_dir: Path, sim: SimulationConfig | None, problems:
             overrides=overrides,
         ),
         three_phase=is_three_phase_feeder(path if path is not None else name),
+        regulator_control=v["regulator_control"],
     )
 
 

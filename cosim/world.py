@@ -465,7 +465,7 @@ def _feeder_params(fd, start: str | None) -> dict:
     }
     # the three-phase engine has one method (AC) and its source voltage from the file
     balanced = (
-        {}
+        {"regulator_control": plain_value(fd.regulator_control)}
         if fd.three_phase
         else {"method": plain_value(fd.method), "ext_grid_vm_pu": fd.ext_grid_vm_pu}
     )

@@ -275,6 +275,7 @@ class FaultModel:
         self.net = net
         self.sn_mva = float(net.sn_mva)
         self.bus = net.bus.index.to_numpy(dtype=np.int64)
+        self._feeder_model: FeederModel | None = None
         self._check_elements(net)
         self._z_source_pu, self._source_bus = self._sources(net, s_sc_mva, rx)
         work = self._network_copy(net) if method is FaultMethod.IEC_60909 else copy.deepcopy(net)
@@ -435,11 +436,13 @@ class FaultModel:
         ConvergenceError
             The pre-fault power flow did not converge.
         """
-        model = FeederModel.from_net(self.net, validate=False)
+        if self._feeder_model is None:  # built once, warm-started from then on
+            self._feeder_model = FeederModel.from_net(self.net, validate=False)
+        model = self._feeder_model
         p0, q0 = model.base_injection()
         p = p0 if p_mw is None else np.asarray(p_mw, dtype=float)
         q = q0 if q_mvar is None else np.asarray(q_mvar, dtype=float)
-        result = model.solve(p, q, warm_start=False)
+        result = model.solve(p, q)
         result.raise_if_failed(label=f"{self.name}: pre-fault power flow")
         v = result.vm_pu[0] * np.exp(1j * np.deg2rad(result.va_degree[0]))
         return v, p, q

@@ -38,7 +38,6 @@ from grids.powerflow3ph import (
     ZBusSolver,
     concat_branches,
     load_branches,
-    matmul_rows,
 )
 from grids.powerflow3ph_kernels import MODEL_PQ_PURE
 from grids.result3ph import PHASE_LETTER, NetworkData, ThreePhaseResult, csr_arrays
@@ -546,7 +545,17 @@ class ThreePhaseFeederModel:
         # the loads' branches come first (see solve), then injections and extras
         s_br = out.branch_s_va / 1000.0
         n_lb = self._load_owner.shape[0]
-        s_load = matmul_rows(s_br[:, :n_lb], self._load_owner)
+        if s_br.shape[0] <= SMALL_BATCH:
+            owner = self._loads.owner
+            s_load = np.array(
+                [
+                    np.bincount(owner, row.real, self.n_load)
+                    + 1j * np.bincount(owner, row.imag, self.n_load)
+                    for row in s_br[:, :n_lb]
+                ]
+            ).reshape(s_br.shape[0], self.n_load)
+        else:
+            s_load = s_br[:, :n_lb] @ self._load_owner
         s_inj = -s_br[:, n_lb:].sum(axis=1)
         return ThreePhaseResult(
             node_bus=self.node_bus,

@@ -479,6 +479,8 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
             if row["model"] not in SUPPORTED_LOAD_MODELS:
                 unsupported.append(f"Load.{name} (model {row['model']}, read as model 1)")
                 row["model"] = 1
+            if row["conn"] == Connection.WYE and dss.Loads.Rneut() >= 0:
+                unsupported.append(f"Load.{name} (neutral impedance Rneut/Xneut ignored)")
             loads.append(row)
         elif cls_l in INJECTION_CLASSES:
             {"pvsystem": dss.PVsystems, "storage": dss.Storages, "generator": dss.Generators}[
@@ -497,6 +499,22 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
     if not source_bus:
         raise FeederError(f"OpenDSS file {master}: no voltage source (Vsource)")
 
+    regulators = read_regulators(dss, node_index)
+    for name in dss.RegControls.AllNames():
+        dss.RegControls.Name(name)
+        options = [
+            label
+            for label, used in (
+                ("reverse mode", dss.RegControls.IsReversible()),
+                ("vlimit", dss.RegControls.VoltageLimit() > 0),
+                ("remote bus", bool(str(dss.RegControls.MonitoredBus()).strip())),
+            )
+            if used
+        ]
+        if options:
+            unsupported.append(
+                f"RegControl.{name} ({', '.join(options)} not modelled by the tap control)"
+            )
     lines = DssLines(
         name=tuple(line_rows["name"]),
         bus1=tuple(line_rows["bus1"]),
@@ -521,7 +539,7 @@ def read_dss(path: str | Path, *, warn: bool = True) -> DssCircuit:
         loads=_table(loads),
         injections=_table(injections),
         lines=lines,
-        regulators=read_regulators(dss, node_index),
+        regulators=regulators,
         bus_xy=_bus_coordinates(dss, buses),
         unsupported=tuple(unsupported),
         base_frequency_hz=float(dss.Solution.Frequency()),

@@ -421,7 +421,7 @@ class ZBusSolver:
         self._cols: dict[int, int] = {}
         self._z_cols = np.zeros((self.n, 0), dtype=complex)
         self._warm: tuple[np.ndarray, np.ndarray] | None = None
-        self._warm_full: np.ndarray | None = None
+        self._warm_full: tuple[np.ndarray, np.ndarray] | None = None
         self._precond: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._structures: dict[bytes, dict] = {}
         self._last_structure: tuple[Branches, dict] | None = None
@@ -435,22 +435,35 @@ class ZBusSolver:
     def warm_state(self, value) -> None:
         self._warm, self._warm_full = value
 
-    def _preconditioner(self, active, f, t, y_b):
+    def _preconditioner(self, struct: dict, y_b: np.ndarray):
         """``Z_NA^T``, ``K^T`` with ``K = (1 + Z_AA Y_l)^-1 Z_AA``, ``c = (1 + Z_AA Y_l)^-1 V0_A``
-        and ``Z_AA^T``, the transposes contiguous for the row-major products."""
+        and ``Z_AA^T``, the transposes contiguous for the row-major products. The impedance
+        parts are kept with the branch structure; only ``K`` and ``c`` depend on the load."""
+        active, f, t = struct["active"], struct["f"], struct["t"]
         n_a, nb = active.size, f.size
-        inc = np.zeros((n_a + 1, nb))
-        inc[f, np.arange(nb)] += 1.0
-        inc[t, np.arange(nb)] -= 1.0
-        inc = inc[:n_a]
-        z_na = self.z_columns(active)
-        z_aa = z_na[active]
-        y_l = (inc * y_b) @ inc.T
-        m = np.eye(n_a) + z_aa @ y_l
-        k_mat = np.linalg.solve(m, z_aa)
-        c_vec = np.linalg.solve(m, self.v0_v[active])
-        z_an = np.ascontiguousarray(z_na.T)
-        return z_an, np.ascontiguousarray(k_mat.T), c_vec, np.ascontiguousarray(z_aa.T)
+        if "z_an" not in struct:
+            z_na = self.z_columns(active)
+            z_aa = np.ascontiguousarray(z_na[active])
+            inc = np.zeros((n_a + 1, nb))
+            inc[f, np.arange(nb)] += 1.0
+            inc[t, np.arange(nb)] -= 1.0
+            struct["inc"] = inc[:n_a]
+            struct["z_aa"] = z_aa
+            struct["z_an"] = np.ascontiguousarray(z_na.T)
+            struct["z_aa_t"] = np.ascontiguousarray(z_aa.T)
+        inc, z_aa = struct["inc"], struct["z_aa"]
+        # compiled products: a multi-threaded BLAS on a busy machine takes tens of ms here
+        y_l = np.empty((n_a, n_a), dtype=complex)
+        small_matmul(
+            np.ascontiguousarray(inc * y_b), np.ascontiguousarray(inc.T, dtype=complex), y_l
+        )
+        m = np.empty((n_a, n_a), dtype=complex)
+        small_matmul(z_aa, y_l, m)
+        m += np.eye(n_a)
+        rhs = np.concatenate([z_aa, self.v0_v[active][:, None]], axis=1)
+        sol = np.linalg.solve(m, rhs)  # one factorization for K and c
+        k_mat, c_vec = sol[:, :n_a], np.ascontiguousarray(sol[:, n_a])
+        return struct["z_an"], np.ascontiguousarray(k_mat.T), c_vec, struct["z_aa_t"]
 
     def z_columns(self, nodes: np.ndarray) -> np.ndarray:
         """Columns of ``Z = Y^-1`` for some nodes (cached).
@@ -526,9 +539,9 @@ class ZBusSolver:
         y_b = struct["y_ref"] * (1.25**step if step > -1000 else 0.0)
         key = (struct["key"], step)
         if key not in self._precond:
-            if len(self._precond) >= 8:
+            if len(self._precond) >= 64:
                 self._precond.pop(next(iter(self._precond)))
-            self._precond[key] = self._preconditioner(active, f, t, y_b)
+            self._precond[key] = self._preconditioner(struct, y_b)
         z_an, k_t, c_vec, z_aa_t = self._precond[key]
         inv_base = struct["inv_base"]
         params = struct["params"]
@@ -541,7 +554,9 @@ class ZBusSolver:
             v_a = last.copy() if last.shape[0] == n_scen else np.repeat(last[-1:], n_scen, 0)
         elif warm_start and self._warm_full is not None:
             # other active nodes (e.g. new injection points): start from the last solution
-            v_a = np.repeat(self._warm_full[active][None, :], n_scen, axis=0)
+            i_last, z_last = self._warm_full
+            v_last = self.v0_v[active] + matmul_rows(i_last[None, :], z_last[:, active])[0]
+            v_a = np.repeat(v_last[None, :], n_scen, axis=0)
         else:
             v_a = np.repeat(self.v0_v[active][None, :], n_scen, axis=0)
         converged = np.zeros(n_scen, dtype=bool)
@@ -595,7 +610,7 @@ class ZBusSolver:
         final_kernel(v_a, f, t, s_va, *params, i_a, cur)
         voltages = NodeVoltages(self.v0_v, z_an, i_a)
         self._warm = (active, v_a.copy())
-        self._warm_full = self.v0_v + matmul_rows(i_a[-1:], z_an)[0]
+        self._warm_full = (i_a[-1].copy(), z_an)  # formed only if the next call needs it
         # power at the final node voltages: with the currents above, the network equations
         # hold exactly, so source + injections = loads + losses to rounding
         v_act = self.v0_v[active] + matmul_rows(i_a, z_aa_t)

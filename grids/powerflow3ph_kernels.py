@@ -281,6 +281,7 @@ def fixed_point_kernel(
     """
     n_a = v_a.shape[1]
     r = np.empty(n_a, dtype=np.complex128)
+    new = np.empty(n_a, dtype=np.complex128)
     for k in range(v_a.shape[0]):
         for it in range(max_iter):
             for a in range(n_a):
@@ -303,11 +304,16 @@ def fixed_point_kernel(
                 r[f[b]] += x
                 if t[b] < n_a:
                     r[t[b]] -= x
+            # new = c + r K^T, row by row of K^T (contiguous)
+            for a in range(n_a):
+                new[a] = c_vec[a]
+            for j in range(n_a):
+                rj = r[j]
+                for a in range(n_a):
+                    new[a] += rj * k_t[j, a]
             worst = 0.0
             for a in range(n_a):
-                acc = c_vec[a]
-                for j in range(n_a):
-                    acc += r[j] * k_t[j, a]
+                acc = new[a]
                 d = acc - v_a[k, a]
                 m = (d.real * d.real + d.imag * d.imag) * inv_base[a] * inv_base[a]
                 if m > worst:

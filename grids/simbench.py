@@ -17,10 +17,11 @@ How SimBench marks EV charging
 EV chargers are ordinary ``load`` elements whose ``profile`` names a charging-station profile:
 ``HLS_<variant>_<kW>`` (German *Heimladestation*, a home charging point, e.g. ``HLS_A_11.0``)
 and ``APLS_<variant>_<kW>`` or ``APLS_<MW>`` (*Arbeitsplatzladestation*, a workplace charging
-point). They appear in the LV grids of scenarios 1 and 2 (``--1-``, ``--2-``), not in every grid
-(e.g. ``1-LV-urban6--1-sw`` has none). MV grids of every scenario connect their LV grids as
-aggregated loads (profiles ``lv_rural3``, ``lv_urban6``, ...) whose EV share is not separable:
-they report no EV loads. Heat pumps are loads with profiles ``Air_*`` and ``Soil_*``.
+point or charging park). They appear in the grids of scenarios 1 and 2 (``--1-``, ``--2-``),
+not in every grid (e.g. ``1-LV-urban6--1-sw`` has none; ``1-MV-comm--2-sw`` has five MV charging
+parks ``APLS_<MW>``). MV grids connect their LV grids as aggregated loads (profiles
+``lv_rural3``, ``lv_urban6``, ...) whose EV share is not separable: only their own charging
+parks count as EV loads. Heat pumps are loads with profiles ``Air_*`` and ``Soil_*``.
 
 The profiles are the absolute values of :func:`simbench.get_absolute_values` (``profiles_
 instead_of_study_cases=True``): per element and step, the element's rated ``p_mw``/``q_mvar``

@@ -2,8 +2,10 @@
 without violating a planner's limit, per charging control, over many random placements.
 
 For every seed, EVs are placed at the customers (:func:`vehicle_models.adoption.place_evs`,
-nested in the share) and every share of the grid is run over the whole window with one batched
-AC power flow (all shares and steps at once): the share is *violation-free* when no step
+nested in the share) and every share of the grid is run over the whole window through the
+time-series power flow (:func:`grids.timeseries_pf.solve_time_series`; with charging-only
+controls the shares above the first violating one are violating too: more EVs only add load):
+the share is *violation-free* when no step
 violates a limit that the EVs make worse (the base-case rule of
 :func:`studies.hosting_capacity_engine.check`). A seed's hosting share is the largest share of
 the grid up to which every share is violation-free; the table gives its median (P50) and the
@@ -402,10 +404,18 @@ def run_adoption_study(
                 )
                 unserved[control] += float(backlog.sum()) / n_seed
             ev_cols = np.array([col[int(b)] for b in full.bus], dtype=int)
+            # Charging-only EVs (no export) only add load as the share grows (nested
+            # placements): once a share violates, every larger share of the seed does too.
+            charging_only = control is not AdoptionControl.V2G
             for k, share in enumerate(shares):
                 evs = full.rank < round(share * n_customer)  # nested: the first-ranked EVs
                 if not evs.any():
                     continue  # nothing added: nothing made worse
+                if charging_only and k > 0 and violated[control][i, k - 1]:
+                    violated[control][i, k] = True
+                    first[control][i, k] = first[control][i, k - 1]
+                    binding[control][i, k] = binding[control][i, k - 1]
+                    continue
                 incidence = np.zeros((int(evs.sum()), len(model.bus)))
                 incidence[np.arange(int(evs.sum())), ev_cols[evs]] = 1.0
                 extra_p = -(p_kw[:, evs] / 1000.0) @ incidence  # (T, n_bus) MW, injection

@@ -24,8 +24,8 @@ Method (exact, not a linear estimate):
 
 Each row also carries the planner's snapshot answer (DISCO-style: one worst snapshot -- the
 step of highest total demand for import, of lowest for export -- one bus at a time) and how
-much it overstates the time-series answer. Without a linear model (a meshed feeder) every step
-is bisected in AC.
+much it overstates the time-series answer. Without a linear model (a meshed feeder) the screen
+takes AC sensitivities instead (one more AC power flow per step and bus with a small addition).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from studies.hosting_capacity_engine import (
     check_value,
 )
 from studies.hosting_capacity_types import DEFAULT_TOLERANCE_MW, Mode, check_pf, q_per_p_from_pf
-from studies.timeseries_screen import LinearScreen
+from studies.timeseries_screen import LinearScreen, ac_sensitivity_screen
 from studies.timeseries_search import OrderStatisticSearch
 
 __all__ = [
@@ -438,11 +438,21 @@ def _nanmin_rows(values: np.ndarray) -> np.ndarray:
 
 
 def _screen(model, study, p, q, base: Flows, directions, q_per_p) -> np.ndarray:
-    """Screened size (n_steps, n_dir); NaN everywhere without a linear model (meshed)."""
+    """Screened size (n_steps, n_dir): LinDistFlow on a radial feeder, else AC sensitivities."""
     try:
         screen = LinearScreen(model, study.criteria)
-    except FeederError:
-        return np.full((p.shape[0], directions.shape[0]), np.nan)
+    except FeederError:  # meshed: no path-sum model
+        return ac_sensitivity_screen(
+            study.ac,
+            p,
+            q,
+            base,
+            directions,
+            study.criteria,
+            q_per_p=q_per_p,
+            delta_mw=max(1e-3, 1e-3 * study.default_cap_mw),
+            dead_bus=model.dead_bus,
+        )
     return screen.screen(
         p,
         q,

@@ -126,8 +126,12 @@ def labelled_hc_map(net, table: pd.DataFrame, *, title: str = ""):
     pos = bus_positions(net)
     n = len(pos)
     size = 8 if n <= 60 else 6 if n <= 200 else 4
-    for bus, (x, y) in pos.items():
-        ax.annotate(str(bus), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=size)
+    at: dict[tuple[float, float], list[int]] = {}
+    for bus, xy in pos.items():  # buses drawn at the same point share one label ("0, 8")
+        at.setdefault((round(xy[0], 9), round(xy[1], 9)), []).append(int(bus))
+    for (x, y), buses in at.items():
+        text = ", ".join(str(b) for b in sorted(buses))
+        ax.annotate(text, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=size)
     return fig
 
 

@@ -32,7 +32,7 @@ from grids.feeder_model import FeederModel
 from grids.lindistflow import LinDistFlow
 from studies.hosting_capacity_engine import HostingCapacityCriteria
 
-__all__ = ["LinearScreen"]
+__all__ = ["LinearScreen", "ac_sensitivity_screen"]
 
 #: steps screened per chunk (bounds the (steps, directions, buses) work arrays)
 _CHUNK_ELEMENTS = 4_000_000
@@ -204,3 +204,88 @@ def _loading_sizes(fp, fq, loading_ac, a_flow, c_flow, rating_mva, limit_percent
         size = np.where(over, back, root)
         size = np.where(qa > 1e-18, np.maximum(size, 0.0), np.inf)
     return size.min(axis=2)
+
+
+#: Cases per AC call of the sensitivity screen.
+_AC_CHUNK_CASES = 8192
+
+
+def ac_sensitivity_screen(
+    solver,
+    p_mw: np.ndarray,
+    q_mvar: np.ndarray,
+    base_flows,
+    direction_mw: np.ndarray,
+    criteria: HostingCapacityCriteria,
+    *,
+    q_per_p: float,
+    delta_mw: float,
+    dead_bus: np.ndarray,
+) -> np.ndarray:
+    """Screened size per step and direction from AC sensitivities (any feeder, meshed too).
+
+    At every step ``t`` and direction ``d`` the AC power flow is solved once more with a small
+    added size ``delta``: ``s = (v_t(delta) - v_t) / delta`` (the column of the AC Jacobian's
+    inverse that the direction excites) and likewise for every loading. The size that reaches
+    a limit is then extrapolated linearly, ``(v_max - v_t) / s``, ``(L_max - L_t) / (dL/dx)``;
+    a limit already violated counts only where the addition makes it worse (size 0).
+
+    Parameters
+    ----------
+    solver : AcSolver
+        The batched AC solver (``solve(p, q) -> Flows``).
+    p_mw, q_mvar : numpy.ndarray (n_steps, n_bus)
+        Base injection of every step [MW, Mvar].
+    base_flows : Flows
+        AC flows of every step without the addition.
+    direction_mw : numpy.ndarray (n_dir, n_bus)
+        Added active power per MW of size.
+    criteria : HostingCapacityCriteria
+        Planner limits.
+    q_per_p : float, keyword-only
+        Reactive power per MW of the added units [Mvar/MW].
+    delta_mw : float, keyword-only
+        Size of the perturbation [MW].
+    dead_bus : numpy.ndarray of bool, keyword-only
+        Buses without voltage.
+
+    Returns
+    -------
+    numpy.ndarray (n_steps, n_dir)
+        Screened size [MW] (``inf``: no limit reached in the linear extrapolation).
+    """
+    c = criteria
+    n_steps, n_dir = p_mw.shape[0], direction_mw.shape[0]
+    step_of = np.repeat(np.arange(n_steps), n_dir)
+    dir_of = np.tile(np.arange(n_dir), n_steps)
+    out = np.full(n_steps * n_dir, np.inf)
+    dp = direction_mw * delta_mw
+    dq = q_per_p * np.abs(dp)
+    for start in range(0, len(step_of), _AC_CHUNK_CASES):
+        rows = slice(start, start + _AC_CHUNK_CASES)
+        t, d = step_of[rows], dir_of[rows]
+        flows = solver.solve(p_mw[t] + dp[d], q_mvar[t] + dq[d])
+        ok = flows.converged
+        vm0 = np.where(dead_bus[None, :], 1.0, np.nan_to_num(base_flows.vm_pu[t], nan=1.0))
+        vm1 = np.where(dead_bus[None, :], 1.0, np.nan_to_num(flows.vm_pu, nan=1.0))
+        s = (vm1 - vm0) / delta_mw
+        # changes below the solver's resolution are noise, not sensitivities
+        tiny_v, tiny_l = 1e-8 / delta_mw, 1e-6 / delta_mw
+        with np.errstate(divide="ignore", invalid="ignore"):
+            up = np.where(s > tiny_v, np.maximum(c.v_max_pu - vm0, 0.0) / s, np.inf)
+            down = np.where(s < -tiny_v, np.maximum(vm0 - c.v_min_pu, 0.0) / -s, np.inf)
+            size = np.minimum(up.min(axis=1), down.min(axis=1))
+            for loading1, loading0, limit in (
+                (flows.line_loading_percent, base_flows.line_loading_percent[t],
+                 c.max_line_loading_percent),
+                (flows.trafo_loading_percent, base_flows.trafo_loading_percent[t],
+                 c.max_trafo_loading_percent),
+            ):  # fmt: skip
+                if not loading1.shape[1]:
+                    continue
+                l0 = np.nan_to_num(loading0, nan=0.0)
+                slope = (np.nan_to_num(loading1, nan=0.0) - l0) / delta_mw
+                reach = np.where(slope > tiny_l, np.maximum(limit - l0, 0.0) / slope, np.inf)
+                size = np.minimum(size, reach.min(axis=1))
+        out[rows] = np.where(ok, size, 0.0)  # a failed perturbation: bisect from 0
+    return out.reshape(n_steps, n_dir)

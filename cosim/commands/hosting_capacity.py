@@ -327,6 +327,17 @@ def _run_time_series(args: argparse.Namespace) -> int:
 
     if args.time_series and args.adoption:
         raise ScenarioError("--time-series and --adoption: choose one study per run")
+    for option, value in (
+        ("--phase", getattr(args, "phase", None)),
+        ("--vuf-max-percent", getattr(args, "vuf_max_percent", None)),
+        ("--method", None if args.method == "screen+ac" else args.method),
+        ("--control", None if args.control == "none" else args.control),
+    ):
+        if value is not None:
+            raise ScenarioError(
+                f"{option}: not available with --time-series or --adoption (balanced feeders, "
+                "the exact screen+AC method, fixed power factor; --adoption studies the controls)"
+            )
     check_output_dir(args.out)
     duration_s = parse_duration_s(args.duration)
     criteria = HostingCapacityCriteria(

@@ -2,7 +2,7 @@
 
 Reference: OpenDSS (DSS C-API via opendssdirect.py) solving the same embedded feeder in
 snapshot mode with its controls off (regulator taps held at the values of the file's own
-``Solve``, which our reader extracts) and its convergence tolerance tightened to 1e-10.
+``Solve``, which our reader extracts) and its convergence tolerance tightened to 1e-12.
 Tolerances (issue 14): per-phase magnitude 1e-4 pu, angle 0.01 deg, losses 0.1 %; we meet
 much tighter figures (see docs/unbalanced.md) and assert the issue's ones plus the measured
 order of magnitude.

@@ -64,6 +64,7 @@ UNSUPPORTED = """
 New Load.Z bus1=n1.2 phases=1 kv=0.24 kw=5 kvar=1 model=8 zipv=[0.3 0.3 0.4 0.3 0.3 0.4 0.5]
 New Isource.I1 bus1=n2.1 amps=2 phases=1
 New Generator.G3 bus1=n1 phases=3 kv=0.416 kw=10 kvar=0 model=3
+New Load.RN bus1=n2.2 phases=1 kv=0.24 kw=2 kvar=0.5 rneut=0.5 xneut=0.1
 """
 
 
@@ -137,6 +138,7 @@ def test_unsupported_elements_are_listed_and_warned(tmp_path):
         "Load.z (model 8, read as model 1)",
         "Isource.i1",
         "Generator.g3 (model 3, read as constant kW, kvar)",
+        "Load.rn (neutral impedance Rneut/Xneut ignored)",
     )
     messages = [str(w.message) for w in caught if w.category is UnsupportedElementWarning]
     assert len(messages) == 1 and "Isource.i1" in messages[0] and "Load.z" in messages[0]
@@ -247,3 +249,18 @@ def test_line_geometry_wire_data_and_matrix_lines_match_opendss(tmp_path):
     dss.Solution.Solve()
     assert np.abs(result.v_pu[0] - _opendss_v_pu(model)).max() < 1e-7
     assert result.losses_kw[0] == pytest.approx(dss.Circuit.Losses()[0] / 1000.0, rel=1e-6)
+
+
+def test_regcontrol_options_the_tap_control_ignores_are_listed(tmp_path):
+    master = ThreePhaseFeederModel.from_name("ieee13").circuit.path
+    path = tmp_path / "ieee13_reversible.dss"
+    path.write_text(
+        f'Redirect "{master}"\nRegControl.reg1.reversible=yes\nRegControl.reg2.vlimit=125\n'
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnsupportedElementWarning)
+        model = ThreePhaseFeederModel.from_dss(path)
+    assert model.unsupported == (
+        "RegControl.reg1 (reverse mode not modelled by the tap control)",
+        "RegControl.reg2 (vlimit not modelled by the tap control)",
+    )

@@ -308,3 +308,34 @@ def test_answer_does_not_depend_on_the_screen(
             percentile=percentile,
         )  # fmt: skip
         assert row["hosting_capacity_mw"] == pytest.approx(ref, abs=1e-3), row
+
+
+def test_meshed_feeder_uses_ac_sensitivities_and_stays_exact():
+    """case33bw with its tie line 17-32 closed is meshed (no LinDistFlow): the AC-sensitivity
+    screen chooses the steps, and the answer still equals brute force."""
+    from grids.errors import FeederError
+    from studies.timeseries_screen import LinearScreen
+
+    net = copy.deepcopy(FeederModel.from_name("case33bw").net)
+    net.line.loc[35, "in_service"] = True  # tie 17-32
+    model = FeederModel.from_net(net)
+    with pytest.raises(FeederError):
+        LinearScreen(model, CRITERIA)
+    profiles = _profiles(model, steps=24)
+    result = run_time_series_hosting_capacity(
+        model, profiles, mode="import", buses=[17, 29], criteria=CRITERIA, snapshot=False
+    )
+    for row in result.rows:
+        ref, _ = _bruteforce(model, profiles, row["bus"], export=False, criteria=CRITERIA)
+        assert row["hosting_capacity_mw"] == pytest.approx(ref, abs=1e-3), row
+        assert row["screen_mw"] == pytest.approx(ref, rel=0.3)  # a real screen, not a guess
+
+
+def test_cli_refuses_snapshot_only_options_with_time_series(capsys):
+    from cosim.cli import main
+
+    args = ["hosting-capacity", "--time-series", "--feeder", "simbench:1-LV-rural1--2-sw"]
+    assert main([*args, "--control", "volt_var_a"]) == 2
+    assert "--control" in capsys.readouterr().err
+    assert main([*args, "--phase", "b"]) == 2
+    assert "--phase" in capsys.readouterr().err
