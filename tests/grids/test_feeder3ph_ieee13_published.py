@@ -22,7 +22,8 @@ vminpu/vmaxpu switching, an ideal closed switch. Two checks:
    0.006 deg. Why the rounding alone is not met: the residual is a phase-c offset of
    +0.5e-4 to +1.8e-4 pu that starts at the regulator (11 steps of 0.625 % give exactly
    1.06875 pu, the table prints 1.0687, so the published solution held RG60 c slightly below
-   the ideal ratio) and a phase-a angle offset at 692/675. The table itself is not
+   the ideal ratio; as a diagnostic, RG60 c at 1.06865 pu brings the worst magnitude to
+   0.8e-4 pu) and a phase-a angle offset at 692/675 (unchanged by that). The table itself is not
    consistent with an ideal closed switch to its rounding: 671 and 692 are printed 0.9778 vs
    0.9777 (c) and -5.30 vs -5.31 deg (a), so at best both sit on a rounding boundary.
    Model alternatives tried and rejected because they fit worse: the EPRI 1/3-point lumping
