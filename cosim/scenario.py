@@ -836,6 +836,14 @@ def _fleet(table: dict, base_dir: Path, problems: list[str], *, f0_hz: Any = 60.
             )
         except ScenarioError as error:
             problems.extend(error.problems or [str(error)])
+    if table.get("adoption") is not None:
+        # the adoption is the fleet: its EVs, buses and chargers (cosim.adoption_fleet)
+        for key in ("n_vehicles", "table", "buses", "phase_allocation", "charger_connection"):
+            if key in table:
+                problems.append(
+                    f"fleet.{key}: not with fleet.adoption (the adopted EVs are the fleet); "
+                    "give one or the other"
+                )
     return FleetConfig(
         n_vehicles=int(v["n_vehicles"]),
         preset=v["preset"],
@@ -1284,7 +1292,7 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
     if (
         sim is not None
         and sim.remote is RemoteSim.FLEET
-        and not (fleet is not None and (fleet.n_vehicles > 0 or fleet.table))
+        and not (fleet is not None and (fleet.n_vehicles > 0 or fleet.table or fleet.adoption))
         and not any(e.has_fleet for e in entries)
     ):
         problems.append("simulation.remote: 'fleet' but the scenario has no fleet")
@@ -1312,7 +1320,7 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
     if sim is not None and sim.remote is RemoteSim.FEEDER and feeder is None:
         problems.append("simulation.remote: 'feeder' but the scenario has no [feeder]")
     if sim is not None and sim.coupling is Coupling.SAME_TIME_LOOP:
-        has_fleet = fleet is not None and (fleet.n_vehicles > 0 or fleet.table)
+        has_fleet = fleet is not None and (fleet.n_vehicles > 0 or fleet.table or fleet.adoption)
         if feeder is None or not has_fleet:
             problems.append(
                 "simulation.coupling: 'same_time_loop' needs a [feeder] and a [fleet] "

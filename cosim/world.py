@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # pandas is loaded with the results, not at import
     import pandas as pd
 from tqdm import tqdm
 
+from cosim.adoption_fleet import resolve_adoption
 from cosim.attributes import RECORDED, THREE_PHASE_RECORDED
 from cosim.phase_layout import phase_layout
 from cosim.results import (
@@ -334,6 +335,8 @@ def build_world(
     """
     import mosaik
 
+    # [fleet] adoption: the adopted EVs as a fleet table next to the results
+    scenario = resolve_adoption(scenario, out_dir)
     sim = scenario.simulation
     remote = sim.remote if remote is None else remote
     run_id = run_id or uuid.uuid4().hex
@@ -838,6 +841,7 @@ def run_scenario(
 
     out = Path(out_dir)
     run_id = uuid.uuid4().hex
+    scenario = resolve_adoption(scenario, out)  # [fleet] adoption: its fleet table
     bar = _progress_bar(scenario, run_id) if progress else None
     t0 = wall_clock.perf_counter()
     built = build_world(

@@ -6,8 +6,9 @@ the project's own three-phase solver (:mod:`grids.powerflow3ph`) needs:
 
 * the network admittance matrix ``Y`` [S] over the circuit's nodes (``YNodeOrder``), summed
   from the primitive admittance matrices (``Yprim``) of the power-delivery elements (Line,
-  Transformer incl. regulator transformers at their present tap, Capacitor, Reactor, AutoTrans;
-  switches and open conductors as OpenDSS builds them); loads, PV systems, storage and
+  Transformer incl. regulator transformers at their present tap, Capacitor, Reactor, AutoTrans,
+  Fault, a fixed admittance in a snapshot solve; switches and open conductors as OpenDSS builds
+  them); loads, PV systems, storage and
   generators are NOT in it;
 * each voltage source as its Norton equivalent: the source-impedance admittance ``Y_s`` and the
   current ``I_s = Y_s E`` (EMF ``E`` from ``basekV``, ``pu``, ``angle``);
@@ -48,7 +49,7 @@ from grids.opendss_regulators import (
 )
 
 #: Circuit-element classes whose ``Yprim`` goes into the network admittance matrix.
-NETWORK_CLASSES = ("line", "transformer", "capacitor", "reactor", "autotrans")
+NETWORK_CLASSES = ("line", "transformer", "capacitor", "reactor", "autotrans", "fault")
 #: Power-conversion classes read as constant-power injections.
 INJECTION_CLASSES = ("pvsystem", "storage", "generator")
 #: Classes that do not change the steady state of a snapshot solve (meters, protection that
@@ -262,12 +263,18 @@ def compile_dss(path: str | Path):
     if not master.is_file():
         raise FeederError(f"OpenDSS file {master}: not found")
     cwd = os.getcwd()
+    # ``Show`` commands in a model open a text editor on the report unless this (process-wide)
+    # switch is off; restored afterwards for other users of opendssdirect in the process
+    allow_editor = dss.Basic.AllowEditor()
     try:
+        dss.Basic.AllowEditor(False)
         dss.Text.Command("clear")
         dss.Text.Command(f'compile "{master}"')
     except Exception as exc:  # DSSException carries OpenDSS's message with file and line
-        raise FeederError(f"OpenDSS file {master}: {exc}") from exc
+        # OpenDSS messages span several lines: one line for the CLI's error boundary
+        raise FeederError(f"OpenDSS file {master}: {' '.join(str(exc).split())}") from exc
     finally:
+        dss.Basic.AllowEditor(allow_editor)
         os.chdir(cwd)
     try:
         n_nodes = dss.Circuit.NumNodes()

@@ -165,15 +165,32 @@ def load_three_phase_feeder(feeder: str):
     Returns
     -------
     grids.feeder3ph.ThreePhaseFeederModel
+        Elements of the file the engine does not model are named in one ``warning:`` line on
+        stderr (and kept in ``model.unsupported``).
     """
+    import sys
+    import warnings
+
     from cosim.clitools import check_input_file
     from grids.feeder3ph import ThreePhaseFeederModel
+    from grids.opendss import UnsupportedElementWarning
 
-    if str(feeder).strip().lower().endswith(".dss"):
-        return ThreePhaseFeederModel.from_dss(
-            check_input_file(feeder, what="OpenDSS model (--feeder)")
+    with warnings.catch_warnings():
+        # listed below in one line (and in the JSON summary), not as a Python warning
+        warnings.simplefilter("ignore", UnsupportedElementWarning)
+        if str(feeder).strip().lower().endswith(".dss"):
+            model = ThreePhaseFeederModel.from_dss(
+                check_input_file(feeder, what="OpenDSS model (--feeder)")
+            )
+        else:
+            model = ThreePhaseFeederModel.from_name(feeder)
+    if model.unsupported:
+        print(
+            f"warning: {model.name}: elements not modelled by the three-phase engine: "
+            + ", ".join(model.unsupported),
+            file=sys.stderr,
         )
-    return ThreePhaseFeederModel.from_name(feeder)
+    return model
 
 
 def three_phase_summary(model, result, *, standard: str = "ansi") -> dict:
@@ -195,7 +212,8 @@ def three_phase_summary(model, result, *, standard: str = "ansi") -> dict:
         file, ``phase`` ``"a"``/``"b"``/``"c"``, ``vm_pu``, ``va_degree``), ``vuf_max_percent``
         (with ``vuf_max_bus``), ``losses_kw``, ``min_vm_pu`` / ``max_vm_pu`` with their
         ``min_vm_node`` / ``max_vm_node`` (``{"bus", "phase"}``), ``max_line_loading_percent``,
-        ``violations`` and ``limits_not_checked``.
+        ``violations``, ``limits_not_checked`` and ``unsupported_elements`` (the file's elements
+        the engine does not model, by name).
     """
     import numpy as np
 
@@ -279,6 +297,7 @@ def three_phase_summary(model, result, *, standard: str = "ansi") -> dict:
         "max_line_loading_percent": float(finite.max()) if finite.size else None,
         "violations": [v.to_dict() for v in violations],
         "limits_not_checked": not_checked,
+        "unsupported_elements": list(model.unsupported),
     }
 
 
