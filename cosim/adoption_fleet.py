@@ -25,8 +25,23 @@ Each EV (row):
   single-phase service: its charger is single-phase on the load's phase and rated at most
   7.4 kW (1 x 32 A at 230 V), the rating written in the table.
 
-``source = "simbench"`` (SimBench's EV profiles) is used by the adoption hosting-capacity
-study; a run refuses it (a fleet table holds sessions, not profiles) and names the key.
+With ``source = "simbench"`` (a ``simbench:<code>`` feeder whose scenario has EV charging
+points, codes ending ``--1-``/``--2-``) the EVs take their charging from SimBench's EV charging
+profiles instead of the behavioural model: each EV gets one of the grid's non-zero per-bus EV
+profiles (``ev_p_mw`` of :func:`grids.simbench.simbench_profiles`, chosen by the placement's
+seeded ``shape_u`` as in the adoption study, :func:`vehicle_models.adoption.shape_demand_kw`),
+scaled to its charger (``P * shape / max(shape)`` over the whole year), and that profile over
+the run's window (``simulation.start`` + ``duration_s``) becomes plug-in sessions
+(:func:`profile_sessions`): every contiguous run of non-zero charging steps is one session,
+``arrival_s`` its first step, ``departure_s`` the end of its last step, the energy drawn from
+the grid the profile's energy over the run. **One row per session**: an EV that charges on
+several days has several rows (vehicle-days), ``vehicle_id`` ``ev<k>_s<j>``. The battery of a
+row holds the preset's capacity (larger if the session needs more), arrives at
+``soc_target - E eta_charge / E_cap`` so that unmanaged charging (``policy = "immediate"``)
+draws exactly the session's energy ``E`` from the grid, within the session (its energy is at
+most the rating times its length). A SimBench grid without EV profiles, or with none charging
+in the window, is refused naming ``fleet.adoption.source``. The grid's own EV charging points
+keep their profiles in the feeder's loads (the adopted EVs come on top).
 
 References
 ----------
@@ -52,6 +67,7 @@ __all__ = [
     "AdoptedCustomers",
     "adoption_customers",
     "adoption_fleet_table",
+    "profile_sessions",
     "resolve_adoption",
 ]
 
@@ -128,7 +144,71 @@ def adoption_customers(feeder: Any) -> AdoptedCustomers:
     return customers
 
 
-def adoption_fleet_table(feeder: Any, fleet: Any):
+def profile_sessions(demand_kw, *, step_s: float) -> dict[str, np.ndarray]:
+    """Plug-in sessions of charging profiles: the contiguous runs of non-zero steps.
+
+    A session starts at the first step of a run of steps with ``p > 0`` and ends at the end of
+    its last step; its energy is the profile's energy over the run,
+    ``E = sum_k p_k dt / 3600``.
+
+    Parameters
+    ----------
+    demand_kw : array_like (n_steps, n_ev)
+        Charging power of each EV per step, consumption positive [kW] (step averages).
+    step_s : float, keyword-only
+        Step length [s].
+
+    Returns
+    -------
+    dict of numpy.ndarray (n_session,)
+        ``ev`` (column of the EV), ``arrival_s``, ``departure_s`` [s from the first step],
+        ``e_kwh`` [kWh]; ordered by EV, then time.
+    """
+    demand = np.asarray(demand_kw, dtype=float)
+    on = demand > 0
+    pad = np.zeros((1, demand.shape[1]), dtype=np.int8)
+    edge = np.diff(np.vstack([pad, on.astype(np.int8), pad]), axis=0).T  # (n_ev, n_steps + 1)
+    ev, first = np.nonzero(edge == 1)
+    _, stop = np.nonzero(edge == -1)  # same EVs in the same order (each run starts and stops)
+    e_kwh = np.array(
+        [demand[a:b, k].sum() for k, a, b in zip(ev, first, stop, strict=True)], dtype=float
+    )
+    return {
+        "ev": ev,
+        "arrival_s": first * float(step_s),
+        "departure_s": stop * float(step_s),
+        "e_kwh": e_kwh * float(step_s) / 3600.0,
+    }
+
+
+def _simbench_demand_kw(feeder: Any, simulation: Any, placed: Any, rating_kw: np.ndarray):
+    """Each adopted EV's SimBench charging profile over the run's window [kW] and its step."""
+    from grids.feeder_model import FeederModel
+    from grids.simbench import is_simbench_name, simbench_profiles
+    from vehicle_models.adoption import shape_demand_kw
+
+    refusal = "fleet.adoption.source: 'simbench' takes the EV charging profiles of a SimBench grid"
+    if not is_simbench_name(str(feeder.name or "")):
+        raise ScenarioError(
+            f'{refusal}, but feeder.name is {feeder.name!r}; use feeder.name = "simbench:<code>" '
+            'or source = "behaviour"'
+        )
+    model = FeederModel.from_name(str(feeder.name))
+    profiles = simbench_profiles(model.net, model)
+    ev_year = profiles.ev_p_mw
+    if ev_year is None or not (np.abs(ev_year).max(axis=0) > 0).any():
+        raise ScenarioError(
+            f"{refusal}, and {feeder.name} has none (EV charging points are in the future "
+            'scenarios, codes ending --1- or --2-); use source = "behaviour"'
+        )
+    # scaled to the charger over the whole year (the study's shapes), then windowed
+    demand_year = shape_demand_kw(ev_year, shape_u=placed.shape_u, charger_kw=rating_kw)
+    window = profiles.window(simulation.start, float(simulation.duration_s))
+    keep = profiles.time.get_indexer(window.time)
+    return demand_year[keep], float(profiles.step_s)
+
+
+def adoption_fleet_table(feeder: Any, fleet: Any, simulation: Any = None):
     """The fleet table of a ``[fleet] adoption`` on its feeder (see the module notes).
 
     Parameters
@@ -136,17 +216,22 @@ def adoption_fleet_table(feeder: Any, fleet: Any):
     feeder : cosim.scenario.FeederConfig
         The feeder whose loads are the customers.
     fleet : cosim.scenario.FleetConfig
-        The fleet, with ``adoption`` set (``preset`` gives the sessions).
+        The fleet, with ``adoption`` set (``preset`` gives the sessions, or with the
+        ``simbench`` source the battery parameters).
+    simulation : cosim.scenario.SimulationConfig or None
+        The run's window (``start``, ``duration_s``); needed by the ``simbench`` source.
 
     Returns
     -------
     pandas.DataFrame
-        One row per EV, columns of :mod:`vehicle_models.fleet_table`.
+        One row per EV (``behaviour``) or per plug-in session (``simbench``), columns of
+        :mod:`vehicle_models.fleet_table`.
 
     Raises
     ------
     ScenarioError
-        ``source = "simbench"`` (not available in a run), or a feeder without customers.
+        ``source = "simbench"`` on a feeder without SimBench EV profiles, or a feeder without
+        customers.
     """
     import pandas as pd
 
@@ -154,25 +239,16 @@ def adoption_fleet_table(feeder: Any, fleet: Any):
     from vehicle_models.presets import preset_parameters, sample_sessions
 
     adoption = fleet.adoption
-    if AdoptionSource(getattr(adoption.source, "value", adoption.source)) is not (
-        AdoptionSource.BEHAVIOUR
-    ):
-        raise ScenarioError(
-            "fleet.adoption.source: 'simbench' (SimBench's EV charging profiles) is used by the "
-            "adoption hosting-capacity study, not by a co-simulation run; use "
-            'source = "behaviour" (plug-in sessions of fleet.preset)'
-        )
+    source = AdoptionSource(getattr(adoption.source, "value", adoption.source))
     customers = adoption_customers(feeder)
     placed = place_evs(
         customers.bus, share=adoption.share, seed=adoption.seed, v2g_share=adoption.v2g_share
     )
     params = preset_parameters(fleet.preset)
-    # the same sessions as vehicle_models.adoption.session_demand_kw (drawn for all customers)
-    sessions = sample_sessions(customers.bus.size, params, np.random.default_rng([placed.seed, 1]))
     pick = placed.customer
     rating_kw = placed.charger_kw.astype(float)
     columns: dict[str, Any] = {
-        "vehicle_id": [f"ev{int(c)}" for c in pick],
+        "vehicle_id": np.array([f"ev{int(c)}" for c in pick], dtype=object),
         "bus": placed.bus,
     }
     if customers.phases is not None:
@@ -191,22 +267,76 @@ def adoption_fleet_table(feeder: Any, fleet: Any):
             phase = options[min(int(draw_u[k] * len(options)), len(options) - 1)]
             letters.append("abc"[phase - 1])
             rating_kw[k] = min(rating_kw[k], SINGLE_PHASE_MAX_KW)
-        columns["bus"] = [customers.bus_names[int(b)] for b in placed.bus]
-        columns["phase"] = letters
+        columns["bus"] = np.array([customers.bus_names[int(b)] for b in placed.bus], dtype=object)
+        columns["phase"] = np.array(letters, dtype=object)
+    if source is AdoptionSource.BEHAVIOUR:
+        # the same sessions as vehicle_models.adoption.session_demand_kw (all customers drawn)
+        sessions = sample_sessions(
+            customers.bus.size, params, np.random.default_rng([placed.seed, 1])
+        )
+        row = np.arange(pick.size)
+        session = {
+            "arrival_s": sessions["arrival_s"][pick],
+            "departure_s": sessions["arrival_s"][pick] + sessions["dwell_s"][pick],
+            "e_capacity_kwh": sessions["e_capacity_kwh"][pick],
+            "soc_arrival_frac": sessions["soc_arrival_frac"][pick],
+        }
+    else:
+        if simulation is None:
+            raise ScenarioError(
+                "fleet.adoption.source: 'simbench' needs the run's window (simulation.start "
+                "and duration_s)"
+            )
+        demand_kw, step_s = _simbench_demand_kw(feeder, simulation, placed, rating_kw)
+        found = profile_sessions(demand_kw, step_s=step_s)
+        if not found["ev"].size:
+            raise ScenarioError(
+                f"fleet.adoption.source: 'simbench': the {pick.size} adopted EVs' SimBench "
+                f"profiles do not charge between simulation.start ({simulation.start}) and "
+                f"{simulation.duration_s:g} s later; choose another window or seed"
+            )
+        row = found["ev"]
+        number = np.zeros(row.size, dtype=np.int64)
+        for k in range(pick.size):
+            here = row == k
+            number[here] = np.arange(int(here.sum()))
+        columns["vehicle_id"] = np.array(
+            [f"{columns['vehicle_id'][k]}_s{j}" for k, j in zip(row, number, strict=True)],
+            dtype=object,
+        )
+        # battery: a capacity of the preset per customer (seeded, share-independent), larger
+        # when a session needs more than soc_min..soc_target of it
+        weights = np.asarray(params.capacity_weights, dtype=float)
+        capacity_rng = np.random.default_rng([placed.seed, 3])
+        capacity_kwh = capacity_rng.choice(
+            np.asarray(params.capacity_choices_kwh, dtype=float),
+            size=customers.bus.size,
+            p=weights / weights.sum(),
+        )[pick][row]
+        stored_kwh = found["e_kwh"] * params.eta_charge
+        usable_frac = params.soc_target_frac - params.soc_min_frac
+        capacity_kwh = np.maximum(capacity_kwh, stored_kwh / usable_frac)
+        session = {
+            "arrival_s": found["arrival_s"],
+            "departure_s": found["departure_s"],
+            "e_capacity_kwh": capacity_kwh,
+            "soc_arrival_frac": params.soc_target_frac - stored_kwh / capacity_kwh,
+        }
+        for key in ("bus", "phase"):
+            if key in columns:
+                columns[key] = np.asarray(columns[key])[row]
+    n_row = row.size
     columns.update(
-        arrival_s=sessions["arrival_s"][pick],
-        departure_s=sessions["arrival_s"][pick] + sessions["dwell_s"][pick],
-        e_capacity_kwh=sessions["e_capacity_kwh"][pick],
-        soc_arrival_frac=sessions["soc_arrival_frac"][pick],
-        soc_target_frac=np.full(pick.size, params.soc_target_frac),
-        p_charge_max_kw=rating_kw,
-        p_discharge_max_kw=np.where(placed.v2g, rating_kw, 0.0),
-        s_max_kva=rating_kw,
-        eta_charge=np.full(pick.size, params.eta_charge),
-        eta_discharge=np.full(pick.size, params.eta_discharge),
-        soc_min_frac=np.full(pick.size, params.soc_min_frac),
-        soc_max_frac=np.full(pick.size, params.soc_max_frac),
-        soc_reserve_frac=np.full(pick.size, params.soc_reserve_frac),
+        **session,
+        soc_target_frac=np.full(n_row, params.soc_target_frac),
+        p_charge_max_kw=rating_kw[row],
+        p_discharge_max_kw=np.where(placed.v2g, rating_kw, 0.0)[row],
+        s_max_kva=rating_kw[row],
+        eta_charge=np.full(n_row, params.eta_charge),
+        eta_discharge=np.full(n_row, params.eta_discharge),
+        soc_min_frac=np.full(n_row, params.soc_min_frac),
+        soc_max_frac=np.full(n_row, params.soc_max_frac),
+        soc_reserve_frac=np.full(n_row, params.soc_reserve_frac),
     )
     return pd.DataFrame(columns)
 
@@ -243,7 +373,7 @@ def resolve_adoption(scenario: Any, out_dir: str | Path) -> Any:
     new_entries = []
     for entry in entries:
         if entry in pending:
-            frame = adoption_fleet_table(entry.feeder, entry.fleet)
+            frame = adoption_fleet_table(entry.feeder, entry.fleet, scenario.simulation)
             where = f"feeders[{entry.label}].fleet.adoption" if many else "fleet.adoption"
             if frame.empty:
                 raise ScenarioError(
