@@ -201,11 +201,13 @@ def _simbench_demand_kw(feeder: Any, simulation: Any, placed: Any, rating_kw: np
             f"{refusal}, and {feeder.name} has none (EV charging points are in the future "
             'scenarios, codes ending --1- or --2-); use source = "behaviour"'
         )
-    # scaled to the charger over the whole year (the study's shapes), then windowed
-    demand_year = shape_demand_kw(ev_year, shape_u=placed.shape_u, charger_kw=rating_kw)
+    # the window's steps scaled as the study scales the year (P * shape / max over the year):
+    # the year's peak as one extra row sets the normalisation, then is dropped
     window = profiles.window(simulation.start, float(simulation.duration_s))
-    keep = profiles.time.get_indexer(window.time)
-    return demand_year[keep], float(profiles.step_s)
+    rows = profiles.time.get_indexer(window.time)
+    shapes = np.vstack([ev_year[rows], np.abs(ev_year).max(axis=0)])
+    demand_kw = shape_demand_kw(shapes, shape_u=placed.shape_u, charger_kw=rating_kw)[:-1]
+    return demand_kw, float(profiles.step_s)
 
 
 def adoption_fleet_table(feeder: Any, fleet: Any, simulation: Any = None):
