@@ -190,7 +190,7 @@ def test_each_of_several_feeders_gets_its_own_adopted_fleet(tmp_path):
 
 
 def test_a_run_refuses_the_simbench_source_naming_the_key(tmp_path):
-    """``source = "simbench"`` belongs to the adoption study; a run names the key."""
+    """``source = "simbench"`` on a feeder that is not a SimBench grid: the run names the key."""
     scenario = load_scenario(_data({"name": "case33bw"}))
     adoption = dataclasses.replace(scenario.fleet.adoption, source=AdoptionSource.SIMBENCH)
     fleet = dataclasses.replace(scenario.fleet, adoption=adoption)
