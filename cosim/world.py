@@ -427,6 +427,8 @@ def _populate(
     if scenario.feeder is not None:
         feeder_sim = started.get("feeder") or world.start(feeder_name, step_size=feeder_step)
         island = {} if three_phase else {"island": _island_params(scenario)}
+        if _replaces_ev_loads(scenario.feeder, scenario.fleet):
+            island["replace_ev_loads"] = True
         ents["feeder"] = _feeder_entity(feeder_sim, scenario.feeder, sim.start, **island)
     if scenario.has_fleet:
         fl = scenario.fleet
@@ -448,6 +450,18 @@ def _populate(
     if scenario.frequency is not None and "frequency" not in ents:
         ents["frequency"] = _frequency_entity(world, scenario, fast_clock, fleet_replicas)
     _events_entity(world, scenario, ents, fast_clock)
+
+
+def _replaces_ev_loads(fd, fl) -> bool:
+    """An adopted fleet with SimBench's EV profiles stands in for the SimBench grid's own EV
+    charging points (their demand is taken out of the feeder's profiles, as in
+    :mod:`studies.adoption`)."""
+    adoption = getattr(fl, "adoption", None) if fl is not None else None
+    return (
+        adoption is not None
+        and getattr(adoption.source, "value", adoption.source) == "simbench"
+        and not fd.three_phase
+    )
 
 
 def _feeder_entity(feeder_sim, fd, start: str | None, **extra):
@@ -537,7 +551,8 @@ def _populate_many(
                 THREE_PHASE_FEEDER_SIM if fd.three_phase else "FeederSim",
                 step_size=sim.to_steps(fd.step_s or sim.step_s),
             )
-            ents[f"feeder:{entry.label}"] = _feeder_entity(feeder_sim, fd, sim.start)
+            extra = {"replace_ev_loads": True} if _replaces_ev_loads(fd, entry.fleet) else {}
+            ents[f"feeder:{entry.label}"] = _feeder_entity(feeder_sim, fd, sim.start, **extra)
             if entry.has_fleet:
                 fl = entry.fleet
                 buses = None if fl.table else _buses_of(fl, fd)
@@ -581,7 +596,10 @@ def _populate_groups(
             # in-process the fleet gets the settings parsed once; in its own process their table
             fleet["control"] = to_params(fl)["settings"] if remote else fl.settings
         pair = groups[i % n_groups].Pair(
-            feeder=_feeder_params(fd, sim.start),
+            feeder={
+                **_feeder_params(fd, sim.start),
+                **({"replace_ev_loads": True} if _replaces_ev_loads(fd, fl) else {}),
+            },
             fleet=fleet,
             feeder_step_size=sim.to_steps(fd.step_s or sim.step_s),
             three_phase=bool(fd.three_phase),

@@ -137,3 +137,36 @@ def test_a_simbench_grid_without_ev_profiles_is_refused_naming_the_key(tmp_path)
     scenario = load_scenario(_data("simbench:1-LV-rural1--0-sw"))
     with pytest.raises(ScenarioError, match=r"fleet\.adoption\.source: 'simbench'.*has none"):
         resolve_adoption(scenario, tmp_path)
+
+
+def test_adopted_fleet_replaces_the_grids_own_ev_charging_points():
+    """With ``replace_ev_loads`` (set by the world for ``source = "simbench"``) the feeder
+    solves its year without the SimBench EV loads' demand: the recorded voltages equal the
+    feeder model solved with ``FeederProfiles.without_ev()`` at a step where the EV loads
+    charge (1e-9 pu), and differ from the profiles with them."""
+    import numpy as np
+
+    from cosim.simulators import FeederSim
+    from grids.feeder_model import FeederModel
+    from grids.simbench import simbench_profiles
+
+    model = FeederModel.from_name(CODE)
+    profiles = simbench_profiles(model.net, model).window("2016-03-01T00:00:00+01:00")
+    row = int(np.argmax(profiles.ev_p_mw.sum(axis=1)[:96]))  # the first day's EV peak
+    assert profiles.ev_p_mw[row].sum() > 0
+    without = profiles.without_ev()
+    assert without.ev_p_mw is None
+    np.testing.assert_allclose(without.p_mw - profiles.p_mw, profiles.ev_p_mw, atol=0)
+    vm = {}
+    for replace in (True, False):
+        sim = FeederSim()
+        sim.init("Feeder-0", time_resolution=900.0, step_size=1)
+        sim.create(
+            1, "Grid", feeder=CODE, start="2016-03-01T00:00:00+01:00", replace_ev_loads=replace
+        )
+        sim.step(row, {}, row + 1)
+        vm[replace] = sim.get_data({"grid": ["vm_min_pu", "bus_vm_pu"]})["grid"]
+    ref = model.solve(without.p_mw[row], without.q_mvar[row])
+    got = np.array([vm[True]["bus_vm_pu"][str(int(b))] for b in model.bus])
+    assert np.nanmax(np.abs(got - ref.vm_pu[0])) < 1e-9
+    assert vm[True]["vm_min_pu"] > vm[False]["vm_min_pu"] + 1e-6
