@@ -46,6 +46,7 @@ THREE_PHASE_RECORDED = [
     "vm_max_c_pu",
     "vuf_max_percent",
     "bus_vuf_percent",
+    "n_tap_changes",  # cumulative regulator tap operations (regulator_control = "time")
 ]
 
 #: Outputs each simulator records (inputs excluded); vector outputs are per bus.

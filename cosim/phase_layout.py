@@ -168,6 +168,11 @@ def three_phase_problems(
     raw_fleet = raw_fleet or {}
     three_phase = feeder is not None and feeder.three_phase
     if not three_phase:
+        if "regulator_control" in raw_feeder:
+            problems.append(
+                "feeder.regulator_control: applies to a three-phase feeder (its OpenDSS "
+                "RegControls); a balanced feeder has none"
+            )
         for key in ("phase_allocation", "charger_connection"):
             if key in raw_fleet:
                 problems.append(

@@ -53,6 +53,15 @@ class EventKind(Enum):
     FAULT = "fault"
 
 
+class RegulatorControl(Enum):
+    """``[feeder] regulator_control`` on a three-phase feeder: the OpenDSS RegControl taps move
+    in time (delay, tap delay, band: :class:`grids.regulation3ph.RegulatorTapController`) or
+    stay as in the file."""
+
+    TIME = "time"
+    FIXED = "fixed"
+
+
 class OutputFormat(Enum):
     """Results file format (``[output] format``)."""
 
@@ -146,6 +155,7 @@ class FeederConfig:
     ext_grid_vm_pu: float | None = None
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
     three_phase: bool = False
+    regulator_control: RegulatorControl = RegulatorControl.TIME
 
 
 @dataclass(frozen=True)
@@ -446,6 +456,12 @@ def feeder_params() -> tuple[Param, ...]:
         Param("ambient_column", None, kind=str, doc="column of the ambient temperature"),
         Param("load_scale", 1.0, lo=0.0, hi=10.0, doc="multiplier of every load"),
         Param("ext_grid_vm_pu", None, unit="pu", lo=0.8, hi=1.2, doc="slack voltage"),
+        Param(
+            "regulator_control",
+            RegulatorControl.TIME,
+            kind=RegulatorControl,
+            doc="three-phase feeders: regulator taps move in time, or stay as in the file",
+        ),
     )
 
 
@@ -739,6 +755,7 @@ def _feeder(table: dict, base_dir: Path, sim: SimulationConfig | None, problems:
             overrides=overrides,
         ),
         three_phase=is_three_phase_feeder(path if path is not None else name),
+        regulator_control=v["regulator_control"],
     )
 
 
@@ -819,6 +836,14 @@ def _fleet(table: dict, base_dir: Path, problems: list[str], *, f0_hz: Any = 60.
             )
         except ScenarioError as error:
             problems.extend(error.problems or [str(error)])
+    if table.get("adoption") is not None:
+        # the adoption is the fleet: its EVs, buses and chargers (cosim.adoption_fleet)
+        for key in ("n_vehicles", "table", "buses", "phase_allocation", "charger_connection"):
+            if key in table:
+                problems.append(
+                    f"fleet.{key}: not with fleet.adoption (the adopted EVs are the fleet); "
+                    "give one or the other"
+                )
     return FleetConfig(
         n_vehicles=int(v["n_vehicles"]),
         preset=v["preset"],
@@ -1267,7 +1292,7 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
     if (
         sim is not None
         and sim.remote is RemoteSim.FLEET
-        and not (fleet is not None and (fleet.n_vehicles > 0 or fleet.table))
+        and not (fleet is not None and (fleet.n_vehicles > 0 or fleet.table or fleet.adoption))
         and not any(e.has_fleet for e in entries)
     ):
         problems.append("simulation.remote: 'fleet' but the scenario has no fleet")
@@ -1295,7 +1320,7 @@ def validate_scenario(data: Mapping[str, Any], *, base_dir: str | Path | None = 
     if sim is not None and sim.remote is RemoteSim.FEEDER and feeder is None:
         problems.append("simulation.remote: 'feeder' but the scenario has no [feeder]")
     if sim is not None and sim.coupling is Coupling.SAME_TIME_LOOP:
-        has_fleet = fleet is not None and (fleet.n_vehicles > 0 or fleet.table)
+        has_fleet = fleet is not None and (fleet.n_vehicles > 0 or fleet.table or fleet.adoption)
         if feeder is None or not has_fleet:
             problems.append(
                 "simulation.coupling: 'same_time_loop' needs a [feeder] and a [fleet] "

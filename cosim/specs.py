@@ -22,6 +22,7 @@ from cosim.scenario import (
     FeederEntry,
     FleetConfig,
     FrequencyConfig,
+    RegulatorControl,
     TransformerConfig,
     swing_parameters,
 )
@@ -102,6 +103,8 @@ def from_params(cls: type, params: dict[str, Any]) -> Any:
 
         kwargs["method"] = PowerFlowMethod(kwargs["method"])
         kwargs["transformer"] = from_params(TransformerConfig, kwargs["transformer"])
+        if "regulator_control" in kwargs:
+            kwargs["regulator_control"] = RegulatorControl(kwargs["regulator_control"])
     elif cls is FleetConfig:
         from vehicle_models.fleet import ChargingPolicy
         from vehicle_models.phases import ChargerConnection, PhaseAllocation

@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # pandas is loaded with the results, not at import
     import pandas as pd
 from tqdm import tqdm
 
+from cosim.adoption_fleet import resolve_adoption
 from cosim.attributes import RECORDED, THREE_PHASE_RECORDED
 from cosim.phase_layout import phase_layout
 from cosim.results import (
@@ -334,6 +335,8 @@ def build_world(
     """
     import mosaik
 
+    # [fleet] adoption: the adopted EVs as a fleet table next to the results
+    scenario = resolve_adoption(scenario, out_dir)
     sim = scenario.simulation
     remote = sim.remote if remote is None else remote
     run_id = run_id or uuid.uuid4().hex
@@ -424,6 +427,8 @@ def _populate(
     if scenario.feeder is not None:
         feeder_sim = started.get("feeder") or world.start(feeder_name, step_size=feeder_step)
         island = {} if three_phase else {"island": _island_params(scenario)}
+        if _replaces_ev_loads(scenario.feeder, scenario.fleet):
+            island["replace_ev_loads"] = True
         ents["feeder"] = _feeder_entity(feeder_sim, scenario.feeder, sim.start, **island)
     if scenario.has_fleet:
         fl = scenario.fleet
@@ -447,6 +452,18 @@ def _populate(
     _events_entity(world, scenario, ents, fast_clock)
 
 
+def _replaces_ev_loads(fd, fl) -> bool:
+    """An adopted fleet with SimBench's EV profiles stands in for the SimBench grid's own EV
+    charging points (their demand is taken out of the feeder's profiles, as in
+    :mod:`studies.adoption`)."""
+    adoption = getattr(fl, "adoption", None) if fl is not None else None
+    return (
+        adoption is not None
+        and getattr(adoption.source, "value", adoption.source) == "simbench"
+        and not fd.three_phase
+    )
+
+
 def _feeder_entity(feeder_sim, fd, start: str | None, **extra):
     """The ``Grid`` entity of a ``[feeder]`` spec on a started FeederSim (``extra`` params,
     e.g. the ``island`` of a one-feeder run)."""
@@ -465,7 +482,7 @@ def _feeder_params(fd, start: str | None) -> dict:
     }
     # the three-phase engine has one method (AC) and its source voltage from the file
     balanced = (
-        {}
+        {"regulator_control": plain_value(fd.regulator_control)}
         if fd.three_phase
         else {"method": plain_value(fd.method), "ext_grid_vm_pu": fd.ext_grid_vm_pu}
     )
@@ -534,7 +551,8 @@ def _populate_many(
                 THREE_PHASE_FEEDER_SIM if fd.three_phase else "FeederSim",
                 step_size=sim.to_steps(fd.step_s or sim.step_s),
             )
-            ents[f"feeder:{entry.label}"] = _feeder_entity(feeder_sim, fd, sim.start)
+            extra = {"replace_ev_loads": True} if _replaces_ev_loads(fd, entry.fleet) else {}
+            ents[f"feeder:{entry.label}"] = _feeder_entity(feeder_sim, fd, sim.start, **extra)
             if entry.has_fleet:
                 fl = entry.fleet
                 buses = None if fl.table else _buses_of(fl, fd)
@@ -578,7 +596,10 @@ def _populate_groups(
             # in-process the fleet gets the settings parsed once; in its own process their table
             fleet["control"] = to_params(fl)["settings"] if remote else fl.settings
         pair = groups[i % n_groups].Pair(
-            feeder=_feeder_params(fd, sim.start),
+            feeder={
+                **_feeder_params(fd, sim.start),
+                **({"replace_ev_loads": True} if _replaces_ev_loads(fd, fl) else {}),
+            },
             fleet=fleet,
             feeder_step_size=sim.to_steps(fd.step_s or sim.step_s),
             three_phase=bool(fd.three_phase),
@@ -838,6 +859,7 @@ def run_scenario(
 
     out = Path(out_dir)
     run_id = uuid.uuid4().hex
+    scenario = resolve_adoption(scenario, out)  # [fleet] adoption: its fleet table
     bar = _progress_bar(scenario, run_id) if progress else None
     t0 = wall_clock.perf_counter()
     built = build_world(

@@ -47,6 +47,7 @@ DSS_DIR = Path(__file__).resolve().parent / "dss"
 #: Embedded feeders: name -> master file under :data:`DSS_DIR`.
 EMBEDDED_FEEDERS = {
     "ieee13": "ieee13/Master.dss",
+    "ieee13_published": "ieee13_published/Master.dss",
     "ieee34": "ieee34/Master.dss",
     "ieee123": "ieee123/Master.dss",
     "european_lv": "european_lv/Master.dss",

@@ -201,6 +201,29 @@ class FeederProfiles:
             source=self.source,
         )
 
+    def without_ev(self) -> FeederProfiles:
+        """The profiles without the EV loads' charging (for a fleet that stands in for them).
+
+        The injection becomes ``p_mw + ev_p_mw`` (the demand, consumption positive, comes out;
+        SimBench's EV loads have no reactive profile, so ``q_mvar`` is unchanged).
+
+        Returns
+        -------
+        FeederProfiles
+            A copy with ``ev_p_mw`` None; this object itself when it has no EV loads.
+        """
+        if self.ev_p_mw is None:
+            return self
+        return FeederProfiles(
+            time=self.time,
+            step_s=self.step_s,
+            bus=self.bus,
+            p_mw=self.p_mw + self.ev_p_mw,
+            q_mvar=self.q_mvar,
+            ev_p_mw=None,
+            source=self.source,
+        )
+
     # ---- construction ----------------------------------------------------------------------
     @classmethod
     def from_model_base(

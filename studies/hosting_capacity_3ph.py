@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from grids.dss_names import bus_spellings
 from grids.errors import ConvergenceError, ScenarioError, check_problems
 from grids.limits import PHASE_LETTERS, VUF_LIMIT_PERCENT
 from grids.linear3ph import LinearThreePhaseModel, linearise_feeder
@@ -193,7 +194,7 @@ class _State:
 class _Checker:
     """Limit checks against the base case (a base violation may not get worse)."""
 
-    def __init__(self, model, base, criteria: ThreePhaseCriteria) -> None:
+    def __init__(self, model, base, criteria: ThreePhaseCriteria, *, written) -> None:
         self.model = model
         phase = np.asarray(model.node_phase)
         self.vnodes = np.flatnonzero((phase >= 1) & (phase <= 3))
@@ -204,7 +205,7 @@ class _Checker:
         self.v_hi_base = vm0 > criteria.v_max_pu
         self.v_lo_base = vm0 < criteria.v_min_pu
         self.node_names = [
-            f"bus {b} phase {PHASE_LETTERS[int(p)]}"
+            f"bus {written(b)} phase {PHASE_LETTERS[int(p)]}"
             for b, p in zip(
                 np.asarray(model.node_bus)[self.vnodes], phase[self.vnodes], strict=True
             )
@@ -212,7 +213,7 @@ class _Checker:
         vuf0 = np.nan_to_num(np.asarray(base.vuf_percent, dtype=float)[0], nan=0.0)
         self.vuf_hi = np.maximum(criteria.vuf_max_percent, vuf0 + BASE_SLACK_VUF_PERCENT)
         self.vuf_base = vuf0 > criteria.vuf_max_percent
-        self.bus3_names = [f"bus {b}" for b in model.bus3]
+        self.bus3_names = [f"bus {written(b)}" for b in model.bus3]
         loading0 = np.asarray(base.line_loading_percent, dtype=float)[0]
         self.load_hi = np.maximum(
             criteria.max_line_loading_percent, loading0 + BASE_SLACK_LOADING_PERCENT
@@ -510,7 +511,13 @@ def three_phase_hosting_capacity(
     base = model.solve(load_mult=load_mult)
     if not bool(np.asarray(base.converged)[0]):
         raise ConvergenceError(f"{model.name}: the base case does not converge")
-    checker = _Checker(model, base, criteria)
+    # OpenDSS lower-cases bus names: rows and messages name them as written in the files
+    spelling = bus_spellings(model.circuit.path)
+
+    def written(bus) -> str:
+        return spelling.get(str(bus).lower(), str(bus))
+
+    checker = _Checker(model, base, criteria, written=written)
     sign = -1.0 if mode is Mode.IMPORT else 1.0
     q_per_p = q_per_p_from_pf(pf) if abs(pf) < 1.0 else 0.0
     n = len(cands.bus)
@@ -540,7 +547,7 @@ def three_phase_hosting_capacity(
         )  # fmt: skip
     rows = [
         {
-            "bus": cands.bus[k],
+            "bus": written(cands.bus[k]),
             "phase": phase.value,
             "hosting_capacity_mw": round(float(hc[k]), 9),
             "screen_mw": None if screen_mw is None else round(float(screen_mw[k]), 9),

@@ -170,8 +170,7 @@ def resolve_feeders(names: Sequence[str] = (), *, feeders_dir: str | Path | None
         scenario 1 with switches).
     feeders_dir : path or None, keyword-only
         A folder whose ``.json`` files (pandapower nets) and ``.dss`` files are feeders
-        (sorted by name; ``.dss`` feeders are recorded as failed until regional runs read
-        OpenDSS models).
+        (sorted by name; ``.dss`` feeders are studied on the three-phase engine).
 
     Returns
     -------
@@ -234,11 +233,6 @@ def _load_net(feeder: str, options: RegionalOptions):
     # lazy: study dispatch (the workers import what their study needs)
     from grids.feeders import load_feeder
 
-    if Path(feeder).suffix.lower() == ".dss":
-        raise FeederError(
-            f"{feeder}: OpenDSS feeders are not supported by regional runs yet "
-            "(convert it to a pandapower JSON net)"
-        )
     net = load_feeder(feeder)
     if options.study_case is not None and is_simbench_name(feeder):
         # lazy: study dispatch (simbench is an optional extra)
@@ -249,10 +243,40 @@ def _load_net(feeder: str, options: RegionalOptions):
     return net
 
 
+def _three_phase_rows(feeder: str, options: RegionalOptions) -> list[dict[str, Any]]:
+    """Snapshot study of an OpenDSS feeder on the three-phase engine: a balanced three-phase
+    unit (a third per phase) at every bus, per-phase limits and VUF (``phase`` column)."""
+    # lazy: study dispatch (opendssdirect is an optional extra)
+    from grids.feeder3ph import ThreePhaseFeederModel
+    from studies.hosting_capacity_3ph import three_phase_hosting_capacity
+
+    result = three_phase_hosting_capacity(
+        ThreePhaseFeederModel.from_name(feeder),
+        phase="abc",
+        mode=options.mode.value,
+        method=options.method.value,
+    )
+    return [
+        {
+            "feeder": feeder,
+            "bus": str(row["bus"]),
+            "hosting_capacity_mw": float(row["hosting_capacity_mw"]),
+            "binding": str(row["binding"]),
+            "element": str(row["where"]),
+            "phase": str(row["phase"]),
+        }
+        for row in result.rows
+    ]
+
+
 def _snapshot_rows(feeder: str, options: RegionalOptions) -> list[dict[str, Any]]:
     # lazy: study dispatch
     from studies.hosting_capacity import run_hosting_capacity_study
 
+    if Path(feeder).suffix.lower() == ".dss":
+        if options.study_case is not None:
+            raise FeederError(f"{feeder}: a SimBench study case applies to SimBench feeders only")
+        return _three_phase_rows(feeder, options)
     net = _load_net(feeder, options)
     result = run_hosting_capacity_study(net, mode=options.mode, method=options.method)
     table = result.table
@@ -410,6 +434,8 @@ def results_table(store_frame, feeders: Sequence[str]):
     frame = pd.DataFrame(items)
     if frame.empty:
         return pd.DataFrame(columns=list(RESULT_COLUMNS))
+    if frame["bus"].map(type).nunique() > 1:  # OpenDSS bus names beside bus indices
+        frame["bus"] = frame["bus"].astype(str)
     extra = [c for c in frame.columns if c not in RESULT_COLUMNS]
     return frame[[*RESULT_COLUMNS, *extra]]
 

@@ -217,6 +217,7 @@ def three_phase_summary(model, result, *, standard: str = "ansi") -> dict:
     """
     import numpy as np
 
+    from grids.dss_names import bus_spellings
     from grids.limits import (
         missing_rating,
         phase_loading_violation,
@@ -224,7 +225,14 @@ def three_phase_summary(model, result, *, standard: str = "ansi") -> dict:
         unbalance_violation,
     )
 
-    node_bus = np.asarray(model.node_bus)
+    # OpenDSS lower-cases bus names: report them as written in the model's files
+    spelling = bus_spellings(model.circuit.path)
+
+    def as_written(bus) -> str:
+        return spelling.get(str(bus).lower(), str(bus))
+
+    node_bus = np.asarray([as_written(b) for b in model.node_bus])
+    bus3 = [as_written(b) for b in model.bus3]
     node_phase = np.asarray(model.node_phase)
     keep = np.flatnonzero((node_phase >= 1) & (node_phase <= 3))
     vm = np.asarray(result.vm_pu, dtype=float)[0]
@@ -247,7 +255,7 @@ def three_phase_summary(model, result, *, standard: str = "ansi") -> dict:
         vm[keep], node_bus=list(node_bus[keep]), node_phase=node_phase[keep], standard=standard
     )
     if has_vuf:
-        found = unbalance_violation(vuf, bus_names=[f"bus {b}" for b in model.bus3])
+        found = unbalance_violation(vuf, bus_names=[f"bus {b}" for b in bus3])
         if found is not None:
             violations.append(found)
     not_checked: list[str] = []
@@ -274,7 +282,7 @@ def three_phase_summary(model, result, *, standard: str = "ansi") -> dict:
         "converged": bool(np.asarray(result.converged)[0]),
         "phase_voltages": phase_voltages,
         "vuf_max_percent": float(np.nanmax(vuf)) if has_vuf else None,
-        "vuf_max_bus": str(model.bus3[int(np.nanargmax(vuf))]) if has_vuf else None,
+        "vuf_max_bus": bus3[int(np.nanargmax(vuf))] if has_vuf else None,
         "losses_kw": float(np.asarray(result.losses_kw)[0]),
         "min_vm_pu": float(vm[k_min]),
         "min_vm_node": {

@@ -92,6 +92,7 @@ FEEDER_META = {
                 "ambient_column",
                 "start",
                 "island",
+                "replace_ev_loads",
             ],
             "attrs": FEEDER_GRID_ATTRS,
         },
@@ -196,6 +197,7 @@ class FeederSim(SimulatorBase):
         ambient_column=None,
         start=None,
         island=None,
+        replace_ev_loads=False,
     ):
         if num != 1 or self.net is not None or model != "Grid":
             raise ScenarioError("FeederSim: create exactly one Grid entity")
@@ -225,7 +227,12 @@ class FeederSim(SimulatorBase):
         self.net = self.model.net
         self.base_p_mw, self.base_q_mvar = self.model.base_injection()
         if load_profile is None and is_simbench_name(feeder):
-            self._feeder_profiles = simbench_profiles(self.model.net, self.model).window(start)
+            profiles = simbench_profiles(self.model.net, self.model).window(start)
+            if replace_ev_loads and profiles.ev_p_mw is not None:
+                # an adopted fleet stands in for the grid's own EV charging points: their
+                # demand (consumption positive, reactive part zero in SimBench) comes out
+                profiles = profiles.without_ev()
+            self._feeder_profiles = profiles
         self.bus = np.asarray(self.model.bus)
         self.bus_pos = {int(b): i for i, b in enumerate(self.bus)}
         self._key_pos = {str(b): i for b, i in self.bus_pos.items()}

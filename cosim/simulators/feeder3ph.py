@@ -11,6 +11,7 @@ from cosim.simulators.base import LazyOutputs
 from cosim.simulators.feeder import FEEDER_GRID_ATTRS, FeederSim
 from grids.errors import ConvergenceError, ScenarioError, SimulationError
 from grids.feeder3ph import ThreePhaseFeederModel
+from grids.regulation3ph import RegulatorTapController
 from grids.thermal import DEFAULT_COOLING
 from vehicle_models.phases import (
     LINE_TO_LINE_CODES,
@@ -37,6 +38,7 @@ THREE_PHASE_FEEDER_META = {
                 "load_column",
                 "ambient_column",
                 "start",
+                "regulator_control",
             ],
             "attrs": THREE_PHASE_GRID_ATTRS,
         },
@@ -89,6 +91,7 @@ class ThreePhaseFeederSim(FeederSim):
         load_column="load_pu",
         ambient_column=None,
         start=None,
+        regulator_control="time",
     ):
         if num != 1 or self.model is not None or model != "Grid":
             raise ScenarioError("ThreePhaseFeederSim: create exactly one Grid entity")
@@ -101,6 +104,18 @@ class ThreePhaseFeederSim(FeederSim):
             **(transformer or {}),
         }
         self.model = m = ThreePhaseFeederModel.from_name(feeder)
+        if regulator_control not in ("time", "fixed"):
+            raise ScenarioError(
+                f"regulator_control: {regulator_control!r} (expected 'time' or 'fixed')"
+            )
+        # OpenDSS RegControls acting in time (delay, tap delay, band), as its time-driven
+        # control mode; "fixed": the taps stay as in the file
+        self.regulators = (
+            RegulatorTapController(m)
+            if regulator_control == "time" and m.circuit.regulators
+            else None
+        )
+        self.n_tap_changes = 0
         self.load_scale = float(load_scale)
         self._p_load_nominal_mw = float(np.sum(m.load_p_kw)) / 1000.0
         buses = [str(b) for b in m.buses]
@@ -224,14 +239,29 @@ class ThreePhaseFeederSim(FeederSim):
                 self._loop_thermal = copy.deepcopy(self.thermal)
                 self._loop_load = (load_pu, ambient_c)
         p_wye, q_wye, p_delta, q_delta = self._injections(data)
-        res = self.model.solve(
-            load_mult=load_pu * self.load_scale,
-            p_wye_mw=p_wye,
-            q_wye_mvar=q_wye,
-            p_delta_mw=p_delta,
-            q_delta_mvar=q_delta,
-        )
+        injections = {
+            "load_mult": load_pu * self.load_scale,
+            "p_wye_mw": p_wye,
+            "q_wye_mvar": q_wye,
+            "p_delta_mw": p_delta,
+            "q_delta_mvar": q_delta,
+        }
+        if self.regulators is None:
+            res = self.model.solve(**injections)
+        else:
+            taps_before = dict(self.model.regulator_taps)
+            res = self.regulators.step(time_s=time * self.time_resolution, **injections)
+            regs = {r.name: r for r in self.model.circuit.regulators}
+            self.n_tap_changes += sum(
+                round(
+                    abs(tap - taps_before[name])
+                    * max(regs[name].num_taps, 1)
+                    / (regs[name].max_tap_pu - regs[name].min_tap_pu)
+                )
+                for name, tap in self.model.regulator_taps.items()
+            )
         out = self._outputs(res, time)
+        out["n_tap_changes"] = self.n_tap_changes
         out["load_pu_used"] = load_pu
         out["ambient_c_used"] = ambient_c
         out["p_load_mw"] = -self._p_load_nominal_mw * load_pu * self.load_scale

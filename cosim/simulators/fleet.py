@@ -158,7 +158,12 @@ class FleetSim(SimulatorBase):
                 buses = [number[str(b).lower()] for b in buses]
         if table is not None:
             self.fleet = Fleet.from_table(
-                table, settings=settings, f_nominal_hz=f_nominal_hz, phases=phases, seed=int(seed)
+                table,
+                settings=settings,
+                policy=ChargingPolicy(policy),
+                f_nominal_hz=f_nominal_hz,
+                phases=phases,
+                seed=int(seed),
             )
         else:
             if not buses:

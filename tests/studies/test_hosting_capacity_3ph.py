@@ -129,10 +129,16 @@ def test_export_raises_voltage_and_base_case_rule(ieee13):
         mode="export",
         criteria=ThreePhaseCriteria(max_line_loading_percent=250.0),
     )
-    assert any("above v_max_pu 1.05" in text for text in result.base_case_violations)
+    # named as written in the file (OpenDSS itself reports "rg60")
+    assert any("above v_max_pu 1.05: bus RG60 phase c" in t for t in result.base_case_violations)
     (row,) = result.rows
     assert row["binding"] in {"overvoltage", "base_case", "voltage_unbalance"}
     assert row["hosting_capacity_mw"] > 0
+
+
+def test_bus_names_as_written_in_the_file(ieee13):
+    result = three_phase_hosting_capacity(ieee13, buses=["rg60"], phase="abc", criteria=CRITERIA)
+    assert result.rows[0]["bus"] == "RG60"
 
 
 def test_bad_arguments_are_named(ieee13):

@@ -7,6 +7,7 @@ the regional runner only distributes and stores).
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -96,7 +97,7 @@ def test_a_failed_feeder_is_recorded_not_raised(bad_json):
     assert row["status"] == "failed"
     assert row["error"].startswith("FeederError:") and "not a pandapower net" in row["error"]
     dss = run_feeder(str(bad_json.with_suffix(".dss")), SCREEN.to_json())
-    assert "OpenDSS feeders are not supported" in dss["error"]
+    assert dss["status"] == "failed" and dss["error"].startswith("FeederError:")
     ts = RegionalOptions(study=RegionalStudy.TIME_SERIES_HOSTING_CAPACITY).to_json()
     assert run_feeder("case33bw", ts)["status"] == "failed"
 
@@ -191,3 +192,30 @@ def test_time_series_rows_equal_the_time_series_study():
     np.testing.assert_allclose(rows["hosting_capacity_mw"], direct["hosting_capacity_mw"])
     assert rows["first_violation_time"].tolist() == direct["first_violation_time"].tolist()
     assert (rows["snapshot_hosting_capacity_mw"] >= rows["hosting_capacity_mw"] - 1e-3).all()
+
+
+def test_an_opendss_feeder_is_studied_on_the_three_phase_engine():
+    """A .dss feeder's rows equal the three-phase study run directly (a balanced three-phase
+    unit per bus), and a table mixing its bus names with a balanced feeder's bus indices is
+    one string column that Parquet can hold."""
+    from grids.feeder3ph import DSS_DIR, ThreePhaseFeederModel
+    from studies.hosting_capacity_3ph import three_phase_hosting_capacity
+
+    path = str(DSS_DIR / "ieee13" / "Master.dss")
+    row = run_feeder(path, SCREEN.to_json())
+    assert row["status"] == "ok", row["error"]
+    rows = pd.DataFrame(json.loads(row["rows"]))
+    direct = three_phase_hosting_capacity(
+        ThreePhaseFeederModel.from_name(path), phase="abc", mode="export", method="screen"
+    ).rows
+    assert rows["bus"].tolist() == [r["bus"] for r in direct]
+    np.testing.assert_array_equal(
+        rows["hosting_capacity_mw"], [r["hosting_capacity_mw"] for r in direct]
+    )
+    assert set(rows["phase"]) == {"abc"}
+    balanced = run_feeder("case33bw", SCREEN.to_json())
+    store = pd.DataFrame([row, balanced])
+    table = regional.results_table(store, [path, "case33bw"])
+    assert len(table) == len(rows) + len(json.loads(balanced["rows"]))
+    assert table["bus"].map(type).eq(str).all()
+    table.to_parquet(io.BytesIO())
