@@ -141,8 +141,17 @@ print(json.dumps({"parser": after_parser, "feeders": after_feeders, "status": st
 
 def test_cli_start_up_imports_no_heavy_library():
     """``v2g-cosim --help`` and ``v2g-cosim feeders`` start without pandapower, mosaik,
-    matplotlib or dask (each would add 0.2-2 s to a command that should answer at once)."""
-    heavy = ("pandapower", "mosaik", "matplotlib", "dask", "distributed")
+    matplotlib, dask or the optional extras opendssdirect and simbench (each would add
+    0.2-2 s to a command that should answer at once)."""
+    heavy = (
+        "pandapower",
+        "mosaik",
+        "matplotlib",
+        "dask",
+        "distributed",
+        "opendssdirect",  # the optional extras: only where an OpenDSS or SimBench feeder loads
+        "simbench",
+    )
     probe = f"HEAVY = {heavy!r}\n" + _STARTUP_PROBE
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=False
