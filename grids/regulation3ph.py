@@ -86,7 +86,19 @@ class ControlledSolve:
     settled: bool
 
 
-def _step_pu(reg: DssRegulator) -> float:
+def regulator_step_pu(reg: DssRegulator) -> float:
+    """One tap step of a regulator.
+
+    Parameters
+    ----------
+    reg : DssRegulator
+        The regulator (its tap range and number of taps, as in OpenDSS).
+
+    Returns
+    -------
+    float
+        ``(max_tap - min_tap) / num_taps`` [pu].
+    """
     return (reg.max_tap_pu - reg.min_tap_pu) / max(reg.num_taps, 1)
 
 
@@ -129,7 +141,7 @@ def regulator_state(
             current = (reg.yprims[position] @ v_term)[k + ph]  # into the terminal
             control = control + complex(reg.r_v, reg.x_v) * current / reg.ct_primary_a
         v_actual = abs(control)
-        step = _step_pu(reg)
+        step = regulator_step_pu(reg)
         change = 0.0
         outside = abs(reg.vreg_v - v_actual) > reg.band_v / 2.0
         if outside:
@@ -157,7 +169,7 @@ def _can_move(reg: DssRegulator, tap: float, change: float) -> bool:
 
 
 def _clip_tap(reg: DssRegulator, tap: float) -> float:
-    step = _step_pu(reg)
+    step = regulator_step_pu(reg)
     k = round((min(max(tap, reg.min_tap_pu), reg.max_tap_pu) - reg.min_tap_pu) / step)
     return round(float(reg.positions_pu[int(k)]), 10)
 
@@ -208,7 +220,7 @@ def solve_with_regulator_control(
             reg = regs[name]
             if change == 0.0 or reg.delay_s > first:
                 continue
-            step = _step_pu(reg)
+            step = regulator_step_pu(reg)
             n_steps = max(1, math.trunc(0.7 * abs(change) / step + 1e-9))
             n_steps = min(n_steps, max(reg.max_tap_change, 1))
             moves[name] = _clip_tap(reg, taps[name] + math.copysign(n_steps * step, change))
@@ -287,7 +299,7 @@ class RegulatorTapController:
                 self._armed[name] = False
                 continue
             reg = self._regs[name]
-            step = _step_pu(reg)
+            step = regulator_step_pu(reg)
             tap = moves.get(name, self.model.regulator_taps[name])
             moves[name] = _clip_tap(reg, tap + math.copysign(step, change))
             remaining = change - math.copysign(step, change)

@@ -11,7 +11,7 @@ from cosim.simulators.base import LazyOutputs
 from cosim.simulators.feeder import FEEDER_GRID_ATTRS, FeederSim
 from grids.errors import ConvergenceError, ScenarioError, SimulationError
 from grids.feeder3ph import ThreePhaseFeederModel
-from grids.regulation3ph import RegulatorTapController
+from grids.regulation3ph import RegulatorTapController, regulator_step_pu
 from grids.thermal import DEFAULT_COOLING
 from vehicle_models.phases import (
     LINE_TO_LINE_CODES,
@@ -253,11 +253,7 @@ class ThreePhaseFeederSim(FeederSim):
             res = self.regulators.step(time_s=time * self.time_resolution, **injections)
             regs = {r.name: r for r in self.model.circuit.regulators}
             self.n_tap_changes += sum(
-                round(
-                    abs(tap - taps_before[name])
-                    * max(regs[name].num_taps, 1)
-                    / (regs[name].max_tap_pu - regs[name].min_tap_pu)
-                )
+                round(abs(tap - taps_before[name]) / regulator_step_pu(regs[name]))
                 for name, tap in self.model.regulator_taps.items()
             )
         out = self._outputs(res, time)
