@@ -116,6 +116,7 @@ class ThreePhaseFeederSim(FeederSim):
             else None
         )
         self.n_tap_changes = 0
+        self._tap_step_pu = {r.name: regulator_step_pu(r) for r in m.circuit.regulators}
         self.load_scale = float(load_scale)
         self._p_load_nominal_mw = float(np.sum(m.load_p_kw)) / 1000.0
         buses = [str(b) for b in m.buses]
@@ -251,9 +252,8 @@ class ThreePhaseFeederSim(FeederSim):
         else:
             taps_before = dict(self.model.regulator_taps)
             res = self.regulators.step(time_s=time * self.time_resolution, **injections)
-            regs = {r.name: r for r in self.model.circuit.regulators}
             self.n_tap_changes += sum(
-                round(abs(tap - taps_before[name]) / regulator_step_pu(regs[name]))
+                round(abs(tap - taps_before[name]) / self._tap_step_pu[name])
                 for name, tap in self.model.regulator_taps.items()
             )
         out = self._outputs(res, time)
