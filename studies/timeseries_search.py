@@ -266,18 +266,3 @@ def _band(st: _Stage, kk: int) -> np.ndarray:
     lo = s_k * (1.0 - st.margin)
     hi = s_k * (1.0 + st.margin)
     return (st.screen_mw >= lo) & (st.screen_mw <= hi) | (st.margin > 10.0)
-
-
-def _band_lo(st: _Stage, kk: int) -> float:
-    s_k = float(np.sort(st.screen_mw)[kk])
-    return s_k * (1.0 - st.margin) if np.isfinite(s_k) else np.inf
-
-
-def _band(st: _Stage, kk: int) -> np.ndarray:
-    """Steps whose screened size lies within the margin of the screened order statistic."""
-    s_k = float(np.sort(st.screen_mw)[kk])
-    if not np.isfinite(s_k):
-        return st.screen_mw >= s_k
-    lo = s_k * (1.0 - st.margin)
-    hi = s_k * (1.0 + st.margin)
-    return (st.screen_mw >= lo) & (st.screen_mw <= hi) | (st.margin > 10.0)
