@@ -125,9 +125,12 @@ class ThreePhaseFeederModel:
         ends = np.concatenate([self._base_branches.node_from, self._base_branches.node_to])
         self.solver = select_solver(self.n_node, np.unique(ends[ends >= 0]).size, solver)
         self._solver = make_solver(self.solver, y_net + y_src, self._i_src, self.kv_base_ln * 1e3)
-        # branch -> load summation (one-hot): the power each load draws
-        self._load_owner = np.zeros((len(self._loads), self.n_load))
-        self._load_owner[np.arange(len(self._loads)), self._loads.owner] = 1.0
+        # branch -> load summation (one-hot, sparse: dense it is branches x loads): the power
+        # each load draws
+        n_lb = len(self._loads)
+        self._load_owner = sp.csr_matrix(
+            (np.ones(n_lb), (np.arange(n_lb), self._loads.owner)), shape=(n_lb, self.n_load)
+        )
         self._extra_cache: dict[bytes, Branches] = {}
         self.delta_pairs = self._make_delta_pairs()
         line_matrix, self.line_conductor, line_amps = self._make_lines(inv)
@@ -566,7 +569,7 @@ class ThreePhaseFeederModel:
                 ]
             ).reshape(s_br.shape[0], self.n_load)
         else:
-            s_load = s_br[:, :n_lb] @ self._load_owner
+            s_load = np.asarray(self._load_owner.T @ s_br[:, :n_lb].T).T
         s_inj = -s_br[:, n_lb:].sum(axis=1)
         return ThreePhaseResult(
             node_bus=self.node_bus,
