@@ -52,6 +52,8 @@ from grids.powerflow3ph_sparse_kernels import anderson_kernel, currents_at_kerne
 
 #: Scenarios iterated together (bounds the working memory to a few ``(BLOCK, n)`` arrays).
 BLOCK = 256
+#: Fill-reducing ordering of the sparse LU (SuperLU ``permc_spec``).
+PERMC_SPEC = "MMD_AT_PLUS_A"
 #: Automatic choice: the sparse solver above this many nodes carrying a load branch ...
 SPARSE_ACTIVE_NODES = 1000
 #: ... or when the dense path's impedance columns ``Z_NA`` (n x nA complex) exceed this [byte].
@@ -190,7 +192,7 @@ class FullVoltages:
 def _factor(matrix):
     """Sparse LU of a complex matrix; None when it is singular."""
     try:
-        return spla.splu(sp.csc_matrix(matrix, dtype=complex))
+        return spla.splu(sp.csc_matrix(matrix, dtype=complex), permc_spec=PERMC_SPEC)
     except RuntimeError:  # "Factor is exactly singular"
         return None
 
