@@ -7,8 +7,8 @@ pair of sparse triangular solves for all nodes and all scenarios of the batch at
 
     (Y + Y_l) V^{k+1} = I_s + I_B(V^k) + Y_l V^k,
 
-(solved as ``V^{k+1} = c + (Y + Y_l)^-1 (I_B(V^k) + Y_l V^k)``, ``c = (Y + Y_l)^-1 I_s``
-once per factorization),
+(solved for the deviation from the no-load voltages ``V0 = Y^-1 I_s`` as
+``V^{k+1} = V0 + (Y + Y_l)^-1 (I_B(V^k) + Y_l (V^k - V0))``),
 
 with ``I_s`` the Norton currents of the voltage sources and ``I_B`` the currents the load
 branches inject (OpenDSS load models 1-5 and the vminpu/vmaxpu rule, from
@@ -52,8 +52,14 @@ from grids.powerflow3ph_sparse_kernels import anderson_kernel, currents_at_kerne
 
 #: Scenarios iterated together (bounds the working memory to a few ``(BLOCK, n)`` arrays).
 BLOCK = 256
-#: Fill-reducing ordering of the sparse LU (SuperLU ``permc_spec``).
-PERMC_SPEC = "MMD_AT_PLUS_A"
+#: Fill-reducing ordering of the iteration matrix ``Y + Y_l`` (SuperLU ``permc_spec``): a
+#: minimum degree on ``A^T + A`` fills 30-40 % less than COLAMD on the large feeders.
+PERMC_ITERATION = "MMD_AT_PLUS_A"
+#: Ordering of ``Y`` itself, which gives the no-load voltages ``V0`` and the final voltages:
+#: the Z-bus path's (SuperLU's default), so that both paths share ``V0`` to the last bit. Its
+#: rounding error (a few 1e-9 pu on the embedded feeders, whose stiff sources put 1e7 S in
+#: ``Y``; another ordering moves it by as much) is common to both paths.
+PERMC_NETWORK = "COLAMD"
 #: Automatic choice: the sparse solver above this many nodes carrying a load branch ...
 SPARSE_ACTIVE_NODES = 1000
 #: ... or when the dense path's impedance columns ``Z_NA`` (n x nA complex) exceed this [byte].
@@ -189,10 +195,10 @@ class FullVoltages:
         return np.abs(self.v_v) / np.asarray(v_base_v, dtype=float)
 
 
-def _factor(matrix):
+def _factor(matrix, permc_spec: str):
     """Sparse LU of a complex matrix; None when it is singular."""
     try:
-        return spla.splu(sp.csc_matrix(matrix, dtype=complex), permc_spec=PERMC_SPEC)
+        return spla.splu(sp.csc_matrix(matrix, dtype=complex), permc_spec=permc_spec)
     except RuntimeError:  # "Factor is exactly singular"
         return None
 
@@ -225,7 +231,7 @@ class SparseSolver:
     def __init__(self, y, i_source_a: np.ndarray, v_base_v: np.ndarray) -> None:
         self.n = int(y.shape[0])
         self._y = sp.csc_matrix(y, dtype=complex)
-        self._lu = _factor(self._y)
+        self._lu = _factor(self._y, PERMC_NETWORK)
         if self._lu is None:
             raise FeederError(
                 "the network admittance matrix is singular: a part of the network floats "
@@ -287,7 +293,7 @@ class SparseSolver:
         return hit
 
     def _iteration_matrix(self, struct: dict, s_va: np.ndarray):
-        """``(y_b, LU of Y + Y_l, (Y + Y_l)^-1 I_s)``: ``y_b`` the branches' nominal
+        """``(y_b, LU of Y + Y_l)``: ``y_b`` the branches' nominal
         admittance at the batch's mean load, as the first call's pattern times the load level
         snapped to steps of 25 % (the rule of the Z-bus path, so that successive calls at
         similar load reuse one factorization)."""
@@ -312,12 +318,12 @@ class SparseSolver:
             cols = np.concatenate([f, t[g], t[g], f[g]])
             vals = np.concatenate([y_b, y_b[g], -y_b[g], -y_b[g]])
             y_l = sp.coo_matrix((vals, (rows, cols)), shape=(self.n, self.n))
-            lu = _factor(self._y + y_l.tocsc())
+            lu = _factor(self._y + y_l.tocsc(), PERMC_ITERATION)
         if lu is None:  # no load, or Y + Y_l singular: the plain Z-bus iteration
             y_b, lu = np.zeros_like(s_mean), self._lu
         if len(self._factors) >= 16:
             self._factors.pop(next(iter(self._factors)))
-        self._factors[key] = (np.ascontiguousarray(y_b), lu, lu.solve(self.i_source_a))
+        self._factors[key] = (np.ascontiguousarray(y_b), lu)
         return self._factors[key]
 
     def solve(
@@ -362,7 +368,7 @@ class SparseSolver:
                 np.zeros(n_scen),
                 np.zeros((n_scen, 0), dtype=complex),
             )
-        y_b, lu, c_v = self._iteration_matrix(struct, s_va)
+        y_b, lu = self._iteration_matrix(struct, s_va)
         last = self._warm
         if warm_start and last is not None and last.shape[1] == n:
             v = last.copy() if last.shape[0] == n_scen else np.repeat(last[-1:], n_scen, 0)
@@ -383,9 +389,9 @@ class SparseSolver:
             dv = np.empty(todo.size)
             for it in range(max_iter):
                 m = todo.size
-                rhs_kernel(v_blk, todo, f, t, y_b, s_blk, *params, rhs[:m])
+                rhs_kernel(v_blk, self.v0_v, todo, f, t, y_b, s_blk, *params, rhs[:m])
                 g = _solve_rows(lu, rhs[:m])
-                g += c_v
+                g += self.v0_v
                 anderson_kernel(v_blk, todo, g, active, inv_base, g_prev, d_prev, it == 0, dv[:m])
                 rows = todo + start
                 iterations[rows] += 1

@@ -18,9 +18,9 @@ from grids.powerflow3ph_kernels import branch_current
 
 @njit(cache=True)
 def rhs_kernel(
-    v, rows, f, t, y_b, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, out
+    v, v0, rows, f, t, y_b, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, out
 ):  # pragma: no cover
-    """``out[j] = I_B(V) + Y_l V`` for the scenarios ``rows`` (all nodes).
+    """``out[j] = I_B(V) + Y_l (V - V0)`` for the scenarios ``rows`` (all nodes).
 
     ``I_B`` are the currents the branches inject (minus the current each draws from its
     first node, plus at its second), ``Y_l`` the branches' fixed admittances ``y_b``.
@@ -29,6 +29,8 @@ def rhs_kernel(
     ----------
     v : numpy.ndarray (S, n) complex
         Node voltages [V].
+    v0 : numpy.ndarray (n,) complex
+        No-load node voltages [V].
     rows : numpy.ndarray of int
         Scenarios to evaluate.
     f, t : numpy.ndarray (nb,) of int
@@ -50,10 +52,11 @@ def rhs_kernel(
         for b in range(f.size):
             vt = v[k, t[b]] if t[b] >= 0 else 0j
             v_br = v[k, f[b]] - vt
+            u_br = v_br - v0[f[b]] + (v0[t[b]] if t[b] >= 0 else 0j)
             cur = branch_current(
                 v_br, s[k, b], v_base[b], model[b], vmin[b], vmax[b], vlow[b], p_exp[b], q_exp[b]
             )
-            x = y_b[b] * v_br - cur
+            x = y_b[b] * u_br - cur
             out[j, f[b]] += x
             if t[b] >= 0:
                 out[j, t[b]] -= x
