@@ -52,14 +52,13 @@ from grids.powerflow3ph_sparse_kernels import anderson_kernel, currents_at_kerne
 
 #: Scenarios iterated together (bounds the working memory to a few ``(BLOCK, n)`` arrays).
 BLOCK = 256
-#: Fill-reducing ordering of the iteration matrix ``Y + Y_l`` (SuperLU ``permc_spec``): a
-#: minimum degree on ``A^T + A`` fills 30-40 % less than COLAMD on the large feeders.
-PERMC_ITERATION = "MMD_AT_PLUS_A"
-#: Ordering of ``Y`` itself, which gives the no-load voltages ``V0`` and the final voltages:
-#: the Z-bus path's (SuperLU's default), so that both paths share ``V0`` to the last bit. Its
-#: rounding error (a few 1e-9 pu on the embedded feeders, whose stiff sources put 1e7 S in
-#: ``Y``; another ordering moves it by as much) is common to both paths.
-PERMC_NETWORK = "COLAMD"
+#: Column ordering of the sparse LUs (SuperLU ``permc_spec``). COLAMD, SuperLU's default and
+#: the Z-bus path's: both paths then share the no-load voltages ``V0`` to the last bit (their
+#: rounding error, a few 1e-9 pu on the embedded feeders whose stiff sources put 1e7 S in
+#: ``Y``, moves by as much with another ordering), and the iteration's own rounding stays at
+#: 1e-15 pu. A minimum degree on ``A^T + A`` fills 30-40 % less on the large feeders but
+#: leaves the iteration a noise floor of ~5e-12 pu (IEEE 13, 123).
+PERMC_SPEC = "COLAMD"
 #: Automatic choice: the sparse solver above this many nodes carrying a load branch ...
 SPARSE_ACTIVE_NODES = 1000
 #: ... or when the dense path's impedance columns ``Z_NA`` (n x nA complex) exceed this [byte].
@@ -231,7 +230,7 @@ class SparseSolver:
     def __init__(self, y, i_source_a: np.ndarray, v_base_v: np.ndarray) -> None:
         self.n = int(y.shape[0])
         self._y = sp.csc_matrix(y, dtype=complex)
-        self._lu = _factor(self._y, PERMC_NETWORK)
+        self._lu = _factor(self._y, PERMC_SPEC)
         if self._lu is None:
             raise FeederError(
                 "the network admittance matrix is singular: a part of the network floats "
@@ -318,7 +317,7 @@ class SparseSolver:
             cols = np.concatenate([f, t[g], t[g], f[g]])
             vals = np.concatenate([y_b, y_b[g], -y_b[g], -y_b[g]])
             y_l = sp.coo_matrix((vals, (rows, cols)), shape=(self.n, self.n))
-            lu = _factor(self._y + y_l.tocsc(), PERMC_ITERATION)
+            lu = _factor(self._y + y_l.tocsc(), PERMC_SPEC)
         if lu is None:  # no load, or Y + Y_l singular: the plain Z-bus iteration
             y_b, lu = np.zeros_like(s_mean), self._lu
         if len(self._factors) >= 16:
