@@ -59,8 +59,13 @@ BLOCK = 256
 #: 1e-15 pu. A minimum degree on ``A^T + A`` fills 30-40 % less on the large feeders but
 #: leaves the iteration a noise floor of ~5e-12 pu (IEEE 13, 123).
 PERMC_SPEC = "COLAMD"
-#: Automatic choice: the sparse solver above this many nodes carrying a load branch ...
-SPARSE_ACTIVE_NODES = 1000
+#: Automatic choice (:func:`select_solver`), from ``benchmarks/powerflow3ph_large.py`` on the
+#: EPRI and IEEE test feeders: the sparse solver above this many nodes carrying a branch (the
+#: dense build, cubic in them, takes ~2 s at 800 and ~12 s at 1400) ...
+SPARSE_ACTIVE_NODES = 800
+#: ... or when ``nA^2 > ITERATION_COST_RATIO * n``: an iteration costs the dense path ~0.35 ns
+#: per ``nA^2`` and the sparse one ~85 ns per node, per scenario ...
+ITERATION_COST_RATIO = 250
 #: ... or when the dense path's impedance columns ``Z_NA`` (n x nA complex) exceed this [byte].
 DENSE_MEMORY_BUDGET_BYTES = 64 * 2**20
 
@@ -92,9 +97,10 @@ def select_solver(n_node: int, n_active: int, choice: Solver3ph = Solver3ph.AUTO
     Returns
     -------
     Solver3ph
-        ``SPARSE`` when ``n_active > SPARSE_ACTIVE_NODES`` or the dense impedance columns
-        ``16 n_node n_active`` bytes exceed ``DENSE_MEMORY_BUDGET_BYTES``, ``DENSE`` otherwise
-        (the crossover measured with ``benchmarks/powerflow3ph_large.py``, docs/unbalanced.md).
+        ``SPARSE`` when ``n_active > SPARSE_ACTIVE_NODES``, ``n_active^2 >
+        ITERATION_COST_RATIO n_node`` or the dense impedance columns ``16 n_node n_active``
+        bytes exceed ``DENSE_MEMORY_BUDGET_BYTES``; ``DENSE`` otherwise (the crossover
+        measured with ``benchmarks/powerflow3ph_large.py``, see docs/unbalanced.md).
 
     Raises
     ------
@@ -111,7 +117,11 @@ def select_solver(n_node: int, n_active: int, choice: Solver3ph = Solver3ph.AUTO
     if choice is not Solver3ph.AUTO:
         return choice
     dense_bytes = 16 * n_node * n_active
-    if n_active > SPARSE_ACTIVE_NODES or dense_bytes > DENSE_MEMORY_BUDGET_BYTES:
+    if (
+        n_active > SPARSE_ACTIVE_NODES
+        or n_active**2 > ITERATION_COST_RATIO * n_node
+        or dense_bytes > DENSE_MEMORY_BUDGET_BYTES
+    ):
         return Solver3ph.SPARSE
     return Solver3ph.DENSE
 

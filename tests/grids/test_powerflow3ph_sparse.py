@@ -26,6 +26,7 @@ from grids.opendss import NETWORK_CLASSES, Connection
 from grids.powerflow3ph import SMALL_BATCH
 from grids.powerflow3ph_sparse import (
     DENSE_MEMORY_BUDGET_BYTES,
+    ITERATION_COST_RATIO,
     SPARSE_ACTIVE_NODES,
     FullVoltages,
     Solver3ph,
@@ -237,11 +238,16 @@ def test_regulator_taps_on_the_sparse_path_match_dense():
 
 
 def test_selection_rule():
-    """AUTO: dense for small feeders, sparse above SPARSE_ACTIVE_NODES load nodes or when the
-    dense impedance columns would exceed the memory budget; explicit choices are kept."""
+    """AUTO: dense for small feeders, sparse above SPARSE_ACTIVE_NODES load nodes, when
+    the dense iteration costs more (nA^2 > ITERATION_COST_RATIO n) or when the dense impedance
+    columns would exceed the memory budget; explicit choices are kept."""
     assert select_solver(300, 100) is Solver3ph.DENSE
-    assert select_solver(3000, SPARSE_ACTIVE_NODES + 1) is Solver3ph.SPARSE
+    assert select_solver(5000, SPARSE_ACTIVE_NODES) is Solver3ph.DENSE
+    assert select_solver(5000, SPARSE_ACTIVE_NODES + 1) is Solver3ph.SPARSE
+    assert select_solver(1000, 500) is Solver3ph.DENSE  # 500^2 = 250 * 1000
+    assert select_solver(999, 500) is Solver3ph.SPARSE
     n_big = DENSE_MEMORY_BUDGET_BYTES // (16 * 500) + 1
+    assert ITERATION_COST_RATIO * n_big > 500**2
     assert select_solver(n_big, 500) is Solver3ph.SPARSE
     assert select_solver(n_big - 2, 500) is Solver3ph.DENSE
     assert select_solver(10, 5, Solver3ph.SPARSE) is Solver3ph.SPARSE
