@@ -13,8 +13,9 @@ pair of sparse triangular solves for all nodes and all scenarios of the batch at
 with ``I_s`` the Norton currents of the voltage sources and ``I_B`` the currents the load
 branches inject (OpenDSS load models 1-5 and the vminpu/vmaxpu rule, from
 :func:`grids.powerflow3ph_kernels.branch_current`). It is the iteration OpenDSS runs in its
-"normal" solution mode (Dugan, OpenDSS Reference Guide; ``Solution.pas``: ``SolveSystem``
-with the loads' injection currents ``InjCurr`` as compensation), and mathematically the same
+"normal" solution mode (Dugan, OpenDSS Reference Guide; ``Solution.pas``,
+``DoNormalSolution``: the system matrix holds the loads' nominal admittance, their injection
+currents are the compensation for the rest), and mathematically the same
 iterates as the Z-bus path, which is this iteration reduced to the nodes that carry a branch.
 Each scenario stops on its own when ``max |V^{k+1} - V^k| / V_base`` over the branch nodes is
 below the tolerance; Anderson mixing (memory 1) accelerates it as in the dense path. At the
