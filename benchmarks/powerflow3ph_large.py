@@ -17,7 +17,8 @@ that its peak memory is its own:
 Printed per worker: wall times, peak resident memory (``resource.getrusage``, ``ru_maxrss``)
 and the memory after the imports (the baseline every worker pays); for the engine the largest
 complex voltage difference to OpenDSS ``max_dv_pu`` and the relative loss difference (losses
-summed over OpenDSS's power-delivery elements). Ratios: dense over sparse (build and solves)
+summed over OpenDSS's power-delivery elements), and between the two solvers
+``max_dv_dense_vs_sparse_pu``. Ratios: dense over sparse (build and solves)
 and OpenDSS compile + solve over the sparse build + cold solve. BLAS runs with one thread.
 
 Usage: ``python benchmarks/powerflow3ph_large.py MASTER.dss [--json] [--quick]
@@ -171,7 +172,7 @@ def _run_worker(kind: str, master: Path, folder: Path, args) -> tuple[dict, Path
 
 
 def _max_dv_pu(engine_npz: Path, reference_npz: Path) -> float:
-    """Largest complex voltage difference to OpenDSS [pu of the node's line-to-neutral base]."""
+    """Largest complex voltage difference to the reference [pu of the line-to-neutral base]."""
     eng, ref = np.load(engine_npz), np.load(reference_npz)
     pos = {name: k for k, name in enumerate(ref["names"])}
     v_ref = ref["v"][[pos[name] for name in eng["names"]]]
@@ -185,13 +186,17 @@ def bench(master: Path, args) -> dict:
         folder = Path(tmp)
         ref, ref_npz = _run_worker("opendss", master, folder, args)
         result["opendss"] = ref
+        saved = {}
         for solver in args.solvers:
             res, npz = _run_worker(solver, master, folder, args)
+            saved[solver] = npz
             res["max_dv_pu"] = _max_dv_pu(npz, ref_npz)
             res["losses_rel_diff"] = abs(res["losses_kw"] - ref["losses_kw"]) / abs(
                 ref["losses_kw"]
             )
             result[solver] = res
+        if len(saved) == 2:
+            result["max_dv_dense_vs_sparse_pu"] = _max_dv_pu(saved["dense"], saved["sparse"])
     if "dense" in result and "sparse" in result:
         d, s = result["dense"], result["sparse"]
         result["ratio_build_dense_vs_sparse"] = d["build_s"] / s["build_s"]
@@ -226,6 +231,8 @@ def _print(r: dict) -> None:
             f"{e['peak_rss_mb']:.0f} MB (after imports {e['base_rss_mb']:.0f} MB); max |dV| "
             f"{e['max_dv_pu']:.1e} pu, losses {e['losses_rel_diff']:.1e} rel."
         )
+    if "max_dv_dense_vs_sparse_pu" in r:
+        print(f"  max |dV| dense vs sparse: {r['max_dv_dense_vs_sparse_pu']:.1e} pu")
     for key in (
         "ratio_build_dense_vs_sparse",
         "ratio_batch_dense_vs_sparse",
