@@ -272,3 +272,24 @@ def test_singular_network_is_a_feeder_error():
     floating = sp.csc_matrix(np.array([[1.0, -1.0], [-1.0, 1.0]], dtype=complex))
     with pytest.raises(FeederError, match="singular"):
         SparseSolver(floating, np.zeros(2, dtype=complex), np.ones(2))
+
+
+def test_an_outlier_scenario_does_not_spoil_its_batch():
+    """The iteration matrix follows the batch's mean load; scenarios it does not fit are solved
+    again with their own load level, so the ordinary ones converge to their own solution
+    (dense solves one by one, 1e-9 pu) and the one without a solution is flagged."""
+    sparse, dense = _model("ieee123", Solver3ph.SPARSE), _model("ieee123", Solver3ph.DENSE)
+    mult = np.array([1.0, 0.5, 1e10, 1.2])
+    with np.errstate(all="raise"):
+        r = sparse.solve(load_mult=mult, warm_start=False, max_iter=200)
+    np.testing.assert_array_equal(r.converged, [True, True, False, True])
+    for k in (0, 1, 3):
+        one = dense.solve(load_mult=mult[k], warm_start=False)
+        np.testing.assert_allclose(r.v_pu[k], one.v_pu[0], rtol=0, atol=1e-9)
+    # a constant-power extra has no nominal admittance: a huge one in one scenario leaves the
+    # other scenarios' iteration matrix at their load (a few iterations, no retry)
+    p = np.zeros((3, sparse.n_node))
+    p[2, sparse.node_index("65", 1)] = -1e9
+    r = sparse.solve(p_wye_mw=p, warm_start=False, max_iter=100)
+    np.testing.assert_array_equal(r.converged, [True, True, False])
+    assert r.iterations[:2].max() < 30
