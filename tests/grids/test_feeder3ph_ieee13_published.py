@@ -62,9 +62,9 @@ change the residual: the EPRI 1/3-point lumping (1.4e-3 pu, 0.076 deg), the whol
 mid-line (2.3e-4 pu), the load truly distributed over 200 sections (671 c +0.2e-4 worse), a
 2400 V source and base (8.5e-4 pu at 634), no line capacitance (< 0.05e-4 pu change), the
 EPRI regulator impedance (1.6e-4 pu, 0.010 deg, every phase shifted low), single-phase wye
-loads and the 611 capacitor rated at 4.16/sqrt(3) kV instead of 2.4 kV (phase a downstream
-of 671 +0.24e-4 pu, no node brought within rounding), XFM-1 resistance or reactance +5 %
-(< 0.05e-4 pu at 632 c), a switch impedance (above).
+loads and the 611 capacitor rated at 4.16/sqrt(3) kV instead of 2.4 kV (phase a 0.1e-4 to
+0.33e-4 pu higher, no node brought within rounding), XFM-1 resistance +9 % or reactance
++5 % (< 0.05e-4 pu at 632 c), a switch impedance (above).
 """
 
 from __future__ import annotations
