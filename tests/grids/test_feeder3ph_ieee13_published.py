@@ -30,11 +30,16 @@ Checks:
    0.005 deg, at every node and phase where the model meets it (20 of 35). At the 15 others a
    named tolerance (``EXCEPTIONS``), each for one of these measured reasons:
 
-   - ``INPUT`` (633 a, 652 a angle; 645 b magnitude; measured 0.0052-0.0057 deg, 0.56e-4 pu):
-     the data sheet's own rounding. Its impedance and susceptance matrices are printed to
-     4 decimals, whereas the published solution computed them from conductor data; varying
-     every matrix entry uniformly within its last printed digit (200 draws) moves the
-     solution by up to 2.3e-5 pu and 0.0011 deg. Tolerance: rounding + 2.5e-5 pu, 0.0012 deg.
+   - ``MARGINAL`` (633 a, 652 a angle; 645 b magnitude; measured 0.0052-0.0057 deg,
+     0.56e-4 pu): beyond the rounding by at most 0.0007 deg or 0.06e-4 pu, each on segments
+     whose published drop the model meets (check 2); not traced to a model difference. The
+     tolerance is the scale of the published data's own precision: its impedance and
+     susceptance matrices are printed to 4 decimals, and varying every entry uniformly
+     within its last printed digit (200 draws) moves the solution by up to 2.3e-5 pu and
+     0.0011 deg. (The matrices of 601-606 recomputed from the conductor data with Kersting's
+     modified Carson equations reproduce every printed digit; using them unrounded moves the
+     solution by at most 0.07e-4 pu and 0.0005 deg and brings only 652 a within rounding.)
+     Tolerance: rounding + 2.5e-5 pu, 0.0012 deg.
    - ``PHASE_C`` (632, 633, 634, 646, 671, 680, 684, 611 phase c; measured 0.63-1.05e-4 pu):
      an offset common to phase c. It is the sum of two residuals, each within the table's
      rounding: RG60 c (ours 1.068748, printed 1.0687: +0.48e-4) and the phase-c drop
@@ -42,9 +47,9 @@ Checks:
      RG60 c was below the ideal 1.06875: 1.06875 evaluated in IEEE-754 double or single
      precision (1 + 11 x 0.00625, |V| from its components at 120 deg) is stored just above
      1.06875 and prints 1.0688. An RG60 c output lower by 0.32e-4 to 0.91e-4 pu (within what
-     the print allows) brings every node but 692 and 675 within rounding + ``INPUT``; no
+     the print allows) brings every node but 692 and 675 within rounding + ``MARGINAL``; no
      physical model alternative tried gives a phase-c-only shift (list below). Tolerance:
-     rounding + 6e-5 pu on the magnitude, rounding + 0.0012 deg on the angle (``INPUT``).
+     rounding + 6e-5 pu on the magnitude, rounding + 0.0012 deg on the angle (``MARGINAL``).
    - ``SWITCH`` (692 and 675, phases a and c; measured 0.0135 deg on a, 1.79e-4 pu on c):
      the table is not consistent with an ideal closed switch. It prints 671 and 692 one digit
      apart (0.9778 vs 0.9777 on c, -5.30 vs -5.31 deg on a), which two equal voltages can
@@ -113,9 +118,9 @@ SEGMENTS = (
 ROUND_VM_PU = 5e-5
 ROUND_VA_DEGREE = 0.005
 #: The data sheet's own rounding (matrices to 4 decimals), propagated: measured 2.3e-5 pu,
-#: 0.0011 deg (module docstring, ``INPUT``).
-INPUT_VM_PU = 2.5e-5
-INPUT_VA_DEGREE = 0.0012
+#: 0.0011 deg (module docstring, ``MARGINAL``).
+MARGINAL_VM_PU = 2.5e-5
+MARGINAL_VA_DEGREE = 0.0012
 #: The phase-c offset (module docstring, ``PHASE_C``).
 PHASE_C_VM_PU = 6e-5
 #: The table's printed step across the closed switch 671-692 (``SWITCH``).
@@ -124,16 +129,16 @@ SWITCH_VA_DEGREE = 0.01
 #: Printed decimals are not exact in binary: slack on differences of two printed values.
 DECIMAL_SLACK = 1e-9
 
-_INPUT = (ROUND_VM_PU + INPUT_VM_PU, ROUND_VA_DEGREE + INPUT_VA_DEGREE)
-_PHASE_C = (ROUND_VM_PU + PHASE_C_VM_PU, ROUND_VA_DEGREE + INPUT_VA_DEGREE)
+_MARGINAL = (ROUND_VM_PU + MARGINAL_VM_PU, ROUND_VA_DEGREE + MARGINAL_VA_DEGREE)
+_PHASE_C = (ROUND_VM_PU + PHASE_C_VM_PU, ROUND_VA_DEGREE + MARGINAL_VA_DEGREE)
 _SWITCH_A = (ROUND_VM_PU, ROUND_VA_DEGREE + SWITCH_VA_DEGREE)
 _SWITCH_C = (_PHASE_C[0] + SWITCH_VM_PU, _PHASE_C[1])
 #: (bus, phase) -> (tolerance magnitude [pu], tolerance angle [deg]) where the table's
 #: rounding is not met; every other node and phase is asserted at the rounding.
 EXCEPTIONS = {
-    ("633", 1): _INPUT,
-    ("652", 1): _INPUT,
-    ("645", 2): _INPUT,
+    ("633", 1): _MARGINAL,
+    ("652", 1): _MARGINAL,
+    ("645", 2): _MARGINAL,
     **{(bus, 3): _PHASE_C for bus in ("632", "633", "634", "646", "671", "680", "684", "611")},
     ("692", 1): _SWITCH_A,
     ("675", 1): _SWITCH_A,
