@@ -43,13 +43,14 @@ Checks:
    - ``PHASE_C`` (632, 633, 634, 646, 671, 680, 684, 611 phase c; measured 0.63-1.05e-4 pu):
      an offset common to phase c. It is the sum of two residuals, each within the table's
      rounding: RG60 c (ours 1.068748, printed 1.0687: +0.48e-4) and the phase-c drop
-     RG60-632 (+0.57e-4 against the printed difference). The print 1.0687 says the published
-     RG60 c was below the ideal 1.06875: 1.06875 evaluated in IEEE-754 double or single
-     precision (1 + 11 x 0.00625, |V| from its components at 120 deg) is stored just above
-     1.06875 and prints 1.0688. An RG60 c output lower by 0.32e-4 to 0.91e-4 pu (within what
-     the print allows) brings every node but 692 and 675 within rounding + ``MARGINAL``; no
-     physical model alternative tried gives a phase-c-only shift (list below). Tolerance:
-     rounding + 6e-5 pu on the magnitude, rounding + 0.0012 deg on the angle (``MARGINAL``).
+     RG60-632 (+0.57e-4 against the printed difference). The print 1.0687 indicates that the
+     published RG60 c was below the ideal 1.06875: 1.06875 evaluated in IEEE-754 double or
+     single precision (1 + 11 x 0.00625, |V| from its components at 120 deg) is stored just
+     above 1.06875 and prints 1.0688 (only a round-half-down printer would print 1.0687). An
+     RG60 c output lower by 0.28e-4 to 0.96e-4 pu (within what the print allows) brings
+     every node but 692 and 675 within rounding + ``MARGINAL``; no physical model
+     alternative tried gives a phase-c-only shift (list below). Tolerance: rounding + 6e-5
+     pu on the magnitude, rounding + 0.0012 deg on the angle (``MARGINAL``).
    - ``SWITCH`` (692 and 675, phases a and c; measured 0.0135 deg on a, 1.79e-4 pu on c):
      the table is not consistent with an ideal closed switch. It prints 671 and 692 one digit
      apart (0.9778 vs 0.9777 on c, -5.30 vs -5.31 deg on a), which two equal voltages can
