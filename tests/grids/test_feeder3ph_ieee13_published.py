@@ -66,7 +66,7 @@ Checks:
 Model alternatives tried on the same copy and rejected because they fit worse or do not
 change the residual: the EPRI 1/3-point lumping (1.4e-3 pu, 0.076 deg), the whole load at
 mid-line (2.3e-4 pu), the load truly distributed over 200 sections (671 c +0.2e-4 worse), a
-2400 V source and base (8.5e-4 pu at 634), no line capacitance (< 0.05e-4 pu change), the
+2400 V source and base (8.5e-4 pu at 634), no line capacitance (<= 0.18e-4 pu change), the
 EPRI regulator impedance (1.6e-4 pu, 0.010 deg, every phase shifted low), single-phase wye
 loads and the 611 capacitor rated at 4.16/sqrt(3) kV instead of 2.4 kV (phase a 0.1e-4 to
 0.33e-4 pu higher, no node brought within rounding), XFM-1 resistance +9 % or reactance
