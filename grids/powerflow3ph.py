@@ -13,8 +13,11 @@ solution mode, with the branches' nominal admittance ``Y_l`` moved to the left s
 
     (1 + Z_AA Y_l) V_A^{k+1} = V0_A + Z_AA (I_A(V_A^k) + Y_l V_A^k),
 
-batched over scenarios as dense matrix products, iterated until ``max |dV| < tol`` [pu] per
-scenario (each scenario stops on its own).
+iterated until ``max |dV| < tol`` [pu] per scenario (each scenario stops on its own). A single
+scenario (or a few) runs this loop compiled, warm-started from the previous call; larger
+batches use the chord Newton form of the same equation (:mod:`grids.powerflow3ph_batch`:
+the branches' true current derivatives in place of their nominal admittance, one reference
+per load level, dense matrix products over the batch).
 
 Branch currents follow OpenDSS's load models (``Load.pas``): model 1 constant PQ, 2 constant
 impedance, 3 constant P and quadratic Q, 4 exponential ("CVR": ``P ~ (V/V_base)^CVRwatts``,
@@ -294,12 +297,10 @@ def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class NodeVoltages:
-    """All node voltages of a batch: the solved active nodes, the others kept as
-    ``V = V0 + I_A Z_NA^T`` until asked for.
+    """All node voltages of a batch, kept as ``V = V0 + I_A Z_NA^T`` until asked for.
 
     The solve only needs the nodes that carry a branch; the other nodes' voltages are one
-    product away. :meth:`full_v` and :meth:`magnitude_pu` form them all, :meth:`at_v` only
-    some columns.
+    product away. :meth:`full_v` forms them all, :meth:`at_v` only some columns.
 
     Attributes
     ----------
@@ -309,30 +310,11 @@ class NodeVoltages:
         Rows of ``Z = Y^-1`` at the active nodes (``Z_NA`` transposed, contiguous) [Ohm].
     i_active_a : numpy.ndarray (S, nA) complex
         Currents injected at the active nodes [A].
-    active : numpy.ndarray (nA,) of int, optional
-        The active nodes; with ``v_active_v``, their solved voltages are used as they are.
-    v_active_v : numpy.ndarray (S, nA) complex, optional
-        Solved voltages of the active nodes [V] (within the solve's tolerance of
-        ``V0 + I_A Z_AA^T``).
-    rest : numpy.ndarray of int, optional
-        The other nodes, and ``z_rest`` (nA, len(rest)) their columns of ``z_an``.
     """
 
     v0_v: np.ndarray
     z_an: np.ndarray
     i_active_a: np.ndarray
-    active: np.ndarray | None = None
-    v_active_v: np.ndarray | None = None
-    rest: np.ndarray | None = None
-    z_rest: np.ndarray | None = None
-
-    def _product(self, rows: slice, z: np.ndarray, v0: np.ndarray, out: np.ndarray) -> None:
-        part = self.i_active_a[rows]
-        if part.shape[0] <= SMALL_BATCH:
-            small_matmul(part, z, out)
-        else:
-            np.matmul(part, z, out=out)
-        out += v0
 
     def full_v(self) -> np.ndarray:
         """Every node voltage.
@@ -342,12 +324,7 @@ class NodeVoltages:
         numpy.ndarray (S, n) complex
             [V].
         """
-        if self.active is None:
-            return self.v0_v[None, :] + matmul_rows(self.i_active_a, self.z_an)
-        out = np.empty((self.i_active_a.shape[0], self.v0_v.size), dtype=complex)
-        out[:, self.active] = self.v_active_v
-        out[:, self.rest] = self.v0_v[self.rest] + matmul_rows(self.i_active_a, self.z_rest)
-        return out
+        return self.v0_v[None, :] + matmul_rows(self.i_active_a, self.z_an)
 
     def magnitude_pu(self, v_base_v: np.ndarray, *, chunk: int = 256) -> np.ndarray:
         """Every node's voltage magnitude, formed a block of scenarios at a time.
@@ -365,24 +342,20 @@ class NodeVoltages:
             ``|V| / V_base`` [pu].
         """
         n_scen, n = self.i_active_a.shape[0], self.v0_v.size
-        inv_base = 1.0 / np.asarray(v_base_v, dtype=float)
-        if self.active is None:
-            cols, z, v0 = slice(None), self.z_an, self.v0_v
-        else:
-            cols, z, v0 = self.rest, self.z_rest, self.v0_v[self.rest]
-        width = v0.size
         out = np.empty((n_scen, n))
-        block = np.empty((min(chunk, max(n_scen, 1)), width), dtype=complex)
-        mag = np.empty((block.shape[0], width))
+        z_t = self.z_an
+        inv_base = 1.0 / np.asarray(v_base_v, dtype=float)
+        block = np.empty((min(chunk, max(n_scen, 1)), n), dtype=complex)
         for start in range(0, n_scen, chunk):
             stop = min(start + chunk, n_scen)
             part = block[: stop - start]
-            self._product(slice(start, stop), z, v0, part)
-            np.abs(part, out=mag[: stop - start])
-            out[start:stop, cols] = mag[: stop - start]
-        if self.active is not None:
-            out[:, self.active] = np.abs(self.v_active_v)
-        out *= inv_base
+            if stop - start <= SMALL_BATCH:
+                small_matmul(self.i_active_a[start:stop], z_t, part)
+            else:
+                np.matmul(self.i_active_a[start:stop], z_t, out=part)
+            part += self.v0_v
+            np.abs(part, out=out[start:stop])
+            out[start:stop] *= inv_base
         return out
 
     def at_v(self, nodes: np.ndarray) -> np.ndarray:
@@ -399,15 +372,7 @@ class NodeVoltages:
             [V].
         """
         nodes = np.asarray(nodes, dtype=np.int64)
-        if self.active is None:
-            return self.v0_v[None, nodes] + matmul_rows(self.i_active_a, self.z_an[:, nodes])
-        pos = np.minimum(np.searchsorted(self.active, nodes), max(self.active.size - 1, 0))
-        solved = self.active[pos] == nodes if self.active.size else np.zeros(nodes.size, bool)
-        out = np.empty((self.i_active_a.shape[0], nodes.size), dtype=complex)
-        out[:, solved] = self.v_active_v[:, pos[solved]]
-        other = nodes[~solved]
-        out[:, ~solved] = self.v0_v[other] + matmul_rows(self.i_active_a, self.z_an[:, other])
-        return out
+        return self.v0_v[None, nodes] + matmul_rows(self.i_active_a, self.z_an[:, nodes])
 
 
 @dataclass(frozen=True)
@@ -492,9 +457,6 @@ class ZBusSolver:
         struct["z_aa"] = z_aa
         struct["z_an"] = np.ascontiguousarray(z_na.T)
         struct["z_aa_t"] = np.ascontiguousarray(z_aa.T)
-        rest = np.setdiff1d(np.arange(self.n), active)
-        struct["rest"] = rest
-        struct["z_rest"] = np.ascontiguousarray(struct["z_an"][:, rest])
 
     def _preconditioner(self, struct: dict, y_b: np.ndarray):
         """``Z_NA^T``, ``K^T`` with ``K = (1 + Z_AA Y_l)^-1 Z_AA``, ``c = (1 + Z_AA Y_l)^-1 V0_A``
@@ -714,7 +676,7 @@ class ZBusSolver:
         i_a = np.empty((n_scen, n_a), dtype=complex)
         s_br = np.empty((n_scen, f.size), dtype=complex)
         final_kernel(v_a, f, t, s_va, *params, i_a, s_br)
-        voltages = NodeVoltages(self.v0_v, z_an, i_a, active, v_a, struct["rest"], struct["z_rest"])
+        voltages = NodeVoltages(self.v0_v, z_an, i_a)
         # the next single solve starts from the last scenario (batches start from their
         # level's reference)
         self._warm = (active, v_a.copy() if n_scen <= SMALL_BATCH else v_a[-1:].copy())
