@@ -117,7 +117,7 @@ def test_european_lv_equals_opendss_yearly(european_lv):
         worst = max(worst, float(np.abs(engine.vm_pu[j, idx] - ref).max()))
         if k + 1 < shapes.n_steps:
             # the neighbouring row is a different step: an off-by-one shows
-            other = model.solve(load_mult=shapes.p_mult[k + 1], tol_pu=1e-12)
+            other = model.solve(load_mult=shapes.p_mult[k + 1 : k + 2], tol_pu=1e-12)
             shifted = max(shifted, float(np.abs(other.vm_pu[0, idx] - ref).max()))
     assert worst < TOL_PU
     assert shifted > 100 * TOL_PU
