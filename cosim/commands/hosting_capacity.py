@@ -60,8 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         type=_bus,
         default=None,
-        help="pandapower bus indices (several after one --bus or repeated) or 'all' "
-        "(default: all non-slack buses)",
+        help="pandapower bus indices, or bus names of an OpenDSS feeder (several after one "
+        "--bus or repeated) or 'all' (default: all non-slack buses)",
     )
     parser.add_argument("--mode", choices=["export", "import"], default="export")
     parser.add_argument("--method", choices=["screen", "ac", "screen+ac"], default="screen+ac")
