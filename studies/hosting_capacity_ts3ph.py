@@ -66,6 +66,9 @@ __all__ = [
 CHUNK_SCENARIOS = 1024
 #: Steps whose base case is held at once (the checker's thresholds per step and node).
 STEP_CHUNK = 512
+#: Windows of up to this many steps x nodes keep every step's thresholds between trials (a
+#: few hundred MB at most); longer ones rebuild them from the base case at every trial.
+CACHE_ELEMENTS = 20_000_000
 _PARAMS = {p.name: p for p in TS_HC_PARAMS}
 
 
@@ -178,8 +181,8 @@ class _StepTrials:
     """``bisect_sizes`` trials: a candidate holds at a size when enough steps do.
 
     Every call solves every step of every candidate asked (chunked batched AC solves); the
-    checker of a chunk of steps is rebuilt from that chunk's base case (memory bounded by
-    ``STEP_CHUNK`` steps of thresholds).
+    checker of a chunk of steps holds that chunk's base-case thresholds (kept between calls
+    up to ``CACHE_ELEMENTS`` steps x nodes, else rebuilt, so memory stays bounded).
     """
 
     def __init__(self, model, cands: Candidates, mult, criteria, *, sign, q_per_p, need, written):
@@ -188,12 +191,23 @@ class _StepTrials:
         self.sign, self.q_per_p, self.need = sign, q_per_p, need
         self.n_steps = mult.shape[0]
         self.n_cases = 0
+        self._checkers = None
 
     def _step_chunks(self):
+        if self._checkers is not None:
+            yield from self._checkers
+            return
+        keep = self.n_steps * self.model.n_node <= CACHE_ELEMENTS
+        built = []
         for start in range(0, self.n_steps, STEP_CHUNK):
             steps = np.arange(start, min(start + STEP_CHUNK, self.n_steps))
             base = self.model.solve(load_mult=self.mult[steps])
-            yield steps, LimitChecker(self.model, base, self.criteria, written=self.written)
+            chunk = (steps, LimitChecker(self.model, base, self.criteria, written=self.written))
+            if keep:
+                built.append(chunk)
+            yield chunk
+        if keep:
+            self._checkers = built
 
     def evaluate(self, rows: np.ndarray, size_mw: np.ndarray):
         """Per candidate row and step: feasible, binding and where (arrays (n_rows, n_steps))."""
