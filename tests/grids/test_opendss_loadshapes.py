@@ -224,3 +224,10 @@ def test_window(european_lv):
     ):
         with pytest.raises(ScenarioError, match=text):
             shapes.window(start, duration)
+
+
+def test_shaped_pv_is_refused(tmp_path):
+    extra = "New PVSystem.pv1 phases=1 bus1=675.1 kV=2.4 kVA=50 Pmpp=40 irradiance=1 yearly=day\n"
+    path = write_ieee13_with_shapes(tmp_path, qmult=False, extra=extra)
+    with pytest.raises(FeederError, match=r"PVSystem\.pv1 \(yearly\)"):
+        read_load_shapes(_model(path))
