@@ -223,3 +223,28 @@ def test_bad_inputs_are_named(ieee13_shaped, european_lv, tmp_path):
         three_phase_time_series_hosting_capacity(
             pq_model, read_load_shapes(pq_model), buses=["675"]
         )
+
+
+def test_regional_runs_an_opendss_feeder_over_its_load_shapes(ieee13_shaped):
+    """A .dss feeder in a regional time-series run: its rows are the study's (a balanced
+    three-phase unit per bus, like the regional snapshot study of .dss feeders)."""
+    import json
+
+    from studies.regional import RegionalOptions, RegionalStudy, run_feeder
+
+    model, shapes = ieee13_shaped
+    options = RegionalOptions(
+        study=RegionalStudy.TIME_SERIES_HOSTING_CAPACITY,
+        mode="import",
+        start="2000-01-01T06:00",
+        duration_s=4 * 3 * 3600.0,
+    )
+    row = run_feeder(str(model.circuit.path), options.to_json())
+    assert row["status"] == "ok", row["error"]
+    rows = json.loads(row["rows"])
+    direct = three_phase_time_series_hosting_capacity(
+        model, shapes.window("2000-01-01T06:00", 12 * 3600.0), phase="abc", mode="import"
+    ).rows
+    assert [r["bus"] for r in rows] == [r["bus"] for r in direct]
+    assert [r["hosting_capacity_mw"] for r in rows] == [r["hosting_capacity_mw"] for r in direct]
+    assert {r["phase"] for r in rows} == {"abc"}
