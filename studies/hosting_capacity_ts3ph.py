@@ -15,10 +15,15 @@ percentile ``p``, a size ``x`` holds when at least ``ceil(p n / 100)`` steps hav
 at ``x``; the answer is the largest such ``x``, i.e. the ``(n - ceil(p n / 100))``-th smallest
 per-step hosting capacity (the minimum for ``p = 100``), to ``tolerance_mw``. It is found by
 the snapshot study's bracket bisection (:func:`studies.hosting_capacity_3ph.bisect_sizes`),
-started from the snapshot answer at the feeder's base load: each bisection trial solves every
-step of every candidate bus at once (batched three-phase AC solves, chunked). A last pass at the
-answer and ``tolerance_mw`` above it gives the binding limit, its element, the step it binds at
-and the first violation time. Validated against a brute-force bisection step by step in
+started from the snapshot answer at the feeder's base load, on an active set of steps per bus
+(at first the :data:`FIRST_STEPS` steps of highest total load for import, lowest for export):
+each bisection trial solves the active steps of every candidate bus at once (batched
+three-phase AC solves, chunked). With fewer steps checked the answer can only be larger, so it
+is verified on every step in one batched pass: where more than ``n - ceil(p n / 100)`` steps
+break, the broken steps join the active set and the bisection runs again below. The answer is
+therefore exact whatever steps are checked first. A last pass ``tolerance_mw`` above the answer
+gives the binding limit, its element, the step it binds at and the first violation time.
+Validated against a brute-force bisection step by step in
 ``tests/studies/test_hosting_capacity_ts3ph.py``.
 
 Each row also carries the snapshot answer at the feeder's base load (every load at its kW,
@@ -69,6 +74,8 @@ STEP_CHUNK = 512
 #: Windows of up to this many steps x nodes keep every step's thresholds between trials (a
 #: few hundred MB at most); longer ones rebuild them from the base case at every trial.
 CACHE_ELEMENTS = 20_000_000
+#: Steps every candidate's bisection checks first (more join where the answer breaks others).
+FIRST_STEPS = 16
 _PARAMS = {p.name: p for p in TS_HC_PARAMS}
 
 
@@ -178,83 +185,126 @@ def _percent(snapshot: float, series: float) -> float | None:
 
 
 class _StepTrials:
-    """``bisect_sizes`` trials: a candidate holds at a size when enough steps do.
+    """Batched AC evaluation of (candidate, step) pairs at given sizes.
 
-    Every call solves every step of every candidate asked (chunked batched AC solves); the
-    checker of a chunk of steps holds that chunk's base-case thresholds (kept between calls
-    up to ``CACHE_ELEMENTS`` steps x nodes, else rebuilt, so memory stays bounded).
+    The checker of a chunk of ``STEP_CHUNK`` steps holds that chunk's base-case thresholds
+    (kept between calls up to ``CACHE_ELEMENTS`` steps x nodes, else rebuilt at every call, so
+    memory stays bounded). ``active`` marks, per candidate, the steps the bisection trials
+    check (see :class:`_ActiveTrials`).
     """
 
-    def __init__(self, model, cands: Candidates, mult, criteria, *, sign, q_per_p, need, written):
+    def __init__(self, model, cands: Candidates, mult, criteria, *, sign, q_per_p, written):
         self.model, self.cands, self.mult = model, cands, mult
         self.criteria, self.written = criteria, written
-        self.sign, self.q_per_p, self.need = sign, q_per_p, need
+        self.sign, self.q_per_p = sign, q_per_p
         self.n_steps = mult.shape[0]
+        self.active = np.ones((len(cands.bus), self.n_steps), dtype=bool)
         self.n_cases = 0
-        self._checkers = None
+        self._keep = self.n_steps * model.n_node <= CACHE_ELEMENTS
+        self._checkers: dict[int, LimitChecker] = {}
 
-    def _step_chunks(self):
-        if self._checkers is not None:
-            yield from self._checkers
-            return
-        keep = self.n_steps * self.model.n_node <= CACHE_ELEMENTS
-        built = []
-        for start in range(0, self.n_steps, STEP_CHUNK):
-            steps = np.arange(start, min(start + STEP_CHUNK, self.n_steps))
-            base = self.model.solve(load_mult=self.mult[steps])
-            chunk = (steps, LimitChecker(self.model, base, self.criteria, written=self.written))
-            if keep:
-                built.append(chunk)
-            yield chunk
-        if keep:
-            self._checkers = built
+    def _checker(self, chunk: int) -> LimitChecker:
+        if chunk in self._checkers:
+            return self._checkers[chunk]
+        steps = np.arange(chunk * STEP_CHUNK, min((chunk + 1) * STEP_CHUNK, self.n_steps))
+        base = self.model.solve(load_mult=self.mult[steps])
+        checker = LimitChecker(self.model, base, self.criteria, written=self.written)
+        if self._keep:
+            self._checkers[chunk] = checker
+        return checker
 
-    def evaluate(self, rows: np.ndarray, size_mw: np.ndarray):
-        """Per candidate row and step: feasible, binding and where (arrays (n_rows, n_steps))."""
-        n_rows = rows.size
-        feasible = np.zeros((n_rows, self.n_steps), dtype=bool)
-        binding = np.full((n_rows, self.n_steps), Binding.NONE, dtype=object)
-        where = np.full((n_rows, self.n_steps), "", dtype=object)
-        n_node = self.model.n_node
-        nodes = self.cands.nodes[rows]
-        share = self.sign * size_mw[:, None] * self.cands.weight[None, :]
-        for steps, checker in self._step_chunks():
-            per = max(1, CHUNK_SCENARIOS // steps.size)
-            for r0 in range(0, n_rows, per):
-                block = np.arange(r0, min(r0 + per, n_rows))
-                n_s = block.size * steps.size
-                p = np.zeros((n_s, n_node))
-                np.put_along_axis(
-                    p, np.repeat(nodes[block], steps.size, axis=0),
-                    np.repeat(share[block], steps.size, axis=0), axis=1,
-                )  # fmt: skip
+    def evaluate(self, cand_rows: np.ndarray, size_mw: np.ndarray, mask=None):
+        """Feasible, binding and where of every pair of ``mask`` (n_rows, n_steps; default
+        all): candidate ``cand_rows[i]`` at ``size_mw[i]`` on top of the loads of step ``t``.
+        Pairs not in the mask are reported feasible."""
+        n_rows = cand_rows.size
+        shape = (n_rows, self.n_steps)
+        feasible = np.ones(shape, dtype=bool)
+        binding = np.full(shape, Binding.NONE, dtype=object)
+        where = np.full(shape, "", dtype=object)
+        if mask is None:
+            mask = np.ones(shape, dtype=bool)
+        r_idx, t_idx = np.nonzero(mask)
+        order = np.argsort(t_idx // STEP_CHUNK, kind="stable")
+        r_idx, t_idx = r_idx[order], t_idx[order]
+        chunk_of = t_idx // STEP_CHUNK
+        nodes = self.cands.nodes[cand_rows]
+        share = self.sign * np.asarray(size_mw, dtype=float)[:, None] * self.cands.weight[None, :]
+        for chunk in np.unique(chunk_of):
+            sel = np.flatnonzero(chunk_of == chunk)
+            checker = self._checker(int(chunk))
+            for s0 in range(0, sel.size, CHUNK_SCENARIOS):
+                part = sel[s0 : s0 + CHUNK_SCENARIOS]
+                rr, tt = r_idx[part], t_idx[part]
+                p = np.zeros((part.size, self.model.n_node))
+                np.put_along_axis(p, nodes[rr], share[rr], axis=1)
                 res = self.model.solve(
-                    load_mult=np.tile(self.mult[steps], (block.size, 1)),
-                    p_wye_mw=p,
-                    q_wye_mvar=p * self.q_per_p,
+                    load_mult=self.mult[tt], p_wye_mw=p, q_wye_mvar=p * self.q_per_p
                 )
-                self.n_cases += n_s
+                self.n_cases += part.size
                 st = checker.check(
                     np.asarray(res.vm_pu),
                     np.asarray(res.vuf_percent, dtype=float),
                     np.asarray(res.line_loading_percent, dtype=float),
                     res.converged,
-                    base_row=np.tile(np.arange(steps.size), block.size),
+                    base_row=tt - int(chunk) * STEP_CHUNK,
                 )
-                shape = (block.size, steps.size)
-                feasible[np.ix_(block, steps)] = st.feasible.reshape(shape)
-                binding[np.ix_(block, steps)] = st.binding.reshape(shape)
-                where[np.ix_(block, steps)] = st.where.reshape(shape)
+                feasible[rr, tt], binding[rr, tt], where[rr, tt] = st.feasible, st.binding, st.where
         return feasible, binding, where
 
+
+class _ActiveTrials:
+    """``bisect_sizes`` trials of some candidates on their active steps: a size holds when at
+    most ``allowed`` of those steps are violated."""
+
+    def __init__(self, trials: _StepTrials, cand_rows: np.ndarray, allowed: int) -> None:
+        self.trials, self.cand_rows, self.allowed = trials, cand_rows, allowed
+
     def run(self, rows: np.ndarray, size_mw: np.ndarray) -> TrialState:
-        """Whether candidates ``rows`` hold at ``size_mw`` at enough steps (bisection trial)."""
-        feasible, binding, where = self.evaluate(rows, size_mw)
-        ok = feasible.sum(axis=1) >= self.need
-        first = np.argmax(~feasible, axis=1)
-        out_b = np.where(ok, Binding.NONE, binding[np.arange(rows.size), first])
-        out_w = np.where(ok, "", where[np.arange(rows.size), first])
-        return TrialState(feasible=ok, binding=out_b, where=out_w)
+        """Whether the candidates ``rows`` (of this subset) hold at ``size_mw``."""
+        cand = self.cand_rows[rows]
+        feasible, binding, where = self.trials.evaluate(cand, size_mw, self.trials.active[cand])
+        violated = ~feasible
+        ok = violated.sum(axis=1) <= self.allowed
+        first = np.argmax(violated, axis=1)
+        k = np.arange(rows.size)
+        return TrialState(
+            feasible=ok,
+            binding=np.where(ok, Binding.NONE, binding[k, first]),
+            where=np.where(ok, "", where[k, first]),
+        )
+
+
+def _search(trials: _StepTrials, lo, hi, *, allowed: int, tol: float, cap: float, first_steps):
+    """The largest size with at most ``allowed`` violated steps, per candidate (active set).
+
+    The bisection checks only each candidate's active steps (at first ``first_steps``); the
+    answer on them is an upper bound of the true one, verified on every step: where more than
+    ``allowed`` steps break, the broken steps join the active set and the bisection runs again
+    below it. Returns the answers and every step's feasibility at them.
+    """
+    n = len(trials.cands.bus)
+    trials.active[:] = False
+    trials.active[:, first_steps] = True
+    lo, hi = np.asarray(lo, dtype=float).copy(), np.asarray(hi, dtype=float).copy()
+    hc = np.zeros(n)
+    ok_at = np.ones((n, trials.n_steps), dtype=bool)
+    todo = np.arange(n)
+    while todo.size:
+        x, _, _ = bisect_sizes(
+            _ActiveTrials(trials, todo, allowed), todo.size, lo[todo], hi[todo],
+            tolerance_mw=tol, cap_mw=cap,
+        )  # fmt: skip
+        feasible, _, _ = trials.evaluate(todo, x)
+        violated = ~feasible
+        done = violated.sum(axis=1) <= allowed
+        hc[todo[done]], ok_at[todo[done]] = x[done], feasible[done]
+        again = todo[~done]
+        # every broken step joins the active set: x now fails on it, the answer lies below
+        trials.active[again] |= violated[~done]
+        hi[again], lo[again] = x[~done], 0.5 * x[~done]
+        todo = again
+    return hc, ok_at
 
 
 def _check_shapes(model, shapes) -> np.ndarray:
@@ -419,14 +469,18 @@ def three_phase_time_series_hosting_capacity(
     )
     timings["snapshot_s"] = _time.perf_counter() - t1
     snap_mw = np.array([r["hosting_capacity_mw"] for r in snap.rows], dtype=float)
-    trials = _StepTrials(
-        model, cands, mult, criteria, sign=sign, q_per_p=q_per_p, need=need, written=written
-    )
+    trials = _StepTrials(model, cands, mult, criteria, sign=sign, q_per_p=q_per_p, written=written)
     t2 = _time.perf_counter()
-    hc, _, _ = bisect_sizes(trials, n, 0.5 * snap_mw, snap_mw + tol, tolerance_mw=tol, cap_mw=cap)
-    # the last pass: at the answer and one tolerance above it, every step
+    # the steps checked first: the highest total load for import, the lowest for export
+    total_kw = mult @ np.asarray(model.load_p_kw, dtype=float)
+    key = -total_kw if mode is HostingMode.IMPORT else total_kw
+    first_steps = np.argsort(key, kind="stable")[: min(n_steps, FIRST_STEPS)]
+    hc, ok_at = _search(
+        trials, 0.5 * snap_mw, snap_mw + tol, allowed=n_steps - need, tol=tol, cap=cap,
+        first_steps=first_steps,
+    )  # fmt: skip
+    # the last pass: one tolerance above the answer, every step
     rows = np.arange(n)
-    ok_at, _, _ = trials.evaluate(rows, hc)
     above = np.minimum(hc + tol, cap)
     ok_above, b_above, w_above = trials.evaluate(rows, above)
     timings["ac_s"] = _time.perf_counter() - t2

@@ -24,6 +24,7 @@ import pytest
 from grids.errors import ScenarioError
 from grids.feeder3ph import DSS_DIR, ThreePhaseFeederModel
 from grids.opendss_loadshapes import read_load_shapes
+from studies import hosting_capacity_ts3ph
 from studies.hosting_capacity_3ph import (
     ChargerPhase,
     ThreePhaseCriteria,
@@ -102,7 +103,10 @@ def test_equals_the_worst_step_of_the_snapshot_study(ieee13_shaped, bus, phase, 
     )
 
 
-def test_percentile_is_the_order_statistic_and_monotone(ieee13_shaped):
+@pytest.mark.parametrize("first_steps", [16, 1])
+def test_percentile_is_the_order_statistic_and_monotone(ieee13_shaped, monkeypatch, first_steps):
+    """With one step checked first, the active set grows round by round: same answers."""
+    monkeypatch.setattr(hosting_capacity_ts3ph, "FIRST_STEPS", first_steps)
     model, shapes = ieee13_shaped
     per_step = np.sort(_per_step_snapshot(model, "675", ChargerPhase.A, "import"))
     n = per_step.size
@@ -126,8 +130,8 @@ EN50160 = ThreePhaseCriteria(v_min_pu=0.90, v_max_pu=1.10)
 @pytest.fixture(scope="module")
 def european_lv():
     model = ThreePhaseFeederModel.from_name("european_lv")
-    # ten minutes of the evening peak, 1-minute steps
-    return model, read_load_shapes(model).window("2000-01-01 18:50", 600)
+    # 24 minutes of the evening peak, 1-minute steps (more steps than the study checks first)
+    return model, read_load_shapes(model).window("2000-01-01 18:36", 1440)
 
 
 def _violations_lv(model, mult, bus, phase: ChargerPhase, size_mw) -> list[str | None]:
@@ -190,15 +194,15 @@ def test_json_rows_and_base_series(european_lv):
         model, shapes, buses=["906", "34"], phase="b", mode="export", criteria=EN50160
     )
     doc = result.to_json()
-    assert doc["n_steps"] == 10 and doc["phase"] == "b" and doc["step_s"] == 60.0
+    assert doc["n_steps"] == 24 and doc["phase"] == "b" and doc["step_s"] == 60.0
     for row in doc["results"]:
         for key in ("bus", "hosting_capacity_mw", "binding", "phase", "element",
                     "first_violation_time", "snapshot_hosting_capacity_mw",
                     "overstatement_percent"):  # fmt: skip
             assert key in row
     assert [r["bus"] for r in doc["results"]] == ["906", "34"]
-    assert result.vm_min_pu.shape == (10,) and (result.vm_min_pu <= result.vm_max_pu).all()
-    assert result.vm_min_bus_pu.shape == (10, len(result.bus_names))
+    assert result.vm_min_pu.shape == (24,) and (result.vm_min_pu <= result.vm_max_pu).all()
+    assert result.vm_min_bus_pu.shape == (24, len(result.bus_names))
     assert np.nanmin(result.vm_min_bus_pu, axis=1) == pytest.approx(result.vm_min_pu)
 
 
