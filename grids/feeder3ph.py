@@ -126,6 +126,11 @@ class ThreePhaseFeederModel:
         # branch -> load summation (one-hot): the power each load draws
         self._load_owner = np.zeros((len(self._loads), self.n_load))
         self._load_owner[np.arange(len(self._loads)), self._loads.owner] = 1.0
+        # the branches of each load are consecutive: the sum is a segment sum
+        owner = self._loads.owner
+        starts = np.flatnonzero(np.r_[True, np.diff(owner) != 0]) if owner.size else owner
+        segments = self.n_load and np.array_equal(owner[starts], np.arange(self.n_load))
+        self._owner_starts = starts if segments else None
         self._extra_cache: dict[bytes, Branches] = {}
         self.delta_pairs = self._make_delta_pairs()
         line_matrix, self.line_conductor, line_amps = self._make_lines(inv)
@@ -555,6 +560,8 @@ class ThreePhaseFeederModel:
                     for row in s_br[:, :n_lb]
                 ]
             ).reshape(s_br.shape[0], self.n_load)
+        elif self._owner_starts is not None:
+            s_load = np.add.reduceat(s_br[:, :n_lb], self._owner_starts, axis=1)
         else:
             s_load = s_br[:, :n_lb] @ self._load_owner
         s_inj = -s_br[:, n_lb:].sum(axis=1)

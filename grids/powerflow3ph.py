@@ -40,17 +40,21 @@ import scipy.sparse.linalg as spla
 
 from grids.errors import FeederError
 from grids.opendss import Connection, DssLoads
+from grids.powerflow3ph_batch import (
+    ChordMap,
+    branch_jacobian,
+    chord_iterate,
+    chord_map,
+    level_groups,
+)
 from grids.powerflow3ph_kernels import (
     MODEL_CVR,
     MODEL_MOTOR,
     MODEL_PQ_PURE,
-    anderson_kernel,
     currents_kernel,
     final_kernel,
     fixed_point_kernel,
-    residual_kernel,
     small_matmul,
-    update_kernel,
 )
 
 
@@ -93,8 +97,6 @@ class Branches:
         return int(self.node_from.size)
 
 
-#: Anderson acceleration (memory 1) of the batched fixed point.
-ANDERSON = True
 #: Batches up to this many scenarios iterate in one compiled loop per scenario; larger ones
 #: iterate all scenarios together with one dense matrix product per iteration.
 SMALL_BATCH = 8
@@ -292,10 +294,12 @@ def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class NodeVoltages:
-    """All node voltages of a batch, kept as ``V = V0 + I_A Z_NA^T`` until asked for.
+    """All node voltages of a batch: the solved active nodes, the others kept as
+    ``V = V0 + I_A Z_NA^T`` until asked for.
 
     The solve only needs the nodes that carry a branch; the other nodes' voltages are one
-    product away. :meth:`full_v` forms them all, :meth:`at_v` only some columns.
+    product away. :meth:`full_v` and :meth:`magnitude_pu` form them all, :meth:`at_v` only
+    some columns.
 
     Attributes
     ----------
@@ -305,11 +309,30 @@ class NodeVoltages:
         Rows of ``Z = Y^-1`` at the active nodes (``Z_NA`` transposed, contiguous) [Ohm].
     i_active_a : numpy.ndarray (S, nA) complex
         Currents injected at the active nodes [A].
+    active : numpy.ndarray (nA,) of int, optional
+        The active nodes; with ``v_active_v``, their solved voltages are used as they are.
+    v_active_v : numpy.ndarray (S, nA) complex, optional
+        Solved voltages of the active nodes [V] (within the solve's tolerance of
+        ``V0 + I_A Z_AA^T``).
+    rest : numpy.ndarray of int, optional
+        The other nodes, and ``z_rest`` (nA, len(rest)) their columns of ``z_an``.
     """
 
     v0_v: np.ndarray
     z_an: np.ndarray
     i_active_a: np.ndarray
+    active: np.ndarray | None = None
+    v_active_v: np.ndarray | None = None
+    rest: np.ndarray | None = None
+    z_rest: np.ndarray | None = None
+
+    def _product(self, rows: slice, z: np.ndarray, v0: np.ndarray, out: np.ndarray) -> None:
+        part = self.i_active_a[rows]
+        if part.shape[0] <= SMALL_BATCH:
+            small_matmul(part, z, out)
+        else:
+            np.matmul(part, z, out=out)
+        out += v0
 
     def full_v(self) -> np.ndarray:
         """Every node voltage.
@@ -319,7 +342,12 @@ class NodeVoltages:
         numpy.ndarray (S, n) complex
             [V].
         """
-        return self.v0_v[None, :] + matmul_rows(self.i_active_a, self.z_an)
+        if self.active is None:
+            return self.v0_v[None, :] + matmul_rows(self.i_active_a, self.z_an)
+        out = np.empty((self.i_active_a.shape[0], self.v0_v.size), dtype=complex)
+        out[:, self.active] = self.v_active_v
+        out[:, self.rest] = self.v0_v[self.rest] + matmul_rows(self.i_active_a, self.z_rest)
+        return out
 
     def magnitude_pu(self, v_base_v: np.ndarray, *, chunk: int = 256) -> np.ndarray:
         """Every node's voltage magnitude, formed a block of scenarios at a time.
@@ -337,20 +365,24 @@ class NodeVoltages:
             ``|V| / V_base`` [pu].
         """
         n_scen, n = self.i_active_a.shape[0], self.v0_v.size
-        out = np.empty((n_scen, n))
-        z_t = self.z_an
         inv_base = 1.0 / np.asarray(v_base_v, dtype=float)
-        block = np.empty((min(chunk, max(n_scen, 1)), n), dtype=complex)
+        if self.active is None:
+            cols, z, v0 = slice(None), self.z_an, self.v0_v
+        else:
+            cols, z, v0 = self.rest, self.z_rest, self.v0_v[self.rest]
+        width = v0.size
+        out = np.empty((n_scen, n))
+        block = np.empty((min(chunk, max(n_scen, 1)), width), dtype=complex)
+        mag = np.empty((block.shape[0], width))
         for start in range(0, n_scen, chunk):
             stop = min(start + chunk, n_scen)
             part = block[: stop - start]
-            if stop - start <= SMALL_BATCH:
-                small_matmul(self.i_active_a[start:stop], z_t, part)
-            else:
-                np.matmul(self.i_active_a[start:stop], z_t, out=part)
-            part += self.v0_v
-            np.abs(part, out=out[start:stop])
-            out[start:stop] *= inv_base
+            self._product(slice(start, stop), z, v0, part)
+            np.abs(part, out=mag[: stop - start])
+            out[start:stop, cols] = mag[: stop - start]
+        if self.active is not None:
+            out[:, self.active] = np.abs(self.v_active_v)
+        out *= inv_base
         return out
 
     def at_v(self, nodes: np.ndarray) -> np.ndarray:
@@ -367,7 +399,15 @@ class NodeVoltages:
             [V].
         """
         nodes = np.asarray(nodes, dtype=np.int64)
-        return self.v0_v[None, nodes] + matmul_rows(self.i_active_a, self.z_an[:, nodes])
+        if self.active is None:
+            return self.v0_v[None, nodes] + matmul_rows(self.i_active_a, self.z_an[:, nodes])
+        pos = np.minimum(np.searchsorted(self.active, nodes), max(self.active.size - 1, 0))
+        solved = self.active[pos] == nodes if self.active.size else np.zeros(nodes.size, bool)
+        out = np.empty((self.i_active_a.shape[0], nodes.size), dtype=complex)
+        out[:, solved] = self.v_active_v[:, pos[solved]]
+        other = nodes[~solved]
+        out[:, ~solved] = self.v0_v[other] + matmul_rows(self.i_active_a, self.z_an[:, other])
+        return out
 
 
 @dataclass(frozen=True)
@@ -435,22 +475,33 @@ class ZBusSolver:
     def warm_state(self, value) -> None:
         self._warm, self._warm_full = value
 
-    def _preconditioner(self, struct: dict, y_b: np.ndarray):
-        """``Z_NA^T``, ``K^T`` with ``K = (1 + Z_AA Y_l)^-1 Z_AA``, ``c = (1 + Z_AA Y_l)^-1 V0_A``
-        and ``Z_AA^T``, the transposes contiguous for the row-major products. The impedance
-        parts are kept with the branch structure; only ``K`` and ``c`` depend on the load."""
+    def _impedances(self, struct: dict) -> None:
+        """``Z_NA^T``, ``Z_AA`` and ``Z_AA^T`` of the branch structure, formed once (the
+        transposes contiguous for the row-major products), with the branch incidence."""
+        if "z_an" in struct:
+            return
         active, f, t = struct["active"], struct["f"], struct["t"]
         n_a, nb = active.size, f.size
-        if "z_an" not in struct:
-            z_na = self.z_columns(active)
-            z_aa = np.ascontiguousarray(z_na[active])
-            inc = np.zeros((n_a + 1, nb))
-            inc[f, np.arange(nb)] += 1.0
-            inc[t, np.arange(nb)] -= 1.0
-            struct["inc"] = inc[:n_a]
-            struct["z_aa"] = z_aa
-            struct["z_an"] = np.ascontiguousarray(z_na.T)
-            struct["z_aa_t"] = np.ascontiguousarray(z_aa.T)
+        z_na = self.z_columns(active)
+        z_aa = np.ascontiguousarray(z_na[active])
+        inc = np.zeros((n_a + 1, nb))
+        inc[f, np.arange(nb)] += 1.0
+        inc[t, np.arange(nb)] -= 1.0
+        struct["inc"] = inc[:n_a]
+        struct["z_aa"] = z_aa
+        struct["z_an"] = np.ascontiguousarray(z_na.T)
+        struct["z_aa_t"] = np.ascontiguousarray(z_aa.T)
+        rest = np.setdiff1d(np.arange(self.n), active)
+        struct["rest"] = rest
+        struct["z_rest"] = np.ascontiguousarray(struct["z_an"][:, rest])
+
+    def _preconditioner(self, struct: dict, y_b: np.ndarray):
+        """``Z_NA^T``, ``K^T`` with ``K = (1 + Z_AA Y_l)^-1 Z_AA``, ``c = (1 + Z_AA Y_l)^-1 V0_A``
+        and ``Z_AA^T``. The impedance parts are kept with the branch structure; only ``K``
+        and ``c`` depend on the load."""
+        self._impedances(struct)
+        active = struct["active"]
+        n_a = active.size
         inc, z_aa = struct["inc"], struct["z_aa"]
         # compiled products: a multi-threaded BLAS on a busy machine takes tens of ms here
         y_l = np.empty((n_a, n_a), dtype=complex)
@@ -464,6 +515,86 @@ class ZBusSolver:
         sol = np.linalg.solve(m, rhs)  # one factorization for K and c
         k_mat, c_vec = sol[:, :n_a], np.ascontiguousarray(sol[:, n_a])
         return struct["z_an"], np.ascontiguousarray(k_mat.T), c_vec, struct["z_aa_t"]
+
+    def _plain_map(self, struct: dict, s_va: np.ndarray):
+        """The fixed-point map at the batch's mean load: the branches' nominal admittance
+        as the first call's pattern times the load level snapped to steps of 25 % (so that
+        successive calls at similar load reuse one factorization). Returns ``y_b`` and the
+        :meth:`_preconditioner` arrays."""
+        s_mean = s_va[0] if s_va.shape[0] == 1 else s_va.mean(axis=0)
+        if struct["y_ref"] is None:
+            y_ref = np.conj(s_mean) / struct["v_base"] ** 2
+            y_ref[struct["pure"]] = 0.0
+            struct["y_ref"] = y_ref
+            struct["s_ref"] = float(np.abs(s_mean).sum())
+        level = float(np.abs(s_mean).sum()) / struct["s_ref"] if struct["s_ref"] > 0 else 1.0
+        step = int(np.round(np.log(level) / np.log(1.25))) if level > 0 else -1000
+        y_b = struct["y_ref"] * (1.25**step if step > -1000 else 0.0)
+        key = (struct["key"], step)
+        if key not in self._precond:
+            if len(self._precond) >= 64:
+                self._precond.pop(next(iter(self._precond)))
+            self._precond[key] = self._preconditioner(struct, y_b)
+        return (y_b, *self._precond[key])
+
+    def _iterate_small(self, struct, s_va, v_a, *, tol_pu, max_iter, out) -> None:
+        """The plain fixed point, one compiled loop per scenario (no per-iteration Python
+        overhead); ``out`` = (iterations, max_dv, converged) filled."""
+        y_b, _, k_t, c_vec, _ = self._plain_map(struct, s_va)
+        fixed_point_kernel(
+            v_a,
+            struct["f"],
+            struct["t"],
+            y_b,
+            s_va,
+            *struct["params"],
+            k_t,
+            c_vec,
+            struct["inv_base"],
+            tol_pu,
+            max_iter,
+            *out,
+        )
+
+    def _start(self, active: np.ndarray, n_scen: int, warm_start: bool) -> np.ndarray:
+        """Start voltages of the active nodes: the previous solution (the same active nodes,
+        or formed for new ones from its currents) when warm, else no-load."""
+        if (
+            warm_start
+            and self._warm is not None
+            and (self._warm[0] is active or np.array_equal(self._warm[0], active))
+        ):
+            last = self._warm[1]
+            return last.copy() if last.shape[0] == n_scen else np.repeat(last[-1:], n_scen, 0)
+        if warm_start and self._warm_full is not None:
+            # other active nodes (e.g. new injection points): start from the last solution
+            i_last, z_last = self._warm_full
+            v_last = self.v0_v[active] + matmul_rows(i_last[None, :], z_last[:, active])[0]
+            return np.repeat(v_last[None, :], n_scen, axis=0)
+        return np.repeat(self.v0_v[active][None, :], n_scen, axis=0)
+
+    def _chord(self, struct: dict, step: int, s_va: np.ndarray, rows: np.ndarray) -> ChordMap:
+        """The chord iteration of a load level (cached per branch structure): the
+        reference (the mean load of the scenarios ``rows``) solved by the plain fixed point,
+        the branch derivatives there."""
+        cache = struct.setdefault("chord", {})
+        if step in cache:
+            return cache[step]
+        s_ref = s_va[rows].mean(axis=0)
+        self._impedances(struct)
+        active, f, t = struct["active"], struct["f"], struct["t"]
+        s_one = np.ascontiguousarray(s_ref[None, :])
+        v_ref = self.v0_v[active][None, :].copy()
+        flags = (np.zeros(1, np.int64), np.full(1, np.inf), np.zeros(1, dtype=bool))
+        self._iterate_small(struct, s_one, v_ref, tol_pu=1e-12, max_iter=500, out=flags)
+        if not np.isfinite(v_ref).all():
+            v_ref = self.v0_v[active][None, :].copy()
+        v_ext = np.append(v_ref[0], 0j)  # index n_a: ground
+        jb = branch_jacobian(v_ext[f] - v_ext[t], s_ref, struct["params"])
+        if len(cache) >= 32:
+            cache.pop(next(iter(cache)))
+        cache[step] = chord_map(struct["z_aa"], self.v0_v[active], v_ref[0], jb, f, t)
+        return cache[step]
 
     def z_columns(self, nodes: np.ndarray) -> np.ndarray:
         """Columns of ``Z = Y^-1`` for some nodes (cached).
@@ -525,99 +656,61 @@ class ZBusSolver:
             empty = np.zeros((n_scen, 0), dtype=complex)
             voltages = NodeVoltages(self.v0_v, np.zeros((0, self.n), dtype=complex), empty)
             return SolveOutcome(voltages, ones, np.zeros(n_scen, int), np.zeros(n_scen), empty)
-        # the preconditioner: the branches' nominal admittance at the batch's mean load, as
-        # the first call's pattern times the load level snapped to steps of 25 % (so that
-        # successive calls at similar load reuse one factorization)
-        s_mean = s_va[0] if n_scen == 1 else s_va.mean(axis=0)
-        if struct["y_ref"] is None:
-            y_ref = np.conj(s_mean) / struct["v_base"] ** 2
-            y_ref[struct["pure"]] = 0.0
-            struct["y_ref"] = y_ref
-            struct["s_ref"] = float(np.abs(s_mean).sum())
-        level = float(np.abs(s_mean).sum()) / struct["s_ref"] if struct["s_ref"] > 0 else 1.0
-        step = int(np.round(np.log(level) / np.log(1.25))) if level > 0 else -1000
-        y_b = struct["y_ref"] * (1.25**step if step > -1000 else 0.0)
-        key = (struct["key"], step)
-        if key not in self._precond:
-            if len(self._precond) >= 64:
-                self._precond.pop(next(iter(self._precond)))
-            self._precond[key] = self._preconditioner(struct, y_b)
-        z_an, k_t, c_vec, z_aa_t = self._precond[key]
         inv_base = struct["inv_base"]
-        params = struct["params"]
-        if (
-            warm_start
-            and self._warm is not None
-            and (self._warm[0] is active or np.array_equal(self._warm[0], active))
-        ):
-            last = self._warm[1]
-            v_a = last.copy() if last.shape[0] == n_scen else np.repeat(last[-1:], n_scen, 0)
-        elif warm_start and self._warm_full is not None:
-            # other active nodes (e.g. new injection points): start from the last solution
-            i_last, z_last = self._warm_full
-            v_last = self.v0_v[active] + matmul_rows(i_last[None, :], z_last[:, active])[0]
-            v_a = np.repeat(v_last[None, :], n_scen, axis=0)
-        else:
-            v_a = np.repeat(self.v0_v[active][None, :], n_scen, axis=0)
         converged = np.zeros(n_scen, dtype=bool)
         iterations = np.zeros(n_scen, dtype=np.int64)
         max_dv = np.full(n_scen, np.inf)
         if n_scen <= SMALL_BATCH:
-            # one compiled loop per scenario: no per-iteration Python overhead
-            fixed_point_kernel(
-                v_a,
-                f,
-                t,
-                y_b,
+            v_a = self._start(active, n_scen, warm_start)
+            self._iterate_small(
+                struct,
                 s_va,
-                *params,
-                k_t,
-                c_vec,
-                inv_base,
-                tol_pu,
-                max_iter,
-                iterations,
-                max_dv,
-                converged,
+                v_a,
+                tol_pu=tol_pu,
+                max_iter=max_iter,
+                out=(iterations, max_dv, converged),
             )
         else:
-            todo = np.arange(n_scen)
-            i_buf = np.empty((n_scen, n_a), dtype=complex)
-            dv = np.empty(n_scen)
-            g_prev = np.zeros((n_scen, n_a), dtype=complex)
-            d_prev = np.zeros((n_scen, n_a), dtype=complex)
-            for it in range(max_iter):
-                i_a = i_buf[: todo.size]
-                residual_kernel(v_a, todo, f, t, y_b, s_va, *params, i_a)
-                # (1 + Z Y_l) V_new = V0 + Z (I(V) + Y_l V)  ->  V_new = c + K (I(V) + Y_l V)
-                new = i_a @ k_t
-                if ANDERSON:
-                    anderson_kernel(
-                        v_a, todo, new, c_vec, inv_base, g_prev, d_prev, it == 0, dv[: todo.size]
-                    )
-                else:
-                    update_kernel(v_a, todo, new, c_vec, inv_base, dv[: todo.size])
-                iterations[todo] += 1
-                max_dv[todo] = dv[: todo.size]
-                done = dv[: todo.size] < tol_pu
-                converged[todo[done]] = True
-                todo = todo[~done]
-                if todo.size == 0:
-                    break
+            # chord Newton per load level (grids.powerflow3ph_batch), each group from its
+            # reference solution
+            if struct["y_ref"] is None:
+                self._plain_map(struct, s_va)
+            steps, order = level_groups(s_va, struct["s_ref"])
+            v_a = np.empty((n_scen, n_a), dtype=complex)
+            history = (np.zeros_like(v_a), np.zeros_like(v_a))
+            for rows in np.split(order, np.flatnonzero(np.diff(steps[order])) + 1):
+                chord = self._chord(struct, int(steps[rows[0]]), s_va, rows)
+                v_a[rows] = chord.v_ref_v
+                chord_iterate(
+                    v_a,
+                    rows,
+                    s_va,
+                    chord,
+                    f,
+                    t,
+                    struct["params"],
+                    inv_base,
+                    tol_pu=tol_pu,
+                    max_iter=max_iter,
+                    history=history,
+                    iterations=iterations,
+                    max_dv=max_dv,
+                    converged=converged,
+                )
+        self._impedances(struct)
+        z_an, params = struct["z_an"], struct["params"]
         # injected currents at the converged voltages, then every node
         i_a = np.empty((n_scen, n_a), dtype=complex)
-        cur = np.empty((n_scen, f.size), dtype=complex)
-        final_kernel(v_a, f, t, s_va, *params, i_a, cur)
-        voltages = NodeVoltages(self.v0_v, z_an, i_a)
-        self._warm = (active, v_a.copy())
+        s_br = np.empty((n_scen, f.size), dtype=complex)
+        final_kernel(v_a, f, t, s_va, *params, i_a, s_br)
+        voltages = NodeVoltages(self.v0_v, z_an, i_a, active, v_a, struct["rest"], struct["z_rest"])
+        # the next single solve starts from the last scenario (batches start from their
+        # level's reference)
+        self._warm = (active, v_a.copy() if n_scen <= SMALL_BATCH else v_a[-1:].copy())
         self._warm_full = (i_a[-1].copy(), z_an)  # formed only if the next call needs it
-        # power at the final node voltages: with the currents above, the network equations
-        # hold exactly, so source + injections = loads + losses to rounding
-        v_act = self.v0_v[active] + matmul_rows(i_a, z_aa_t)
-        converged &= np.isfinite(v_act).all(axis=1)
-        v_f = v_act[:, f]
-        v_t = np.where(t < n_a, v_act[:, np.minimum(t, n_a - 1)], 0.0)
-        s_br = (v_f - v_t) * np.conj(cur)
+        # the power drawn is taken at the converged voltages (within the tolerance of the
+        # network solution with the currents above)
+        converged &= np.isfinite(v_a).all(axis=1)
         return SolveOutcome(voltages, converged, iterations, max_dv, s_br)
 
     def _structure(self, branches: Branches) -> dict:

@@ -102,38 +102,6 @@ def currents_kernel(
 
 
 @njit(cache=True)
-def update_kernel(v_a, rows, new, c_vec, inv_base, dv):  # pragma: no cover
-    """``v_a[rows[j]] = new[j] + c``; ``dv[j]`` the largest change [pu].
-
-    Parameters
-    ----------
-    v_a : numpy.ndarray (S, nA) complex
-        Active-node voltages [V], updated in place.
-    rows : numpy.ndarray of int
-        Scenarios to update.
-    new : numpy.ndarray (len(rows), nA) complex
-        ``K r`` of those scenarios [V].
-    c_vec : numpy.ndarray (nA,) complex
-        Constant part of the map [V].
-    inv_base : numpy.ndarray (nA,)
-        ``1 / V_base`` per node [1/V].
-    dv : numpy.ndarray (len(rows),)
-        Filled with the largest change [pu].
-    """
-    for j in range(rows.size):
-        k = rows[j]
-        worst = 0.0
-        for a in range(v_a.shape[1]):
-            x = new[j, a] + c_vec[a]
-            d = x - v_a[k, a]
-            m = (d.real * d.real + d.imag * d.imag) * inv_base[a] * inv_base[a]
-            if m > worst:
-                worst = m
-            v_a[k, a] = x
-        dv[j] = math.sqrt(worst)
-
-
-@njit(cache=True)
 def anderson_kernel(v_a, rows, new, c_vec, inv_base, g_prev, d_prev, first, dv):  # pragma: no cover
     """Anderson-accelerated update (memory 1) of the scenarios ``rows``, in place.
 
@@ -328,9 +296,9 @@ def fixed_point_kernel(
 
 @njit(cache=True)
 def final_kernel(
-    v_a, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, i_a, cur
+    v_a, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, i_a, s_br
 ):  # pragma: no cover
-    """Branch currents ``cur`` and injected node currents ``i_a`` at the voltages ``v_a``.
+    """Branch powers ``s_br`` and injected node currents ``i_a`` at the voltages ``v_a``.
 
     Parameters
     ----------
@@ -344,8 +312,8 @@ def final_kernel(
         Branch parameters (see :class:`grids.powerflow3ph.Branches`).
     i_a : numpy.ndarray (S, nA) complex
         Filled with the currents injected into the active nodes [A].
-    cur : numpy.ndarray (S, nb) complex
-        Filled with the branch currents [A].
+    s_br : numpy.ndarray (S, nb) complex
+        Filled with the power each branch draws, ``V_b conj(I_b)`` [VA].
     """
     n_a = v_a.shape[1]
     for k in range(v_a.shape[0]):
@@ -353,8 +321,9 @@ def final_kernel(
             i_a[k, a] = 0j
         for b in range(f.size):
             vt = v_a[k, t[b]] if t[b] < n_a else 0j
+            v_br = v_a[k, f[b]] - vt
             c = branch_current(
-                v_a[k, f[b]] - vt,
+                v_br,
                 s[k, b],
                 v_base[b],
                 model[b],
@@ -364,20 +333,22 @@ def final_kernel(
                 p_exp[b],
                 q_exp[b],
             )
-            cur[k, b] = c
+            s_br[k, b] = v_br * c.conjugate()
             i_a[k, f[b]] -= c
             if t[b] < n_a:
                 i_a[k, t[b]] += c
 
 
 @njit(cache=True)
-def residual_kernel(
-    v_a, rows, f, t, y_b, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, out
+def chord_residual_kernel(
+    v_a, rows, f, t, jb, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, out
 ):  # pragma: no cover
-    """``out[j] = I_A(V) + Y_l V`` at the active nodes for the scenarios ``rows``.
+    """``out[j] = I_A(V) + G V`` at the active nodes for the scenarios ``rows``.
 
     ``I_A`` are the currents the branches inject (minus the current each draws from its
-    first node, plus at its second), ``Y_l`` the branches' fixed admittances ``y_b``.
+    first node, plus at its second), ``G`` the branches' real 2x2 current derivatives
+    ``jb[b] = [dIr/dVr, dIr/dVi, dIi/dVr, dIi/dVi]`` (the chord iteration of
+    :mod:`grids.powerflow3ph_batch`).
 
     Parameters
     ----------
@@ -387,8 +358,8 @@ def residual_kernel(
         Scenarios to evaluate.
     f, t : numpy.ndarray (nb,) of int
         Branch end nodes in the active set (``nA`` for ground).
-    y_b : numpy.ndarray (nb,) complex
-        Branch admittances of the preconditioner [S].
+    jb : numpy.ndarray (nb, 4)
+        Branch current derivatives [S].
     s : numpy.ndarray (S, nb) complex
         Consumed power per branch [VA].
     v_base, model, vmin, vmax, vlow, p_exp, q_exp : numpy.ndarray (nb,)
@@ -407,7 +378,11 @@ def residual_kernel(
             cur = branch_current(
                 v_br, s[k, b], v_base[b], model[b], vmin[b], vmax[b], vlow[b], p_exp[b], q_exp[b]
             )
-            r = y_b[b] * v_br - cur
+            lin = complex(
+                jb[b, 0] * v_br.real + jb[b, 1] * v_br.imag,
+                jb[b, 2] * v_br.real + jb[b, 3] * v_br.imag,
+            )
+            r = lin - cur
             out[j, f[b]] += r
             if t[b] < n_a:
                 out[j, t[b]] -= r
