@@ -111,6 +111,10 @@ class ThreePhaseTimeSeriesHostingCapacity:
     vm_min_bus_pu : numpy.ndarray (n_steps, n_bus)
         Lowest phase voltage of every bus (but the source bus) per step [pu] of the base time
         series; ``bus_names`` names the columns.
+    simultaneous : dict or None
+        The same fields for one size spread evenly over all the buses at once (``bus`` is
+        ``"all"``), with ``sum_time_series_mw`` and ``sum_snapshot_mw``: the per-bus answers
+        added up.
     """
 
     feeder: str
@@ -128,6 +132,7 @@ class ThreePhaseTimeSeriesHostingCapacity:
     max_line_loading_percent: np.ndarray
     vm_min_bus_pu: np.ndarray
     bus_names: tuple[str, ...]
+    simultaneous: dict | None = None
     n_ac_cases: int = 0
     timings_s: dict[str, float] = field(default_factory=dict)
 
@@ -139,7 +144,7 @@ class ThreePhaseTimeSeriesHostingCapacity:
         dict
             ``feeder``, ``study``, ``phase``, ``mode``, ``percentile``, ``start``, ``end``,
             ``n_steps``, ``step_s``, ``tolerance_mw``, ``criteria``, ``results`` (the rows),
-            ``base_case_violations``.
+            ``simultaneous``, ``base_case_violations``.
         """
         step_s = (self.time[1] - self.time[0]).total_seconds() if len(self.time) > 1 else None
         return {
@@ -155,6 +160,7 @@ class ThreePhaseTimeSeriesHostingCapacity:
             "tolerance_mw": self.tolerance_mw,
             "criteria": {p.name: getattr(self.criteria, p.name) for p in HC3PH_CRITERIA_PARAMS},
             "results": self.rows,
+            "simultaneous": self.simultaneous,
             "base_case_violations": self.base_case_violations,
         }
 
@@ -165,7 +171,8 @@ class ThreePhaseTimeSeriesHostingCapacity:
         -------
         pandas.DataFrame
             ``bus``, ``phase``, ``snapshot_hosting_capacity_mw``, ``hosting_capacity_mw``,
-            ``overstatement_mw``, ``overstatement_percent``.
+            ``overstatement_mw``, ``overstatement_percent``, plus the simultaneous row (the
+            per-bus snapshot answers added up against the size all buses take at once).
         """
         cols = [
             "bus",
@@ -175,7 +182,22 @@ class ThreePhaseTimeSeriesHostingCapacity:
             "overstatement_mw",
             "overstatement_percent",
         ]
-        return pd.DataFrame([{k: r.get(k) for k in cols} for r in self.rows], columns=cols)
+        rows = [{k: r.get(k) for k in cols} for r in self.rows]
+        if self.simultaneous is not None:
+            s = self.simultaneous
+            rows.append(
+                {
+                    "bus": "all (simultaneous)",
+                    "phase": s["phase"],
+                    "snapshot_hosting_capacity_mw": s["sum_snapshot_mw"],
+                    "hosting_capacity_mw": s["hosting_capacity_mw"],
+                    "overstatement_mw": s["sum_snapshot_mw"] - s["hosting_capacity_mw"],
+                    "overstatement_percent": _percent(
+                        s["sum_snapshot_mw"], s["hosting_capacity_mw"]
+                    ),
+                }
+            )
+        return pd.DataFrame(rows, columns=cols)
 
 
 def _percent(snapshot: float, series: float) -> float | None:
@@ -190,10 +212,13 @@ class _StepTrials:
     The checker of a chunk of ``STEP_CHUNK`` steps holds that chunk's base-case thresholds
     (kept between calls up to ``CACHE_ELEMENTS`` steps x nodes, else rebuilt at every call, so
     memory stays bounded). ``active`` marks, per candidate, the steps the bisection trials
-    check (see :class:`_ActiveTrials`).
+    check (see :class:`_ActiveTrials`). ``checkers`` is the cache of checkers per chunk of
+    steps (shared between searches on the same window).
     """
 
-    def __init__(self, model, cands: Candidates, mult, criteria, *, sign, q_per_p, written):
+    def __init__(
+        self, model, cands: Candidates, mult, criteria, *, sign, q_per_p, written, checkers
+    ):
         self.model, self.cands, self.mult = model, cands, mult
         self.criteria, self.written = criteria, written
         self.sign, self.q_per_p = sign, q_per_p
@@ -201,7 +226,7 @@ class _StepTrials:
         self.active = np.ones((len(cands.bus), self.n_steps), dtype=bool)
         self.n_cases = 0
         self._keep = self.n_steps * model.n_node <= CACHE_ELEMENTS
-        self._checkers: dict[int, LimitChecker] = {}
+        self._checkers: dict[int, LimitChecker] = checkers
 
     def _checker(self, chunk: int) -> LimitChecker:
         if chunk in self._checkers:
@@ -307,6 +332,38 @@ def _search(trials: _StepTrials, lo, hi, *, allowed: int, tol: float, cap: float
     return hc, ok_at
 
 
+def _answers(
+    trials: _StepTrials, lo, hi, *, allowed, tol, cap, need, first_steps, time_index
+) -> list[dict]:
+    """The answer of every candidate of ``trials`` and what binds it (row fields)."""
+    hc, ok_at = _search(trials, lo, hi, allowed=allowed, tol=tol, cap=cap, first_steps=first_steps)
+    # the last pass: one tolerance above the answer, every step
+    n = hc.size
+    ok_above, b_above, w_above = trials.evaluate(np.arange(n), np.minimum(hc + tol, cap))
+    out = []
+    for k in range(n):
+        capped = hc[k] + tol > cap and ok_above[k].sum() >= need
+        violated = ~ok_above[k]
+        flips = np.flatnonzero(violated & ok_at[k])
+        if capped or not violated.any():
+            step, binding, element, first = None, Binding.NONE, "", None
+        else:
+            step = int(flips[0]) if flips.size else int(np.flatnonzero(violated)[0])
+            binding, element = b_above[k, step], str(w_above[k, step])
+            first = int(np.flatnonzero(violated)[0])
+        out.append(
+            {
+                "hosting_capacity_mw": round(float(hc[k]), 9),
+                "binding": binding.value,
+                "element": element,
+                "binding_time": None if step is None else time_index[step].isoformat(),
+                "first_violation_time": None if first is None else time_index[first].isoformat(),
+                "n_violating_steps": 0 if capped else int(violated.sum()),
+            }
+        )
+    return out
+
+
 def _check_shapes(model, shapes) -> np.ndarray:
     problems = []
     names = tuple(getattr(shapes, "load_names", ()))
@@ -384,6 +441,7 @@ def three_phase_time_series_hosting_capacity(
     tolerance_mw: float = DEFAULT_TOLERANCE_MW,
     cap_mw: float = 10.0,
     snapshot: bool = True,
+    simultaneous: bool = False,
 ) -> ThreePhaseTimeSeriesHostingCapacity:
     """Per-bus, per-phase hosting capacity that holds over a window of load shapes.
 
@@ -412,7 +470,10 @@ def three_phase_time_series_hosting_capacity(
     cap_mw : float, keyword-only
         Largest size searched [MW] (a bus still feasible there has binding ``none``).
     snapshot : bool, keyword-only
-        Also compute the snapshot answer at the base load and the overstatement columns.
+        Also report the snapshot answer at the base load and the overstatement columns (the
+        snapshot study runs anyway: it starts the bracket).
+    simultaneous : bool, keyword-only
+        Also find the size spread evenly over all the chosen buses (and phases) at once.
 
     Returns
     -------
@@ -469,49 +530,56 @@ def three_phase_time_series_hosting_capacity(
     )
     timings["snapshot_s"] = _time.perf_counter() - t1
     snap_mw = np.array([r["hosting_capacity_mw"] for r in snap.rows], dtype=float)
-    trials = _StepTrials(model, cands, mult, criteria, sign=sign, q_per_p=q_per_p, written=written)
-    t2 = _time.perf_counter()
     # the steps checked first: the highest total load for import, the lowest for export
     total_kw = mult @ np.asarray(model.load_p_kw, dtype=float)
     key = -total_kw if mode is HostingMode.IMPORT else total_kw
-    first_steps = np.argsort(key, kind="stable")[: min(n_steps, FIRST_STEPS)]
-    hc, ok_at = _search(
-        trials, 0.5 * snap_mw, snap_mw + tol, allowed=n_steps - need, tol=tol, cap=cap,
-        first_steps=first_steps,
-    )  # fmt: skip
-    # the last pass: one tolerance above the answer, every step
-    rows = np.arange(n)
-    above = np.minimum(hc + tol, cap)
-    ok_above, b_above, w_above = trials.evaluate(rows, above)
-    timings["ac_s"] = _time.perf_counter() - t2
+    search = {
+        "allowed": n_steps - need, "tol": tol, "cap": cap, "need": need,
+        "first_steps": np.argsort(key, kind="stable")[: min(n_steps, FIRST_STEPS)],
+        "time_index": time_index,
+    }  # fmt: skip
+
+    checkers: dict[int, LimitChecker] = {}  # per chunk of steps, shared by the searches
+
+    def trials_for(c: Candidates) -> _StepTrials:
+        return _StepTrials(
+            model, c, mult, criteria, sign=sign, q_per_p=q_per_p, written=written,
+            checkers=checkers,
+        )  # fmt: skip
+
+    t2 = _time.perf_counter()
+    trials = trials_for(cands)
+    answers = _answers(trials, 0.5 * snap_mw, snap_mw + tol, **search)
+    n_cases = trials.n_cases
     out_rows = []
-    for k in range(n):
-        capped = hc[k] + tol > cap and ok_above[k].sum() >= need
-        violated = ~ok_above[k]
-        flips = np.flatnonzero(violated & ok_at[k])
-        if capped or not violated.any():
-            step, binding, element, first = None, Binding.NONE, "", None
-        else:
-            step = int(flips[0]) if flips.size else int(np.flatnonzero(violated)[0])
-            binding, element = b_above[k, step], str(w_above[k, step])
-            first = int(np.flatnonzero(violated)[0])
-        row = {
-            "bus": written(cands.bus[k]),
-            "phase": phase.value,
-            "hosting_capacity_mw": round(float(hc[k]), 9),
-            "binding": binding.value,
-            "element": element,
-            "binding_time": None if step is None else time_index[step].isoformat(),
-            "first_violation_time": None if first is None else time_index[first].isoformat(),
-            "n_violating_steps": int(violated.sum()) if not capped else 0,
-            "percentile": percentile,
-        }
+    for k, answer in enumerate(answers):
+        row = {"bus": written(cands.bus[k]), "phase": phase.value, **answer}
+        row["percentile"] = percentile
         if snapshot:
+            hc = answer["hosting_capacity_mw"]
             row["snapshot_hosting_capacity_mw"] = float(snap_mw[k])
             row["snapshot_binding"] = snap.rows[k]["binding"]
-            row["overstatement_mw"] = round(float(snap_mw[k] - hc[k]), 9)
-            row["overstatement_percent"] = _percent(float(snap_mw[k]), float(hc[k]))
+            row["overstatement_mw"] = round(float(snap_mw[k] - hc), 9)
+            row["overstatement_percent"] = _percent(float(snap_mw[k]), hc)
         out_rows.append(row)
+    spread_row = None
+    if simultaneous:
+        # one size spread evenly over every chosen bus (and phase) at once
+        spread = Candidates(
+            bus=("all",),
+            nodes=cands.nodes.reshape(1, -1),
+            weight=np.tile(cands.weight, n) / n,
+        )
+        trials = trials_for(spread)
+        per_bus = np.array([r["hosting_capacity_mw"] for r in out_rows])
+        (answer,) = _answers(
+            trials, np.array([0.5 * per_bus.max()]), np.array([per_bus.sum() + tol]), **search
+        )
+        n_cases += trials.n_cases
+        spread_row = {"bus": "all", "phase": phase.value, **answer, "percentile": percentile}
+        spread_row["sum_time_series_mw"] = float(per_bus.sum())
+        spread_row["sum_snapshot_mw"] = float(snap_mw.sum())
+    timings["ac_s"] = _time.perf_counter() - t2
     timings["total_s"] = _time.perf_counter() - t0
     return ThreePhaseTimeSeriesHostingCapacity(
         feeder=model.name,
@@ -529,6 +597,7 @@ def three_phase_time_series_hosting_capacity(
         max_line_loading_percent=extremes["loading"],
         vm_min_bus_pu=np.where(np.isfinite(vm_bus), vm_bus, np.nan),
         bus_names=tuple(written(b) for b in bus_names),
-        n_ac_cases=trials.n_cases,
+        simultaneous=spread_row,
+        n_ac_cases=n_cases,
         timings_s=timings,
     )

@@ -136,12 +136,15 @@ def european_lv():
 
 def _violations_lv(model, mult, bus, phase: ChargerPhase, size_mw) -> list[str | None]:
     """The limit the European LV feeder breaks at each step (rows of ``mult``) with the unit
-    of ``size_mw`` (one per step) there, or None. One batched solve, then a check per step."""
+    of ``size_mw`` (one per step) at ``bus`` (or spread evenly over a list of buses), or None.
+    One batched solve, then a check per step."""
     mult = np.atleast_2d(mult)
     size_mw = np.broadcast_to(np.asarray(size_mw, dtype=float), (mult.shape[0],))
     p = np.zeros((mult.shape[0], model.n_node))
-    for ph in phase.phases:
-        p[:, model.node_index(bus, ph)] = -size_mw / len(phase.phases)
+    buses = [bus] if isinstance(bus, str) else list(bus)
+    for b in buses:
+        for ph in phase.phases:
+            p[:, model.node_index(b, ph)] = -size_mw / (len(phase.phases) * len(buses))
     res = model.solve(load_mult=mult, p_wye_mw=p, warm_start=False)
     keep = model.node_bus != model.source_bus
     out = []
@@ -186,6 +189,30 @@ def test_european_lv_equals_brute_force_per_step(european_lv, bus, phase):
     k = list(shapes.time.map(lambda t: t.isoformat())).index(row["binding_time"])
     assert _violations_lv(model, mult[k], bus, phase, hc + 2 * TOL_MW) == [row["binding"]]
     assert row["element"]
+
+
+def test_simultaneous_equals_brute_force_per_step(european_lv):
+    """One size spread over two houses at once: a brute-force bisection of every step."""
+    model, shapes = european_lv
+    buses = ["906", "615"]
+    result = three_phase_time_series_hosting_capacity(
+        model, shapes, buses=buses, phase="a", criteria=EN50160, simultaneous=True
+    )
+    s = result.simultaneous
+    lo, hi = np.zeros(shapes.n_steps), np.full(shapes.n_steps, 0.5)
+    while (hi - lo).max() > 1e-4:
+        mid = 0.5 * (lo + hi)
+        ok = np.array(
+            [v is None for v in _violations_lv(model, shapes.p_mult, buses, ChargerPhase.A, mid)]
+        )
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    assert s["bus"] == "all" and s["hosting_capacity_mw"] == pytest.approx(lo.min(), abs=TOL_MW)
+    per_bus = [r["hosting_capacity_mw"] for r in result.rows]
+    assert s["sum_time_series_mw"] == pytest.approx(sum(per_bus))
+    # the planner's sum of per-bus answers overstates what the houses take together
+    assert s["hosting_capacity_mw"] < sum(per_bus)
+    table = result.comparison_table()
+    assert table["bus"].iloc[-1] == "all (simultaneous)"
 
 
 def test_json_rows_and_base_series(european_lv):
