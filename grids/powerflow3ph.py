@@ -465,6 +465,7 @@ class ZBusSolver:
         self._precond: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._structures: dict[bytes, dict] = {}
         self._last_structure: tuple[Branches, dict] | None = None
+        self._history_buf: np.ndarray | None = None
 
     @property
     def warm_state(self):
@@ -573,6 +574,16 @@ class ZBusSolver:
             return np.repeat(v_last[None, :], n_scen, axis=0)
         return np.repeat(self.v0_v[active][None, :], n_scen, axis=0)
 
+    def _history(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Anderson's history buffers of a batch, kept between calls (no fresh pages)."""
+        size = shape[0] * shape[1]
+        if self._history_buf is None or self._history_buf.shape[1] < size:
+            self._history_buf = np.empty((2, size), dtype=complex)
+        return (
+            self._history_buf[0, :size].reshape(shape),
+            self._history_buf[1, :size].reshape(shape),
+        )
+
     def _chord(self, struct: dict, step: int, s_va: np.ndarray, rows: np.ndarray) -> ChordMap:
         """The chord iteration of a load level (cached per branch structure): the
         reference (the mean load of the scenarios ``rows``) solved by the plain fixed point,
@@ -677,7 +688,7 @@ class ZBusSolver:
                 self._plain_map(struct, s_va)
             steps, order = level_groups(s_va, struct["s_ref"])
             v_a = np.empty((n_scen, n_a), dtype=complex)
-            history = (np.zeros_like(v_a), np.zeros_like(v_a))
+            history = self._history(v_a.shape)
             for rows in np.split(order, np.flatnonzero(np.diff(steps[order])) + 1):
                 chord = self._chord(struct, int(steps[rows[0]]), s_va, rows)
                 v_a[rows] = chord.v_ref_v

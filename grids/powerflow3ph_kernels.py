@@ -119,7 +119,8 @@ def anderson_kernel(v_a, rows, new, c_vec, inv_base, g_prev, d_prev, first, dv):
     new, c_vec, inv_base : numpy.ndarray
         ``K r`` of those scenarios [V], the constant part [V], ``1 / V_base`` [1/V].
     g_prev, d_prev : numpy.ndarray (S, nA) complex
-        The previous map value [V] and residual [pu], updated in place.
+        The previous map value [V] and residual [pu], updated in place (not read on the
+        first iteration).
     first : bool
         First iteration (no history yet).
     dv : numpy.ndarray (len(rows),)
@@ -152,7 +153,7 @@ def anderson_kernel(v_a, rows, new, c_vec, inv_base, g_prev, d_prev, first, dv):
         for a in range(n_a):
             g = new[j, a] + c_vec[a]
             d = (g - v_a[k, a]) * inv_base[a]
-            v_a[k, a] = g - gamma * (g - g_prev[k, a])
+            v_a[k, a] = g - gamma * (g - g_prev[k, a]) if gamma != 0.0 else g
             g_prev[k, a] = g
             d_prev[k, a] = d
         dv[j] = math.sqrt(worst)
