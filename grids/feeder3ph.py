@@ -455,7 +455,9 @@ class ThreePhaseFeederModel:
         Parameters
         ----------
         load_mult : float or numpy.ndarray (S,) or (S, n_load), keyword-only
-            Multiplier on every load's kW and kvar (like an OpenDSS load shape).
+            Multiplier on every load's kW and kvar (like an OpenDSS load shape). A 1-D
+            array is one multiplier per scenario; per-load multipliers of a single scenario
+            are shape ``(1, n_load)``.
         p_wye_mw, q_wye_mvar : numpy.ndarray (n_node,) or (S, n_node), optional, keyword-only
             Extra constant-power injections phase-to-neutral per node [MW, Mvar] (injection
             positive: a charging vehicle is negative P).
