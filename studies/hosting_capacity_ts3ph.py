@@ -54,7 +54,7 @@ from studies.hosting_capacity_3ph import (
     three_phase_hosting_capacity,
 )
 from studies.hosting_capacity_engine import Binding, check_value
-from studies.hosting_capacity_timeseries import TS_HC_PARAMS, HostingMode
+from studies.hosting_capacity_timeseries import TS_HC_PARAMS, HostingMode, overstatement_percent
 from studies.hosting_capacity_types import (
     DEFAULT_TOLERANCE_MW,
     check_pf,
@@ -192,18 +192,12 @@ class ThreePhaseTimeSeriesHostingCapacity:
                     "snapshot_hosting_capacity_mw": s["sum_snapshot_mw"],
                     "hosting_capacity_mw": s["hosting_capacity_mw"],
                     "overstatement_mw": s["sum_snapshot_mw"] - s["hosting_capacity_mw"],
-                    "overstatement_percent": _percent(
+                    "overstatement_percent": overstatement_percent(
                         s["sum_snapshot_mw"], s["hosting_capacity_mw"]
                     ),
                 }
             )
         return pd.DataFrame(rows, columns=cols)
-
-
-def _percent(snapshot: float, series: float) -> float | None:
-    if not (math.isfinite(snapshot) and math.isfinite(series)) or series <= 0:
-        return None
-    return 100.0 * (snapshot - series) / series
 
 
 class _StepTrials:
@@ -560,7 +554,7 @@ def three_phase_time_series_hosting_capacity(
             row["snapshot_hosting_capacity_mw"] = float(snap_mw[k])
             row["snapshot_binding"] = snap.rows[k]["binding"]
             row["overstatement_mw"] = round(float(snap_mw[k] - hc), 9)
-            row["overstatement_percent"] = _percent(float(snap_mw[k]), hc)
+            row["overstatement_percent"] = overstatement_percent(float(snap_mw[k]), hc)
         out_rows.append(row)
     spread_row = None
     if simultaneous:
