@@ -57,6 +57,7 @@ from grids.powerflow3ph_kernels import (
     currents_kernel,
     final_kernel,
     fixed_point_kernel,
+    lu_magnitudes_kernel,
     small_matmul,
 )
 
@@ -296,6 +297,101 @@ def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class TriangularFactors:
+    """The sparse LU factors of ``Y`` as arrays for the compiled triangular solves.
+
+    ``Pr Y Pc = L U`` (SuperLU, ``scipy.sparse.linalg.splu``); ``L`` keeps its strictly lower
+    part (unit diagonal), ``U`` its strictly upper part and the inverse of its diagonal.
+
+    Attributes
+    ----------
+    l_csc, u_csc : tuple of numpy.ndarray
+        ``(indptr, indices, data)`` of the strictly lower ``L`` and strictly upper ``U``.
+    u_inv_diag : numpy.ndarray (n,) complex
+        ``1 / diag(U)``.
+    perm_r, perm_c : numpy.ndarray (n,) of int
+        Row and column permutations.
+    """
+
+    l_csc: tuple[np.ndarray, np.ndarray, np.ndarray]
+    u_csc: tuple[np.ndarray, np.ndarray, np.ndarray]
+    u_inv_diag: np.ndarray
+    perm_r: np.ndarray
+    perm_c: np.ndarray
+
+    @classmethod
+    def from_splu(cls, lu) -> TriangularFactors:
+        """Arrays of a SuperLU factorization.
+
+        Parameters
+        ----------
+        lu : scipy.sparse.linalg.SuperLU
+
+        Returns
+        -------
+        TriangularFactors
+        """
+
+        def part(matrix, keep) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            coo = sp.coo_matrix(matrix)
+            mask = keep(coo.row, coo.col)
+            csc = sp.csc_matrix(
+                (coo.data[mask], (coo.row[mask], coo.col[mask])), shape=matrix.shape
+            )
+            csc.sort_indices()
+            return (
+                csc.indptr.astype(np.int64),
+                csc.indices.astype(np.int64),
+                csc.data.astype(complex),
+            )
+
+        return cls(
+            part(lu.L, lambda r, c: r > c),
+            part(lu.U, lambda r, c: r < c),
+            1.0 / lu.U.diagonal().astype(complex),
+            np.asarray(lu.perm_r, dtype=np.int64),
+            np.asarray(lu.perm_c, dtype=np.int64),
+        )
+
+    def magnitude_pu(
+        self, i_active_a: np.ndarray, active: np.ndarray, v0_v: np.ndarray, v_base_v: np.ndarray
+    ) -> np.ndarray:
+        """``|V0 + Y^-1 P i_A| / V_base`` for every node and scenario.
+
+        Parameters
+        ----------
+        i_active_a : numpy.ndarray (S, nA) complex
+            Currents injected at the active nodes [A].
+        active : numpy.ndarray (nA,) of int
+            The active nodes.
+        v0_v, v_base_v : numpy.ndarray (n,)
+            No-load voltages [V] and base voltages [V].
+
+        Returns
+        -------
+        numpy.ndarray (S, n)
+            [pu].
+        """
+        n = v0_v.size
+        block = 64
+        out = np.empty((i_active_a.shape[0], n))
+        lu_magnitudes_kernel(
+            np.ascontiguousarray(i_active_a, dtype=complex),
+            self.perm_r[active],
+            *self.l_csc,
+            *self.u_csc,
+            self.u_inv_diag,
+            self.perm_c,
+            np.ascontiguousarray(v0_v, dtype=complex),
+            1.0 / np.asarray(v_base_v, dtype=float),
+            np.empty((n, block)),
+            np.empty((n, block)),
+            out,
+        )
+        return out
+
+
+@dataclass(frozen=True)
 class NodeVoltages:
     """All node voltages of a batch, kept as ``V = V0 + I_A Z_NA^T`` until asked for.
 
@@ -315,6 +411,8 @@ class NodeVoltages:
     v0_v: np.ndarray
     z_an: np.ndarray
     i_active_a: np.ndarray
+    factors: TriangularFactors | None = None
+    active: np.ndarray | None = None
 
     def full_v(self) -> np.ndarray:
         """Every node voltage.
@@ -341,6 +439,8 @@ class NodeVoltages:
         numpy.ndarray (S, n)
             ``|V| / V_base`` [pu].
         """
+        if self.factors is not None and self.active is not None:
+            return self.factors.magnitude_pu(self.i_active_a, self.active, self.v0_v, v_base_v)
         n_scen, n = self.i_active_a.shape[0], self.v0_v.size
         out = np.empty((n_scen, n))
         z_t = self.z_an
@@ -422,6 +522,7 @@ class ZBusSolver:
                 f"{exc}"
             ) from exc
         self.v0_v = self._lu.solve(np.asarray(i_source_a, dtype=complex))
+        self.factors = TriangularFactors.from_splu(self._lu)
         self.v_base_v = np.asarray(v_base_v, dtype=float)
         self._cols: dict[int, int] = {}
         self._z_cols = np.zeros((self.n, 0), dtype=complex)
@@ -676,7 +777,7 @@ class ZBusSolver:
         i_a = np.empty((n_scen, n_a), dtype=complex)
         s_br = np.empty((n_scen, f.size), dtype=complex)
         final_kernel(v_a, f, t, s_va, *params, i_a, s_br)
-        voltages = NodeVoltages(self.v0_v, z_an, i_a)
+        voltages = NodeVoltages(self.v0_v, z_an, i_a, self.factors, active)
         # the next single solve starts from the last scenario (batches start from their
         # level's reference)
         self._warm = (active, v_a.copy() if n_scen <= SMALL_BATCH else v_a[-1:].copy())
