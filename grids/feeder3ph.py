@@ -131,6 +131,11 @@ class ThreePhaseFeederModel:
         self._load_owner = sp.csr_matrix(
             (np.ones(n_lb), (np.arange(n_lb), self._loads.owner)), shape=(n_lb, self.n_load)
         )
+        # the branches of each load are consecutive: the sum is a segment sum
+        owner = self._loads.owner
+        starts = np.flatnonzero(np.r_[True, np.diff(owner) != 0]) if owner.size else owner
+        segments = self.n_load and np.array_equal(owner[starts], np.arange(self.n_load))
+        self._owner_starts = starts if segments else None
         self._extra_cache: dict[bytes, Branches] = {}
         self.delta_pairs = self._make_delta_pairs()
         line_matrix, self.line_conductor, line_amps = self._make_lines(inv)
@@ -463,7 +468,9 @@ class ThreePhaseFeederModel:
         Parameters
         ----------
         load_mult : float or numpy.ndarray (S,) or (S, n_load), keyword-only
-            Multiplier on every load's kW and kvar (like an OpenDSS load shape).
+            Multiplier on every load's kW and kvar (like an OpenDSS load shape). A 1-D
+            array is one multiplier per scenario; per-load multipliers of a single scenario
+            are shape ``(1, n_load)``.
         p_wye_mw, q_wye_mvar : numpy.ndarray (n_node,) or (S, n_node), optional, keyword-only
             Extra constant-power injections phase-to-neutral per node [MW, Mvar] (injection
             positive: a charging vehicle is negative P).
@@ -568,6 +575,8 @@ class ThreePhaseFeederModel:
                     for row in s_br[:, :n_lb]
                 ]
             ).reshape(s_br.shape[0], self.n_load)
+        elif self._owner_starts is not None:
+            s_load = np.add.reduceat(s_br[:, :n_lb], self._owner_starts, axis=1)
         else:
             s_load = np.asarray(self._load_owner.T @ s_br[:, :n_lb].T).T
         s_inj = -s_br[:, n_lb:].sum(axis=1)

@@ -13,8 +13,11 @@ solution mode, with the branches' nominal admittance ``Y_l`` moved to the left s
 
     (1 + Z_AA Y_l) V_A^{k+1} = V0_A + Z_AA (I_A(V_A^k) + Y_l V_A^k),
 
-batched over scenarios as dense matrix products, iterated until ``max |dV| < tol`` [pu] per
-scenario (each scenario stops on its own).
+iterated until ``max |dV| < tol`` [pu] per scenario (each scenario stops on its own). A single
+scenario (or a few) runs this loop compiled, warm-started from the previous call; larger
+batches use the chord Newton form of the same equation (:mod:`grids.powerflow3ph_batch`:
+the branches' true current derivatives in place of their nominal admittance, one reference
+per load level, dense matrix products over the batch).
 
 Branch currents follow OpenDSS's load models (``Load.pas``): model 1 constant PQ, 2 constant
 impedance, 3 constant P and quadratic Q, 4 exponential ("CVR": ``P ~ (V/V_base)^CVRwatts``,
@@ -40,17 +43,22 @@ import scipy.sparse.linalg as spla
 
 from grids.errors import FeederError
 from grids.opendss import Connection, DssLoads
+from grids.powerflow3ph_batch import (
+    ChordMap,
+    branch_jacobian,
+    chord_iterate,
+    chord_map,
+    level_groups,
+)
 from grids.powerflow3ph_kernels import (
     MODEL_CVR,
     MODEL_MOTOR,
     MODEL_PQ_PURE,
-    anderson_kernel,
     currents_kernel,
     final_kernel,
     fixed_point_kernel,
-    residual_kernel,
+    lu_magnitudes_kernel,
     small_matmul,
-    update_kernel,
 )
 
 
@@ -93,8 +101,6 @@ class Branches:
         return int(self.node_from.size)
 
 
-#: Anderson acceleration (memory 1) of the batched fixed point.
-ANDERSON = True
 #: Batches up to this many scenarios iterate in one compiled loop per scenario; larger ones
 #: iterate all scenarios together with one dense matrix product per iteration.
 SMALL_BATCH = 8
@@ -291,6 +297,101 @@ def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class TriangularFactors:
+    """The sparse LU factors of ``Y`` as arrays for the compiled triangular solves.
+
+    ``Pr Y Pc = L U`` (SuperLU, ``scipy.sparse.linalg.splu``); ``L`` keeps its strictly lower
+    part (unit diagonal), ``U`` its strictly upper part and the inverse of its diagonal.
+
+    Attributes
+    ----------
+    l_csc, u_csc : tuple of numpy.ndarray
+        ``(indptr, indices, data)`` of the strictly lower ``L`` and strictly upper ``U``.
+    u_inv_diag : numpy.ndarray (n,) complex
+        ``1 / diag(U)``.
+    perm_r, perm_c : numpy.ndarray (n,) of int
+        Row and column permutations.
+    """
+
+    l_csc: tuple[np.ndarray, np.ndarray, np.ndarray]
+    u_csc: tuple[np.ndarray, np.ndarray, np.ndarray]
+    u_inv_diag: np.ndarray
+    perm_r: np.ndarray
+    perm_c: np.ndarray
+
+    @classmethod
+    def from_splu(cls, lu) -> TriangularFactors:
+        """Arrays of a SuperLU factorization.
+
+        Parameters
+        ----------
+        lu : scipy.sparse.linalg.SuperLU
+
+        Returns
+        -------
+        TriangularFactors
+        """
+
+        def part(matrix, keep) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            coo = sp.coo_matrix(matrix)
+            mask = keep(coo.row, coo.col)
+            csc = sp.csc_matrix(
+                (coo.data[mask], (coo.row[mask], coo.col[mask])), shape=matrix.shape
+            )
+            csc.sort_indices()
+            return (
+                csc.indptr.astype(np.int64),
+                csc.indices.astype(np.int64),
+                csc.data.astype(complex),
+            )
+
+        return cls(
+            part(lu.L, lambda r, c: r > c),
+            part(lu.U, lambda r, c: r < c),
+            1.0 / lu.U.diagonal().astype(complex),
+            np.asarray(lu.perm_r, dtype=np.int64),
+            np.asarray(lu.perm_c, dtype=np.int64),
+        )
+
+    def magnitude_pu(
+        self, i_active_a: np.ndarray, active: np.ndarray, v0_v: np.ndarray, v_base_v: np.ndarray
+    ) -> np.ndarray:
+        """``|V0 + Y^-1 P i_A| / V_base`` for every node and scenario.
+
+        Parameters
+        ----------
+        i_active_a : numpy.ndarray (S, nA) complex
+            Currents injected at the active nodes [A].
+        active : numpy.ndarray (nA,) of int
+            The active nodes.
+        v0_v, v_base_v : numpy.ndarray (n,)
+            No-load voltages [V] and base voltages [V].
+
+        Returns
+        -------
+        numpy.ndarray (S, n)
+            [pu].
+        """
+        n = v0_v.size
+        block = 64
+        out = np.empty((i_active_a.shape[0], n))
+        lu_magnitudes_kernel(
+            np.ascontiguousarray(i_active_a, dtype=complex),
+            self.perm_r[active],
+            *self.l_csc,
+            *self.u_csc,
+            self.u_inv_diag,
+            self.perm_c,
+            np.ascontiguousarray(v0_v, dtype=complex),
+            1.0 / np.asarray(v_base_v, dtype=float),
+            np.empty((n, block)),
+            np.empty((n, block)),
+            out,
+        )
+        return out
+
+
+@dataclass(frozen=True)
 class NodeVoltages:
     """All node voltages of a batch, kept as ``V = V0 + I_A Z_NA^T`` until asked for.
 
@@ -310,6 +411,8 @@ class NodeVoltages:
     v0_v: np.ndarray
     z_an: np.ndarray
     i_active_a: np.ndarray
+    factors: TriangularFactors | None = None
+    active: np.ndarray | None = None
 
     def full_v(self) -> np.ndarray:
         """Every node voltage.
@@ -336,6 +439,8 @@ class NodeVoltages:
         numpy.ndarray (S, n)
             ``|V| / V_base`` [pu].
         """
+        if self.factors is not None and self.active is not None:
+            return self.factors.magnitude_pu(self.i_active_a, self.active, self.v0_v, v_base_v)
         n_scen, n = self.i_active_a.shape[0], self.v0_v.size
         out = np.empty((n_scen, n))
         z_t = self.z_an
@@ -417,6 +522,7 @@ class ZBusSolver:
                 f"{exc}"
             ) from exc
         self.v0_v = self._lu.solve(np.asarray(i_source_a, dtype=complex))
+        self.factors = TriangularFactors.from_splu(self._lu)
         self.v_base_v = np.asarray(v_base_v, dtype=float)
         self._cols: dict[int, int] = {}
         self._z_cols = np.zeros((self.n, 0), dtype=complex)
@@ -425,6 +531,7 @@ class ZBusSolver:
         self._precond: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._structures: dict[bytes, dict] = {}
         self._last_structure: tuple[Branches, dict] | None = None
+        self._history_buf: np.ndarray | None = None
 
     @property
     def warm_state(self):
@@ -435,22 +542,30 @@ class ZBusSolver:
     def warm_state(self, value) -> None:
         self._warm, self._warm_full = value
 
-    def _preconditioner(self, struct: dict, y_b: np.ndarray):
-        """``Z_NA^T``, ``K^T`` with ``K = (1 + Z_AA Y_l)^-1 Z_AA``, ``c = (1 + Z_AA Y_l)^-1 V0_A``
-        and ``Z_AA^T``, the transposes contiguous for the row-major products. The impedance
-        parts are kept with the branch structure; only ``K`` and ``c`` depend on the load."""
+    def _impedances(self, struct: dict) -> None:
+        """``Z_NA^T``, ``Z_AA`` and ``Z_AA^T`` of the branch structure, formed once (the
+        transposes contiguous for the row-major products), with the branch incidence."""
+        if "z_an" in struct:
+            return
         active, f, t = struct["active"], struct["f"], struct["t"]
         n_a, nb = active.size, f.size
-        if "z_an" not in struct:
-            z_na = self.z_columns(active)
-            z_aa = np.ascontiguousarray(z_na[active])
-            inc = np.zeros((n_a + 1, nb))
-            inc[f, np.arange(nb)] += 1.0
-            inc[t, np.arange(nb)] -= 1.0
-            struct["inc"] = inc[:n_a]
-            struct["z_aa"] = z_aa
-            struct["z_an"] = np.ascontiguousarray(z_na.T)
-            struct["z_aa_t"] = np.ascontiguousarray(z_aa.T)
+        z_na = self.z_columns(active)
+        z_aa = np.ascontiguousarray(z_na[active])
+        inc = np.zeros((n_a + 1, nb))
+        inc[f, np.arange(nb)] += 1.0
+        inc[t, np.arange(nb)] -= 1.0
+        struct["inc"] = inc[:n_a]
+        struct["z_aa"] = z_aa
+        struct["z_an"] = np.ascontiguousarray(z_na.T)
+        struct["z_aa_t"] = np.ascontiguousarray(z_aa.T)
+
+    def _preconditioner(self, struct: dict, y_b: np.ndarray):
+        """``Z_NA^T``, ``K^T`` with ``K = (1 + Z_AA Y_l)^-1 Z_AA``, ``c = (1 + Z_AA Y_l)^-1 V0_A``
+        and ``Z_AA^T``. The impedance parts are kept with the branch structure; only ``K``
+        and ``c`` depend on the load."""
+        self._impedances(struct)
+        active = struct["active"]
+        n_a = active.size
         inc, z_aa = struct["inc"], struct["z_aa"]
         # compiled products: a multi-threaded BLAS on a busy machine takes tens of ms here
         y_l = np.empty((n_a, n_a), dtype=complex)
@@ -464,6 +579,96 @@ class ZBusSolver:
         sol = np.linalg.solve(m, rhs)  # one factorization for K and c
         k_mat, c_vec = sol[:, :n_a], np.ascontiguousarray(sol[:, n_a])
         return struct["z_an"], np.ascontiguousarray(k_mat.T), c_vec, struct["z_aa_t"]
+
+    def _plain_map(self, struct: dict, s_va: np.ndarray):
+        """The fixed-point map at the batch's mean load: the branches' nominal admittance
+        as the first call's pattern times the load level snapped to steps of 25 % (so that
+        successive calls at similar load reuse one factorization). Returns ``y_b`` and the
+        :meth:`_preconditioner` arrays."""
+        s_mean = s_va[0] if s_va.shape[0] == 1 else s_va.mean(axis=0)
+        if struct["y_ref"] is None:
+            y_ref = np.conj(s_mean) / struct["v_base"] ** 2
+            y_ref[struct["pure"]] = 0.0
+            struct["y_ref"] = y_ref
+            struct["s_ref"] = float(np.abs(s_mean).sum())
+        level = float(np.abs(s_mean).sum()) / struct["s_ref"] if struct["s_ref"] > 0 else 1.0
+        step = int(np.round(np.log(level) / np.log(1.25))) if level > 0 else -1000
+        y_b = struct["y_ref"] * (1.25**step if step > -1000 else 0.0)
+        key = (struct["key"], step)
+        if key not in self._precond:
+            if len(self._precond) >= 64:
+                self._precond.pop(next(iter(self._precond)))
+            self._precond[key] = self._preconditioner(struct, y_b)
+        return (y_b, *self._precond[key])
+
+    def _iterate_small(self, struct, s_va, v_a, *, tol_pu, max_iter, out) -> None:
+        """The plain fixed point, one compiled loop per scenario (no per-iteration Python
+        overhead); ``out`` = (iterations, max_dv, converged) filled."""
+        y_b, _, k_t, c_vec, _ = self._plain_map(struct, s_va)
+        fixed_point_kernel(
+            v_a,
+            struct["f"],
+            struct["t"],
+            y_b,
+            s_va,
+            *struct["params"],
+            k_t,
+            c_vec,
+            struct["inv_base"],
+            tol_pu,
+            max_iter,
+            *out,
+        )
+
+    def _start(self, active: np.ndarray, n_scen: int, warm_start: bool) -> np.ndarray:
+        """Start voltages of the active nodes: the previous solution (the same active nodes,
+        or formed for new ones from its currents) when warm, else no-load."""
+        if (
+            warm_start
+            and self._warm is not None
+            and (self._warm[0] is active or np.array_equal(self._warm[0], active))
+        ):
+            last = self._warm[1]
+            return last.copy() if last.shape[0] == n_scen else np.repeat(last[-1:], n_scen, 0)
+        if warm_start and self._warm_full is not None:
+            # other active nodes (e.g. new injection points): start from the last solution
+            i_last, z_last = self._warm_full
+            v_last = self.v0_v[active] + matmul_rows(i_last[None, :], z_last[:, active])[0]
+            return np.repeat(v_last[None, :], n_scen, axis=0)
+        return np.repeat(self.v0_v[active][None, :], n_scen, axis=0)
+
+    def _history(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Anderson's history buffers of a batch, kept between calls (no fresh pages)."""
+        size = shape[0] * shape[1]
+        if self._history_buf is None or self._history_buf.shape[1] < size:
+            self._history_buf = np.empty((2, size), dtype=complex)
+        return (
+            self._history_buf[0, :size].reshape(shape),
+            self._history_buf[1, :size].reshape(shape),
+        )
+
+    def _chord(self, struct: dict, step: int, s_va: np.ndarray, rows: np.ndarray) -> ChordMap:
+        """The chord iteration of a load level (cached per branch structure): the
+        reference (the mean load of the scenarios ``rows``) solved by the plain fixed point,
+        the branch derivatives there."""
+        cache = struct.setdefault("chord", {})
+        if step in cache:
+            return cache[step]
+        s_ref = s_va[rows].mean(axis=0)
+        self._impedances(struct)
+        active, f, t = struct["active"], struct["f"], struct["t"]
+        s_one = np.ascontiguousarray(s_ref[None, :])
+        v_ref = self.v0_v[active][None, :].copy()
+        flags = (np.zeros(1, np.int64), np.full(1, np.inf), np.zeros(1, dtype=bool))
+        self._iterate_small(struct, s_one, v_ref, tol_pu=1e-12, max_iter=500, out=flags)
+        if not np.isfinite(v_ref).all():
+            v_ref = self.v0_v[active][None, :].copy()
+        v_ext = np.append(v_ref[0], 0j)  # index n_a: ground
+        jb = branch_jacobian(v_ext[f] - v_ext[t], s_ref, struct["params"])
+        if len(cache) >= 32:
+            cache.pop(next(iter(cache)))
+        cache[step] = chord_map(struct["z_aa"], self.v0_v[active], v_ref[0], jb, f, t)
+        return cache[step]
 
     def z_columns(self, nodes: np.ndarray) -> np.ndarray:
         """Columns of ``Z = Y^-1`` for some nodes (cached).
@@ -525,99 +730,61 @@ class ZBusSolver:
             empty = np.zeros((n_scen, 0), dtype=complex)
             voltages = NodeVoltages(self.v0_v, np.zeros((0, self.n), dtype=complex), empty)
             return SolveOutcome(voltages, ones, np.zeros(n_scen, int), np.zeros(n_scen), empty)
-        # the preconditioner: the branches' nominal admittance at the batch's mean load, as
-        # the first call's pattern times the load level snapped to steps of 25 % (so that
-        # successive calls at similar load reuse one factorization)
-        s_mean = s_va[0] if n_scen == 1 else s_va.mean(axis=0)
-        if struct["y_ref"] is None:
-            y_ref = np.conj(s_mean) / struct["v_base"] ** 2
-            y_ref[struct["pure"]] = 0.0
-            struct["y_ref"] = y_ref
-            struct["s_ref"] = float(np.abs(s_mean).sum())
-        level = float(np.abs(s_mean).sum()) / struct["s_ref"] if struct["s_ref"] > 0 else 1.0
-        step = int(np.round(np.log(level) / np.log(1.25))) if level > 0 else -1000
-        y_b = struct["y_ref"] * (1.25**step if step > -1000 else 0.0)
-        key = (struct["key"], step)
-        if key not in self._precond:
-            if len(self._precond) >= 64:
-                self._precond.pop(next(iter(self._precond)))
-            self._precond[key] = self._preconditioner(struct, y_b)
-        z_an, k_t, c_vec, z_aa_t = self._precond[key]
         inv_base = struct["inv_base"]
-        params = struct["params"]
-        if (
-            warm_start
-            and self._warm is not None
-            and (self._warm[0] is active or np.array_equal(self._warm[0], active))
-        ):
-            last = self._warm[1]
-            v_a = last.copy() if last.shape[0] == n_scen else np.repeat(last[-1:], n_scen, 0)
-        elif warm_start and self._warm_full is not None:
-            # other active nodes (e.g. new injection points): start from the last solution
-            i_last, z_last = self._warm_full
-            v_last = self.v0_v[active] + matmul_rows(i_last[None, :], z_last[:, active])[0]
-            v_a = np.repeat(v_last[None, :], n_scen, axis=0)
-        else:
-            v_a = np.repeat(self.v0_v[active][None, :], n_scen, axis=0)
         converged = np.zeros(n_scen, dtype=bool)
         iterations = np.zeros(n_scen, dtype=np.int64)
         max_dv = np.full(n_scen, np.inf)
         if n_scen <= SMALL_BATCH:
-            # one compiled loop per scenario: no per-iteration Python overhead
-            fixed_point_kernel(
-                v_a,
-                f,
-                t,
-                y_b,
+            v_a = self._start(active, n_scen, warm_start)
+            self._iterate_small(
+                struct,
                 s_va,
-                *params,
-                k_t,
-                c_vec,
-                inv_base,
-                tol_pu,
-                max_iter,
-                iterations,
-                max_dv,
-                converged,
+                v_a,
+                tol_pu=tol_pu,
+                max_iter=max_iter,
+                out=(iterations, max_dv, converged),
             )
         else:
-            todo = np.arange(n_scen)
-            i_buf = np.empty((n_scen, n_a), dtype=complex)
-            dv = np.empty(n_scen)
-            g_prev = np.zeros((n_scen, n_a), dtype=complex)
-            d_prev = np.zeros((n_scen, n_a), dtype=complex)
-            for it in range(max_iter):
-                i_a = i_buf[: todo.size]
-                residual_kernel(v_a, todo, f, t, y_b, s_va, *params, i_a)
-                # (1 + Z Y_l) V_new = V0 + Z (I(V) + Y_l V)  ->  V_new = c + K (I(V) + Y_l V)
-                new = i_a @ k_t
-                if ANDERSON:
-                    anderson_kernel(
-                        v_a, todo, new, c_vec, inv_base, g_prev, d_prev, it == 0, dv[: todo.size]
-                    )
-                else:
-                    update_kernel(v_a, todo, new, c_vec, inv_base, dv[: todo.size])
-                iterations[todo] += 1
-                max_dv[todo] = dv[: todo.size]
-                done = dv[: todo.size] < tol_pu
-                converged[todo[done]] = True
-                todo = todo[~done]
-                if todo.size == 0:
-                    break
+            # chord Newton per load level (grids.powerflow3ph_batch), each group from its
+            # reference solution
+            if struct["y_ref"] is None:
+                self._plain_map(struct, s_va)
+            steps, order = level_groups(s_va, struct["s_ref"])
+            v_a = np.empty((n_scen, n_a), dtype=complex)
+            history = self._history(v_a.shape)
+            for rows in np.split(order, np.flatnonzero(np.diff(steps[order])) + 1):
+                chord = self._chord(struct, int(steps[rows[0]]), s_va, rows)
+                v_a[rows] = chord.v_ref_v
+                chord_iterate(
+                    v_a,
+                    rows,
+                    s_va,
+                    chord,
+                    f,
+                    t,
+                    struct["params"],
+                    inv_base,
+                    tol_pu=tol_pu,
+                    max_iter=max_iter,
+                    history=history,
+                    iterations=iterations,
+                    max_dv=max_dv,
+                    converged=converged,
+                )
+        self._impedances(struct)
+        z_an, params = struct["z_an"], struct["params"]
         # injected currents at the converged voltages, then every node
         i_a = np.empty((n_scen, n_a), dtype=complex)
-        cur = np.empty((n_scen, f.size), dtype=complex)
-        final_kernel(v_a, f, t, s_va, *params, i_a, cur)
-        voltages = NodeVoltages(self.v0_v, z_an, i_a)
-        self._warm = (active, v_a.copy())
+        s_br = np.empty((n_scen, f.size), dtype=complex)
+        final_kernel(v_a, f, t, s_va, *params, i_a, s_br)
+        voltages = NodeVoltages(self.v0_v, z_an, i_a, self.factors, active)
+        # the next single solve starts from the last scenario (batches start from their
+        # level's reference)
+        self._warm = (active, v_a.copy() if n_scen <= SMALL_BATCH else v_a[-1:].copy())
         self._warm_full = (i_a[-1].copy(), z_an)  # formed only if the next call needs it
-        # power at the final node voltages: with the currents above, the network equations
-        # hold exactly, so source + injections = loads + losses to rounding
-        v_act = self.v0_v[active] + matmul_rows(i_a, z_aa_t)
-        converged &= np.isfinite(v_act).all(axis=1)
-        v_f = v_act[:, f]
-        v_t = np.where(t < n_a, v_act[:, np.minimum(t, n_a - 1)], 0.0)
-        s_br = (v_f - v_t) * np.conj(cur)
+        # the power drawn is taken at the converged voltages (within the tolerance of the
+        # network solution with the currents above)
+        converged &= np.isfinite(v_a).all(axis=1)
         return SolveOutcome(voltages, converged, iterations, max_dv, s_br)
 
     def _structure(self, branches: Branches) -> dict:

@@ -102,38 +102,6 @@ def currents_kernel(
 
 
 @njit(cache=True)
-def update_kernel(v_a, rows, new, c_vec, inv_base, dv):  # pragma: no cover
-    """``v_a[rows[j]] = new[j] + c``; ``dv[j]`` the largest change [pu].
-
-    Parameters
-    ----------
-    v_a : numpy.ndarray (S, nA) complex
-        Active-node voltages [V], updated in place.
-    rows : numpy.ndarray of int
-        Scenarios to update.
-    new : numpy.ndarray (len(rows), nA) complex
-        ``K r`` of those scenarios [V].
-    c_vec : numpy.ndarray (nA,) complex
-        Constant part of the map [V].
-    inv_base : numpy.ndarray (nA,)
-        ``1 / V_base`` per node [1/V].
-    dv : numpy.ndarray (len(rows),)
-        Filled with the largest change [pu].
-    """
-    for j in range(rows.size):
-        k = rows[j]
-        worst = 0.0
-        for a in range(v_a.shape[1]):
-            x = new[j, a] + c_vec[a]
-            d = x - v_a[k, a]
-            m = (d.real * d.real + d.imag * d.imag) * inv_base[a] * inv_base[a]
-            if m > worst:
-                worst = m
-            v_a[k, a] = x
-        dv[j] = math.sqrt(worst)
-
-
-@njit(cache=True)
 def anderson_kernel(v_a, rows, new, c_vec, inv_base, g_prev, d_prev, first, dv):  # pragma: no cover
     """Anderson-accelerated update (memory 1) of the scenarios ``rows``, in place.
 
@@ -151,7 +119,8 @@ def anderson_kernel(v_a, rows, new, c_vec, inv_base, g_prev, d_prev, first, dv):
     new, c_vec, inv_base : numpy.ndarray
         ``K r`` of those scenarios [V], the constant part [V], ``1 / V_base`` [1/V].
     g_prev, d_prev : numpy.ndarray (S, nA) complex
-        The previous map value [V] and residual [pu], updated in place.
+        The previous map value [V] and residual [pu], updated in place (not read on the
+        first iteration).
     first : bool
         First iteration (no history yet).
     dv : numpy.ndarray (len(rows),)
@@ -184,7 +153,7 @@ def anderson_kernel(v_a, rows, new, c_vec, inv_base, g_prev, d_prev, first, dv):
         for a in range(n_a):
             g = new[j, a] + c_vec[a]
             d = (g - v_a[k, a]) * inv_base[a]
-            v_a[k, a] = g - gamma * (g - g_prev[k, a])
+            v_a[k, a] = g - gamma * (g - g_prev[k, a]) if gamma != 0.0 else g
             g_prev[k, a] = g
             d_prev[k, a] = d
         dv[j] = math.sqrt(worst)
@@ -328,9 +297,9 @@ def fixed_point_kernel(
 
 @njit(cache=True)
 def final_kernel(
-    v_a, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, i_a, cur
+    v_a, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, i_a, s_br
 ):  # pragma: no cover
-    """Branch currents ``cur`` and injected node currents ``i_a`` at the voltages ``v_a``.
+    """Branch powers ``s_br`` and injected node currents ``i_a`` at the voltages ``v_a``.
 
     Parameters
     ----------
@@ -344,8 +313,8 @@ def final_kernel(
         Branch parameters (see :class:`grids.powerflow3ph.Branches`).
     i_a : numpy.ndarray (S, nA) complex
         Filled with the currents injected into the active nodes [A].
-    cur : numpy.ndarray (S, nb) complex
-        Filled with the branch currents [A].
+    s_br : numpy.ndarray (S, nb) complex
+        Filled with the power each branch draws, ``V_b conj(I_b)`` [VA].
     """
     n_a = v_a.shape[1]
     for k in range(v_a.shape[0]):
@@ -353,8 +322,9 @@ def final_kernel(
             i_a[k, a] = 0j
         for b in range(f.size):
             vt = v_a[k, t[b]] if t[b] < n_a else 0j
+            v_br = v_a[k, f[b]] - vt
             c = branch_current(
-                v_a[k, f[b]] - vt,
+                v_br,
                 s[k, b],
                 v_base[b],
                 model[b],
@@ -364,20 +334,22 @@ def final_kernel(
                 p_exp[b],
                 q_exp[b],
             )
-            cur[k, b] = c
+            s_br[k, b] = v_br * c.conjugate()
             i_a[k, f[b]] -= c
             if t[b] < n_a:
                 i_a[k, t[b]] += c
 
 
 @njit(cache=True)
-def residual_kernel(
-    v_a, rows, f, t, y_b, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, out
+def chord_residual_kernel(
+    v_a, rows, f, t, jb, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, out
 ):  # pragma: no cover
-    """``out[j] = I_A(V) + Y_l V`` at the active nodes for the scenarios ``rows``.
+    """``out[j] = I_A(V) + G V`` at the active nodes for the scenarios ``rows``.
 
     ``I_A`` are the currents the branches inject (minus the current each draws from its
-    first node, plus at its second), ``Y_l`` the branches' fixed admittances ``y_b``.
+    first node, plus at its second), ``G`` the branches' real 2x2 current derivatives
+    ``jb[b] = [dIr/dVr, dIr/dVi, dIi/dVr, dIi/dVi]`` (the chord iteration of
+    :mod:`grids.powerflow3ph_batch`).
 
     Parameters
     ----------
@@ -387,8 +359,8 @@ def residual_kernel(
         Scenarios to evaluate.
     f, t : numpy.ndarray (nb,) of int
         Branch end nodes in the active set (``nA`` for ground).
-    y_b : numpy.ndarray (nb,) complex
-        Branch admittances of the preconditioner [S].
+    jb : numpy.ndarray (nb, 4)
+        Branch current derivatives [S].
     s : numpy.ndarray (S, nb) complex
         Consumed power per branch [VA].
     v_base, model, vmin, vmax, vlow, p_exp, q_exp : numpy.ndarray (nb,)
@@ -407,7 +379,11 @@ def residual_kernel(
             cur = branch_current(
                 v_br, s[k, b], v_base[b], model[b], vmin[b], vmax[b], vlow[b], p_exp[b], q_exp[b]
             )
-            r = y_b[b] * v_br - cur
+            lin = complex(
+                jb[b, 0] * v_br.real + jb[b, 1] * v_br.imag,
+                jb[b, 2] * v_br.real + jb[b, 3] * v_br.imag,
+            )
+            r = lin - cur
             out[j, f[b]] += r
             if t[b] < n_a:
                 out[j, t[b]] -= r
@@ -434,3 +410,108 @@ def small_matmul(a, b, out):  # pragma: no cover
             x = a[i, p]
             for j in range(b.shape[1]):
                 out[i, j] += x * b[p, j]
+
+
+@njit(cache=True)
+def lu_magnitudes_kernel(
+    i_a,
+    rhs_rows,
+    l_indptr,
+    l_indices,
+    l_data,
+    u_indptr,
+    u_indices,
+    u_data,
+    u_inv_diag,
+    perm_c,
+    v0,
+    inv_base,
+    xr,
+    xi,
+    out,
+):  # pragma: no cover
+    """``out[s, k] = |V0_k + (Y^-1 P i_a[s])_k| / V_base_k`` by sparse triangular solves.
+
+    With ``Pr Y Pc = L U`` (SuperLU; ``L`` unit lower, ``U`` upper): the right-hand side
+    ``P i_a`` (currents injected at the active nodes) goes to rows ``rhs_rows``
+    (``perm_r[active]``), a forward pass with ``L``, a backward pass with ``U``, node ``k``
+    reads row ``perm_c[k]``. Blocks of ``xr.shape[1]`` scenarios at a time, real and
+    imaginary parts apart so that the inner loop over scenarios vectorizes.
+
+    Parameters
+    ----------
+    i_a : numpy.ndarray (S, nA) complex
+        Currents injected at the active nodes [A].
+    rhs_rows : numpy.ndarray (nA,) of int
+        Row of each active node in the permuted system.
+    l_indptr, l_indices, l_data : numpy.ndarray
+        CSC arrays of the strictly lower part of ``L``.
+    u_indptr, u_indices, u_data : numpy.ndarray
+        CSC arrays of the strictly upper part of ``U``.
+    u_inv_diag : numpy.ndarray (n,) complex
+        ``1 / diag(U)``.
+    perm_c : numpy.ndarray (n,) of int
+        Column permutation.
+    v0, inv_base : numpy.ndarray (n,)
+        No-load voltages [V] and ``1 / V_base`` [1/V].
+    xr, xi : numpy.ndarray (n, B)
+        Work arrays.
+    out : numpy.ndarray (S, n)
+        Filled with the magnitudes [pu].
+    """
+    n_scen = i_a.shape[0]
+    n = v0.size
+    block = xr.shape[1]
+    tr = np.empty(block)
+    ti = np.empty(block)
+    for s0 in range(0, n_scen, block):
+        nb = min(block, n_scen - s0)
+        for r in range(n):
+            for s in range(nb):
+                xr[r, s] = 0.0
+                xi[r, s] = 0.0
+        for a in range(rhs_rows.size):
+            r = rhs_rows[a]
+            for s in range(nb):
+                c = i_a[s0 + s, a]
+                xr[r, s] = c.real
+                xi[r, s] = c.imag
+        for j in range(n):
+            if l_indptr[j] == l_indptr[j + 1]:
+                continue
+            for s in range(nb):  # the pivot row apart: the updates below then vectorize
+                tr[s] = xr[j, s]
+                ti[s] = xi[j, s]
+            for p in range(l_indptr[j], l_indptr[j + 1]):
+                i = l_indices[p]
+                lr = l_data[p].real
+                li = l_data[p].imag
+                for s in range(nb):
+                    xr[i, s] -= lr * tr[s] - li * ti[s]
+                    xi[i, s] -= lr * ti[s] + li * tr[s]
+        for j in range(n - 1, -1, -1):
+            dr = u_inv_diag[j].real
+            di = u_inv_diag[j].imag
+            for s in range(nb):
+                ar = xr[j, s]
+                ai = xi[j, s]
+                tr[s] = dr * ar - di * ai
+                ti[s] = dr * ai + di * ar
+                xr[j, s] = tr[s]
+                xi[j, s] = ti[s]
+            for p in range(u_indptr[j], u_indptr[j + 1]):
+                i = u_indices[p]
+                ur = u_data[p].real
+                ui = u_data[p].imag
+                for s in range(nb):
+                    xr[i, s] -= ur * tr[s] - ui * ti[s]
+                    xi[i, s] -= ur * ti[s] + ui * tr[s]
+        for k in range(n):
+            r = perm_c[k]
+            v0r = v0[k].real
+            v0i = v0[k].imag
+            scale = inv_base[k]
+            for s in range(nb):
+                vr = v0r + xr[r, s]
+                vi = v0i + xi[r, s]
+                out[s0 + s, k] = math.sqrt(vr * vr + vi * vi) * scale

@@ -53,9 +53,14 @@ from studies.hosting_capacity_types import (
 
 __all__ = [
     "HC3PH_CRITERIA_PARAMS",
+    "Candidates",
     "ChargerPhase",
+    "LimitChecker",
     "ThreePhaseCriteria",
     "ThreePhaseHostingResult",
+    "TrialState",
+    "bisect_sizes",
+    "select_candidates",
     "three_phase_hosting_capacity",
 ]
 
@@ -176,30 +181,63 @@ class ThreePhaseHostingResult:
 
 
 @dataclass(frozen=True)
-class _Candidates:
+class Candidates:
+    """Where the added unit may connect: one row per candidate bus.
+
+    Attributes
+    ----------
+    bus : tuple of str
+        Bus names (lower case, as OpenDSS stores them).
+    nodes : numpy.ndarray of int (n_cand, n_phase)
+        Model node indices the unit uses at each bus.
+    weight : numpy.ndarray (n_phase,)
+        Share of the size on each node (1 for one phase, 1/3 each for ``abc``).
+    """
+
     bus: tuple[str, ...]
-    nodes: np.ndarray  # (n_cand, n_phase) node indices
-    weight: np.ndarray  # (n_phase,) share of the size on each node
+    nodes: np.ndarray
+    weight: np.ndarray
 
 
 @dataclass
-class _State:
-    """Quantities checked in a trial solve, per scenario: worst margin and where."""
+class TrialState:
+    """Outcome of trial solves, one entry per scenario.
+
+    Attributes
+    ----------
+    feasible : numpy.ndarray of bool
+    binding : numpy.ndarray of Binding
+        The worst violated limit (``Binding.NONE`` when feasible).
+    where : numpy.ndarray of str
+        Its element (``"bus 675 phase b"``, ``"line 650632 phase a"``).
+    """
 
     feasible: np.ndarray
     binding: np.ndarray
     where: np.ndarray
 
 
-class _Checker:
-    """Limit checks against the base case (a base violation may not get worse)."""
+class LimitChecker:
+    """Per-phase limit checks against the base case (a base violation may not get worse).
+
+    Parameters
+    ----------
+    model : grids.feeder3ph.ThreePhaseFeederModel
+    base : grids.result3ph.ThreePhaseResult
+        The base case without the added unit: one scenario, or several (e.g. every step of a
+        time series), each with its own thresholds; :meth:`check` says which base each trial
+        scenario is measured against.
+    criteria : ThreePhaseCriteria
+    written : callable
+        Bus name as written in the feeder file, from the lower-case name.
+    """
 
     def __init__(self, model, base, criteria: ThreePhaseCriteria, *, written) -> None:
         self.model = model
         phase = np.asarray(model.node_phase)
         self.vnodes = np.flatnonzero((phase >= 1) & (phase <= 3))
         self.vnodes = self.vnodes[np.asarray(model.node_bus)[self.vnodes] != model.source_bus]
-        vm0 = np.asarray(base.vm_pu)[0, self.vnodes]
+        vm0 = np.asarray(base.vm_pu)[:, self.vnodes]
         self.v_hi = np.maximum(criteria.v_max_pu, vm0 + BASE_SLACK_PU)
         self.v_lo = np.minimum(criteria.v_min_pu, vm0 - BASE_SLACK_PU)
         self.v_hi_base = vm0 > criteria.v_max_pu
@@ -210,11 +248,11 @@ class _Checker:
                 np.asarray(model.node_bus)[self.vnodes], phase[self.vnodes], strict=True
             )
         ]
-        vuf0 = np.nan_to_num(np.asarray(base.vuf_percent, dtype=float)[0], nan=0.0)
+        vuf0 = np.nan_to_num(np.asarray(base.vuf_percent, dtype=float), nan=0.0)
         self.vuf_hi = np.maximum(criteria.vuf_max_percent, vuf0 + BASE_SLACK_VUF_PERCENT)
         self.vuf_base = vuf0 > criteria.vuf_max_percent
         self.bus3_names = [f"bus {written(b)}" for b in model.bus3]
-        loading0 = np.asarray(base.line_loading_percent, dtype=float)[0]
+        loading0 = np.asarray(base.line_loading_percent, dtype=float)
         self.load_hi = np.maximum(
             criteria.max_line_loading_percent, loading0 + BASE_SLACK_LOADING_PERCENT
         )
@@ -222,19 +260,30 @@ class _Checker:
         self.conductor_names = [_conductor_name(c) for c in base.line_conductor]
 
     def base_violations(self, base, criteria: ThreePhaseCriteria) -> list[str]:
-        """One line per limit the base case already breaks (worst element, how many)."""
+        """One line per limit the base case (its first scenario) already breaks.
+
+        Parameters
+        ----------
+        base : grids.result3ph.ThreePhaseResult
+        criteria : ThreePhaseCriteria
+
+        Returns
+        -------
+        list of str
+            The limit, its worst element and value, and how many elements break it.
+        """
         vm0 = np.asarray(base.vm_pu)[0, self.vnodes]
         vuf0 = np.asarray(base.vuf_percent, dtype=float)[0]
         loading0 = np.asarray(base.line_loading_percent, dtype=float)[0]
         out = []
         for bad, values, worst, text, names, unit in (
-            (self.v_hi_base, vm0, np.argmax, f"above v_max_pu {criteria.v_max_pu:g}",
+            (self.v_hi_base[0], vm0, np.argmax, f"above v_max_pu {criteria.v_max_pu:g}",
              self.node_names, "pu"),
-            (self.v_lo_base, vm0, np.argmin, f"below v_min_pu {criteria.v_min_pu:g}",
+            (self.v_lo_base[0], vm0, np.argmin, f"below v_min_pu {criteria.v_min_pu:g}",
              self.node_names, "pu"),
-            (self.vuf_base, vuf0, np.argmax,
+            (self.vuf_base[0], vuf0, np.argmax,
              f"voltage unbalance above {criteria.vuf_max_percent:g} %", self.bus3_names, "%"),
-            (self.load_base, loading0, np.argmax,
+            (self.load_base[0], loading0, np.argmax,
              f"loading above {criteria.max_line_loading_percent:g} %", self.conductor_names,
              "%"),
         ):  # fmt: skip
@@ -244,20 +293,39 @@ class _Checker:
                 out.append(f"{text}: {names[k]} at {values[k]:.4g} {unit}, {idx.size} element(s)")
         return out
 
-    def check(self, vm_pu, vuf_percent, loading_percent, converged) -> _State:
-        """Worst violation per scenario (scenarios on rows)."""
+    def check(self, vm_pu, vuf_percent, loading_percent, converged, *, base_row=None) -> TrialState:
+        """Worst violation per scenario (scenarios on rows).
+
+        Parameters
+        ----------
+        vm_pu : numpy.ndarray (n, n_node)
+            Phase-to-neutral voltages [pu].
+        vuf_percent : numpy.ndarray (n, n_bus3)
+            Voltage unbalance factors [%].
+        loading_percent : numpy.ndarray (n, n_conductor) or None
+            Phase conductor loadings [%] (None: not checked).
+        converged : numpy.ndarray of bool (n,)
+        base_row : numpy.ndarray of int (n,), optional, keyword-only
+            The base scenario each row is measured against (default: the first).
+
+        Returns
+        -------
+        TrialState
+        """
         n = vm_pu.shape[0]
+        r = np.zeros(n, dtype=np.int64) if base_row is None else np.asarray(base_row)
         binding = np.full(n, Binding.NONE, dtype=object)
         where = np.full(n, "", dtype=object)
         vm = vm_pu[:, self.vnodes]
         tests = [
-            (vm - self.v_hi, Binding.OVERVOLTAGE, self.v_hi_base, self.node_names),
-            (self.v_lo - vm, Binding.UNDERVOLTAGE, self.v_lo_base, self.node_names),
-            (vuf_percent - self.vuf_hi, Binding.VOLTAGE_UNBALANCE, self.vuf_base, self.bus3_names),
-        ]
+            (vm - self.v_hi[r], Binding.OVERVOLTAGE, self.v_hi_base, self.node_names),
+            (self.v_lo[r] - vm, Binding.UNDERVOLTAGE, self.v_lo_base, self.node_names),
+            (vuf_percent - self.vuf_hi[r], Binding.VOLTAGE_UNBALANCE, self.vuf_base,
+             self.bus3_names),
+        ]  # fmt: skip
         if loading_percent is not None:
             tests.append(
-                (loading_percent - self.load_hi, Binding.LINE_LOADING, self.load_base,
+                (loading_percent - self.load_hi[r], Binding.LINE_LOADING, self.load_base,
                  self.conductor_names)
             )  # fmt: skip
         worst = np.full(n, 0.0)
@@ -268,16 +336,16 @@ class _Checker:
             scale = {Binding.VOLTAGE_UNBALANCE: 1.0, Binding.LINE_LOADING: 100.0}.get(kind, 0.01)
             rel = np.nan_to_num(excess / scale, nan=-np.inf)
             j = np.argmax(rel, axis=1)
-            r = rel[np.arange(n), j]
-            hit = (r > 0) & (r > worst)
-            worst = np.where(hit, r, worst)
+            rr = rel[np.arange(n), j]
+            hit = (rr > 0) & (rr > worst)
+            worst = np.where(hit, rr, worst)
             for k in np.flatnonzero(hit):
-                binding[k] = Binding.BASE_CASE if base_bad[j[k]] else kind
+                binding[k] = Binding.BASE_CASE if base_bad[r[k], j[k]] else kind
                 where[k] = names[j[k]]
         bad = ~np.asarray(converged, dtype=bool)
         binding[bad] = Binding.NOT_CONVERGED
         where[bad] = ""
-        return _State(feasible=binding == Binding.NONE, binding=binding, where=where)
+        return TrialState(feasible=binding == Binding.NONE, binding=binding, where=where)
 
 
 def _conductor_name(label: str) -> str:
@@ -286,7 +354,25 @@ def _conductor_name(label: str) -> str:
     return f"line {line} phase {letter}" if line else f"line {label}"
 
 
-def _candidates(model, buses, phase: ChargerPhase) -> _Candidates:
+def select_candidates(model, buses, phase: ChargerPhase) -> Candidates:
+    """The candidate buses of a study and the nodes the unit uses there.
+
+    Parameters
+    ----------
+    model : grids.feeder3ph.ThreePhaseFeederModel
+    buses : sequence of str or None
+        Bus names (case-insensitive); None: every bus with the phase(s) but the source bus.
+    phase : ChargerPhase
+
+    Returns
+    -------
+    Candidates
+
+    Raises
+    ------
+    ScenarioError
+        Unknown buses, buses without the phase(s), the source bus (all listed).
+    """
     node_bus = np.asarray(model.node_bus)
     node_phase = np.asarray(model.node_phase)
     present: dict[str, set[int]] = {}
@@ -319,19 +405,19 @@ def _candidates(model, buses, phase: ChargerPhase) -> _Candidates:
         check_problems(problems, ScenarioError, "invalid buses for the three-phase study")
     nodes = np.array([[model.node_index(b, p) for p in phase.phases] for b in chosen], dtype=int)
     weight = np.full(len(phase.phases), 1.0 / len(phase.phases))
-    return _Candidates(bus=tuple(chosen), nodes=nodes, weight=weight)
+    return Candidates(bus=tuple(chosen), nodes=nodes, weight=weight)
 
 
 class _AcTrials:
     """Batched AC solves of candidate sizes, on top of the base loads."""
 
-    def __init__(self, model, cands: _Candidates, *, load_mult, sign, q_per_p, checker):
+    def __init__(self, model, cands: Candidates, *, load_mult, sign, q_per_p, checker):
         self.model, self.cands, self.load_mult = model, cands, load_mult
         self.sign, self.q_per_p, self.checker = sign, q_per_p, checker
         self.n_node = len(model.node_bus)
         self.n_solves = 0
 
-    def run(self, rows: np.ndarray, size_mw: np.ndarray) -> _State:
+    def run(self, rows: np.ndarray, size_mw: np.ndarray) -> TrialState:
         p = np.zeros((rows.size, self.n_node))
         share = self.sign * size_mw[:, None] * self.cands.weight[None, :]
         np.put_along_axis(p, self.cands.nodes[rows], share, axis=1)
@@ -380,7 +466,7 @@ class _LinearTrials:
         with np.errstate(divide="ignore", invalid="ignore"):
             self.inv_amps = 100.0 / np.asarray(net.line_norm_amps, dtype=float)
 
-    def run(self, rows: np.ndarray, size_mw: np.ndarray) -> _State:
+    def run(self, rows: np.ndarray, size_mw: np.ndarray) -> TrialState:
         v = self.v0[None, :] + size_mw[:, None] * self.sens[rows]
         vuf = self.vuf(v[:, self.abc]) if self.abc.size else np.zeros((rows.size, 0))
         i_a = self.i0_a[None, :] + size_mw[:, None] * self.di_a[rows]
@@ -388,11 +474,27 @@ class _LinearTrials:
         return self.checker.check(np.abs(v), vuf, loading, np.ones(rows.size, dtype=bool))
 
 
-def _bisect(trials, n: int, lo, hi, *, tolerance_mw: float, cap_mw: float):
+def bisect_sizes(trials, n: int, lo, hi, *, tolerance_mw: float, cap_mw: float):
     """Verify the bracket [lo, hi] for all candidates, widen where it fails, then bisect.
 
-    Returns the largest feasible size, and the binding limit and where at the smallest
-    infeasible one (``Binding.NONE`` when feasible up to ``cap_mw``).
+    Parameters
+    ----------
+    trials : object
+        ``trials.run(rows, size_mw) -> TrialState``: whether candidates ``rows`` hold at
+        ``size_mw`` (one batched evaluation per call).
+    n : int
+        Number of candidates.
+    lo, hi : numpy.ndarray (n,)
+        First bracket [MW] (a lower end that fails drops to 0, an upper end that holds
+        doubles up to ``cap_mw``).
+    tolerance_mw, cap_mw : float, keyword-only
+        Final bracket width and largest size [MW].
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray, numpy.ndarray)
+        The largest feasible size [MW], and the binding limit and where at the smallest
+        infeasible one (``Binding.NONE`` when feasible up to ``cap_mw``).
     """
     lo = np.clip(np.asarray(lo, dtype=float), 0.0, cap_mw)
     hi = np.clip(np.maximum(np.asarray(hi, dtype=float), lo + tolerance_mw), 0.0, cap_mw)
@@ -507,7 +609,7 @@ def three_phase_hosting_capacity(
     if not (load_mult_ok and 0.0 <= load_mult <= 1000.0):
         problems.append(f"load_mult: {load_mult!r} is out of range: expected a number in [0, 1000]")
     check_problems(problems, ScenarioError, "invalid three-phase hosting-capacity study")
-    cands = _candidates(model, buses, phase)
+    cands = select_candidates(model, buses, phase)
     base = model.solve(load_mult=load_mult)
     if not bool(np.asarray(base.converged)[0]):
         raise ConvergenceError(f"{model.name}: the base case does not converge")
@@ -517,7 +619,7 @@ def three_phase_hosting_capacity(
     def written(bus) -> str:
         return spelling.get(str(bus).lower(), str(bus))
 
-    checker = _Checker(model, base, criteria, written=written)
+    checker = LimitChecker(model, base, criteria, written=written)
     sign = -1.0 if mode is Mode.IMPORT else 1.0
     q_per_p = q_per_p_from_pf(pf) if abs(pf) < 1.0 else 0.0
     n = len(cands.bus)
@@ -528,18 +630,18 @@ def three_phase_hosting_capacity(
         trials = _LinearTrials(
             linear, model, base, cands, sign=sign, q_per_p=q_per_p, checker=checker
         )
-        screen_mw, s_binding, s_where = _bisect(
+        screen_mw, s_binding, s_where = bisect_sizes(
             trials, n, np.zeros(n), np.full(n, 0.1), tolerance_mw=tolerance_mw * 0.1,
             cap_mw=cap_mw,
         )  # fmt: skip
     if method is Method.SCREEN:
         hc, binding, where = screen_mw, s_binding, s_where
     elif method is Method.AC:
-        hc, binding, where = _bisect(
+        hc, binding, where = bisect_sizes(
             ac, n, np.zeros(n), np.full(n, cap_mw), tolerance_mw=tolerance_mw, cap_mw=cap_mw
         )
     else:
-        hc, binding, where = _bisect(
+        hc, binding, where = bisect_sizes(
             ac, n,
             screen_mw * (1 - screen_margin) - tolerance_mw,
             screen_mw * (1 + screen_margin) + tolerance_mw,

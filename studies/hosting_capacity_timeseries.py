@@ -187,7 +187,7 @@ class TimeSeriesHostingCapacity:
                     "snapshot_hosting_capacity_mw": s["sum_snapshot_mw"],
                     "hosting_capacity_mw": s["hosting_capacity_mw"],
                     "overstatement_mw": s["sum_snapshot_mw"] - s["hosting_capacity_mw"],
-                    "overstatement_percent": _percent(
+                    "overstatement_percent": overstatement_percent(
                         s["sum_snapshot_mw"], s["hosting_capacity_mw"]
                     ),
                 }
@@ -195,7 +195,20 @@ class TimeSeriesHostingCapacity:
         return pd.DataFrame(rows, columns=cols)
 
 
-def _percent(snapshot: float, series: float) -> float | None:
+def overstatement_percent(snapshot: float, series: float) -> float | None:
+    """How much a snapshot answer overstates the time-series one [%] (None if undefined).
+
+    Parameters
+    ----------
+    snapshot, series : float
+        Snapshot and time-series hosting capacity [MW].
+
+    Returns
+    -------
+    float or None
+        ``100 (snapshot - series) / series``; None when either is not finite or the
+        time-series answer is not positive.
+    """
     if not (math.isfinite(snapshot) and math.isfinite(series)) or series <= 0:
         return None
     return 100.0 * (snapshot - series) / series
@@ -388,7 +401,7 @@ def run_time_series_hosting_capacity(
             row["snapshot_hosting_capacity_mw"] = s_hc
             row["snapshot_binding"] = s_binding.value
             row["overstatement_mw"] = s_hc - out["hc"]
-            row["overstatement_percent"] = _percent(s_hc, out["hc"])
+            row["overstatement_percent"] = overstatement_percent(s_hc, out["hc"])
         rows.append(row)
     spread_row = None
     if simultaneous:

@@ -292,12 +292,45 @@ def _snapshot_rows(feeder: str, options: RegionalOptions) -> list[dict[str, Any]
     ]
 
 
+def _three_phase_time_series_rows(feeder: str, options: RegionalOptions) -> list[dict[str, Any]]:
+    """Time-series study of an OpenDSS feeder over its load shapes on the three-phase engine:
+    a balanced three-phase unit per bus, per-phase limits and VUF (``phase`` column)."""
+    # lazy: study dispatch (opendssdirect is an optional extra)
+    from grids.feeder3ph import ThreePhaseFeederModel
+    from grids.opendss_loadshapes import read_load_shapes
+    from studies.hosting_capacity_ts3ph import three_phase_time_series_hosting_capacity
+
+    model = ThreePhaseFeederModel.from_name(feeder)
+    shapes = read_load_shapes(model)
+    if options.start is not None or options.duration_s is not None:
+        shapes = shapes.window(options.start, options.duration_s)
+    result = three_phase_time_series_hosting_capacity(
+        model, shapes, phase="abc", mode=options.mode, percentile=options.percentile
+    )
+    keys = ("first_violation_time", "snapshot_hosting_capacity_mw")
+    return [
+        {
+            "feeder": feeder,
+            "bus": str(row["bus"]),
+            "hosting_capacity_mw": float(row["hosting_capacity_mw"]),
+            "binding": str(row["binding"]),
+            "element": str(row["element"]),
+            "phase": str(row["phase"]),
+            **{k: row[k] for k in keys if k in row},
+        }
+        for row in result.rows
+    ]
+
+
 def _time_series_rows(feeder: str, options: RegionalOptions) -> list[dict[str, Any]]:
     # lazy: study dispatch
     from studies.hosting_capacity_timeseries import (
         feeder_with_profiles,
         time_series_hosting_capacity,
     )
+
+    if Path(feeder).suffix.lower() == ".dss":
+        return _three_phase_time_series_rows(feeder, options)
 
     model, profiles = feeder_with_profiles(
         feeder, start=options.start, duration_s=options.duration_s

@@ -60,8 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         type=_bus,
         default=None,
-        help="pandapower bus indices (several after one --bus or repeated) or 'all' "
-        "(default: all non-slack buses)",
+        help="pandapower bus indices, or bus names of an OpenDSS feeder (several after one "
+        "--bus or repeated) or 'all' (default: all non-slack buses)",
     )
     parser.add_argument("--mode", choices=["export", "import"], default="export")
     parser.add_argument("--method", choices=["screen", "ac", "screen+ac"], default="screen+ac")
@@ -173,7 +173,8 @@ def _run_three_phase(args: argparse.Namespace) -> int:
 
 def _add_time_series_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
-        "time series and EV adoption (feeders with profiles: simbench:<code>)"
+        "time series and EV adoption (feeders with profiles: simbench:<code>; --time-series "
+        "also on OpenDSS feeders whose loads follow load shapes, per --phase)"
     )
     group.add_argument(
         "--time-series",
@@ -190,7 +191,11 @@ def _add_time_series_arguments(parser: argparse.ArgumentParser) -> None:
         "for unmanaged, volt-var, managed and V2G charging; charging from the SimBench EV "
         "profiles or the behavioural model (auto: SimBench's where the grid has them)",
     )
-    group.add_argument("--start", default=None, help="first step of the window (ISO date)")
+    group.add_argument(
+        "--start",
+        default=None,
+        help="first step of the window (ISO date; OpenDSS load shapes start at 2000-01-01)",
+    )
     group.add_argument(
         "--duration", default=None, help="length of the window: 7d, 365d, 12h (default: all)"
     )
@@ -210,10 +215,19 @@ def run(args: argparse.Namespace) -> int:
     from studies.hosting_capacity_types import HC_SCENARIO_PARAMS
 
     three_phase = is_three_phase_feeder(args.feeder)
+    if args.time_series and three_phase:
+        return _run_time_series_three_phase(args)
     if args.time_series or args.adoption:
-        # the per-phase options and bus names belong to the three-phase snapshot study
+        # the per-phase options and bus names belong to the three-phase studies
         check_problems(
-            (["--feeder: the time-series study is for balanced feeders"] if three_phase else [])
+            (
+                [
+                    "--adoption: the EV adoption study is for balanced feeders with profiles "
+                    "(simbench:<code>); three-phase feeders take --time-series"
+                ]
+                if three_phase
+                else []
+            )
             + [
                 f"{o}: not for the time-series study"
                 for o, v in (("--phase", args.phase), ("--vuf-max-percent", args.vuf_max_percent))
@@ -433,6 +447,108 @@ def _run_adoption(args, model, profiles, criteria) -> int:
         for r in result.rows
     ]
     print(format_table(rows, ["control", "share_p50", "share_p95", "most_common_binding"]))
+    if report:
+        print(f"report: {report}")
+    return 0
+
+
+def _run_time_series_three_phase(args: argparse.Namespace) -> int:
+    """``--time-series`` on an OpenDSS feeder: per bus and phase over its load shapes."""
+    from cosim.commands.powerflow import load_three_phase_feeder
+    from grids.errors import ScenarioError, check_problems
+    from grids.limits import VUF_LIMIT_PERCENT
+    from grids.opendss_loadshapes import read_load_shapes
+    from studies.hosting_capacity_3ph import ThreePhaseCriteria
+    from studies.hosting_capacity_timeseries import parse_duration_s
+    from studies.hosting_capacity_ts3ph import three_phase_time_series_hosting_capacity
+
+    problems = [
+        f"{option}: not available for the three-phase time-series study"
+        for option, value, default in (
+            ("--adoption", args.adoption, None),
+            ("--samples", args.samples, None),
+            ("--control", args.control, "none"),
+            ("--method", args.method, "screen+ac"),
+            ("--dv-max-pu", args.dv_max_pu, None),
+            ("--ext-grid-vm-pu", args.ext_grid_vm_pu, None),
+            ("--load-scale", args.load_scale, 1.0),
+        )
+        if value != default
+    ]
+    check_problems(problems, ScenarioError, "invalid three-phase time-series hosting capacity")
+    check_output_dir(args.out)
+    duration_s = parse_duration_s(args.duration)
+    criteria = ThreePhaseCriteria(
+        v_min_pu=args.v_min_pu,
+        v_max_pu=args.v_max_pu,
+        vuf_max_percent=VUF_LIMIT_PERCENT if args.vuf_max_percent is None else args.vuf_max_percent,
+        max_line_loading_percent=args.max_loading_percent,
+    )
+    criteria.validate()
+    model = load_three_phase_feeder(args.feeder)
+    shapes = read_load_shapes(model)
+    if args.start is not None or duration_s is not None:
+        shapes = shapes.window(args.start, duration_s)
+    buses = args.bus
+    if buses is not None and "all" in buses:
+        buses = None
+    result = three_phase_time_series_hosting_capacity(
+        model,
+        shapes,
+        mode=args.mode,
+        phase=args.phase or "a",
+        percentile=args.percentile,
+        buses=None if buses is None else [str(b) for b in buses],
+        criteria=criteria,
+        pf=args.pf,
+        simultaneous=buses is not None and len(set(map(str, buses))) > 1,
+    )
+    report = None
+    if args.out:
+        from studies.timeseries3ph_report import write_three_phase_time_series_outputs
+
+        report = write_three_phase_time_series_outputs(model, result, args.out)
+    if args.json:
+        emit_json(result.to_json())
+        return 0
+    print(
+        f"{result.feeder}: time-series {result.mode.value} hosting capacity, phase "
+        f"{result.phase.value}, {len(result.time)} steps from {result.time[0]}, percentile "
+        f"{result.percentile:g}"
+    )
+    rows = [
+        (
+            r["bus"],
+            r["phase"],
+            r["hosting_capacity_mw"],
+            r["snapshot_hosting_capacity_mw"],
+            r["binding"],
+            r["element"] or "-",
+            r["first_violation_time"] or "-",
+        )
+        for r in result.rows
+    ]
+    headers = [
+        "bus",
+        "phase",
+        "hosting_capacity_mw",
+        "snapshot_mw",
+        "binding",
+        "element",
+        "first_violation",
+    ]
+    print(format_table(rows, headers))
+    s = result.simultaneous
+    if s is not None:
+        print(
+            f"the buses at once: {s['hosting_capacity_mw']:.4f} MW over the window "
+            f"({s['binding']}); the per-bus answers add up to {s['sum_time_series_mw']:.4f} MW, "
+            f"the per-bus snapshot answers to {s['sum_snapshot_mw']:.4f} MW"
+        )
+    if result.base_case_violations:
+        print("limits violated at the base load before any injection:")
+        for text in result.base_case_violations:
+            print(f"  {text}")
     if report:
         print(f"report: {report}")
     return 0

@@ -145,7 +145,8 @@ def test_hosting_capacity_phase_errors(capsys):
     assert "has phase(s) c, not a" in capsys.readouterr().err
     assert main(["hosting-capacity", "--feeder", "case33bw", "--bus", "x7"]) == 2
     assert "'x7' is not a bus index or 'all'" in capsys.readouterr().err
+    # the embedded IEEE 13 has no load shapes: nothing to run a time series over
     assert main(["hosting-capacity", "--feeder", "ieee13", "--time-series", "--phase", "a"]) == 2
-    err = capsys.readouterr().err
-    assert "the time-series study is for balanced feeders" in err
-    assert "--phase: not for the time-series study" in err
+    assert "no load follows a load shape" in capsys.readouterr().err
+    assert main(["hosting-capacity", "--feeder", "ieee13", "--adoption"]) == 2
+    assert "three-phase feeders take --time-series" in capsys.readouterr().err
