@@ -119,7 +119,7 @@ def _assert_same(dense, sparse, *, atol_pu=1e-9) -> None:
 
 @pytest.mark.parametrize("name", FEEDERS)
 def test_sparse_equals_dense_batched(name):
-    """A batch wider than SMALL_BATCH (the dense path's Anderson-mixed batch loop) from 30 %
+    """A batch wider than SMALL_BATCH (the dense path's batched chord iteration) from 30 %
     to 160 % load, IEEE 13 and 34 dropping below their loads' vminpu at the top."""
     dense, sparse = _model(name, Solver3ph.DENSE), _model(name, Solver3ph.SPARSE)
     assert (dense.solver, sparse.solver) == (Solver3ph.DENSE, Solver3ph.SPARSE)
