@@ -32,14 +32,9 @@ import scipy.sparse as sp
 from grids.errors import FeederError, ScenarioError, check_problems
 from grids.feeder_model import FeederModel
 from grids.opendss import DssCircuit, read_dss
-from grids.powerflow3ph import (
-    SMALL_BATCH,
-    Branches,
-    ZBusSolver,
-    concat_branches,
-    load_branches,
-)
+from grids.powerflow3ph import SMALL_BATCH, Branches, concat_branches, load_branches
 from grids.powerflow3ph_kernels import MODEL_PQ_PURE
+from grids.powerflow3ph_sparse import Solver3ph, make_solver, select_solver
 from grids.result3ph import PHASE_LETTER, NetworkData, ThreePhaseResult, csr_arrays
 
 #: Folder of the embedded OpenDSS feeders.
@@ -81,9 +76,14 @@ class ThreePhaseFeederModel:
         the columns of ``p_delta_mw``/``q_delta_mvar`` in :meth:`solve`.
     unsupported : tuple of str
         Elements of the file the engine does not model.
+    solver : Solver3ph
+        The solver in use, ``DENSE`` or ``SPARSE`` (``solver=Solver3ph.AUTO``, the default of
+        the constructor, chooses by size: :func:`grids.powerflow3ph_sparse.select_solver`).
     """
 
-    def __init__(self, circuit: DssCircuit, *, name: str | None = None) -> None:
+    def __init__(
+        self, circuit: DssCircuit, *, name: str | None = None, solver: Solver3ph = Solver3ph.AUTO
+    ) -> None:
         self.circuit = circuit
         self.name = name or circuit.name
         bus_pos = {b: i for i, b in enumerate(circuit.buses)}
@@ -109,7 +109,6 @@ class ThreePhaseFeederModel:
         self._i_src = circuit.i_source_a[order]
         self._inv = inv
         self._taps = {r.name: round(float(r.tap_pu), 10) for r in circuit.regulators}
-        self._solver = ZBusSolver(y_net + y_src, self._i_src, self.kv_base_ln * 1000.0)
         loads = circuit.loads
         self.load_names = loads.name
         self.load_bus = loads.bus
@@ -123,9 +122,15 @@ class ThreePhaseFeederModel:
         inj = load_branches(circuit.injections, self._node_of, sign=-1.0)
         self._fixed = replace(inj, owner=np.full(len(inj), -1, dtype=np.int64))
         self._base_branches = concat_branches(self._loads, self._fixed)
-        # branch -> load summation (one-hot): the power each load draws
-        self._load_owner = np.zeros((len(self._loads), self.n_load))
-        self._load_owner[np.arange(len(self._loads)), self._loads.owner] = 1.0
+        ends = np.concatenate([self._base_branches.node_from, self._base_branches.node_to])
+        self.solver = select_solver(self.n_node, np.unique(ends[ends >= 0]).size, solver)
+        self._solver = make_solver(self.solver, y_net + y_src, self._i_src, self.kv_base_ln * 1e3)
+        # branch -> load summation (one-hot, sparse: dense it is branches x loads): the power
+        # each load draws
+        n_lb = len(self._loads)
+        self._load_owner = sp.csr_matrix(
+            (np.ones(n_lb), (np.arange(n_lb), self._loads.owner)), shape=(n_lb, self.n_load)
+        )
         # the branches of each load are consecutive: the sum is a segment sum
         owner = self._loads.owner
         starts = np.flatnonzero(np.r_[True, np.diff(owner) != 0]) if owner.size else owner
@@ -233,13 +238,17 @@ class ThreePhaseFeederModel:
             self._taps[reg.name] = round(float(reg.positions_pu[k_new]), 10)
         self._y_net = (self._y_net + delta).tocsc()
         warm = self._solver.warm_state
-        self._solver = ZBusSolver(self._y_net + self._y_src, self._i_src, self.kv_base_ln * 1000.0)
+        self._solver = make_solver(
+            self.solver, self._y_net + self._y_src, self._i_src, self.kv_base_ln * 1000.0
+        )
         self._solver.warm_state = warm
         self._network = replace(self._network, y_network=csr_arrays(self._y_net))
 
     # ----------------------------------------------------------------------------- builders
     @classmethod
-    def from_dss(cls, path: str | Path, *, name: str | None = None) -> ThreePhaseFeederModel:
+    def from_dss(
+        cls, path: str | Path, *, name: str | None = None, solver: Solver3ph = Solver3ph.AUTO
+    ) -> ThreePhaseFeederModel:
         """Read an OpenDSS model (see :func:`grids.opendss.read_dss`).
 
         Parameters
@@ -248,21 +257,25 @@ class ThreePhaseFeederModel:
             Master ``.dss`` file.
         name : str, optional, keyword-only
             Feeder name (default: the circuit's name).
+        solver : Solver3ph, keyword-only
+            ``AUTO`` (by size), ``DENSE`` or ``SPARSE``.
 
         Returns
         -------
         ThreePhaseFeederModel
         """
-        return cls(read_dss(path), name=name)
+        return cls(read_dss(path), name=name, solver=solver)
 
     @classmethod
-    def from_name(cls, name: str) -> ThreePhaseFeederModel:
+    def from_name(cls, name: str, *, solver: Solver3ph = Solver3ph.AUTO) -> ThreePhaseFeederModel:
         """An embedded feeder (``"ieee13"``, ``"ieee34"``, ``"ieee123"``, ``"european_lv"``).
 
         Parameters
         ----------
         name : str
             Embedded name, or a path to a ``.dss`` file.
+        solver : Solver3ph, keyword-only
+            ``AUTO`` (by size), ``DENSE`` or ``SPARSE``.
 
         Returns
         -------
@@ -270,9 +283,9 @@ class ThreePhaseFeederModel:
         """
         key = str(name).strip().lower()
         if key in EMBEDDED_FEEDERS:
-            return cls.from_dss(DSS_DIR / EMBEDDED_FEEDERS[key], name=key)
+            return cls.from_dss(DSS_DIR / EMBEDDED_FEEDERS[key], name=key, solver=solver)
         if key.endswith(".dss"):
-            return cls.from_dss(name)
+            return cls.from_dss(name, solver=solver)
         raise FeederError(
             f"three-phase feeder {name!r}: unknown; expected one of "
             f"{', '.join(sorted(EMBEDDED_FEEDERS))} or a path to an OpenDSS .dss file"
@@ -566,7 +579,7 @@ class ThreePhaseFeederModel:
         elif self._owner_starts is not None:
             s_load = np.add.reduceat(s_br[:, :n_lb], self._owner_starts, axis=1)
         else:
-            s_load = s_br[:, :n_lb] @ self._load_owner
+            s_load = np.asarray(self._load_owner.T @ s_br[:, :n_lb].T).T
         s_inj = -s_br[:, n_lb:].sum(axis=1)
         return ThreePhaseResult(
             node_bus=self.node_bus,

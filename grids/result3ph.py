@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
 from grids.errors import ConvergenceError
-from grids.powerflow3ph import NodeVoltages
 from grids.powerflow3ph_kernels import csr_quadratic, csr_rows_abs
 from grids.sequence import voltage_unbalance_factor_percent
 
@@ -28,6 +28,48 @@ from grids.sequence import voltage_unbalance_factor_percent
 PHASE_LETTER = {1: "a", 2: "b", 3: "c"}
 
 CsrArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+class NodeVoltagesLike(Protocol):
+    """Solved node voltages as either solver keeps them (:class:`grids.powerflow3ph.
+    NodeVoltages`, :class:`grids.powerflow3ph_sparse.FullVoltages`)."""
+
+    def full_v(self) -> np.ndarray:
+        """Every node voltage.
+
+        Returns
+        -------
+        numpy.ndarray (S, n) complex
+            [V].
+        """
+
+    def at_v(self, nodes: np.ndarray) -> np.ndarray:
+        """Voltages of some nodes.
+
+        Parameters
+        ----------
+        nodes : numpy.ndarray of int
+            Node indices.
+
+        Returns
+        -------
+        numpy.ndarray (S, len(nodes)) complex
+            [V].
+        """
+
+    def magnitude_pu(self, v_base_v: np.ndarray) -> np.ndarray:
+        """Every node's voltage magnitude.
+
+        Parameters
+        ----------
+        v_base_v : numpy.ndarray (n,)
+            Base voltage per node [V].
+
+        Returns
+        -------
+        numpy.ndarray (S, n)
+            ``|V| / V_base`` [pu].
+        """
 
 
 def csr_arrays(matrix) -> CsrArrays:
@@ -105,7 +147,7 @@ class ThreePhaseResult:
     p_injection_kw, q_injection_kvar : numpy.ndarray (S,)
         Total power injected by PV systems, storage, generators and the extra injections at
         the solved voltages [kW, kvar] (injection positive).
-    voltages : grids.powerflow3ph.NodeVoltages
+    voltages : NodeVoltagesLike
         The solved node voltages, formed on demand.
     network : NetworkData
         Feeder matrices used to derive the flows.
@@ -122,7 +164,7 @@ class ThreePhaseResult:
     load_q_kvar: np.ndarray
     p_injection_kw: np.ndarray
     q_injection_kvar: np.ndarray
-    voltages: NodeVoltages = field(repr=False, compare=False)
+    voltages: NodeVoltagesLike = field(repr=False, compare=False)
     network: NetworkData = field(repr=False, compare=False)
 
     @property
