@@ -159,8 +159,9 @@ class ThreePhaseFeederModel:
         the compiled kernels, the impedance columns of the load nodes, the preconditioner) is
         done when the model is built, not in its first solve. Leaves the base-load solution as
         the warm start."""
-        batch = self.solve(load_mult=np.ones(SMALL_BATCH + 1))
-        _ = batch.losses_kw, batch.p_source_kw, batch.line_current_a
+        # loads around the base, so that the batch takes single-precision increments too
+        batch = self.solve(load_mult=np.linspace(0.9, 1.1, SMALL_BATCH + 1))
+        _ = batch.losses_kw, batch.p_source_kw, batch.line_current_a, batch.vm_pu
         self.solve()
 
     def circuit_node_to_model(self, node_index: np.ndarray) -> np.ndarray:

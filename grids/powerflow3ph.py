@@ -638,7 +638,7 @@ class ZBusSolver:
         return np.repeat(self.v0_v[active][None, :], n_scen, axis=0)
 
     def _history(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Anderson's history buffers of a batch, kept between calls (no fresh pages)."""
+        """Work arrays of a batch's iteration, kept between calls (no fresh pages)."""
         size = shape[0] * shape[1]
         if self._history_buf is None or self._history_buf.shape[1] < size:
             self._history_buf = np.empty((2, size), dtype=complex)
@@ -766,7 +766,7 @@ class ZBusSolver:
                     inv_base,
                     tol_pu=tol_pu,
                     max_iter=max_iter,
-                    history=history,
+                    r_prev=history[0],
                     iterations=iterations,
                     max_dv=max_dv,
                     converged=converged,

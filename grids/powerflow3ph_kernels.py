@@ -43,6 +43,14 @@ def branch_current(v, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp):  # prag
     """
     vm2 = v.real * v.real + v.imag * v.imag
     s_c = s.conjugate()
+    if model == MODEL_PQ:
+        # the common case first: constant PQ within [vminpu, vmaxpu]
+        base2 = v_base * v_base
+        if vmin * vmin * base2 < vm2 <= vmax * vmax * base2:
+            inv = 1.0 / vm2  # real arithmetic: a complex division costs several times more
+            return complex(
+                (s.real * v.real + s.imag * v.imag) * inv, (s.real * v.imag - s.imag * v.real) * inv
+            )
     if model == MODEL_PQ_PURE:
         # conj(S / V) = conj(S) V / |V|^2
         return s_c * v / vm2 if vm2 > 0.0 else 0j
@@ -102,13 +110,8 @@ def currents_kernel(
 
 
 @njit(cache=True)
-def anderson_kernel(v_a, rows, new, c_vec, inv_base, g_prev, d_prev, first, dv):  # pragma: no cover
-    """Anderson-accelerated update (memory 1) of the scenarios ``rows``, in place.
-
-    With ``g = G(x)`` (the fixed-point map: ``new + c``) and ``d = g - x``:
-    ``x_new = g - gamma (g - g_prev)``, ``gamma = Re<d - d_prev, d> / |d - d_prev|^2``
-    (Walker & Ni, SIAM J. Numer. Anal. 49 (2011) 1715-1735); the plain update ``g`` when the
-    residual grew or on the first iteration. ``dv`` is the residual ``max |d|`` [pu].
+def chord_full_step_kernel(v_a, rows, r, new, c_vec, inv_base, r_prev, dv):  # pragma: no cover
+    """The full chord step ``V = c + K r`` of the scenarios ``rows``, in place.
 
     Parameters
     ----------
@@ -116,46 +119,83 @@ def anderson_kernel(v_a, rows, new, c_vec, inv_base, g_prev, d_prev, first, dv):
         Iterates [V], updated in place.
     rows : numpy.ndarray of int
         Scenarios to update.
-    new, c_vec, inv_base : numpy.ndarray
-        ``K r`` of those scenarios [V], the constant part [V], ``1 / V_base`` [1/V].
-    g_prev, d_prev : numpy.ndarray (S, nA) complex
-        The previous map value [V] and residual [pu], updated in place (not read on the
-        first iteration).
-    first : bool
-        First iteration (no history yet).
+    r : numpy.ndarray (len(rows), nA) complex
+        Their residual currents ``I_A(V) + G V`` [A], kept in ``r_prev``.
+    new : numpy.ndarray (len(rows), nA) complex
+        ``K r`` [V].
+    c_vec, inv_base : numpy.ndarray (nA,)
+        The constant part of the map [V] and ``1 / V_base`` [1/V].
+    r_prev : numpy.ndarray (S, nA) complex
+        Residual of the step's start, written for the next (incremental) step [A].
     dv : numpy.ndarray (len(rows),)
-        Filled with the residual [pu].
+        Filled with the largest change [pu].
     """
-    n_a = v_a.shape[1]
     for j in range(rows.size):
         k = rows[j]
         worst = 0.0
-        num = 0.0
-        den = 0.0
-        norm_d = 0.0
-        norm_prev = 0.0
-        for a in range(n_a):
-            g = new[j, a] + c_vec[a]
-            d = (g - v_a[k, a]) * inv_base[a]
-            m = d.real * d.real + d.imag * d.imag
+        for a in range(v_a.shape[1]):
+            x = new[j, a] + c_vec[a]
+            d = x - v_a[k, a]
+            m = (d.real * d.real + d.imag * d.imag) * inv_base[a] * inv_base[a]
             if m > worst:
                 worst = m
-            dd = d - d_prev[k, a]
-            num += dd.real * d.real + dd.imag * d.imag
-            den += dd.real * dd.real + dd.imag * dd.imag
-            norm_d += m
-            norm_prev += (
-                d_prev[k, a].real * d_prev[k, a].real + d_prev[k, a].imag * d_prev[k, a].imag
-            )
-        gamma = 0.0
-        if not first and den > 0.0 and norm_d < norm_prev:
-            gamma = num / den
-        for a in range(n_a):
-            g = new[j, a] + c_vec[a]
-            d = (g - v_a[k, a]) * inv_base[a]
-            v_a[k, a] = g - gamma * (g - g_prev[k, a]) if gamma != 0.0 else g
-            g_prev[k, a] = g
-            d_prev[k, a] = d
+            v_a[k, a] = x
+            r_prev[k, a] = r[j, a]
+        dv[j] = math.sqrt(worst)
+
+
+@njit(cache=True)
+def chord_increment_input_kernel(r, rows, r_prev, out32):  # pragma: no cover
+    """``out32[j] = r[j] - r_prev[rows[j]]`` in single precision, interleaved (Re, Im);
+    ``r_prev[rows[j]] = r[j]``.
+
+    Parameters
+    ----------
+    r : numpy.ndarray (len(rows), nA) complex
+        Residual currents at the iterates [A].
+    rows : numpy.ndarray of int
+        Their scenarios.
+    r_prev : numpy.ndarray (S, nA) complex
+        Residual at the previous iterates [A], replaced by ``r``.
+    out32 : numpy.ndarray (len(rows), 2 nA) float32
+        Filled with the change [A].
+    """
+    for j in range(rows.size):
+        k = rows[j]
+        for a in range(r.shape[1]):
+            d = r[j, a] - r_prev[k, a]
+            out32[j, 2 * a] = d.real
+            out32[j, 2 * a + 1] = d.imag
+            r_prev[k, a] = r[j, a]
+
+
+@njit(cache=True)
+def chord_increment_kernel(v_a, rows, delta32, inv_base, dv):  # pragma: no cover
+    """``V += K (r - r_prev)`` of the scenarios ``rows`` from its single-precision value.
+
+    Parameters
+    ----------
+    v_a : numpy.ndarray (S, nA) complex
+        Iterates [V], updated in place.
+    rows : numpy.ndarray of int
+        Scenarios to update.
+    delta32 : numpy.ndarray (len(rows), 2 nA) float32
+        The increment, interleaved (Re, Im) [V].
+    inv_base : numpy.ndarray (nA,)
+        ``1 / V_base`` [1/V].
+    dv : numpy.ndarray (len(rows),)
+        Filled with the largest change [pu].
+    """
+    for j in range(rows.size):
+        k = rows[j]
+        worst = 0.0
+        for a in range(v_a.shape[1]):
+            dr = np.float64(delta32[j, 2 * a])
+            di = np.float64(delta32[j, 2 * a + 1])
+            v_a[k, a] += complex(dr, di)
+            m = (dr * dr + di * di) * inv_base[a] * inv_base[a]
+            if m > worst:
+                worst = m
         dv[j] = math.sqrt(worst)
 
 
