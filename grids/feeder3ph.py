@@ -452,10 +452,33 @@ class ThreePhaseFeederModel:
         check_problems(problems, ScenarioError, f"feeder {self.name}: invalid injections")
         return arr
 
+    def _load_multiplier(self, name: str, value, problems: list[str]) -> np.ndarray:
+        """A load multiplier as ``(S, n_load)``; problems appended (then a placeholder)."""
+        placeholder = np.ones((1, self.n_load))
+        try:
+            mult = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            problems.append(f"{name}: {value!r}, expected a number or an array of multipliers >= 0")
+            return placeholder
+        if not np.isfinite(mult).all():
+            problems.append(f"{name}: holds NaN or infinite values")
+            return placeholder
+        if (mult < 0).any():
+            problems.append(f"{name}: {float(mult.min())} is negative, expected >= 0")
+        if mult.ndim > 2 or (mult.ndim == 2 and mult.shape[1] != self.n_load):
+            problems.append(f"{name}: shape {mult.shape}, expected (), (S,) or (S, {self.n_load})")
+            return placeholder
+        if mult.ndim == 0:
+            return np.full((1, self.n_load), float(mult))
+        if mult.ndim == 1:
+            return np.repeat(mult[:, None], self.n_load, axis=1)
+        return mult
+
     def solve(
         self,
         *,
         load_mult=1.0,
+        load_mult_q=None,
         p_wye_mw=None,
         q_wye_mvar=None,
         p_delta_mw=None,
@@ -472,6 +495,9 @@ class ThreePhaseFeederModel:
             Multiplier on every load's kW and kvar (like an OpenDSS load shape). A 1-D
             array is one multiplier per scenario; per-load multipliers of a single scenario
             are shape ``(1, n_load)``.
+        load_mult_q : float or numpy.ndarray, optional, keyword-only
+            A separate multiplier on every load's kvar, shaped like ``load_mult`` (an OpenDSS
+            load shape's ``QMult``); default: ``load_mult`` scales both.
         p_wye_mw, q_wye_mvar : numpy.ndarray (n_node,) or (S, n_node), optional, keyword-only
             Extra constant-power injections phase-to-neutral per node [MW, Mvar] (injection
             positive: a charging vehicle is negative P).
@@ -488,31 +514,18 @@ class ThreePhaseFeederModel:
         -------
         ThreePhaseResult
         """
-        try:
-            mult = np.asarray(load_mult, dtype=float)
-        except (TypeError, ValueError):
-            raise ScenarioError(
-                f"feeder {self.name}: load_mult: {load_mult!r}, expected a number or an array "
-                "of multipliers >= 0"
-            ) from None
-        problems = []
-        if not np.isfinite(mult).all():
-            problems.append("load_mult: holds NaN or infinite values")
-        elif (mult < 0).any():
-            problems.append(f"load_mult: {float(mult.min())} is negative, expected >= 0")
+        problems: list[str] = []
+        mult = self._load_multiplier("load_mult", load_mult, problems)
+        mult_q = (
+            None
+            if load_mult_q is None
+            else self._load_multiplier("load_mult_q", load_mult_q, problems)
+        )
         if not (np.isfinite(tol_pu) and 0 < tol_pu < 0.01):
             problems.append(f"tol_pu: {tol_pu!r}, expected a tolerance in (0, 0.01) pu")
         if not (isinstance(max_iter, int | np.integer) and max_iter >= 1):
             problems.append(f"max_iter: {max_iter!r}, expected an integer >= 1")
-        if mult.ndim > 2 or (mult.ndim == 2 and mult.shape[1] != self.n_load):
-            problems.append(
-                f"load_mult: shape {mult.shape}, expected (), (S,) or (S, {self.n_load})"
-            )
         check_problems(problems, ScenarioError, f"feeder {self.name}: invalid load multiplier")
-        if mult.ndim == 0:
-            mult = np.full((1, self.n_load), float(mult))
-        elif mult.ndim == 1:
-            mult = np.repeat(mult[:, None], self.n_load, axis=1)
         n_node, n_pair = self.n_node, len(self.delta_pairs)
         arrays = [
             self._check("p_wye_mw", p_wye_mw, n_node, None),
@@ -520,7 +533,10 @@ class ThreePhaseFeederModel:
             self._check("p_delta_mw", p_delta_mw, n_pair, None),
             self._check("q_delta_mvar", q_delta_mvar, n_pair, None),
         ]
-        n_scen = max([mult.shape[0]] + [a.shape[0] for a in arrays if a is not None])
+        multipliers = [m for m in (mult, mult_q) if m is not None]
+        n_scen = max(
+            [m.shape[0] for m in multipliers] + [a.shape[0] for a in arrays if a is not None]
+        )
         for name, a in zip(
             ("p_wye_mw", "q_wye_mvar", "p_delta_mw", "q_delta_mvar"), arrays, strict=True
         ):
@@ -528,10 +544,11 @@ class ThreePhaseFeederModel:
                 raise ScenarioError(
                     f"feeder {self.name}: {name} has {a.shape[0]} scenarios, expected {n_scen}"
                 )
-        if mult.shape[0] not in (1, n_scen):
-            raise ScenarioError(
-                f"feeder {self.name}: load_mult has {mult.shape[0]} scenarios, expected {n_scen}"
-            )
+        for name, m in (("load_mult", mult), ("load_mult_q", mult_q)):
+            if m is not None and m.shape[0] not in (1, n_scen):
+                raise ScenarioError(
+                    f"feeder {self.name}: {name} has {m.shape[0]} scenarios, expected {n_scen}"
+                )
         mult = np.broadcast_to(mult, (n_scen, self.n_load))
 
         def cplx(p, q, width):
@@ -545,9 +562,17 @@ class ThreePhaseFeederModel:
             return out
 
         branches = self._base_branches
+        owner = self._loads.owner
+        if mult_q is None:
+            s_loads = self._loads.s_va[None, :] * mult[:, owner]
+        else:
+            mult_q = np.broadcast_to(mult_q, (n_scen, self.n_load))
+            s_loads = self._loads.s_va.real[None, :] * mult[:, owner] + 1j * (
+                self._loads.s_va.imag[None, :] * mult_q[:, owner]
+            )
         s_va = np.concatenate(
             [
-                self._loads.s_va[None, :] * mult[:, self._loads.owner],
+                s_loads,
                 np.broadcast_to(self._fixed.s_va, (n_scen, len(self._fixed))),
             ],
             axis=1,

@@ -226,7 +226,7 @@ class _StepTrials:
         if chunk in self._checkers:
             return self._checkers[chunk]
         steps = np.arange(chunk * STEP_CHUNK, min((chunk + 1) * STEP_CHUNK, self.n_steps))
-        base = self.model.solve(load_mult=self.mult[steps])
+        base = self.model.solve(**self.mult.at(steps))
         checker = LimitChecker(self.model, base, self.criteria, written=self.written)
         if self._keep:
             self._checkers[chunk] = checker
@@ -257,9 +257,7 @@ class _StepTrials:
                 rr, tt = r_idx[part], t_idx[part]
                 p = np.zeros((part.size, self.model.n_node))
                 np.put_along_axis(p, nodes[rr], share[rr], axis=1)
-                res = self.model.solve(
-                    load_mult=self.mult[tt], p_wye_mw=p, q_wye_mvar=p * self.q_per_p
-                )
+                res = self.model.solve(**self.mult.at(tt), p_wye_mw=p, q_wye_mvar=p * self.q_per_p)
                 self.n_cases += part.size
                 st = checker.check(
                     np.asarray(res.vm_pu),
@@ -358,7 +356,26 @@ def _answers(
     return out
 
 
-def _check_shapes(model, shapes) -> np.ndarray:
+@dataclass(frozen=True)
+class _LoadMultipliers:
+    """Per-step multipliers of the loads' kW (``p``) and kvar (``q``; None when equal)."""
+
+    p: np.ndarray
+    q: np.ndarray | None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.p.shape
+
+    def at(self, steps) -> dict[str, np.ndarray]:
+        """Keyword arguments of ``model.solve`` for some steps."""
+        out = {"load_mult": self.p[steps]}
+        if self.q is not None:
+            out["load_mult_q"] = self.q[steps]
+        return out
+
+
+def _check_shapes(model, shapes) -> _LoadMultipliers:
     problems = []
     names = tuple(getattr(shapes, "load_names", ()))
     if tuple(str(n).lower() for n in names) != tuple(str(n).lower() for n in model.load_names):
@@ -369,20 +386,16 @@ def _check_shapes(model, shapes) -> np.ndarray:
     p = np.asarray(getattr(shapes, "p_mult", None), dtype=float)
     q = np.asarray(getattr(shapes, "q_mult", None), dtype=float)
     if p.ndim != 2 or p.shape[1] != model.n_load or p.shape[0] < 1 or q.shape != p.shape:
-        problems.append(f"shapes.p_mult: shape {p.shape}, expected (n_steps >= 1, {model.n_load})")
-    elif not np.isfinite(p).all() or (p < 0).any():
-        problems.append("shapes.p_mult: multipliers must be finite and >= 0")
-    elif not np.allclose(q, p, rtol=0.0, atol=1e-12):
-        differ = [model.load_names[j] for j in np.flatnonzero(np.any(q != p, axis=0))]
         problems.append(
-            "shapes.q_mult: the kvar multiplier (QMult or an actual-kvar shape) differs from "
-            "the kW one at loads " + ", ".join(differ[:10]) + "; the engine scales each load's "
-            "kW and kvar by one multiplier (give these shapes no QMult)"
+            f"shapes.p_mult, shapes.q_mult: shapes {p.shape}, {q.shape}, expected both "
+            f"(n_steps >= 1, {model.n_load})"
         )
+    elif not (np.isfinite(p).all() and np.isfinite(q).all()) or (p < 0).any() or (q < 0).any():
+        problems.append("shapes.p_mult, shapes.q_mult: multipliers must be finite and >= 0")
     elif len(shapes.time) != p.shape[0]:
         problems.append(f"shapes.time: {len(shapes.time)} steps, p_mult has {p.shape[0]}")
     check_problems(problems, ScenarioError, f"{model.name}: invalid load shapes")
-    return p
+    return _LoadMultipliers(p, None if np.array_equal(q, p) else q)
 
 
 def _base_series(model, mult, time_index):
@@ -398,7 +411,7 @@ def _base_series(model, mult, time_index):
     vm_bus = np.full((n, len(buses)), np.inf)
     for start in range(0, n, CHUNK_SCENARIOS):
         rows = slice(start, min(start + CHUNK_SCENARIOS, n))
-        res = model.solve(load_mult=mult[rows])
+        res = model.solve(**mult.at(rows))
         conv = np.asarray(res.converged, dtype=bool)
         if not conv.all():
             first = start + int(np.flatnonzero(~conv)[0])
@@ -476,8 +489,7 @@ def three_phase_time_series_hosting_capacity(
     Raises
     ------
     ScenarioError
-        Invalid arguments, buses or load shapes (every problem listed; a kvar multiplier that
-        differs from the kW one is refused).
+        Invalid arguments, buses or load shapes (every problem listed).
     ConvergenceError
         The AC power flow of the load shapes fails at some step.
     """
@@ -525,7 +537,7 @@ def three_phase_time_series_hosting_capacity(
     timings["snapshot_s"] = _time.perf_counter() - t1
     snap_mw = np.array([r["hosting_capacity_mw"] for r in snap.rows], dtype=float)
     # the steps checked first: the highest total load for import, the lowest for export
-    total_kw = mult @ np.asarray(model.load_p_kw, dtype=float)
+    total_kw = mult.p @ np.asarray(model.load_p_kw, dtype=float)
     key = -total_kw if mode is HostingMode.IMPORT else total_kw
     search = {
         "allowed": n_steps - need, "tol": tol, "cap": cap, "need": need,

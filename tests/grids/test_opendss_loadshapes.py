@@ -189,6 +189,23 @@ def test_qmult_and_actual_kvar_equal_opendss_load_powers(tmp_path):
     assert checked >= 6
 
 
+def test_qmult_shapes_solve_like_opendss_yearly(tmp_path):
+    """The engine with ``load_mult_q`` (QMult, an actual-kvar QMult) equals OpenDSS's yearly
+    run at sampled steps."""
+    path = write_ieee13_with_shapes(tmp_path, qmult=True)
+    model = _model(path)
+    shapes = read_load_shapes(model)
+    assert not np.array_equal(shapes.q_mult, shapes.p_mult)
+    steps = [0, 5, 12, 30, 47]
+    engine = model.solve(
+        load_mult=shapes.p_mult[steps], load_mult_q=shapes.q_mult[steps], tol_pu=1e-12
+    )
+    _opendss(path, mode="yearly", step="1h")
+    for j, k in enumerate(steps):
+        ref, idx = _opendss_vm(model, shapes.step_s, k)
+        assert np.abs(engine.vm_pu[j, idx] - ref).max() < TOL_PU
+
+
 def test_no_shape_is_an_error():
     model = ThreePhaseFeederModel.from_name("ieee13")
     with pytest.raises(FeederError, match=r"no load follows a load shape.*New LoadShape"):

@@ -241,19 +241,6 @@ def test_bad_inputs_are_named(ieee13_shaped, european_lv, tmp_path):
         three_phase_time_series_hosting_capacity(model, european_lv[1], buses=["675"])
     with pytest.raises(ScenarioError, match=r"bus '611': has phase\(s\) c, not a"):
         three_phase_time_series_hosting_capacity(model, shapes, buses=["611"], phase="a")
-    master = tmp_path / "Master.dss"
-    master.write_text(
-        f'Redirect "{(DSS_DIR / "ieee13" / "Master.dss").as_posix()}"\n'
-        "New Loadshape.pq npts=2 interval=1 mult=[0.5 1] qmult=[1 1]\n"
-        "edit load.675a yearly=pq\nsolve\n"
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pq_model = ThreePhaseFeederModel.from_dss(master)
-    with pytest.raises(ScenarioError, match=r"kvar multiplier.*675a"):
-        three_phase_time_series_hosting_capacity(
-            pq_model, read_load_shapes(pq_model), buses=["675"]
-        )
 
 
 def test_regional_runs_an_opendss_feeder_over_its_load_shapes(ieee13_shaped):
@@ -279,3 +266,42 @@ def test_regional_runs_an_opendss_feeder_over_its_load_shapes(ieee13_shaped):
     assert [r["bus"] for r in rows] == [r["bus"] for r in direct]
     assert [r["hosting_capacity_mw"] for r in rows] == [r["hosting_capacity_mw"] for r in direct]
     assert {r["phase"] for r in rows} == {"abc"}
+
+
+def test_qmult_shapes_equal_snapshots_of_the_edited_loads(tmp_path):
+    """A QMult different from PMult scales the load's kvar apart: the time-series answer equals
+    the worst of snapshot studies on copies of the feeder with that load's kW and kvar written
+    as each step sets them (the other loads follow no shape)."""
+    base = (DSS_DIR / "ieee13" / "Master.dss").as_posix()
+    p_mult, q_mult = [0.5, 1.0, 0.2], [1.0, 0.4, 1.6]
+    master = tmp_path / "Master.dss"
+    master.write_text(
+        f'Redirect "{base}"\n'
+        f"New Loadshape.pq npts=3 interval=1 mult={list(p_mult)} qmult={list(q_mult)}\n"
+        "edit load.675a yearly=pq\nsolve\n"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ThreePhaseFeederModel.from_dss(master, name="ieee13_pq")
+    shapes = read_load_shapes(model)
+    j = [n.lower() for n in model.load_names].index("675a")
+    assert not np.allclose(shapes.q_mult[:, j], shapes.p_mult[:, j])
+    result = three_phase_time_series_hosting_capacity(
+        model, shapes, buses=["675"], phase="a", criteria=CRITERIA_13, tolerance_mw=1e-4
+    )
+    kw, kvar = float(model.load_p_kw[j]), float(model.load_q_kvar[j])
+    per_step = []
+    for k, (pm, qm) in enumerate(zip(p_mult, q_mult, strict=True)):
+        edited = tmp_path / f"step{k}.dss"
+        edited.write_text(
+            f'Redirect "{base}"\nedit load.675a kW={kw * pm:.9g} kvar={kvar * qm:.9g}\nsolve\n'
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            step_model = ThreePhaseFeederModel.from_dss(edited, name=f"step{k}")
+        snap = three_phase_hosting_capacity(
+            step_model, buses=["675"], phase="a", mode="import", criteria=CRITERIA_13,
+            tolerance_mw=1e-4,
+        )  # fmt: skip
+        per_step.append(snap.rows[0]["hosting_capacity_mw"])
+    assert result.rows[0]["hosting_capacity_mw"] == pytest.approx(min(per_step), abs=1e-3)
