@@ -504,7 +504,8 @@ class ThreePhaseFeederModel:
         p_delta_mw, q_delta_mvar : numpy.ndarray (n_pair,) or (S, n_pair), optional
             Extra constant-power injections phase-to-phase on :attr:`delta_pairs` [MW, Mvar].
         warm_start : bool, keyword-only
-            Start from the previous call's solution.
+            Start from the previous call's solution (a few scenarios; larger batches start
+            from a reference solution of each load level).
         tol_pu : float, keyword-only
             Convergence tolerance on the voltage update [pu].
         max_iter : int, keyword-only

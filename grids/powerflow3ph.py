@@ -715,7 +715,9 @@ class ZBusSolver:
             Convergence: largest voltage update below this [pu].
         max_iter : int, keyword-only
         warm_start : bool, keyword-only
-            Start from the previous solution (same active nodes) instead of no-load.
+            Start from the previous solution (same active nodes) instead of no-load (up to
+            :data:`SMALL_BATCH` scenarios; a larger batch starts each scenario from its load
+            level's reference solution).
 
         Returns
         -------
