@@ -31,7 +31,7 @@ CsrArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class NodeVoltagesLike(Protocol):
-    """Solved node voltages as either solver keeps them (:class:`grids.powerflow3ph.
+    """Solved node voltages as either solver keeps them (:class:`grids.voltages3ph.
     NodeVoltages`, :class:`grids.powerflow3ph_sparse.FullVoltages`)."""
 
     def full_v(self) -> np.ndarray:

@@ -1,0 +1,226 @@
+"""Node voltages of a solved three-phase batch, formed on demand.
+
+The solvers of :mod:`grids.powerflow3ph` iterate only on the nodes that carry a load or an
+injection; every node's voltage is ``V = V0 + Y^-1 P I_A`` with the currents ``I_A`` injected
+there. :class:`NodeVoltages` keeps those currents and forms the voltages when asked: a few
+nodes through their impedance columns ``Z_NA`` (:meth:`NodeVoltages.at_v`), all magnitudes
+by sparse triangular solves with the network's LU factors (:class:`TriangularFactors`).
+
+References
+----------
+T. A. Davis, "Direct Methods for Sparse Linear Systems", SIAM, 2006, ch. 3 (triangular
+solves) and 6 (LU); X. S. Li, "An overview of SuperLU", ACM TOMS 31 (2005) 302-325.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from grids.powerflow3ph_kernels import lu_magnitudes_kernel, small_matmul
+
+#: Batches up to this many scenarios iterate in one compiled loop per scenario; larger ones
+#: iterate all scenarios together with one dense matrix product per iteration.
+SMALL_BATCH = 8
+
+
+def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b``, by a compiled loop for a few rows of ``a``, by BLAS otherwise.
+
+    Parameters
+    ----------
+    a : numpy.ndarray (m, k)
+    b : numpy.ndarray (k, n)
+
+    Returns
+    -------
+    numpy.ndarray (m, n)
+        The product (complex if either operand is).
+    """
+    if a.shape[0] > SMALL_BATCH:
+        return a @ b
+    dtype = np.result_type(a.dtype, b.dtype)
+    out = np.empty((a.shape[0], b.shape[1]), dtype=dtype)
+    small_matmul(np.ascontiguousarray(a, dtype=dtype), np.ascontiguousarray(b, dtype=dtype), out)
+    return out
+
+
+@dataclass(frozen=True)
+class TriangularFactors:
+    """The sparse LU factors of ``Y`` as arrays for the compiled triangular solves.
+
+    ``Pr Y Pc = L U`` (SuperLU, ``scipy.sparse.linalg.splu``); ``L`` keeps its strictly lower
+    part (unit diagonal), ``U`` its strictly upper part and the inverse of its diagonal.
+
+    Attributes
+    ----------
+    l_csc, u_csc : tuple of numpy.ndarray
+        ``(indptr, indices, data)`` of the strictly lower ``L`` and strictly upper ``U``.
+    u_inv_diag : numpy.ndarray (n,) complex
+        ``1 / diag(U)``.
+    perm_r, perm_c : numpy.ndarray (n,) of int
+        Row and column permutations.
+    """
+
+    l_csc: tuple[np.ndarray, np.ndarray, np.ndarray]
+    u_csc: tuple[np.ndarray, np.ndarray, np.ndarray]
+    u_inv_diag: np.ndarray
+    perm_r: np.ndarray
+    perm_c: np.ndarray
+
+    @classmethod
+    def from_splu(cls, lu) -> TriangularFactors:
+        """Arrays of a SuperLU factorization.
+
+        Parameters
+        ----------
+        lu : scipy.sparse.linalg.SuperLU
+
+        Returns
+        -------
+        TriangularFactors
+        """
+
+        def part(matrix, keep) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            coo = sp.coo_matrix(matrix)
+            mask = keep(coo.row, coo.col)
+            csc = sp.csc_matrix(
+                (coo.data[mask], (coo.row[mask], coo.col[mask])), shape=matrix.shape
+            )
+            csc.sort_indices()
+            return (
+                csc.indptr.astype(np.int64),
+                csc.indices.astype(np.int64),
+                csc.data.astype(complex),
+            )
+
+        return cls(
+            part(lu.L, lambda r, c: r > c),
+            part(lu.U, lambda r, c: r < c),
+            1.0 / lu.U.diagonal().astype(complex),
+            np.asarray(lu.perm_r, dtype=np.int64),
+            np.asarray(lu.perm_c, dtype=np.int64),
+        )
+
+    def magnitude_pu(
+        self, i_active_a: np.ndarray, active: np.ndarray, v0_v: np.ndarray, v_base_v: np.ndarray
+    ) -> np.ndarray:
+        """``|V0 + Y^-1 P i_A| / V_base`` for every node and scenario.
+
+        Parameters
+        ----------
+        i_active_a : numpy.ndarray (S, nA) complex
+            Currents injected at the active nodes [A].
+        active : numpy.ndarray (nA,) of int
+            The active nodes.
+        v0_v, v_base_v : numpy.ndarray (n,)
+            No-load voltages [V] and base voltages [V].
+
+        Returns
+        -------
+        numpy.ndarray (S, n)
+            [pu].
+        """
+        n = v0_v.size
+        block = 64
+        out = np.empty((i_active_a.shape[0], n))
+        lu_magnitudes_kernel(
+            np.ascontiguousarray(i_active_a, dtype=complex),
+            self.perm_r[active],
+            *self.l_csc,
+            *self.u_csc,
+            self.u_inv_diag,
+            self.perm_c,
+            np.ascontiguousarray(v0_v, dtype=complex),
+            1.0 / np.asarray(v_base_v, dtype=float),
+            np.empty((n, block)),
+            np.empty((n, block)),
+            out,
+        )
+        return out
+
+
+@dataclass(frozen=True)
+class NodeVoltages:
+    """All node voltages of a batch, kept as ``V = V0 + I_A Z_NA^T`` until asked for.
+
+    The solve only needs the nodes that carry a branch; the other nodes' voltages are one
+    product away. :meth:`full_v` forms them all, :meth:`at_v` only some columns.
+
+    Attributes
+    ----------
+    v0_v : numpy.ndarray (n,) complex
+        No-load voltages [V].
+    z_an : numpy.ndarray (nA, n) complex
+        Rows of ``Z = Y^-1`` at the active nodes (``Z_NA`` transposed, contiguous) [Ohm].
+    i_active_a : numpy.ndarray (S, nA) complex
+        Currents injected at the active nodes [A].
+    """
+
+    v0_v: np.ndarray
+    z_an: np.ndarray
+    i_active_a: np.ndarray
+    factors: TriangularFactors | None = None
+    active: np.ndarray | None = None
+
+    def full_v(self) -> np.ndarray:
+        """Every node voltage.
+
+        Returns
+        -------
+        numpy.ndarray (S, n) complex
+            [V].
+        """
+        return self.v0_v[None, :] + matmul_rows(self.i_active_a, self.z_an)
+
+    def magnitude_pu(self, v_base_v: np.ndarray, *, chunk: int = 256) -> np.ndarray:
+        """Every node's voltage magnitude, formed a block of scenarios at a time.
+
+        Parameters
+        ----------
+        v_base_v : numpy.ndarray (n,)
+            Base voltage per node [V].
+        chunk : int, keyword-only
+            Scenarios per block (the complex voltages of one block only are held).
+
+        Returns
+        -------
+        numpy.ndarray (S, n)
+            ``|V| / V_base`` [pu].
+        """
+        if self.factors is not None and self.active is not None:
+            return self.factors.magnitude_pu(self.i_active_a, self.active, self.v0_v, v_base_v)
+        n_scen, n = self.i_active_a.shape[0], self.v0_v.size
+        out = np.empty((n_scen, n))
+        z_t = self.z_an
+        inv_base = 1.0 / np.asarray(v_base_v, dtype=float)
+        block = np.empty((min(chunk, max(n_scen, 1)), n), dtype=complex)
+        for start in range(0, n_scen, chunk):
+            stop = min(start + chunk, n_scen)
+            part = block[: stop - start]
+            if stop - start <= SMALL_BATCH:
+                small_matmul(self.i_active_a[start:stop], z_t, part)
+            else:
+                np.matmul(self.i_active_a[start:stop], z_t, out=part)
+            part += self.v0_v
+            np.abs(part, out=out[start:stop])
+            out[start:stop] *= inv_base
+        return out
+
+    def at_v(self, nodes: np.ndarray) -> np.ndarray:
+        """Voltages of some nodes.
+
+        Parameters
+        ----------
+        nodes : numpy.ndarray of int
+            Node indices.
+
+        Returns
+        -------
+        numpy.ndarray (S, len(nodes)) complex
+            [V].
+        """
+        nodes = np.asarray(nodes, dtype=np.int64)
+        return self.v0_v[None, nodes] + matmul_rows(self.i_active_a, self.z_an[:, nodes])
