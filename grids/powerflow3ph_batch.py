@@ -227,7 +227,9 @@ def chord_iterate(
     rounding (taken as :data:`INCREMENT_REL_ERROR` of each increment and summed per
     scenario) stays below the tolerance. A scenario converges when its last change is below
     ``tol_pu`` and that summed rounding below half of it; otherwise it takes one more full
-    double-precision step (which starts afresh from the exact map).
+    double-precision step (which starts afresh from the exact map). A scenario that contracts
+    slowly (its step shrank by less than half) must also have the error bound of linear
+    convergence, ``rate / (1 - rate)`` times its step, below ``tol_pu`` (Kelley 1995, sec. 4.2).
 
     Parameters
     ----------
@@ -256,6 +258,7 @@ def chord_iterate(
     out32 = np.empty((todo.size, 2 * n_a), dtype=np.float32)
     full = np.ones(todo.size, dtype=bool)  # the next step is a full one
     rounding = np.zeros(todo.size)  # summed rounding of the increments [pu]
+    last = np.full(todo.size, np.inf)  # the previous step [pu]
     dv = np.empty(todo.size)
     for _ in range(max_iter):
         n = todo.size
@@ -286,12 +289,19 @@ def chord_iterate(
             step[pos] = part_dv
         iterations[todo] += 1
         max_dv[todo] = step
-        small = step < tol_pu
+        # a slowly contracting scenario (rate above 1/2) stays until its error bound
+        # rate / (1 - rate) * step is below the tolerance too
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = step / last[:n]
+            bound = rate / (1.0 - rate) * step
+        settled = (step == 0.0) | (rate <= 0.5) | ((rate < 1.0) & (bound < tol_pu))
+        small = (step < tol_pu) & settled
         done = small & (rounding[:n] <= 0.5 * tol_pu)
         converged[todo[done]] = True
         keep = ~done
         todo = todo[keep]
         full[: todo.size] = (small & ~done)[keep]
         rounding[: todo.size] = rounding[:n][keep]
+        last[: todo.size] = step[keep]
         if todo.size == 0:
             break

@@ -128,3 +128,21 @@ def test_batched_solve_flags_a_hopeless_scenario_without_raising():
     res = model.solve(p_wye_mw=p, max_iter=50)
     assert res.converged[:-1].all()
     assert not res.converged[-1]
+
+
+def test_slowly_contracting_scenarios_stay_within_the_tolerance():
+    """Constant-power draws of 0.5-2 MW at one phase of 675 (IEEE 13): towards the
+    loadability limit the chord iteration slows down (tens of iterations); the error bound of
+    linear convergence keeps each converged answer within the tolerance of a tight single
+    solve, and the draws beyond the limit are flagged."""
+    model = ThreePhaseFeederModel.from_name("ieee13")
+    sizes = np.linspace(-0.5, -4.0, 15)
+    p = np.zeros((sizes.size, model.n_node))
+    p[:, model.node_index("675", 1)] = sizes
+    batch = model.solve(p_wye_mw=p, max_iter=500)
+    assert batch.converged[sizes >= -2.0].all()
+    assert not batch.converged[sizes <= -2.5].any()
+    assert batch.iterations[batch.converged].max() > 25  # slow contraction was exercised
+    for k in np.flatnonzero(batch.converged):
+        one = model.solve(p_wye_mw=p[k], tol_pu=1e-13, warm_start=False, max_iter=2000)
+        assert np.abs(batch.v_pu[k] - one.v_pu[0]).max() < 1e-10
