@@ -593,16 +593,7 @@ class ThreePhaseFeederModel:
         # the loads' branches come first (see solve), then injections and extras
         s_br = out.branch_s_va / 1000.0
         n_lb = self._load_owner.shape[0]
-        if s_br.shape[0] <= SMALL_BATCH:
-            owner = self._loads.owner
-            s_load = np.array(
-                [
-                    np.bincount(owner, row.real, self.n_load)
-                    + 1j * np.bincount(owner, row.imag, self.n_load)
-                    for row in s_br[:, :n_lb]
-                ]
-            ).reshape(s_br.shape[0], self.n_load)
-        elif self._owner_starts is not None:
+        if self._owner_starts is not None:
             s_load = np.add.reduceat(s_br[:, :n_lb], self._owner_starts, axis=1)
         else:
             s_load = np.asarray(self._load_owner.T @ s_br[:, :n_lb].T).T

@@ -44,11 +44,13 @@ import scipy.sparse.linalg as spla
 from grids.errors import FeederError
 from grids.opendss import Connection, DssLoads
 from grids.powerflow3ph_batch import (
+    LEVEL_STEP,
     ChordMap,
     branch_jacobian,
     chord_iterate,
     chord_map,
     level_groups,
+    level_step,
 )
 from grids.powerflow3ph_kernels import (
     MODEL_CVR,
@@ -326,7 +328,7 @@ class ZBusSolver:
         self._precond: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._structures: dict[bytes, dict] = {}
         self._last_structure: tuple[Branches, dict] | None = None
-        self._history_buf: np.ndarray | None = None
+        self._work_buf: np.ndarray | None = None
 
     @property
     def warm_state(self):
@@ -338,8 +340,8 @@ class ZBusSolver:
         self._warm, self._warm_full = value
 
     def _impedances(self, struct: dict) -> None:
-        """``Z_NA^T``, ``Z_AA`` and ``Z_AA^T`` of the branch structure, formed once (the
-        transposes contiguous for the row-major products), with the branch incidence."""
+        """``Z_NA^T`` and ``Z_AA`` of the branch structure, formed once (the transpose
+        contiguous for the row-major products), with the branch incidence."""
         if "z_an" in struct:
             return
         active, f, t = struct["active"], struct["f"], struct["t"]
@@ -352,12 +354,9 @@ class ZBusSolver:
         struct["inc"] = inc[:n_a]
         struct["z_aa"] = z_aa
         struct["z_an"] = np.ascontiguousarray(z_na.T)
-        struct["z_aa_t"] = np.ascontiguousarray(z_aa.T)
 
     def _preconditioner(self, struct: dict, y_b: np.ndarray):
-        """``Z_NA^T``, ``K^T`` with ``K = (1 + Z_AA Y_l)^-1 Z_AA``, ``c = (1 + Z_AA Y_l)^-1 V0_A``
-        and ``Z_AA^T``. The impedance parts are kept with the branch structure; only ``K``
-        and ``c`` depend on the load."""
+        """``K^T`` with ``K = (1 + Z_AA Y_l)^-1 Z_AA`` and ``c = (1 + Z_AA Y_l)^-1 V0_A``."""
         self._impedances(struct)
         active = struct["active"]
         n_a = active.size
@@ -373,22 +372,18 @@ class ZBusSolver:
         rhs = np.concatenate([z_aa, self.v0_v[active][:, None]], axis=1)
         sol = np.linalg.solve(m, rhs)  # one factorization for K and c
         k_mat, c_vec = sol[:, :n_a], np.ascontiguousarray(sol[:, n_a])
-        return struct["z_an"], np.ascontiguousarray(k_mat.T), c_vec, struct["z_aa_t"]
+        return np.ascontiguousarray(k_mat.T), c_vec
 
     def _plain_map(self, struct: dict, s_va: np.ndarray):
         """The fixed-point map at the batch's mean load: the branches' nominal admittance
         as the first call's pattern times the load level snapped to steps of 25 % (so that
-        successive calls at similar load reuse one factorization). Returns ``y_b`` and the
-        :meth:`_preconditioner` arrays."""
+        successive calls at similar load reuse one factorization). Returns ``y_b``, ``K^T``
+        and ``c`` (:meth:`_preconditioner`)."""
         s_mean = s_va[0] if s_va.shape[0] == 1 else s_va.mean(axis=0)
-        if struct["y_ref"] is None:
-            y_ref = np.conj(s_mean) / struct["v_base"] ** 2
-            y_ref[struct["pure"]] = 0.0
-            struct["y_ref"] = y_ref
-            struct["s_ref"] = float(np.abs(s_mean).sum())
+        self._reference_load(struct, s_mean)
         level = float(np.abs(s_mean).sum()) / struct["s_ref"] if struct["s_ref"] > 0 else 1.0
-        step = int(np.round(np.log(level) / np.log(1.25))) if level > 0 else -1000
-        y_b = struct["y_ref"] * (1.25**step if step > -1000 else 0.0)
+        step = level_step(level)
+        y_b = struct["y_ref"] * (LEVEL_STEP**step if step is not None else 0.0)
         key = (struct["key"], step)
         if key not in self._precond:
             if len(self._precond) >= 64:
@@ -396,10 +391,20 @@ class ZBusSolver:
             self._precond[key] = self._preconditioner(struct, y_b)
         return (y_b, *self._precond[key])
 
+    @staticmethod
+    def _reference_load(struct: dict, s_mean: np.ndarray) -> None:
+        """The first call's load fixes the structure's admittance pattern ``y_ref`` and its
+        level 1 ``s_ref`` [VA] (constant-power extras have no admittance)."""
+        if struct["y_ref"] is None:
+            y_ref = np.conj(s_mean) / struct["v_base"] ** 2
+            y_ref[struct["pure"]] = 0.0
+            struct["y_ref"] = y_ref
+            struct["s_ref"] = float(np.abs(s_mean).sum())
+
     def _iterate_small(self, struct, s_va, v_a, *, tol_pu, max_iter, out) -> None:
         """The plain fixed point, one compiled loop per scenario (no per-iteration Python
         overhead); ``out`` = (iterations, max_dv, converged) filled."""
-        y_b, _, k_t, c_vec, _ = self._plain_map(struct, s_va)
+        y_b, k_t, c_vec = self._plain_map(struct, s_va)
         fixed_point_kernel(
             v_a,
             struct["f"],
@@ -432,15 +437,12 @@ class ZBusSolver:
             return np.repeat(v_last[None, :], n_scen, axis=0)
         return np.repeat(self.v0_v[active][None, :], n_scen, axis=0)
 
-    def _history(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Work arrays of a batch's iteration, kept between calls (no fresh pages)."""
+    def _work(self, shape: tuple[int, int]) -> np.ndarray:
+        """Work array of a batch's iteration, kept between calls (no fresh pages)."""
         size = shape[0] * shape[1]
-        if self._history_buf is None or self._history_buf.shape[1] < size:
-            self._history_buf = np.empty((2, size), dtype=complex)
-        return (
-            self._history_buf[0, :size].reshape(shape),
-            self._history_buf[1, :size].reshape(shape),
-        )
+        if self._work_buf is None or self._work_buf.size < size:
+            self._work_buf = np.empty(size, dtype=complex)
+        return self._work_buf[:size].reshape(shape)
 
     def _chord(self, struct: dict, step: int, s_va: np.ndarray, rows: np.ndarray) -> ChordMap:
         """The chord iteration of a load level (cached per branch structure): the
@@ -545,10 +547,10 @@ class ZBusSolver:
             # chord Newton per load level (grids.powerflow3ph_batch), each group from its
             # reference solution
             if struct["y_ref"] is None:
-                self._plain_map(struct, s_va)
+                self._reference_load(struct, s_va.mean(axis=0))
             steps, order = level_groups(s_va, struct["s_ref"])
             v_a = np.empty((n_scen, n_a), dtype=complex)
-            history = self._history(v_a.shape)
+            r_prev = self._work(v_a.shape)
             for rows in np.split(order, np.flatnonzero(np.diff(steps[order])) + 1):
                 chord = self._chord(struct, int(steps[rows[0]]), s_va, rows)
                 v_a[rows] = chord.v_ref_v
@@ -563,7 +565,7 @@ class ZBusSolver:
                     inv_base,
                     tol_pu=tol_pu,
                     max_iter=max_iter,
-                    r_prev=history[0],
+                    r_prev=r_prev,
                     iterations=iterations,
                     max_dv=max_dv,
                     converged=converged,

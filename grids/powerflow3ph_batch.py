@@ -178,6 +178,22 @@ def chord_map(
     return ChordMap(v_ref_v.copy(), jb, k_t, c_v, k_t.astype(np.float32))
 
 
+def level_step(level: float) -> int | None:
+    """The load level snapped to steps of :data:`LEVEL_STEP` (None for no load).
+
+    Parameters
+    ----------
+    level : float
+        Load relative to the reference load.
+
+    Returns
+    -------
+    int or None
+        ``round(log(level) / log(LEVEL_STEP))``.
+    """
+    return int(np.round(np.log(level) / np.log(LEVEL_STEP))) if level > 0 else None
+
+
 def level_groups(s_va: np.ndarray, s_ref: float) -> tuple[np.ndarray, np.ndarray]:
     """Scenarios grouped by load level, total ``|S|`` in steps of :data:`LEVEL_STEP`.
 

@@ -79,6 +79,38 @@ def branch_current(v, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp):  # prag
     return s_c * v / vm2
 
 
+@njit(cache=True, inline="always")
+def branch_voltage_current(
+    v_a, k, b, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp
+):  # pragma: no cover
+    """Voltage across branch ``b`` in scenario ``k`` and the current it draws.
+
+    Parameters
+    ----------
+    v_a : numpy.ndarray (S, nA) complex
+        Active-node voltages [V].
+    k, b : int
+        Scenario and branch.
+    f, t : numpy.ndarray (nb,) of int
+        Branch end nodes in the active set (``nA`` for ground).
+    s : numpy.ndarray (S, nb) complex
+        Consumed power per branch [VA].
+    v_base, model, vmin, vmax, vlow, p_exp, q_exp : numpy.ndarray (nb,)
+        Branch parameters (see :class:`grids.powerflow3ph.Branches`).
+
+    Returns
+    -------
+    tuple of complex
+        ``V_b`` [V] and :func:`branch_current` [A].
+    """
+    vt = v_a[k, t[b]] if t[b] < v_a.shape[1] else 0j
+    v_br = v_a[k, f[b]] - vt
+    cur = branch_current(
+        v_br, s[k, b], v_base[b], model[b], vmin[b], vmax[b], vlow[b], p_exp[b], q_exp[b]
+    )
+    return v_br, cur
+
+
 @njit(cache=True)
 def currents_kernel(
     v_br, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, out
@@ -296,18 +328,8 @@ def fixed_point_kernel(
             for a in range(n_a):
                 r[a] = 0j
             for b in range(f.size):
-                vt = v_a[k, t[b]] if t[b] < n_a else 0j
-                v_br = v_a[k, f[b]] - vt
-                cur = branch_current(
-                    v_br,
-                    s[k, b],
-                    v_base[b],
-                    model[b],
-                    vmin[b],
-                    vmax[b],
-                    vlow[b],
-                    p_exp[b],
-                    q_exp[b],
+                v_br, cur = branch_voltage_current(
+                    v_a, k, b, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp
                 )
                 x = y_b[b] * v_br - cur
                 r[f[b]] += x
@@ -361,18 +383,8 @@ def final_kernel(
         for a in range(n_a):
             i_a[k, a] = 0j
         for b in range(f.size):
-            vt = v_a[k, t[b]] if t[b] < n_a else 0j
-            v_br = v_a[k, f[b]] - vt
-            c = branch_current(
-                v_br,
-                s[k, b],
-                v_base[b],
-                model[b],
-                vmin[b],
-                vmax[b],
-                vlow[b],
-                p_exp[b],
-                q_exp[b],
+            v_br, c = branch_voltage_current(
+                v_a, k, b, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp
             )
             s_br[k, b] = v_br * c.conjugate()
             i_a[k, f[b]] -= c
@@ -414,10 +426,8 @@ def chord_residual_kernel(
         for a in range(n_a):
             out[j, a] = 0j
         for b in range(f.size):
-            vt = v_a[k, t[b]] if t[b] < n_a else 0j
-            v_br = v_a[k, f[b]] - vt
-            cur = branch_current(
-                v_br, s[k, b], v_base[b], model[b], vmin[b], vmax[b], vlow[b], p_exp[b], q_exp[b]
+            v_br, cur = branch_voltage_current(
+                v_a, k, b, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp
             )
             lin = complex(
                 jb[b, 0] * v_br.real + jb[b, 1] * v_br.imag,

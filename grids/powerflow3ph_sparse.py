@@ -53,6 +53,7 @@ import scipy.sparse.linalg as spla
 
 from grids.errors import FeederError
 from grids.powerflow3ph import Branches, SolveOutcome, ZBusSolver
+from grids.powerflow3ph_batch import LEVEL_STEP, level_step
 from grids.powerflow3ph_kernels import MODEL_PQ_PURE
 from grids.powerflow3ph_sparse_kernels import anderson_kernel, currents_at_kernel, rhs_kernel
 
@@ -329,12 +330,12 @@ class SparseSolver:
         # extras, which would scale the loads' admittance with their own power)
         s_now = float(np.abs(s_mean[~struct["pure"]]).sum())
         level = s_now / struct["s_ref"] if struct["s_ref"] > 0 else 1.0
-        step = int(np.round(np.log(level) / np.log(1.25))) if level > 0 else None
+        step = level_step(level)
         key = (struct["key"], step)
         hit = self._factors.get(key)
         if hit is not None:
             return (*hit, step)
-        y_b = struct["y_ref"] * (1.25**step) if step is not None else np.zeros_like(s_mean)
+        y_b = struct["y_ref"] * (LEVEL_STEP**step) if step is not None else np.zeros_like(s_mean)
         lu = None
         if step is not None and np.any(y_b != 0):
             f, t = struct["f"], struct["t"]
