@@ -92,7 +92,8 @@ def branch_voltage_current(
     k, b : int
         Scenario and branch.
     f, t : numpy.ndarray (nb,) of int
-        Branch end nodes in the active set (``nA`` for ground).
+        Branch end nodes: columns of ``v_a``; ground is any index outside them (``nA`` in
+        the dense solver's active set, -1 in the sparse solver's full node set).
     s : numpy.ndarray (S, nb) complex
         Consumed power per branch [VA].
     v_base, model, vmin, vmax, vlow, p_exp, q_exp : numpy.ndarray (nb,)
@@ -103,7 +104,8 @@ def branch_voltage_current(
     tuple of complex
         ``V_b`` [V] and :func:`branch_current` [A].
     """
-    vt = v_a[k, t[b]] if t[b] < v_a.shape[1] else 0j
+    tb = t[b]
+    vt = v_a[k, tb] if tb >= 0 and tb < v_a.shape[1] else 0j
     v_br = v_a[k, f[b]] - vt
     cur = branch_current(
         v_br, s[k, b], v_base[b], model[b], vmin[b], vmax[b], vlow[b], p_exp[b], q_exp[b]
