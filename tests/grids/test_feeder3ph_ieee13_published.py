@@ -79,11 +79,10 @@ end side).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import opendssdirect as dss
 import pytest
+from opendss_reference import compile_reference
 
 from grids.feeder3ph import ThreePhaseFeederModel
 
@@ -245,12 +244,7 @@ def test_regulator_output_is_the_published_tap_ratio(solved):
 def test_engine_equals_opendss_on_the_published_copy(solved):
     """Reference: OpenDSS (opendssdirect) on the same file, convergence 1e-12."""
     model, result = solved
-    cwd = os.getcwd()
-    try:
-        dss.Text.Command("clear")
-        dss.Text.Command(f'compile "{model.circuit.path}"')
-    finally:
-        os.chdir(cwd)
+    compile_reference(model.circuit.path)
     dss.Solution.Convergence(1e-12)
     dss.Solution.MaxIterations(500)
     dss.Solution.Solve()

@@ -13,11 +13,10 @@ voltages.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import opendssdirect as dss
 import pytest
+from opendss_reference import compile_reference, node_voltages_pu
 
 from grids.errors import ScenarioError
 from grids.feeder3ph import ThreePhaseFeederModel
@@ -56,12 +55,7 @@ def test_static_control_needs_one_scenario():
 
 def _opendss_time_series(model, mult, step_s):
     """Taps and node voltages [pu] per step from OpenDSS's daily mode, time-driven control."""
-    cwd = os.getcwd()
-    try:
-        dss.Text.Command("clear")
-        dss.Text.Command(f'compile "{model.circuit.path}"')
-    finally:
-        os.chdir(cwd)
+    compile_reference(model.circuit.path)
     for reg in model.circuit.regulators:
         dss.Text.Command(f"Transformer.{reg.transformer}.wdg={reg.winding} tap=1.0")
     values = " ".join(f"{m:.6f}" for m in mult)
@@ -72,7 +66,6 @@ def _opendss_time_series(model, mult, step_s):
     # 1e-10: tighter, OpenDSS runs out of its iterations in some control iterations and its
     # regulators then decide on an unconverged solution
     dss.Solution.Convergence(1e-10)
-    labels = [f"{b.upper()}.{p}" for b, p in zip(model.node_bus, model.node_phase, strict=True)]
     taps, volts = [], []
     for _ in mult:
         dss.Solution.Solve()
@@ -83,10 +76,7 @@ def _opendss_time_series(model, mult, step_s):
             dss.Transformers.Wdg(reg.winding)
             row[reg.name] = round(dss.Transformers.Tap(), 10)
         taps.append(row)
-        names = [s.upper() for s in dss.Circuit.YNodeOrder()]
-        flat = np.asarray(dss.Circuit.YNodeVArray())
-        v = (flat[0::2] + 1j * flat[1::2])[[names.index(lab) for lab in labels]]
-        volts.append(np.abs(v) / (model.kv_base_ln * 1000.0))
+        volts.append(np.abs(node_voltages_pu(model)))
     return taps, volts
 
 

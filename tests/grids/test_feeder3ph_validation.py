@@ -11,27 +11,14 @@ Invariants: power balance (source = loads + losses) and the VUF formula on solve
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import opendssdirect as dss
 import pytest
+from opendss_reference import compile_reference, node_voltages_pu
 
 from grids.errors import ScenarioError
 from grids.feeder3ph import ThreePhaseFeederModel
 from grids.sequence import voltage_unbalance_factor_percent
-
-
-def _compile_reference(path) -> None:
-    """Compile ``path`` in OpenDSS's global engine (the reference), keeping our working dir:
-    OpenDSS's ``compile`` changes the process directory to the file's folder."""
-    cwd = os.getcwd()
-    try:
-        dss.Text.Command("clear")
-        dss.Text.Command(f'compile "{path}"')
-    finally:
-        os.chdir(cwd)
-
 
 #: (feeder, load multiplier): every feeder at its nominal load; IEEE 13 and 34 also at 150 %,
 #: where nodes fall below the loads' vminpu (0.95; 0.85 for IEEE 34's distributed loads) and
@@ -49,18 +36,14 @@ _MODELS: dict[str, ThreePhaseFeederModel] = {}
 
 def _opendss_solution(model: ThreePhaseFeederModel, load_mult: float):
     """Compile the model's file in OpenDSS, solve, return (v_pu per model node, losses kW)."""
-    _compile_reference(model.circuit.path)
+    compile_reference(model.circuit.path)
     dss.Text.Command("set controlmode=off")
     dss.Solution.Convergence(1e-12)
     dss.Solution.MaxIterations(500)
     dss.Solution.LoadMult(load_mult)
     dss.Solution.Solve()
     assert dss.Solution.Converged()
-    names = [s.upper() for s in dss.Circuit.YNodeOrder()]
-    flat = np.asarray(dss.Circuit.YNodeVArray())
-    v = flat[0::2] + 1j * flat[1::2]
-    labels = [f"{b.upper()}.{p}" for b, p in zip(model.node_bus, model.node_phase, strict=True)]
-    v_model_order = v[[names.index(lab) for lab in labels]] / (model.kv_base_ln * 1000.0)
+    v_model_order = node_voltages_pu(model)
     losses_kw = dss.Circuit.Losses()[0] / 1000.0
     total_kw = -dss.Circuit.TotalPower()[0]
     return v_model_order, losses_kw, total_kw
@@ -127,17 +110,13 @@ def test_regulator_taps_moved_by_yprim_difference_match_opendss():
     taps = {"reg1": 1.0, "reg2": 1.09375, "reg3": 0.95}
     model.set_regulator_taps(taps)
     result = model.solve(warm_start=False)
-    _compile_reference(model.circuit.path)
+    compile_reference(model.circuit.path)
     for k, tap in enumerate(taps.values(), start=1):
         dss.Text.Command(f"Transformer.reg{k}.wdg=2 tap={tap}")
     dss.Text.Command("set controlmode=off")
     dss.Solution.Convergence(1e-12)
     dss.Solution.Solve()
-    names = [s.upper() for s in dss.Circuit.YNodeOrder()]
-    flat = np.asarray(dss.Circuit.YNodeVArray())
-    v = flat[0::2] + 1j * flat[1::2]
-    labels = [f"{b.upper()}.{p}" for b, p in zip(model.node_bus, model.node_phase, strict=True)]
-    v_ref = v[[names.index(lab) for lab in labels]] / (model.kv_base_ln * 1000.0)
+    v_ref = node_voltages_pu(model)
     assert np.abs(result.v_pu[0] - v_ref).max() < 1e-7
     assert model.regulator_taps == taps
 

@@ -12,16 +12,16 @@ through the CLI's error boundary.
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import opendssdirect as dss
 import pytest
+from opendss_reference import snapshot_reference
 
 from cosim.cli import main
 from grids.errors import FeederError
 from grids.feeder3ph import ThreePhaseFeederModel
-from grids.opendss import NETWORK_CLASSES, UnsupportedElementWarning, read_dss
+from grids.opendss import UnsupportedElementWarning, read_dss
 
 #: IEEE 4-bus style feeder: 12.47 kV source, Yg-Yg step-down bank of three single-phase
 #: transformers, an unbalanced wye load, a constant-impedance delta load.
@@ -54,44 +54,11 @@ USER_MODEL = FOUR_BUS.replace(
 )
 
 
-def _reference(path, model: ThreePhaseFeederModel, *, load_mult: float = 1.0):
-    """OpenDSS's snapshot solution of ``path`` (global engine): v_pu in model order, kW lost."""
-    cwd = os.getcwd()
-    allow_editor = dss.Basic.AllowEditor()
-    try:
-        dss.Basic.AllowEditor(False)
-        dss.Text.Command("clear")
-        dss.Text.Command(f'compile "{path}"')
-    finally:
-        dss.Basic.AllowEditor(allow_editor)
-        os.chdir(cwd)
-    dss.Text.Command("set controlmode=off")
-    dss.Text.Command("set mode=snapshot")
-    dss.Solution.Convergence(1e-12)
-    dss.Solution.MaxIterations(500)
-    dss.Solution.LoadMult(load_mult)
-    dss.Solution.Solve()
-    assert dss.Solution.Converged()
-    names = [s.upper() for s in dss.Circuit.YNodeOrder()]
-    flat = np.asarray(dss.Circuit.YNodeVArray())
-    v = flat[0::2] + 1j * flat[1::2]
-    labels = [f"{b.upper()}.{p}" for b, p in zip(model.node_bus, model.node_phase, strict=True)]
-    v_pu = v[[names.index(lab) for lab in labels]] / (model.kv_base_ln * 1000.0)
-    # OpenDSS's Circuit.Losses leaves out shunt elements (a fault or a reactor to ground);
-    # the engine's losses are every power-delivery element's (source + injections - loads)
-    losses_w = 0.0
-    for full in dss.Circuit.AllElementNames():
-        dss.Circuit.SetActiveElement(full)
-        if full.split(".")[0].lower() in NETWORK_CLASSES and dss.CktElement.Enabled():
-            losses_w += dss.CktElement.Losses()[0]
-    return v_pu, losses_w / 1000.0
-
-
 def _assert_matches_opendss(path) -> ThreePhaseFeederModel:
     model = ThreePhaseFeederModel.from_dss(path)
     result = model.solve(warm_start=False)
     assert result.converged.all()
-    v_ref, losses_ref_kw = _reference(path, model)
+    v_ref, losses_ref_kw = snapshot_reference(path, model)
     dvm = np.abs(result.vm_pu[0] - np.abs(v_ref))
     dva = np.abs((result.va_degree[0] - np.degrees(np.angle(v_ref)) + 180.0) % 360.0 - 180.0)
     dva[np.abs(v_ref) < 1e-3] = 0.0  # the angle of a dead (faulted) node is noise
@@ -211,7 +178,7 @@ def test_file_load_multiplier_is_listed_and_matches_opendss_when_passed(tmp_path
         "--load-scale)",
     )
     result = model.solve(load_mult=0.7, warm_start=False)
-    v_ref, losses_ref_kw = _reference(path, model, load_mult=0.7)
+    v_ref, losses_ref_kw = snapshot_reference(path, model, load_mult=0.7)
     assert np.abs(result.v_pu[0] - v_ref).max() < 1e-7
     assert result.losses_kw[0] == pytest.approx(losses_ref_kw, rel=1e-6)
 

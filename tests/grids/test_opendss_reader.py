@@ -20,22 +20,11 @@ import numpy as np
 import opendssdirect as dss
 import pytest
 import scipy.sparse as sp
+from opendss_reference import compile_reference, node_voltages_pu
 
 from grids.errors import FeederError
 from grids.feeder3ph import ThreePhaseFeederModel
 from grids.opendss import UnsupportedElementWarning, read_dss
-
-
-def _compile_reference(path) -> None:
-    """Compile ``path`` in OpenDSS's global engine (the reference), keeping our working dir:
-    OpenDSS's ``compile`` changes the process directory to the file's folder."""
-    cwd = os.getcwd()
-    try:
-        dss.Text.Command("clear")
-        dss.Text.Command(f'compile "{path}"')
-    finally:
-        os.chdir(cwd)
-
 
 LV_FEEDER = """Clear
 Set DefaultBaseFrequency=50
@@ -74,24 +63,16 @@ def lv_file(tmp_path):
     return path
 
 
-def _opendss_v_pu(model: ThreePhaseFeederModel) -> np.ndarray:
-    names = [s.upper() for s in dss.Circuit.YNodeOrder()]
-    flat = np.asarray(dss.Circuit.YNodeVArray())
-    v = flat[0::2] + 1j * flat[1::2]
-    labels = [f"{b.upper()}.{p}" for b, p in zip(model.node_bus, model.node_phase, strict=True)]
-    return v[[names.index(lab) for lab in labels]] / (model.kv_base_ln * 1000.0)
-
-
 def test_every_supported_element_kind_matches_opendss(lv_file):
     model = ThreePhaseFeederModel.from_dss(lv_file)
     assert model.unsupported == ()
     assert model.circuit.injections.name == ("pv1", "st1")
     np.testing.assert_allclose(model.circuit.injections.p_kw, [7.2, 3.0])
     result = model.solve()
-    _compile_reference(lv_file)
+    compile_reference(lv_file)
     dss.Solution.Convergence(1e-12)
     dss.Solution.Solve()
-    v_ref = _opendss_v_pu(model)
+    v_ref = node_voltages_pu(model)
     assert np.abs(result.v_pu[0] - v_ref).max() < 1e-7
     assert result.losses_kw[0] == pytest.approx(dss.Circuit.Losses()[0] / 1000.0, rel=1e-6)
     # the open terminal leaves bus n4 dead (OpenDSS's own open-conductor admittance)
@@ -114,7 +95,7 @@ def test_every_supported_element_kind_matches_opendss(lv_file):
 
 def test_admittance_equals_the_opendss_system_matrix_without_loads(lv_file):
     circuit = read_dss(lv_file)
-    _compile_reference(lv_file)
+    compile_reference(lv_file)
     dss.Text.Command("batchedit load..* enabled=no")
     dss.Text.Command("batchedit pvsystem..* enabled=no")
     dss.Text.Command("batchedit storage..* enabled=no")
@@ -191,10 +172,10 @@ def test_three_winding_and_centre_tapped_split_phase_match_opendss(tmp_path):
     model = ThreePhaseFeederModel.from_dss(path)
     assert model.unsupported == ()
     result = model.solve()
-    _compile_reference(path)
+    compile_reference(path)
     dss.Solution.Convergence(1e-12)
     dss.Solution.Solve()
-    v_ref = _opendss_v_pu(model)
+    v_ref = node_voltages_pu(model)
     assert np.abs(result.v_pu[0] - v_ref).max() < 1e-7
     assert result.losses_kw[0] == pytest.approx(dss.Circuit.Losses()[0] / 1000.0, rel=1e-6)
     # the two hot legs are in antiphase: 240 V across the charger
@@ -205,7 +186,7 @@ def test_three_winding_and_centre_tapped_split_phase_match_opendss(tmp_path):
 
 
 def test_reader_leaves_the_global_engine_and_working_directory_alone(lv_file):
-    _compile_reference(lv_file)
+    compile_reference(lv_file)
     name = dss.Circuit.Name()
     cwd = os.getcwd()
     ThreePhaseFeederModel.from_name("ieee13")
@@ -242,10 +223,10 @@ def test_line_geometry_wire_data_and_matrix_lines_match_opendss(tmp_path):
     model = ThreePhaseFeederModel.from_dss(path)
     assert model.unsupported == ()
     result = model.solve()
-    _compile_reference(path)
+    compile_reference(path)
     dss.Solution.Convergence(1e-12)
     dss.Solution.Solve()
-    assert np.abs(result.v_pu[0] - _opendss_v_pu(model)).max() < 1e-7
+    assert np.abs(result.v_pu[0] - node_voltages_pu(model)).max() < 1e-7
     assert result.losses_kw[0] == pytest.approx(dss.Circuit.Losses()[0] / 1000.0, rel=1e-6)
 
 

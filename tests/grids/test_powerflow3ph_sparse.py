@@ -14,15 +14,13 @@ Invariants: power balance (source + injections = loads + losses) on the sparse p
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
-import opendssdirect as dss
 import pytest
+from opendss_reference import snapshot_reference
 
 from grids.errors import FeederError
 from grids.feeder3ph import ThreePhaseFeederModel
-from grids.opendss import NETWORK_CLASSES, Connection
+from grids.opendss import Connection
 from grids.powerflow3ph import SMALL_BATCH
 from grids.powerflow3ph_sparse import (
     DENSE_MEMORY_BUDGET_BYTES,
@@ -77,37 +75,6 @@ def _model(name: str, solver: Solver3ph) -> ThreePhaseFeederModel:
     return _MODELS[key]
 
 
-def _opendss_v_pu(path, model: ThreePhaseFeederModel, load_mult: float = 1.0):
-    """OpenDSS's own solution of ``path`` (v_pu in model node order, losses kW summed over
-    the power-delivery elements: ``Circuit.Losses`` leaves out shunt reactors)."""
-    cwd = os.getcwd()
-    allow_editor = dss.Basic.AllowEditor()
-    try:
-        dss.Basic.AllowEditor(False)
-        dss.Text.Command("clear")
-        dss.Text.Command(f'compile "{path}"')
-    finally:
-        dss.Basic.AllowEditor(allow_editor)
-        os.chdir(cwd)
-    dss.Text.Command("set controlmode=off")
-    dss.Solution.Convergence(1e-12)
-    dss.Solution.MaxIterations(500)
-    dss.Solution.LoadMult(load_mult)
-    dss.Solution.Solve()
-    assert dss.Solution.Converged()
-    names = [s.upper() for s in dss.Circuit.YNodeOrder()]
-    flat = np.asarray(dss.Circuit.YNodeVArray())
-    v = flat[0::2] + 1j * flat[1::2]
-    labels = [f"{b.upper()}.{p}" for b, p in zip(model.node_bus, model.node_phase, strict=True)]
-    v_pu = v[[names.index(lab) for lab in labels]] / (model.kv_base_ln * 1000.0)
-    losses_w = 0.0
-    for full in dss.Circuit.AllElementNames():
-        dss.Circuit.SetActiveElement(full)
-        if full.split(".")[0].lower() in NETWORK_CLASSES and dss.CktElement.Enabled():
-            losses_w += dss.CktElement.Losses()[0]
-    return v_pu, losses_w / 1000.0
-
-
 def _assert_same(dense, sparse, *, atol_pu=1e-9) -> None:
     np.testing.assert_array_equal(sparse.converged, dense.converged)
     np.testing.assert_allclose(sparse.v_pu, dense.v_pu, rtol=0, atol=atol_pu)
@@ -147,7 +114,7 @@ def test_sparse_matches_opendss_on_ieee123():
     assert Connection.DELTA in set(model.circuit.loads.conn)
     for load_mult in (1.0, 1.4):
         result = model.solve(load_mult=load_mult, warm_start=False, tol_pu=1e-12)
-        v_ref, losses_ref = _opendss_v_pu(model.circuit.path, model, load_mult)
+        v_ref, losses_ref = snapshot_reference(model.circuit.path, model, load_mult=load_mult)
         assert result.converged.all()
         assert np.abs(result.v_pu[0] - v_ref).max() < 1e-6
         assert result.losses_kw[0] == pytest.approx(losses_ref, rel=1e-6)
@@ -166,7 +133,7 @@ def test_every_load_kind_matches_dense_and_opendss(tmp_path):
     mult = np.linspace(0.5, 1.5, SMALL_BATCH + 2)
     _assert_same(dense.solve(load_mult=mult, **kw), sparse.solve(load_mult=mult, **kw))
     result = sparse.solve(**kw)
-    v_ref, losses_ref = _opendss_v_pu(path, sparse)
+    v_ref, losses_ref = snapshot_reference(path, sparse)
     assert np.abs(result.v_pu[0] - v_ref).max() < 1e-6
     assert result.losses_kw[0] == pytest.approx(losses_ref, rel=1e-6)
     hot = result.v_v[0, [sparse.node_index("house", 1), sparse.node_index("house", 2)]]
