@@ -171,28 +171,55 @@ class TimeSeriesHostingCapacity:
             ``bus``, ``snapshot_hosting_capacity_mw``, ``hosting_capacity_mw``,
             ``overstatement_mw``, ``overstatement_percent``, plus the simultaneous row.
         """
-        cols = [
-            "bus",
-            "snapshot_hosting_capacity_mw",
-            "hosting_capacity_mw",
-            "overstatement_mw",
-            "overstatement_percent",
-        ]
-        rows = [{k: r[k] for k in cols} for r in self.rows]
-        if self.simultaneous is not None:
-            s = self.simultaneous
-            rows.append(
-                {
-                    "bus": "all (simultaneous)",
-                    "snapshot_hosting_capacity_mw": s["sum_snapshot_mw"],
-                    "hosting_capacity_mw": s["hosting_capacity_mw"],
-                    "overstatement_mw": s["sum_snapshot_mw"] - s["hosting_capacity_mw"],
-                    "overstatement_percent": overstatement_percent(
-                        s["sum_snapshot_mw"], s["hosting_capacity_mw"]
-                    ),
-                }
-            )
-        return pd.DataFrame(rows, columns=cols)
+        return comparison_frame(self.rows, self.simultaneous)
+
+
+def comparison_frame(
+    rows: list[dict], simultaneous: dict | None, *, keys: tuple[str, ...] = ("bus",)
+) -> pd.DataFrame:
+    """Snapshot against time-series answer per row, and the simultaneous row when there is one.
+
+    Parameters
+    ----------
+    rows : list of dict
+        The study's rows (``snapshot_hosting_capacity_mw`` and ``hosting_capacity_mw`` [MW],
+        ``overstatement_mw``, ``overstatement_percent`` and the ``keys``).
+    simultaneous : dict or None
+        ``sum_snapshot_mw`` (the per-bus snapshot answers added up) and
+        ``hosting_capacity_mw`` (the size all buses take at once) [MW], and any of the
+        ``keys`` besides ``bus``.
+    keys : tuple of str, keyword-only
+        The columns that name a row (``("bus",)``; three-phase: ``("bus", "phase")``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The ``keys``, ``snapshot_hosting_capacity_mw``, ``hosting_capacity_mw``,
+        ``overstatement_mw``, ``overstatement_percent``.
+    """
+    cols = [
+        *keys,
+        "snapshot_hosting_capacity_mw",
+        "hosting_capacity_mw",
+        "overstatement_mw",
+        "overstatement_percent",
+    ]
+    table = [{k: r.get(k) for k in cols} for r in rows]
+    if simultaneous is not None:
+        s = simultaneous
+        table.append(
+            {
+                **{k: s.get(k) for k in keys},
+                "bus": "all (simultaneous)",
+                "snapshot_hosting_capacity_mw": s["sum_snapshot_mw"],
+                "hosting_capacity_mw": s["hosting_capacity_mw"],
+                "overstatement_mw": s["sum_snapshot_mw"] - s["hosting_capacity_mw"],
+                "overstatement_percent": overstatement_percent(
+                    s["sum_snapshot_mw"], s["hosting_capacity_mw"]
+                ),
+            }
+        )
+    return pd.DataFrame(table, columns=cols)
 
 
 def overstatement_percent(snapshot: float, series: float) -> float | None:

@@ -54,7 +54,12 @@ from studies.hosting_capacity_3ph import (
     three_phase_hosting_capacity,
 )
 from studies.hosting_capacity_engine import Binding, check_value
-from studies.hosting_capacity_timeseries import TS_HC_PARAMS, HostingMode, overstatement_percent
+from studies.hosting_capacity_timeseries import (
+    TS_HC_PARAMS,
+    HostingMode,
+    comparison_frame,
+    overstatement_percent,
+)
 from studies.hosting_capacity_types import (
     DEFAULT_TOLERANCE_MW,
     check_pf,
@@ -174,30 +179,7 @@ class ThreePhaseTimeSeriesHostingCapacity:
             ``overstatement_mw``, ``overstatement_percent``, plus the simultaneous row (the
             per-bus snapshot answers added up against the size all buses take at once).
         """
-        cols = [
-            "bus",
-            "phase",
-            "snapshot_hosting_capacity_mw",
-            "hosting_capacity_mw",
-            "overstatement_mw",
-            "overstatement_percent",
-        ]
-        rows = [{k: r.get(k) for k in cols} for r in self.rows]
-        if self.simultaneous is not None:
-            s = self.simultaneous
-            rows.append(
-                {
-                    "bus": "all (simultaneous)",
-                    "phase": s["phase"],
-                    "snapshot_hosting_capacity_mw": s["sum_snapshot_mw"],
-                    "hosting_capacity_mw": s["hosting_capacity_mw"],
-                    "overstatement_mw": s["sum_snapshot_mw"] - s["hosting_capacity_mw"],
-                    "overstatement_percent": overstatement_percent(
-                        s["sum_snapshot_mw"], s["hosting_capacity_mw"]
-                    ),
-                }
-            )
-        return pd.DataFrame(rows, columns=cols)
+        return comparison_frame(self.rows, self.simultaneous, keys=("bus", "phase"))
 
 
 class _StepTrials:
