@@ -138,7 +138,8 @@ class ThreePhaseFeederModel:
         self._owner_starts = starts if segments else None
         self._extra_cache: dict[bytes, Branches] = {}
         self.delta_pairs = self._make_delta_pairs()
-        line_matrix, self.line_conductor, line_amps = self._make_lines(inv)
+        line_matrix, self.line_conductor, line_amps = self._rated_rows(circuit.lines)
+        trafo_matrix, self.trafo_conductor, trafo_amps = self._rated_rows(circuit.transformers)
         self.bus3 = tuple(b for b in self.buses if all((b, p) in self._node_of for p in (1, 2, 3)))
         bus3_nodes = np.array(
             [[self._node_of[(b, p)] for p in (1, 2, 3)] for b in self.bus3], dtype=np.int64
@@ -150,6 +151,8 @@ class ThreePhaseFeederModel:
             i_source_a=self._i_src,
             line_matrix=csr_arrays(line_matrix),
             line_norm_amps=line_amps,
+            trafo_matrix=csr_arrays(trafo_matrix),
+            trafo_norm_amps=trafo_amps,
             bus3_nodes=bus3_nodes,
         )
         self._warm_up()
@@ -242,7 +245,20 @@ class ThreePhaseFeederModel:
             self.solver, self._y_net + self._y_src, self._i_src, self.kv_base_ln * 1000.0
         )
         self._solver.warm_state = warm
-        self._network = replace(self._network, y_network=csr_arrays(self._y_net))
+        # the regulators' transformers carry the current of their new tap
+        trafo_matrix = self._rated_rows(
+            self.circuit.transformers,
+            {
+                reg.transformer.lower(): reg.yprims[int(np.argmin(np.abs(reg.positions_pu - tap)))]
+                for reg in self.circuit.regulators
+                if (tap := self._taps[reg.name]) != round(float(reg.tap_pu), 10)
+            },
+        )[0]
+        self._network = replace(
+            self._network,
+            y_network=csr_arrays(self._y_net),
+            trafo_matrix=csr_arrays(trafo_matrix),
+        )
 
     # ----------------------------------------------------------------------------- builders
     @classmethod
@@ -301,24 +317,38 @@ class ThreePhaseFeederModel:
                 pairs.append((b, phases[0], phases[1]))
         return tuple(pairs)
 
-    def _make_lines(self, inv: np.ndarray):
-        lines = self.circuit.lines
+    def _rated_rows(self, table, yprims: dict[str, np.ndarray] | None = None):
+        """Current rows of rated elements (lines, transformers): each phase conductor's
+        ``Yprim`` row at terminal 1 over the model's nodes, its label and its rating.
+
+        Parameters
+        ----------
+        table : grids.opendss.DssLines
+            The elements.
+        yprims : dict of str to numpy.ndarray, optional
+            ``Yprim`` to use instead of the file's for some elements (a regulator at
+            another tap).
+
+        Returns
+        -------
+        tuple
+            ``(matrix (n_conductor, n_node) complex, labels "element.phase", amps [A])``.
+        """
         rows, cols, vals, labels, amps = [], [], [], [], []
         r = 0
-        for k, name in enumerate(lines.name):
-            idx = lines.node_index[k]
-            idx = np.where(idx >= 0, inv[np.maximum(idx, 0)], -1)
-            y = lines.yprim[k]
-            n_cond = idx.size // 2
+        for k, name in enumerate(table.name):
+            idx = self.circuit_node_to_model(table.node_index[k])
+            y = (yprims or {}).get(name.lower(), table.yprim[k])
             keep = idx >= 0
-            for c in range(min(int(lines.phases[k]), n_cond)):
+            # terminal 1's first conductors are the phases (a line's or winding 1's)
+            for c in range(int(table.phases[k])):
                 rows.append(np.full(keep.sum(), r))
                 cols.append(idx[keep])
                 vals.append(y[c, keep])
                 node = idx[c]
                 phase = int(self.node_phase[node]) if node >= 0 else 0
                 labels.append(f"{name}.{PHASE_LETTER.get(phase, str(phase))}")
-                amps.append(lines.norm_amps[k])
+                amps.append(table.norm_amps[k])
                 r += 1
         n = self.node_bus.size
         if r == 0:
@@ -607,6 +637,7 @@ class ThreePhaseFeederModel:
             max_dv_pu=out.max_dv_pu,
             bus3=self.bus3,
             line_conductor=self.line_conductor,
+            trafo_conductor=self.trafo_conductor,
             load_p_kw=s_load.real,
             load_q_kvar=s_load.imag,
             p_injection_kw=s_inj.real,

@@ -130,7 +130,8 @@ class DssLoads:
 
 @dataclass(frozen=True)
 class DssLines:
-    """Lines of an OpenDSS circuit (including switches), one row per line.
+    """Rated two-terminal elements of an OpenDSS circuit, one row per element: the lines
+    (including switches), and in the same form the transformers (terminal 1 is winding 1).
 
     Attributes
     ----------
@@ -143,7 +144,8 @@ class DssLines:
         Per line, the primitive admittance matrix [S].
     phases : numpy.ndarray of int
     norm_amps : numpy.ndarray
-        Normal rating [A]; NaN when none.
+        Normal rating [A] (``NormalAmps``: a transformer's is winding 1's current at its
+        ``normhkva``, by default 110 % of its kVA); NaN when none.
     """
 
     name: tuple[str, ...]
@@ -187,6 +189,8 @@ class DssCircuit:
     injections : DssLoads
         PV systems, storage and generators (injection positive).
     lines : DssLines
+    transformers : DssLines
+        Transformers (regulators included), rated at winding 1.
     regulators : tuple of DssRegulator
     bus_xy : dict of str to (float, float) or None
     unsupported : tuple of str
@@ -208,6 +212,7 @@ class DssCircuit:
     loads: DssLoads
     injections: DssLoads
     lines: DssLines
+    transformers: DssLines
     regulators: tuple[DssRegulator, ...]
     bus_xy: dict[str, tuple[float, float]] | None
     unsupported: tuple[str, ...]
@@ -483,7 +488,10 @@ def _extract(dss, master: Path, *, warn: bool) -> DssCircuit:
     src = ([], [], [])
     i_source = np.zeros(n, dtype=complex)
     loads, injections, unsupported = [], [], []
-    line_rows: dict[str, list] = {k: [] for k in ("name", "bus1", "bus2", "idx", "y", "ph", "amps")}
+    rated = {
+        cls: {k: [] for k in ("name", "bus1", "bus2", "idx", "y", "ph", "amps")}
+        for cls in ("line", "transformer")
+    }
     source_bus = ""
     for full in dss.Circuit.AllElementNames():
         dss.Circuit.SetActiveElement(full)
@@ -495,16 +503,17 @@ def _extract(dss, master: Path, *, warn: bool) -> DssCircuit:
             idx = terminal_nodes(dss, node_index)
             yprim = complex_matrix(dss.CktElement.YPrim())
             _scatter(*net, idx, yprim)
-            if cls_l == "line":
+            if cls_l in rated:
+                rows = rated[cls_l]
                 bus_names = dss.CktElement.BusNames()
-                line_rows["name"].append(name)
-                line_rows["bus1"].append(bus_names[0].split(".")[0].lower())
-                line_rows["bus2"].append(bus_names[1].split(".")[0].lower())
-                line_rows["idx"].append(idx)
-                line_rows["y"].append(yprim)
-                line_rows["ph"].append(dss.CktElement.NumPhases())
+                rows["name"].append(name)
+                rows["bus1"].append(bus_names[0].split(".")[0].lower())
+                rows["bus2"].append(bus_names[1].split(".")[0].lower())
+                rows["idx"].append(idx)
+                rows["y"].append(yprim)
+                rows["ph"].append(dss.CktElement.NumPhases())
                 amps = dss.CktElement.NormalAmps()
-                line_rows["amps"].append(amps if amps > 0 else np.nan)
+                rows["amps"].append(amps if amps > 0 else np.nan)
         elif cls_l == "vsource":
             dss.Vsources.Name(name)
             idx = terminal_nodes(dss, node_index)
@@ -581,14 +590,17 @@ def _extract(dss, master: Path, *, warn: bool) -> DssCircuit:
             unsupported.append(
                 f"RegControl.{name} ({', '.join(options)} not modelled by the tap control)"
             )
-    lines = DssLines(
-        name=tuple(line_rows["name"]),
-        bus1=tuple(line_rows["bus1"]),
-        bus2=tuple(line_rows["bus2"]),
-        node_index=tuple(line_rows["idx"]),
-        yprim=tuple(line_rows["y"]),
-        phases=np.array(line_rows["ph"], dtype=np.int64),
-        norm_amps=np.array(line_rows["amps"], dtype=float),
+    lines, transformers = (
+        DssLines(
+            name=tuple(rows["name"]),
+            bus1=tuple(rows["bus1"]),
+            bus2=tuple(rows["bus2"]),
+            node_index=tuple(rows["idx"]),
+            yprim=tuple(rows["y"]),
+            phases=np.array(rows["ph"], dtype=np.int64),
+            norm_amps=np.array(rows["amps"], dtype=float),
+        )
+        for rows in rated.values()
     )
     circuit = DssCircuit(
         path=master,
@@ -605,6 +617,7 @@ def _extract(dss, master: Path, *, warn: bool) -> DssCircuit:
         loads=_table(loads),
         injections=_table(injections),
         lines=lines,
+        transformers=transformers,
         regulators=regulators,
         bus_xy=_bus_coordinates(dss, buses),
         unsupported=tuple(unsupported),

@@ -106,6 +106,12 @@ class NetworkData:
         Rows of the lines' ``Yprim`` at their first terminal, one row per conductor [S].
     line_norm_amps : numpy.ndarray (n_conductor,)
         Normal rating per conductor [A]; NaN where none.
+    trafo_matrix : CsrArrays
+        Rows of the transformers' ``Yprim`` at winding 1, one row per phase conductor [S]
+        (regulators at their present tap).
+    trafo_norm_amps : numpy.ndarray (n_trafo_conductor,)
+        Normal rating of winding 1 [A] (OpenDSS ``NormalAmps``: the current at the
+        transformer's ``normhkva``, by default 110 % of its kVA); NaN where none.
     bus3_nodes : numpy.ndarray (n_bus3, 3) of int
         Nodes a, b, c of every three-phase bus.
     """
@@ -117,6 +123,8 @@ class NetworkData:
     line_matrix: CsrArrays
     line_norm_amps: np.ndarray
     bus3_nodes: np.ndarray
+    trafo_matrix: CsrArrays
+    trafo_norm_amps: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,9 @@ class ThreePhaseResult:
         Buses with phases a, b and c (columns of ``vuf_percent``).
     line_conductor : tuple of str
         ``line.phase`` per line conductor (columns of the line arrays).
+    trafo_conductor : tuple of str
+        ``transformer.phase`` per winding-1 phase conductor (columns of the transformer
+        arrays).
     load_p_kw, load_q_kvar : numpy.ndarray (S, n_load)
         Power drawn by each load at the solved voltages [kW, kvar] (its model and the
         vminpu/vmaxpu rule applied).
@@ -160,6 +171,7 @@ class ThreePhaseResult:
     max_dv_pu: np.ndarray
     bus3: tuple[str, ...]
     line_conductor: tuple[str, ...]
+    trafo_conductor: tuple[str, ...]
     load_p_kw: np.ndarray
     load_q_kvar: np.ndarray
     p_injection_kw: np.ndarray
@@ -286,6 +298,12 @@ class ThreePhaseResult:
             v_abc = self.voltages.at_v(nodes.ravel()).reshape(self.n_scenarios, *nodes.shape)
         return voltage_unbalance_factor_percent(v_abc)
 
+    def _currents_a(self, matrix: CsrArrays) -> np.ndarray:
+        """``|M V|`` per scenario for current rows ``M`` over the nodes [A]."""
+        out = np.empty((self.n_scenarios, matrix[2].size - 1))
+        csr_rows_abs(*matrix, self.v_v, out)
+        return out
+
     @cached_property
     def line_current_a(self) -> np.ndarray:
         """Line currents (columns: :attr:`line_conductor`).
@@ -295,9 +313,7 @@ class ThreePhaseResult:
         numpy.ndarray (S, n_conductor)
             Current magnitude at the line's first terminal [A].
         """
-        out = np.empty((self.n_scenarios, self.network.line_norm_amps.size))
-        csr_rows_abs(*self.network.line_matrix, self.v_v, out)
-        return out
+        return self._currents_a(self.network.line_matrix)
 
     @cached_property
     def line_loading_percent(self) -> np.ndarray:
@@ -310,6 +326,30 @@ class ThreePhaseResult:
         """
         with np.errstate(invalid="ignore", divide="ignore"):
             return 100.0 * self.line_current_a / self.network.line_norm_amps
+
+    @cached_property
+    def trafo_current_a(self) -> np.ndarray:
+        """Transformer winding-1 currents (columns: :attr:`trafo_conductor`).
+
+        Returns
+        -------
+        numpy.ndarray (S, n_trafo_conductor)
+            Current magnitude in each phase conductor of winding 1 [A].
+        """
+        return self._currents_a(self.network.trafo_matrix)
+
+    @cached_property
+    def trafo_loading_percent(self) -> np.ndarray:
+        """Transformer loadings (columns: :attr:`trafo_conductor`).
+
+        Returns
+        -------
+        numpy.ndarray (S, n_trafo_conductor)
+            Winding-1 current over its normal rating (``NetworkData.trafo_norm_amps``) [%];
+            NaN where none.
+        """
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return 100.0 * self.trafo_current_a / self.network.trafo_norm_amps
 
     @property
     def vm_min_pu(self) -> np.ndarray:

@@ -40,6 +40,27 @@ def node_voltages_pu(model: ThreePhaseFeederModel) -> np.ndarray:
     return v[[names.index(lab) for lab in labels]] / (model.kv_base_ln * 1000.0)
 
 
+def winding1_currents(model: ThreePhaseFeederModel, conductors) -> tuple[np.ndarray, np.ndarray]:
+    """OpenDSS's present current and normal rating of each ``element.phase`` in ``conductors``
+    (a transformer's winding 1 or a line's first terminal, in the engine's labels) [A]."""
+    current, rating = [], []
+    for label in conductors:
+        name, _, letter = str(label).rpartition(".")
+        kind = "Line" if label in model.line_conductor else "Transformer"
+        dss.Circuit.SetActiveElement(f"{kind}.{name}")
+        idx = model.circuit_node_to_model(_terminal1_nodes(kind, name, model))
+        mags = np.asarray(dss.CktElement.CurrentsMagAng()).reshape(-1, 2)[:, 0]
+        phases = [model.node_phase[k] if k >= 0 else 0 for k in idx]
+        current.append(mags[phases.index("abc".index(letter) + 1)])
+        rating.append(dss.CktElement.NormalAmps())
+    return np.array(current), np.array(rating)
+
+
+def _terminal1_nodes(kind: str, name: str, model: ThreePhaseFeederModel) -> np.ndarray:
+    table = model.circuit.lines if kind == "Line" else model.circuit.transformers
+    return table.node_index[table.name.index(name)]
+
+
 def element_losses_kw() -> float:
     """Losses summed over OpenDSS's enabled power-delivery elements [kW].
 

@@ -20,7 +20,7 @@ import numpy as np
 import opendssdirect as dss
 import pytest
 import scipy.sparse as sp
-from opendss_reference import compile_reference, node_voltages_pu
+from opendss_reference import compile_reference, node_voltages_pu, winding1_currents
 
 from grids.errors import FeederError
 from grids.feeder3ph import ThreePhaseFeederModel
@@ -178,6 +178,12 @@ def test_three_winding_and_centre_tapped_split_phase_match_opendss(tmp_path):
     v_ref = node_voltages_pu(model)
     assert np.abs(result.v_pu[0] - v_ref).max() < 1e-7
     assert result.losses_kw[0] == pytest.approx(dss.Circuit.Losses()[0] / 1000.0, rel=1e-6)
+    # winding 1 of both transformers (three-phase HV side; the service transformer's one
+    # phase) carries OpenDSS's terminal current
+    current, rating = winding1_currents(model, result.trafo_conductor)
+    assert len(result.trafo_conductor) == 4
+    np.testing.assert_allclose(result.trafo_current_a[0], current, rtol=1e-6)
+    np.testing.assert_allclose(result.trafo_loading_percent[0], 100 * current / rating, rtol=1e-6)
     # the two hot legs are in antiphase: 240 V across the charger
     v1 = result.v_v[0, model.node_index("house", 1)]
     v2 = result.v_v[0, model.node_index("house", 2)]
