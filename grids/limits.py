@@ -447,6 +447,7 @@ def phase_loading_violation(
     line_names: Sequence[str],
     line_phase: Sequence[int] | np.ndarray,
     limit_percent: float = 100.0,
+    limit: Limit = Limit.LINE_LOADING,
     t_s: np.ndarray | None = None,
     step_s: float | None = None,
     end_s: float | None = None,
@@ -464,13 +465,17 @@ def phase_loading_violation(
         Phase per conductor (1, 2, 3 = a, b, c).
     limit_percent : float, keyword-only
         Loading limit [% of the rating], default 100.
+    limit : Limit, keyword-only
+        :attr:`Limit.LINE_LOADING` (the elements are lines, ``"line 650632 phase b"``) or
+        :attr:`Limit.TRANSFORMER_LOADING` (winding-1 conductors of transformers,
+        ``"transformer xfm1 phase a"``).
     t_s, step_s, end_s : optional
         As for :func:`voltage_violations`.
 
     Returns
     -------
     Violation or None
-        ``limit`` is :attr:`Limit.LINE_LOADING`, the element ``"line 650632 phase b"``.
+        With ``limit`` and the element of the largest loading.
 
     Raises
     ------
@@ -485,12 +490,15 @@ def phase_loading_violation(
         raise ScenarioError(
             f"loading limit: {limit_percent!r} is not valid (expected a number > 0 [%])"
         )
+    kinds = {Limit.LINE_LOADING: "line", Limit.TRANSFORMER_LOADING: "transformer"}
+    if limit not in kinds:
+        raise ScenarioError(f"loading limit kind: {limit!r} is not one of {list(kinds)}")
     return upper_limit_violation(
         loading_percent,
         float(limit_percent),
-        limit=Limit.LINE_LOADING,
+        limit=limit,
         quantity="loading_percent",
-        names=phase_element_names(line_names, line_phase, kind="line"),
+        names=phase_element_names(line_names, line_phase, kind=kinds[limit]),
         t_s=t_s,
         step_s=step_s,
         end_s=end_s,

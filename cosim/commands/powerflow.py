@@ -212,6 +212,7 @@ def three_phase_summary(model, result, *, standard: str = "ansi") -> dict:
         file, ``phase`` ``"a"``/``"b"``/``"c"``, ``vm_pu``, ``va_degree``), ``vuf_max_percent``
         (with ``vuf_max_bus``), ``losses_kw``, ``min_vm_pu`` / ``max_vm_pu`` with their
         ``min_vm_node`` / ``max_vm_node`` (``{"bus", "phase"}``), ``max_line_loading_percent``,
+        ``max_trafo_loading_percent`` (winding 1 against OpenDSS's ``NormalAmps``),
         ``violations``, ``limits_not_checked`` and ``unsupported_elements`` (the file's elements
         the engine does not model, by name).
     """
@@ -219,6 +220,7 @@ def three_phase_summary(model, result, *, standard: str = "ansi") -> dict:
 
     from grids.dss_names import bus_spellings
     from grids.limits import (
+        Limit,
         missing_rating,
         phase_loading_violation,
         phase_voltage_violations,
@@ -250,7 +252,6 @@ def three_phase_summary(model, result, *, standard: str = "ansi") -> dict:
     k_max = keep[int(np.nanargmax(vm[keep]))]
     vuf = np.asarray(result.vuf_percent, dtype=float)[0]
     has_vuf = vuf.size > 0 and np.isfinite(vuf).any()
-    loading = np.asarray(result.line_loading_percent, dtype=float)[0]
     violations = phase_voltage_violations(
         vm[keep], node_bus=list(node_bus[keep]), node_phase=node_phase[keep], standard=standard
     )
@@ -259,23 +260,35 @@ def three_phase_summary(model, result, *, standard: str = "ansi") -> dict:
         if found is not None:
             violations.append(found)
     not_checked: list[str] = []
-    n_unrated = int(np.count_nonzero(~np.isfinite(loading)))
-    if loading.size and n_unrated == loading.size:
-        not_checked.append(missing_rating(f"every line of {model.name}", "line loading"))
-    elif n_unrated:
-        not_checked.append(
-            missing_rating(f"{n_unrated} phase conductor(s) of {model.name}", "line loading")
-        )
-    if loading.size:
-        line, letter = zip(*(c.rpartition(".")[::2] for c in result.line_conductor), strict=True)
-        found = phase_loading_violation(
-            loading,
-            line_names=list(line),
-            line_phase=[{"a": 1, "b": 2, "c": 3}.get(x, 0) for x in letter],
-        )
-        if found is not None:
-            violations.append(found)
-    finite = loading[np.isfinite(loading)]
+    max_loading = {}
+    for key, limit, values, conductors, what in (
+        ("line", Limit.LINE_LOADING, result.line_loading_percent, result.line_conductor,
+         "line"),
+        ("trafo", Limit.TRANSFORMER_LOADING, result.trafo_loading_percent,
+         result.trafo_conductor, "transformer"),
+    ):  # fmt: skip
+        loading = np.asarray(values, dtype=float)[0]
+        n_unrated = int(np.count_nonzero(~np.isfinite(loading)))
+        if loading.size and n_unrated == loading.size:
+            not_checked.append(missing_rating(f"every {what} of {model.name}", f"{what} loading"))
+        elif n_unrated:
+            not_checked.append(
+                missing_rating(
+                    f"{n_unrated} {what} phase conductor(s) of {model.name}", f"{what} loading"
+                )
+            )
+        if loading.size:
+            name, letter = zip(*(c.rpartition(".")[::2] for c in conductors), strict=True)
+            found = phase_loading_violation(
+                loading,
+                line_names=list(name),
+                line_phase=[{"a": 1, "b": 2, "c": 3}.get(x, 0) for x in letter],
+                limit=limit,
+            )
+            if found is not None:
+                violations.append(found)
+        finite = loading[np.isfinite(loading)]
+        max_loading[key] = float(finite.max()) if finite.size else None
     return {
         "feeder": model.name,
         "method": "ac3ph",
@@ -294,7 +307,8 @@ def three_phase_summary(model, result, *, standard: str = "ansi") -> dict:
             "bus": str(node_bus[k_max]),
             "phase": _PHASE_LETTER[int(node_phase[k_max])],
         },
-        "max_line_loading_percent": float(finite.max()) if finite.size else None,
+        "max_line_loading_percent": max_loading["line"],
+        "max_trafo_loading_percent": max_loading["trafo"],
         "violations": [v.to_dict() for v in violations],
         "limits_not_checked": not_checked,
         "unsupported_elements": list(model.unsupported),
@@ -328,6 +342,7 @@ def _run_three_phase(args: argparse.Namespace) -> int:
     lo, hi = summary["min_vm_node"], summary["max_vm_node"]
     vuf = summary["vuf_max_percent"]
     loading = summary["max_line_loading_percent"]
+    trafo = summary["max_trafo_loading_percent"]
     rows = [
         ("feeder", summary["feeder"]),
         ("method", "three-phase AC"),
@@ -347,6 +362,10 @@ def _run_three_phase(args: argparse.Namespace) -> int:
         ),
         ("losses [kW]", f"{summary['losses_kw']:.3f}"),
         ("max line loading [%]", "n/a (no line ratings)" if loading is None else f"{loading:.2f}"),
+        (
+            "max transformer loading [%]",
+            "n/a (no transformer ratings)" if trafo is None else f"{trafo:.2f}",
+        ),
     ]
     print(format_table(rows, ["quantity", "value"]))
     print(f"worst phase: {lo['bus']} phase {lo['phase']} at {summary['min_vm_pu']:.5f} pu")

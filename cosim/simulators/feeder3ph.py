@@ -66,7 +66,9 @@ class ThreePhaseFeederSim(FeederSim):
     ``.dss`` path), ``load_scale`` [-], ``transformer``, ``load_profile``, ``load_column``,
     ``ambient_column``, ``start`` (as for ``FeederSim``). Outputs: those of ``FeederSim``
     (``vm_min_pu``/``vm_max_pu`` over all phase nodes; ``p_load_mw`` the loads' nominal power
-    times the multiplier; ``max_trafo_loading_percent`` NaN; ``line_loading_percent`` per line
+    times the multiplier; ``max_trafo_loading_percent`` the largest winding-1 phase current of
+    any transformer of the file over its normal rating (NaN without a rated transformer);
+    ``line_loading_percent`` per line
     conductor ``"<line>.<phase>"``; ``n_deenergized_buses`` 0) plus ``vm_min_a_pu`` ...
     ``vm_max_c_pu`` (per phase [pu]), ``vuf_max_percent`` (largest voltage unbalance factor
     ``100 |V2| / |V1|`` over the three-phase buses [%]) and ``bus_vuf_percent`` ({bus: %} per
@@ -311,6 +313,7 @@ class ThreePhaseFeederSim(FeederSim):
         s_source_mva = float(np.hypot(res.p_source_kw[0], res.q_source_kvar[0])) / 1000.0
         p_source = float(res.p_source_kw[0]) / 1000.0
         loading = res.line_loading_percent[0]
+        trafo = res.trafo_loading_percent[0]
         out = {
             "p_loss_mw": float(res.losses_kw[0]) / 1000.0,
             "q_loss_mvar": float(res.losses_kvar[0]) / 1000.0,
@@ -323,7 +326,9 @@ class ThreePhaseFeederSim(FeederSim):
             "max_line_loading_percent": (
                 float(np.nanmax(loading)) if np.isfinite(loading).any() else float("nan")
             ),
-            "max_trafo_loading_percent": float("nan"),
+            "max_trafo_loading_percent": (
+                float(np.nanmax(trafo)) if np.isfinite(trafo).any() else float("nan")
+            ),
             "p_grid_import_mw": p_source,
             "transformer_load_pu": s_source_mva / float(self.transformer["rating_mva"]),
             "vuf_max_percent": float(res.vuf_max_percent[0]),

@@ -112,6 +112,8 @@ def test_cosimulation_equals_the_direct_three_phase_solve(tmp_path, connection):
         vuf = frame[frame.signal.str.endswith(".vuf_max_percent")].set_index("t_s").value
         v_abc = np.array([[v[model.node_index(b, k)] for k in (1, 2, 3)] for b in model.bus3])
         assert vuf[t_s] == pytest.approx(voltage_unbalance_factor_percent(v_abc).max(), abs=1e-9)
+        trafo = frame[frame.signal.str.endswith(".max_trafo_loading_percent")].set_index("t_s")
+        assert trafo.value[t_s] == pytest.approx(np.nanmax(res.trafo_loading_percent[0]), 1e-5)
     assert worst < 1e-6
 
 

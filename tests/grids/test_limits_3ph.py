@@ -117,3 +117,16 @@ def test_phase_loading_names_line_and_phase():
     )
     with pytest.raises(ScenarioError, match="expected a number > 0"):
         phase_loading_violation(loading, line_names=["a"] * 3, line_phase=[1] * 3, limit_percent=0)
+
+
+def test_phase_loading_of_transformer_windings_names_the_transformer():
+    loading = np.array([80.0, 107.3, 95.0])
+    found = phase_loading_violation(
+        loading, line_names=["xfm1"] * 3, line_phase=[1, 2, 3], limit=Limit.TRANSFORMER_LOADING
+    )
+    assert found.limit == Limit.TRANSFORMER_LOADING.value
+    assert found.element == "transformer xfm1 phase b" and found.worst_value == 107.3
+    with pytest.raises(ScenarioError, match="loading limit kind"):
+        phase_loading_violation(
+            loading, line_names=["x"] * 3, line_phase=[1] * 3, limit=Limit.EN_50160_LOW
+        )
