@@ -5,14 +5,15 @@ added here, on this phase, before a limit is violated": a single-phase charger o
 or c (line-to-neutral), or a balanced three-phase one (``abc``: a third on each phase). The
 limits are checked per phase: phase-to-neutral voltages against the band (ANSI C84.1 range A
 by default), the voltage unbalance factor VUF = |V2|/|V1| of every three-phase bus (EN 50160,
-2 % by default) and the loading of every rated phase conductor.
+2 % by default), the loading of every rated phase conductor and that of every transformer
+(winding 1's phase conductors against the file's normal rating).
 
 Two tiers, as for balanced feeders (:mod:`studies.hosting_capacity`):
 
 1. **Screen** -- the multiphase linear power flow (:mod:`grids.linear3ph`, first-order form
    around the base case) gives the voltage change per MW at every node for every candidate;
-   all candidates are bisected together on it (phase voltages, VUF and phase conductor
-   currents, all from the linear voltages).
+   all candidates are bisected together on it (phase voltages, VUF, phase conductor and
+   transformer winding currents, all from the linear voltages).
 2. **AC confirmation** -- the screen value ``s`` gives the bracket ``[s (1 - margin) - tol,
    s (1 + margin) + tol]``; one batched three-phase AC solve verifies it for every candidate
    (a bracket that does not hold is widened: lower bound to 0, upper bound doubled up to the
@@ -99,6 +100,7 @@ HC3PH_CRITERIA_PARAMS: tuple[Param, ...] = (
         doc="voltage unbalance factor |V2|/|V1| of three-phase buses (EN 50160: 2 %)",
     ),
     _BALANCED["max_line_loading_percent"],
+    _BALANCED["max_trafo_loading_percent"],
 )  # fmt: skip
 
 
@@ -114,12 +116,16 @@ class ThreePhaseCriteria:
         Largest voltage unbalance factor of a three-phase bus [%].
     max_line_loading_percent : float
         Largest phase conductor current [% of its normal rating].
+    max_trafo_loading_percent : float
+        Largest winding-1 phase current of a transformer [% of its normal rating: OpenDSS's
+        ``NormalAmps``, by default the current at 110 % of the kVA].
     """
 
     v_min_pu: float = _BALANCED["v_min_pu"].default
     v_max_pu: float = _BALANCED["v_max_pu"].default
     vuf_max_percent: float = VUF_LIMIT_PERCENT
     max_line_loading_percent: float = _BALANCED["max_line_loading_percent"].default
+    max_trafo_loading_percent: float = _BALANCED["max_trafo_loading_percent"].default
 
     def validate(self) -> None:
         """Check every limit against its declaration.
@@ -258,6 +264,12 @@ class LimitChecker:
         )
         self.load_base = loading0 > criteria.max_line_loading_percent
         self.conductor_names = [_conductor_name(c) for c in base.line_conductor]
+        trafo0 = np.asarray(base.trafo_loading_percent, dtype=float)
+        self.trafo_hi = np.maximum(
+            criteria.max_trafo_loading_percent, trafo0 + BASE_SLACK_LOADING_PERCENT
+        )
+        self.trafo_base = trafo0 > criteria.max_trafo_loading_percent
+        self.winding_names = [_conductor_name(c, "transformer") for c in base.trafo_conductor]
 
     def base_violations(self, base, criteria: ThreePhaseCriteria) -> list[str]:
         """One line per limit the base case (its first scenario) already breaks.
@@ -275,6 +287,7 @@ class LimitChecker:
         vm0 = np.asarray(base.vm_pu)[0, self.vnodes]
         vuf0 = np.asarray(base.vuf_percent, dtype=float)[0]
         loading0 = np.asarray(base.line_loading_percent, dtype=float)[0]
+        trafo0 = np.asarray(base.trafo_loading_percent, dtype=float)[0]
         out = []
         for bad, values, worst, text, names, unit in (
             (self.v_hi_base[0], vm0, np.argmax, f"above v_max_pu {criteria.v_max_pu:g}",
@@ -286,6 +299,9 @@ class LimitChecker:
             (self.load_base[0], loading0, np.argmax,
              f"loading above {criteria.max_line_loading_percent:g} %", self.conductor_names,
              "%"),
+            (self.trafo_base[0], trafo0, np.argmax,
+             f"transformer loading above {criteria.max_trafo_loading_percent:g} %",
+             self.winding_names, "%"),
         ):  # fmt: skip
             if bad.any():
                 idx = np.flatnonzero(bad)
@@ -293,7 +309,9 @@ class LimitChecker:
                 out.append(f"{text}: {names[k]} at {values[k]:.4g} {unit}, {idx.size} element(s)")
         return out
 
-    def check(self, vm_pu, vuf_percent, loading_percent, converged, *, base_row=None) -> TrialState:
+    def check(
+        self, vm_pu, vuf_percent, loading_percent, trafo_percent, converged, *, base_row=None
+    ) -> TrialState:
         """Worst violation per scenario (scenarios on rows).
 
         Parameters
@@ -302,8 +320,10 @@ class LimitChecker:
             Phase-to-neutral voltages [pu].
         vuf_percent : numpy.ndarray (n, n_bus3)
             Voltage unbalance factors [%].
-        loading_percent : numpy.ndarray (n, n_conductor) or None
-            Phase conductor loadings [%] (None: not checked).
+        loading_percent : numpy.ndarray (n, n_conductor)
+            Phase conductor loadings [%].
+        trafo_percent : numpy.ndarray (n, n_trafo_conductor)
+            Transformer winding-1 loadings [%].
         converged : numpy.ndarray of bool (n,)
         base_row : numpy.ndarray of int (n,), optional, keyword-only
             The base scenario each row is measured against (default: the first).
@@ -322,18 +342,21 @@ class LimitChecker:
             (self.v_lo[r] - vm, Binding.UNDERVOLTAGE, self.v_lo_base, self.node_names),
             (vuf_percent - self.vuf_hi[r], Binding.VOLTAGE_UNBALANCE, self.vuf_base,
              self.bus3_names),
+            (loading_percent - self.load_hi[r], Binding.LINE_LOADING, self.load_base,
+             self.conductor_names),
+            (trafo_percent - self.trafo_hi[r], Binding.TRANSFORMER_LOADING, self.trafo_base,
+             self.winding_names),
         ]  # fmt: skip
-        if loading_percent is not None:
-            tests.append(
-                (loading_percent - self.load_hi[r], Binding.LINE_LOADING, self.load_base,
-                 self.conductor_names)
-            )  # fmt: skip
         worst = np.full(n, 0.0)
         for excess, kind, base_bad, names in tests:
             if excess.shape[1] == 0:
                 continue
             # relative excess so that volts, percent unbalance and loading compare
-            scale = {Binding.VOLTAGE_UNBALANCE: 1.0, Binding.LINE_LOADING: 100.0}.get(kind, 0.01)
+            scale = {
+                Binding.VOLTAGE_UNBALANCE: 1.0,
+                Binding.LINE_LOADING: 100.0,
+                Binding.TRANSFORMER_LOADING: 100.0,
+            }.get(kind, 0.01)
             rel = np.nan_to_num(excess / scale, nan=-np.inf)
             j = np.argmax(rel, axis=1)
             rr = rel[np.arange(n), j]
@@ -347,11 +370,22 @@ class LimitChecker:
         where[bad] = ""
         return TrialState(feasible=binding == Binding.NONE, binding=binding, where=where)
 
+    def check_result(self, res, *, base_row=None) -> TrialState:
+        """:meth:`check` of a solved batch (:class:`grids.result3ph.ThreePhaseResult`)."""
+        return self.check(
+            np.asarray(res.vm_pu),
+            np.asarray(res.vuf_percent, dtype=float),
+            np.asarray(res.line_loading_percent, dtype=float),
+            np.asarray(res.trafo_loading_percent, dtype=float),
+            res.converged,
+            base_row=base_row,
+        )
 
-def _conductor_name(label: str) -> str:
-    """``"650632.b"`` (the engine's ``line.phase``) -> ``"line 650632 phase b"``."""
-    line, _, letter = str(label).rpartition(".")
-    return f"line {line} phase {letter}" if line else f"line {label}"
+
+def _conductor_name(label: str, kind: str = "line") -> str:
+    """``"650632.b"`` (the engine's ``element.phase``) -> ``"line 650632 phase b"``."""
+    element, _, letter = str(label).rpartition(".")
+    return f"{kind} {element} phase {letter}" if element else f"{kind} {label}"
 
 
 def select_candidates(model, buses, phase: ChargerPhase) -> Candidates:
@@ -424,19 +458,15 @@ class _AcTrials:
         q = p * self.q_per_p
         res = self.model.solve(load_mult=self.load_mult, p_wye_mw=p, q_wye_mvar=q)
         self.n_solves += rows.size
-        return self.checker.check(
-            np.asarray(res.vm_pu),
-            np.asarray(res.vuf_percent, dtype=float),
-            np.asarray(res.line_loading_percent, dtype=float),
-            res.converged,
-        )
+        return self.checker.check_result(res)
 
 
 class _LinearTrials:
     """The screen: the linear model's voltages, unbalance and conductor currents.
 
-    Conductor currents are the lines' ``Yprim`` rows at their first terminal applied to the
-    linear voltages (``result.network.line_matrix``), so they are linear in the size too.
+    Conductor currents are the ``Yprim`` rows of the lines at their first terminal and of the
+    transformers at winding 1 applied to the linear voltages (``result.network.line_matrix``
+    and ``trafo_matrix``), so they are linear in the size too.
     """
 
     def __init__(
@@ -456,22 +486,30 @@ class _LinearTrials:
         ).reshape(-1, 3)
         self.checker = checker
         net = base.network
-        lines = sp.csr_matrix(
-            tuple(net.line_matrix),
-            shape=(int(np.asarray(net.line_norm_amps).size), linear.n_node),
-        )
         v_base = np.asarray(net.v_base_v, dtype=float)
-        self.i0_a = lines @ (self.v0 * v_base)
-        self.di_a = np.asarray((lines @ (self.sens.T * v_base[:, None])).T)  # (n_cand, n_cond)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            self.inv_amps = 100.0 / np.asarray(net.line_norm_amps, dtype=float)
+        # (current at the linear point [A], its change per MW (n_cand, n_cond), 100 / rating)
+        self.currents = []
+        for matrix, amps in ((net.line_matrix, net.line_norm_amps),
+                             (net.trafo_matrix, net.trafo_norm_amps)):  # fmt: skip
+            rows = sp.csr_matrix(tuple(matrix), shape=(np.asarray(amps).size, linear.n_node))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                inv_amps = 100.0 / np.asarray(amps, dtype=float)
+            self.currents.append(
+                (
+                    rows @ (self.v0 * v_base),
+                    np.asarray((rows @ (self.sens.T * v_base[:, None])).T),
+                    inv_amps,
+                )
+            )
 
     def run(self, rows: np.ndarray, size_mw: np.ndarray) -> TrialState:
         v = self.v0[None, :] + size_mw[:, None] * self.sens[rows]
         vuf = self.vuf(v[:, self.abc]) if self.abc.size else np.zeros((rows.size, 0))
-        i_a = self.i0_a[None, :] + size_mw[:, None] * self.di_a[rows]
-        loading = np.abs(i_a) * self.inv_amps[None, :]
-        return self.checker.check(np.abs(v), vuf, loading, np.ones(rows.size, dtype=bool))
+        line, trafo = (
+            np.abs(i0[None, :] + size_mw[:, None] * di[rows]) * inv[None, :]
+            for i0, di, inv in self.currents
+        )
+        return self.checker.check(np.abs(v), vuf, line, trafo, np.ones(rows.size, dtype=bool))
 
 
 def bisect_sizes(trials, n: int, lo, hi, *, tolerance_mw: float, cap_mw: float):

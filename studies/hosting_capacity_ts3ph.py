@@ -113,6 +113,8 @@ class ThreePhaseTimeSeriesHostingCapacity:
     vm_min_pu, vm_max_pu, vuf_max_percent, max_line_loading_percent : numpy.ndarray (n_steps,)
         The base time series (no added unit): extreme phase voltage, unbalance and conductor
         loading per step (loading NaN: no rated conductor).
+    max_trafo_loading_percent : numpy.ndarray (n_steps,)
+        The same for the transformers' winding-1 loading (NaN: no rated transformer).
     vm_min_bus_pu : numpy.ndarray (n_steps, n_bus)
         Lowest phase voltage of every bus (but the source bus) per step [pu] of the base time
         series; ``bus_names`` names the columns.
@@ -135,6 +137,7 @@ class ThreePhaseTimeSeriesHostingCapacity:
     vm_max_pu: np.ndarray
     vuf_max_percent: np.ndarray
     max_line_loading_percent: np.ndarray
+    max_trafo_loading_percent: np.ndarray
     vm_min_bus_pu: np.ndarray
     bus_names: tuple[str, ...]
     simultaneous: dict | None = None
@@ -241,13 +244,7 @@ class _StepTrials:
                 np.put_along_axis(p, nodes[rr], share[rr], axis=1)
                 res = self.model.solve(**self.mult.at(tt), p_wye_mw=p, q_wye_mvar=p * self.q_per_p)
                 self.n_cases += part.size
-                st = checker.check(
-                    np.asarray(res.vm_pu),
-                    np.asarray(res.vuf_percent, dtype=float),
-                    np.asarray(res.line_loading_percent, dtype=float),
-                    res.converged,
-                    base_row=tt - int(chunk) * STEP_CHUNK,
-                )
+                st = checker.check_result(res, base_row=tt - int(chunk) * STEP_CHUNK)
                 feasible[rr, tt], binding[rr, tt], where[rr, tt] = st.feasible, st.binding, st.where
         return feasible, binding, where
 
@@ -389,7 +386,7 @@ def _base_series(model, mult, time_index):
     col = {b: i for i, b in enumerate(buses)}
     node_col = np.array([col[b] for b in node_bus[keep]])
     n = mult.shape[0]
-    out = {k: np.full(n, np.nan) for k in ("vm_min", "vm_max", "vuf", "loading")}
+    out = {k: np.full(n, np.nan) for k in ("vm_min", "vm_max", "vuf", "loading", "trafo")}
     vm_bus = np.full((n, len(buses)), np.inf)
     for start in range(0, n, CHUNK_SCENARIOS):
         rows = slice(start, min(start + CHUNK_SCENARIOS, n))
@@ -407,10 +404,12 @@ def _base_series(model, mult, time_index):
         vuf = np.asarray(res.vuf_percent, dtype=float)
         if vuf.shape[1]:
             out["vuf"][rows] = np.nanmax(np.nan_to_num(vuf, nan=0.0), axis=1)
-        loading = np.asarray(res.line_loading_percent, dtype=float)
-        rated = np.isfinite(loading).any(axis=0)
-        if rated.any():
-            out["loading"][rows] = np.nanmax(loading[:, rated], axis=1)
+        for key, values in (("loading", res.line_loading_percent),
+                            ("trafo", res.trafo_loading_percent)):  # fmt: skip
+            loading = np.asarray(values, dtype=float)
+            rated = np.isfinite(loading).any(axis=0)
+            if rated.any():
+                out[key][rows] = np.nanmax(loading[:, rated], axis=1)
         block = vm_bus[rows]
         np.minimum.at(block, (slice(None), node_col), vm)
         vm_bus[rows] = block
@@ -583,6 +582,7 @@ def three_phase_time_series_hosting_capacity(
         vm_max_pu=extremes["vm_max"],
         vuf_max_percent=extremes["vuf"],
         max_line_loading_percent=extremes["loading"],
+        max_trafo_loading_percent=extremes["trafo"],
         vm_min_bus_pu=np.where(np.isfinite(vm_bus), vm_bus, np.nan),
         bus_names=tuple(written(b) for b in bus_names),
         simultaneous=spread_row,

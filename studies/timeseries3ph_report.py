@@ -160,6 +160,7 @@ def write_three_phase_time_series_outputs(model, result, out_dir) -> Path:
             "phase voltage band [pu]": f"{c.v_min_pu} .. {c.v_max_pu}",
             "voltage unbalance limit [%]": c.vuf_max_percent,
             "phase conductor loading limit [%]": c.max_line_loading_percent,
+            "transformer loading limit [%]": c.max_trafo_loading_percent,
             "tolerance [MW]": result.tolerance_mw,
             "AC cases solved": result.n_ac_cases,
             "run time [s]": round(result.timings_s.get("total_s", float("nan")), 2),
@@ -168,7 +169,8 @@ def write_three_phase_time_series_outputs(model, result, out_dir) -> Path:
     )
     rep.paragraph(
         "Method: the loads follow their OpenDSS load shapes; a size holds when no per-phase "
-        "limit (phase voltage, voltage unbalance, phase conductor loading) is broken at the "
+        "limit (phase voltage, voltage unbalance, phase conductor or transformer loading) is "
+        "broken at the "
         "chosen share of the steps; the largest such size is bisected on the three-phase AC "
         "model, every step of every bus in one batched solve per trial (equal to a brute-force "
         "bisection step by step within the tolerance)."

@@ -129,6 +129,7 @@ def _run_three_phase(args: argparse.Namespace) -> int:
         v_max_pu=args.v_max_pu,
         vuf_max_percent=VUF_LIMIT_PERCENT if args.vuf_max_percent is None else args.vuf_max_percent,
         max_line_loading_percent=args.max_loading_percent,
+        max_trafo_loading_percent=args.max_loading_percent,
     )
     criteria.validate()
     model = load_three_phase_feeder(args.feeder)
@@ -483,6 +484,7 @@ def _run_time_series_three_phase(args: argparse.Namespace) -> int:
         v_max_pu=args.v_max_pu,
         vuf_max_percent=VUF_LIMIT_PERCENT if args.vuf_max_percent is None else args.vuf_max_percent,
         max_line_loading_percent=args.max_loading_percent,
+        max_trafo_loading_percent=args.max_loading_percent,
     )
     criteria.validate()
     model = load_three_phase_feeder(args.feeder)

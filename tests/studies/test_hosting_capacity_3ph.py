@@ -2,9 +2,9 @@
 
 Reference: a brute-force AC bisection written here, one bus at a time with the three-phase
 engine and the per-phase limit functions of ``grids.limits`` (phase voltages, VUF, conductor
-loading), from [0, 2 MW] to 0.1 kW. The two-tier study (linear screen + batched AC
-confirmation) must agree with it within the study's tolerance (1 kW) at sampled buses, and
-the binding limit must hold at the reported size and break 1 kW above it.
+and transformer winding loading), from [0, 2 MW] to 0.1 kW. The two-tier study (linear
+screen + batched AC confirmation) must agree with it within the study's tolerance (1 kW) at
+sampled buses, and the binding limit must hold at the reported size and break 1 kW above it.
 """
 
 from __future__ import annotations
@@ -14,16 +14,22 @@ import pytest
 
 from grids.errors import ScenarioError
 from grids.feeder3ph import ThreePhaseFeederModel
-from grids.limits import phase_loading_violation, unbalance_violation
+from grids.limits import Limit, phase_loading_violation, unbalance_violation
 from studies.hosting_capacity_3ph import (
     ChargerPhase,
     ThreePhaseCriteria,
     three_phase_hosting_capacity,
 )
 
-# IEEE 13 at nominal load breaks ANSI range A at the regulator output and overloads its
-# 400 A default line ratings: wider limits give a base case inside every limit
-CRITERIA = ThreePhaseCriteria(v_min_pu=0.93, v_max_pu=1.07, max_line_loading_percent=250.0)
+# IEEE 13 at nominal load breaks ANSI range A at the regulator output, overloads its 400 A
+# default line ratings and loads XFM1 to 107 % of its normal rating (110 % of 500 kVA):
+# wider limits give a base case inside every limit (XFM1 then binds at 634)
+CRITERIA = ThreePhaseCriteria(
+    v_min_pu=0.93,
+    v_max_pu=1.07,
+    max_line_loading_percent=250.0,
+    max_trafo_loading_percent=150.0,
+)
 TOL_MW = 0.001
 
 
@@ -43,17 +49,22 @@ def _feasible(model, bus: str, phase: ChargerPhase, size_mw: float) -> bool:
     vm = res.vm_pu[0, keep]
     band_ok = CRITERIA.v_min_pu <= vm.min() and vm.max() <= CRITERIA.v_max_pu
     vuf_ok = unbalance_violation(res.vuf_percent[0], bus_names=list(res.bus3)) is None
-    lines = [c.rpartition(".")[0] for c in res.line_conductor]
-    letters = [c.rpartition(".")[2] for c in res.line_conductor]
-    loading_ok = (
+    loading_ok = all(
         phase_loading_violation(
-            res.line_loading_percent[0],
-            line_names=lines,
-            line_phase=["abc".index(x) + 1 for x in letters],
-            limit_percent=CRITERIA.max_line_loading_percent,
+            loading[0],
+            line_names=[c.rpartition(".")[0] for c in conductors],
+            line_phase=["abc".index(c.rpartition(".")[2]) + 1 for c in conductors],
+            limit_percent=limit,
+            limit=kind,
         )
         is None
-    )
+        for loading, conductors, limit, kind in (
+            (res.line_loading_percent, res.line_conductor, CRITERIA.max_line_loading_percent,
+             Limit.LINE_LOADING),
+            (res.trafo_loading_percent, res.trafo_conductor, CRITERIA.max_trafo_loading_percent,
+             Limit.TRANSFORMER_LOADING),
+        )
+    )  # fmt: skip
     return band_ok and vuf_ok and loading_ok
 
 
@@ -101,6 +112,25 @@ def test_unbalance_binds_where_reported(ieee13):
         p[ieee13.node_index(row["bus"], 3)] = -row["hosting_capacity_mw"]
         at = ieee13.solve(p_wye_mw=p, warm_start=False)
         assert at.vuf_percent[0, k] <= CRITERIA.vuf_max_percent
+
+
+def test_transformer_winding_binds_where_reported(ieee13):
+    """Charging at 634, behind XFM1 (500 kVA, at 107 % of its normal rating in the base case;
+    limit 150 % here): the transformer binds, its winding-1 loading holds at the answer and
+    breaks 2 kW above it."""
+    (row,) = three_phase_hosting_capacity(
+        ieee13, buses=["634"], phase="abc", criteria=CRITERIA
+    ).rows
+    assert row["binding"] == "transformer_loading"
+    assert row["where"].startswith("transformer xfm1 phase ")
+    col = ieee13.trafo_conductor.index(f"xfm1.{row['where'][-1]}")
+    for size, holds in ((row["hosting_capacity_mw"], True),
+                        (row["hosting_capacity_mw"] + 2 * TOL_MW, False)):  # fmt: skip
+        p = np.zeros(ieee13.n_node)
+        for ph in (1, 2, 3):
+            p[ieee13.node_index("634", ph)] = -size / 3
+        res = ieee13.solve(p_wye_mw=p, warm_start=False)
+        assert (res.trafo_loading_percent[0, col] <= CRITERIA.max_trafo_loading_percent) == holds
 
 
 def test_methods_agree_and_screen_alone_is_linear(ieee13):
