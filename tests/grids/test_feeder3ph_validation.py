@@ -40,15 +40,9 @@ _MODELS: dict[str, ThreePhaseFeederModel] = {}
 
 
 def _opendss_solution(model: ThreePhaseFeederModel, load_mult: float):
-    """Compile the model's file in OpenDSS, solve, return (v_pu per model node, losses kW)."""
-    compile_reference(model.circuit.path)
-    dss.Text.Command("set controlmode=off")
-    dss.Solution.Convergence(1e-12)
-    dss.Solution.MaxIterations(500)
-    dss.Solution.LoadMult(load_mult)
-    dss.Solution.Solve()
-    assert dss.Solution.Converged()
-    v_model_order = node_voltages_pu(model)
+    """OpenDSS's snapshot solution of the model's file: (v_pu per model node, its
+    ``Circuit.Losses`` [kW], the source's power [kW])."""
+    v_model_order, _ = snapshot_reference(model.circuit.path, model, load_mult=load_mult)
     losses_kw = dss.Circuit.Losses()[0] / 1000.0
     total_kw = -dss.Circuit.TotalPower()[0]
     return v_model_order, losses_kw, total_kw
