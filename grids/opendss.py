@@ -14,10 +14,10 @@ the project's own three-phase solver (:mod:`grids.powerflow3ph`) needs:
   current ``I_s = Y_s E`` (EMF ``E`` from ``basekV``, ``pu``, ``angle``); each current source
   (``Isource``) adds its fixed current to ``I_s``;
 * per-node base voltages (``Bus.kVBase``, line-to-neutral), bus coordinates;
-* the loads (bus nodes, wye/delta, phases, kW, kvar, kV, model, vminpu/vmaxpu/vlowpu), the PV
-  systems, storage and generators as constant-power injections, the lines (terminal nodes,
-  ``Yprim``, normal rating) and the regulators (RegControl settings and their transformer's
-  taps).
+* the loads (bus nodes, wye/delta, phases, kW, kvar, kV, model, vminpu/vmaxpu/vlowpu,
+  ZIPV), the PV systems, storage and generators as constant-power injections, the lines and
+  transformers (terminal nodes, ``Yprim``, normal rating) and the regulators (RegControl
+  settings and their transformer's taps).
 
 OpenDSS is the field's reference parser: element matrices come from it, the solve does not.
 Element classes the engine does not model are listed by name in ``DssCircuit.unsupported``
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from grids.errors import FeederError
+from grids.errors import FeederError, check_problems
 from grids.opendss_regulators import (
     DssRegulator,
     complex_matrix,
@@ -67,7 +67,12 @@ PASSIVE_CLASSES = (
 )
 #: Load models the engine implements: 1 constant PQ, 2 constant Z, 3 constant P quadratic Q,
 #: 4 exponential (CVR), 5 constant |I|.
-SUPPORTED_LOAD_MODELS = (1, 2, 3, 4, 5)
+SUPPORTED_LOAD_MODELS = (1, 2, 3, 4, 5, 8)
+#: OpenDSS load model 8: ZIP, with ``ZIPV`` = (Z, I, P fractions of kW; of kvar; cut-off).
+MODEL_ZIPV = 8
+#: The ZIPV low-voltage drop-out ``0.5 (1 + tanh(500 (V - cutoff)))`` is 1 in double precision
+#: from this far above the cut-off [pu] (``Load.pas``: it is skipped for ``500 dV >= 20``).
+ZIPV_DROPOUT_REACH_PU = 0.04
 
 
 class Connection(IntEnum):
@@ -107,6 +112,9 @@ class DssLoads:
         Voltage limits of the constant-power/current range [pu of the element's base].
     cvr_watts, cvr_vars : numpy.ndarray
         Exponents of load model 4 (``CVRwatts``, ``CVRvars``).
+    zipv : numpy.ndarray (n, 7)
+        ``ZIPV`` of model 8 loads (zero rows otherwise): the constant-impedance, -current
+        and -power fractions of kW, the same of kvar, and the drop-out voltage [pu].
     """
 
     name: tuple[str, ...]
@@ -123,6 +131,7 @@ class DssLoads:
     vlowpu: np.ndarray
     cvr_watts: np.ndarray
     cvr_vars: np.ndarray
+    zipv: np.ndarray
 
     def __len__(self) -> int:
         return len(self.name)
@@ -371,6 +380,7 @@ def _read_pc(dss, kind: str) -> dict:
             vlowpu=float(dss.Properties.Value("vlowpu")),
             cvr_watts=dss.Loads.CVRwatts(),
             cvr_vars=dss.Loads.CVRvars(),
+            zipv=tuple(float(x) for x in dss.Loads.ZipV()) or (0.0,) * 7,
         )
         return row
     conn = str(dss.Properties.Value("conn")).strip().lower()
@@ -381,6 +391,7 @@ def _read_pc(dss, kind: str) -> dict:
     row["vmaxpu"] = float(dss.Properties.Value("vmaxpu"))
     row["vlowpu"] = 0.0
     row["cvr_watts"] = row["cvr_vars"] = 0.0
+    row["zipv"] = (0.0,) * 7
     if kind == "pvsystem":
         # OpenDSS's present output: Pmpp x irradiance x the P-T curve's factor at the panel
         # temperature x the inverter efficiency curve, within kVA, %Pmpp and cut-in/out
@@ -395,6 +406,22 @@ def _read_pc(dss, kind: str) -> dict:
         row["p_kw"] = dss.Generators.kW()
         row["q_kvar"] = dss.Generators.kvar()
     return row
+
+
+def _zipv_problem(row: dict) -> str:
+    """Why a model-8 load's ``ZIPV`` cannot be used ("" when it can).
+
+    OpenDSS aborts the solution of a model 8 load without its 7 coefficients; below
+    ``vlowpu`` it draws the load's full constant-impedance current, which equals the sum of
+    its Z, I and P parts only when each set of three fractions sums to 1.
+    """
+    zipv = row["zipv"]
+    if len(zipv) != 7 or not any(zipv[:6]):
+        return "ZIPV not set (model 8 needs its 7 coefficients; OpenDSS aborts without them)"
+    sums = (sum(zipv[0:3]), sum(zipv[3:6]))
+    if any(abs(x - 1.0) > 1e-6 for x in sums):
+        return f"ZIPV fractions sum to {sums[0]:g} (kW) and {sums[1]:g} (kvar); expected 1 each"
+    return ""
 
 
 def _table(rows: list[dict]) -> DssLoads:
@@ -416,6 +443,7 @@ def _table(rows: list[dict]) -> DssLoads:
         vlowpu=arr("vlowpu"),
         cvr_watts=arr("cvr_watts"),
         cvr_vars=arr("cvr_vars"),
+        zipv=arr("zipv").reshape(len(rows), 7),
     )
 
 
@@ -488,6 +516,7 @@ def _extract(dss, master: Path, *, warn: bool) -> DssCircuit:
     src = ([], [], [])
     i_source = np.zeros(n, dtype=complex)
     loads, injections, unsupported = [], [], []
+    bad_zipv: list[str] = []
     rated = {
         cls: {k: [] for k in ("name", "bus1", "bus2", "idx", "y", "ph", "amps")}
         for cls in ("line", "transformer")
@@ -534,6 +563,16 @@ def _extract(dss, master: Path, *, warn: bool) -> DssCircuit:
             if row["model"] not in SUPPORTED_LOAD_MODELS:
                 unsupported.append(f"Load.{name} (model {row['model']}, read as model 1)")
                 row["model"] = 1
+            elif row["model"] == MODEL_ZIPV:
+                zip_problem = _zipv_problem(row)
+                if zip_problem:
+                    bad_zipv.append(f"Load.{name}: {zip_problem}")
+                elif row["zipv"][6] + ZIPV_DROPOUT_REACH_PU > row["vlowpu"]:
+                    unsupported.append(
+                        f"Load.{name} (ZIPV drop-out below "
+                        f"{row['zipv'][6] + ZIPV_DROPOUT_REACH_PU:g} pu not modelled: the load "
+                        "keeps its ZIP current there)"
+                    )
             if row["conn"] == Connection.WYE and dss.Loads.Rneut() >= 0:
                 unsupported.append(f"Load.{name} (neutral impedance Rneut/Xneut ignored)")
             loads.append(row)
@@ -553,6 +592,7 @@ def _extract(dss, master: Path, *, warn: bool) -> DssCircuit:
             unsupported.append(f"{cls}.{name}")
     if not source_bus:
         raise FeederError(f"OpenDSS file {master}: no voltage source (Vsource)")
+    check_problems(bad_zipv, FeederError, f"OpenDSS file {master}: invalid ZIP loads (model 8)")
     y_network, y_source = _sparse(*net, n), _sparse(*src, n)
     touch = (abs(y_network) + abs(y_source)).tocsr()
     touch.eliminate_zeros()

@@ -42,7 +42,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from grids.errors import FeederError
-from grids.opendss import Connection, DssLoads
+from grids.opendss import MODEL_ZIPV, Connection, DssLoads
 from grids.powerflow3ph_batch import (
     LEVEL_STEP,
     ChordMap,
@@ -54,8 +54,11 @@ from grids.powerflow3ph_batch import (
 )
 from grids.powerflow3ph_kernels import (
     MODEL_CVR,
+    MODEL_I,
     MODEL_MOTOR,
+    MODEL_PQ,
     MODEL_PQ_PURE,
+    MODEL_Z,
     currents_kernel,
     final_kernel,
     fixed_point_kernel,
@@ -176,6 +179,39 @@ def branch_currents(
     return out
 
 
+def _model_parts(model: int, p_w: float, q_var: float, zipv) -> list[tuple[int, complex]]:
+    """A load's branch models and powers per phase: its own model, or for a ZIP load
+    (OpenDSS model 8) a constant-impedance, a constant-current and a constant-power part.
+
+    OpenDSS's ``DoZIPVModel`` (``Load.pas``) draws, per phase, ``Z`` with the real and
+    imaginary parts of ``Yeq`` scaled by ``ZIPV[1]`` and ``ZIPV[4]``, ``I`` (and ``P``) with the
+    constant-current (constant-power) model's current for ``(kW ZIPV[2], kvar ZIPV[5])``
+    (``ZIPV[3]``, ``ZIPV[6]``), each with its own ``vminpu``/``vmaxpu`` regions, and ``Yeq``
+    below ``vlowpu``: the sum of three branches of models 2, 5 and 1 with those powers, as
+    the fractions of kW and of kvar each sum to 1 (:func:`grids.opendss.read_dss` checks).
+    Parts of zero power are left out.
+
+    Parameters
+    ----------
+    model : int
+        OpenDSS load model.
+    p_w, q_var : float
+        Nominal power per phase [W, var].
+    zipv : sequence of float (7,)
+        ``ZIPV`` (used for model 8 only).
+
+    Returns
+    -------
+    list of (int, complex)
+        ``(model, S [VA])`` per branch of each phase.
+    """
+    if model != MODEL_ZIPV:
+        return [(model, complex(p_w, q_var))]
+    parts = ((MODEL_Z, 0), (MODEL_I, 1), (MODEL_PQ, 2))
+    out = [(kind, complex(p_w * zipv[k], q_var * zipv[3 + k])) for kind, k in parts]
+    return [(kind, s) for kind, s in out if s != 0] or [(MODEL_Z, 0j)]
+
+
 def load_branches(
     loads: DssLoads, node_of: dict[tuple[str, int], int], *, sign: float = 1.0
 ) -> Branches:
@@ -216,31 +252,32 @@ def load_branches(
             neutral = idx[phases] if len(idx) > phases else -1
             pairs = [(idx[k], neutral) for k in range(phases)]
             v_base = loads.kv[e] * 1000.0 / (math.sqrt(3.0) if phases in (2, 3) else 1.0)
-        s = sign * (loads.p_kw[e] + 1j * loads.q_kvar[e]) * 1000.0 / max(phases, 1)
-        model = int(loads.model[e])
-        p_exp, q_exp = {
-            MODEL_MOTOR: (0.0, 2.0),
-            MODEL_CVR: (loads.cvr_watts[e], loads.cvr_vars[e]),
-        }.get(model, (0.0, 0.0))
-        for a, b in pairs:
-            for col, val in zip(
-                cols,
-                (
-                    a,
-                    b,
-                    s,
-                    v_base,
-                    model,
-                    loads.vminpu[e],
-                    loads.vmaxpu[e],
-                    loads.vlowpu[e],
-                    e,
-                    p_exp,
-                    q_exp,
-                ),
-                strict=True,
-            ):
-                col.append(val)
+        p_w = sign * loads.p_kw[e] * 1000.0 / max(phases, 1)
+        q_var = sign * loads.q_kvar[e] * 1000.0 / max(phases, 1)
+        for model, s in _model_parts(int(loads.model[e]), p_w, q_var, loads.zipv[e]):
+            p_exp, q_exp = {
+                MODEL_MOTOR: (0.0, 2.0),
+                MODEL_CVR: (loads.cvr_watts[e], loads.cvr_vars[e]),
+            }.get(model, (0.0, 0.0))
+            for a, b in pairs:
+                for col, val in zip(
+                    cols,
+                    (
+                        a,
+                        b,
+                        s,
+                        v_base,
+                        model,
+                        loads.vminpu[e],
+                        loads.vmaxpu[e],
+                        loads.vlowpu[e],
+                        e,
+                        p_exp,
+                        q_exp,
+                    ),
+                    strict=True,
+                ):
+                    col.append(val)
     return Branches(
         node_from=np.array(cols[0], dtype=np.int64),
         node_to=np.array(cols[1], dtype=np.int64),

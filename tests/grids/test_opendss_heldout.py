@@ -123,14 +123,15 @@ def test_cli_reports_an_opendss_error_in_one_line(tmp_path, capsys):
 
 
 def test_cli_lists_unsupported_elements_by_name_in_one_line(tmp_path, capsys):
-    """Elements the engine does not model (a load's neutral impedance, a ZIP load) are named in one
-    ``warning:`` line (no Python warning text) and in the JSON's ``unsupported_elements``."""
+    """Elements the engine does not model (a load's neutral impedance, load model 7) are named
+    in one ``warning:`` line (no Python warning text) and in the JSON's
+    ``unsupported_elements``."""
     path = tmp_path / "unsupported.dss"
     path.write_text(
         FOUR_BUS.replace(
             "Set Voltagebases",
             "New Load.rn bus1=b4.1 phases=1 kv=2.4 kw=20 kvar=5 rneut=0.5 xneut=0.1\n"
-            "New Load.z bus1=b4.2 phases=1 kv=2.4 kw=5 model=8 zipv=[0.3 0.3 0.4 0.3 0.3 0.4 0.5]\n"
+            "New Load.z bus1=b4.2 phases=1 kv=2.4 kw=5 model=7\n"
             "Set Voltagebases",
         )
     )
@@ -139,7 +140,7 @@ def test_cli_lists_unsupported_elements_by_name_in_one_line(tmp_path, capsys):
     doc = json.loads(captured.out)
     assert doc["unsupported_elements"] == [
         "Load.rn (neutral impedance Rneut/Xneut ignored)",
-        "Load.z (model 8, read as model 1)",
+        "Load.z (model 7, read as model 1)",
     ]
     lines = [line for line in captured.err.splitlines() if "not modelled" in line]
     assert len(lines) == 1 and lines[0].startswith("warning: fourbus:"), captured.err
