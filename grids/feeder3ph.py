@@ -537,7 +537,9 @@ class ThreePhaseFeederModel:
             Start from the previous call's solution (a few scenarios; larger batches start
             from a reference solution of each load level).
         tol_pu : float, keyword-only
-            Convergence tolerance on the voltage update [pu].
+            Convergence tolerance [pu]: the last voltage update below it (a few scenarios),
+            or the estimated distance to the solution (larger batches,
+            :func:`grids.powerflow3ph_batch.chord_iterate`).
         max_iter : int, keyword-only
             Iteration limit (scenarios not converged by then are flagged, never raised).
 

@@ -546,7 +546,9 @@ class ZBusSolver:
         s_va : numpy.ndarray (S, nb) complex
             Consumed power of every branch in every scenario [VA].
         tol_pu : float, keyword-only
-            Convergence: largest voltage update below this [pu].
+            Convergence [pu]: the largest voltage update below this (up to
+            :data:`SMALL_BATCH` scenarios), or the estimated distance to the solution
+            (:func:`grids.powerflow3ph_batch.chord_iterate`).
         max_iter : int, keyword-only
         warm_start : bool, keyword-only
             Start from the previous solution (same active nodes) instead of no-load (up to
