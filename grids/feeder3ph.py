@@ -35,7 +35,13 @@ from grids.opendss import DssCircuit, read_dss
 from grids.powerflow3ph import SMALL_BATCH, Branches, concat_branches, load_branches
 from grids.powerflow3ph_kernels import MODEL_PQ_PURE
 from grids.powerflow3ph_sparse import Solver3ph, make_solver, select_solver
-from grids.result3ph import PHASE_LETTER, NetworkData, ThreePhaseResult, csr_arrays
+from grids.result3ph import (
+    PHASE_LETTER,
+    BranchPowers,
+    NetworkData,
+    ThreePhaseResult,
+    csr_arrays,
+)
 
 #: Folder of the embedded OpenDSS feeders.
 DSS_DIR = Path(__file__).resolve().parent / "dss"
@@ -623,13 +629,7 @@ class ThreePhaseFeederModel:
 
     def _result(self, out, branches: Branches) -> ThreePhaseResult:
         # the loads' branches come first (see solve), then injections and extras
-        s_br = out.branch_s_va / 1000.0
-        n_lb = self._load_owner.shape[0]
-        if self._owner_starts is not None:
-            s_load = np.add.reduceat(s_br[:, :n_lb], self._owner_starts, axis=1)
-        else:
-            s_load = np.asarray(self._load_owner.T @ s_br[:, :n_lb].T).T
-        s_inj = -s_br[:, n_lb:].sum(axis=1)
+        powers = BranchPowers(out.branch_s_va / 1000.0, self._load_owner, self._owner_starts)
         return ThreePhaseResult(
             node_bus=self.node_bus,
             node_phase=self.node_phase,
@@ -640,11 +640,8 @@ class ThreePhaseFeederModel:
             bus3=self.bus3,
             line_conductor=self.line_conductor,
             trafo_conductor=self.trafo_conductor,
-            load_p_kw=s_load.real,
-            load_q_kvar=s_load.imag,
-            p_injection_kw=s_inj.real,
-            q_injection_kvar=s_inj.imag,
             network=self._network,
+            branch_powers=powers,
         )
 
 

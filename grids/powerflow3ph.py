@@ -38,8 +38,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from grids.errors import FeederError
 from grids.opendss import MODEL_ZIPV, Connection, DssLoads
@@ -64,7 +62,13 @@ from grids.powerflow3ph_kernels import (
     fixed_point_kernel,
     small_matmul,
 )
-from grids.voltages3ph import SMALL_BATCH, NodeVoltages, TriangularFactors, matmul_rows
+from grids.voltages3ph import (
+    SMALL_BATCH,
+    NodeVoltages,
+    TriangularFactors,
+    factor_lu,
+    matmul_rows,
+)
 
 
 @dataclass(frozen=True)
@@ -348,7 +352,7 @@ class ZBusSolver:
     def __init__(self, y, i_source_a: np.ndarray, v_base_v: np.ndarray) -> None:
         self.n = int(y.shape[0])
         try:
-            self._lu = spla.splu(sp.csc_matrix(y, dtype=complex))
+            self._lu = factor_lu(y)
         except RuntimeError as exc:  # "Factor is exactly singular"
             raise FeederError(
                 "the network admittance matrix is singular: a part of the network floats "

