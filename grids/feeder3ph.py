@@ -629,7 +629,7 @@ class ThreePhaseFeederModel:
 
     def _result(self, out, branches: Branches) -> ThreePhaseResult:
         # the loads' branches come first (see solve), then injections and extras
-        powers = BranchPowers(out.branch_s_va / 1000.0, self._load_owner, self._owner_starts)
+        powers = BranchPowers(out.branch_s_va, self._load_owner, self._owner_starts)
         return ThreePhaseResult(
             node_bus=self.node_bus,
             node_phase=self.node_phase,

@@ -34,7 +34,9 @@ R. C. Dugan, "OpenDSS Reference Guide", EPRI (solution method, load models); W. 
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +46,7 @@ from grids.opendss import MODEL_ZIPV, Connection, DssLoads
 from grids.powerflow3ph_batch import (
     LEVEL_STEP,
     ChordMap,
+    WorkArrays,
     branch_jacobian,
     chord_iterate,
     chord_map,
@@ -57,6 +60,7 @@ from grids.powerflow3ph_kernels import (
     MODEL_PQ,
     MODEL_PQ_PURE,
     MODEL_Z,
+    branch_power_kernel,
     currents_kernel,
     final_kernel,
     fixed_point_kernel,
@@ -325,15 +329,38 @@ class SolveOutcome:
     iterations : numpy.ndarray (S,) of int
     max_dv_pu : numpy.ndarray (S,)
         Largest voltage update at the last iteration [pu].
-    branch_s_va : numpy.ndarray (S, nb) complex
-        Power drawn by each branch at the solved voltages [VA] (consumption positive).
+    branch_s_va : callable
+        Returns the power drawn by each branch at the solved voltages, ``(S, nb)`` complex
+        [VA] (consumption positive), formed when called.
     """
 
     voltages: NodeVoltages
     converged: np.ndarray
     iterations: np.ndarray
     max_dv_pu: np.ndarray
-    branch_s_va: np.ndarray
+    branch_s_va: Callable[[], np.ndarray]
+
+
+def known(array: np.ndarray) -> Callable[[], np.ndarray]:
+    """A :attr:`SolveOutcome.branch_s_va` for powers already formed.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+
+    Returns
+    -------
+    callable
+        Returns ``array``.
+    """
+    return lambda: array
+
+
+def _branch_powers(v_a, f, t, s_va, params) -> np.ndarray:
+    """``V_b conj(I_b)`` of every branch at the active-node voltages ``v_a`` [VA]."""
+    out = np.empty(s_va.shape, dtype=complex)
+    branch_power_kernel(v_a, f, t, s_va, *params, out)
+    return out
 
 
 class ZBusSolver:
@@ -369,7 +396,7 @@ class ZBusSolver:
         self._precond: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._structures: dict[bytes, dict] = {}
         self._last_structure: tuple[Branches, dict] | None = None
-        self._work_buf: np.ndarray | None = None
+        self._work = WorkArrays()
 
     @property
     def warm_state(self):
@@ -478,13 +505,6 @@ class ZBusSolver:
             return np.repeat(v_last[None, :], n_scen, axis=0)
         return np.repeat(self.v0_v[active][None, :], n_scen, axis=0)
 
-    def _work(self, shape: tuple[int, int]) -> np.ndarray:
-        """Work array of a batch's iteration, kept between calls (no fresh pages)."""
-        size = shape[0] * shape[1]
-        if self._work_buf is None or self._work_buf.size < size:
-            self._work_buf = np.empty(size, dtype=complex)
-        return self._work_buf[:size].reshape(shape)
-
     def _chord(self, struct: dict, step: int, s_va: np.ndarray, rows: np.ndarray) -> ChordMap:
         """The chord iteration of a load level (cached per branch structure): the
         reference (the mean load of the scenarios ``rows``) solved by the plain fixed point,
@@ -571,7 +591,9 @@ class ZBusSolver:
             ones = np.ones(n_scen, dtype=bool)
             empty = np.zeros((n_scen, 0), dtype=complex)
             voltages = NodeVoltages(self.v0_v, np.zeros((0, self.n), dtype=complex), empty)
-            return SolveOutcome(voltages, ones, np.zeros(n_scen, int), np.zeros(n_scen), empty)
+            return SolveOutcome(
+                voltages, ones, np.zeros(n_scen, int), np.zeros(n_scen), known(empty)
+            )
         inv_base = struct["inv_base"]
         converged = np.zeros(n_scen, dtype=bool)
         iterations = np.zeros(n_scen, dtype=np.int64)
@@ -593,7 +615,7 @@ class ZBusSolver:
                 self._reference_load(struct, s_va.mean(axis=0))
             steps, order = level_groups(s_va, struct["s_ref"])
             v_a = np.empty((n_scen, n_a), dtype=complex)
-            r_prev = self._work(v_a.shape)
+            r_prev = self._work.get("r_prev", v_a.shape)
             for rows in np.split(order, np.flatnonzero(np.diff(steps[order])) + 1):
                 chord = self._chord(struct, int(steps[rows[0]]), s_va, rows)
                 v_a[rows] = chord.v_ref_v
@@ -612,13 +634,13 @@ class ZBusSolver:
                     iterations=iterations,
                     max_dv=max_dv,
                     converged=converged,
+                    work=self._work,
                 )
         self._impedances(struct)
         z_an, params = struct["z_an"], struct["params"]
         # injected currents at the converged voltages, then every node
         i_a = np.empty((n_scen, n_a), dtype=complex)
-        s_br = np.empty((n_scen, f.size), dtype=complex)
-        final_kernel(v_a, f, t, s_va, *params, i_a, s_br)
+        final_kernel(v_a, f, t, s_va, *params, i_a)
         voltages = NodeVoltages(self.v0_v, z_an, i_a, self.factors, active)
         # the next single solve starts from the last scenario (batches start from their
         # level's reference)
@@ -627,7 +649,10 @@ class ZBusSolver:
         # the power drawn is taken at the converged voltages (within the tolerance of the
         # network solution with the currents above)
         converged &= np.isfinite(v_a).all(axis=1)
-        return SolveOutcome(voltages, converged, iterations, max_dv, s_br)
+        # the branch powers at the converged voltages when asked for (s_va and v_a are this
+        # call's own arrays)
+        powers = functools.partial(_branch_powers, v_a, f, t, s_va, params)
+        return SolveOutcome(voltages, converged, iterations, max_dv, powers)
 
     def _structure(self, branches: Branches) -> dict:
         """Active nodes and branch indices (cached per branch topology; the same Branches

@@ -97,6 +97,37 @@ class ChordMap:
     k_t32: np.ndarray
 
 
+class WorkArrays:
+    """Work arrays kept between calls, grown when too small: a batch's iteration then writes
+    to pages it has touched before (fresh pages of a few MB per call cost as much as the
+    arithmetic of the small feeders)."""
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple[str, np.dtype], np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype=complex) -> np.ndarray:
+        """A C-ordered array of ``shape`` (contents undefined).
+
+        Parameters
+        ----------
+        name : str
+            Which array (one per name and dtype).
+        shape : tuple of int
+        dtype : numpy dtype
+
+        Returns
+        -------
+        numpy.ndarray
+        """
+        key = (name, np.dtype(dtype))
+        size = int(np.prod(shape))
+        buf = self._arrays.get(key)
+        if buf is None or buf.size < size:
+            buf = np.empty(size, dtype=dtype)
+            self._arrays[key] = buf
+        return buf[:size].reshape(shape)
+
+
 def branch_jacobian(v_br_v: np.ndarray, s_va: np.ndarray, params: tuple) -> np.ndarray:
     """Real derivative of each branch current with respect to its voltage.
 
@@ -250,6 +281,7 @@ def chord_iterate(
     iterations: np.ndarray,
     max_dv: np.ndarray,
     converged: np.ndarray,
+    work: WorkArrays | None = None,
 ) -> None:
     """Iterate the scenarios ``rows`` of ``v_a`` in place to ``max |dV| < tol_pu``.
 
@@ -286,13 +318,16 @@ def chord_iterate(
         Work array: each scenario's residual at its previous iterate [A].
     iterations, max_dv, converged : numpy.ndarray (S,)
         Updated for ``rows``.
+    work : WorkArrays, optional, keyword-only
+        Work arrays kept by the caller between calls.
     """
     n_a = v_a.shape[1]
     todo = np.asarray(rows, dtype=np.int64)
-    r_buf = np.empty((todo.size, n_a), dtype=complex)
-    new_buf = np.empty((todo.size, n_a), dtype=complex)
-    in32 = np.empty((todo.size, 2 * n_a), dtype=np.float32)
-    out32 = np.empty((todo.size, 2 * n_a), dtype=np.float32)
+    work = WorkArrays() if work is None else work
+    r_buf = work.get("r", (todo.size, n_a))
+    new_buf = work.get("new", (todo.size, n_a))
+    in32 = work.get("in", (todo.size, 2 * n_a), np.float32)
+    out32 = work.get("out", (todo.size, 2 * n_a), np.float32)
     full = np.ones(todo.size, dtype=bool)  # the next step is a full one
     rounding = np.zeros(todo.size)  # summed rounding of the increments [pu]
     last = np.full(todo.size, np.inf)  # the previous step [pu]

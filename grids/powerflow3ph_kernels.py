@@ -361,9 +361,9 @@ def fixed_point_kernel(
 
 @njit(cache=True)
 def final_kernel(
-    v_a, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, i_a, s_br
+    v_a, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, i_a
 ):  # pragma: no cover
-    """Branch powers ``s_br`` and injected node currents ``i_a`` at the voltages ``v_a``.
+    """Injected node currents ``i_a`` at the voltages ``v_a``.
 
     Parameters
     ----------
@@ -377,21 +377,39 @@ def final_kernel(
         Branch parameters (see :class:`grids.powerflow3ph.Branches`).
     i_a : numpy.ndarray (S, nA) complex
         Filled with the currents injected into the active nodes [A].
-    s_br : numpy.ndarray (S, nb) complex
-        Filled with the power each branch draws, ``V_b conj(I_b)`` [VA].
     """
     n_a = v_a.shape[1]
     for k in range(v_a.shape[0]):
         for a in range(n_a):
             i_a[k, a] = 0j
         for b in range(f.size):
+            _, c = branch_voltage_current(
+                v_a, k, b, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp
+            )
+            i_a[k, f[b]] -= c
+            if t[b] < n_a:
+                i_a[k, t[b]] += c
+
+
+@njit(cache=True)
+def branch_power_kernel(
+    v_a, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp, s_br
+):  # pragma: no cover
+    """The power each branch draws at the voltages ``v_a``, ``V_b conj(I_b)``.
+
+    Parameters
+    ----------
+    v_a, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp
+        As in :func:`final_kernel`.
+    s_br : numpy.ndarray (S, nb) complex
+        Filled with the power each branch draws [VA].
+    """
+    for k in range(v_a.shape[0]):
+        for b in range(f.size):
             v_br, c = branch_voltage_current(
                 v_a, k, b, f, t, s, v_base, model, vmin, vmax, vlow, p_exp, q_exp
             )
             s_br[k, b] = v_br * c.conjugate()
-            i_a[k, f[b]] -= c
-            if t[b] < n_a:
-                i_a[k, t[b]] += c
 
 
 @njit(cache=True)

@@ -51,7 +51,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from grids.errors import FeederError
-from grids.powerflow3ph import Branches, SolveOutcome, ZBusSolver
+from grids.powerflow3ph import Branches, SolveOutcome, ZBusSolver, known
 from grids.powerflow3ph_batch import LEVEL_STEP, level_step
 from grids.powerflow3ph_kernels import MODEL_PQ_PURE
 from grids.powerflow3ph_sparse_kernels import anderson_kernel, currents_at_kernel, rhs_kernel
@@ -437,7 +437,7 @@ class SparseSolver:
                 np.ones(n_scen, dtype=bool),
                 np.zeros(n_scen, dtype=np.int64),
                 np.zeros(n_scen),
-                np.zeros((n_scen, 0), dtype=complex),
+                known(np.zeros((n_scen, 0), dtype=complex)),
             )
         s_mean = s_va[0] if n_scen == 1 else s_va.mean(axis=0)
         y_b, lu, step = self._iteration_matrix(struct, s_mean)
@@ -477,4 +477,4 @@ class SparseSolver:
         f, t = struct["f"], struct["t"]
         v_t = np.where(t >= 0, v_final[:, np.maximum(t, 0)], 0.0)
         s_br = (v_final[:, f] - v_t) * np.conj(cur)
-        return SolveOutcome(FullVoltages(v_final), converged, iterations, max_dv, s_br)
+        return SolveOutcome(FullVoltages(v_final), converged, iterations, max_dv, known(s_br))

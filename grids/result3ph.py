@@ -13,6 +13,7 @@ sources); line current at the first terminal ``I = Y_prim,1 V_terminals``; VUF f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
@@ -36,18 +37,30 @@ class BranchPowers:
 
     Attributes
     ----------
-    s_branch_kva : numpy.ndarray (S, nb) complex
-        Consumed power per branch at the solved voltages [kVA]: the loads' branches first,
-        then injections and extras.
+    s_branch_va : callable
+        Returns the consumed power per branch at the solved voltages, ``(S, nb)`` complex
+        [VA]: the loads' branches first, then injections and extras (formed when first
+        needed).
     load_owner : scipy.sparse matrix (n_load_branch, n_load)
         Which load each of the first ``n_load_branch`` branches belongs to.
     owner_starts : numpy.ndarray of int or None
         First branch of each load when every load's branches are consecutive (a faster sum).
     """
 
-    s_branch_kva: np.ndarray
+    s_branch_va: Callable[[], np.ndarray]
     load_owner: sp.spmatrix
     owner_starts: np.ndarray | None
+
+    @cached_property
+    def s_branch_kva(self) -> np.ndarray:
+        """Consumed power per branch.
+
+        Returns
+        -------
+        numpy.ndarray (S, nb) complex
+            [kVA].
+        """
+        return self.s_branch_va() / 1000.0
 
     def per_load_kva(self) -> np.ndarray:
         """Power drawn per load.
