@@ -52,6 +52,7 @@ from grids.powerflow3ph_kernels import (
     chord_increment_input_kernel,
     chord_increment_kernel,
     chord_residual_kernel,
+    chord_settle_kernel,
     currents_kernel,
 )
 
@@ -322,7 +323,7 @@ def chord_iterate(
         Work arrays kept by the caller between calls.
     """
     n_a = v_a.shape[1]
-    todo = np.asarray(rows, dtype=np.int64)
+    todo = np.array(rows, dtype=np.int64)  # compacted in place
     work = WorkArrays() if work is None else work
     r_buf = work.get("r", (todo.size, n_a))
     new_buf = work.get("new", (todo.size, n_a))
@@ -334,10 +335,11 @@ def chord_iterate(
     taken = np.zeros(todo.size, dtype=np.int64)  # steps since the last full one (included)
     last_rate = np.ones(todo.size)  # the previous step over the one before [-]
     dv = np.empty(todo.size)
+    n = todo.size
     for _ in range(max_iter):
-        n = todo.size
+        rows_n = todo[:n]
         r = r_buf[:n]
-        chord_residual_kernel(v_a, todo, f, t, chord.jb, s_va, *params, r)
+        chord_residual_kernel(v_a, rows_n, f, t, chord.jb, s_va, *params, r)
         step = dv[:n]
         n_full = int(np.count_nonzero(full[:n]))
         for is_full, count in ((True, n_full), (False, n - n_full)):
@@ -346,47 +348,37 @@ def chord_iterate(
             every = count == n
             pos = slice(None) if every else np.flatnonzero(full[:n] == is_full)
             r_part = r if every else np.ascontiguousarray(r[pos])
-            part_rows = todo if every else todo[pos]
-            part_dv = np.empty(count)
+            part_rows = rows_n if every else rows_n[pos]
+            part_dv = step if every else np.empty(count)
             if is_full:
                 new = new_buf[:count]
                 np.matmul(r_part.view(np.float64), chord.k_t, out=new.view(np.float64))
                 chord_full_step_kernel(
                     v_a, part_rows, r_part, new, chord.c_v, inv_base, r_prev, part_dv
                 )
-                rounding[:n][pos] = 0.0
             else:
                 chord_increment_input_kernel(r_part, part_rows, r_prev, in32[:count])
                 np.matmul(in32[:count], chord.k_t32, out=out32[:count])
                 chord_increment_kernel(v_a, part_rows, out32[:count], inv_base, part_dv)
-                rounding[:n][pos] += INCREMENT_REL_ERROR * part_dv
-            step[pos] = part_dv
-        iterations[todo] += 1
-        max_dv[todo] = step
-        # a slowly contracting scenario (rate above 1/2) stays until its error bound
-        # rate / (1 - rate) * step is below the tolerance too
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rate = step / last[:n]
-            bound = rate / (1.0 - rate) * step
-        settled = (step == 0.0) | (rate <= 0.5) | ((rate < 1.0) & (bound < tol_pu))
-        small = (step < tol_pu) & settled
-        # from the third step after a full one the rate compares two increments (a full
-        # step is the Newton step from the reference, or a restart whose update is mostly
-        # the increments' rounding): the error estimate of the new iterate may end it
-        steps_taken = np.where(full[:n], 1, taken[:n] + 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # a rising rate is extrapolated once more (geometrically)
-            theta = rate * np.maximum(1.0, rate / last_rate[:n])
-            estimate = theta / (1.0 - theta) * step
-        small |= (steps_taken >= 3) & (theta <= ESTIMATE_RATE) & (estimate <= ERROR_SHARE * tol_pu)
-        done = small & (rounding[:n] <= ERROR_SHARE * tol_pu)
-        converged[todo[done]] = True
-        keep = ~done
-        todo = todo[keep]
-        full[: todo.size] = (small & ~done)[keep]
-        rounding[: todo.size] = rounding[:n][keep]
-        last[: todo.size] = step[keep]
-        taken[: todo.size] = steps_taken[keep]
-        last_rate[: todo.size] = rate[keep]
-        if todo.size == 0:
+            if not every:
+                step[pos] = part_dv
+        # convergence (the rule above), the remaining scenarios compacted to the front
+        n = chord_settle_kernel(
+            todo,
+            n,
+            step,
+            full,
+            last,
+            last_rate,
+            taken,
+            rounding,
+            tol_pu,
+            ERROR_SHARE,
+            ESTIMATE_RATE,
+            INCREMENT_REL_ERROR,
+            iterations,
+            max_dv,
+            converged,
+        )
+        if n == 0:
             break

@@ -179,6 +179,100 @@ def chord_full_step_kernel(v_a, rows, r, new, c_vec, inv_base, r_prev, dv):  # p
 
 
 @njit(cache=True)
+def chord_settle_kernel(
+    todo,
+    n,
+    step,
+    full,
+    last,
+    last_rate,
+    taken,
+    rounding,
+    tol,
+    error_share,
+    estimate_rate,
+    increment_rel_error,
+    iterations,
+    max_dv,
+    converged,
+):  # pragma: no cover
+    """Convergence of one chord step (:func:`grids.powerflow3ph_batch.chord_iterate`): the
+    scenarios that are done are marked, the others compacted to the front, in place.
+
+    For each of the first ``n`` scenarios, with ``rate = step / last``: a full step resets
+    the summed rounding, an increment adds ``increment_rel_error * step``. The scenario is
+    close when its step is below ``tol`` and it contracts (``rate <= 1/2``, or
+    ``rate / (1 - rate) * step < tol``), or, from the third step after a full one, when
+    ``theta / (1 - theta) * step <= error_share * tol`` with ``theta = rate *
+    max(1, rate / last_rate) <= estimate_rate``; it is done when close and its rounding is
+    at most ``error_share * tol``. A close scenario that is not done takes a full step next.
+
+    Parameters
+    ----------
+    todo : numpy.ndarray of int
+        Scenario of each position; the kept ones are moved to the front.
+    n : int
+        Positions in use.
+    step : numpy.ndarray
+        This step's largest change per position [pu].
+    full : numpy.ndarray of bool
+        In: whether this step was full; out: whether the next one is.
+    last, last_rate, taken, rounding : numpy.ndarray
+        Per position: the previous step [pu], the previous rate, steps since the last full
+        one (included), the summed rounding of the increments [pu]; updated.
+    tol, error_share, estimate_rate, increment_rel_error : float
+        Tolerance [pu] and the rule's constants.
+    iterations, max_dv, converged : numpy.ndarray (S,)
+        Per scenario: steps taken, last step [pu], done; updated.
+
+    Returns
+    -------
+    int
+        Positions still in use.
+    """
+    inf = np.inf
+    m = 0
+    for j in range(n):
+        k = todo[j]
+        s = step[j]
+        was_full = full[j]
+        iterations[k] += 1
+        max_dv[k] = s
+        acc = 0.0 if was_full else rounding[j] + increment_rel_error * s
+        prev = last[j]
+        if s == 0.0:
+            rate = 0.0
+        elif prev > 0.0:
+            rate = s / prev
+        else:
+            rate = inf
+        bound = rate / (1.0 - rate) * s if rate < 1.0 else inf
+        settled = s == 0.0 or rate <= 0.5 or bound < tol
+        small = s < tol and settled
+        count = 1 if was_full else taken[j] + 1
+        before = last_rate[j]
+        growth = 1.0
+        if before > 0.0:
+            growth = rate / before
+        elif rate > 0.0:
+            growth = inf
+        theta = rate * max(1.0, growth)
+        if count >= 3 and theta <= estimate_rate and theta / (1.0 - theta) * s <= error_share * tol:
+            small = True
+        if small and acc <= error_share * tol:
+            converged[k] = True
+            continue
+        todo[m] = k
+        full[m] = small
+        rounding[m] = acc
+        last[m] = s
+        taken[m] = count
+        last_rate[m] = rate
+        m += 1
+    return m
+
+
+@njit(cache=True)
 def chord_increment_input_kernel(r, rows, r_prev, out32):  # pragma: no cover
     """``out32[j] = r[j] - r_prev[rows[j]]`` in single precision, interleaved (Re, Im);
     ``r_prev[rows[j]] = r[j]``.
