@@ -64,7 +64,6 @@ from grids.powerflow3ph_kernels import (
     currents_kernel,
     final_kernel,
     fixed_point_kernel,
-    small_matmul,
 )
 from grids.voltages3ph import (
     SMALL_BATCH,
@@ -428,15 +427,18 @@ class ZBusSolver:
         self._impedances(struct)
         active = struct["active"]
         n_a = active.size
-        inc, z_aa = struct["inc"], struct["z_aa"]
-        # compiled products: a multi-threaded BLAS on a busy machine takes tens of ms here
-        y_l = np.empty((n_a, n_a), dtype=complex)
-        small_matmul(
-            np.ascontiguousarray(inc * y_b), np.ascontiguousarray(inc.T, dtype=complex), y_l
-        )
-        m = np.empty((n_a, n_a), dtype=complex)
-        small_matmul(z_aa, y_l, m)
-        m += np.eye(n_a)
+        z_aa = struct["z_aa"]
+        # Z_AA Y_l with Y_l = sum_b y_b (e_f - e_t)(e_f - e_t)^T, branch by branch: O(nA nb)
+        # and no BLAS call (a multi-threaded BLAS on a busy machine takes tens of ms for
+        # these small products): d_b = y_b (Z[:, f_b] - Z[:, t_b]) adds to column f_b and
+        # subtracts from t_b (ground, index nA, drops out)
+        f, t = struct["f"], struct["t"]
+        z_ext = np.concatenate([z_aa, np.zeros((n_a, 1), dtype=complex)], axis=1)
+        d = (z_ext[:, f] - z_ext[:, t]) * y_b
+        m = np.eye(n_a + 1, dtype=complex)[:n_a]
+        np.add.at(m.T, f, d.T)
+        np.subtract.at(m.T, t, d.T)
+        m = np.ascontiguousarray(m[:, :n_a])
         rhs = np.concatenate([z_aa, self.v0_v[active][:, None]], axis=1)
         sol = np.linalg.solve(m, rhs)  # one factorization for K and c
         k_mat, c_vec = sol[:, :n_a], np.ascontiguousarray(sol[:, n_a])

@@ -158,7 +158,7 @@ class TriangularFactors:
             [pu].
         """
         n = v0_v.size
-        block = 64
+        block = 128
         out = np.empty((i_active_a.shape[0], n))
         lu_magnitudes_kernel(
             np.ascontiguousarray(i_active_a, dtype=complex),
