@@ -527,7 +527,9 @@ class ZBusSolver:
         jb = branch_jacobian(v_ext[f] - v_ext[t], s_ref, struct["params"])
         if len(cache) >= 32:
             cache.pop(next(iter(cache)))
-        cache[step] = chord_map(struct["z_aa"], self.v0_v[active], v_ref[0], jb, f, t)
+        cache[step] = chord_map(
+            struct["z_aa"], self.v0_v[active], v_ref[0], jb, f, t, struct["params"]
+        )
         return cache[step]
 
     def z_columns(self, nodes: np.ndarray) -> np.ndarray:
@@ -620,7 +622,6 @@ class ZBusSolver:
             r_prev = self._work.get("r_prev", v_a.shape)
             for rows in np.split(order, np.flatnonzero(np.diff(steps[order])) + 1):
                 chord = self._chord(struct, int(steps[rows[0]]), s_va, rows)
-                v_a[rows] = chord.v_ref_v
                 chord_iterate(
                     v_a,
                     rows,

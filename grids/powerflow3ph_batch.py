@@ -54,6 +54,7 @@ from grids.powerflow3ph_kernels import (
     chord_residual_kernel,
     chord_settle_kernel,
     currents_kernel,
+    reference_residual_kernel,
 )
 
 #: Load levels of one group differ by at most this factor (total |S| of the scenario).
@@ -89,6 +90,11 @@ class ChordMap:
         The same in single precision (for the increments).
     c_v : numpy.ndarray (nA,) complex
         ``c`` [V].
+    unit_a : numpy.ndarray (nb, 2) complex
+        Each branch's current at the reference voltage for 1 VA and for 1j VA [A]: every
+        load model's current is linear in ``(Re S, Im S)`` at a fixed voltage.
+    gv_ref_a : numpy.ndarray (nA,) complex
+        ``G V_ref`` [A].
     """
 
     v_ref_v: np.ndarray
@@ -96,6 +102,8 @@ class ChordMap:
     k_t: np.ndarray
     c_v: np.ndarray
     k_t32: np.ndarray
+    unit_a: np.ndarray
+    gv_ref_a: np.ndarray
 
 
 class WorkArrays:
@@ -188,9 +196,16 @@ def real_form(z: np.ndarray) -> np.ndarray:
 
 
 def chord_map(
-    z_aa: np.ndarray, v0_a: np.ndarray, v_ref_v: np.ndarray, jb: np.ndarray, f, t
+    z_aa: np.ndarray,
+    v0_a: np.ndarray,
+    v_ref_v: np.ndarray,
+    jb: np.ndarray,
+    f: np.ndarray,
+    t: np.ndarray,
+    params: tuple,
 ) -> ChordMap:
-    """``K`` and ``c`` of the chord iteration (module docstring).
+    """``K`` and ``c`` of the chord iteration (module docstring), and the parts of the
+    residual at the reference voltages.
 
     Parameters
     ----------
@@ -204,12 +219,25 @@ def chord_map(
         Branch current derivatives (:func:`branch_jacobian`) [S].
     f, t : numpy.ndarray (nb,) of int
         Branch end nodes in the active set (``nA`` for ground).
+    params : tuple of numpy.ndarray
+        Branch parameters (:func:`branch_jacobian`).
 
     Returns
     -------
     ChordMap
     """
     n_a = z_aa.shape[0]
+    v_ext = np.append(np.asarray(v_ref_v, dtype=complex), 0j)  # index nA: ground
+    v_br = v_ext[f] - v_ext[t]
+    unit = np.empty((2, f.size), dtype=complex)
+    s_unit = np.stack([np.ones(f.size, dtype=complex), np.full(f.size, 1j)])
+    currents_kernel(np.stack([v_br, v_br]), s_unit, *params, unit)
+    lin = (jb[:, 0] * v_br.real + jb[:, 1] * v_br.imag) + 1j * (
+        jb[:, 2] * v_br.real + jb[:, 3] * v_br.imag
+    )
+    gv = np.zeros(n_a + 1, dtype=complex)
+    np.add.at(gv, f, lin)
+    np.subtract.at(gv, t, lin)
     g = np.zeros((2 * n_a + 2, 2 * n_a + 2))
     blocks = jb.reshape(-1, 2, 2)
     for p_nodes, q_nodes, sign in ((f, f, 1.0), (f, t, -1.0), (t, f, -1.0), (t, t, 1.0)):
@@ -223,7 +251,15 @@ def chord_map(
     sol = np.linalg.solve(m, np.concatenate([z_r, v0_r[:, None]], axis=1))
     c_v = np.ascontiguousarray(sol[:, 2 * n_a]).view(np.complex128).copy()
     k_t = np.ascontiguousarray(sol[:, : 2 * n_a].T)
-    return ChordMap(v_ref_v.copy(), jb, k_t, c_v, k_t.astype(np.float32))
+    return ChordMap(
+        np.array(v_ref_v, dtype=complex),
+        jb,
+        k_t,
+        c_v,
+        k_t.astype(np.float32),
+        np.ascontiguousarray(unit.T),
+        gv[:n_a],
+    )
 
 
 def level_step(level: float) -> int | None:
@@ -284,7 +320,8 @@ def chord_iterate(
     converged: np.ndarray,
     work: WorkArrays | None = None,
 ) -> None:
-    """Iterate the scenarios ``rows`` of ``v_a`` in place to ``max |dV| < tol_pu``.
+    """Iterate the scenarios ``rows`` of ``v_a`` from the chord's reference solution, in
+    place, to the tolerance.
 
     The first step is the full map ``V1 = c + K r(V0)`` in double precision; later steps
     add ``K (r(V_k) - r(V_{k-1}))`` (the same iterate in exact arithmetic), whose product
@@ -304,7 +341,7 @@ def chord_iterate(
     Parameters
     ----------
     v_a : numpy.ndarray (S, nA) complex
-        Start voltages [V], replaced by the iterates.
+        Voltages [V]: the rows ``rows`` are set to the reference, then to the iterates.
     rows : numpy.ndarray of int
         Scenarios of this group.
     s_va : numpy.ndarray (S, nb) complex
@@ -335,11 +372,15 @@ def chord_iterate(
     taken = np.zeros(todo.size, dtype=np.int64)  # steps since the last full one (included)
     last_rate = np.ones(todo.size)  # the previous step over the one before [-]
     dv = np.empty(todo.size)
+    v_a[todo] = chord.v_ref_v
     n = todo.size
-    for _ in range(max_iter):
+    for it in range(max_iter):
         rows_n = todo[:n]
         r = r_buf[:n]
-        chord_residual_kernel(v_a, rows_n, f, t, chord.jb, s_va, *params, r)
+        if it == 0:  # at the reference voltages the residual is linear in the powers
+            reference_residual_kernel(rows_n, s_va, f, t, chord.unit_a, chord.gv_ref_a, r)
+        else:
+            chord_residual_kernel(v_a, rows_n, f, t, chord.jb, s_va, *params, r)
         step = dv[:n]
         n_full = int(np.count_nonzero(full[:n]))
         for is_full, count in ((True, n_full), (False, n - n_full)):

@@ -554,6 +554,39 @@ def chord_residual_kernel(
 
 
 @njit(cache=True)
+def reference_residual_kernel(rows, s, f, t, unit, gv, out):  # pragma: no cover
+    """:func:`chord_residual_kernel` at the reference voltages of a chord map, where each
+    branch current is linear in its power: ``I_b = unit[b, 0] Re S_b + unit[b, 1] Im S_b``.
+
+    Parameters
+    ----------
+    rows : numpy.ndarray of int
+        Scenarios to evaluate.
+    s : numpy.ndarray (S, nb) complex
+        Consumed power per branch [VA].
+    f, t : numpy.ndarray (nb,) of int
+        Branch end nodes in the active set (``nA`` for ground).
+    unit : numpy.ndarray (nb, 2) complex
+        Branch currents at the reference for 1 VA and 1j VA [A].
+    gv : numpy.ndarray (nA,) complex
+        ``G V_ref`` [A].
+    out : numpy.ndarray (len(rows), nA) complex
+        Filled with the residual currents [A].
+    """
+    n_a = gv.size
+    for j in range(rows.size):
+        k = rows[j]
+        for a in range(n_a):
+            out[j, a] = gv[a]
+        for b in range(f.size):
+            sb = s[k, b]
+            c = unit[b, 0] * sb.real + unit[b, 1] * sb.imag
+            out[j, f[b]] -= c
+            if t[b] < n_a:
+                out[j, t[b]] += c
+
+
+@njit(cache=True)
 def small_matmul(a, b, out):  # pragma: no cover
     """``out = a @ b`` without BLAS, for a few rows.
 

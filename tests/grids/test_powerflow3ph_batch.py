@@ -15,7 +15,16 @@ import pytest
 from grids.feeder3ph import ThreePhaseFeederModel
 from grids.powerflow3ph import SMALL_BATCH
 from grids.powerflow3ph_batch import branch_jacobian, chord_map, level_groups, real_form
-from grids.powerflow3ph_kernels import MODEL_PQ, MODEL_PQ_PURE, MODEL_Z
+from grids.powerflow3ph_kernels import (
+    MODEL_CVR,
+    MODEL_I,
+    MODEL_MOTOR,
+    MODEL_PQ,
+    MODEL_PQ_PURE,
+    MODEL_Z,
+    chord_residual_kernel,
+    reference_residual_kernel,
+)
 
 
 def _params(model: np.ndarray, v_base_v: float = 2400.0) -> tuple:
@@ -62,7 +71,7 @@ def test_chord_map_with_a_complex_linear_derivative_is_the_admittance_preconditi
     t = np.array([5, 5, 4, 5, 5, 1])  # index n_a = ground
     y_b = rng.normal(size=6) * 0.01 + 1j * rng.normal(size=6) * 0.01
     jb = np.stack([y_b.real, -y_b.imag, y_b.imag, y_b.real], axis=1)
-    chord = chord_map(z, v0, v0, jb, f, t)
+    chord = chord_map(z, v0, v0, jb, f, t, _params(np.full(6, MODEL_Z)))
     inc = np.zeros((n_a + 1, 6))
     inc[f, np.arange(6)] += 1.0
     inc[t, np.arange(6)] -= 1.0
@@ -169,3 +178,41 @@ def test_error_estimate_stops_within_the_tolerance_of_the_solution(name, tol_pu)
     assert np.abs(batch.v_pu - tight.v_pu).max() <= tol_pu
     if name == "ieee123" and tol_pu == 1e-10:
         assert (batch.max_dv_pu >= tol_pu).mean() > 0.5
+
+
+def test_reference_residual_is_the_residual_at_the_reference_voltages():
+    """Every load model (PQ, Z, I, exponential, pure injection) in every voltage region
+    (below vlowpu, between vlowpu and vminpu, in the band, above vmaxpu), wye and delta: the
+    residual formed from the currents for 1 VA and 1j VA equals the full residual to 1e-12
+    relative."""
+    rng = np.random.default_rng(5)
+    models = np.array([MODEL_PQ, MODEL_Z, MODEL_I, MODEL_MOTOR, MODEL_CVR, MODEL_PQ_PURE])
+    # four wye nodes at 0.4, 0.8, 1.0 and 1.1 pu (vlowpu 0.5, vminpu 0.95, vmaxpu 1.05)
+    n_a = 4
+    v_ref = 2400.0 * np.array([0.4, 0.8, 1.0, 1.1]) * np.exp(1j * rng.uniform(-3, 3, n_a))
+    f = np.tile(np.arange(n_a), models.size + 1)
+    t = np.full(f.size, n_a)  # ground
+    t[-n_a:] = (f[-n_a:] + 1) % n_a  # and four delta branches of constant PQ
+    model = np.append(np.repeat(models, n_a), np.full(n_a, MODEL_PQ))
+    nb = model.size
+    params = (
+        np.full(nb, 2400.0),
+        model.astype(np.int64),
+        np.full(nb, 0.95),
+        np.full(nb, 1.05),
+        np.full(nb, 0.5),
+        np.full(nb, 0.8),
+        np.full(nb, 2.5),
+    )
+    v_ext = np.append(v_ref, 0j)
+    s_ref = (rng.normal(size=nb) + 1j * rng.normal(size=nb)) * 1e4
+    jb = branch_jacobian(v_ext[f] - v_ext[t], s_ref, params)
+    z = 0.05 * (rng.normal(size=(n_a, n_a)) + 1j * rng.normal(size=(n_a, n_a)))
+    chord = chord_map(z + z.T + 2j * np.eye(n_a), v_ref, v_ref, jb, f, t, params)
+    s = (rng.normal(size=(5, nb)) + 1j * rng.normal(size=(5, nb))) * 1e4
+    rows = np.arange(5)
+    full = np.empty((5, n_a), dtype=complex)
+    chord_residual_kernel(np.repeat(v_ref[None, :], 5, axis=0), rows, f, t, jb, s, *params, full)
+    linear = np.empty_like(full)
+    reference_residual_kernel(rows, s, f, t, chord.unit_a, chord.gv_ref_a, linear)
+    np.testing.assert_allclose(linear, full, rtol=1e-12, atol=1e-12 * np.abs(full).max())
