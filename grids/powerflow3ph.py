@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from grids.errors import FeederError
 from grids.opendss import MODEL_ZIPV, Connection, DssLoads
@@ -68,7 +69,7 @@ from grids.powerflow3ph_kernels import (
 from grids.voltages3ph import (
     SMALL_BATCH,
     NodeVoltages,
-    TriangularFactors,
+    PassiveSolve,
     factor_lu,
     matmul_rows,
 )
@@ -355,6 +356,13 @@ def known(array: np.ndarray) -> Callable[[], np.ndarray]:
     return lambda: array
 
 
+def _injected_currents(v_a, f, t, s_va, params) -> np.ndarray:
+    """Currents the branches inject into the active nodes at the voltages ``v_a`` [A]."""
+    out = np.empty(v_a.shape, dtype=complex)
+    final_kernel(np.ascontiguousarray(v_a), f, t, np.ascontiguousarray(s_va), *params, out)
+    return out
+
+
 def _branch_powers(v_a, f, t, s_va, params) -> np.ndarray:
     """``V_b conj(I_b)`` of every branch at the active-node voltages ``v_a`` [VA]."""
     out = np.empty(s_va.shape, dtype=complex)
@@ -386,7 +394,8 @@ class ZBusSolver:
                 f"{exc}"
             ) from exc
         self.v0_v = self._lu.solve(np.asarray(i_source_a, dtype=complex))
-        self.factors = TriangularFactors.from_splu(self._lu)
+        self._y = sp.csr_matrix(y, dtype=complex)
+        self._i_source_a = np.asarray(i_source_a, dtype=complex)
         self.v_base_v = np.asarray(v_base_v, dtype=float)
         self._cols: dict[int, int] = {}
         self._z_cols = np.zeros((self.n, 0), dtype=complex)
@@ -594,7 +603,7 @@ class ZBusSolver:
         if n_a == 0:
             ones = np.ones(n_scen, dtype=bool)
             empty = np.zeros((n_scen, 0), dtype=complex)
-            voltages = NodeVoltages(self.v0_v, np.zeros((0, self.n), dtype=complex), empty)
+            voltages = NodeVoltages(self.v0_v, np.zeros((0, self.n), dtype=complex), known(empty))
             return SolveOutcome(
                 voltages, ones, np.zeros(n_scen, int), np.zeros(n_scen), known(empty)
             )
@@ -641,14 +650,18 @@ class ZBusSolver:
                 )
         self._impedances(struct)
         z_an, params = struct["z_an"], struct["params"]
-        # injected currents at the converged voltages, then every node
-        i_a = np.empty((n_scen, n_a), dtype=complex)
-        final_kernel(v_a, f, t, s_va, *params, i_a)
-        voltages = NodeVoltages(self.v0_v, z_an, i_a, self.factors, active)
+        if "passive" not in struct:
+            struct["passive"] = PassiveSolve.build(self._y, self._i_source_a, active)
+        # every node from the converged voltages: the magnitudes from the passive nodes'
+        # equations, the complex voltages through the injected currents (formed when asked;
+        # s_va and v_a are this call's own arrays)
+        currents = functools.partial(_injected_currents, v_a, f, t, s_va, params)
+        voltages = NodeVoltages(self.v0_v, z_an, currents, v_a, struct["passive"])
         # the next single solve starts from the last scenario (batches start from their
         # level's reference)
         self._warm = (active, v_a.copy() if n_scen <= SMALL_BATCH else v_a[-1:].copy())
-        self._warm_full = (i_a[-1].copy(), z_an)  # formed only if the next call needs it
+        last = _injected_currents(v_a[-1:], f, t, s_va[-1:], params)[0]
+        self._warm_full = (last, z_an)  # formed only if the next call needs it
         # the power drawn is taken at the converged voltages (within the tolerance of the
         # network solution with the currents above)
         converged &= np.isfinite(v_a).all(axis=1)

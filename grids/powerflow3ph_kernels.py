@@ -610,9 +610,14 @@ def small_matmul(a, b, out):  # pragma: no cover
 
 
 @njit(cache=True)
-def lu_magnitudes_kernel(
-    i_a,
-    rhs_rows,
+def passive_magnitudes_kernel(
+    v_a,
+    active,
+    inv_base_a,
+    ypa_data,
+    ypa_indices,
+    ypa_indptr,
+    perm_r,
     l_indptr,
     l_indices,
     l_data,
@@ -623,56 +628,82 @@ def lu_magnitudes_kernel(
     perm_c,
     v0,
     inv_base,
+    out_cols,
     xr,
     xi,
+    ar,
+    ai,
     out,
 ):  # pragma: no cover
-    """``out[s, k] = |V0_k + (Y^-1 P i_a[s])_k| / V_base_k`` by sparse triangular solves.
+    """Every node's magnitude from the active voltages: ``out[s, active[a]] =
+    |v_a[s, a]| inv_base_a[a]`` and, with ``Y_PP V_P = I_s,P - Y_PA V_A``,
+    ``out[s, out_cols[k]] = |V0_k + (Y_PP^-1 (-Y_PA v_a[s]))_k| inv_base_k``.
 
-    With ``Pr Y Pc = L U`` (SuperLU; ``L`` unit lower, ``U`` upper): the right-hand side
-    ``P i_a`` (currents injected at the active nodes) goes to rows ``rhs_rows``
-    (``perm_r[active]``), a forward pass with ``L``, a backward pass with ``U``, node ``k``
-    reads row ``perm_c[k]``. Blocks of ``xr.shape[1]`` scenarios at a time, real and
-    imaginary parts apart so that the inner loop over scenarios vectorizes.
+    With ``Pr Y_PP Pc = L U`` (SuperLU; ``L`` unit lower, ``U`` upper): the right-hand side
+    of passive equation ``p`` goes to row ``perm_r[p]``, a forward pass with ``L``, a
+    backward pass with ``U``, unknown ``k`` reads row ``perm_c[k]``. Blocks of
+    ``xr.shape[1]`` scenarios at a time, real and imaginary parts apart so that the inner
+    loops over scenarios vectorize.
 
     Parameters
     ----------
-    i_a : numpy.ndarray (S, nA) complex
-        Currents injected at the active nodes [A].
-    rhs_rows : numpy.ndarray (nA,) of int
-        Row of each active node in the permuted system.
+    v_a : numpy.ndarray (S, nA) complex
+        Active-node voltages [V].
+    active : numpy.ndarray (nA,) of int
+        Their columns of ``out``.
+    inv_base_a : numpy.ndarray (nA,)
+        Their ``1 / V_base`` [1/V].
+    ypa_data, ypa_indices, ypa_indptr : numpy.ndarray
+        CSR arrays of ``Y_PA`` [S].
+    perm_r : numpy.ndarray (nP,) of int
+        Row permutation.
     l_indptr, l_indices, l_data : numpy.ndarray
         CSC arrays of the strictly lower part of ``L``.
     u_indptr, u_indices, u_data : numpy.ndarray
         CSC arrays of the strictly upper part of ``U``.
-    u_inv_diag : numpy.ndarray (n,) complex
+    u_inv_diag : numpy.ndarray (nP,) complex
         ``1 / diag(U)``.
-    perm_c : numpy.ndarray (n,) of int
+    perm_c : numpy.ndarray (nP,) of int
         Column permutation.
-    v0, inv_base : numpy.ndarray (n,)
-        No-load voltages [V] and ``1 / V_base`` [1/V].
-    xr, xi : numpy.ndarray (n, B)
+    v0, inv_base : numpy.ndarray (nP,)
+        ``Y_PP^-1 I_s,P`` [V] and ``1 / V_base`` [1/V] of the passive nodes.
+    out_cols : numpy.ndarray (nP,) of int
+        Columns of ``out`` of the passive nodes.
+    xr, xi : numpy.ndarray (nP, B)
+        Work arrays.
+    ar, ai : numpy.ndarray (nA, B)
         Work arrays.
     out : numpy.ndarray (S, n)
         Filled with the magnitudes [pu].
     """
-    n_scen = i_a.shape[0]
+    n_scen = v_a.shape[0]
+    n_a = v_a.shape[1]
     n = v0.size
     block = xr.shape[1]
     tr = np.empty(block)
     ti = np.empty(block)
     for s0 in range(0, n_scen, block):
         nb = min(block, n_scen - s0)
-        for r in range(n):
+        for s in range(nb):
+            for a in range(n_a):
+                c = v_a[s0 + s, a]
+                ar[a, s] = c.real
+                ai[a, s] = c.imag
+                out[s0 + s, active[a]] = (
+                    math.sqrt(c.real * c.real + c.imag * c.imag) * (inv_base_a[a])
+                )
+        for p in range(n):
+            r = perm_r[p]
             for s in range(nb):
                 xr[r, s] = 0.0
                 xi[r, s] = 0.0
-        for a in range(rhs_rows.size):
-            r = rhs_rows[a]
-            for s in range(nb):
-                c = i_a[s0 + s, a]
-                xr[r, s] = c.real
-                xi[r, s] = c.imag
+            for q in range(ypa_indptr[p], ypa_indptr[p + 1]):
+                a = ypa_indices[q]
+                yr = ypa_data[q].real
+                yi = ypa_data[q].imag
+                for s in range(nb):
+                    xr[r, s] -= yr * ar[a, s] - yi * ai[a, s]
+                    xi[r, s] -= yr * ai[a, s] + yi * ar[a, s]
         for j in range(n):
             if l_indptr[j] == l_indptr[j + 1]:
                 continue
@@ -690,10 +721,10 @@ def lu_magnitudes_kernel(
             dr = u_inv_diag[j].real
             di = u_inv_diag[j].imag
             for s in range(nb):
-                ar = xr[j, s]
-                ai = xi[j, s]
-                tr[s] = dr * ar - di * ai
-                ti[s] = dr * ai + di * ar
+                pr = xr[j, s]
+                pi = xi[j, s]
+                tr[s] = dr * pr - di * pi
+                ti[s] = dr * pi + di * pr
                 xr[j, s] = tr[s]
                 xi[j, s] = ti[s]
             for p in range(u_indptr[j], u_indptr[j + 1]):
@@ -708,7 +739,8 @@ def lu_magnitudes_kernel(
             v0r = v0[k].real
             v0i = v0[k].imag
             scale = inv_base[k]
+            col = out_cols[k]
             for s in range(nb):
                 vr = v0r + xr[r, s]
                 vi = v0i + xi[r, s]
-                out[s0 + s, k] = math.sqrt(vr * vr + vi * vi) * scale
+                out[s0 + s, col] = math.sqrt(vr * vr + vi * vi) * scale
