@@ -42,6 +42,7 @@ II", 2nd ed., Springer, 1996, sec. IV.8 (stopping a simplified Newton iteration 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,7 +130,7 @@ class WorkArrays:
         numpy.ndarray
         """
         key = (name, np.dtype(dtype))
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         buf = self._arrays.get(key)
         if buf is None or buf.size < size:
             buf = np.empty(size, dtype=dtype)
