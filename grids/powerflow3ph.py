@@ -63,8 +63,8 @@ from grids.powerflow3ph_kernels import (
     MODEL_Z,
     branch_power_kernel,
     currents_kernel,
-    final_kernel,
     fixed_point_kernel,
+    injected_currents_kernel,
 )
 from grids.voltages3ph import (
     SMALL_BATCH,
@@ -359,7 +359,9 @@ def known(array: np.ndarray) -> Callable[[], np.ndarray]:
 def _injected_currents(v_a, f, t, s_va, params) -> np.ndarray:
     """Currents the branches inject into the active nodes at the voltages ``v_a`` [A]."""
     out = np.empty(v_a.shape, dtype=complex)
-    final_kernel(np.ascontiguousarray(v_a), f, t, np.ascontiguousarray(s_va), *params, out)
+    injected_currents_kernel(
+        np.ascontiguousarray(v_a), f, t, np.ascontiguousarray(s_va), *params, out
+    )
     return out
 
 

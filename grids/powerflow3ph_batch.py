@@ -47,16 +47,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grids.powerflow3ph_kernels import (
-    MODEL_PQ_PURE,
+from grids.powerflow3ph_chord_kernels import (
     chord_full_step_kernel,
     chord_increment_input_kernel,
     chord_increment_kernel,
     chord_residual_kernel,
     chord_settle_kernel,
-    currents_kernel,
     reference_residual_kernel,
 )
+from grids.powerflow3ph_kernels import MODEL_PQ_PURE, currents_kernel
 
 #: Load levels of one group differ by at most this factor (total |S| of the scenario).
 LEVEL_STEP = 1.25

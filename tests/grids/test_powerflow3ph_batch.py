@@ -15,6 +15,7 @@ import pytest
 from grids.feeder3ph import ThreePhaseFeederModel
 from grids.powerflow3ph import SMALL_BATCH
 from grids.powerflow3ph_batch import branch_jacobian, chord_map, level_groups, real_form
+from grids.powerflow3ph_chord_kernels import chord_residual_kernel, reference_residual_kernel
 from grids.powerflow3ph_kernels import (
     MODEL_CVR,
     MODEL_I,
@@ -22,8 +23,6 @@ from grids.powerflow3ph_kernels import (
     MODEL_PQ,
     MODEL_PQ_PURE,
     MODEL_Z,
-    chord_residual_kernel,
-    reference_residual_kernel,
 )
 
 
