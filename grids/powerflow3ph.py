@@ -583,7 +583,9 @@ class ZBusSolver:
         branches : Branches
             Load-like elements (their ``s_va`` is ignored: see ``s_va``).
         s_va : numpy.ndarray (S, nb) complex
-            Consumed power of every branch in every scenario [VA].
+            Consumed power of every branch in every scenario [VA]. Kept, not copied, by the
+            outcome (its currents and branch powers are formed from it when read): not to be
+            modified afterwards.
         tol_pu : float, keyword-only
             Convergence [pu]: the largest voltage update below this (up to
             :data:`SMALL_BATCH` scenarios), or the estimated distance to the solution

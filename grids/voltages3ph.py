@@ -171,7 +171,7 @@ class PassiveSolve:
     v0_p_v: np.ndarray
 
     @classmethod
-    def build(cls, y, i_source_a: np.ndarray, active: np.ndarray) -> PassiveSolve:
+    def build(cls, y, i_source_a: np.ndarray, active: np.ndarray) -> PassiveSolve | None:
         """Factor ``Y_PP`` for the active set.
 
         Parameters
@@ -185,7 +185,10 @@ class PassiveSolve:
 
         Returns
         -------
-        PassiveSolve
+        PassiveSolve or None
+            None when ``Y_PP`` is singular (a passive part referenced to ground only through
+            active nodes' voltages cannot be: the magnitudes then go through the impedance
+            columns, :meth:`NodeVoltages.magnitude_pu`).
         """
         y = sp.csr_matrix(y, dtype=complex)
         passive = np.setdiff1d(np.arange(y.shape[0]), active)
@@ -194,7 +197,10 @@ class PassiveSolve:
             lu_factors = None
             v0_p = np.zeros(0, dtype=complex)
         else:
-            lu = factor_lu(rows[:, passive])
+            try:
+                lu = factor_lu(rows[:, passive])
+            except RuntimeError:  # "Factor is exactly singular"
+                return None
             lu_factors = TriangularFactors.from_splu(lu)
             v0_p = lu.solve(np.asarray(i_source_a, dtype=complex)[passive])
         return cls(np.asarray(active), passive, lu_factors, sp.csr_matrix(rows[:, active]), v0_p)
