@@ -419,17 +419,12 @@ class ZBusSolver:
 
     def _impedances(self, struct: dict) -> None:
         """``Z_NA^T`` and ``Z_AA`` of the branch structure, formed once (the transpose
-        contiguous for the row-major products), with the branch incidence."""
+        contiguous for the row-major products)."""
         if "z_an" in struct:
             return
-        active, f, t = struct["active"], struct["f"], struct["t"]
-        n_a, nb = active.size, f.size
+        active = struct["active"]
         z_na = self.z_columns(active)
         z_aa = np.ascontiguousarray(z_na[active])
-        inc = np.zeros((n_a + 1, nb))
-        inc[f, np.arange(nb)] += 1.0
-        inc[t, np.arange(nb)] -= 1.0
-        struct["inc"] = inc[:n_a]
         struct["z_aa"] = z_aa
         struct["z_an"] = np.ascontiguousarray(z_na.T)
 
