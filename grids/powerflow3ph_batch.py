@@ -362,10 +362,12 @@ def chord_iterate(
     n_a = v_a.shape[1]
     todo = np.array(rows, dtype=np.int64)  # compacted in place
     work = WorkArrays() if work is None else work
-    r_buf = work.get("r", (todo.size, n_a))
-    new_buf = work.get("new", (todo.size, n_a))
-    in32 = work.get("in", (todo.size, 2 * n_a), np.float32)
-    out32 = work.get("out", (todo.size, 2 * n_a), np.float32)
+    # sized for every scenario of v_a: the groups of one batch then share the arrays
+    cap = v_a.shape[0]
+    r_buf = work.get("r", (cap, n_a))
+    new_buf = work.get("new", (cap, n_a))
+    in32 = work.get("in", (cap, 2 * n_a), np.float32)
+    out32 = work.get("out", (cap, 2 * n_a), np.float32)
     full = np.ones(todo.size, dtype=bool)  # the next step is a full one
     rounding = np.zeros(todo.size)  # summed rounding of the increments [pu]
     last = np.full(todo.size, np.inf)  # the previous step [pu]
