@@ -508,8 +508,8 @@ class ZBusSolver:
             return last.copy() if last.shape[0] == n_scen else np.repeat(last[-1:], n_scen, 0)
         if warm_start and self._warm_full is not None:
             # other active nodes (e.g. new injection points): start from the last solution
-            i_last, z_last = self._warm_full
-            v_last = self.v0_v[active] + matmul_rows(i_last[None, :], z_last[:, active])[0]
+            currents_last, z_last = self._warm_full
+            v_last = self.v0_v[active] + matmul_rows(currents_last(), z_last[:, active])[0]
             return np.repeat(v_last[None, :], n_scen, axis=0)
         return np.repeat(self.v0_v[active][None, :], n_scen, axis=0)
 
@@ -627,7 +627,6 @@ class ZBusSolver:
                 self._reference_load(struct, s_va.mean(axis=0))
             steps, order = level_groups(s_va, struct["s_ref"])
             v_a = np.empty((n_scen, n_a), dtype=complex)
-            r_prev = self._work.get("r_prev", v_a.shape)
             for rows in np.split(order, np.flatnonzero(np.diff(steps[order])) + 1):
                 chord = self._chord(struct, int(steps[rows[0]]), s_va, rows)
                 chord_iterate(
@@ -641,7 +640,6 @@ class ZBusSolver:
                     inv_base,
                     tol_pu=tol_pu,
                     max_iter=max_iter,
-                    r_prev=r_prev,
                     iterations=iterations,
                     max_dv=max_dv,
                     converged=converged,
@@ -659,8 +657,9 @@ class ZBusSolver:
         # the next single solve starts from the last scenario (batches start from their
         # level's reference)
         self._warm = (active, v_a.copy() if n_scen <= SMALL_BATCH else v_a[-1:].copy())
-        last = _injected_currents(v_a[-1:], f, t, s_va[-1:], params)[0]
-        self._warm_full = (last, z_an)  # formed only if the next call needs it
+        # the last scenario's currents, formed only if the next call needs them
+        last = functools.partial(_injected_currents, v_a[-1:], f, t, s_va[-1:], params)
+        self._warm_full = (last, z_an)
         # the power drawn is taken at the converged voltages (within the tolerance of the
         # network solution with the currents above)
         converged &= np.isfinite(v_a).all(axis=1)
